@@ -1,0 +1,245 @@
+//! Options: the builder a caller opens a store with ([`OpenOptions`]), and the configuration a
+//! store persists at creation (`eventfile.json`), which wins over the builder on every later open.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::record::{self, FORMAT_VERSION};
+use crate::storage::{OsStorage, Storage};
+use crate::store::Store;
+
+/// Name of the store configuration file.
+pub const CONFIG_FILE: &str = "eventfile.json";
+
+/// Default segment size at which the active segment rolls: 64 MiB.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Default largest encoded event: 4 MiB.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
+
+/// When an append's bytes reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// An append returns only after its bytes are `fdatasync`ed; concurrent appenders share one
+    /// sync (group commit). Readers see an event only once it is durable. The default.
+    #[default]
+    Fsync,
+    /// Appends return once written to the OS; a background thread syncs at this interval. A crash
+    /// of the machine (not of the process) can lose the last interval's appends.
+    Periodic(Duration),
+    /// Never sync (except when a segment is sealed and on close): for tests and throwaway data.
+    None,
+}
+
+/// The options a store persists when it is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreConfig {
+    /// Size at which the active segment is sealed and a new one started.
+    pub segment_bytes: u64,
+    /// Largest encoded event record.
+    pub max_event_bytes: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The longest line a reader will look for in this store.
+    pub(crate) fn max_line(&self) -> usize {
+        self.max_event_bytes + record::LINE_SLACK
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct ConfigFile {
+    eventfile: String,
+    format: u64,
+    segment_bytes: u64,
+    max_event_bytes: usize,
+}
+
+/// Reads `eventfile.json`; `Ok(None)` if there is none.
+pub(crate) fn load_config(storage: &dyn Storage, dir: &Path) -> Result<Option<StoreConfig>> {
+    let path = dir.join(CONFIG_FILE);
+    let bytes = match storage.read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("read", path, e)),
+    };
+    let file: ConfigFile =
+        record::decode_object(&bytes).map_err(|reason| Error::corrupt(&path, 0, reason))?;
+    if file.eventfile != "store" {
+        return Err(Error::corrupt(
+            &path,
+            0,
+            "not an eventfile store configuration",
+        ));
+    }
+    if file.format != FORMAT_VERSION {
+        return Err(Error::UnsupportedFormat {
+            path,
+            found: file.format,
+            supported: FORMAT_VERSION,
+        });
+    }
+    Ok(Some(StoreConfig {
+        segment_bytes: file.segment_bytes,
+        max_event_bytes: file.max_event_bytes,
+    }))
+}
+
+/// Writes `eventfile.json` atomically (temp, fsync, rename, directory fsync).
+pub(crate) fn write_config(storage: &dyn Storage, dir: &Path, config: &StoreConfig) -> Result<()> {
+    let bytes = record::encode_object(&ConfigFile {
+        eventfile: "store".into(),
+        format: FORMAT_VERSION,
+        segment_bytes: config.segment_bytes,
+        max_event_bytes: config.max_event_bytes,
+    });
+    write_atomic(storage, dir, CONFIG_FILE, &bytes)
+}
+
+/// Replaces `dir/name` with `bytes`: write a temp file, fsync it, rename it over, fsync the dir.
+pub(crate) fn write_atomic(
+    storage: &dyn Storage,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let dst = dir.join(name);
+    match storage.remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("remove", tmp, e)),
+    }
+    let f = storage
+        .create_new(&tmp)
+        .map_err(|e| Error::io("create", &tmp, e))?;
+    f.write_all_at(bytes, 0)
+        .map_err(|e| Error::io("write", &tmp, e))?;
+    f.sync_data().map_err(|e| Error::io("fdatasync", &tmp, e))?;
+    drop(f);
+    storage
+        .rename(&tmp, &dst)
+        .map_err(|e| Error::io("rename", &tmp, e))?;
+    storage
+        .sync_dir(dir)
+        .map_err(|e| Error::io("fsync directory", dir, e))
+}
+
+/// How to open a store. Ends in [`OpenOptions::open`].
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// use eventfile::{Durability, OpenOptions};
+/// let store = OpenOptions::new()
+///     .segment_bytes(8 * 1024 * 1024)
+///     .durability(Durability::Fsync)
+///     .open(dir.path())?;
+/// # Ok::<(), eventfile::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    pub(crate) config: StoreConfig,
+    pub(crate) durability: Durability,
+    pub(crate) read_only: bool,
+    pub(crate) create: bool,
+    pub(crate) storage: Arc<dyn Storage>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions::new()
+    }
+}
+
+impl OpenOptions {
+    /// The defaults: durable appends, writable, create the store if missing.
+    pub fn new() -> OpenOptions {
+        OpenOptions {
+            config: StoreConfig::default(),
+            durability: Durability::default(),
+            read_only: false,
+            create: true,
+            storage: Arc::new(OsStorage),
+        }
+    }
+
+    /// Size at which a segment is sealed and a new one started. Default 64 MiB. Used only when
+    /// the store is created; an existing store keeps the value it was created with.
+    pub fn segment_bytes(mut self, bytes: u64) -> OpenOptions {
+        self.config.segment_bytes = bytes;
+        self
+    }
+
+    /// Largest encoded event record; larger appends fail with [`Error::EventTooLarge`].
+    /// Default 4 MiB. Used only when the store is created.
+    pub fn max_event_bytes(mut self, bytes: usize) -> OpenOptions {
+        self.config.max_event_bytes = bytes;
+        self
+    }
+
+    /// When appends reach the disk. Default [`Durability::Fsync`]. Applies to this handle only.
+    pub fn durability(mut self, durability: Durability) -> OpenOptions {
+        self.durability = durability;
+        self
+    }
+
+    /// Open without taking the writer lock: any number of read-only handles, in any processes,
+    /// may be open next to the one writer. Default false. A read-only open never creates,
+    /// repairs or writes anything.
+    pub fn read_only(mut self, read_only: bool) -> OpenOptions {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Create the store if the directory holds none. Default true.
+    pub fn create(mut self, create: bool) -> OpenOptions {
+        self.create = create;
+        self
+    }
+
+    /// Route all file I/O through `storage` (fault injection in tests).
+    #[cfg(feature = "internals")]
+    pub fn storage(mut self, storage: Arc<dyn Storage>) -> OpenOptions {
+        self.storage = storage;
+        self
+    }
+
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(self, dir: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(PathBuf::from(dir.as_ref()), self)
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.config.segment_bytes < 4096 {
+            return Err(Error::invalid(
+                "segment size",
+                "must be at least 4096 bytes",
+            ));
+        }
+        if self.config.max_event_bytes < 256 || self.config.max_event_bytes > 1 << 30 {
+            return Err(Error::invalid(
+                "maximum event size",
+                "must be between 256 bytes and 1 GiB",
+            ));
+        }
+        if let Durability::Periodic(d) = self.durability
+            && d.is_zero()
+        {
+            return Err(Error::invalid("sync interval", "must be greater than zero"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,154 @@
+//! The one error type of the library.
+//!
+//! Every variant carries what a caller needs to act: the stream and versions of a conflict, the
+//! file and byte offset of damage, the limit an input broke. A version conflict is an ordinary,
+//! expected outcome of optimistic concurrency: match on [`Error::WrongExpectedVersion`].
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::event::ExpectedVersion;
+
+/// Result type of the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in eventfile.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The stream's current version did not match the caller's expectation; nothing was written.
+    #[error(
+        "wrong expected version for stream `{stream}`: expected {expected}, actual version is {actual}"
+    )]
+    WrongExpectedVersion {
+        /// The stream whose expectation failed.
+        stream: String,
+        /// What the caller expected.
+        expected: ExpectedVersion,
+        /// The stream's version at the time of the append (0 for an empty stream).
+        actual: u64,
+    },
+
+    /// An argument was rejected before anything was written.
+    #[error("invalid {what}: {reason}")]
+    InvalidInput {
+        /// Which argument: `stream name`, `event type`, `tag`, `metadata`, ...
+        what: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+
+    /// One event's encoded record is larger than the store's `max_event_bytes`.
+    #[error(
+        "event of type `{event_type}` encodes to {size} bytes, over the store's limit of {max} bytes"
+    )]
+    EventTooLarge {
+        /// The offending event's type.
+        event_type: String,
+        /// Its encoded size.
+        size: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+
+    /// Another process (or another handle in this one) holds the store open for writing.
+    #[error("store at {} is locked by another writer (open it read-only to read concurrently)", path.display())]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+
+    /// The store was opened read-only.
+    #[error("store is open read-only: appends are not allowed")]
+    ReadOnly,
+
+    /// An earlier write or fsync failed; the handle refuses appends until the store is reopened.
+    #[error(
+        "store handle is poisoned by an earlier I/O failure ({cause}); reopen the store to recover"
+    )]
+    Poisoned {
+        /// The failure that poisoned the handle.
+        cause: String,
+    },
+
+    /// An I/O operation failed.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// What was being done (`write`, `fdatasync`, `open`, ...).
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Bytes on disk failed validation: a bad CRC, a malformed record, a broken invariant.
+    #[error("corrupt store file {} at byte {offset}: {reason}", path.display())]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte offset of the first damaged record.
+        offset: u64,
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// A file declares a format version this build does not understand.
+    #[error("{} has format version {found}; this build of eventfile reads version {supported}", path.display())]
+    UnsupportedFormat {
+        /// The file.
+        path: PathBuf,
+        /// The version it declares.
+        found: u64,
+        /// The version this build reads.
+        supported: u64,
+    },
+
+    /// A directory that is not an eventfile store (or whose configuration is missing) was opened.
+    #[error("{} is not an eventfile store: {reason}", path.display())]
+    NotAStore {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+
+    /// Event data or metadata could not be converted to or from JSON.
+    #[error("JSON error: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl Error {
+    /// True for [`Error::WrongExpectedVersion`].
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::WrongExpectedVersion { .. })
+    }
+
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Error {
+        Error::InvalidInput {
+            what,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn corrupt(
+        path: impl Into<PathBuf>,
+        offset: u64,
+        reason: impl Into<String>,
+    ) -> Error {
+        Error::Corrupt {
+            path: path.into(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,421 @@
+//! The event model: what a caller appends ([`NewEvent`]), what the store gives back
+//! ([`RecordedEvent`]), and the optimistic-concurrency expectation ([`ExpectedVersion`]).
+//!
+//! Validation of names, types, tags and ids lives here too, so that every rule an input must
+//! follow is in one place and is checked before anything is written.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::time::{Micros, format_rfc3339};
+
+/// Longest stream name, event type or event id, in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// What the caller expects a stream to hold when it appends: the optimistic-concurrency check.
+///
+/// A mismatch fails the append with [`Error::WrongExpectedVersion`] and writes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ExpectedVersion {
+    /// No check.
+    #[default]
+    Any,
+    /// The stream must be empty (version 0).
+    NoStream,
+    /// The stream must hold at least one event.
+    StreamExists,
+    /// The stream must hold exactly this many events (its current version).
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    /// Whether a stream at `actual` satisfies this expectation.
+    pub fn matches(self, actual: u64) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual == 0,
+            ExpectedVersion::StreamExists => actual > 0,
+            ExpectedVersion::Exact(v) => actual == v,
+        }
+    }
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::Any => f.write_str("any"),
+            ExpectedVersion::NoStream => f.write_str("no-stream"),
+            ExpectedVersion::StreamExists => f.write_str("exists"),
+            ExpectedVersion::Exact(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+impl std::str::FromStr for ExpectedVersion {
+    type Err = Error;
+
+    /// Parses `any`, `no-stream`, `exists` or a version number.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "any" => Ok(ExpectedVersion::Any),
+            "no-stream" => Ok(ExpectedVersion::NoStream),
+            "exists" => Ok(ExpectedVersion::StreamExists),
+            n => n.parse().map(ExpectedVersion::Exact).map_err(|_| {
+                Error::invalid(
+                    "expected version",
+                    format!("`{s}` is not any, no-stream, exists or a version number"),
+                )
+            }),
+        }
+    }
+}
+
+/// A Rust type that names its own event type, for [`NewEvent::typed`].
+///
+/// ```
+/// use eventfile::EventType;
+/// #[derive(serde::Serialize)]
+/// struct OrderPlaced { order: u64 }
+/// impl EventType for OrderPlaced {
+///     fn event_type(&self) -> &str { "OrderPlaced" }
+/// }
+/// ```
+pub trait EventType: Serialize {
+    /// The event type recorded with this value (may depend on an enum's variant).
+    fn event_type(&self) -> &str;
+}
+
+/// An event to append.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub(crate) event_type: String,
+    pub(crate) data: Box<RawValue>,
+    pub(crate) id: Option<String>,
+    pub(crate) meta: Map<String, Value>,
+    pub(crate) tags: Vec<String>,
+}
+
+impl NewEvent {
+    /// An event of `event_type` carrying `data`.
+    ///
+    /// ```
+    /// let e = eventfile::NewEvent::new("OrderPlaced", serde_json::json!({"order": 42}));
+    /// assert_eq!(e.event_type(), "OrderPlaced");
+    /// ```
+    pub fn new(event_type: impl Into<String>, data: Value) -> NewEvent {
+        let data = serde_json::value::to_raw_value(&data)
+            .expect("serialising a serde_json::Value cannot fail");
+        NewEvent::from_raw(event_type, data)
+    }
+
+    /// An event whose data is any serialisable value.
+    pub fn serialize<T: Serialize + ?Sized>(
+        event_type: impl Into<String>,
+        data: &T,
+    ) -> Result<NewEvent> {
+        Ok(NewEvent::from_raw(
+            event_type,
+            serde_json::value::to_raw_value(data)?,
+        ))
+    }
+
+    /// An event whose type comes from the value itself (see [`EventType`]).
+    pub fn typed<T: EventType>(data: &T) -> Result<NewEvent> {
+        NewEvent::serialize(data.event_type().to_owned(), data)
+    }
+
+    /// An event whose data is JSON text the caller already has; the text is validated.
+    pub fn from_json_str(event_type: impl Into<String>, json: &str) -> Result<NewEvent> {
+        let value: Value = serde_json::from_str(json)?;
+        Ok(NewEvent::new(event_type, value))
+    }
+
+    fn from_raw(event_type: impl Into<String>, data: Box<RawValue>) -> NewEvent {
+        NewEvent {
+            event_type: event_type.into(),
+            data,
+            id: None,
+            meta: Map::new(),
+            tags: Vec::new(),
+        }
+    }
+
+    /// Sets the event id (default: a fresh UUIDv7). See [`validate_id`] for what is accepted.
+    pub fn with_id(mut self, id: impl Into<String>) -> NewEvent {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Replaces the metadata object (default: empty).
+    pub fn with_meta(mut self, meta: Map<String, Value>) -> NewEvent {
+        self.meta = meta;
+        self
+    }
+
+    /// Sets one metadata key, e.g. `correlation_id`, `causation_id` or `actor`.
+    pub fn with_meta_entry(mut self, key: impl Into<String>, value: impl Into<Value>) -> NewEvent {
+        self.meta.insert(key.into(), value.into());
+        self
+    }
+
+    /// Adds a `key=value` tag (default: no tags).
+    pub fn with_tag(mut self, tag: impl Into<String>) -> NewEvent {
+        self.tags.push(tag.into());
+        self
+    }
+
+    /// The event type.
+    pub fn event_type(&self) -> &str {
+        &self.event_type
+    }
+
+    /// The payload as JSON text.
+    pub fn data_json(&self) -> &str {
+        self.data.get()
+    }
+
+    /// The caller-supplied id, if any.
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+}
+
+/// An event as stored: the appended event plus the position and time the store gave it.
+#[derive(Debug, Clone)]
+pub struct RecordedEvent {
+    /// Global sequence number: gapless across the store, first event is 1.
+    pub seq: u64,
+    /// The event id.
+    pub id: String,
+    /// The stream the event belongs to.
+    pub stream: String,
+    /// Position within the stream: first event is 1.
+    pub version: u64,
+    /// The event type.
+    pub event_type: String,
+    /// Commit time, microseconds since the Unix epoch (UTC).
+    pub time: Micros,
+    /// The payload, verbatim JSON text.
+    pub data: Box<RawValue>,
+    /// Metadata.
+    pub meta: Map<String, Value>,
+    /// `key=value` tags.
+    pub tags: Vec<String>,
+}
+
+impl PartialEq for RecordedEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.seq == other.seq
+            && self.id == other.id
+            && self.stream == other.stream
+            && self.version == other.version
+            && self.event_type == other.event_type
+            && self.time == other.time
+            && self.data.get() == other.data.get()
+            && self.meta == other.meta
+            && self.tags == other.tags
+    }
+}
+
+impl RecordedEvent {
+    /// Decodes the payload into any deserialisable type.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = eventfile::Store::open(dir.path()).unwrap();
+    /// #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    /// struct ItemAdded { sku: String, qty: u32 }
+    /// let added = ItemAdded { sku: "A-1".into(), qty: 2 };
+    /// store.append("order-1", eventfile::ExpectedVersion::Any,
+    ///     [eventfile::NewEvent::serialize("ItemAdded", &added).unwrap()]).unwrap();
+    /// let event = store.read_stream("order-1", eventfile::Read::forward()).unwrap()
+    ///     .next().unwrap().unwrap();
+    /// assert_eq!(event.decode::<ItemAdded>().unwrap(), added);
+    /// ```
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
+        Ok(serde_json::from_str(self.data.get())?)
+    }
+
+    /// The payload as a [`serde_json::Value`].
+    pub fn data_value(&self) -> Value {
+        serde_json::from_str(self.data.get()).unwrap_or(Value::Null)
+    }
+
+    /// The commit time as RFC 3339 text (`2026-11-22T21:31:12.123456Z`).
+    pub fn time_rfc3339(&self) -> String {
+        format_rfc3339(self.time)
+    }
+
+    /// The event as one JSON object with the members `seq`, `id`, `stream`, `version`, `type`,
+    /// `time` (RFC 3339), `data`, `meta`, `tags`: the CLI's output format.
+    pub fn to_json(&self) -> String {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            seq: u64,
+            id: &'a str,
+            stream: &'a str,
+            version: u64,
+            #[serde(rename = "type")]
+            event_type: &'a str,
+            time: String,
+            data: &'a RawValue,
+            meta: &'a Map<String, Value>,
+            tags: &'a [String],
+        }
+        serde_json::to_string(&Out {
+            seq: self.seq,
+            id: &self.id,
+            stream: &self.stream,
+            version: self.version,
+            event_type: &self.event_type,
+            time: self.time_rfc3339(),
+            data: &self.data,
+            meta: &self.meta,
+            tags: &self.tags,
+        })
+        .expect("serialising strings and JSON values cannot fail")
+    }
+}
+
+/// The outcome of a successful append to one stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendResult {
+    /// The stream's version after the append (the version of its last new event).
+    pub version: u64,
+    /// Seq of the first event written.
+    pub first_seq: u64,
+    /// Seq of the last event written.
+    pub last_seq: u64,
+}
+
+/// One stream's part of a multi-stream append ([`crate::Store::append_multi`]).
+#[derive(Debug, Clone)]
+pub struct StreamAppend {
+    /// The stream.
+    pub stream: String,
+    /// The expectation checked for this stream.
+    pub expected: ExpectedVersion,
+    /// The events to append to it, in order.
+    pub events: Vec<NewEvent>,
+}
+
+impl StreamAppend {
+    /// Builds one stream's part of a multi-stream append.
+    pub fn new(
+        stream: impl Into<String>,
+        expected: ExpectedVersion,
+        events: impl IntoIterator<Item = NewEvent>,
+    ) -> StreamAppend {
+        StreamAppend {
+            stream: stream.into(),
+            expected,
+            events: events.into_iter().collect(),
+        }
+    }
+}
+
+/// The outcome of a successful multi-stream append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultiAppendResult {
+    /// Per stream, in the order given: its new version and the seq range of its events.
+    pub streams: Vec<(String, AppendResult)>,
+    /// Seq of the first event of the whole batch.
+    pub first_seq: u64,
+    /// Seq of the last event of the whole batch.
+    pub last_seq: u64,
+}
+
+fn check_text(what: &'static str, s: &str) -> Result<()> {
+    if s.is_empty() {
+        return Err(Error::invalid(what, "must not be empty"));
+    }
+    if s.len() > MAX_NAME_BYTES {
+        return Err(Error::invalid(
+            what,
+            format!(
+                "is {} bytes long, over the limit of {MAX_NAME_BYTES}",
+                s.len()
+            ),
+        ));
+    }
+    if let Some(c) = s.chars().find(|c| c.is_control()) {
+        return Err(Error::invalid(
+            what,
+            format!("`{}` holds the control character {:?}", s.escape_debug(), c),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a stream name: 1 to 256 bytes of UTF-8, no control characters.
+pub fn validate_stream(stream: &str) -> Result<()> {
+    check_text("stream name", stream)
+}
+
+/// Checks an event type: 1 to 256 bytes of UTF-8, no control characters.
+pub fn validate_event_type(event_type: &str) -> Result<()> {
+    check_text("event type", event_type)
+}
+
+/// Checks an event id: 1 to 256 bytes of UTF-8, no control characters. UUIDs are conventional
+/// but not required.
+pub fn validate_id(id: &str) -> Result<()> {
+    check_text("event id", id)
+}
+
+/// Checks a tag: `key=value` with a non-empty key, 1 to 256 bytes, no control characters.
+pub fn validate_tag(tag: &str) -> Result<()> {
+    check_text("tag", tag)?;
+    match tag.split_once('=') {
+        Some((key, _)) if !key.is_empty() => Ok(()),
+        _ => Err(Error::invalid(
+            "tag",
+            format!("`{tag}` is not of the form key=value"),
+        )),
+    }
+}
+
+/// Checks everything about one event that does not depend on the store.
+pub(crate) fn validate_event(event: &NewEvent) -> Result<()> {
+    validate_event_type(&event.event_type)?;
+    if let Some(id) = &event.id {
+        validate_id(id)?;
+    }
+    event.tags.iter().try_for_each(|t| validate_tag(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_version_rules() {
+        use ExpectedVersion::*;
+        assert!(Any.matches(0) && Any.matches(7));
+        assert!(NoStream.matches(0) && !NoStream.matches(1));
+        assert!(!StreamExists.matches(0) && StreamExists.matches(1));
+        assert!(Exact(3).matches(3) && !Exact(3).matches(2));
+        for e in [Any, NoStream, StreamExists, Exact(12)] {
+            assert_eq!(e.to_string().parse::<ExpectedVersion>().unwrap(), e);
+        }
+        assert!("-1".parse::<ExpectedVersion>().is_err());
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(validate_stream("order-42").is_ok());
+        assert!(validate_stream("").is_err());
+        assert!(validate_stream("a\nb").is_err());
+        assert!(validate_stream(&"x".repeat(257)).is_err());
+        assert!(validate_stream(&"x".repeat(256)).is_ok());
+        assert!(validate_tag("k=v").is_ok());
+        assert!(validate_tag("k=").is_ok());
+        assert!(validate_tag("=v").is_err());
+        assert!(validate_tag("kv").is_err());
+    }
+}

@@ -1,0 +1,71 @@
+//! # eventfile
+//!
+//! An embedded event store in a directory of files: the append-only log that event-sourced
+//! applications keep their history in, with no database server to run.
+//!
+//! * Events are appended to **streams** (one per aggregate, e.g. `order-42`) with optimistic
+//!   concurrency ([`ExpectedVersion`]); a batch is all-or-nothing, also across streams
+//!   ([`Store::append_multi`]).
+//! * An append returns once its bytes are **fsynced** (the default); concurrent appenders share
+//!   one fsync.
+//! * Every event has a gapless global **`seq`** (first event 1) and a per-stream **`version`**
+//!   (first event 1; an empty stream is at 0).
+//! * The log is a set of **JSONL segment files**: every line is one event, valid JSON with a
+//!   CRC-32 frame, so `jq` reads a segment directly. See `docs/format.md`.
+//!
+//! ```
+//! use eventfile::{ExpectedVersion, NewEvent, Read, Store};
+//! use serde_json::json;
+//!
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let path = dir.path().join("events");
+//! let store = Store::open(&path)?;                    // e.g. Store::open("./events")
+//! let r = store.append("order-42", ExpectedVersion::NoStream, [
+//!     NewEvent::new("OrderPlaced", json!({"customer": "ann"})).with_tag("region=eu"),
+//! ])?;
+//! assert_eq!((r.first_seq, r.version), (1, 1));
+//!
+//! // Someone else appended meanwhile? The expectation fails and nothing is written.
+//! let err = store
+//!     .append("order-42", ExpectedVersion::Exact(0), [NewEvent::new("OrderPlaced", json!({}))])
+//!     .unwrap_err();
+//! assert!(err.is_conflict());
+//!
+//! for event in store.read_stream("order-42", Read::forward())? {
+//!     let event = event?;
+//!     println!("{} v{} {}", event.stream, event.version, event.event_type);
+//! }
+//! # Ok::<(), eventfile::Error>(())
+//! ```
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod config;
+mod error;
+mod event;
+mod reader;
+mod record;
+mod recovery;
+mod segment;
+mod storage;
+mod store;
+mod summary;
+mod time;
+mod verify;
+mod writer;
+
+pub use config::{
+    DEFAULT_MAX_EVENT_BYTES, DEFAULT_SEGMENT_BYTES, Durability, OpenOptions, StoreConfig,
+};
+pub use error::{Error, Result};
+pub use event::{
+    AppendResult, EventType, ExpectedVersion, MAX_NAME_BYTES, MultiAppendResult, NewEvent,
+    RecordedEvent, StreamAppend,
+};
+pub use reader::{Direction, Events, Read};
+pub use store::Store;
+pub use time::{Micros, format_rfc3339, parse_rfc3339};
+pub use verify::{Problem, VerifyReport, verify};
+
+#[cfg(feature = "internals")]
+pub use storage::{Mapped, OsStorage, Storage, StorageFile};

@@ -1,0 +1,328 @@
+//! The record frame: one compact JSON object per line, ending in `,"crc":"XXXXXXXX"}`.
+//!
+//! This module owns the byte layout of a line (see `docs/format.md`): encoding an event into a
+//! framed line, checking a line's frame, and parsing a checked line. Bytes from disk are hostile
+//! until [`check_frame`] accepts them; nothing here panics on any input.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::event::RecordedEvent;
+use crate::time::{Micros, format_rfc3339, parse_rfc3339};
+
+/// The segment format this build writes and reads.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// `,"crc":"` + 8 hex digits + `"}`.
+const SUFFIX_LEN: usize = 18;
+const SUFFIX_HEAD: &[u8] = b",\"crc\":\"";
+
+/// Room a line may take beyond the event size limit (position fields, metadata framing).
+pub const LINE_SLACK: usize = 64 * 1024;
+
+/// Appends the frame suffix for the bytes `buf[start..]` (which must be a JSON object without
+/// its closing brace) and a newline.
+pub fn seal_line(buf: &mut Vec<u8>, start: usize) {
+    let crc = crc32fast::hash(&buf[start..]);
+    buf.extend_from_slice(SUFFIX_HEAD);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..8).rev() {
+        buf.push(HEX[((crc >> (shift * 4)) & 0xf) as usize]);
+    }
+    buf.extend_from_slice(b"\"}\n");
+}
+
+/// Checks the frame of one line (without its newline): shape of the suffix and the CRC.
+pub fn check_frame(line: &[u8]) -> Result<(), String> {
+    if line.len() < SUFFIX_LEN + 2 || line[0] != b'{' {
+        return Err(format!(
+            "line of {} bytes is not a framed record",
+            line.len()
+        ));
+    }
+    let (body, suffix) = line.split_at(line.len() - SUFFIX_LEN);
+    if &suffix[..8] != SUFFIX_HEAD || &suffix[16..] != b"\"}" {
+        return Err("line does not end with a crc member".into());
+    }
+    let mut stored = 0u32;
+    for &c in &suffix[8..16] {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return Err("crc member is not 8 lowercase hex digits".into()),
+        };
+        stored = (stored << 4) | u32::from(d);
+    }
+    let actual = crc32fast::hash(body);
+    if stored != actual {
+        return Err(format!(
+            "crc mismatch: stored {stored:08x}, computed {actual:08x}"
+        ));
+    }
+    Ok(())
+}
+
+/// Writes a JSON string literal.
+fn push_str(buf: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *buf, s).expect("writing a string to a Vec cannot fail");
+}
+
+fn push_u64(buf: &mut Vec<u8>, v: u64) {
+    use std::io::Write;
+    write!(buf, "{v}").expect("writing to a Vec cannot fail");
+}
+
+/// The fields of one record, borrowed from the caller, ready to encode.
+pub struct RecordOut<'a> {
+    pub seq: u64,
+    pub id: &'a str,
+    pub stream: &'a str,
+    pub version: u64,
+    pub event_type: &'a str,
+    pub time: &'a str,
+    pub data: &'a RawValue,
+    pub meta: &'a Map<String, Value>,
+    pub tags: &'a [String],
+    pub more: bool,
+}
+
+/// Appends one framed record line to `buf`.
+pub fn encode_record(buf: &mut Vec<u8>, r: &RecordOut<'_>) {
+    let start = buf.len();
+    buf.extend_from_slice(b"{\"seq\":");
+    push_u64(buf, r.seq);
+    buf.extend_from_slice(b",\"id\":");
+    push_str(buf, r.id);
+    buf.extend_from_slice(b",\"stream\":");
+    push_str(buf, r.stream);
+    buf.extend_from_slice(b",\"version\":");
+    push_u64(buf, r.version);
+    buf.extend_from_slice(b",\"type\":");
+    push_str(buf, r.event_type);
+    buf.extend_from_slice(b",\"time\":\"");
+    buf.extend_from_slice(r.time.as_bytes());
+    buf.extend_from_slice(b"\",\"data\":");
+    buf.extend_from_slice(r.data.get().as_bytes());
+    buf.extend_from_slice(b",\"meta\":");
+    serde_json::to_writer(&mut *buf, r.meta).expect("writing JSON to a Vec cannot fail");
+    buf.extend_from_slice(b",\"tags\":");
+    serde_json::to_writer(&mut *buf, r.tags).expect("writing JSON to a Vec cannot fail");
+    if r.more {
+        buf.extend_from_slice(b",\"more\":true");
+    }
+    seal_line(buf, start);
+}
+
+/// A record parsed from a checked line, borrowing from it.
+#[derive(Deserialize)]
+pub struct RecordRef<'a> {
+    pub seq: u64,
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub stream: Cow<'a, str>,
+    pub version: u64,
+    #[serde(rename = "type", borrow)]
+    pub event_type: Cow<'a, str>,
+    #[serde(borrow)]
+    pub time: Cow<'a, str>,
+    #[serde(borrow)]
+    pub data: &'a RawValue,
+    #[serde(borrow)]
+    pub meta: &'a RawValue,
+    #[serde(borrow)]
+    pub tags: &'a RawValue,
+    #[serde(default)]
+    pub more: bool,
+}
+
+/// A record's position fields, parsed from a checked line: what recovery and scans need.
+pub struct RecordMeta<'a> {
+    pub rec: RecordRef<'a>,
+    pub time: Micros,
+}
+
+/// Checks the frame and parses a record line (without its newline).
+pub fn decode_record(line: &[u8]) -> Result<RecordMeta<'_>, String> {
+    check_frame(line)?;
+    let rec: RecordRef<'_> =
+        serde_json::from_slice(line).map_err(|e| format!("malformed record: {e}"))?;
+    let time = parse_rfc3339(&rec.time).ok_or_else(|| format!("bad time `{}`", rec.time))?;
+    if !rec.meta.get().starts_with('{') {
+        return Err("meta is not a JSON object".into());
+    }
+    Ok(RecordMeta { rec, time })
+}
+
+impl RecordMeta<'_> {
+    /// Builds the owned event (parses metadata and tags).
+    pub fn to_event(&self) -> Result<RecordedEvent, String> {
+        let meta: Map<String, Value> = serde_json::from_str(self.rec.meta.get())
+            .map_err(|e| format!("malformed meta: {e}"))?;
+        let tags: Vec<String> = serde_json::from_str(self.rec.tags.get())
+            .map_err(|e| format!("malformed tags: {e}"))?;
+        Ok(RecordedEvent {
+            seq: self.rec.seq,
+            id: self.rec.id.clone().into_owned(),
+            stream: self.rec.stream.clone().into_owned(),
+            version: self.rec.version,
+            event_type: self.rec.event_type.clone().into_owned(),
+            time: self.time,
+            data: self.rec.data.to_owned(),
+            meta,
+            tags,
+        })
+    }
+}
+
+/// The first line of a segment.
+#[derive(Deserialize)]
+struct HeaderLine<'a> {
+    eventfile: &'a str,
+    format: u64,
+    base_seq: u64,
+}
+
+/// Encodes a segment header line.
+pub fn encode_header(base_seq: u64) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(80);
+    buf.extend_from_slice(b"{\"eventfile\":\"segment\",\"format\":");
+    push_u64(&mut buf, FORMAT_VERSION);
+    buf.extend_from_slice(b",\"base_seq\":");
+    push_u64(&mut buf, base_seq);
+    seal_line(&mut buf, 0);
+    buf
+}
+
+/// What a header line said.
+pub enum Header {
+    /// A valid header of the format this build reads.
+    Ok { base_seq: u64 },
+    /// A valid header of another format version.
+    Unsupported { found: u64 },
+}
+
+/// Checks and parses a segment header line (without its newline).
+pub fn decode_header(line: &[u8]) -> Result<Header, String> {
+    check_frame(line)?;
+    let h: HeaderLine<'_> =
+        serde_json::from_slice(line).map_err(|e| format!("malformed segment header: {e}"))?;
+    if h.eventfile != "segment" {
+        return Err(format!("header names `{}`, not a segment", h.eventfile));
+    }
+    if h.format != FORMAT_VERSION {
+        return Ok(Header::Unsupported { found: h.format });
+    }
+    Ok(Header::Ok {
+        base_seq: h.base_seq,
+    })
+}
+
+/// Encodes an arbitrary serialisable object as a framed line (used for the store config and
+/// segment summaries).
+pub fn encode_object<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    let mut buf = serde_json::to_vec(value).expect("serialising plain data cannot fail");
+    debug_assert_eq!(buf.last(), Some(&b'}'));
+    buf.pop();
+    seal_line(&mut buf, 0);
+    buf
+}
+
+/// Checks the frame of a single-line file and parses it.
+pub fn decode_object<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, String> {
+    let line = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    if memchr::memchr(b'\n', line).is_some() {
+        return Err("more than one line".into());
+    }
+    check_frame(line)?;
+    serde_json::from_slice(line).map_err(|e| format!("malformed: {e}"))
+}
+
+/// Formats a time for a record.
+pub fn record_time(micros: Micros) -> String {
+    format_rfc3339(micros)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(more: bool) -> Vec<u8> {
+        let data =
+            serde_json::value::to_raw_value(&serde_json::json!({"a":"x\ny","n":[1,2]})).unwrap();
+        let mut meta = Map::new();
+        meta.insert("actor".into(), "ann".into());
+        let tags = vec!["region=eu".to_string()];
+        let mut buf = Vec::new();
+        encode_record(
+            &mut buf,
+            &RecordOut {
+                seq: 7,
+                id: "id-\"1\"",
+                stream: "order-42",
+                version: 3,
+                event_type: "OrderPlaced",
+                time: "2026-11-22T21:31:12.123456Z",
+                data: &data,
+                meta: &meta,
+                tags: &tags,
+                more,
+            },
+        );
+        buf
+    }
+
+    #[test]
+    fn record_round_trip_and_valid_json() {
+        for more in [false, true] {
+            let buf = sample(more);
+            assert_eq!(buf.iter().filter(|&&b| b == b'\n').count(), 1);
+            let line = &buf[..buf.len() - 1];
+            let v: Value = serde_json::from_slice(line).unwrap();
+            assert_eq!(v["stream"], "order-42");
+            let m = decode_record(line).unwrap();
+            assert_eq!(m.rec.seq, 7);
+            assert_eq!(m.rec.id, "id-\"1\"");
+            assert_eq!(m.rec.more, more);
+            let e = m.to_event().unwrap();
+            assert_eq!(e.data_value()["a"], "x\ny");
+            assert_eq!(e.tags, vec!["region=eu"]);
+            assert_eq!(e.meta["actor"], "ann");
+        }
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_detected() {
+        let buf = sample(false);
+        let line = &buf[..buf.len() - 1];
+        for i in 0..line.len() {
+            for bit in 0..8 {
+                let mut bad = line.to_vec();
+                bad[i] ^= 1 << bit;
+                assert!(decode_record(&bad).is_err(), "flip at {i} bit {bit} passed");
+            }
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_detected() {
+        let buf = sample(true);
+        let line = &buf[..buf.len() - 1];
+        for cut in 0..line.len() {
+            assert!(decode_record(&line[..cut]).is_err(), "cut at {cut} passed");
+        }
+    }
+
+    #[test]
+    fn header_round_trip() {
+        let h = encode_header(52113);
+        match decode_header(&h[..h.len() - 1]).unwrap() {
+            Header::Ok { base_seq } => assert_eq!(base_seq, 52113),
+            Header::Unsupported { .. } => panic!("own header unsupported"),
+        }
+        assert!(decode_header(b"{}").is_err());
+    }
+}

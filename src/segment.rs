@@ -1,0 +1,376 @@
+//! One segment file: its name, its bytes, reading its lines, and scanning it with validation.
+//!
+//! A segment is either *sealed* (immutable, read through a memory map) or *active* (the newest,
+//! appended to by the writer, read with `pread` up to a length the caller knows to be complete).
+//! The scan here checks every frame and reports where the valid data ends and whether what
+//! follows is a torn tail or damage in the middle; it never decides what to do about it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::record::{self, Header, RecordMeta};
+use crate::storage::{Mapped, StorageFile};
+
+/// Extension of segment files.
+pub const SEGMENT_EXT: &str = "jsonl";
+
+/// The file name of the segment whose first seq is `base`: 20 digits, so names sort as numbers.
+pub fn segment_name(base: u64) -> String {
+    format!("{base:020}.{SEGMENT_EXT}")
+}
+
+/// The base seq a segment file name encodes, if `name` is a segment file name.
+pub fn parse_segment_name(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(".jsonl")?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// Where a segment's bytes come from.
+#[derive(Clone)]
+pub enum SegmentData {
+    /// A sealed segment, mapped (or read) whole.
+    Sealed(Arc<Mapped>),
+    /// The active segment (or one not known to be sealed), read with `pread`.
+    File(Arc<dyn StorageFile>),
+}
+
+/// Reads lines of a segment up to a fixed end offset, forwards or backwards, with bounded memory:
+/// no line longer than `max_line` is ever buffered.
+pub struct Lines {
+    data: SegmentData,
+    end: u64,
+    max_line: usize,
+    buf: Vec<u8>,
+    buf_off: u64,
+}
+
+/// Where the line starting at some offset ends.
+pub enum LineEnd {
+    /// A complete line of this many bytes (the newline excluded).
+    Line(usize),
+    /// The bytes up to `end` hold no newline: a torn final line.
+    Partial,
+    /// No newline within `max_line` bytes.
+    TooLong,
+}
+
+const CHUNK: usize = 256 * 1024;
+
+impl Lines {
+    /// A reader of `data` that never looks at or beyond `end`.
+    pub fn new(data: SegmentData, end: u64, max_line: usize) -> Lines {
+        Lines {
+            data,
+            end,
+            max_line,
+            buf: Vec::new(),
+            buf_off: 0,
+        }
+    }
+
+    /// The offset reads stop at.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// The bytes `[start, start + len)`, which must lie below `end`. `backward` says which way
+    /// the caller is heading, so a refill reads ahead in that direction.
+    pub fn window(&mut self, start: u64, len: usize, backward: bool) -> std::io::Result<&[u8]> {
+        let stop = start + len as u64;
+        debug_assert!(stop <= self.end);
+        match &self.data {
+            SegmentData::Sealed(m) => {
+                let (s, e) = (start as usize, stop as usize);
+                m.get(s..e).ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "segment shorter than expected",
+                    )
+                })
+            }
+            SegmentData::File(f) => {
+                let cached = start >= self.buf_off && stop <= self.buf_off + self.buf.len() as u64;
+                if !cached {
+                    let want = len.max(CHUNK) as u64;
+                    let (from, to) = if backward {
+                        (stop.saturating_sub(want), stop)
+                    } else {
+                        (start, (start + want).min(self.end))
+                    };
+                    self.buf.resize((to - from) as usize, 0);
+                    let mut done = 0;
+                    while done < self.buf.len() {
+                        let n = f.read_at(&mut self.buf[done..], from + done as u64)?;
+                        if n == 0 {
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                "segment shorter than expected",
+                            ));
+                        }
+                        done += n;
+                    }
+                    self.buf_off = from;
+                }
+                let s = (start - self.buf_off) as usize;
+                Ok(&self.buf[s..s + len])
+            }
+        }
+    }
+
+    /// Finds the end of the line starting at `pos`.
+    pub fn line_end(&mut self, pos: u64) -> std::io::Result<LineEnd> {
+        let avail = self.end.saturating_sub(pos);
+        let cap = (self.max_line as u64 + 1).min(avail) as usize;
+        let mut want = CHUNK.min(cap);
+        loop {
+            let w = self.window(pos, want, false)?;
+            if let Some(i) = memchr::memchr(b'\n', w) {
+                return Ok(LineEnd::Line(i));
+            }
+            if want == cap {
+                return Ok(if cap as u64 == avail && cap <= self.max_line {
+                    LineEnd::Partial
+                } else {
+                    LineEnd::TooLong
+                });
+            }
+            want = (want * 2).min(cap);
+        }
+    }
+
+    /// The start of the line whose newline is at `stop - 1`, not looking below `lower`.
+    pub fn line_start_before(&mut self, stop: u64, lower: u64) -> std::io::Result<Option<u64>> {
+        let last = stop - 1; // the newline
+        let avail = last - lower;
+        let cap = (self.max_line as u64 + 1).min(avail) as usize;
+        let mut want = CHUNK.min(cap);
+        loop {
+            let from = last - want as u64;
+            let w = self.window(from, want, true)?;
+            if let Some(i) = memchr::memrchr(b'\n', w) {
+                return Ok(Some(from + i as u64 + 1));
+            }
+            if want == cap {
+                return Ok(if cap as u64 == avail {
+                    Some(lower)
+                } else {
+                    None
+                });
+            }
+            want = (want * 2).min(cap);
+        }
+    }
+}
+
+/// Reads and checks a segment's header; returns its base seq and the offset of the first record.
+pub fn read_header(lines: &mut Lines, path: &Path) -> Result<(u64, u64)> {
+    let io = |e| Error::io("read", path, e);
+    match lines.line_end(0).map_err(io)? {
+        LineEnd::Line(n) => {
+            let line = lines.window(0, n, false).map_err(io)?;
+            match record::decode_header(line).map_err(|r| Error::corrupt(path, 0, r))? {
+                Header::Ok { base_seq } => Ok((base_seq, n as u64 + 1)),
+                Header::Unsupported { found } => Err(Error::UnsupportedFormat {
+                    path: path.to_owned(),
+                    found,
+                    supported: record::FORMAT_VERSION,
+                }),
+            }
+        }
+        _ => Err(Error::corrupt(path, 0, "segment header is missing or torn")),
+    }
+}
+
+/// One record seen by a scan: what the stream table and indexes need.
+#[derive(Debug, Clone)]
+pub struct Scanned {
+    pub seq: u64,
+    pub stream: String,
+    pub version: u64,
+    pub time: i64,
+    pub offset: u64,
+}
+
+/// How the valid data of a scanned segment ends.
+#[derive(Debug)]
+pub enum ScanEnd {
+    /// Every byte up to the end belongs to complete batches.
+    Clean,
+    /// The bytes from `valid_end` on are a torn tail: a partial batch, a torn line, or damaged
+    /// lines with no valid record after them. `reason` says what was found first.
+    TornTail { offset: u64, reason: String },
+    /// A record at `offset` fails its checks and valid records follow it: damage in the middle.
+    Damaged { offset: u64, reason: String },
+}
+
+/// The result of scanning a segment.
+pub struct ScanResult {
+    /// End offset of the last complete batch.
+    pub valid_end: u64,
+    /// What follows `valid_end`.
+    pub end: ScanEnd,
+}
+
+/// Scans the records of a segment from `start` (a record boundary) up to the reader's end,
+/// checking every frame. `on_batch` is called with each complete batch, in order; an error it
+/// returns stops the scan and is returned.
+pub fn scan(
+    lines: &mut Lines,
+    path: &Path,
+    start: u64,
+    mut on_batch: impl FnMut(&[Scanned]) -> Result<()>,
+) -> Result<ScanResult> {
+    let io = |e| Error::io("read", path, e);
+    let mut pos = start;
+    let mut valid_end = start;
+    let mut batch: Vec<Scanned> = Vec::new();
+    let end = lines.end();
+    while pos < end {
+        let problem = match lines.line_end(pos).map_err(io)? {
+            LineEnd::Line(n) => {
+                let line = lines.window(pos, n, false).map_err(io)?;
+                match record::decode_record(line) {
+                    Ok(RecordMeta { rec, time }) => {
+                        batch.push(Scanned {
+                            seq: rec.seq,
+                            stream: rec.stream.into_owned(),
+                            version: rec.version,
+                            time,
+                            offset: pos,
+                        });
+                        pos += n as u64 + 1;
+                        if !rec.more {
+                            on_batch(&batch)?;
+                            batch.clear();
+                            valid_end = pos;
+                        }
+                        continue;
+                    }
+                    Err(reason) => reason,
+                }
+            }
+            LineEnd::Partial => "torn final line (no newline)".to_string(),
+            LineEnd::TooLong => format!("no line end within {} bytes", lines.max_line),
+        };
+        // The first bad frame. Damage in the middle if any valid frame follows it.
+        let end = if let Some(at) = valid_frame_after(lines, pos).map_err(io)? {
+            ScanEnd::Damaged {
+                offset: pos,
+                reason: format!("{problem}; a valid record follows at byte {at}"),
+            }
+        } else {
+            ScanEnd::TornTail {
+                offset: pos,
+                reason: problem,
+            }
+        };
+        return Ok(ScanResult { valid_end, end });
+    }
+    if !batch.is_empty() {
+        let offset = batch[0].offset;
+        return Ok(ScanResult {
+            valid_end,
+            end: ScanEnd::TornTail {
+                offset,
+                reason: format!("partial batch of {} records", batch.len()),
+            },
+        });
+    }
+    Ok(ScanResult {
+        valid_end,
+        end: ScanEnd::Clean,
+    })
+}
+
+/// The offset of the first line after `pos` whose frame is valid, if any.
+fn valid_frame_after(lines: &mut Lines, pos: u64) -> std::io::Result<Option<u64>> {
+    let end = lines.end();
+    let mut at = pos;
+    while at < end {
+        let len = ((end - at) as usize).min(CHUNK);
+        let w = lines.window(at, len, false)?;
+        let Some(i) = memchr::memchr(b'\n', w) else {
+            at += len as u64;
+            continue;
+        };
+        let start = at + i as u64 + 1;
+        if start >= end {
+            return Ok(None);
+        }
+        if let LineEnd::Line(n) = lines.line_end(start)? {
+            let line = lines.window(start, n, false)?;
+            if record::check_frame(line).is_ok() {
+                return Ok(Some(start));
+            }
+        }
+        at = start;
+    }
+    Ok(None)
+}
+
+/// A segment known to the store.
+#[derive(Clone)]
+pub struct Segment {
+    /// First seq the segment holds (or would hold, if empty).
+    pub base: u64,
+    /// Its file.
+    pub path: PathBuf,
+    /// Its bytes.
+    pub data: SegmentData,
+    /// Offset of the first record (just past the header).
+    pub data_start: u64,
+    /// Length of a sealed segment (unused for the active one: the state tracks it).
+    pub len: u64,
+    /// Sparse position index: `(seq, offset)` pairs in increasing order.
+    pub sparse: Arc<Vec<(u64, u64)>>,
+}
+
+/// Distance between entries of the sparse position index.
+pub const SPARSE_EVERY: u64 = 4096;
+
+impl Segment {
+    /// The offset of the last sparse entry at or before `seq` (the data start if none).
+    pub fn seek(&self, seq: u64) -> u64 {
+        let idx = self.sparse.partition_point(|&(s, _)| s <= seq);
+        if idx == 0 {
+            self.data_start
+        } else {
+            self.sparse[idx - 1].1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(segment_name(1), "00000000000000000001.jsonl");
+        assert_eq!(parse_segment_name("00000000000000000001.jsonl"), Some(1));
+        assert_eq!(parse_segment_name("1.jsonl"), None);
+        assert_eq!(parse_segment_name("00000000000000000001.summary"), None);
+        assert_eq!(parse_segment_name("0000000000000000000a.jsonl"), None);
+    }
+
+    fn sealed(bytes: &[u8]) -> Lines {
+        let data = SegmentData::Sealed(Arc::new(Mapped::Bytes(bytes.to_vec())));
+        Lines::new(data, bytes.len() as u64, 16)
+    }
+
+    #[test]
+    fn line_ends_and_starts() {
+        let mut l = sealed(b"ab\ncde\nfg");
+        assert!(matches!(l.line_end(0).unwrap(), LineEnd::Line(2)));
+        assert!(matches!(l.line_end(3).unwrap(), LineEnd::Line(3)));
+        assert!(matches!(l.line_end(7).unwrap(), LineEnd::Partial));
+        assert_eq!(l.line_start_before(7, 0).unwrap(), Some(3));
+        assert_eq!(l.line_start_before(3, 0).unwrap(), Some(0));
+        let mut long = sealed(&[b'x'; 40]);
+        assert!(matches!(long.line_end(0).unwrap(), LineEnd::TooLong));
+    }
+}

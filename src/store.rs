@@ -1,0 +1,387 @@
+//! The store handle: shared state, opening and closing, and the small read-only queries.
+//!
+//! Appends live in `writer.rs`, recovery and catch-up in `recovery.rs`, reads in `reader.rs`.
+//! This module owns the in-memory state they share ([`State`]) and the locks around it.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+
+use crate::config::{self, Durability, OpenOptions, StoreConfig};
+use crate::error::{Error, Result};
+use crate::segment::Segment;
+use crate::storage::{Storage, StorageFile};
+
+/// Name of the lock file the writer holds.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// A stream's entry in the stream table.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StreamEntry {
+    /// Current version (number of events ever appended).
+    pub version: u64,
+    /// Sealed segments holding events of the stream: `(base, last version in that segment)`.
+    pub sealed: Vec<(u64, u64)>,
+}
+
+/// A stream's records in the active segment: offsets of versions `first_version..`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ActiveStream {
+    pub first_version: u64,
+    pub offsets: Vec<u64>,
+}
+
+/// Everything the writer and the readers share, behind one mutex held only briefly.
+pub(crate) struct State {
+    /// All segments in order; the last is the active one.
+    pub segments: Vec<Segment>,
+    /// The active segment's file (writable for a writer).
+    pub active_file: Option<Arc<dyn StorageFile>>,
+    /// Bytes of the active segment that belong to complete batches.
+    pub active_len: u64,
+    /// Per stream, its records in the active segment.
+    pub active_streams: HashMap<String, ActiveStream>,
+    /// Sparse position index of the active segment.
+    pub active_sparse: Vec<(u64, u64)>,
+    /// Current version and sealed-segment list per stream.
+    pub streams: HashMap<String, StreamEntry>,
+    /// The seq the next event will get.
+    pub next_seq: u64,
+    /// Time of the last event (microseconds), never decreasing.
+    pub last_time: i64,
+    /// Set once a write or sync failed; appends are refused until reopen.
+    pub poisoned: Option<String>,
+    /// Scratch buffer for encoding batches.
+    pub buf: Vec<u8>,
+}
+
+impl State {
+    pub(crate) fn new() -> State {
+        State {
+            segments: Vec::new(),
+            active_file: None,
+            active_len: 0,
+            active_streams: HashMap::new(),
+            active_sparse: Vec::new(),
+            streams: HashMap::new(),
+            next_seq: 1,
+            last_time: 0,
+            poisoned: None,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The current version of `stream` (0 if it holds no events).
+    pub(crate) fn version(&self, stream: &str) -> u64 {
+        self.streams.get(stream).map_or(0, |e| e.version)
+    }
+
+    /// The active segment.
+    pub(crate) fn active(&self) -> &Segment {
+        self.segments
+            .last()
+            .expect("an open store has an active segment")
+    }
+}
+
+/// Group-commit bookkeeping.
+pub(crate) struct SyncState {
+    /// Highest seq known durable.
+    pub durable: u64,
+    /// Whether some appender is running an fdatasync now.
+    pub syncing: bool,
+    /// Set when a sync failed.
+    pub poisoned: Option<String>,
+}
+
+pub(crate) struct Inner {
+    pub dir: PathBuf,
+    pub storage: Arc<dyn Storage>,
+    pub config: StoreConfig,
+    pub durability: Durability,
+    pub read_only: bool,
+    pub state: Mutex<State>,
+    pub sync: Mutex<SyncState>,
+    pub sync_cv: Condvar,
+    /// Highest seq readers may see.
+    pub visible: AtomicU64,
+    /// Signals the periodic flusher to stop.
+    pub stop: Arc<(Mutex<bool>, Condvar)>,
+    _lock: Option<File>,
+}
+
+/// An open event store. Cheap to clone; clones share one handle and may be used from any
+/// number of threads.
+///
+/// ```
+/// use eventfile::{ExpectedVersion, NewEvent, Read, Store};
+/// use serde_json::json;
+///
+/// # let dir = tempfile::tempdir().unwrap();
+/// let store = Store::open(dir.path())?;
+/// store.append("order-42", ExpectedVersion::NoStream, [
+///     NewEvent::new("OrderPlaced", json!({"customer": "ann"})),
+///     NewEvent::new("ItemAdded", json!({"sku": "A-1", "qty": 2})),
+/// ])?;
+/// let types: Vec<String> = store
+///     .read_stream("order-42", Read::forward())?
+///     .map(|e| e.map(|e| e.event_type))
+///     .collect::<Result<_, _>>()?;
+/// assert_eq!(types, ["OrderPlaced", "ItemAdded"]);
+/// assert_eq!(store.stream_version("order-42"), 2);
+/// # Ok::<(), eventfile::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.inner.dir)
+            .field("read_only", &self.inner.read_only)
+            .field("head_seq", &self.head_seq())
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens the store in `dir` for writing with the default options, creating it if needed.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
+        OpenOptions::new().open(dir)
+    }
+
+    /// Opens the store in `dir` read-only (no lock taken; the writer may be running).
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Store> {
+        OpenOptions::new().read_only(true).open(dir)
+    }
+
+    pub(crate) fn open_with(dir: PathBuf, opts: OpenOptions) -> Result<Store> {
+        opts.validate()?;
+        let storage = opts.storage.clone();
+        let exists = dir.is_dir();
+        if !exists && (opts.read_only || !opts.create) {
+            return Err(Error::NotAStore {
+                path: dir,
+                reason: "the directory does not exist".into(),
+            });
+        }
+        if !exists {
+            storage
+                .create_dir_all(&dir)
+                .map_err(|e| Error::io("create directory", &dir, e))?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                storage
+                    .sync_dir(parent)
+                    .map_err(|e| Error::io("fsync directory", parent, e))?;
+            }
+        }
+        let lock = if opts.read_only {
+            None
+        } else {
+            Some(take_lock(&dir)?)
+        };
+        let config = match config::load_config(storage.as_ref(), &dir)? {
+            Some(c) => c,
+            None if opts.read_only || !opts.create => {
+                return Err(Error::NotAStore {
+                    path: dir,
+                    reason: format!("{} is missing", config::CONFIG_FILE),
+                });
+            }
+            None => {
+                check_empty(storage.as_ref(), &dir)?;
+                config::write_config(storage.as_ref(), &dir, &opts.config)?;
+                opts.config
+            }
+        };
+        let mut state = State::new();
+        crate::recovery::catch_up(storage.as_ref(), &dir, &config, opts.read_only, &mut state)?;
+        let head = state.next_seq - 1;
+        let inner = Arc::new(Inner {
+            dir,
+            storage,
+            config,
+            durability: opts.durability,
+            read_only: opts.read_only,
+            state: Mutex::new(state),
+            sync: Mutex::new(SyncState {
+                durable: head,
+                syncing: false,
+                poisoned: None,
+            }),
+            sync_cv: Condvar::new(),
+            visible: AtomicU64::new(head),
+            stop: Arc::new((Mutex::new(false), Condvar::new())),
+            _lock: lock,
+        });
+        if let (Durability::Periodic(every), false) = (opts.durability, opts.read_only) {
+            spawn_flusher(&inner, every);
+        }
+        Ok(Store { inner })
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The options the store was created with.
+    pub fn config(&self) -> StoreConfig {
+        self.inner.config
+    }
+
+    /// Whether this handle was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
+    }
+
+    /// The seq of the newest event a reader can see (0 for an empty store).
+    pub fn head_seq(&self) -> u64 {
+        self.inner.visible.load(Ordering::Acquire)
+    }
+
+    /// The current version of `stream`: the number of events appended to it (0 if none). This is
+    /// the version an [`crate::ExpectedVersion::Exact`] append must name.
+    pub fn stream_version(&self, stream: &str) -> u64 {
+        self.inner.lock_state().version(stream)
+    }
+
+    /// The number of streams holding at least one event.
+    pub fn stream_count(&self) -> usize {
+        self.inner.lock_state().streams.len()
+    }
+
+    /// Read-only handles: picks up events (and segments) the writer made durable since this
+    /// handle was opened or last refreshed. Returns the new head seq. On a writer, returns the
+    /// head seq.
+    pub fn refresh(&self) -> Result<u64> {
+        if self.inner.read_only {
+            let inner = &self.inner;
+            let mut st = inner.lock_state();
+            crate::recovery::catch_up(
+                inner.storage.as_ref(),
+                &inner.dir,
+                &inner.config,
+                true,
+                &mut st,
+            )?;
+            inner.visible.fetch_max(st.next_seq - 1, Ordering::AcqRel);
+        }
+        Ok(self.head_seq())
+    }
+
+    /// Makes every append so far durable (useful with the weaker [`Durability`] modes).
+    pub fn sync(&self) -> Result<()> {
+        if self.inner.read_only {
+            return Ok(());
+        }
+        let target = self.inner.lock_state().next_seq - 1;
+        self.inner.wait_durable(target, true)
+    }
+
+    /// Syncs and closes this handle, reporting any error (dropping the last handle does the same
+    /// but can only ignore errors).
+    pub fn close(self) -> Result<()> {
+        let r = self.sync();
+        drop(self);
+        r
+    }
+}
+
+impl Inner {
+    pub(crate) fn lock_state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the log inconsistent (the file is the
+        // truth and appends write it last), so keep going with the inner state.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn lock_sync(&self) -> MutexGuard<'_, SyncState> {
+        self.sync.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let (flag, cv) = &*self.stop;
+        *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        cv.notify_all();
+        if !self.read_only && self.durability != Durability::Fsync {
+            let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+            if st.poisoned.is_none()
+                && let Some(f) = &st.active_file
+            {
+                let _ = f.sync_data();
+            }
+        }
+    }
+}
+
+fn take_lock(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", path, e)),
+    }
+}
+
+/// Refuses to create a store in a directory holding someone else's files.
+fn check_empty(storage: &dyn Storage, dir: &Path) -> Result<()> {
+    let names = storage
+        .list_dir(dir)
+        .map_err(|e| Error::io("list", dir, e))?;
+    let foreign: Vec<&String> = names
+        .iter()
+        .filter(|n| *n != LOCK_FILE && !n.ends_with(".tmp"))
+        .collect();
+    if let Some(name) = foreign.first() {
+        return Err(Error::NotAStore {
+            path: dir.to_owned(),
+            reason: format!(
+                "it has no {} but is not empty (it holds `{name}`); refusing to create a store there",
+                config::CONFIG_FILE
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn spawn_flusher(inner: &Arc<Inner>, every: std::time::Duration) {
+    let weak = Arc::downgrade(inner);
+    let stop = inner.stop.clone();
+    thread::Builder::new()
+        .name("eventfile-flush".into())
+        .spawn(move || {
+            let (flag, cv) = &*stop;
+            let mut stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                let (guard, _) = cv
+                    .wait_timeout(stopped, every)
+                    .unwrap_or_else(|p| p.into_inner());
+                stopped = guard;
+                if *stopped {
+                    return;
+                }
+                let Some(inner) = weak.upgrade() else { return };
+                drop(stopped);
+                let target = inner.lock_state().next_seq - 1;
+                // An error poisons the handle; the next append reports it.
+                let _ = inner.wait_durable(target, true);
+                drop(inner);
+                stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
+            }
+        })
+        .expect("spawning the flush thread");
+}

@@ -1,0 +1,283 @@
+//! `verify`: reads every record of every segment, checks its CRC and the store's invariants, and
+//! reports each problem with its file and byte offset. It writes nothing and takes no lock, so it
+//! can run beside a live writer.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config;
+use crate::error::{Error, Result};
+use crate::record;
+use crate::segment::{self, LineEnd, Lines, SegmentData, parse_segment_name};
+use crate::storage::{OsStorage, Storage};
+use crate::summary::{self, SummaryBuilder};
+
+/// One thing wrong with a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file.
+    pub path: PathBuf,
+    /// Byte offset in it.
+    pub offset: u64,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} at byte {}: {}",
+            self.path.display(),
+            self.offset,
+            self.message
+        )
+    }
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyReport {
+    /// Segments read.
+    pub segments: usize,
+    /// Events whose records checked out.
+    pub events: u64,
+    /// Distinct streams.
+    pub streams: usize,
+    /// Damage and broken invariants: the store is sound iff this is empty.
+    pub problems: Vec<Problem>,
+    /// Things that are not damage: a torn tail the next writer will cut, stale or missing
+    /// summaries (caches, rebuilt on open), files that do not belong to the store.
+    pub notes: Vec<String>,
+}
+
+impl VerifyReport {
+    /// True when no problem was found.
+    pub fn is_sound(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Checks every record of the store in `dir`. Returns `Err` only if the store cannot be read at
+/// all (not a store, unreadable directory); damage is reported in the [`VerifyReport`].
+pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
+    let dir = dir.as_ref();
+    let storage = OsStorage;
+    let config = config::load_config(&storage, dir)?.ok_or_else(|| Error::NotAStore {
+        path: dir.to_owned(),
+        reason: format!("{} is missing", config::CONFIG_FILE),
+    })?;
+    let names = storage
+        .list_dir(dir)
+        .map_err(|e| Error::io("list", dir, e))?;
+    let mut report = VerifyReport::default();
+    let mut bases = Vec::new();
+    for name in &names {
+        if let Some(b) = parse_segment_name(name) {
+            bases.push(b);
+        } else if !known_file(name) {
+            report
+                .notes
+                .push(format!("unexpected file `{name}` in the store directory"));
+        }
+    }
+    bases.sort_unstable();
+    let mut v = Verifier {
+        report,
+        next_seq: bases.first().copied().unwrap_or(1),
+        versions: HashMap::new(),
+        last_time: i64::MIN,
+        damaged_since_good: 0,
+        damaged_total: 0,
+    };
+    if bases.first().is_some_and(|&b| b != 1) {
+        v.problem(
+            dir.join(segment::segment_name(bases[0])),
+            0,
+            "the first segment does not start at seq 1".into(),
+        );
+    }
+    for (i, &base) in bases.iter().enumerate() {
+        let path = dir.join(segment::segment_name(base));
+        let is_last = i + 1 == bases.len();
+        if let Err(e) = v.segment(&storage, dir, &path, base, is_last, config.max_line()) {
+            v.problem(path, 0, e.to_string());
+        }
+    }
+    v.report.segments = bases.len();
+    v.report.streams = v.versions.len();
+    Ok(v.report)
+}
+
+fn known_file(name: &str) -> bool {
+    name == config::CONFIG_FILE
+        || name == crate::store::LOCK_FILE
+        || name.ends_with(".tmp")
+        || name
+            .strip_suffix(&format!(".{}", summary::SUMMARY_EXT))
+            .is_some_and(|stem| stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
+}
+
+struct Verifier {
+    report: VerifyReport,
+    next_seq: u64,
+    versions: HashMap<String, u64>,
+    last_time: i64,
+    /// Damaged lines since the last good record: a seq gap up to this many is explained.
+    damaged_since_good: u64,
+    /// Damaged lines so far: a version gap up to this many is explained.
+    damaged_total: u64,
+}
+
+impl Verifier {
+    fn problem(&mut self, path: PathBuf, offset: u64, message: String) {
+        self.report.problems.push(Problem {
+            path,
+            offset,
+            message,
+        });
+    }
+
+    fn segment(
+        &mut self,
+        storage: &dyn Storage,
+        dir: &Path,
+        path: &Path,
+        base: u64,
+        is_last: bool,
+        max_line: usize,
+    ) -> Result<()> {
+        let file = storage
+            .open(path, false)
+            .map_err(|e| Error::io("open", path, e))?;
+        let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+        let mut lines = Lines::new(SegmentData::File(Arc::clone(&file)), len, max_line);
+        let (header_base, mut pos) = segment::read_header(&mut lines, path)?;
+        if header_base != base {
+            self.problem(
+                path.to_owned(),
+                0,
+                format!("header says base seq {header_base}, file name says {base}"),
+            );
+        }
+        if base != self.next_seq {
+            self.problem(
+                path.to_owned(),
+                0,
+                format!("segment starts at seq {base}, expected {}", self.next_seq),
+            );
+            self.next_seq = base;
+        }
+        let mut builder = SummaryBuilder::default();
+        let mut open_batch: Option<u64> = None;
+        let io = |e| Error::io("read", path, e);
+        while pos < len {
+            let n = match lines.line_end(pos).map_err(io)? {
+                LineEnd::Line(n) => n,
+                LineEnd::Partial if is_last => {
+                    self.report.notes.push(format!(
+                        "{} ends in a torn record at byte {pos} (cut by the next writer open)",
+                        path.display()
+                    ));
+                    return Ok(());
+                }
+                LineEnd::Partial => {
+                    self.problem(
+                        path.to_owned(),
+                        pos,
+                        "sealed segment ends in a torn record".into(),
+                    );
+                    return Ok(());
+                }
+                LineEnd::TooLong => {
+                    self.problem(
+                        path.to_owned(),
+                        pos,
+                        format!("no line end within {max_line} bytes"),
+                    );
+                    return Ok(());
+                }
+            };
+            let line = lines.window(pos, n, false).map_err(io)?;
+            match record::decode_record(line) {
+                Err(reason) => {
+                    self.problem(path.to_owned(), pos, reason);
+                    self.damaged_since_good += 1;
+                    self.damaged_total += 1;
+                }
+                Ok(m) => {
+                    let rec = &m.rec;
+                    // Records lost to damage already reported explain a gap of their size.
+                    let explained = rec.seq >= self.next_seq
+                        && rec.seq - self.next_seq <= self.damaged_since_good;
+                    if !explained {
+                        self.problem(
+                            path.to_owned(),
+                            pos,
+                            format!("seq {} where {} was expected", rec.seq, self.next_seq),
+                        );
+                    }
+                    self.next_seq = rec.seq + 1;
+                    self.damaged_since_good = 0;
+                    let v = self.versions.entry(rec.stream.to_string()).or_insert(0);
+                    let expected = *v + 1;
+                    *v = rec.version;
+                    let explained =
+                        rec.version > expected && rec.version - expected <= self.damaged_total;
+                    if rec.version != expected && !explained {
+                        let msg = format!(
+                            "stream `{}` has version {} where {expected} was expected",
+                            rec.stream, rec.version
+                        );
+                        self.problem(path.to_owned(), pos, msg);
+                    }
+                    if m.time < self.last_time {
+                        self.problem(path.to_owned(), pos, "time goes backwards".into());
+                    }
+                    self.last_time = self.last_time.max(m.time);
+                    if let Err(reason) = m.to_event() {
+                        self.problem(path.to_owned(), pos, reason);
+                    }
+                    builder.add(&rec.stream, rec.version);
+                    self.report.events += 1;
+                    open_batch = if rec.more {
+                        open_batch.or(Some(pos))
+                    } else {
+                        None
+                    };
+                }
+            }
+            pos += n as u64 + 1;
+        }
+        if let Some(at) = open_batch {
+            if is_last {
+                self.report.notes.push(format!(
+                    "{} ends in a partial batch starting at byte {at} (cut by the next writer open)",
+                    path.display()
+                ));
+            } else {
+                self.problem(
+                    path.to_owned(),
+                    at,
+                    "sealed segment ends in a partial batch".into(),
+                );
+            }
+        }
+        if !is_last {
+            match summary::load(storage, dir, base, len) {
+                Some(s) if s.streams == builder.streams() && s.last_seq + 1 == self.next_seq => {}
+                Some(_) => self.report.notes.push(format!(
+                    "summary of {} disagrees with the segment (rebuilt on the next writer open)",
+                    path.display()
+                )),
+                None => self.report.notes.push(format!(
+                    "summary of {} is missing or damaged (rebuilt on the next writer open)",
+                    path.display()
+                )),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,13 @@
+//! Integration tests of the core engine: one binary, one module per concern.
+
+mod bad_input;
+mod batches;
+mod concurrency;
+mod crash_kill;
+mod expected_version;
+mod locking;
+mod reads;
+mod reopen;
+mod support;
+mod truncation;
+mod verify;

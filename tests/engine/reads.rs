@@ -1,0 +1,199 @@
+//! Stream and global reads, forwards and backwards, across sealed and active segments.
+
+use crate::support::*;
+use eventfile::{Direction, Read};
+
+/// 300 events over 7 streams in ~4 KiB segments: many sealed segments plus an active one.
+fn fixture(dir: &std::path::Path) -> eventfile::Store {
+    let store = fast_store(dir, 4096);
+    for i in 0..300u64 {
+        append_one(&store, &format!("s{}", i % 7), i);
+    }
+    store.sync().unwrap();
+    store
+}
+
+#[test]
+fn stream_reads_match_a_filter_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = fixture(dir.path());
+    let segments = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".jsonl")
+        })
+        .count();
+    assert!(
+        segments > 5,
+        "fixture should span many segments, got {segments}"
+    );
+    let log = all(&store);
+    assert_eq!(log.len(), 300);
+    assert_gapless(&log);
+    for s in 0..7 {
+        let name = format!("s{s}");
+        let expect: Vec<u64> = log
+            .iter()
+            .filter(|e| e.stream == name)
+            .map(|e| e.seq)
+            .collect();
+        let n = expect.len() as u64;
+        let fwd: Vec<u64> = stream(&store, &name, Read::forward())
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(fwd, expect);
+        let mut rev = expect.clone();
+        rev.reverse();
+        let bwd: Vec<u64> = stream(&store, &name, Read::backward())
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(bwd, rev);
+        for from in [1, 2, n / 2, n, n + 1] {
+            let got: Vec<u64> = stream(&store, &name, Read::forward().from(from))
+                .iter()
+                .map(|e| e.version)
+                .collect();
+            assert_eq!(
+                got,
+                (from.max(1)..=n).collect::<Vec<_>>(),
+                "forward from {from}"
+            );
+            let got: Vec<u64> = stream(&store, &name, Read::backward().from(from))
+                .iter()
+                .map(|e| e.version)
+                .collect();
+            assert_eq!(
+                got,
+                (1..=from.min(n)).rev().collect::<Vec<_>>(),
+                "backward from {from}"
+            );
+            let got: Vec<u64> = stream(&store, &name, Read::forward().from(from).limit(3))
+                .iter()
+                .map(|e| e.version)
+                .collect();
+            assert_eq!(got, (from.max(1)..=n).take(3).collect::<Vec<_>>());
+        }
+    }
+    assert!(stream(&store, "nobody", Read::forward()).is_empty());
+}
+
+#[test]
+fn global_reads_from_any_seq_both_directions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = fixture(dir.path());
+    for from in [0u64, 1, 2, 37, 150, 299, 300, 301, 1000] {
+        let fwd: Vec<u64> = store
+            .read_all(Read::forward().from(from))
+            .unwrap()
+            .map(|e| e.unwrap().seq)
+            .collect();
+        assert_eq!(
+            fwd,
+            (from.max(1)..=300).collect::<Vec<_>>(),
+            "forward from {from}"
+        );
+        let bwd: Vec<u64> = store
+            .read_all(Read::forward().direction(Direction::Backward).from(from))
+            .unwrap()
+            .map(|e| e.unwrap().seq)
+            .collect();
+        assert_eq!(
+            bwd,
+            (1..=from.min(300)).rev().collect::<Vec<_>>(),
+            "backward from {from}"
+        );
+    }
+    let newest: Vec<u64> = store
+        .read_all(Read::backward().limit(2))
+        .unwrap()
+        .map(|e| e.unwrap().seq)
+        .collect();
+    assert_eq!(newest, [300, 299]);
+}
+
+#[test]
+fn events_round_trip_every_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = small_store(dir.path(), 1 << 20);
+    let e = eventfile::NewEvent::new(
+        "Shipped",
+        serde_json::json!({"to": "Zürich \"HQ\"\n", "n": [1.5, null]}),
+    )
+    .with_id("my-id-1")
+    .with_meta_entry("correlation_id", "c-1")
+    .with_meta_entry("actor", "ann")
+    .with_tag("region=eu")
+    .with_tag("tier=gold");
+    store
+        .append("order-1", eventfile::ExpectedVersion::Any, [e])
+        .unwrap();
+    drop(store);
+    let store = small_store(dir.path(), 1 << 20);
+    let got = all(&store).remove(0);
+    assert_eq!(got.id, "my-id-1");
+    assert_eq!(got.event_type, "Shipped");
+    assert_eq!(got.data_value()["to"], "Zürich \"HQ\"\n");
+    assert_eq!(got.meta["correlation_id"], "c-1");
+    assert_eq!(got.tags, ["region=eu", "tier=gold"]);
+    let json: serde_json::Value = serde_json::from_str(&got.to_json()).unwrap();
+    for key in [
+        "seq", "id", "stream", "version", "type", "time", "data", "meta", "tags",
+    ] {
+        assert!(json.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(json["time"].as_str().unwrap(), got.time_rfc3339());
+}
+
+#[test]
+fn generated_ids_are_unique_uuids_and_times_never_decrease() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = fast_store(dir.path(), 1 << 20);
+    for i in 0..200 {
+        append_one(&store, "s", i);
+    }
+    let events = all(&store);
+    let ids: std::collections::HashSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids.len(), 200);
+    assert!(
+        events
+            .iter()
+            .all(|e| e.id.len() == 36 && e.id.as_bytes()[14] == b'7')
+    );
+    assert!(events.windows(2).all(|w| w[0].time <= w[1].time));
+}
+
+#[test]
+fn segment_lines_are_plain_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = fixture(dir.path());
+    drop(store);
+    let mut lines = 0;
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|x| x == "jsonl") {
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert!(v.is_object());
+                lines += 1;
+            }
+        }
+    }
+    assert!(lines > 300);
+}
+
+#[test]
+fn iterators_do_not_see_events_appended_after_they_were_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = small_store(dir.path(), 1 << 20);
+    append_one(&store, "s", 1);
+    let it = store.read_all(Read::forward()).unwrap();
+    append_one(&store, "s", 2);
+    assert_eq!(it.count(), 1);
+    assert_eq!(store.read_all(Read::forward()).unwrap().count(), 2);
+}

@@ -1,0 +1,87 @@
+//! Helpers shared by the engine tests.
+
+use eventfile::{Durability, ExpectedVersion, NewEvent, OpenOptions, Read, RecordedEvent, Store};
+use serde_json::json;
+use std::path::Path;
+
+/// A store opened with small segments, so tests cross segment boundaries.
+pub fn small_store(dir: &Path, segment_bytes: u64) -> Store {
+    OpenOptions::new()
+        .segment_bytes(segment_bytes)
+        .open(dir)
+        .expect("open store")
+}
+
+/// The same, without fsync (for building fixtures fast).
+pub fn fast_store(dir: &Path, segment_bytes: u64) -> Store {
+    OpenOptions::new()
+        .segment_bytes(segment_bytes)
+        .durability(Durability::None)
+        .open(dir)
+        .expect("open store")
+}
+
+pub fn ev(t: &str, n: u64) -> NewEvent {
+    NewEvent::new(t, json!({ "n": n }))
+}
+
+pub fn append_one(store: &Store, stream: &str, n: u64) -> eventfile::AppendResult {
+    store
+        .append(stream, ExpectedVersion::Any, [ev("Tick", n)])
+        .expect("append")
+}
+
+pub fn all(store: &Store) -> Vec<RecordedEvent> {
+    store
+        .read_all(Read::forward())
+        .expect("read_all")
+        .collect::<Result<_, _>>()
+        .expect("read_all events")
+}
+
+pub fn stream(store: &Store, name: &str, read: Read) -> Vec<RecordedEvent> {
+    store
+        .read_stream(name, read)
+        .expect("read_stream")
+        .collect::<Result<_, _>>()
+        .expect("read_stream events")
+}
+
+/// Checks the global invariants: seq gapless from 1, versions gapless per stream.
+pub fn assert_gapless(events: &[RecordedEvent]) {
+    let mut versions = std::collections::HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.seq, i as u64 + 1, "seq gap at {e:?}");
+        let v = versions.entry(e.stream.clone()).or_insert(0u64);
+        *v += 1;
+        assert_eq!(e.version, *v, "version gap at {e:?}");
+    }
+}
+
+/// Environment variable that tells a re-executed test binary which child role to play.
+pub const CHILD_ROLE: &str = "EVENTFILE_TEST_CHILD";
+
+/// The role this process plays, if it was started by [`child`].
+pub fn child_role() -> Option<String> {
+    std::env::var(CHILD_ROLE).ok()
+}
+
+/// A command that re-runs this test binary as a child executing only `test`, in `role`.
+/// The child's protocol lines go to stdout; libtest's own lines are told apart by prefix.
+pub fn child(test: &str, role: &str, dir: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(std::env::current_exe().expect("test binary path"));
+    c.args([test, "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .env(CHILD_ROLE, role)
+        .env("EVENTFILE_TEST_DIR", dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit());
+    c
+}
+
+/// The store directory a child was given.
+pub fn child_dir() -> std::path::PathBuf {
+    std::env::var_os("EVENTFILE_TEST_DIR")
+        .expect("child dir")
+        .into()
+}

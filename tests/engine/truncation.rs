@@ -1,0 +1,184 @@
+//! Cutting the newest segment at every byte of its last three records, and damage in its middle.
+
+use crate::support::*;
+use eventfile::{Error, ExpectedVersion::*, StreamAppend};
+use std::path::{Path, PathBuf};
+
+fn copy_dir(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+fn newest_segment(dir: &Path) -> PathBuf {
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    segs.sort();
+    segs.pop().unwrap()
+}
+
+/// Batches: (stream, events). The last three records are a two-stream batch and a single event.
+fn build(dir: &Path) -> Vec<(u64, u64)> {
+    let store = fast_store(dir, 1 << 20);
+    let mut batch_ends = Vec::new(); // (last seq of batch, byte end) filled from the file below
+    store.append("a", NoStream, [ev("A", 1)]).unwrap();
+    store
+        .append("b", NoStream, (0..3).map(|i| ev("B", i)))
+        .unwrap();
+    store.append("a", Exact(1), [ev("A", 2)]).unwrap();
+    store
+        .append_multi(&[
+            StreamAppend::new("a", Exact(2), [ev("A", 3)]),
+            StreamAppend::new("c", NoStream, [ev("C", 1)]),
+        ])
+        .unwrap();
+    store.append("b", Exact(3), [ev("B", 4)]).unwrap();
+    store.close().unwrap();
+    // Byte end of each record line in the segment, and whether it closes a batch.
+    let bytes = std::fs::read(newest_segment(dir)).unwrap();
+    let mut pos = 0;
+    // Line 0 is the header; line n holds seq n.
+    for (seq, line) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
+        pos += line.len() as u64;
+        if seq > 0 {
+            let v: serde_json::Value = serde_json::from_slice(line).unwrap();
+            if v.get("more").is_none() {
+                batch_ends.push((seq as u64, pos));
+            }
+        }
+    }
+    batch_ends
+}
+
+#[test]
+fn cut_at_every_offset_of_the_last_three_records() {
+    let src = tempfile::tempdir().unwrap();
+    let batch_ends = build(src.path());
+    assert_eq!(
+        batch_ends.iter().map(|b| b.0).collect::<Vec<_>>(),
+        [1, 4, 5, 7, 8]
+    );
+    let seg = newest_segment(src.path());
+    let full = std::fs::read(&seg).unwrap();
+    // Start of the third-to-last record (seq 6) = end of the batch ending at seq 5.
+    let start = batch_ends[2].1;
+    let mut cases = 0;
+    for cut in start..=full.len() as u64 {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(src.path(), dir.path());
+        let seg = newest_segment(dir.path());
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
+
+        let store = small_store(dir.path(), 1 << 20);
+        let expect = batch_ends
+            .iter()
+            .filter(|(_, end)| *end <= cut)
+            .map(|b| b.0)
+            .max()
+            .unwrap();
+        let events = all(&store);
+        assert_eq!(events.len() as u64, expect, "cut at {cut}");
+        assert_gapless(&events);
+        // The file was cut back to the last complete batch.
+        let kept = batch_ends.iter().find(|b| b.0 == expect).unwrap().1;
+        assert_eq!(std::fs::metadata(&seg).unwrap().len(), kept, "cut at {cut}");
+        // New appends continue both numberings.
+        let v = store.stream_version("a");
+        let r = store.append("a", Exact(v), [ev("A", 9)]).unwrap();
+        assert_eq!((r.first_seq, r.version), (expect + 1, v + 1));
+        drop(store);
+        assert!(eventfile::verify(dir.path()).unwrap().is_sound());
+        cases += 1;
+    }
+    assert!(cases > 300, "only {cases} offsets tried");
+}
+
+#[test]
+fn damage_in_the_middle_of_the_newest_segment_refuses_to_open() {
+    let src = tempfile::tempdir().unwrap();
+    let batch_ends = build(src.path());
+    let seg = newest_segment(src.path());
+    let mut bytes = std::fs::read(&seg).unwrap();
+    // Flip a byte in the record of seq 2 (inside the batch 2..=4); valid records follow.
+    let at = batch_ends[0].1 + 10;
+    bytes[at as usize] ^= 0x20;
+    std::fs::write(&seg, &bytes).unwrap();
+    match eventfile::Store::open(src.path()) {
+        Err(Error::Corrupt {
+            path,
+            offset,
+            reason,
+        }) => {
+            assert_eq!(path, seg);
+            assert_eq!(offset, batch_ends[0].1);
+            assert!(reason.contains("valid record follows"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    // Nothing was truncated.
+    assert_eq!(std::fs::read(&seg).unwrap(), bytes);
+    let report = eventfile::verify(src.path()).unwrap();
+    assert!(!report.is_sound());
+    assert_eq!(report.problems[0].offset, batch_ends[0].1);
+}
+
+#[test]
+fn garbage_after_the_last_batch_is_a_torn_tail() {
+    let src = tempfile::tempdir().unwrap();
+    build(src.path());
+    let seg = newest_segment(src.path());
+    let len = std::fs::metadata(&seg).unwrap().len();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    std::io::Write::write_all(&mut f, &[0u8; 5000]).unwrap();
+    std::io::Write::write_all(&mut f, b"\n{\"seq\":9}\n").unwrap();
+    drop(f);
+    let store = small_store(src.path(), 1 << 20);
+    assert_eq!(store.head_seq(), 8);
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), len);
+}
+
+#[test]
+fn a_torn_header_of_a_fresh_segment_is_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = fast_store(dir.path(), 4096);
+    let mut n = 0;
+    while std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "jsonl")
+        })
+        .count()
+        < 3
+    {
+        append_one(&store, "s", n);
+        n += 1;
+    }
+    store.close().unwrap();
+    // The newest segment holds exactly one event; make it look like a crash mid-creation.
+    let seg = newest_segment(dir.path());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(17)
+        .unwrap();
+    let store = small_store(dir.path(), 4096);
+    assert_eq!(store.head_seq(), n - 1);
+    let r = append_one(&store, "s", 0);
+    assert_eq!(r.first_seq, n);
+    drop(store);
+    assert!(eventfile::verify(dir.path()).unwrap().is_sound());
+}
