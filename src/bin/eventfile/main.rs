@@ -1,1 +1,220 @@
-fn main() {}
+//! The `eventfile` command-line tool: inspect, append to, and check a store.
+//!
+//! Exit status: 0 success, 1 failure (or `verify` found problems), 2 bad usage, 3 version
+//! conflict on `append`. Output goes to stdout as JSON lines; a closed pipe (`| head`) ends the
+//! command quietly with status 0.
+
+mod args;
+mod demo;
+
+use std::io::{self, BufWriter, Read as _, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use eventfile::{Error, ExpectedVersion, NewEvent, OpenOptions, Read, Store};
+
+use args::{Cli, Command};
+
+/// How a command failed.
+enum Failure {
+    /// An append's expectation did not hold (exit 3).
+    Conflict(String),
+    /// `verify` found problems; they were printed (exit 1).
+    Unsound,
+    /// stdout was closed by the reader: not an error.
+    ClosedPipe,
+    /// Anything else (exit 1).
+    Other(String),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        match e {
+            Error::WrongExpectedVersion { .. } => Failure::Conflict(e.to_string()),
+            e => Failure::Other(e.to_string()),
+        }
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Failure {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            Failure::ClosedPipe
+        } else {
+            Failure::Other(format!("writing output: {e}"))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) | Err(Failure::ClosedPipe) => ExitCode::SUCCESS,
+        Err(Failure::Unsound) => ExitCode::from(1),
+        Err(Failure::Conflict(msg)) => {
+            eprintln!("eventfile: {msg}");
+            ExitCode::from(3)
+        }
+        Err(Failure::Other(msg)) => {
+            eprintln!("eventfile: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let out = io::stdout().lock();
+    let mut out = BufWriter::new(out);
+    let dir = cli.dir;
+    match cli.command {
+        Command::Init {
+            segment_bytes,
+            max_event_bytes,
+        } => {
+            let store = OpenOptions::new()
+                .segment_bytes(segment_bytes)
+                .max_event_bytes(max_event_bytes)
+                .open(&dir)?;
+            let c = store.config();
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({
+                    "dir": dir.display().to_string(),
+                    "segment_bytes": c.segment_bytes,
+                    "max_event_bytes": c.max_event_bytes,
+                    "head_seq": store.head_seq(),
+                })
+            )?;
+        }
+        Command::Append {
+            stream,
+            event_type,
+            data,
+            expect,
+            id,
+            meta,
+            tags,
+        } => {
+            let expected: ExpectedVersion = expect.parse()?;
+            let data = match data.as_deref() {
+                None => "{}".to_string(),
+                Some("-") => {
+                    let mut s = String::new();
+                    io::stdin()
+                        .read_to_string(&mut s)
+                        .map_err(|e| Failure::Other(format!("reading data from stdin: {e}")))?;
+                    s
+                }
+                Some(text) => text.to_string(),
+            };
+            let value: serde_json::Value = serde_json::from_str(&data)
+                .map_err(|e| Failure::Other(format!("DATA is not valid JSON: {e}")))?;
+            let mut event = NewEvent::new(event_type, value);
+            if let Some(id) = id {
+                event = event.with_id(id);
+            }
+            if let Some(meta) = meta {
+                match serde_json::from_str::<serde_json::Value>(&meta) {
+                    Ok(serde_json::Value::Object(m)) => event = event.with_meta(m),
+                    Ok(_) => return Err(Failure::Other("--meta must be a JSON object".into())),
+                    Err(e) => return Err(Failure::Other(format!("--meta is not valid JSON: {e}"))),
+                }
+            }
+            for tag in tags {
+                event = event.with_tag(tag);
+            }
+            let store = Store::open(&dir)?;
+            let r = store.append(&stream, expected, [event])?;
+            store.close()?;
+            #[derive(serde::Serialize)]
+            struct Appended<'a> {
+                stream: &'a str,
+                version: u64,
+                seq: u64,
+            }
+            let line = serde_json::to_string(&Appended {
+                stream: &stream,
+                version: r.version,
+                seq: r.first_seq,
+            })
+            .map_err(|e| Failure::Other(e.to_string()))?;
+            writeln!(out, "{line}")?;
+        }
+        Command::Read {
+            stream,
+            from,
+            limit,
+            backward,
+        } => {
+            let store = open_for_reading(&dir)?;
+            let read = read_options(from, limit, backward);
+            for event in store.read_stream(&stream, read)? {
+                writeln!(out, "{}", event?.to_json())?;
+            }
+        }
+        Command::Cat { from, limit } => {
+            let store = open_for_reading(&dir)?;
+            for event in store.read_all(read_options(from, limit, false))? {
+                writeln!(out, "{}", event?.to_json())?;
+            }
+        }
+        Command::Verify => {
+            if !dir.join("eventfile.json").exists() {
+                drop(Store::open(&dir)?);
+            }
+            let report = eventfile::verify(&dir)?;
+            for p in &report.problems {
+                writeln!(out, "problem: {p}")?;
+            }
+            for n in &report.notes {
+                writeln!(out, "note: {n}")?;
+            }
+            writeln!(
+                out,
+                "{}: {} segments, {} events, {} streams, {} problems",
+                if report.is_sound() {
+                    "sound"
+                } else {
+                    "UNSOUND"
+                },
+                report.segments,
+                report.events,
+                report.streams,
+                report.problems.len()
+            )?;
+            out.flush()?;
+            if !report.is_sound() {
+                return Err(Failure::Unsound);
+            }
+        }
+        Command::Demo => demo::run(&mut out)?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Readers do not take the writer lock, so they work next to a running writer. A directory with
+/// no store gets one with the defaults, as every command does.
+fn open_for_reading(dir: &std::path::Path) -> Result<Store, Failure> {
+    if dir.join("eventfile.json").exists() {
+        Ok(Store::open_read_only(dir)?)
+    } else {
+        Ok(Store::open(dir)?)
+    }
+}
+
+fn read_options(from: Option<u64>, limit: Option<usize>, backward: bool) -> Read {
+    let mut read = if backward {
+        Read::backward()
+    } else {
+        Read::forward()
+    };
+    if let Some(from) = from {
+        read = read.from(from);
+    }
+    if let Some(limit) = limit {
+        read = read.limit(limit);
+    }
+    read
+}

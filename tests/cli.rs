@@ -1,0 +1,270 @@
+//! The `eventfile` binary: commands, output contracts and exit codes.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn eventfile(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_eventfile"))
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("run eventfile")
+}
+
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn append_prints_position_and_conflicts_exit_3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let out = eventfile(
+        &dir,
+        &[
+            "append",
+            "order-1",
+            "OrderPlaced",
+            r#"{"customer":"ann"}"#,
+            "--expect",
+            "no-stream",
+            "--tag",
+            "region=eu",
+            "--meta",
+            r#"{"actor":"me"}"#,
+            "--id",
+            "e-1",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        r#"{"stream":"order-1","version":1,"seq":1}"#
+    );
+
+    let out = eventfile(
+        &dir,
+        &[
+            "append",
+            "order-1",
+            "OrderPlaced",
+            "{}",
+            "--expect",
+            "no-stream",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("expected no-stream") && err.contains("actual version is 1"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+
+    // Data from stdin, exact expectation.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eventfile"))
+        .arg("--dir")
+        .arg(&dir)
+        .args(["append", "order-1", "ItemAdded", "-", "--expect", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), br#"{"sku":"A-1"}"#).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(json_lines(&out)[0]["version"], 2);
+
+    let events = json_lines(&eventfile(&dir, &["read", "order-1"]));
+    assert_eq!(events.len(), 2);
+    let e = &events[0];
+    let keys: Vec<&str> = e.as_object().unwrap().keys().map(String::as_str).collect();
+    for k in [
+        "seq", "id", "stream", "version", "type", "time", "data", "meta", "tags",
+    ] {
+        assert!(keys.contains(&k), "missing {k} in {e}");
+    }
+    assert_eq!(e["id"], "e-1");
+    assert_eq!(e["data"]["customer"], "ann");
+    assert_eq!(e["meta"]["actor"], "me");
+    assert_eq!(e["tags"][0], "region=eu");
+    assert!(eventfile::parse_rfc3339(e["time"].as_str().unwrap()).is_some());
+    assert_eq!(events[1]["data"]["sku"], "A-1");
+}
+
+#[test]
+fn bad_input_exits_non_zero_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    assert!(eventfile(dir, &["append", "s", "T", "{}"]).status.success());
+    for args in [
+        &["append", "s", "T", "{bad"][..],
+        &["append", "s", "T", "{}", "--meta", "[1]"],
+        &["append", "", "T"],
+        &["append", "s", "T", "{}", "--expect", "maybe"],
+        &["append", "s", "T", "{}", "--tag", "novalue"],
+    ] {
+        let out = eventfile(dir, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(!out.stderr.is_empty());
+    }
+    assert_eq!(json_lines(&eventfile(dir, &["cat"])).len(), 1);
+    assert_eq!(eventfile(dir, &["frobnicate"]).status.code(), Some(2));
+}
+
+#[test]
+fn read_and_cat_options() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for i in 0..6 {
+        let stream = if i % 2 == 0 { "a" } else { "b" };
+        assert!(
+            eventfile(dir, &["append", stream, "T", &i.to_string()])
+                .status
+                .success()
+        );
+    }
+    let seqs = |out: Output| {
+        json_lines(&out)
+            .iter()
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(seqs(eventfile(dir, &["cat"])), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(
+        seqs(eventfile(dir, &["cat", "--from", "3", "--limit", "2"])),
+        [3, 4]
+    );
+    assert_eq!(seqs(eventfile(dir, &["read", "a"])), [1, 3, 5]);
+    assert_eq!(seqs(eventfile(dir, &["read", "a", "--from", "2"])), [3, 5]);
+    assert_eq!(
+        seqs(eventfile(dir, &["read", "b", "--backward", "--limit", "2"])),
+        [6, 4]
+    );
+    assert!(seqs(eventfile(dir, &["read", "nobody"])).is_empty());
+}
+
+#[test]
+fn init_persists_options_and_dir_comes_from_the_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let out = eventfile(&dir, &["init", "--segment-bytes", "8192"]);
+    assert!(out.status.success());
+    assert_eq!(json_lines(&out)[0]["segment_bytes"], 8192);
+    // A second init with other options does nothing: the persisted ones stay.
+    let out = eventfile(&dir, &["init", "--segment-bytes", "99999"]);
+    assert_eq!(json_lines(&out)[0]["segment_bytes"], 8192);
+    let store = eventfile::Store::open_read_only(&dir).unwrap();
+    assert_eq!(store.config().segment_bytes, 8192);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_eventfile"))
+        .env("EVENTFILE_DIR", &dir)
+        .args(["append", "x", "T"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        eventfile::Store::open_read_only(&dir).unwrap().head_seq(),
+        1
+    );
+}
+
+#[test]
+fn verify_reports_damage_with_file_and_offset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for i in 0..3 {
+        assert!(
+            eventfile(dir, &["append", "s", "T", &i.to_string()])
+                .status
+                .success()
+        );
+    }
+    let out = eventfile(dir, &["verify"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sound: 1 segments, 3 events"));
+
+    let seg = dir.join("00000000000000000001.jsonl");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let second = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(1)
+        .unwrap()
+        .0
+        + 1;
+    bytes[second + 5] ^= 0x01;
+    std::fs::write(&seg, &bytes).unwrap();
+    let out = eventfile(dir, &["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("00000000000000000001.jsonl at byte {second}")),
+        "{text}"
+    );
+}
+
+#[test]
+fn demo_runs_end_to_end() {
+    let out = Command::new(env!("CARGO_BIN_EXE_eventfile"))
+        .arg("demo")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("refused, nothing written"), "{text}");
+    assert!(text.contains("verify: sound (7 events"), "{text}");
+    assert!(text.contains("total 33.99, paid true"), "{text}");
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let store = eventfile::OpenOptions::new()
+        .durability(eventfile::Durability::None)
+        .open(dir)
+        .unwrap();
+    for i in 0..20_000u64 {
+        store
+            .append(
+                "s",
+                eventfile::ExpectedVersion::Any,
+                [eventfile::NewEvent::new("T", serde_json::json!(i))],
+            )
+            .unwrap();
+    }
+    store.close().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eventfile"))
+        .arg("--dir")
+        .arg(dir)
+        .arg("cat")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 10];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stderr.is_empty());
+}
