@@ -43,6 +43,9 @@
 mod config;
 mod error;
 mod event;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals;
 mod reader;
 mod record;
 mod recovery;
@@ -66,6 +69,11 @@ pub use reader::{Direction, Events, Read};
 pub use store::Store;
 pub use time::{Micros, format_rfc3339, parse_rfc3339};
 pub use verify::{Problem, VerifyReport, verify};
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 #[cfg(feature = "internals")]
 pub use storage::{Mapped, OsStorage, Storage, StorageFile};

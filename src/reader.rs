@@ -164,15 +164,17 @@ impl Store {
                 ev.push_offsets(&st, file_seg, offsets, max_line);
             }
             for &(base, _, _) in sealed.iter().rev().filter(|s| s.1 <= from) {
-                let seg = segment_at(&st, base);
-                ev.push_scan(&st, seg, seg_end(&st, seg), max_line);
+                if let Some(seg) = segment_at(&st, base) {
+                    ev.push_scan(&st, seg, seg_end(&st, seg), max_line);
+                }
             }
         } else {
             let from = read.from.unwrap_or(1).max(1);
             ev.version_bound = from;
             for &(base, _, _) in sealed.iter().filter(|s| s.2 >= from) {
-                let seg = segment_at(&st, base);
-                ev.push_scan(&st, seg, seg.data_start, max_line);
+                if let Some(seg) = segment_at(&st, base) {
+                    ev.push_scan(&st, seg, seg.data_start, max_line);
+                }
             }
             if let (Some(a), Some(file_seg)) = (active, st.segments.last()) {
                 let skip = from.saturating_sub(a.first_version) as usize;
@@ -228,8 +230,7 @@ impl Store {
                 };
                 let end = seg_end(&st, seg);
                 let stop = sparse
-                    .iter()
-                    .find(|&&(s, _)| s > from)
+                    .get(sparse.partition_point(|&(s, _)| s <= from))
                     .map_or(end, |&(_, o)| o);
                 ev.push_scan(&st, seg, stop, max_line);
             }
@@ -261,9 +262,9 @@ impl Store {
     }
 }
 
-fn segment_at(st: &State, base: u64) -> &Segment {
+fn segment_at(st: &State, base: u64) -> Option<&Segment> {
     let i = st.segments.partition_point(|s| s.base < base);
-    &st.segments[i]
+    st.segments.get(i).filter(|s| s.base == base)
 }
 
 /// Where a segment's complete data ends.

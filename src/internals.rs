@@ -1,0 +1,52 @@
+//! Internals exposed (behind the `internals` feature) for fuzz targets and fault-injection tests.
+//! Not a stable API.
+
+use std::path::Path;
+
+use crate::event::RecordedEvent;
+use crate::record::{self, RecordOut};
+
+/// Checks and decodes one record line (without its newline); `None` if it is rejected.
+pub fn decode_record(line: &[u8]) -> Option<RecordedEvent> {
+    record::decode_record(line).ok()?.to_event().ok()
+}
+
+/// Checks and decodes a segment header line; the base seq if it is a supported header.
+pub fn decode_header(line: &[u8]) -> Option<u64> {
+    match record::decode_header(line).ok()? {
+        record::Header::Ok { base_seq } => Some(base_seq),
+        record::Header::Unsupported { .. } => None,
+    }
+}
+
+/// Encodes an event as a framed record line (with its newline).
+pub fn encode_event(e: &RecordedEvent, more: bool) -> Vec<u8> {
+    let mut buf = Vec::new();
+    record::encode_record(
+        &mut buf,
+        &RecordOut {
+            seq: e.seq,
+            id: &e.id,
+            stream: &e.stream,
+            version: e.version,
+            event_type: &e.event_type,
+            time: &record::record_time(e.time),
+            data: &e.data,
+            meta: &e.meta,
+            tags: &e.tags,
+            more,
+        },
+    );
+    buf
+}
+
+/// Creates a store in the empty directory `dir` whose only segment is a valid header followed by
+/// `body`.
+pub fn write_store_with_segment(dir: &Path, body: &[u8]) -> std::io::Result<()> {
+    let storage = crate::storage::OsStorage;
+    crate::config::write_config(&storage, dir, &crate::config::StoreConfig::default())
+        .map_err(std::io::Error::other)?;
+    let mut bytes = record::encode_header(1);
+    bytes.extend_from_slice(body);
+    std::fs::write(dir.join(crate::segment::segment_name(1)), bytes)
+}
