@@ -50,3 +50,22 @@ pub fn write_store_with_segment(dir: &Path, body: &[u8]) -> std::io::Result<()> 
     bytes.extend_from_slice(body);
     std::fs::write(dir.join(crate::segment::segment_name(1)), bytes)
 }
+
+/// Frames `body` (normally a JSON object without its closing brace) with a valid CRC
+/// suffix, as the writer does: lets a fuzzer reach the parser behind the checksum.
+pub fn frame(body: &[u8]) -> Vec<u8> {
+    let mut buf = body.to_vec();
+    record::seal_line(&mut buf, 0);
+    buf.pop(); // the newline
+    buf
+}
+
+/// Frames every line of `text` (see [`frame`]) and joins them with newlines.
+pub fn frame_lines(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + 32);
+    for line in text.split(|&b| b == b'\n') {
+        out.extend_from_slice(&frame(line));
+        out.push(b'\n');
+    }
+    out
+}

@@ -128,9 +128,20 @@ fn apply(st: &mut State, rec: &Scanned, path: &Path) -> Result<()> {
             ),
         ));
     }
+    if rec.time < st.last_time {
+        return Err(Error::corrupt(
+            path,
+            rec.offset,
+            format!(
+                "record time {} is before the previous record's {}",
+                crate::time::format_rfc3339(rec.time),
+                crate::time::format_rfc3339(st.last_time)
+            ),
+        ));
+    }
     entry.version = rec.version;
     st.next_seq += 1;
-    st.last_time = st.last_time.max(rec.time);
+    st.last_time = rec.time;
     Ok(())
 }
 

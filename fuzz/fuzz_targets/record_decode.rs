@@ -1,15 +1,27 @@
 //! The record decoder on arbitrary bytes: never panics, and whatever it accepts re-encodes to a
 //! line it accepts again with the same fields.
+//!
+//! The first byte picks the mode: odd, the rest is a raw line (exercises the frame check); even,
+//! the rest is framed with a valid CRC first, so the fuzzer reaches the JSON parsing behind it.
 #![no_main]
 
+use eventfile::internals;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Some(event) = eventfile::internals::decode_record(data) {
-        let line = eventfile::internals::encode_event(&event, false);
-        let again = eventfile::internals::decode_record(&line[..line.len() - 1])
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let line = if mode & 1 == 1 {
+        rest.to_vec()
+    } else {
+        internals::frame(rest)
+    };
+    if let Some(event) = internals::decode_record(&line) {
+        let encoded = internals::encode_event(&event, false);
+        let again = internals::decode_record(&encoded[..encoded.len() - 1])
             .expect("a re-encoded record decodes");
         assert_eq!(again, event);
     }
-    let _ = eventfile::internals::decode_header(data);
+    let _ = internals::decode_header(&line);
 });

@@ -5,6 +5,7 @@ mod batches;
 mod concurrency;
 mod crash_kill;
 mod expected_version;
+mod fuzz_regressions;
 mod locking;
 mod reads;
 mod reopen;

@@ -85,3 +85,31 @@ pub fn child_dir() -> std::path::PathBuf {
         .expect("child dir")
         .into()
 }
+
+/// Frames a record body (a JSON object without its closing brace) as the writer does: a line
+/// that passes the CRC check, whatever its content.
+pub fn frame(body: &str) -> String {
+    format!(
+        "{body},\"crc\":\"{:08x}\"}}\n",
+        crc32fast::hash(body.as_bytes())
+    )
+}
+
+/// Creates a store whose single segment holds `lines` (already framed) after a valid header.
+pub fn store_with_lines(dir: &Path, lines: &[String]) {
+    drop(fast_store(dir, 1 << 20));
+    let seg = dir.join("00000000000000000001.jsonl");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    for l in lines {
+        bytes.extend_from_slice(l.as_bytes());
+    }
+    std::fs::write(seg, bytes).unwrap();
+}
+
+/// A record body with the given position fields.
+pub fn body(seq: u64, stream: &str, version: u64, time: &str, more: bool) -> String {
+    format!(
+        r#"{{"seq":{seq},"id":"e-{seq}","stream":"{stream}","version":{version},"type":"T","time":"{time}","data":{{}},"meta":{{}},"tags":[]{}"#,
+        if more { r#","more":true"# } else { "" }
+    )
+}
