@@ -76,4 +76,4 @@ pub use verify::{Problem, VerifyReport, verify};
 struct ReadmeDoctests;
 
 #[cfg(feature = "internals")]
-pub use storage::{Mapped, OsStorage, Storage, StorageFile};
+pub use storage::{FaultyStorage, Mapped, OsStorage, Storage, StorageFile};

@@ -164,3 +164,152 @@ impl Storage for OsStorage {
         fs::read(path)
     }
 }
+
+/// Test double: the real file system, except that chosen operations fail.
+///
+/// Each counter names the 1-based operation that fails (0: never). A failing write first writes
+/// half of its buffer, as a short write on a full disk does. Used by the poisoning tests and,
+/// behind the `internals` feature, by the fault-injection suites.
+#[cfg(any(test, feature = "internals"))]
+#[derive(Debug, Default)]
+pub struct FaultyStorage {
+    /// Fail the Nth `write_all_at` (counted across files) with ENOSPC.
+    pub fail_write: std::sync::atomic::AtomicU64,
+    /// Fail the Nth `sync_data` (counted across files) with EIO.
+    pub fail_sync: std::sync::atomic::AtomicU64,
+    /// Fail the Nth `create_new` with EIO.
+    pub fail_create: std::sync::atomic::AtomicU64,
+    counts: Arc<FaultCounts>,
+}
+
+#[cfg(any(test, feature = "internals"))]
+#[derive(Debug, Default)]
+struct FaultCounts {
+    writes: std::sync::atomic::AtomicU64,
+    syncs: std::sync::atomic::AtomicU64,
+    creates: std::sync::atomic::AtomicU64,
+}
+
+#[cfg(any(test, feature = "internals"))]
+impl FaultyStorage {
+    /// A storage that fails nothing until told to.
+    pub fn new() -> Arc<FaultyStorage> {
+        Arc::new(FaultyStorage::default())
+    }
+
+    /// Makes the next write (counting from now) fail.
+    pub fn fail_next_write(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.fail_write
+            .store(self.counts.writes.load(SeqCst) + 1, SeqCst);
+    }
+
+    /// Makes the next sync (counting from now) fail.
+    pub fn fail_next_sync(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.fail_sync
+            .store(self.counts.syncs.load(SeqCst) + 1, SeqCst);
+    }
+
+    /// Makes the next file creation (counting from now) fail.
+    pub fn fail_next_create(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.fail_create
+            .store(self.counts.creates.load(SeqCst) + 1, SeqCst);
+    }
+
+    fn wrap(self: &Arc<Self>, file: Arc<dyn StorageFile>) -> Arc<dyn StorageFile> {
+        Arc::new(FaultyFile {
+            file,
+            storage: Arc::clone(self),
+        })
+    }
+}
+
+#[cfg(any(test, feature = "internals"))]
+fn hits(counter: &std::sync::atomic::AtomicU64, target: &std::sync::atomic::AtomicU64) -> bool {
+    use std::sync::atomic::Ordering::SeqCst;
+    let n = counter.fetch_add(1, SeqCst) + 1;
+    n == target.load(SeqCst)
+}
+
+#[cfg(any(test, feature = "internals"))]
+struct FaultyFile {
+    file: Arc<dyn StorageFile>,
+    storage: Arc<FaultyStorage>,
+}
+
+#[cfg(any(test, feature = "internals"))]
+impl StorageFile for FaultyFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.file.read_at(buf, offset)
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let s = &self.storage;
+        if hits(&s.counts.writes, &s.fail_write) {
+            self.file.write_all_at(&buf[..buf.len() / 2], offset)?;
+            return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+        }
+        self.file.write_all_at(buf, offset)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        let s = &self.storage;
+        if hits(&s.counts.syncs, &s.fail_sync) {
+            return Err(io::Error::from_raw_os_error(5)); // EIO
+        }
+        self.file.sync_data()
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        self.file.len()
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+
+    fn map(&self) -> io::Result<Option<Mapped>> {
+        self.file.map()
+    }
+}
+
+/// Forwards to the OS, wrapping files so their writes and syncs can fail.
+#[cfg(any(test, feature = "internals"))]
+impl Storage for Arc<FaultyStorage> {
+    fn open(&self, path: &Path, write: bool) -> io::Result<Arc<dyn StorageFile>> {
+        Ok(self.wrap(OsStorage.open(path, write)?))
+    }
+
+    fn create_new(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
+        if hits(&self.counts.creates, &self.fail_create) {
+            return Err(io::Error::from_raw_os_error(5));
+        }
+        Ok(self.wrap(OsStorage.create_new(path)?))
+    }
+
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        OsStorage.create_dir_all(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        OsStorage.rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        OsStorage.remove_file(path)
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        OsStorage.sync_dir(path)
+    }
+
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        OsStorage.list_dir(path)
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        OsStorage.read(path)
+    }
+}
