@@ -54,6 +54,22 @@ impl Default for StoreConfig {
 }
 
 impl StoreConfig {
+    fn validate(&self) -> Result<()> {
+        if self.segment_bytes < 4096 {
+            return Err(Error::invalid(
+                "segment size",
+                "must be at least 4096 bytes",
+            ));
+        }
+        if self.max_event_bytes < 256 || self.max_event_bytes > 1 << 30 {
+            return Err(Error::invalid(
+                "maximum event size",
+                "must be between 256 bytes and 1 GiB",
+            ));
+        }
+        Ok(())
+    }
+
     /// The longest line a reader will look for in this store.
     pub(crate) fn max_line(&self) -> usize {
         self.max_event_bytes + record::LINE_SLACK
@@ -92,10 +108,15 @@ pub(crate) fn load_config(storage: &dyn Storage, dir: &Path) -> Result<Option<St
             supported: FORMAT_VERSION,
         });
     }
-    Ok(Some(StoreConfig {
+    let config = StoreConfig {
         segment_bytes: file.segment_bytes,
         max_event_bytes: file.max_event_bytes,
-    }))
+    };
+    // The limits bound how much a reader buffers: a hostile file must not raise them.
+    config
+        .validate()
+        .map_err(|e| Error::corrupt(&path, 0, e.to_string()))?;
+    Ok(Some(config))
 }
 
 /// Writes `eventfile.json` atomically (temp, fsync, rename, directory fsync).
@@ -223,18 +244,7 @@ impl OpenOptions {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
-        if self.config.segment_bytes < 4096 {
-            return Err(Error::invalid(
-                "segment size",
-                "must be at least 4096 bytes",
-            ));
-        }
-        if self.config.max_event_bytes < 256 || self.config.max_event_bytes > 1 << 30 {
-            return Err(Error::invalid(
-                "maximum event size",
-                "must be between 256 bytes and 1 GiB",
-            ));
-        }
+        self.config.validate()?;
         if let Durability::Periodic(d) = self.durability
             && d.is_zero()
         {

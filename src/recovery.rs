@@ -38,9 +38,10 @@ pub(crate) fn catch_up(
     let known_last = st.segments.last().map(|s| s.base);
     bases.retain(|&b| known_last.is_none_or(|k| b > k));
 
-    if known_last.is_some() {
+    // A read-only handle that opened during a roll may know only sealed segments so far.
+    if known_last.is_some() && st.active_file.is_some() {
         // The segment we knew as active: read what was added to it since.
-        scan_active(storage, dir, config, read_only, st)?;
+        scan_active(config, read_only, st)?;
         if bases.is_empty() {
             return Ok(());
         }
@@ -329,7 +330,7 @@ fn open_active(
     });
     st.active_file = Some(file);
     st.active_len = data_start;
-    scan_active(storage, dir, config, read_only, st)?;
+    scan_active(config, read_only, st)?;
     if !read_only {
         // A summary of the active segment is stale by definition (left by a crash mid-roll).
         let stale = summary::summary_path(dir, base);
@@ -354,13 +355,7 @@ fn has_valid_record(lines: &mut Lines, path: &Path) -> Result<bool> {
 }
 
 /// Scans the active segment from `st.active_len` to the file's end, applying complete batches.
-fn scan_active(
-    _storage: &dyn Storage,
-    _dir: &Path,
-    config: &StoreConfig,
-    read_only: bool,
-    st: &mut State,
-) -> Result<()> {
+fn scan_active(config: &StoreConfig, read_only: bool, st: &mut State) -> Result<()> {
     let file = st.active_file.clone().expect("active segment has a file");
     let path = st.active().path.clone();
     let len = file.len().map_err(|e| Error::io("stat", &path, e))?;

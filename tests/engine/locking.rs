@@ -90,3 +90,73 @@ fn a_read_only_process_sees_durable_events_and_catches_up() {
     drop(stdin);
     assert!(c.wait().unwrap().success());
 }
+
+#[test]
+fn a_reader_opened_mid_roll_catches_up_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = fast_store(dir.path(), 4096);
+    let mut n = 0;
+    while std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "jsonl")
+        })
+        .count()
+        < 2
+    {
+        append_one(&store, "s", n);
+        n += 1;
+    }
+    store.close().unwrap();
+    // The newest segment as a roll leaves it just after creating the file: no header yet.
+    let mut segs: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    segs.sort();
+    std::fs::write(segs.last().unwrap(), b"").unwrap();
+
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(reader.head_seq(), n - 1);
+    assert_eq!(reader.refresh().unwrap(), n - 1);
+
+    let writer = small_store(dir.path(), 4096);
+    for i in 0..100 {
+        append_one(&writer, "s", i);
+    }
+    let head = reader.refresh().unwrap();
+    assert_eq!(head, n - 1 + 100);
+    let events = all(&reader);
+    assert_gapless(&events);
+    assert_eq!(events.len() as u64, head);
+}
+
+#[test]
+fn a_hostile_config_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(small_store(dir.path(), 1 << 20));
+    let body = r#"{"eventfile":"store","format":1,"segment_bytes":67108864,"max_event_bytes":1152921504606846976"#;
+    std::fs::write(dir.path().join("eventfile.json"), frame(body)).unwrap();
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("maximum event size"), "{err}");
+    let body = r#"{"eventfile":"store","format":2,"segment_bytes":67108864,"max_event_bytes":4096"#;
+    std::fs::write(dir.path().join("eventfile.json"), frame(body)).unwrap();
+    let err = Store::open_read_only(dir.path()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::UnsupportedFormat {
+                found: 2,
+                supported: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
