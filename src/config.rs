@@ -55,10 +55,10 @@ impl Default for StoreConfig {
 
 impl StoreConfig {
     fn validate(&self) -> Result<()> {
-        if self.segment_bytes < 4096 {
+        if self.segment_bytes < 4096 || self.segment_bytes > 1 << 30 {
             return Err(Error::invalid(
                 "segment size",
-                "must be at least 4096 bytes",
+                "must be between 4096 bytes and 1 GiB",
             ));
         }
         if self.max_event_bytes < 256 || self.max_event_bytes > 1 << 30 {
@@ -82,10 +82,17 @@ struct ConfigFile {
     format: u64,
     segment_bytes: u64,
     max_event_bytes: usize,
+    /// Names the store, so a cursor made by one store is refused by another. Stores created
+    /// before it existed get one on their next writable open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    store_id: Option<String>,
 }
 
-/// Reads `eventfile.json`; `Ok(None)` if there is none.
-pub(crate) fn load_config(storage: &dyn Storage, dir: &Path) -> Result<Option<StoreConfig>> {
+/// Reads `eventfile.json`: the options and the store id; `Ok(None)` if there is none.
+pub(crate) fn load_config(
+    storage: &dyn Storage,
+    dir: &Path,
+) -> Result<Option<(StoreConfig, Option<String>)>> {
     let path = dir.join(CONFIG_FILE);
     let bytes = match storage.read(&path) {
         Ok(b) => b,
@@ -116,16 +123,30 @@ pub(crate) fn load_config(storage: &dyn Storage, dir: &Path) -> Result<Option<St
     config
         .validate()
         .map_err(|e| Error::corrupt(&path, 0, e.to_string()))?;
-    Ok(Some(config))
+    let id = file.store_id.filter(|id| {
+        !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+    });
+    Ok(Some((config, id)))
+}
+
+/// A new store id: a UUIDv7 as 32 hex digits.
+pub(crate) fn new_store_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
 }
 
 /// Writes `eventfile.json` atomically (temp, fsync, rename, directory fsync).
-pub(crate) fn write_config(storage: &dyn Storage, dir: &Path, config: &StoreConfig) -> Result<()> {
+pub(crate) fn write_config(
+    storage: &dyn Storage,
+    dir: &Path,
+    config: &StoreConfig,
+    store_id: &str,
+) -> Result<()> {
     let bytes = record::encode_object(&ConfigFile {
         eventfile: "store".into(),
         format: FORMAT_VERSION,
         segment_bytes: config.segment_bytes,
         max_event_bytes: config.max_event_bytes,
+        store_id: Some(store_id.to_owned()),
     });
     write_atomic(storage, dir, CONFIG_FILE, &bytes)
 }
@@ -170,13 +191,28 @@ pub(crate) fn write_atomic(
 ///     .open(dir.path())?;
 /// # Ok::<(), eventfile::Error>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OpenOptions {
     pub(crate) config: StoreConfig,
     pub(crate) durability: Durability,
     pub(crate) read_only: bool,
     pub(crate) create: bool,
     pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) clock: Clock,
+}
+
+/// A source of event timestamps (microseconds since the Unix epoch).
+pub type Clock = Arc<dyn Fn() -> crate::time::Micros + Send + Sync>;
+
+impl std::fmt::Debug for OpenOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenOptions")
+            .field("config", &self.config)
+            .field("durability", &self.durability)
+            .field("read_only", &self.read_only)
+            .field("create", &self.create)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for OpenOptions {
@@ -194,6 +230,7 @@ impl OpenOptions {
             read_only: false,
             create: true,
             storage: Arc::new(OsStorage),
+            clock: Arc::new(crate::time::now_micros),
         }
     }
 
@@ -228,6 +265,16 @@ impl OpenOptions {
     /// Create the store if the directory holds none. Default true.
     pub fn create(mut self, create: bool) -> OpenOptions {
         self.create = create;
+        self
+    }
+
+    /// Where event times come from. Default: the system clock. For tests and generated data;
+    /// whatever the clock says, the store never lets time decrease.
+    pub fn clock(
+        mut self,
+        clock: impl Fn() -> crate::time::Micros + Send + Sync + 'static,
+    ) -> OpenOptions {
+        self.clock = Arc::new(clock);
         self
     }
 

@@ -380,13 +380,42 @@ pub fn validate_tag(tag: &str) -> Result<()> {
     }
 }
 
+/// The metadata keys the store indexes; their values must be strings of 1 to 256 bytes.
+pub const INDEXED_META_KEYS: [&str; 3] = ["correlation_id", "causation_id", "actor"];
+
 /// Checks everything about one event that does not depend on the store.
 pub(crate) fn validate_event(event: &NewEvent) -> Result<()> {
     validate_event_type(&event.event_type)?;
     if let Some(id) = &event.id {
         validate_id(id)?;
     }
+    for key in INDEXED_META_KEYS {
+        match event.meta.get(key) {
+            None => {}
+            Some(Value::String(s)) => check_text("metadata", s)?,
+            Some(other) => {
+                return Err(Error::invalid(
+                    "metadata",
+                    format!("`{key}` must be a string, not {other}"),
+                ));
+            }
+        }
+    }
     event.tags.iter().try_for_each(|t| validate_tag(t))
+}
+
+/// The index terms of an event about to be written.
+pub(crate) fn event_terms(stream: &str, id: &str, e: &NewEvent) -> crate::index::Terms {
+    let meta = |k: &str| e.meta.get(k).and_then(Value::as_str).map(str::to_owned);
+    crate::index::Terms {
+        stream: stream.to_owned(),
+        event_type: e.event_type.clone(),
+        id: id.to_owned(),
+        tags: e.tags.clone(),
+        correlation: meta("correlation_id"),
+        causation: meta("causation_id"),
+        actor: meta("actor"),
+    }
 }
 
 #[cfg(test)]

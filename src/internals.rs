@@ -44,8 +44,13 @@ pub fn encode_event(e: &RecordedEvent, more: bool) -> Vec<u8> {
 /// `body`.
 pub fn write_store_with_segment(dir: &Path, body: &[u8]) -> std::io::Result<()> {
     let storage = crate::storage::OsStorage;
-    crate::config::write_config(&storage, dir, &crate::config::StoreConfig::default())
-        .map_err(std::io::Error::other)?;
+    crate::config::write_config(
+        &storage,
+        dir,
+        &crate::config::StoreConfig::default(),
+        "fuzz",
+    )
+    .map_err(std::io::Error::other)?;
     let mut bytes = record::encode_header(1);
     bytes.extend_from_slice(body);
     std::fs::write(dir.join(crate::segment::segment_name(1)), bytes)

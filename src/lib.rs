@@ -43,16 +43,17 @@
 mod config;
 mod error;
 mod event;
+mod index;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod internals;
+mod query;
 mod reader;
 mod record;
 mod recovery;
 mod segment;
 mod storage;
 mod store;
-mod summary;
 mod time;
 mod verify;
 mod writer;
@@ -62,9 +63,10 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use event::{
-    AppendResult, EventType, ExpectedVersion, MAX_NAME_BYTES, MultiAppendResult, NewEvent,
-    RecordedEvent, StreamAppend,
+    AppendResult, EventType, ExpectedVersion, INDEXED_META_KEYS, MAX_NAME_BYTES, MultiAppendResult,
+    NewEvent, RecordedEvent, StreamAppend,
 };
+pub use query::{Cursor, Query, QueryItem};
 pub use reader::{Direction, Events, Read};
 pub use store::Store;
 pub use time::{Micros, format_rfc3339, parse_rfc3339};

@@ -1,15 +1,20 @@
-//! Reads: one stream, or the global log, forwards or backwards, as iterators.
+//! Reads: one stream, the global log, or a query, forwards or backwards, as iterators.
 //!
-//! A read takes a snapshot of which segments to visit (under the state lock, briefly) and then
-//! reads lines lazily, holding at most one line window per segment in memory. It never returns
-//! an event beyond the visible head (in the default durability mode: never one that is not yet
-//! durable). Sealed segments are read through their maps, the active one with `pread`.
+//! A read takes a snapshot under the state lock (which segments, up to which length, and the
+//! active segment's selected offsets) and returns [`Events`], which visits one segment at a time:
+//! a sealed segment's offsets are planned from its mapped index only when the iterator reaches
+//! it, so memory stays bounded by one segment's selection. Every decoded event is checked against
+//! the read's filter and the visible head: a read never returns an event that is not durable, and
+//! a damaged index can drop results but never produce a wrong one.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::event::{RecordedEvent, validate_stream};
+use crate::index::{IndexFile, Kind};
+use crate::query::{Cursor, IndexRef, Query, plan_segment};
 use crate::record;
 use crate::segment::{LineEnd, Lines, Segment};
 use crate::store::{State, Store};
@@ -24,7 +29,7 @@ pub enum Direction {
     Backward,
 }
 
-/// How to read: direction, starting point and limit.
+/// How to read a stream or the global log: direction, starting point and limit.
 ///
 /// ```
 /// use eventfile::Read;
@@ -73,24 +78,25 @@ impl Read {
     }
 }
 
-enum Cursor {
-    /// Every line from `pos` (forward) or before `pos` (backward) down to `lower`.
-    Scan { pos: u64, lower: u64 },
-    /// The lines at these offsets, in order.
-    Offsets { offsets: Vec<u64>, next: usize },
+/// A segment's offsets to visit: known, or planned when the iterator gets there.
+enum Plan {
+    Ready(Vec<u64>),
+    Lazy(Box<dyn FnOnce() -> Vec<u64> + Send>),
 }
 
 struct Source {
     lines: Lines,
     path: PathBuf,
-    cursor: Cursor,
+    plan: Option<Plan>,
+    offsets: Vec<u64>,
+    next: usize,
 }
 
-/// The stream filter of a stream read.
-struct StreamFilter {
-    name: String,
-    /// `"stream":<name as JSON>,"version":`: a record of the stream contains it.
-    needle: Vec<u8>,
+/// What each decoded event must satisfy besides visibility.
+enum Check {
+    None,
+    Stream { name: String, lo: u64, hi: u64 },
+    Query(Arc<Query>),
 }
 
 /// An iterator over events. Each item is an event or the error that ended the read (damage found
@@ -101,12 +107,20 @@ pub struct Events {
     remaining: usize,
     /// Events with a greater seq are not visible.
     max_seq: u64,
-    /// Global reads: lower (forward) or upper (backward) seq bound.
-    seq_bound: u64,
-    /// Stream reads: lower (forward) or upper (backward) version bound.
-    version_bound: u64,
-    stream: Option<StreamFilter>,
+    check: Check,
+    store_id: String,
+    last_seq: Option<u64>,
+    start: Option<Cursor>,
     done: bool,
+}
+
+/// Offsets of the given ordinals, in read order.
+fn offsets(ix: &IndexRef<'_>, ords: impl Iterator<Item = u32>, backward: bool) -> Vec<u64> {
+    let mut v: Vec<u64> = ords.filter_map(|o| ix.position(o)).collect();
+    if backward {
+        v.reverse();
+    }
+    v
 }
 
 impl Store {
@@ -131,57 +145,59 @@ impl Store {
         validate_stream(stream)?;
         let st = self.inner.lock_state();
         let max_seq = self.head_seq();
-        let max_line = self.inner.config.max_line();
         let backward = read.direction == Direction::Backward;
-        let mut ev = Events::new(backward, read.limit, max_seq);
+        let mut ev = self.events(backward, read.limit, max_seq, None);
         let Some(entry) = st.streams.get(stream) else {
             return Ok(ev);
         };
-        let mut needle = b"\"stream\":".to_vec();
-        serde_json::to_writer(&mut needle, stream)?;
-        needle.extend_from_slice(b",\"version\":");
-        ev.stream = Some(StreamFilter {
+        let (lo, hi) = if backward {
+            (1, read.from.unwrap_or(u64::MAX))
+        } else {
+            (read.from.unwrap_or(1).max(1), u64::MAX)
+        };
+        ev.check = Check::Stream {
             name: stream.to_owned(),
-            needle,
-        });
-
-        // Sealed segments holding the stream, with the versions each holds.
-        let mut sealed = Vec::with_capacity(entry.sealed.len());
+            lo,
+            hi,
+        };
+        // Per segment holding the stream: its first and last version there.
+        let mut parts: Vec<(usize, u64, u64)> = Vec::new();
         let mut first = 1;
         for &(base, last) in &entry.sealed {
-            sealed.push((base, first, last));
+            if let Some(i) = segment_index(&st, base) {
+                parts.push((i, first, last));
+            }
             first = last + 1;
         }
-        let active = st.active_streams.get(stream);
+        if first <= entry.version && st.active_file.is_some() {
+            parts.push((st.segments.len() - 1, first, entry.version));
+        }
+        parts.retain(|&(_, f, l)| l >= lo && f <= hi);
         if backward {
-            let from = read.from.unwrap_or(u64::MAX).min(entry.version);
-            ev.version_bound = from;
-            if let (Some(a), Some(file_seg)) = (active, st.segments.last())
-                && a.first_version <= from
-            {
-                let upto = ((from - a.first_version + 1) as usize).min(a.offsets.len());
-                let offsets = a.offsets[..upto].iter().rev().copied().collect();
-                ev.push_offsets(&st, file_seg, offsets, max_line);
-            }
-            for &(base, _, _) in sealed.iter().rev().filter(|s| s.1 <= from) {
-                if let Some(seg) = segment_at(&st, base) {
-                    ev.push_scan(&st, seg, seg_end(&st, seg), max_line);
+            parts.reverse();
+        }
+        for (i, first, last) in parts {
+            // Postings k holds version first + k: select the versions in [lo, hi].
+            let skip = lo.saturating_sub(first) as usize;
+            let take = (hi.min(last) - first.max(lo) + 1) as usize;
+            let name = stream.to_owned();
+            let seg = &st.segments[i];
+            let plan = match &seg.index {
+                Some(ix) => {
+                    let ix = Arc::clone(ix);
+                    Plan::Lazy(Box::new(move || {
+                        let r = IndexRef::File(&ix);
+                        let p = r.postings(Kind::Stream, &name);
+                        offsets(&r, p.into_iter().skip(skip).take(take), backward)
+                    }))
                 }
-            }
-        } else {
-            let from = read.from.unwrap_or(1).max(1);
-            ev.version_bound = from;
-            for &(base, _, _) in sealed.iter().filter(|s| s.2 >= from) {
-                if let Some(seg) = segment_at(&st, base) {
-                    ev.push_scan(&st, seg, seg.data_start, max_line);
+                None => {
+                    let r = IndexRef::Mem(&st.active_index);
+                    let p = r.postings(Kind::Stream, &name);
+                    Plan::Ready(offsets(&r, p.into_iter().skip(skip).take(take), backward))
                 }
-            }
-            if let (Some(a), Some(file_seg)) = (active, st.segments.last()) {
-                let skip = from.saturating_sub(a.first_version) as usize;
-                if skip < a.offsets.len() {
-                    ev.push_offsets(&st, file_seg, a.offsets[skip..].to_vec(), max_line);
-                }
-            }
+            };
+            ev.push(&st, seg, plan, self.inner.config.max_line());
         }
         Ok(ev)
     }
@@ -201,211 +217,246 @@ impl Store {
     /// # Ok::<(), eventfile::Error>(())
     /// ```
     pub fn read_all(&self, read: Read) -> Result<Events> {
+        let mut q = Query::new().direction(read.direction);
+        if let Some(from) = read.from {
+            q = match read.direction {
+                Direction::Forward => q.from_seq(from),
+                Direction::Backward => q.to_seq(from),
+            };
+        }
+        if let Some(n) = read.limit {
+            q = q.limit(n);
+        }
+        self.run(q, false)
+    }
+
+    /// Runs a query: the events matching `query`, in seq order (or reversed), as an iterator.
+    /// Continue a limited query with [`Events::cursor`] and [`Query::after`].
+    ///
+    /// ```
+    /// # use eventfile::{ExpectedVersion, NewEvent, Query, Store};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = Store::open(dir.path())?;
+    /// for i in 0..5 {
+    ///     let e = NewEvent::new("Paid", serde_json::json!(i)).with_tag("region=eu");
+    ///     store.append(&format!("order-{i}"), ExpectedVersion::Any, [e])?;
+    /// }
+    /// let mut page = store.query(&Query::new().prefix("order-").tag("region=eu").limit(2))?;
+    /// assert_eq!(page.by_ref().count(), 2);
+    /// let rest = store.query(&Query::new().prefix("order-").tag("region=eu").after(page.cursor().unwrap()))?;
+    /// assert_eq!(rest.count(), 3);
+    /// # Ok::<(), eventfile::Error>(())
+    /// ```
+    pub fn query(&self, query: &Query) -> Result<Events> {
+        self.run(query.clone(), true)
+    }
+
+    /// The number of events matching `query` (its limit ignored), answered from the indexes
+    /// without reading any event.
+    pub fn count(&self, query: &Query) -> Result<u64> {
+        query.validate()?;
+        self.check_cursor(query)?;
+        let (sealed, active, max_seq) = {
+            let st = self.inner.lock_state();
+            let max_seq = self.head_seq();
+            let active = match (st.active_file.is_some(), st.segments.last()) {
+                (true, Some(seg)) => {
+                    plan_segment(query, &IndexRef::Mem(&st.active_index), seg.base, max_seq).len()
+                }
+                _ => 0,
+            };
+            let sealed: Vec<(u64, Arc<IndexFile>)> = st
+                .segments
+                .iter()
+                .filter_map(|s| s.index.clone().map(|ix| (s.base, ix)))
+                .collect();
+            (sealed, active as u64, max_seq)
+        };
+        let sealed_count: u64 = sealed
+            .iter()
+            .map(|(base, ix)| plan_segment(query, &IndexRef::File(ix), *base, max_seq).len() as u64)
+            .sum();
+        Ok(sealed_count + active)
+    }
+
+    /// The event with this id, if the store holds one (the oldest, should several share it).
+    pub fn get_event(&self, id: &str) -> Result<Option<RecordedEvent>> {
+        crate::event::validate_id(id)?;
+        let ev = {
+            let st = self.inner.lock_state();
+            let max_seq = self.head_seq();
+            let mut ev = self.events(false, Some(1), max_seq, None);
+            for seg in &st.segments {
+                let r = match &seg.index {
+                    Some(ix) => IndexRef::File(ix),
+                    None => IndexRef::Mem(&st.active_index),
+                };
+                let found = offsets(&r, r.postings(Kind::Id, id).into_iter().take(1), false);
+                if !found.is_empty() {
+                    ev.push(&st, seg, Plan::Ready(found), self.inner.config.max_line());
+                    break;
+                }
+            }
+            ev
+        };
+        let mut ev = ev;
+        ev.find(|e| !matches!(e, Ok(e) if e.id != id)).transpose()
+    }
+
+    fn check_cursor(&self, q: &Query) -> Result<()> {
+        match &q.after {
+            Some(c) if c.store_id != self.inner.store_id => Err(Error::invalid(
+                "cursor",
+                "the cursor belongs to another store",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn run(&self, q: Query, check: bool) -> Result<Events> {
+        q.validate()?;
+        self.check_cursor(&q)?;
         let st = self.inner.lock_state();
         let max_seq = self.head_seq();
-        let max_line = self.inner.config.max_line();
-        let backward = read.direction == Direction::Backward;
-        let mut ev = Events::new(backward, read.limit, max_seq);
-        if st.segments.is_empty() {
-            return Ok(ev);
+        let backward = q.direction == Direction::Backward;
+        let q = Arc::new(q);
+        let mut ev = self.events(backward, q.limit, max_seq, q.after.clone());
+        if check {
+            ev.check = Check::Query(Arc::clone(&q));
         }
-        let last = st.segments.len() - 1;
+        let (lo, hi) = q.seq_bounds(max_seq);
+        let mut order: Vec<usize> = (0..st.segments.len())
+            .filter(|&i| {
+                let seg = &st.segments[i];
+                let next_base = st.segments.get(i + 1).map_or(u64::MAX, |s| s.base);
+                seg.base <= hi && next_base > lo
+            })
+            .collect();
         if backward {
-            let from = read.from.unwrap_or(u64::MAX).min(max_seq);
-            ev.seq_bound = from;
-            if from == 0 {
-                return Ok(ev);
-            }
-            let start = st
-                .segments
-                .partition_point(|s| s.base <= from)
-                .saturating_sub(1);
-            for i in (0..=start).rev() {
-                let seg = &st.segments[i];
-                // Lines from the first sparse entry past `from` on hold only greater seqs.
-                let sparse: &[(u64, u64)] = if i == last {
-                    &st.active_sparse
-                } else {
-                    &seg.sparse
-                };
-                let end = seg_end(&st, seg);
-                let stop = sparse
-                    .get(sparse.partition_point(|&(s, _)| s <= from))
-                    .map_or(end, |&(_, o)| o);
-                ev.push_scan(&st, seg, stop, max_line);
-            }
-        } else {
-            let from = read.from.unwrap_or(1).max(1);
-            ev.seq_bound = from;
-            let start = st
-                .segments
-                .partition_point(|s| s.base <= from)
-                .saturating_sub(1);
-            for i in start..=last {
-                let seg = &st.segments[i];
-                let pos = if i != start {
-                    seg.data_start
-                } else if i == last {
-                    let idx = st.active_sparse.partition_point(|&(s, _)| s <= from);
-                    if idx == 0 {
-                        seg.data_start
-                    } else {
-                        st.active_sparse[idx - 1].1
-                    }
-                } else {
-                    seg.seek(from)
-                };
-                ev.push_scan(&st, seg, pos, max_line);
-            }
+            order.reverse();
+        }
+        for i in order {
+            let seg = &st.segments[i];
+            let base = seg.base;
+            let plan = match &seg.index {
+                Some(ix) => {
+                    let (ix, q) = (Arc::clone(ix), Arc::clone(&q));
+                    Plan::Lazy(Box::new(move || {
+                        let r = IndexRef::File(&ix);
+                        let ords = plan_segment(&q, &r, base, max_seq);
+                        offsets(&r, ords.into_iter(), backward)
+                    }))
+                }
+                None => {
+                    let r = IndexRef::Mem(&st.active_index);
+                    let ords = plan_segment(&q, &r, base, max_seq);
+                    Plan::Ready(offsets(&r, ords.into_iter(), backward))
+                }
+            };
+            ev.push(&st, seg, plan, self.inner.config.max_line());
         }
         Ok(ev)
     }
-}
 
-fn segment_at(st: &State, base: u64) -> Option<&Segment> {
-    let i = st.segments.partition_point(|s| s.base < base);
-    st.segments.get(i).filter(|s| s.base == base)
-}
-
-/// Where a segment's complete data ends.
-fn seg_end(st: &State, seg: &Segment) -> u64 {
-    let is_active =
-        st.active_file.is_some() && st.segments.last().map(|s| s.base) == Some(seg.base);
-    if is_active { st.active_len } else { seg.len }
-}
-
-impl Events {
-    fn new(backward: bool, limit: Option<usize>, max_seq: u64) -> Events {
+    fn events(
+        &self,
+        backward: bool,
+        limit: Option<usize>,
+        max_seq: u64,
+        start: Option<Cursor>,
+    ) -> Events {
         Events {
             sources: VecDeque::new(),
             backward,
             remaining: limit.unwrap_or(usize::MAX),
             max_seq,
-            seq_bound: 0,
-            version_bound: 0,
-            stream: None,
+            check: Check::None,
+            store_id: self.inner.store_id.clone(),
+            last_seq: None,
+            start,
             done: false,
         }
     }
+}
 
-    fn push_scan(&mut self, st: &State, seg: &Segment, pos: u64, max_line: usize) {
-        let end = seg_end(st, seg);
+fn segment_index(st: &State, base: u64) -> Option<usize> {
+    let i = st.segments.partition_point(|s| s.base < base);
+    st.segments.get(i).filter(|s| s.base == base).map(|_| i)
+}
+
+impl Events {
+    fn push(&mut self, st: &State, seg: &Segment, plan: Plan, max_line: usize) {
+        let end = if seg.index.is_none() {
+            st.active_len
+        } else {
+            seg.len
+        };
         self.sources.push_back(Source {
             lines: Lines::new(seg.data.clone(), end, max_line),
             path: seg.path.clone(),
-            cursor: Cursor::Scan {
-                pos,
-                lower: seg.data_start,
-            },
+            plan: Some(plan),
+            offsets: Vec::new(),
+            next: 0,
         });
     }
 
-    fn push_offsets(&mut self, st: &State, seg: &Segment, offsets: Vec<u64>, max_line: usize) {
-        let end = seg_end(st, seg);
-        self.sources.push_back(Source {
-            lines: Lines::new(seg.data.clone(), end, max_line),
-            path: seg.path.clone(),
-            cursor: Cursor::Offsets { offsets, next: 0 },
-        });
+    /// Where this read has got to: pass it to [`Query::after`] to continue after the last event
+    /// returned (or from where this read started, if it returned none). `None` if this read
+    /// started at the beginning and returned nothing.
+    pub fn cursor(&self) -> Option<Cursor> {
+        match self.last_seq {
+            Some(seq) => Some(Cursor {
+                store_id: self.store_id.clone(),
+                seq,
+                backward: self.backward,
+            }),
+            None => self.start.clone(),
+        }
     }
 
-    /// The next candidate event of the front source, or `None` when that source is exhausted.
+    /// The next candidate of the front source, or `None` when that source is exhausted.
     fn next_in_source(&mut self) -> Option<Result<RecordedEvent>> {
         let backward = self.backward;
         let src = self.sources.front_mut()?;
+        if let Some(plan) = src.plan.take() {
+            src.offsets = match plan {
+                Plan::Ready(v) => v,
+                Plan::Lazy(f) => f(),
+            };
+        }
         loop {
-            let io = |e| Error::io("read", &src.path, e);
-            let (start, len) = match &mut src.cursor {
-                Cursor::Offsets { offsets, next } => {
-                    let &off = offsets.get(*next)?;
-                    *next += 1;
-                    match src.lines.line_end(off) {
-                        Ok(LineEnd::Line(n)) => (off, n),
-                        Ok(_) => {
-                            return Some(Err(Error::corrupt(&src.path, off, "record is torn")));
-                        }
-                        Err(e) => return Some(Err(io(e))),
-                    }
-                }
-                Cursor::Scan { pos, lower } if backward => {
-                    if *pos <= *lower {
-                        return None;
-                    }
-                    match src.lines.line_start_before(*pos, *lower) {
-                        Ok(Some(s)) => {
-                            let n = (*pos - 1 - s) as usize;
-                            *pos = s;
-                            (s, n)
-                        }
-                        Ok(None) => {
-                            let at = *pos;
-                            return Some(Err(Error::corrupt(&src.path, at, "line too long")));
-                        }
-                        Err(e) => return Some(Err(io(e))),
-                    }
-                }
-                Cursor::Scan { pos, .. } => {
-                    if *pos >= src.lines.end() {
-                        return None;
-                    }
-                    let at = *pos;
-                    match src.lines.line_end(at) {
-                        Ok(LineEnd::Line(n)) => {
-                            *pos += n as u64 + 1;
-                            (at, n)
-                        }
-                        Ok(_) => return Some(Err(Error::corrupt(&src.path, at, "record is torn"))),
-                        Err(e) => return Some(Err(io(e))),
-                    }
-                }
+            let &off = src.offsets.get(src.next)?;
+            src.next += 1;
+            let n = match src.lines.line_end(off) {
+                Ok(LineEnd::Line(n)) => n,
+                Ok(_) => return Some(Err(Error::corrupt(&src.path, off, "record is torn"))),
+                Err(e) => return Some(Err(Error::io("read", &src.path, e))),
             };
-            let line = match src.lines.window(start, len, backward) {
+            let line = match src.lines.window(off, n, backward) {
                 Ok(l) => l,
-                Err(e) => return Some(Err(io(e))),
+                Err(e) => return Some(Err(Error::io("read", &src.path, e))),
             };
-            if let Some(f) = &self.stream
-                && memchr::memmem::find(line, &f.needle).is_none()
-            {
-                continue;
-            }
-            let meta = match record::decode_record(line) {
-                Ok(m) => m,
-                Err(reason) => return Some(Err(Error::corrupt(&src.path, start, reason))),
+            let event = match record::decode_record(line).and_then(|m| m.to_event()) {
+                Ok(e) => e,
+                Err(reason) => return Some(Err(Error::corrupt(&src.path, off, reason))),
             };
-            let (seq, version) = (meta.rec.seq, meta.rec.version);
-            if let Some(f) = &self.stream {
-                if meta.rec.stream != f.name.as_str() {
-                    continue;
-                }
-                let before = if backward {
-                    version > self.version_bound
-                } else {
-                    version < self.version_bound
-                };
-                if before {
-                    continue;
-                }
-            } else {
-                let before = if backward {
-                    seq > self.seq_bound
-                } else {
-                    seq < self.seq_bound
-                };
-                if before {
-                    continue;
-                }
-            }
-            if seq > self.max_seq {
+            if event.seq > self.max_seq {
                 if backward {
                     continue;
                 }
                 self.done = true;
                 return None;
             }
-            return Some(
-                meta.to_event()
-                    .map_err(|reason| Error::corrupt(&src.path, start, reason)),
-            );
+            let wanted = match &self.check {
+                Check::None => true,
+                Check::Stream { name, lo, hi } => {
+                    event.stream == *name && event.version >= *lo && event.version <= *hi
+                }
+                Check::Query(q) => q.matches(&event),
+            };
+            if wanted {
+                return Some(Ok(event));
+            }
         }
     }
 }
@@ -418,6 +469,7 @@ impl Iterator for Events {
             match self.next_in_source() {
                 Some(Ok(e)) => {
                     self.remaining -= 1;
+                    self.last_seq = Some(e.seq);
                     return Some(Ok(e));
                 }
                 Some(Err(e)) => {

@@ -157,7 +157,44 @@ pub fn decode_record(line: &[u8]) -> Result<RecordMeta<'_>, String> {
     Ok(RecordMeta { rec, time })
 }
 
+/// Reads a metadata value as a string; other JSON types are not indexed.
+fn meta_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let v = Option::<Value>::deserialize(d)?;
+    Ok(v.and_then(|v| match v {
+        Value::String(s) => Some(s),
+        _ => None,
+    }))
+}
+
+/// The indexed metadata keys of a record.
+#[derive(Deserialize)]
+struct IndexedMeta {
+    #[serde(default, deserialize_with = "meta_str")]
+    correlation_id: Option<String>,
+    #[serde(default, deserialize_with = "meta_str")]
+    causation_id: Option<String>,
+    #[serde(default, deserialize_with = "meta_str")]
+    actor: Option<String>,
+}
+
 impl RecordMeta<'_> {
+    /// The index terms of this record.
+    pub fn terms(&self) -> Result<crate::index::Terms, String> {
+        let meta: IndexedMeta = serde_json::from_str(self.rec.meta.get())
+            .map_err(|e| format!("malformed meta: {e}"))?;
+        let tags: Vec<String> = serde_json::from_str(self.rec.tags.get())
+            .map_err(|e| format!("malformed tags: {e}"))?;
+        Ok(crate::index::Terms {
+            stream: self.rec.stream.to_string(),
+            event_type: self.rec.event_type.to_string(),
+            id: self.rec.id.to_string(),
+            tags,
+            correlation: meta.correlation_id,
+            causation: meta.causation_id,
+            actor: meta.actor,
+        })
+    }
+
     /// Builds the owned event (parses metadata and tags).
     pub fn to_event(&self) -> Result<RecordedEvent, String> {
         let meta: Map<String, Value> = serde_json::from_str(self.rec.meta.get())

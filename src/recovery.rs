@@ -1,23 +1,29 @@
 //! Bringing the in-memory state up to date with the files: on open (recovery) and on a
 //! read-only handle's `refresh` (catch-up). One routine serves both.
 //!
-//! Sealed segments are taken from their summaries; a segment without a usable summary is scanned
-//! in full and its summary rewritten. The newest segment is always scanned: a torn tail or a
-//! partial batch is truncated (writer) or ignored (reader); damage in the middle refuses the open.
+//! Sealed segments are taken from their index sidecars; a segment without a usable sidecar is
+//! scanned in full (every frame checked) and its sidecar rewritten. The newest segment continues
+//! from its checkpoint sidecar (written on clean close) when that still fits the file, and the
+//! rest is scanned: a torn tail or partial batch is truncated (writer) or ignored (reader); damage
+//! in the middle refuses the open.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::StoreConfig;
 use crate::error::{Error, Result};
+use crate::index::{INDEX_EXT, IndexFile, Kind, MemIndex};
 use crate::record;
 use crate::segment::{
-    self, Lines, SPARSE_EVERY, ScanEnd, Scanned, Segment, SegmentData, parse_segment_name,
-    segment_name,
+    self, LineEnd, Lines, ScanEnd, Scanned, Segment, SegmentData, parse_segment_name, segment_name,
 };
-use crate::storage::Storage;
-use crate::store::{ActiveStream, State};
-use crate::summary::{self, Summary, SummaryBuilder};
+use crate::storage::{Mapped, Storage};
+use crate::store::State;
+
+/// The index sidecar of the segment starting at `base`.
+pub(crate) fn index_path(dir: &Path, base: u64) -> std::path::PathBuf {
+    dir.join(format!("{base:020}.{INDEX_EXT}"))
+}
 
 /// Brings `st` up to date with the segment files in `dir`.
 pub(crate) fn catch_up(
@@ -56,12 +62,12 @@ pub(crate) fn catch_up(
                 "sealed segment ends in an incomplete batch",
             ));
         }
-        let mapped = file.map().map_err(|e| Error::io("map", &active.path, e))?;
-        let data = match mapped {
-            Some(m) => SegmentData::Sealed(Arc::new(m)),
-            None => SegmentData::File(file),
+        let data = map_sealed(file, &active.path)?;
+        let index = match read_index(storage, dir, active.base, Some(len)) {
+            Some(ix) => ix,
+            None => in_memory_index(&st.active_index, active.base, len)?,
         };
-        seal_active_in_memory(st, data);
+        seal_active_in_memory(st, data, index);
     }
 
     if bases.is_empty() {
@@ -101,6 +107,13 @@ fn remove_temps(storage: &dyn Storage, dir: &Path, names: &[String]) -> Result<(
     Ok(())
 }
 
+fn map_sealed(file: Arc<dyn crate::storage::StorageFile>, path: &Path) -> Result<SegmentData> {
+    Ok(match file.map().map_err(|e| Error::io("map", path, e))? {
+        Some(m) => SegmentData::Sealed(Arc::new(m)),
+        None => SegmentData::File(file),
+    })
+}
+
 /// Checks one record against the state's numbering and applies it.
 fn apply(st: &mut State, rec: &Scanned, path: &Path) -> Result<()> {
     if rec.seq != st.next_seq {
@@ -113,17 +126,17 @@ fn apply(st: &mut State, rec: &Scanned, path: &Path) -> Result<()> {
             ),
         ));
     }
-    let entry = match st.streams.get_mut(rec.stream.as_str()) {
+    let stream = rec.terms.stream.as_str();
+    let entry = match st.streams.get_mut(stream) {
         Some(e) => e,
-        None => st.streams.entry(rec.stream.clone()).or_default(),
+        None => st.streams.entry(stream.to_owned()).or_default(),
     };
     if rec.version != entry.version + 1 {
         return Err(Error::corrupt(
             path,
             rec.offset,
             format!(
-                "record of stream `{}` has version {} where {} was expected",
-                rec.stream,
+                "record of stream `{stream}` has version {} where {} was expected",
                 rec.version,
                 entry.version + 1
             ),
@@ -146,15 +159,6 @@ fn apply(st: &mut State, rec: &Scanned, path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn push_sparse(sparse: &mut Vec<(u64, u64)>, seq: u64, offset: u64) {
-    if sparse
-        .last()
-        .is_none_or(|&(_, o)| offset >= o + SPARSE_EVERY)
-    {
-        sparse.push((seq, offset));
-    }
-}
-
 fn check_base(st: &State, base: u64, path: &Path) -> Result<()> {
     if base != st.next_seq {
         return Err(Error::corrupt(
@@ -167,6 +171,76 @@ fn check_base(st: &State, base: u64, path: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Loads and checks the sidecar of segment `base`; `None` if it is missing or unusable.
+/// `segment_len`: the length it must describe, or `None` for a checkpoint of the active segment.
+pub(crate) fn read_index(
+    storage: &dyn Storage,
+    dir: &Path,
+    base: u64,
+    segment_len: Option<u64>,
+) -> Option<Arc<IndexFile>> {
+    let file = storage.open(&index_path(dir, base), false).ok()?;
+    let bytes = match file.map().ok()? {
+        Some(m) => m,
+        None => Mapped::Bytes(storage.read(&index_path(dir, base)).ok()?),
+    };
+    IndexFile::open(Arc::new(bytes), base, segment_len)
+        .ok()
+        .map(Arc::new)
+}
+
+/// An index held in memory only (a read-only handle cannot write the sidecar it rebuilt).
+fn in_memory_index(mem: &MemIndex, base: u64, len: u64) -> Result<Arc<IndexFile>> {
+    let bytes = Arc::new(Mapped::Bytes(mem.encode(base, len)));
+    IndexFile::open(bytes, base, Some(len))
+        .map(Arc::new)
+        .map_err(|r| Error::corrupt(index_path(Path::new(""), base), 0, r))
+}
+
+/// Writes a segment's sidecar (temp, fsync, rename, directory fsync) and maps it.
+pub(crate) fn write_index(
+    storage: &dyn Storage,
+    dir: &Path,
+    base: u64,
+    len: u64,
+    mem: &MemIndex,
+) -> Result<Arc<IndexFile>> {
+    let name = format!("{base:020}.{INDEX_EXT}");
+    crate::config::write_atomic(storage, dir, &name, &mem.encode(base, len))?;
+    match read_index(storage, dir, base, Some(len)) {
+        Some(ix) => Ok(ix),
+        None => in_memory_index(mem, base, len),
+    }
+}
+
+/// Whether a sidecar continues the state's numbering (stream versions come from its counts).
+fn index_fits(st: &State, ix: &IndexFile) -> bool {
+    ix.count == 0 || ix.time(0).is_some_and(|t| t >= st.last_time)
+}
+
+/// Applies a sidecar's records to the stream table; `sealed` also records the segment as
+/// holding each of its streams.
+fn apply_index(st: &mut State, ix: &IndexFile, base: u64, sealed: bool) {
+    for (name, postings) in ix.terms_with_prefix(Kind::Stream, "") {
+        let entry = match st.streams.get_mut(name) {
+            Some(e) => e,
+            None => st.streams.entry(name.to_owned()).or_default(),
+        };
+        entry.version += postings.len() as u64;
+        if sealed {
+            entry.sealed.push((base, entry.version));
+        }
+    }
+    st.next_seq = base + ix.count;
+    if let Some(t) = ix
+        .count
+        .checked_sub(1)
+        .and_then(|last| ix.time(last as u32))
+    {
+        st.last_time = st.last_time.max(t);
+    }
 }
 
 fn load_sealed(
@@ -182,10 +256,7 @@ fn load_sealed(
         .open(&path, false)
         .map_err(|e| Error::io("open", &path, e))?;
     let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-    let data = match file.map().map_err(|e| Error::io("map", &path, e))? {
-        Some(m) => SegmentData::Sealed(Arc::new(m)),
-        None => SegmentData::File(file),
-    };
+    let data = map_sealed(file, &path)?;
     let mut lines = Lines::new(data.clone(), len, config.max_line());
     let (header_base, data_start) = segment::read_header(&mut lines, &path)?;
     if header_base != base {
@@ -197,86 +268,59 @@ fn load_sealed(
     }
     check_base(st, base, &path)?;
 
-    let summary = match summary::load(storage, dir, base, len).filter(|s| consistent(st, s)) {
-        Some(s) => s,
+    let index = match read_index(storage, dir, base, Some(len)).filter(|ix| index_fits(st, ix)) {
+        Some(ix) => {
+            apply_index(st, &ix, base, true);
+            ix
+        }
         None => {
-            let s = rebuild_summary(&mut lines, &path, base, data_start, len, st)?;
-            if !read_only {
-                summary::store(storage, dir, &s)?;
+            let mem = rebuild_index(&mut lines, &path, data_start, st)?;
+            for (name, _) in mem.terms_with_prefix(Kind::Stream, "") {
+                if let Some(e) = st.streams.get_mut(name) {
+                    let v = e.version;
+                    e.sealed.push((base, v));
+                }
             }
-            s
+            if read_only {
+                in_memory_index(&mem, base, len)?
+            } else {
+                write_index(storage, dir, base, len, &mem)?
+            }
         }
     };
-    for (name, last_version, _) in &summary.streams {
-        let entry = st.streams.entry(name.clone()).or_default();
-        entry.version = *last_version;
-        entry.sealed.push((base, *last_version));
-    }
-    st.next_seq = summary.last_seq + 1;
-    st.last_time = st.last_time.max(summary.last_time);
     st.segments.push(Segment {
         base,
         path,
         data,
         data_start,
         len,
-        sparse: Arc::new(summary.sparse),
+        index: Some(index),
     });
     Ok(())
 }
 
-/// Whether a summary continues the stream table's numbering.
-fn consistent(st: &State, s: &Summary) -> bool {
-    s.streams
-        .iter()
-        .all(|(name, last, count)| st.version(name) + count == *last)
-}
-
-/// Scans a whole sealed segment (checking every frame) and builds its summary. Applies the
-/// records' numbering to `st` as it goes, except the per-stream sealed lists.
-fn rebuild_summary(
+/// Scans a whole sealed segment (checking every frame), applying its numbering to `st`, and
+/// builds its index.
+fn rebuild_index(
     lines: &mut Lines,
     path: &Path,
-    base: u64,
     data_start: u64,
-    len: u64,
     st: &mut State,
-) -> Result<Summary> {
-    let mut builder = SummaryBuilder::default();
-    let mut sparse = Vec::new();
+) -> Result<MemIndex> {
+    let mut mem = MemIndex::default();
     let result = segment::scan(lines, path, data_start, |batch| {
         for rec in batch {
             apply(st, rec, path)?;
-            builder.add(&rec.stream, rec.version);
-            push_sparse(&mut sparse, rec.seq, rec.offset);
+            mem.add(rec.offset, rec.time, &rec.terms);
         }
         Ok(())
     })?;
     match result.end {
-        ScanEnd::Clean => {}
-        ScanEnd::TornTail { offset, reason } | ScanEnd::Damaged { offset, reason } => {
-            return Err(Error::corrupt(
-                path,
-                offset,
-                format!("sealed segment: {reason}"),
-            ));
-        }
+        ScanEnd::Clean => Ok(mem),
+        ScanEnd::TornTail { offset, reason } | ScanEnd::Damaged { offset, reason } => Err(
+            Error::corrupt(path, offset, format!("sealed segment: {reason}")),
+        ),
     }
-    // `apply` advanced the stream versions; rewind them so the caller applies the summary.
-    let streams = builder.streams();
-    for (name, last, count) in &streams {
-        if let Some(e) = st.streams.get_mut(name.as_str()) {
-            e.version = last - count;
-        }
-    }
-    Ok(Summary {
-        base_seq: base,
-        segment_len: len,
-        last_seq: st.next_seq - 1,
-        last_time: st.last_time,
-        streams,
-        sparse,
-    })
 }
 
 fn open_active(
@@ -326,24 +370,45 @@ fn open_active(
         data,
         data_start,
         len: 0,
-        sparse: Arc::new(Vec::new()),
+        index: None,
     });
     st.active_file = Some(file);
     st.active_len = data_start;
-    scan_active(config, read_only, st)?;
-    if !read_only {
-        // A summary of the active segment is stale by definition (left by a crash mid-roll).
-        let stale = summary::summary_path(dir, base);
-        if storage.read(&stale).is_ok() {
-            storage
-                .remove_file(&stale)
-                .map_err(|e| Error::io("remove", &stale, e))?;
-            storage
-                .sync_dir(dir)
-                .map_err(|e| Error::io("fsync directory", dir, e))?;
-        }
+    st.active_index = MemIndex::default();
+
+    // Continue from the checkpoint written at the last clean close, if it still fits the file.
+    if let Some(ix) = read_index(storage, dir, base, None)
+        && ix.segment_len <= len
+        && index_fits(st, &ix)
+        && checkpoint_ends_batch(&mut lines, &ix, base, data_start)
+    {
+        apply_index(st, &ix, base, false);
+        st.active_index = MemIndex::from_file(&ix);
+        st.active_len = ix.segment_len;
     }
-    Ok(())
+    scan_active(config, read_only, st)
+}
+
+/// Whether the checkpoint's last record is where it says, holds the seq it should, and closes a
+/// batch at exactly the covered length.
+fn checkpoint_ends_batch(lines: &mut Lines, ix: &IndexFile, base: u64, data_start: u64) -> bool {
+    let Some(last) = ix.count.checked_sub(1) else {
+        return ix.segment_len == data_start;
+    };
+    let Some(pos) = ix.position(last as u32).map(u64::from) else {
+        return false;
+    };
+    let Ok(LineEnd::Line(n)) = lines.line_end(pos) else {
+        return false;
+    };
+    if pos + n as u64 + 1 != ix.segment_len {
+        return false;
+    }
+    lines.window(pos, n, false).ok().and_then(|line| {
+        record::decode_record(line)
+            .ok()
+            .map(|m| (m.rec.seq, m.rec.more))
+    }) == Some((base + last, false))
 }
 
 fn has_valid_record(lines: &mut Lines, path: &Path) -> Result<bool> {
@@ -367,15 +432,7 @@ fn scan_active(config: &StoreConfig, read_only: bool, st: &mut State) -> Result<
     let result = segment::scan(&mut lines, &path, start, |batch| {
         for rec in batch {
             apply(st, rec, &path)?;
-            let a = st
-                .active_streams
-                .entry(rec.stream.clone())
-                .or_insert_with(|| ActiveStream {
-                    first_version: rec.version,
-                    offsets: Vec::new(),
-                });
-            a.offsets.push(rec.offset);
-            push_sparse(&mut st.active_sparse, rec.seq, rec.offset);
+            st.active_index.add(rec.offset, rec.time, &rec.terms);
         }
         Ok(())
     })?;
@@ -393,40 +450,28 @@ fn scan_active(config: &StoreConfig, read_only: bool, st: &mut State) -> Result<
     }
 }
 
-/// Turns the active segment into a sealed one in memory (the caller has made it durable).
-pub(crate) fn seal_active_in_memory(st: &mut State, data: SegmentData) -> Summary {
+/// Turns the active segment into a sealed one in memory (the caller has made it durable and
+/// written its sidecar).
+pub(crate) fn seal_active_in_memory(st: &mut State, data: SegmentData, index: Arc<IndexFile>) {
     let active = st
         .segments
         .pop()
         .expect("an open store has an active segment");
-    let mut streams: Vec<(String, u64, u64)> = Vec::with_capacity(st.active_streams.len());
-    for (name, a) in st.active_streams.drain() {
-        let count = a.offsets.len() as u64;
-        let last = a.first_version + count - 1;
-        if let Some(e) = st.streams.get_mut(name.as_str()) {
-            e.sealed.push((active.base, last));
+    let mem = std::mem::take(&mut st.active_index);
+    for (name, _) in mem.terms_with_prefix(Kind::Stream, "") {
+        if let Some(e) = st.streams.get_mut(name) {
+            let v = e.version;
+            e.sealed.push((active.base, v));
         }
-        streams.push((name, last, count));
     }
-    streams.sort_unstable();
-    let sparse = std::mem::take(&mut st.active_sparse);
-    let summary = Summary {
-        base_seq: active.base,
-        segment_len: st.active_len,
-        last_seq: st.next_seq - 1,
-        last_time: st.last_time,
-        streams,
-        sparse: sparse.clone(),
-    };
     st.segments.push(Segment {
         data,
         len: st.active_len,
-        sparse: Arc::new(sparse),
+        index: Some(index),
         ..active
     });
     st.active_file = None;
     st.active_len = 0;
-    summary
 }
 
 /// Creates a new, empty active segment starting at `base`: header written, file fsynced,
@@ -452,9 +497,10 @@ pub(crate) fn create_segment(
         data: SegmentData::File(file.clone()),
         data_start: header.len() as u64,
         len: 0,
-        sparse: Arc::new(Vec::new()),
+        index: None,
     });
     st.active_file = Some(file);
     st.active_len = header.len() as u64;
+    st.active_index = MemIndex::default();
     Ok(())
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::index::{IndexFile, Terms};
 use crate::record::{self, Header, RecordMeta};
 use crate::storage::{Mapped, StorageFile};
 
@@ -141,29 +142,6 @@ impl Lines {
             want = (want * 2).min(cap);
         }
     }
-
-    /// The start of the line whose newline is at `stop - 1`, not looking below `lower`.
-    pub fn line_start_before(&mut self, stop: u64, lower: u64) -> std::io::Result<Option<u64>> {
-        let last = stop - 1; // the newline
-        let avail = last - lower;
-        let cap = (self.max_line as u64 + 1).min(avail) as usize;
-        let mut want = CHUNK.min(cap);
-        loop {
-            let from = last - want as u64;
-            let w = self.window(from, want, true)?;
-            if let Some(i) = memchr::memrchr(b'\n', w) {
-                return Ok(Some(from + i as u64 + 1));
-            }
-            if want == cap {
-                return Ok(if cap as u64 == avail {
-                    Some(lower)
-                } else {
-                    None
-                });
-            }
-            want = (want * 2).min(cap);
-        }
-    }
 }
 
 /// Reads and checks a segment's header; returns its base seq and the offset of the first record.
@@ -189,10 +167,11 @@ pub fn read_header(lines: &mut Lines, path: &Path) -> Result<(u64, u64)> {
 #[derive(Debug, Clone)]
 pub struct Scanned {
     pub seq: u64,
-    pub stream: String,
     pub version: u64,
     pub time: i64,
     pub offset: u64,
+    /// Stream, type, id, tags and indexed metadata.
+    pub terms: Terms,
 }
 
 /// How the valid data of a scanned segment ends.
@@ -233,14 +212,14 @@ pub fn scan(
         let problem = match lines.line_end(pos).map_err(io)? {
             LineEnd::Line(n) => {
                 let line = lines.window(pos, n, false).map_err(io)?;
-                match record::decode_record(line) {
-                    Ok(RecordMeta { rec, time }) => {
+                match record::decode_record(line).and_then(|m| Ok((m.terms()?, m))) {
+                    Ok((terms, RecordMeta { rec, time })) => {
                         batch.push(Scanned {
                             seq: rec.seq,
-                            stream: rec.stream.into_owned(),
                             version: rec.version,
                             time,
                             offset: pos,
+                            terms,
                         });
                         pos += n as u64 + 1;
                         if !rec.more {
@@ -325,23 +304,8 @@ pub struct Segment {
     pub data_start: u64,
     /// Length of a sealed segment (unused for the active one: the state tracks it).
     pub len: u64,
-    /// Sparse position index: `(seq, offset)` pairs in increasing order.
-    pub sparse: Arc<Vec<(u64, u64)>>,
-}
-
-/// Distance between entries of the sparse position index.
-pub const SPARSE_EVERY: u64 = 4096;
-
-impl Segment {
-    /// The offset of the last sparse entry at or before `seq` (the data start if none).
-    pub fn seek(&self, seq: u64) -> u64 {
-        let idx = self.sparse.partition_point(|&(s, _)| s <= seq);
-        if idx == 0 {
-            self.data_start
-        } else {
-            self.sparse[idx - 1].1
-        }
-    }
+    /// The index of a sealed segment (the active one's is in memory, in the state).
+    pub index: Option<Arc<IndexFile>>,
 }
 
 #[cfg(test)]
@@ -368,8 +332,6 @@ mod tests {
         assert!(matches!(l.line_end(0).unwrap(), LineEnd::Line(2)));
         assert!(matches!(l.line_end(3).unwrap(), LineEnd::Line(3)));
         assert!(matches!(l.line_end(7).unwrap(), LineEnd::Partial));
-        assert_eq!(l.line_start_before(7, 0).unwrap(), Some(3));
-        assert_eq!(l.line_start_before(3, 0).unwrap(), Some(0));
         let mut long = sealed(&[b'x'; 40]);
         assert!(matches!(long.line_end(0).unwrap(), LineEnd::TooLong));
     }

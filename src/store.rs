@@ -3,7 +3,7 @@
 //! Appends live in `writer.rs`, recovery and catch-up in `recovery.rs`, reads in `reader.rs`.
 //! This module owns the in-memory state they share ([`State`]) and the locks around it.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +12,7 @@ use std::thread;
 
 use crate::config::{self, Durability, OpenOptions, StoreConfig};
 use crate::error::{Error, Result};
+use crate::index::MemIndex;
 use crate::segment::Segment;
 use crate::storage::{Storage, StorageFile};
 
@@ -27,13 +28,6 @@ pub(crate) struct StreamEntry {
     pub sealed: Vec<(u64, u64)>,
 }
 
-/// A stream's records in the active segment: offsets of versions `first_version..`.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ActiveStream {
-    pub first_version: u64,
-    pub offsets: Vec<u64>,
-}
-
 /// Everything the writer and the readers share, behind one mutex held only briefly.
 pub(crate) struct State {
     /// All segments in order; the last is the active one.
@@ -42,12 +36,10 @@ pub(crate) struct State {
     pub active_file: Option<Arc<dyn StorageFile>>,
     /// Bytes of the active segment that belong to complete batches.
     pub active_len: u64,
-    /// Per stream, its records in the active segment.
-    pub active_streams: HashMap<String, ActiveStream>,
-    /// Sparse position index of the active segment.
-    pub active_sparse: Vec<(u64, u64)>,
-    /// Current version and sealed-segment list per stream.
-    pub streams: HashMap<String, StreamEntry>,
+    /// The active segment's index.
+    pub active_index: MemIndex,
+    /// Current version and sealed-segment list per stream, in name order.
+    pub streams: BTreeMap<String, StreamEntry>,
     /// The seq the next event will get.
     pub next_seq: u64,
     /// Time of the last event (microseconds), never decreasing.
@@ -64,9 +56,8 @@ impl State {
             segments: Vec::new(),
             active_file: None,
             active_len: 0,
-            active_streams: HashMap::new(),
-            active_sparse: Vec::new(),
-            streams: HashMap::new(),
+            active_index: MemIndex::default(),
+            streams: BTreeMap::new(),
             next_seq: 1,
             last_time: 0,
             poisoned: None,
@@ -103,6 +94,9 @@ pub(crate) struct Inner {
     pub config: StoreConfig,
     pub durability: Durability,
     pub read_only: bool,
+    /// Names the store in cursors.
+    pub store_id: String,
+    pub clock: crate::config::Clock,
     pub state: Mutex<State>,
     pub sync: Mutex<SyncState>,
     pub sync_cv: Condvar,
@@ -185,8 +179,15 @@ impl Store {
         } else {
             Some(take_lock(&dir)?)
         };
-        let config = match config::load_config(storage.as_ref(), &dir)? {
-            Some(c) => c,
+        let (config, store_id) = match config::load_config(storage.as_ref(), &dir)? {
+            Some((c, Some(id))) => (c, id),
+            // Made before stores had ids: a reader cannot write one, so it uses a fixed one.
+            Some((c, None)) if opts.read_only => (c, "unnamed".to_owned()),
+            Some((c, None)) => {
+                let id = config::new_store_id();
+                config::write_config(storage.as_ref(), &dir, &c, &id)?;
+                (c, id)
+            }
             None if opts.read_only || !opts.create => {
                 return Err(Error::NotAStore {
                     path: dir,
@@ -195,8 +196,9 @@ impl Store {
             }
             None => {
                 check_empty(storage.as_ref(), &dir)?;
-                config::write_config(storage.as_ref(), &dir, &opts.config)?;
-                opts.config
+                let id = config::new_store_id();
+                config::write_config(storage.as_ref(), &dir, &opts.config, &id)?;
+                (opts.config, id)
             }
         };
         let mut state = State::new();
@@ -208,6 +210,8 @@ impl Store {
             config,
             durability: opts.durability,
             read_only: opts.read_only,
+            store_id,
+            clock: opts.clock.clone(),
             state: Mutex::new(state),
             sync: Mutex::new(SyncState {
                 durable: head,

@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use crate::config;
 use crate::error::{Error, Result};
+use crate::index::{INDEX_EXT, MemIndex};
 use crate::record;
 use crate::segment::{self, LineEnd, Lines, SegmentData, parse_segment_name};
 use crate::storage::{OsStorage, Storage};
-use crate::summary::{self, SummaryBuilder};
 
 /// One thing wrong with a store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +65,7 @@ impl VerifyReport {
 pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
     let dir = dir.as_ref();
     let storage = OsStorage;
-    let config = config::load_config(&storage, dir)?.ok_or_else(|| Error::NotAStore {
+    let (config, _) = config::load_config(&storage, dir)?.ok_or_else(|| Error::NotAStore {
         path: dir.to_owned(),
         reason: format!("{} is missing", config::CONFIG_FILE),
     })?;
@@ -116,7 +116,7 @@ fn known_file(name: &str) -> bool {
         || name == crate::store::LOCK_FILE
         || name.ends_with(".tmp")
         || name
-            .strip_suffix(&format!(".{}", summary::SUMMARY_EXT))
+            .strip_suffix(&format!(".{INDEX_EXT}"))
             .is_some_and(|stem| stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
 }
 
@@ -170,7 +170,7 @@ impl Verifier {
             );
             self.next_seq = base;
         }
-        let mut builder = SummaryBuilder::default();
+        let mut index = MemIndex::default();
         let mut open_batch: Option<u64> = None;
         let io = |e| Error::io("read", path, e);
         while pos < len {
@@ -240,7 +240,10 @@ impl Verifier {
                     if let Err(reason) = m.to_event() {
                         self.problem(path.to_owned(), pos, reason);
                     }
-                    builder.add(&rec.stream, rec.version);
+                    match m.terms() {
+                        Ok(terms) => index.add(pos, m.time, &terms),
+                        Err(reason) => self.problem(path.to_owned(), pos, reason),
+                    }
                     self.report.events += 1;
                     open_batch = if rec.more {
                         open_batch.or(Some(pos))
@@ -266,15 +269,17 @@ impl Verifier {
             }
         }
         if !is_last {
-            match summary::load(storage, dir, base, len) {
-                Some(s) if s.streams == builder.streams() && s.last_seq + 1 == self.next_seq => {}
-                Some(_) => self.report.notes.push(format!(
-                    "summary of {} disagrees with the segment (rebuilt on the next writer open)",
-                    path.display()
+            // The sidecar is a cache: a missing or differing one is rebuilt on the next open.
+            let sidecar = crate::recovery::index_path(dir, base);
+            match storage.read(&sidecar) {
+                Ok(bytes) if bytes == index.encode(base, len) => {}
+                Ok(_) => self.report.notes.push(format!(
+                    "{} disagrees with its segment (rebuilt on the next writer open)",
+                    sidecar.display()
                 )),
-                None => self.report.notes.push(format!(
-                    "summary of {} is missing or damaged (rebuilt on the next writer open)",
-                    path.display()
+                Err(_) => self.report.notes.push(format!(
+                    "{} is missing (rebuilt on the next writer open)",
+                    sidecar.display()
                 )),
             }
         }

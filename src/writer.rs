@@ -12,15 +12,13 @@ use std::sync::atomic::Ordering;
 use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::event::{
-    AppendResult, ExpectedVersion, MultiAppendResult, NewEvent, StreamAppend, validate_event,
-    validate_stream,
+    AppendResult, ExpectedVersion, MultiAppendResult, NewEvent, StreamAppend, event_terms,
+    validate_event, validate_stream,
 };
 use crate::record::{self, RecordOut};
 use crate::recovery;
-use crate::segment::{SPARSE_EVERY, SegmentData};
-use crate::store::{ActiveStream, Inner, State, Store};
-use crate::summary;
-use crate::time::now_micros;
+use crate::segment::SegmentData;
+use crate::store::{Inner, State, Store, StreamEntry};
 
 /// One stream's part of a batch, borrowed.
 struct Part<'a> {
@@ -130,7 +128,7 @@ impl Inner {
         }
 
         // Encode the whole batch before touching the file, so a too-large event writes nothing.
-        let time = now_micros().max(st.last_time);
+        let time = (self.clock)().max(st.last_time);
         let time_text = record::record_time(time);
         let total: usize = parts.iter().map(|p| p.events.len()).sum();
         let first_seq = st.next_seq;
@@ -181,7 +179,18 @@ impl Inner {
         }
         let last_seq = seq - 1;
 
-        let r = self.write_locked(st, &buf, parts, &rel_offsets, time);
+        if buf.len() as u64 > self.config.segment_bytes {
+            st.buf = buf;
+            return Err(Error::invalid(
+                "append",
+                format!(
+                    "the batch encodes to {} bytes, more than the segment size of {} bytes",
+                    st.buf.len(),
+                    self.config.segment_bytes
+                ),
+            ));
+        }
+        let r = self.write_locked(st, &buf, parts, &ids, &rel_offsets, time);
         st.buf = buf;
         r?;
         drop(guard);
@@ -196,6 +205,7 @@ impl Inner {
         st: &mut State,
         buf: &[u8],
         parts: &[Part<'_>],
+        ids: &[Vec<String>],
         rel_offsets: &[u64],
         time: i64,
     ) -> Result<()> {
@@ -215,27 +225,24 @@ impl Inner {
         }
         let mut seq = st.next_seq;
         let mut offsets = rel_offsets.iter().map(|o| at + o);
-        for p in parts {
-            let entry = st.streams.entry(p.stream.to_owned()).or_default();
-            let first_version = entry.version + 1;
-            entry.version += p.events.len() as u64;
-            let active = st
-                .active_streams
-                .entry(p.stream.to_owned())
-                .or_insert_with(|| ActiveStream {
-                    first_version,
-                    offsets: Vec::new(),
-                });
-            for _ in p.events {
-                let off = offsets.next().expect("one offset per event");
-                active.offsets.push(off);
-                if st
-                    .active_sparse
-                    .last()
-                    .is_none_or(|&(_, o)| off >= o + SPARSE_EVERY)
-                {
-                    st.active_sparse.push((seq, off));
+        for (p, ids) in parts.iter().zip(ids) {
+            match st.streams.get_mut(p.stream) {
+                Some(e) => e.version += p.events.len() as u64,
+                None => {
+                    let version = p.events.len() as u64;
+                    st.streams.insert(
+                        p.stream.to_owned(),
+                        StreamEntry {
+                            version,
+                            sealed: Vec::new(),
+                        },
+                    );
                 }
+            }
+            for (e, id) in p.events.iter().zip(ids) {
+                let off = offsets.next().expect("one offset per event");
+                st.active_index
+                    .add(off, time, &event_terms(p.stream, id, e));
                 seq += 1;
             }
         }
@@ -256,16 +263,22 @@ impl Inner {
                 .active_file
                 .clone()
                 .expect("writer has an active segment");
-            let path = st.active().path.clone();
+            let (base, path, len) = (st.active().base, st.active().path.clone(), st.active_len);
             file.sync_data()
                 .map_err(|e| Error::io("fdatasync", &path, e))?;
             self.mark_durable(st.next_seq - 1);
+            let index = recovery::write_index(
+                self.storage.as_ref(),
+                &self.dir,
+                base,
+                len,
+                &st.active_index,
+            )?;
             let data = match file.map().map_err(|e| Error::io("map", &path, e))? {
                 Some(m) => SegmentData::Sealed(std::sync::Arc::new(m)),
                 None => SegmentData::File(file),
             };
-            let summary = recovery::seal_active_in_memory(st, data);
-            summary::store(self.storage.as_ref(), &self.dir, &summary)?;
+            recovery::seal_active_in_memory(st, data, index);
             recovery::create_segment(self.storage.as_ref(), &self.dir, st.next_seq, st)
         })();
         if let Err(e) = &r {

@@ -1,4 +1,4 @@
-//! Reopening keeps everything; summaries are caches that are rebuilt when missing or damaged.
+//! Reopening keeps everything; index sidecars are caches that are rebuilt when missing or damaged.
 
 use crate::support::*;
 use eventfile::{ExpectedVersion, Read};
@@ -19,11 +19,11 @@ fn build(dir: &std::path::Path) -> Vec<eventfile::RecordedEvent> {
     all(&store)
 }
 
-fn summaries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+fn sidecars(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "summary"))
+        .filter(|p| p.extension().is_some_and(|x| x == "idx"))
         .collect();
     v.sort();
     v
@@ -52,10 +52,10 @@ fn reopen_preserves_every_event_and_version() {
 }
 
 #[test]
-fn missing_or_damaged_summaries_are_rebuilt() {
+fn missing_or_damaged_index_sidecars_are_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let before = build(dir.path());
-    let sums = summaries(dir.path());
+    let sums = sidecars(dir.path());
     assert!(sums.len() >= 3, "expected several sealed segments");
     let original = std::fs::read(&sums[1]).unwrap();
     std::fs::remove_file(&sums[0]).unwrap();
@@ -82,7 +82,7 @@ fn missing_or_damaged_summaries_are_rebuilt() {
 
 #[test]
 fn a_clean_open_does_not_read_sealed_segments() {
-    // Damage in a sealed segment's middle is not noticed by a clean open (its summary is
+    // Damage in a sealed segment's middle is not noticed by a clean open (its index is
     // trusted), only by a read that reaches it, which reports it instead of skipping it.
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());

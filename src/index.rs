@@ -1,0 +1,519 @@
+//! The index of one segment: in memory while the segment is active ([`MemIndex`]), and as a
+//! memory-mapped sidecar file (`<base>.idx`) once it is sealed ([`IndexFile`]).
+//!
+//! An index holds, per record (by *ordinal*: its position in the segment, seq = base + ordinal),
+//! its byte offset and time, and a dictionary of *terms* (stream, type, tag, correlation id,
+//! causation id, actor, event id), each with the sorted ordinals of the records carrying it.
+//! Every byte of a sidecar is checked before use (CRC, then structure); anything wrong makes the
+//! caller rebuild it from the segment. Nothing here panics on any input.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::storage::Mapped;
+
+/// What a term says about a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Kind {
+    Stream = 0,
+    Type = 1,
+    Tag = 2,
+    Correlation = 3,
+    Causation = 4,
+    Actor = 5,
+    Id = 6,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 7] = [
+        Kind::Stream,
+        Kind::Type,
+        Kind::Tag,
+        Kind::Correlation,
+        Kind::Causation,
+        Kind::Actor,
+        Kind::Id,
+    ];
+
+    fn from_u8(b: u8) -> Option<Kind> {
+        Kind::ALL.get(usize::from(b)).copied()
+    }
+}
+
+/// The terms of one record.
+#[derive(Debug, Clone, Default)]
+pub struct Terms {
+    pub stream: String,
+    pub event_type: String,
+    pub id: String,
+    pub tags: Vec<String>,
+    pub correlation: Option<String>,
+    pub causation: Option<String>,
+    pub actor: Option<String>,
+}
+
+impl Terms {
+    fn each(&self, mut f: impl FnMut(Kind, &str)) {
+        f(Kind::Stream, &self.stream);
+        f(Kind::Type, &self.event_type);
+        f(Kind::Id, &self.id);
+        for t in &self.tags {
+            f(Kind::Tag, t);
+        }
+        if let Some(c) = &self.correlation {
+            f(Kind::Correlation, c);
+        }
+        if let Some(c) = &self.causation {
+            f(Kind::Causation, c);
+        }
+        if let Some(a) = &self.actor {
+            f(Kind::Actor, a);
+        }
+    }
+}
+
+/// A segment's index under construction (the active segment's, or one being rebuilt).
+#[derive(Debug, Default, Clone)]
+pub struct MemIndex {
+    pub positions: Vec<u32>,
+    pub times: Vec<i64>,
+    terms: [HashMap<Box<str>, Vec<u32>>; 7],
+}
+
+impl MemIndex {
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.positions.len()
+    }
+
+    /// Adds the next record.
+    pub fn add(&mut self, offset: u64, time: i64, terms: &Terms) {
+        let ord = self.positions.len() as u32;
+        self.positions.push(offset as u32);
+        self.times.push(time);
+        terms.each(|kind, term| {
+            let map = &mut self.terms[kind as usize];
+            match map.get_mut(term) {
+                // A tag repeated on one record is one posting.
+                Some(p) if p.last() == Some(&ord) => {}
+                Some(p) => p.push(ord),
+                None => {
+                    map.insert(term.into(), vec![ord]);
+                }
+            }
+        });
+    }
+
+    /// The ordinals of records carrying `term`.
+    pub fn postings(&self, kind: Kind, term: &str) -> &[u32] {
+        self.terms[kind as usize].get(term).map_or(&[], |v| v)
+    }
+
+    /// Every term of `kind` starting with `prefix`, with its postings (unordered).
+    pub fn terms_with_prefix<'a>(
+        &'a self,
+        kind: Kind,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a [u32])> + 'a {
+        self.terms[kind as usize]
+            .iter()
+            .filter(move |(t, _)| t.starts_with(prefix))
+            .map(|(t, p)| (&**t, p.as_slice()))
+    }
+
+    /// Serialises the index as a sidecar file describing `segment_len` bytes of segment `base`.
+    pub fn encode(&self, base: u64, segment_len: u64) -> Vec<u8> {
+        let mut entries: Vec<(Kind, &str, &[u32])> = Vec::new();
+        for kind in Kind::ALL {
+            for (t, p) in &self.terms[kind as usize] {
+                entries.push((kind, t, p));
+            }
+        }
+        entries.sort_unstable_by(|a, b| (a.0, a.1.as_bytes()).cmp(&(b.0, b.1.as_bytes())));
+        let mut entry_bytes = Vec::new();
+        let mut entry_offsets = Vec::with_capacity(entries.len());
+        let mut postings: Vec<u32> = Vec::new();
+        for (kind, term, p) in &entries {
+            entry_offsets.push(entry_bytes.len() as u32);
+            entry_bytes.push(*kind as u8);
+            entry_bytes.extend_from_slice(&(term.len() as u16).to_le_bytes());
+            entry_bytes.extend_from_slice(term.as_bytes());
+            entry_bytes.extend_from_slice(&(postings.len() as u32).to_le_bytes());
+            entry_bytes.extend_from_slice(&(p.len() as u32).to_le_bytes());
+            postings.extend_from_slice(p);
+        }
+        let count = self.positions.len();
+        let mut out = Vec::with_capacity(
+            HEADER
+                + count * 12
+                + entry_offsets.len() * 4
+                + entry_bytes.len()
+                + postings.len() * 4
+                + 4,
+        );
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        for v in [
+            segment_len,
+            base,
+            count as u64,
+            entries.len() as u64,
+            entry_bytes.len() as u64,
+            postings.len() as u64,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        debug_assert_eq!(out.len(), HEADER);
+        self.positions
+            .iter()
+            .for_each(|p| out.extend_from_slice(&p.to_le_bytes()));
+        self.times
+            .iter()
+            .for_each(|t| out.extend_from_slice(&t.to_le_bytes()));
+        entry_offsets
+            .iter()
+            .for_each(|o| out.extend_from_slice(&o.to_le_bytes()));
+        out.extend_from_slice(&entry_bytes);
+        postings
+            .iter()
+            .for_each(|p| out.extend_from_slice(&p.to_le_bytes()));
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Loads a sidecar into memory (to continue an active segment from a checkpoint).
+    pub fn from_file(f: &IndexFile) -> MemIndex {
+        let mut m = MemIndex::default();
+        let n = f.count as usize;
+        m.positions = (0..n).filter_map(|i| f.position(i as u32)).collect();
+        m.times = (0..n).filter_map(|i| f.time(i as u32)).collect();
+        for i in 0..f.terms {
+            if let Some((kind, term, p)) = f.entry(i) {
+                m.terms[kind as usize].insert(term.into(), p.iter().collect());
+            }
+        }
+        m
+    }
+}
+
+/// Extension of index sidecars.
+pub const INDEX_EXT: &str = "idx";
+const MAGIC: &[u8; 8] = b"EVFIDX\0\x01";
+const FORMAT: u32 = 1;
+const HEADER: usize = 64;
+
+/// Sorted ordinals stored in a sidecar (little-endian u32s).
+#[derive(Clone, Copy)]
+pub struct Postings<'a>(&'a [u8]);
+
+impl<'a> Postings<'a> {
+    pub fn len(&self) -> usize {
+        self.0.len() / 4
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = u32> + 'a {
+        self.0
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+}
+
+/// A validated, immutable sidecar.
+pub struct IndexFile {
+    bytes: Arc<Mapped>,
+    pub segment_len: u64,
+    pub count: u64,
+    terms: u64,
+    positions_at: usize,
+    times_at: usize,
+    offsets_at: usize,
+    entries_at: usize,
+    entries_len: usize,
+    postings_at: usize,
+    postings_len: usize,
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    let s = b.get(at..at + 4)?;
+    Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    let s = b.get(at..at + 8)?;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(s);
+    Some(u64::from_le_bytes(a))
+}
+
+impl IndexFile {
+    /// Checks a sidecar's CRC and structure, and that it describes the segment starting at
+    /// `base` and (if given) exactly `segment_len` bytes of it. Every later access stays within
+    /// what was checked here.
+    pub fn open(
+        bytes: Arc<Mapped>,
+        base: u64,
+        segment_len: Option<u64>,
+    ) -> Result<IndexFile, String> {
+        let b: &[u8] = &bytes;
+        if b.len() < HEADER + 4 || &b[..8] != MAGIC {
+            return Err("not an index sidecar".into());
+        }
+        let (body, crc) = b.split_at(b.len() - 4);
+        if crc32fast::hash(body).to_le_bytes() != crc {
+            return Err("index sidecar crc mismatch".into());
+        }
+        let field = |i: usize| u64_at(b, 16 + i * 8).unwrap_or(u64::MAX);
+        if u32_at(b, 8) != Some(FORMAT) {
+            return Err("index sidecar of another format".into());
+        }
+        let (seg_len, file_base, count, terms, entries_len, postings_len) =
+            (field(0), field(1), field(2), field(3), field(4), field(5));
+        if file_base != base || segment_len.is_some_and(|l| l != seg_len) {
+            return Err(format!(
+                "index describes {seg_len} bytes of segment {file_base}, not {segment_len:?} bytes of {base}"
+            ));
+        }
+        let too_big = |v: u64| v > u32::MAX as u64;
+        if too_big(count) || too_big(terms) || too_big(entries_len) || too_big(postings_len) {
+            return Err("index counts out of range".into());
+        }
+        let (count_u, terms_u) = (count as usize, terms as usize);
+        let positions_at = HEADER;
+        let times_at = positions_at + count_u * 4;
+        let offsets_at = times_at + count_u * 8;
+        let entries_at = offsets_at + terms_u * 4;
+        let postings_at = entries_at + entries_len as usize;
+        let end = postings_at + postings_len as usize * 4;
+        if end != body.len() {
+            return Err("index sections do not add up to its length".into());
+        }
+        let f = IndexFile {
+            bytes: bytes.clone(),
+            segment_len: seg_len,
+            count,
+            terms,
+            positions_at,
+            times_at,
+            offsets_at,
+            entries_at,
+            entries_len: entries_len as usize,
+            postings_at,
+            postings_len: postings_len as usize,
+        };
+        f.validate()?;
+        Ok(f)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let mut prev_pos: Option<u32> = None;
+        let mut prev_time = i64::MIN;
+        for i in 0..self.count as u32 {
+            let (p, t) = (self.position(i), self.time(i));
+            let (Some(p), Some(t)) = (p, t) else {
+                return Err("index record table truncated".into());
+            };
+            if prev_pos.is_some_and(|q| p <= q) || u64::from(p) >= self.segment_len {
+                return Err(format!(
+                    "index position {p} of record {i} is out of order or past the segment"
+                ));
+            }
+            if t < prev_time {
+                return Err("index times decrease".into());
+            }
+            prev_pos = Some(p);
+            prev_time = t;
+        }
+        let mut prev: Option<(Kind, &[u8])> = None;
+        for i in 0..self.terms {
+            let (kind, term, p) = self
+                .entry_raw(i)
+                .ok_or_else(|| format!("index term {i} is malformed"))?;
+            if prev.is_some_and(|q| q >= (kind, term)) {
+                return Err("index terms out of order".into());
+            }
+            prev = Some((kind, term));
+            let mut last: Option<u32> = None;
+            for o in p.iter() {
+                if o as u64 >= self.count || last.is_some_and(|l| o <= l) {
+                    return Err("index postings out of order or out of range".into());
+                }
+                last = Some(o);
+            }
+        }
+        Ok(())
+    }
+
+    /// Byte offset of record `ord` in the segment.
+    pub fn position(&self, ord: u32) -> Option<u32> {
+        if u64::from(ord) >= self.count {
+            return None;
+        }
+        u32_at(&self.bytes, self.positions_at + ord as usize * 4)
+    }
+
+    /// Time of record `ord`.
+    pub fn time(&self, ord: u32) -> Option<i64> {
+        if u64::from(ord) >= self.count {
+            return None;
+        }
+        u64_at(&self.bytes, self.times_at + ord as usize * 8).map(|v| v as i64)
+    }
+
+    /// The first ordinal whose time is at least `t` (`count` if none).
+    pub fn first_at_or_after(&self, t: i64) -> u32 {
+        let (mut lo, mut hi) = (0u32, self.count as u32);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.time(mid).is_some_and(|m| m < t) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    fn entry_raw(&self, i: u64) -> Option<(Kind, &[u8], Postings<'_>)> {
+        let b: &[u8] = &self.bytes;
+        let off = u32_at(b, self.offsets_at + i as usize * 4)? as usize;
+        if off >= self.entries_len {
+            return None;
+        }
+        let e = self.entries_at + off;
+        let kind = Kind::from_u8(*b.get(e)?)?;
+        let len = u16::from_le_bytes([*b.get(e + 1)?, *b.get(e + 2)?]) as usize;
+        let term_end = e + 3 + len;
+        if term_end + 8 > self.entries_at + self.entries_len {
+            return None;
+        }
+        let term = b.get(e + 3..term_end)?;
+        let start = u32_at(b, term_end)? as usize;
+        let n = u32_at(b, term_end + 4)? as usize;
+        if start.checked_add(n)? > self.postings_len {
+            return None;
+        }
+        let p = b.get(self.postings_at + start * 4..self.postings_at + (start + n) * 4)?;
+        Some((kind, term, Postings(p)))
+    }
+
+    /// Entry `i`: kind, term (as text), postings.
+    pub fn entry(&self, i: u64) -> Option<(Kind, &str, Postings<'_>)> {
+        let (k, t, p) = self.entry_raw(i)?;
+        Some((k, std::str::from_utf8(t).ok()?, p))
+    }
+
+    /// Index of the first entry not less than `(kind, term)`.
+    fn lower_bound(&self, kind: Kind, term: &[u8]) -> u64 {
+        let (mut lo, mut hi) = (0u64, self.terms);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.entry_raw(mid) {
+                Some((k, t, _)) if (k, t) < (kind, term) => lo = mid + 1,
+                _ => hi = mid,
+            }
+        }
+        lo
+    }
+
+    /// The postings of one term (empty if absent).
+    pub fn postings(&self, kind: Kind, term: &str) -> Postings<'_> {
+        let i = self.lower_bound(kind, term.as_bytes());
+        match self.entry_raw(i) {
+            Some((k, t, p)) if k == kind && t == term.as_bytes() => p,
+            _ => Postings(&[]),
+        }
+    }
+
+    /// Every term of `kind` starting with `prefix`, in order, with its postings.
+    pub fn terms_with_prefix<'a>(
+        &'a self,
+        kind: Kind,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a str, Postings<'a>)> + 'a {
+        let start = self.lower_bound(kind, prefix.as_bytes());
+        (start..self.terms).map_while(move |i| {
+            let (k, t, p) = self.entry(i)?;
+            (k == kind && t.starts_with(prefix)).then_some((t, p))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> MemIndex {
+        let mut m = MemIndex::default();
+        for i in 0..50u64 {
+            m.add(
+                100 + i * 40,
+                1_000 + i as i64 / 3,
+                &Terms {
+                    stream: format!("s{}", i % 4),
+                    event_type: format!("T{}", i % 3),
+                    id: format!("id-{i}"),
+                    tags: vec![format!("k={}", i % 2), format!("k={}", i % 2)],
+                    correlation: (i % 5 == 0).then(|| "corr".to_string()),
+                    causation: None,
+                    actor: Some("ann".into()),
+                },
+            );
+        }
+        m
+    }
+
+    fn open(bytes: Vec<u8>) -> Result<IndexFile, String> {
+        IndexFile::open(Arc::new(Mapped::Bytes(bytes)), 7, Some(5000))
+    }
+
+    #[test]
+    fn round_trip_matches_memory() {
+        let m = sample();
+        let f = open(m.encode(7, 5000)).unwrap();
+        assert_eq!(f.count, 50);
+        for i in 0..50 {
+            assert_eq!(f.position(i), Some(m.positions[i as usize]));
+            assert_eq!(f.time(i), Some(m.times[i as usize]));
+        }
+        for kind in Kind::ALL {
+            for (t, p) in m.terms_with_prefix(kind, "") {
+                assert_eq!(f.postings(kind, t).iter().collect::<Vec<_>>(), p);
+            }
+        }
+        assert_eq!(f.postings(Kind::Tag, "k=1").len(), 25);
+        assert_eq!(f.postings(Kind::Correlation, "corr").len(), 10);
+        assert_eq!(f.postings(Kind::Stream, "nope").len(), 0);
+        let streams: Vec<&str> = f
+            .terms_with_prefix(Kind::Stream, "s")
+            .map(|(t, _)| t)
+            .collect();
+        assert_eq!(streams, ["s0", "s1", "s2", "s3"]);
+        assert_eq!(f.first_at_or_after(1_005), 15);
+        assert_eq!(f.first_at_or_after(0), 0);
+        assert_eq!(f.first_at_or_after(9_999), 50);
+        let back = MemIndex::from_file(&f);
+        assert_eq!(back.encode(7, 5000), m.encode(7, 5000));
+    }
+
+    #[test]
+    fn damage_and_mismatch_are_refused() {
+        let bytes = sample().encode(7, 5000);
+        for i in (0..bytes.len()).step_by(7) {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x10;
+            assert!(open(bad).is_err(), "flip at {i} accepted");
+        }
+        assert!(open(bytes[..bytes.len() - 1].to_vec()).is_err());
+        assert!(IndexFile::open(Arc::new(Mapped::Bytes(bytes.clone())), 8, Some(5000)).is_err());
+        assert!(IndexFile::open(Arc::new(Mapped::Bytes(bytes.clone())), 7, Some(4999)).is_err());
+        assert_eq!(
+            IndexFile::open(Arc::new(Mapped::Bytes(bytes)), 7, None)
+                .unwrap()
+                .segment_len,
+            5000
+        );
+    }
+}
