@@ -40,6 +40,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod catalog;
 mod config;
 mod error;
 mod event;
@@ -58,6 +59,7 @@ mod time;
 mod verify;
 mod writer;
 
+pub use catalog::{ReindexReport, StreamInfo, TermCount};
 pub use config::{
     DEFAULT_MAX_EVENT_BYTES, DEFAULT_SEGMENT_BYTES, Durability, OpenOptions, StoreConfig,
 };

@@ -314,13 +314,24 @@ impl Drop for Inner {
         let (flag, cv) = &*self.stop;
         *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
         cv.notify_all();
-        if !self.read_only && self.durability != Durability::Fsync {
-            let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
-            if st.poisoned.is_none()
-                && let Some(f) = &st.active_file
-            {
-                let _ = f.sync_data();
-            }
+        if self.read_only {
+            return;
+        }
+        let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        let Some(file) = st.active_file.clone().filter(|_| st.poisoned.is_none()) else {
+            return;
+        };
+        // Everything written is synced (in the default mode every append already was), then the
+        // active segment's index is saved as a checkpoint so the next open need not rescan it.
+        if self.durability != Durability::Fsync && file.sync_data().is_err() {
+            return;
+        }
+        if let Some(seg) = st.segments.last().filter(|s| s.index.is_none())
+            && st.active_len > seg.data_start
+        {
+            let name = format!("{:020}.{}", seg.base, crate::index::INDEX_EXT);
+            let bytes = st.active_index.encode(seg.base, st.active_len);
+            let _ = config::write_atomic(self.storage.as_ref(), &self.dir, &name, &bytes);
         }
     }
 }

@@ -8,6 +8,7 @@ mod crash_kill;
 mod expected_version;
 mod fuzz_regressions;
 mod locking;
+mod query;
 mod reads;
 mod reopen;
 mod support;

@@ -107,6 +107,10 @@ fn damage_in_the_middle_of_the_newest_segment_refuses_to_open() {
     let src = tempfile::tempdir().unwrap();
     let batch_ends = build(src.path());
     let seg = newest_segment(src.path());
+    // As after a crash: no checkpoint, so recovery scans the whole newest segment. (Behind a
+    // checkpoint from a clean close, the covered part is not rescanned; a read of a damaged
+    // record there reports it, see query::a_checkpoint_spares_the_rescan_...)
+    std::fs::remove_file(seg.with_extension("idx")).unwrap();
     let mut bytes = std::fs::read(&seg).unwrap();
     // Flip a byte in the record of seq 2 (inside the batch 2..=4); valid records follow.
     let at = batch_ends[0].1 + 10;
