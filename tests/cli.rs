@@ -268,3 +268,204 @@ fn a_closed_pipe_is_not_an_error() {
     );
     assert!(out.stderr.is_empty());
 }
+
+/// Six events over two streams, with types, tags and metadata to filter on.
+fn query_fixture(dir: &Path) {
+    let rows = [
+        (
+            "order-1",
+            "Placed",
+            "region=eu",
+            r#"{"actor":"ann","correlation_id":"c1"}"#,
+        ),
+        (
+            "order-2",
+            "Placed",
+            "region=us",
+            r#"{"actor":"bob","correlation_id":"c2"}"#,
+        ),
+        (
+            "order-1",
+            "Paid",
+            "region=eu",
+            r#"{"actor":"ann","causation_id":"x9"}"#,
+        ),
+        ("cart-7", "Added", "region=eu", r#"{"actor":"cy"}"#),
+        ("order-2", "Paid", "region=us", r#"{"actor":"bob"}"#),
+        ("cart-7", "Added", "promo=yes", r#"{}"#),
+    ];
+    for (i, (stream, t, tag, meta)) in rows.iter().enumerate() {
+        let out = eventfile(
+            dir,
+            &[
+                "append",
+                stream,
+                t,
+                &i.to_string(),
+                "--tag",
+                tag,
+                "--meta",
+                meta,
+                "--id",
+                &format!("id-{i}"),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn query_filters_and_pages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    query_fixture(dir);
+    let seqs = |args: &[&str]| -> Vec<u64> {
+        let mut full = vec!["query"];
+        full.extend_from_slice(args);
+        let out = eventfile(dir, &full);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json_lines(&out)
+            .iter()
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(seqs(&[]), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(seqs(&["--stream", "order-1"]), [1, 3]);
+    assert_eq!(
+        seqs(&["--stream", "order-1", "--stream", "cart-7"]),
+        [1, 3, 4, 6]
+    );
+    assert_eq!(seqs(&["--prefix", "order-"]), [1, 2, 3, 5]);
+    assert_eq!(seqs(&["--type", "Paid"]), [3, 5]);
+    assert_eq!(seqs(&["--type", "Paid", "--type", "Added"]), [3, 4, 5, 6]);
+    assert_eq!(seqs(&["--tag", "region=eu"]), [1, 3, 4]);
+    assert_eq!(seqs(&["--tag", "region=eu", "--type", "Placed"]), [1]);
+    assert_eq!(seqs(&["--from-seq", "2", "--to-seq", "4"]), [2, 3, 4]);
+    assert_eq!(seqs(&["--actor", "bob"]), [2, 5]);
+    assert_eq!(seqs(&["--correlation", "c1"]), [1]);
+    assert_eq!(seqs(&["--causation", "x9"]), [3]);
+    assert_eq!(seqs(&["--backward", "--limit", "2"]), [6, 5]);
+    assert_eq!(
+        seqs(&[
+            "--since",
+            "2000-01-01T00:00:00Z",
+            "--until",
+            "2999-01-01T00:00:00Z"
+        ]),
+        [1, 2, 3, 4, 5, 6]
+    );
+    assert!(seqs(&["--since", "2999-01-01T00:00:00Z"]).is_empty());
+
+    let out = eventfile(dir, &["query", "--prefix", "order-", "--count"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        r#"{"count":4}"#
+    );
+
+    // Pages of two, following the cursor printed on stderr.
+    let mut got = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..5 {
+        let mut args = vec!["query", "--limit", "2"];
+        if let Some(a) = &after {
+            args.extend(["--after", a.as_str()]);
+        }
+        let out = eventfile(dir, &args);
+        assert!(out.status.success());
+        let page = json_lines(&out);
+        if page.is_empty() {
+            break;
+        }
+        got.extend(page.iter().map(|e| e["seq"].as_u64().unwrap()));
+        let next: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+        after = Some(next["next"].as_str().unwrap().to_string());
+    }
+    assert_eq!(got, [1, 2, 3, 4, 5, 6]);
+
+    for (args, needle) in [
+        (&["query", "--since", "yesterday"][..], "invalid --since"),
+        (&["query", "--after", "not-a-cursor"], "cursor"),
+        (&["query", "--tag", "novalue"], "tag"),
+        (&["query", "--from-seq", "5", "--to-seq", "2"], "seq range"),
+    ] {
+        let out = eventfile(dir, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(needle),
+            "{args:?}"
+        );
+    }
+    assert_eq!(
+        eventfile(dir, &["query", "--frobnicate"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn get_streams_types_tags_reindex() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    query_fixture(dir);
+    let out = eventfile(dir, &["get", "id-2"]);
+    assert!(out.status.success());
+    assert_eq!(json_lines(&out)[0]["seq"], 3);
+    let out = eventfile(dir, &["get", "nope"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no event with id `nope`"));
+
+    let out = eventfile(dir, &["streams"]);
+    let streams: Vec<(String, u64)> = json_lines(&out)
+        .iter()
+        .map(|s| {
+            (
+                s["stream"].as_str().unwrap().to_string(),
+                s["version"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        streams,
+        [
+            ("cart-7".to_string(), 2),
+            ("order-1".to_string(), 2),
+            ("order-2".to_string(), 2)
+        ]
+    );
+    assert_eq!(
+        json_lines(&eventfile(
+            dir,
+            &["streams", "--prefix", "order-", "--limit", "1"]
+        ))
+        .len(),
+        1
+    );
+    assert_eq!(
+        json_lines(&eventfile(dir, &["streams", "--after", "order-1"]))[0]["stream"],
+        "order-2"
+    );
+
+    let types = json_lines(&eventfile(dir, &["types"]));
+    assert_eq!(types[0], serde_json::json!({"type": "Added", "count": 2}));
+    let tags = json_lines(&eventfile(dir, &["tags"]));
+    assert!(tags.contains(&serde_json::json!({"tag": "region=eu", "count": 3})));
+
+    let out = eventfile(dir, &["reindex"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        json_lines(&out)[0]["segments"],
+        0,
+        "one active segment, nothing sealed"
+    );
+}

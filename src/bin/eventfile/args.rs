@@ -78,8 +78,85 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
     },
+    /// Find events by stream, type, tag, time, seq and metadata; one JSON object per line.
+    /// With --limit, the cursor to continue from is printed on stderr as {"next":CURSOR}.
+    Query(QueryArgs),
+    /// Print the event with this id. Exit 4 if there is none.
+    Get {
+        /// The event id.
+        id: String,
+    },
+    /// List streams with their current versions, in name order.
+    Streams {
+        /// Only streams whose name starts with this.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Start after this stream name.
+        #[arg(long)]
+        after: Option<String>,
+        /// Print at most N streams.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+    },
+    /// List event types with their event counts.
+    Types,
+    /// List tags with their event counts.
+    Tags,
+    /// Rebuild every sealed segment's index sidecar from the segment.
+    Reindex,
     /// Check every record's CRC and the store's invariants. Exit 0 when sound, 1 otherwise.
     Verify,
     /// Run a short end-to-end example (a small shop) in a fresh temporary store.
     Demo,
+}
+
+/// The filters of `eventfile query`: every flag given must hold; repeated --stream and --type
+/// flags match any of their values, repeated --tag flags must all match.
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// Events of this stream (repeatable: any of them).
+    #[arg(long = "stream", value_name = "STREAM")]
+    pub streams: Vec<String>,
+    /// Events of streams starting with this (a category, e.g. order-).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Events of this type (repeatable: any of them).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub types: Vec<String>,
+    /// Events carrying this tag (repeatable: all of them).
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+    /// Events at or after this time (RFC 3339, e.g. 2026-11-22T10:00:00Z).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Events before this time (RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Events with seq at least this.
+    #[arg(long, value_name = "SEQ")]
+    pub from_seq: Option<u64>,
+    /// Events with seq at most this.
+    #[arg(long, value_name = "SEQ")]
+    pub to_seq: Option<u64>,
+    /// Events whose metadata correlation_id is this.
+    #[arg(long)]
+    pub correlation: Option<String>,
+    /// Events whose metadata causation_id is this.
+    #[arg(long)]
+    pub causation: Option<String>,
+    /// Events whose metadata actor is this.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Print at most N events.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Newest first.
+    #[arg(long)]
+    pub backward: bool,
+    /// Continue after this cursor (from a previous --limit run).
+    #[arg(long, value_name = "CURSOR")]
+    pub after: Option<String>,
+    /// Print only the number of matching events, as {"count":N}.
+    #[arg(long)]
+    pub count: bool,
 }

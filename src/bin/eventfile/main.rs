@@ -1,11 +1,12 @@
 //! The `eventfile` command-line tool: inspect, append to, and check a store.
 //!
 //! Exit status: 0 success, 1 failure (or `verify` found problems), 2 bad usage, 3 version
-//! conflict on `append`. Output goes to stdout as JSON lines; a closed pipe (`| head`) ends the
+//! conflict on `append`, 4 no such event on `get`. Output goes to stdout as JSON lines; a closed pipe (`| head`) ends the
 //! command quietly with status 0.
 
 mod args;
 mod demo;
+mod query;
 
 use std::io::{self, BufWriter, Read as _, Write};
 use std::process::ExitCode;
@@ -21,6 +22,8 @@ enum Failure {
     Conflict(String),
     /// `verify` found problems; they were printed (exit 1).
     Unsound,
+    /// `get` found no such event (exit 4).
+    NotFound(String),
     /// stdout was closed by the reader: not an error.
     ClosedPipe,
     /// Anything else (exit 1).
@@ -54,6 +57,10 @@ fn main() -> ExitCode {
         Err(Failure::Conflict(msg)) => {
             eprintln!("eventfile: {msg}");
             ExitCode::from(3)
+        }
+        Err(Failure::NotFound(msg)) => {
+            eprintln!("eventfile: {msg}");
+            ExitCode::from(4)
         }
         Err(Failure::Other(msg)) => {
             eprintln!("eventfile: {msg}");
@@ -159,6 +166,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 writeln!(out, "{}", event?.to_json())?;
             }
         }
+        Command::Query(a) => query::query(&open_for_reading(&dir)?, &a, &mut out)?,
+        Command::Get { id } => query::get(&open_for_reading(&dir)?, &id, &mut out)?,
+        Command::Streams {
+            prefix,
+            after,
+            limit,
+        } => query::streams(&open_for_reading(&dir)?, &prefix, after, limit, &mut out)?,
+        Command::Types => query::terms(&open_for_reading(&dir)?, false, &mut out)?,
+        Command::Tags => query::terms(&open_for_reading(&dir)?, true, &mut out)?,
+        Command::Reindex => query::reindex(&dir, &mut out)?,
         Command::Verify => {
             if !dir.join("eventfile.json").exists() {
                 drop(Store::open(&dir)?);

@@ -1,0 +1,153 @@
+//! `query`, `get`, `streams`, `types`, `tags` and `reindex`.
+
+use std::io::Write;
+use std::path::Path;
+
+use eventfile::{Query, Store};
+use serde_json::json;
+
+use crate::Failure;
+use crate::args::QueryArgs;
+
+fn time_arg(flag: &str, value: &Option<String>) -> Result<Option<i64>, Failure> {
+    value
+        .as_deref()
+        .map(|v| {
+            eventfile::parse_rfc3339(v).ok_or_else(|| {
+                Failure::Other(format!(
+                    "invalid {flag} `{v}`: expected an RFC 3339 time such as 2026-11-22T10:00:00Z"
+                ))
+            })
+        })
+        .transpose()
+}
+
+fn build(a: &QueryArgs) -> Result<Query, Failure> {
+    let mut q = Query::new()
+        .streams(a.streams.clone())
+        .types(a.types.clone());
+    for t in &a.tags {
+        q = q.tag(t.clone());
+    }
+    let set = |q: Query, v: &Option<String>, f: fn(Query, String) -> Query| match v {
+        Some(v) => f(q, v.clone()),
+        None => q,
+    };
+    q = set(q, &a.prefix, Query::prefix);
+    q = set(q, &a.correlation, Query::correlation);
+    q = set(q, &a.causation, Query::causation);
+    q = set(q, &a.actor, Query::actor);
+    if let Some(t) = time_arg("--since", &a.since)? {
+        q = q.since(t);
+    }
+    if let Some(t) = time_arg("--until", &a.until)? {
+        q = q.until(t);
+    }
+    if let Some(s) = a.from_seq {
+        q = q.from_seq(s);
+    }
+    if let Some(s) = a.to_seq {
+        q = q.to_seq(s);
+    }
+    if a.backward {
+        q = q.backward();
+    }
+    if let Some(n) = a.limit {
+        q = q.limit(n);
+    }
+    if let Some(c) = &a.after {
+        q = q.after(c.parse()?);
+    }
+    Ok(q)
+}
+
+pub fn query(store: &Store, a: &QueryArgs, out: &mut impl Write) -> Result<(), Failure> {
+    let q = build(a)?;
+    if a.count {
+        writeln!(out, "{}", json!({ "count": store.count(&q)? }))?;
+        return Ok(());
+    }
+    let mut events = store.query(&q)?;
+    for event in events.by_ref() {
+        writeln!(out, "{}", event?.to_json())?;
+    }
+    if a.limit.is_some()
+        && let Some(c) = events.cursor()
+    {
+        out.flush()?;
+        eprintln!("{}", json!({ "next": c.to_string() }));
+    }
+    Ok(())
+}
+
+pub fn get(store: &Store, id: &str, out: &mut impl Write) -> Result<(), Failure> {
+    match store.get_event(id)? {
+        Some(e) => Ok(writeln!(out, "{}", e.to_json())?),
+        None => Err(Failure::NotFound(format!("no event with id `{id}`"))),
+    }
+}
+
+pub fn streams(
+    store: &Store,
+    prefix: &str,
+    after: Option<String>,
+    limit: Option<usize>,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let mut after = after;
+    let mut left = limit.unwrap_or(usize::MAX);
+    while left > 0 {
+        let page = store.streams(prefix, after.as_deref(), left.min(10_000));
+        if page.is_empty() {
+            break;
+        }
+        for s in &page {
+            writeln!(
+                out,
+                "{}",
+                json!({ "stream": s.stream, "version": s.version })
+            )?;
+        }
+        left -= page.len();
+        after = page.last().map(|s| s.stream.clone());
+    }
+    Ok(())
+}
+
+pub fn terms(store: &Store, tags: bool, out: &mut impl Write) -> Result<(), Failure> {
+    let mut after: Option<String> = None;
+    loop {
+        let page = if tags {
+            store.tags(after.as_deref(), 10_000)
+        } else {
+            store.event_types(after.as_deref(), 10_000)
+        };
+        let Some(last) = page.last() else { break };
+        after = Some(last.name.clone());
+        for t in &page {
+            let key = if tags { "tag" } else { "type" };
+            writeln!(out, "{}", json!({ key: t.name, "count": t.count }))?;
+        }
+    }
+    Ok(())
+}
+
+pub fn reindex(dir: &Path, out: &mut impl Write) -> Result<(), Failure> {
+    let store = Store::open(dir)?;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("reindex {bar:40} {bytes}/{total_bytes} {eta}")
+            .map_err(|e| Failure::Other(e.to_string()))?,
+    );
+    let report = store.reindex(|done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    writeln!(
+        out,
+        "{}",
+        json!({ "segments": report.segments, "events": report.events, "bytes": report.bytes })
+    )?;
+    Ok(())
+}
