@@ -16,7 +16,7 @@ use crate::event::{RecordedEvent, validate_stream};
 use crate::index::{IndexFile, Kind};
 use crate::query::{Cursor, IndexRef, Query, plan_segment};
 use crate::record;
-use crate::segment::{LineEnd, Lines, Segment};
+use crate::segment::{Lines, Segment};
 use crate::store::{State, Store};
 
 /// Which way a read goes.
@@ -80,15 +80,21 @@ impl Read {
 
 /// A segment's offsets to visit: known, or planned when the iterator gets there.
 enum Plan {
-    Ready(Vec<u64>),
-    Lazy(Box<dyn FnOnce() -> Vec<u64> + Send>),
+    Ready(Vec<Extent>),
+    Lazy(Box<dyn FnOnce() -> Vec<Extent> + Send>),
 }
+
+/// Where a record lies in its segment: offset and length including the newline.
+type Extent = (u64, u32);
+
+/// Most bytes one read fetches when it gathers adjacent records.
+const RUN_BYTES: u64 = 256 * 1024;
 
 struct Source {
     lines: Lines,
     path: PathBuf,
     plan: Option<Plan>,
-    offsets: Vec<u64>,
+    offsets: Vec<Extent>,
     next: usize,
 }
 
@@ -114,9 +120,20 @@ pub struct Events {
     done: bool,
 }
 
-/// Offsets of the given ordinals, in read order.
-fn offsets(ix: &IndexRef<'_>, ords: impl Iterator<Item = u32>, backward: bool) -> Vec<u64> {
-    let mut v: Vec<u64> = ords.filter_map(|o| ix.position(o)).collect();
+/// Extents of the given ordinals, in read order; `end` is where the segment's data ends.
+fn offsets(
+    ix: &IndexRef<'_>,
+    ords: impl Iterator<Item = u32>,
+    end: u64,
+    backward: bool,
+) -> Vec<Extent> {
+    let mut v: Vec<Extent> = ords
+        .filter_map(|o| {
+            let at = ix.position(o)?;
+            let next = ix.position(o + 1).unwrap_or(end);
+            Some((at, u32::try_from(next.checked_sub(at)?).ok()?))
+        })
+        .collect();
     if backward {
         v.reverse();
     }
@@ -143,7 +160,7 @@ impl Store {
     /// ```
     pub fn read_stream(&self, stream: &str, read: Read) -> Result<Events> {
         validate_stream(stream)?;
-        let st = self.inner.lock_state();
+        let mut st = self.inner.lock_state();
         let max_seq = self.head_seq();
         let backward = read.direction == Direction::Backward;
         let mut ev = self.events(backward, read.limit, max_seq, None);
@@ -181,23 +198,29 @@ impl Store {
             let skip = lo.saturating_sub(first) as usize;
             let take = (hi.min(last) - first.max(lo) + 1) as usize;
             let name = stream.to_owned();
-            let seg = &st.segments[i];
+            let seg = st.segments[i].clone();
+            let end = data_end(&st, &seg);
             let plan = match &seg.index {
                 Some(ix) => {
                     let ix = Arc::clone(ix);
                     Plan::Lazy(Box::new(move || {
                         let r = IndexRef::File(&ix);
                         let p = r.postings(Kind::Stream, &name);
-                        offsets(&r, p.into_iter().skip(skip).take(take), backward)
+                        offsets(&r, p.into_iter().skip(skip).take(take), end, backward)
                     }))
                 }
                 None => {
                     let r = IndexRef::Mem(&st.active_index);
                     let p = r.postings(Kind::Stream, &name);
-                    Plan::Ready(offsets(&r, p.into_iter().skip(skip).take(take), backward))
+                    Plan::Ready(offsets(
+                        &r,
+                        p.into_iter().skip(skip).take(take),
+                        end,
+                        backward,
+                    ))
                 }
             };
-            ev.push(&st, seg, plan, self.inner.config.max_line());
+            ev.push(&mut st, &seg, plan, self.inner.config.max_line());
         }
         Ok(ev)
     }
@@ -283,17 +306,28 @@ impl Store {
     pub fn get_event(&self, id: &str) -> Result<Option<RecordedEvent>> {
         crate::event::validate_id(id)?;
         let ev = {
-            let st = self.inner.lock_state();
+            let mut st = self.inner.lock_state();
             let max_seq = self.head_seq();
             let mut ev = self.events(false, Some(1), max_seq, None);
-            for seg in &st.segments {
+            for i in 0..st.segments.len() {
+                let seg = st.segments[i].clone();
                 let r = match &seg.index {
                     Some(ix) => IndexRef::File(ix),
                     None => IndexRef::Mem(&st.active_index),
                 };
-                let found = offsets(&r, r.postings(Kind::Id, id).into_iter().take(1), false);
+                let found = offsets(
+                    &r,
+                    r.postings(Kind::Id, id).into_iter().take(1),
+                    data_end(&st, &seg),
+                    false,
+                );
                 if !found.is_empty() {
-                    ev.push(&st, seg, Plan::Ready(found), self.inner.config.max_line());
+                    ev.push(
+                        &mut st,
+                        &seg,
+                        Plan::Ready(found),
+                        self.inner.config.max_line(),
+                    );
                     break;
                 }
             }
@@ -316,7 +350,7 @@ impl Store {
     fn run(&self, q: Query, check: bool) -> Result<Events> {
         q.validate()?;
         self.check_cursor(&q)?;
-        let st = self.inner.lock_state();
+        let mut st = self.inner.lock_state();
         let max_seq = self.head_seq();
         let backward = q.direction == Direction::Backward;
         let q = Arc::new(q);
@@ -336,24 +370,24 @@ impl Store {
             order.reverse();
         }
         for i in order {
-            let seg = &st.segments[i];
-            let base = seg.base;
+            let seg = st.segments[i].clone();
+            let (base, end) = (seg.base, data_end(&st, &seg));
             let plan = match &seg.index {
                 Some(ix) => {
                     let (ix, q) = (Arc::clone(ix), Arc::clone(&q));
                     Plan::Lazy(Box::new(move || {
                         let r = IndexRef::File(&ix);
                         let ords = plan_segment(&q, &r, base, max_seq);
-                        offsets(&r, ords.into_iter(), backward)
+                        offsets(&r, ords.into_iter(), end, backward)
                     }))
                 }
                 None => {
                     let r = IndexRef::Mem(&st.active_index);
                     let ords = plan_segment(&q, &r, base, max_seq);
-                    Plan::Ready(offsets(&r, ords.into_iter(), backward))
+                    Plan::Ready(offsets(&r, ords.into_iter(), end, backward))
                 }
             };
-            ev.push(&st, seg, plan, self.inner.config.max_line());
+            ev.push(&mut st, &seg, plan, self.inner.config.max_line());
         }
         Ok(ev)
     }
@@ -379,20 +413,29 @@ impl Store {
     }
 }
 
+/// Where a segment's complete data ends: the active one's at the state's length.
+fn data_end(st: &State, seg: &Segment) -> u64 {
+    if seg.index.is_none() {
+        st.active_len
+    } else {
+        seg.len
+    }
+}
+
 fn segment_index(st: &State, base: u64) -> Option<usize> {
     let i = st.segments.partition_point(|s| s.base < base);
     st.segments.get(i).filter(|s| s.base == base).map(|_| i)
 }
 
 impl Events {
-    fn push(&mut self, st: &State, seg: &Segment, plan: Plan, max_line: usize) {
-        let end = if seg.index.is_none() {
-            st.active_len
-        } else {
-            seg.len
+    fn push(&mut self, st: &mut State, seg: &Segment, plan: Plan, max_line: usize) {
+        let end = data_end(st, seg);
+        let data = match seg.index {
+            None => st.active_data().unwrap_or_else(|| seg.data.clone()),
+            Some(_) => seg.data.clone(),
         };
         self.sources.push_back(Source {
-            lines: Lines::new(seg.data.clone(), end, max_line),
+            lines: Lines::new(data, end, max_line),
             path: seg.path.clone(),
             plan: Some(plan),
             offsets: Vec::new(),
@@ -425,18 +468,39 @@ impl Events {
             };
         }
         loop {
-            let &off = src.offsets.get(src.next)?;
+            let &(off, len) = src.offsets.get(src.next)?;
             src.next += 1;
-            let n = match src.lines.line_end(off) {
-                Ok(LineEnd::Line(n)) => n,
-                Ok(_) => return Some(Err(Error::corrupt(&src.path, off, "record is torn"))),
-                Err(e) => return Some(Err(Error::io("read", &src.path, e))),
-            };
-            let line = match src.lines.window(off, n, backward) {
+            if !src.lines.covers(off, len as usize) {
+                // Gather the records that follow on disk in read order into one read.
+                let (mut lo, mut hi) = (off, off + u64::from(len));
+                for &(o, l) in &src.offsets[src.next..] {
+                    if hi - lo >= RUN_BYTES {
+                        break;
+                    }
+                    if !backward && o == hi {
+                        hi += u64::from(l);
+                    } else if backward && o + u64::from(l) == lo {
+                        lo = o;
+                    } else {
+                        break;
+                    }
+                }
+                if let Err(e) = src.lines.load(lo, hi) {
+                    return Some(Err(Error::io("read", &src.path, e)));
+                }
+            }
+            let bytes = match src.lines.window(off, len as usize, backward) {
                 Ok(l) => l,
                 Err(e) => return Some(Err(Error::io("read", &src.path, e))),
             };
-            let event = match record::decode_record(line).and_then(|m| m.to_event()) {
+            let Some(line) = bytes.strip_suffix(b"\n") else {
+                return Some(Err(Error::corrupt(
+                    &src.path,
+                    off,
+                    "record does not end where the index says",
+                )));
+            };
+            let event = match record::decode_event(line) {
                 Ok(e) => e,
                 Err(reason) => return Some(Err(Error::corrupt(&src.path, off, reason))),
             };

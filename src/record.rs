@@ -148,8 +148,9 @@ pub struct RecordMeta<'a> {
 /// Checks the frame and parses a record line (without its newline).
 pub fn decode_record(line: &[u8]) -> Result<RecordMeta<'_>, String> {
     check_frame(line)?;
+    let text = std::str::from_utf8(line).map_err(|e| format!("record is not UTF-8: {e}"))?;
     let rec: RecordRef<'_> =
-        serde_json::from_slice(line).map_err(|e| format!("malformed record: {e}"))?;
+        serde_json::from_str(text).map_err(|e| format!("malformed record: {e}"))?;
     let time = parse_rfc3339(&rec.time).ok_or_else(|| format!("bad time `{}`", rec.time))?;
     if !rec.meta.get().starts_with('{') {
         return Err("meta is not a JSON object".into());
@@ -213,6 +214,43 @@ impl RecordMeta<'_> {
             tags,
         })
     }
+}
+
+/// A record parsed straight into owned values, in one pass: the read path.
+#[derive(Deserialize)]
+struct RecordOwned<'a> {
+    seq: u64,
+    id: String,
+    stream: String,
+    version: u64,
+    #[serde(rename = "type")]
+    event_type: String,
+    #[serde(borrow)]
+    time: Cow<'a, str>,
+    data: Box<RawValue>,
+    meta: Map<String, Value>,
+    tags: Vec<String>,
+}
+
+/// Checks the frame and decodes a record line (without its newline) into an event.
+pub fn decode_event(line: &[u8]) -> Result<RecordedEvent, String> {
+    check_frame(line)?;
+    // One UTF-8 check of the whole line, then a parser that does not repeat it per string.
+    let text = std::str::from_utf8(line).map_err(|e| format!("record is not UTF-8: {e}"))?;
+    let r: RecordOwned<'_> =
+        serde_json::from_str(text).map_err(|e| format!("malformed record: {e}"))?;
+    let time = parse_rfc3339(&r.time).ok_or_else(|| format!("bad time `{}`", r.time))?;
+    Ok(RecordedEvent {
+        seq: r.seq,
+        id: r.id,
+        stream: r.stream,
+        version: r.version,
+        event_type: r.event_type,
+        time,
+        data: r.data,
+        meta: r.meta,
+        tags: r.tags,
+    })
 }
 
 /// The first line of a segment.
@@ -325,6 +363,7 @@ mod tests {
             assert_eq!(m.rec.id, "id-\"1\"");
             assert_eq!(m.rec.more, more);
             let e = m.to_event().unwrap();
+            assert_eq!(decode_event(line).unwrap(), e);
             assert_eq!(e.data_value()["a"], "x\ny");
             assert_eq!(e.tags, vec!["region=eu"]);
             assert_eq!(e.meta["actor"], "ann");

@@ -471,6 +471,7 @@ pub(crate) fn seal_active_in_memory(st: &mut State, data: SegmentData, index: Ar
         ..active
     });
     st.active_file = None;
+    st.active_map = None;
     st.active_len = 0;
 }
 
@@ -500,6 +501,7 @@ pub(crate) fn create_segment(
         index: None,
     });
     st.active_file = Some(file);
+    st.active_map = None;
     st.active_len = header.len() as u64;
     st.active_index = MemIndex::default();
     Ok(())

@@ -37,6 +37,22 @@ pub enum SegmentData {
     Sealed(Arc<Mapped>),
     /// The active segment (or one not known to be sealed), read with `pread`.
     File(Arc<dyn StorageFile>),
+    /// The active segment: a map of a prefix of complete batches, `pread` beyond it.
+    Active {
+        map: Arc<Mapped>,
+        file: Arc<dyn StorageFile>,
+    },
+}
+
+impl SegmentData {
+    /// The bytes available without a read: the whole of a sealed segment, a mapped prefix of
+    /// the active one.
+    fn mapped(&self) -> &[u8] {
+        match self {
+            SegmentData::Sealed(m) | SegmentData::Active { map: m, .. } => m,
+            SegmentData::File(_) => &[],
+        }
+    }
 }
 
 /// Reads lines of a segment up to a fixed end offset, forwards or backwards, with bounded memory:
@@ -61,6 +77,13 @@ pub enum LineEnd {
 
 const CHUNK: usize = 256 * 1024;
 
+fn short() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "segment shorter than expected",
+    )
+}
+
 impl Lines {
     /// A reader of `data` that never looks at or beyond `end`.
     pub fn new(data: SegmentData, end: u64, max_line: usize) -> Lines {
@@ -83,43 +106,50 @@ impl Lines {
     pub fn window(&mut self, start: u64, len: usize, backward: bool) -> std::io::Result<&[u8]> {
         let stop = start + len as u64;
         debug_assert!(stop <= self.end);
-        match &self.data {
-            SegmentData::Sealed(m) => {
-                let (s, e) = (start as usize, stop as usize);
-                m.get(s..e).ok_or_else(|| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "segment shorter than expected",
-                    )
-                })
-            }
-            SegmentData::File(f) => {
-                let cached = start >= self.buf_off && stop <= self.buf_off + self.buf.len() as u64;
-                if !cached {
-                    let want = len.max(CHUNK) as u64;
-                    let (from, to) = if backward {
-                        (stop.saturating_sub(want), stop)
-                    } else {
-                        (start, (start + want).min(self.end))
-                    };
-                    self.buf.resize((to - from) as usize, 0);
-                    let mut done = 0;
-                    while done < self.buf.len() {
-                        let n = f.read_at(&mut self.buf[done..], from + done as u64)?;
-                        if n == 0 {
-                            return Err(std::io::Error::new(
-                                std::io::ErrorKind::UnexpectedEof,
-                                "segment shorter than expected",
-                            ));
-                        }
-                        done += n;
-                    }
-                    self.buf_off = from;
-                }
-                let s = (start - self.buf_off) as usize;
-                Ok(&self.buf[s..s + len])
-            }
+        if !self.covers(start, len) {
+            let want = len.max(CHUNK) as u64;
+            let (from, to) = if backward {
+                (stop.saturating_sub(want), stop)
+            } else {
+                (start, (start + want).min(self.end))
+            };
+            self.load(from, to)?;
         }
+        let mapped = self.data.mapped();
+        if matches!(self.data, SegmentData::Sealed(_)) || stop <= mapped.len() as u64 {
+            return mapped.get(start as usize..stop as usize).ok_or_else(short);
+        }
+        let s = (start - self.buf_off) as usize;
+        self.buf.get(s..s + len).ok_or_else(short)
+    }
+
+    /// Whether `[start, start + len)` is already in memory (always, for a mapped segment).
+    pub fn covers(&self, start: u64, len: usize) -> bool {
+        let stop = start + len as u64;
+        matches!(self.data, SegmentData::Sealed(_))
+            || stop <= self.data.mapped().len() as u64
+            || (start >= self.buf_off && stop <= self.buf_off + self.buf.len() as u64)
+    }
+
+    /// Reads exactly `[start, end)` into memory with one `pread` (a no-op where it is mapped).
+    pub fn load(&mut self, start: u64, end: u64) -> std::io::Result<()> {
+        let f = match &self.data {
+            SegmentData::Sealed(_) => return Ok(()),
+            _ if end <= self.data.mapped().len() as u64 => return Ok(()),
+            SegmentData::File(f) | SegmentData::Active { file: f, .. } => f,
+        };
+        let end = end.min(self.end);
+        self.buf.resize(end.saturating_sub(start) as usize, 0);
+        let mut done = 0;
+        while done < self.buf.len() {
+            let n = f.read_at(&mut self.buf[done..], start + done as u64)?;
+            if n == 0 {
+                return Err(short());
+            }
+            done += n;
+        }
+        self.buf_off = start;
+        Ok(())
     }
 
     /// Finds the end of the line starting at `pos`.

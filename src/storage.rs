@@ -28,7 +28,8 @@ pub trait StorageFile: Send + Sync {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Maps the whole file read-only, or `None` if this storage cannot map (the caller then reads).
     ///
-    /// Only ever called for files that will not change again (sealed segments).
+    /// Called for sealed segments, and for the active segment, of which only the complete
+    /// batches (bytes that are never truncated or rewritten) are ever read through the map.
     fn map(&self) -> io::Result<Option<Mapped>>;
 }
 
@@ -111,11 +112,14 @@ impl StorageFile for OsFile {
 /// Maps an immutable file.
 #[allow(unsafe_code)]
 fn map_file(file: &File) -> io::Result<memmap2::Mmap> {
-    // SAFETY: a map is undefined behaviour (SIGBUS, or bytes changing under a `&[u8]`) if the
-    // file is truncated or rewritten while mapped. The store maps only sealed segments: files
-    // that are never written, truncated or removed again while any handle of this store is open
-    // (recovery truncates only the newest segment, which is never mapped, and retention removes
-    // whole files only by unlinking, which keeps the pages of existing maps alive).
+    // SAFETY: reading a map is undefined behaviour (SIGBUS, or bytes changing under a `&[u8]`)
+    // where the file is truncated or rewritten while mapped. The store reads through maps only
+    // bytes that are never truncated or rewritten: sealed segments (never written again), and
+    // the complete batches of the active segment (appends only add bytes after them; recovery
+    // cuts only a torn tail past the last complete batch, and refuses to open rather than cut
+    // damage in the middle). Removing a file only unlinks it, which keeps the pages of existing
+    // maps alive. A map may extend past the bytes read (over a batch still being written); those
+    // pages are never touched.
     unsafe { memmap2::Mmap::map(file) }
 }
 

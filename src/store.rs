@@ -38,6 +38,8 @@ pub(crate) struct State {
     pub active_len: u64,
     /// The active segment's index.
     pub active_index: MemIndex,
+    /// A map of a prefix of the active segment (complete batches only), for reads.
+    pub active_map: Option<Arc<crate::storage::Mapped>>,
     /// Current version and sealed-segment list per stream, in name order.
     pub streams: BTreeMap<String, StreamEntry>,
     /// The seq the next event will get.
@@ -57,6 +59,7 @@ impl State {
             active_file: None,
             active_len: 0,
             active_index: MemIndex::default(),
+            active_map: None,
             streams: BTreeMap::new(),
             next_seq: 1,
             last_time: 0,
@@ -75,6 +78,32 @@ impl State {
         self.segments
             .last()
             .expect("an open store has an active segment")
+    }
+
+    /// How readers should read the active segment: through a map of its prefix where there is
+    /// one, remapped once the segment has grown `REMAP_BYTES` past it; `pread` beyond that.
+    ///
+    /// Mapping a file that is still appended to is safe here because the mapped bytes are
+    /// never read beyond `active_len`, the end of complete batches, and complete batches are
+    /// never truncated: recovery cuts only a torn tail past the last complete batch (and refuses
+    /// to open on damage in the middle), so no page a reader touches can vanish under it. See
+    /// the SAFETY note in `storage.rs`.
+    pub(crate) fn active_data(&mut self) -> Option<crate::segment::SegmentData> {
+        use crate::segment::SegmentData;
+        const REMAP_BYTES: u64 = 1 << 20;
+        let file = self.active_file.clone()?;
+        let mapped = self.active_map.as_ref().map_or(0, |m| m.len() as u64);
+        if self.active_len >= mapped + REMAP_BYTES {
+            // A failed map only means reads use pread.
+            self.active_map = file.map().ok().flatten().map(Arc::new);
+        }
+        Some(match &self.active_map {
+            Some(map) => SegmentData::Active {
+                map: Arc::clone(map),
+                file,
+            },
+            None => SegmentData::File(file),
+        })
     }
 }
 
@@ -131,6 +160,29 @@ pub(crate) struct Inner {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) inner: Arc<Inner>,
+    /// Shared by the clones only (never by background threads): when the last clone goes, it
+    /// stops and joins the flusher, so that the store is closed (synced, checkpointed, lock
+    /// released) by the time that drop returns.
+    _handle: Arc<Handle>,
+}
+
+/// Owns the background flusher of a store.
+struct Handle {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    flusher: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let (flag, cv) = &*self.stop;
+        *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        cv.notify_all();
+        if let Some(t) = self.flusher.take() {
+            // The flusher holds its own reference to the store: joining it means that, if this
+            // was the last handle, the store has been closed when this returns.
+            let _ = t.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -223,10 +275,18 @@ impl Store {
             stop: Arc::new((Mutex::new(false), Condvar::new())),
             _lock: lock,
         });
-        if let (Durability::Periodic(every), false) = (opts.durability, opts.read_only) {
-            spawn_flusher(&inner, every);
-        }
-        Ok(Store { inner })
+        let flusher = match (opts.durability, opts.read_only) {
+            (Durability::Periodic(every), false) => Some(spawn_flusher(&inner, every)),
+            _ => None,
+        };
+        let handle = Handle {
+            stop: Arc::clone(&inner.stop),
+            flusher,
+        };
+        Ok(Store {
+            inner,
+            _handle: Arc::new(handle),
+        })
     }
 
     /// The store's directory.
@@ -373,30 +433,28 @@ fn check_empty(storage: &dyn Storage, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn spawn_flusher(inner: &Arc<Inner>, every: std::time::Duration) {
-    let weak = Arc::downgrade(inner);
-    let stop = inner.stop.clone();
+fn spawn_flusher(inner: &Arc<Inner>, every: std::time::Duration) -> thread::JoinHandle<()> {
+    let inner = Arc::clone(inner);
     thread::Builder::new()
         .name("eventfile-flush".into())
         .spawn(move || {
+            let stop = Arc::clone(&inner.stop);
             let (flag, cv) = &*stop;
             let mut stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
-            loop {
+            while !*stopped {
                 let (guard, _) = cv
                     .wait_timeout(stopped, every)
                     .unwrap_or_else(|p| p.into_inner());
                 stopped = guard;
                 if *stopped {
-                    return;
+                    break;
                 }
-                let Some(inner) = weak.upgrade() else { return };
                 drop(stopped);
                 let target = inner.lock_state().next_seq - 1;
                 // An error poisons the handle; the next append reports it.
                 let _ = inner.wait_durable(target, true);
-                drop(inner);
                 stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
             }
         })
-        .expect("spawning the flush thread");
+        .expect("spawning the flush thread")
 }

@@ -4,7 +4,6 @@ mod api;
 mod bad_input;
 mod batches;
 mod concurrency;
-mod crash_kill;
 mod expected_version;
 mod fuzz_regressions;
 mod locking;

@@ -58,34 +58,6 @@ pub fn assert_gapless(events: &[RecordedEvent]) {
     }
 }
 
-/// Environment variable that tells a re-executed test binary which child role to play.
-pub const CHILD_ROLE: &str = "EVENTFILE_TEST_CHILD";
-
-/// The role this process plays, if it was started by [`child`].
-pub fn child_role() -> Option<String> {
-    std::env::var(CHILD_ROLE).ok()
-}
-
-/// A command that re-runs this test binary as a child executing only `test`, in `role`.
-/// The child's protocol lines go to stdout; libtest's own lines are told apart by prefix.
-pub fn child(test: &str, role: &str, dir: &Path) -> std::process::Command {
-    let mut c = std::process::Command::new(std::env::current_exe().expect("test binary path"));
-    c.args([test, "--exact", "--nocapture", "--test-threads=1", "-q"])
-        .env(CHILD_ROLE, role)
-        .env("EVENTFILE_TEST_DIR", dir)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit());
-    c
-}
-
-/// The store directory a child was given.
-pub fn child_dir() -> std::path::PathBuf {
-    std::env::var_os("EVENTFILE_TEST_DIR")
-        .expect("child dir")
-        .into()
-}
-
 /// Frames a record body (a JSON object without its closing brace) as the writer does: a line
 /// that passes the CRC check, whatever its content.
 pub fn frame(body: &str) -> String {

@@ -7,6 +7,7 @@
 //! `EVENTFILE_KILL_RUNS` sets the number of runs (default 200).
 
 use crate::support::*;
+use crate::{child, child_dir, child_role};
 use eventfile::{ExpectedVersion, NewEvent, OpenOptions, Read, StreamAppend};
 use serde_json::json;
 use std::collections::HashMap;
@@ -188,6 +189,7 @@ fn check(dir: &std::path::Path, acks: &HashMap<String, Ack>, run: usize) -> u64 
 
 #[test]
 fn kill_9_never_loses_an_acknowledged_append() {
+    let _serial = crate::serial();
     let runs: usize = std::env::var("EVENTFILE_KILL_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
