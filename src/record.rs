@@ -297,7 +297,7 @@ pub fn decode_header(line: &[u8]) -> Result<Header, String> {
 }
 
 /// Encodes an arbitrary serialisable object as a framed line (used for the store config and
-/// segment summaries).
+/// the like).
 pub fn encode_object<T: serde::Serialize>(value: &T) -> Vec<u8> {
     let mut buf = serde_json::to_vec(value).expect("serialising plain data cannot fail");
     debug_assert_eq!(buf.last(), Some(&b'}'));

@@ -49,7 +49,7 @@ pub struct VerifyReport {
     /// Damage and broken invariants: the store is sound iff this is empty.
     pub problems: Vec<Problem>,
     /// Things that are not damage: a torn tail the next writer will cut, stale or missing
-    /// summaries (caches, rebuilt on open), files that do not belong to the store.
+    /// index sidecars (caches, rebuilt on open), files that do not belong to the store.
     pub notes: Vec<String>,
 }
 

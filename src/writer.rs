@@ -255,8 +255,8 @@ impl Inner {
         Ok(())
     }
 
-    /// Seals the active segment and starts the next: sync it, write its summary, create the new
-    /// segment (header, fsync, directory fsync).
+    /// Seals the active segment and starts the next: sync it, write its index sidecar, create
+    /// the new segment (header, fsync, directory fsync).
     fn roll(&self, st: &mut State) -> Result<()> {
         let r = (|| {
             let file = st
