@@ -74,3 +74,40 @@ pub fn frame_lines(text: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Opens arbitrary bytes as an index sidecar of segment 1 and, if they validate, exercises every
+/// lookup: a fuzz target for the sidecar reader. Returns the number of records described.
+pub fn probe_index(bytes: &[u8]) -> Option<u64> {
+    use crate::index::{IndexFile, Kind};
+    let f = IndexFile::open(
+        std::sync::Arc::new(crate::storage::Mapped::Bytes(bytes.to_vec())),
+        1,
+        None,
+    )
+    .ok()?;
+    for i in 0..=f.count as u32 {
+        let _ = (f.position(i), f.time(i));
+    }
+    let _ = f.first_at_or_after(0);
+    for kind in Kind::ALL {
+        let terms: Vec<String> = f
+            .terms_with_prefix(kind, "")
+            .map(|(t, _)| t.to_owned())
+            .collect();
+        for t in terms {
+            let p = f.postings(kind, &t);
+            assert!(
+                p.iter().all(|o| u64::from(o) < f.count),
+                "posting out of range"
+            );
+        }
+    }
+    Some(f.count)
+}
+
+/// Re-frames `body` with a valid trailing CRC, as the sidecar writer does.
+pub fn with_index_crc(body: &[u8]) -> Vec<u8> {
+    let mut out = body.to_vec();
+    out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+    out
+}

@@ -503,8 +503,17 @@ impl FromStr for Cursor {
                 _ => return Err(bad("has a malformed direction")),
             },
         };
-        if format!("{:08x}", crc32fast::hash(cursor.body().as_bytes())) != crc {
+        // The checksum covers the text as given, and only the canonical text is accepted (a
+        // `+42` would otherwise parse as 42 and print differently).
+        let given = &s[..s.len() - crc.len() - 1];
+        if format!("{:08x}", crc32fast::hash(given.as_bytes())) != crc {
             return Err(bad("is damaged (checksum mismatch)"));
+        }
+        if cursor.body() != given
+            || store.is_empty()
+            || !store.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(bad("is not in canonical form"));
         }
         Ok(cursor)
     }
@@ -557,5 +566,25 @@ mod tests {
         ] {
             assert!(bad.parse::<Cursor>().is_err(), "{bad}");
         }
+    }
+
+    /// cursor_parse fuzz finding, crash-8389a811eb707d72ae9b64ac747f9be03723565c: `+42` parsed as
+    /// 42 and the checksum was computed over the re-printed text, so a cursor whose text differs
+    /// from any the store printed was accepted. The checksum now covers the text as given and
+    /// only canonical text is accepted.
+    #[test]
+    fn non_canonical_cursor_text_is_refused() {
+        let sum = |body: &str| format!("{body}.{:08x}", crc32fast::hash(body.as_bytes()));
+        assert!(sum("ef1.0190abc.42.f").parse::<Cursor>().is_ok());
+        for body in [
+            "ef1.0190abc.+42.f",
+            "ef1.0190abc.042.f",
+            "ef1.01-90.42.f",
+            "ef1..42.f",
+        ] {
+            assert!(sum(body).parse::<Cursor>().is_err(), "{body}");
+        }
+        // The fuzzer's exact input: the checksum of the canonical body on non-canonical text.
+        assert!("ef1.0190abc.+42.f.f0b5219b".parse::<Cursor>().is_err());
     }
 }
