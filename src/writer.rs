@@ -324,6 +324,9 @@ impl Inner {
             }
             s.syncing = true;
             drop(s);
+            // Let appenders that are ready to run write first, so this sync covers them too. A
+            // scheduling hint, not a timed delay: with nothing else runnable it returns at once.
+            std::thread::yield_now();
             // Everything written so far goes into this sync, whoever wrote it.
             let (upto, file, path) = {
                 let st = self.lock_state();
