@@ -159,6 +159,39 @@ fn apply(st: &mut State, rec: &Scanned, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Opens segment `base`: its path, file and length.
+fn open_segment(
+    storage: &dyn Storage,
+    dir: &Path,
+    base: u64,
+    write: bool,
+) -> Result<(
+    std::path::PathBuf,
+    Arc<dyn crate::storage::StorageFile>,
+    u64,
+)> {
+    let path = dir.join(segment_name(base));
+    let file = storage
+        .open(&path, write)
+        .map_err(|e| Error::io("open", &path, e))?;
+    let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+    Ok((path, file, len))
+}
+
+/// Reads a segment's header, checks it names the same base as the file, and returns the
+/// offset of the first record.
+fn checked_header(lines: &mut Lines, path: &Path, base: u64) -> Result<u64> {
+    let (header_base, data_start) = segment::read_header(lines, path)?;
+    if header_base != base {
+        return Err(Error::corrupt(
+            path,
+            0,
+            format!("header says base seq {header_base}, file name says {base}"),
+        ));
+    }
+    Ok(data_start)
+}
+
 fn check_base(st: &State, base: u64, path: &Path) -> Result<()> {
     if base != st.next_seq {
         return Err(Error::corrupt(
@@ -251,21 +284,10 @@ fn load_sealed(
     base: u64,
     st: &mut State,
 ) -> Result<()> {
-    let path = dir.join(segment_name(base));
-    let file = storage
-        .open(&path, false)
-        .map_err(|e| Error::io("open", &path, e))?;
-    let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+    let (path, file, len) = open_segment(storage, dir, base, false)?;
     let data = map_sealed(file, &path)?;
     let mut lines = Lines::new(data.clone(), len, config.max_line());
-    let (header_base, data_start) = segment::read_header(&mut lines, &path)?;
-    if header_base != base {
-        return Err(Error::corrupt(
-            &path,
-            0,
-            format!("header says base seq {header_base}, file name says {base}"),
-        ));
-    }
+    let data_start = checked_header(&mut lines, &path, base)?;
     check_base(st, base, &path)?;
 
     let index = match read_index(storage, dir, base, Some(len)).filter(|ix| index_fits(st, ix)) {
@@ -331,24 +353,11 @@ fn open_active(
     base: u64,
     st: &mut State,
 ) -> Result<()> {
-    let path = dir.join(segment_name(base));
-    let file = storage
-        .open(&path, !read_only)
-        .map_err(|e| Error::io("open", &path, e))?;
-    let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+    let (path, file, len) = open_segment(storage, dir, base, !read_only)?;
     let data = SegmentData::File(file.clone());
     let mut lines = Lines::new(data.clone(), len, config.max_line());
-    let data_start = match segment::read_header(&mut lines, &path) {
-        Ok((header_base, data_start)) => {
-            if header_base != base {
-                return Err(Error::corrupt(
-                    &path,
-                    0,
-                    format!("header says base seq {header_base}, file name says {base}"),
-                ));
-            }
-            data_start
-        }
+    let data_start = match checked_header(&mut lines, &path, base) {
+        Ok(data_start) => data_start,
         Err(Error::Corrupt { .. }) if !has_valid_record(&mut lines, &path)? => {
             // A crash while the segment was being created: it holds no event.
             if read_only {

@@ -23,31 +23,10 @@ fn a_second_writer_gets_locked() {
 fn a_reader_opened_mid_roll_catches_up_later() {
     let dir = tempfile::tempdir().unwrap();
     let store = fast_store(dir.path(), 4096);
-    let mut n = 0;
-    while std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "jsonl")
-        })
-        .count()
-        < 2
-    {
-        append_one(&store, "s", n);
-        n += 1;
-    }
+    let n = fill_until_segments(&store, dir.path(), 2);
     store.close().unwrap();
     // The newest segment as a roll leaves it just after creating the file: no header yet.
-    let mut segs: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .collect();
-    segs.sort();
-    std::fs::write(segs.last().unwrap(), b"").unwrap();
+    std::fs::write(newest_segment(dir.path()), b"").unwrap();
 
     let reader = Store::open_read_only(dir.path()).unwrap();
     assert_eq!(reader.head_seq(), n - 1);

@@ -10,23 +10,6 @@ use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-/// Deterministic generator (xorshift64*).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<'a>(&mut self, xs: &'a [&'a str]) -> &'a str {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-}
-
 const STREAM_KINDS: [&str; 3] = ["order-", "cart-", "user-"];
 const TYPES: [&str; 5] = ["Placed", "Added", "Removed", "Paid", "Shipped"];
 const TAGS: [&str; 6] = [
@@ -237,24 +220,28 @@ fn build(dir: &std::path::Path, seed: u64) -> (Store, Rng) {
     (store, rng)
 }
 
-fn sidecars(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "idx"))
-        .collect()
-}
-
 #[test]
 fn every_filter_matches_a_brute_force_scan() {
     let dir = tempfile::tempdir().unwrap();
     let (store, mut rng) = build(dir.path(), 0x5eed);
     assert!(
-        sidecars(dir.path()).len() > 5,
+        files_with_ext(dir.path(), "idx").len() > 5,
         "expected many sealed segments"
     );
     let nonempty = check_queries(&store, &mut rng, 400);
     assert!(nonempty > 200, "only {nonempty} queries matched anything");
+}
+
+/// The seqs of the page of `q` after `cursor`, moving `cursor` past it.
+fn next_page(store: &Store, q: Query, cursor: &mut Option<eventfile::Cursor>) -> Vec<u64> {
+    let q = match cursor.clone() {
+        Some(c) => q.after(c),
+        None => q,
+    };
+    let mut events = store.query(&q).unwrap();
+    let page: Vec<u64> = events.by_ref().map(|e| e.unwrap().seq).collect();
+    *cursor = events.cursor().or(cursor.take());
+    page
 }
 
 #[test]
@@ -271,13 +258,7 @@ fn pagination_stays_correct_while_appends_continue() {
         let mut got: Vec<u64> = Vec::new();
         let mut cursor = None;
         for p in 0.. {
-            let mut q = spec.query().limit(page);
-            if let Some(c) = cursor.clone() {
-                q = q.after(c);
-            }
-            let mut events = store.query(&q).unwrap();
-            let batch: Vec<u64> = events.by_ref().map(|e| e.unwrap().seq).collect();
-            cursor = events.cursor().or(cursor);
+            let batch = next_page(&store, spec.query().limit(page), &mut cursor);
             got.extend(&batch);
             if p < 3 {
                 append_random(&store, &mut rng, 5);
@@ -305,13 +286,7 @@ fn pagination_stays_correct_while_appends_continue() {
         let mut got: Vec<u64> = Vec::new();
         let mut cursor = None;
         loop {
-            let mut q = spec.query().backward().limit(page);
-            if let Some(c) = cursor.clone() {
-                q = q.after(c);
-            }
-            let mut events = store.query(&q).unwrap();
-            let batch: Vec<u64> = events.by_ref().map(|e| e.unwrap().seq).collect();
-            cursor = events.cursor().or(cursor);
+            let batch = next_page(&store, spec.query().backward().limit(page), &mut cursor);
             got.extend(&batch);
             append_random(&store, &mut rng, 1);
             if batch.len() < page {
@@ -332,7 +307,7 @@ fn answers_survive_deleted_and_damaged_sidecars() {
     let answers: Vec<Vec<u64>> = specs.iter().map(|s| seqs(&store, &s.query())).collect();
     store.close().unwrap();
 
-    for (i, path) in sidecars(dir.path()).iter().enumerate() {
+    for (i, path) in files_with_ext(dir.path(), "idx").iter().enumerate() {
         match i % 3 {
             0 => std::fs::remove_file(path).unwrap(),
             1 => {
@@ -355,15 +330,6 @@ fn answers_survive_deleted_and_damaged_sidecars() {
     }
     let report = eventfile::verify(dir.path()).unwrap();
     assert!(report.is_sound() && report.notes.is_empty(), "{report:?}");
-}
-
-fn copy_of(dir: &std::path::Path) -> tempfile::TempDir {
-    let copy = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), copy.path().join(e.file_name())).unwrap();
-    }
-    copy
 }
 
 #[test]

@@ -19,16 +19,6 @@ fn build(dir: &std::path::Path) -> Vec<eventfile::RecordedEvent> {
     all(&store)
 }
 
-fn sidecars(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "idx"))
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn reopen_preserves_every_event_and_version() {
     let dir = tempfile::tempdir().unwrap();
@@ -55,7 +45,7 @@ fn reopen_preserves_every_event_and_version() {
 fn missing_or_damaged_index_sidecars_are_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let before = build(dir.path());
-    let sums = sidecars(dir.path());
+    let sums = files_with_ext(dir.path(), "idx");
     assert!(sums.len() >= 3, "expected several sealed segments");
     let original = std::fs::read(&sums[1]).unwrap();
     std::fs::remove_file(&sums[0]).unwrap();

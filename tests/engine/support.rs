@@ -85,3 +85,60 @@ pub fn body(seq: u64, stream: &str, version: u64, time: &str, more: bool) -> Str
         if more { r#","more":true"# } else { "" }
     )
 }
+
+/// The files in `dir` with extension `ext`, sorted (segments sort in log order).
+pub fn files_with_ext(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The newest segment file of the store in `dir`.
+pub fn newest_segment(dir: &Path) -> std::path::PathBuf {
+    files_with_ext(dir, "jsonl").pop().expect("a segment")
+}
+
+/// A copy of the store in `dir`, in a new temporary directory.
+pub fn copy_of(dir: &Path) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), copy.path().join(e.file_name())).unwrap();
+    }
+    copy
+}
+
+/// Appends single events to stream `s` until the store has `segments` segment files; returns
+/// how many were appended.
+pub fn fill_until_segments(store: &Store, dir: &Path, segments: usize) -> u64 {
+    let mut n = 0;
+    while files_with_ext(dir, "jsonl").len() < segments {
+        append_one(store, "s", n);
+        n += 1;
+    }
+    n
+}
+
+/// xorshift64*: a tiny deterministic generator for tests.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    pub fn pick<'a>(&mut self, xs: &'a [&'a str]) -> &'a str {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+}

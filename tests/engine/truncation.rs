@@ -2,24 +2,7 @@
 
 use crate::support::*;
 use eventfile::{Error, ExpectedVersion::*, StreamAppend};
-use std::path::{Path, PathBuf};
-
-fn copy_dir(from: &Path, to: &Path) {
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-    }
-}
-
-fn newest_segment(dir: &Path) -> PathBuf {
-    let mut segs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .collect();
-    segs.sort();
-    segs.pop().unwrap()
-}
+use std::path::Path;
 
 /// Batches: (stream, events). The last three records are a two-stream batch and a single event.
 fn build(dir: &Path) -> Vec<(u64, u64)> {
@@ -68,8 +51,7 @@ fn cut_at_every_offset_of_the_last_three_records() {
     let start = batch_ends[2].1;
     let mut cases = 0;
     for cut in start..=full.len() as u64 {
-        let dir = tempfile::tempdir().unwrap();
-        copy_dir(src.path(), dir.path());
+        let dir = copy_of(src.path());
         let seg = newest_segment(dir.path());
         std::fs::OpenOptions::new()
             .write(true)
@@ -154,22 +136,7 @@ fn garbage_after_the_last_batch_is_a_torn_tail() {
 fn a_torn_header_of_a_fresh_segment_is_rewritten() {
     let dir = tempfile::tempdir().unwrap();
     let store = fast_store(dir.path(), 4096);
-    let mut n = 0;
-    while std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "jsonl")
-        })
-        .count()
-        < 3
-    {
-        append_one(&store, "s", n);
-        n += 1;
-    }
+    let n = fill_until_segments(&store, dir.path(), 3);
     store.close().unwrap();
     // The newest segment holds exactly one event; make it look like a crash mid-creation.
     let seg = newest_segment(dir.path());

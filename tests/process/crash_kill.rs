@@ -13,20 +13,6 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 
-/// xorshift64*: a tiny deterministic generator, seeded per process.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 fn batch_events(id: &str, n: u64) -> Vec<NewEvent> {
     (0..n)
         .map(|i| NewEvent::new("Step", json!({ "batch": id, "i": i, "n": n })))
