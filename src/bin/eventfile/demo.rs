@@ -188,7 +188,7 @@ pub fn run(out: &mut impl Write) -> Result<(), Failure> {
     )?;
     writeln!(
         out,
-        "the segment is plain JSON lines: try `jq -c .data {}/*.jsonl`",
+        "the segment is plain JSON lines: try `jq -c 'select(.seq) | .data' {}/*.jsonl`",
         dir.display()
     )?;
     Ok(())
