@@ -145,7 +145,8 @@ impl NewEvent {
         }
     }
 
-    /// Sets the event id (default: a fresh UUIDv7). See [`validate_id`] for what is accepted.
+    /// Sets the event id (default: a fresh UUIDv7). Any text of 1 to 256 bytes without control
+    /// characters is accepted; UUIDs are conventional.
     pub fn with_id(mut self, id: impl Into<String>) -> NewEvent {
         self.id = Some(id.into());
         self
