@@ -53,6 +53,9 @@ mod reader;
 mod record;
 mod recovery;
 mod segment;
+#[cfg(any(test, feature = "internals"))]
+#[doc(hidden)]
+pub mod sim;
 mod storage;
 mod store;
 mod time;
