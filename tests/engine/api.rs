@@ -91,3 +91,39 @@ fn weaker_durability_modes_keep_everything_after_close() {
         .unwrap_err();
     assert!(matches!(err, eventfile::Error::InvalidInput { .. }));
 }
+
+#[test]
+fn time_never_decreases_when_the_clock_steps_back() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let now = Arc::new(AtomicI64::new(2_000_000_000_000_000));
+    let clock = Arc::clone(&now);
+    let store = OpenOptions::new()
+        .durability(Durability::None)
+        .clock(move || clock.load(Ordering::SeqCst))
+        .open(dir.path())
+        .unwrap();
+    let t0 = append_one(&store, "s", 0);
+    now.fetch_sub(3_600_000_000, Ordering::SeqCst); // the wall clock steps back an hour
+    append_one(&store, "s", 1);
+    now.fetch_add(7_200_000_000, Ordering::SeqCst); // and then forward
+    append_one(&store, "s", 2);
+    store.close().unwrap();
+    // Also across a reopen whose clock is behind the last event.
+    let behind = Arc::clone(&now);
+    let store = OpenOptions::new()
+        .clock(move || behind.load(Ordering::SeqCst) - 86_400_000_000)
+        .open(dir.path())
+        .unwrap();
+    append_one(&store, "s", 3);
+    let times: Vec<i64> = all(&store).iter().map(|e| e.time).collect();
+    assert_eq!(t0.first_seq, 1);
+    assert_eq!(times[0], 2_000_000_000_000_000);
+    assert_eq!(times[1], times[0], "a step back keeps the last time");
+    assert_eq!(times[2], 2_000_003_600_000_000);
+    assert_eq!(
+        times[3], times[2],
+        "a reopen with a clock behind keeps the last time"
+    );
+}
