@@ -8,7 +8,7 @@ use crate::record::{self, RecordOut};
 
 /// Checks and decodes one record line (without its newline); `None` if it is rejected.
 pub fn decode_record(line: &[u8]) -> Option<RecordedEvent> {
-    record::decode_record(line).ok()?.to_event().ok()
+    record::decode_event(line).ok()
 }
 
 /// Checks and decodes a segment header line; the base seq if it is a supported header.

@@ -489,7 +489,7 @@ impl Events {
                     return Some(Err(Error::io("read", &src.path, e)));
                 }
             }
-            let bytes = match src.lines.window(off, len as usize, backward) {
+            let bytes = match src.lines.window(off, len as usize) {
                 Ok(l) => l,
                 Err(e) => return Some(Err(Error::io("read", &src.path, e))),
             };

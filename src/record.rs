@@ -116,7 +116,8 @@ pub fn encode_record(buf: &mut Vec<u8>, r: &RecordOut<'_>) {
     seal_line(buf, start);
 }
 
-/// A record parsed from a checked line, borrowing from it.
+/// A record's position fields and raw metadata, parsed from a checked line and borrowing from
+/// it (the data is checked as JSON but not kept: the read path uses [`decode_event`]).
 #[derive(Deserialize)]
 pub struct RecordRef<'a> {
     pub seq: u64,
@@ -129,8 +130,6 @@ pub struct RecordRef<'a> {
     pub event_type: Cow<'a, str>,
     #[serde(borrow)]
     pub time: Cow<'a, str>,
-    #[serde(borrow)]
-    pub data: &'a RawValue,
     #[serde(borrow)]
     pub meta: &'a RawValue,
     #[serde(borrow)]
@@ -193,25 +192,6 @@ impl RecordMeta<'_> {
             correlation: meta.correlation_id,
             causation: meta.causation_id,
             actor: meta.actor,
-        })
-    }
-
-    /// Builds the owned event (parses metadata and tags).
-    pub fn to_event(&self) -> Result<RecordedEvent, String> {
-        let meta: Map<String, Value> = serde_json::from_str(self.rec.meta.get())
-            .map_err(|e| format!("malformed meta: {e}"))?;
-        let tags: Vec<String> = serde_json::from_str(self.rec.tags.get())
-            .map_err(|e| format!("malformed tags: {e}"))?;
-        Ok(RecordedEvent {
-            seq: self.rec.seq,
-            id: self.rec.id.clone().into_owned(),
-            stream: self.rec.stream.clone().into_owned(),
-            version: self.rec.version,
-            event_type: self.rec.event_type.clone().into_owned(),
-            time: self.time,
-            data: self.rec.data.to_owned(),
-            meta,
-            tags,
         })
     }
 }
@@ -362,8 +342,12 @@ mod tests {
             assert_eq!(m.rec.seq, 7);
             assert_eq!(m.rec.id, "id-\"1\"");
             assert_eq!(m.rec.more, more);
-            let e = m.to_event().unwrap();
-            assert_eq!(decode_event(line).unwrap(), e);
+            let e = decode_event(line).unwrap();
+            assert_eq!((e.seq, e.id.as_str(), e.version), (7, "id-\"1\"", 3));
+            assert_eq!(
+                (e.stream.as_str(), e.event_type.as_str()),
+                ("order-42", "OrderPlaced")
+            );
             assert_eq!(e.data_value()["a"], "x\ny");
             assert_eq!(e.tags, vec!["region=eu"]);
             assert_eq!(e.meta["actor"], "ann");

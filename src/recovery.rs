@@ -413,7 +413,7 @@ fn checkpoint_ends_batch(lines: &mut Lines, ix: &IndexFile, base: u64, data_star
     if pos + n as u64 + 1 != ix.segment_len {
         return false;
     }
-    lines.window(pos, n, false).ok().and_then(|line| {
+    lines.window(pos, n).ok().and_then(|line| {
         record::decode_record(line)
             .ok()
             .map(|m| (m.rec.seq, m.rec.more))

@@ -101,19 +101,13 @@ impl Lines {
         self.end
     }
 
-    /// The bytes `[start, start + len)`, which must lie below `end`. `backward` says which way
-    /// the caller is heading, so a refill reads ahead in that direction.
-    pub fn window(&mut self, start: u64, len: usize, backward: bool) -> std::io::Result<&[u8]> {
+    /// The bytes `[start, start + len)`, which must lie below `end`; a read, if needed, also
+    /// fetches what follows (up to 256 KiB).
+    pub fn window(&mut self, start: u64, len: usize) -> std::io::Result<&[u8]> {
         let stop = start + len as u64;
         debug_assert!(stop <= self.end);
         if !self.covers(start, len) {
-            let want = len.max(CHUNK) as u64;
-            let (from, to) = if backward {
-                (stop.saturating_sub(want), stop)
-            } else {
-                (start, (start + want).min(self.end))
-            };
-            self.load(from, to)?;
+            self.load(start, (start + len.max(CHUNK) as u64).min(self.end))?;
         }
         let mapped = self.data.mapped();
         if matches!(self.data, SegmentData::Sealed(_)) || stop <= mapped.len() as u64 {
@@ -159,7 +153,7 @@ impl Lines {
         // Search what is already in memory first: a scan reads each chunk once, not per line.
         let mut want = self.in_memory_from(pos).min(cap);
         if want > 0 {
-            let w = self.window(pos, want, false)?;
+            let w = self.window(pos, want)?;
             if let Some(i) = memchr::memchr(b'\n', w) {
                 return Ok(LineEnd::Line(i));
             }
@@ -173,7 +167,7 @@ impl Lines {
                 });
             }
             want = (want * 2).max(CHUNK).min(cap);
-            let w = self.window(pos, want, false)?;
+            let w = self.window(pos, want)?;
             if let Some(i) = memchr::memchr(b'\n', w) {
                 return Ok(LineEnd::Line(i));
             }
@@ -200,7 +194,7 @@ pub fn read_header(lines: &mut Lines, path: &Path) -> Result<(u64, u64)> {
     let io = |e| Error::io("read", path, e);
     match lines.line_end(0).map_err(io)? {
         LineEnd::Line(n) => {
-            let line = lines.window(0, n, false).map_err(io)?;
+            let line = lines.window(0, n).map_err(io)?;
             match record::decode_header(line).map_err(|r| Error::corrupt(path, 0, r))? {
                 Header::Ok { base_seq } => Ok((base_seq, n as u64 + 1)),
                 Header::Unsupported { found } => Err(Error::UnsupportedFormat {
@@ -262,7 +256,7 @@ pub fn scan(
     while pos < end {
         let problem = match lines.line_end(pos).map_err(io)? {
             LineEnd::Line(n) => {
-                let line = lines.window(pos, n, false).map_err(io)?;
+                let line = lines.window(pos, n).map_err(io)?;
                 match record::decode_record(line).and_then(|m| Ok((m.terms()?, m))) {
                     Ok((terms, RecordMeta { rec, time })) => {
                         batch.push(Scanned {
@@ -322,7 +316,7 @@ fn valid_frame_after(lines: &mut Lines, pos: u64) -> std::io::Result<Option<u64>
     let mut at = pos;
     while at < end {
         let len = ((end - at) as usize).min(CHUNK);
-        let w = lines.window(at, len, false)?;
+        let w = lines.window(at, len)?;
         let Some(i) = memchr::memchr(b'\n', w) else {
             at += len as u64;
             continue;
@@ -332,7 +326,7 @@ fn valid_frame_after(lines: &mut Lines, pos: u64) -> std::io::Result<Option<u64>
             return Ok(None);
         }
         if let LineEnd::Line(n) = lines.line_end(start)? {
-            let line = lines.window(start, n, false)?;
+            let line = lines.window(start, n)?;
             if record::check_frame(line).is_ok() {
                 return Ok(Some(start));
             }

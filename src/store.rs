@@ -370,10 +370,9 @@ impl Inner {
 }
 
 impl Drop for Inner {
+    // The flusher holds its own reference, so by the time this runs it has been stopped and
+    // joined by the last `Handle`.
     fn drop(&mut self) {
-        let (flag, cv) = &*self.stop;
-        *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        cv.notify_all();
         if self.read_only {
             return;
         }

@@ -200,7 +200,7 @@ impl Verifier {
                     return Ok(());
                 }
             };
-            let line = lines.window(pos, n, false).map_err(io)?;
+            let line = lines.window(pos, n).map_err(io)?;
             match record::decode_record(line) {
                 Err(reason) => {
                     self.problem(path.to_owned(), pos, reason);
@@ -237,9 +237,7 @@ impl Verifier {
                         self.problem(path.to_owned(), pos, "time goes backwards".into());
                     }
                     self.last_time = self.last_time.max(m.time);
-                    if let Err(reason) = m.to_event() {
-                        self.problem(path.to_owned(), pos, reason);
-                    }
+                    // Parsing the terms also checks the metadata object and the tags array.
                     match m.terms() {
                         Ok(terms) => index.add(pos, m.time, &terms),
                         Err(reason) => self.problem(path.to_owned(), pos, reason),
