@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::record::{self, FORMAT_VERSION};
+use crate::retention::{PolicyFile, RetentionPolicy};
 use crate::storage::{OsStorage, Storage};
 use crate::store::Store;
 
@@ -35,13 +36,22 @@ pub enum Durability {
     None,
 }
 
+/// Default number of snapshots kept per stream.
+pub const DEFAULT_SNAPSHOTS_KEPT: usize = 3;
+
 /// The options a store persists when it is created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StoreConfig {
     /// Size at which the active segment is sealed and a new one started.
     pub segment_bytes: u64,
     /// Largest encoded event record.
     pub max_event_bytes: usize,
+    /// Which old segments retention removes (changed later with
+    /// [`Store::set_retention_policy`]).
+    pub retention: RetentionPolicy,
+    /// How many snapshots are kept per stream (the newest).
+    pub snapshots_kept: usize,
 }
 
 impl Default for StoreConfig {
@@ -49,6 +59,8 @@ impl Default for StoreConfig {
         StoreConfig {
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            retention: RetentionPolicy::default(),
+            snapshots_kept: DEFAULT_SNAPSHOTS_KEPT,
         }
     }
 }
@@ -67,7 +79,13 @@ impl StoreConfig {
                 "must be between 256 bytes and 1 GiB",
             ));
         }
-        Ok(())
+        if self.snapshots_kept == 0 || self.snapshots_kept > 1000 {
+            return Err(Error::invalid(
+                "snapshots kept",
+                "must be between 1 and 1000",
+            ));
+        }
+        self.retention.validate(self.segment_bytes)
     }
 
     /// The longest line a reader will look for in this store.
@@ -86,6 +104,14 @@ struct ConfigFile {
     /// before it existed get one on their next writable open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     store_id: Option<String>,
+    #[serde(default)]
+    retention: PolicyFile,
+    #[serde(default = "default_snapshots_kept")]
+    snapshots_kept: usize,
+}
+
+fn default_snapshots_kept() -> usize {
+    DEFAULT_SNAPSHOTS_KEPT
 }
 
 /// Reads `eventfile.json`: the options and the store id; `Ok(None)` if there is none.
@@ -118,6 +144,8 @@ pub(crate) fn load_config(
     let config = StoreConfig {
         segment_bytes: file.segment_bytes,
         max_event_bytes: file.max_event_bytes,
+        retention: file.retention.into(),
+        snapshots_kept: file.snapshots_kept,
     };
     // The limits bound how much a reader buffers: a hostile file must not raise them.
     config
@@ -147,6 +175,8 @@ pub(crate) fn write_config(
         segment_bytes: config.segment_bytes,
         max_event_bytes: config.max_event_bytes,
         store_id: Some(store_id.to_owned()),
+        retention: config.retention.into(),
+        snapshots_kept: config.snapshots_kept,
     });
     write_atomic(storage, dir, CONFIG_FILE, &bytes)
 }
@@ -245,6 +275,19 @@ impl OpenOptions {
     /// Default 4 MiB. Used only when the store is created.
     pub fn max_event_bytes(mut self, bytes: usize) -> OpenOptions {
         self.config.max_event_bytes = bytes;
+        self
+    }
+
+    /// The retention policy a new store starts with (default: keep everything). Used only when
+    /// the store is created; change it later with [`Store::set_retention_policy`].
+    pub fn retention(mut self, policy: RetentionPolicy) -> OpenOptions {
+        self.config.retention = policy;
+        self
+    }
+
+    /// How many snapshots to keep per stream (default 3). Used only when the store is created.
+    pub fn snapshots_kept(mut self, n: usize) -> OpenOptions {
+        self.config.snapshots_kept = n;
         self
     }
 

@@ -114,6 +114,47 @@ pub enum Error {
         reason: String,
     },
 
+    /// An event id of the append is already in the log, and the append is not a retry of the
+    /// batch that wrote it (same ids, same streams, same batch); nothing was written.
+    #[error("event id `{id}` is already in the store (seq {seq}, stream `{stream}`)")]
+    DuplicateEventId {
+        /// The id that is already taken.
+        id: String,
+        /// Seq of the event that holds it.
+        seq: u64,
+        /// Stream of the event that holds it.
+        stream: String,
+    },
+
+    /// The stream was hard-deleted (tombstoned): it can be neither read nor appended to again.
+    #[error("stream `{stream}` was deleted permanently (tombstone at version {version})")]
+    StreamDeleted {
+        /// The stream.
+        stream: String,
+        /// Its version when it was deleted.
+        version: u64,
+    },
+
+    /// A read asked for events that retention removed from the log.
+    #[error(
+        "{what} {requested} was removed by retention; the oldest retained is {first_available}"
+    )]
+    Expired {
+        /// `seq` for global reads, `version of stream ...` for stream reads.
+        what: String,
+        /// The position asked for.
+        requested: u64,
+        /// The oldest position still in the log.
+        first_available: u64,
+    },
+
+    /// A retention policy or run was refused; nothing was changed.
+    #[error("retention refused: {reason}")]
+    RetentionRefused {
+        /// Why.
+        reason: String,
+    },
+
     /// Event data or metadata could not be converted to or from JSON.
     #[error("JSON error: {0}")]
     Json(#[from] serde_json::Error),

@@ -292,6 +292,9 @@ pub struct AppendResult {
     pub first_seq: u64,
     /// Seq of the last event written.
     pub last_seq: u64,
+    /// True when nothing was written because the append was a retry of one already in the log
+    /// (same event ids, or same idempotency key): the values are those of the original append.
+    pub replayed: bool,
 }
 
 /// One stream's part of a multi-stream append ([`crate::Store::append_multi`]).
@@ -329,6 +332,9 @@ pub struct MultiAppendResult {
     pub first_seq: u64,
     /// Seq of the last event of the whole batch.
     pub last_seq: u64,
+    /// True when nothing was written because the append was a retry (see
+    /// [`AppendResult::replayed`]).
+    pub replayed: bool,
 }
 
 fn check_text(what: &'static str, s: &str) -> Result<()> {
@@ -353,9 +359,30 @@ fn check_text(what: &'static str, s: &str) -> Result<()> {
     Ok(())
 }
 
+/// Streams whose names start with this are the store's own (e.g. `$lifecycle`): they can be
+/// read but not appended to.
+pub const SYSTEM_PREFIX: char = '$';
+
 /// Checks a stream name: 1 to 256 bytes of UTF-8, no control characters.
 pub fn validate_stream(stream: &str) -> Result<()> {
     check_text("stream name", stream)
+}
+
+/// Checks a stream name a caller writes to: a valid name not reserved by the store.
+pub fn validate_writable_stream(stream: &str) -> Result<()> {
+    validate_stream(stream)?;
+    if stream.starts_with(SYSTEM_PREFIX) {
+        return Err(Error::invalid(
+            "stream name",
+            format!("`{stream}`: names starting with `{SYSTEM_PREFIX}` are reserved for the store"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an idempotency key: 1 to 256 bytes of UTF-8, no control characters.
+pub fn validate_key(key: &str) -> Result<()> {
+    check_text("idempotency key", key)
 }
 
 /// Checks an event type: 1 to 256 bytes of UTF-8, no control characters.
@@ -406,7 +433,12 @@ pub(crate) fn validate_event(event: &NewEvent) -> Result<()> {
 }
 
 /// The index terms of an event about to be written.
-pub(crate) fn event_terms(stream: &str, id: &str, e: &NewEvent) -> crate::index::Terms {
+pub(crate) fn event_terms(
+    stream: &str,
+    id: &str,
+    e: &NewEvent,
+    key: Option<&str>,
+) -> crate::index::Terms {
     let meta = |k: &str| e.meta.get(k).and_then(Value::as_str).map(str::to_owned);
     crate::index::Terms {
         stream: stream.to_owned(),
@@ -416,6 +448,7 @@ pub(crate) fn event_terms(stream: &str, id: &str, e: &NewEvent) -> crate::index:
         correlation: meta("correlation_id"),
         causation: meta("causation_id"),
         actor: meta("actor"),
+        key: key.map(str::to_owned),
     }
 }
 

@@ -23,10 +23,12 @@ pub enum Kind {
     Causation = 4,
     Actor = 5,
     Id = 6,
+    /// An append's idempotency key (on the first record of its batch).
+    Key = 7,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Stream,
         Kind::Type,
         Kind::Tag,
@@ -34,6 +36,7 @@ impl Kind {
         Kind::Causation,
         Kind::Actor,
         Kind::Id,
+        Kind::Key,
     ];
 
     fn from_u8(b: u8) -> Option<Kind> {
@@ -51,6 +54,7 @@ pub struct Terms {
     pub correlation: Option<String>,
     pub causation: Option<String>,
     pub actor: Option<String>,
+    pub key: Option<String>,
 }
 
 impl Terms {
@@ -70,6 +74,9 @@ impl Terms {
         if let Some(a) = &self.actor {
             f(Kind::Actor, a);
         }
+        if let Some(k) = &self.key {
+            f(Kind::Key, k);
+        }
     }
 }
 
@@ -78,7 +85,7 @@ impl Terms {
 pub struct MemIndex {
     pub positions: Vec<u32>,
     pub times: Vec<i64>,
-    terms: [HashMap<Box<str>, Vec<u32>>; 7],
+    terms: [HashMap<Box<str>, Vec<u32>>; 8],
 }
 
 impl MemIndex {
@@ -346,6 +353,11 @@ impl IndexFile {
         Ok(())
     }
 
+    /// Size of the sidecar in bytes.
+    pub fn byte_len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
     /// Byte offset of record `ord` in the segment.
     pub fn position(&self, ord: u32) -> Option<u32> {
         if u64::from(ord) >= self.count {
@@ -459,6 +471,7 @@ mod tests {
                     correlation: (i % 5 == 0).then(|| "corr".to_string()),
                     causation: None,
                     actor: Some("ann".into()),
+                    key: (i % 10 == 0).then(|| format!("key-{i}")),
                 },
             );
         }

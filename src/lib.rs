@@ -48,14 +48,18 @@ mod index;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod internals;
+mod lifecycle;
+mod lookup;
 mod query;
 mod reader;
 mod record;
 mod recovery;
+mod retention;
 mod segment;
 #[cfg(any(test, feature = "internals"))]
 #[doc(hidden)]
 pub mod sim;
+mod snapshot;
 mod storage;
 mod store;
 mod time;
@@ -64,15 +68,19 @@ mod writer;
 
 pub use catalog::{ReindexReport, StreamInfo, TermCount};
 pub use config::{
-    DEFAULT_MAX_EVENT_BYTES, DEFAULT_SEGMENT_BYTES, Durability, OpenOptions, StoreConfig,
+    DEFAULT_MAX_EVENT_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_SNAPSHOTS_KEPT, Durability,
+    OpenOptions, StoreConfig,
 };
 pub use error::{Error, Result};
 pub use event::{
     AppendResult, EventType, ExpectedVersion, INDEXED_META_KEYS, MAX_NAME_BYTES, MultiAppendResult,
     NewEvent, RecordedEvent, StreamAppend,
 };
+pub use lifecycle::{DELETED, DeleteResult, LIFECYCLE_STREAM, TOMBSTONED, TRUNCATED};
 pub use query::{Cursor, Query, QueryItem};
 pub use reader::{Direction, Events, Read};
+pub use retention::{RemovalReport, RemovedSegment, RetentionPolicy};
+pub use snapshot::Snapshot;
 pub use store::Store;
 pub use time::{Micros, format_rfc3339, parse_rfc3339};
 pub use verify::{Problem, VerifyReport, verify};

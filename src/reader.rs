@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::event::{RecordedEvent, validate_stream};
 use crate::index::{IndexFile, Kind};
+use crate::lifecycle::{DeadCounts, Deletions, dead_counts, dead_ordinals, is_live};
 use crate::query::{Cursor, IndexRef, Query, plan_segment};
 use crate::record;
 use crate::segment::{Lines, Segment};
@@ -114,6 +115,8 @@ pub struct Events {
     /// Events with a greater seq are not visible.
     max_seq: u64,
     check: Check,
+    /// Deletions to filter out (`None` when nothing is deleted).
+    deleted: Option<Arc<Deletions>>,
     store_id: String,
     last_seq: Option<u64>,
     start: Option<Cursor>,
@@ -167,10 +170,20 @@ impl Store {
         let Some(entry) = st.streams.get(stream) else {
             return Ok(ev);
         };
+        let deleted_before = match st.deleted.get(stream) {
+            Some(d) if d.tombstone => {
+                return Err(Error::StreamDeleted {
+                    stream: stream.to_owned(),
+                    version: d.before - 1,
+                });
+            }
+            Some(d) => d.before,
+            None => 1,
+        };
         let (lo, hi) = if backward {
-            (1, read.from.unwrap_or(u64::MAX))
+            (deleted_before, read.from.unwrap_or(u64::MAX))
         } else {
-            (read.from.unwrap_or(1).max(1), u64::MAX)
+            (read.from.unwrap_or(1).max(deleted_before), u64::MAX)
         };
         ev.check = Check::Stream {
             name: stream.to_owned(),
@@ -188,6 +201,20 @@ impl Store {
         }
         if first <= entry.version && st.active_file.is_some() {
             parts.push((st.segments.len() - 1, first, entry.version));
+        }
+        // A live version asked for by position, in a segment retention removed: say so.
+        if let Some(from) = read
+            .from
+            .filter(|&v| v >= deleted_before && v <= entry.version)
+        {
+            let available = parts.first().map_or(entry.version + 1, |p| p.1);
+            if from < available {
+                return Err(Error::Expired {
+                    what: format!("version of stream `{stream}`"),
+                    requested: from,
+                    first_available: available,
+                });
+            }
         }
         parts.retain(|&(_, f, l)| l >= lo && f <= hi);
         if backward {
@@ -281,23 +308,31 @@ impl Store {
         self.check_cursor(query)?;
         let (sealed, active, max_seq) = {
             let st = self.inner.lock_state();
+            check_log_start(query, st.removed.log_start)?;
             let max_seq = self.head_seq();
             let active = match (st.active_file.is_some(), st.segments.last()) {
                 (true, Some(seg)) => {
-                    plan_segment(query, &IndexRef::Mem(&st.active_index), seg.base, max_seq).len()
+                    let dead = dead_counts(&st, seg.base, true);
+                    let r = IndexRef::Mem(&st.active_index);
+                    live_plan(query, &r, seg.base, max_seq, &dead).len()
                 }
                 _ => 0,
             };
-            let sealed: Vec<(u64, Arc<IndexFile>)> = st
+            let sealed: Vec<(u64, Arc<IndexFile>, DeadCounts)> = st
                 .segments
                 .iter()
-                .filter_map(|s| s.index.clone().map(|ix| (s.base, ix)))
+                .filter_map(|s| {
+                    let dead = dead_counts(&st, s.base, false);
+                    s.index.clone().map(|ix| (s.base, ix, dead))
+                })
                 .collect();
             (sealed, active as u64, max_seq)
         };
         let sealed_count: u64 = sealed
             .iter()
-            .map(|(base, ix)| plan_segment(query, &IndexRef::File(ix), *base, max_seq).len() as u64)
+            .map(|(base, ix, dead)| {
+                live_plan(query, &IndexRef::File(ix), *base, max_seq, dead).len() as u64
+            })
             .sum();
         Ok(sealed_count + active)
     }
@@ -334,7 +369,9 @@ impl Store {
             ev
         };
         let mut ev = ev;
-        ev.find(|e| !matches!(e, Ok(e) if e.id != id)).transpose()
+        let found = ev.find(|e| !matches!(e, Ok(e) if e.id != id)).transpose()?;
+        let deleted = Arc::clone(&self.inner.lock_state().deleted);
+        Ok(found.filter(|e| is_live(&deleted, &e.stream, e.version)))
     }
 
     fn check_cursor(&self, q: &Query) -> Result<()> {
@@ -358,6 +395,11 @@ impl Store {
         if check {
             ev.check = Check::Query(Arc::clone(&q));
         }
+        check_log_start(&q, st.removed.log_start)?;
+        let filter_dead = !st.deleted.is_empty();
+        if filter_dead {
+            ev.deleted = Some(Arc::clone(&st.deleted));
+        }
         let (lo, hi) = q.seq_bounds(max_seq);
         let mut order: Vec<usize> = (0..st.segments.len())
             .filter(|&i| {
@@ -372,18 +414,23 @@ impl Store {
         for i in order {
             let seg = st.segments[i].clone();
             let (base, end) = (seg.base, data_end(&st, &seg));
+            let dead = if filter_dead {
+                dead_counts(&st, base, seg.index.is_none())
+            } else {
+                Vec::new()
+            };
             let plan = match &seg.index {
                 Some(ix) => {
                     let (ix, q) = (Arc::clone(ix), Arc::clone(&q));
                     Plan::Lazy(Box::new(move || {
                         let r = IndexRef::File(&ix);
-                        let ords = plan_segment(&q, &r, base, max_seq);
+                        let ords = live_plan(&q, &r, base, max_seq, &dead);
                         offsets(&r, ords.into_iter(), end, backward)
                     }))
                 }
                 None => {
                     let r = IndexRef::Mem(&st.active_index);
-                    let ords = plan_segment(&q, &r, base, max_seq);
+                    let ords = live_plan(&q, &r, base, max_seq, &dead);
                     Plan::Ready(offsets(&r, ords.into_iter(), end, backward))
                 }
             };
@@ -405,11 +452,48 @@ impl Store {
             remaining: limit.unwrap_or(usize::MAX),
             max_seq,
             check: Check::None,
+            deleted: None,
             store_id: self.inner.store_id.clone(),
             last_seq: None,
             start,
             done: false,
         }
+    }
+}
+
+/// The ordinals a query selects in a segment, without the dead ones.
+fn live_plan(
+    q: &Query,
+    ix: &IndexRef<'_>,
+    base: u64,
+    max_seq: u64,
+    dead: &[(String, usize)],
+) -> Vec<u32> {
+    let mut ords = plan_segment(q, ix, base, max_seq);
+    if !dead.is_empty() {
+        let dead = dead_ordinals(ix, dead);
+        ords.retain(|o| dead.binary_search(o).is_err());
+    }
+    ords
+}
+
+/// Refuses a query that starts, by position, below what retention kept.
+fn check_log_start(q: &Query, log_start: u64) -> Result<()> {
+    let backward = q.direction == Direction::Backward;
+    let start = match (&q.after, backward) {
+        (Some(c), false) => Some(c.seq.saturating_add(1)),
+        (Some(c), true) => c.seq.checked_sub(1).filter(|&s| s > 0),
+        (None, false) => q.from_seq,
+        (None, true) => q.to_seq,
+    };
+    match start {
+        // 0 is below every seq: "from the oldest", never an error.
+        Some(s) if s > 0 && s < log_start => Err(Error::Expired {
+            what: "seq".into(),
+            requested: s,
+            first_available: log_start,
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -518,7 +602,11 @@ impl Events {
                 }
                 Check::Query(q) => q.matches(&event),
             };
-            if wanted {
+            let live = self
+                .deleted
+                .as_ref()
+                .is_none_or(|d| is_live(d, &event.stream, event.version));
+            if wanted && live {
                 return Some(Ok(event));
             }
         }

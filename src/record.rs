@@ -86,6 +86,8 @@ pub struct RecordOut<'a> {
     pub data: &'a RawValue,
     pub meta: &'a Map<String, Value>,
     pub tags: &'a [String],
+    /// The batch's idempotency key, on its first record only.
+    pub key: Option<&'a str>,
     pub more: bool,
 }
 
@@ -110,6 +112,10 @@ pub fn encode_record(buf: &mut Vec<u8>, r: &RecordOut<'_>) {
     serde_json::to_writer(&mut *buf, r.meta).expect("writing JSON to a Vec cannot fail");
     buf.extend_from_slice(b",\"tags\":");
     serde_json::to_writer(&mut *buf, r.tags).expect("writing JSON to a Vec cannot fail");
+    if let Some(key) = r.key {
+        buf.extend_from_slice(b",\"key\":");
+        push_str(buf, key);
+    }
     if r.more {
         buf.extend_from_slice(b",\"more\":true");
     }
@@ -134,6 +140,8 @@ pub struct RecordRef<'a> {
     pub meta: &'a RawValue,
     #[serde(borrow)]
     pub tags: &'a RawValue,
+    #[serde(default, borrow)]
+    pub key: Option<Cow<'a, str>>,
     #[serde(default)]
     pub more: bool,
 }
@@ -192,6 +200,7 @@ impl RecordMeta<'_> {
             correlation: meta.correlation_id,
             causation: meta.causation_id,
             actor: meta.actor,
+            key: self.rec.key.as_deref().map(str::to_owned),
         })
     }
 }
@@ -324,6 +333,7 @@ mod tests {
                 data: &data,
                 meta: &meta,
                 tags: &tags,
+                key: more.then_some("k-1"),
                 more,
             },
         );
@@ -342,6 +352,7 @@ mod tests {
             assert_eq!(m.rec.seq, 7);
             assert_eq!(m.rec.id, "id-\"1\"");
             assert_eq!(m.rec.more, more);
+            assert_eq!(m.rec.key.as_deref(), more.then_some("k-1"));
             let e = decode_event(line).unwrap();
             assert_eq!((e.seq, e.id.as_str(), e.version), (7, "id-\"1\"", 3));
             assert_eq!(

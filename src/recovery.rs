@@ -25,8 +25,20 @@ pub(crate) fn index_path(dir: &Path, base: u64) -> std::path::PathBuf {
     dir.join(format!("{base:020}.{INDEX_EXT}"))
 }
 
-/// Brings `st` up to date with the segment files in `dir`.
+/// Brings `st` up to date with the files in `dir`: segments, the removal manifest, and the
+/// deletions recorded in the log.
 pub(crate) fn catch_up(
+    storage: &dyn Storage,
+    dir: &Path,
+    config: &StoreConfig,
+    read_only: bool,
+    st: &mut State,
+) -> Result<()> {
+    catch_up_segments(storage, dir, config, read_only, st)?;
+    crate::lifecycle::catch_up(st, config.max_line())
+}
+
+fn catch_up_segments(
     storage: &dyn Storage,
     dir: &Path,
     config: &StoreConfig,
@@ -43,6 +55,17 @@ pub(crate) fn catch_up(
     bases.sort_unstable();
     let known_last = st.segments.last().map(|s| s.base);
     bases.retain(|&b| known_last.is_none_or(|k| b > k));
+    // The manifest is read on open, and by a reader that finds segments missing.
+    let gap = bases.first().is_some_and(|&b| b != st.next_seq);
+    if known_last.is_none() || (read_only && gap) {
+        load_removed(storage, dir, st)?;
+    }
+    // Segments the manifest covers are leftovers of a retention or compaction run that was cut
+    // short after writing it: finish the job (a reader just skips them).
+    bases.retain(|&b| !st.removed.covers(b));
+    if !read_only {
+        remove_leftovers(storage, dir, &names, st)?;
+    }
 
     // A read-only handle that opened during a roll may know only sealed segments so far.
     if known_last.is_some() && st.active_file.is_some() {
@@ -78,6 +101,7 @@ pub(crate) fn catch_up(
     }
     let last = bases.len() - 1;
     for (i, &base) in bases.iter().enumerate() {
+        crate::retention::apply_ranges(st, base);
         if i < last {
             load_sealed(storage, dir, config, read_only, base, st)?;
         } else {
@@ -86,6 +110,38 @@ pub(crate) fn catch_up(
     }
     if st.segments.is_empty() && !read_only {
         return create_segment(storage, dir, st.next_seq, st);
+    }
+    Ok(())
+}
+
+/// Reads the removal manifest into the state, with the deletions it records.
+fn load_removed(storage: &dyn Storage, dir: &Path, st: &mut State) -> Result<()> {
+    st.removed = crate::retention::load_manifest(storage, dir)?;
+    let deleted = Arc::make_mut(&mut st.deleted);
+    for (name, d) in &st.removed.deleted {
+        let merged = deleted.get(name).map_or(*d, |o| o.merge(*d));
+        deleted.insert(name.clone(), merged);
+    }
+    Ok(())
+}
+
+/// Unlinks segments and sidecars that the removal manifest covers.
+fn remove_leftovers(storage: &dyn Storage, dir: &Path, names: &[String], st: &State) -> Result<()> {
+    let mut removed = false;
+    for name in names {
+        let base = parse_segment_name(name).or_else(|| {
+            let stem = name.strip_suffix(&format!(".{INDEX_EXT}"))?;
+            parse_segment_name(&format!("{stem}.{}", segment::SEGMENT_EXT))
+        });
+        if let Some(base) = base.filter(|&b| st.removed.covers(b)) {
+            crate::retention::unlink_segment(storage, dir, base)?;
+            removed = true;
+        }
+    }
+    if removed {
+        storage
+            .sync_dir(dir)
+            .map_err(|e| Error::io("fsync directory", dir, e))?;
     }
     Ok(())
 }

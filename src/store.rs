@@ -50,6 +50,12 @@ pub(crate) struct State {
     pub poisoned: Option<String>,
     /// Scratch buffer for encoding batches.
     pub buf: Vec<u8>,
+    /// What is deleted, per stream (copied by reads, replaced on change).
+    pub deleted: Arc<crate::lifecycle::Deletions>,
+    /// The last seq whose `$lifecycle` events are applied to `deleted`.
+    pub lifecycle_seen: u64,
+    /// The removal manifest as last read or written.
+    pub removed: crate::retention::Removed,
 }
 
 impl State {
@@ -65,6 +71,9 @@ impl State {
             last_time: 0,
             poisoned: None,
             buf: Vec::new(),
+            deleted: Arc::default(),
+            lifecycle_seen: 0,
+            removed: crate::retention::Removed::default(),
         }
     }
 
@@ -121,6 +130,8 @@ pub(crate) struct Inner {
     pub dir: PathBuf,
     pub storage: Arc<dyn Storage>,
     pub config: StoreConfig,
+    /// The retention policy in force (persisted in the config file).
+    pub policy: Mutex<crate::retention::RetentionPolicy>,
     pub durability: Durability,
     pub read_only: bool,
     /// Names the store in cursors.
@@ -260,6 +271,7 @@ impl Store {
             dir,
             storage,
             config,
+            policy: Mutex::new(config.retention),
             durability: opts.durability,
             read_only: opts.read_only,
             store_id,
@@ -362,6 +374,10 @@ impl Inner {
         // A panic while holding the lock cannot leave the log inconsistent (the file is the
         // truth and appends write it last), so keep going with the inner state.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn policy(&self) -> crate::retention::RetentionPolicy {
+        *self.policy.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn lock_sync(&self) -> MutexGuard<'_, SyncState> {

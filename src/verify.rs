@@ -46,6 +46,8 @@ pub struct VerifyReport {
     pub events: u64,
     /// Distinct streams.
     pub streams: usize,
+    /// Snapshot files checked.
+    pub snapshots: usize,
     /// Damage and broken invariants: the store is sound iff this is empty.
     pub problems: Vec<Problem>,
     /// Things that are not damage: a torn tail the next writer will cut, stale or missing
@@ -84,24 +86,55 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
         }
     }
     bases.sort_unstable();
+    let removed = match crate::retention::load_manifest(&storage, dir) {
+        Ok(m) => m,
+        Err(e) => {
+            report.problems.push(Problem {
+                path: dir.join(crate::retention::MANIFEST_FILE),
+                offset: 0,
+                message: e.to_string(),
+            });
+            crate::retention::Removed::default()
+        }
+    };
+    bases.retain(|&b| {
+        let covered = removed.covers(b);
+        if covered {
+            report.notes.push(format!(
+                "{} was removed by retention or compaction (unlinked by the next writer open)",
+                segment::segment_name(b)
+            ));
+        }
+        !covered
+    });
+    let (checked, damaged) = crate::snapshot::verify_dir(dir);
+    report.snapshots = checked;
+    for (path, message) in damaged {
+        report.problems.push(Problem {
+            path,
+            offset: 0,
+            message: format!("damaged snapshot (ignored by loads): {message}"),
+        });
+    }
     let mut v = Verifier {
         report,
-        next_seq: bases.first().copied().unwrap_or(1),
+        next_seq: 1,
         versions: HashMap::new(),
         last_time: i64::MIN,
         damaged_since_good: 0,
         damaged_total: 0,
     };
-    if bases.first().is_some_and(|&b| b != 1) {
-        v.problem(
-            dir.join(segment::segment_name(bases[0])),
-            0,
-            "the first segment does not start at seq 1".into(),
-        );
-    }
     for (i, &base) in bases.iter().enumerate() {
         let path = dir.join(segment::segment_name(base));
         let is_last = i + 1 == bases.len();
+        // Removed ranges continue the numbering: seqs, and each stream's versions.
+        while let Some(r) = removed.ranges.iter().find(|r| r.base == v.next_seq) {
+            v.next_seq = r.end;
+            for (name, n) in &r.streams {
+                *v.versions.entry(name.clone()).or_insert(0) += n;
+            }
+            v.last_time = v.last_time.max(r.last_time);
+        }
         if let Err(e) = v.segment(&storage, dir, &path, base, is_last, config.max_line()) {
             v.problem(path, 0, e.to_string());
         }
@@ -113,6 +146,8 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
 
 fn known_file(name: &str) -> bool {
     name == config::CONFIG_FILE
+        || name == crate::retention::MANIFEST_FILE
+        || name == crate::snapshot::SNAPSHOT_DIR
         || name == crate::store::LOCK_FILE
         || name.ends_with(".tmp")
         || name

@@ -13,18 +13,20 @@ use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::event::{
     AppendResult, ExpectedVersion, MultiAppendResult, NewEvent, StreamAppend, event_terms,
-    validate_event, validate_stream,
+    validate_event, validate_key, validate_writable_stream,
 };
+use crate::index::Kind;
+use crate::lookup;
 use crate::record::{self, RecordOut};
 use crate::recovery;
 use crate::segment::SegmentData;
 use crate::store::{Inner, State, Store, StreamEntry};
 
 /// One stream's part of a batch, borrowed.
-struct Part<'a> {
-    stream: &'a str,
-    expected: ExpectedVersion,
-    events: &'a [NewEvent],
+pub(crate) struct Part<'a> {
+    pub stream: &'a str,
+    pub expected: ExpectedVersion,
+    pub events: &'a [NewEvent],
 }
 
 impl Store {
@@ -34,8 +36,15 @@ impl Store {
     ///
     /// Fails with [`Error::WrongExpectedVersion`] (nothing written) on a version mismatch,
     /// [`Error::InvalidInput`] or [`Error::EventTooLarge`] on bad input, [`Error::ReadOnly`] or
-    /// [`Error::Poisoned`] when the handle cannot write. If it fails with [`Error::Io`], the
-    /// batch may or may not be in the log after the store is reopened.
+    /// [`Error::Poisoned`] when the handle cannot write, [`Error::StreamDeleted`] if the stream
+    /// was tombstoned. If it fails with [`Error::Io`], the batch may or may not be in the log
+    /// after the store is reopened: retry it with the same event ids (see below).
+    ///
+    /// **Retries are safe when the events carry their own ids** ([`NewEvent::with_id`]): if
+    /// every id of the batch was already committed as one batch to the same stream, the append
+    /// writes nothing and returns the original result with `replayed: true`. Any other reuse of
+    /// an existing id fails with [`Error::DuplicateEventId`]. This holds across restarts, for
+    /// the whole retained log, using the id index (no memory per event).
     ///
     /// ```
     /// use eventfile::{Error, ExpectedVersion, NewEvent, Store};
@@ -48,6 +57,13 @@ impl Store {
     ///     Err(Error::WrongExpectedVersion { actual, .. }) => assert_eq!(actual, 1),
     ///     other => panic!("expected a conflict, got {other:?}"),
     /// }
+    ///
+    /// // A retry of a request whose response was lost: same ids, nothing written twice.
+    /// let paid = || NewEvent::new("OrderPaid", serde_json::json!({})).with_id("pay-7-1");
+    /// let first = store.append("order-7", ExpectedVersion::Exact(1), [paid()])?;
+    /// let again = store.append("order-7", ExpectedVersion::Exact(1), [paid()])?;
+    /// assert_eq!((again.version, again.first_seq, again.replayed), (first.version, first.first_seq, true));
+    /// assert_eq!(store.stream_version("order-7"), 2);
     /// # Ok::<(), eventfile::Error>(())
     /// ```
     pub fn append(
@@ -56,19 +72,76 @@ impl Store {
         expected: ExpectedVersion,
         events: impl IntoIterator<Item = NewEvent>,
     ) -> Result<AppendResult> {
-        let events: Vec<NewEvent> = events.into_iter().collect();
+        self.append_inner(stream, expected, events.into_iter().collect(), None)
+    }
+
+    /// Appends like [`Store::append`], under an idempotency key naming the command that
+    /// produced the events: if an append with this key is already in the log, nothing is
+    /// written and the first append's result is returned (`replayed: true`), whatever the
+    /// events and expectation given now. The key is stored durably with the batch (on its first
+    /// record) and found through the index, for the whole retained log. Reusing a key for an
+    /// append to other streams fails with [`Error::InvalidInput`].
+    ///
+    /// ```
+    /// use eventfile::{ExpectedVersion, NewEvent, Store};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path())?;
+    /// let pay = |amount| NewEvent::new("Paid", serde_json::json!({ "amount": amount }));
+    /// let a = store.append_with_key("cmd-81", "order-1", ExpectedVersion::Any, [pay(10)])?;
+    /// let b = store.append_with_key("cmd-81", "order-1", ExpectedVersion::Any, [pay(10)])?;
+    /// assert_eq!((b.first_seq, b.replayed), (a.first_seq, true));
+    /// assert_eq!(store.stream_version("order-1"), 1);
+    /// # Ok::<(), eventfile::Error>(())
+    /// ```
+    pub fn append_with_key(
+        &self,
+        key: &str,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: impl IntoIterator<Item = NewEvent>,
+    ) -> Result<AppendResult> {
+        validate_key(key)?;
+        self.append_inner(stream, expected, events.into_iter().collect(), Some(key))
+    }
+
+    fn append_inner(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        key: Option<&str>,
+    ) -> Result<AppendResult> {
         let parts = [Part {
             stream,
             expected,
             events: &events,
         }];
-        let (results, _, _) = self.inner.append_batch(&parts)?;
-        Ok(results[0])
+        let b = self.inner.append_batch(&parts, key)?;
+        Ok(b.results[0])
     }
 
     /// Appends to several streams atomically: every stream's expectation must hold, and then all
-    /// events are written as one batch, or none is. A stream may appear only once.
+    /// events are written as one batch, or none is. A stream may appear only once. Retries with
+    /// the same event ids are recognised as for [`Store::append`].
     pub fn append_multi(&self, appends: &[StreamAppend]) -> Result<MultiAppendResult> {
+        self.append_multi_inner(appends, None)
+    }
+
+    /// [`Store::append_multi`] under an idempotency key (see [`Store::append_with_key`]).
+    pub fn append_multi_with_key(
+        &self,
+        key: &str,
+        appends: &[StreamAppend],
+    ) -> Result<MultiAppendResult> {
+        validate_key(key)?;
+        self.append_multi_inner(appends, Some(key))
+    }
+
+    fn append_multi_inner(
+        &self,
+        appends: &[StreamAppend],
+        key: Option<&str>,
+    ) -> Result<MultiAppendResult> {
         let parts: Vec<Part<'_>> = appends
             .iter()
             .map(|a| Part {
@@ -77,21 +150,38 @@ impl Store {
                 events: &a.events,
             })
             .collect();
-        let (results, first_seq, last_seq) = self.inner.append_batch(&parts)?;
+        let b = self.inner.append_batch(&parts, key)?;
         Ok(MultiAppendResult {
             streams: appends
                 .iter()
                 .map(|a| a.stream.clone())
-                .zip(results)
+                .zip(b.results)
                 .collect(),
-            first_seq,
-            last_seq,
+            first_seq: b.first_seq,
+            last_seq: b.last_seq,
+            replayed: b.replayed,
         })
     }
 }
 
+/// What a batch append did.
+pub(crate) struct Batch {
+    pub results: Vec<AppendResult>,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub replayed: bool,
+}
+
+/// What the log already holds of a batch's event ids.
+enum Prior {
+    /// None of them.
+    Nothing,
+    /// Exactly this batch, written before: its result.
+    Same(Batch),
+}
+
 impl Inner {
-    fn append_batch(&self, parts: &[Part<'_>]) -> Result<(Vec<AppendResult>, u64, u64)> {
+    fn append_batch(&self, parts: &[Part<'_>], key: Option<&str>) -> Result<Batch> {
         if self.read_only {
             return Err(Error::ReadOnly);
         }
@@ -108,6 +198,18 @@ impl Inner {
                     .collect()
             })
             .collect();
+        let own_ids = parts
+            .iter()
+            .any(|p| p.events.iter().any(|e| e.id.is_some()));
+        if own_ids {
+            let mut seen = std::collections::HashSet::new();
+            if let Some(id) = ids.iter().flatten().find(|id| !seen.insert(id.as_str())) {
+                return Err(Error::invalid(
+                    "event id",
+                    format!("`{id}` appears twice in one append"),
+                ));
+            }
+        }
 
         let mut guard = self.lock_state();
         let st = &mut *guard;
@@ -116,8 +218,28 @@ impl Inner {
                 cause: cause.clone(),
             });
         }
+        let prior = match key {
+            Some(key) => self.find_key(st, key, parts)?,
+            None => Prior::Nothing,
+        };
+        let prior = match prior {
+            Prior::Nothing if own_ids => self.find_ids(st, parts, &ids)?,
+            p => p,
+        };
+        if let Prior::Same(batch) = prior {
+            drop(guard);
+            // The original may still be on its way to disk: answer once it is durable.
+            self.wait_durable(batch.last_seq, false)?;
+            return Ok(batch);
+        }
         for p in parts {
             let actual = st.version(p.stream);
+            if let Some(d) = st.deleted.get(p.stream).filter(|d| d.tombstone) {
+                return Err(Error::StreamDeleted {
+                    stream: p.stream.to_owned(),
+                    version: d.before - 1,
+                });
+            }
             if !p.expected.matches(actual) {
                 return Err(Error::WrongExpectedVersion {
                     stream: p.stream.to_owned(),
@@ -126,7 +248,117 @@ impl Inner {
                 });
             }
         }
+        let batch = self.commit_locked(st, parts, &ids, key)?;
+        drop(guard);
+        self.wait_durable(batch.last_seq, false)?;
+        Ok(batch)
+    }
 
+    /// Looks up the batch an idempotency key was first used for.
+    fn find_key(&self, st: &mut State, key: &str, parts: &[Part<'_>]) -> Result<Prior> {
+        let Some(first) = lookup::find_term(st, Kind::Key, key) else {
+            return Ok(Prior::Nothing);
+        };
+        let max_line = self.config.max_line();
+        let mut records = Vec::new();
+        let mut seq = first;
+        loop {
+            let Some(r) = lookup::record_at(st, seq, max_line)? else {
+                return Err(Error::corrupt(
+                    &st.active().path,
+                    0,
+                    format!("the batch starting at seq {first} ends before its last record"),
+                ));
+            };
+            let more = r.more;
+            records.push(r);
+            if !more {
+                break;
+            }
+            seq += 1;
+        }
+        let batch = lookup::batch_result(&records);
+        let wanted: Vec<&str> = parts.iter().map(|p| p.stream).collect();
+        let had: Vec<&str> = records.iter().fold(Vec::new(), |mut v, r| {
+            if v.last() != Some(&r.event.stream.as_str()) {
+                v.push(r.event.stream.as_str());
+            }
+            v
+        });
+        if wanted != had {
+            return Err(Error::invalid(
+                "idempotency key",
+                format!(
+                    "`{key}` was used for an append to {} (seq {first}), not to {}",
+                    had.join(", "),
+                    wanted.join(", ")
+                ),
+            ));
+        }
+        Ok(Prior::Same(batch))
+    }
+
+    /// Checks the batch's event ids against the log: none there, or exactly this batch written
+    /// before (a retry); anything else is a duplicate id.
+    fn find_ids(&self, st: &mut State, parts: &[Part<'_>], ids: &[Vec<String>]) -> Result<Prior> {
+        let wanted: Vec<(&str, &str)> = parts
+            .iter()
+            .zip(ids)
+            .flat_map(|(p, ids)| ids.iter().map(move |id| (p.stream, id.as_str())))
+            .collect();
+        let found: Vec<Option<u64>> = wanted
+            .iter()
+            .map(|(_, id)| lookup::find_term(st, Kind::Id, id))
+            .collect();
+        let Some(first_found) = found.iter().position(Option::is_some) else {
+            return Ok(Prior::Nothing);
+        };
+        let max_line = self.config.max_line();
+        let duplicate = |st: &mut State, i: usize| -> Result<Prior> {
+            let seq = found[i].expect("found");
+            let stream = lookup::record_at(st, seq, max_line)?
+                .map(|r| r.event.stream)
+                .unwrap_or_default();
+            Err(Error::DuplicateEventId {
+                id: wanted[i].1.to_owned(),
+                seq,
+                stream,
+            })
+        };
+        let start = found[0].unwrap_or(0);
+        if first_found != 0 || (1..found.len()).any(|i| found[i] != Some(start + i as u64)) {
+            return duplicate(st, first_found);
+        }
+        // The same ids at consecutive seqs: a retry only if they are that batch, whole.
+        let mut records = Vec::with_capacity(wanted.len());
+        for (i, (stream, id)) in wanted.iter().enumerate() {
+            match lookup::record_at(st, start + i as u64, max_line)? {
+                Some(r) if r.event.stream == *stream && r.event.id == *id => records.push(r),
+                _ => return duplicate(st, i),
+            }
+        }
+        let starts_batch = start == 1
+            || match lookup::record_at(st, start - 1, max_line)? {
+                Some(prev) => !prev.more,
+                // Not in a loaded segment: removed, so the batch starts a segment.
+                None => true,
+            };
+        let ends_batch = records.last().is_some_and(|r| !r.more);
+        if !starts_batch || !ends_batch {
+            return duplicate(st, 0);
+        }
+        Ok(Prior::Same(lookup::batch_result(&records)))
+    }
+
+    /// Encodes and writes a batch whose checks have passed, under the state lock. Does not wait
+    /// for durability.
+    pub(crate) fn commit_locked(
+        &self,
+        st: &mut State,
+        parts: &[Part<'_>],
+        ids: &[Vec<String>],
+        key: Option<&str>,
+    ) -> Result<Batch> {
         // Encode the whole batch before touching the file, so a too-large event writes nothing.
         let time = (self.clock)().max(st.last_time);
         let time_text = record::record_time(time);
@@ -138,7 +370,7 @@ impl Inner {
         let mut results = Vec::with_capacity(parts.len());
         let mut seq = first_seq;
         let mut written = 0;
-        for (p, ids) in parts.iter().zip(&ids) {
+        for (p, ids) in parts.iter().zip(ids) {
             let base_version = st.version(p.stream);
             for (i, (e, id)) in p.events.iter().zip(ids).enumerate() {
                 let start = buf.len();
@@ -155,6 +387,7 @@ impl Inner {
                         data: &e.data,
                         meta: &e.meta,
                         tags: &e.tags,
+                        key: key.filter(|_| written == 1),
                         more: written < total,
                     },
                 );
@@ -175,6 +408,7 @@ impl Inner {
                 version: base_version + n,
                 first_seq: seq - n,
                 last_seq: seq - 1,
+                replayed: false,
             });
         }
         let last_seq = seq - 1;
@@ -190,13 +424,15 @@ impl Inner {
                 ),
             ));
         }
-        let r = self.write_locked(st, &buf, parts, &ids, &rel_offsets, time);
+        let r = self.write_locked(st, &buf, &rel_offsets, time, (parts, ids, key));
         st.buf = buf;
         r?;
-        drop(guard);
-
-        self.wait_durable(last_seq, false)?;
-        Ok((results, first_seq, last_seq))
+        Ok(Batch {
+            results,
+            first_seq,
+            last_seq,
+            replayed: false,
+        })
     }
 
     /// Rolls the segment if it is full, writes the encoded batch, and updates the state.
@@ -204,13 +440,13 @@ impl Inner {
         &self,
         st: &mut State,
         buf: &[u8],
-        parts: &[Part<'_>],
-        ids: &[Vec<String>],
         rel_offsets: &[u64],
         time: i64,
+        (parts, ids, key): (&[Part<'_>], &[Vec<String>], Option<&str>),
     ) -> Result<()> {
         let has_events = st.active_len > st.active().data_start;
-        if has_events && st.active_len + buf.len() as u64 > self.config.segment_bytes {
+        let full = st.active_len + buf.len() as u64 > self.config.segment_bytes;
+        if has_events && (full || self.segment_too_old(st, time)) {
             self.roll(st)?;
         }
         let file = st
@@ -241,8 +477,9 @@ impl Inner {
             }
             for (e, id) in p.events.iter().zip(ids) {
                 let off = offsets.next().expect("one offset per event");
+                let key = key.filter(|_| seq == st.next_seq);
                 st.active_index
-                    .add(off, time, &event_terms(p.stream, id, e));
+                    .add(off, time, &event_terms(p.stream, id, e, key));
                 seq += 1;
             }
         }
@@ -255,9 +492,20 @@ impl Inner {
         Ok(())
     }
 
+    /// Whether the active segment's first event is older than the policy's segment age.
+    pub(crate) fn segment_too_old(&self, st: &State, now: i64) -> bool {
+        let Some(age) = self.policy().segment_max_age else {
+            return false;
+        };
+        st.active_index
+            .times
+            .first()
+            .is_some_and(|&t| now.saturating_sub(t) >= age.as_micros() as i64)
+    }
+
     /// Seals the active segment and starts the next: sync it, write its index sidecar, create
     /// the new segment (header, fsync, directory fsync).
-    fn roll(&self, st: &mut State) -> Result<()> {
+    pub(crate) fn roll(&self, st: &mut State) -> Result<()> {
         let r = (|| {
             let file = st
                 .active_file
@@ -287,7 +535,7 @@ impl Inner {
         r
     }
 
-    fn poison(&self, st: &mut State, err: &Error) {
+    pub(crate) fn poison(&self, st: &mut State, err: &Error) {
         let cause = err.to_string();
         st.poisoned.get_or_insert_with(|| cause.clone());
         let mut s = self.lock_sync();
@@ -367,7 +615,7 @@ fn validate(parts: &[Part<'_>]) -> Result<()> {
         return Err(Error::invalid("append", "no streams given"));
     }
     for (i, p) in parts.iter().enumerate() {
-        validate_stream(p.stream)?;
+        validate_writable_stream(p.stream)?;
         if p.events.is_empty() {
             return Err(Error::invalid(
                 "append",

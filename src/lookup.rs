@@ -1,0 +1,119 @@
+//! Point lookups under the state lock: which seq carries a term (an event id, an idempotency
+//! key), and the record at a seq. Used by the writer's retry checks and by the lifecycle code;
+//! reads that return many events go through `reader.rs`.
+
+use crate::error::{Error, Result};
+use crate::event::AppendResult;
+use crate::index::Kind;
+use crate::query::IndexRef;
+use crate::record;
+use crate::segment::Lines;
+use crate::store::State;
+use crate::writer::Batch;
+
+/// The seq of the newest record carrying `term`, searching segments newest first (retries are
+/// usually of recent appends). Each sealed segment costs one binary search of its mapped index.
+pub(crate) fn find_term(st: &State, kind: Kind, term: &str) -> Option<u64> {
+    st.segments.iter().rev().find_map(|seg| {
+        let r = match &seg.index {
+            Some(ix) => IndexRef::File(ix),
+            None => IndexRef::Mem(&st.active_index),
+        };
+        r.postings(kind, term)
+            .last()
+            .map(|&ord| seg.base + u64::from(ord))
+    })
+}
+
+/// The fields of a record the lookups need.
+pub(crate) struct Found {
+    pub event: crate::event::RecordedEvent,
+    /// Whether more records of its batch follow.
+    pub more: bool,
+}
+
+/// Reads and checks the record `seq`; `None` if no loaded segment holds it.
+pub(crate) fn record_at(st: &mut State, seq: u64, max_line: usize) -> Result<Option<Found>> {
+    let Some(i) = st
+        .segments
+        .partition_point(|s| s.base <= seq)
+        .checked_sub(1)
+    else {
+        return Ok(None);
+    };
+    let seg = st.segments[i].clone();
+    let ord = seq - seg.base;
+    let Ok(ord) = u32::try_from(ord) else {
+        return Ok(None);
+    };
+    let (at, end) = {
+        let r = match &seg.index {
+            Some(ix) => IndexRef::File(ix),
+            None => IndexRef::Mem(&st.active_index),
+        };
+        let Some(at) = r.position(ord) else {
+            return Ok(None);
+        };
+        let data_end = if seg.index.is_some() {
+            seg.len
+        } else {
+            st.active_len
+        };
+        (at, r.position(ord + 1).unwrap_or(data_end))
+    };
+    let data = match seg.index {
+        Some(_) => seg.data.clone(),
+        None => st.active_data().unwrap_or_else(|| seg.data.clone()),
+    };
+    let Some(len) = end.checked_sub(at).and_then(|l| usize::try_from(l).ok()) else {
+        return Err(Error::corrupt(
+            &seg.path,
+            at,
+            "index positions out of order",
+        ));
+    };
+    let mut lines = Lines::new(data, end, max_line.max(len));
+    let bytes = lines
+        .window(at, len)
+        .map_err(|e| Error::io("read", &seg.path, e))?;
+    let line = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let m = record::decode_record(line).map_err(|r| Error::corrupt(&seg.path, at, r))?;
+    if m.rec.seq != seq {
+        return Err(Error::corrupt(
+            &seg.path,
+            at,
+            format!("record holds seq {} where the index says {seq}", m.rec.seq),
+        ));
+    }
+    let more = m.rec.more;
+    let event = record::decode_event(line).map_err(|r| Error::corrupt(&seg.path, at, r))?;
+    Ok(Some(Found { event, more }))
+}
+
+/// The result an append returned, rebuilt from its records (consecutive, one batch).
+pub(crate) fn batch_result(records: &[Found]) -> Batch {
+    let mut results: Vec<(String, AppendResult)> = Vec::new();
+    for r in records.iter().map(|r| &r.event) {
+        match results.last_mut() {
+            Some((s, a)) if *s == r.stream => {
+                a.version = r.version;
+                a.last_seq = r.seq;
+            }
+            _ => results.push((
+                r.stream.clone(),
+                AppendResult {
+                    version: r.version,
+                    first_seq: r.seq,
+                    last_seq: r.seq,
+                    replayed: true,
+                },
+            )),
+        }
+    }
+    Batch {
+        results: results.into_iter().map(|(_, a)| a).collect(),
+        first_seq: records.first().map_or(0, |r| r.event.seq),
+        last_seq: records.last().map_or(0, |r| r.event.seq),
+        replayed: true,
+    }
+}

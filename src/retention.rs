@@ -1,0 +1,549 @@
+//! Retention and compaction: removing whole sealed segments, never rewriting one.
+//!
+//! Both write the *removal manifest* (`removed.json`) before they unlink anything. It records,
+//! for every seq range whose segments are gone, how many events each stream had there (so stream
+//! versions continue across the hole on every later open), the time of its last event, the log
+//! start (below which retention removed everything), and the deletion state at the time (so
+//! deletions whose `$lifecycle` events were removed are not forgotten). A crash after the manifest
+//! is written and before the files are unlinked is finished by the next writable open, which
+//! removes segments the manifest covers.
+//!
+//! Retention removes the oldest sealed segments beyond the policy (age of their newest event,
+//! total bytes, total events). Compaction removes any sealed segment whose events are all dead
+//! (truncated, deleted or tombstoned streams); a segment with a live event stays byte for byte.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::index::Kind;
+use crate::lifecycle::{Deletion, LIFECYCLE_STREAM, dead_counts};
+use crate::query::IndexRef;
+use crate::record;
+use crate::recovery::index_path;
+use crate::segment::{Segment, segment_name};
+use crate::storage::Storage;
+use crate::store::{Inner, State, Store};
+
+/// Name of the removal manifest.
+pub const MANIFEST_FILE: &str = "removed.json";
+
+/// Which old segments a store removes when [`Store::run_retention`] runs. Persisted with the
+/// store; the default keeps everything forever.
+///
+/// ```
+/// use std::time::Duration;
+/// use eventfile::RetentionPolicy;
+/// let policy = RetentionPolicy::keep_all()
+///     .max_age(Duration::from_secs(30 * 24 * 3600))
+///     .segment_max_age(Duration::from_secs(24 * 3600));
+/// assert!(policy.validate(64 << 20).is_ok());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionPolicy {
+    /// Remove a sealed segment once its newest event is older than this.
+    pub max_age: Option<Duration>,
+    /// Remove the oldest sealed segments while the store stays at least this large without them.
+    pub max_bytes: Option<u64>,
+    /// Remove the oldest sealed segments while the store keeps at least this many events.
+    pub max_events: Option<u64>,
+    /// Seal the active segment once its first event is older than this, so that a quiet store's
+    /// data becomes old enough to expire as a whole segment.
+    pub segment_max_age: Option<Duration>,
+}
+
+impl RetentionPolicy {
+    /// Keep everything forever (the default).
+    pub fn keep_all() -> RetentionPolicy {
+        RetentionPolicy::default()
+    }
+
+    /// Sets [`RetentionPolicy::max_age`].
+    pub fn max_age(mut self, age: Duration) -> RetentionPolicy {
+        self.max_age = Some(age);
+        self
+    }
+
+    /// Sets [`RetentionPolicy::max_bytes`].
+    pub fn max_bytes(mut self, bytes: u64) -> RetentionPolicy {
+        self.max_bytes = Some(bytes);
+        self
+    }
+
+    /// Sets [`RetentionPolicy::max_events`].
+    pub fn max_events(mut self, events: u64) -> RetentionPolicy {
+        self.max_events = Some(events);
+        self
+    }
+
+    /// Sets [`RetentionPolicy::segment_max_age`].
+    pub fn segment_max_age(mut self, age: Duration) -> RetentionPolicy {
+        self.segment_max_age = Some(age);
+        self
+    }
+
+    /// Whether the policy removes anything ever.
+    pub fn keeps_all(&self) -> bool {
+        self.max_age.is_none() && self.max_bytes.is_none() && self.max_events.is_none()
+    }
+
+    /// Refuses policies that would remove every event or the active segment: zero limits, and a
+    /// byte limit below one segment (`segment_bytes`).
+    pub fn validate(&self, segment_bytes: u64) -> Result<()> {
+        let refuse = |reason: String| Err(Error::RetentionRefused { reason });
+        if self.max_events == Some(0) {
+            return refuse("max_events of 0 would remove every event".into());
+        }
+        if let Some(b) = self.max_bytes
+            && b < segment_bytes
+        {
+            return refuse(format!(
+                "max_bytes of {b} is below the segment size of {segment_bytes} bytes: \
+                 the active segment alone would be over the limit"
+            ));
+        }
+        for (name, d) in [
+            ("max_age", self.max_age),
+            ("segment_max_age", self.segment_max_age),
+        ] {
+            if d.is_some_and(|d| d < Duration::from_secs(1)) {
+                return refuse(format!("{name} must be at least one second"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How the policy is stored in `eventfile.json` (whole seconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PolicyFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_age_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_events: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    segment_max_age_secs: Option<u64>,
+}
+
+impl From<RetentionPolicy> for PolicyFile {
+    fn from(p: RetentionPolicy) -> PolicyFile {
+        PolicyFile {
+            max_age_secs: p.max_age.map(|d| d.as_secs()),
+            max_bytes: p.max_bytes,
+            max_events: p.max_events,
+            segment_max_age_secs: p.segment_max_age.map(|d| d.as_secs()),
+        }
+    }
+}
+
+impl From<PolicyFile> for RetentionPolicy {
+    fn from(p: PolicyFile) -> RetentionPolicy {
+        RetentionPolicy {
+            max_age: p.max_age_secs.map(Duration::from_secs),
+            max_bytes: p.max_bytes,
+            max_events: p.max_events,
+            segment_max_age: p.segment_max_age_secs.map(Duration::from_secs),
+        }
+    }
+}
+
+/// A seq range whose segments were removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RemovedRange {
+    /// First seq of the range.
+    pub base: u64,
+    /// First seq after it.
+    pub end: u64,
+    /// Time of its last event.
+    pub last_time: i64,
+    /// Events per stream in the range.
+    pub streams: BTreeMap<String, u64>,
+}
+
+/// The removal manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Removed {
+    eventfile: String,
+    /// Seqs below this were removed by retention (1 if nothing was).
+    pub log_start: u64,
+    /// Removed ranges, ascending, not adjacent (adjacent ones are merged).
+    pub ranges: Vec<RemovedRange>,
+    /// The deletion state when the manifest was written.
+    pub deleted: BTreeMap<String, Deletion>,
+}
+
+impl Default for Removed {
+    fn default() -> Removed {
+        Removed {
+            eventfile: "removed".into(),
+            log_start: 1,
+            ranges: Vec::new(),
+            deleted: BTreeMap::new(),
+        }
+    }
+}
+
+impl Removed {
+    /// Whether a segment starting at `base` lies in a removed range.
+    pub(crate) fn covers(&self, base: u64) -> bool {
+        let i = self.ranges.partition_point(|r| r.end <= base);
+        self.ranges.get(i).is_some_and(|r| r.base <= base)
+    }
+
+    /// Adds a removed range, merging it with its neighbours.
+    fn add(&mut self, r: RemovedRange) {
+        let i = self.ranges.partition_point(|x| x.base < r.base);
+        self.ranges.insert(i, r);
+        let mut merged: Vec<RemovedRange> = Vec::with_capacity(self.ranges.len());
+        for r in self.ranges.drain(..) {
+            match merged.last_mut() {
+                Some(last) if last.end == r.base => {
+                    last.end = r.end;
+                    last.last_time = last.last_time.max(r.last_time);
+                    for (s, n) in r.streams {
+                        *last.streams.entry(s).or_default() += n;
+                    }
+                }
+                _ => merged.push(r),
+            }
+        }
+        self.ranges = merged;
+    }
+}
+
+/// Reads the removal manifest; the default (nothing removed) if there is none. Damage refuses
+/// the open: unlike an index, the manifest cannot be rebuilt from the segments it replaced.
+pub(crate) fn load_manifest(storage: &dyn Storage, dir: &Path) -> Result<Removed> {
+    let path = dir.join(MANIFEST_FILE);
+    let bytes = match storage.read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Removed::default()),
+        Err(e) => return Err(Error::io("read", path, e)),
+    };
+    let m: Removed =
+        record::decode_object(&bytes).map_err(|reason| Error::corrupt(&path, 0, reason))?;
+    let sorted = m.ranges.windows(2).all(|w| w[0].end < w[1].base);
+    if m.eventfile != "removed" || !sorted || m.ranges.iter().any(|r| r.base >= r.end) {
+        return Err(Error::corrupt(&path, 0, "not a valid removal manifest"));
+    }
+    Ok(m)
+}
+
+/// Applies the removed ranges that continue the state's numbering, up to `upto` (exclusive).
+pub(crate) fn apply_ranges(st: &mut State, upto: u64) {
+    loop {
+        let next = st.next_seq;
+        let Some(r) = st
+            .removed
+            .ranges
+            .iter()
+            .find(|r| r.base == next && r.end <= upto)
+            .cloned()
+        else {
+            return;
+        };
+        for (name, n) in &r.streams {
+            let entry = st.streams.entry(name.clone()).or_default();
+            entry.version += n;
+            let v = entry.version;
+            entry.sealed.push((r.base, v));
+        }
+        st.next_seq = r.end;
+        st.last_time = st.last_time.max(r.last_time);
+    }
+}
+
+/// One removed (or removable) segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemovedSegment {
+    /// Its file name.
+    pub file: String,
+    /// Seq of its first event.
+    pub first_seq: u64,
+    /// Seq of its last event.
+    pub last_seq: u64,
+    /// Events it held.
+    pub events: u64,
+    /// Bytes of the segment and its index sidecar.
+    pub bytes: u64,
+}
+
+/// What a retention or compaction run removed (or, on a dry run, would remove).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemovalReport {
+    /// Whether this was a dry run (nothing removed).
+    pub dry_run: bool,
+    /// The segments, oldest first.
+    pub segments: Vec<RemovedSegment>,
+    /// Events removed.
+    pub events: u64,
+    /// Bytes reclaimed (segments and sidecars).
+    pub bytes: u64,
+    /// The log start after the run: the oldest seq retention kept.
+    pub log_start: u64,
+}
+
+impl Store {
+    /// The retention policy in force.
+    pub fn retention_policy(&self) -> RetentionPolicy {
+        self.inner.policy()
+    }
+
+    /// Replaces the store's retention policy and persists it (in `eventfile.json`). Refused
+    /// with [`Error::RetentionRefused`] if it would remove every event or the active segment.
+    pub fn set_retention_policy(&self, policy: RetentionPolicy) -> Result<()> {
+        if self.inner.read_only {
+            return Err(Error::ReadOnly);
+        }
+        policy.validate(self.inner.config.segment_bytes)?;
+        let mut cur = self.inner.policy.lock().unwrap_or_else(|p| p.into_inner());
+        let mut config = self.inner.config;
+        config.retention = policy;
+        crate::config::write_config(
+            self.inner.storage.as_ref(),
+            &self.inner.dir,
+            &config,
+            &self.inner.store_id,
+        )?;
+        *cur = policy;
+        Ok(())
+    }
+
+    /// Removes the oldest sealed segments beyond the retention policy (see [`RetentionPolicy`]),
+    /// or with `dry_run` only reports them. Never touches the active segment and never rewrites
+    /// a segment; the removed seqs stay taken (the next event keeps its number) and reads below
+    /// the new log start fail with [`Error::Expired`]. Refused with
+    /// [`Error::RetentionRefused`] if it would remove every event.
+    ///
+    /// ```
+    /// use eventfile::{ExpectedVersion, NewEvent, OpenOptions, RetentionPolicy};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = OpenOptions::new().segment_bytes(4096).open(dir.path())?;
+    /// for i in 0..200 {
+    ///     store.append("s", ExpectedVersion::Any, [NewEvent::new("T", serde_json::json!(i))])?;
+    /// }
+    /// store.set_retention_policy(RetentionPolicy::keep_all().max_events(50))?;
+    /// let report = store.run_retention(false)?;
+    /// assert!(report.events > 0 && report.log_start > 1);
+    /// assert_eq!(store.stream_version("s"), 200);
+    /// # Ok::<(), eventfile::Error>(())
+    /// ```
+    pub fn run_retention(&self, dry_run: bool) -> Result<RemovalReport> {
+        let inner = &self.inner;
+        if inner.read_only && !dry_run {
+            return Err(Error::ReadOnly);
+        }
+        let policy = inner.policy();
+        let mut guard = inner.lock_state();
+        let st = &mut *guard;
+        if let Some(cause) = st.poisoned.clone().filter(|_| !dry_run) {
+            return Err(Error::Poisoned { cause });
+        }
+        let now = (inner.clock)();
+        if !dry_run && !inner.read_only && inner.segment_too_old(st, now) {
+            inner.roll(st)?;
+        }
+        let sealed = sealed_count(st);
+        let mut total_events = st.next_seq - st.removed.log_start - removed_events(st);
+        let mut total_bytes: u64 = st.segments.iter().map(seg_bytes).sum::<u64>() + st.active_len;
+        let mut n = 0;
+        if !policy.keeps_all() {
+            for seg in &st.segments[..sealed] {
+                let (events, bytes) = (seg_events(seg), seg_bytes(seg));
+                let last_time = seg_last_time(seg);
+                let old = policy
+                    .max_age
+                    .is_some_and(|a| now.saturating_sub(last_time) > a.as_micros() as i64);
+                let big = policy
+                    .max_bytes
+                    .is_some_and(|m| total_bytes.saturating_sub(bytes) >= m);
+                let many = policy
+                    .max_events
+                    .is_some_and(|m| total_events.saturating_sub(events) >= m);
+                if !(old || big || many) {
+                    break;
+                }
+                total_events -= events;
+                total_bytes -= bytes;
+                n += 1;
+            }
+        }
+        if n > 0 && total_events == 0 {
+            return Err(Error::RetentionRefused {
+                reason: format!(
+                    "the policy would remove every event in the store ({} segments); \
+                     nothing was removed. Raise max_age, or append newer events first",
+                    n
+                ),
+            });
+        }
+        let picked: Vec<usize> = (0..n).collect();
+        let end = st.segments.get(n).map_or(st.next_seq, |s| s.base);
+        let log_start = if n > 0 { end } else { st.removed.log_start };
+        remove_segments(inner, st, &picked, dry_run, log_start)
+    }
+
+    /// Removes every sealed segment whose events are all dead (their streams truncated past
+    /// them, deleted or tombstoned), with its index sidecar, and reports the bytes reclaimed.
+    /// Segments holding any live event, or a `$lifecycle` event, stay byte for byte.
+    pub fn compact(&self, dry_run: bool) -> Result<RemovalReport> {
+        let inner = &self.inner;
+        if inner.read_only && !dry_run {
+            return Err(Error::ReadOnly);
+        }
+        let mut guard = inner.lock_state();
+        let st = &mut *guard;
+        if let Some(cause) = st.poisoned.clone().filter(|_| !dry_run) {
+            return Err(Error::Poisoned { cause });
+        }
+        let picked: Vec<usize> = (0..sealed_count(st))
+            .filter(|&i| all_dead(st, &st.segments[i]))
+            .collect();
+        let log_start = st.removed.log_start;
+        remove_segments(inner, st, &picked, dry_run, log_start)
+    }
+}
+
+/// Number of sealed segments (all but the active one, if there is one).
+fn sealed_count(st: &State) -> usize {
+    st.segments.len() - usize::from(st.active_file.is_some())
+}
+
+/// Events compaction removed above the log start.
+fn removed_events(st: &State) -> u64 {
+    let start = st.removed.log_start;
+    st.removed
+        .ranges
+        .iter()
+        .filter(|r| r.end > start)
+        .map(|r| r.end - r.base.max(start))
+        .sum()
+}
+
+fn seg_events(seg: &Segment) -> u64 {
+    seg.index.as_ref().map_or(0, |ix| ix.count)
+}
+
+fn seg_bytes(seg: &Segment) -> u64 {
+    seg.len + seg.index.as_ref().map_or(0, |ix| ix.byte_len())
+}
+
+fn seg_last_time(seg: &Segment) -> i64 {
+    seg.index
+        .as_ref()
+        .and_then(|ix| ix.count.checked_sub(1).and_then(|l| ix.time(l as u32)))
+        .unwrap_or(i64::MIN)
+}
+
+/// Whether every event of a sealed segment is dead.
+fn all_dead(st: &State, seg: &Segment) -> bool {
+    let Some(ix) = &seg.index else {
+        return false;
+    };
+    let r = IndexRef::File(ix);
+    if ix.count == 0 || !r.postings(Kind::Stream, LIFECYCLE_STREAM).is_empty() {
+        return false;
+    }
+    let dead: u64 = dead_counts(st, seg.base, false)
+        .iter()
+        .map(|(_, n)| *n as u64)
+        .sum();
+    dead == ix.count
+}
+
+/// Records the segments at `picked` (indexes into `st.segments`, sealed) as removed in the
+/// manifest, then unlinks them and their sidecars, and drops them from the state.
+fn remove_segments(
+    inner: &Inner,
+    st: &mut State,
+    picked: &[usize],
+    dry_run: bool,
+    log_start: u64,
+) -> Result<RemovalReport> {
+    let mut report = RemovalReport {
+        dry_run,
+        segments: Vec::new(),
+        events: 0,
+        bytes: 0,
+        log_start,
+    };
+    let mut removed = st.removed.clone();
+    for &i in picked {
+        let seg = &st.segments[i];
+        let end = st.segments.get(i + 1).map_or(st.next_seq, |s| s.base);
+        let mut streams = BTreeMap::new();
+        if let Some(ix) = &seg.index {
+            for (name, p) in ix.terms_with_prefix(Kind::Stream, "") {
+                streams.insert(name.to_owned(), p.len() as u64);
+            }
+        }
+        removed.add(RemovedRange {
+            base: seg.base,
+            end,
+            last_time: seg_last_time(seg),
+            streams,
+        });
+        let events = seg_events(seg);
+        let bytes = seg_bytes(seg);
+        report.events += events;
+        report.bytes += bytes;
+        report.segments.push(RemovedSegment {
+            file: segment_name(seg.base),
+            first_seq: seg.base,
+            last_seq: end - 1,
+            events,
+            bytes,
+        });
+    }
+    if dry_run || picked.is_empty() {
+        return Ok(report);
+    }
+    removed.log_start = log_start;
+    removed.deleted = st.deleted.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    let storage = inner.storage.as_ref();
+    let r = (|| {
+        crate::config::write_atomic(
+            storage,
+            &inner.dir,
+            MANIFEST_FILE,
+            &record::encode_object(&removed),
+        )?;
+        for &i in picked {
+            unlink_segment(storage, &inner.dir, st.segments[i].base)?;
+        }
+        storage
+            .sync_dir(&inner.dir)
+            .map_err(|e| Error::io("fsync directory", &inner.dir, e))
+    })();
+    if let Err(e) = r {
+        // The manifest may or may not be on disk: the in-memory state can no longer be trusted
+        // to match the files, so the handle stops writing until reopened.
+        inner.poison(st, &e);
+        return Err(e);
+    }
+    st.removed = removed;
+    let mut i = 0;
+    st.segments.retain(|_| {
+        let keep = !picked.contains(&i);
+        i += 1;
+        keep
+    });
+    Ok(report)
+}
+
+/// Unlinks a segment and its sidecar (either may already be gone).
+pub(crate) fn unlink_segment(storage: &dyn Storage, dir: &Path, base: u64) -> Result<()> {
+    for path in [dir.join(segment_name(base)), index_path(dir, base)] {
+        match storage.remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", path, e)),
+        }
+    }
+    Ok(())
+}
