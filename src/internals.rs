@@ -34,6 +34,7 @@ pub fn encode_event(e: &RecordedEvent, more: bool) -> Vec<u8> {
             data: &e.data,
             meta: &e.meta,
             tags: &e.tags,
+            key: None,
             more,
         },
     );

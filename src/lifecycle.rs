@@ -162,6 +162,12 @@ impl Store {
         };
         let (event_type, new) = match op {
             Op::Truncate(before) => {
+                if version == 0 {
+                    return Err(Error::invalid(
+                        "stream",
+                        format!("stream `{stream}` holds no events to truncate"),
+                    ));
+                }
                 if before == 0 || before > version + 1 {
                     return Err(Error::invalid(
                         "truncation point",
@@ -206,8 +212,12 @@ impl Store {
                 )
             }
         };
-        let merged = old.map_or(new, |o| o.merge(new));
-        if old == Some(merged) {
+        let unchanged = Deletion {
+            before: 1,
+            tombstone: false,
+        };
+        let merged = old.unwrap_or(unchanged).merge(new);
+        if old.unwrap_or(unchanged) == merged {
             return Ok(DeleteResult {
                 stream: stream.to_owned(),
                 version,

@@ -167,9 +167,6 @@ impl Store {
         let max_seq = self.head_seq();
         let backward = read.direction == Direction::Backward;
         let mut ev = self.events(backward, read.limit, max_seq, None);
-        let Some(entry) = st.streams.get(stream) else {
-            return Ok(ev);
-        };
         let deleted_before = match st.deleted.get(stream) {
             Some(d) if d.tombstone => {
                 return Err(Error::StreamDeleted {
@@ -179,6 +176,9 @@ impl Store {
             }
             Some(d) => d.before,
             None => 1,
+        };
+        let Some(entry) = st.streams.get(stream) else {
+            return Ok(ev);
         };
         let (lo, hi) = if backward {
             (deleted_before, read.from.unwrap_or(u64::MAX))
@@ -610,6 +610,16 @@ impl Events {
                 return Some(Ok(event));
             }
         }
+    }
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("backward", &self.backward)
+            .field("segments_left", &self.sources.len())
+            .field("last_seq", &self.last_seq)
+            .finish_non_exhaustive()
     }
 }
 

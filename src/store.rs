@@ -308,7 +308,10 @@ impl Store {
 
     /// The options the store was created with.
     pub fn config(&self) -> StoreConfig {
-        self.inner.config
+        StoreConfig {
+            retention: self.inner.policy(),
+            ..self.inner.config
+        }
     }
 
     /// Whether this handle was opened read-only.

@@ -1,0 +1,127 @@
+//! Snapshots: saved atomically outside the log, the newest K kept, damage skipped and reported.
+
+use std::path::{Path, PathBuf};
+
+use eventfile::{Error, ExpectedVersion, OpenOptions, Store, verify};
+use serde_json::json;
+
+use crate::support::{append_one, files_with_ext};
+
+fn store(dir: &Path) -> Store {
+    OpenOptions::new().snapshots_kept(2).open(dir).unwrap()
+}
+
+fn snapshot_files(dir: &Path) -> Vec<PathBuf> {
+    files_with_ext(&dir.join("snapshots"), "snap")
+}
+
+#[test]
+fn save_load_and_keep_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = store(dir.path());
+        assert!(store.load_snapshot("acct-1").unwrap().is_none());
+        for v in 1..=6 {
+            append_one(&store, "acct-1", v);
+            append_one(&store, "acct-2", v);
+            if v >= 3 {
+                store
+                    .save_snapshot("acct-1", v, &json!({ "balance": v * 10 }))
+                    .unwrap();
+            }
+        }
+        store
+            .save_snapshot("acct-2", 2, &json!({ "balance": 2 }))
+            .unwrap();
+        // Two kept for acct-1 (5 and 6), one for acct-2.
+        assert_eq!(snapshot_files(dir.path()).len(), 3);
+        let s = store.load_snapshot("acct-1").unwrap().unwrap();
+        assert_eq!((s.stream.as_str(), s.version), ("acct-1", 6));
+        assert_eq!(
+            s.decode::<serde_json::Value>().unwrap(),
+            json!({"balance": 60})
+        );
+        // One framed JSON line, readable with jq.
+        let text = std::fs::read_to_string(&snapshot_files(dir.path())[0]).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(v["crc"].is_string() && v["state"].is_object());
+    }
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(reader.load_snapshot("acct-2").unwrap().unwrap().version, 2);
+    assert!(matches!(
+        reader.save_snapshot("acct-2", 2, &json!(1)),
+        Err(Error::ReadOnly)
+    ));
+}
+
+#[test]
+fn a_snapshot_of_a_version_the_stream_does_not_have_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    for v in 1..=5 {
+        append_one(&store, "s", v);
+    }
+    for bad in [0, 6, 100] {
+        let err = store.save_snapshot("s", bad, &json!({})).unwrap_err();
+        assert!(matches!(err, Error::InvalidInput { .. }), "{bad}: {err}");
+    }
+    assert!(store.save_snapshot("nobody", 1, &json!({})).is_err());
+    store.truncate_stream("s", 4).unwrap();
+    // A snapshot at 2 would miss the deleted event 3; at 3 it covers everything deleted.
+    assert!(matches!(
+        store.save_snapshot("s", 2, &json!({})),
+        Err(Error::InvalidInput { .. })
+    ));
+    store.save_snapshot("s", 3, &json!({})).unwrap();
+    assert!(snapshot_files(dir.path()).len() == 1);
+}
+
+#[test]
+fn a_damaged_snapshot_is_skipped_and_reported_by_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = store(dir.path());
+        for v in 1..=4 {
+            append_one(&store, "s", v);
+        }
+        store.save_snapshot("s", 3, &json!({"at": 3})).unwrap();
+        store.save_snapshot("s", 4, &json!({"at": 4})).unwrap();
+    }
+    let newest = snapshot_files(dir.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&newest, bytes).unwrap();
+    let store = store(dir.path());
+    let s = store.load_snapshot("s").unwrap().unwrap();
+    assert_eq!(s.version, 3, "the damaged newest one must be skipped");
+    drop(store);
+    let report = verify(dir.path()).unwrap();
+    assert_eq!(report.snapshots, 2);
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(report.problems[0].path, newest);
+    // A torn snapshot (a crash cannot make one, but a disk can) is skipped the same way.
+    std::fs::write(&newest, b"{\"eventfile\":\"snap").unwrap();
+    let store = self::store(dir.path());
+    assert_eq!(store.load_snapshot("s").unwrap().unwrap().version, 3);
+}
+
+#[test]
+fn deleting_a_stream_removes_its_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    for v in 1..=3 {
+        append_one(&store, "a", v);
+        append_one(&store, "b", v);
+    }
+    store.save_snapshot("a", 3, &json!(1)).unwrap();
+    store.save_snapshot("b", 3, &json!(1)).unwrap();
+    store.delete_stream("a", ExpectedVersion::Any).unwrap();
+    assert!(store.load_snapshot("a").unwrap().is_none());
+    store.tombstone_stream("b", ExpectedVersion::Any).unwrap();
+    assert!(matches!(
+        store.load_snapshot("b"),
+        Err(Error::StreamDeleted { .. })
+    ));
+    assert!(snapshot_files(dir.path()).is_empty());
+}
