@@ -140,7 +140,7 @@ pub enum Error {
         "{what} {requested} was removed by retention; the oldest retained is {first_available}"
     )]
     Expired {
-        /// `seq` for global reads, `version of stream ...` for stream reads.
+        /// `seq` for global reads, ``stream `name` version`` for stream reads.
         what: String,
         /// The position asked for.
         requested: u64,

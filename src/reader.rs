@@ -210,7 +210,7 @@ impl Store {
             let available = parts.first().map_or(entry.version + 1, |p| p.1);
             if from < available {
                 return Err(Error::Expired {
-                    what: format!("version of stream `{stream}`"),
+                    what: format!("stream `{stream}` version"),
                     requested: from,
                     first_available: available,
                 });

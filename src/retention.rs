@@ -334,11 +334,20 @@ impl Store {
     /// # Ok::<(), eventfile::Error>(())
     /// ```
     pub fn run_retention(&self, dry_run: bool) -> Result<RemovalReport> {
+        self.retention_with(self.inner.policy(), dry_run)
+    }
+
+    /// What [`Store::run_retention`] would remove under `policy` (not persisted), as a dry run.
+    pub fn preview_retention(&self, policy: RetentionPolicy) -> Result<RemovalReport> {
+        policy.validate(self.inner.config.segment_bytes)?;
+        self.retention_with(policy, true)
+    }
+
+    fn retention_with(&self, policy: RetentionPolicy, dry_run: bool) -> Result<RemovalReport> {
         let inner = &self.inner;
         if inner.read_only && !dry_run {
             return Err(Error::ReadOnly);
         }
-        let policy = inner.policy();
         let mut guard = inner.lock_state();
         let st = &mut *guard;
         if let Some(cause) = st.poisoned.clone().filter(|_| !dry_run) {

@@ -469,3 +469,134 @@ fn get_streams_types_tags_reindex() {
         "one active segment, nothing sealed"
     );
 }
+
+/// The lifecycle commands on a scripted scenario: three carts and an order; one cart deleted,
+/// one tombstoned, one truncated; compaction, snapshots, retention and an idempotent append.
+#[test]
+fn lifecycle_commands_print_json() {
+    use eventfile::{Durability, ExpectedVersion, NewEvent, OpenOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    {
+        let store = OpenOptions::new()
+            .segment_bytes(16 * 1024)
+            .durability(Durability::None)
+            .open(d)
+            .unwrap();
+        for i in 0..600u64 {
+            let stream = if i < 450 {
+                format!("cart-{}", i % 3)
+            } else {
+                "order-1".into()
+            };
+            let e = NewEvent::new(
+                "ItemAdded",
+                serde_json::json!({"sku": i, "pad": "x".repeat(100)}),
+            );
+            store.append(&stream, ExpectedVersion::Any, [e]).unwrap();
+        }
+    }
+    let ok = |args: &[&str]| {
+        let out = eventfile(d, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json_lines(&out).pop().unwrap()
+    };
+    let fails = |args: &[&str], code: i32, msg: &str| {
+        let out = eventfile(d, args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(msg), "{args:?}: {err}");
+    };
+
+    let soft = ok(&["delete", "cart-0"]);
+    assert_eq!(soft["deleted_before"], 151);
+    assert_eq!(soft["tombstone"], false);
+    assert_eq!(soft["seq"], 601);
+    let hard = ok(&["delete", "cart-1", "--hard"]);
+    assert_eq!(hard["tombstone"], true);
+    fails(&["delete", "cart-1"], 1, "deleted permanently");
+    fails(
+        &["delete", "order-1", "--expect", "5"],
+        3,
+        "wrong expected version",
+    );
+    let cut = ok(&["truncate", "cart-2", "--before", "120"]);
+    assert_eq!(
+        (cut["version"].as_u64(), cut["deleted_before"].as_u64()),
+        (Some(150), Some(120))
+    );
+    fails(
+        &["truncate", "cart-2", "--before", "999"],
+        1,
+        "truncate before a version",
+    );
+
+    let dry = ok(&["compact", "--dry-run"]);
+    let done = ok(&["compact"]);
+    assert_eq!(dry["bytes"], done["bytes"]);
+    assert_eq!(done["dry_run"], false);
+    let reclaimed = done["bytes"].as_u64().unwrap();
+    assert!(reclaimed > 0 && !done["segments"].as_array().unwrap().is_empty());
+    assert_eq!(ok(&["compact"])["bytes"], 0);
+    eprintln!(
+        "scenario: compaction reclaimed {reclaimed} bytes in {} segments",
+        done["segments"].as_array().unwrap().len()
+    );
+    assert!(eventfile(d, &["verify"]).status.success());
+
+    let saved = ok(&[
+        "snapshot",
+        "save",
+        "order-1",
+        "--version",
+        "150",
+        r#"{"items":150}"#,
+    ]);
+    assert_eq!(saved["version"], 150);
+    let shown = ok(&["snapshot", "show", "order-1"]);
+    assert_eq!(
+        (shown["state"]["items"].as_u64(), shown["version"].as_u64()),
+        (Some(150), Some(150))
+    );
+    fails(&["snapshot", "show", "cart-2"], 4, "no snapshot");
+    fails(
+        &["snapshot", "save", "order-1", "--version", "151", "{}"],
+        1,
+        "has no version 151",
+    );
+    fails(
+        &["snapshot", "save", "order-1", "--version", "1", "{"],
+        1,
+        "not valid JSON",
+    );
+
+    let preview = ok(&["retention", "--dry-run", "--max-events", "100"]);
+    assert_eq!(preview["dry_run"], true);
+    assert_eq!(preview["policy"]["max_events"], 100);
+    // The preview persisted nothing.
+    assert_eq!(ok(&["retention"])["events"], 0);
+    let run = ok(&["retention", "--max-events", "100"]);
+    assert_eq!(run["events"], preview["events"]);
+    let log_start = run["log_start"].as_u64().unwrap();
+    assert!(log_start > 1);
+    fails(&["cat", "--from", "1"], 1, "removed by retention");
+    assert_eq!(
+        ok(&["cat", "--limit", "1"])["seq"].as_u64(),
+        Some(log_start)
+    );
+    fails(&["retention", "--max-age", "3 days"], 1, "not a duration");
+    fails(&["retention", "--max-events", "0"], 1, "retention refused");
+
+    let a = ok(&["append", "order-1", "Paid", "--key", "cmd-1"]);
+    let b = ok(&["append", "order-1", "Paid", "--key", "cmd-1"]);
+    assert_eq!(
+        (a["replayed"].as_bool(), b["replayed"].as_bool()),
+        (Some(false), Some(true))
+    );
+    assert_eq!(a["seq"], b["seq"]);
+    assert!(eventfile(d, &["verify"]).status.success());
+}

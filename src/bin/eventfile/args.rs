@@ -54,6 +54,10 @@ pub enum Command {
         /// A KEY=VALUE tag; repeat for more.
         #[arg(long = "tag", value_name = "KEY=VALUE")]
         tags: Vec<String>,
+        /// Idempotency key: if an append with this key is already in the store, nothing is
+        /// written and the first append's position is printed with "replayed":true.
+        #[arg(long)]
+        key: Option<String>,
     },
     /// Print a stream's events, one JSON object per line.
     Read {
@@ -106,8 +110,87 @@ pub enum Command {
     Reindex,
     /// Check every record's CRC and the store's invariants. Exit 0 when sound, 1 otherwise.
     Verify,
+    /// Save or show a stream's snapshot.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    /// Delete a stream: soft (its events vanish, later appends continue its numbering) or, with
+    /// --hard, for good (a tombstone: later appends fail). Prints the outcome as JSON. Exit 3 on
+    /// a version conflict.
+    Delete {
+        /// The stream.
+        stream: String,
+        /// Tombstone the stream: it can never be written or read again.
+        #[arg(long)]
+        hard: bool,
+        /// Expected stream version: any, no-stream, exists, or a number.
+        #[arg(long, default_value = "any")]
+        expect: String,
+    },
+    /// Delete a stream's events below a version (soft delete); prints the outcome as JSON.
+    Truncate {
+        /// The stream.
+        stream: String,
+        /// First version to keep.
+        #[arg(long, value_name = "VERSION")]
+        before: u64,
+    },
+    /// Remove old sealed segments beyond the store's retention policy and print what was removed
+    /// as JSON. Policy flags replace the persisted policy first (with --dry-run they are only
+    /// previewed).
+    Retention(RetentionArgs),
+    /// Remove sealed segments whose events are all deleted; print the bytes reclaimed as JSON.
+    Compact {
+        /// Report what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run a short end-to-end example (a small shop) in a fresh temporary store.
     Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Save STATE (JSON, or `-` for stdin) as the state of STREAM at --version; prints
+    /// {"stream","version","time"}.
+    Save {
+        /// The stream.
+        stream: String,
+        /// The stream version the state includes.
+        #[arg(long, value_name = "VERSION")]
+        version: u64,
+        /// The state as JSON, or `-` to read it from stdin.
+        state: String,
+    },
+    /// Print the newest usable snapshot of STREAM as {"stream","version","time","state"}. Exit 4
+    /// if there is none.
+    Show {
+        /// The stream.
+        stream: String,
+    },
+}
+
+/// `eventfile retention`: the run, and optionally a new policy. Durations are a number with a
+/// unit: 90s, 15m, 12h, 30d.
+#[derive(Debug, clap::Args)]
+pub struct RetentionArgs {
+    /// Report what would be removed, remove nothing (and persist no policy flag).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep segments whose newest event is younger than this.
+    #[arg(long, value_name = "DURATION")]
+    pub max_age: Option<String>,
+    /// Keep at least this many bytes of segments.
+    #[arg(long, value_name = "BYTES")]
+    pub max_bytes: Option<u64>,
+    /// Keep at least this many events.
+    #[arg(long, value_name = "N")]
+    pub max_events: Option<u64>,
+    /// Seal the active segment once its first event is older than this.
+    #[arg(long, value_name = "DURATION")]
+    pub segment_max_age: Option<String>,
+    /// Clear the policy: keep everything forever.
+    #[arg(long, conflicts_with_all = ["max_age", "max_bytes", "max_events", "segment_max_age"])]
+    pub keep_all: bool,
 }
 
 /// The filters of `eventfile query`: every flag given must hold; repeated --stream and --type

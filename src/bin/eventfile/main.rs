@@ -1,11 +1,12 @@
 //! The `eventfile` command-line tool: inspect, append to, and check a store.
 //!
 //! Exit status: 0 success, 1 failure (or `verify` found problems), 2 bad usage, 3 version
-//! conflict on `append`, 4 no such event on `get`. Output goes to stdout as JSON lines; a closed pipe (`| head`) ends the
+//! conflict on `append` or `delete`, 4 no such event on `get` (or snapshot on `snapshot show`). Output goes to stdout as JSON lines; a closed pipe (`| head`) ends the
 //! command quietly with status 0.
 
 mod args;
 mod demo;
+mod lifecycle;
 mod query;
 
 use std::io::{self, BufWriter, Read as _, Write};
@@ -17,7 +18,7 @@ use eventfile::{Error, ExpectedVersion, NewEvent, OpenOptions, Read, Store};
 use args::{Cli, Command};
 
 /// How a command failed.
-enum Failure {
+pub(crate) enum Failure {
     /// An append's expectation did not hold (exit 3).
     Conflict(String),
     /// `verify` found problems; they were printed (exit 1).
@@ -49,7 +50,32 @@ impl From<io::Error> for Failure {
     }
 }
 
+/// Prints the library's warnings (e.g. a damaged snapshot skipped) on stderr.
+struct StderrLog;
+
+impl log::Log for StderrLog {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Warn
+    }
+
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            eprintln!(
+                "eventfile: {}: {}",
+                r.level().as_str().to_lowercase(),
+                r.args()
+            );
+        }
+    }
+
+    fn flush(&self) {}
+}
+
 fn main() -> ExitCode {
+    static LOG: StderrLog = StderrLog;
+    if log::set_logger(&LOG).is_ok() {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) | Err(Failure::ClosedPipe) => ExitCode::SUCCESS,
@@ -102,6 +128,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             id,
             meta,
             tags,
+            key,
         } => {
             let expected: ExpectedVersion = expect.parse()?;
             let data = match data.as_deref() {
@@ -132,18 +159,23 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 event = event.with_tag(tag);
             }
             let store = Store::open(&dir)?;
-            let r = store.append(&stream, expected, [event])?;
+            let r = match &key {
+                Some(key) => store.append_with_key(key, &stream, expected, [event])?,
+                None => store.append(&stream, expected, [event])?,
+            };
             store.close()?;
             #[derive(serde::Serialize)]
             struct Appended<'a> {
                 stream: &'a str,
                 version: u64,
                 seq: u64,
+                replayed: bool,
             }
             let line = serde_json::to_string(&Appended {
                 stream: &stream,
                 version: r.version,
                 seq: r.first_seq,
+                replayed: r.replayed,
             })
             .map_err(|e| Failure::Other(e.to_string()))?;
             writeln!(out, "{line}")?;
@@ -189,7 +221,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             writeln!(
                 out,
-                "{}: {} segments, {} events, {} streams, {} problems",
+                "{}: {} segments, {} events, {} streams, {} snapshots, {} problems",
                 if report.is_sound() {
                     "sound"
                 } else {
@@ -198,6 +230,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 report.segments,
                 report.events,
                 report.streams,
+                report.snapshots,
                 report.problems.len()
             )?;
             out.flush()?;
@@ -205,6 +238,17 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 return Err(Failure::Unsound);
             }
         }
+        Command::Snapshot(cmd) => lifecycle::snapshot(&dir, cmd, &mut out)?,
+        Command::Delete {
+            stream,
+            hard,
+            expect,
+        } => lifecycle::delete(&dir, &stream, hard, &expect, &mut out)?,
+        Command::Truncate { stream, before } => {
+            lifecycle::truncate(&dir, &stream, before, &mut out)?
+        }
+        Command::Retention(a) => lifecycle::retention(&dir, &a, &mut out)?,
+        Command::Compact { dry_run } => lifecycle::compact(&dir, dry_run, &mut out)?,
         Command::Demo => demo::run(&mut out)?,
     }
     out.flush()?;
@@ -213,7 +257,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
 
 /// Readers do not take the writer lock, so they work next to a running writer. A directory with
 /// no store gets one with the defaults, as every command does.
-fn open_for_reading(dir: &std::path::Path) -> Result<Store, Failure> {
+pub(crate) fn open_for_reading(dir: &std::path::Path) -> Result<Store, Failure> {
     if dir.join("eventfile.json").exists() {
         Ok(Store::open_read_only(dir)?)
     } else {

@@ -1,0 +1,167 @@
+//! `snapshot`, `delete`, `truncate`, `retention` and `compact`: every one prints one JSON object.
+
+use std::io::{self, Read as _, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use eventfile::{ExpectedVersion, RetentionPolicy, Store};
+use serde_json::json;
+
+use crate::Failure;
+use crate::args::{RetentionArgs, SnapshotCommand};
+
+fn line(out: &mut impl Write, value: &impl serde::Serialize) -> Result<(), Failure> {
+    let text = serde_json::to_string(value).map_err(|e| Failure::Other(e.to_string()))?;
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
+/// Reads a JSON argument, or stdin for `-`.
+pub fn json_arg(what: &str, text: &str) -> Result<serde_json::Value, Failure> {
+    let text = if text == "-" {
+        let mut s = String::new();
+        io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| Failure::Other(format!("reading {what} from stdin: {e}")))?;
+        s
+    } else {
+        text.to_owned()
+    };
+    serde_json::from_str(&text)
+        .map_err(|e| Failure::Other(format!("{what} is not valid JSON: {e}")))
+}
+
+pub fn snapshot(dir: &Path, cmd: SnapshotCommand, out: &mut impl Write) -> Result<(), Failure> {
+    match cmd {
+        SnapshotCommand::Save {
+            stream,
+            version,
+            state,
+        } => {
+            let state = json_arg("STATE", &state)?;
+            let store = Store::open(dir)?;
+            let s = store.save_snapshot(&stream, version, &state)?;
+            line(
+                out,
+                &json!({"stream": s.stream, "version": s.version, "time": eventfile::format_rfc3339(s.time)}),
+            )
+        }
+        SnapshotCommand::Show { stream } => {
+            let store = crate::open_for_reading(dir)?;
+            match store.load_snapshot(&stream)? {
+                Some(s) => {
+                    writeln!(out, "{}", s.to_json())?;
+                    Ok(())
+                }
+                None => Err(Failure::NotFound(format!(
+                    "no snapshot of stream `{stream}`"
+                ))),
+            }
+        }
+    }
+}
+
+pub fn delete(
+    dir: &Path,
+    stream: &str,
+    hard: bool,
+    expect: &str,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let expected: ExpectedVersion = expect.parse()?;
+    let store = Store::open(dir)?;
+    let r = if hard {
+        store.tombstone_stream(stream, expected)?
+    } else {
+        store.delete_stream(stream, expected)?
+    };
+    line(out, &r)
+}
+
+pub fn truncate(
+    dir: &Path,
+    stream: &str,
+    before: u64,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let store = Store::open(dir)?;
+    line(out, &store.truncate_stream(stream, before)?)
+}
+
+/// Parses `90s`, `15m`, `12h`, `30d` (or a bare number of seconds).
+fn duration(flag: &str, text: &str) -> Result<Duration, Failure> {
+    let bad = || {
+        Failure::Other(format!(
+            "--{flag} `{text}` is not a duration such as 90s, 15m, 12h or 30d"
+        ))
+    };
+    let (num, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(secs).map(Duration::from_secs).ok_or_else(bad)
+}
+
+fn policy_json(p: &RetentionPolicy) -> serde_json::Value {
+    json!({
+        "max_age_secs": p.max_age.map(|d| d.as_secs()),
+        "max_bytes": p.max_bytes,
+        "max_events": p.max_events,
+        "segment_max_age_secs": p.segment_max_age.map(|d| d.as_secs()),
+    })
+}
+
+pub fn retention(dir: &Path, a: &RetentionArgs, out: &mut impl Write) -> Result<(), Failure> {
+    let changes = a.keep_all
+        || a.max_age.is_some()
+        || a.max_bytes.is_some()
+        || a.max_events.is_some()
+        || a.segment_max_age.is_some();
+    let store = if a.dry_run && !changes {
+        crate::open_for_reading(dir)?
+    } else {
+        Store::open(dir)?
+    };
+    let mut policy = if a.keep_all {
+        RetentionPolicy::keep_all()
+    } else {
+        store.retention_policy()
+    };
+    if let Some(d) = &a.max_age {
+        policy.max_age = Some(duration("max-age", d)?);
+    }
+    if let Some(d) = &a.segment_max_age {
+        policy.segment_max_age = Some(duration("segment-max-age", d)?);
+    }
+    policy.max_bytes = a.max_bytes.or(policy.max_bytes);
+    policy.max_events = a.max_events.or(policy.max_events);
+    let report = if a.dry_run {
+        store.preview_retention(policy)?
+    } else {
+        if changes {
+            store.set_retention_policy(policy)?;
+        }
+        store.run_retention(false)?
+    };
+    let mut v = serde_json::to_value(&report).map_err(|e| Failure::Other(e.to_string()))?;
+    v["policy"] = policy_json(&policy);
+    line(out, &v)
+}
+
+pub fn compact(dir: &Path, dry_run: bool, out: &mut impl Write) -> Result<(), Failure> {
+    let store = if dry_run {
+        crate::open_for_reading(dir)?
+    } else {
+        Store::open(dir)?
+    };
+    line(out, &store.compact(dry_run)?)
+}
