@@ -476,7 +476,9 @@ fn checkpoint_ends_batch(lines: &mut Lines, ix: &IndexFile, base: u64, data_star
     }) == Some((base + last, false))
 }
 
-fn has_valid_record(lines: &mut Lines, path: &Path) -> Result<bool> {
+/// Whether a segment whose header is damaged holds any valid record (if not, it is a segment
+/// whose creation a crash cut short).
+pub(crate) fn has_valid_record(lines: &mut Lines, path: &Path) -> Result<bool> {
     let r = segment::scan(lines, path, 0, |_| Ok(()));
     Ok(match r {
         Ok(r) => r.valid_end > 0 || matches!(r.end, ScanEnd::Damaged { .. }),

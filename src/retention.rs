@@ -10,7 +10,8 @@
 //!
 //! Retention removes the oldest sealed segments beyond the policy (age of their newest event,
 //! total bytes, total events). Compaction removes any sealed segment whose events are all dead
-//! (truncated, deleted or tombstoned streams); a segment with a live event stays byte for byte.
+//! (truncated, deleted or tombstoned streams, and `$lifecycle` events, whose effect the manifest
+//! keeps); a segment with a live event stays byte for byte.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -399,7 +400,8 @@ impl Store {
 
     /// Removes every sealed segment whose events are all dead (their streams truncated past
     /// them, deleted or tombstoned), with its index sidecar, and reports the bytes reclaimed.
-    /// Segments holding any live event, or a `$lifecycle` event, stay byte for byte.
+    /// Segments holding any live event stay byte for byte. The `$lifecycle` events of a removed
+    /// segment go with it; the deletions they made stay in force (the manifest records them).
     pub fn compact(&self, dry_run: bool) -> Result<RemovalReport> {
         let inner = &self.inner;
         if inner.read_only && !dry_run {
@@ -449,20 +451,19 @@ fn seg_last_time(seg: &Segment) -> i64 {
         .unwrap_or(i64::MIN)
 }
 
-/// Whether every event of a sealed segment is dead.
+/// Whether every event of a sealed segment is dead. The store's own `$lifecycle` events count
+/// as dead: the manifest written before the segment goes records the deletion state they built.
 fn all_dead(st: &State, seg: &Segment) -> bool {
     let Some(ix) = &seg.index else {
         return false;
     };
     let r = IndexRef::File(ix);
-    if ix.count == 0 || !r.postings(Kind::Stream, LIFECYCLE_STREAM).is_empty() {
-        return false;
-    }
+    let lifecycle = r.postings(Kind::Stream, LIFECYCLE_STREAM).len() as u64;
     let dead: u64 = dead_counts(st, seg.base, false)
         .iter()
         .map(|(_, n)| *n as u64)
         .sum();
-    dead == ix.count
+    ix.count > 0 && dead + lifecycle == ix.count
 }
 
 /// Records the segments at `picked` (indexes into `st.segments`, sealed) as removed in the
@@ -484,7 +485,8 @@ fn remove_segments(
     let mut removed = st.removed.clone();
     for &i in picked {
         let seg = &st.segments[i];
-        let end = st.segments.get(i + 1).map_or(st.next_seq, |s| s.base);
+        // Not the next segment's base: a range compaction removed may lie between them.
+        let end = seg.base + seg_events(seg);
         let mut streams = BTreeMap::new();
         if let Some(ix) = &seg.index {
             for (name, p) in ix.terms_with_prefix(Kind::Stream, "") {

@@ -324,6 +324,12 @@ impl Store {
         self.inner.visible.load(Ordering::Acquire)
     }
 
+    /// The oldest seq retention kept: reads by position below it fail with
+    /// [`Error::Expired`]. 1 until retention first removes something.
+    pub fn log_start(&self) -> u64 {
+        self.inner.lock_state().removed.log_start
+    }
+
     /// The current version of `stream`: the number of events appended to it (0 if none). This is
     /// the version an [`crate::ExpectedVersion::Exact`] append must name.
     pub fn stream_version(&self, stream: &str) -> u64 {

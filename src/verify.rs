@@ -189,7 +189,20 @@ impl Verifier {
             .map_err(|e| Error::io("open", path, e))?;
         let len = file.len().map_err(|e| Error::io("stat", path, e))?;
         let mut lines = Lines::new(SegmentData::File(Arc::clone(&file)), len, max_line);
-        let (header_base, mut pos) = segment::read_header(&mut lines, path)?;
+        let (header_base, mut pos) = match segment::read_header(&mut lines, path) {
+            Ok(h) => h,
+            Err(Error::Corrupt { .. })
+                if is_last && !crate::recovery::has_valid_record(&mut lines, path)? =>
+            {
+                self.report.notes.push(format!(
+                    "{} has a torn header and no event: a crash while it was being created \
+                     (rewritten by the next writer open)",
+                    path.display()
+                ));
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         if header_base != base {
             self.problem(
                 path.to_owned(),

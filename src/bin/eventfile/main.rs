@@ -169,6 +169,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 stream: &'a str,
                 version: u64,
                 seq: u64,
+                // Only on a replay, so the usual output stays exactly {"stream","version","seq"}.
+                #[serde(skip_serializing_if = "std::ops::Not::not")]
                 replayed: bool,
             }
             let line = serde_json::to_string(&Appended {
