@@ -60,6 +60,19 @@ fn catch_up_segments(
     if known_last.is_none() || (read_only && gap) {
         load_removed(storage, dir, st)?;
     }
+    // A reader whose position lies inside a range removed since it last looked cannot continue
+    // from it (the range's counts cover events it has seen): it starts over, as a fresh open.
+    let next = st.next_seq;
+    if known_last.is_some()
+        && st
+            .removed
+            .ranges
+            .iter()
+            .any(|r| r.base < next && next < r.end)
+    {
+        *st = State::new();
+        return catch_up_segments(storage, dir, config, read_only, st);
+    }
     // Segments the manifest covers are leftovers of a retention or compaction run that was cut
     // short after writing it: finish the job (a reader just skips them).
     bases.retain(|&b| !st.removed.covers(b));

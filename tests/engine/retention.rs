@@ -410,3 +410,30 @@ fn compaction_removes_only_all_dead_segments_and_leaves_live_ones_byte_for_byte(
     drop(store);
     assert_sound(dir.path());
 }
+
+#[test]
+fn a_reader_follows_retention_on_refresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = small_store(dir.path(), SEG);
+    fill(&store, dir.path(), &["a", "b"], 3);
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    let before = all(&reader).len();
+    // The writer moves on: more segments, then retention removes some the reader never saw.
+    fill(&store, dir.path(), &["a", "b"], 9);
+    store
+        .set_retention_policy(RetentionPolicy::keep_all().max_events(60))
+        .unwrap();
+    let r = store.run_retention(false).unwrap();
+    assert!(r.log_start > 1);
+    append_one(&store, "a", 1);
+    assert_eq!(reader.refresh().unwrap(), store.head_seq());
+    let seen = all(&reader);
+    assert!(seen.len() > before);
+    assert_eq!(seen.last().unwrap().seq, store.head_seq());
+    assert_eq!(reader.stream_version("a"), store.stream_version("a"));
+    // A reader opened afterwards agrees on everything from the log start.
+    let fresh = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(fresh.log_start(), r.log_start);
+    let tail: Vec<_> = seen.into_iter().filter(|e| e.seq >= r.log_start).collect();
+    assert_eq!(all(&fresh), tail);
+}
