@@ -7,6 +7,10 @@
 //! file and for the directory, a random prefix of what came after (the last write of a prefix
 //! possibly torn), which is what Linux may leave on disk (FIELD.md's crash-consistency rules).
 //! From then on every operation that would change the disk fails, as on a dead device.
+//!
+//! Directories are entries too: each keeps its own pending creates, renames and removes, made
+//! durable only by a `sync_dir` of that directory, and a subdirectory whose own entry did not
+//! survive takes its files with it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -29,6 +33,22 @@ enum DirOp {
     Link(String, u64),
     Unlink(String),
     Rename(String, String),
+}
+
+/// The file id that marks a directory entry.
+const DIR: u64 = u64::MAX;
+
+/// The directory holding `name` ("" for the root).
+fn parent(name: &str) -> &str {
+    name.rsplit_once('/').map_or("", |(p, _)| p)
+}
+
+impl DirOp {
+    fn dir(&self) -> &str {
+        match self {
+            DirOp::Link(name, _) | DirOp::Unlink(name) | DirOp::Rename(name, _) => parent(name),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -105,12 +125,41 @@ impl State {
     /// The disk as a power loss now would leave it.
     fn survivors(&mut self) -> Image {
         let mut names = self.durable_names.clone();
-        let keep = self.random(self.dir_pending.len());
-        for op in &self.dir_pending[..keep] {
-            apply_dir(&mut names, op);
+        // One crash in four keeps nothing unsynced: the harshest outcome, where a missing sync
+        // always shows.
+        let harsh = self.random(3) == 0;
+        // Each directory keeps a random prefix of its own pending entries.
+        let dirs: std::collections::BTreeSet<String> = self
+            .dir_pending
+            .iter()
+            .map(|op| op.dir().to_owned())
+            .collect();
+        let mut keep: HashMap<String, usize> = HashMap::new();
+        for d in dirs {
+            let n = self.dir_pending.iter().filter(|op| op.dir() == d).count();
+            let k = if harsh { 0 } else { self.random(n) };
+            keep.insert(d, k);
         }
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for op in &self.dir_pending {
+            let d = op.dir().to_owned();
+            let i = seen.entry(d.clone()).or_default();
+            if *i < keep[&d] {
+                apply_dir(&mut names, op);
+            }
+            *i += 1;
+        }
+        let lost_dir = |name: &str| {
+            let p = parent(name);
+            !p.is_empty() && names.get(p) != Some(&DIR)
+        };
+        let survivors: Vec<(String, u64)> = names
+            .iter()
+            .filter(|(n, id)| **id != DIR && !lost_dir(n))
+            .map(|(n, id)| (n.clone(), *id))
+            .collect();
         let mut image = Image::new();
-        for (name, id) in names {
+        for (name, id) in survivors {
             let file = self
                 .files
                 .get(&id)
@@ -118,12 +167,12 @@ impl State {
             let Some((mut bytes, pending)) = file else {
                 continue;
             };
-            let keep = self.random(pending.len());
+            let keep = if harsh { 0 } else { self.random(pending.len()) };
             for op in &pending[..keep] {
                 apply(&mut bytes, op);
             }
             // The next write may have reached the disk in part.
-            if let Some(FileOp::Write(at, data)) = pending.get(keep) {
+            if let Some(FileOp::Write(at, data)) = pending.get(keep).filter(|_| !harsh) {
                 let part = self.random(data.len());
                 apply(&mut bytes, &FileOp::Write(*at, data[..part].to_vec()));
             }
@@ -147,6 +196,9 @@ impl SimDisk {
         let mut names = BTreeMap::new();
         for (i, (name, bytes)) in image.into_iter().enumerate() {
             let id = i as u64;
+            if !parent(&name).is_empty() {
+                names.insert(parent(&name).to_owned(), DIR);
+            }
             names.insert(name, id);
             files.insert(
                 id,
@@ -264,6 +316,7 @@ impl Storage for Arc<SimDisk> {
             .lock()
             .names
             .get(&name)
+            .filter(|&&id| id != DIR)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, name))?;
         Ok(Arc::new(SimFile {
             disk: Arc::clone(self),
@@ -291,7 +344,16 @@ impl Storage for Arc<SimDisk> {
         }))
     }
 
-    fn create_dir_all(&self, _path: &Path) -> io::Result<()> {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        let name = self.name(path)?;
+        let mut st = self.lock();
+        if name.is_empty() || st.names.get(&name) == Some(&DIR) {
+            return Ok(());
+        }
+        st.tick()?;
+        let op = DirOp::Link(name, DIR);
+        apply_dir(&mut st.names, &op);
+        st.dir_pending.push(op);
         Ok(())
     }
 
@@ -321,16 +383,32 @@ impl Storage for Arc<SimDisk> {
         Ok(())
     }
 
-    fn sync_dir(&self, _path: &Path) -> io::Result<()> {
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        let dir = self.name(path)?;
         let mut st = self.lock();
         st.tick()?;
-        st.durable_names = st.names.clone();
-        st.dir_pending.clear();
+        let pending = std::mem::take(&mut st.dir_pending);
+        let (mine, others): (Vec<DirOp>, Vec<DirOp>) =
+            pending.into_iter().partition(|op| op.dir() == dir);
+        for op in &mine {
+            apply_dir(&mut st.durable_names, op);
+        }
+        st.dir_pending = others;
         Ok(())
     }
 
-    fn list_dir(&self, _path: &Path) -> io::Result<Vec<String>> {
-        Ok(self.lock().names.keys().cloned().collect())
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let dir = self.name(path)?;
+        let st = self.lock();
+        if !dir.is_empty() && st.names.get(&dir) != Some(&DIR) {
+            return Err(io::Error::new(io::ErrorKind::NotFound, dir));
+        }
+        Ok(st
+            .names
+            .keys()
+            .filter(|n| parent(n) == dir)
+            .map(|n| n.rsplit('/').next().unwrap_or(n).to_owned())
+            .collect())
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
@@ -339,6 +417,7 @@ impl Storage for Arc<SimDisk> {
         let id = st
             .names
             .get(&name)
+            .filter(|&&id| id != DIR)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, name))?;
         Ok(st.files[id].current.clone())
     }
@@ -352,17 +431,26 @@ impl std::fmt::Debug for SimDisk {
 
 #[cfg(test)]
 mod tests {
-    //! Power loss at every kind of moment never loses an acknowledged append.
+    //! Power loss at every kind of moment never loses an acknowledged append, snapshot or
+    //! deletion, whatever the store was doing: appends, rolls, clean closes, snapshots,
+    //! deletions, retention and compaction runs, or recovery itself.
 
     use std::collections::HashMap;
 
     use serde_json::json;
 
     use super::*;
-    use crate::{ExpectedVersion, NewEvent, OpenOptions, Read, Store, StreamAppend};
+    use crate::{
+        ExpectedVersion, NewEvent, OpenOptions, Read, RetentionPolicy, Store, StreamAppend,
+    };
+
+    /// Events retention keeps in the simulated store (small, so runs remove segments).
+    const KEEP: u64 = 60;
 
     fn open(root: &Path, disk: &Arc<SimDisk>) -> crate::Result<Store> {
-        let mut opts = OpenOptions::new().segment_bytes(4096);
+        let mut opts = OpenOptions::new()
+            .segment_bytes(4096)
+            .retention(RetentionPolicy::keep_all().max_events(KEEP));
         opts.storage = Arc::new(Arc::clone(disk));
         opts.open(root)
     }
@@ -383,29 +471,45 @@ mod tests {
             .collect()
     }
 
-    /// Runs a random workload until the power fails (or it ends); returns what was acknowledged:
-    /// batch id -> (first seq, last seq).
-    fn workload(
-        root: &Path,
-        disk: &Arc<SimDisk>,
-        rng: &mut Rng,
-        run: usize,
-    ) -> HashMap<String, (u64, u64)> {
-        let mut acks = HashMap::new();
+    /// Everything a workload was told succeeded.
+    #[derive(Default)]
+    struct Acked {
+        /// Batch id -> (first seq, last seq).
+        batches: HashMap<String, (u64, u64)>,
+        /// Stream -> newest snapshot version saved.
+        snapshots: HashMap<String, u64>,
+        /// Streams deleted.
+        deleted: Vec<String>,
+        /// The highest log start a retention run reported.
+        log_start: u64,
+        /// How many of each operation were acknowledged.
+        ops: HashMap<&'static str, u64>,
+    }
+
+    impl Acked {
+        fn count(&mut self, op: &'static str) {
+            *self.ops.entry(op).or_default() += 1;
+        }
+    }
+
+    /// Runs a random workload until the power fails (or it ends), recording what was
+    /// acknowledged.
+    fn workload(root: &Path, disk: &Arc<SimDisk>, rng: &mut Rng, run: usize, acked: &mut Acked) {
         let Ok(mut store) = open(root, disk) else {
-            return acks;
+            return;
         };
         for k in 0..30 {
             let id = format!("r{run}-{k}");
             let stream = format!("s{}", rng.below(3));
-            let r = match rng.below(6) {
+            let r = match rng.below(10) {
                 0 => {
                     // A clean close (checkpoint written) and a reopen.
                     drop(store);
                     match open(root, disk) {
                         Ok(s) => store = s,
-                        Err(_) => return acks,
+                        Err(_) => return,
                     }
+                    acked.count("reopen");
                     continue;
                 }
                 1 => {
@@ -419,22 +523,166 @@ mod tests {
                         ])
                         .map(|m| (m.first_seq, m.last_seq))
                 }
+                2 => {
+                    let v = store.stream_version("s0");
+                    if v == 0 {
+                        continue;
+                    }
+                    if store.save_snapshot("s0", v, &json!({ "at": v })).is_err() {
+                        return;
+                    }
+                    let e = acked.snapshots.entry("s0".into()).or_default();
+                    *e = (*e).max(v);
+                    acked.count("snapshot");
+                    continue;
+                }
+                3 => {
+                    // A short-lived stream, written and deleted.
+                    let junk = format!("junk-{id}");
+                    let ok = store
+                        .append(&junk, ExpectedVersion::NoStream, batch(&id, 6))
+                        .and_then(|_| store.delete_stream(&junk, ExpectedVersion::Exact(6)));
+                    if ok.is_err() {
+                        return;
+                    }
+                    acked.deleted.push(junk);
+                    acked.count("delete");
+                    continue;
+                }
+                4 => {
+                    match store.run_retention(false) {
+                        Ok(r) => acked.log_start = acked.log_start.max(r.log_start),
+                        Err(_) => return,
+                    }
+                    acked.count("retention");
+                    continue;
+                }
+                5 => {
+                    if store.compact(false).is_err() {
+                        return;
+                    }
+                    acked.count("compaction");
+                    continue;
+                }
                 _ => store
                     .append(&stream, ExpectedVersion::Any, batch(&id, 1 + rng.below(4)))
                     .map(|a| (a.first_seq, a.last_seq)),
             };
             match r {
                 Ok(range) => {
-                    acks.insert(id, range);
+                    acked.batches.insert(id, range);
+                    acked.count("append");
                 }
-                Err(_) => break,
+                Err(_) => return,
             }
         }
-        acks
+    }
+
+    /// Writes an image to a real directory, for `verify` (which reads the file system).
+    fn write_out(image: &Image) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, bytes) in image {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+        dir
+    }
+
+    /// Recovers on what survived: this must succeed and hold everything acknowledged.
+    fn check(root: &Path, image: &Image, acked: &mut Acked, run: usize) -> Image {
+        let disk = SimDisk::new(root, image.clone(), u64::MAX, 0);
+        let store = open(root, &disk).unwrap_or_else(|e| panic!("run {run}: recovery failed: {e}"));
+        let log_start = store.log_start();
+        assert!(
+            log_start >= acked.log_start,
+            "run {run}: the log start went back"
+        );
+        let events: Vec<_> = store
+            .read_all(Read::forward())
+            .unwrap()
+            .map(|e| e.unwrap_or_else(|e| panic!("run {run}: read failed: {e}")))
+            .collect();
+        let mut batches: HashMap<String, Vec<u64>> = HashMap::new();
+        let mut last = 0;
+        for e in events
+            .iter()
+            .filter(|e| e.stream != crate::LIFECYCLE_STREAM)
+        {
+            assert!(e.seq > last, "run {run}: seqs out of order");
+            last = e.seq;
+            let d = e.data_value();
+            batches
+                .entry(d["batch"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(e.seq);
+        }
+        for (id, seqs) in &batches {
+            let n = events
+                .iter()
+                .find(|e| e.seq == seqs[0])
+                .unwrap()
+                .data_value()["n"]
+                .as_u64()
+                .unwrap();
+            assert_eq!(
+                seqs.len() as u64,
+                n,
+                "run {run}: partial batch {id} visible"
+            );
+        }
+        for (id, &(first, last)) in &acked.batches {
+            match batches.get(id) {
+                Some(seqs) => assert_eq!(
+                    (seqs[0], seqs[seqs.len() - 1]),
+                    (first, last),
+                    "run {run}: {id} moved"
+                ),
+                None => assert!(
+                    last < log_start,
+                    "run {run}: acknowledged batch {id} lost (seq {first}, log start {log_start})"
+                ),
+            }
+        }
+        for junk in &acked.deleted {
+            assert!(
+                store
+                    .read_stream(junk, Read::forward())
+                    .unwrap()
+                    .next()
+                    .is_none(),
+                "run {run}: deleted stream {junk} came back"
+            );
+        }
+        for (s, &v) in &acked.snapshots {
+            let snap = store
+                .load_snapshot(s)
+                .unwrap()
+                .unwrap_or_else(|| panic!("run {run}: acknowledged snapshot of {s} lost"));
+            assert!(snap.version >= v, "run {run}: snapshot of {s} went back");
+        }
+        let head = store.head_seq();
+        let r = store
+            .append(
+                "after",
+                ExpectedVersion::Any,
+                batch(&format!("after-{run}"), 1),
+            )
+            .unwrap();
+        assert_eq!(r.first_seq, head + 1);
+        acked
+            .batches
+            .insert(format!("after-{run}"), (r.first_seq, r.last_seq));
+        drop(store);
+        let image = disk.power_loss();
+        let copy = write_out(&image);
+        let report = crate::verify(copy.path()).unwrap();
+        assert!(report.is_sound(), "run {run}: {:?}", report.problems);
+        image
     }
 
     #[test]
-    fn power_loss_never_loses_an_acknowledged_append() {
+    fn power_loss_never_loses_an_acknowledged_operation() {
         let runs: usize = std::env::var("EVENTFILE_POWER_LOSS_RUNS")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -442,78 +690,31 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let mut rng = Rng(0x0dd_ba11);
         let mut image = Image::new();
-        let mut acked: HashMap<String, (u64, u64)> = HashMap::new();
-        let (mut crashed, mut during_open) = (0, 0);
+        let mut acked = Acked::default();
+        let mut during_open = 0;
         for run in 0..runs {
             if run % 25 == 0 {
                 image.clear();
-                acked.clear();
+                acked = Acked::default();
             }
             let disk = SimDisk::new(
                 root.path(),
                 image.clone(),
-                1 + rng.below(160),
+                1 + rng.below(200),
                 rng.below(u64::MAX),
             );
-            let acks = workload(root.path(), &disk, &mut rng, run);
-            during_open += usize::from(disk.ops() < 12 && acks.is_empty());
-            acked.extend(acks);
+            let before = acked.ops.values().sum::<u64>();
+            workload(root.path(), &disk, &mut rng, run, &mut acked);
+            during_open +=
+                usize::from(disk.ops() < 12 && acked.ops.values().sum::<u64>() == before);
             image = disk.power_loss();
-            crashed += 1;
-
-            // Recover on what survived: this must succeed and hold every acknowledged batch.
-            let disk = SimDisk::new(root.path(), image.clone(), u64::MAX, 0);
-            let store = open(root.path(), &disk)
-                .unwrap_or_else(|e| panic!("run {run}: recovery failed: {e}"));
-            let events: Vec<_> = store
-                .read_all(Read::forward())
-                .unwrap()
-                .map(|e| e.unwrap_or_else(|e| panic!("run {run}: read failed: {e}")))
-                .collect();
-            let mut batches: HashMap<String, Vec<u64>> = HashMap::new();
-            for (i, e) in events.iter().enumerate() {
-                assert_eq!(e.seq, i as u64 + 1, "run {run}: seq gap");
-                let d = e.data_value();
-                batches
-                    .entry(d["batch"].as_str().unwrap().to_owned())
-                    .or_default()
-                    .push(e.seq);
-            }
-            for (id, seqs) in &batches {
-                let n = events[seqs[0] as usize - 1].data_value()["n"]
-                    .as_u64()
-                    .unwrap();
-                assert_eq!(
-                    seqs.len() as u64,
-                    n,
-                    "run {run}: partial batch {id} visible"
-                );
-            }
-            for (id, &(first, last)) in &acked {
-                let seqs = batches
-                    .get(id)
-                    .unwrap_or_else(|| panic!("run {run}: acknowledged batch {id} lost"));
-                assert_eq!(
-                    (seqs[0], seqs[seqs.len() - 1]),
-                    (first, last),
-                    "run {run}: {id} moved"
-                );
-            }
-            let r = store
-                .append(
-                    "after",
-                    ExpectedVersion::Any,
-                    batch(&format!("after-{run}"), 1),
-                )
-                .unwrap();
-            assert_eq!(r.first_seq, events.len() as u64 + 1);
-            acked.insert(format!("after-{run}"), (r.first_seq, r.last_seq));
-            drop(store);
-            image = disk.power_loss();
+            image = check(root.path(), &image, &mut acked, run);
         }
+        let mut ops: Vec<_> = acked.ops.iter().collect();
+        ops.sort();
         eprintln!(
-            "power loss: {crashed} simulated, {during_open} while opening, {} acknowledged batches at the end, none lost",
-            acked.len()
+            "power loss: {runs} simulated, {during_open} while opening; acknowledged in the last \
+             series: {ops:?}; none lost"
         );
     }
 }

@@ -264,7 +264,12 @@ impl Store {
 /// The snapshot directory, created (and made durable) if needed.
 fn ensure_dir(inner: &Inner) -> Result<PathBuf> {
     let dir = inner.dir.join(SNAPSHOT_DIR);
-    if !dir.is_dir() {
+    let exists = match inner.storage.list_dir(&dir) {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(Error::io("list", &dir, e)),
+    };
+    if !exists {
         inner
             .storage
             .create_dir_all(&dir)
@@ -308,10 +313,11 @@ fn prune(inner: &Inner, dir: &Path, stream: &str, keep: usize) -> Result<()> {
 /// Removes every snapshot of `stream` (it was deleted).
 pub(crate) fn remove_all(inner: &Inner, stream: &str) -> Result<()> {
     let dir = inner.dir.join(SNAPSHOT_DIR);
-    if !dir.is_dir() {
+    let versions = versions(inner, &dir, stream)?;
+    if versions.is_empty() {
         return Ok(());
     }
-    for version in versions(inner, &dir, stream)? {
+    for version in versions {
         let path = dir.join(file_name(stream, version));
         if read_file(inner, &path).is_ok_and(|s| s.stream != stream) {
             continue;
