@@ -44,6 +44,8 @@ mod catalog;
 mod config;
 mod error;
 mod event;
+#[cfg(test)]
+mod fault_tests;
 mod index;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
@@ -91,4 +93,4 @@ pub use verify::{Problem, VerifyReport, verify};
 struct ReadmeDoctests;
 
 #[cfg(feature = "internals")]
-pub use storage::{FaultyStorage, Mapped, OsStorage, Storage, StorageFile};
+pub use storage::{FaultKind, FaultyStorage, Mapped, OsStorage, Storage, StorageFile};

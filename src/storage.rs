@@ -171,19 +171,38 @@ impl Storage for OsStorage {
 
 /// Test double: the real file system, except that chosen operations fail.
 ///
-/// Each counter names the 1-based operation that fails (0: never). A failing write first writes
-/// half of its buffer, as a short write on a full disk does. Used by the poisoning tests and,
-/// behind the `internals` feature, by the fault-injection suites.
+/// Each counter names the 1-based operation of its kind that fails (0: never), counted across
+/// files from when the storage was made. A failing write first writes half of its buffer, as a
+/// short write on a full disk does. The error is ENOSPC or EIO, as chosen by `enospc`. Used by
+/// the poisoning tests and, behind the `internals` feature, by the fault-injection suites.
 #[cfg(any(test, feature = "internals"))]
 #[derive(Debug, Default)]
 pub struct FaultyStorage {
-    /// Fail the Nth `write_all_at` (counted across files) with ENOSPC.
+    /// Fail the Nth `write_all_at`.
     pub fail_write: std::sync::atomic::AtomicU64,
-    /// Fail the Nth `sync_data` (counted across files) with EIO.
+    /// Fail the Nth `sync_data` or `sync_dir`.
     pub fail_sync: std::sync::atomic::AtomicU64,
-    /// Fail the Nth `create_new` with EIO.
+    /// Fail the Nth `create_new`.
     pub fail_create: std::sync::atomic::AtomicU64,
+    /// Fail the Nth `rename`.
+    pub fail_rename: std::sync::atomic::AtomicU64,
+    /// Fail with ENOSPC (true) or EIO (false, the default).
+    pub enospc: std::sync::atomic::AtomicBool,
     counts: Arc<FaultCounts>,
+}
+
+/// The kinds of operation [`FaultyStorage`] can fail.
+#[cfg(any(test, feature = "internals"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// `write_all_at`.
+    Write,
+    /// `sync_data` and `sync_dir`.
+    Sync,
+    /// `create_new`.
+    Create,
+    /// `rename`.
+    Rename,
 }
 
 #[cfg(any(test, feature = "internals"))]
@@ -192,6 +211,7 @@ struct FaultCounts {
     writes: std::sync::atomic::AtomicU64,
     syncs: std::sync::atomic::AtomicU64,
     creates: std::sync::atomic::AtomicU64,
+    renames: std::sync::atomic::AtomicU64,
 }
 
 #[cfg(any(test, feature = "internals"))]
@@ -201,25 +221,52 @@ impl FaultyStorage {
         Arc::new(FaultyStorage::default())
     }
 
+    fn slots(
+        &self,
+        kind: FaultKind,
+    ) -> (&std::sync::atomic::AtomicU64, &std::sync::atomic::AtomicU64) {
+        let c = &self.counts;
+        match kind {
+            FaultKind::Write => (&c.writes, &self.fail_write),
+            FaultKind::Sync => (&c.syncs, &self.fail_sync),
+            FaultKind::Create => (&c.creates, &self.fail_create),
+            FaultKind::Rename => (&c.renames, &self.fail_rename),
+        }
+    }
+
+    /// Makes the `n`th operation of `kind` from now fail (1: the next one).
+    pub fn fail_in(&self, kind: FaultKind, n: u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (count, target) = self.slots(kind);
+        target.store(count.load(SeqCst) + n, SeqCst);
+    }
+
+    /// How many operations of `kind` ran so far.
+    pub fn count(&self, kind: FaultKind) -> u64 {
+        self.slots(kind).0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Makes the next write (counting from now) fail.
     pub fn fail_next_write(&self) {
-        use std::sync::atomic::Ordering::SeqCst;
-        self.fail_write
-            .store(self.counts.writes.load(SeqCst) + 1, SeqCst);
+        self.fail_in(FaultKind::Write, 1);
     }
 
     /// Makes the next sync (counting from now) fail.
     pub fn fail_next_sync(&self) {
-        use std::sync::atomic::Ordering::SeqCst;
-        self.fail_sync
-            .store(self.counts.syncs.load(SeqCst) + 1, SeqCst);
+        self.fail_in(FaultKind::Sync, 1);
     }
 
     /// Makes the next file creation (counting from now) fail.
     pub fn fail_next_create(&self) {
-        use std::sync::atomic::Ordering::SeqCst;
-        self.fail_create
-            .store(self.counts.creates.load(SeqCst) + 1, SeqCst);
+        self.fail_in(FaultKind::Create, 1);
+    }
+
+    fn error(&self) -> io::Error {
+        if self.enospc.load(std::sync::atomic::Ordering::SeqCst) {
+            io::Error::from_raw_os_error(28) // ENOSPC
+        } else {
+            io::Error::from_raw_os_error(5) // EIO
+        }
     }
 
     fn wrap(self: &Arc<Self>, file: Arc<dyn StorageFile>) -> Arc<dyn StorageFile> {
@@ -253,7 +300,7 @@ impl StorageFile for FaultyFile {
         let s = &self.storage;
         if hits(&s.counts.writes, &s.fail_write) {
             self.file.write_all_at(&buf[..buf.len() / 2], offset)?;
-            return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+            return Err(s.error());
         }
         self.file.write_all_at(buf, offset)
     }
@@ -261,7 +308,7 @@ impl StorageFile for FaultyFile {
     fn sync_data(&self) -> io::Result<()> {
         let s = &self.storage;
         if hits(&s.counts.syncs, &s.fail_sync) {
-            return Err(io::Error::from_raw_os_error(5)); // EIO
+            return Err(s.error());
         }
         self.file.sync_data()
     }
@@ -288,7 +335,7 @@ impl Storage for Arc<FaultyStorage> {
 
     fn create_new(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
         if hits(&self.counts.creates, &self.fail_create) {
-            return Err(io::Error::from_raw_os_error(5));
+            return Err(self.error());
         }
         Ok(self.wrap(OsStorage.create_new(path)?))
     }
@@ -298,6 +345,9 @@ impl Storage for Arc<FaultyStorage> {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        if hits(&self.counts.renames, &self.fail_rename) {
+            return Err(self.error());
+        }
         OsStorage.rename(from, to)
     }
 
@@ -306,6 +356,9 @@ impl Storage for Arc<FaultyStorage> {
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        if hits(&self.counts.syncs, &self.fail_sync) {
+            return Err(self.error());
+        }
         OsStorage.sync_dir(path)
     }
 
