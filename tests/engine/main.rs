@@ -6,6 +6,7 @@ mod batches;
 mod concurrency;
 mod deletion;
 mod expected_version;
+mod full_disk;
 mod fuzz_regressions;
 mod idempotency;
 mod locking;
