@@ -4,6 +4,7 @@ mod api;
 mod bad_input;
 mod batches;
 mod concurrency;
+mod corruption;
 mod deletion;
 mod expected_version;
 mod full_disk;
