@@ -354,8 +354,10 @@ fn load_sealed(
     st: &mut State,
 ) -> Result<()> {
     let (path, file, len) = open_segment(storage, dir, base, false)?;
+    // Checked and (if its sidecar is unusable) scanned with bounded reads, not through the map:
+    // a scan through a map would make the whole file resident, however large a hostile one is.
+    let mut lines = Lines::new(SegmentData::File(Arc::clone(&file)), len, config.max_line());
     let data = map_sealed(file, &path)?;
-    let mut lines = Lines::new(data.clone(), len, config.max_line());
     let data_start = checked_header(&mut lines, &path, base)?;
     check_base(st, base, &path)?;
 

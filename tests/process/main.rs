@@ -7,6 +7,7 @@
 //! still held. Within this binary they run one at a time for the same reason.
 
 mod crash_kill;
+mod hostile;
 mod reader;
 #[path = "../engine/support.rs"]
 #[allow(dead_code)]
