@@ -52,6 +52,8 @@ mod index;
 pub mod internals;
 mod lifecycle;
 mod lookup;
+#[cfg(test)]
+mod model_tests;
 mod query;
 mod reader;
 mod record;

@@ -216,6 +216,10 @@ impl Store {
                 });
             }
         }
+        // Nothing to read, e.g. backwards from a version below a truncation point.
+        if lo > hi {
+            return Ok(ev);
+        }
         parts.retain(|&(_, f, l)| l >= lo && f <= hi);
         if backward {
             parts.reverse();
