@@ -74,7 +74,10 @@ fn catch_up_segments(
         return catch_up_segments(storage, dir, config, read_only, st);
     }
     // Segments the manifest covers are leftovers of a retention or compaction run that was cut
-    // short after writing it: finish the job (a reader just skips them).
+    // short after writing it: finish the job (a reader just skips them). Only if the manifest
+    // fits the files: a run never removes the newest segment, and a removed segment's seqs lie
+    // wholly inside its range.
+    check_manifest_fits(dir, &bases, st)?;
     bases.retain(|&b| !st.removed.covers(b));
     if !read_only {
         remove_leftovers(storage, dir, &names, st)?;
@@ -123,6 +126,45 @@ fn catch_up_segments(
     }
     if st.segments.is_empty() && !read_only {
         return create_segment(storage, dir, st.next_seq, st);
+    }
+    if let Some(r) = st.removed.ranges.iter().find(|r| r.end > st.next_seq) {
+        return Err(Error::corrupt(
+            dir.join(crate::retention::MANIFEST_FILE),
+            0,
+            format!(
+                "removed range {}..{} lies beyond the log, which ends at seq {}",
+                r.base,
+                r.end,
+                st.next_seq - 1
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a removal manifest that would remove what no run removes.
+fn check_manifest_fits(dir: &Path, bases: &[u64], st: &State) -> Result<()> {
+    let manifest = || dir.join(crate::retention::MANIFEST_FILE);
+    if bases.last().is_some_and(|&b| st.removed.covers(b)) {
+        return Err(Error::corrupt(
+            manifest(),
+            0,
+            "the removal manifest covers the newest segment",
+        ));
+    }
+    for w in bases.windows(2) {
+        if let Some(r) = st.removed.range_of(w[0])
+            && w[1] > r.end
+        {
+            return Err(Error::corrupt(
+                manifest(),
+                0,
+                format!(
+                    "removed range {}..{} ends inside segment {}",
+                    r.base, r.end, w[0]
+                ),
+            ));
+        }
     }
     Ok(())
 }

@@ -192,8 +192,13 @@ impl Default for Removed {
 impl Removed {
     /// Whether a segment starting at `base` lies in a removed range.
     pub(crate) fn covers(&self, base: u64) -> bool {
-        let i = self.ranges.partition_point(|r| r.end <= base);
-        self.ranges.get(i).is_some_and(|r| r.base <= base)
+        self.range_of(base).is_some()
+    }
+
+    /// The removed range holding `seq`, if any.
+    pub(crate) fn range_of(&self, seq: u64) -> Option<&RemovedRange> {
+        let i = self.ranges.partition_point(|r| r.end <= seq);
+        self.ranges.get(i).filter(|r| r.base <= seq)
     }
 
     /// Adds a removed range, merging it with its neighbours.
@@ -228,9 +233,35 @@ pub(crate) fn load_manifest(storage: &dyn Storage, dir: &Path) -> Result<Removed
     };
     let m: Removed =
         record::decode_object(&bytes).map_err(|reason| Error::corrupt(&path, 0, reason))?;
-    let sorted = m.ranges.windows(2).all(|w| w[0].end < w[1].base);
-    if m.eventfile != "removed" || !sorted || m.ranges.iter().any(|r| r.base >= r.end) {
-        return Err(Error::corrupt(&path, 0, "not a valid removal manifest"));
+    let bad = |reason: String| Err(Error::corrupt(&path, 0, reason));
+    if m.eventfile != "removed" {
+        return bad("not a removal manifest".into());
+    }
+    if !m.ranges.windows(2).all(|w| w[0].end < w[1].base) {
+        return bad("removed ranges overlap or are out of order".into());
+    }
+    for r in &m.ranges {
+        // Seqs are gapless: a range holds exactly one event per seq.
+        let events = r
+            .streams
+            .values()
+            .try_fold(0u64, |sum, &n| sum.checked_add(n));
+        if r.base == 0 || r.base >= r.end || events != Some(r.end - r.base) {
+            return bad(format!(
+                "removed range {}..{} does not hold one event per seq",
+                r.base, r.end
+            ));
+        }
+    }
+    let start_ok = m.log_start == 1
+        || m.ranges
+            .first()
+            .is_some_and(|r| r.base == 1 && r.end >= m.log_start);
+    if !start_ok {
+        return bad(format!(
+            "log start {} is not the end of a removed prefix",
+            m.log_start
+        ));
     }
     Ok(m)
 }

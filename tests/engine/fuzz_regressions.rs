@@ -58,3 +58,29 @@ fn recovery_refuses_forged_numbering() {
         assert!(!eventfile::verify(dir.path()).unwrap().is_sound(), "{name}");
     }
 }
+
+/// A removal manifest whose CRC checks out but whose numbers do not add up (forged, or written
+/// by a broken build) is refused, never trusted into an overflow.
+#[test]
+fn a_manifest_with_impossible_numbers_is_refused() {
+    for body in [
+        // Counts that overflow a stream's version.
+        r#"{"eventfile":"removed","log_start":1,"ranges":[{"base":1,"end":5,"last_time":0,"streams":{"s":18446744073709551615}}],"deleted":{}"#,
+        // More events in a range than seqs.
+        r#"{"eventfile":"removed","log_start":1,"ranges":[{"base":1,"end":5,"last_time":0,"streams":{"s":9}}],"deleted":{}"#,
+        // A range reaching past every seq.
+        r#"{"eventfile":"removed","log_start":1,"ranges":[{"base":1,"end":18446744073709551615,"last_time":0,"streams":{"s":1}}],"deleted":{}"#,
+        // A log start inside nothing removed.
+        r#"{"eventfile":"removed","log_start":99,"ranges":[],"deleted":{}"#,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        drop(crate::support::fast_store(dir.path(), 4096));
+        std::fs::write(dir.path().join("removed.json"), frame(body)).unwrap();
+        match eventfile::Store::open(dir.path()) {
+            Err(eventfile::Error::Corrupt { path, .. }) => {
+                assert_eq!(path, dir.path().join("removed.json"), "{body}")
+            }
+            other => panic!("{body}: open gave {:?}", other.map(|_| ())),
+        }
+    }
+}
