@@ -31,11 +31,7 @@ fn child_appender() {
         Some("maintainer") => true,
         _ => return,
     };
-    let store = OpenOptions::new()
-        .segment_bytes(8192)
-        .retention(RetentionPolicy::keep_all().max_events(KEEP_EVENTS))
-        .open(child_dir())
-        .unwrap();
+    let store = options().open(child_dir()).unwrap();
     println!("READY");
     let pid = std::process::id();
     std::thread::scope(|s| {
@@ -97,6 +93,13 @@ fn child_appender() {
 
 /// The retention policy of the crash tests' store: small, so retention runs remove segments.
 const KEEP_EVENTS: u64 = 300;
+
+/// How the child and the checker open the store: whichever creates it sets the policy.
+fn options() -> OpenOptions {
+    OpenOptions::new()
+        .segment_bytes(8192)
+        .retention(RetentionPolicy::keep_all().max_events(KEEP_EVENTS))
+}
 
 /// The lifecycle operations, in a loop, each acknowledged on stdout once it returned Ok.
 fn maintain(store: &eventfile::Store, pid: u32) {
@@ -210,7 +213,7 @@ fn check(dir: &std::path::Path, acks: &HashMap<String, Ack>, m: &Maintained, run
         let report = eventfile::verify(dir).unwrap();
         assert!(report.is_sound(), "run {run}: {:?}", report.problems);
     }
-    let store = OpenOptions::new()
+    let store = options()
         .open(dir)
         .unwrap_or_else(|e| panic!("run {run}: open failed: {e}"));
     let log_start = store.log_start();
