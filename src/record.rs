@@ -136,6 +136,11 @@ pub struct RecordRef<'a> {
     pub event_type: Cow<'a, str>,
     #[serde(borrow)]
     pub time: Cow<'a, str>,
+    /// Parsed (as JSON, not kept) so that recovery accepts exactly the records the reader
+    /// decodes: a second `data` member, say, is refused by both.
+    #[serde(borrow)]
+    #[allow(dead_code)]
+    pub data: &'a RawValue,
     #[serde(borrow)]
     pub meta: &'a RawValue,
     #[serde(borrow)]

@@ -84,3 +84,48 @@ fn a_manifest_with_impossible_numbers_is_refused() {
         }
     }
 }
+
+/// segment_recovery, crash-b5e6201ade082d05923058c87c0918e57b79f778 (a CI smoke run): a
+/// CRC-valid record with a second `data` member passed recovery, which did not parse `data`,
+/// and then failed every read. Recovery now parses what the reader parses: the record is damage
+/// (refused when valid records follow, cut as a torn tail when it is last).
+#[test]
+fn recovery_parses_what_reads_parse() {
+    let dup = body(1, "order-1", 1, "2026-11-22T21:31:12.123456Z", false).replacen(
+        r#""tags":[]"#,
+        r#""tags":[],"data":true"#,
+        1,
+    );
+    let good = body(1, "order-1", 1, "2026-11-22T21:31:12.123456Z", false);
+
+    let dir = tempfile::tempdir().unwrap();
+    store_with_lines(
+        dir.path(),
+        &[
+            frame(&dup),
+            frame(&good.replace(r#""seq":1"#, r#""seq":2"#)),
+        ],
+    );
+    match eventfile::Store::open(dir.path()) {
+        Err(Error::Corrupt { reason, .. }) => {
+            assert!(reason.contains("duplicate field"), "{reason}")
+        }
+        other => panic!("expected Corrupt, got {:?}", other.map(|_| ())),
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    store_with_lines(
+        dir.path(),
+        &[
+            frame(&good),
+            frame(
+                &dup.replace(r#""seq":1"#, r#""seq":2"#)
+                    .replace(r#""version":1"#, r#""version":2"#),
+            ),
+        ],
+    );
+    let store = eventfile::Store::open(dir.path()).unwrap();
+    assert_eq!(all(&store).len(), 1);
+    drop(store);
+    assert!(eventfile::verify(dir.path()).unwrap().is_sound());
+}
