@@ -1,17 +1,27 @@
-//! Durable appends, next to the physical limit measured in the same run: a raw loop that writes
-//! the same JSON lines to a file and `fdatasync`s after each one.
+//! Durable appends, next to the physical limit and SQLite measured in the same run:
 //!
-//! Every figure is time per event; criterion's throughput line gives events per second.
-//! Run: `cargo bench --bench append`. Stores live in a temporary directory on the real disk
-//! (`TMPDIR` decides which).
+//! - the raw loop writes the same JSON lines to a file and `fdatasync`s after each append (with
+//!   threads, each thread its own file: what the disk allows in parallel);
+//! - SQLite (rusqlite, bundled, WAL, `synchronous=FULL`) inserts the same events into a table with
+//!   the indexes an event store needs, one transaction per append (with threads, one connection
+//!   each, waiting on the write lock as SQLite does).
+//!
+//! Groups: 1 event per append from 1, 4 and 16 threads (each on its own streams); batches of 10,
+//! 100 and 1,000 events from one thread. Every figure is time per event; criterion's throughput
+//! line gives events per second. Run: `cargo bench --bench append`. Stores live in a temporary
+//! directory on the real disk (`TMPDIR` decides which).
+
+mod dataset;
 
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::path::Path;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use eventfile::{ExpectedVersion, NewEvent, Store};
+use rusqlite::{Connection, params};
 use serde_json::json;
 
 /// A ~200-byte event, the size the FIELD figures were measured with.
@@ -39,56 +49,81 @@ fn sample_line() -> Vec<u8> {
     line
 }
 
-fn single_thread(c: &mut Criterion) {
-    let mut g = c.benchmark_group("durable_append_1_thread");
-    g.throughput(Throughput::Elements(1))
-        .sample_size(20)
-        .measurement_time(Duration::from_secs(5));
-
-    let line = sample_line();
-    g.bench_function("raw_write_fdatasync", |b| {
-        let dir = tempfile::tempdir().unwrap();
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.path().join("raw.jsonl"))
-            .unwrap();
-        b.iter(|| {
-            f.write_all(&line).unwrap();
-            f.sync_data().unwrap();
-        });
-    });
-
-    g.bench_function("eventfile", |b| {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let mut i = 0;
-        b.iter(|| {
-            i += 1;
-            store
-                .append("order-1", ExpectedVersion::Any, [event(i)])
-                .unwrap()
-        });
-    });
-    g.finish();
+/// A SQLite database with the event table and its indexes, tuned for durable appends.
+fn sqlite(path: &Path) -> Connection {
+    let db = Connection::open(path).unwrap();
+    db.busy_timeout(Duration::from_secs(60)).unwrap();
+    db.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         CREATE TABLE IF NOT EXISTS events (
+             seq INTEGER PRIMARY KEY,
+             id TEXT NOT NULL UNIQUE,
+             stream TEXT NOT NULL,
+             version INTEGER NOT NULL,
+             type TEXT NOT NULL,
+             time INTEGER NOT NULL,
+             data TEXT NOT NULL,
+             meta TEXT NOT NULL,
+             tags TEXT NOT NULL,
+             UNIQUE (stream, version)
+         );
+         CREATE INDEX IF NOT EXISTS events_type ON events (type, seq);
+         CREATE INDEX IF NOT EXISTS events_time ON events (time);",
+    )
+    .unwrap();
+    db
 }
 
-/// `threads` appenders, each on its own streams, splitting `iters` events between them; the
-/// time returned covers all of them, so criterion reports time per event.
-fn run_threads(store: &Store, threads: u64, iters: u64) -> Duration {
+/// Inserts `n` events of `stream` from `version + 1` as one durable transaction.
+fn sqlite_append(db: &mut Connection, stream: &str, version: u64, n: u64, i: u64) {
+    let tx = db
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    {
+        let mut ins = tx
+            .prepare_cached(
+                "INSERT INTO events (id, stream, version, type, time, data, meta, tags)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, '{}', '[]')",
+            )
+            .unwrap();
+        for k in 0..n {
+            let e = event(i + k);
+            ins.execute(params![
+                uuid_like(i + k, stream),
+                stream,
+                (version + 1 + k) as i64,
+                e.event_type(),
+                1_700_000_000_000_000i64 + (i + k) as i64,
+                e.data_json(),
+            ])
+            .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+/// A unique id per (stream, i), as long as a UUID.
+fn uuid_like(i: u64, stream: &str) -> String {
+    format!("{:08x}-0000-7000-8000-{:012x}", i, dataset::hash(stream))
+}
+
+/// `threads` appenders splitting `iters` appends between them; `append(t, i)` does one. The time
+/// returned covers all of them, so criterion reports time per append.
+fn run_threads<F>(threads: u64, iters: u64, mut make: impl FnMut(u64) -> F) -> Duration
+where
+    F: FnMut(u64) + Send,
+{
     let per = iters.div_ceil(threads);
     let barrier = Barrier::new(threads as usize + 1);
+    let workers: Vec<F> = (0..threads).map(&mut make).collect();
     std::thread::scope(|s| {
-        for t in 0..threads {
-            let store = store.clone();
+        for mut work in workers {
             let barrier = &barrier;
             s.spawn(move || {
                 barrier.wait();
                 for i in 0..per {
-                    let stream = format!("t{t}-{}", i % 8);
-                    store
-                        .append(&stream, ExpectedVersion::Any, [event(i)])
-                        .unwrap();
+                    work(i);
                 }
                 barrier.wait();
             });
@@ -100,20 +135,125 @@ fn run_threads(store: &Store, threads: u64, iters: u64) -> Duration {
     })
 }
 
-fn many_threads(c: &mut Criterion) {
+fn threads(c: &mut Criterion) {
     let mut g = c.benchmark_group("durable_append_threads");
     g.throughput(Throughput::Elements(1))
         .sample_size(10)
-        .measurement_time(Duration::from_secs(5));
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    let line = sample_line();
     for threads in [1u64, 4, 16] {
+        g.bench_with_input(BenchmarkId::new("raw", threads), &threads, |b, &t| {
+            let dir = tempfile::tempdir().unwrap();
+            let files: Vec<std::fs::File> = (0..t)
+                .map(|k| {
+                    OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(dir.path().join(format!("raw-{k}.jsonl")))
+                        .unwrap()
+                })
+                .collect();
+            b.iter_custom(|iters| {
+                let mut files = files.iter();
+                run_threads(t, iters, |_| {
+                    let mut f = files.next().unwrap();
+                    let line = &line;
+                    move |_| {
+                        f.write_all(line).unwrap();
+                        f.sync_data().unwrap();
+                    }
+                })
+            });
+        });
         g.bench_with_input(BenchmarkId::new("eventfile", threads), &threads, |b, &t| {
             let dir = tempfile::tempdir().unwrap();
             let store = Store::open(dir.path()).unwrap();
-            b.iter_custom(|iters| run_threads(&store, t, iters));
+            b.iter_custom(|iters| {
+                run_threads(t, iters, |k| {
+                    let store = store.clone();
+                    move |i| {
+                        let stream = format!("t{k}-{}", i % 8);
+                        store
+                            .append(&stream, ExpectedVersion::Any, [event(i)])
+                            .unwrap();
+                    }
+                })
+            });
+        });
+        g.bench_with_input(BenchmarkId::new("sqlite", threads), &threads, |b, &t| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("events.sqlite");
+            drop(sqlite(&path));
+            let mut conns: Vec<(Connection, Vec<u64>)> =
+                (0..t).map(|_| (sqlite(&path), vec![0u64; 8])).collect();
+            let mut round = 0u64;
+            b.iter_custom(|iters| {
+                round += 1;
+                let mut conns = conns.iter_mut();
+                run_threads(t, iters, |k| {
+                    let (db, versions) = conns.next().unwrap();
+                    move |i| {
+                        let s = (i % 8) as usize;
+                        let stream = format!("t{k}-{s}");
+                        sqlite_append(db, &stream, versions[s], 1, round << 32 | i);
+                        versions[s] += 1;
+                    }
+                })
+            });
         });
     }
     g.finish();
 }
 
-criterion_group!(benches, single_thread, many_threads);
+fn batches(c: &mut Criterion) {
+    let mut g = c.benchmark_group("durable_batch");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    let line = sample_line();
+    for n in [10u64, 100, 1000] {
+        g.throughput(Throughput::Elements(n));
+        let bytes = line.repeat(n as usize);
+        g.bench_with_input(BenchmarkId::new("raw", n), &n, |b, _| {
+            let dir = tempfile::tempdir().unwrap();
+            let mut f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.path().join("raw.jsonl"))
+                .unwrap();
+            b.iter(|| {
+                f.write_all(&bytes).unwrap();
+                f.sync_data().unwrap();
+            });
+        });
+        g.bench_with_input(BenchmarkId::new("eventfile", n), &n, |b, &n| {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            let mut i = 0;
+            b.iter(|| {
+                i += 1;
+                let events: Vec<NewEvent> = (0..n).map(|k| event(i * n + k)).collect();
+                store
+                    .append(&format!("order-{}", i % 64), ExpectedVersion::Any, events)
+                    .unwrap()
+            });
+        });
+        g.bench_with_input(BenchmarkId::new("sqlite", n), &n, |b, &n| {
+            let dir = tempfile::tempdir().unwrap();
+            let mut db = sqlite(&dir.path().join("events.sqlite"));
+            let mut versions = vec![0u64; 64];
+            let mut i = 0;
+            b.iter(|| {
+                i += 1;
+                let s = (i % 64) as usize;
+                sqlite_append(&mut db, &format!("order-{s}"), versions[s], n, i * n);
+                versions[s] += n;
+            });
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, threads, batches);
 criterion_main!(benches);

@@ -149,3 +149,33 @@ pub fn sqlite_events(db: &Connection, sql: &str, p: impl rusqlite::Params) -> Ve
     .map(Result::unwrap)
     .collect()
 }
+
+/// FNV-1a of a string, for ids that differ per stream.
+pub fn hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Builds a store whose active segment is full (64 MiB, the default size) and has no
+/// checkpoint, as a crash leaves it; returns the segment's size.
+pub fn build_full_active(dir: &Path) -> u64 {
+    let store = OpenOptions::new()
+        .durability(Durability::None)
+        .open(dir)
+        .unwrap();
+    let seg = dir.join("00000000000000000001.jsonl");
+    let limit = eventfile::DEFAULT_SEGMENT_BYTES - 64 * 1024;
+    let mut i = 0;
+    while std::fs::metadata(&seg).unwrap().len() < limit {
+        for _ in 0..1000 {
+            store
+                .append(&stream(i), ExpectedVersion::Any, [event(i)])
+                .unwrap();
+            i += 1;
+        }
+    }
+    store.close().unwrap();
+    std::fs::remove_file(dir.join("00000000000000000001.idx")).unwrap();
+    std::fs::metadata(&seg).unwrap().len()
+}

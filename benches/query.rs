@@ -1,6 +1,9 @@
 //! Queries over a 1,000,000-event store in 10,000 streams, next to SQLite holding the same events
 //! with the equivalent indexes, in the same run. Both sides produce `RecordedEvent`s.
 //!
+//! Also: `read_all` of the whole log, and reopening after a crash with a full 64 MiB active
+//! segment (no checkpoint: scanned).
+//!
 //! Run: `cargo bench --bench query` (building the two stores takes about a minute first).
 //! `EVENTFILE_BENCH_EVENTS` shrinks the data set for a quick look.
 
@@ -115,7 +118,32 @@ fn queries(c: &mut Criterion) {
         b.iter(|| stmt.query_row(params![t], |r| r.get::<_, i64>(0)).unwrap())
     });
 
+    g.finish();
+
+    // The whole log, producing `RecordedEvent`s on both sides.
+    let mut g = c.benchmark_group("read_all");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(10))
+        .warm_up_time(Duration::from_secs(1))
+        .throughput(criterion::Throughput::Elements(events));
+    g.bench_function("eventfile", |b| {
+        b.iter(|| {
+            store
+                .read_all(Read::forward())
+                .unwrap()
+                .map(Result::unwrap)
+                .count()
+        })
+    });
+    g.bench_function("sqlite", |b| {
+        let sql = format!("{SELECT} ORDER BY seq");
+        b.iter(|| sqlite_events(&db, &sql, []).len())
+    });
+    g.finish();
+
     // Opening the store cleanly (writer, and read-only beside a writer).
+    let mut g = c.benchmark_group("query");
+    g.sample_size(20).measurement_time(Duration::from_secs(4));
     drop(store);
     // Each open is timed alone; dropping the handle (which writes the checkpoint) is not.
     let time_opens = |iters: u64, read_only: bool| {
@@ -141,5 +169,23 @@ fn queries(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, queries);
+/// Reopening after a crash with a full default-size (64 MiB) active segment and no checkpoint:
+/// the whole segment is scanned and every frame checked.
+fn recovery(c: &mut Criterion) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("eventfile");
+    let bytes = build_full_active(&dir);
+    let mut g = c.benchmark_group("recovery");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(6))
+        .warm_up_time(Duration::from_secs(1))
+        .throughput(criterion::Throughput::Bytes(bytes));
+    // Read-only, so no open writes a checkpoint that would spare the next one the scan.
+    g.bench_function("open_full_active_segment", |b| {
+        b.iter(|| Store::open_read_only(&dir).unwrap().head_seq())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, queries, recovery);
 criterion_main!(benches);

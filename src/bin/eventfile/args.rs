@@ -144,6 +144,20 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Measure durable append throughput and latency (p50/p99) on this disk, next to a raw
+    /// write-and-fdatasync loop on the same disk. Runs in a scratch directory beside --dir,
+    /// removed afterwards; prints one JSON object per measurement.
+    Bench {
+        /// Appends per measurement.
+        #[arg(long, default_value_t = 2000)]
+        appends: u64,
+        /// Concurrent appenders (each on its own streams; the raw loop: each on its own file).
+        #[arg(long, default_value_t = 1)]
+        threads: u64,
+        /// Events per append.
+        #[arg(long, default_value_t = 1)]
+        batch: u64,
+    },
     /// Run a short end-to-end example (a small shop) in a fresh temporary store.
     Demo,
 }

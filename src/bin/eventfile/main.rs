@@ -5,6 +5,7 @@
 //! command quietly with status 0.
 
 mod args;
+mod bench;
 mod demo;
 mod lifecycle;
 mod query;
@@ -251,6 +252,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Retention(a) => lifecycle::retention(&dir, &a, &mut out)?,
         Command::Compact { dry_run } => lifecycle::compact(&dir, dry_run, &mut out)?,
+        Command::Bench {
+            appends,
+            threads,
+            batch,
+        } => bench::run(&dir, appends, threads, batch, &mut out)?,
         Command::Demo => demo::run(&mut out)?,
     }
     out.flush()?;

@@ -1,0 +1,247 @@
+//! `eventfile bench`: durable append throughput and latency on the user's own disk, next to a
+//! raw write-and-fdatasync loop on the same disk, so the figures say what the hardware allows.
+//!
+//! Both run in a scratch directory created beside the store directory (same file system) and
+//! removed afterwards. Output: one JSON object per measurement.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use eventfile::{ExpectedVersion, NewEvent, Store};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::Failure;
+
+/// A ~200-byte event, as in the repository's benchmarks.
+fn event(i: u64) -> NewEvent {
+    NewEvent::new(
+        "ItemAdded",
+        json!({"order": i, "sku": "SKU-000123", "qty": 2, "price_cents": 1250}),
+    )
+}
+
+#[derive(Serialize)]
+struct Measurement {
+    name: &'static str,
+    threads: u64,
+    batch: u64,
+    events: u64,
+    seconds: f64,
+    events_per_sec: f64,
+    /// Latency of one append (one batch), microseconds.
+    p50_us: f64,
+    p99_us: f64,
+    max_us: f64,
+    /// Throughput as a fraction of the raw loop's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vs_raw: Option<f64>,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e6
+}
+
+fn measurement(
+    name: &'static str,
+    threads: u64,
+    batch: u64,
+    elapsed: Duration,
+    mut latencies: Vec<Duration>,
+) -> Measurement {
+    latencies.sort_unstable();
+    let events = latencies.len() as u64 * batch;
+    Measurement {
+        name,
+        threads,
+        batch,
+        events,
+        seconds: elapsed.as_secs_f64(),
+        events_per_sec: events as f64 / elapsed.as_secs_f64(),
+        p50_us: percentile(&latencies, 0.50),
+        p99_us: percentile(&latencies, 0.99),
+        max_us: percentile(&latencies, 1.0),
+        vs_raw: None,
+    }
+}
+
+/// Removes the scratch directory however the run ends.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn bar(len: u64, what: &str) -> Result<indicatif::ProgressBar, Failure> {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{what:<28} {{bar:40}} {{pos}}/{{len}} {{per_sec}} {{eta}}"
+        ))
+        .map_err(|e| Failure::Other(e.to_string()))?,
+    );
+    Ok(bar)
+}
+
+/// The raw loop: the same bytes eventfile writes for a batch, one `write` and one `fdatasync`
+/// per batch, each thread on its own file.
+fn raw_loop(
+    dir: &Path,
+    appends: u64,
+    threads: u64,
+    line: &[u8],
+    batch: u64,
+) -> Result<Measurement, Failure> {
+    let bar = bar(appends, "raw write + fdatasync")?;
+    let bytes: Vec<u8> = line.repeat(batch as usize);
+    let latencies = Mutex::new(Vec::with_capacity(appends as usize));
+    let started = Instant::now();
+    std::thread::scope(|s| -> Result<(), Failure> {
+        let mut handles = Vec::new();
+        for t in 0..threads {
+            let (bytes, bar, latencies) = (&bytes, &bar, &latencies);
+            let path = dir.join(format!("raw-{t}.jsonl"));
+            handles.push(s.spawn(move || -> std::io::Result<()> {
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?;
+                let mut mine = Vec::new();
+                for _ in 0..appends / threads {
+                    let t0 = Instant::now();
+                    f.write_all(bytes)?;
+                    f.sync_data()?;
+                    mine.push(t0.elapsed());
+                    bar.inc(1);
+                }
+                latencies
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(mine);
+                Ok(())
+            }));
+        }
+        for h in handles {
+            h.join()
+                .map_err(|_| Failure::Other("a raw-loop thread panicked".into()))?
+                .map_err(|e| Failure::Other(format!("raw loop: {e}")))?;
+        }
+        Ok(())
+    })?;
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    Ok(measurement(
+        "raw_write_fdatasync",
+        threads,
+        batch,
+        elapsed,
+        latencies.into_inner().unwrap_or_else(|p| p.into_inner()),
+    ))
+}
+
+fn eventfile_appends(
+    dir: &Path,
+    appends: u64,
+    threads: u64,
+    batch: u64,
+) -> Result<Measurement, Failure> {
+    let store = Store::open(dir)?;
+    let bar = bar(appends, "eventfile durable append")?;
+    let latencies = Mutex::new(Vec::with_capacity(appends as usize));
+    let started = Instant::now();
+    std::thread::scope(|s| -> Result<(), Failure> {
+        let mut handles = Vec::new();
+        for t in 0..threads {
+            let (store, bar, latencies) = (store.clone(), &bar, &latencies);
+            handles.push(s.spawn(move || -> eventfile::Result<()> {
+                let mut mine = Vec::new();
+                for i in 0..appends / threads {
+                    let events: Vec<NewEvent> = (0..batch).map(|k| event(i * batch + k)).collect();
+                    let t0 = Instant::now();
+                    store.append(
+                        &format!("bench-{t}-{}", i % 16),
+                        ExpectedVersion::Any,
+                        events,
+                    )?;
+                    mine.push(t0.elapsed());
+                    bar.inc(1);
+                }
+                latencies
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(mine);
+                Ok(())
+            }));
+        }
+        for h in handles {
+            h.join()
+                .map_err(|_| Failure::Other("an appender thread panicked".into()))??;
+        }
+        Ok(())
+    })?;
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    store.close()?;
+    Ok(measurement(
+        "eventfile",
+        threads,
+        batch,
+        elapsed,
+        latencies.into_inner().unwrap_or_else(|p| p.into_inner()),
+    ))
+}
+
+/// The line eventfile writes for one event, so the raw loop writes the same bytes.
+fn sample_line(dir: &Path) -> Result<Vec<u8>, Failure> {
+    let store = Store::open(dir)?;
+    store.append("sample", ExpectedVersion::Any, [event(1)])?;
+    store.close()?;
+    let seg = std::fs::read(dir.join("00000000000000000001.jsonl"))
+        .map_err(|e| Failure::Other(format!("reading the sample: {e}")))?;
+    seg.split_inclusive(|&b| b == b'\n')
+        .nth(1)
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| Failure::Other("the sample segment holds no event".into()))
+}
+
+pub fn run(
+    store_dir: &Path,
+    appends: u64,
+    threads: u64,
+    batch: u64,
+    out: &mut impl std::io::Write,
+) -> Result<(), Failure> {
+    if appends == 0 || threads == 0 || batch == 0 {
+        return Err(Failure::Other(
+            "--appends, --threads and --batch must be at least 1".into(),
+        ));
+    }
+    let parent = match store_dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let scratch = Scratch(parent.join(format!(".eventfile-bench-{}", std::process::id())));
+    std::fs::create_dir_all(&scratch.0)
+        .map_err(|e| Failure::Other(format!("creating {}: {e}", scratch.0.display())))?;
+    eprintln!(
+        "eventfile bench: {appends} durable appends of {batch} event(s) from {threads} thread(s), in {}",
+        scratch.0.display()
+    );
+    let line = sample_line(&scratch.0.join("sample"))?;
+    let raw = raw_loop(&scratch.0, appends, threads, &line, batch)?;
+    let mut ours = eventfile_appends(&scratch.0.join("store"), appends, threads, batch)?;
+    ours.vs_raw = Some(ours.events_per_sec / raw.events_per_sec);
+    for m in [&raw, &ours] {
+        let text = serde_json::to_string(m).map_err(|e| Failure::Other(e.to_string()))?;
+        writeln!(out, "{text}")?;
+    }
+    Ok(())
+}
