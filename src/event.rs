@@ -432,23 +432,35 @@ pub(crate) fn validate_event(event: &NewEvent) -> Result<()> {
     event.tags.iter().try_for_each(|t| validate_tag(t))
 }
 
-/// The index terms of an event about to be written.
-pub(crate) fn event_terms(
-    stream: &str,
-    id: &str,
-    e: &NewEvent,
-    key: Option<&str>,
-) -> crate::index::Terms {
-    let meta = |k: &str| e.meta.get(k).and_then(Value::as_str).map(str::to_owned);
-    crate::index::Terms {
-        stream: stream.to_owned(),
-        event_type: e.event_type.clone(),
-        id: id.to_owned(),
-        tags: e.tags.clone(),
-        correlation: meta("correlation_id"),
-        causation: meta("causation_id"),
-        actor: meta("actor"),
-        key: key.map(str::to_owned),
+/// The index terms of an event about to be written, borrowed from it.
+pub(crate) struct EventTerms<'a> {
+    pub stream: &'a str,
+    pub id: &'a str,
+    pub event: &'a NewEvent,
+    pub key: Option<&'a str>,
+}
+
+impl crate::index::TermSource for EventTerms<'_> {
+    fn each(&self, mut f: impl FnMut(crate::index::Kind, &str)) {
+        use crate::index::Kind;
+        f(Kind::Stream, self.stream);
+        f(Kind::Type, &self.event.event_type);
+        f(Kind::Id, self.id);
+        for t in &self.event.tags {
+            f(Kind::Tag, t);
+        }
+        for (kind, key) in [
+            (Kind::Correlation, "correlation_id"),
+            (Kind::Causation, "causation_id"),
+            (Kind::Actor, "actor"),
+        ] {
+            if let Some(v) = self.event.meta.get(key).and_then(Value::as_str) {
+                f(kind, v);
+            }
+        }
+        if let Some(k) = self.key {
+            f(Kind::Key, k);
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::event::{
-    AppendResult, ExpectedVersion, MultiAppendResult, NewEvent, StreamAppend, event_terms,
+    AppendResult, EventTerms, ExpectedVersion, MultiAppendResult, NewEvent, StreamAppend,
     validate_event, validate_key, validate_writable_stream,
 };
 use crate::index::Kind;
@@ -478,8 +478,16 @@ impl Inner {
             for (e, id) in p.events.iter().zip(ids) {
                 let off = offsets.next().expect("one offset per event");
                 let key = key.filter(|_| seq == st.next_seq);
-                st.active_index
-                    .add(off, time, &event_terms(p.stream, id, e, key));
+                st.active_index.add(
+                    off,
+                    time,
+                    &EventTerms {
+                        stream: p.stream,
+                        id,
+                        event: e,
+                        key,
+                    },
+                );
                 seq += 1;
             }
         }
