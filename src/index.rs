@@ -128,12 +128,102 @@ impl From<Vec<u32>> for Posting {
     }
 }
 
+/// Hashes a `u64` that is already a hash: the identity.
+#[derive(Default, Clone, Copy)]
+struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | self.0 >> 56) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// The event ids of an active segment: one per record, nearly all distinct, so they are kept
+/// as one text arena (no allocation per id) with a table from a 64-bit hash of the id to the
+/// first ordinal carrying it. A hash shared by several ordinals (a duplicate id, or a collision)
+/// sends the rest to `more`; every lookup compares the text.
+#[derive(Debug, Clone, Default)]
+struct Ids {
+    text: String,
+    /// `ends[ord]`: where the id of record `ord` ends in `text`.
+    ends: Vec<u32>,
+    first: HashMap<u64, u32, std::hash::BuildHasherDefault<PassThrough>>,
+    more: Vec<(u64, u32)>,
+    state: foldhash::fast::RandomState,
+}
+
+impl Ids {
+    fn get(&self, ord: u32) -> &str {
+        let end = self.ends[ord as usize] as usize;
+        let start = ord
+            .checked_sub(1)
+            .map_or(0, |p| self.ends[p as usize] as usize);
+        &self.text[start..end]
+    }
+
+    fn push(&mut self, ord: u32, id: &str) {
+        if ord as usize != self.ends.len() {
+            return; // a second id term on one record: not an event the store writes
+        }
+        self.text.push_str(id);
+        self.ends.push(self.text.len() as u32);
+        let h = std::hash::BuildHasher::hash_one(&self.state, id);
+        match self.first.entry(h) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(ord);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => self.more.push((h, ord)),
+        }
+    }
+
+    fn postings(&self, id: &str) -> Vec<u32> {
+        let h = std::hash::BuildHasher::hash_one(&self.state, id);
+        let Some(&first) = self.first.get(&h) else {
+            return Vec::new();
+        };
+        let mut v: Vec<u32> = std::iter::once(first)
+            .chain(self.more.iter().filter(|m| m.0 == h).map(|m| m.1))
+            .filter(|&o| self.get(o) == id)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Every distinct id with its ordinals, sorted by id.
+    fn entries(&self) -> Vec<(&str, Vec<u32>)> {
+        let mut all: Vec<(&str, u32)> = (0..self.ends.len() as u32)
+            .map(|o| (self.get(o), o))
+            .collect();
+        all.sort_unstable();
+        let mut out: Vec<(&str, Vec<u32>)> = Vec::with_capacity(all.len());
+        for (id, o) in all {
+            match out.last_mut() {
+                Some((last, p)) if *last == id => p.push(o),
+                _ => out.push((id, vec![o])),
+            }
+        }
+        out
+    }
+}
+
 /// A segment's index under construction (the active segment's, or one being rebuilt).
 #[derive(Debug, Default, Clone)]
 pub struct MemIndex {
     pub positions: Vec<u32>,
     pub times: Vec<i64>,
+    /// Every kind's terms but the ids.
     terms: [TermMap; 8],
+    ids: Ids,
 }
 
 impl MemIndex {
@@ -148,6 +238,10 @@ impl MemIndex {
         self.positions.push(offset as u32);
         self.times.push(time);
         terms.each(|kind, term| {
+            if kind == Kind::Id {
+                self.ids.push(ord, term);
+                return;
+            }
             let map = &mut self.terms[kind as usize];
             match map.get_mut(term) {
                 Some(p) => p.push(ord),
@@ -159,13 +253,18 @@ impl MemIndex {
     }
 
     /// The ordinals of records carrying `term`.
-    pub fn postings(&self, kind: Kind, term: &str) -> &[u32] {
+    pub fn postings(&self, kind: Kind, term: &str) -> std::borrow::Cow<'_, [u32]> {
+        if kind == Kind::Id {
+            return self.ids.postings(term).into();
+        }
         self.terms[kind as usize]
             .get(term)
-            .map_or(&[], Posting::as_slice)
+            .map_or(&[][..], Posting::as_slice)
+            .into()
     }
 
-    /// Every term of `kind` starting with `prefix`, with its postings (unordered).
+    /// Every term of `kind` starting with `prefix`, with its postings (unordered). Not for
+    /// event ids (look those up one by one with [`MemIndex::postings`]).
     pub fn terms_with_prefix<'a>(
         &'a self,
         kind: Kind,
@@ -180,7 +279,12 @@ impl MemIndex {
     /// Serialises the index as a sidecar file describing `segment_len` bytes of segment `base`.
     pub fn encode(&self, base: u64, segment_len: u64) -> Vec<u8> {
         let mut entries: Vec<(Kind, &str, &[u32])> = Vec::new();
+        let ids = self.ids.entries();
         for kind in Kind::ALL {
+            if kind == Kind::Id {
+                entries.extend(ids.iter().map(|(t, p)| (kind, *t, p.as_slice())));
+                continue;
+            }
             for (t, p) in &self.terms[kind as usize] {
                 entries.push((kind, t, p.as_slice()));
             }
@@ -245,13 +349,25 @@ impl MemIndex {
         let n = f.count as usize;
         m.positions = (0..n).filter_map(|i| f.position(i as u32)).collect();
         m.times = (0..n).filter_map(|i| f.time(i as u32)).collect();
+        let mut ids: Vec<Option<&str>> = vec![None; n];
         for i in 0..f.terms {
             if let Some((kind, term, p)) = f.entry(i) {
+                if kind == Kind::Id {
+                    for o in p.iter() {
+                        if let Some(slot) = ids.get_mut(o as usize) {
+                            slot.get_or_insert(term);
+                        }
+                    }
+                    continue;
+                }
                 let p: Vec<u32> = p.iter().collect();
                 if !p.is_empty() {
                     m.terms[kind as usize].insert(term.into(), p.into());
                 }
             }
+        }
+        for (o, id) in ids.into_iter().enumerate() {
+            m.ids.push(o as u32, id.unwrap_or(""));
         }
         m
     }
@@ -543,10 +659,12 @@ mod tests {
             assert_eq!(f.time(i), Some(m.times[i as usize]));
         }
         for kind in Kind::ALL {
-            for (t, p) in m.terms_with_prefix(kind, "") {
-                assert_eq!(f.postings(kind, t).iter().collect::<Vec<_>>(), p);
+            for (t, p) in f.terms_with_prefix(kind, "") {
+                assert_eq!(&*m.postings(kind, t), p.iter().collect::<Vec<_>>());
             }
         }
+        assert_eq!(&*m.postings(Kind::Id, "id-7"), [7]);
+        assert!(m.postings(Kind::Id, "id-x").is_empty());
         assert_eq!(f.postings(Kind::Tag, "k=1").len(), 25);
         assert_eq!(f.postings(Kind::Correlation, "corr").len(), 10);
         assert_eq!(f.postings(Kind::Stream, "nope").len(), 0);

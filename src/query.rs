@@ -312,7 +312,7 @@ impl IndexRef<'_> {
     pub(crate) fn postings(&self, kind: Kind, term: &str) -> Vec<u32> {
         match self {
             IndexRef::File(f) => f.postings(kind, term).iter().collect(),
-            IndexRef::Mem(m) => m.postings(kind, term).to_vec(),
+            IndexRef::Mem(m) => m.postings(kind, term).into_owned(),
         }
     }
 
