@@ -185,9 +185,16 @@ fn chart(series: &[(&str, Vec<(u64, f64)>)]) -> String {
         .iter()
         .flat_map(|(_, pts)| pts.iter().map(|p| p.1))
         .fold(1.0f64, f64::max);
-    // A round top for the axis.
-    let step = 10f64.powf((max / 5.0).log10().floor());
-    let top_value = ((max / step).ceil() * step).max(step);
+    // Ticks at a round step (1, 2 or 5 times a power of ten), about five of them.
+    let rough = max / 5.0;
+    let mag = 10f64.powf(rough.log10().floor());
+    let tick = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * mag)
+        .find(|&t| t >= rough)
+        .unwrap_or(10.0 * mag);
+    let ticks = (max / tick).ceil().max(1.0) as u32;
+    let top_value = tick * f64::from(ticks);
     let x = |t: u64| left + (t as f64).log2() / 4.0 * (w - left - right);
     let y = |v: f64| h - bottom - v / top_value * (h - top - bottom);
     let colors = ["#888888", "#1f77b4", "#d62728"];
@@ -197,8 +204,8 @@ fn chart(series: &[(&str, Vec<(u64, f64)>)]) -> String {
          <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">Durable appends of one event: events per second</text>\n",
         (left + w - right) / 2.0
     );
-    for k in 0..=5 {
-        let v = top_value * k as f64 / 5.0;
+    for k in 0..=ticks {
+        let v = tick * f64::from(k);
         s += &format!(
             "<line x1=\"{left}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"#e0e0e0\"/>\n\
              <text x=\"{2}\" y=\"{3:.1}\" text-anchor=\"end\">{4}</text>\n",

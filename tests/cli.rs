@@ -600,3 +600,41 @@ fn lifecycle_commands_print_json() {
     assert_eq!(a["seq"], b["seq"]);
     assert!(eventfile(d, &["verify"]).status.success());
 }
+
+/// `eventfile bench` measures on the disk of --dir, beside a raw loop, and cleans up after itself.
+#[test]
+fn bench_reports_throughput_and_latency_next_to_the_raw_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let out = eventfile(
+        &store,
+        &["bench", "--appends", "40", "--threads", "2", "--batch", "3"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["name"], "raw_write_fdatasync");
+    assert_eq!(lines[1]["name"], "eventfile");
+    for l in &lines {
+        assert_eq!(
+            (
+                l["threads"].as_u64(),
+                l["batch"].as_u64(),
+                l["events"].as_u64()
+            ),
+            (Some(2), Some(3), Some(120))
+        );
+        let (p50, p99) = (l["p50_us"].as_f64().unwrap(), l["p99_us"].as_f64().unwrap());
+        assert!(p50 > 0.0 && p99 >= p50, "{l}");
+        assert!(l["events_per_sec"].as_f64().unwrap() > 0.0);
+    }
+    assert!(lines[1]["vs_raw"].as_f64().unwrap() > 0.0);
+    // The scratch directory is gone; the store directory was never created.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    let bad = eventfile(&store, &["bench", "--threads", "0"]);
+    assert_eq!(bad.status.code(), Some(1));
+}
