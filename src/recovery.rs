@@ -18,7 +18,7 @@ use crate::segment::{
     self, LineEnd, Lines, ScanEnd, Scanned, Segment, SegmentData, parse_segment_name, segment_name,
 };
 use crate::storage::{Mapped, Storage};
-use crate::store::State;
+use crate::store::{State, StreamEntry};
 
 /// The index sidecar of the segment starting at `base`.
 pub(crate) fn index_path(dir: &Path, base: u64) -> std::path::PathBuf {
@@ -367,15 +367,41 @@ fn index_fits(st: &State, ix: &IndexFile) -> bool {
 /// Applies a sidecar's records to the stream table; `sealed` also records the segment as
 /// holding each of its streams.
 fn apply_index(st: &mut State, ix: &IndexFile, base: u64, sealed: bool) {
-    for (name, postings) in ix.terms_with_prefix(Kind::Stream, "") {
-        let entry = match st.streams.get_mut(name) {
-            Some(e) => e,
-            None => st.streams.entry(name.to_owned()).or_default(),
-        };
-        entry.version += postings.len() as u64;
+    let apply = |entry: &mut StreamEntry, n: usize| {
+        entry.version += n as u64;
         if sealed {
             entry.sealed.push((base, entry.version));
         }
+    };
+    // A sidecar's stream terms come sorted, like the stream table: when they are a large part
+    // of it, merge the two in one pass and rebuild the table from the sorted result (a profile
+    // of opening 1,000,000 events in 100,000 streams spent 40% in one tree lookup per term).
+    let terms = ix.terms_with_prefix(Kind::Stream, "");
+    if ix.count as usize * 8 < st.streams.len() {
+        for (name, postings) in terms {
+            let entry = match st.streams.get_mut(name) {
+                Some(e) => e,
+                None => st.streams.entry(name.to_owned()).or_default(),
+            };
+            apply(entry, postings.len());
+        }
+    } else {
+        let old = std::mem::take(&mut st.streams);
+        let mut merged: Vec<(String, StreamEntry)> = Vec::with_capacity(old.len());
+        let mut old = old.into_iter().peekable();
+        for (name, postings) in terms {
+            while let Some(kv) = old.next_if(|(k, _)| k.as_str() < name) {
+                merged.push(kv);
+            }
+            let mut kv = old
+                .next_if(|(k, _)| k == name)
+                .unwrap_or_else(|| (name.to_owned(), StreamEntry::default()));
+            apply(&mut kv.1, postings.len());
+            merged.push(kv);
+        }
+        merged.extend(old);
+        // Sorted input: collecting builds the tree in one pass.
+        st.streams = merged.into_iter().collect();
     }
     st.next_seq = base + ix.count;
     if let Some(t) = ix

@@ -91,3 +91,41 @@ fn a_clean_open_does_not_read_sealed_segments() {
     assert!(matches!(err, eventfile::Error::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("00000000000000000001.jsonl"));
 }
+
+/// On open the stream table is rebuilt from the sidecars, merged in one pass when a segment
+/// holds many of the streams and looked up one by one when it holds few: both ways agree with
+/// what was written.
+#[test]
+fn the_stream_table_is_rebuilt_exactly_from_many_small_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut versions = std::collections::BTreeMap::new();
+    {
+        let store = crate::support::fast_store(dir.path(), 4096);
+        for i in 0..3000u64 {
+            // Few streams first (merged), then many (looked up one by one).
+            let s = if i < 300 {
+                format!("s-{}", i % 7)
+            } else {
+                format!("s-{}", i * 7919 % 400)
+            };
+            let r = crate::support::append_one(&store, &s, i);
+            versions.insert(s, r.version);
+        }
+    }
+    for read_only in [false, true] {
+        let store = eventfile::OpenOptions::new()
+            .read_only(read_only)
+            .open(dir.path())
+            .unwrap();
+        assert_eq!(store.stream_count(), versions.len());
+        for (s, &v) in &versions {
+            assert_eq!(store.stream_version(s), v, "{s}");
+            let read: Vec<u64> = store
+                .read_stream(s, eventfile::Read::backward().limit(2))
+                .unwrap()
+                .map(|e| e.unwrap().version)
+                .collect();
+            assert_eq!(read[0], v, "{s}");
+        }
+    }
+}
