@@ -145,7 +145,7 @@ impl Store {
                     if rec.seq != seg.base + mem.len() as u64 {
                         return Err(Error::corrupt(&seg.path, rec.offset, "seq out of order"));
                     }
-                    mem.add(rec.offset, rec.time, &rec.terms);
+                    mem.add(rec.offset, rec.time, &rec.terms.borrowed());
                 }
                 Ok(())
             })?;

@@ -433,34 +433,22 @@ pub(crate) fn validate_event(event: &NewEvent) -> Result<()> {
 }
 
 /// The index terms of an event about to be written, borrowed from it.
-pub(crate) struct EventTerms<'a> {
-    pub stream: &'a str,
-    pub id: &'a str,
-    pub event: &'a NewEvent,
-    pub key: Option<&'a str>,
-}
-
-impl crate::index::TermSource for EventTerms<'_> {
-    fn each(&self, mut f: impl FnMut(crate::index::Kind, &str)) {
-        use crate::index::Kind;
-        f(Kind::Stream, self.stream);
-        f(Kind::Type, &self.event.event_type);
-        f(Kind::Id, self.id);
-        for t in &self.event.tags {
-            f(Kind::Tag, t);
-        }
-        for (kind, key) in [
-            (Kind::Correlation, "correlation_id"),
-            (Kind::Causation, "causation_id"),
-            (Kind::Actor, "actor"),
-        ] {
-            if let Some(v) = self.event.meta.get(key).and_then(Value::as_str) {
-                f(kind, v);
-            }
-        }
-        if let Some(k) = self.key {
-            f(Kind::Key, k);
-        }
+pub(crate) fn event_terms<'a>(
+    stream: &'a str,
+    id: &'a str,
+    e: &'a NewEvent,
+    key: Option<&'a str>,
+) -> crate::index::TermsRef<'a> {
+    let meta = |k: &str| e.meta.get(k).and_then(Value::as_str);
+    crate::index::TermsRef {
+        stream,
+        event_type: &e.event_type,
+        id,
+        tags: &e.tags,
+        correlation: meta("correlation_id"),
+        causation: meta("causation_id"),
+        actor: meta("actor"),
+        key,
     }
 }
 

@@ -57,31 +57,52 @@ pub struct Terms {
     pub key: Option<String>,
 }
 
-/// Something that yields the index terms of one record.
-pub trait TermSource {
-    /// Calls `f` with each (kind, term) of the record.
-    fn each(&self, f: impl FnMut(Kind, &str));
+impl Terms {
+    /// The terms, borrowed.
+    pub fn borrowed(&self) -> TermsRef<'_> {
+        TermsRef {
+            stream: &self.stream,
+            event_type: &self.event_type,
+            id: &self.id,
+            tags: &self.tags,
+            correlation: self.correlation.as_deref(),
+            causation: self.causation.as_deref(),
+            actor: self.actor.as_deref(),
+            key: self.key.as_deref(),
+        }
+    }
 }
 
-impl TermSource for Terms {
+/// The terms of one record, borrowed from wherever they are (a scanned record, an event about
+/// to be written).
+pub struct TermsRef<'a> {
+    pub stream: &'a str,
+    pub event_type: &'a str,
+    pub id: &'a str,
+    pub tags: &'a [String],
+    pub correlation: Option<&'a str>,
+    pub causation: Option<&'a str>,
+    pub actor: Option<&'a str>,
+    pub key: Option<&'a str>,
+}
+
+impl TermsRef<'_> {
     fn each(&self, mut f: impl FnMut(Kind, &str)) {
-        f(Kind::Stream, &self.stream);
-        f(Kind::Type, &self.event_type);
-        f(Kind::Id, &self.id);
-        for t in &self.tags {
+        f(Kind::Stream, self.stream);
+        f(Kind::Type, self.event_type);
+        f(Kind::Id, self.id);
+        for t in self.tags {
             f(Kind::Tag, t);
         }
-        if let Some(c) = &self.correlation {
-            f(Kind::Correlation, c);
-        }
-        if let Some(c) = &self.causation {
-            f(Kind::Causation, c);
-        }
-        if let Some(a) = &self.actor {
-            f(Kind::Actor, a);
-        }
-        if let Some(k) = &self.key {
-            f(Kind::Key, k);
+        for (kind, v) in [
+            (Kind::Correlation, self.correlation),
+            (Kind::Causation, self.causation),
+            (Kind::Actor, self.actor),
+            (Kind::Key, self.key),
+        ] {
+            if let Some(v) = v {
+                f(kind, v);
+            }
         }
     }
 }
@@ -233,7 +254,7 @@ impl MemIndex {
     }
 
     /// Adds the next record.
-    pub fn add(&mut self, offset: u64, time: i64, terms: &impl TermSource) {
+    pub fn add(&mut self, offset: u64, time: i64, terms: &TermsRef<'_>) {
         let ord = self.positions.len() as u32;
         self.positions.push(offset as u32);
         self.times.push(time);
@@ -639,7 +660,8 @@ mod tests {
                     causation: None,
                     actor: Some("ann".into()),
                     key: (i % 10 == 0).then(|| format!("key-{i}")),
-                },
+                }
+                .borrowed(),
             );
         }
         m

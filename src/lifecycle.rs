@@ -142,13 +142,7 @@ impl Store {
             });
         }
         let version = st.version(stream);
-        let old = st.deleted.get(stream).copied();
-        if let Some(d) = old.filter(|d| d.tombstone) {
-            return Err(Error::StreamDeleted {
-                stream: stream.to_owned(),
-                version: d.before - 1,
-            });
-        }
+        let old = st.deletion(stream)?;
         let check = |expected: ExpectedVersion| {
             if expected.matches(version) {
                 Ok(())
@@ -258,6 +252,20 @@ impl Store {
     }
 }
 
+impl State {
+    /// What is deleted of `stream`, if anything; a tombstoned stream is refused with
+    /// [`Error::StreamDeleted`], as every operation on it is.
+    pub(crate) fn deletion(&self, stream: &str) -> Result<Option<Deletion>> {
+        match self.deleted.get(stream) {
+            Some(d) if d.tombstone => Err(Error::StreamDeleted {
+                stream: stream.to_owned(),
+                version: d.before - 1,
+            }),
+            d => Ok(d.copied()),
+        }
+    }
+}
+
 /// Applies one `$lifecycle` event to the deletion state.
 pub(crate) fn apply_event(deleted: &mut Deletions, e: &RecordedEvent) {
     let tombstone = match e.event_type.as_str() {
@@ -322,19 +330,15 @@ pub(crate) fn dead_counts(st: &State, base: u64, active: bool) -> DeadCounts {
             continue;
         };
         // The stream's versions in this segment: after its previous segment's last, up to
-        // this one's last.
-        let mut first = 1;
-        let mut range = None;
-        for &(b, last) in &entry.sealed {
-            if b == base {
-                range = Some((first, last));
-                break;
-            }
-            first = last + 1;
-        }
-        if active && range.is_none() && first <= entry.version {
-            range = Some((first, entry.version));
-        }
+        // this one's last (the list is in base order: a binary search, as this runs per
+        // deleted stream for every segment a read plans).
+        let i = entry.sealed.partition_point(|&(b, _)| b < base);
+        let first = i.checked_sub(1).map_or(1, |p| entry.sealed[p].1 + 1);
+        let range = match entry.sealed.get(i) {
+            Some(&(b, last)) if b == base => Some((first, last)),
+            None if active && first <= entry.version => Some((first, entry.version)),
+            _ => None,
+        };
         if let Some((first, last)) = range
             && d.before > first
         {

@@ -167,16 +167,7 @@ impl Store {
         let max_seq = self.head_seq();
         let backward = read.direction == Direction::Backward;
         let mut ev = self.events(backward, read.limit, max_seq, None);
-        let deleted_before = match st.deleted.get(stream) {
-            Some(d) if d.tombstone => {
-                return Err(Error::StreamDeleted {
-                    stream: stream.to_owned(),
-                    version: d.before - 1,
-                });
-            }
-            Some(d) => d.before,
-            None => 1,
-        };
+        let deleted_before = st.deletion(stream)?.map_or(1, |d| d.before);
         let Some(entry) = st.streams.get(stream) else {
             return Ok(ev);
         };

@@ -472,7 +472,7 @@ fn rebuild_index(
     let result = segment::scan(lines, path, data_start, |batch| {
         for rec in batch {
             apply(st, rec, path)?;
-            mem.add(rec.offset, rec.time, &rec.terms);
+            mem.add(rec.offset, rec.time, &rec.terms.borrowed());
         }
         Ok(())
     })?;
@@ -582,7 +582,8 @@ fn scan_active(config: &StoreConfig, read_only: bool, st: &mut State) -> Result<
     let result = segment::scan(&mut lines, &path, start, |batch| {
         for rec in batch {
             apply(st, rec, &path)?;
-            st.active_index.add(rec.offset, rec.time, &rec.terms);
+            st.active_index
+                .add(rec.offset, rec.time, &rec.terms.borrowed());
         }
         Ok(())
     })?;

@@ -43,18 +43,20 @@ impl Snapshot {
 
     /// The snapshot as one JSON object (`stream`, `version`, `time`, `state`): the CLI's output.
     pub fn to_json(&self) -> String {
-        let file = SnapshotFile {
-            eventfile: "snapshot".into(),
-            stream: self.stream.clone(),
+        #[derive(Serialize)]
+        struct Out<'a> {
+            stream: &'a str,
+            version: u64,
+            time: String,
+            state: &'a RawValue,
+        }
+        serde_json::to_string(&Out {
+            stream: &self.stream,
             version: self.version,
             time: crate::time::format_rfc3339(self.time),
             state: &self.state,
-        };
-        let mut v = serde_json::to_value(&file).expect("plain data serialises");
-        if let Some(o) = v.as_object_mut() {
-            o.remove("eventfile");
-        }
-        v.to_string()
+        })
+        .expect("strings and JSON serialise")
     }
 }
 
@@ -158,14 +160,8 @@ impl Store {
         let state = serde_json::value::to_raw_value(state)?;
         let (current, deleted) = {
             let st = inner.lock_state();
-            (st.version(stream), st.deleted.get(stream).copied())
+            (st.version(stream), st.deletion(stream)?)
         };
-        if let Some(d) = deleted.filter(|d| d.tombstone) {
-            return Err(Error::StreamDeleted {
-                stream: stream.to_owned(),
-                version: d.before - 1,
-            });
-        }
         if version == 0 || version > current {
             return Err(Error::invalid(
                 "snapshot version",
@@ -216,14 +212,8 @@ impl Store {
         let inner = &self.inner;
         let (current, deleted) = {
             let st = inner.lock_state();
-            (st.version(stream), st.deleted.get(stream).copied())
+            (st.version(stream), st.deletion(stream)?)
         };
-        if let Some(d) = deleted.filter(|d| d.tombstone) {
-            return Err(Error::StreamDeleted {
-                stream: stream.to_owned(),
-                version: d.before - 1,
-            });
-        }
         let dir = inner.dir.join(SNAPSHOT_DIR);
         for version in versions(inner, &dir, stream)? {
             let path = dir.join(file_name(stream, version));

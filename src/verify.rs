@@ -287,7 +287,7 @@ impl Verifier {
                     self.last_time = self.last_time.max(m.time);
                     // Parsing the terms also checks the metadata object and the tags array.
                     match m.terms() {
-                        Ok(terms) => index.add(pos, m.time, &terms),
+                        Ok(terms) => index.add(pos, m.time, &terms.borrowed()),
                         Err(reason) => self.problem(path.to_owned(), pos, reason),
                     }
                     self.report.events += 1;

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::event::{
-    AppendResult, EventTerms, ExpectedVersion, MultiAppendResult, NewEvent, StreamAppend,
+    AppendResult, ExpectedVersion, MultiAppendResult, NewEvent, StreamAppend, event_terms,
     validate_event, validate_key, validate_writable_stream,
 };
 use crate::index::Kind;
@@ -234,12 +234,7 @@ impl Inner {
         }
         for p in parts {
             let actual = st.version(p.stream);
-            if let Some(d) = st.deleted.get(p.stream).filter(|d| d.tombstone) {
-                return Err(Error::StreamDeleted {
-                    stream: p.stream.to_owned(),
-                    version: d.before - 1,
-                });
-            }
+            st.deletion(p.stream)?;
             if !p.expected.matches(actual) {
                 return Err(Error::WrongExpectedVersion {
                     stream: p.stream.to_owned(),
@@ -478,16 +473,8 @@ impl Inner {
             for (e, id) in p.events.iter().zip(ids) {
                 let off = offsets.next().expect("one offset per event");
                 let key = key.filter(|_| seq == st.next_seq);
-                st.active_index.add(
-                    off,
-                    time,
-                    &EventTerms {
-                        stream: p.stream,
-                        id,
-                        event: e,
-                        key,
-                    },
-                );
+                st.active_index
+                    .add(off, time, &event_terms(p.stream, id, e, key));
                 seq += 1;
             }
         }
