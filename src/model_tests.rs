@@ -147,6 +147,39 @@ fn to_ev(e: &crate::RecordedEvent) -> Ev {
     }
 }
 
+/// How the model test reads: from `from` (0: the start) in a direction, at most `limit`.
+fn read(from: u64, backward: bool, limit: usize) -> Read {
+    let read = if backward {
+        Read::backward()
+    } else {
+        Read::forward()
+    };
+    if from > 0 { read.from(from) } else { read }.limit(limit)
+}
+
+/// The model's events a read from `from` (at position `pos`) returns, in read order.
+fn window(
+    events: impl Iterator<Item = Ev>,
+    pos: impl Fn(&Ev) -> u64,
+    from: u64,
+    backward: bool,
+) -> Vec<Ev> {
+    let mut v: Vec<Ev> = events
+        .filter(|e| {
+            from == 0
+                || if backward {
+                    pos(e) <= from
+                } else {
+                    pos(e) >= from
+                }
+        })
+        .collect();
+    if backward {
+        v.reverse();
+    }
+    v
+}
+
 fn collect(events: crate::Result<crate::Events>) -> crate::Result<Vec<Ev>> {
     let evs: Vec<crate::RecordedEvent> = events?.collect::<crate::Result<_>>()?;
     Ok(evs
@@ -253,36 +286,18 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 limit,
             } => {
                 let s = STREAMS[stream];
-                let mut read = if backward {
-                    Read::backward()
-                } else {
-                    Read::forward()
-                };
-                if from > 0 {
-                    read = read.from(from);
-                }
-                let got = collect(store.read_stream(s, read.limit(limit)));
+                let got = collect(store.read_stream(s, read(from, backward, limit)));
                 let d = m.deleted.get(s).copied();
                 if d.is_some_and(|d| d.1) {
                     prop_assert!(matches!(got, Err(Error::StreamDeleted { .. })), "{ctx}");
                     continue;
                 }
-                let mut want: Vec<Ev> = m
-                    .visible()
-                    .into_iter()
-                    .filter(|e| e.stream == s)
-                    .filter(|e| {
-                        from == 0
-                            || if backward {
-                                e.version <= from
-                            } else {
-                                e.version >= from
-                            }
-                    })
-                    .collect();
-                if backward {
-                    want.reverse();
-                }
+                let mut want = window(
+                    m.visible().into_iter().filter(|e| e.stream == s),
+                    |e| e.version,
+                    from,
+                    backward,
+                );
                 want.truncate(limit);
                 match got {
                     Ok(got) => prop_assert_eq!(got, want, "{}", ctx),
@@ -302,30 +317,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 backward,
                 limit,
             } => {
-                let mut read = if backward {
-                    Read::backward()
-                } else {
-                    Read::forward()
-                };
-                if from > 0 {
-                    read = read.from(from);
-                }
-                let got = collect(store.read_all(read.limit(limit)));
-                let mut want: Vec<Ev> = m
-                    .visible()
-                    .into_iter()
-                    .filter(|e| {
-                        from == 0
-                            || if backward {
-                                e.seq <= from
-                            } else {
-                                e.seq >= from
-                            }
-                    })
-                    .collect();
-                if backward {
-                    want.reverse();
-                }
+                let got = collect(store.read_all(read(from, backward, limit)));
+                let want = window(m.visible().into_iter(), |e| e.seq, from, backward);
                 match got {
                     Ok(got) => {
                         // The limit counts `$lifecycle` events too, which the model leaves out.

@@ -122,6 +122,14 @@ impl State {
         Ok(())
     }
 
+    /// Records a directory change (after counting it as an operation).
+    fn change_dir(&mut self, op: DirOp) -> io::Result<()> {
+        self.tick()?;
+        apply_dir(&mut self.names, &op);
+        self.dir_pending.push(op);
+        Ok(())
+    }
+
     /// The disk as a power loss now would leave it.
     fn survivors(&mut self) -> Image {
         let mut names = self.durable_names.clone();
@@ -330,13 +338,10 @@ impl Storage for Arc<SimDisk> {
         if st.names.contains_key(&name) {
             return Err(io::Error::new(io::ErrorKind::AlreadyExists, name));
         }
-        st.tick()?;
         let id = st.next_id;
+        st.change_dir(DirOp::Link(name, id))?;
         st.next_id += 1;
         st.files.insert(id, File::default());
-        let op = DirOp::Link(name, id);
-        apply_dir(&mut st.names, &op);
-        st.dir_pending.push(op);
         drop(st);
         Ok(Arc::new(SimFile {
             disk: Arc::clone(self),
@@ -350,11 +355,7 @@ impl Storage for Arc<SimDisk> {
         if name.is_empty() || st.names.get(&name) == Some(&DIR) {
             return Ok(());
         }
-        st.tick()?;
-        let op = DirOp::Link(name, DIR);
-        apply_dir(&mut st.names, &op);
-        st.dir_pending.push(op);
-        Ok(())
+        st.change_dir(DirOp::Link(name, DIR))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -363,11 +364,7 @@ impl Storage for Arc<SimDisk> {
         if !st.names.contains_key(&from) {
             return Err(io::Error::new(io::ErrorKind::NotFound, from));
         }
-        st.tick()?;
-        let op = DirOp::Rename(from, to);
-        apply_dir(&mut st.names, &op);
-        st.dir_pending.push(op);
-        Ok(())
+        st.change_dir(DirOp::Rename(from, to))
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
@@ -376,11 +373,7 @@ impl Storage for Arc<SimDisk> {
         if !st.names.contains_key(&name) {
             return Err(io::Error::new(io::ErrorKind::NotFound, name));
         }
-        st.tick()?;
-        let op = DirOp::Unlink(name);
-        apply_dir(&mut st.names, &op);
-        st.dir_pending.push(op);
-        Ok(())
+        st.change_dir(DirOp::Unlink(name))
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
