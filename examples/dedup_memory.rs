@@ -11,20 +11,9 @@ use std::time::Instant;
 use eventfile::{Durability, ExpectedVersion, NewEvent, OpenOptions};
 use serde_json::json;
 
-/// Resident memory of this process in bytes (Linux): (heap and other anonymous, file-backed).
-fn rss() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = |key: &str| -> u64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-            * 1024
-    };
-    (kib("RssAnon:"), kib("RssFile:"))
-}
+mod support;
+
+use support::rss;
 
 fn event(i: u64) -> NewEvent {
     NewEvent::new("Paid", json!({ "order": i, "amount": i % 1000 })).with_id(format!("pay-{i:012}"))

@@ -44,42 +44,21 @@ fn main() {
     let m = |id: &str| median_ns(&root, id);
 
     println!("### Durable appends, one event each (time per event; events/s)\n");
-    println!(
-        "| threads | raw write + fdatasync | eventfile | SQLite | eventfile vs raw | eventfile vs SQLite |"
-    );
-    println!("|---|---|---|---|---|---|");
     let mut series: Vec<(&str, Vec<(u64, f64)>)> = vec![
         ("raw loop", vec![]),
         ("eventfile", vec![]),
         ("SQLite", vec![]),
     ];
-    for t in [1u64, 4, 16] {
-        let raw = m(&format!("durable_append_threads/raw/{t}"));
-        let ef = m(&format!("durable_append_threads/eventfile/{t}"));
-        let sq = m(&format!("durable_append_threads/sqlite/{t}"));
-        let cell = |v: Option<f64>| {
-            v.map_or("–".into(), |ns| {
-                format!("{} ({}/s)", time(ns), rate(1e9 / ns))
-            })
-        };
-        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) => format!("{:.2}x", b / a),
-            _ => "–".into(),
-        };
-        println!(
-            "| {t} | {} | {} | {} | {} | {} |",
-            cell(raw),
-            cell(ef),
-            cell(sq),
-            ratio(ef, raw),
-            ratio(ef, sq)
-        );
-        for (i, v) in [raw, ef, sq].into_iter().enumerate() {
-            if let Some(ns) = v {
-                series[i].1.push((t, 1e9 / ns));
-            }
+    peer_table("threads", [1, 4, 16], |t, who| {
+        let ns = m(&format!("durable_append_threads/{who}/{t}"));
+        let i = ["raw", "eventfile", "sqlite"]
+            .iter()
+            .position(|w| *w == who);
+        if let (Some(ns), Some(i)) = (ns, i) {
+            series[i].1.push((t, 1e9 / ns));
         }
-    }
+        ns
+    });
     if let (Some(one), Some(sixteen)) = (
         m("durable_append_threads/eventfile/1"),
         m("durable_append_threads/eventfile/16"),
@@ -88,31 +67,9 @@ fn main() {
     }
 
     println!("\n### Durable batches, one thread (time per event; events/s)\n");
-    println!(
-        "| events per append | raw write + fdatasync | eventfile | SQLite | eventfile vs raw | eventfile vs SQLite |"
-    );
-    println!("|---|---|---|---|---|---|");
-    for n in [10u64, 100, 1000] {
-        let get = |who: &str| m(&format!("durable_batch/{who}/{n}")).map(|ns| ns / n as f64);
-        let (raw, ef, sq) = (get("raw"), get("eventfile"), get("sqlite"));
-        let cell = |v: Option<f64>| {
-            v.map_or("–".into(), |ns| {
-                format!("{} ({}/s)", time(ns), rate(1e9 / ns))
-            })
-        };
-        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) => format!("{:.2}x", b / a),
-            _ => "–".into(),
-        };
-        println!(
-            "| {n} | {} | {} | {} | {} | {} |",
-            cell(raw),
-            cell(ef),
-            cell(sq),
-            ratio(ef, raw),
-            ratio(ef, sq)
-        );
-    }
+    peer_table("events per append", [10, 100, 1000], |n, who| {
+        m(&format!("durable_batch/{who}/{n}")).map(|ns| ns / n as f64)
+    });
 
     println!("\n### Reads and queries (1,000,000 events)\n");
     println!("| query | eventfile | SQLite | eventfile vs SQLite |");
@@ -175,6 +132,35 @@ fn main() {
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/perf-append-threads.svg");
     std::fs::write(&out, svg).expect("write the chart");
     eprintln!("wrote {}", out.display());
+}
+
+/// A table of time per event for eventfile and its two peers, one row per `rows` value;
+/// `ns(row, who)` gives the median (`who`: raw, eventfile or sqlite).
+fn peer_table(first: &str, rows: [u64; 3], mut ns: impl FnMut(u64, &str) -> Option<f64>) {
+    println!(
+        "| {first} | raw write + fdatasync | eventfile | SQLite | eventfile vs raw | eventfile vs SQLite |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let cell = |v: Option<f64>| {
+        v.map_or("–".into(), |ns| {
+            format!("{} ({}/s)", time(ns), rate(1e9 / ns))
+        })
+    };
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => format!("{:.2}x", b / a),
+        _ => "–".into(),
+    };
+    for row in rows {
+        let (raw, ef, sq) = (ns(row, "raw"), ns(row, "eventfile"), ns(row, "sqlite"));
+        println!(
+            "| {row} | {} | {} | {} | {} | {} |",
+            cell(raw),
+            cell(ef),
+            cell(sq),
+            ratio(ef, raw),
+            ratio(ef, sq)
+        );
+    }
 }
 
 /// A line chart of events/s against thread count (1, 4, 16 on a log scale).

@@ -52,15 +52,7 @@ fn retries_are_recognised_after_a_restart_and_across_segments() {
             )
             .unwrap();
         // Push the batch into a sealed segment, found through its sidecar.
-        for i in 0..100 {
-            store
-                .append(
-                    "filler",
-                    ExpectedVersion::Any,
-                    [NewEvent::new("F", json!(i))],
-                )
-                .unwrap();
-        }
+        crate::support::fill_until_segments(&store, dir.path(), 3);
         r
     };
     let store = small_store(dir.path(), 4096);
@@ -173,15 +165,8 @@ fn an_idempotency_key_returns_the_first_result_across_restarts() {
                 [NewEvent::new("Debited", json!(5))],
             )
             .unwrap();
-        for i in 0..100 {
-            store
-                .append(
-                    "filler",
-                    ExpectedVersion::Any,
-                    [NewEvent::new("F", json!(i))],
-                )
-                .unwrap();
-        }
+        // Push the batch into a sealed segment, found through its sidecar.
+        crate::support::fill_until_segments(&store, dir.path(), 3);
         r
     };
     let store = small_store(dir.path(), 4096);

@@ -10,22 +10,12 @@ use std::time::Duration;
 use eventfile::{Error, ExpectedVersion, OpenOptions, Query, Read, RetentionPolicy, Store, verify};
 use sha2::{Digest, Sha256};
 
-use crate::support::{all, append_one, ev, files_with_ext, small_store, stream};
+use crate::support::{all, append_one, ev, files_with_ext, fill_streams, small_store, stream};
 
 const SEG: u64 = 4096;
 
 fn segments(dir: &Path) -> Vec<PathBuf> {
     files_with_ext(dir, "jsonl")
-}
-
-/// Appends single events, round-robin over `streams`, until there are `n` segment files.
-fn fill(store: &Store, dir: &Path, streams: &[&str], n: usize) -> u64 {
-    let mut i = 0;
-    while segments(dir).len() < n {
-        append_one(store, streams[i as usize % streams.len()], i);
-        i += 1;
-    }
-    i
 }
 
 fn sha256s(dir: &Path) -> BTreeMap<PathBuf, String> {
@@ -49,7 +39,7 @@ fn the_default_keeps_everything_and_a_policy_is_persisted() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = small_store(dir.path(), SEG);
-        fill(&store, dir.path(), &["s"], 4);
+        fill_streams(&store, dir.path(), &["s"], 4);
         assert_eq!(store.retention_policy(), RetentionPolicy::keep_all());
         let r = store.run_retention(false).unwrap();
         assert_eq!((r.events, r.segments.len(), r.log_start), (0, 0, 1));
@@ -91,7 +81,7 @@ fn retention_by_count_removes_whole_old_segments_and_keeps_numbering() {
     let log_start;
     {
         let store = small_store(dir.path(), SEG);
-        fill(&store, dir.path(), &["a", "b"], 8);
+        fill_streams(&store, dir.path(), &["a", "b"], 8);
         head = store.head_seq();
         let before = sha256s(dir.path());
         store
@@ -155,7 +145,7 @@ fn retention_by_count_removes_whole_old_segments_and_keeps_numbering() {
 fn retention_by_bytes_keeps_at_least_the_limit() {
     let dir = tempfile::tempdir().unwrap();
     let store = small_store(dir.path(), SEG);
-    fill(&store, dir.path(), &["s"], 10);
+    fill_streams(&store, dir.path(), &["s"], 10);
     store
         .set_retention_policy(RetentionPolicy::keep_all().max_bytes(4 * SEG))
         .unwrap();
@@ -289,7 +279,7 @@ fn deletions_outlive_the_removal_of_their_lifecycle_events() {
             .tombstone_stream("gone", ExpectedVersion::Any)
             .unwrap();
         store.truncate_stream("cut", 2).unwrap();
-        fill(&store, dir.path(), &["x", "cut"], 6);
+        fill_streams(&store, dir.path(), &["x", "cut"], 6);
         store
             .set_retention_policy(RetentionPolicy::keep_all().max_events(20))
             .unwrap();
@@ -313,7 +303,7 @@ fn deletions_outlive_the_removal_of_their_lifecycle_events() {
 fn a_run_cut_short_after_its_manifest_is_finished_by_the_next_open() {
     let dir = tempfile::tempdir().unwrap();
     let store = small_store(dir.path(), SEG);
-    fill(&store, dir.path(), &["s"], 6);
+    fill_streams(&store, dir.path(), &["s"], 6);
     drop(store);
     let before = crate::support::copy_of(dir.path());
     let store = small_store(dir.path(), SEG);
@@ -415,11 +405,11 @@ fn compaction_removes_only_all_dead_segments_and_leaves_live_ones_byte_for_byte(
 fn a_reader_follows_retention_on_refresh() {
     let dir = tempfile::tempdir().unwrap();
     let store = small_store(dir.path(), SEG);
-    fill(&store, dir.path(), &["a", "b"], 3);
+    fill_streams(&store, dir.path(), &["a", "b"], 3);
     let reader = Store::open_read_only(dir.path()).unwrap();
     let before = all(&reader).len();
     // The writer moves on: more segments, then retention removes some the reader never saw.
-    fill(&store, dir.path(), &["a", "b"], 9);
+    fill_streams(&store, dir.path(), &["a", "b"], 9);
     store
         .set_retention_policy(RetentionPolicy::keep_all().max_events(60))
         .unwrap();

@@ -115,9 +115,15 @@ pub fn copy_of(dir: &Path) -> tempfile::TempDir {
 /// Appends single events to stream `s` until the store has `segments` segment files; returns
 /// how many were appended.
 pub fn fill_until_segments(store: &Store, dir: &Path, segments: usize) -> u64 {
+    fill_streams(store, dir, &["s"], segments)
+}
+
+/// Appends single events, round-robin over `streams`, until the store has `segments` segment
+/// files; returns how many were appended.
+pub fn fill_streams(store: &Store, dir: &Path, streams: &[&str], segments: usize) -> u64 {
     let mut n = 0;
     while files_with_ext(dir, "jsonl").len() < segments {
-        append_one(store, "s", n);
+        append_one(store, streams[n as usize % streams.len()], n);
         n += 1;
     }
     n

@@ -6,7 +6,6 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use eventfile::{ExpectedVersion, NewEvent, Store};
@@ -91,6 +90,51 @@ fn bar(len: u64, what: &str) -> Result<indicatif::ProgressBar, Failure> {
     Ok(bar)
 }
 
+/// Runs `appends` appends split over `threads` threads, each with the worker `make(thread)`
+/// built before the clock starts; a worker does one append and returns how long its durable part
+/// took. Returns the wall time and every append's latency.
+fn run_threads<W>(
+    what: &str,
+    appends: u64,
+    threads: u64,
+    make: impl Fn(u64) -> Result<W, Failure>,
+) -> Result<(Duration, Vec<Duration>), Failure>
+where
+    W: FnMut(u64) -> Result<Duration, Failure> + Send,
+{
+    let workers = (0..threads).map(make).collect::<Result<Vec<W>, _>>()?;
+    let bar = bar(appends, what)?;
+    let started = Instant::now();
+    let latencies = std::thread::scope(|s| -> Result<Vec<Duration>, Failure> {
+        let handles: Vec<_> = workers
+            .into_iter()
+            .map(|mut work| {
+                let bar = &bar;
+                s.spawn(move || -> Result<Vec<Duration>, Failure> {
+                    (0..appends / threads)
+                        .map(|i| {
+                            let took = work(i)?;
+                            bar.inc(1);
+                            Ok(took)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(appends as usize);
+        for h in handles {
+            all.extend(
+                h.join()
+                    .map_err(|_| Failure::Other(format!("a {what} thread panicked")))??,
+            );
+        }
+        Ok(all)
+    })?;
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    Ok((elapsed, latencies))
+}
+
 /// The raw loop: the same bytes eventfile writes for a batch, one `write` and one `fdatasync`
 /// per batch, each thread on its own file.
 fn raw_loop(
@@ -100,50 +144,28 @@ fn raw_loop(
     line: &[u8],
     batch: u64,
 ) -> Result<Measurement, Failure> {
-    let bar = bar(appends, "raw write + fdatasync")?;
     let bytes: Vec<u8> = line.repeat(batch as usize);
-    let latencies = Mutex::new(Vec::with_capacity(appends as usize));
-    let started = Instant::now();
-    std::thread::scope(|s| -> Result<(), Failure> {
-        let mut handles = Vec::new();
-        for t in 0..threads {
-            let (bytes, bar, latencies) = (&bytes, &bar, &latencies);
-            let path = dir.join(format!("raw-{t}.jsonl"));
-            handles.push(s.spawn(move || -> std::io::Result<()> {
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)?;
-                let mut mine = Vec::new();
-                for _ in 0..appends / threads {
-                    let t0 = Instant::now();
-                    f.write_all(bytes)?;
-                    f.sync_data()?;
-                    mine.push(t0.elapsed());
-                    bar.inc(1);
-                }
-                latencies
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .extend(mine);
-                Ok(())
-            }));
-        }
-        for h in handles {
-            h.join()
-                .map_err(|_| Failure::Other("a raw-loop thread panicked".into()))?
-                .map_err(|e| Failure::Other(format!("raw loop: {e}")))?;
-        }
-        Ok(())
+    let io = |e: std::io::Error| Failure::Other(format!("raw loop: {e}"));
+    let (elapsed, latencies) = run_threads("raw write + fdatasync", appends, threads, |t| {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("raw-{t}.jsonl")))
+            .map_err(io)?;
+        let bytes = &bytes;
+        Ok(move |_| {
+            let t0 = Instant::now();
+            f.write_all(bytes).map_err(io)?;
+            f.sync_data().map_err(io)?;
+            Ok(t0.elapsed())
+        })
     })?;
-    let elapsed = started.elapsed();
-    bar.finish_and_clear();
     Ok(measurement(
         "raw_write_fdatasync",
         threads,
         batch,
         elapsed,
-        latencies.into_inner().unwrap_or_else(|p| p.into_inner()),
+        latencies,
     ))
 }
 
@@ -154,49 +176,21 @@ fn eventfile_appends(
     batch: u64,
 ) -> Result<Measurement, Failure> {
     let store = Store::open(dir)?;
-    let bar = bar(appends, "eventfile durable append")?;
-    let latencies = Mutex::new(Vec::with_capacity(appends as usize));
-    let started = Instant::now();
-    std::thread::scope(|s| -> Result<(), Failure> {
-        let mut handles = Vec::new();
-        for t in 0..threads {
-            let (store, bar, latencies) = (store.clone(), &bar, &latencies);
-            handles.push(s.spawn(move || -> eventfile::Result<()> {
-                let mut mine = Vec::new();
-                for i in 0..appends / threads {
-                    let events: Vec<NewEvent> = (0..batch).map(|k| event(i * batch + k)).collect();
-                    let t0 = Instant::now();
-                    store.append(
-                        &format!("bench-{t}-{}", i % 16),
-                        ExpectedVersion::Any,
-                        events,
-                    )?;
-                    mine.push(t0.elapsed());
-                    bar.inc(1);
-                }
-                latencies
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .extend(mine);
-                Ok(())
-            }));
-        }
-        for h in handles {
-            h.join()
-                .map_err(|_| Failure::Other("an appender thread panicked".into()))??;
-        }
-        Ok(())
+    let (elapsed, latencies) = run_threads("eventfile durable append", appends, threads, |t| {
+        let store = store.clone();
+        Ok(move |i: u64| {
+            let events: Vec<NewEvent> = (0..batch).map(|k| event(i * batch + k)).collect();
+            let t0 = Instant::now();
+            store.append(
+                &format!("bench-{t}-{}", i % 16),
+                ExpectedVersion::Any,
+                events,
+            )?;
+            Ok(t0.elapsed())
+        })
     })?;
-    let elapsed = started.elapsed();
-    bar.finish_and_clear();
     store.close()?;
-    Ok(measurement(
-        "eventfile",
-        threads,
-        batch,
-        elapsed,
-        latencies.into_inner().unwrap_or_else(|p| p.into_inner()),
-    ))
+    Ok(measurement("eventfile", threads, batch, elapsed, latencies))
 }
 
 /// The line eventfile writes for one event, so the raw loop writes the same bytes.
