@@ -6,8 +6,9 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::index::{IndexFile, Kind, MemIndex};
+use crate::index::{Kind, MemIndex};
 use crate::recovery;
+use crate::sealed::Sealed;
 use crate::segment::{self, Lines, ScanEnd};
 use crate::store::Store;
 use crate::time::Micros;
@@ -44,38 +45,42 @@ pub struct ReindexReport {
 impl Store {
     /// Event types in name order with their event counts: those after `after` (exclusive), at
     /// most `limit`.
-    pub fn event_types(&self, after: Option<&str>, limit: usize) -> Vec<TermCount> {
+    pub fn event_types(&self, after: Option<&str>, limit: usize) -> Result<Vec<TermCount>> {
         self.term_counts(Kind::Type, after, limit)
     }
 
     /// Tags (`key=value`) in order with their event counts: those after `after`, at most `limit`.
-    pub fn tags(&self, after: Option<&str>, limit: usize) -> Vec<TermCount> {
+    pub fn tags(&self, after: Option<&str>, limit: usize) -> Result<Vec<TermCount>> {
         self.term_counts(Kind::Tag, after, limit)
     }
 
-    fn term_counts(&self, kind: Kind, after: Option<&str>, limit: usize) -> Vec<TermCount> {
+    fn term_counts(&self, kind: Kind, after: Option<&str>, limit: usize) -> Result<Vec<TermCount>> {
         let (sealed, mut counts) = {
             let st = self.inner.lock_state();
             let mut counts: BTreeMap<String, u64> = BTreeMap::new();
             add_mem(&mut counts, &st.active_index, kind);
-            let sealed: Vec<Arc<IndexFile>> =
-                st.segments.iter().filter_map(|s| s.index.clone()).collect();
+            let sealed: Vec<Arc<Sealed>> = st
+                .segments
+                .iter()
+                .filter_map(|s| s.sealed.clone())
+                .collect();
             (sealed, counts)
         };
-        for ix in &sealed {
+        for s in &sealed {
+            let ix = s.index()?;
             for (t, p) in ix.terms_with_prefix(kind, "") {
                 *counts.entry(t.to_owned()).or_default() += p.len() as u64;
             }
         }
         let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
-        counts
+        Ok(counts
             .range::<str, _>((lower, Bound::Unbounded))
             .take(limit)
             .map(|(name, &count)| TermCount {
                 name: name.clone(),
                 count,
             })
-            .collect()
+            .collect())
     }
 
     /// Streams whose name starts with `prefix`, in name order, after `after` (exclusive), at
@@ -100,11 +105,16 @@ impl Store {
 
     /// The seq of the first event at or after `time`, or `head_seq() + 1` if there is none:
     /// turns a time range into a seq range.
-    pub fn seq_at(&self, time: Micros) -> u64 {
+    pub fn seq_at(&self, time: Micros) -> Result<u64> {
         let st = self.inner.lock_state();
         for seg in &st.segments {
-            let (count, first) = match &seg.index {
-                Some(ix) => (ix.count as u32, ix.first_at_or_after(time)),
+            let (count, first) = match &seg.sealed {
+                // Times never decrease: a segment whose last event is older holds none.
+                Some(s) if s.summary.count == 0 || s.summary.last_time < time => continue,
+                Some(s) => {
+                    let ix = s.index()?;
+                    (ix.count as u32, ix.first_at_or_after(time))
+                }
                 None => {
                     let m = &st.active_index;
                     (
@@ -114,10 +124,10 @@ impl Store {
                 }
             };
             if first < count {
-                return seg.base + u64::from(first);
+                return Ok(seg.base + u64::from(first));
             }
         }
-        st.next_seq
+        Ok(st.next_seq)
     }
 
     /// Rebuilds every sealed segment's index sidecar from the segment (checking every record),
@@ -131,14 +141,13 @@ impl Store {
             let st = self.inner.lock_state();
             st.segments
                 .iter()
-                .filter(|s| s.index.is_some())
-                .cloned()
+                .filter_map(|s| s.sealed.clone().map(|sealed| (s.clone(), sealed)))
                 .collect()
         };
-        let total: u64 = sealed.iter().map(|s| s.len).sum();
+        let total: u64 = sealed.iter().map(|(s, _)| s.len).sum();
         let mut report = ReindexReport::default();
-        for seg in sealed {
-            let mut lines = Lines::new(seg.data.clone(), seg.len, self.inner.config.max_line());
+        for (seg, sealed) in sealed {
+            let mut lines = Lines::new(sealed.data()?, seg.len, self.inner.config.max_line());
             let mut mem = MemIndex::default();
             let result = segment::scan(&mut lines, &seg.path, seg.data_start, |batch| {
                 for rec in batch {
@@ -161,11 +170,7 @@ impl Store {
                 seg.len,
                 &mem,
             )?;
-            let mut st = self.inner.lock_state();
-            if let Some(s) = st.segments.iter_mut().find(|s| s.base == seg.base) {
-                s.index = Some(ix);
-            }
-            drop(st);
+            sealed.set_index(ix);
             report.segments += 1;
             report.events += mem.len() as u64;
             report.bytes += seg.len;

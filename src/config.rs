@@ -229,6 +229,7 @@ pub struct OpenOptions {
     pub(crate) create: bool,
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) clock: Clock,
+    pub(crate) max_mapped_segments: usize,
 }
 
 /// A source of event timestamps (microseconds since the Unix epoch).
@@ -261,6 +262,7 @@ impl OpenOptions {
             create: true,
             storage: Arc::new(OsStorage),
             clock: Arc::new(crate::time::now_micros),
+            max_mapped_segments: crate::sealed::DEFAULT_MAX_MAPPED_SEGMENTS,
         }
     }
 
@@ -302,6 +304,16 @@ impl OpenOptions {
     /// repairs or writes anything.
     pub fn read_only(mut self, read_only: bool) -> OpenOptions {
         self.read_only = read_only;
+        self
+    }
+
+    /// How many sealed segments may be memory-mapped at once (each maps its segment and its
+    /// index sidecar). Default 4096. A read that reaches an unmapped segment maps it and unmaps
+    /// the one mapped longest ago, so a store of any number of segments opens and reads within
+    /// the kernel's limit on maps (`vm.max_map_count`, 65,530 by default on Linux). Values below
+    /// 1 count as 1.
+    pub fn max_mapped_segments(mut self, segments: usize) -> OpenOptions {
+        self.max_mapped_segments = segments;
         self
     }
 

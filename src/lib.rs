@@ -55,10 +55,13 @@ mod lookup;
 #[cfg(test)]
 mod model_tests;
 mod query;
+#[cfg(test)]
+mod race_tests;
 mod reader;
 mod record;
 mod recovery;
 mod retention;
+mod sealed;
 mod segment;
 #[cfg(any(test, feature = "internals"))]
 #[doc(hidden)]

@@ -293,8 +293,12 @@ pub(crate) fn catch_up(st: &mut State, max_line: usize) -> Result<()> {
         .saturating_sub(1);
     let mut seqs = Vec::new();
     for seg in &st.segments[from..] {
-        let r = match &seg.index {
-            Some(ix) => IndexRef::File(ix),
+        let ix;
+        let r = match &seg.sealed {
+            Some(s) => {
+                ix = s.index()?;
+                IndexRef::File(&ix)
+            }
             None => IndexRef::Mem(&st.active_index),
         };
         seqs.extend(

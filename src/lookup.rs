@@ -13,16 +13,21 @@ use crate::writer::Batch;
 
 /// The seq of the newest record carrying `term`, searching segments newest first (retries are
 /// usually of recent appends). Each sealed segment costs one binary search of its mapped index.
-pub(crate) fn find_term(st: &State, kind: Kind, term: &str) -> Option<u64> {
-    st.segments.iter().rev().find_map(|seg| {
-        let r = match &seg.index {
-            Some(ix) => IndexRef::File(ix),
+pub(crate) fn find_term(st: &State, kind: Kind, term: &str) -> Result<Option<u64>> {
+    for seg in st.segments.iter().rev() {
+        let ix;
+        let r = match &seg.sealed {
+            Some(s) => {
+                ix = s.index()?;
+                IndexRef::File(&ix)
+            }
             None => IndexRef::Mem(&st.active_index),
         };
-        r.postings(kind, term)
-            .last()
-            .map(|&ord| seg.base + u64::from(ord))
-    })
+        if let Some(&ord) = r.postings(kind, term).last() {
+            return Ok(Some(seg.base + u64::from(ord)));
+        }
+    }
+    Ok(None)
 }
 
 /// The fields of a record the lookups need.
@@ -46,25 +51,23 @@ pub(crate) fn record_at(st: &mut State, seq: u64, max_line: usize) -> Result<Opt
     let Ok(ord) = u32::try_from(ord) else {
         return Ok(None);
     };
-    let (at, end) = {
-        let r = match &seg.index {
-            Some(ix) => IndexRef::File(ix),
-            None => IndexRef::Mem(&st.active_index),
-        };
-        let Some(at) = r.position(ord) else {
-            return Ok(None);
-        };
-        let data_end = if seg.index.is_some() {
-            seg.len
-        } else {
-            st.active_len
-        };
-        (at, r.position(ord + 1).unwrap_or(data_end))
+    let ix;
+    let (r, data_end, data) = match &seg.sealed {
+        Some(s) => {
+            ix = s.index()?;
+            (IndexRef::File(&ix), seg.len, s.data()?)
+        }
+        None => {
+            let Some(data) = st.active_data() else {
+                return Ok(None);
+            };
+            (IndexRef::Mem(&st.active_index), st.active_len, data)
+        }
     };
-    let data = match seg.index {
-        Some(_) => seg.data.clone(),
-        None => st.active_data().unwrap_or_else(|| seg.data.clone()),
+    let Some(at) = r.position(ord) else {
+        return Ok(None);
     };
+    let end = r.position(ord + 1).unwrap_or(data_end);
     let Some(len) = end.checked_sub(at).and_then(|l| usize::try_from(l).ok()) else {
         return Err(Error::corrupt(
             &seg.path,

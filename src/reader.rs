@@ -13,10 +13,11 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::event::{RecordedEvent, validate_stream};
-use crate::index::{IndexFile, Kind};
+use crate::index::Kind;
 use crate::lifecycle::{DeadCounts, Deletions, dead_counts, dead_ordinals, is_live};
 use crate::query::{Cursor, IndexRef, Query, plan_segment};
 use crate::record;
+use crate::sealed::Sealed;
 use crate::segment::{Lines, Segment};
 use crate::store::{State, Store};
 
@@ -82,7 +83,7 @@ impl Read {
 /// A segment's offsets to visit: known, or planned when the iterator gets there.
 enum Plan {
     Ready(Vec<Extent>),
-    Lazy(Box<dyn FnOnce() -> Vec<Extent> + Send>),
+    Lazy(Box<dyn FnOnce() -> Result<Vec<Extent>> + Send>),
 }
 
 /// Where a record lies in its segment: offset and length including the newline.
@@ -92,7 +93,11 @@ type Extent = (u64, u32);
 const RUN_BYTES: u64 = 256 * 1024;
 
 struct Source {
-    lines: Lines,
+    /// The segment's bytes, once mapped (a sealed segment's when the iterator reaches it).
+    lines: Option<Lines>,
+    sealed: Option<Arc<Sealed>>,
+    end: u64,
+    max_line: usize,
     path: PathBuf,
     plan: Option<Plan>,
     offsets: Vec<Extent>,
@@ -222,13 +227,19 @@ impl Store {
             let name = stream.to_owned();
             let seg = st.segments[i].clone();
             let end = data_end(&st, &seg);
-            let plan = match &seg.index {
-                Some(ix) => {
-                    let ix = Arc::clone(ix);
+            let plan = match &seg.sealed {
+                Some(sealed) => {
+                    let sealed = Arc::clone(sealed);
                     Plan::Lazy(Box::new(move || {
+                        let ix = sealed.index()?;
                         let r = IndexRef::File(&ix);
                         let p = r.postings(Kind::Stream, &name);
-                        offsets(&r, p.into_iter().skip(skip).take(take), end, backward)
+                        Ok(offsets(
+                            &r,
+                            p.into_iter().skip(skip).take(take),
+                            end,
+                            backward,
+                        ))
                     }))
                 }
                 None => {
@@ -313,23 +324,23 @@ impl Store {
                 }
                 _ => 0,
             };
-            let sealed: Vec<(u64, Arc<IndexFile>, DeadCounts)> = st
+            let (lo, hi) = query.seq_bounds(max_seq);
+            let sealed: Vec<(Arc<Sealed>, DeadCounts)> = st
                 .segments
                 .iter()
-                .filter_map(|s| {
-                    let dead = dead_counts(&st, s.base, false);
-                    s.index.clone().map(|ix| (s.base, ix, dead))
-                })
+                .filter_map(|s| s.sealed.as_ref())
+                // Only segments that can hold the range: a count must not map every segment.
+                .filter(|s| s.base <= hi && s.base + s.summary.count > lo)
+                .map(|s| (Arc::clone(s), dead_counts(&st, s.base, false)))
                 .collect();
             (sealed, active as u64, max_seq)
         };
-        let sealed_count: u64 = sealed
-            .iter()
-            .map(|(base, ix, dead)| {
-                live_plan(query, &IndexRef::File(ix), *base, max_seq, dead).len() as u64
-            })
-            .sum();
-        Ok(sealed_count + active)
+        let mut count = active;
+        for (s, dead) in &sealed {
+            let ix = s.index()?;
+            count += live_plan(query, &IndexRef::File(&ix), s.base, max_seq, dead).len() as u64;
+        }
+        Ok(count)
     }
 
     /// The event with this id, if the store holds one (the oldest, should several share it).
@@ -341,8 +352,12 @@ impl Store {
             let mut ev = self.events(false, Some(1), max_seq, None);
             for i in 0..st.segments.len() {
                 let seg = st.segments[i].clone();
-                let r = match &seg.index {
-                    Some(ix) => IndexRef::File(ix),
+                let ix;
+                let r = match &seg.sealed {
+                    Some(s) => {
+                        ix = s.index()?;
+                        IndexRef::File(&ix)
+                    }
                     None => IndexRef::Mem(&st.active_index),
                 };
                 let found = offsets(
@@ -410,17 +425,18 @@ impl Store {
             let seg = st.segments[i].clone();
             let (base, end) = (seg.base, data_end(&st, &seg));
             let dead = if filter_dead {
-                dead_counts(&st, base, seg.index.is_none())
+                dead_counts(&st, base, seg.is_active())
             } else {
                 Vec::new()
             };
-            let plan = match &seg.index {
-                Some(ix) => {
-                    let (ix, q) = (Arc::clone(ix), Arc::clone(&q));
+            let plan = match &seg.sealed {
+                Some(sealed) => {
+                    let (sealed, q) = (Arc::clone(sealed), Arc::clone(&q));
                     Plan::Lazy(Box::new(move || {
+                        let ix = sealed.index()?;
                         let r = IndexRef::File(&ix);
                         let ords = live_plan(&q, &r, base, max_seq, &dead);
-                        offsets(&r, ords.into_iter(), end, backward)
+                        Ok(offsets(&r, ords.into_iter(), end, backward))
                     }))
                 }
                 None => {
@@ -494,7 +510,7 @@ fn check_log_start(q: &Query, log_start: u64) -> Result<()> {
 
 /// Where a segment's complete data ends: the active one's at the state's length.
 fn data_end(st: &State, seg: &Segment) -> u64 {
-    if seg.index.is_none() {
+    if seg.is_active() {
         st.active_len
     } else {
         seg.len
@@ -509,12 +525,17 @@ fn segment_index(st: &State, base: u64) -> Option<usize> {
 impl Events {
     fn push(&mut self, st: &mut State, seg: &Segment, plan: Plan, max_line: usize) {
         let end = data_end(st, seg);
-        let data = match seg.index {
-            None => st.active_data().unwrap_or_else(|| seg.data.clone()),
-            Some(_) => seg.data.clone(),
+        // A sealed segment is mapped when the iterator reaches it, not now: a read over many
+        // segments must not map them all at once.
+        let lines = match &seg.sealed {
+            None => st.active_data().map(|data| Lines::new(data, end, max_line)),
+            Some(_) => None,
         };
         self.sources.push_back(Source {
-            lines: Lines::new(data, end, max_line),
+            lines,
+            sealed: seg.sealed.clone(),
+            end,
+            max_line,
             path: seg.path.clone(),
             plan: Some(plan),
             offsets: Vec::new(),
@@ -543,13 +564,31 @@ impl Events {
         if let Some(plan) = src.plan.take() {
             src.offsets = match plan {
                 Plan::Ready(v) => v,
-                Plan::Lazy(f) => f(),
+                Plan::Lazy(f) => match f() {
+                    Ok(v) => v,
+                    Err(e) => return Some(Err(e)),
+                },
             };
         }
+        if src.lines.is_none() && src.next < src.offsets.len() {
+            let data = match &src.sealed {
+                Some(sealed) => sealed.data(),
+                None => Err(Error::corrupt(
+                    &src.path,
+                    0,
+                    "the active segment has no file",
+                )),
+            };
+            match data {
+                Ok(data) => src.lines = Some(Lines::new(data, src.end, src.max_line)),
+                Err(e) => return Some(Err(e)),
+            }
+        }
         loop {
+            let lines = src.lines.as_mut()?;
             let &(off, len) = src.offsets.get(src.next)?;
             src.next += 1;
-            if !src.lines.covers(off, len as usize) {
+            if !lines.covers(off, len as usize) {
                 // Gather the records that follow on disk in read order into one read.
                 let (mut lo, mut hi) = (off, off + u64::from(len));
                 for &(o, l) in &src.offsets[src.next..] {
@@ -564,11 +603,11 @@ impl Events {
                         break;
                     }
                 }
-                if let Err(e) = src.lines.load(lo, hi) {
+                if let Err(e) = lines.load(lo, hi) {
                     return Some(Err(Error::io("read", &src.path, e)));
                 }
             }
-            let bytes = match src.lines.window(off, len as usize) {
+            let bytes = match lines.window(off, len as usize) {
                 Ok(l) => l,
                 Err(e) => return Some(Err(Error::io("read", &src.path, e))),
             };

@@ -14,6 +14,7 @@ use crate::config::StoreConfig;
 use crate::error::{Error, Result};
 use crate::index::{INDEX_EXT, IndexFile, Kind, MemIndex};
 use crate::record;
+use crate::sealed::Sealed;
 use crate::segment::{
     self, LineEnd, Lines, ScanEnd, Scanned, Segment, SegmentData, parse_segment_name, segment_name,
 };
@@ -27,19 +28,77 @@ pub(crate) fn index_path(dir: &Path, base: u64) -> std::path::PathBuf {
 
 /// Brings `st` up to date with the files in `dir`: segments, the removal manifest, and the
 /// deletions recorded in the log.
+///
+/// A read-only handle races the writer's process: between listing the directory and opening a
+/// file, retention or compaction may remove it (after writing the removal manifest that covers
+/// it). Such a catch-up starts over from a fresh listing, which the manifest then explains. A
+/// failure that happens again on files that did not change is reported; so is a file that
+/// vanished without the manifest covering it.
 pub(crate) fn catch_up(
-    storage: &dyn Storage,
+    storage: &Arc<dyn Storage>,
     dir: &Path,
     config: &StoreConfig,
     read_only: bool,
     st: &mut State,
 ) -> Result<()> {
-    catch_up_segments(storage, dir, config, read_only, st)?;
-    crate::lifecycle::catch_up(st, config.max_line())
+    /// Starts over at most this often: each one needs the writer to remove files meanwhile.
+    const ATTEMPTS: usize = 64;
+    let mut attempt = 0;
+    loop {
+        let before = if read_only {
+            files_seen(storage.as_ref(), dir)
+        } else {
+            None
+        };
+        let r = catch_up_segments(storage, dir, config, read_only, st)
+            .and_then(|()| crate::lifecycle::catch_up(st, config.max_line()));
+        let Err(err) = r else { return Ok(()) };
+        attempt += 1;
+        if !read_only
+            || attempt >= ATTEMPTS
+            || !removed_meanwhile(storage.as_ref(), dir, &err, before)
+        {
+            return Err(err);
+        }
+        *st = State::new(Arc::clone(&st.maps));
+    }
+}
+
+/// What a read-only catch-up saw: the directory's names and the removal manifest's bytes.
+type FilesSeen = Option<(Vec<String>, Option<Vec<u8>>)>;
+
+fn files_seen(storage: &dyn Storage, dir: &Path) -> FilesSeen {
+    let mut names = storage.list_dir(dir).ok()?;
+    names.sort_unstable();
+    let manifest = storage
+        .read(&dir.join(crate::retention::MANIFEST_FILE))
+        .ok();
+    Some((names, manifest))
+}
+
+/// Whether a read-only catch-up that failed with `err` lost a race with the writer's removal
+/// of segments, and should start over.
+fn removed_meanwhile(storage: &dyn Storage, dir: &Path, err: &Error, before: FilesSeen) -> bool {
+    if let Error::Io { path, source, .. } = err
+        && source.kind() == std::io::ErrorKind::NotFound
+    {
+        // A file that vanished: only removal by retention or compaction explains it.
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let base = parse_segment_name(name).or_else(|| {
+            let stem = name.strip_suffix(&format!(".{INDEX_EXT}"))?;
+            parse_segment_name(&format!("{stem}.{}", segment::SEGMENT_EXT))
+        });
+        return base.is_some_and(|b| {
+            crate::retention::load_manifest(storage, dir).is_ok_and(|m| m.covers(b))
+        });
+    }
+    // Anything else is a race only if the files changed while it ran (a listing taken before a
+    // removal meets a manifest read after it); the same failure on unchanged files is real.
+    before.is_some() && before != files_seen(storage, dir)
 }
 
 fn catch_up_segments(
-    storage: &dyn Storage,
+    storage: &Arc<dyn Storage>,
     dir: &Path,
     config: &StoreConfig,
     read_only: bool,
@@ -48,6 +107,8 @@ fn catch_up_segments(
     let names = storage
         .list_dir(dir)
         .map_err(|e| Error::io("list", dir, e))?;
+    let storage_arc = storage;
+    let storage = storage_arc.as_ref();
     if !read_only {
         remove_temps(storage, dir, &names)?;
     }
@@ -55,23 +116,25 @@ fn catch_up_segments(
     bases.sort_unstable();
     let known_last = st.segments.last().map(|s| s.base);
     bases.retain(|&b| known_last.is_none_or(|k| b > k));
-    // The manifest is read on open, and by a reader that finds segments missing.
-    let gap = bases.first().is_some_and(|&b| b != st.next_seq);
-    if known_last.is_none() || (read_only && gap) {
+    // The manifest is read on open, and by a reader on every refresh (the writer's process may
+    // have removed segments since).
+    if known_last.is_none() || read_only {
         load_removed(storage, dir, st)?;
     }
-    // A reader whose position lies inside a range removed since it last looked cannot continue
-    // from it (the range's counts cover events it has seen): it starts over, as a fresh open.
+    // A reader that knows segments removed since it last looked starts over, as a fresh open:
+    // its reads would otherwise return events below the log start, and its position may lie
+    // inside a removed range whose counts cover events it has seen.
     let next = st.next_seq;
     if known_last.is_some()
-        && st
-            .removed
-            .ranges
-            .iter()
-            .any(|r| r.base < next && next < r.end)
+        && (st.segments.iter().any(|s| st.removed.covers(s.base))
+            || st
+                .removed
+                .ranges
+                .iter()
+                .any(|r| r.base < next && next < r.end))
     {
-        *st = State::new();
-        return catch_up_segments(storage, dir, config, read_only, st);
+        *st = State::new(Arc::clone(&st.maps));
+        return catch_up_segments(storage_arc, dir, config, read_only, st);
     }
     // Segments the manifest covers are leftovers of a retention or compaction run that was cut
     // short after writing it: finish the job (a reader just skips them). Only if the manifest
@@ -102,11 +165,11 @@ fn catch_up_segments(
             ));
         }
         let data = map_sealed(file, &active.path)?;
-        let index = match read_index(storage, dir, active.base, Some(len)) {
-            Some(ix) => ix,
-            None => in_memory_index(&st.active_index, active.base, len)?,
+        let (index, pinned) = match read_index(storage, dir, active.base, Some(len)) {
+            Some(ix) => (ix, false),
+            None => (in_memory_index(&st.active_index, active.base, len)?, true),
         };
-        seal_active_in_memory(st, data, index);
+        seal_active_in_memory(st, storage_arc, dir, data, index, pinned);
     }
 
     if bases.is_empty() {
@@ -119,7 +182,7 @@ fn catch_up_segments(
     for (i, &base) in bases.iter().enumerate() {
         crate::retention::apply_ranges(st, base);
         if i < last {
-            load_sealed(storage, dir, config, read_only, base, st)?;
+            load_sealed(storage_arc, dir, config, read_only, base, st)?;
         } else {
             open_active(storage, dir, config, read_only, base, st)?;
         }
@@ -218,7 +281,10 @@ fn remove_temps(storage: &dyn Storage, dir: &Path, names: &[String]) -> Result<(
     Ok(())
 }
 
-fn map_sealed(file: Arc<dyn crate::storage::StorageFile>, path: &Path) -> Result<SegmentData> {
+pub(crate) fn map_sealed(
+    file: Arc<dyn crate::storage::StorageFile>,
+    path: &Path,
+) -> Result<SegmentData> {
     Ok(match file.map().map_err(|e| Error::io("map", path, e))? {
         Some(m) => SegmentData::Sealed(Arc::new(m)),
         None => SegmentData::File(file),
@@ -414,13 +480,14 @@ fn apply_index(st: &mut State, ix: &IndexFile, base: u64, sealed: bool) {
 }
 
 fn load_sealed(
-    storage: &dyn Storage,
+    storage_arc: &Arc<dyn Storage>,
     dir: &Path,
     config: &StoreConfig,
     read_only: bool,
     base: u64,
     st: &mut State,
 ) -> Result<()> {
+    let storage = storage_arc.as_ref();
     let (path, file, len) = open_segment(storage, dir, base, false)?;
     // Checked and (if its sidecar is unusable) scanned with bounded reads, not through the map:
     // a scan through a map would make the whole file resident, however large a hostile one is.
@@ -429,33 +496,44 @@ fn load_sealed(
     let data_start = checked_header(&mut lines, &path, base)?;
     check_base(st, base, &path)?;
 
-    let index = match read_index(storage, dir, base, Some(len)).filter(|ix| index_fits(st, ix)) {
-        Some(ix) => {
-            apply_index(st, &ix, base, true);
-            ix
-        }
-        None => {
-            let mem = rebuild_index(&mut lines, &path, data_start, st)?;
-            for (name, _) in mem.terms_with_prefix(Kind::Stream, "") {
-                if let Some(e) = st.streams.get_mut(name) {
-                    let v = e.version;
-                    e.sealed.push((base, v));
+    let (index, pinned) =
+        match read_index(storage, dir, base, Some(len)).filter(|ix| index_fits(st, ix)) {
+            Some(ix) => {
+                apply_index(st, &ix, base, true);
+                (ix, false)
+            }
+            None => {
+                let mem = rebuild_index(&mut lines, &path, data_start, st)?;
+                for (name, _) in mem.terms_with_prefix(Kind::Stream, "") {
+                    if let Some(e) = st.streams.get_mut(name) {
+                        let v = e.version;
+                        e.sealed.push((base, v));
+                    }
+                }
+                if read_only {
+                    (in_memory_index(&mem, base, len)?, true)
+                } else {
+                    (write_index(storage, dir, base, len, &mem)?, false)
                 }
             }
-            if read_only {
-                in_memory_index(&mem, base, len)?
-            } else {
-                write_index(storage, dir, base, len, &mem)?
-            }
-        }
-    };
+        };
+    let sealed = Sealed::new(
+        storage_arc,
+        &st.maps,
+        dir,
+        base,
+        path.clone(),
+        len,
+        data,
+        index,
+        pinned,
+    );
     st.segments.push(Segment {
         base,
         path,
-        data,
         data_start,
         len,
-        index: Some(index),
+        sealed: Some(sealed),
     });
     Ok(())
 }
@@ -493,8 +571,7 @@ fn open_active(
     st: &mut State,
 ) -> Result<()> {
     let (path, file, len) = open_segment(storage, dir, base, !read_only)?;
-    let data = SegmentData::File(file.clone());
-    let mut lines = Lines::new(data.clone(), len, config.max_line());
+    let mut lines = Lines::new(SegmentData::File(file.clone()), len, config.max_line());
     let data_start = match checked_header(&mut lines, &path, base) {
         Ok(data_start) => data_start,
         Err(Error::Corrupt { .. }) if !has_valid_record(&mut lines, &path)? => {
@@ -515,10 +592,9 @@ fn open_active(
     st.segments.push(Segment {
         base,
         path: path.clone(),
-        data,
         data_start,
         len: 0,
-        index: None,
+        sealed: None,
     });
     st.active_file = Some(file);
     st.active_len = data_start;
@@ -602,8 +678,15 @@ fn scan_active(config: &StoreConfig, read_only: bool, st: &mut State) -> Result<
 }
 
 /// Turns the active segment into a sealed one in memory (the caller has made it durable and
-/// written its sidecar).
-pub(crate) fn seal_active_in_memory(st: &mut State, data: SegmentData, index: Arc<IndexFile>) {
+/// written its sidecar, or built `index` in memory: `pinned`).
+pub(crate) fn seal_active_in_memory(
+    st: &mut State,
+    storage: &Arc<dyn Storage>,
+    dir: &Path,
+    data: SegmentData,
+    index: Arc<IndexFile>,
+    pinned: bool,
+) {
     let active = st
         .segments
         .pop()
@@ -615,10 +698,20 @@ pub(crate) fn seal_active_in_memory(st: &mut State, data: SegmentData, index: Ar
             e.sealed.push((active.base, v));
         }
     }
-    st.segments.push(Segment {
+    let sealed = Sealed::new(
+        storage,
+        &st.maps,
+        dir,
+        active.base,
+        active.path.clone(),
+        st.active_len,
         data,
+        index,
+        pinned,
+    );
+    st.segments.push(Segment {
         len: st.active_len,
-        index: Some(index),
+        sealed: Some(sealed),
         ..active
     });
     st.active_file = None;
@@ -646,10 +739,9 @@ pub(crate) fn create_segment(
     st.segments.push(Segment {
         base,
         path,
-        data: SegmentData::File(file.clone()),
         data_start: header.len() as u64,
         len: 0,
-        index: None,
+        sealed: None,
     });
     st.active_file = Some(file);
     st.active_map = None;

@@ -22,7 +22,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::index::Kind;
 use crate::lifecycle::{Deletion, LIFECYCLE_STREAM, dead_counts};
-use crate::query::IndexRef;
 use crate::record;
 use crate::recovery::index_path;
 use crate::segment::{Segment, segment_name};
@@ -468,33 +467,46 @@ fn removed_events(st: &State) -> u64 {
 }
 
 fn seg_events(seg: &Segment) -> u64 {
-    seg.index.as_ref().map_or(0, |ix| ix.count)
+    seg.sealed.as_ref().map_or(0, |s| s.summary.count)
 }
 
 fn seg_bytes(seg: &Segment) -> u64 {
-    seg.len + seg.index.as_ref().map_or(0, |ix| ix.byte_len())
+    seg.len + seg.sealed.as_ref().map_or(0, |s| s.summary.index_bytes)
 }
 
 fn seg_last_time(seg: &Segment) -> i64 {
-    seg.index
-        .as_ref()
-        .and_then(|ix| ix.count.checked_sub(1).and_then(|l| ix.time(l as u32)))
-        .unwrap_or(i64::MIN)
+    match &seg.sealed {
+        Some(s) if s.summary.count > 0 => s.summary.last_time,
+        _ => i64::MIN,
+    }
 }
 
 /// Whether every event of a sealed segment is dead. The store's own `$lifecycle` events count
 /// as dead: the manifest written before the segment goes records the deletion state they built.
+/// Answered from the stream table, without mapping the segment's index.
 fn all_dead(st: &State, seg: &Segment) -> bool {
-    let Some(ix) = &seg.index else {
+    let count = seg_events(seg);
+    if seg.is_active() || count == 0 {
         return false;
-    };
-    let r = IndexRef::File(ix);
-    let lifecycle = r.postings(Kind::Stream, LIFECYCLE_STREAM).len() as u64;
+    }
+    let lifecycle = st
+        .streams
+        .get(LIFECYCLE_STREAM)
+        .map_or(0, |e| events_in(&e.sealed, seg.base));
     let dead: u64 = dead_counts(st, seg.base, false)
         .iter()
         .map(|(_, n)| *n as u64)
         .sum();
-    ix.count > 0 && dead + lifecycle == ix.count
+    dead + lifecycle == count
+}
+
+/// How many events of a stream a sealed segment holds, from the stream's sealed list.
+fn events_in(sealed: &[(u64, u64)], base: u64) -> u64 {
+    let i = sealed.partition_point(|&(b, _)| b < base);
+    match sealed.get(i) {
+        Some(&(b, last)) if b == base => last - i.checked_sub(1).map_or(0, |p| sealed[p].1),
+        _ => 0,
+    }
 }
 
 /// Records the segments at `picked` (indexes into `st.segments`, sealed) as removed in the
@@ -519,7 +531,8 @@ fn remove_segments(
         // Not the next segment's base: a range compaction removed may lie between them.
         let end = seg.base + seg_events(seg);
         let mut streams = BTreeMap::new();
-        if let Some(ix) = &seg.index {
+        if let Some(sealed) = &seg.sealed {
+            let ix = sealed.index()?;
             for (name, p) in ix.terms_with_prefix(Kind::Stream, "") {
                 streams.insert(name.to_owned(), p.len() as u64);
             }

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::index::{IndexFile, Terms};
+use crate::index::Terms;
 use crate::record::{self, Header, RecordMeta};
+use crate::sealed::Sealed;
 use crate::storage::{Mapped, StorageFile};
 
 /// Extension of segment files.
@@ -343,14 +344,20 @@ pub struct Segment {
     pub base: u64,
     /// Its file.
     pub path: PathBuf,
-    /// Its bytes.
-    pub data: SegmentData,
     /// Offset of the first record (just past the header).
     pub data_start: u64,
     /// Length of a sealed segment (unused for the active one: the state tracks it).
     pub len: u64,
-    /// The index of a sealed segment (the active one's is in memory, in the state).
-    pub index: Option<Arc<IndexFile>>,
+    /// A sealed segment's summary and maps; `None` for the active segment, whose file, length
+    /// and index are in the state.
+    pub(crate) sealed: Option<Arc<Sealed>>,
+}
+
+impl Segment {
+    /// Whether this is the active segment (the newest, still appended to).
+    pub(crate) fn is_active(&self) -> bool {
+        self.sealed.is_none()
+    }
 }
 
 #[cfg(test)]

@@ -56,10 +56,12 @@ pub(crate) struct State {
     pub lifecycle_seen: u64,
     /// The removal manifest as last read or written.
     pub removed: crate::retention::Removed,
+    /// Bounds how many sealed segments are mapped at once.
+    pub maps: Arc<crate::sealed::MapCache>,
 }
 
 impl State {
-    pub(crate) fn new() -> State {
+    pub(crate) fn new(maps: Arc<crate::sealed::MapCache>) -> State {
         State {
             segments: Vec::new(),
             active_file: None,
@@ -74,6 +76,7 @@ impl State {
             deleted: Arc::default(),
             lifecycle_seen: 0,
             removed: crate::retention::Removed::default(),
+            maps,
         }
     }
 
@@ -264,8 +267,8 @@ impl Store {
                 (opts.config, id)
             }
         };
-        let mut state = State::new();
-        crate::recovery::catch_up(storage.as_ref(), &dir, &config, opts.read_only, &mut state)?;
+        let mut state = State::new(crate::sealed::MapCache::new(opts.max_mapped_segments));
+        crate::recovery::catch_up(&storage, &dir, &config, opts.read_only, &mut state)?;
         let head = state.next_seq - 1;
         let inner = Arc::new(Inner {
             dir,
@@ -348,13 +351,7 @@ impl Store {
         if self.inner.read_only {
             let inner = &self.inner;
             let mut st = inner.lock_state();
-            crate::recovery::catch_up(
-                inner.storage.as_ref(),
-                &inner.dir,
-                &inner.config,
-                true,
-                &mut st,
-            )?;
+            crate::recovery::catch_up(&inner.storage, &inner.dir, &inner.config, true, &mut st)?;
             inner.visible.fetch_max(st.next_seq - 1, Ordering::AcqRel);
         }
         Ok(self.head_seq())
@@ -410,7 +407,7 @@ impl Drop for Inner {
         if self.durability != Durability::Fsync && file.sync_data().is_err() {
             return;
         }
-        if let Some(seg) = st.segments.last().filter(|s| s.index.is_none())
+        if let Some(seg) = st.segments.last().filter(|s| s.is_active())
             && st.active_len > seg.data_start
         {
             let name = format!("{:020}.{}", seg.base, crate::index::INDEX_EXT);

@@ -19,7 +19,6 @@ use crate::index::Kind;
 use crate::lookup;
 use crate::record::{self, RecordOut};
 use crate::recovery;
-use crate::segment::SegmentData;
 use crate::store::{Inner, State, Store, StreamEntry};
 
 /// One stream's part of a batch, borrowed.
@@ -251,7 +250,7 @@ impl Inner {
 
     /// Looks up the batch an idempotency key was first used for.
     fn find_key(&self, st: &mut State, key: &str, parts: &[Part<'_>]) -> Result<Prior> {
-        let Some(first) = lookup::find_term(st, Kind::Key, key) else {
+        let Some(first) = lookup::find_term(st, Kind::Key, key)? else {
             return Ok(Prior::Nothing);
         };
         let max_line = self.config.max_line();
@@ -304,7 +303,7 @@ impl Inner {
         let found: Vec<Option<u64>> = wanted
             .iter()
             .map(|(_, id)| lookup::find_term(st, Kind::Id, id))
-            .collect();
+            .collect::<Result<_>>()?;
         let Some(first_found) = found.iter().position(Option::is_some) else {
             return Ok(Prior::Nothing);
         };
@@ -517,11 +516,8 @@ impl Inner {
                 len,
                 &st.active_index,
             )?;
-            let data = match file.map().map_err(|e| Error::io("map", &path, e))? {
-                Some(m) => SegmentData::Sealed(std::sync::Arc::new(m)),
-                None => SegmentData::File(file),
-            };
-            recovery::seal_active_in_memory(st, data, index);
+            let data = recovery::map_sealed(file, &path)?;
+            recovery::seal_active_in_memory(st, &self.storage, &self.dir, data, index, false);
             recovery::create_segment(self.storage.as_ref(), &self.dir, st.next_seq, st)
         })();
         if let Err(e) = &r {

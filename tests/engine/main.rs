@@ -11,6 +11,7 @@ mod full_disk;
 mod fuzz_regressions;
 mod idempotency;
 mod locking;
+mod many_segments;
 mod query;
 mod reads;
 mod reopen;

@@ -9,6 +9,7 @@
 mod crash_kill;
 mod hostile;
 mod reader;
+mod retention_race;
 #[path = "../engine/support.rs"]
 #[allow(dead_code)]
 mod support;

@@ -121,7 +121,7 @@ pub fn terms(store: &Store, tags: bool, out: &mut impl Write) -> Result<(), Fail
             store.tags(after.as_deref(), 10_000)
         } else {
             store.event_types(after.as_deref(), 10_000)
-        };
+        }?;
         let Some(last) = page.last() else { break };
         after = Some(last.name.clone());
         for t in &page {

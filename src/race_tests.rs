@@ -1,0 +1,212 @@
+//! The race between a read-only handle and the writer's removal of segments, made
+//! deterministic: the reader's storage runs the writer's retention (or compaction, or an unlink
+//! nobody recorded) at the exact moment the reader is about to open a segment it listed.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+
+use crate::storage::{OsStorage, Storage, StorageFile};
+use crate::{Error, ExpectedVersion, NewEvent, OpenOptions, Read, RetentionPolicy, Store};
+
+type Hook = Box<dyn FnOnce() + Send>;
+
+/// The real file system, but the first open of a segment file (the `n`th, counting from 0)
+/// first runs a hook.
+#[derive(Default)]
+struct Racing {
+    hook: Mutex<Option<(usize, Hook)>>,
+}
+
+impl std::fmt::Debug for Racing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Racing")
+    }
+}
+
+impl Racing {
+    fn arm(&self, after_opens: usize, hook: impl FnOnce() + Send + 'static) {
+        *self.hook.lock().unwrap() = Some((after_opens, Box::new(hook)));
+    }
+}
+
+impl Storage for Racing {
+    fn open(&self, path: &Path, write: bool) -> io::Result<Arc<dyn StorageFile>> {
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            let mut slot = self.hook.lock().unwrap();
+            let fire = match slot.as_mut() {
+                Some((0, _)) => slot.take().map(|(_, h)| h),
+                Some((n, _)) => {
+                    *n -= 1;
+                    None
+                }
+                None => None,
+            };
+            drop(slot);
+            if let Some(hook) = fire {
+                hook();
+            }
+        }
+        OsStorage.open(path, write)
+    }
+    fn create_new(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
+        OsStorage.create_new(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        OsStorage.create_dir_all(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        OsStorage.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        OsStorage.remove_file(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        OsStorage.sync_dir(path)
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        OsStorage.list_dir(path)
+    }
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        OsStorage.read(path)
+    }
+}
+
+/// A writer with 10 sealed segments of stream `s`, and the events' seqs.
+fn writer(dir: &Path) -> Store {
+    let store = OpenOptions::new().segment_bytes(4096).open(dir).unwrap();
+    let mut n = 0;
+    while store.inner.lock_state().segments.len() < 11 {
+        store
+            .append(
+                "s",
+                ExpectedVersion::Any,
+                [NewEvent::new("T", json!({ "n": n }))],
+            )
+            .unwrap();
+        n += 1;
+    }
+    store
+}
+
+fn reader(dir: &Path, storage: &Arc<Racing>) -> crate::Result<Store> {
+    let mut opts = OpenOptions::new().read_only(true);
+    opts.storage = Arc::clone(storage) as Arc<dyn Storage>;
+    opts.open(dir)
+}
+
+fn seqs(store: &Store) -> Vec<u64> {
+    store
+        .read_all(Read::forward())
+        .unwrap()
+        .map(|e| e.unwrap().seq)
+        .collect()
+}
+
+/// Retention (keep about half) run by the writer, as a hook.
+fn retention(store: &Store) -> impl FnOnce() + Send + 'static {
+    let store = store.clone();
+    move || {
+        let keep = store.head_seq() / 2;
+        store
+            .set_retention_policy(RetentionPolicy::keep_all().max_events(keep))
+            .unwrap();
+        assert!(!store.run_retention(false).unwrap().segments.is_empty());
+    }
+}
+
+#[test]
+fn a_read_only_open_that_loses_the_race_to_retention_reads_from_the_new_log_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = writer(dir.path());
+    let storage = Arc::new(Racing::default());
+    // The reader has listed the directory and opened the first segments when retention runs.
+    storage.arm(3, retention(&store));
+    let r = reader(dir.path(), &storage).unwrap();
+    assert!(storage.hook.lock().unwrap().is_none(), "the race was run");
+    let start = store.log_start();
+    assert!(start > 1);
+    assert_eq!(r.log_start(), start);
+    assert_eq!(seqs(&r), (start..=store.head_seq()).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_refresh_that_loses_the_race_to_retention_reads_from_the_new_log_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = writer(dir.path());
+    let storage = Arc::new(Racing::default());
+    let r = reader(dir.path(), &storage).unwrap();
+    let before = seqs(&r);
+    assert_eq!(before.first(), Some(&1));
+    // New segments for the refresh to open; retention runs as it opens the first of them.
+    for n in 0..300 {
+        store
+            .append(
+                "t",
+                ExpectedVersion::Any,
+                [NewEvent::new("T", json!({ "n": n }))],
+            )
+            .unwrap();
+    }
+    storage.arm(0, retention(&store));
+    r.refresh().unwrap();
+    assert!(storage.hook.lock().unwrap().is_none(), "the race was run");
+    let start = store.log_start();
+    assert_eq!(r.log_start(), start);
+    assert_eq!(seqs(&r), (start..=store.head_seq()).collect::<Vec<_>>());
+}
+
+#[test]
+fn compaction_racing_a_read_only_open_is_resolved_by_the_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = writer(dir.path());
+    // The middle segments' events all belong to a stream deleted whole.
+    for n in 0..200 {
+        store
+            .append(
+                "doomed",
+                ExpectedVersion::Any,
+                [NewEvent::new("T", json!({ "n": n }))],
+            )
+            .unwrap();
+    }
+    for n in 0..100 {
+        store
+            .append(
+                "s",
+                ExpectedVersion::Any,
+                [NewEvent::new("T", json!({ "n": n }))],
+            )
+            .unwrap();
+    }
+    store.delete_stream("doomed", ExpectedVersion::Any).unwrap();
+    let live: Vec<u64> = seqs(&store);
+    let storage = Arc::new(Racing::default());
+    let w = store.clone();
+    storage.arm(12, move || {
+        assert!(!w.compact(false).unwrap().segments.is_empty());
+    });
+    let r = reader(dir.path(), &storage).unwrap();
+    assert!(storage.hook.lock().unwrap().is_none(), "the race was run");
+    assert_eq!(seqs(&r), live);
+}
+
+#[test]
+fn a_segment_that_vanishes_unrecorded_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = writer(dir.path());
+    drop(store);
+    let storage = Arc::new(Racing::default());
+    let victim: PathBuf = dir.path().join(crate::segment::segment_name(1));
+    let v = victim.clone();
+    storage.arm(0, move || std::fs::remove_file(&v).unwrap());
+    match reader(dir.path(), &storage) {
+        Err(Error::Io { path, source, .. }) => {
+            assert_eq!(path, victim);
+            assert_eq!(source.kind(), io::ErrorKind::NotFound);
+        }
+        other => panic!("expected the missing file named, got {other:?}"),
+    }
+}
