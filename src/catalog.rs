@@ -1,5 +1,7 @@
 //! What a store holds, listed: event types, tags, streams with their versions, and the seq at a
-//! given time. All answered from the stream table and the indexes, never from event bodies.
+//! given time. All answered from the stream table, the indexes and the deletion state, never
+//! from event bodies. Listings agree with queries: deleted events are not counted, and a term or
+//! stream left with no live event is not listed.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -7,6 +9,8 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::index::{IndexFile, Kind, MemIndex};
+use crate::lifecycle::{DeadCounts, dead_counts, dead_ordinals};
+use crate::query::IndexRef;
 use crate::recovery;
 use crate::segment::{self, Lines, ScanEnd};
 use crate::store::Store;
@@ -42,39 +46,64 @@ pub struct ReindexReport {
 }
 
 impl Store {
-    /// Event types in name order with their event counts: those after `after` (exclusive), at
-    /// most `limit`.
+    /// Event types in name order with their live event counts: those after `after` (exclusive),
+    /// at most `limit`. A count is what [`Store::count`] gives for a query on that type: events
+    /// that truncation, deletion or a tombstone removed are not counted, and a type none of whose
+    /// events is live is not listed (so `limit` counts only listed types). The types of the
+    /// store's own `$lifecycle` events are listed like any other.
     pub fn event_types(&self, after: Option<&str>, limit: usize) -> Vec<TermCount> {
         self.term_counts(Kind::Type, after, limit)
     }
 
-    /// Tags (`key=value`) in order with their event counts: those after `after`, at most `limit`.
+    /// Tags (`key=value`) in order with their live event counts: those after `after`, at most
+    /// `limit`. Deleted events are not counted, and a tag none of whose events is live is not
+    /// listed, as for [`Store::event_types`].
     pub fn tags(&self, after: Option<&str>, limit: usize) -> Vec<TermCount> {
         self.term_counts(Kind::Tag, after, limit)
     }
 
+    /// Per term of `kind` after `after`: the length of its posting list in each segment, less
+    /// the dead ordinals in it, so that the counts are those of [`Store::count`]. A segment
+    /// without dead events costs what it always did, the lengths. One with dead events first
+    /// gathers its dead ordinals, as a read of it does (the first postings of each deleted
+    /// stream there, sorted), then walks each posting list up to the last dead ordinal, looking
+    /// each ordinal up in the dead ones left (a binary search). Event bodies are never read.
     fn term_counts(&self, kind: Kind, after: Option<&str>, limit: usize) -> Vec<TermCount> {
-        let (sealed, mut counts) = {
-            let st = self.inner.lock_state();
-            let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-            add_mem(&mut counts, &st.active_index, kind);
-            let sealed: Vec<Arc<IndexFile>> =
-                st.segments.iter().filter_map(|s| s.index.clone()).collect();
-            (sealed, counts)
+        let wanted = |t: &str| after.is_none_or(|a| t > a);
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        let mut add = |t: &str, n: u64| {
+            if n > 0 {
+                *counts.entry(t.to_owned()).or_default() += n;
+            }
         };
-        for ix in &sealed {
-            for (t, p) in ix.terms_with_prefix(kind, "") {
-                *counts.entry(t.to_owned()).or_default() += p.len() as u64;
+        let sealed = {
+            let st = self.inner.lock_state();
+            let mut sealed: Vec<(Arc<IndexFile>, DeadCounts)> = Vec::new();
+            for seg in &st.segments {
+                match &seg.index {
+                    Some(ix) => sealed.push((Arc::clone(ix), dead_counts(&st, seg.base, false))),
+                    None => {
+                        let m = &st.active_index;
+                        let dead =
+                            dead_ordinals(&IndexRef::Mem(m), &dead_counts(&st, seg.base, true));
+                        for (t, p) in m.terms_with_prefix(kind, "").filter(|(t, _)| wanted(t)) {
+                            add(t, live(p.iter().copied(), p.len(), &dead));
+                        }
+                    }
+                }
+            }
+            sealed
+        };
+        for (ix, dead) in &sealed {
+            let dead = dead_ordinals(&IndexRef::File(ix), dead);
+            for (t, p) in ix.terms_with_prefix(kind, "").filter(|(t, _)| wanted(t)) {
+                add(t, live(p.iter(), p.len(), &dead));
             }
         }
-        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
         counts
-            .range::<str, _>((lower, Bound::Unbounded))
+            .into_iter()
             .take(limit)
-            .map(|(name, &count)| TermCount {
-                name: name.clone(),
-                count,
-            })
+            .map(|(name, count)| TermCount { name, count })
             .collect()
     }
 
@@ -175,8 +204,22 @@ impl Store {
     }
 }
 
-fn add_mem(counts: &mut BTreeMap<String, u64>, m: &MemIndex, kind: Kind) {
-    for (t, p) in m.terms_with_prefix(kind, "") {
-        *counts.entry(t.to_owned()).or_default() += p.len() as u64;
+/// How many of a posting list's `len` ordinals (`postings`, ascending) are not in `dead`
+/// (ascending): each ordinal is looked up in what remains of `dead` (a binary search), and the
+/// walk stops past the last dead ordinal.
+fn live(postings: impl Iterator<Item = u32>, len: usize, dead: &[u32]) -> u64 {
+    let mut rest = dead;
+    let mut hits = 0;
+    for o in postings {
+        rest = &rest[rest.partition_point(|&d| d < o)..];
+        match rest.split_first() {
+            None => break,
+            Some((&d, tail)) if d == o => {
+                hits += 1;
+                rest = tail;
+            }
+            Some(_) => {}
+        }
     }
+    (len - hits) as u64
 }
