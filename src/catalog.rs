@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::index::{IndexFile, Kind, MemIndex};
-use crate::lifecycle::{DeadCounts, dead_counts, dead_ordinals};
+use crate::lifecycle::{DeadCounts, dead_counts, dead_ordinals, is_live};
 use crate::query::IndexRef;
 use crate::recovery;
 use crate::segment::{self, Lines, ScanEnd};
@@ -30,7 +30,9 @@ pub struct TermCount {
 pub struct StreamInfo {
     /// The stream name.
     pub stream: String,
-    /// Its current version (number of events).
+    /// Its current version: the version of its last event, which the next append follows.
+    /// Deletion does not lower it, so after a truncation it is more than the number of events
+    /// left.
     pub version: u64,
 }
 
@@ -107,11 +109,20 @@ impl Store {
             .collect()
     }
 
-    /// Streams whose name starts with `prefix`, in name order, after `after` (exclusive), at
-    /// most `limit`, with their current versions. Pages through millions of streams without
-    /// sorting them: the stream table is kept in order.
+    /// Streams whose name starts with `prefix` and that hold a live event, in name order, after
+    /// `after` (exclusive), at most `limit`, with their current versions. Pages through millions
+    /// of streams without sorting them: the stream table is kept in order.
+    ///
+    /// A stream whose every event is deleted is not listed, as a query finds none of its
+    /// events: a tombstoned stream, a soft-deleted one, one truncated after its last version.
+    /// A truncated stream with events left is listed with its current version, which counts
+    /// the deleted events too. [`Store::stream_version`] still answers for a stream that is
+    /// not listed (deletion keeps the numbering), and a soft-deleted stream is listed again,
+    /// numbered on, once it is appended to. Skipping the deleted streams costs one look-up in
+    /// the deletion state per stream passed, and `limit` counts only listed streams.
     pub fn streams(&self, prefix: &str, after: Option<&str>, limit: usize) -> Vec<StreamInfo> {
         let st = self.inner.lock_state();
+        let deleted = &st.deleted;
         let lower = match after {
             Some(a) if a >= prefix => Bound::Excluded(a),
             _ => Bound::Included(prefix),
@@ -119,6 +130,8 @@ impl Store {
         st.streams
             .range::<str, _>((lower, Bound::Unbounded))
             .take_while(|(name, _)| name.starts_with(prefix))
+            // Deletion removes a prefix of a stream: it holds a live event if its last is live.
+            .filter(|(name, e)| is_live(deleted, name, e.version))
             .take(limit)
             .map(|(name, e)| StreamInfo {
                 stream: name.clone(),

@@ -284,7 +284,7 @@ fn paged<T>(
 
 /// The catalog agrees with reads: every type and tag is listed with the number of events that
 /// reads and `count` find, a term with no live event is not listed, pages of any size add up
-/// to the whole listing.
+/// to the whole listing, and the streams listed are those with a live event.
 fn assert_catalog_agrees(store: &Store) {
     let (types, tags) = live_terms(store);
     assert_eq!(pairs(store.event_types(None, usize::MAX)), types);
@@ -303,6 +303,19 @@ fn assert_catalog_agrees(store: &Store) {
         let by_tag = paged(limit, |a, l| store.tags(a, l), |t| &t.name);
         assert_eq!(pairs(by_tag), tags, "tags, pages of {limit}");
     }
+    let mut live: Vec<String> = all(store).into_iter().map(|e| e.stream).collect();
+    live.sort();
+    live.dedup();
+    let listed = store.streams("", None, usize::MAX);
+    assert_eq!(
+        listed.iter().map(|s| s.stream.clone()).collect::<Vec<_>>(),
+        live
+    );
+    for s in &listed {
+        assert_eq!(s.version, store.stream_version(&s.stream), "{}", s.stream);
+    }
+    let by_stream = paged(2, |a, l| store.streams("", a, l), |s| &s.stream);
+    assert_eq!(by_stream, listed);
 }
 
 /// Events of `stream`, one per append, with a type and tags of their own (`only=<stream>`,
@@ -330,7 +343,7 @@ fn tagged(store: &Store, stream: &str, n: u64) {
 }
 
 #[test]
-fn deleted_events_leave_the_type_and_tag_listings() {
+fn deleted_events_leave_the_type_tag_and_stream_listings() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = small_store(dir.path(), 4096);
@@ -378,6 +391,20 @@ fn deleted_events_leave_the_type_and_tag_listings() {
             pairs(page),
             [("Only-cart-a".to_owned(), 5), ("Only-keep".to_owned(), 12)]
         );
+        let streams = store.streams("cart-", None, 10);
+        assert_eq!(
+            streams
+                .iter()
+                .map(|s| s.stream.as_str())
+                .collect::<Vec<_>>(),
+            ["cart-a"]
+        );
+        assert_eq!(streams[0].version, 24);
+        assert_eq!(store.stream_version("cart-b"), 24);
+        // The limit counts only listed streams, and paging resumes after a hidden name.
+        assert_eq!(store.streams("", Some("cart-a"), 1)[0].stream, "keep");
+        assert_eq!(store.streams("", Some("cart-b"), 1)[0].stream, "keep");
+
         // Dead events in the active segment, after the deletions above.
         let first_fresh = store.head_seq() + 1;
         tagged(&store, "fresh", 3);
@@ -399,7 +426,7 @@ fn deleted_events_leave_the_type_and_tag_listings() {
                 .iter()
                 .any(|t| t.name == "only=fresh")
         );
-        // A soft-deleted stream's type comes back with its next event.
+        // A soft-deleted stream comes back to the listing with its next event, numbered on.
         store
             .append(
                 "cart-b",
@@ -412,6 +439,7 @@ fn deleted_events_leave_the_type_and_tag_listings() {
             pairs(store.event_types(Some("Only-cart-a"), 1)),
             [("Only-cart-b".to_owned(), 1)]
         );
+        assert_eq!(store.streams("cart-b", None, 1)[0].version, 25);
     }
     let store = small_store(dir.path(), 4096);
     assert_catalog_agrees(&store);
