@@ -66,10 +66,11 @@ impl Store {
 
     /// Per term of `kind` after `after`: the length of its posting list in each segment, less
     /// the dead ordinals in it, so that the counts are those of [`Store::count`]. A segment
-    /// without dead events costs what it always did, the lengths. One with dead events first
-    /// gathers its dead ordinals, as a read of it does (the first postings of each deleted
-    /// stream there, sorted), then walks each posting list up to the last dead ordinal, looking
-    /// each ordinal up in the dead ones left (a binary search). Event bodies are never read.
+    /// without dead events costs what it always did, the lengths (plus, in the active segment,
+    /// a binary search per term for the visible head). One with dead events first gathers its
+    /// dead ordinals, as a read of it does (the first postings of each deleted stream there,
+    /// sorted), then walks each posting list up to the last dead ordinal, looking each ordinal
+    /// up in the dead ones left (a binary search). Event bodies are never read.
     fn term_counts(&self, kind: Kind, after: Option<&str>, limit: usize) -> Vec<TermCount> {
         let wanted = |t: &str| after.is_none_or(|a| t > a);
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
@@ -88,7 +89,11 @@ impl Store {
                         let m = &st.active_index;
                         let dead =
                             dead_ordinals(&IndexRef::Mem(m), &dead_counts(&st, seg.base, true));
+                        // The active index also holds events written but not yet durable (or
+                        // whose fsync failed): like reads, count only the visible ones.
+                        let visible = (self.head_seq() + 1).saturating_sub(seg.base);
                         for (t, p) in m.terms_with_prefix(kind, "").filter(|(t, _)| wanted(t)) {
+                            let p = &p[..p.partition_point(|&o| u64::from(o) < visible)];
                             add(t, live(p.iter().copied(), p.len(), &dead));
                         }
                     }
@@ -235,4 +240,43 @@ fn live(postings: impl Iterator<Item = u32>, len: usize, dead: &[u32]) -> u64 {
         }
     }
     (len - hits) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use crate::storage::FaultyStorage;
+    use crate::{ExpectedVersion, NewEvent, OpenOptions, Query};
+
+    use super::TermCount;
+
+    #[test]
+    fn an_event_that_never_became_durable_is_not_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FaultyStorage::new();
+        let mut opts = OpenOptions::new();
+        opts.storage = Arc::new(Arc::clone(&storage));
+        let store = opts.open(dir.path()).unwrap();
+        let event = |t: &str| NewEvent::new(t, json!({})).with_tag("shop=1");
+        store
+            .append("a", ExpectedVersion::Any, [event("Kept")])
+            .unwrap();
+        storage.fail_next_sync();
+        // Written and indexed, but its fsync failed: it never becomes visible.
+        assert!(
+            store
+                .append("a", ExpectedVersion::Any, [event("Lost")])
+                .is_err()
+        );
+        assert_eq!(store.count(&Query::new().event_type("Lost")).unwrap(), 0);
+        let one = |name: &str| TermCount {
+            name: name.into(),
+            count: 1,
+        };
+        assert_eq!(store.event_types(None, 10), [one("Kept")]);
+        assert_eq!(store.tags(None, 10), [one("shop=1")]);
+    }
 }
