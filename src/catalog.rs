@@ -1,5 +1,7 @@
 //! What a store holds, listed: event types, tags, streams with their versions, and the seq at a
-//! given time. All answered from the stream table and the indexes, never from event bodies.
+//! given time. All answered from the stream table, the indexes and the deletion state, never
+//! from event bodies. Listings agree with queries: deleted events are not counted, and a term or
+//! stream left with no live event is not listed.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -7,6 +9,8 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::index::{Kind, MemIndex};
+use crate::lifecycle::{DeadCounts, dead_counts, dead_ordinals, is_live};
+use crate::query::IndexRef;
 use crate::recovery;
 use crate::sealed::Sealed;
 use crate::segment::{self, Lines, ScanEnd};
@@ -27,7 +31,9 @@ pub struct TermCount {
 pub struct StreamInfo {
     /// The stream name.
     pub stream: String,
-    /// Its current version (number of events).
+    /// Its current version: the version of its last event, which the next append follows.
+    /// Deletion does not lower it, so after a truncation it is more than the number of events
+    /// left.
     pub version: u64,
 }
 
@@ -43,51 +49,87 @@ pub struct ReindexReport {
 }
 
 impl Store {
-    /// Event types in name order with their event counts: those after `after` (exclusive), at
-    /// most `limit`.
+    /// Event types in name order with their live event counts: those after `after` (exclusive),
+    /// at most `limit`. A count is what [`Store::count`] gives for a query on that type: events
+    /// that truncation, deletion or a tombstone removed are not counted, and a type none of whose
+    /// events is live is not listed (so `limit` counts only listed types). The types of the
+    /// store's own `$lifecycle` events are listed like any other.
     pub fn event_types(&self, after: Option<&str>, limit: usize) -> Result<Vec<TermCount>> {
         self.term_counts(Kind::Type, after, limit)
     }
 
-    /// Tags (`key=value`) in order with their event counts: those after `after`, at most `limit`.
+    /// Tags (`key=value`) in order with their live event counts: those after `after`, at most
+    /// `limit`. Deleted events are not counted, and a tag none of whose events is live is not
+    /// listed, as for [`Store::event_types`].
     pub fn tags(&self, after: Option<&str>, limit: usize) -> Result<Vec<TermCount>> {
         self.term_counts(Kind::Tag, after, limit)
     }
 
+    /// Per term of `kind` after `after`: the length of its posting list in each segment, less
+    /// the dead ordinals in it, so that the counts are those of [`Store::count`]. A segment
+    /// without dead events costs what it always did, the lengths (plus, in the active segment,
+    /// a binary search per term for the visible head). One with dead events first gathers its
+    /// dead ordinals, as a read of it does (the first postings of each deleted stream there,
+    /// sorted), then walks each posting list up to the last dead ordinal, looking each ordinal
+    /// up in the dead ones left (a binary search). Event bodies are never read.
     fn term_counts(&self, kind: Kind, after: Option<&str>, limit: usize) -> Result<Vec<TermCount>> {
-        let (sealed, mut counts) = {
-            let st = self.inner.lock_state();
-            let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-            add_mem(&mut counts, &st.active_index, kind);
-            let sealed: Vec<Arc<Sealed>> = st
-                .segments
-                .iter()
-                .filter_map(|s| s.sealed.clone())
-                .collect();
-            (sealed, counts)
+        let wanted = |t: &str| after.is_none_or(|a| t > a);
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        let mut add = |t: &str, n: u64| {
+            if n > 0 {
+                *counts.entry(t.to_owned()).or_default() += n;
+            }
         };
-        for s in &sealed {
+        let sealed = {
+            let st = self.inner.lock_state();
+            let mut sealed: Vec<(Arc<Sealed>, DeadCounts)> = Vec::new();
+            for seg in &st.segments {
+                match &seg.sealed {
+                    Some(s) => sealed.push((Arc::clone(s), dead_counts(&st, seg.base, false))),
+                    None => {
+                        let m = &st.active_index;
+                        let dead =
+                            dead_ordinals(&IndexRef::Mem(m), &dead_counts(&st, seg.base, true));
+                        // The active index also holds events written but not yet durable (or
+                        // whose fsync failed): like reads, count only the visible ones.
+                        let visible = (self.head_seq() + 1).saturating_sub(seg.base);
+                        for (t, p) in m.terms_with_prefix(kind, "").filter(|(t, _)| wanted(t)) {
+                            let p = &p[..p.partition_point(|&o| u64::from(o) < visible)];
+                            add(t, live(p.iter().copied(), p.len(), &dead));
+                        }
+                    }
+                }
+            }
+            sealed
+        };
+        for (s, dead) in &sealed {
             let ix = s.index()?;
-            for (t, p) in ix.terms_with_prefix(kind, "") {
-                *counts.entry(t.to_owned()).or_default() += p.len() as u64;
+            let dead = dead_ordinals(&IndexRef::File(&ix), dead);
+            for (t, p) in ix.terms_with_prefix(kind, "").filter(|(t, _)| wanted(t)) {
+                add(t, live(p.iter(), p.len(), &dead));
             }
         }
-        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
         Ok(counts
-            .range::<str, _>((lower, Bound::Unbounded))
+            .into_iter()
             .take(limit)
-            .map(|(name, &count)| TermCount {
-                name: name.clone(),
-                count,
-            })
+            .map(|(name, count)| TermCount { name, count })
             .collect())
     }
 
-    /// Streams whose name starts with `prefix`, in name order, after `after` (exclusive), at
-    /// most `limit`, with their current versions. Pages through millions of streams without
-    /// sorting them: the stream table is kept in order.
+    /// Streams whose name starts with `prefix` and that hold a live event, in name order, after
+    /// `after` (exclusive), at most `limit`, with their current versions. Pages through millions
+    /// of streams without sorting them: the stream table is kept in order.
+    ///
+    /// A stream whose every event is deleted is not listed, as a query finds none of its
+    /// events: a tombstoned stream, a soft-deleted one, one truncated after its last version.
+    /// A truncated stream with events left is listed with its current version, which counts
+    /// the deleted events too. [`Store::stream_version`] still answers for a stream that is
+    /// not listed (deletion keeps the numbering), and a soft-deleted stream is listed again,
+    /// numbered on, once it is appended to. Skipping the deleted streams costs one look-up in
+    /// the deletion state per stream passed, and `limit` counts only listed streams.
     pub fn streams(&self, prefix: &str, after: Option<&str>, limit: usize) -> Vec<StreamInfo> {
         let st = self.inner.lock_state();
+        let deleted = &st.deleted;
         let lower = match after {
             Some(a) if a >= prefix => Bound::Excluded(a),
             _ => Bound::Included(prefix),
@@ -95,6 +137,8 @@ impl Store {
         st.streams
             .range::<str, _>((lower, Bound::Unbounded))
             .take_while(|(name, _)| name.starts_with(prefix))
+            // Deletion removes a prefix of a stream: it holds a live event if its last is live.
+            .filter(|(name, e)| is_live(deleted, name, e.version))
             .take(limit)
             .map(|(name, e)| StreamInfo {
                 stream: name.clone(),
@@ -180,8 +224,61 @@ impl Store {
     }
 }
 
-fn add_mem(counts: &mut BTreeMap<String, u64>, m: &MemIndex, kind: Kind) {
-    for (t, p) in m.terms_with_prefix(kind, "") {
-        *counts.entry(t.to_owned()).or_default() += p.len() as u64;
+/// How many of a posting list's `len` ordinals (`postings`, ascending) are not in `dead`
+/// (ascending): each ordinal is looked up in what remains of `dead` (a binary search), and the
+/// walk stops past the last dead ordinal.
+fn live(postings: impl Iterator<Item = u32>, len: usize, dead: &[u32]) -> u64 {
+    let mut rest = dead;
+    let mut hits = 0;
+    for o in postings {
+        rest = &rest[rest.partition_point(|&d| d < o)..];
+        match rest.split_first() {
+            None => break,
+            Some((&d, tail)) if d == o => {
+                hits += 1;
+                rest = tail;
+            }
+            Some(_) => {}
+        }
+    }
+    (len - hits) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use crate::storage::FaultyStorage;
+    use crate::{ExpectedVersion, NewEvent, OpenOptions, Query};
+
+    use super::TermCount;
+
+    #[test]
+    fn an_event_that_never_became_durable_is_not_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FaultyStorage::new();
+        let mut opts = OpenOptions::new();
+        opts.storage = Arc::new(Arc::clone(&storage));
+        let store = opts.open(dir.path()).unwrap();
+        let event = |t: &str| NewEvent::new(t, json!({})).with_tag("shop=1");
+        store
+            .append("a", ExpectedVersion::Any, [event("Kept")])
+            .unwrap();
+        storage.fail_next_sync();
+        // Written and indexed, but its fsync failed: it never becomes visible.
+        assert!(
+            store
+                .append("a", ExpectedVersion::Any, [event("Lost")])
+                .is_err()
+        );
+        assert_eq!(store.count(&Query::new().event_type("Lost")).unwrap(), 0);
+        let one = |name: &str| TermCount {
+            name: name.into(),
+            count: 1,
+        };
+        assert_eq!(store.event_types(None, 10).unwrap(), [one("Kept")]);
+        assert_eq!(store.tags(None, 10).unwrap(), [one("shop=1")]);
     }
 }

@@ -534,6 +534,20 @@ fn lifecycle_commands_print_json() {
         1,
         "truncate before a version",
     );
+    // The listings agree with queries: 150 + 150 + 119 events are gone, and so are the
+    // streams left with none.
+    let types = json_lines(&eventfile(d, &["types"]));
+    let added = types.iter().find(|t| t["type"] == "ItemAdded").unwrap();
+    assert_eq!(added["count"], 600 - 150 - 150 - 119);
+    assert_eq!(
+        added["count"],
+        ok(&["query", "--type", "ItemAdded", "--count"])["count"]
+    );
+    let streams: Vec<_> = json_lines(&eventfile(d, &["streams"]))
+        .iter()
+        .map(|s| s["stream"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(streams, ["$lifecycle", "cart-2", "order-1"]);
 
     let dry = ok(&["compact", "--dry-run"]);
     let done = ok(&["compact"]);
