@@ -638,3 +638,63 @@ fn bench_reports_throughput_and_latency_next_to_the_raw_loop() {
     let bad = eventfile(&store, &["bench", "--threads", "0"]);
     assert_eq!(bad.status.code(), Some(1));
 }
+
+/// A dry run persists nothing, so it opens the store read-only and works while a writer holds it.
+#[test]
+fn dry_runs_work_next_to_a_running_writer() {
+    use eventfile::{Durability, ExpectedVersion, NewEvent, OpenOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let writer = OpenOptions::new()
+        .segment_bytes(4096)
+        .durability(Durability::None)
+        .open(d)
+        .unwrap();
+    for i in 0..300u64 {
+        let e = NewEvent::new("T", serde_json::json!({"i": i, "pad": "x".repeat(40)}));
+        writer.append("s", ExpectedVersion::Any, [e]).unwrap();
+    }
+    writer.sync().unwrap();
+
+    for args in [
+        &["retention", "--dry-run", "--max-events", "5"][..],
+        &["retention", "--dry-run", "--max-bytes", "8192"],
+        &["retention", "--dry-run", "--keep-all"],
+        &["retention", "--dry-run"],
+        &["compact", "--dry-run"],
+    ] {
+        let out = eventfile(d, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(json_lines(&out)[0]["dry_run"], true, "{args:?}");
+    }
+    let preview = json_lines(&eventfile(
+        d,
+        &["retention", "--dry-run", "--max-events", "5"],
+    ))
+    .pop()
+    .unwrap();
+    assert_eq!(preview["policy"]["max_events"], 5);
+    let segments = preview["segments"].as_array().unwrap();
+    assert!(!segments.is_empty(), "{preview}");
+    let events: u64 = segments.iter().map(|s| s["events"].as_u64().unwrap()).sum();
+    assert_eq!(preview["events"].as_u64(), Some(events));
+    assert!(events > 0 && events <= 295, "{preview}");
+    // Nothing was removed or persisted, and the writer goes on.
+    assert_eq!(writer.log_start(), 1);
+    assert!(writer.retention_policy().keeps_all());
+    writer
+        .append(
+            "s",
+            ExpectedVersion::Exact(300),
+            [NewEvent::new("T", serde_json::json!(1))],
+        )
+        .unwrap();
+    // Without --dry-run the writer's lock is still required.
+    let out = eventfile(d, &["retention", "--max-events", "5"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("locked by another writer"));
+}

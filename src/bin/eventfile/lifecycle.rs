@@ -126,7 +126,9 @@ pub fn retention(dir: &Path, a: &RetentionArgs, out: &mut impl Write) -> Result<
         || a.max_bytes.is_some()
         || a.max_events.is_some()
         || a.segment_max_age.is_some();
-    let store = if a.dry_run && !changes {
+    // A dry run persists nothing (not even the policy flags), so it needs no writer's lock and
+    // works next to a running writer.
+    let store = if a.dry_run {
         crate::open_for_reading(dir)?
     } else {
         Store::open(dir)?
