@@ -105,15 +105,16 @@ fn bad_input_exits_non_zero_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     assert!(eventfile(dir, &["append", "s", "T", "{}"]).status.success());
-    for args in [
-        &["append", "s", "T", "{bad"][..],
-        &["append", "s", "T", "{}", "--meta", "[1]"],
-        &["append", "", "T"],
-        &["append", "s", "T", "{}", "--expect", "maybe"],
-        &["append", "s", "T", "{}", "--tag", "novalue"],
+    // Malformed values are usage errors (2); names and tags break the library's rules (1).
+    for (args, code) in [
+        (&["append", "s", "T", "{bad"][..], 2),
+        (&["append", "s", "T", "{}", "--meta", "[1]"], 2),
+        (&["append", "", "T"], 1),
+        (&["append", "s", "T", "{}", "--expect", "maybe"], 2),
+        (&["append", "s", "T", "{}", "--tag", "novalue"], 1),
     ] {
         let out = eventfile(dir, args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
         assert!(!out.stderr.is_empty());
     }
     assert_eq!(json_lines(&eventfile(dir, &["cat"])).len(), 1);
@@ -390,14 +391,18 @@ fn query_filters_and_pages() {
     }
     assert_eq!(got, [1, 2, 3, 4, 5, 6]);
 
-    for (args, needle) in [
-        (&["query", "--since", "yesterday"][..], "invalid --since"),
-        (&["query", "--after", "not-a-cursor"], "cursor"),
-        (&["query", "--tag", "novalue"], "tag"),
-        (&["query", "--from-seq", "5", "--to-seq", "2"], "seq range"),
+    for (args, code, needle) in [
+        (&["query", "--since", "yesterday"][..], 2, "RFC 3339"),
+        (&["query", "--after", "not-a-cursor"], 2, "cursor"),
+        (&["query", "--tag", "novalue"], 1, "tag"),
+        (
+            &["query", "--from-seq", "5", "--to-seq", "2"],
+            1,
+            "seq range",
+        ),
     ] {
         let out = eventfile(dir, args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
         assert!(
             String::from_utf8_lossy(&out.stderr).contains(needle),
             "{args:?}"
@@ -570,7 +575,7 @@ fn lifecycle_commands_print_json() {
     );
     fails(
         &["snapshot", "save", "order-1", "--version", "1", "{"],
-        1,
+        2,
         "not valid JSON",
     );
 
@@ -588,7 +593,7 @@ fn lifecycle_commands_print_json() {
         ok(&["cat", "--limit", "1"])["seq"].as_u64(),
         Some(log_start)
     );
-    fails(&["retention", "--max-age", "3 days"], 1, "not a duration");
+    fails(&["retention", "--max-age", "3 days"], 2, "not a duration");
     fails(&["retention", "--max-events", "0"], 1, "retention refused");
 
     let a = ok(&["append", "order-1", "Paid", "--key", "cmd-1"]);
@@ -697,4 +702,83 @@ fn dry_runs_work_next_to_a_running_writer() {
     let out = eventfile(d, &["retention", "--max-events", "5"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("locked by another writer"));
+}
+
+/// Every malformed argument value is a usage error (exit 2) reported before any store is touched,
+/// like the flags clap checks, so that a script can tell a typo from a failure.
+#[test]
+fn malformed_arguments_exit_2_naming_the_value_and_create_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("never-created");
+    for (args, bad) in [
+        (&["append", "s", "T", "{}", "--expect", "foo"][..], "foo"),
+        (
+            &[
+                "append",
+                "s",
+                "T",
+                "{}",
+                "--expect",
+                "99999999999999999999999",
+            ],
+            "99999999999999999999999",
+        ),
+        (&["append", "s", "T", "{bad"], "{bad"),
+        (&["append", "s", "T", "{}", "--meta", "{\"a\":"], "{\"a\":"),
+        (&["append", "s", "T", "{}", "--meta", "[1]"], "[1]"),
+        (&["query", "--since", "yesterday"], "yesterday"),
+        (&["query", "--until", "2026-13-40T00:00:00Z"], "2026-13-40"),
+        (&["query", "--after", "not-a-cursor"], "not-a-cursor"),
+        (&["query", "--from-seq", "-1"], "-1"),
+        (&["retention", "--max-age", "5x"], "5x"),
+        (
+            &["retention", "--dry-run", "--segment-max-age", "3 days"],
+            "3 days",
+        ),
+        (
+            &["retention", "--max-age", "99999999999999999999d"],
+            "99999999999999999999d",
+        ),
+        // Fits in u64 seconds but not in the store's microsecond clock: it must not wrap.
+        (&["retention", "--max-age", "400000000d"], "400000000d"),
+        (&["delete", "s", "--expect", "bar"], "bar"),
+        (
+            &["snapshot", "save", "s", "--version", "1", "{\"a\":"],
+            "{\"a\":",
+        ),
+        (&["read", "s", "--limit", "many"], "many"),
+        (&["init", "--segment-bytes", "4k"], "4k"),
+    ] {
+        let out = eventfile(&dir, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(bad), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(!dir.exists(), "{args:?} created the store directory");
+    }
+
+    // The same for malformed JSON read from stdin, and nothing is written to an existing store.
+    assert!(eventfile(&dir, &["append", "s", "T"]).status.success());
+    for args in [
+        &["append", "s", "T", "-"][..],
+        &["snapshot", "save", "s", "--version", "1", "-"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_eventfile"))
+            .arg("--dir")
+            .arg(&dir)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"{\"sku\":").unwrap();
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("not valid JSON"), "{args:?}: {err}");
+    }
+    assert_eq!(json_lines(&eventfile(&dir, &["cat"])).len(), 1);
+    let out = eventfile(&dir, &["snapshot", "show", "s"]);
+    assert_eq!(out.status.code(), Some(4));
 }

@@ -1,8 +1,12 @@
 //! The `eventfile` command-line tool: inspect, append to, and check a store.
 //!
-//! Exit status: 0 success, 1 failure (or `verify` found problems), 2 bad usage, 3 version
-//! conflict on `append` or `delete`, 4 no such event on `get` (or snapshot on `snapshot show`). Output goes to stdout as JSON lines; a closed pipe (`| head`) ends the
-//! command quietly with status 0.
+//! Exit status: 0 success, 1 failure (or `verify` found problems), 2 bad usage (an unknown
+//! flag, a malformed argument value, malformed JSON on stdin), 3 version conflict on `append` or
+//! `delete`, 4 no such event on `get` (or snapshot on `snapshot show`). Output goes to stdout as
+//! JSON lines; a closed pipe (`| head`) ends the command quietly with status 0.
+//!
+//! Arguments are parsed into typed values in `args.rs` (clap reports a malformed one with status
+//! 2 before any store is touched); the commands then run on those values.
 
 mod args;
 mod bench;
@@ -14,9 +18,9 @@ use std::io::{self, BufWriter, Read as _, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use eventfile::{Error, ExpectedVersion, NewEvent, OpenOptions, Read, Store};
+use eventfile::{Error, NewEvent, OpenOptions, Read, Store};
 
-use args::{Cli, Command};
+use args::{Cli, Command, JsonArg};
 
 /// How a command failed.
 pub(crate) enum Failure {
@@ -26,6 +30,8 @@ pub(crate) enum Failure {
     Unsound,
     /// `get` found no such event (exit 4).
     NotFound(String),
+    /// Malformed JSON read from stdin for a `-` argument (exit 2, like a malformed argument).
+    Usage(String),
     /// stdout was closed by the reader: not an error.
     ClosedPipe,
     /// Anything else (exit 1).
@@ -89,6 +95,10 @@ fn main() -> ExitCode {
             eprintln!("eventfile: {msg}");
             ExitCode::from(4)
         }
+        Err(Failure::Usage(msg)) => {
+            eprintln!("eventfile: {msg}");
+            ExitCode::from(2)
+        }
         Err(Failure::Other(msg)) => {
             eprintln!("eventfile: {msg}");
             ExitCode::from(1)
@@ -131,38 +141,25 @@ fn run(cli: Cli) -> Result<(), Failure> {
             tags,
             key,
         } => {
-            let expected: ExpectedVersion = expect.parse()?;
-            let data = match data.as_deref() {
-                None => "{}".to_string(),
-                Some("-") => {
-                    let mut s = String::new();
-                    io::stdin()
-                        .read_to_string(&mut s)
-                        .map_err(|e| Failure::Other(format!("reading data from stdin: {e}")))?;
-                    s
-                }
-                Some(text) => text.to_string(),
+            let value = match data {
+                None => serde_json::Value::Object(serde_json::Map::new()),
+                Some(JsonArg::Given(value)) => value,
+                Some(JsonArg::Stdin) => stdin_json("DATA")?,
             };
-            let value: serde_json::Value = serde_json::from_str(&data)
-                .map_err(|e| Failure::Other(format!("DATA is not valid JSON: {e}")))?;
             let mut event = NewEvent::new(event_type, value);
             if let Some(id) = id {
                 event = event.with_id(id);
             }
             if let Some(meta) = meta {
-                match serde_json::from_str::<serde_json::Value>(&meta) {
-                    Ok(serde_json::Value::Object(m)) => event = event.with_meta(m),
-                    Ok(_) => return Err(Failure::Other("--meta must be a JSON object".into())),
-                    Err(e) => return Err(Failure::Other(format!("--meta is not valid JSON: {e}"))),
-                }
+                event = event.with_meta(meta);
             }
             for tag in tags {
                 event = event.with_tag(tag);
             }
             let store = Store::open(&dir)?;
             let r = match &key {
-                Some(key) => store.append_with_key(key, &stream, expected, [event])?,
-                None => store.append(&stream, expected, [event])?,
+                Some(key) => store.append_with_key(key, &stream, expect, [event])?,
+                None => store.append(&stream, expect, [event])?,
             };
             store.close()?;
             #[derive(serde::Serialize)]
@@ -246,7 +243,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             stream,
             hard,
             expect,
-        } => lifecycle::delete(&dir, &stream, hard, &expect, &mut out)?,
+        } => lifecycle::delete(&dir, &stream, hard, expect, &mut out)?,
         Command::Truncate { stream, before } => {
             lifecycle::truncate(&dir, &stream, before, &mut out)?
         }
@@ -261,6 +258,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// Reads the value of a `-` JSON argument from stdin. Malformed JSON is a usage error, as it is
+/// on the command line.
+pub(crate) fn stdin_json(what: &str) -> Result<serde_json::Value, Failure> {
+    let mut bytes = Vec::new();
+    io::stdin()
+        .lock()
+        .read_to_end(&mut bytes)
+        .map_err(|e| Failure::Other(format!("reading {what} from stdin: {e}")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Failure::Usage(format!("{what} on stdin is not valid JSON: {e}")))
 }
 
 /// Readers do not take the writer lock, so they work next to a running writer. A directory with
