@@ -782,3 +782,66 @@ fn malformed_arguments_exit_2_naming_the_value_and_create_nothing() {
     let out = eventfile(&dir, &["snapshot", "show", "s"]);
     assert_eq!(out.status.code(), Some(4));
 }
+
+/// `append -` reads at most the store's event size limit (+1 byte) from stdin: it refuses a
+/// larger input without reading the rest, so the writer on the other end of the pipe fails.
+#[test]
+fn append_from_stdin_stops_reading_past_the_size_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let out = eventfile(dir, &["init", "--max-event-bytes", "1024"]);
+    assert!(out.status.success());
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eventfile"))
+        .arg("--dir")
+        .arg(dir)
+        .args(["append", "s", "T", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // 64 MiB of one JSON string: far more than the limit plus any pipe buffer.
+    let feeder = std::thread::spawn(move || -> std::io::Result<()> {
+        use std::io::Write as _;
+        let chunk = vec![b'x'; 1 << 20];
+        stdin.write_all(b"\"")?;
+        for _ in 0..64 {
+            stdin.write_all(&chunk)?;
+        }
+        stdin.write_all(b"\"")
+    });
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("over the store's limit of 1024 bytes"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    let fed = feeder.join().unwrap();
+    assert_eq!(
+        fed.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::BrokenPipe),
+        "eventfile read the whole input before refusing it"
+    );
+    assert_eq!(eventfile::Store::open_read_only(dir).unwrap().head_seq(), 0);
+
+    // The same refusal as for DATA given inline, and data within the limit still goes in.
+    let big = format!("\"{}\"", "x".repeat(2000));
+    let out = eventfile(dir, &["append", "s", "T", &big]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("over the store's limit of 1024 bytes"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eventfile"))
+        .arg("--dir")
+        .arg(dir)
+        .args(["append", "s", "T", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), br#"{"sku":"A-1"}"#).unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    assert_eq!(eventfile::Store::open_read_only(dir).unwrap().head_seq(), 1);
+}

@@ -24,7 +24,7 @@ pub fn snapshot(dir: &Path, cmd: SnapshotCommand, out: &mut impl Write) -> Resul
         } => {
             let state = match state {
                 JsonArg::Given(value) => value,
-                JsonArg::Stdin => crate::stdin_json("STATE")?,
+                JsonArg::Stdin => crate::stdin_json("STATE", None)?,
             };
             let store = Store::open(dir)?;
             let s = store.save_snapshot(&stream, version, &state)?;

@@ -144,7 +144,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let value = match data {
                 None => serde_json::Value::Object(serde_json::Map::new()),
                 Some(JsonArg::Given(value)) => value,
-                Some(JsonArg::Stdin) => stdin_json("DATA")?,
+                Some(JsonArg::Stdin) => stdin_json("DATA", Some(max_event_bytes(&dir)?))?,
             };
             let mut event = NewEvent::new(event_type, value);
             if let Some(id) = id {
@@ -209,7 +209,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Tags => query::terms(&open_for_reading(&dir)?, true, &mut out)?,
         Command::Reindex => query::reindex(&dir, &mut out)?,
         Command::Verify => {
-            if !dir.join("eventfile.json").exists() {
+            if !store_exists(&dir) {
                 drop(Store::open(&dir)?);
             }
             let report = eventfile::verify(&dir)?;
@@ -260,22 +260,46 @@ fn run(cli: Cli) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Reads the value of a `-` JSON argument from stdin. Malformed JSON is a usage error, as it is
-/// on the command line.
-pub(crate) fn stdin_json(what: &str) -> Result<serde_json::Value, Failure> {
+/// Reads the value of a `-` JSON argument from stdin. With a `limit`, reads at most one byte
+/// more and refuses a longer input without reading (or buffering) the rest. Malformed JSON is a
+/// usage error, as it is on the command line.
+pub(crate) fn stdin_json(what: &str, limit: Option<usize>) -> Result<serde_json::Value, Failure> {
     let mut bytes = Vec::new();
+    let most = limit.map_or(u64::MAX, |l| l as u64 + 1);
     io::stdin()
         .lock()
+        .take(most)
         .read_to_end(&mut bytes)
         .map_err(|e| Failure::Other(format!("reading {what} from stdin: {e}")))?;
+    if let Some(limit) = limit
+        && bytes.len() > limit
+    {
+        return Err(Failure::Other(format!(
+            "{what} on stdin is over the store's limit of {limit} bytes; nothing was written"
+        )));
+    }
     serde_json::from_slice(&bytes)
         .map_err(|e| Failure::Usage(format!("{what} on stdin is not valid JSON: {e}")))
+}
+
+/// The largest event the store in `dir` accepts, looked up without the writer's lock (reading
+/// stdin may take long); a store not created yet will get the default.
+fn max_event_bytes(dir: &std::path::Path) -> Result<usize, Failure> {
+    if store_exists(dir) {
+        Ok(Store::open_read_only(dir)?.config().max_event_bytes)
+    } else {
+        Ok(eventfile::DEFAULT_MAX_EVENT_BYTES)
+    }
+}
+
+fn store_exists(dir: &std::path::Path) -> bool {
+    dir.join("eventfile.json").exists()
 }
 
 /// Readers do not take the writer lock, so they work next to a running writer. A directory with
 /// no store gets one with the defaults, as every command does.
 pub(crate) fn open_for_reading(dir: &std::path::Path) -> Result<Store, Failure> {
-    if dir.join("eventfile.json").exists() {
+    if store_exists(dir) {
         Ok(Store::open_read_only(dir)?)
     } else {
         Ok(Store::open(dir)?)
