@@ -641,7 +641,7 @@ fn bench_reports_throughput_and_latency_next_to_the_raw_loop() {
     // The scratch directory is gone; the store directory was never created.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     let bad = eventfile(&store, &["bench", "--threads", "0"]);
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.status.code(), Some(2));
 }
 
 /// A dry run persists nothing, so it opens the store read-only and works while a writer holds it.
@@ -844,4 +844,43 @@ fn append_from_stdin_stops_reading_past_the_size_limit() {
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), br#"{"sku":"A-1"}"#).unwrap();
     assert!(child.wait_with_output().unwrap().status.success());
     assert_eq!(eventfile::Store::open_read_only(dir).unwrap().head_seq(), 1);
+}
+
+/// `eventfile bench` refuses what it cannot measure as usage errors, and an uneven split of the
+/// appends over the threads still makes every asked-for append.
+#[test]
+fn bench_refuses_impossible_runs_and_measures_every_append() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    for (args, flag) in [
+        (
+            &["bench", "--appends", "4", "--threads", "8"][..],
+            "--threads",
+        ),
+        (&["bench", "--threads", "0"], "--threads"),
+        (&["bench", "--appends", "0"], "--appends"),
+        (&["bench", "--batch", "0"], "--batch"),
+        (&["bench", "--threads", "100000"], "--threads"),
+        (&["bench", "--batch", "100000000"], "--batch"),
+    ] {
+        let out = eventfile(&store, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(flag), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert_eq!(
+            std::fs::read_dir(tmp.path()).unwrap().count(),
+            0,
+            "{args:?}"
+        );
+    }
+    let out = eventfile(&store, &["bench", "--appends", "5", "--threads", "2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for l in json_lines(&out) {
+        assert_eq!(l["events"], 5, "{l}");
+    }
 }

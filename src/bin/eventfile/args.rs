@@ -8,7 +8,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, Subcommand};
 use eventfile::{Cursor, ExpectedVersion, Micros};
 use serde_json::{Map, Value};
 
@@ -27,6 +28,40 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The most `eventfile bench` threads: each is a real OS thread with its own file or streams.
+const MAX_BENCH_THREADS: u64 = 1024;
+
+/// The largest `eventfile bench` batch: 100,000 of its events (a few hundred bytes each) fit in
+/// one segment of the default 64 MiB, which the store requires of a batch.
+const MAX_BENCH_BATCH: u64 = 100_000;
+
+impl Cli {
+    /// Parses the command line, then checks what spans several arguments. Every failure is a
+    /// usage error (exit 2), reported by clap before anything runs.
+    pub fn parse_checked() -> Result<Cli, clap::Error> {
+        let cli = Cli::try_parse()?;
+        if let Command::Bench {
+            appends, threads, ..
+        } = cli.command
+            && appends < threads
+        {
+            let mut cli = Cli::command();
+            cli.build();
+            let bench = cli
+                .find_subcommand_mut("bench")
+                .expect("bench is a subcommand");
+            return Err(bench.error(
+                ErrorKind::ArgumentConflict,
+                format!(
+                    "--threads {threads} is more than --appends {appends}: \
+                     every thread needs at least one append to measure"
+                ),
+            ));
+        }
+        Ok(cli)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,14 +192,15 @@ pub enum Command {
     /// write-and-fdatasync loop on the same disk. Runs in a scratch directory beside --dir,
     /// removed afterwards; prints one JSON object per measurement.
     Bench {
-        /// Appends per measurement.
-        #[arg(long, default_value_t = 2000)]
+        /// Appends per measurement, split over the threads (at least one per thread).
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
         appends: u64,
-        /// Concurrent appenders (each on its own streams; the raw loop: each on its own file).
-        #[arg(long, default_value_t = 1)]
+        /// Concurrent appenders (each on its own streams; the raw loop: each on its own file),
+        /// 1 to 1024.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=MAX_BENCH_THREADS))]
         threads: u64,
-        /// Events per append.
-        #[arg(long, default_value_t = 1)]
+        /// Events per append, 1 to 100000 (a batch must fit in one segment).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=MAX_BENCH_BATCH))]
         batch: u64,
     },
     /// Run a short end-to-end example (a small shop) in a fresh temporary store.

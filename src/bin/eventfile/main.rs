@@ -17,7 +17,6 @@ mod query;
 use std::io::{self, BufWriter, Read as _, Write};
 use std::process::ExitCode;
 
-use clap::Parser;
 use eventfile::{Error, NewEvent, OpenOptions, Read, Store};
 
 use args::{Cli, Command, JsonArg};
@@ -83,7 +82,14 @@ fn main() -> ExitCode {
     if log::set_logger(&LOG).is_ok() {
         log::set_max_level(log::LevelFilter::Warn);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::parse_checked() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version print on stdout and exit 0; usage errors exit 2.
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
     match run(cli) {
         Ok(()) | Err(Failure::ClosedPipe) => ExitCode::SUCCESS,
         Err(Failure::Unsound) => ExitCode::from(1),
