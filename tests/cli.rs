@@ -105,15 +105,16 @@ fn bad_input_exits_non_zero_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     assert!(eventfile(dir, &["append", "s", "T", "{}"]).status.success());
-    for args in [
-        &["append", "s", "T", "{bad"][..],
-        &["append", "s", "T", "{}", "--meta", "[1]"],
-        &["append", "", "T"],
-        &["append", "s", "T", "{}", "--expect", "maybe"],
-        &["append", "s", "T", "{}", "--tag", "novalue"],
+    // Malformed values are usage errors (2); names and tags break the library's rules (1).
+    for (args, code) in [
+        (&["append", "s", "T", "{bad"][..], 2),
+        (&["append", "s", "T", "{}", "--meta", "[1]"], 2),
+        (&["append", "", "T"], 1),
+        (&["append", "s", "T", "{}", "--expect", "maybe"], 2),
+        (&["append", "s", "T", "{}", "--tag", "novalue"], 1),
     ] {
         let out = eventfile(dir, args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
         assert!(!out.stderr.is_empty());
     }
     assert_eq!(json_lines(&eventfile(dir, &["cat"])).len(), 1);
@@ -390,14 +391,18 @@ fn query_filters_and_pages() {
     }
     assert_eq!(got, [1, 2, 3, 4, 5, 6]);
 
-    for (args, needle) in [
-        (&["query", "--since", "yesterday"][..], "invalid --since"),
-        (&["query", "--after", "not-a-cursor"], "cursor"),
-        (&["query", "--tag", "novalue"], "tag"),
-        (&["query", "--from-seq", "5", "--to-seq", "2"], "seq range"),
+    for (args, code, needle) in [
+        (&["query", "--since", "yesterday"][..], 2, "RFC 3339"),
+        (&["query", "--after", "not-a-cursor"], 2, "cursor"),
+        (&["query", "--tag", "novalue"], 1, "tag"),
+        (
+            &["query", "--from-seq", "5", "--to-seq", "2"],
+            1,
+            "seq range",
+        ),
     ] {
         let out = eventfile(dir, args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
         assert!(
             String::from_utf8_lossy(&out.stderr).contains(needle),
             "{args:?}"
@@ -584,7 +589,7 @@ fn lifecycle_commands_print_json() {
     );
     fails(
         &["snapshot", "save", "order-1", "--version", "1", "{"],
-        1,
+        2,
         "not valid JSON",
     );
 
@@ -602,7 +607,7 @@ fn lifecycle_commands_print_json() {
         ok(&["cat", "--limit", "1"])["seq"].as_u64(),
         Some(log_start)
     );
-    fails(&["retention", "--max-age", "3 days"], 1, "not a duration");
+    fails(&["retention", "--max-age", "3 days"], 2, "not a duration");
     fails(&["retention", "--max-events", "0"], 1, "retention refused");
 
     let a = ok(&["append", "order-1", "Paid", "--key", "cmd-1"]);
@@ -650,5 +655,246 @@ fn bench_reports_throughput_and_latency_next_to_the_raw_loop() {
     // The scratch directory is gone; the store directory was never created.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     let bad = eventfile(&store, &["bench", "--threads", "0"]);
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+/// A dry run persists nothing, so it opens the store read-only and works while a writer holds it.
+#[test]
+fn dry_runs_work_next_to_a_running_writer() {
+    use eventfile::{Durability, ExpectedVersion, NewEvent, OpenOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let writer = OpenOptions::new()
+        .segment_bytes(4096)
+        .durability(Durability::None)
+        .open(d)
+        .unwrap();
+    for i in 0..300u64 {
+        let e = NewEvent::new("T", serde_json::json!({"i": i, "pad": "x".repeat(40)}));
+        writer.append("s", ExpectedVersion::Any, [e]).unwrap();
+    }
+    writer.sync().unwrap();
+
+    for args in [
+        &["retention", "--dry-run", "--max-events", "5"][..],
+        &["retention", "--dry-run", "--max-bytes", "8192"],
+        &["retention", "--dry-run", "--keep-all"],
+        &["retention", "--dry-run"],
+        &["compact", "--dry-run"],
+    ] {
+        let out = eventfile(d, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(json_lines(&out)[0]["dry_run"], true, "{args:?}");
+    }
+    let preview = json_lines(&eventfile(
+        d,
+        &["retention", "--dry-run", "--max-events", "5"],
+    ))
+    .pop()
+    .unwrap();
+    assert_eq!(preview["policy"]["max_events"], 5);
+    let segments = preview["segments"].as_array().unwrap();
+    assert!(!segments.is_empty(), "{preview}");
+    let events: u64 = segments.iter().map(|s| s["events"].as_u64().unwrap()).sum();
+    assert_eq!(preview["events"].as_u64(), Some(events));
+    assert!(events > 0 && events <= 295, "{preview}");
+    // Nothing was removed or persisted, and the writer goes on.
+    assert_eq!(writer.log_start(), 1);
+    assert!(writer.retention_policy().keeps_all());
+    writer
+        .append(
+            "s",
+            ExpectedVersion::Exact(300),
+            [NewEvent::new("T", serde_json::json!(1))],
+        )
+        .unwrap();
+    // Without --dry-run the writer's lock is still required.
+    let out = eventfile(d, &["retention", "--max-events", "5"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("locked by another writer"));
+}
+
+/// Every malformed argument value is a usage error (exit 2) reported before any store is touched,
+/// like the flags clap checks, so that a script can tell a typo from a failure.
+#[test]
+fn malformed_arguments_exit_2_naming_the_value_and_create_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("never-created");
+    for (args, bad) in [
+        (&["append", "s", "T", "{}", "--expect", "foo"][..], "foo"),
+        (
+            &[
+                "append",
+                "s",
+                "T",
+                "{}",
+                "--expect",
+                "99999999999999999999999",
+            ],
+            "99999999999999999999999",
+        ),
+        (&["append", "s", "T", "{bad"], "{bad"),
+        (&["append", "s", "T", "{}", "--meta", "{\"a\":"], "{\"a\":"),
+        (&["append", "s", "T", "{}", "--meta", "[1]"], "[1]"),
+        (&["query", "--since", "yesterday"], "yesterday"),
+        (&["query", "--until", "2026-13-40T00:00:00Z"], "2026-13-40"),
+        (&["query", "--after", "not-a-cursor"], "not-a-cursor"),
+        (&["query", "--from-seq", "-1"], "-1"),
+        (&["retention", "--max-age", "5x"], "5x"),
+        (
+            &["retention", "--dry-run", "--segment-max-age", "3 days"],
+            "3 days",
+        ),
+        (
+            &["retention", "--max-age", "99999999999999999999d"],
+            "99999999999999999999d",
+        ),
+        // Fits in u64 seconds but not in the store's microsecond clock: it must not wrap.
+        (&["retention", "--max-age", "400000000d"], "400000000d"),
+        (&["delete", "s", "--expect", "bar"], "bar"),
+        (
+            &["snapshot", "save", "s", "--version", "1", "{\"a\":"],
+            "{\"a\":",
+        ),
+        (&["read", "s", "--limit", "many"], "many"),
+        (&["init", "--segment-bytes", "4k"], "4k"),
+    ] {
+        let out = eventfile(&dir, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(bad), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(!dir.exists(), "{args:?} created the store directory");
+    }
+
+    // The same for malformed JSON read from stdin, and nothing is written to an existing store.
+    assert!(eventfile(&dir, &["append", "s", "T"]).status.success());
+    for args in [
+        &["append", "s", "T", "-"][..],
+        &["snapshot", "save", "s", "--version", "1", "-"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_eventfile"))
+            .arg("--dir")
+            .arg(&dir)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"{\"sku\":").unwrap();
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("not valid JSON"), "{args:?}: {err}");
+    }
+    assert_eq!(json_lines(&eventfile(&dir, &["cat"])).len(), 1);
+    let out = eventfile(&dir, &["snapshot", "show", "s"]);
+    assert_eq!(out.status.code(), Some(4));
+}
+
+/// `append -` reads at most the store's event size limit (+1 byte) from stdin: it refuses a
+/// larger input without reading the rest, so the writer on the other end of the pipe fails.
+#[test]
+fn append_from_stdin_stops_reading_past_the_size_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let out = eventfile(dir, &["init", "--max-event-bytes", "1024"]);
+    assert!(out.status.success());
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eventfile"))
+        .arg("--dir")
+        .arg(dir)
+        .args(["append", "s", "T", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // 64 MiB of one JSON string: far more than the limit plus any pipe buffer.
+    let feeder = std::thread::spawn(move || -> std::io::Result<()> {
+        use std::io::Write as _;
+        let chunk = vec![b'x'; 1 << 20];
+        stdin.write_all(b"\"")?;
+        for _ in 0..64 {
+            stdin.write_all(&chunk)?;
+        }
+        stdin.write_all(b"\"")
+    });
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("over the store's limit of 1024 bytes"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    let fed = feeder.join().unwrap();
+    assert_eq!(
+        fed.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::BrokenPipe),
+        "eventfile read the whole input before refusing it"
+    );
+    assert_eq!(eventfile::Store::open_read_only(dir).unwrap().head_seq(), 0);
+
+    // The same refusal as for DATA given inline, and data within the limit still goes in.
+    let big = format!("\"{}\"", "x".repeat(2000));
+    let out = eventfile(dir, &["append", "s", "T", &big]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("over the store's limit of 1024 bytes"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eventfile"))
+        .arg("--dir")
+        .arg(dir)
+        .args(["append", "s", "T", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), br#"{"sku":"A-1"}"#).unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    assert_eq!(eventfile::Store::open_read_only(dir).unwrap().head_seq(), 1);
+}
+
+/// `eventfile bench` refuses what it cannot measure as usage errors, and an uneven split of the
+/// appends over the threads still makes every asked-for append.
+#[test]
+fn bench_refuses_impossible_runs_and_measures_every_append() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    for (args, flag) in [
+        (
+            &["bench", "--appends", "4", "--threads", "8"][..],
+            "--threads",
+        ),
+        (&["bench", "--threads", "0"], "--threads"),
+        (&["bench", "--appends", "0"], "--appends"),
+        (&["bench", "--batch", "0"], "--batch"),
+        (&["bench", "--threads", "100000"], "--threads"),
+        (&["bench", "--batch", "100000000"], "--batch"),
+    ] {
+        let out = eventfile(&store, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(flag), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert_eq!(
+            std::fs::read_dir(tmp.path()).unwrap().count(),
+            0,
+            "{args:?}"
+        );
+    }
+    let out = eventfile(&store, &["bench", "--appends", "5", "--threads", "2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for l in json_lines(&out) {
+        assert_eq!(l["events"], 5, "{l}");
+    }
 }

@@ -1,8 +1,17 @@
 //! Command-line arguments (clap), kept apart from what the commands do.
+//!
+//! Every argument is parsed here into the type a command uses (numbers, expected versions,
+//! times, durations, cursors, JSON), so that a malformed value is a usage error (exit 2) from
+//! clap, naming the value, before any store is opened. What only the library can judge (a stream
+//! name's rules, a tag's form, a policy against the store's segment size) it judges at run time.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, Subcommand};
+use eventfile::{Cursor, ExpectedVersion, Micros};
+use serde_json::{Map, Value};
 
 /// eventfile: an embedded event store in a directory of JSONL files.
 #[derive(Debug, Parser)]
@@ -19,6 +28,40 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The most `eventfile bench` threads: each is a real OS thread with its own file or streams.
+const MAX_BENCH_THREADS: u64 = 1024;
+
+/// The largest `eventfile bench` batch: 100,000 of its events (a few hundred bytes each) fit in
+/// one segment of the default 64 MiB, which the store requires of a batch.
+const MAX_BENCH_BATCH: u64 = 100_000;
+
+impl Cli {
+    /// Parses the command line, then checks what spans several arguments. Every failure is a
+    /// usage error (exit 2), reported by clap before anything runs.
+    pub fn parse_checked() -> Result<Cli, clap::Error> {
+        let cli = Cli::try_parse()?;
+        if let Command::Bench {
+            appends, threads, ..
+        } = cli.command
+            && appends < threads
+        {
+            let mut cli = Cli::command();
+            cli.build();
+            let bench = cli
+                .find_subcommand_mut("bench")
+                .expect("bench is a subcommand");
+            return Err(bench.error(
+                ErrorKind::ArgumentConflict,
+                format!(
+                    "--threads {threads} is more than --appends {appends}: \
+                     every thread needs at least one append to measure"
+                ),
+            ));
+        }
+        Ok(cli)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -41,16 +84,17 @@ pub enum Command {
         #[arg(value_name = "TYPE")]
         event_type: String,
         /// The event data as JSON, or `-` to read it from stdin. Default: {}.
-        data: Option<String>,
+        #[arg(value_parser = json_arg)]
+        data: Option<JsonArg>,
         /// Expected stream version: any, no-stream, exists, or a number.
         #[arg(long, default_value = "any")]
-        expect: String,
+        expect: ExpectedVersion,
         /// Event id (default: a new UUIDv7).
         #[arg(long)]
         id: Option<String>,
         /// Metadata, a JSON object.
-        #[arg(long)]
-        meta: Option<String>,
+        #[arg(long, value_parser = json_object)]
+        meta: Option<Map<String, Value>>,
         /// A KEY=VALUE tag; repeat for more.
         #[arg(long = "tag", value_name = "KEY=VALUE")]
         tags: Vec<String>,
@@ -124,7 +168,7 @@ pub enum Command {
         hard: bool,
         /// Expected stream version: any, no-stream, exists, or a number.
         #[arg(long, default_value = "any")]
-        expect: String,
+        expect: ExpectedVersion,
     },
     /// Delete a stream's events below a version (soft delete); prints the outcome as JSON.
     Truncate {
@@ -148,14 +192,15 @@ pub enum Command {
     /// write-and-fdatasync loop on the same disk. Runs in a scratch directory beside --dir,
     /// removed afterwards; prints one JSON object per measurement.
     Bench {
-        /// Appends per measurement.
-        #[arg(long, default_value_t = 2000)]
+        /// Appends per measurement, split over the threads (at least one per thread).
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
         appends: u64,
-        /// Concurrent appenders (each on its own streams; the raw loop: each on its own file).
-        #[arg(long, default_value_t = 1)]
+        /// Concurrent appenders (each on its own streams; the raw loop: each on its own file),
+        /// 1 to 1024.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=MAX_BENCH_THREADS))]
         threads: u64,
-        /// Events per append.
-        #[arg(long, default_value_t = 1)]
+        /// Events per append, 1 to 100000 (a batch must fit in one segment).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=MAX_BENCH_BATCH))]
         batch: u64,
     },
     /// Run a short end-to-end example (a small shop) in a fresh temporary store.
@@ -173,7 +218,8 @@ pub enum SnapshotCommand {
         #[arg(long, value_name = "VERSION")]
         version: u64,
         /// The state as JSON, or `-` to read it from stdin.
-        state: String,
+        #[arg(value_parser = json_arg)]
+        state: JsonArg,
     },
     /// Print the newest usable snapshot of STREAM as {"stream","version","time","state"}. Exit 4
     /// if there is none.
@@ -191,8 +237,8 @@ pub struct RetentionArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Keep segments whose newest event is younger than this.
-    #[arg(long, value_name = "DURATION")]
-    pub max_age: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub max_age: Option<Duration>,
     /// Keep at least this many bytes of segments.
     #[arg(long, value_name = "BYTES")]
     pub max_bytes: Option<u64>,
@@ -200,8 +246,8 @@ pub struct RetentionArgs {
     #[arg(long, value_name = "N")]
     pub max_events: Option<u64>,
     /// Seal the active segment once its first event is older than this.
-    #[arg(long, value_name = "DURATION")]
-    pub segment_max_age: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub segment_max_age: Option<Duration>,
     /// Clear the policy: keep everything forever.
     #[arg(long, conflicts_with_all = ["max_age", "max_bytes", "max_events", "segment_max_age"])]
     pub keep_all: bool,
@@ -224,11 +270,11 @@ pub struct QueryArgs {
     #[arg(long = "tag", value_name = "KEY=VALUE")]
     pub tags: Vec<String>,
     /// Events at or after this time (RFC 3339, e.g. 2026-11-22T10:00:00Z).
-    #[arg(long)]
-    pub since: Option<String>,
+    #[arg(long, value_parser = rfc3339)]
+    pub since: Option<Micros>,
     /// Events before this time (RFC 3339).
-    #[arg(long)]
-    pub until: Option<String>,
+    #[arg(long, value_parser = rfc3339)]
+    pub until: Option<Micros>,
     /// Events with seq at least this.
     #[arg(long, value_name = "SEQ")]
     pub from_seq: Option<u64>,
@@ -252,8 +298,67 @@ pub struct QueryArgs {
     pub backward: bool,
     /// Continue after this cursor (from a previous --limit run).
     #[arg(long, value_name = "CURSOR")]
-    pub after: Option<String>,
+    pub after: Option<Cursor>,
     /// Print only the number of matching events, as {"count":N}.
     #[arg(long)]
     pub count: bool,
+}
+
+/// A JSON argument, or `-` for stdin, which is read when the command runs (within the store's
+/// limits) and is held to the same rules.
+#[derive(Debug, Clone)]
+pub enum JsonArg {
+    /// `-`: read the JSON from stdin.
+    Stdin,
+    /// JSON given on the command line.
+    Given(Value),
+}
+
+fn json_arg(text: &str) -> Result<JsonArg, String> {
+    if text == "-" {
+        return Ok(JsonArg::Stdin);
+    }
+    serde_json::from_str(text)
+        .map(JsonArg::Given)
+        .map_err(|e| format!("not valid JSON: {e}"))
+}
+
+fn json_object(text: &str) -> Result<Map<String, Value>, String> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err("not a JSON object".into()),
+        Err(e) => Err(format!("not valid JSON: {e}")),
+    }
+}
+
+fn rfc3339(text: &str) -> Result<Micros, String> {
+    eventfile::parse_rfc3339(text)
+        .ok_or_else(|| "expected an RFC 3339 time such as 2026-11-22T10:00:00Z".into())
+}
+
+/// Parses `90s`, `15m`, `12h`, `30d`, `2w` (or a bare number of seconds), up to the longest span
+/// the store's microsecond clock can compare against (about 292,000 years).
+fn duration(text: &str) -> Result<Duration, String> {
+    let bad = || "not a duration such as 90s, 15m, 12h or 30d".to_string();
+    let (num, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    let d = n
+        .checked_mul(secs)
+        .map(Duration::from_secs)
+        .ok_or_else(bad)?;
+    if d.as_micros() > i64::MAX as u128 {
+        return Err("longer than the store can measure (about 292,000 years)".into());
+    }
+    Ok(d)
 }

@@ -90,9 +90,10 @@ fn bar(len: u64, what: &str) -> Result<indicatif::ProgressBar, Failure> {
     Ok(bar)
 }
 
-/// Runs `appends` appends split over `threads` threads, each with the worker `make(thread)`
-/// built before the clock starts; a worker does one append and returns how long its durable part
-/// took. Returns the wall time and every append's latency.
+/// Runs `appends` appends split over `threads` threads (the first `appends % threads` threads do
+/// one more), each with the worker `make(thread)` built before the clock starts; a worker does
+/// one append and returns how long its durable part took. Returns the wall time and every
+/// append's latency.
 fn run_threads<W>(
     what: &str,
     appends: u64,
@@ -106,29 +107,32 @@ where
     let bar = bar(appends, what)?;
     let started = Instant::now();
     let latencies = std::thread::scope(|s| -> Result<Vec<Duration>, Failure> {
-        let handles: Vec<_> = workers
-            .into_iter()
-            .map(|mut work| {
+        let handles = (0..threads)
+            .zip(workers)
+            .map(|(t, mut work)| {
                 let bar = &bar;
-                s.spawn(move || -> Result<Vec<Duration>, Failure> {
-                    (0..appends / threads)
-                        .map(|i| {
-                            let took = work(i)?;
-                            bar.inc(1);
-                            Ok(took)
-                        })
-                        .collect()
-                })
+                let mine = appends / threads + u64::from(t < appends % threads);
+                std::thread::Builder::new()
+                    .spawn_scoped(s, move || -> Result<Vec<Duration>, Failure> {
+                        (0..mine)
+                            .map(|i| {
+                                let took = work(i)?;
+                                bar.inc(1);
+                                Ok(took)
+                            })
+                            .collect()
+                    })
+                    .map_err(|e| Failure::Other(format!("starting a {what} thread: {e}")))
             })
-            .collect();
-        let mut all = Vec::with_capacity(appends as usize);
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut all = Vec::new();
         for h in handles {
-            all.extend(
+            all.push(
                 h.join()
                     .map_err(|_| Failure::Other(format!("a {what} thread panicked")))??,
             );
         }
-        Ok(all)
+        Ok(all.concat())
     })?;
     let elapsed = started.elapsed();
     bar.finish_and_clear();
@@ -206,6 +210,8 @@ fn sample_line(dir: &Path) -> Result<Vec<u8>, Failure> {
         .ok_or_else(|| Failure::Other("the sample segment holds no event".into()))
 }
 
+/// Runs both measurements. The arguments are checked in `args.rs`: at least one append per
+/// thread, at most 1024 threads, and a batch that fits in one segment.
 pub fn run(
     store_dir: &Path,
     appends: u64,
@@ -213,11 +219,6 @@ pub fn run(
     batch: u64,
     out: &mut impl std::io::Write,
 ) -> Result<(), Failure> {
-    if appends == 0 || threads == 0 || batch == 0 {
-        return Err(Failure::Other(
-            "--appends, --threads and --batch must be at least 1".into(),
-        ));
-    }
     let parent = match store_dir.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),

@@ -1,34 +1,18 @@
 //! `snapshot`, `delete`, `truncate`, `retention` and `compact`: every one prints one JSON object.
 
-use std::io::{self, Read as _, Write};
+use std::io::Write;
 use std::path::Path;
-use std::time::Duration;
 
 use eventfile::{ExpectedVersion, RetentionPolicy, Store};
 use serde_json::json;
 
 use crate::Failure;
-use crate::args::{RetentionArgs, SnapshotCommand};
+use crate::args::{JsonArg, RetentionArgs, SnapshotCommand};
 
 fn line(out: &mut impl Write, value: &impl serde::Serialize) -> Result<(), Failure> {
     let text = serde_json::to_string(value).map_err(|e| Failure::Other(e.to_string()))?;
     writeln!(out, "{text}")?;
     Ok(())
-}
-
-/// Reads a JSON argument, or stdin for `-`.
-pub fn json_arg(what: &str, text: &str) -> Result<serde_json::Value, Failure> {
-    let text = if text == "-" {
-        let mut s = String::new();
-        io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| Failure::Other(format!("reading {what} from stdin: {e}")))?;
-        s
-    } else {
-        text.to_owned()
-    };
-    serde_json::from_str(&text)
-        .map_err(|e| Failure::Other(format!("{what} is not valid JSON: {e}")))
 }
 
 pub fn snapshot(dir: &Path, cmd: SnapshotCommand, out: &mut impl Write) -> Result<(), Failure> {
@@ -38,7 +22,10 @@ pub fn snapshot(dir: &Path, cmd: SnapshotCommand, out: &mut impl Write) -> Resul
             version,
             state,
         } => {
-            let state = json_arg("STATE", &state)?;
+            let state = match state {
+                JsonArg::Given(value) => value,
+                JsonArg::Stdin => crate::stdin_json("STATE", None)?,
+            };
             let store = Store::open(dir)?;
             let s = store.save_snapshot(&stream, version, &state)?;
             line(
@@ -65,10 +52,9 @@ pub fn delete(
     dir: &Path,
     stream: &str,
     hard: bool,
-    expect: &str,
+    expected: ExpectedVersion,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
-    let expected: ExpectedVersion = expect.parse()?;
     let store = Store::open(dir)?;
     let r = if hard {
         store.tombstone_stream(stream, expected)?
@@ -88,29 +74,6 @@ pub fn truncate(
     line(out, &store.truncate_stream(stream, before)?)
 }
 
-/// Parses `90s`, `15m`, `12h`, `30d` (or a bare number of seconds).
-fn duration(flag: &str, text: &str) -> Result<Duration, Failure> {
-    let bad = || {
-        Failure::Other(format!(
-            "--{flag} `{text}` is not a duration such as 90s, 15m, 12h or 30d"
-        ))
-    };
-    let (num, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let n: u64 = num.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(secs).map(Duration::from_secs).ok_or_else(bad)
-}
-
 fn policy_json(p: &RetentionPolicy) -> serde_json::Value {
     json!({
         "max_age_secs": p.max_age.map(|d| d.as_secs()),
@@ -126,7 +89,9 @@ pub fn retention(dir: &Path, a: &RetentionArgs, out: &mut impl Write) -> Result<
         || a.max_bytes.is_some()
         || a.max_events.is_some()
         || a.segment_max_age.is_some();
-    let store = if a.dry_run && !changes {
+    // A dry run persists nothing (not even the policy flags), so it needs no writer's lock and
+    // works next to a running writer.
+    let store = if a.dry_run {
         crate::open_for_reading(dir)?
     } else {
         Store::open(dir)?
@@ -136,12 +101,8 @@ pub fn retention(dir: &Path, a: &RetentionArgs, out: &mut impl Write) -> Result<
     } else {
         store.retention_policy()
     };
-    if let Some(d) = &a.max_age {
-        policy.max_age = Some(duration("max-age", d)?);
-    }
-    if let Some(d) = &a.segment_max_age {
-        policy.segment_max_age = Some(duration("segment-max-age", d)?);
-    }
+    policy.max_age = a.max_age.or(policy.max_age);
+    policy.segment_max_age = a.segment_max_age.or(policy.segment_max_age);
     policy.max_bytes = a.max_bytes.or(policy.max_bytes);
     policy.max_events = a.max_events.or(policy.max_events);
     let report = if a.dry_run {

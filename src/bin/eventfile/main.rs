@@ -1,8 +1,12 @@
 //! The `eventfile` command-line tool: inspect, append to, and check a store.
 //!
-//! Exit status: 0 success, 1 failure (or `verify` found problems), 2 bad usage, 3 version
-//! conflict on `append` or `delete`, 4 no such event on `get` (or snapshot on `snapshot show`). Output goes to stdout as JSON lines; a closed pipe (`| head`) ends the
-//! command quietly with status 0.
+//! Exit status: 0 success, 1 failure (or `verify` found problems), 2 bad usage (an unknown
+//! flag, a malformed argument value, malformed JSON on stdin), 3 version conflict on `append` or
+//! `delete`, 4 no such event on `get` (or snapshot on `snapshot show`). Output goes to stdout as
+//! JSON lines; a closed pipe (`| head`) ends the command quietly with status 0.
+//!
+//! Arguments are parsed into typed values in `args.rs` (clap reports a malformed one with status
+//! 2 before any store is touched); the commands then run on those values.
 
 mod args;
 mod bench;
@@ -13,10 +17,9 @@ mod query;
 use std::io::{self, BufWriter, Read as _, Write};
 use std::process::ExitCode;
 
-use clap::Parser;
-use eventfile::{Error, ExpectedVersion, NewEvent, OpenOptions, Read, Store};
+use eventfile::{Error, NewEvent, OpenOptions, Read, Store};
 
-use args::{Cli, Command};
+use args::{Cli, Command, JsonArg};
 
 /// How a command failed.
 pub(crate) enum Failure {
@@ -26,6 +29,8 @@ pub(crate) enum Failure {
     Unsound,
     /// `get` found no such event (exit 4).
     NotFound(String),
+    /// Malformed JSON read from stdin for a `-` argument (exit 2, like a malformed argument).
+    Usage(String),
     /// stdout was closed by the reader: not an error.
     ClosedPipe,
     /// Anything else (exit 1).
@@ -77,7 +82,14 @@ fn main() -> ExitCode {
     if log::set_logger(&LOG).is_ok() {
         log::set_max_level(log::LevelFilter::Warn);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::parse_checked() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version print on stdout and exit 0; usage errors exit 2.
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
     match run(cli) {
         Ok(()) | Err(Failure::ClosedPipe) => ExitCode::SUCCESS,
         Err(Failure::Unsound) => ExitCode::from(1),
@@ -88,6 +100,10 @@ fn main() -> ExitCode {
         Err(Failure::NotFound(msg)) => {
             eprintln!("eventfile: {msg}");
             ExitCode::from(4)
+        }
+        Err(Failure::Usage(msg)) => {
+            eprintln!("eventfile: {msg}");
+            ExitCode::from(2)
         }
         Err(Failure::Other(msg)) => {
             eprintln!("eventfile: {msg}");
@@ -131,38 +147,25 @@ fn run(cli: Cli) -> Result<(), Failure> {
             tags,
             key,
         } => {
-            let expected: ExpectedVersion = expect.parse()?;
-            let data = match data.as_deref() {
-                None => "{}".to_string(),
-                Some("-") => {
-                    let mut s = String::new();
-                    io::stdin()
-                        .read_to_string(&mut s)
-                        .map_err(|e| Failure::Other(format!("reading data from stdin: {e}")))?;
-                    s
-                }
-                Some(text) => text.to_string(),
+            let value = match data {
+                None => serde_json::Value::Object(serde_json::Map::new()),
+                Some(JsonArg::Given(value)) => value,
+                Some(JsonArg::Stdin) => stdin_json("DATA", Some(max_event_bytes(&dir)?))?,
             };
-            let value: serde_json::Value = serde_json::from_str(&data)
-                .map_err(|e| Failure::Other(format!("DATA is not valid JSON: {e}")))?;
             let mut event = NewEvent::new(event_type, value);
             if let Some(id) = id {
                 event = event.with_id(id);
             }
             if let Some(meta) = meta {
-                match serde_json::from_str::<serde_json::Value>(&meta) {
-                    Ok(serde_json::Value::Object(m)) => event = event.with_meta(m),
-                    Ok(_) => return Err(Failure::Other("--meta must be a JSON object".into())),
-                    Err(e) => return Err(Failure::Other(format!("--meta is not valid JSON: {e}"))),
-                }
+                event = event.with_meta(meta);
             }
             for tag in tags {
                 event = event.with_tag(tag);
             }
             let store = Store::open(&dir)?;
             let r = match &key {
-                Some(key) => store.append_with_key(key, &stream, expected, [event])?,
-                None => store.append(&stream, expected, [event])?,
+                Some(key) => store.append_with_key(key, &stream, expect, [event])?,
+                None => store.append(&stream, expect, [event])?,
             };
             store.close()?;
             #[derive(serde::Serialize)]
@@ -212,7 +215,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Tags => query::terms(&open_for_reading(&dir)?, true, &mut out)?,
         Command::Reindex => query::reindex(&dir, &mut out)?,
         Command::Verify => {
-            if !dir.join("eventfile.json").exists() {
+            if !store_exists(&dir) {
                 drop(Store::open(&dir)?);
             }
             let report = eventfile::verify(&dir)?;
@@ -246,7 +249,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             stream,
             hard,
             expect,
-        } => lifecycle::delete(&dir, &stream, hard, &expect, &mut out)?,
+        } => lifecycle::delete(&dir, &stream, hard, expect, &mut out)?,
         Command::Truncate { stream, before } => {
             lifecycle::truncate(&dir, &stream, before, &mut out)?
         }
@@ -263,10 +266,46 @@ fn run(cli: Cli) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Reads the value of a `-` JSON argument from stdin. With a `limit`, reads at most one byte
+/// more and refuses a longer input without reading (or buffering) the rest. Malformed JSON is a
+/// usage error, as it is on the command line.
+pub(crate) fn stdin_json(what: &str, limit: Option<usize>) -> Result<serde_json::Value, Failure> {
+    let mut bytes = Vec::new();
+    let most = limit.map_or(u64::MAX, |l| l as u64 + 1);
+    io::stdin()
+        .lock()
+        .take(most)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Failure::Other(format!("reading {what} from stdin: {e}")))?;
+    if let Some(limit) = limit
+        && bytes.len() > limit
+    {
+        return Err(Failure::Other(format!(
+            "{what} on stdin is over the store's limit of {limit} bytes; nothing was written"
+        )));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Failure::Usage(format!("{what} on stdin is not valid JSON: {e}")))
+}
+
+/// The largest event the store in `dir` accepts, looked up without the writer's lock (reading
+/// stdin may take long); a store not created yet will get the default.
+fn max_event_bytes(dir: &std::path::Path) -> Result<usize, Failure> {
+    if store_exists(dir) {
+        Ok(Store::open_read_only(dir)?.config().max_event_bytes)
+    } else {
+        Ok(eventfile::DEFAULT_MAX_EVENT_BYTES)
+    }
+}
+
+fn store_exists(dir: &std::path::Path) -> bool {
+    dir.join("eventfile.json").exists()
+}
+
 /// Readers do not take the writer lock, so they work next to a running writer. A directory with
 /// no store gets one with the defaults, as every command does.
 pub(crate) fn open_for_reading(dir: &std::path::Path) -> Result<Store, Failure> {
-    if dir.join("eventfile.json").exists() {
+    if store_exists(dir) {
         Ok(Store::open_read_only(dir)?)
     } else {
         Ok(Store::open(dir)?)

@@ -9,20 +9,7 @@ use serde_json::json;
 use crate::Failure;
 use crate::args::QueryArgs;
 
-fn time_arg(flag: &str, value: &Option<String>) -> Result<Option<i64>, Failure> {
-    value
-        .as_deref()
-        .map(|v| {
-            eventfile::parse_rfc3339(v).ok_or_else(|| {
-                Failure::Other(format!(
-                    "invalid {flag} `{v}`: expected an RFC 3339 time such as 2026-11-22T10:00:00Z"
-                ))
-            })
-        })
-        .transpose()
-}
-
-fn build(a: &QueryArgs) -> Result<Query, Failure> {
+fn build(a: &QueryArgs) -> Query {
     let mut q = Query::new()
         .streams(a.streams.clone())
         .types(a.types.clone());
@@ -37,10 +24,10 @@ fn build(a: &QueryArgs) -> Result<Query, Failure> {
     q = set(q, &a.correlation, Query::correlation);
     q = set(q, &a.causation, Query::causation);
     q = set(q, &a.actor, Query::actor);
-    if let Some(t) = time_arg("--since", &a.since)? {
+    if let Some(t) = a.since {
         q = q.since(t);
     }
-    if let Some(t) = time_arg("--until", &a.until)? {
+    if let Some(t) = a.until {
         q = q.until(t);
     }
     if let Some(s) = a.from_seq {
@@ -56,13 +43,13 @@ fn build(a: &QueryArgs) -> Result<Query, Failure> {
         q = q.limit(n);
     }
     if let Some(c) = &a.after {
-        q = q.after(c.parse()?);
+        q = q.after(c.clone());
     }
-    Ok(q)
+    q
 }
 
 pub fn query(store: &Store, a: &QueryArgs, out: &mut impl Write) -> Result<(), Failure> {
-    let q = build(a)?;
+    let q = build(a);
     if a.count {
         writeln!(out, "{}", json!({ "count": store.count(&q)? }))?;
         return Ok(());
