@@ -5,10 +5,11 @@
 //! Whatever would stop a writer open is a problem: `verify` runs the open's own checks (a
 //! read-only catch-up, which writes nothing) and adds what only a writer trips over (a directory
 //! where the writer removes, rewrites or opens a file). What the next writer open repairs (a
-//! torn tail, a crash during a roll, leftovers of a removal run) is a note.
+//! torn tail, a crash during a roll, a damaged sidecar, leftovers of a removal run) is a note.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -56,8 +57,9 @@ pub struct VerifyReport {
     /// Damage, broken invariants and whatever would stop a writer open (each with the file it
     /// names): the store is sound iff this is empty.
     pub problems: Vec<Problem>,
-    /// Things that are not damage: a torn tail the next writer will cut, stale or missing
-    /// index sidecars (caches, rebuilt on open), files that do not belong to the store.
+    /// Things that are not damage: a torn tail the next writer will cut, missing or damaged
+    /// index sidecars of sealed segments (caches the next writer open rewrites), files that do
+    /// not belong to the store.
     pub notes: Vec<String>,
 }
 
@@ -304,6 +306,7 @@ impl Verifier {
         is_last: bool,
         max_line: usize,
     ) -> Result<()> {
+        let problems_before = self.report.problems.len();
         let file = storage
             .open(path, false)
             .map_err(|e| Error::io("open", path, e))?;
@@ -448,21 +451,42 @@ impl Verifier {
                 );
             }
         }
-        if !is_last {
-            // The sidecar is a cache: a missing or differing one is rebuilt on the next open.
-            let sidecar = crate::recovery::index_path(dir, base);
-            match storage.read(&sidecar) {
-                Ok(bytes) if bytes == index.encode(base, len) => {}
-                Ok(_) => self.report.notes.push(format!(
-                    "{} disagrees with its segment (rebuilt on the next writer open)",
-                    sidecar.display()
-                )),
-                Err(_) => self.report.notes.push(format!(
-                    "{} is missing (rebuilt on the next writer open)",
-                    sidecar.display()
-                )),
-            }
+        if !is_last && self.report.problems.len() == problems_before {
+            self.sidecar(storage, dir, base, len, &index);
         }
         Ok(())
+    }
+
+    /// Compares a sealed segment's sidecar with the index of its records (a clean segment's).
+    /// The sidecar is a cache: an open rebuilds (and a writer open rewrites) one that is missing
+    /// or fails its checks. One that passes them is trusted, so if it differs it stays wrong.
+    fn sidecar(
+        &mut self,
+        storage: &dyn Storage,
+        dir: &Path,
+        base: u64,
+        len: u64,
+        index: &MemIndex,
+    ) {
+        let sidecar = crate::recovery::index_path(dir, base);
+        let note = match storage.read(&sidecar) {
+            Ok(bytes) if bytes == index.encode(base, len) => return,
+            Ok(_) if crate::recovery::read_index(storage, dir, base, Some(len)).is_some() => {
+                let msg = "passes its checks but does not describe its segment: opens trust \
+                           it (stream versions, queries) and do not rebuild it; remove it and \
+                           the next writer open rebuilds it";
+                self.problem(sidecar, 0, msg.into());
+                return;
+            }
+            Ok(_) => "fails its checks",
+            Err(e) if e.kind() == ErrorKind::NotFound => "is missing",
+            // Reported with the directory's entries: a writer cannot replace it.
+            Err(e) if e.kind() == ErrorKind::IsADirectory => return,
+            Err(_) => "cannot be read",
+        };
+        self.report.notes.push(format!(
+            "{} {note} (rebuilt on the next writer open)",
+            sidecar.display()
+        ));
     }
 }

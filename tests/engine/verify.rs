@@ -398,6 +398,67 @@ fn names_the_store_does_not_own_are_noted_and_ignored() {
 }
 
 #[test]
+fn a_damaged_sealed_sidecar_is_noted_and_rewritten_by_the_next_writer_open() {
+    let (dir, _) = closed_store(3);
+    let damaged = sidecar_path(dir.path(), 1);
+    let good = std::fs::read(&damaged).unwrap();
+    let mut bytes = good.clone();
+    bytes[70] ^= 0x40;
+    std::fs::write(&damaged, &bytes).unwrap();
+    let second = base_of(&files_with_ext(dir.path(), "jsonl")[1]);
+    let missing = sidecar_path(dir.path(), second);
+    std::fs::remove_file(&missing).unwrap();
+
+    let report = opens_and_verifies(dir.path());
+    for path in [&damaged, &missing] {
+        let name = path.to_string_lossy();
+        assert!(
+            report
+                .notes
+                .iter()
+                .any(|n| n.contains(&*name) && n.contains("rebuilt on the next writer open")),
+            "{name}: {:?}",
+            report.notes
+        );
+    }
+    // The open did what the note says.
+    assert_eq!(std::fs::read(&damaged).unwrap(), good);
+    assert!(missing.exists());
+    let after = eventfile::verify(dir.path()).unwrap();
+    assert!(
+        !after.notes.iter().any(|n| n.contains(".idx")),
+        "{:?}",
+        after.notes
+    );
+}
+
+#[test]
+fn a_sidecar_that_passes_its_checks_but_differs_from_its_segment_is_a_problem() {
+    // An open trusts a sidecar that passes its checks, so it is not rebuilt: the note would lie.
+    let (dir, _) = closed_store(3);
+    let sidecar = sidecar_path(dir.path(), 1);
+    let mut bytes = std::fs::read(&sidecar).unwrap();
+    let count = u64::from_le_bytes(bytes[32..40].try_into().unwrap()) as usize;
+    // The last record's time, one microsecond later: times still do not decrease.
+    let at = 64 + count * 4 + (count - 1) * 8;
+    let t = i64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) + 1;
+    bytes[at..at + 8].copy_from_slice(&t.to_le_bytes());
+    let body = bytes.len() - 4;
+    let crc = crc32fast::hash(&bytes[..body]);
+    bytes[body..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&sidecar, &bytes).unwrap();
+    Store::open(dir.path()).unwrap().close().unwrap();
+    assert_eq!(std::fs::read(&sidecar).unwrap(), bytes, "the open kept it");
+    let report = eventfile::verify(dir.path()).unwrap();
+    assert!(
+        report.problems.iter().any(|p| p.path == sidecar),
+        "{:?} {:?}",
+        report.problems,
+        report.notes
+    );
+}
+
+#[test]
 fn a_manifest_with_no_segment_after_it_is_a_problem() {
     let (dir, head) = closed_store(3);
     for p in files_with_ext(dir.path(), "jsonl")
