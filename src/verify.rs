@@ -1,9 +1,15 @@
 //! `verify`: reads every record of every segment, checks its CRC and the store's invariants, and
 //! reports each problem with its file and byte offset. It writes nothing and takes no lock, so it
 //! can run beside a live writer.
+//!
+//! Whatever would stop a writer open is a problem: `verify` runs the open's own checks (a
+//! read-only catch-up, which writes nothing) and adds what only a writer trips over (a directory
+//! where the writer removes, rewrites or opens a file). What the next writer open repairs (a
+//! torn tail, a crash during a roll, a damaged sidecar, leftovers of a removal run) is a note.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -48,10 +54,12 @@ pub struct VerifyReport {
     pub streams: usize,
     /// Snapshot files checked.
     pub snapshots: usize,
-    /// Damage and broken invariants: the store is sound iff this is empty.
+    /// Damage, broken invariants and whatever would stop a writer open (each with the file it
+    /// names): the store is sound iff this is empty.
     pub problems: Vec<Problem>,
-    /// Things that are not damage: a torn tail the next writer will cut, stale or missing
-    /// index sidecars (caches, rebuilt on open), files that do not belong to the store.
+    /// Things that are not damage: a torn tail the next writer will cut, missing or damaged
+    /// index sidecars of sealed segments (caches the next writer open rewrites), files that do
+    /// not belong to the store.
     pub notes: Vec<String>,
 }
 
@@ -62,8 +70,9 @@ impl VerifyReport {
     }
 }
 
-/// Checks every record of the store in `dir`. Returns `Err` only if the store cannot be read at
-/// all (not a store, unreadable directory); damage is reported in the [`VerifyReport`].
+/// Checks every record of the store in `dir`, and everything a writer open checks. Returns `Err`
+/// only if the store cannot be read at all (not a store, unreadable directory or configuration);
+/// damage is reported in the [`VerifyReport`].
 pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
     let dir = dir.as_ref();
     let storage = OsStorage;
@@ -77,6 +86,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
     let mut bases = Vec::new();
     for name in &names {
+        report.problems.extend(wrong_kind(dir, name));
         if let Some(b) = parse_segment_name(name) {
             bases.push(b);
         } else if !known_file(name) {
@@ -89,11 +99,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
     let removed = match crate::retention::load_manifest(&storage, dir) {
         Ok(m) => m,
         Err(e) => {
-            report.problems.push(Problem {
-                path: dir.join(crate::retention::MANIFEST_FILE),
-                offset: 0,
-                message: e.to_string(),
-            });
+            add_once(&mut report.problems, locate(e, dir));
             crate::retention::Removed::default()
         }
     };
@@ -136,12 +142,29 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
             v.last_time = v.last_time.max(r.last_time);
         }
         if let Err(e) = v.segment(&storage, dir, &path, base, is_last, config.max_line()) {
-            v.problem(path, 0, e.to_string());
+            add_once(&mut v.report.problems, locate(e, dir));
         }
     }
+    // A removed range no segment follows: the log after it is missing.
+    if let Some(r) = removed.ranges.iter().find(|r| r.end > v.next_seq) {
+        let message = format!(
+            "removed range {}..{} lies beyond the log, which ends at seq {}",
+            r.base,
+            r.end,
+            v.next_seq - 1
+        );
+        v.problem(dir.join(crate::retention::MANIFEST_FILE), 0, message);
+    }
+    v.open_check(&(Arc::new(storage) as Arc<dyn Storage>), dir, &config);
     v.report.segments = bases.len();
     v.report.streams = v.versions.len();
     Ok(v.report)
+}
+
+/// Whether `name` is an index sidecar's name: the segment's 20 digits and `.idx`.
+fn is_sidecar_name(name: &str) -> bool {
+    name.strip_suffix(&format!(".{INDEX_EXT}"))
+        .is_some_and(|stem| stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn known_file(name: &str) -> bool {
@@ -150,9 +173,78 @@ fn known_file(name: &str) -> bool {
         || name == crate::snapshot::SNAPSHOT_DIR
         || name == crate::store::LOCK_FILE
         || name.ends_with(".tmp")
-        || name
-            .strip_suffix(&format!(".{INDEX_EXT}"))
-            .is_some_and(|stem| stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
+        || is_sidecar_name(name)
+}
+
+/// An entry of the wrong kind for what a writer does with its name: a directory where the store
+/// keeps a file (open removes every `*.tmp`, opens `LOCK`, unlinks removed segments and rewrites
+/// sidecars; it never removes a directory), or a file in place of the snapshot directory.
+fn wrong_kind(dir: &Path, name: &str) -> Option<Problem> {
+    let path = dir.join(name);
+    let message = if name == crate::snapshot::SNAPSHOT_DIR {
+        if std::fs::metadata(&path).ok()?.is_dir() {
+            return None;
+        }
+        "not a directory: every snapshot save and load, and every stream deletion, fails on it"
+    } else if name.ends_with(".tmp") {
+        // Removed without following a link: a link to a directory is harmless.
+        if !std::fs::symlink_metadata(&path).ok()?.is_dir() {
+            return None;
+        }
+        "a directory named like a temporary file: a writer open removes every `*.tmp` entry \
+         and fails on a directory"
+    } else if name == config::CONFIG_FILE
+        || name == crate::retention::MANIFEST_FILE
+        || name == crate::store::LOCK_FILE
+        || parse_segment_name(name).is_some()
+        || is_sidecar_name(name)
+    {
+        if !std::fs::metadata(&path).ok()?.is_dir() {
+            return None;
+        }
+        "a directory where the store keeps a file: a writer fails on it when it opens, \
+         rewrites or removes the file"
+    } else {
+        return None;
+    };
+    Some(Problem {
+        path,
+        offset: 0,
+        message: message.into(),
+    })
+}
+
+/// An error as a problem: the file and byte offset it names (the store directory if none), and
+/// what it says (a `Corrupt` error's reason, without the place it names again).
+fn locate(e: Error, dir: &Path) -> Problem {
+    let (path, offset, message) = match e {
+        Error::Corrupt {
+            path,
+            offset,
+            reason,
+        } => (path, offset, reason),
+        Error::Io { ref path, .. }
+        | Error::UnsupportedFormat { ref path, .. }
+        | Error::NotAStore { ref path, .. }
+        | Error::Locked { ref path } => (path.clone(), 0, e.to_string()),
+        e => (dir.to_owned(), 0, e.to_string()),
+    };
+    Problem {
+        path,
+        offset,
+        message,
+    }
+}
+
+/// Adds a file's failure unless a problem at the same place (a directory in place of the file)
+/// already explains it.
+fn add_once(problems: &mut Vec<Problem>, p: Problem) {
+    if !problems
+        .iter()
+        .any(|q| q.path == p.path && q.offset == p.offset)
+    {
+        problems.push(p);
+    }
 }
 
 struct Verifier {
@@ -167,6 +259,37 @@ struct Verifier {
 }
 
 impl Verifier {
+    /// Runs what an open checks, by the code that opens: the catch-up of a read-only open,
+    /// which writes nothing (a writer adds repairs to it, whose obstacles `wrong_kind` and
+    /// `segment` report). Its error is a problem; where the walk already reported one at the same
+    /// place, that one also says what the open says.
+    fn open_check(&mut self, storage: &Arc<dyn Storage>, dir: &Path, config: &config::StoreConfig) {
+        // Few maps: the check visits each segment once.
+        let mut st = crate::store::State::new(crate::sealed::MapCache::new(64));
+        let Err(e) = crate::recovery::catch_up(storage, dir, config, true, &mut st) else {
+            return;
+        };
+        let mut refused = locate(e, dir);
+        match self
+            .report
+            .problems
+            .iter_mut()
+            .find(|p| p.path == refused.path && p.offset == refused.offset)
+        {
+            Some(p) if p.message == refused.message => {
+                p.message.push_str("; a writer open refuses the store");
+            }
+            Some(p) => {
+                let reason = refused.message;
+                p.message = format!("{}; a writer open refuses the store: {reason}", p.message);
+            }
+            None => {
+                refused.message = format!("a writer open refuses the store: {}", refused.message);
+                self.report.problems.push(refused);
+            }
+        }
+    }
+
     fn problem(&mut self, path: PathBuf, offset: u64, message: String) {
         self.report.problems.push(Problem {
             path,
@@ -184,6 +307,7 @@ impl Verifier {
         is_last: bool,
         max_line: usize,
     ) -> Result<()> {
+        let problems_before = self.report.problems.len();
         let file = storage
             .open(path, false)
             .map_err(|e| Error::io("open", path, e))?;
@@ -194,6 +318,20 @@ impl Verifier {
             Err(Error::Corrupt { .. })
                 if is_last && !crate::recovery::has_valid_record(&mut lines, path)? =>
             {
+                // A writer open writes its header, then refuses it unless it continues the log.
+                if base != self.next_seq {
+                    self.problem(
+                        path.to_owned(),
+                        0,
+                        format!(
+                            "holds no event and starts at seq {base}, expected {}: not a \
+                             segment whose creation a crash cut short (a writer open writes \
+                             its header, then refuses the store)",
+                            self.next_seq
+                        ),
+                    );
+                    return Ok(());
+                }
                 self.report.notes.push(format!(
                     "{} has a torn header and no event: a crash while it was being created \
                      (rewritten by the next writer open)",
@@ -314,21 +452,42 @@ impl Verifier {
                 );
             }
         }
-        if !is_last {
-            // The sidecar is a cache: a missing or differing one is rebuilt on the next open.
-            let sidecar = crate::recovery::index_path(dir, base);
-            match storage.read(&sidecar) {
-                Ok(bytes) if bytes == index.encode(base, len) => {}
-                Ok(_) => self.report.notes.push(format!(
-                    "{} disagrees with its segment (rebuilt on the next writer open)",
-                    sidecar.display()
-                )),
-                Err(_) => self.report.notes.push(format!(
-                    "{} is missing (rebuilt on the next writer open)",
-                    sidecar.display()
-                )),
-            }
+        if !is_last && self.report.problems.len() == problems_before {
+            self.sidecar(storage, dir, base, len, &index);
         }
         Ok(())
+    }
+
+    /// Compares a sealed segment's sidecar with the index of its records (a clean segment's).
+    /// The sidecar is a cache: an open rebuilds (and a writer open rewrites) one that is missing
+    /// or fails its checks. One that passes them is trusted, so if it differs it stays wrong.
+    fn sidecar(
+        &mut self,
+        storage: &dyn Storage,
+        dir: &Path,
+        base: u64,
+        len: u64,
+        index: &MemIndex,
+    ) {
+        let sidecar = crate::recovery::index_path(dir, base);
+        let note = match storage.read(&sidecar) {
+            Ok(bytes) if bytes == index.encode(base, len) => return,
+            Ok(_) if crate::recovery::read_index(storage, dir, base, Some(len)).is_some() => {
+                let msg = "passes its checks but does not describe its segment: opens trust \
+                           it (stream versions, queries) and do not rebuild it; remove it and \
+                           the next writer open rebuilds it";
+                self.problem(sidecar, 0, msg.into());
+                return;
+            }
+            Ok(_) => "fails its checks",
+            Err(e) if e.kind() == ErrorKind::NotFound => "is missing",
+            // Reported with the directory's entries: a writer cannot replace it.
+            Err(e) if e.kind() == ErrorKind::IsADirectory => return,
+            Err(_) => "cannot be read",
+        };
+        self.report.notes.push(format!(
+            "{} {note} (rebuilt on the next writer open)",
+            sidecar.display()
+        ));
     }
 }

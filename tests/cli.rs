@@ -215,6 +215,23 @@ fn verify_reports_damage_with_file_and_offset() {
 }
 
 #[test]
+fn verify_exits_1_on_a_store_a_writer_refuses_to_open() {
+    // Hostile testing: `verify` said "sound" of stores whose next writer open fails.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    assert!(eventfile(dir, &["append", "s", "T", "1"]).status.success());
+    std::fs::create_dir(dir.join("00000000000000000042.idx.tmp")).unwrap();
+    std::fs::write(dir.join("00000000000000000009.jsonl"), b"").unwrap();
+    let out = eventfile(dir, &["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in ["00000000000000000042.idx.tmp", "00000000000000000009.jsonl"] {
+        assert!(text.contains(name), "{name} not named: {text}");
+    }
+    assert!(!eventfile(dir, &["append", "s", "T", "2"]).status.success());
+}
+
+#[test]
 fn demo_runs_end_to_end() {
     let out = Command::new(env!("CARGO_BIN_EXE_eventfile"))
         .arg("demo")
