@@ -147,7 +147,8 @@ pub(crate) struct Inner {
     pub visible: AtomicU64,
     /// Signals the periodic flusher to stop.
     pub stop: Arc<(Mutex<bool>, Condvar)>,
-    _lock: Option<File>,
+    /// The writer's locks: the store's directory, and its `LOCK` file.
+    _lock: Option<(File, File)>,
 }
 
 /// An open event store. Cheap to clone; clones share one handle and may be used from any
@@ -240,12 +241,30 @@ impl Store {
                     .map_err(|e| Error::io("fsync directory", parent, e))?;
             }
         }
-        let lock = if opts.read_only {
+        // The directory itself first: it cannot be removed or replaced while the store is in it,
+        // as a `LOCK` file can (tmp cleaners delete old empty files).
+        let dir_lock = if opts.read_only {
             None
         } else {
-            Some(take_lock(&dir)?)
+            Some(lock_dir(&dir)?)
         };
-        let (config, store_id) = match config::load_config(storage.as_ref(), &dir)? {
+        let loaded = config::load_config(storage.as_ref(), &dir)?;
+        if loaded.is_none() {
+            if opts.read_only || !opts.create {
+                return Err(Error::NotAStore {
+                    path: dir,
+                    reason: format!("{} is missing", config::CONFIG_FILE),
+                });
+            }
+            // Before any file is made: a directory refused here is left as it was.
+            check_empty(storage.as_ref(), &dir)?;
+        }
+        // `LOCK` too, which is all that writers of earlier versions lock.
+        let lock = match dir_lock {
+            Some(d) => Some((d, take_lock(&dir)?)),
+            None => None,
+        };
+        let (config, store_id) = match loaded {
             Some((c, Some(id))) => (c, id),
             // Made before stores had ids: a reader cannot write one, so it uses a fixed one.
             Some((c, None)) if opts.read_only => (c, "unnamed".to_owned()),
@@ -254,14 +273,7 @@ impl Store {
                 config::write_config(storage.as_ref(), &dir, &c, &id)?;
                 (c, id)
             }
-            None if opts.read_only || !opts.create => {
-                return Err(Error::NotAStore {
-                    path: dir,
-                    reason: format!("{} is missing", config::CONFIG_FILE),
-                });
-            }
             None => {
-                check_empty(storage.as_ref(), &dir)?;
                 let id = config::new_store_id();
                 config::write_config(storage.as_ref(), &dir, &opts.config, &id)?;
                 (opts.config, id)
@@ -414,6 +426,18 @@ impl Drop for Inner {
             let bytes = st.active_index.encode(seg.base, st.active_len);
             let _ = config::write_atomic(self.storage.as_ref(), &self.dir, &name, &bytes);
         }
+    }
+}
+
+/// Locks the store's directory (an exclusive `flock` on the directory itself), so that one
+/// writer per store holds even when the `LOCK` file is removed or replaced under a running one.
+fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let file = File::open(dir).map_err(|e| Error::io("open", dir, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", dir, e)),
     }
 }
 

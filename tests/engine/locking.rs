@@ -67,3 +67,33 @@ fn a_hostile_config_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_removed_or_replaced_lock_file_lets_no_second_writer_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Store::open(dir.path()).unwrap();
+    let lock = dir.path().join("LOCK");
+    std::fs::remove_file(&lock).unwrap();
+    assert!(matches!(Store::open(dir.path()), Err(Error::Locked { .. })));
+    std::fs::write(&lock, b"").unwrap();
+    assert!(matches!(Store::open(dir.path()), Err(Error::Locked { .. })));
+    append_one(&first, "s", 1);
+    drop(first);
+    let second = Store::open(dir.path()).unwrap();
+    assert_eq!(second.head_seq(), 1);
+}
+
+#[test]
+fn a_directory_refused_as_not_a_store_is_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"mine").unwrap();
+    match Store::open(dir.path()) {
+        Err(Error::NotAStore { .. }) => {}
+        other => panic!("expected NotAStore, got {other:?}"),
+    }
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["notes.txt"]);
+}

@@ -10,6 +10,7 @@ mod crash_kill;
 mod hostile;
 mod reader;
 mod retention_race;
+mod stolen_lock;
 #[path = "../engine/support.rs"]
 #[allow(dead_code)]
 mod support;

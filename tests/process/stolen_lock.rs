@@ -18,7 +18,11 @@ fn child_lock_holder() {
     for line in std::io::stdin().lock().lines() {
         let n: u64 = line.unwrap().parse().unwrap();
         let r = store
-            .append("held", ExpectedVersion::Any, [NewEvent::new("T", json!({ "n": n }))])
+            .append(
+                "held",
+                ExpectedVersion::Any,
+                [NewEvent::new("T", json!({ "n": n }))],
+            )
             .unwrap();
         println!("ACK {}", r.last_seq);
     }
