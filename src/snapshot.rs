@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 use crate::error::{Error, Result};
 use crate::event::validate_stream;
 use crate::record;
+use crate::storage::Storage;
 use crate::store::{Inner, Store};
 use crate::time::Micros;
 
@@ -270,6 +271,39 @@ fn ensure_dir(inner: &Inner) -> Result<PathBuf> {
             .map_err(|e| Error::io("fsync directory", &inner.dir, e))?;
     }
     Ok(dir)
+}
+
+/// Removes what saves cut short left in the snapshot directory (`*.tmp`), as a writer's open
+/// does for the store's own temporary files. A missing directory holds none.
+pub(crate) fn remove_temps(storage: &dyn Storage, store_dir: &Path) -> Result<()> {
+    let dir = store_dir.join(SNAPSHOT_DIR);
+    let names = match storage.list_dir(&dir) {
+        Ok(names) => names,
+        // No snapshot saved yet; or a file in its place, which verify reports and a save refuses.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(());
+        }
+        Err(e) => return Err(Error::io("list", &dir, e)),
+    };
+    let mut removed = false;
+    for name in names.iter().filter(|n| n.ends_with(".tmp")) {
+        let path = dir.join(name);
+        storage
+            .remove_file(&path)
+            .map_err(|e| Error::io("remove", &path, e))?;
+        removed = true;
+    }
+    if removed {
+        storage
+            .sync_dir(&dir)
+            .map_err(|e| Error::io("fsync directory", &dir, e))?;
+    }
+    Ok(())
 }
 
 /// Removes the snapshots of `stream` beyond the newest `keep`.

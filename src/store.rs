@@ -281,6 +281,9 @@ impl Store {
         };
         let mut state = State::new(crate::sealed::MapCache::new(opts.max_mapped_segments));
         crate::recovery::catch_up(&storage, &dir, &config, opts.read_only, &mut state)?;
+        if !opts.read_only {
+            crate::snapshot::remove_temps(storage.as_ref(), &dir)?;
+        }
         let head = state.next_seq - 1;
         let inner = Arc::new(Inner {
             dir,

@@ -125,3 +125,23 @@ fn deleting_a_stream_removes_its_snapshots() {
     ));
     assert!(snapshot_files(dir.path()).is_empty());
 }
+
+#[test]
+fn a_save_cut_short_leaves_nothing_after_the_next_writer_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = store(dir.path());
+        append_one(&s, "cart", 1);
+        s.save_snapshot("cart", 1, &json!({"n": 1})).unwrap();
+    }
+    // What a crash between writing a snapshot's temporary file and renaming it leaves.
+    let tmp = dir.path().join("snapshots").join("00000000000000ab-1.snap.tmp");
+    std::fs::write(&tmp, b"half a snap").unwrap();
+    // A reader leaves it alone; a writer's open removes it.
+    drop(Store::open_read_only(dir.path()).unwrap());
+    assert!(tmp.exists());
+    let s = store(dir.path());
+    assert!(!tmp.exists());
+    assert_eq!(snapshot_files(dir.path()).len(), 1);
+    assert_eq!(s.load_snapshot("cart").unwrap().unwrap().version, 1);
+}
