@@ -398,7 +398,7 @@ impl Store {
                 let last_time = seg_last_time(seg);
                 let old = policy
                     .max_age
-                    .is_some_and(|a| now.saturating_sub(last_time) > a.as_micros() as i64);
+                    .is_some_and(|a| now.saturating_sub(last_time) > crate::time::micros_of(a));
                 let big = policy
                     .max_bytes
                     .is_some_and(|m| total_bytes.saturating_sub(bytes) >= m);

@@ -12,9 +12,15 @@ pub type Micros = i64;
 /// The wall clock, in microseconds (0 for a clock before 1970).
 pub fn now_micros() -> Micros {
     match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+        Ok(d) => micros_of(d),
         Err(_) => 0,
     }
+}
+
+/// A duration in microseconds, saturating: a span longer than the clock can hold (about
+/// 292,000 years) compares as the longest one, never wraps to a negative age.
+pub(crate) fn micros_of(d: std::time::Duration) -> Micros {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 // Days from civil date and back: Howard Hinnant's algorithms for the proleptic Gregorian calendar.

@@ -494,7 +494,7 @@ impl Inner {
         st.active_index
             .times
             .first()
-            .is_some_and(|&t| now.saturating_sub(t) >= age.as_micros() as i64)
+            .is_some_and(|&t| now.saturating_sub(t) >= crate::time::micros_of(age))
     }
 
     /// Seals the active segment and starts the next: sync it, write its index sidecar, create

@@ -427,3 +427,26 @@ fn a_reader_follows_retention_on_refresh() {
     let tail: Vec<_> = seen.into_iter().filter(|e| e.seq >= r.log_start).collect();
     assert_eq!(all(&fresh), tail);
 }
+
+#[test]
+fn an_age_longer_than_the_clock_holds_removes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = small_store(dir.path(), SEG);
+    fill_streams(&store, dir.path(), &["s"], 4);
+    // 400,000,000 days: its microseconds do not fit an i64 and once wrapped to a negative age.
+    let forever = Duration::from_secs(400_000_000 * 86_400);
+    let r = store
+        .preview_retention(RetentionPolicy::keep_all().max_age(forever))
+        .unwrap();
+    assert!(r.segments.is_empty(), "{r:?}");
+    store
+        .set_retention_policy(RetentionPolicy::keep_all().segment_max_age(forever))
+        .unwrap();
+    let before = segments(dir.path()).len();
+    append_one(&store, "s", 0);
+    assert_eq!(
+        segments(dir.path()).len(),
+        before,
+        "no roll by a wrapped age"
+    );
+}

@@ -135,7 +135,10 @@ fn a_save_cut_short_leaves_nothing_after_the_next_writer_open() {
         s.save_snapshot("cart", 1, &json!({"n": 1})).unwrap();
     }
     // What a crash between writing a snapshot's temporary file and renaming it leaves.
-    let tmp = dir.path().join("snapshots").join("00000000000000ab-1.snap.tmp");
+    let tmp = dir
+        .path()
+        .join("snapshots")
+        .join("00000000000000ab-1.snap.tmp");
     std::fs::write(&tmp, b"half a snap").unwrap();
     // A reader leaves it alone; a writer's open removes it.
     drop(Store::open_read_only(dir.path()).unwrap());
