@@ -173,6 +173,20 @@ fn catch_up_segments(
     }
 
     if bases.is_empty() {
+        // Removal never takes the newest segment: ranges with no segment after them mean the
+        // segments that followed are missing, and numbering afresh would reuse removed seqs.
+        if known_last.is_none()
+            && let Some(r) = st.removed.ranges.last()
+        {
+            return Err(Error::corrupt(
+                dir.join(crate::retention::MANIFEST_FILE),
+                0,
+                format!(
+                    "removed range {}..{} has no segment after it: the store's newer segments are missing",
+                    r.base, r.end
+                ),
+            ));
+        }
         if read_only {
             return Ok(());
         }
@@ -579,6 +593,9 @@ fn open_active(
             if read_only {
                 return Ok(());
             }
+            // Only where the next segment belongs: a stray file past the head is refused before
+            // anything is written into it.
+            check_base(st, base, &path)?;
             let header = record::encode_header(base);
             let io = |op, e| Error::io(op, &path, e);
             file.set_len(0).map_err(|e| io("truncate", e))?;

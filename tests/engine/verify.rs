@@ -164,6 +164,8 @@ fn an_empty_segment_past_the_head_is_a_problem() {
     let stray = segment_path(dir.path(), head + 10);
     std::fs::write(&stray, b"").unwrap();
     refused_and_reported(dir.path(), &stray);
+    // The refused open wrote nothing into it.
+    assert_eq!(std::fs::read(&stray).unwrap(), b"");
 }
 
 #[test]
@@ -172,6 +174,11 @@ fn a_segment_of_garbage_past_the_head_is_a_problem() {
     let stray = segment_path(dir.path(), head + 10);
     std::fs::write(&stray, b"\x00\xffnot a segment\nnor is this\n").unwrap();
     refused_and_reported(dir.path(), &stray);
+    // The refused open wrote nothing into it.
+    assert_eq!(
+        std::fs::read(&stray).unwrap(),
+        b"\x00\xffnot a segment\nnor is this\n"
+    );
 }
 
 #[test]
@@ -201,6 +208,8 @@ fn a_segment_numbered_zero_is_a_problem() {
     let stray = segment_path(dir.path(), 0);
     std::fs::write(&stray, b"").unwrap();
     refused_and_reported(dir.path(), &stray);
+    // The refused open wrote nothing into it.
+    assert_eq!(std::fs::read(&stray).unwrap(), b"");
 }
 
 #[test]
@@ -470,12 +479,11 @@ fn a_manifest_with_no_segment_after_it_is_a_problem() {
     write_manifest(dir.path(), &[(1, head + 1)]);
     let manifest = dir.path().join("removed.json");
     reported(dir.path(), &manifest);
-    // A writer open takes it for a store with no events yet: its first append gets seq 1, which
-    // the manifest says was removed, and the next open refuses the store.
-    if let Ok(store) = Store::open(dir.path()) {
-        append_one(&store, "s", 0);
-        store.close().unwrap();
-        let err = refused(dir.path(), &manifest);
-        assert_eq!(error_path(&err), Some(manifest.as_path()), "{err}");
-    }
+    // Not a store with no events yet: numbering afresh would reuse the removed seqs.
+    let err = refused(dir.path(), &manifest);
+    assert_eq!(error_path(&err), Some(manifest.as_path()), "{err}");
+    assert!(
+        files_with_ext(dir.path(), "jsonl").is_empty(),
+        "nothing created"
+    );
 }
