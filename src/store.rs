@@ -354,9 +354,17 @@ impl Store {
         self.inner.lock_state().version(stream)
     }
 
-    /// The number of streams holding at least one event.
+    /// The number of streams holding at least one live event: those [`Store::streams`] lists
+    /// (a stream whose every event is deleted is not counted).
     pub fn stream_count(&self) -> usize {
-        self.inner.lock_state().streams.len()
+        let st = self.inner.lock_state();
+        if st.deleted.is_empty() {
+            return st.streams.len();
+        }
+        st.streams
+            .iter()
+            .filter(|(name, e)| crate::lifecycle::is_live(&st.deleted, name, e.version))
+            .count()
     }
 
     /// Read-only handles: picks up events (and segments) the writer made durable since this

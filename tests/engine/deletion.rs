@@ -316,6 +316,7 @@ fn assert_catalog_agrees(store: &Store) {
     }
     let by_stream = paged(2, |a, l| store.streams("", a, l), |s| &s.stream);
     assert_eq!(by_stream, listed);
+    assert_eq!(store.stream_count(), listed.len());
 }
 
 /// Events of `stream`, one per append, with a type and tags of their own (`only=<stream>`,
