@@ -91,6 +91,19 @@ fn writer(dir: &Path) -> Store {
     store
 }
 
+/// Appends `n` single events to `stream`.
+fn fill(store: &Store, stream: &str, n: u64) {
+    for i in 0..n {
+        store
+            .append(
+                stream,
+                ExpectedVersion::Any,
+                [NewEvent::new("T", json!({ "n": i }))],
+            )
+            .unwrap();
+    }
+}
+
 fn reader(dir: &Path, storage: &Arc<Racing>) -> crate::Result<Store> {
     let mut opts = OpenOptions::new().read_only(true);
     opts.storage = Arc::clone(storage) as Arc<dyn Storage>;
@@ -141,15 +154,7 @@ fn a_refresh_that_loses_the_race_to_retention_reads_from_the_new_log_start() {
     let before = seqs(&r);
     assert_eq!(before.first(), Some(&1));
     // New segments for the refresh to open; retention runs as it opens the first of them.
-    for n in 0..300 {
-        store
-            .append(
-                "t",
-                ExpectedVersion::Any,
-                [NewEvent::new("T", json!({ "n": n }))],
-            )
-            .unwrap();
-    }
+    fill(&store, "t", 300);
     storage.arm(0, retention(&store));
     r.refresh().unwrap();
     assert!(storage.hook.lock().unwrap().is_none(), "the race was run");
@@ -163,24 +168,8 @@ fn compaction_racing_a_read_only_open_is_resolved_by_the_manifest() {
     let dir = tempfile::tempdir().unwrap();
     let store = writer(dir.path());
     // The middle segments' events all belong to a stream deleted whole.
-    for n in 0..200 {
-        store
-            .append(
-                "doomed",
-                ExpectedVersion::Any,
-                [NewEvent::new("T", json!({ "n": n }))],
-            )
-            .unwrap();
-    }
-    for n in 0..100 {
-        store
-            .append(
-                "s",
-                ExpectedVersion::Any,
-                [NewEvent::new("T", json!({ "n": n }))],
-            )
-            .unwrap();
-    }
+    fill(&store, "doomed", 200);
+    fill(&store, "s", 100);
     store.delete_stream("doomed", ExpectedVersion::Any).unwrap();
     let live: Vec<u64> = seqs(&store);
     let storage = Arc::new(Racing::default());

@@ -278,7 +278,9 @@ fn remove_leftovers(storage: &dyn Storage, dir: &Path, names: &[String], st: &St
     Ok(())
 }
 
-fn remove_temps(storage: &dyn Storage, dir: &Path, names: &[String]) -> Result<()> {
+/// Removes the `*.tmp` files among `names` (entries of `dir`): what an atomic replacement cut
+/// short left.
+pub(crate) fn remove_temps(storage: &dyn Storage, dir: &Path, names: &[String]) -> Result<()> {
     let mut removed = false;
     for name in names.iter().filter(|n| n.ends_with(".tmp")) {
         let path = dir.join(name);

@@ -290,20 +290,7 @@ pub(crate) fn remove_temps(storage: &dyn Storage, store_dir: &Path) -> Result<()
         }
         Err(e) => return Err(Error::io("list", &dir, e)),
     };
-    let mut removed = false;
-    for name in names.iter().filter(|n| n.ends_with(".tmp")) {
-        let path = dir.join(name);
-        storage
-            .remove_file(&path)
-            .map_err(|e| Error::io("remove", &path, e))?;
-        removed = true;
-    }
-    if removed {
-        storage
-            .sync_dir(&dir)
-            .map_err(|e| Error::io("fsync directory", &dir, e))?;
-    }
-    Ok(())
+    crate::recovery::remove_temps(storage, &dir, &names)
 }
 
 /// Removes the snapshots of `stream` beyond the newest `keep`.
