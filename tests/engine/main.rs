@@ -7,6 +7,7 @@ mod concurrency;
 mod corruption;
 mod deletion;
 mod expected_version;
+mod fixture;
 mod full_disk;
 mod fuzz_regressions;
 mod idempotency;

@@ -1,0 +1,355 @@
+//! The compatibility fixture (`tests/fixtures/`, see "Compatibility fixture" in
+//! `docs/format.md`): stores written by an earlier version must open, verify and read exactly as
+//! they did when they were made, and stay writable.
+//!
+//! The committed files are never opened in place (a writer open may write: a checkpoint, a
+//! `LOCK`): every test works on a copy in a temporary directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use eventfile::{Error, ExpectedVersion, NewEvent, OpenOptions, Read, Store, verify};
+use serde_json::{Value, json};
+
+#[path = "../../examples/make_fixture.rs"]
+#[allow(dead_code)]
+mod make_fixture;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Every file under `dir`, by relative path, with its bytes.
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).expect("list fixture directory") {
+            let entry = entry.expect("list fixture directory");
+            let path = entry.path();
+            if entry.file_type().expect("file type").is_dir() {
+                walk(root, &path, out);
+            } else {
+                let rel = path.strip_prefix(root).expect("under root");
+                let bytes = std::fs::read(&path).expect("read fixture file");
+                out.insert(rel.to_string_lossy().into_owned(), bytes);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for (rel, bytes) in tree(from) {
+        let dst = to.join(rel);
+        std::fs::create_dir_all(dst.parent().expect("a parent")).expect("create directory");
+        std::fs::write(dst, bytes).expect("copy fixture file");
+    }
+}
+
+/// Compares two dumps line by line, naming the first line that differs.
+fn assert_same_dump(actual: &str, expected: &str, what: &str) {
+    for (i, (a, e)) in actual.lines().zip(expected.lines()).enumerate() {
+        assert_eq!(a, e, "{what}: line {} of the dump differs", i + 1);
+    }
+    assert_eq!(
+        actual.lines().count(),
+        expected.lines().count(),
+        "{what}: the dump has a different number of lines"
+    );
+}
+
+fn expected_dump(version: &str) -> String {
+    std::fs::read_to_string(fixtures().join(format!("{version}.expected.jsonl")))
+        .expect("read the expected dump")
+}
+
+/// The dump's event lines, parsed.
+fn dumped_events(dump: &str) -> Vec<Value> {
+    dump.lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("a dump line is JSON"))
+        .filter(|v| v.get("check").is_none())
+        .collect()
+}
+
+/// Opens a copy of one fixture store every way a later version must, and checks it reads as
+/// it did, then that a writer continues it.
+fn check_store(name: &str, expected: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(name);
+    copy_tree(&fixtures().join(name), &dir);
+    let copied = tree(&dir);
+
+    let report = verify(&dir).expect("verify runs");
+    assert!(report.is_sound(), "{name}: {:?}", report.problems);
+    assert!(report.notes.is_empty(), "{name}: {:?}", report.notes);
+
+    let reader = Store::open_read_only(&dir).expect("read-only open");
+    let dump = make_fixture::dump(&reader).expect("dump (read-only)");
+    assert_same_dump(&dump, expected, &format!("{name}, read-only open"));
+    drop(reader);
+    assert!(
+        tree(&dir) == copied,
+        "{name}: a read-only open changed the store's files"
+    );
+
+    let writer = OpenOptions::new()
+        .create(false)
+        .open(&dir)
+        .expect("writer open");
+    let dump = make_fixture::dump(&writer).expect("dump (writer)");
+    assert_same_dump(&dump, expected, &format!("{name}, writer open"));
+
+    // The writer continues the numbering: the next seq, and each stream's next version.
+    let head = writer.head_seq();
+    let order = writer.stream_version("order-1");
+    let r = writer
+        .append(
+            "order-1",
+            ExpectedVersion::Exact(order),
+            [NewEvent::new("OrderClosed", json!({})).with_id("fixture-next-1")],
+        )
+        .expect("append to a fixture stream");
+    assert_eq!(
+        (r.first_seq, r.version, r.replayed),
+        (head + 1, order + 1, false)
+    );
+    let session = writer.stream_version("session-9");
+    let r = writer
+        .append(
+            "session-9",
+            ExpectedVersion::Exact(session),
+            [NewEvent::new("PageViewed", json!({"page": "/done"}))],
+        )
+        .expect("append to a soft-deleted stream");
+    assert_eq!((r.first_seq, r.version), (head + 2, session + 1));
+    let r = writer
+        .append(
+            "fresh-1",
+            ExpectedVersion::NoStream,
+            [NewEvent::new("Created", json!({}))],
+        )
+        .expect("append to a new stream");
+    assert_eq!((r.first_seq, r.version), (head + 3, 1));
+    // Tombstones, keys and ids recorded by the old version still hold.
+    assert!(matches!(
+        writer.append(
+            "audit-x",
+            ExpectedVersion::Any,
+            [NewEvent::new("Audited", json!({}))]
+        ),
+        Err(Error::StreamDeleted { .. })
+    ));
+    let paid = writer
+        .get_event("pay-order-1")
+        .unwrap()
+        .expect("pay-order-1");
+    let again = writer
+        .append_with_key(
+            "cmd-pay-order-1",
+            "order-1",
+            ExpectedVersion::Any,
+            [NewEvent::new("OrderPaid", json!({}))],
+        )
+        .expect("a retried key");
+    assert_eq!((again.first_seq, again.replayed), (paid.seq, true));
+    let placed = writer
+        .get_event(&make_fixture::uid(20))
+        .unwrap()
+        .expect("order-2's first event");
+    let retry = writer
+        .append(
+            "order-2",
+            ExpectedVersion::NoStream,
+            [
+                NewEvent::new("OrderPlaced", json!({})).with_id(make_fixture::uid(20)),
+                NewEvent::new("ItemAdded", json!({})).with_id(make_fixture::uid(21)),
+            ],
+        )
+        .expect("a retried batch");
+    assert_eq!((retry.first_seq, retry.replayed), (placed.seq, true));
+    assert_eq!(writer.head_seq(), head + 3);
+    writer.close().expect("close");
+
+    // Reopened, it holds the old events and the new ones, and is still sound.
+    let reopened = Store::open_read_only(&dir).expect("reopen");
+    let events: Vec<Value> = reopened
+        .read_all(Read::forward())
+        .unwrap()
+        .map(|e| serde_json::from_str(&e.unwrap().to_json()).unwrap())
+        .collect();
+    let old = dumped_events(expected);
+    assert_eq!(
+        events[..old.len()],
+        old[..],
+        "{name}: old events after appends"
+    );
+    let new: Vec<(u64, &str)> = events[old.len()..]
+        .iter()
+        .map(|e| (e["seq"].as_u64().unwrap(), e["stream"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        new,
+        [
+            (head + 1, "order-1"),
+            (head + 2, "session-9"),
+            (head + 3, "fresh-1")
+        ]
+    );
+    let report = verify(&dir).expect("verify runs");
+    assert!(
+        report.is_sound(),
+        "{name} after appends: {:?}",
+        report.problems
+    );
+}
+
+#[test]
+fn fixture_v1_opens_verifies_and_reads_identically() {
+    let before = tree(&fixtures());
+    let expected = expected_dump("v1");
+    check_store("v1", &expected);
+    // The copy taken before the clean close (no checkpoint of the active segment) reads the same.
+    check_store("v1-unclean", &expected);
+    assert!(
+        tree(&fixtures()) == before,
+        "the committed fixture files changed during the test"
+    );
+}
+
+#[test]
+fn fixture_v1_holds_what_it_should() {
+    let store = tree(&fixtures().join("v1"));
+    let unclean = tree(&fixtures().join("v1-unclean"));
+    let names = |t: &BTreeMap<String, Vec<u8>>| t.keys().cloned().collect::<Vec<_>>();
+    for (name, files) in [("v1", &store), ("v1-unclean", &unclean)] {
+        assert!(
+            files.keys().all(|f| f != "LOCK" && !f.ends_with(".tmp")),
+            "{name} holds a lock file or a temporary: {:?}",
+            names(files)
+        );
+        for f in ["eventfile.json", "removed.json"] {
+            assert!(files.contains_key(f), "{name} lacks {f}");
+        }
+        let sidecars = files.keys().filter(|f| f.ends_with(".idx")).count();
+        let segments = files.keys().filter(|f| f.ends_with(".jsonl")).count();
+        let snapshots = files.keys().filter(|f| f.starts_with("snapshots")).count();
+        assert!(
+            segments >= 4 && snapshots >= 3,
+            "{name}: {:?}",
+            names(files)
+        );
+        // The clean copy has a checkpoint of its active segment, the other does not.
+        let want = if name == "v1" { segments } else { segments - 1 };
+        assert_eq!(sidecars, want, "{name}: {:?}", names(files));
+    }
+    // The two copies differ only by that checkpoint.
+    let mut without_checkpoint = store.clone();
+    let active = store
+        .keys()
+        .filter(|f| f.ends_with(".jsonl"))
+        .max()
+        .unwrap();
+    without_checkpoint.remove(&active.replace(".jsonl", ".idx"));
+    assert!(without_checkpoint == unclean);
+    let total: usize = store.values().chain(unclean.values()).map(Vec::len).sum();
+    assert!(total < 100_000, "the fixture grew to {total} bytes");
+}
+
+/// The ids the store drew for its `$lifecycle` events (the only thing in the fixture not fixed
+/// by the generator), by seq.
+fn lifecycle_ids(dump: &str) -> BTreeMap<u64, String> {
+    dumped_events(dump)
+        .iter()
+        .filter(|e| e["stream"] == "$lifecycle")
+        .map(|e| {
+            let id = e["id"].as_str().unwrap().to_owned();
+            (e["seq"].as_u64().unwrap(), id)
+        })
+        .collect()
+}
+
+fn replace_all(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let mut out = bytes.to_vec();
+    let mut i = 0;
+    while i + from.len() <= out.len() {
+        if &out[i..i + from.len()] == from {
+            out[i..i + from.len()].copy_from_slice(to);
+            i += from.len();
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Recomputes the CRC of every framed line (segments, `eventfile.json`, `removed.json`,
+/// snapshots) or the trailing CRC of an index sidecar.
+fn reframe(name: &str, bytes: &[u8]) -> Vec<u8> {
+    if name.ends_with(".idx") {
+        let body = &bytes[..bytes.len() - 4];
+        let mut out = body.to_vec();
+        out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+        return out;
+    }
+    const SUFFIX: usize = ",\"crc\":\"00000000\"}".len();
+    let mut out = Vec::new();
+    for line in bytes.split_inclusive(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\n").expect("whole lines");
+        let body = &line[..line.len() - SUFFIX];
+        out.extend_from_slice(body);
+        out.extend_from_slice(format!(",\"crc\":\"{:08x}\"}}\n", crc32fast::hash(body)).as_bytes());
+    }
+    out
+}
+
+/// The generator and the committed fixture stay in sync: regenerating gives the same files,
+/// byte for byte, once the `$lifecycle` event ids (drawn by the store, so different on every
+/// run) are replaced by the committed ones and the CRCs covering them recomputed.
+#[test]
+fn regenerating_fixture_v1_gives_the_same_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("v1");
+    make_fixture::generate(&out).expect("generate");
+
+    let committed_dump = expected_dump("v1");
+    let fresh_dump = std::fs::read_to_string(make_fixture::expected_path(&out)).unwrap();
+    let (old, new) = (lifecycle_ids(&committed_dump), lifecycle_ids(&fresh_dump));
+    assert_eq!(
+        old.keys().collect::<Vec<_>>(),
+        new.keys().collect::<Vec<_>>()
+    );
+    let pairs: Vec<(&String, &String)> = new.values().zip(old.values()).collect();
+    let normalise = |name: &str, bytes: &[u8], framed: bool| {
+        let mut b = bytes.to_vec();
+        let mut hit = false;
+        for (from, to) in &pairs {
+            let replaced = replace_all(&b, from.as_bytes(), to.as_bytes());
+            hit |= replaced != b;
+            b = replaced;
+        }
+        if hit && framed { reframe(name, &b) } else { b }
+    };
+
+    assert_same_dump(
+        &String::from_utf8(normalise("", fresh_dump.as_bytes(), false)).unwrap(),
+        &committed_dump,
+        "regenerated v1.expected.jsonl",
+    );
+    for name in ["v1", "v1-unclean"] {
+        let committed = tree(&fixtures().join(name));
+        let fresh = tree(&tmp.path().join(name));
+        assert_eq!(
+            committed.keys().collect::<Vec<_>>(),
+            fresh.keys().collect::<Vec<_>>(),
+            "{name}: regenerated file names"
+        );
+        for (file, bytes) in &fresh {
+            assert!(
+                normalise(file, bytes, true) == committed[file],
+                "{name}/{file} differs from the committed fixture"
+            );
+        }
+    }
+}
