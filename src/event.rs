@@ -175,6 +175,47 @@ impl NewEvent {
         self
     }
 
+    /// Replaces the metadata object with one given as JSON text (default: empty).
+    ///
+    /// Metadata is read back as [`serde_json::Value`], so a number in it is accepted only if it
+    /// reads back as the same number: an integer that fits `i64` or `u64`, or a fraction or
+    /// exponent whose `f64` is the same decimal value (`0.1`, `1.0`, `1e2`, `-0.5`). Anything
+    /// else (`100000000000000000001`, `1e400`, `1.5e-400`,
+    /// `0.1000000000000000055511151231257827`) is refused with an [`Error::InvalidInput`] naming
+    /// where it is, rather than stored changed: store such a number as a string, or in the
+    /// event data, which keeps numbers as given. An accepted number's value is kept; its
+    /// spelling may not be (`1e2` reads back as `100.0`). Text that is not a JSON object is an
+    /// [`Error::InvalidInput`], malformed text an [`Error::Json`].
+    ///
+    /// ```
+    /// use eventfile::NewEvent;
+    /// let e = NewEvent::new("Paid", serde_json::json!({})).with_meta_json(r#"{"rate":0.1}"#)?;
+    /// let refused = NewEvent::new("Paid", serde_json::json!({}))
+    ///     .with_meta_json(r#"{"total":100000000000000000001}"#);
+    /// assert!(refused.unwrap_err().to_string().contains("`total`"));
+    /// # Ok::<(), eventfile::Error>(())
+    /// ```
+    pub fn with_meta_json(mut self, json: &str) -> Result<NewEvent> {
+        let raw: &RawValue = serde_json::from_str(json)?;
+        let kind = match raw.get().as_bytes().first() {
+            Some(b'{') => None,
+            Some(b'[') => Some("an array"),
+            Some(b'"') => Some("a string"),
+            Some(b't' | b'f') => Some("a boolean"),
+            Some(b'n') => Some("null"),
+            _ => Some("a number"),
+        };
+        if let Some(kind) = kind {
+            return Err(Error::invalid(
+                "metadata",
+                format!("must be a JSON object, not {kind}"),
+            ));
+        }
+        json_text::check_numbers(raw.get())?;
+        self.meta = serde_json::from_str(raw.get())?;
+        Ok(self)
+    }
+
     /// Sets one metadata key, e.g. `correlation_id`, `causation_id` or `actor`.
     pub fn with_meta_entry(mut self, key: impl Into<String>, value: impl Into<Value>) -> NewEvent {
         self.meta.insert(key.into(), value.into());

@@ -4,6 +4,10 @@
 //! whitespace outside strings is removed; no other byte changes. Nothing here re-encodes text
 //! through `serde_json::Value`, which would round every number to an `i64`, `u64` or `f64`.
 //!
+//! Metadata is different: the public API hands it back as `serde_json::Value`, so a metadata
+//! number is kept only if it reads back as the same number, and [`check_numbers`] refuses the
+//! others rather than store a changed amount.
+//!
 //! The scanners here run on text that serde_json has already accepted as one JSON value; they
 //! never panic on any input.
 
@@ -127,6 +131,144 @@ fn check_string(literal: &str, at: usize) -> std::result::Result<(), String> {
     }
 }
 
+/// Where a number sits in the metadata object, for the error message: `amount`, `lines[2].price`.
+enum Frame {
+    /// In an object, after this key (`None` until the key is read).
+    Object(Option<String>),
+    /// In an array, at this index.
+    Array(usize),
+}
+
+fn path(stack: &[Frame]) -> String {
+    let mut s = String::new();
+    for frame in stack {
+        match frame {
+            Frame::Object(Some(key)) if s.is_empty() => s.push_str(key),
+            Frame::Object(Some(key)) => {
+                s.push('.');
+                s.push_str(key);
+            }
+            Frame::Object(None) => {}
+            Frame::Array(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+/// Refuses a number in the metadata text (valid JSON) that would not read back as the same
+/// number, naming where it is. Metadata is decoded as `serde_json::Value`, so a number is kept
+/// exactly if it is an integer that fits `i64` or `u64`, or a fraction or exponent whose `f64`
+/// prints back as the same decimal value (`0.1`, `1e2`, `-0.5`, not `1e400`, `1.5e-400` or
+/// `0.1000000000000000055511151231257827`).
+pub(crate) fn check_numbers(text: &str) -> Result<()> {
+    let bytes = text.as_bytes();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'{' => stack.push(Frame::Object(None)),
+            b'[' => stack.push(Frame::Array(0)),
+            b'}' | b']' => drop(stack.pop()),
+            b',' => match stack.last_mut() {
+                Some(Frame::Array(n)) => *n += 1,
+                Some(Frame::Object(key)) => *key = None,
+                None => {}
+            },
+            b'"' => {
+                let (end, _) = string_end(bytes, i);
+                if let Some(Frame::Object(key @ None)) = stack.last_mut() {
+                    let literal = &text[i..end];
+                    *key = Some(serde_json::from_str(literal).unwrap_or_else(|_| literal.into()));
+                }
+                i = end;
+                continue;
+            }
+            b'-' | b'0'..=b'9' => {
+                let len = bytes[i..]
+                    .iter()
+                    .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                    .unwrap_or(bytes.len() - i);
+                let token = &text[i..i + len];
+                if !reads_back_exactly(token) {
+                    return Err(Error::invalid(
+                        "metadata",
+                        format!(
+                            "the number {token} at `{}` cannot be stored exactly: metadata \
+                             numbers must fit a 64-bit integer or read back as the same f64; \
+                             store it as a string (\"{token}\") or put it in the event data, \
+                             which keeps numbers as given",
+                            path(&stack)
+                        ),
+                    ));
+                }
+                i += len;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Whether the number `token` reads back through `serde_json::Value` as the same number.
+fn reads_back_exactly(token: &str) -> bool {
+    // The same parse `Value` does; out of f64's range it fails.
+    let Ok(n) = serde_json::from_str::<serde_json::Number>(token) else {
+        return false;
+    };
+    if !token.contains(['.', 'e', 'E']) {
+        // An integer outside i64 and u64 would come back as a float: refused, except `-0`,
+        // which serde_json reads as the float -0.0, the same number.
+        return n.is_i64() || n.is_u64() || token == "-0";
+    }
+    decimal(token) == decimal(&n.to_string())
+}
+
+/// A decimal number's value in a normal form: its sign, its significant digits (no leading or
+/// trailing zeros) and the exponent `e` such that the value is `0.DIGITS × 10^e`. Zero has no
+/// digits and exponent 0. `token` is a JSON number (or serde_json's printing of one: `1e+20`).
+fn decimal(token: &str) -> (bool, String, i128) {
+    let (negative, unsigned) = match token.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, token),
+    };
+    let (mantissa, exponent) = unsigned.split_once(['e', 'E']).unwrap_or((unsigned, "0"));
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits: String = int.chars().chain(frac.chars()).collect();
+    let without_leading = digits.trim_start_matches('0');
+    let significant = without_leading.trim_end_matches('0');
+    if significant.is_empty() {
+        return (negative, String::new(), 0);
+    }
+    let leading = digits.len() - without_leading.len();
+    // Saturating: a thousand-digit exponent must not wrap around to a plausible one.
+    let point = i128::try_from(int.len())
+        .unwrap_or(i128::MAX)
+        .saturating_sub(i128::try_from(leading).unwrap_or(i128::MAX));
+    (
+        negative,
+        significant.to_owned(),
+        exponent_value(exponent).saturating_add(point),
+    )
+}
+
+/// The value of an exponent's text (`-7`, `+20`, `400`), saturating.
+fn exponent_value(text: &str) -> i128 {
+    let (negative, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let magnitude = digits
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .fold(0i128, |v, d| {
+            v.saturating_mul(10).saturating_add(i128::from(d - b'0'))
+        });
+    if negative { -magnitude } else { magnitude }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,5 +357,75 @@ mod tests {
         assert_eq!(one_line_raw(raw).unwrap().get(), r#"[{"a":" x "}]"#);
         let raw = RawValue::from_string("[ 1 ]".into()).unwrap();
         assert_eq!(one_line_raw(raw).unwrap().get(), "[ 1 ]");
+    }
+
+    #[test]
+    fn decimals_compare_by_value() {
+        let d = |t| decimal(t);
+        assert_eq!(d("1e2"), d("100.0"));
+        assert_eq!(d("1E+2"), d("100"));
+        assert_eq!(d("0.10"), d("0.1"));
+        assert_eq!(d("00.0012e3"), d("1.2"));
+        assert_eq!(d("1e+20"), d("100000000000000000000"));
+        assert_eq!(d("-0"), d("-0.0"));
+        assert_ne!(d("-0"), d("0"));
+        assert_ne!(d("0.1"), d("0.01"));
+        assert_ne!(d("1.5e-400"), d("0.0"));
+        assert_eq!(d("0e99999999999999999999999999999999999999999999"), d("0"));
+        assert_ne!(
+            d("1e99999999999999999999999999999999999999999999"),
+            d("1e308")
+        );
+    }
+
+    #[test]
+    fn metadata_numbers_are_kept_exactly_or_refused() {
+        for ok in [
+            "0",
+            "-0",
+            "1",
+            "-1",
+            "0.1",
+            "1.0",
+            "1e2",
+            "1E+2",
+            "-0.5",
+            "0.10",
+            "2.5e-3",
+            "18446744073709551615",
+            "-9223372036854775808",
+            "5e-324",
+            "1.7976931348623157e308",
+            "985.6906946328695",
+            "0e400",
+        ] {
+            assert!(reads_back_exactly(ok), "{ok}");
+        }
+        for refused in [
+            "18446744073709551616",
+            "100000000000000000001",
+            "100000000000000000000",
+            "-9223372036854775809",
+            "1e400",
+            "-1e400",
+            "1.5e-400",
+            "0.1000000000000000055511151231257827",
+            "9007199254740993.0",
+        ] {
+            assert!(!reads_back_exactly(refused), "{refused}");
+        }
+    }
+
+    #[test]
+    fn a_refused_metadata_number_is_named_by_its_place() {
+        let err = |text: &str| check_numbers(text).unwrap_err().to_string();
+        let e = err(r#"{"n":100000000000000000001}"#);
+        assert!(e.contains("100000000000000000001 at `n`"), "{e}");
+        assert!(e.contains("string"), "{e}");
+        let e = err(r#"{"a":"x,y","b":{"c":[1,{"d":"]"},[2,1e400]]}}"#);
+        assert!(e.contains("1e400 at `b.c[2][1]`"), "{e}");
+        let e = err(r#"{"a":{"x":1},"b\"q":-1.5e-400}"#);
+        assert!(e.contains("at `b\"q`"), "{e}");
+        assert!(check_numbers(r#"{"a":[0.1,-0,{"b":1e2}],"c":"1e400"}"#).is_ok());
     }
 }

@@ -181,3 +181,127 @@ fn snapshot_state_keeps_numbers() {
     let snap = store.load_snapshot("s").unwrap().unwrap();
     assert_eq!(snap.state.get(), state);
 }
+
+fn meta_json(text: &str) -> eventfile::Result<NewEvent> {
+    NewEvent::new("T", serde_json::json!({})).with_meta_json(text)
+}
+
+#[test]
+fn metadata_numbers_that_would_change_are_refused() {
+    for n in [
+        "18446744073709551616",
+        "100000000000000000001",
+        "-9223372036854775809",
+        "1e400",
+        "-1e400",
+        "1.5e-400",
+        "0.1000000000000000055511151231257827",
+        "9007199254740993.0",
+    ] {
+        let err = meta_json(&format!(r#"{{"actor":"ann","amount":{n}}}"#)).unwrap_err();
+        match &err {
+            Error::InvalidInput { what, reason } => {
+                assert_eq!(*what, "metadata");
+                assert!(reason.contains(&format!("{n} at `amount`")), "{err}");
+                assert!(reason.contains("cannot be stored exactly"), "{err}");
+                assert!(reason.contains(&format!("\"{n}\"")), "{err}");
+            }
+            other => panic!("{n}: {other}"),
+        }
+    }
+    let err = meta_json(r#"{"order":{"lines":[{"price":1},{"price":1e400}]}}"#).unwrap_err();
+    assert!(
+        err.to_string().contains("at `order.lines[1].price`"),
+        "{err}"
+    );
+    // As a string, the same digits are kept.
+    let e = meta_json(r#"{"amount":"100000000000000000001"}"#).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = small_store(dir.path(), 1 << 20);
+    store.append("s", ExpectedVersion::Any, [e]).unwrap();
+    assert_eq!(all(&store)[0].meta["amount"], "100000000000000000001");
+}
+
+#[test]
+fn metadata_must_be_a_json_object() {
+    for (text, kind) in [
+        ("[1]", "an array"),
+        ("\"x\"", "a string"),
+        ("1", "a number"),
+        ("null", "null"),
+        ("true", "a boolean"),
+    ] {
+        let err = meta_json(text).unwrap_err();
+        assert!(matches!(err, Error::InvalidInput { .. }), "{text}: {err}");
+        assert!(err.to_string().contains(kind), "{text}: {err}");
+    }
+    assert!(matches!(meta_json("{\"a\":"), Err(Error::Json(_))));
+    assert!(matches!(meta_json("{} {}"), Err(Error::Json(_))));
+}
+
+#[test]
+fn metadata_numbers_that_fit_read_back_the_same() {
+    let text = concat!(
+        r#"{"u":18446744073709551615,"i":-9223372036854775808,"zero":0,"neg_zero":-0,"#,
+        r#""rate":0.1,"one":1.0,"hundred":1e2,"half":-0.5,"tenth":0.10,"#,
+        r#""tiny":5e-324,"max":1.7976931348623157e308,"odd":985.6906946328695,"#,
+        r#""nested":{"a":[1,2.5,{"b":-3}]},"actor":"ann"}"#,
+    );
+    let given: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = small_store(dir.path(), 1 << 20);
+        let e = meta_json(text).unwrap();
+        store.append("s", ExpectedVersion::Any, [e]).unwrap();
+        store.close().unwrap();
+    }
+    let store = small_store(dir.path(), 1 << 20);
+    let e = &all(&store)[0];
+    assert_eq!(e.meta, given);
+    assert_eq!(e.meta["u"].as_u64(), Some(u64::MAX));
+    assert_eq!(e.meta["i"].as_i64(), Some(i64::MIN));
+    assert_eq!(e.meta["rate"].as_f64(), Some(0.1));
+    assert_eq!(e.meta["hundred"].as_f64(), Some(100.0));
+    assert_eq!(e.meta["tiny"].as_f64(), Some(5e-324));
+    assert_eq!(e.meta["odd"].as_f64(), Some(985.690_694_632_869_5));
+    assert!(e.meta["neg_zero"].as_f64().unwrap().is_sign_negative());
+    let json = e.to_json();
+    assert!(json.contains(r#""u":18446744073709551615"#), "{json}");
+    assert!(json.contains(r#""odd":985.6906946328695"#), "{json}");
+}
+
+/// serde_json's default float parser can land one ULP off; metadata f64s must come back with
+/// the same bits (the `float_roundtrip` feature).
+#[test]
+fn metadata_f64_values_read_back_bit_for_bit() {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut values = vec![985.690_694_632_869_5, 212.918_907_267_134_6, 0.1, -1e-300];
+    for _ in 0..2000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let f = f64::from_bits(x);
+        if f.is_finite() {
+            values.push(f);
+        }
+        values.push((x >> 11) as f64 / (1u64 << 53) as f64 * 1000.0);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = small_store(dir.path(), 1 << 22);
+        let events = values
+            .iter()
+            .map(|&f| NewEvent::new("T", serde_json::json!({})).with_meta_entry("x", f));
+        store.append("s", ExpectedVersion::Any, events).unwrap();
+        store.close().unwrap();
+    }
+    let store = small_store(dir.path(), 1 << 22);
+    let read = all(&store);
+    assert_eq!(read.len(), values.len());
+    for (e, f) in read.iter().zip(&values) {
+        let got = e.meta["x"].as_f64().unwrap();
+        assert_eq!(got.to_bits(), f.to_bits(), "{f:e} read back as {got:e}");
+        let text = serde_json::to_string(f).unwrap();
+        assert!(meta_json(&format!(r#"{{"x":{text}}}"#)).is_ok(), "{text}");
+    }
+}
