@@ -81,8 +81,8 @@ fn compact(text: &str, check: bool) -> std::result::Result<Cow<'_, str>, String>
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
             b'"' => {
-                let (end, escapes_code_unit) = string_end(bytes, i);
-                if check && escapes_code_unit {
+                let (end, has_u_escape) = string_end(bytes, i);
+                if check && has_u_escape {
                     check_string(&text[i..end], i)?;
                 }
                 i = end;
@@ -104,29 +104,29 @@ fn compact(text: &str, check: bool) -> std::result::Result<Cow<'_, str>, String>
 /// The string literal starting at `bytes[start]` (a `"`): the index just past its closing quote
 /// (or the end of the text), and whether it holds a `\u` escape.
 fn string_end(bytes: &[u8], start: usize) -> (usize, bool) {
-    let mut escapes_code_unit = false;
+    let mut has_u_escape = false;
     let mut i = start + 1;
     while let Some(&b) = bytes.get(i) {
         match b {
-            b'"' => return (i + 1, escapes_code_unit),
+            b'"' => return (i + 1, has_u_escape),
             b'\\' => {
-                escapes_code_unit |= bytes.get(i + 1) == Some(&b'u');
+                has_u_escape |= bytes.get(i + 1) == Some(&b'u');
                 i += 2;
             }
             _ => i += 1,
         }
     }
-    (bytes.len(), escapes_code_unit)
+    (bytes.len(), has_u_escape)
 }
 
 /// Refuses a string literal with a `\u` escape that does not decode to text: one half of a
-/// surrogate pair on its own. serde_json, which every reader decodes with, refuses it.
+/// surrogate pair on its own. serde_json, which the store and `decode` read with, refuses it.
 fn check_string(literal: &str, at: usize) -> std::result::Result<(), String> {
     match serde_json::from_str::<String>(literal) {
         Ok(_) => Ok(()),
-        Err(e) => Err(format!(
-            "the string at byte {at} does not decode to text ({e}); \
-             a \\uD800-\\uDFFF escape must be half of a surrogate pair"
+        Err(_) => Err(format!(
+            "the string at byte {at} escapes half of a surrogate pair (\\uD800-\\uDFFF) on its \
+             own, so it does not decode to text"
         )),
     }
 }
