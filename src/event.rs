@@ -14,6 +14,8 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 use crate::time::{Micros, format_rfc3339};
 
+mod json_text;
+
 /// Longest stream name, event type or event id, in bytes.
 pub const MAX_NAME_BYTES: usize = 256;
 
@@ -113,15 +115,15 @@ impl NewEvent {
         NewEvent::from_raw(event_type, data)
     }
 
-    /// An event whose data is any serialisable value.
+    /// An event whose data is any serialisable value. The data is what serde_json writes for
+    /// it: numbers as the Rust value holds them, a [`RawValue`] inside it as given (on one
+    /// line: whitespace outside its strings is removed).
     pub fn serialize<T: Serialize + ?Sized>(
         event_type: impl Into<String>,
         data: &T,
     ) -> Result<NewEvent> {
-        Ok(NewEvent::from_raw(
-            event_type,
-            serde_json::value::to_raw_value(data)?,
-        ))
+        let data = json_text::one_line_raw(serde_json::value::to_raw_value(data)?)?;
+        Ok(NewEvent::from_raw(event_type, data))
     }
 
     /// An event whose type comes from the value itself (see [`EventType`]).
@@ -129,10 +131,25 @@ impl NewEvent {
         NewEvent::serialize(data.event_type().to_owned(), data)
     }
 
-    /// An event whose data is JSON text the caller already has; the text is validated.
+    /// An event whose data is JSON text the caller already has, stored exactly as given: every
+    /// number keeps its digits (`18446744073709551616`, `1.5e-400` and `1E+2` stay as written)
+    /// and every string its bytes. Only whitespace outside strings is removed, since a record is
+    /// one line.
+    ///
+    /// Malformed text is an [`Error::Json`]. Text that serde_json could not decode again is an
+    /// [`Error::InvalidInput`]: arrays and objects nested deeper than 127 levels, or a string
+    /// with half of a surrogate pair (`"\ud800"`).
+    ///
+    /// ```
+    /// let e = eventfile::NewEvent::from_json_str("Paid", "{ \"amount\": 100000000000000000001 }")?;
+    /// assert_eq!(e.data_json(), r#"{"amount":100000000000000000001}"#);
+    /// # Ok::<(), eventfile::Error>(())
+    /// ```
     pub fn from_json_str(event_type: impl Into<String>, json: &str) -> Result<NewEvent> {
-        let value: Value = serde_json::from_str(json)?;
-        Ok(NewEvent::new(event_type, value))
+        Ok(NewEvent::from_raw(
+            event_type,
+            json_text::one_line("event data", json)?,
+        ))
     }
 
     fn from_raw(event_type: impl Into<String>, data: Box<RawValue>) -> NewEvent {
@@ -156,6 +173,47 @@ impl NewEvent {
     pub fn with_meta(mut self, meta: Map<String, Value>) -> NewEvent {
         self.meta = meta;
         self
+    }
+
+    /// Replaces the metadata object with one given as JSON text (default: empty).
+    ///
+    /// Metadata is read back as [`serde_json::Value`], so a number in it is accepted only if it
+    /// reads back as the same number: an integer that fits `i64` or `u64`, or a fraction or
+    /// exponent whose `f64` is the same decimal value (`0.1`, `1.0`, `1e2`, `-0.5`). Anything
+    /// else (`100000000000000000001`, `1e400`, `1.5e-400`,
+    /// `0.1000000000000000055511151231257827`) is refused with an [`Error::InvalidInput`] naming
+    /// where it is, rather than stored changed: store such a number as a string, or in the
+    /// event data, which keeps numbers as given. An accepted number's value is kept; its
+    /// spelling may not be (`1e2` reads back as `100.0`). Text that is not a JSON object is an
+    /// [`Error::InvalidInput`], malformed text an [`Error::Json`].
+    ///
+    /// ```
+    /// use eventfile::NewEvent;
+    /// let e = NewEvent::new("Paid", serde_json::json!({})).with_meta_json(r#"{"rate":0.1}"#)?;
+    /// let refused = NewEvent::new("Paid", serde_json::json!({}))
+    ///     .with_meta_json(r#"{"total":100000000000000000001}"#);
+    /// assert!(refused.unwrap_err().to_string().contains("`total`"));
+    /// # Ok::<(), eventfile::Error>(())
+    /// ```
+    pub fn with_meta_json(mut self, json: &str) -> Result<NewEvent> {
+        let raw: &RawValue = serde_json::from_str(json)?;
+        let kind = match raw.get().as_bytes().first() {
+            Some(b'{') => None,
+            Some(b'[') => Some("an array"),
+            Some(b'"') => Some("a string"),
+            Some(b't' | b'f') => Some("a boolean"),
+            Some(b'n') => Some("null"),
+            _ => Some("a number"),
+        };
+        if let Some(kind) = kind {
+            return Err(Error::invalid(
+                "metadata",
+                format!("must be a JSON object, not {kind}"),
+            ));
+        }
+        json_text::check_numbers(raw.get())?;
+        self.meta = serde_json::from_str(raw.get())?;
+        Ok(self)
     }
 
     /// Sets one metadata key, e.g. `correlation_id`, `causation_id` or `actor`.
@@ -201,7 +259,8 @@ pub struct RecordedEvent {
     pub event_type: String,
     /// Commit time, microseconds since the Unix epoch (UTC).
     pub time: Micros,
-    /// The payload, verbatim JSON text.
+    /// The payload, verbatim JSON text: exactly what was appended (for text given to
+    /// [`NewEvent::from_json_str`], minus whitespace outside strings).
     pub data: Box<RawValue>,
     /// Metadata.
     pub meta: Map<String, Value>,
@@ -242,7 +301,11 @@ impl RecordedEvent {
         Ok(serde_json::from_str(self.data.get())?)
     }
 
-    /// The payload as a [`serde_json::Value`].
+    /// The payload as a [`serde_json::Value`]: lossy. A number is read as an `i64`, `u64` or
+    /// the nearest `f64` (`100000000000000000001` becomes `1e20`, `1.5e-400` becomes `0.0`),
+    /// and data that does not fit a `Value` at all (a number beyond `f64`'s range, such as
+    /// `1e400`) gives `Value::Null`. [`RecordedEvent::data`] is the exact text;
+    /// [`RecordedEvent::decode`] reports what it cannot decode.
     pub fn data_value(&self) -> Value {
         serde_json::from_str(self.data.get()).unwrap_or(Value::Null)
     }
@@ -406,6 +469,23 @@ pub fn validate_tag(tag: &str) -> Result<()> {
             format!("`{tag}` is not of the form key=value"),
         )),
     }
+}
+
+/// Checks JSON text and puts it on one line without changing any value: the form in which
+/// eventfile stores a caller's text. Whitespace outside strings is removed; every other byte,
+/// every digit of every number included, is kept. It refuses what [`NewEvent::from_json_str`]
+/// refuses.
+///
+/// Serialising the result writes it as it is, so it is how to save a snapshot state given as
+/// text exactly ([`crate::Store::save_snapshot`]).
+///
+/// ```
+/// let state = eventfile::compact_json("{\n  \"total\": 18446744073709551616\n}\n")?;
+/// assert_eq!(state.get(), r#"{"total":18446744073709551616}"#);
+/// # Ok::<(), eventfile::Error>(())
+/// ```
+pub fn compact_json(json: &str) -> Result<Box<RawValue>> {
+    json_text::one_line("JSON", json)
 }
 
 /// The metadata keys the store indexes; their values must be strings of 1 to 256 bytes.

@@ -81,7 +81,7 @@ pub use config::{
 pub use error::{Error, Result};
 pub use event::{
     AppendResult, EventType, ExpectedVersion, INDEXED_META_KEYS, MAX_NAME_BYTES, MultiAppendResult,
-    NewEvent, RecordedEvent, StreamAppend,
+    NewEvent, RecordedEvent, StreamAppend, compact_json,
 };
 pub use lifecycle::{DELETED, DeleteResult, LIFECYCLE_STREAM, TOMBSTONED, TRUNCATED};
 pub use query::{Cursor, Query, QueryItem};

@@ -915,3 +915,105 @@ fn bench_refuses_impossible_runs_and_measures_every_append() {
         assert_eq!(l["events"], 5, "{l}");
     }
 }
+
+fn eventfile_with_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eventfile"))
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run eventfile");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn succeeds(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// DATA and snapshot STATE are stored as given, digits and all, from the command line and from
+/// stdin (issue 17, item 3: numbers used to come back rounded to an f64).
+#[test]
+fn numbers_in_data_and_state_are_kept_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let data = r#"{"x":18446744073709551616,"y":1.5e-400}"#;
+    succeeds(eventfile(dir, &["append", "s", "T", data]));
+    let pretty = "{\n  \"z\" : 100000000000000000001 ,\n  \"s\": \"a  b\\n\",\n  \"w\": [-0, 1E+2, 0.10, 1e400]\n}\n";
+    succeeds(eventfile_with_stdin(
+        dir,
+        &["append", "s", "T", "-"],
+        pretty,
+    ));
+
+    let compact = r#"{"z":100000000000000000001,"s":"a  b\n","w":[-0,1E+2,0.10,1e400]}"#;
+    for args in [&["cat"][..], &["read", "s"]] {
+        let out = succeeds(eventfile(dir, args));
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        assert!(lines[0].contains(&format!(r#""data":{data},"#)), "{out}");
+        assert!(lines[1].contains(&format!(r#""data":{compact},"#)), "{out}");
+    }
+
+    let state = r#"{"total":-9223372036854775809,"r":1e400}"#;
+    succeeds(eventfile(
+        dir,
+        &["snapshot", "save", "s", "--version", "1", state],
+    ));
+    let out = succeeds(eventfile(dir, &["snapshot", "show", "s"]));
+    assert!(out.contains(&format!(r#""state":{state}"#)), "{out}");
+    let args = ["snapshot", "save", "s", "--version", "2", "-"];
+    succeeds(eventfile_with_stdin(dir, &args, "[\n  1E+2 ,\n  0.10\n]\n"));
+    let out = succeeds(eventfile(dir, &["snapshot", "show", "s"]));
+    assert!(out.contains(r#""state":[1E+2,0.10]"#), "{out}");
+
+    // What serde_json could not read back is malformed, as before: exit 2, nothing written.
+    let deep = format!("{}{}", "[".repeat(128), "]".repeat(128));
+    for text in [deep.as_str(), r#""\ud800""#] {
+        let out = eventfile(dir, &["append", "s", "T", text]);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let out = eventfile_with_stdin(dir, &["append", "s", "T", "-"], text);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let args = ["snapshot", "save", "s", "--version", "2", text];
+        assert_eq!(eventfile(dir, &args).status.code(), Some(2), "{text}");
+    }
+    assert_eq!(succeeds(eventfile(dir, &["cat"])).lines().count(), 2);
+}
+
+/// Metadata is read back through serde_json's Value: a number it could not hold exactly is
+/// refused (exit 1, like other values the library refuses), naming the key; nothing is written.
+#[test]
+fn metadata_numbers_are_kept_exactly_or_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for (meta, place) in [
+        (r#"{"n":100000000000000000001}"#, "`n`"),
+        (r#"{"n":1.5e-400}"#, "`n`"),
+        (r#"{"a":{"n":[1,1e400]}}"#, "`a.n[1]`"),
+    ] {
+        let out = eventfile(dir, &["append", "s", "T", "{}", "--meta", meta]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{meta}: {err}");
+        assert!(err.contains("cannot be stored exactly"), "{meta}: {err}");
+        assert!(
+            err.contains(place) && err.contains("string"),
+            "{meta}: {err}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    assert!(json_lines(&eventfile(dir, &["cat"])).is_empty());
+
+    // Keys in name order: metadata is a map and comes back sorted.
+    let meta = r#"{"i":-9223372036854775808,"n":0.1,"s":"100000000000000000001","u":18446744073709551615}"#;
+    succeeds(eventfile(dir, &["append", "s", "T", "{}", "--meta", meta]));
+    let out = succeeds(eventfile(dir, &["cat"]));
+    assert!(out.contains(&format!(r#""meta":{meta},"#)), "{out}");
+}

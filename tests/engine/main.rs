@@ -13,6 +13,7 @@ mod fuzz_regressions;
 mod idempotency;
 mod locking;
 mod many_segments;
+mod numbers;
 mod query;
 mod reads;
 mod reopen;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand};
 use eventfile::{Cursor, ExpectedVersion, Micros};
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 
 /// eventfile: an embedded event store in a directory of JSONL files.
 #[derive(Debug, Parser)]
@@ -83,7 +83,8 @@ pub enum Command {
         /// The event type, e.g. OrderPlaced.
         #[arg(value_name = "TYPE")]
         event_type: String,
-        /// The event data as JSON, or `-` to read it from stdin. Default: {}.
+        /// The event data as JSON, or `-` to read it from stdin. Default: {}. Stored exactly as
+        /// given (numbers keep every digit), minus whitespace outside strings.
         #[arg(value_parser = json_arg)]
         data: Option<JsonArg>,
         /// Expected stream version: any, no-stream, exists, or a number.
@@ -92,9 +93,11 @@ pub enum Command {
         /// Event id (default: a new UUIDv7).
         #[arg(long)]
         id: Option<String>,
-        /// Metadata, a JSON object.
+        /// Metadata, a JSON object. A number in it must read back as the same number (an
+        /// integer within 64 bits, or a decimal an f64 holds as written); others are refused:
+        /// give them as strings, or put them in the data.
         #[arg(long, value_parser = json_object)]
-        meta: Option<Map<String, Value>>,
+        meta: Option<Box<RawValue>>,
         /// A KEY=VALUE tag; repeat for more.
         #[arg(long = "tag", value_name = "KEY=VALUE")]
         tags: Vec<String>,
@@ -210,7 +213,8 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum SnapshotCommand {
     /// Save STATE (JSON, or `-` for stdin) as the state of STREAM at --version; prints
-    /// {"stream","version","time"}.
+    /// {"stream","version","time"}. The state is stored exactly as given, minus whitespace
+    /// outside strings.
     Save {
         /// The stream.
         stream: String,
@@ -310,25 +314,36 @@ pub struct QueryArgs {
 pub enum JsonArg {
     /// `-`: read the JSON from stdin.
     Stdin,
-    /// JSON given on the command line.
-    Given(Value),
+    /// JSON given on the command line: the checked text, on one line, every number as given
+    /// (never parsed into a `serde_json::Value`, which would round it).
+    Given(Box<RawValue>),
 }
 
 fn json_arg(text: &str) -> Result<JsonArg, String> {
     if text == "-" {
         return Ok(JsonArg::Stdin);
     }
-    serde_json::from_str(text)
-        .map(JsonArg::Given)
-        .map_err(|e| format!("not valid JSON: {e}"))
+    json_text(text).map(JsonArg::Given)
 }
 
-fn json_object(text: &str) -> Result<Map<String, Value>, String> {
-    match serde_json::from_str(text) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err("not a JSON object".into()),
-        Err(e) => Err(format!("not valid JSON: {e}")),
+/// `--meta`: checked to be a JSON object here; its numbers are judged by the library
+/// (`NewEvent::with_meta_json`) when the command runs.
+fn json_object(text: &str) -> Result<Box<RawValue>, String> {
+    let raw = json_text(text)?;
+    if raw.get().starts_with('{') {
+        Ok(raw)
+    } else {
+        Err("not a JSON object".into())
     }
+}
+
+/// Checks JSON text the way the library stores it (`eventfile::compact_json`): one JSON value
+/// that can be read back; the reason if not.
+pub fn json_text(text: &str) -> Result<Box<RawValue>, String> {
+    eventfile::compact_json(text).map_err(|e| match e {
+        eventfile::Error::Json(e) => format!("not valid JSON: {e}"),
+        e => e.to_string(),
+    })
 }
 
 fn rfc3339(text: &str) -> Result<Micros, String> {

@@ -22,12 +22,13 @@ pub fn snapshot(dir: &Path, cmd: SnapshotCommand, out: &mut impl Write) -> Resul
             version,
             state,
         } => {
+            // Checked text: serialising a RawValue writes it as it is, every digit kept.
             let state = match state {
-                JsonArg::Given(value) => value,
+                JsonArg::Given(text) => text,
                 JsonArg::Stdin => crate::stdin_json("STATE", None)?,
             };
             let store = Store::open(dir)?;
-            let s = store.save_snapshot(&stream, version, &state)?;
+            let s = store.save_snapshot(&stream, version, &*state)?;
             line(
                 out,
                 &json!({"stream": s.stream, "version": s.version, "time": eventfile::format_rfc3339(s.time)}),

@@ -1,9 +1,13 @@
 //! The `eventfile` command-line tool: inspect, append to, and check a store.
 //!
-//! Exit status: 0 success, 1 failure (or `verify` found problems), 2 bad usage (an unknown
-//! flag, a malformed argument value, malformed JSON on stdin), 3 version conflict on `append` or
-//! `delete`, 4 no such event on `get` (or snapshot on `snapshot show`). Output goes to stdout as
-//! JSON lines; a closed pipe (`| head`) ends the command quietly with status 0.
+//! Exit status: 0 success, 1 failure (or `verify` found problems, or the library refused a
+//! value: a stream name, a tag, a metadata number it cannot store exactly), 2 bad usage (an
+//! unknown flag, a malformed argument value, malformed JSON on stdin), 3 version conflict on
+//! `append` or `delete`, 4 no such event on `get` (or snapshot on `snapshot show`). Output goes
+//! to stdout as JSON lines; a closed pipe (`| head`) ends the command quietly with status 0.
+//!
+//! JSON given for event data and snapshot state is passed to the store as text, never parsed
+//! into a `serde_json::Value`: its numbers are stored with every digit as given.
 //!
 //! Arguments are parsed into typed values in `args.rs` (clap reports a malformed one with status
 //! 2 before any store is touched); the commands then run on those values.
@@ -147,17 +151,19 @@ fn run(cli: Cli) -> Result<(), Failure> {
             tags,
             key,
         } => {
-            let value = match data {
-                None => serde_json::Value::Object(serde_json::Map::new()),
-                Some(JsonArg::Given(value)) => value,
-                Some(JsonArg::Stdin) => stdin_json("DATA", Some(max_event_bytes(&dir)?))?,
+            let data = match data {
+                None => None,
+                Some(JsonArg::Given(text)) => Some(text),
+                Some(JsonArg::Stdin) => Some(stdin_json("DATA", Some(max_event_bytes(&dir)?))?),
             };
-            let mut event = NewEvent::new(event_type, value);
+            let data = data.as_deref().map_or("{}", |d| d.get());
+            let mut event = NewEvent::from_json_str(event_type, data)?;
             if let Some(id) = id {
                 event = event.with_id(id);
             }
             if let Some(meta) = meta {
-                event = event.with_meta(meta);
+                // A number that would not read back the same is refused here: exit 1.
+                event = event.with_meta_json(meta.get())?;
             }
             for tag in tags {
                 event = event.with_tag(tag);
@@ -266,10 +272,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Reads the value of a `-` JSON argument from stdin. With a `limit`, reads at most one byte
+/// Reads the value of a `-` JSON argument from stdin, as checked text on one line (see
+/// `args::json_text`; its numbers are not converted). With a `limit`, reads at most one byte
 /// more and refuses a longer input without reading (or buffering) the rest. Malformed JSON is a
 /// usage error, as it is on the command line.
-pub(crate) fn stdin_json(what: &str, limit: Option<usize>) -> Result<serde_json::Value, Failure> {
+pub(crate) fn stdin_json(
+    what: &str,
+    limit: Option<usize>,
+) -> Result<Box<serde_json::value::RawValue>, Failure> {
     let mut bytes = Vec::new();
     let most = limit.map_or(u64::MAX, |l| l as u64 + 1);
     io::stdin()
@@ -284,8 +294,9 @@ pub(crate) fn stdin_json(what: &str, limit: Option<usize>) -> Result<serde_json:
             "{what} on stdin is over the store's limit of {limit} bytes; nothing was written"
         )));
     }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Failure::Usage(format!("{what} on stdin is not valid JSON: {e}")))
+    let text = String::from_utf8(bytes)
+        .map_err(|e| Failure::Usage(format!("{what} on stdin is not valid JSON: {e}")))?;
+    args::json_text(&text).map_err(|reason| Failure::Usage(format!("{what} on stdin is {reason}")))
 }
 
 /// The largest event the store in `dir` accepts, looked up without the writer's lock (reading
