@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 use crate::time::{Micros, format_rfc3339};
 
-mod json_text;
+pub(crate) mod json_text;
 
 /// Longest stream name, event type or event id, in bytes.
 pub const MAX_NAME_BYTES: usize = 256;

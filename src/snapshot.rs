@@ -158,7 +158,9 @@ impl Store {
             return Err(Error::ReadOnly);
         }
         validate_stream(stream)?;
-        let state = serde_json::value::to_raw_value(state)?;
+        // One line: a snapshot file is one framed line, and a pretty-printed `RawValue` would
+        // make it several (saved, then never loadable).
+        let state = crate::event::json_text::one_line_raw(serde_json::value::to_raw_value(state)?)?;
         let (current, deleted) = {
             let st = inner.lock_state();
             (st.version(stream), st.deletion(stream)?)

@@ -148,3 +148,23 @@ fn a_save_cut_short_leaves_nothing_after_the_next_writer_open() {
     assert_eq!(snapshot_files(dir.path()).len(), 1);
     assert_eq!(s.load_snapshot("cart").unwrap().unwrap().version, 1);
 }
+
+#[test]
+fn a_pretty_printed_raw_state_is_saved_on_one_line_and_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    append_one(&s, "cart", 1);
+    let pretty = serde_json::value::RawValue::from_string(
+        "{\n  \"items\": [1, 18446744073709551616],\n  \"note\": \"a  b\"\n}".to_owned(),
+    )
+    .unwrap();
+    s.save_snapshot("cart", 1, &pretty).unwrap();
+    let loaded = s
+        .load_snapshot("cart")
+        .unwrap()
+        .expect("the snapshot loads");
+    assert_eq!(
+        loaded.state.get(),
+        r#"{"items":[1,18446744073709551616],"note":"a  b"}"#
+    );
+}
