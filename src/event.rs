@@ -196,23 +196,7 @@ impl NewEvent {
     /// # Ok::<(), eventfile::Error>(())
     /// ```
     pub fn with_meta_json(mut self, json: &str) -> Result<NewEvent> {
-        let raw: &RawValue = serde_json::from_str(json)?;
-        let kind = match raw.get().as_bytes().first() {
-            Some(b'{') => None,
-            Some(b'[') => Some("an array"),
-            Some(b'"') => Some("a string"),
-            Some(b't' | b'f') => Some("a boolean"),
-            Some(b'n') => Some("null"),
-            _ => Some("a number"),
-        };
-        if let Some(kind) = kind {
-            return Err(Error::invalid(
-                "metadata",
-                format!("must be a JSON object, not {kind}"),
-            ));
-        }
-        json_text::check_numbers(raw.get())?;
-        self.meta = serde_json::from_str(raw.get())?;
+        self.meta = metadata_from_json(json)?;
         Ok(self)
     }
 
@@ -420,6 +404,29 @@ fn check_text(what: &'static str, s: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Parses metadata given as JSON text, as [`NewEvent::with_meta_json`] does: a JSON object
+/// whose every number reads back as the same number, or a typed error saying what is wrong
+/// (a tool can check a user's metadata this way before it touches a store).
+pub fn metadata_from_json(json: &str) -> Result<Map<String, Value>> {
+    let raw: &RawValue = serde_json::from_str(json)?;
+    let kind = match raw.get().as_bytes().first() {
+        Some(b'{') => None,
+        Some(b'[') => Some("an array"),
+        Some(b'"') => Some("a string"),
+        Some(b't' | b'f') => Some("a boolean"),
+        Some(b'n') => Some("null"),
+        _ => Some("a number"),
+    };
+    if let Some(kind) = kind {
+        return Err(Error::invalid(
+            "metadata",
+            format!("must be a JSON object, not {kind}"),
+        ));
+    }
+    json_text::check_numbers(raw.get())?;
+    Ok(serde_json::from_str(raw.get())?)
 }
 
 /// Streams whose names start with this are the store's own (e.g. `$lifecycle`): they can be

@@ -81,7 +81,8 @@ pub use config::{
 pub use error::{Error, Result};
 pub use event::{
     AppendResult, EventType, ExpectedVersion, INDEXED_META_KEYS, MAX_NAME_BYTES, MultiAppendResult,
-    NewEvent, RecordedEvent, StreamAppend, compact_json,
+    NewEvent, RecordedEvent, StreamAppend, compact_json, metadata_from_json, validate_event_type,
+    validate_id, validate_key, validate_stream, validate_tag, validate_writable_stream,
 };
 pub use lifecycle::{DELETED, DeleteResult, LIFECYCLE_STREAM, TOMBSTONED, TRUNCATED};
 pub use query::{Cursor, Query, QueryItem};

@@ -196,8 +196,15 @@ impl Query {
         self
     }
 
-    /// Checks the values, so a malformed filter is an error rather than an empty answer.
-    pub(crate) fn validate(&self) -> Result<()> {
+    /// Checks the values, so a malformed filter is an error rather than an empty answer: every
+    /// read and count runs this first; a tool may run it before it touches a store.
+    ///
+    /// ```
+    /// use eventfile::Query;
+    /// assert!(Query::new().from_seq(5).to_seq(2).validate().is_err());
+    /// assert!(Query::new().event_type("Paid").validate().is_ok());
+    /// ```
+    pub fn validate(&self) -> Result<()> {
         self.streams
             .iter()
             .try_for_each(|s| crate::event::validate_stream(s))?;

@@ -105,13 +105,13 @@ fn bad_input_exits_non_zero_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     assert!(eventfile(dir, &["append", "s", "T", "{}"]).status.success());
-    // Malformed values are usage errors (2); names and tags break the library's rules (1).
+    // Malformed values, names and tags the library's rules refuse: usage errors (2).
     for (args, code) in [
         (&["append", "s", "T", "{bad"][..], 2),
         (&["append", "s", "T", "{}", "--meta", "[1]"], 2),
-        (&["append", "", "T"], 1),
+        (&["append", "", "T"], 2),
         (&["append", "s", "T", "{}", "--expect", "maybe"], 2),
-        (&["append", "s", "T", "{}", "--tag", "novalue"], 1),
+        (&["append", "s", "T", "{}", "--tag", "novalue"], 2),
     ] {
         let out = eventfile(dir, args);
         assert_eq!(out.status.code(), Some(code), "{args:?}");
@@ -411,10 +411,10 @@ fn query_filters_and_pages() {
     for (args, code, needle) in [
         (&["query", "--since", "yesterday"][..], 2, "RFC 3339"),
         (&["query", "--after", "not-a-cursor"], 2, "cursor"),
-        (&["query", "--tag", "novalue"], 1, "tag"),
+        (&["query", "--tag", "novalue"], 2, "tag"),
         (
             &["query", "--from-seq", "5", "--to-seq", "2"],
-            1,
+            2,
             "seq range",
         ),
     ] {
@@ -779,6 +779,20 @@ fn malformed_arguments_exit_2_naming_the_value_and_create_nothing() {
         ),
         (&["read", "s", "--limit", "many"], "many"),
         (&["init", "--segment-bytes", "4k"], "4k"),
+        // Names, types, ids, tags and keys the library's rules refuse.
+        (&["append", "", "T"], "stream name"),
+        (&["append", "$lifecycle", "T"], "$lifecycle"),
+        (&["append", "s", "T\u{1}"], "event type"),
+        (&["append", "s", "T", "{}", "--tag", "novalue"], "novalue"),
+        (&["append", "s", "T", "{}", "--id", ""], "event id"),
+        (&["append", "s", "T", "{}", "--key", ""], "idempotency key"),
+        (&["read", ""], "stream name"),
+        (&["get", ""], "event id"),
+        (&["delete", "$lifecycle"], "$lifecycle"),
+        (&["truncate", "", "--before", "2"], "stream name"),
+        (&["query", "--tag", "=x"], "=x"),
+        (&["query", "--type", ""], "event type"),
+        (&["snapshot", "show", ""], "stream name"),
     ] {
         let out = eventfile(&dir, args);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -989,7 +1003,7 @@ fn numbers_in_data_and_state_are_kept_exactly() {
 }
 
 /// Metadata is read back through serde_json's Value: a number it could not hold exactly is
-/// refused (exit 1, like other values the library refuses), naming the key; nothing is written.
+/// refused as a malformed argument (exit 2), naming the key; nothing is written.
 #[test]
 fn metadata_numbers_are_kept_exactly_or_refused() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1001,7 +1015,7 @@ fn metadata_numbers_are_kept_exactly_or_refused() {
     ] {
         let out = eventfile(dir, &["append", "s", "T", "{}", "--meta", meta]);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{meta}: {err}");
+        assert_eq!(out.status.code(), Some(2), "{meta}: {err}");
         assert!(err.contains("cannot be stored exactly"), "{meta}: {err}");
         assert!(
             err.contains(place) && err.contains("string"),

@@ -12,6 +12,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand};
 use eventfile::{Cursor, ExpectedVersion, Micros};
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 /// eventfile: an embedded event store in a directory of JSONL files.
 #[derive(Debug, Parser)]
@@ -79,9 +80,11 @@ pub enum Command {
     /// version conflict.
     Append {
         /// The stream, e.g. order-42.
+        #[arg(value_parser = writable_stream)]
         stream: String,
         /// The event type, e.g. OrderPlaced.
         #[arg(value_name = "TYPE")]
+        #[arg(value_parser = event_type)]
         event_type: String,
         /// The event data as JSON, or `-` to read it from stdin. Default: {}. Stored exactly as
         /// given (numbers keep every digit), minus whitespace outside strings.
@@ -91,24 +94,25 @@ pub enum Command {
         #[arg(long, default_value = "any")]
         expect: ExpectedVersion,
         /// Event id (default: a new UUIDv7).
-        #[arg(long)]
+        #[arg(long, value_parser = event_id)]
         id: Option<String>,
         /// Metadata, a JSON object. A number in it must read back as the same number (an
         /// integer within 64 bits, or a decimal an f64 holds as written); others are refused:
         /// give them as strings, or put them in the data.
         #[arg(long, value_parser = json_object)]
-        meta: Option<Box<RawValue>>,
+        meta: Option<Map<String, Value>>,
         /// A KEY=VALUE tag; repeat for more.
-        #[arg(long = "tag", value_name = "KEY=VALUE")]
+        #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = tag)]
         tags: Vec<String>,
         /// Idempotency key: if an append with this key is already in the store, nothing is
         /// written and the first append's position is printed with "replayed":true.
-        #[arg(long)]
+        #[arg(long, value_parser = key)]
         key: Option<String>,
     },
     /// Print a stream's events, one JSON object per line.
     Read {
         /// The stream.
+        #[arg(value_parser = stream_name)]
         stream: String,
         /// First version to print (going backwards: the highest).
         #[arg(long, value_name = "VERSION")]
@@ -135,6 +139,7 @@ pub enum Command {
     /// Print the event with this id. Exit 4 if there is none.
     Get {
         /// The event id.
+        #[arg(value_parser = event_id)]
         id: String,
     },
     /// List streams with their current versions, in name order.
@@ -165,6 +170,7 @@ pub enum Command {
     /// a version conflict.
     Delete {
         /// The stream.
+        #[arg(value_parser = writable_stream)]
         stream: String,
         /// Tombstone the stream: it can never be written or read again.
         #[arg(long)]
@@ -176,6 +182,7 @@ pub enum Command {
     /// Delete a stream's events below a version (soft delete); prints the outcome as JSON.
     Truncate {
         /// The stream.
+        #[arg(value_parser = writable_stream)]
         stream: String,
         /// First version to keep.
         #[arg(long, value_name = "VERSION")]
@@ -217,6 +224,7 @@ pub enum SnapshotCommand {
     /// outside strings.
     Save {
         /// The stream.
+        #[arg(value_parser = stream_name)]
         stream: String,
         /// The stream version the state includes.
         #[arg(long, value_name = "VERSION")]
@@ -229,6 +237,7 @@ pub enum SnapshotCommand {
     /// if there is none.
     Show {
         /// The stream.
+        #[arg(value_parser = stream_name)]
         stream: String,
     },
 }
@@ -262,16 +271,16 @@ pub struct RetentionArgs {
 #[derive(Debug, clap::Args)]
 pub struct QueryArgs {
     /// Events of this stream (repeatable: any of them).
-    #[arg(long = "stream", value_name = "STREAM")]
+    #[arg(long = "stream", value_name = "STREAM", value_parser = stream_name)]
     pub streams: Vec<String>,
     /// Events of streams starting with this (a category, e.g. order-).
     #[arg(long)]
     pub prefix: Option<String>,
     /// Events of this type (repeatable: any of them).
-    #[arg(long = "type", value_name = "TYPE")]
+    #[arg(long = "type", value_name = "TYPE", value_parser = event_type)]
     pub types: Vec<String>,
     /// Events carrying this tag (repeatable: all of them).
-    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = tag)]
     pub tags: Vec<String>,
     /// Events at or after this time (RFC 3339, e.g. 2026-11-22T10:00:00Z).
     #[arg(long, value_parser = rfc3339)]
@@ -328,13 +337,9 @@ fn json_arg(text: &str) -> Result<JsonArg, String> {
 
 /// `--meta`: checked to be a JSON object here; its numbers are judged by the library
 /// (`NewEvent::with_meta_json`) when the command runs.
-fn json_object(text: &str) -> Result<Box<RawValue>, String> {
-    let raw = json_text(text)?;
-    if raw.get().starts_with('{') {
-        Ok(raw)
-    } else {
-        Err("not a JSON object".into())
-    }
+/// Metadata, checked by the library's rule (an object whose numbers read back the same).
+fn json_object(text: &str) -> Result<Map<String, Value>, String> {
+    eventfile::metadata_from_json(text).map_err(|e| e.to_string())
 }
 
 /// Checks JSON text the way the library stores it (`eventfile::compact_json`): one JSON value
@@ -344,6 +349,38 @@ pub fn json_text(text: &str) -> Result<Box<RawValue>, String> {
         eventfile::Error::Json(e) => format!("not valid JSON: {e}"),
         e => e.to_string(),
     })
+}
+
+/// A name checked by the library's own rule, so a malformed one is a usage error (exit 2)
+/// before any store is opened.
+fn checked(text: &str, rule: fn(&str) -> eventfile::Result<()>) -> Result<String, String> {
+    rule(text)
+        .map(|()| text.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+fn stream_name(text: &str) -> Result<String, String> {
+    checked(text, eventfile::validate_stream)
+}
+
+fn writable_stream(text: &str) -> Result<String, String> {
+    checked(text, eventfile::validate_writable_stream)
+}
+
+fn event_type(text: &str) -> Result<String, String> {
+    checked(text, eventfile::validate_event_type)
+}
+
+fn event_id(text: &str) -> Result<String, String> {
+    checked(text, eventfile::validate_id)
+}
+
+fn tag(text: &str) -> Result<String, String> {
+    checked(text, eventfile::validate_tag)
+}
+
+fn key(text: &str) -> Result<String, String> {
+    checked(text, eventfile::validate_key)
 }
 
 fn rfc3339(text: &str) -> Result<Micros, String> {

@@ -1,8 +1,8 @@
 //! The `eventfile` command-line tool: inspect, append to, and check a store.
 //!
-//! Exit status: 0 success, 1 failure (or `verify` found problems, or the library refused a
-//! value: a stream name, a tag, a metadata number it cannot store exactly), 2 bad usage (an
-//! unknown flag, a malformed argument value, malformed JSON on stdin), 3 version conflict on
+//! Exit status: 0 success, 1 failure (or `verify` found problems), 2 bad usage (an unknown
+//! flag, a malformed argument value, including a name, tag or id the store's rules refuse and a
+//! metadata number it cannot store exactly, or malformed JSON on stdin), 3 version conflict on
 //! `append` or `delete`, 4 no such event on `get` (or snapshot on `snapshot show`). Output goes
 //! to stdout as JSON lines; a closed pipe (`| head`) ends the command quietly with status 0.
 //!
@@ -33,7 +33,8 @@ pub(crate) enum Failure {
     Unsound,
     /// `get` found no such event (exit 4).
     NotFound(String),
-    /// Malformed JSON read from stdin for a `-` argument (exit 2, like a malformed argument).
+    /// Malformed JSON read from stdin for a `-` argument, or arguments that are malformed only
+    /// together (exit 2, like a malformed argument).
     Usage(String),
     /// stdout was closed by the reader: not an error.
     ClosedPipe,
@@ -162,8 +163,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 event = event.with_id(id);
             }
             if let Some(meta) = meta {
-                // A number that would not read back the same is refused here: exit 1.
-                event = event.with_meta_json(meta.get())?;
+                event = event.with_meta(meta);
             }
             for tag in tags {
                 event = event.with_tag(tag);
@@ -210,7 +210,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 writeln!(out, "{}", event?.to_json())?;
             }
         }
-        Command::Query(a) => query::query(&open_for_reading(&dir)?, &a, &mut out)?,
+        Command::Query(a) => {
+            let q = query::checked_query(&a)?;
+            query::query(&open_for_reading(&dir)?, &q, &a, &mut out)?
+        }
         Command::Get { id } => query::get(&open_for_reading(&dir)?, &id, &mut out)?,
         Command::Streams {
             prefix,

@@ -48,13 +48,20 @@ fn build(a: &QueryArgs) -> Query {
     q
 }
 
-pub fn query(store: &Store, a: &QueryArgs, out: &mut impl Write) -> Result<(), Failure> {
+/// The query the flags name, checked before any store is opened: a malformed combination (a seq
+/// range whose ends are swapped, a time range likewise) is a usage error.
+pub fn checked_query(a: &QueryArgs) -> Result<Query, Failure> {
     let q = build(a);
+    q.validate().map_err(|e| Failure::Usage(e.to_string()))?;
+    Ok(q)
+}
+
+pub fn query(store: &Store, q: &Query, a: &QueryArgs, out: &mut impl Write) -> Result<(), Failure> {
     if a.count {
-        writeln!(out, "{}", json!({ "count": store.count(&q)? }))?;
+        writeln!(out, "{}", json!({ "count": store.count(q)? }))?;
         return Ok(());
     }
-    let mut events = store.query(&q)?;
+    let mut events = store.query(q)?;
     for event in events.by_ref() {
         writeln!(out, "{}", event?.to_json())?;
     }
