@@ -148,6 +148,18 @@ pub enum Error {
         first_available: u64,
     },
 
+    /// An append's condition failed: an event its query matches exists after the condition's
+    /// position (DCB); nothing was written. Read again from `seq` and decide anew.
+    #[error(
+        "append condition failed: event {seq} matches the condition's query (after position {after}); nothing was written"
+    )]
+    ConditionFailed {
+        /// The first matching event's seq.
+        seq: u64,
+        /// The position the condition named (0: the whole log).
+        after: u64,
+    },
+
     /// A retention policy or run was refused; nothing was changed.
     #[error("retention refused: {reason}")]
     RetentionRefused {
@@ -160,10 +172,68 @@ pub enum Error {
     Json(#[from] serde_json::Error),
 }
 
+/// What kind of failure an [`Error`] is: what a caller, or a server mapping errors to
+/// statuses, matches on, whatever the backend. New kinds may be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A stream's version did not match the append's expectation.
+    Conflict,
+    /// An append's condition matched an event after its position.
+    ConditionFailed,
+    /// An event id is already in the log as part of another append.
+    DuplicateId,
+    /// The stream was tombstoned.
+    StreamDeleted,
+    /// An argument or an event was refused before anything was written (also an event over the
+    /// size limit, and JSON that does not parse).
+    InvalidInput,
+    /// The position asked for was removed by retention.
+    Expired,
+    /// The handle was opened read-only.
+    ReadOnly,
+    /// The store cannot be used now: another writer holds it, or a failed write poisoned this
+    /// handle.
+    Unavailable,
+    /// A policy or maintenance run was refused; nothing changed.
+    Refused,
+    /// The place named holds no store, or one of a format this version cannot read.
+    NotAStore,
+    /// Stored bytes failed their checks.
+    Corrupt,
+    /// The operating system or the backend's connection failed.
+    Io,
+}
+
 impl Error {
-    /// True for [`Error::WrongExpectedVersion`].
+    /// The kind of failure, for matching without caring which backend failed.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::WrongExpectedVersion { .. } => ErrorKind::Conflict,
+            Error::ConditionFailed { .. } => ErrorKind::ConditionFailed,
+            Error::DuplicateEventId { .. } => ErrorKind::DuplicateId,
+            Error::StreamDeleted { .. } => ErrorKind::StreamDeleted,
+            Error::InvalidInput { .. } | Error::EventTooLarge { .. } | Error::Json(_) => {
+                ErrorKind::InvalidInput
+            }
+            Error::Expired { .. } => ErrorKind::Expired,
+            Error::ReadOnly => ErrorKind::ReadOnly,
+            Error::Locked { .. } | Error::Poisoned { .. } => ErrorKind::Unavailable,
+            Error::RetentionRefused { .. } => ErrorKind::Refused,
+            Error::NotAStore { .. } | Error::UnsupportedFormat { .. } => ErrorKind::NotAStore,
+            Error::Corrupt { .. } => ErrorKind::Corrupt,
+            Error::Io { .. } => ErrorKind::Io,
+        }
+    }
+
+    /// True for the expected outcomes of optimistic concurrency: a version conflict
+    /// ([`Error::WrongExpectedVersion`]) or a failed append condition
+    /// ([`Error::ConditionFailed`]). Either way nothing was written: read again, decide anew.
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Error::WrongExpectedVersion { .. })
+        matches!(
+            self,
+            Error::WrongExpectedVersion { .. } | Error::ConditionFailed { .. }
+        )
     }
 
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {

@@ -331,7 +331,7 @@ impl RecordedEvent {
 }
 
 /// The outcome of a successful append to one stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AppendResult {
     /// The stream's version after the append (the version of its last new event).
     pub version: u64,

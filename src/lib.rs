@@ -40,6 +40,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod api;
 mod catalog;
 mod config;
 mod error;
@@ -69,16 +70,18 @@ pub mod sim;
 mod snapshot;
 mod storage;
 mod store;
+mod store_impl;
 mod time;
 mod verify;
 mod writer;
 
+pub use api::{AppendCondition, AppendRequest, EventIter, EventStore};
 pub use catalog::{ReindexReport, StreamInfo, TermCount};
 pub use config::{
     DEFAULT_MAX_EVENT_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_SNAPSHOTS_KEPT, Durability,
     OpenOptions, StoreConfig,
 };
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use event::{
     AppendResult, EventType, ExpectedVersion, INDEXED_META_KEYS, MAX_NAME_BYTES, MultiAppendResult,
     NewEvent, RecordedEvent, StreamAppend, compact_json, metadata_from_json, validate_event_type,

@@ -472,6 +472,48 @@ impl Store {
     }
 }
 
+/// The seq of the first live event after `after` that `q` selects, among every event written
+/// so far (durable or not): an append's condition, checked under the state lock, from the
+/// indexes alone. The query's direction, limit and cursor are ignored.
+pub(crate) fn first_match(st: &State, q: &Query, after: u64) -> Result<Option<u64>> {
+    let mut q = q.clone();
+    q.direction = Direction::Forward;
+    q.limit = None;
+    q.after = None;
+    q.from_seq = Some(q.from_seq.unwrap_or(0).max(after.saturating_add(1)));
+    let max_seq = st.next_seq - 1;
+    let (lo, hi) = q.seq_bounds(max_seq);
+    if lo > hi {
+        return Ok(None);
+    }
+    let start = st
+        .segments
+        .partition_point(|s| s.base <= lo)
+        .saturating_sub(1);
+    for seg in &st.segments[start..] {
+        if seg.base > hi {
+            break;
+        }
+        let dead = if st.deleted.is_empty() {
+            Vec::new()
+        } else {
+            dead_counts(st, seg.base, seg.is_active())
+        };
+        let ix;
+        let r = match &seg.sealed {
+            Some(s) => {
+                ix = s.index()?;
+                IndexRef::File(&ix)
+            }
+            None => IndexRef::Mem(&st.active_index),
+        };
+        if let Some(&ord) = live_plan(&q, &r, seg.base, max_seq, &dead).first() {
+            return Ok(Some(seg.base + u64::from(ord)));
+        }
+    }
+    Ok(None)
+}
+
 /// The ordinals a query selects in a segment, without the dead ones.
 fn live_plan(
     q: &Query,

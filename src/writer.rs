@@ -9,6 +9,7 @@
 
 use std::sync::atomic::Ordering;
 
+use crate::api::{AppendCondition, AppendRequest};
 use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::event::{
@@ -115,7 +116,7 @@ impl Store {
             expected,
             events: &events,
         }];
-        let b = self.inner.append_batch(&parts, key)?;
+        let b = self.inner.append_batch(&parts, key, None)?;
         Ok(b.results[0])
     }
 
@@ -136,10 +137,47 @@ impl Store {
         self.append_multi_inner(appends, Some(key))
     }
 
+    /// Appends what `request` holds: one or more streams (all or nothing), an optional
+    /// idempotency key, an optional condition checked atomically with the write (DCB).
+    ///
+    /// ```
+    /// use eventfile::{AppendCondition, AppendRequest, ExpectedVersion, NewEvent, Query, Store};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path())?;
+    /// let enrol = |s: &str| NewEvent::new("StudentSubscribed", serde_json::json!({}))
+    ///     .with_tag("course=c1").with_tag(format!("student={s}"));
+    /// // Decide from what the log held at seq `seen`; fail if the course changed since.
+    /// let seen = store.head_seq();
+    /// let course = || AppendCondition::new(Query::new().tag("course=c1")).after(seen);
+    /// store.append_request(AppendRequest::new("student-a", ExpectedVersion::Any, [enrol("a")])
+    ///     .condition(course()))?;
+    /// let late = store.append_request(AppendRequest::new("student-b", ExpectedVersion::Any,
+    ///     [enrol("b")]).condition(course()));
+    /// assert_eq!(late.unwrap_err().kind(), eventfile::ErrorKind::ConditionFailed);
+    /// # Ok::<(), eventfile::Error>(())
+    /// ```
+    pub fn append_request(&self, request: AppendRequest) -> Result<MultiAppendResult> {
+        request.validate()?;
+        self.append_multi_with(
+            &request.streams,
+            request.key.as_deref(),
+            request.condition.as_ref(),
+        )
+    }
+
     fn append_multi_inner(
         &self,
         appends: &[StreamAppend],
         key: Option<&str>,
+    ) -> Result<MultiAppendResult> {
+        self.append_multi_with(appends, key, None)
+    }
+
+    fn append_multi_with(
+        &self,
+        appends: &[StreamAppend],
+        key: Option<&str>,
+        condition: Option<&AppendCondition>,
     ) -> Result<MultiAppendResult> {
         let parts: Vec<Part<'_>> = appends
             .iter()
@@ -149,7 +187,7 @@ impl Store {
                 events: &a.events,
             })
             .collect();
-        let b = self.inner.append_batch(&parts, key)?;
+        let b = self.inner.append_batch(&parts, key, condition)?;
         Ok(MultiAppendResult {
             streams: appends
                 .iter()
@@ -180,7 +218,12 @@ enum Prior {
 }
 
 impl Inner {
-    fn append_batch(&self, parts: &[Part<'_>], key: Option<&str>) -> Result<Batch> {
+    fn append_batch(
+        &self,
+        parts: &[Part<'_>],
+        key: Option<&str>,
+        condition: Option<&AppendCondition>,
+    ) -> Result<Batch> {
         if self.read_only {
             return Err(Error::ReadOnly);
         }
@@ -239,6 +282,23 @@ impl Inner {
                     stream: p.stream.to_owned(),
                     expected: p.expected,
                     actual,
+                });
+            }
+        }
+        if let Some(c) = condition {
+            // Every written event counts, durable or not: this append's seqs come after them,
+            // so it cannot become durable without them.
+            let head = st.next_seq - 1;
+            if c.after > head {
+                return Err(Error::invalid(
+                    "append condition",
+                    format!("position {} is above the head seq {head}", c.after),
+                ));
+            }
+            if let Some(seq) = crate::reader::first_match(st, &c.query, c.after)? {
+                return Err(Error::ConditionFailed {
+                    seq,
+                    after: c.after,
                 });
             }
         }

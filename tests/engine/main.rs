@@ -5,6 +5,7 @@ mod bad_input;
 mod batches;
 mod concurrency;
 mod corruption;
+mod dcb;
 mod deletion;
 mod expected_version;
 mod fixture;

@@ -1,0 +1,263 @@
+//! The backend-neutral API: [`EventStore`], what an application needs of an event store
+//! whatever keeps the events, and the append request it takes ([`AppendRequest`], with an
+//! optional DCB [`AppendCondition`]).
+//!
+//! This module owns the contract every backend keeps (written on the trait) and never depends
+//! on how a backend stores anything: the file store implements it in `store_impl.rs`.
+
+use serde_json::value::RawValue;
+
+use crate::catalog::{StreamInfo, TermCount};
+use crate::error::Result;
+use crate::event::{AppendResult, ExpectedVersion, MultiAppendResult, NewEvent, RecordedEvent};
+use crate::event::{StreamAppend, validate_key};
+use crate::lifecycle::DeleteResult;
+use crate::query::{Query, QueryItem};
+use crate::reader::Read;
+use crate::snapshot::Snapshot;
+
+/// Events as a backend reads them: in order, each an event or the error that ended the read.
+pub type EventIter = Box<dyn Iterator<Item = Result<RecordedEvent>> + Send>;
+
+/// A condition checked atomically with an append (the Dynamic Consistency Boundary model):
+/// the append fails with [`crate::Error::ConditionFailed`], naming the first matching seq, if
+/// any event its query selects exists after `after`.
+///
+/// The query's filters (streams, types, tags, DCB items, metadata, times) select the events; its
+/// direction, limit and cursor are ignored, and a `from_seq` or `to_seq` narrows the range
+/// further. Deleted events do not match.
+///
+/// ```
+/// use eventfile::{AppendCondition, Query, QueryItem};
+/// // Fail if a CourseCreated or StudentSubscribed event tagged course=c1 appeared after seq 41.
+/// let c = AppendCondition::new(Query::new().item(QueryItem::new(
+///     ["CourseCreated", "StudentSubscribed"],
+///     ["course=c1"],
+/// )))
+/// .after(41);
+/// # let _ = c;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[must_use]
+#[non_exhaustive]
+pub struct AppendCondition {
+    /// The events that must not exist.
+    pub query: Query,
+    /// Only events after this seq count (0: the whole log). Default 0.
+    pub after: u64,
+}
+
+impl AppendCondition {
+    /// Fails the append if any event matching `query` exists (in the whole log, until
+    /// [`AppendCondition::after`] narrows it).
+    pub fn new(query: Query) -> AppendCondition {
+        AppendCondition { query, after: 0 }
+    }
+
+    /// A condition over DCB items alone: any of `items` (each: any of its types, all of its
+    /// tags).
+    pub fn items(items: impl IntoIterator<Item = QueryItem>) -> AppendCondition {
+        let query = items.into_iter().fold(Query::new(), Query::item);
+        AppendCondition::new(query)
+    }
+
+    /// Only events after `seq` count: typically the head seq of the read the decision was
+    /// based on.
+    pub fn after(mut self, seq: u64) -> AppendCondition {
+        self.after = seq;
+        self
+    }
+}
+
+/// Everything one append may carry: one or more streams' events (all-or-nothing), an optional
+/// idempotency key, an optional condition.
+///
+/// ```
+/// use eventfile::{AppendCondition, AppendRequest, ExpectedVersion, NewEvent, Query};
+/// let r = AppendRequest::new("order-42", ExpectedVersion::NoStream,
+///         [NewEvent::new("OrderPlaced", serde_json::json!({}))])
+///     .and("customer-7", ExpectedVersion::Any, [NewEvent::new("OrderLinked", serde_json::json!({}))])
+///     .key("checkout-9f2")
+///     .condition(AppendCondition::new(Query::new().event_type("CartClosed").tag("cart=9f2")));
+/// # let _ = r;
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+#[non_exhaustive]
+pub struct AppendRequest {
+    /// The streams' parts, in order; a stream appears at most once.
+    pub streams: Vec<StreamAppend>,
+    /// An idempotency key: an append with a key already in the log returns that append's
+    /// result and writes nothing. Default none.
+    pub key: Option<String>,
+    /// A condition checked atomically with the write. Default none.
+    pub condition: Option<AppendCondition>,
+}
+
+impl AppendRequest {
+    /// An append of `events` to `stream`, checked against `expected`.
+    pub fn new(
+        stream: impl Into<String>,
+        expected: ExpectedVersion,
+        events: impl IntoIterator<Item = NewEvent>,
+    ) -> AppendRequest {
+        AppendRequest {
+            streams: vec![StreamAppend::new(stream, expected, events)],
+            key: None,
+            condition: None,
+        }
+    }
+
+    /// An append of several streams' parts, all-or-nothing.
+    pub fn multi(streams: impl IntoIterator<Item = StreamAppend>) -> AppendRequest {
+        AppendRequest {
+            streams: streams.into_iter().collect(),
+            key: None,
+            condition: None,
+        }
+    }
+
+    /// Adds another stream's part.
+    pub fn and(
+        mut self,
+        stream: impl Into<String>,
+        expected: ExpectedVersion,
+        events: impl IntoIterator<Item = NewEvent>,
+    ) -> AppendRequest {
+        self.streams
+            .push(StreamAppend::new(stream, expected, events));
+        self
+    }
+
+    /// Sets the idempotency key.
+    pub fn key(mut self, key: impl Into<String>) -> AppendRequest {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Sets the condition.
+    pub fn condition(mut self, condition: AppendCondition) -> AppendRequest {
+        self.condition = Some(condition);
+        self
+    }
+
+    /// Checks what can be checked without a store: the key and the condition's query.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if let Some(k) = &self.key {
+            validate_key(k)?;
+        }
+        if let Some(c) = &self.condition {
+            c.query.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// An event store, whatever keeps the events: the contract every backend keeps, tested by the
+/// conformance suite (`crates/eventfile-conformance`). Synchronous and object-safe, so a
+/// `Box<dyn EventStore>` chosen from configuration serves an application.
+///
+/// The contract:
+/// - **Positions.** Every event gets a global `seq`, gapless and increasing from the log
+///   start (1 until retention removes a prefix), and a per-stream `version` (first event 1,
+///   an empty stream is at 0).
+/// - **Visibility.** An event becomes visible to readers only once it is durable, and in `seq`
+///   order: no reader ever sees `n + 1` without `n`.
+/// - **Atomicity.** An append is all-or-nothing, across streams too. On any error nothing is
+///   written.
+/// - **Typed failures**, matched through [`crate::Error::kind`]: a version conflict
+///   ([`crate::ErrorKind::Conflict`]), a failed condition (`ConditionFailed`, naming the first
+///   matching seq), an event id already used by another append (`DuplicateId`), a tombstoned
+///   stream (`StreamDeleted`), bad input (`InvalidInput`), a position removed by retention
+///   (`Expired`).
+/// - **Retries.** An append whose events carry ids all already written, as one whole append to
+///   the same streams, or whose idempotency key is already in the log, returns the first
+///   append's result with `replayed: true` and writes nothing, even when its expectation or
+///   condition would now fail.
+/// - **Deletion.** Truncated, deleted and tombstoned events are hidden from every read, query,
+///   count and listing at once; stream numbering continues after a soft delete.
+pub trait EventStore: Send + Sync {
+    /// Appends what `request` holds, atomically. See the trait's contract for the outcomes.
+    fn append_request(&self, request: AppendRequest) -> Result<MultiAppendResult>;
+
+    /// Appends `events` to `stream` if it is at `expected`.
+    fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult> {
+        let r = self.append_request(AppendRequest::new(stream, expected, events))?;
+        Ok(single(r))
+    }
+
+    /// Appends to several streams atomically.
+    fn append_multi(&self, appends: &[StreamAppend]) -> Result<MultiAppendResult> {
+        self.append_request(AppendRequest::multi(appends.iter().cloned()))
+    }
+
+    /// Reads one stream, in either direction, from a version, with a limit. A tombstoned
+    /// stream is [`crate::Error::StreamDeleted`]; a stream with no events reads empty.
+    fn read_stream(&self, stream: &str, read: Read) -> Result<EventIter>;
+
+    /// Reads the global log in seq order (or reversed), from a seq, with a limit.
+    fn read_all(&self, read: Read) -> Result<EventIter>;
+
+    /// The events a query selects.
+    fn query(&self, query: &Query) -> Result<EventIter>;
+
+    /// How many events a query selects (its limit ignored).
+    fn count(&self, query: &Query) -> Result<u64>;
+
+    /// The event with this id, if it is in the log and not deleted.
+    fn get_event(&self, id: &str) -> Result<Option<RecordedEvent>>;
+
+    /// A stream's current version (0 if it has none): what an `Exact` expectation names.
+    fn stream_version(&self, stream: &str) -> Result<u64>;
+
+    /// The seq of the newest visible event (0 for an empty store).
+    fn head_seq(&self) -> Result<u64>;
+
+    /// The oldest seq retention kept (1 until it removes something).
+    fn log_start(&self) -> Result<u64>;
+
+    /// Streams whose name starts with `prefix` and that hold a live event, in name order,
+    /// after `after`, at most `limit`.
+    fn streams(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<StreamInfo>>;
+
+    /// Event types with their live event counts, in name order, after `after`, at most
+    /// `limit`.
+    fn event_types(&self, after: Option<&str>, limit: usize) -> Result<Vec<TermCount>>;
+
+    /// Tags with their live event counts, in order, after `after`, at most `limit`.
+    fn tags(&self, after: Option<&str>, limit: usize) -> Result<Vec<TermCount>>;
+
+    /// Saves a snapshot of `stream`'s state as of `version` (a version the stream has).
+    fn save_snapshot(&self, stream: &str, version: u64, state: &RawValue) -> Result<Snapshot>;
+
+    /// The newest usable snapshot of `stream`, if any.
+    fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>>;
+
+    /// Hides `stream`'s events below version `before`; numbering continues.
+    fn truncate_stream(&self, stream: &str, before: u64) -> Result<DeleteResult>;
+
+    /// Hides all of `stream`'s events (if it is at `expected`); later appends continue its
+    /// numbering.
+    fn delete_stream(&self, stream: &str, expected: ExpectedVersion) -> Result<DeleteResult>;
+
+    /// Deletes `stream` for good (if it is at `expected`): later appends and reads fail with
+    /// [`crate::Error::StreamDeleted`].
+    fn tombstone_stream(&self, stream: &str, expected: ExpectedVersion) -> Result<DeleteResult>;
+}
+
+/// The one stream's result of a single-stream append.
+pub(crate) fn single(r: MultiAppendResult) -> AppendResult {
+    let mut a = r
+        .streams
+        .into_iter()
+        .next()
+        .map(|(_, a)| a)
+        .unwrap_or_default();
+    a.replayed = r.replayed;
+    a
+}
