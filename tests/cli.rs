@@ -1031,3 +1031,93 @@ fn metadata_numbers_are_kept_exactly_or_refused() {
     let out = succeeds(eventfile(dir, &["cat"]));
     assert!(out.contains(&format!(r#""meta":{meta},"#)), "{out}");
 }
+
+/// `append --fail-if-type T (any of) --fail-if-tag K=V (all of) --after SEQ`: a DCB condition;
+/// a failed one exits 3 naming the matching seq, as a version conflict does, and writes nothing.
+#[test]
+fn append_with_a_condition_exits_3_naming_the_matching_seq() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let enrol = |student: &str, extra: &[&str]| {
+        let mut args = vec![
+            "append",
+            "course-c1",
+            "StudentSubscribed",
+            "{}",
+            "--tag",
+            "course=c1",
+        ];
+        args.extend_from_slice(extra);
+        let tag = format!("student={student}");
+        let mut owned: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        owned.extend(["--tag".to_owned(), tag]);
+        eventfile(dir, &owned.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let cond = [
+        "--fail-if-type",
+        "CourseCreated",
+        "--fail-if-type",
+        "StudentSubscribed",
+        "--fail-if-tag",
+        "course=c1",
+    ];
+    // Nothing matches yet.
+    let out = enrol("ann", &cond);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_lines(&out)[0]["seq"], 1);
+    // Now seq 1 matches: exit 3, the seq named on stderr, nothing written.
+    let out = enrol("bob", &cond);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("event 1"), "{err}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(json_lines(&eventfile(dir, &["cat"])).len(), 1);
+    // After seq 1 nothing matches.
+    let mut after = cond.to_vec();
+    after.extend(["--after", "1"]);
+    let out = enrol("bob", &after);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_lines(&out)[0]["seq"], 2);
+    // A tag of another course does not match.
+    let out = eventfile(
+        dir,
+        &[
+            "append",
+            "c2",
+            "StudentSubscribed",
+            "{}",
+            "--tag",
+            "course=c2",
+            "--fail-if-tag",
+            "course=c2",
+        ],
+    );
+    assert!(out.status.success());
+    // --after needs a condition; a position above the head is refused (exit 1, nothing written).
+    let out = eventfile(dir, &["append", "s", "T", "{}", "--after", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = eventfile(
+        dir,
+        &[
+            "append",
+            "s",
+            "T",
+            "{}",
+            "--fail-if-type",
+            "X",
+            "--after",
+            "99",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("above the head"));
+    assert_eq!(json_lines(&eventfile(dir, &["cat"])).len(), 3);
+}

@@ -77,7 +77,8 @@ pub enum Command {
         max_event_bytes: usize,
     },
     /// Append one event; prints {"stream","version","seq"} once it is durable. Exit 3 on a
-    /// version conflict.
+    /// version conflict or a failed condition (--fail-if-type/--fail-if-tag).
+    #[command(group(clap::ArgGroup::new("condition").multiple(true).args(["fail_if_types", "fail_if_tags"])))]
     Append {
         /// The stream, e.g. order-42.
         #[arg(value_parser = writable_stream)]
@@ -108,6 +109,19 @@ pub enum Command {
         /// written and the first append's position is printed with "replayed":true.
         #[arg(long, value_parser = key)]
         key: Option<String>,
+        /// Append only if no event of this type (repeatable: any of them) exists after
+        /// --after; with --fail-if-tag, only events of these types carrying the tags count.
+        /// A failed condition exits 3, naming the matching seq.
+        #[arg(long = "fail-if-type", value_name = "TYPE", value_parser = event_type)]
+        fail_if_types: Vec<String>,
+        /// Append only if no event carrying this tag (repeatable: all of them) exists after
+        /// --after.
+        #[arg(long = "fail-if-tag", value_name = "KEY=VALUE", value_parser = tag)]
+        fail_if_tags: Vec<String>,
+        /// The position the condition starts after (the head seq your decision was based on).
+        /// Default: the whole log.
+        #[arg(long, value_name = "SEQ", requires = "condition")]
+        after: Option<u64>,
     },
     /// Print a stream's events, one JSON object per line.
     Read {

@@ -21,7 +21,9 @@ mod query;
 use std::io::{self, BufWriter, Read as _, Write};
 use std::process::ExitCode;
 
-use eventfile::{Error, NewEvent, OpenOptions, Read, Store};
+use eventfile::{
+    AppendCondition, AppendRequest, Error, NewEvent, OpenOptions, QueryItem, Read, Store,
+};
 
 use args::{Cli, Command, JsonArg};
 
@@ -45,7 +47,9 @@ pub(crate) enum Failure {
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
         match e {
-            Error::WrongExpectedVersion { .. } => Failure::Conflict(e.to_string()),
+            Error::WrongExpectedVersion { .. } | Error::ConditionFailed { .. } => {
+                Failure::Conflict(e.to_string())
+            }
             e => Failure::Other(e.to_string()),
         }
     }
@@ -151,6 +155,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             meta,
             tags,
             key,
+            fail_if_types,
+            fail_if_tags,
+            after,
         } => {
             let data = match data {
                 None => None,
@@ -168,12 +175,26 @@ fn run(cli: Cli) -> Result<(), Failure> {
             for tag in tags {
                 event = event.with_tag(tag);
             }
+            let mut request = AppendRequest::new(stream.clone(), expect, [event]);
+            if let Some(key) = key {
+                request = request.key(key);
+            }
+            if !fail_if_types.is_empty() || !fail_if_tags.is_empty() {
+                let item = QueryItem::new(fail_if_types, fail_if_tags);
+                request =
+                    request.condition(AppendCondition::items([item]).after(after.unwrap_or(0)));
+            }
             let store = Store::open(&dir)?;
-            let r = match &key {
-                Some(key) => store.append_with_key(key, &stream, expect, [event])?,
-                None => store.append(&stream, expect, [event])?,
-            };
+            let r = store.append_request(request)?;
             store.close()?;
+            let replayed = r.replayed;
+            let mut r = r
+                .streams
+                .into_iter()
+                .next()
+                .map(|(_, a)| a)
+                .unwrap_or_default();
+            r.replayed = replayed;
             #[derive(serde::Serialize)]
             struct Appended<'a> {
                 stream: &'a str,
