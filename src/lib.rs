@@ -42,6 +42,7 @@
 
 mod api;
 mod catalog;
+mod commit;
 mod config;
 mod error;
 mod event;

@@ -6,9 +6,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::{self, Durability, OpenOptions, StoreConfig};
 use crate::error::{Error, Result};
@@ -119,34 +117,19 @@ impl State {
     }
 }
 
-/// Group-commit bookkeeping.
-pub(crate) struct SyncState {
-    /// Highest seq known durable.
-    pub durable: u64,
-    /// Whether some appender is running an fdatasync now.
-    pub syncing: bool,
-    /// Set when a sync failed.
-    pub poisoned: Option<String>,
-}
-
 pub(crate) struct Inner {
     pub dir: PathBuf,
     pub storage: Arc<dyn Storage>,
     pub config: StoreConfig,
     /// The retention policy in force (persisted in the config file).
     pub policy: Mutex<crate::retention::RetentionPolicy>,
-    pub durability: Durability,
     pub read_only: bool,
     /// Names the store in cursors.
     pub store_id: String,
     pub clock: crate::config::Clock,
     pub state: Mutex<State>,
-    pub sync: Mutex<SyncState>,
-    pub sync_cv: Condvar,
-    /// Highest seq readers may see.
-    pub visible: AtomicU64,
-    /// Signals the periodic flusher to stop.
-    pub stop: Arc<(Mutex<bool>, Condvar)>,
+    /// Group commit and the published head.
+    pub commit: crate::commit::Commit,
     /// The writer's locks: the store's directory, and its `LOCK` file.
     _lock: Option<(File, File)>,
 }
@@ -181,23 +164,9 @@ pub struct Store {
     _handle: Arc<Handle>,
 }
 
-/// Owns the background flusher of a store.
+/// Owns the background flusher of a store (dropping it stops and joins the thread).
 struct Handle {
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    flusher: Option<thread::JoinHandle<()>>,
-}
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        let (flag, cv) = &*self.stop;
-        *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        cv.notify_all();
-        if let Some(t) = self.flusher.take() {
-            // The flusher holds its own reference to the store: joining it means that, if this
-            // was the last handle, the store has been closed when this returns.
-            let _ = t.join();
-        }
-    }
+    _flusher: Option<crate::commit::Flusher>,
 }
 
 impl std::fmt::Debug for Store {
@@ -290,29 +259,27 @@ impl Store {
             storage,
             config,
             policy: Mutex::new(config.retention),
-            durability: opts.durability,
             read_only: opts.read_only,
             store_id,
             clock: opts.clock.clone(),
             state: Mutex::new(state),
-            sync: Mutex::new(SyncState {
-                durable: head,
-                syncing: false,
-                poisoned: None,
-            }),
-            sync_cv: Condvar::new(),
-            visible: AtomicU64::new(head),
-            stop: Arc::new((Mutex::new(false), Condvar::new())),
+            commit: crate::commit::Commit::new(opts.durability, head),
             _lock: lock,
         });
+        // The flusher holds its own reference to the store: joining it (when the last clone
+        // drops its handle) means the store has been closed when that drop returns.
         let flusher = match (opts.durability, opts.read_only) {
-            (Durability::Periodic(every), false) => Some(spawn_flusher(&inner, every)),
+            (Durability::Periodic(every), false) => {
+                let inner = Arc::clone(&inner);
+                Some(crate::commit::Flusher::spawn(every, move || {
+                    let target = inner.lock_state().next_seq - 1;
+                    // An error poisons the handle; the next append reports it.
+                    let _ = inner.wait_durable(target, true);
+                }))
+            }
             _ => None,
         };
-        let handle = Handle {
-            stop: Arc::clone(&inner.stop),
-            flusher,
-        };
+        let handle = Handle { _flusher: flusher };
         Ok(Store {
             inner,
             _handle: Arc::new(handle),
@@ -339,7 +306,7 @@ impl Store {
 
     /// The seq of the newest event a reader can see (0 for an empty store).
     pub fn head_seq(&self) -> u64 {
-        self.inner.visible.load(Ordering::Acquire)
+        self.inner.commit.visible()
     }
 
     /// The oldest seq retention kept: reads by position below it fail with
@@ -375,7 +342,7 @@ impl Store {
             let inner = &self.inner;
             let mut st = inner.lock_state();
             crate::recovery::catch_up(&inner.storage, &inner.dir, &inner.config, true, &mut st)?;
-            inner.visible.fetch_max(st.next_seq - 1, Ordering::AcqRel);
+            inner.commit.caught_up(st.next_seq - 1);
         }
         Ok(self.head_seq())
     }
@@ -408,10 +375,6 @@ impl Inner {
     pub(crate) fn policy(&self) -> crate::retention::RetentionPolicy {
         *self.policy.lock().unwrap_or_else(|p| p.into_inner())
     }
-
-    pub(crate) fn lock_sync(&self) -> MutexGuard<'_, SyncState> {
-        self.sync.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 impl Drop for Inner {
@@ -427,7 +390,7 @@ impl Drop for Inner {
         };
         // Everything written is synced (in the default mode every append already was), then the
         // active segment's index is saved as a checkpoint so the next open need not rescan it.
-        if self.durability != Durability::Fsync && file.sync_data().is_err() {
+        if self.commit.durability() != Durability::Fsync && file.sync_data().is_err() {
             return;
         }
         if let Some(seg) = st.segments.last().filter(|s| s.is_active())
@@ -487,30 +450,4 @@ fn check_empty(storage: &dyn Storage, dir: &Path) -> Result<()> {
         });
     }
     Ok(())
-}
-
-fn spawn_flusher(inner: &Arc<Inner>, every: std::time::Duration) -> thread::JoinHandle<()> {
-    let inner = Arc::clone(inner);
-    thread::Builder::new()
-        .name("eventfile-flush".into())
-        .spawn(move || {
-            let stop = Arc::clone(&inner.stop);
-            let (flag, cv) = &*stop;
-            let mut stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
-            while !*stopped {
-                let (guard, _) = cv
-                    .wait_timeout(stopped, every)
-                    .unwrap_or_else(|p| p.into_inner());
-                stopped = guard;
-                if *stopped {
-                    break;
-                }
-                drop(stopped);
-                let target = inner.lock_state().next_seq - 1;
-                // An error poisons the handle; the next append reports it.
-                let _ = inner.wait_durable(target, true);
-                stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
-            }
-        })
-        .expect("spawning the flush thread")
 }

@@ -7,10 +7,7 @@
 //! durability, so concurrent appenders' batches pile up behind one `fdatasync` (group commit).
 //! A failed write or sync poisons the handle: nothing is ever retried.
 
-use std::sync::atomic::Ordering;
-
 use crate::api::{AppendCondition, AppendRequest};
-use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::event::{
     AppendResult, ExpectedVersion, MultiAppendResult, NewEvent, StreamAppend, event_terms,
@@ -540,9 +537,7 @@ impl Inner {
         st.next_seq = seq;
         st.active_len = at + buf.len() as u64;
         st.last_time = time;
-        if self.durability != Durability::Fsync {
-            self.visible.fetch_max(seq - 1, Ordering::AcqRel);
-        }
+        self.commit.written(seq - 1);
         Ok(())
     }
 
@@ -568,7 +563,7 @@ impl Inner {
             let (base, path, len) = (st.active().base, st.active().path.clone(), st.active_len);
             file.sync_data()
                 .map_err(|e| Error::io("fdatasync", &path, e))?;
-            self.mark_durable(st.next_seq - 1);
+            self.commit.durable(st.next_seq - 1);
             let index = recovery::write_index(
                 self.storage.as_ref(),
                 &self.dir,
@@ -586,78 +581,41 @@ impl Inner {
         r
     }
 
+    /// Poisons the handle after a failed write or sync: appends are refused until reopen.
     pub(crate) fn poison(&self, st: &mut State, err: &Error) {
         let cause = err.to_string();
-        st.poisoned.get_or_insert_with(|| cause.clone());
-        let mut s = self.lock_sync();
-        s.poisoned.get_or_insert(cause);
-        self.sync_cv.notify_all();
+        self.commit.poison(&cause);
+        st.poisoned.get_or_insert(cause);
     }
 
-    fn mark_durable(&self, seq: u64) {
-        let mut s = self.lock_sync();
-        s.durable = s.durable.max(seq);
-        self.visible.fetch_max(seq, Ordering::AcqRel);
-        self.sync_cv.notify_all();
-    }
-
-    /// Waits until every event up to `target` is durable, running the fdatasync itself if no
-    /// other thread is. With `force`, syncs even in the weaker durability modes.
+    /// Waits until every event up to `target` is durable (group commit: see `commit.rs`).
+    /// With `force`, syncs even in the weaker durability modes.
     pub(crate) fn wait_durable(&self, target: u64, force: bool) -> Result<()> {
-        if self.durability != Durability::Fsync && !force {
-            return Ok(());
-        }
-        let mut s = self.lock_sync();
-        loop {
-            if let Some(cause) = &s.poisoned {
-                return Err(Error::Poisoned {
-                    cause: cause.clone(),
-                });
-            }
-            if s.durable >= target {
-                return Ok(());
-            }
-            if s.syncing {
-                s = self.sync_cv.wait(s).unwrap_or_else(|p| p.into_inner());
-                continue;
-            }
-            s.syncing = true;
-            drop(s);
-            // Let appenders that are ready to run write first, so this sync covers them too. A
-            // scheduling hint, not a timed delay: with nothing else runnable it returns at once.
-            std::thread::yield_now();
-            // Everything written so far goes into this sync, whoever wrote it.
-            let (upto, file, path) = {
-                let st = self.lock_state();
-                (
-                    st.next_seq - 1,
-                    st.active_file
-                        .clone()
-                        .expect("writer has an active segment"),
-                    st.active().path.clone(),
-                )
-            };
-            let r = file.sync_data();
-            s = self.lock_sync();
-            s.syncing = false;
-            match r {
-                Ok(()) => {
-                    s.durable = s.durable.max(upto);
-                    self.visible.fetch_max(upto, Ordering::AcqRel);
-                    self.sync_cv.notify_all();
-                }
-                Err(e) => {
-                    let err = Error::io("fdatasync", path, e);
-                    s.poisoned.get_or_insert_with(|| err.to_string());
-                    self.sync_cv.notify_all();
-                    drop(s);
-                    self.lock_state()
-                        .poisoned
-                        .get_or_insert_with(|| err.to_string());
-                    return Err(err);
-                }
-            }
-        }
+        self.commit
+            .wait_durable(target, force, || self.sync_written())
+    }
+
+    /// Syncs everything written so far (the state lock is held only to see what that is);
+    /// returns the seq it covers. A failure poisons the state too.
+    fn sync_written(&self) -> Result<u64> {
+        let (upto, file, path) = {
+            let st = self.lock_state();
+            (
+                st.next_seq - 1,
+                st.active_file
+                    .clone()
+                    .expect("writer has an active segment"),
+                st.active().path.clone(),
+            )
+        };
+        file.sync_data().map_err(|e| {
+            let err = Error::io("fdatasync", path, e);
+            self.lock_state()
+                .poisoned
+                .get_or_insert_with(|| err.to_string());
+            err
+        })?;
+        Ok(upto)
     }
 }
 
