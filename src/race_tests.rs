@@ -1,6 +1,7 @@
 //! The race between a read-only handle and the writer's removal of segments, made
 //! deterministic: the reader's storage runs the writer's retention (or compaction, or an unlink
-//! nobody recorded) at the exact moment the reader is about to open a segment it listed.
+//! nobody recorded) at the exact moment the reader is about to open a segment it listed. Each
+//! scenario runs on the real disk and on the simulated one (writer and reader sharing it).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -8,15 +9,16 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 
+use crate::sim::{Image, SimDisk};
 use crate::storage::{OsStorage, Storage, StorageFile};
 use crate::{Error, ExpectedVersion, NewEvent, OpenOptions, Read, RetentionPolicy, Store};
 
 type Hook = Box<dyn FnOnce() + Send>;
 
-/// The real file system, but the first open of a segment file (the `n`th, counting from 0)
-/// first runs a hook.
-#[derive(Default)]
+/// A storage (the real disk or the simulated one) whose `n`th open of a segment file
+/// (counting from 0) first runs a hook.
 struct Racing {
+    disk: Arc<dyn Storage>,
     hook: Mutex<Option<(usize, Hook)>>,
 }
 
@@ -27,6 +29,13 @@ impl std::fmt::Debug for Racing {
 }
 
 impl Racing {
+    fn new(disk: &Arc<dyn Storage>) -> Arc<Racing> {
+        Arc::new(Racing {
+            disk: Arc::clone(disk),
+            hook: Mutex::new(None),
+        })
+    }
+
     fn arm(&self, after_opens: usize, hook: impl FnOnce() + Send + 'static) {
         *self.hook.lock().unwrap() = Some((after_opens, Box::new(hook)));
     }
@@ -49,34 +58,45 @@ impl Storage for Racing {
                 hook();
             }
         }
-        OsStorage.open(path, write)
+        self.disk.open(path, write)
     }
     fn create_new(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
-        OsStorage.create_new(path)
+        self.disk.create_new(path)
     }
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        OsStorage.create_dir_all(path)
+        self.disk.create_dir_all(path)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        OsStorage.rename(from, to)
+        self.disk.rename(from, to)
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        OsStorage.remove_file(path)
+        self.disk.remove_file(path)
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        OsStorage.sync_dir(path)
+        self.disk.sync_dir(path)
     }
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
-        OsStorage.list_dir(path)
+        self.disk.list_dir(path)
     }
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        OsStorage.read(path)
+        self.disk.read(path)
     }
 }
 
-/// A writer with 10 sealed segments of stream `s`, and the events' seqs.
-fn writer(dir: &Path) -> Store {
-    let store = OpenOptions::new().segment_bytes(4096).open(dir).unwrap();
+/// The disks each scenario runs on, for a store in `dir`: the real one (`0`), and a simulated
+/// one (`1`, in memory, rooted at `dir`) that the writer and the reader share.
+fn disk(which: usize, dir: &Path) -> Arc<dyn Storage> {
+    match which {
+        0 => Arc::new(OsStorage),
+        _ => Arc::new(SimDisk::new(dir, Image::new(), u64::MAX, 1)),
+    }
+}
+
+/// A writer on `disk` with 10 sealed segments of stream `s`.
+fn writer(dir: &Path, disk: &Arc<dyn Storage>) -> Store {
+    let mut opts = OpenOptions::new().segment_bytes(4096);
+    opts.storage = Arc::clone(disk);
+    let store = opts.open(dir).unwrap();
     let mut n = 0;
     while store.inner.lock_state().segments.len() < 11 {
         store
@@ -132,70 +152,82 @@ fn retention(store: &Store) -> impl FnOnce() + Send + 'static {
 
 #[test]
 fn a_read_only_open_that_loses_the_race_to_retention_reads_from_the_new_log_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = writer(dir.path());
-    let storage = Arc::new(Racing::default());
-    // The reader has listed the directory and opened the first segments when retention runs.
-    storage.arm(3, retention(&store));
-    let r = reader(dir.path(), &storage).unwrap();
-    assert!(storage.hook.lock().unwrap().is_none(), "the race was run");
-    let start = store.log_start();
-    assert!(start > 1);
-    assert_eq!(r.log_start(), start);
-    assert_eq!(seqs(&r), (start..=store.head_seq()).collect::<Vec<_>>());
+    for which in 0..2 {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = disk(which, dir.path());
+        let store = writer(dir.path(), &disk);
+        let storage = Racing::new(&disk);
+        // The reader has listed the directory and opened the first segments when retention runs.
+        storage.arm(3, retention(&store));
+        let r = reader(dir.path(), &storage).unwrap();
+        assert!(storage.hook.lock().unwrap().is_none(), "the race was run");
+        let start = store.log_start();
+        assert!(start > 1);
+        assert_eq!(r.log_start(), start);
+        assert_eq!(seqs(&r), (start..=store.head_seq()).collect::<Vec<_>>());
+    }
 }
 
 #[test]
 fn a_refresh_that_loses_the_race_to_retention_reads_from_the_new_log_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = writer(dir.path());
-    let storage = Arc::new(Racing::default());
-    let r = reader(dir.path(), &storage).unwrap();
-    let before = seqs(&r);
-    assert_eq!(before.first(), Some(&1));
-    // New segments for the refresh to open; retention runs as it opens the first of them.
-    fill(&store, "t", 300);
-    storage.arm(0, retention(&store));
-    r.refresh().unwrap();
-    assert!(storage.hook.lock().unwrap().is_none(), "the race was run");
-    let start = store.log_start();
-    assert_eq!(r.log_start(), start);
-    assert_eq!(seqs(&r), (start..=store.head_seq()).collect::<Vec<_>>());
+    for which in 0..2 {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = disk(which, dir.path());
+        let store = writer(dir.path(), &disk);
+        let storage = Racing::new(&disk);
+        let r = reader(dir.path(), &storage).unwrap();
+        let before = seqs(&r);
+        assert_eq!(before.first(), Some(&1));
+        // New segments for the refresh to open; retention runs as it opens the first of them.
+        fill(&store, "t", 300);
+        storage.arm(0, retention(&store));
+        r.refresh().unwrap();
+        assert!(storage.hook.lock().unwrap().is_none(), "the race was run");
+        let start = store.log_start();
+        assert_eq!(r.log_start(), start);
+        assert_eq!(seqs(&r), (start..=store.head_seq()).collect::<Vec<_>>());
+    }
 }
 
 #[test]
 fn compaction_racing_a_read_only_open_is_resolved_by_the_manifest() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = writer(dir.path());
-    // The middle segments' events all belong to a stream deleted whole.
-    fill(&store, "doomed", 200);
-    fill(&store, "s", 100);
-    store.delete_stream("doomed", ExpectedVersion::Any).unwrap();
-    let live: Vec<u64> = seqs(&store);
-    let storage = Arc::new(Racing::default());
-    let w = store.clone();
-    storage.arm(12, move || {
-        assert!(!w.compact(false).unwrap().segments.is_empty());
-    });
-    let r = reader(dir.path(), &storage).unwrap();
-    assert!(storage.hook.lock().unwrap().is_none(), "the race was run");
-    assert_eq!(seqs(&r), live);
+    for which in 0..2 {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = disk(which, dir.path());
+        let store = writer(dir.path(), &disk);
+        // The middle segments' events all belong to a stream deleted whole.
+        fill(&store, "doomed", 200);
+        fill(&store, "s", 100);
+        store.delete_stream("doomed", ExpectedVersion::Any).unwrap();
+        let live: Vec<u64> = seqs(&store);
+        let storage = Racing::new(&disk);
+        let w = store.clone();
+        storage.arm(12, move || {
+            assert!(!w.compact(false).unwrap().segments.is_empty());
+        });
+        let r = reader(dir.path(), &storage).unwrap();
+        assert!(storage.hook.lock().unwrap().is_none(), "the race was run");
+        assert_eq!(seqs(&r), live);
+    }
 }
 
 #[test]
 fn a_segment_that_vanishes_unrecorded_is_an_error_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = writer(dir.path());
-    drop(store);
-    let storage = Arc::new(Racing::default());
-    let victim: PathBuf = dir.path().join(crate::segment::segment_name(1));
-    let v = victim.clone();
-    storage.arm(0, move || std::fs::remove_file(&v).unwrap());
-    match reader(dir.path(), &storage) {
-        Err(Error::Io { path, source, .. }) => {
-            assert_eq!(path, victim);
-            assert_eq!(source.kind(), io::ErrorKind::NotFound);
+    for which in 0..2 {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = disk(which, dir.path());
+        let store = writer(dir.path(), &disk);
+        drop(store);
+        let storage = Racing::new(&disk);
+        let victim: PathBuf = dir.path().join(crate::segment::segment_name(1));
+        let (v, d) = (victim.clone(), Arc::clone(&disk));
+        storage.arm(0, move || d.remove_file(&v).unwrap());
+        match reader(dir.path(), &storage) {
+            Err(Error::Io { path, source, .. }) => {
+                assert_eq!(path, victim);
+                assert_eq!(source.kind(), io::ErrorKind::NotFound);
+            }
+            other => panic!("expected the missing file named, got {other:?}"),
         }
-        other => panic!("expected the missing file named, got {other:?}"),
     }
 }
