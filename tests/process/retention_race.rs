@@ -6,8 +6,7 @@
 //! events are hidden by design; every live event carries its number among the live events, so
 //! a skipped one shows.)
 //!
-//! `EVENTFILE_RACE_SECONDS` sets how long the writer runs (default 5: some 60 rounds; the bug this
-//! guards against showed about one round in five).
+//! `EVENTFILE_RACE_SECONDS` sets how long the writer runs (default 30).
 
 use crate::{child, child_dir, child_role};
 use eventfile::{
@@ -168,7 +167,7 @@ fn readers_in_other_processes_never_fail_while_retention_and_compaction_run() {
     let seconds: u64 = std::env::var("EVENTFILE_RACE_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(30);
     let store = OpenOptions::new()
         .segment_bytes(4096)
         .durability(Durability::None)
