@@ -7,14 +7,14 @@
 
 use serde_json::value::RawValue;
 
-use crate::catalog::{StreamInfo, TermCount};
+use serde::Serialize;
+
 use crate::error::Result;
 use crate::event::{AppendResult, ExpectedVersion, MultiAppendResult, NewEvent, RecordedEvent};
 use crate::event::{StreamAppend, validate_key};
-use crate::lifecycle::DeleteResult;
+use crate::query::Read;
 use crate::query::{Query, QueryItem};
-use crate::reader::Read;
-use crate::snapshot::Snapshot;
+use crate::time::Micros;
 
 /// Events as a backend reads them: in order, each an event or the error that ended the read.
 pub type EventIter = Box<dyn Iterator<Item = Result<RecordedEvent>> + Send>;
@@ -260,4 +260,78 @@ pub(crate) fn single(r: MultiAppendResult) -> AppendResult {
         .unwrap_or_default();
     a.replayed = r.replayed;
     a
+}
+
+/// A term and how many events carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TermCount {
+    /// The event type or tag.
+    pub name: String,
+    /// Events carrying it.
+    pub count: u64,
+}
+
+/// A stream and its current version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// The stream name.
+    pub stream: String,
+    /// Its current version: the version of its last event, which the next append follows.
+    /// Deletion does not lower it, so after a truncation it is more than the number of events
+    /// left.
+    pub version: u64,
+}
+
+/// The outcome of a truncation or deletion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeleteResult {
+    /// The stream.
+    pub stream: String,
+    /// The stream's version (deletion never changes it: later appends continue the numbering).
+    pub version: u64,
+    /// Events of the stream with a version below this are deleted.
+    pub deleted_before: u64,
+    /// Whether the stream is tombstoned (hard-deleted).
+    pub tombstone: bool,
+    /// Seq of the `$lifecycle` event that records the operation; `None` if nothing changed (the
+    /// stream was already truncated at least that far).
+    pub seq: Option<u64>,
+}
+
+/// A stream's state at a version.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The stream.
+    pub stream: String,
+    /// The version of the stream's last event the state includes.
+    pub version: u64,
+    /// When the snapshot was saved (microseconds since the Unix epoch).
+    pub time: Micros,
+    /// The state, verbatim JSON.
+    pub state: Box<RawValue>,
+}
+
+impl Snapshot {
+    /// Decodes the state into any deserialisable type.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        Ok(serde_json::from_str(self.state.get())?)
+    }
+
+    /// The snapshot as one JSON object (`stream`, `version`, `time`, `state`): the CLI's output.
+    pub fn to_json(&self) -> String {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            stream: &'a str,
+            version: u64,
+            time: String,
+            state: &'a RawValue,
+        }
+        serde_json::to_string(&Out {
+            stream: &self.stream,
+            version: self.version,
+            time: crate::time::format_rfc3339(self.time),
+            state: &self.state,
+        })
+        .expect("strings and JSON serialise")
+    }
 }

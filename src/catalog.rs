@@ -7,35 +7,17 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
+use crate::api::{StreamInfo, TermCount};
+use crate::deletion::{DeadCounts, dead_ordinals, is_live};
 use crate::error::{Error, Result};
 use crate::index::{Kind, MemIndex};
-use crate::lifecycle::{DeadCounts, dead_counts, dead_ordinals, is_live};
 use crate::query::IndexRef;
 use crate::recovery;
 use crate::sealed::Sealed;
 use crate::segment::{self, Lines, ScanEnd};
+use crate::state::dead_counts;
 use crate::store::Store;
 use crate::time::Micros;
-
-/// A term and how many events carry it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TermCount {
-    /// The event type or tag.
-    pub name: String,
-    /// Events carrying it.
-    pub count: u64,
-}
-
-/// A stream and its current version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamInfo {
-    /// The stream name.
-    pub stream: String,
-    /// Its current version: the version of its last event, which the next append follows.
-    /// Deletion does not lower it, so after a truncation it is more than the number of events
-    /// left.
-    pub version: u64,
-}
 
 /// What [`Store::reindex`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -83,11 +65,11 @@ impl Store {
         let sealed = {
             let st = self.inner.lock_state();
             let mut sealed: Vec<(Arc<Sealed>, DeadCounts)> = Vec::new();
-            for seg in &st.segments {
+            for seg in &st.log.segments {
                 match &seg.sealed {
                     Some(s) => sealed.push((Arc::clone(s), dead_counts(&st, seg.base, false))),
                     None => {
-                        let m = &st.active_index;
+                        let m = &st.log.active_index;
                         let dead =
                             dead_ordinals(&IndexRef::Mem(m), &dead_counts(&st, seg.base, true));
                         // The active index also holds events written but not yet durable (or
@@ -129,7 +111,7 @@ impl Store {
     /// the deletion state per stream passed, and `limit` counts only listed streams.
     pub fn streams(&self, prefix: &str, after: Option<&str>, limit: usize) -> Vec<StreamInfo> {
         let st = self.inner.lock_state();
-        let deleted = &st.deleted;
+        let deleted = &st.deletions.map;
         let lower = match after {
             Some(a) if a >= prefix => Bound::Excluded(a),
             _ => Bound::Included(prefix),
@@ -151,7 +133,7 @@ impl Store {
     /// turns a time range into a seq range.
     pub fn seq_at(&self, time: Micros) -> Result<u64> {
         let st = self.inner.lock_state();
-        for seg in &st.segments {
+        for seg in &st.log.segments {
             let (count, first) = match &seg.sealed {
                 // Times never decrease: a segment whose last event is older holds none.
                 Some(s) if s.summary.count == 0 || s.summary.last_time < time => continue,
@@ -160,7 +142,7 @@ impl Store {
                     (ix.count as u32, ix.first_at_or_after(time))
                 }
                 None => {
-                    let m = &st.active_index;
+                    let m = &st.log.active_index;
                     (
                         m.len() as u32,
                         m.times.partition_point(|&t| t < time) as u32,
@@ -183,7 +165,8 @@ impl Store {
         }
         let sealed: Vec<_> = {
             let st = self.inner.lock_state();
-            st.segments
+            st.log
+                .segments
                 .iter()
                 .filter_map(|s| s.sealed.clone().map(|sealed| (s.clone(), sealed)))
                 .collect()

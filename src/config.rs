@@ -1,17 +1,16 @@
 //! Options: the builder a caller opens a store with ([`OpenOptions`]), and the configuration a
 //! store persists at creation (`eventfile.json`), which wins over the builder on every later open.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::files::write_atomic;
 use crate::record::{self, FORMAT_VERSION};
-use crate::retention::{PolicyFile, RetentionPolicy};
 use crate::storage::{OsStorage, Storage};
-use crate::store::Store;
 
 /// Name of the store configuration file.
 pub const CONFIG_FILE: &str = "eventfile.json";
@@ -36,6 +35,9 @@ pub enum Durability {
     None,
 }
 
+/// Default for [`OpenOptions::max_mapped_segments`].
+pub const DEFAULT_MAX_MAPPED_SEGMENTS: usize = 4096;
+
 /// Default number of snapshots kept per stream.
 pub const DEFAULT_SNAPSHOTS_KEPT: usize = 3;
 
@@ -48,7 +50,7 @@ pub struct StoreConfig {
     /// Largest encoded event record.
     pub max_event_bytes: usize,
     /// Which old segments retention removes (changed later with
-    /// [`Store::set_retention_policy`]).
+    /// [`crate::Store::set_retention_policy`]).
     pub retention: RetentionPolicy,
     /// How many snapshots are kept per stream (the newest).
     pub snapshots_kept: usize,
@@ -181,35 +183,6 @@ pub(crate) fn write_config(
     write_atomic(storage, dir, CONFIG_FILE, &bytes)
 }
 
-/// Replaces `dir/name` with `bytes`: write a temp file, fsync it, rename it over, fsync the dir.
-pub(crate) fn write_atomic(
-    storage: &dyn Storage,
-    dir: &Path,
-    name: &str,
-    bytes: &[u8],
-) -> Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let dst = dir.join(name);
-    match storage.remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io("remove", tmp, e)),
-    }
-    let f = storage
-        .create_new(&tmp)
-        .map_err(|e| Error::io("create", &tmp, e))?;
-    f.write_all_at(bytes, 0)
-        .map_err(|e| Error::io("write", &tmp, e))?;
-    f.sync_data().map_err(|e| Error::io("fdatasync", &tmp, e))?;
-    drop(f);
-    storage
-        .rename(&tmp, &dst)
-        .map_err(|e| Error::io("rename", &tmp, e))?;
-    storage
-        .sync_dir(dir)
-        .map_err(|e| Error::io("fsync directory", dir, e))
-}
-
 /// How to open a store. Ends in [`OpenOptions::open`].
 ///
 /// ```
@@ -262,7 +235,7 @@ impl OpenOptions {
             create: true,
             storage: Arc::new(OsStorage),
             clock: Arc::new(crate::time::now_micros),
-            max_mapped_segments: crate::sealed::DEFAULT_MAX_MAPPED_SEGMENTS,
+            max_mapped_segments: DEFAULT_MAX_MAPPED_SEGMENTS,
         }
     }
 
@@ -281,7 +254,7 @@ impl OpenOptions {
     }
 
     /// The retention policy a new store starts with (default: keep everything). Used only when
-    /// the store is created; change it later with [`Store::set_retention_policy`].
+    /// the store is created; change it later with [`crate::Store::set_retention_policy`].
     pub fn retention(mut self, policy: RetentionPolicy) -> OpenOptions {
         self.config.retention = policy;
         self
@@ -340,11 +313,6 @@ impl OpenOptions {
         self
     }
 
-    /// Opens (or creates) the store in `dir`.
-    pub fn open(self, dir: impl AsRef<Path>) -> Result<Store> {
-        Store::open_with(PathBuf::from(dir.as_ref()), self)
-    }
-
     pub(crate) fn validate(&self) -> Result<()> {
         self.config.validate()?;
         if let Durability::Periodic(d) = self.durability
@@ -353,5 +321,126 @@ impl OpenOptions {
             return Err(Error::invalid("sync interval", "must be greater than zero"));
         }
         Ok(())
+    }
+}
+
+/// Which old segments a store removes when [`crate::Store::run_retention`] runs. Persisted with the
+/// store; the default keeps everything forever.
+///
+/// ```
+/// use std::time::Duration;
+/// use eventfile::RetentionPolicy;
+/// let policy = RetentionPolicy::keep_all()
+///     .max_age(Duration::from_secs(30 * 24 * 3600))
+///     .segment_max_age(Duration::from_secs(24 * 3600));
+/// assert!(policy.validate(64 << 20).is_ok());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionPolicy {
+    /// Remove a sealed segment once its newest event is older than this.
+    pub max_age: Option<Duration>,
+    /// Remove the oldest sealed segments while the store stays at least this large without them.
+    pub max_bytes: Option<u64>,
+    /// Remove the oldest sealed segments while the store keeps at least this many events.
+    pub max_events: Option<u64>,
+    /// Seal the active segment once its first event is older than this, so that a quiet store's
+    /// data becomes old enough to expire as a whole segment.
+    pub segment_max_age: Option<Duration>,
+}
+
+impl RetentionPolicy {
+    /// Keep everything forever (the default).
+    pub fn keep_all() -> RetentionPolicy {
+        RetentionPolicy::default()
+    }
+
+    /// Sets [`RetentionPolicy::max_age`].
+    pub fn max_age(mut self, age: Duration) -> RetentionPolicy {
+        self.max_age = Some(age);
+        self
+    }
+
+    /// Sets [`RetentionPolicy::max_bytes`].
+    pub fn max_bytes(mut self, bytes: u64) -> RetentionPolicy {
+        self.max_bytes = Some(bytes);
+        self
+    }
+
+    /// Sets [`RetentionPolicy::max_events`].
+    pub fn max_events(mut self, events: u64) -> RetentionPolicy {
+        self.max_events = Some(events);
+        self
+    }
+
+    /// Sets [`RetentionPolicy::segment_max_age`].
+    pub fn segment_max_age(mut self, age: Duration) -> RetentionPolicy {
+        self.segment_max_age = Some(age);
+        self
+    }
+
+    /// Whether the policy removes anything ever.
+    pub fn keeps_all(&self) -> bool {
+        self.max_age.is_none() && self.max_bytes.is_none() && self.max_events.is_none()
+    }
+
+    /// Refuses policies that would remove every event or the active segment: zero limits, and a
+    /// byte limit below one segment (`segment_bytes`).
+    pub fn validate(&self, segment_bytes: u64) -> Result<()> {
+        let refuse = |reason: String| Err(Error::RetentionRefused { reason });
+        if self.max_events == Some(0) {
+            return refuse("max_events of 0 would remove every event".into());
+        }
+        if let Some(b) = self.max_bytes
+            && b < segment_bytes
+        {
+            return refuse(format!(
+                "max_bytes of {b} is below the segment size of {segment_bytes} bytes: \
+                 the active segment alone would be over the limit"
+            ));
+        }
+        for (name, d) in [
+            ("max_age", self.max_age),
+            ("segment_max_age", self.segment_max_age),
+        ] {
+            if d.is_some_and(|d| d < Duration::from_secs(1)) {
+                return refuse(format!("{name} must be at least one second"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How the policy is stored in `eventfile.json` (whole seconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PolicyFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_age_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_events: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    segment_max_age_secs: Option<u64>,
+}
+
+impl From<RetentionPolicy> for PolicyFile {
+    fn from(p: RetentionPolicy) -> PolicyFile {
+        PolicyFile {
+            max_age_secs: p.max_age.map(|d| d.as_secs()),
+            max_bytes: p.max_bytes,
+            max_events: p.max_events,
+            segment_max_age_secs: p.segment_max_age.map(|d| d.as_secs()),
+        }
+    }
+}
+
+impl From<PolicyFile> for RetentionPolicy {
+    fn from(p: PolicyFile) -> RetentionPolicy {
+        RetentionPolicy {
+            max_age: p.max_age_secs.map(Duration::from_secs),
+            max_bytes: p.max_bytes,
+            max_events: p.max_events,
+            segment_max_age: p.segment_max_age_secs.map(Duration::from_secs),
+        }
     }
 }

@@ -7,7 +7,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::event::ExpectedVersion;
+use crate::expected::ExpectedVersion;
 
 /// Result type of the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -4,59 +4,19 @@
 //! Validation of names, types, tags and ids lives here too, so that every rule an input must
 //! follow is in one place and is checked before anything is written.
 
-use std::fmt;
-
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+pub use crate::expected::ExpectedVersion;
 use crate::time::{Micros, format_rfc3339};
 
 pub(crate) mod json_text;
 
 /// Longest stream name, event type or event id, in bytes.
 pub const MAX_NAME_BYTES: usize = 256;
-
-/// What the caller expects a stream to hold when it appends: the optimistic-concurrency check.
-///
-/// A mismatch fails the append with [`Error::WrongExpectedVersion`] and writes nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum ExpectedVersion {
-    /// No check.
-    #[default]
-    Any,
-    /// The stream must be empty (version 0).
-    NoStream,
-    /// The stream must hold at least one event.
-    StreamExists,
-    /// The stream must hold exactly this many events (its current version).
-    Exact(u64),
-}
-
-impl ExpectedVersion {
-    /// Whether a stream at `actual` satisfies this expectation.
-    pub fn matches(self, actual: u64) -> bool {
-        match self {
-            ExpectedVersion::Any => true,
-            ExpectedVersion::NoStream => actual == 0,
-            ExpectedVersion::StreamExists => actual > 0,
-            ExpectedVersion::Exact(v) => actual == v,
-        }
-    }
-}
-
-impl fmt::Display for ExpectedVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ExpectedVersion::Any => f.write_str("any"),
-            ExpectedVersion::NoStream => f.write_str("no-stream"),
-            ExpectedVersion::StreamExists => f.write_str("exists"),
-            ExpectedVersion::Exact(v) => write!(f, "{v}"),
-        }
-    }
-}
 
 impl std::str::FromStr for ExpectedVersion {
     type Err = Error;

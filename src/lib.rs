@@ -44,16 +44,20 @@ mod api;
 mod catalog;
 mod commit;
 mod config;
+mod deletion;
 mod error;
 mod event;
+mod expected;
 #[cfg(test)]
 mod fault_tests;
+mod files;
 mod index;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod internals;
 mod lifecycle;
 mod lookup;
+mod manifest;
 #[cfg(test)]
 mod model_tests;
 mod query;
@@ -65,10 +69,12 @@ mod recovery;
 mod retention;
 mod sealed;
 mod segment;
+mod segments;
 #[cfg(any(test, feature = "internals"))]
 #[doc(hidden)]
 pub mod sim;
 mod snapshot;
+mod state;
 mod storage;
 mod store;
 mod store_impl;
@@ -76,23 +82,25 @@ mod time;
 mod verify;
 mod writer;
 
-pub use api::{AppendCondition, AppendRequest, EventIter, EventStore};
-pub use catalog::{ReindexReport, StreamInfo, TermCount};
+pub use api::{
+    AppendCondition, AppendRequest, DeleteResult, EventIter, EventStore, Snapshot, StreamInfo,
+    TermCount,
+};
+pub use catalog::ReindexReport;
 pub use config::{
     DEFAULT_MAX_EVENT_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_SNAPSHOTS_KEPT, Durability,
-    OpenOptions, StoreConfig,
+    OpenOptions, RetentionPolicy, StoreConfig,
 };
+pub use deletion::{DELETED, LIFECYCLE_STREAM, TOMBSTONED, TRUNCATED};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{
     AppendResult, EventType, ExpectedVersion, INDEXED_META_KEYS, MAX_NAME_BYTES, MultiAppendResult,
     NewEvent, RecordedEvent, StreamAppend, compact_json, metadata_from_json, validate_event_type,
     validate_id, validate_key, validate_stream, validate_tag, validate_writable_stream,
 };
-pub use lifecycle::{DELETED, DeleteResult, LIFECYCLE_STREAM, TOMBSTONED, TRUNCATED};
-pub use query::{Cursor, Query, QueryItem};
-pub use reader::{Direction, Events, Read};
-pub use retention::{RemovalReport, RemovedSegment, RetentionPolicy};
-pub use snapshot::Snapshot;
+pub use query::{Cursor, Direction, Query, QueryItem, Read};
+pub use reader::Events;
+pub use retention::{RemovalReport, RemovedSegment};
 pub use store::Store;
 pub use time::{Micros, format_rfc3339, parse_rfc3339};
 pub use verify::{Problem, VerifyReport, verify};

@@ -8,20 +8,27 @@ use crate::index::Kind;
 use crate::query::IndexRef;
 use crate::record;
 use crate::segment::Lines;
-use crate::store::State;
-use crate::writer::Batch;
+use crate::state::State;
+
+/// What a batch append did.
+pub(crate) struct Batch {
+    pub results: Vec<AppendResult>,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub replayed: bool,
+}
 
 /// The seq of the newest record carrying `term`, searching segments newest first (retries are
 /// usually of recent appends). Each sealed segment costs one binary search of its mapped index.
 pub(crate) fn find_term(st: &State, kind: Kind, term: &str) -> Result<Option<u64>> {
-    for seg in st.segments.iter().rev() {
+    for seg in st.log.segments.iter().rev() {
         let ix;
         let r = match &seg.sealed {
             Some(s) => {
                 ix = s.index()?;
                 IndexRef::File(&ix)
             }
-            None => IndexRef::Mem(&st.active_index),
+            None => IndexRef::Mem(&st.log.active_index),
         };
         if let Some(&ord) = r.postings(kind, term).last() {
             return Ok(Some(seg.base + u64::from(ord)));
@@ -40,13 +47,14 @@ pub(crate) struct Found {
 /// Reads and checks the record `seq`; `None` if no loaded segment holds it.
 pub(crate) fn record_at(st: &mut State, seq: u64, max_line: usize) -> Result<Option<Found>> {
     let Some(i) = st
+        .log
         .segments
         .partition_point(|s| s.base <= seq)
         .checked_sub(1)
     else {
         return Ok(None);
     };
-    let seg = st.segments[i].clone();
+    let seg = st.log.segments[i].clone();
     let ord = seq - seg.base;
     let Ok(ord) = u32::try_from(ord) else {
         return Ok(None);
@@ -58,10 +66,10 @@ pub(crate) fn record_at(st: &mut State, seq: u64, max_line: usize) -> Result<Opt
             (IndexRef::File(&ix), seg.len, s.data()?)
         }
         None => {
-            let Some(data) = st.active_data() else {
+            let Some(data) = st.log.active_data() else {
                 return Ok(None);
             };
-            (IndexRef::Mem(&st.active_index), st.active_len, data)
+            (IndexRef::Mem(&st.log.active_index), st.log.active_len, data)
         }
     };
     let Some(at) = r.position(ord) else {

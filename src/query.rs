@@ -14,8 +14,66 @@ use std::str::FromStr;
 use crate::error::{Error, Result};
 use crate::event::RecordedEvent;
 use crate::index::{IndexFile, Kind, MemIndex};
-use crate::reader::Direction;
 use crate::time::Micros;
+
+/// Which way a read goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Oldest first.
+    #[default]
+    Forward,
+    /// Newest first.
+    Backward,
+}
+
+/// How to read a stream or the global log: direction, starting point and limit.
+///
+/// ```
+/// use eventfile::Read;
+/// let first_ten = Read::forward().limit(10);
+/// let newest_from_v5_down = Read::backward().from(5);
+/// # let _ = (first_ten, newest_from_v5_down);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Read {
+    pub(crate) direction: Direction,
+    pub(crate) from: Option<u64>,
+    pub(crate) limit: Option<usize>,
+}
+
+impl Read {
+    /// Oldest first, from the start, no limit.
+    pub fn forward() -> Read {
+        Read::default()
+    }
+
+    /// Newest first, from the end, no limit.
+    pub fn backward() -> Read {
+        Read {
+            direction: Direction::Backward,
+            ..Read::default()
+        }
+    }
+
+    /// Start at this version (stream reads) or seq (global reads), inclusive. Default: the first
+    /// event going forwards, the last going backwards.
+    pub fn from(mut self, position: u64) -> Read {
+        self.from = Some(position);
+        self
+    }
+
+    /// Return at most `n` events. Default: no limit.
+    pub fn limit(mut self, n: usize) -> Read {
+        self.limit = Some(n);
+        self
+    }
+
+    /// Sets the direction.
+    pub fn direction(mut self, direction: Direction) -> Read {
+        self.direction = direction;
+        self
+    }
+}
 
 /// One item of a DCB-style query: matches an event whose type is any of `types` (or any type
 /// if empty) and which carries every one of `tags`.

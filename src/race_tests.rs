@@ -98,7 +98,7 @@ fn writer(dir: &Path, disk: &Arc<dyn Storage>) -> Store {
     opts.storage = Arc::clone(disk);
     let store = opts.open(dir).unwrap();
     let mut n = 0;
-    while store.inner.lock_state().segments.len() < 11 {
+    while store.inner.lock_state().log.segments.len() < 11 {
         store
             .append(
                 "s",

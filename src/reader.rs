@@ -11,74 +11,18 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::deletion::{DeadCounts, Deletions, dead_ordinals, is_live};
 use crate::error::{Error, Result};
 use crate::event::{RecordedEvent, validate_stream};
 use crate::index::Kind;
-use crate::lifecycle::{DeadCounts, Deletions, dead_counts, dead_ordinals, is_live};
-use crate::query::{Cursor, IndexRef, Query, plan_segment};
+use crate::query::{Cursor, Direction, IndexRef, Query, Read, plan_segment};
 use crate::record;
 use crate::sealed::Sealed;
-use crate::segment::{Lines, Segment};
-use crate::store::{State, Store};
-
-/// Which way a read goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Direction {
-    /// Oldest first.
-    #[default]
-    Forward,
-    /// Newest first.
-    Backward,
-}
-
-/// How to read a stream or the global log: direction, starting point and limit.
-///
-/// ```
-/// use eventfile::Read;
-/// let first_ten = Read::forward().limit(10);
-/// let newest_from_v5_down = Read::backward().from(5);
-/// # let _ = (first_ten, newest_from_v5_down);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Read {
-    direction: Direction,
-    from: Option<u64>,
-    limit: Option<usize>,
-}
-
-impl Read {
-    /// Oldest first, from the start, no limit.
-    pub fn forward() -> Read {
-        Read::default()
-    }
-
-    /// Newest first, from the end, no limit.
-    pub fn backward() -> Read {
-        Read {
-            direction: Direction::Backward,
-            ..Read::default()
-        }
-    }
-
-    /// Start at this version (stream reads) or seq (global reads), inclusive. Default: the first
-    /// event going forwards, the last going backwards.
-    pub fn from(mut self, position: u64) -> Read {
-        self.from = Some(position);
-        self
-    }
-
-    /// Return at most `n` events. Default: no limit.
-    pub fn limit(mut self, n: usize) -> Read {
-        self.limit = Some(n);
-        self
-    }
-
-    /// Sets the direction.
-    pub fn direction(mut self, direction: Direction) -> Read {
-        self.direction = direction;
-        self
-    }
-}
+use crate::segment::Lines;
+use crate::segments::Segment;
+use crate::state::State;
+use crate::state::dead_counts;
+use crate::store::Store;
 
 /// A segment's offsets to visit: known, or planned when the iterator gets there.
 enum Plan {
@@ -195,8 +139,8 @@ impl Store {
             }
             first = last + 1;
         }
-        if first <= entry.version && st.active_file.is_some() {
-            parts.push((st.segments.len() - 1, first, entry.version));
+        if first <= entry.version && st.log.active_file.is_some() {
+            parts.push((st.log.segments.len() - 1, first, entry.version));
         }
         // A live version asked for by position, in a segment retention removed: say so.
         if let Some(from) = read
@@ -225,7 +169,7 @@ impl Store {
             let skip = lo.saturating_sub(first) as usize;
             let take = (hi.min(last) - first.max(lo) + 1) as usize;
             let name = stream.to_owned();
-            let seg = st.segments[i].clone();
+            let seg = st.log.segments[i].clone();
             let end = data_end(&st, &seg);
             let plan = match &seg.sealed {
                 Some(sealed) => {
@@ -243,7 +187,7 @@ impl Store {
                     }))
                 }
                 None => {
-                    let r = IndexRef::Mem(&st.active_index);
+                    let r = IndexRef::Mem(&st.log.active_index);
                     let p = r.postings(Kind::Stream, &name);
                     Plan::Ready(offsets(
                         &r,
@@ -316,16 +260,17 @@ impl Store {
             let st = self.inner.lock_state();
             check_log_start(query, st.removed.log_start)?;
             let max_seq = self.head_seq();
-            let active = match (st.active_file.is_some(), st.segments.last()) {
+            let active = match (st.log.active_file.is_some(), st.log.segments.last()) {
                 (true, Some(seg)) => {
                     let dead = dead_counts(&st, seg.base, true);
-                    let r = IndexRef::Mem(&st.active_index);
+                    let r = IndexRef::Mem(&st.log.active_index);
                     live_plan(query, &r, seg.base, max_seq, &dead).len()
                 }
                 _ => 0,
             };
             let (lo, hi) = query.seq_bounds(max_seq);
             let sealed: Vec<(Arc<Sealed>, DeadCounts)> = st
+                .log
                 .segments
                 .iter()
                 .filter_map(|s| s.sealed.as_ref())
@@ -350,15 +295,15 @@ impl Store {
             let mut st = self.inner.lock_state();
             let max_seq = self.head_seq();
             let mut ev = self.events(false, Some(1), max_seq, None);
-            for i in 0..st.segments.len() {
-                let seg = st.segments[i].clone();
+            for i in 0..st.log.segments.len() {
+                let seg = st.log.segments[i].clone();
                 let ix;
                 let r = match &seg.sealed {
                     Some(s) => {
                         ix = s.index()?;
                         IndexRef::File(&ix)
                     }
-                    None => IndexRef::Mem(&st.active_index),
+                    None => IndexRef::Mem(&st.log.active_index),
                 };
                 let found = offsets(
                     &r,
@@ -380,7 +325,7 @@ impl Store {
         };
         let mut ev = ev;
         let found = ev.find(|e| !matches!(e, Ok(e) if e.id != id)).transpose()?;
-        let deleted = Arc::clone(&self.inner.lock_state().deleted);
+        let deleted = Arc::clone(&self.inner.lock_state().deletions.map);
         Ok(found.filter(|e| is_live(&deleted, &e.stream, e.version)))
     }
 
@@ -406,15 +351,15 @@ impl Store {
             ev.check = Check::Query(Arc::clone(&q));
         }
         check_log_start(&q, st.removed.log_start)?;
-        let filter_dead = !st.deleted.is_empty();
+        let filter_dead = !st.deletions.map.is_empty();
         if filter_dead {
-            ev.deleted = Some(Arc::clone(&st.deleted));
+            ev.deleted = Some(Arc::clone(&st.deletions.map));
         }
         let (lo, hi) = q.seq_bounds(max_seq);
-        let mut order: Vec<usize> = (0..st.segments.len())
+        let mut order: Vec<usize> = (0..st.log.segments.len())
             .filter(|&i| {
-                let seg = &st.segments[i];
-                let next_base = st.segments.get(i + 1).map_or(u64::MAX, |s| s.base);
+                let seg = &st.log.segments[i];
+                let next_base = st.log.segments.get(i + 1).map_or(u64::MAX, |s| s.base);
                 seg.base <= hi && next_base > lo
             })
             .collect();
@@ -422,7 +367,7 @@ impl Store {
             order.reverse();
         }
         for i in order {
-            let seg = st.segments[i].clone();
+            let seg = st.log.segments[i].clone();
             let (base, end) = (seg.base, data_end(&st, &seg));
             let dead = if filter_dead {
                 dead_counts(&st, base, seg.is_active())
@@ -440,7 +385,7 @@ impl Store {
                     }))
                 }
                 None => {
-                    let r = IndexRef::Mem(&st.active_index);
+                    let r = IndexRef::Mem(&st.log.active_index);
                     let ords = live_plan(&q, &r, base, max_seq, &dead);
                     Plan::Ready(offsets(&r, ords.into_iter(), end, backward))
                 }
@@ -487,14 +432,15 @@ pub(crate) fn first_match(st: &State, q: &Query, after: u64) -> Result<Option<u6
         return Ok(None);
     }
     let start = st
+        .log
         .segments
         .partition_point(|s| s.base <= lo)
         .saturating_sub(1);
-    for seg in &st.segments[start..] {
+    for seg in &st.log.segments[start..] {
         if seg.base > hi {
             break;
         }
-        let dead = if st.deleted.is_empty() {
+        let dead = if st.deletions.map.is_empty() {
             Vec::new()
         } else {
             dead_counts(st, seg.base, seg.is_active())
@@ -505,7 +451,7 @@ pub(crate) fn first_match(st: &State, q: &Query, after: u64) -> Result<Option<u6
                 ix = s.index()?;
                 IndexRef::File(&ix)
             }
-            None => IndexRef::Mem(&st.active_index),
+            None => IndexRef::Mem(&st.log.active_index),
         };
         if let Some(&ord) = live_plan(&q, &r, seg.base, max_seq, &dead).first() {
             return Ok(Some(seg.base + u64::from(ord)));
@@ -553,15 +499,15 @@ fn check_log_start(q: &Query, log_start: u64) -> Result<()> {
 /// Where a segment's complete data ends: the active one's at the state's length.
 fn data_end(st: &State, seg: &Segment) -> u64 {
     if seg.is_active() {
-        st.active_len
+        st.log.active_len
     } else {
         seg.len
     }
 }
 
 fn segment_index(st: &State, base: u64) -> Option<usize> {
-    let i = st.segments.partition_point(|s| s.base < base);
-    st.segments.get(i).filter(|s| s.base == base).map(|_| i)
+    let i = st.log.segments.partition_point(|s| s.base < base);
+    st.log.segments.get(i).filter(|s| s.base == base).map(|_| i)
 }
 
 impl Events {
@@ -570,7 +516,10 @@ impl Events {
         // A sealed segment is mapped when the iterator reaches it, not now: a read over many
         // segments must not map them all at once.
         let lines = match &seg.sealed {
-            None => st.active_data().map(|data| Lines::new(data, end, max_line)),
+            None => st
+                .log
+                .active_data()
+                .map(|data| Lines::new(data, end, max_line)),
             Some(_) => None,
         };
         self.sources.push_back(Source {

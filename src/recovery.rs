@@ -11,20 +11,20 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::StoreConfig;
+use crate::deletion::{LIFECYCLE_STREAM, apply_event};
 use crate::error::{Error, Result};
+use crate::files::remove_temps;
 use crate::index::{INDEX_EXT, IndexFile, Kind, MemIndex};
+use crate::query::IndexRef;
 use crate::record;
 use crate::sealed::Sealed;
+use crate::segment::index_path;
 use crate::segment::{
-    self, LineEnd, Lines, ScanEnd, Scanned, Segment, SegmentData, parse_segment_name, segment_name,
+    self, LineEnd, Lines, ScanEnd, Scanned, SegmentData, parse_segment_name, segment_name,
 };
+use crate::segments::Segment;
+use crate::state::{State, StreamEntry};
 use crate::storage::{Mapped, Storage};
-use crate::store::{State, StreamEntry};
-
-/// The index sidecar of the segment starting at `base`.
-pub(crate) fn index_path(dir: &Path, base: u64) -> std::path::PathBuf {
-    dir.join(format!("{base:020}.{INDEX_EXT}"))
-}
 
 /// Brings `st` up to date with the files in `dir`: segments, the removal manifest, and the
 /// deletions recorded in the log.
@@ -51,7 +51,7 @@ pub(crate) fn catch_up(
             None
         };
         let r = catch_up_segments(storage, dir, config, read_only, st)
-            .and_then(|()| crate::lifecycle::catch_up(st, config.max_line()));
+            .and_then(|()| apply_lifecycle(st, config.max_line()));
         let Err(err) = r else { return Ok(()) };
         attempt += 1;
         if !read_only
@@ -60,7 +60,7 @@ pub(crate) fn catch_up(
         {
             return Err(err);
         }
-        *st = State::new(Arc::clone(&st.maps));
+        *st = State::new(Arc::clone(&st.log.maps));
     }
 }
 
@@ -70,9 +70,7 @@ type FilesSeen = Option<(Vec<String>, Option<Vec<u8>>)>;
 fn files_seen(storage: &dyn Storage, dir: &Path) -> FilesSeen {
     let mut names = storage.list_dir(dir).ok()?;
     names.sort_unstable();
-    let manifest = storage
-        .read(&dir.join(crate::retention::MANIFEST_FILE))
-        .ok();
+    let manifest = storage.read(&dir.join(crate::manifest::MANIFEST_FILE)).ok();
     Some((names, manifest))
 }
 
@@ -89,7 +87,7 @@ fn removed_meanwhile(storage: &dyn Storage, dir: &Path, err: &Error, before: Fil
             parse_segment_name(&format!("{stem}.{}", segment::SEGMENT_EXT))
         });
         return base.is_some_and(|b| {
-            crate::retention::load_manifest(storage, dir).is_ok_and(|m| m.covers(b))
+            crate::manifest::load_manifest(storage, dir).is_ok_and(|m| m.covers(b))
         });
     }
     // Anything else is a race only if the files changed while it ran (a listing taken before a
@@ -114,7 +112,7 @@ fn catch_up_segments(
     }
     let mut bases: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
     bases.sort_unstable();
-    let known_last = st.segments.last().map(|s| s.base);
+    let known_last = st.log.segments.last().map(|s| s.base);
     bases.retain(|&b| known_last.is_none_or(|k| b > k));
     // The manifest is read on open, and by a reader on every refresh (the writer's process may
     // have removed segments since).
@@ -126,14 +124,14 @@ fn catch_up_segments(
     // inside a removed range whose counts cover events it has seen.
     let next = st.next_seq;
     if known_last.is_some()
-        && (st.segments.iter().any(|s| st.removed.covers(s.base))
+        && (st.log.segments.iter().any(|s| st.removed.covers(s.base))
             || st
                 .removed
                 .ranges
                 .iter()
                 .any(|r| r.base < next && next < r.end))
     {
-        *st = State::new(Arc::clone(&st.maps));
+        *st = State::new(Arc::clone(&st.log.maps));
         return catch_up_segments(storage_arc, dir, config, read_only, st);
     }
     // Segments the manifest covers are leftovers of a retention or compaction run that was cut
@@ -147,7 +145,7 @@ fn catch_up_segments(
     }
 
     // A read-only handle that opened during a roll may know only sealed segments so far.
-    if known_last.is_some() && st.active_file.is_some() {
+    if known_last.is_some() && st.log.active_file.is_some() {
         // The segment we knew as active: read what was added to it since.
         scan_active(config, read_only, st)?;
         if bases.is_empty() {
@@ -155,21 +153,28 @@ fn catch_up_segments(
         }
         // A newer segment exists, so this one is sealed and complete.
         let active = st.active().clone();
-        let file = st.active_file.clone().expect("active segment has a file");
+        let file = st
+            .log
+            .active_file
+            .clone()
+            .expect("active segment has a file");
         let len = file.len().map_err(|e| Error::io("stat", &active.path, e))?;
-        if len != st.active_len {
+        if len != st.log.active_len {
             return Err(Error::corrupt(
                 &active.path,
-                st.active_len,
+                st.log.active_len,
                 "sealed segment ends in an incomplete batch",
             ));
         }
         let data = map_sealed(file, &active.path)?;
         let (index, pinned) = match read_index(storage, dir, active.base, Some(len)) {
             Some(ix) => (ix, false),
-            None => (in_memory_index(&st.active_index, active.base, len)?, true),
+            None => (
+                in_memory_index(&st.log.active_index, active.base, len)?,
+                true,
+            ),
         };
-        seal_active_in_memory(st, storage_arc, dir, data, index, pinned);
+        st.seal_active_in_memory(storage_arc, dir, data, index, pinned);
     }
 
     if bases.is_empty() {
@@ -179,7 +184,7 @@ fn catch_up_segments(
             && let Some(r) = st.removed.ranges.last()
         {
             return Err(Error::corrupt(
-                dir.join(crate::retention::MANIFEST_FILE),
+                dir.join(crate::manifest::MANIFEST_FILE),
                 0,
                 format!(
                     "removed range {}..{} has no segment after it: the store's newer segments are missing",
@@ -190,23 +195,23 @@ fn catch_up_segments(
         if read_only {
             return Ok(());
         }
-        return create_segment(storage, dir, st.next_seq, st);
+        return st.log.create(storage, dir, st.next_seq);
     }
     let last = bases.len() - 1;
     for (i, &base) in bases.iter().enumerate() {
-        crate::retention::apply_ranges(st, base);
+        apply_ranges(st, base);
         if i < last {
             load_sealed(storage_arc, dir, config, read_only, base, st)?;
         } else {
             open_active(storage, dir, config, read_only, base, st)?;
         }
     }
-    if st.segments.is_empty() && !read_only {
-        return create_segment(storage, dir, st.next_seq, st);
+    if st.log.segments.is_empty() && !read_only {
+        return st.log.create(storage, dir, st.next_seq);
     }
     if let Some(r) = st.removed.ranges.iter().find(|r| r.end > st.next_seq) {
         return Err(Error::corrupt(
-            dir.join(crate::retention::MANIFEST_FILE),
+            dir.join(crate::manifest::MANIFEST_FILE),
             0,
             format!(
                 "removed range {}..{} lies beyond the log, which ends at seq {}",
@@ -221,7 +226,7 @@ fn catch_up_segments(
 
 /// Refuses a removal manifest that would remove what no run removes.
 fn check_manifest_fits(dir: &Path, bases: &[u64], st: &State) -> Result<()> {
-    let manifest = || dir.join(crate::retention::MANIFEST_FILE);
+    let manifest = || dir.join(crate::manifest::MANIFEST_FILE);
     if bases.last().is_some_and(|&b| st.removed.covers(b)) {
         return Err(Error::corrupt(
             manifest(),
@@ -248,8 +253,8 @@ fn check_manifest_fits(dir: &Path, bases: &[u64], st: &State) -> Result<()> {
 
 /// Reads the removal manifest into the state, with the deletions it records.
 fn load_removed(storage: &dyn Storage, dir: &Path, st: &mut State) -> Result<()> {
-    st.removed = crate::retention::load_manifest(storage, dir)?;
-    let deleted = Arc::make_mut(&mut st.deleted);
+    st.removed = crate::manifest::load_manifest(storage, dir)?;
+    let deleted = Arc::make_mut(&mut st.deletions.map);
     for (name, d) in &st.removed.deleted {
         let merged = deleted.get(name).map_or(*d, |o| o.merge(*d));
         deleted.insert(name.clone(), merged);
@@ -266,28 +271,9 @@ fn remove_leftovers(storage: &dyn Storage, dir: &Path, names: &[String], st: &St
             parse_segment_name(&format!("{stem}.{}", segment::SEGMENT_EXT))
         });
         if let Some(base) = base.filter(|&b| st.removed.covers(b)) {
-            crate::retention::unlink_segment(storage, dir, base)?;
+            crate::segments::unlink_segment(storage, dir, base)?;
             removed = true;
         }
-    }
-    if removed {
-        storage
-            .sync_dir(dir)
-            .map_err(|e| Error::io("fsync directory", dir, e))?;
-    }
-    Ok(())
-}
-
-/// Removes the `*.tmp` files among `names` (entries of `dir`): what an atomic replacement cut
-/// short left.
-pub(crate) fn remove_temps(storage: &dyn Storage, dir: &Path, names: &[String]) -> Result<()> {
-    let mut removed = false;
-    for name in names.iter().filter(|n| n.ends_with(".tmp")) {
-        let path = dir.join(name);
-        storage
-            .remove_file(&path)
-            .map_err(|e| Error::io("remove", &path, e))?;
-        removed = true;
     }
     if removed {
         storage
@@ -434,7 +420,7 @@ pub(crate) fn write_index(
     mem: &MemIndex,
 ) -> Result<Arc<IndexFile>> {
     let name = format!("{base:020}.{INDEX_EXT}");
-    crate::config::write_atomic(storage, dir, &name, &mem.encode(base, len))?;
+    crate::files::write_atomic(storage, dir, &name, &mem.encode(base, len))?;
     match read_index(storage, dir, base, Some(len)) {
         Some(ix) => Ok(ix),
         None => in_memory_index(mem, base, len),
@@ -535,7 +521,7 @@ fn load_sealed(
         };
     let sealed = Sealed::new(
         storage_arc,
-        &st.maps,
+        &st.log.maps,
         dir,
         base,
         path.clone(),
@@ -544,7 +530,7 @@ fn load_sealed(
         index,
         pinned,
     );
-    st.segments.push(Segment {
+    st.log.segments.push(Segment {
         base,
         path,
         data_start,
@@ -608,16 +594,16 @@ fn open_active(
         Err(e) => return Err(e),
     };
     check_base(st, base, &path)?;
-    st.segments.push(Segment {
+    st.log.segments.push(Segment {
         base,
         path: path.clone(),
         data_start,
         len: 0,
         sealed: None,
     });
-    st.active_file = Some(file);
-    st.active_len = data_start;
-    st.active_index = MemIndex::default();
+    st.log.active_file = Some(file);
+    st.log.active_len = data_start;
+    st.log.active_index = MemIndex::default();
 
     // Continue from the checkpoint written at the last clean close, if it still fits the file.
     if let Some(ix) = read_index(storage, dir, base, None)
@@ -626,8 +612,8 @@ fn open_active(
         && checkpoint_ends_batch(&mut lines, &ix, base, data_start)
     {
         apply_index(st, &ix, base, false);
-        st.active_index = MemIndex::from_file(&ix);
-        st.active_len = ix.segment_len;
+        st.log.active_index = MemIndex::from_file(&ix);
+        st.log.active_len = ix.segment_len;
     }
     scan_active(config, read_only, st)
 }
@@ -664,25 +650,30 @@ pub(crate) fn has_valid_record(lines: &mut Lines, path: &Path) -> Result<bool> {
     })
 }
 
-/// Scans the active segment from `st.active_len` to the file's end, applying complete batches.
+/// Scans the active segment from `st.log.active_len` to the file's end, applying complete batches.
 fn scan_active(config: &StoreConfig, read_only: bool, st: &mut State) -> Result<()> {
-    let file = st.active_file.clone().expect("active segment has a file");
+    let file = st
+        .log
+        .active_file
+        .clone()
+        .expect("active segment has a file");
     let path = st.active().path.clone();
     let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-    if len == st.active_len {
+    if len == st.log.active_len {
         return Ok(());
     }
     let mut lines = Lines::new(SegmentData::File(file.clone()), len, config.max_line());
-    let start = st.active_len;
+    let start = st.log.active_len;
     let result = segment::scan(&mut lines, &path, start, |batch| {
         for rec in batch {
             apply(st, rec, &path)?;
-            st.active_index
+            st.log
+                .active_index
                 .add(rec.offset, rec.time, &rec.terms.borrowed());
         }
         Ok(())
     })?;
-    st.active_len = result.valid_end;
+    st.log.active_len = result.valid_end;
     match result.end {
         ScanEnd::Clean => Ok(()),
         ScanEnd::Damaged { offset, reason } => Err(Error::corrupt(&path, offset, reason)),
@@ -696,75 +687,60 @@ fn scan_active(config: &StoreConfig, read_only: bool, st: &mut State) -> Result<
     }
 }
 
-/// Turns the active segment into a sealed one in memory (the caller has made it durable and
-/// written its sidecar, or built `index` in memory: `pinned`).
-pub(crate) fn seal_active_in_memory(
-    st: &mut State,
-    storage: &Arc<dyn Storage>,
-    dir: &Path,
-    data: SegmentData,
-    index: Arc<IndexFile>,
-    pinned: bool,
-) {
-    let active = st
-        .segments
-        .pop()
-        .expect("an open store has an active segment");
-    let mem = std::mem::take(&mut st.active_index);
-    for (name, _) in mem.terms_with_prefix(Kind::Stream, "") {
-        if let Some(e) = st.streams.get_mut(name) {
-            let v = e.version;
-            e.sealed.push((active.base, v));
+/// Applies the removed ranges that continue the state's numbering, up to `upto` (exclusive).
+pub(crate) fn apply_ranges(st: &mut State, upto: u64) {
+    loop {
+        let next = st.next_seq;
+        let Some(r) = st
+            .removed
+            .ranges
+            .iter()
+            .find(|r| r.base == next && r.end <= upto)
+            .cloned()
+        else {
+            return;
+        };
+        for (name, n) in &r.streams {
+            let entry = st.streams.entry(name.clone()).or_default();
+            entry.version += n;
+            let v = entry.version;
+            entry.sealed.push((r.base, v));
         }
+        st.next_seq = r.end;
+        st.last_time = st.last_time.max(r.last_time);
     }
-    let sealed = Sealed::new(
-        storage,
-        &st.maps,
-        dir,
-        active.base,
-        active.path.clone(),
-        st.active_len,
-        data,
-        index,
-        pinned,
-    );
-    st.segments.push(Segment {
-        len: st.active_len,
-        sealed: Some(sealed),
-        ..active
-    });
-    st.active_file = None;
-    st.active_map = None;
-    st.active_len = 0;
 }
 
-/// Creates a new, empty active segment starting at `base`: header written, file fsynced,
-/// directory fsynced.
-pub(crate) fn create_segment(
-    storage: &dyn Storage,
-    dir: &Path,
-    base: u64,
-    st: &mut State,
-) -> Result<()> {
-    let path = dir.join(segment_name(base));
-    let io = |op, e| Error::io(op, &path, e);
-    let file = storage.create_new(&path).map_err(|e| io("create", e))?;
-    let header = record::encode_header(base);
-    file.write_all_at(&header, 0).map_err(|e| io("write", e))?;
-    file.sync_data().map_err(|e| io("fdatasync", e))?;
-    storage
-        .sync_dir(dir)
-        .map_err(|e| Error::io("fsync directory", dir, e))?;
-    st.segments.push(Segment {
-        base,
-        path,
-        data_start: header.len() as u64,
-        len: 0,
-        sealed: None,
-    });
-    st.active_file = Some(file);
-    st.active_map = None;
-    st.active_len = header.len() as u64;
-    st.active_index = MemIndex::default();
+/// Applies the `$lifecycle` events the state has not seen yet (after open or catch-up).
+pub(crate) fn apply_lifecycle(st: &mut State, max_line: usize) -> Result<()> {
+    let seen = st.deletions.seen;
+    let from = st
+        .log
+        .segments
+        .partition_point(|s| s.base <= seen)
+        .saturating_sub(1);
+    let mut seqs = Vec::new();
+    for seg in &st.log.segments[from..] {
+        let ix;
+        let r = match &seg.sealed {
+            Some(s) => {
+                ix = s.index()?;
+                IndexRef::File(&ix)
+            }
+            None => IndexRef::Mem(&st.log.active_index),
+        };
+        seqs.extend(
+            r.postings(Kind::Stream, LIFECYCLE_STREAM)
+                .into_iter()
+                .map(|o| seg.base + u64::from(o))
+                .filter(|&s| s > seen),
+        );
+    }
+    for seq in seqs {
+        if let Some(found) = crate::lookup::record_at(st, seq, max_line)? {
+            apply_event(Arc::make_mut(&mut st.deletions.map), &found.event);
+        }
+    }
+    st.deletions.seen = st.next_seq - 1;
     Ok(())
 }

@@ -14,280 +14,21 @@
 //! keeps); a segment with a live event stays byte for byte.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use crate::config::RetentionPolicy;
+use crate::deletion::LIFECYCLE_STREAM;
 use crate::error::{Error, Result};
 use crate::index::Kind;
-use crate::lifecycle::{Deletion, LIFECYCLE_STREAM, dead_counts};
+use crate::manifest::{MANIFEST_FILE, RemovedRange};
 use crate::record;
-use crate::recovery::index_path;
-use crate::segment::{Segment, segment_name};
-use crate::storage::Storage;
-use crate::store::{Inner, State, Store};
-
-/// Name of the removal manifest.
-pub const MANIFEST_FILE: &str = "removed.json";
-
-/// Which old segments a store removes when [`Store::run_retention`] runs. Persisted with the
-/// store; the default keeps everything forever.
-///
-/// ```
-/// use std::time::Duration;
-/// use eventfile::RetentionPolicy;
-/// let policy = RetentionPolicy::keep_all()
-///     .max_age(Duration::from_secs(30 * 24 * 3600))
-///     .segment_max_age(Duration::from_secs(24 * 3600));
-/// assert!(policy.validate(64 << 20).is_ok());
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RetentionPolicy {
-    /// Remove a sealed segment once its newest event is older than this.
-    pub max_age: Option<Duration>,
-    /// Remove the oldest sealed segments while the store stays at least this large without them.
-    pub max_bytes: Option<u64>,
-    /// Remove the oldest sealed segments while the store keeps at least this many events.
-    pub max_events: Option<u64>,
-    /// Seal the active segment once its first event is older than this, so that a quiet store's
-    /// data becomes old enough to expire as a whole segment.
-    pub segment_max_age: Option<Duration>,
-}
-
-impl RetentionPolicy {
-    /// Keep everything forever (the default).
-    pub fn keep_all() -> RetentionPolicy {
-        RetentionPolicy::default()
-    }
-
-    /// Sets [`RetentionPolicy::max_age`].
-    pub fn max_age(mut self, age: Duration) -> RetentionPolicy {
-        self.max_age = Some(age);
-        self
-    }
-
-    /// Sets [`RetentionPolicy::max_bytes`].
-    pub fn max_bytes(mut self, bytes: u64) -> RetentionPolicy {
-        self.max_bytes = Some(bytes);
-        self
-    }
-
-    /// Sets [`RetentionPolicy::max_events`].
-    pub fn max_events(mut self, events: u64) -> RetentionPolicy {
-        self.max_events = Some(events);
-        self
-    }
-
-    /// Sets [`RetentionPolicy::segment_max_age`].
-    pub fn segment_max_age(mut self, age: Duration) -> RetentionPolicy {
-        self.segment_max_age = Some(age);
-        self
-    }
-
-    /// Whether the policy removes anything ever.
-    pub fn keeps_all(&self) -> bool {
-        self.max_age.is_none() && self.max_bytes.is_none() && self.max_events.is_none()
-    }
-
-    /// Refuses policies that would remove every event or the active segment: zero limits, and a
-    /// byte limit below one segment (`segment_bytes`).
-    pub fn validate(&self, segment_bytes: u64) -> Result<()> {
-        let refuse = |reason: String| Err(Error::RetentionRefused { reason });
-        if self.max_events == Some(0) {
-            return refuse("max_events of 0 would remove every event".into());
-        }
-        if let Some(b) = self.max_bytes
-            && b < segment_bytes
-        {
-            return refuse(format!(
-                "max_bytes of {b} is below the segment size of {segment_bytes} bytes: \
-                 the active segment alone would be over the limit"
-            ));
-        }
-        for (name, d) in [
-            ("max_age", self.max_age),
-            ("segment_max_age", self.segment_max_age),
-        ] {
-            if d.is_some_and(|d| d < Duration::from_secs(1)) {
-                return refuse(format!("{name} must be at least one second"));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// How the policy is stored in `eventfile.json` (whole seconds).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct PolicyFile {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    max_age_secs: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    max_bytes: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    max_events: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    segment_max_age_secs: Option<u64>,
-}
-
-impl From<RetentionPolicy> for PolicyFile {
-    fn from(p: RetentionPolicy) -> PolicyFile {
-        PolicyFile {
-            max_age_secs: p.max_age.map(|d| d.as_secs()),
-            max_bytes: p.max_bytes,
-            max_events: p.max_events,
-            segment_max_age_secs: p.segment_max_age.map(|d| d.as_secs()),
-        }
-    }
-}
-
-impl From<PolicyFile> for RetentionPolicy {
-    fn from(p: PolicyFile) -> RetentionPolicy {
-        RetentionPolicy {
-            max_age: p.max_age_secs.map(Duration::from_secs),
-            max_bytes: p.max_bytes,
-            max_events: p.max_events,
-            segment_max_age: p.segment_max_age_secs.map(Duration::from_secs),
-        }
-    }
-}
-
-/// A seq range whose segments were removed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct RemovedRange {
-    /// First seq of the range.
-    pub base: u64,
-    /// First seq after it.
-    pub end: u64,
-    /// Time of its last event.
-    pub last_time: i64,
-    /// Events per stream in the range.
-    pub streams: BTreeMap<String, u64>,
-}
-
-/// The removal manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Removed {
-    eventfile: String,
-    /// Seqs below this were removed by retention (1 if nothing was).
-    pub log_start: u64,
-    /// Removed ranges, ascending, not adjacent (adjacent ones are merged).
-    pub ranges: Vec<RemovedRange>,
-    /// The deletion state when the manifest was written.
-    pub deleted: BTreeMap<String, Deletion>,
-}
-
-impl Default for Removed {
-    fn default() -> Removed {
-        Removed {
-            eventfile: "removed".into(),
-            log_start: 1,
-            ranges: Vec::new(),
-            deleted: BTreeMap::new(),
-        }
-    }
-}
-
-impl Removed {
-    /// Whether a segment starting at `base` lies in a removed range.
-    pub(crate) fn covers(&self, base: u64) -> bool {
-        self.range_of(base).is_some()
-    }
-
-    /// The removed range holding `seq`, if any.
-    pub(crate) fn range_of(&self, seq: u64) -> Option<&RemovedRange> {
-        let i = self.ranges.partition_point(|r| r.end <= seq);
-        self.ranges.get(i).filter(|r| r.base <= seq)
-    }
-
-    /// Adds a removed range, merging it with its neighbours.
-    fn add(&mut self, r: RemovedRange) {
-        let i = self.ranges.partition_point(|x| x.base < r.base);
-        self.ranges.insert(i, r);
-        let mut merged: Vec<RemovedRange> = Vec::with_capacity(self.ranges.len());
-        for r in self.ranges.drain(..) {
-            match merged.last_mut() {
-                Some(last) if last.end == r.base => {
-                    last.end = r.end;
-                    last.last_time = last.last_time.max(r.last_time);
-                    for (s, n) in r.streams {
-                        *last.streams.entry(s).or_default() += n;
-                    }
-                }
-                _ => merged.push(r),
-            }
-        }
-        self.ranges = merged;
-    }
-}
-
-/// Reads the removal manifest; the default (nothing removed) if there is none. Damage refuses
-/// the open: unlike an index, the manifest cannot be rebuilt from the segments it replaced.
-pub(crate) fn load_manifest(storage: &dyn Storage, dir: &Path) -> Result<Removed> {
-    let path = dir.join(MANIFEST_FILE);
-    let bytes = match storage.read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Removed::default()),
-        Err(e) => return Err(Error::io("read", path, e)),
-    };
-    let m: Removed =
-        record::decode_object(&bytes).map_err(|reason| Error::corrupt(&path, 0, reason))?;
-    let bad = |reason: String| Err(Error::corrupt(&path, 0, reason));
-    if m.eventfile != "removed" {
-        return bad("not a removal manifest".into());
-    }
-    if !m.ranges.windows(2).all(|w| w[0].end < w[1].base) {
-        return bad("removed ranges overlap or are out of order".into());
-    }
-    for r in &m.ranges {
-        // Seqs are gapless: a range holds exactly one event per seq.
-        let events = r
-            .streams
-            .values()
-            .try_fold(0u64, |sum, &n| sum.checked_add(n));
-        if r.base == 0 || r.base >= r.end || events != Some(r.end - r.base) {
-            return bad(format!(
-                "removed range {}..{} does not hold one event per seq",
-                r.base, r.end
-            ));
-        }
-    }
-    let start_ok = m.log_start == 1
-        || m.ranges
-            .first()
-            .is_some_and(|r| r.base == 1 && r.end >= m.log_start);
-    if !start_ok {
-        return bad(format!(
-            "log start {} is not the end of a removed prefix",
-            m.log_start
-        ));
-    }
-    Ok(m)
-}
-
-/// Applies the removed ranges that continue the state's numbering, up to `upto` (exclusive).
-pub(crate) fn apply_ranges(st: &mut State, upto: u64) {
-    loop {
-        let next = st.next_seq;
-        let Some(r) = st
-            .removed
-            .ranges
-            .iter()
-            .find(|r| r.base == next && r.end <= upto)
-            .cloned()
-        else {
-            return;
-        };
-        for (name, n) in &r.streams {
-            let entry = st.streams.entry(name.clone()).or_default();
-            entry.version += n;
-            let v = entry.version;
-            entry.sealed.push((r.base, v));
-        }
-        st.next_seq = r.end;
-        st.last_time = st.last_time.max(r.last_time);
-    }
-}
+use crate::segment::segment_name;
+use crate::segments::Segment;
+use crate::segments::unlink_segment;
+use crate::state::State;
+use crate::state::dead_counts;
+use crate::store::{Inner, Store};
 
 /// One removed (or removable) segment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -390,10 +131,11 @@ impl Store {
         }
         let sealed = sealed_count(st);
         let mut total_events = st.next_seq - st.removed.log_start - removed_events(st);
-        let mut total_bytes: u64 = st.segments.iter().map(seg_bytes).sum::<u64>() + st.active_len;
+        let mut total_bytes: u64 =
+            st.log.segments.iter().map(seg_bytes).sum::<u64>() + st.log.active_len;
         let mut n = 0;
         if !policy.keeps_all() {
-            for seg in &st.segments[..sealed] {
+            for seg in &st.log.segments[..sealed] {
                 let (events, bytes) = (seg_events(seg), seg_bytes(seg));
                 let last_time = seg_last_time(seg);
                 let old = policy
@@ -423,7 +165,7 @@ impl Store {
             });
         }
         let picked: Vec<usize> = (0..n).collect();
-        let end = st.segments.get(n).map_or(st.next_seq, |s| s.base);
+        let end = st.log.segments.get(n).map_or(st.next_seq, |s| s.base);
         let log_start = if n > 0 { end } else { st.removed.log_start };
         remove_segments(inner, st, &picked, dry_run, log_start)
     }
@@ -443,7 +185,7 @@ impl Store {
             return Err(Error::Poisoned { cause });
         }
         let picked: Vec<usize> = (0..sealed_count(st))
-            .filter(|&i| all_dead(st, &st.segments[i]))
+            .filter(|&i| all_dead(st, &st.log.segments[i]))
             .collect();
         let log_start = st.removed.log_start;
         remove_segments(inner, st, &picked, dry_run, log_start)
@@ -452,7 +194,7 @@ impl Store {
 
 /// Number of sealed segments (all but the active one, if there is one).
 fn sealed_count(st: &State) -> usize {
-    st.segments.len() - usize::from(st.active_file.is_some())
+    st.log.segments.len() - usize::from(st.log.active_file.is_some())
 }
 
 /// Events compaction removed above the log start.
@@ -509,7 +251,7 @@ fn events_in(sealed: &[(u64, u64)], base: u64) -> u64 {
     }
 }
 
-/// Records the segments at `picked` (indexes into `st.segments`, sealed) as removed in the
+/// Records the segments at `picked` (indexes into `st.log.segments`, sealed) as removed in the
 /// manifest, then unlinks them and their sidecars, and drops them from the state.
 fn remove_segments(
     inner: &Inner,
@@ -527,7 +269,7 @@ fn remove_segments(
     };
     let mut removed = st.removed.clone();
     for &i in picked {
-        let seg = &st.segments[i];
+        let seg = &st.log.segments[i];
         // Not the next segment's base: a range compaction removed may lie between them.
         let end = seg.base + seg_events(seg);
         let mut streams = BTreeMap::new();
@@ -559,17 +301,22 @@ fn remove_segments(
         return Ok(report);
     }
     removed.log_start = log_start;
-    removed.deleted = st.deleted.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    removed.deleted = st
+        .deletions
+        .map
+        .iter()
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
     let storage = inner.storage.as_ref();
     let r = (|| {
-        crate::config::write_atomic(
+        crate::files::write_atomic(
             storage,
             &inner.dir,
             MANIFEST_FILE,
             &record::encode_object(&removed),
         )?;
         for &i in picked {
-            unlink_segment(storage, &inner.dir, st.segments[i].base)?;
+            unlink_segment(storage, &inner.dir, st.log.segments[i].base)?;
         }
         storage
             .sync_dir(&inner.dir)
@@ -583,22 +330,10 @@ fn remove_segments(
     }
     st.removed = removed;
     let mut i = 0;
-    st.segments.retain(|_| {
+    st.log.segments.retain(|_| {
         let keep = !picked.contains(&i);
         i += 1;
         keep
     });
     Ok(report)
-}
-
-/// Unlinks a segment and its sidecar (either may already be gone).
-pub(crate) fn unlink_segment(storage: &dyn Storage, dir: &Path, base: u64) -> Result<()> {
-    for path in [dir.join(segment_name(base)), index_path(dir, base)] {
-        match storage.remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("remove", path, e)),
-        }
-    }
-    Ok(())
 }

@@ -22,9 +22,6 @@ use crate::index::IndexFile;
 use crate::segment::SegmentData;
 use crate::storage::{Mapped, Storage};
 
-/// Default for [`crate::OpenOptions::max_mapped_segments`].
-pub const DEFAULT_MAX_MAPPED_SEGMENTS: usize = 4096;
-
 /// What a sealed segment's sidecar says, kept without its map.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Summary {
@@ -166,7 +163,7 @@ impl Sealed {
     }
 
     fn map_index(&self) -> Result<Arc<IndexFile>> {
-        let path = crate::recovery::index_path(&self.dir, self.base);
+        let path = crate::segment::index_path(&self.dir, self.base);
         let io = |op, e| Error::io(op, &path, e);
         let file = self.storage.open(&path, false).map_err(|e| io("open", e))?;
         let bytes = match file.map().map_err(|e| io("map", e))? {
@@ -198,7 +195,7 @@ impl Sealed {
         if !vanished {
             return err;
         }
-        match crate::retention::load_manifest(self.storage.as_ref(), &self.dir) {
+        match crate::manifest::load_manifest(self.storage.as_ref(), &self.dir) {
             Ok(m) => match m.range_of(self.base) {
                 Some(r) => Error::Expired {
                     what: "seq".into(),

@@ -5,13 +5,12 @@
 //! The scan here checks every frame and reports where the valid data ends and whether what
 //! follows is a torn tail or damage in the middle; it never decides what to do about it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::index::Terms;
 use crate::record::{self, Header, RecordMeta};
-use crate::sealed::Sealed;
 use crate::storage::{Mapped, StorageFile};
 
 /// Extension of segment files.
@@ -29,6 +28,11 @@ pub fn parse_segment_name(name: &str) -> Option<u64> {
         return None;
     }
     stem.parse().ok()
+}
+
+/// The index sidecar of the segment starting at `base`.
+pub(crate) fn index_path(dir: &Path, base: u64) -> std::path::PathBuf {
+    dir.join(format!("{base:020}.{}", crate::index::INDEX_EXT))
 }
 
 /// Where a segment's bytes come from.
@@ -335,29 +339,6 @@ fn valid_frame_after(lines: &mut Lines, pos: u64) -> std::io::Result<Option<u64>
         at = start;
     }
     Ok(None)
-}
-
-/// A segment known to the store.
-#[derive(Clone)]
-pub struct Segment {
-    /// First seq the segment holds (or would hold, if empty).
-    pub base: u64,
-    /// Its file.
-    pub path: PathBuf,
-    /// Offset of the first record (just past the header).
-    pub data_start: u64,
-    /// Length of a sealed segment (unused for the active one: the state tracks it).
-    pub len: u64,
-    /// A sealed segment's summary and maps; `None` for the active segment, whose file, length
-    /// and index are in the state.
-    pub(crate) sealed: Option<Arc<Sealed>>,
-}
-
-impl Segment {
-    /// Whether this is the active segment (the newest, still appended to).
-    pub(crate) fn is_active(&self) -> bool {
-        self.sealed.is_none()
-    }
 }
 
 #[cfg(test)]

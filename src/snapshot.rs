@@ -12,54 +12,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::api::Snapshot;
 use crate::error::{Error, Result};
 use crate::event::validate_stream;
+use crate::files::SNAPSHOT_DIR;
 use crate::record;
-use crate::storage::Storage;
 use crate::store::{Inner, Store};
-use crate::time::Micros;
 
-/// The directory holding snapshots, inside the store directory.
-pub const SNAPSHOT_DIR: &str = "snapshots";
 const EXT: &str = ".snap";
-
-/// A stream's state at a version.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    /// The stream.
-    pub stream: String,
-    /// The version of the stream's last event the state includes.
-    pub version: u64,
-    /// When the snapshot was saved (microseconds since the Unix epoch).
-    pub time: Micros,
-    /// The state, verbatim JSON.
-    pub state: Box<RawValue>,
-}
-
-impl Snapshot {
-    /// Decodes the state into any deserialisable type.
-    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
-        Ok(serde_json::from_str(self.state.get())?)
-    }
-
-    /// The snapshot as one JSON object (`stream`, `version`, `time`, `state`): the CLI's output.
-    pub fn to_json(&self) -> String {
-        #[derive(Serialize)]
-        struct Out<'a> {
-            stream: &'a str,
-            version: u64,
-            time: String,
-            state: &'a RawValue,
-        }
-        serde_json::to_string(&Out {
-            stream: &self.stream,
-            version: self.version,
-            time: crate::time::format_rfc3339(self.time),
-            state: &self.state,
-        })
-        .expect("strings and JSON serialise")
-    }
-}
 
 #[derive(Serialize, Deserialize)]
 struct SnapshotFile<'a> {
@@ -198,7 +158,7 @@ impl Store {
             state: &snapshot.state,
         });
         let dir = ensure_dir(inner)?;
-        crate::config::write_atomic(
+        crate::files::write_atomic(
             inner.storage.as_ref(),
             &dir,
             &file_name(stream, version),
@@ -273,26 +233,6 @@ fn ensure_dir(inner: &Inner) -> Result<PathBuf> {
             .map_err(|e| Error::io("fsync directory", &inner.dir, e))?;
     }
     Ok(dir)
-}
-
-/// Removes what saves cut short left in the snapshot directory (`*.tmp`), as a writer's open
-/// does for the store's own temporary files. A missing directory holds none.
-pub(crate) fn remove_temps(storage: &dyn Storage, store_dir: &Path) -> Result<()> {
-    let dir = store_dir.join(SNAPSHOT_DIR);
-    let names = match storage.list_dir(&dir) {
-        Ok(names) => names,
-        // No snapshot saved yet; or a file in its place, which verify reports and a save refuses.
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
-            ) =>
-        {
-            return Ok(());
-        }
-        Err(e) => return Err(Error::io("list", &dir, e)),
-    };
-    crate::recovery::remove_temps(storage, &dir, &names)
 }
 
 /// Removes the snapshots of `stream` beyond the newest `keep`.

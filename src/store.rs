@@ -3,126 +3,24 @@
 //! Appends live in `writer.rs`, recovery and catch-up in `recovery.rs`, reads in `reader.rs`.
 //! This module owns the in-memory state they share ([`State`]) and the locks around it.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::{self, Durability, OpenOptions, StoreConfig};
 use crate::error::{Error, Result};
-use crate::index::MemIndex;
-use crate::segment::Segment;
-use crate::storage::{Storage, StorageFile};
+use crate::state::State;
+use crate::storage::Storage;
 
 /// Name of the lock file the writer holds.
 pub const LOCK_FILE: &str = "LOCK";
-
-/// A stream's entry in the stream table.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct StreamEntry {
-    /// Current version (number of events ever appended).
-    pub version: u64,
-    /// Sealed segments holding events of the stream: `(base, last version in that segment)`.
-    pub sealed: Vec<(u64, u64)>,
-}
-
-/// Everything the writer and the readers share, behind one mutex held only briefly.
-pub(crate) struct State {
-    /// All segments in order; the last is the active one.
-    pub segments: Vec<Segment>,
-    /// The active segment's file (writable for a writer).
-    pub active_file: Option<Arc<dyn StorageFile>>,
-    /// Bytes of the active segment that belong to complete batches.
-    pub active_len: u64,
-    /// The active segment's index.
-    pub active_index: MemIndex,
-    /// A map of a prefix of the active segment (complete batches only), for reads.
-    pub active_map: Option<Arc<crate::storage::Mapped>>,
-    /// Current version and sealed-segment list per stream, in name order.
-    pub streams: BTreeMap<String, StreamEntry>,
-    /// The seq the next event will get.
-    pub next_seq: u64,
-    /// Time of the last event (microseconds), never decreasing.
-    pub last_time: i64,
-    /// Set once a write or sync failed; appends are refused until reopen.
-    pub poisoned: Option<String>,
-    /// Scratch buffer for encoding batches.
-    pub buf: Vec<u8>,
-    /// What is deleted, per stream (copied by reads, replaced on change).
-    pub deleted: Arc<crate::lifecycle::Deletions>,
-    /// The last seq whose `$lifecycle` events are applied to `deleted`.
-    pub lifecycle_seen: u64,
-    /// The removal manifest as last read or written.
-    pub removed: crate::retention::Removed,
-    /// Bounds how many sealed segments are mapped at once.
-    pub maps: Arc<crate::sealed::MapCache>,
-}
-
-impl State {
-    pub(crate) fn new(maps: Arc<crate::sealed::MapCache>) -> State {
-        State {
-            segments: Vec::new(),
-            active_file: None,
-            active_len: 0,
-            active_index: MemIndex::default(),
-            active_map: None,
-            streams: BTreeMap::new(),
-            next_seq: 1,
-            last_time: 0,
-            poisoned: None,
-            buf: Vec::new(),
-            deleted: Arc::default(),
-            lifecycle_seen: 0,
-            removed: crate::retention::Removed::default(),
-            maps,
-        }
-    }
-
-    /// The current version of `stream` (0 if it holds no events).
-    pub(crate) fn version(&self, stream: &str) -> u64 {
-        self.streams.get(stream).map_or(0, |e| e.version)
-    }
-
-    /// The active segment.
-    pub(crate) fn active(&self) -> &Segment {
-        self.segments
-            .last()
-            .expect("an open store has an active segment")
-    }
-
-    /// How readers should read the active segment: through a map of its prefix where there is
-    /// one, remapped once the segment has grown `REMAP_BYTES` past it; `pread` beyond that.
-    ///
-    /// Mapping a file that is still appended to is safe here because the mapped bytes are
-    /// never read beyond `active_len`, the end of complete batches, and complete batches are
-    /// never truncated: recovery cuts only a torn tail past the last complete batch (and refuses
-    /// to open on damage in the middle), so no page a reader touches can vanish under it. See
-    /// the SAFETY note in `storage.rs`.
-    pub(crate) fn active_data(&mut self) -> Option<crate::segment::SegmentData> {
-        use crate::segment::SegmentData;
-        const REMAP_BYTES: u64 = 1 << 20;
-        let file = self.active_file.clone()?;
-        let mapped = self.active_map.as_ref().map_or(0, |m| m.len() as u64);
-        if self.active_len >= mapped + REMAP_BYTES {
-            // A failed map only means reads use pread.
-            self.active_map = file.map().ok().flatten().map(Arc::new);
-        }
-        Some(match &self.active_map {
-            Some(map) => SegmentData::Active {
-                map: Arc::clone(map),
-                file,
-            },
-            None => SegmentData::File(file),
-        })
-    }
-}
 
 pub(crate) struct Inner {
     pub dir: PathBuf,
     pub storage: Arc<dyn Storage>,
     pub config: StoreConfig,
     /// The retention policy in force (persisted in the config file).
-    pub policy: Mutex<crate::retention::RetentionPolicy>,
+    pub policy: Mutex<crate::config::RetentionPolicy>,
     pub read_only: bool,
     /// Names the store in cursors.
     pub store_id: String,
@@ -176,6 +74,14 @@ impl std::fmt::Debug for Store {
             .field("read_only", &self.inner.read_only)
             .field("head_seq", &self.head_seq())
             .finish()
+    }
+}
+
+// Here rather than in config.rs: the options sit below the store that they open.
+impl OpenOptions {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(self, dir: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(PathBuf::from(dir.as_ref()), self)
     }
 }
 
@@ -251,7 +157,7 @@ impl Store {
         let mut state = State::new(crate::sealed::MapCache::new(opts.max_mapped_segments));
         crate::recovery::catch_up(&storage, &dir, &config, opts.read_only, &mut state)?;
         if !opts.read_only {
-            crate::snapshot::remove_temps(storage.as_ref(), &dir)?;
+            crate::files::remove_snapshot_temps(storage.as_ref(), &dir)?;
         }
         let head = state.next_seq - 1;
         let inner = Arc::new(Inner {
@@ -325,12 +231,12 @@ impl Store {
     /// (a stream whose every event is deleted is not counted).
     pub fn stream_count(&self) -> usize {
         let st = self.inner.lock_state();
-        if st.deleted.is_empty() {
+        if st.deletions.map.is_empty() {
             return st.streams.len();
         }
         st.streams
             .iter()
-            .filter(|(name, e)| crate::lifecycle::is_live(&st.deleted, name, e.version))
+            .filter(|(name, e)| crate::deletion::is_live(&st.deletions.map, name, e.version))
             .count()
     }
 
@@ -372,7 +278,7 @@ impl Inner {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn policy(&self) -> crate::retention::RetentionPolicy {
+    pub(crate) fn policy(&self) -> crate::config::RetentionPolicy {
         *self.policy.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -385,7 +291,7 @@ impl Drop for Inner {
             return;
         }
         let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
-        let Some(file) = st.active_file.clone().filter(|_| st.poisoned.is_none()) else {
+        let Some(file) = st.log.active_file.clone().filter(|_| st.poisoned.is_none()) else {
             return;
         };
         // Everything written is synced (in the default mode every append already was), then the
@@ -393,12 +299,12 @@ impl Drop for Inner {
         if self.commit.durability() != Durability::Fsync && file.sync_data().is_err() {
             return;
         }
-        if let Some(seg) = st.segments.last().filter(|s| s.is_active())
-            && st.active_len > seg.data_start
+        if let Some(seg) = st.log.segments.last().filter(|s| s.is_active())
+            && st.log.active_len > seg.data_start
         {
             let name = format!("{:020}.{}", seg.base, crate::index::INDEX_EXT);
-            let bytes = st.active_index.encode(seg.base, st.active_len);
-            let _ = config::write_atomic(self.storage.as_ref(), &self.dir, &name, &bytes);
+            let bytes = st.log.active_index.encode(seg.base, st.log.active_len);
+            let _ = crate::files::write_atomic(self.storage.as_ref(), &self.dir, &name, &bytes);
         }
     }
 }

@@ -3,14 +3,13 @@
 
 use serde_json::value::RawValue;
 
-use crate::api::{AppendRequest, EventIter, EventStore};
-use crate::catalog::{StreamInfo, TermCount};
+use crate::api::{
+    AppendRequest, DeleteResult, EventIter, EventStore, Snapshot, StreamInfo, TermCount,
+};
 use crate::error::Result;
 use crate::event::{ExpectedVersion, MultiAppendResult, RecordedEvent};
-use crate::lifecycle::DeleteResult;
 use crate::query::Query;
-use crate::reader::Read;
-use crate::snapshot::Snapshot;
+use crate::query::Read;
 use crate::store::Store;
 
 impl EventStore for Store {

@@ -96,11 +96,11 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
         }
     }
     bases.sort_unstable();
-    let removed = match crate::retention::load_manifest(&storage, dir) {
+    let removed = match crate::manifest::load_manifest(&storage, dir) {
         Ok(m) => m,
         Err(e) => {
             add_once(&mut report.problems, locate(e, dir));
-            crate::retention::Removed::default()
+            crate::manifest::Removed::default()
         }
     };
     bases.retain(|&b| {
@@ -153,7 +153,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
             r.end,
             v.next_seq - 1
         );
-        v.problem(dir.join(crate::retention::MANIFEST_FILE), 0, message);
+        v.problem(dir.join(crate::manifest::MANIFEST_FILE), 0, message);
     }
     v.open_check(&(Arc::new(storage) as Arc<dyn Storage>), dir, &config);
     v.report.segments = bases.len();
@@ -169,8 +169,8 @@ fn is_sidecar_name(name: &str) -> bool {
 
 fn known_file(name: &str) -> bool {
     name == config::CONFIG_FILE
-        || name == crate::retention::MANIFEST_FILE
-        || name == crate::snapshot::SNAPSHOT_DIR
+        || name == crate::manifest::MANIFEST_FILE
+        || name == crate::files::SNAPSHOT_DIR
         || name == crate::store::LOCK_FILE
         || name.ends_with(".tmp")
         || is_sidecar_name(name)
@@ -181,7 +181,7 @@ fn known_file(name: &str) -> bool {
 /// sidecars; it never removes a directory), or a file in place of the snapshot directory.
 fn wrong_kind(dir: &Path, name: &str) -> Option<Problem> {
     let path = dir.join(name);
-    let message = if name == crate::snapshot::SNAPSHOT_DIR {
+    let message = if name == crate::files::SNAPSHOT_DIR {
         if std::fs::metadata(&path).ok()?.is_dir() {
             return None;
         }
@@ -194,7 +194,7 @@ fn wrong_kind(dir: &Path, name: &str) -> Option<Problem> {
         "a directory named like a temporary file: a writer open removes every `*.tmp` entry \
          and fails on a directory"
     } else if name == config::CONFIG_FILE
-        || name == crate::retention::MANIFEST_FILE
+        || name == crate::manifest::MANIFEST_FILE
         || name == crate::store::LOCK_FILE
         || parse_segment_name(name).is_some()
         || is_sidecar_name(name)
@@ -265,7 +265,7 @@ impl Verifier {
     /// place, that one also says what the open says.
     fn open_check(&mut self, storage: &Arc<dyn Storage>, dir: &Path, config: &config::StoreConfig) {
         // Few maps: the check visits each segment once.
-        let mut st = crate::store::State::new(crate::sealed::MapCache::new(64));
+        let mut st = crate::state::State::new(crate::sealed::MapCache::new(64));
         let Err(e) = crate::recovery::catch_up(storage, dir, config, true, &mut st) else {
             return;
         };
@@ -469,7 +469,7 @@ impl Verifier {
         len: u64,
         index: &MemIndex,
     ) {
-        let sidecar = crate::recovery::index_path(dir, base);
+        let sidecar = crate::segment::index_path(dir, base);
         let note = match storage.read(&sidecar) {
             Ok(bytes) if bytes == index.encode(base, len) => return,
             Ok(_) if crate::recovery::read_index(storage, dir, base, Some(len)).is_some() => {

@@ -14,10 +14,11 @@ use crate::event::{
     validate_event, validate_key, validate_writable_stream,
 };
 use crate::index::Kind;
-use crate::lookup;
+use crate::lookup::{self, Batch};
 use crate::record::{self, RecordOut};
 use crate::recovery;
-use crate::store::{Inner, State, Store, StreamEntry};
+use crate::state::{State, StreamEntry};
+use crate::store::{Inner, Store};
 
 /// One stream's part of a batch, borrowed.
 pub(crate) struct Part<'a> {
@@ -196,14 +197,6 @@ impl Store {
             replayed: b.replayed,
         })
     }
-}
-
-/// What a batch append did.
-pub(crate) struct Batch {
-    pub results: Vec<AppendResult>,
-    pub first_seq: u64,
-    pub last_seq: u64,
-    pub replayed: bool,
 }
 
 /// What the log already holds of a batch's event ids.
@@ -495,16 +488,17 @@ impl Inner {
         time: i64,
         (parts, ids, key): (&[Part<'_>], &[Vec<String>], Option<&str>),
     ) -> Result<()> {
-        let has_events = st.active_len > st.active().data_start;
-        let full = st.active_len + buf.len() as u64 > self.config.segment_bytes;
+        let has_events = st.log.active_len > st.active().data_start;
+        let full = st.log.active_len + buf.len() as u64 > self.config.segment_bytes;
         if has_events && (full || self.segment_too_old(st, time)) {
             self.roll(st)?;
         }
         let file = st
+            .log
             .active_file
             .clone()
             .expect("writer has an active segment");
-        let at = st.active_len;
+        let at = st.log.active_len;
         if let Err(e) = file.write_all_at(buf, at) {
             let err = Error::io("write", &st.active().path, e);
             self.poison(st, &err);
@@ -529,13 +523,14 @@ impl Inner {
             for (e, id) in p.events.iter().zip(ids) {
                 let off = offsets.next().expect("one offset per event");
                 let key = key.filter(|_| seq == st.next_seq);
-                st.active_index
+                st.log
+                    .active_index
                     .add(off, time, &event_terms(p.stream, id, e, key));
                 seq += 1;
             }
         }
         st.next_seq = seq;
-        st.active_len = at + buf.len() as u64;
+        st.log.active_len = at + buf.len() as u64;
         st.last_time = time;
         self.commit.written(seq - 1);
         Ok(())
@@ -546,7 +541,8 @@ impl Inner {
         let Some(age) = self.policy().segment_max_age else {
             return false;
         };
-        st.active_index
+        st.log
+            .active_index
             .times
             .first()
             .is_some_and(|&t| now.saturating_sub(t) >= crate::time::micros_of(age))
@@ -557,10 +553,15 @@ impl Inner {
     pub(crate) fn roll(&self, st: &mut State) -> Result<()> {
         let r = (|| {
             let file = st
+                .log
                 .active_file
                 .clone()
                 .expect("writer has an active segment");
-            let (base, path, len) = (st.active().base, st.active().path.clone(), st.active_len);
+            let (base, path, len) = (
+                st.active().base,
+                st.active().path.clone(),
+                st.log.active_len,
+            );
             file.sync_data()
                 .map_err(|e| Error::io("fdatasync", &path, e))?;
             self.commit.durable(st.next_seq - 1);
@@ -569,11 +570,11 @@ impl Inner {
                 &self.dir,
                 base,
                 len,
-                &st.active_index,
+                &st.log.active_index,
             )?;
             let data = recovery::map_sealed(file, &path)?;
-            recovery::seal_active_in_memory(st, &self.storage, &self.dir, data, index, false);
-            recovery::create_segment(self.storage.as_ref(), &self.dir, st.next_seq, st)
+            st.seal_active_in_memory(&self.storage, &self.dir, data, index, false);
+            st.log.create(self.storage.as_ref(), &self.dir, st.next_seq)
         })();
         if let Err(e) = &r {
             self.poison(st, e);
@@ -602,7 +603,8 @@ impl Inner {
             let st = self.lock_state();
             (
                 st.next_seq - 1,
-                st.active_file
+                st.log
+                    .active_file
                     .clone()
                     .expect("writer has an active segment"),
                 st.active().path.clone(),

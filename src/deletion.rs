@@ -1,0 +1,98 @@
+//! The deletion state: per stream, the first version still live and whether it is tombstoned,
+//! as the `$lifecycle` events in the log define it (see `lifecycle.rs` for the operations that
+//! append them). Small, held in memory, and only moving forward, so replaying an event twice is
+//! harmless.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::RecordedEvent;
+use crate::index::Kind;
+use crate::query::IndexRef;
+
+/// The store's own stream, holding one event per deletion.
+pub const LIFECYCLE_STREAM: &str = "$lifecycle";
+
+/// Event type of a truncation.
+pub const TRUNCATED: &str = "$stream-truncated";
+/// Event type of a soft deletion of a whole stream.
+pub const DELETED: &str = "$stream-deleted";
+/// Event type of a hard deletion (tombstone).
+pub const TOMBSTONED: &str = "$stream-tombstoned";
+
+/// What has been deleted of one stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Deletion {
+    /// Events with a version below this are deleted.
+    pub before: u64,
+    /// Hard-deleted: nothing may be appended any more.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tombstone: bool,
+}
+
+impl Deletion {
+    /// Combines two deletions of a stream (operations only move forward).
+    pub(crate) fn merge(self, other: Deletion) -> Deletion {
+        Deletion {
+            before: self.before.max(other.before),
+            tombstone: self.tombstone || other.tombstone,
+        }
+    }
+}
+
+/// Per stream, what is deleted.
+pub(crate) type Deletions = HashMap<String, Deletion>;
+
+/// What is deleted, and how far the log's `$lifecycle` events have been applied.
+#[derive(Default)]
+pub(crate) struct DeletionState {
+    /// Per stream (copied by reads, replaced on change).
+    pub map: Arc<Deletions>,
+    /// The last seq whose `$lifecycle` events are applied to `map`.
+    pub seen: u64,
+}
+
+/// The data of a lifecycle event.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct LifecycleData {
+    pub(crate) stream: String,
+    pub(crate) before: u64,
+}
+
+/// Applies one `$lifecycle` event to the deletion state.
+pub(crate) fn apply_event(deleted: &mut Deletions, e: &RecordedEvent) {
+    let tombstone = match e.event_type.as_str() {
+        TRUNCATED | DELETED => false,
+        TOMBSTONED => true,
+        _ => return,
+    };
+    let Ok(d) = serde_json::from_str::<LifecycleData>(e.data.get()) else {
+        return;
+    };
+    let new = Deletion {
+        before: d.before,
+        tombstone,
+    };
+    let merged = deleted.get(&d.stream).map_or(new, |o| o.merge(new));
+    deleted.insert(d.stream, merged);
+}
+
+/// Whether an event is live (not deleted).
+pub(crate) fn is_live(deleted: &Deletions, stream: &str, version: u64) -> bool {
+    deleted.get(stream).is_none_or(|d| version >= d.before)
+}
+
+/// The ordinals of a segment's dead events, ascending.
+pub(crate) fn dead_ordinals(ix: &IndexRef<'_>, dead: &[(String, usize)]) -> Vec<u32> {
+    let mut ords: Vec<u32> = dead
+        .iter()
+        .flat_map(|(name, n)| ix.postings(Kind::Stream, name).into_iter().take(*n))
+        .collect();
+    ords.sort_unstable();
+    ords
+}
+
+/// Per deleted stream with events in a segment: how many of its first events there are dead.
+pub(crate) type DeadCounts = Vec<(String, usize)>;

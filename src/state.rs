@@ -1,0 +1,132 @@
+//! The in-memory state the writer and the readers share, behind one mutex held only briefly:
+//! owned parts, each with its own module: the segment set (`segments.rs`), the stream table
+//! (here), the deletion state (`deletion.rs`) and the removal manifest (`manifest.rs`), plus
+//! the head of the log. Modules take the part they need; few need the whole.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::deletion::{DeadCounts, Deletion, DeletionState};
+use crate::error::{Error, Result};
+use crate::index::{IndexFile, Kind};
+use crate::manifest::Removed;
+use crate::sealed::MapCache;
+use crate::segment::SegmentData;
+use crate::segments::{Segment, SegmentSet};
+use crate::storage::Storage;
+
+/// A stream's entry in the stream table.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StreamEntry {
+    /// Current version (number of events ever appended).
+    pub version: u64,
+    /// Sealed segments holding events of the stream: `(base, last version in that segment)`.
+    pub sealed: Vec<(u64, u64)>,
+}
+
+/// Per stream, in name order: its current version and the sealed segments holding its events.
+pub(crate) type StreamTable = BTreeMap<String, StreamEntry>;
+
+/// Everything the writer and the readers share, behind one mutex held only briefly.
+pub(crate) struct State {
+    /// The segments of the log, the active one last, and how it is read and written.
+    pub log: SegmentSet,
+    /// Current version and sealed-segment list per stream.
+    pub streams: StreamTable,
+    /// What is deleted, and how far the `$lifecycle` events are applied.
+    pub deletions: DeletionState,
+    /// The removal manifest as last read or written.
+    pub removed: Removed,
+    /// The seq the next event will get.
+    pub next_seq: u64,
+    /// Time of the last event (microseconds), never decreasing.
+    pub last_time: i64,
+    /// Set once a write or sync failed; appends are refused until reopen.
+    pub poisoned: Option<String>,
+    /// Scratch buffer for encoding batches.
+    pub buf: Vec<u8>,
+}
+
+impl State {
+    pub(crate) fn new(maps: Arc<MapCache>) -> State {
+        State {
+            log: SegmentSet::new(maps),
+            streams: BTreeMap::new(),
+            deletions: DeletionState::default(),
+            removed: Removed::default(),
+            next_seq: 1,
+            last_time: 0,
+            poisoned: None,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The current version of `stream` (0 if it holds no events).
+    pub(crate) fn version(&self, stream: &str) -> u64 {
+        self.streams.get(stream).map_or(0, |e| e.version)
+    }
+
+    /// The active segment.
+    pub(crate) fn active(&self) -> &Segment {
+        self.log.active()
+    }
+
+    /// Seals the active segment in memory (see [`SegmentSet::seal_active`]) and records, for
+    /// every stream with events in it, the segment and its last version there.
+    pub(crate) fn seal_active_in_memory(
+        &mut self,
+        storage: &Arc<dyn Storage>,
+        dir: &Path,
+        data: SegmentData,
+        index: Arc<IndexFile>,
+        pinned: bool,
+    ) {
+        let (base, mem) = self.log.seal_active(storage, dir, data, index, pinned);
+        for (name, _) in mem.terms_with_prefix(Kind::Stream, "") {
+            if let Some(e) = self.streams.get_mut(name) {
+                let v = e.version;
+                e.sealed.push((base, v));
+            }
+        }
+    }
+    /// What is deleted of `stream`, if anything; a tombstoned stream is refused with
+    /// [`Error::StreamDeleted`], as every operation on it is.
+    pub(crate) fn deletion(&self, stream: &str) -> Result<Option<Deletion>> {
+        match self.deletions.map.get(stream) {
+            Some(d) if d.tombstone => Err(Error::StreamDeleted {
+                stream: stream.to_owned(),
+                version: d.before - 1,
+            }),
+            d => Ok(d.copied()),
+        }
+    }
+}
+
+/// The [`DeadCounts`] of the segment at `base`. The caller turns them into ordinals with the
+/// segment's stream postings.
+pub(crate) fn dead_counts(st: &State, base: u64, active: bool) -> DeadCounts {
+    let mut out = Vec::new();
+    for (name, d) in st.deletions.map.iter() {
+        let Some(entry) = st.streams.get(name) else {
+            continue;
+        };
+        // The stream's versions in this segment: after its previous segment's last, up to
+        // this one's last (the list is in base order: a binary search, as this runs per
+        // deleted stream for every segment a read plans).
+        let i = entry.sealed.partition_point(|&(b, _)| b < base);
+        let first = i.checked_sub(1).map_or(1, |p| entry.sealed[p].1 + 1);
+        let range = match entry.sealed.get(i) {
+            Some(&(b, last)) if b == base => Some((first, last)),
+            None if active && first <= entry.version => Some((first, entry.version)),
+            _ => None,
+        };
+        if let Some((first, last)) = range
+            && d.before > first
+        {
+            let dead = (d.before.min(last + 1) - first) as usize;
+            out.push((name.clone(), dead));
+        }
+    }
+    out
+}
