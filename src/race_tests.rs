@@ -81,6 +81,14 @@ impl Storage for Racing {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         self.disk.read(path)
     }
+
+    fn is_dir(&self, path: &Path, follow: bool) -> io::Result<bool> {
+        self.disk.is_dir(path, follow)
+    }
+
+    fn try_lock(&self, path: &Path, dir: bool) -> io::Result<Option<crate::storage::LockGuard>> {
+        self.disk.try_lock(path, dir)
+    }
 }
 
 /// The disks each scenario runs on, for a store in `dir`: the real one (`0`), and a simulated

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::event::validate_stream;
 use crate::files::SNAPSHOT_DIR;
 use crate::record;
+use crate::storage::Storage;
 use crate::store::{Inner, Store};
 
 const EXT: &str = ".snap";
@@ -289,16 +290,16 @@ pub(crate) fn remove_all(inner: &Inner, stream: &str) -> Result<()> {
 
 /// Checks every snapshot file under `dir` (the store directory): `(path, problem)` for each
 /// damaged one, and the number checked.
-pub(crate) fn verify_dir(dir: &Path) -> (usize, Vec<(PathBuf, String)>) {
+pub(crate) fn verify_dir(storage: &dyn Storage, dir: &Path) -> (usize, Vec<(PathBuf, String)>) {
     let dir = dir.join(SNAPSHOT_DIR);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
+    let Ok(mut names) = storage.list_dir(&dir) else {
         return (0, Vec::new());
     };
+    names.sort_unstable();
     let mut checked = 0;
     let mut problems = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
+    for name in names {
+        let path = dir.join(&name);
         if name.ends_with(".tmp") {
             continue;
         }
@@ -308,7 +309,8 @@ pub(crate) fn verify_dir(dir: &Path) -> (usize, Vec<(PathBuf, String)>) {
             problems.push((path, "not a snapshot file name".into()));
             continue;
         };
-        let result = std::fs::read(&path)
+        let result = storage
+            .read(&path)
             .map_err(|e| e.to_string())
             .and_then(|b| parse(&b));
         match result {

@@ -3,14 +3,13 @@
 //! Appends live in `writer.rs`, recovery and catch-up in `recovery.rs`, reads in `reader.rs`.
 //! This module owns the in-memory state they share ([`State`]) and the locks around it.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::{self, Durability, OpenOptions, StoreConfig};
 use crate::error::{Error, Result};
 use crate::state::State;
-use crate::storage::Storage;
+use crate::storage::{LockGuard, Storage};
 
 /// Name of the lock file the writer holds.
 pub const LOCK_FILE: &str = "LOCK";
@@ -29,7 +28,7 @@ pub(crate) struct Inner {
     /// Group commit and the published head.
     pub commit: crate::commit::Commit,
     /// The writer's locks: the store's directory, and its `LOCK` file.
-    _lock: Option<(File, File)>,
+    _lock: Option<(LockGuard, LockGuard)>,
 }
 
 /// An open event store. Cheap to clone; clones share one handle and may be used from any
@@ -121,7 +120,7 @@ impl Store {
         let dir_lock = if opts.read_only {
             None
         } else {
-            Some(lock_dir(&dir)?)
+            Some(lock(storage.as_ref(), &dir, None)?)
         };
         let loaded = config::load_config(storage.as_ref(), &dir)?;
         if loaded.is_none() {
@@ -136,7 +135,7 @@ impl Store {
         }
         // `LOCK` too, which is all that writers of earlier versions lock.
         let lock = match dir_lock {
-            Some(d) => Some((d, take_lock(&dir)?)),
+            Some(d) => Some((d, lock(storage.as_ref(), &dir, Some(LOCK_FILE))?)),
             None => None,
         };
         let (config, store_id) = match loaded {
@@ -310,30 +309,16 @@ impl Drop for Inner {
 }
 
 /// Locks the store's directory (an exclusive `flock` on the directory itself), so that one
-/// writer per store holds even when the `LOCK` file is removed or replaced under a running one.
-fn lock_dir(dir: &Path) -> Result<File> {
-    let path = dir.join(LOCK_FILE);
-    let file = File::open(dir).map_err(|e| Error::io("open", dir, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", dir, e)),
-    }
-}
-
-fn take_lock(dir: &Path) -> Result<File> {
-    let path = dir.join(LOCK_FILE);
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| Error::io("open", &path, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", path, e)),
+/// writer per store holds even when the `LOCK` file is removed or replaced under a running one;
+/// or, with `name`, the file `name` in it (created if missing).
+fn lock(storage: &dyn Storage, dir: &Path, name: Option<&str>) -> Result<LockGuard> {
+    let path = name.map_or_else(|| dir.to_owned(), |n| dir.join(n));
+    match storage.try_lock(&path, name.is_none()) {
+        Ok(Some(guard)) => Ok(guard),
+        Ok(None) => Err(Error::Locked {
+            path: dir.join(LOCK_FILE),
+        }),
+        Err(e) => Err(Error::io("lock", path, e)),
     }
 }
 

@@ -74,19 +74,25 @@ impl VerifyReport {
 /// only if the store cannot be read at all (not a store, unreadable directory or configuration);
 /// damage is reported in the [`VerifyReport`].
 pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
-    let dir = dir.as_ref();
-    let storage = OsStorage;
-    let (config, _) = config::load_config(&storage, dir)?.ok_or_else(|| Error::NotAStore {
-        path: dir.to_owned(),
-        reason: format!("{} is missing", config::CONFIG_FILE),
-    })?;
+    verify_on(&(Arc::new(OsStorage) as Arc<dyn Storage>), dir.as_ref())
+}
+
+/// [`verify`] on any storage (the simulated disk of the crash suites, for one).
+pub(crate) fn verify_on(storage: &Arc<dyn Storage>, dir: &Path) -> Result<VerifyReport> {
+    let (config, _) =
+        config::load_config(storage.as_ref(), dir)?.ok_or_else(|| Error::NotAStore {
+            path: dir.to_owned(),
+            reason: format!("{} is missing", config::CONFIG_FILE),
+        })?;
     let names = storage
         .list_dir(dir)
         .map_err(|e| Error::io("list", dir, e))?;
     let mut report = VerifyReport::default();
     let mut bases = Vec::new();
     for name in &names {
-        report.problems.extend(wrong_kind(dir, name));
+        report
+            .problems
+            .extend(wrong_kind(storage.as_ref(), dir, name));
         if let Some(b) = parse_segment_name(name) {
             bases.push(b);
         } else if !known_file(name) {
@@ -96,7 +102,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
         }
     }
     bases.sort_unstable();
-    let removed = match crate::manifest::load_manifest(&storage, dir) {
+    let removed = match crate::manifest::load_manifest(storage.as_ref(), dir) {
         Ok(m) => m,
         Err(e) => {
             add_once(&mut report.problems, locate(e, dir));
@@ -113,7 +119,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
         }
         !covered
     });
-    let (checked, damaged) = crate::snapshot::verify_dir(dir);
+    let (checked, damaged) = crate::snapshot::verify_dir(storage.as_ref(), dir);
     report.snapshots = checked;
     for (path, message) in damaged {
         report.problems.push(Problem {
@@ -141,7 +147,14 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
             }
             v.last_time = v.last_time.max(r.last_time);
         }
-        if let Err(e) = v.segment(&storage, dir, &path, base, is_last, config.max_line()) {
+        if let Err(e) = v.segment(
+            storage.as_ref(),
+            dir,
+            &path,
+            base,
+            is_last,
+            config.max_line(),
+        ) {
             add_once(&mut v.report.problems, locate(e, dir));
         }
     }
@@ -155,7 +168,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
         );
         v.problem(dir.join(crate::manifest::MANIFEST_FILE), 0, message);
     }
-    v.open_check(&(Arc::new(storage) as Arc<dyn Storage>), dir, &config);
+    v.open_check(storage, dir, &config);
     v.report.segments = bases.len();
     v.report.streams = v.versions.len();
     Ok(v.report)
@@ -179,16 +192,16 @@ fn known_file(name: &str) -> bool {
 /// An entry of the wrong kind for what a writer does with its name: a directory where the store
 /// keeps a file (open removes every `*.tmp`, opens `LOCK`, unlinks removed segments and rewrites
 /// sidecars; it never removes a directory), or a file in place of the snapshot directory.
-fn wrong_kind(dir: &Path, name: &str) -> Option<Problem> {
+fn wrong_kind(storage: &dyn Storage, dir: &Path, name: &str) -> Option<Problem> {
     let path = dir.join(name);
     let message = if name == crate::files::SNAPSHOT_DIR {
-        if std::fs::metadata(&path).ok()?.is_dir() {
+        if storage.is_dir(&path, true).ok()? {
             return None;
         }
         "not a directory: every snapshot save and load, and every stream deletion, fails on it"
     } else if name.ends_with(".tmp") {
         // Removed without following a link: a link to a directory is harmless.
-        if !std::fs::symlink_metadata(&path).ok()?.is_dir() {
+        if !storage.is_dir(&path, false).ok()? {
             return None;
         }
         "a directory named like a temporary file: a writer open removes every `*.tmp` entry \
@@ -199,7 +212,7 @@ fn wrong_kind(dir: &Path, name: &str) -> Option<Problem> {
         || parse_segment_name(name).is_some()
         || is_sidecar_name(name)
     {
-        if !std::fs::metadata(&path).ok()?.is_dir() {
+        if !storage.is_dir(&path, true).ok()? {
             return None;
         }
         "a directory where the store keeps a file: a writer fails on it when it opens, \
