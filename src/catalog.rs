@@ -21,6 +21,7 @@ use crate::time::Micros;
 
 /// What [`Store::reindex`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ReindexReport {
     /// Sealed segments whose sidecars were rebuilt.
     pub segments: usize,

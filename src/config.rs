@@ -13,7 +13,7 @@ use crate::record::{self, FORMAT_VERSION};
 use crate::storage::{OsStorage, Storage};
 
 /// Name of the store configuration file.
-pub const CONFIG_FILE: &str = "eventfile.json";
+pub(crate) const CONFIG_FILE: &str = "eventfile.json";
 
 /// Default segment size at which the active segment rolls: 64 MiB.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
@@ -23,6 +23,7 @@ pub const DEFAULT_MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
 
 /// When an append's bytes reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Durability {
     /// An append returns only after its bytes are `fdatasync`ed; concurrent appenders share one
     /// sync (group commit). Readers see an event only once it is durable. The default.
@@ -36,7 +37,7 @@ pub enum Durability {
 }
 
 /// Default for [`OpenOptions::max_mapped_segments`].
-pub const DEFAULT_MAX_MAPPED_SEGMENTS: usize = 4096;
+pub(crate) const DEFAULT_MAX_MAPPED_SEGMENTS: usize = 4096;
 
 /// Default number of snapshots kept per stream.
 pub const DEFAULT_SNAPSHOTS_KEPT: usize = 3;
@@ -195,6 +196,7 @@ pub(crate) fn write_config(
 /// # Ok::<(), eventfile::Error>(())
 /// ```
 #[derive(Clone)]
+#[must_use]
 pub struct OpenOptions {
     pub(crate) config: StoreConfig,
     pub(crate) durability: Durability,
@@ -206,7 +208,7 @@ pub struct OpenOptions {
 }
 
 /// A source of event timestamps (microseconds since the Unix epoch).
-pub type Clock = Arc<dyn Fn() -> crate::time::Micros + Send + Sync>;
+pub(crate) type Clock = Arc<dyn Fn() -> crate::time::Micros + Send + Sync>;
 
 impl std::fmt::Debug for OpenOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -336,6 +338,8 @@ impl OpenOptions {
 /// assert!(policy.validate(64 << 20).is_ok());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+#[must_use]
 pub struct RetentionPolicy {
     /// Remove a sealed segment once its newest event is older than this.
     pub max_age: Option<Duration>,

@@ -54,6 +54,7 @@ pub trait EventType: Serialize {
 
 /// An event to append.
 #[derive(Debug, Clone)]
+#[must_use]
 pub struct NewEvent {
     pub(crate) event_type: String,
     pub(crate) data: Box<RawValue>,
@@ -391,7 +392,7 @@ pub fn metadata_from_json(json: &str) -> Result<Map<String, Value>> {
 
 /// Streams whose names start with this are the store's own (e.g. `$lifecycle`): they can be
 /// read but not appended to.
-pub const SYSTEM_PREFIX: char = '$';
+pub(crate) const SYSTEM_PREFIX: char = '$';
 
 /// Checks a stream name: 1 to 256 bytes of UTF-8, no control characters.
 pub fn validate_stream(stream: &str) -> Result<()> {

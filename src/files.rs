@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::storage::Storage;
 
 /// The directory holding snapshots, inside the store directory.
-pub const SNAPSHOT_DIR: &str = "snapshots";
+pub(crate) const SNAPSHOT_DIR: &str = "snapshots";
 
 /// Replaces `dir/name` with `bytes`: write a temp file, fsync it, rename it over, fsync the dir.
 pub(crate) fn write_atomic(

@@ -15,7 +15,7 @@ use crate::storage::Mapped;
 /// What a term says about a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
-pub enum Kind {
+pub(crate) enum Kind {
     Stream = 0,
     Type = 1,
     Tag = 2,
@@ -28,7 +28,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub(crate) const ALL: [Kind; 8] = [
         Kind::Stream,
         Kind::Type,
         Kind::Tag,
@@ -46,7 +46,7 @@ impl Kind {
 
 /// The terms of one record.
 #[derive(Debug, Clone, Default)]
-pub struct Terms {
+pub(crate) struct Terms {
     pub stream: String,
     pub event_type: String,
     pub id: String,
@@ -59,7 +59,7 @@ pub struct Terms {
 
 impl Terms {
     /// The terms, borrowed.
-    pub fn borrowed(&self) -> TermsRef<'_> {
+    pub(crate) fn borrowed(&self) -> TermsRef<'_> {
         TermsRef {
             stream: &self.stream,
             event_type: &self.event_type,
@@ -75,7 +75,7 @@ impl Terms {
 
 /// The terms of one record, borrowed from wherever they are (a scanned record, an event about
 /// to be written).
-pub struct TermsRef<'a> {
+pub(crate) struct TermsRef<'a> {
     pub stream: &'a str,
     pub event_type: &'a str,
     pub id: &'a str,
@@ -239,7 +239,7 @@ impl Ids {
 
 /// A segment's index under construction (the active segment's, or one being rebuilt).
 #[derive(Debug, Default, Clone)]
-pub struct MemIndex {
+pub(crate) struct MemIndex {
     pub positions: Vec<u32>,
     pub times: Vec<i64>,
     /// Every kind's terms but the ids.
@@ -249,12 +249,12 @@ pub struct MemIndex {
 
 impl MemIndex {
     /// Number of records.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.positions.len()
     }
 
     /// Adds the next record.
-    pub fn add(&mut self, offset: u64, time: i64, terms: &TermsRef<'_>) {
+    pub(crate) fn add(&mut self, offset: u64, time: i64, terms: &TermsRef<'_>) {
         let ord = self.positions.len() as u32;
         self.positions.push(offset as u32);
         self.times.push(time);
@@ -274,7 +274,7 @@ impl MemIndex {
     }
 
     /// The ordinals of records carrying `term`.
-    pub fn postings(&self, kind: Kind, term: &str) -> std::borrow::Cow<'_, [u32]> {
+    pub(crate) fn postings(&self, kind: Kind, term: &str) -> std::borrow::Cow<'_, [u32]> {
         if kind == Kind::Id {
             return self.ids.postings(term).into();
         }
@@ -286,7 +286,7 @@ impl MemIndex {
 
     /// Every term of `kind` starting with `prefix`, with its postings (unordered). Not for
     /// event ids (look those up one by one with [`MemIndex::postings`]).
-    pub fn terms_with_prefix<'a>(
+    pub(crate) fn terms_with_prefix<'a>(
         &'a self,
         kind: Kind,
         prefix: &'a str,
@@ -298,7 +298,7 @@ impl MemIndex {
     }
 
     /// Serialises the index as a sidecar file describing `segment_len` bytes of segment `base`.
-    pub fn encode(&self, base: u64, segment_len: u64) -> Vec<u8> {
+    pub(crate) fn encode(&self, base: u64, segment_len: u64) -> Vec<u8> {
         let mut entries: Vec<(Kind, &str, &[u32])> = Vec::new();
         let ids = self.ids.entries();
         for kind in Kind::ALL {
@@ -365,7 +365,7 @@ impl MemIndex {
     }
 
     /// Loads a sidecar into memory (to continue an active segment from a checkpoint).
-    pub fn from_file(f: &IndexFile) -> MemIndex {
+    pub(crate) fn from_file(f: &IndexFile) -> MemIndex {
         let mut m = MemIndex::default();
         let n = f.count as usize;
         m.positions = (0..n).filter_map(|i| f.position(i as u32)).collect();
@@ -395,21 +395,21 @@ impl MemIndex {
 }
 
 /// Extension of index sidecars.
-pub const INDEX_EXT: &str = "idx";
+pub(crate) const INDEX_EXT: &str = "idx";
 const MAGIC: &[u8; 8] = b"EVFIDX\0\x01";
 const FORMAT: u32 = 1;
 const HEADER: usize = 64;
 
 /// Sorted ordinals stored in a sidecar (little-endian u32s).
 #[derive(Clone, Copy)]
-pub struct Postings<'a>(&'a [u8]);
+pub(crate) struct Postings<'a>(&'a [u8]);
 
 impl<'a> Postings<'a> {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.len() / 4
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = u32> + 'a {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = u32> + 'a {
         self.0
             .chunks_exact(4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -417,7 +417,7 @@ impl<'a> Postings<'a> {
 }
 
 /// A validated, immutable sidecar.
-pub struct IndexFile {
+pub(crate) struct IndexFile {
     bytes: Arc<Mapped>,
     pub segment_len: u64,
     pub count: u64,
@@ -447,7 +447,7 @@ impl IndexFile {
     /// Checks a sidecar's CRC and structure, and that it describes the segment starting at
     /// `base` and (if given) exactly `segment_len` bytes of it. Every later access stays within
     /// what was checked here.
-    pub fn open(
+    pub(crate) fn open(
         bytes: Arc<Mapped>,
         base: u64,
         segment_len: Option<u64>,
@@ -542,12 +542,12 @@ impl IndexFile {
     }
 
     /// Size of the sidecar in bytes.
-    pub fn byte_len(&self) -> u64 {
+    pub(crate) fn byte_len(&self) -> u64 {
         self.bytes.len() as u64
     }
 
     /// Byte offset of record `ord` in the segment.
-    pub fn position(&self, ord: u32) -> Option<u32> {
+    pub(crate) fn position(&self, ord: u32) -> Option<u32> {
         if u64::from(ord) >= self.count {
             return None;
         }
@@ -555,7 +555,7 @@ impl IndexFile {
     }
 
     /// Time of record `ord`.
-    pub fn time(&self, ord: u32) -> Option<i64> {
+    pub(crate) fn time(&self, ord: u32) -> Option<i64> {
         if u64::from(ord) >= self.count {
             return None;
         }
@@ -563,7 +563,7 @@ impl IndexFile {
     }
 
     /// The first ordinal whose time is at least `t` (`count` if none).
-    pub fn first_at_or_after(&self, t: i64) -> u32 {
+    pub(crate) fn first_at_or_after(&self, t: i64) -> u32 {
         let (mut lo, mut hi) = (0u32, self.count as u32);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -600,7 +600,7 @@ impl IndexFile {
     }
 
     /// Entry `i`: kind, term (as text), postings.
-    pub fn entry(&self, i: u64) -> Option<(Kind, &str, Postings<'_>)> {
+    pub(crate) fn entry(&self, i: u64) -> Option<(Kind, &str, Postings<'_>)> {
         let (k, t, p) = self.entry_raw(i)?;
         Some((k, std::str::from_utf8(t).ok()?, p))
     }
@@ -619,7 +619,7 @@ impl IndexFile {
     }
 
     /// The postings of one term (empty if absent).
-    pub fn postings(&self, kind: Kind, term: &str) -> Postings<'_> {
+    pub(crate) fn postings(&self, kind: Kind, term: &str) -> Postings<'_> {
         let i = self.lower_bound(kind, term.as_bytes());
         match self.entry_raw(i) {
             Some((k, t, p)) if k == kind && t == term.as_bytes() => p,
@@ -628,7 +628,7 @@ impl IndexFile {
     }
 
     /// Every term of `kind` starting with `prefix`, in order, with its postings.
-    pub fn terms_with_prefix<'a>(
+    pub(crate) fn terms_with_prefix<'a>(
         &'a self,
         kind: Kind,
         prefix: &'a str,

@@ -13,7 +13,7 @@ use crate::record;
 use crate::storage::Storage;
 
 /// Name of the removal manifest.
-pub const MANIFEST_FILE: &str = "removed.json";
+pub(crate) const MANIFEST_FILE: &str = "removed.json";
 
 /// A seq range whose segments were removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -35,6 +35,7 @@ pub enum Direction {
 /// # let _ = (first_ten, newest_from_v5_down);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[must_use]
 pub struct Read {
     pub(crate) direction: Direction,
     pub(crate) from: Option<u64>,
@@ -78,6 +79,7 @@ impl Read {
 /// One item of a DCB-style query: matches an event whose type is any of `types` (or any type
 /// if empty) and which carries every one of `tags`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[must_use]
 pub struct QueryItem {
     /// Event types, any of (empty: any type).
     pub types: Vec<String>,
@@ -121,6 +123,7 @@ impl QueryItem {
 /// # let _ = (q, dcb);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[must_use]
 pub struct Query {
     pub(crate) streams: Vec<String>,
     pub(crate) prefix: Option<String>,

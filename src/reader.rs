@@ -57,6 +57,7 @@ enum Check {
 
 /// An iterator over events. Each item is an event or the error that ended the read (damage found
 /// on disk, or an I/O error); after an error the iterator is exhausted.
+#[must_use = "iterators are lazy: an Events does nothing until read"]
 pub struct Events {
     sources: VecDeque<Source>,
     backward: bool,

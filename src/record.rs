@@ -14,18 +14,18 @@ use crate::event::RecordedEvent;
 use crate::time::{Micros, format_rfc3339, parse_rfc3339};
 
 /// The segment format this build writes and reads.
-pub const FORMAT_VERSION: u64 = 1;
+pub(crate) const FORMAT_VERSION: u64 = 1;
 
 /// `,"crc":"` + 8 hex digits + `"}`.
 const SUFFIX_LEN: usize = 18;
 const SUFFIX_HEAD: &[u8] = b",\"crc\":\"";
 
 /// Room a line may take beyond the event size limit (position fields, metadata framing).
-pub const LINE_SLACK: usize = 64 * 1024;
+pub(crate) const LINE_SLACK: usize = 64 * 1024;
 
 /// Appends the frame suffix for the bytes `buf[start..]` (which must be a JSON object without
 /// its closing brace) and a newline.
-pub fn seal_line(buf: &mut Vec<u8>, start: usize) {
+pub(crate) fn seal_line(buf: &mut Vec<u8>, start: usize) {
     let crc = crc32fast::hash(&buf[start..]);
     buf.extend_from_slice(SUFFIX_HEAD);
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -36,7 +36,7 @@ pub fn seal_line(buf: &mut Vec<u8>, start: usize) {
 }
 
 /// Checks the frame of one line (without its newline): shape of the suffix and the CRC.
-pub fn check_frame(line: &[u8]) -> Result<(), String> {
+pub(crate) fn check_frame(line: &[u8]) -> Result<(), String> {
     if line.len() < SUFFIX_LEN + 2 || line[0] != b'{' {
         return Err(format!(
             "line of {} bytes is not a framed record",
@@ -76,7 +76,7 @@ fn push_u64(buf: &mut Vec<u8>, v: u64) {
 }
 
 /// The fields of one record, borrowed from the caller, ready to encode.
-pub struct RecordOut<'a> {
+pub(crate) struct RecordOut<'a> {
     pub seq: u64,
     pub id: &'a str,
     pub stream: &'a str,
@@ -92,7 +92,7 @@ pub struct RecordOut<'a> {
 }
 
 /// Appends one framed record line to `buf`.
-pub fn encode_record(buf: &mut Vec<u8>, r: &RecordOut<'_>) {
+pub(crate) fn encode_record(buf: &mut Vec<u8>, r: &RecordOut<'_>) {
     let start = buf.len();
     buf.extend_from_slice(b"{\"seq\":");
     push_u64(buf, r.seq);
@@ -125,7 +125,7 @@ pub fn encode_record(buf: &mut Vec<u8>, r: &RecordOut<'_>) {
 /// A record's position fields and raw metadata, parsed from a checked line and borrowing from
 /// it (the data is checked as JSON but not kept: the read path uses [`decode_event`]).
 #[derive(Deserialize)]
-pub struct RecordRef<'a> {
+pub(crate) struct RecordRef<'a> {
     pub seq: u64,
     #[serde(borrow)]
     pub id: Cow<'a, str>,
@@ -152,13 +152,13 @@ pub struct RecordRef<'a> {
 }
 
 /// A record's position fields, parsed from a checked line: what recovery and scans need.
-pub struct RecordMeta<'a> {
+pub(crate) struct RecordMeta<'a> {
     pub rec: RecordRef<'a>,
     pub time: Micros,
 }
 
 /// Checks the frame and parses a record line (without its newline).
-pub fn decode_record(line: &[u8]) -> Result<RecordMeta<'_>, String> {
+pub(crate) fn decode_record(line: &[u8]) -> Result<RecordMeta<'_>, String> {
     check_frame(line)?;
     let text = std::str::from_utf8(line).map_err(|e| format!("record is not UTF-8: {e}"))?;
     let rec: RecordRef<'_> =
@@ -192,7 +192,7 @@ struct IndexedMeta {
 
 impl RecordMeta<'_> {
     /// The index terms of this record.
-    pub fn terms(&self) -> Result<crate::index::Terms, String> {
+    pub(crate) fn terms(&self) -> Result<crate::index::Terms, String> {
         let meta: IndexedMeta = serde_json::from_str(self.rec.meta.get())
             .map_err(|e| format!("malformed meta: {e}"))?;
         let tags: Vec<String> = serde_json::from_str(self.rec.tags.get())
@@ -227,7 +227,7 @@ struct RecordOwned<'a> {
 }
 
 /// Checks the frame and decodes a record line (without its newline) into an event.
-pub fn decode_event(line: &[u8]) -> Result<RecordedEvent, String> {
+pub(crate) fn decode_event(line: &[u8]) -> Result<RecordedEvent, String> {
     check_frame(line)?;
     // One UTF-8 check of the whole line, then a parser that does not repeat it per string.
     let text = std::str::from_utf8(line).map_err(|e| format!("record is not UTF-8: {e}"))?;
@@ -256,7 +256,7 @@ struct HeaderLine<'a> {
 }
 
 /// Encodes a segment header line.
-pub fn encode_header(base_seq: u64) -> Vec<u8> {
+pub(crate) fn encode_header(base_seq: u64) -> Vec<u8> {
     let mut buf = Vec::with_capacity(80);
     buf.extend_from_slice(b"{\"eventfile\":\"segment\",\"format\":");
     push_u64(&mut buf, FORMAT_VERSION);
@@ -267,7 +267,7 @@ pub fn encode_header(base_seq: u64) -> Vec<u8> {
 }
 
 /// What a header line said.
-pub enum Header {
+pub(crate) enum Header {
     /// A valid header of the format this build reads.
     Ok { base_seq: u64 },
     /// A valid header of another format version.
@@ -275,7 +275,7 @@ pub enum Header {
 }
 
 /// Checks and parses a segment header line (without its newline).
-pub fn decode_header(line: &[u8]) -> Result<Header, String> {
+pub(crate) fn decode_header(line: &[u8]) -> Result<Header, String> {
     check_frame(line)?;
     let h: HeaderLine<'_> =
         serde_json::from_slice(line).map_err(|e| format!("malformed segment header: {e}"))?;
@@ -292,7 +292,7 @@ pub fn decode_header(line: &[u8]) -> Result<Header, String> {
 
 /// Encodes an arbitrary serialisable object as a framed line (used for the store config and
 /// the like).
-pub fn encode_object<T: serde::Serialize>(value: &T) -> Vec<u8> {
+pub(crate) fn encode_object<T: serde::Serialize>(value: &T) -> Vec<u8> {
     let mut buf = serde_json::to_vec(value).expect("serialising plain data cannot fail");
     debug_assert_eq!(buf.last(), Some(&b'}'));
     buf.pop();
@@ -301,7 +301,7 @@ pub fn encode_object<T: serde::Serialize>(value: &T) -> Vec<u8> {
 }
 
 /// Checks the frame of a single-line file and parses it.
-pub fn decode_object<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, String> {
+pub(crate) fn decode_object<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, String> {
     let line = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     if memchr::memchr(b'\n', line).is_some() {
         return Err("more than one line".into());
@@ -311,7 +311,7 @@ pub fn decode_object<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Strin
 }
 
 /// Formats a time for a record.
-pub fn record_time(micros: Micros) -> String {
+pub(crate) fn record_time(micros: Micros) -> String {
     format_rfc3339(micros)
 }
 

@@ -32,6 +32,7 @@ use crate::store::{Inner, Store};
 
 /// One removed (or removable) segment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct RemovedSegment {
     /// Its file name.
     pub file: String,
@@ -47,6 +48,7 @@ pub struct RemovedSegment {
 
 /// What a retention or compaction run removed (or, on a dry run, would remove).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct RemovalReport {
     /// Whether this was a dry run (nothing removed).
     pub dry_run: bool,

@@ -14,15 +14,15 @@ use crate::record::{self, Header, RecordMeta};
 use crate::storage::{Mapped, StorageFile};
 
 /// Extension of segment files.
-pub const SEGMENT_EXT: &str = "jsonl";
+pub(crate) const SEGMENT_EXT: &str = "jsonl";
 
 /// The file name of the segment whose first seq is `base`: 20 digits, so names sort as numbers.
-pub fn segment_name(base: u64) -> String {
+pub(crate) fn segment_name(base: u64) -> String {
     format!("{base:020}.{SEGMENT_EXT}")
 }
 
 /// The base seq a segment file name encodes, if `name` is a segment file name.
-pub fn parse_segment_name(name: &str) -> Option<u64> {
+pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
     let stem = name.strip_suffix(".jsonl")?;
     if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -37,7 +37,7 @@ pub(crate) fn index_path(dir: &Path, base: u64) -> std::path::PathBuf {
 
 /// Where a segment's bytes come from.
 #[derive(Clone)]
-pub enum SegmentData {
+pub(crate) enum SegmentData {
     /// A sealed segment, mapped (or read) whole.
     Sealed(Arc<Mapped>),
     /// The active segment (or one not known to be sealed), read with `pread`.
@@ -62,7 +62,7 @@ impl SegmentData {
 
 /// Reads lines of a segment up to a fixed end offset, forwards or backwards, with bounded memory:
 /// no line longer than `max_line` is ever buffered.
-pub struct Lines {
+pub(crate) struct Lines {
     data: SegmentData,
     end: u64,
     max_line: usize,
@@ -71,7 +71,7 @@ pub struct Lines {
 }
 
 /// Where the line starting at some offset ends.
-pub enum LineEnd {
+pub(crate) enum LineEnd {
     /// A complete line of this many bytes (the newline excluded).
     Line(usize),
     /// The bytes up to `end` hold no newline: a torn final line.
@@ -91,7 +91,7 @@ fn short() -> std::io::Error {
 
 impl Lines {
     /// A reader of `data` that never looks at or beyond `end`.
-    pub fn new(data: SegmentData, end: u64, max_line: usize) -> Lines {
+    pub(crate) fn new(data: SegmentData, end: u64, max_line: usize) -> Lines {
         Lines {
             data,
             end,
@@ -102,13 +102,13 @@ impl Lines {
     }
 
     /// The offset reads stop at.
-    pub fn end(&self) -> u64 {
+    pub(crate) fn end(&self) -> u64 {
         self.end
     }
 
     /// The bytes `[start, start + len)`, which must lie below `end`; a read, if needed, also
     /// fetches what follows (up to 256 KiB).
-    pub fn window(&mut self, start: u64, len: usize) -> std::io::Result<&[u8]> {
+    pub(crate) fn window(&mut self, start: u64, len: usize) -> std::io::Result<&[u8]> {
         let stop = start + len as u64;
         debug_assert!(stop <= self.end);
         if !self.covers(start, len) {
@@ -123,7 +123,7 @@ impl Lines {
     }
 
     /// Whether `[start, start + len)` is already in memory (always, for a mapped segment).
-    pub fn covers(&self, start: u64, len: usize) -> bool {
+    pub(crate) fn covers(&self, start: u64, len: usize) -> bool {
         let stop = start + len as u64;
         matches!(self.data, SegmentData::Sealed(_))
             || stop <= self.data.mapped().len() as u64
@@ -131,7 +131,7 @@ impl Lines {
     }
 
     /// Reads exactly `[start, end)` into memory with one `pread` (a no-op where it is mapped).
-    pub fn load(&mut self, start: u64, end: u64) -> std::io::Result<()> {
+    pub(crate) fn load(&mut self, start: u64, end: u64) -> std::io::Result<()> {
         let f = match &self.data {
             SegmentData::Sealed(_) => return Ok(()),
             _ if end <= self.data.mapped().len() as u64 => return Ok(()),
@@ -152,7 +152,7 @@ impl Lines {
     }
 
     /// Finds the end of the line starting at `pos`.
-    pub fn line_end(&mut self, pos: u64) -> std::io::Result<LineEnd> {
+    pub(crate) fn line_end(&mut self, pos: u64) -> std::io::Result<LineEnd> {
         let avail = self.end.saturating_sub(pos);
         let cap = (self.max_line as u64 + 1).min(avail) as usize;
         // Search what is already in memory first: a scan reads each chunk once, not per line.
@@ -195,7 +195,7 @@ impl Lines {
 }
 
 /// Reads and checks a segment's header; returns its base seq and the offset of the first record.
-pub fn read_header(lines: &mut Lines, path: &Path) -> Result<(u64, u64)> {
+pub(crate) fn read_header(lines: &mut Lines, path: &Path) -> Result<(u64, u64)> {
     let io = |e| Error::io("read", path, e);
     match lines.line_end(0).map_err(io)? {
         LineEnd::Line(n) => {
@@ -215,7 +215,7 @@ pub fn read_header(lines: &mut Lines, path: &Path) -> Result<(u64, u64)> {
 
 /// One record seen by a scan: what the stream table and indexes need.
 #[derive(Debug, Clone)]
-pub struct Scanned {
+pub(crate) struct Scanned {
     pub seq: u64,
     pub version: u64,
     pub time: i64,
@@ -226,7 +226,7 @@ pub struct Scanned {
 
 /// How the valid data of a scanned segment ends.
 #[derive(Debug)]
-pub enum ScanEnd {
+pub(crate) enum ScanEnd {
     /// Every byte up to the end belongs to complete batches.
     Clean,
     /// The bytes from `valid_end` on are a torn tail: a partial batch, a torn line, or damaged
@@ -237,7 +237,7 @@ pub enum ScanEnd {
 }
 
 /// The result of scanning a segment.
-pub struct ScanResult {
+pub(crate) struct ScanResult {
     /// End offset of the last complete batch.
     pub valid_end: u64,
     /// What follows `valid_end`.
@@ -247,7 +247,7 @@ pub struct ScanResult {
 /// Scans the records of a segment from `start` (a record boundary) up to the reader's end,
 /// checking every frame. `on_batch` is called with each complete batch, in order; an error it
 /// returns stops the scan and is returned.
-pub fn scan(
+pub(crate) fn scan(
     lines: &mut Lines,
     path: &Path,
     start: u64,

@@ -13,7 +13,7 @@ use crate::storage::{Mapped, Storage, StorageFile};
 
 /// A segment known to the store.
 #[derive(Clone)]
-pub struct Segment {
+pub(crate) struct Segment {
     /// First seq the segment holds (or would hold, if empty).
     pub base: u64,
     /// Its file.

@@ -77,7 +77,7 @@ pub trait Storage: Send + Sync + fmt::Debug {
 }
 
 /// Holds a lock taken with [`Storage::try_lock`] until dropped.
-pub type LockGuard = Box<dyn std::any::Any + Send + Sync>;
+pub(crate) type LockGuard = Box<dyn std::any::Any + Send + Sync>;
 
 /// The real file system.
 #[derive(Debug, Default, Clone, Copy)]

@@ -12,7 +12,7 @@ use crate::state::State;
 use crate::storage::{LockGuard, Storage};
 
 /// Name of the lock file the writer holds.
-pub const LOCK_FILE: &str = "LOCK";
+pub(crate) const LOCK_FILE: &str = "LOCK";
 
 pub(crate) struct Inner {
     pub dir: PathBuf,

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub type Micros = i64;
 
 /// The wall clock, in microseconds (0 for a clock before 1970).
-pub fn now_micros() -> Micros {
+pub(crate) fn now_micros() -> Micros {
     match SystemTime::now().duration_since(UNIX_EPOCH) {
         Ok(d) => micros_of(d),
         Err(_) => 0,

@@ -22,6 +22,7 @@ use crate::storage::{OsStorage, Storage};
 
 /// One thing wrong with a store.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Problem {
     /// The file.
     pub path: PathBuf,
@@ -45,6 +46,7 @@ impl fmt::Display for Problem {
 
 /// What [`verify`] found.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct VerifyReport {
     /// Segments read.
     pub segments: usize,
