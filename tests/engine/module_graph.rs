@@ -1,0 +1,167 @@
+//! The library's modules import each other without a cycle, so that the engine stays layered
+//! (`docs/design.md`, "The module graph"): a change that makes a lower module import a higher
+//! one fails here, naming the modules of the cycle.
+//!
+//! A module is a file `src/NAME.rs` together with `src/NAME/*.rs`; its imports are the
+//! `crate::NAME` paths outside its `#[cfg(test)] mod tests`. The binary's sources are not the
+//! library's.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Module name → the modules it imports.
+fn graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut texts: BTreeMap<String, String> = BTreeMap::new();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let path = entry.unwrap().path();
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        if stem == "lib" || stem == "main" || stem == "bin" {
+            continue;
+        }
+        let text = texts.entry(stem.to_owned()).or_default();
+        if path.is_dir() {
+            for sub in std::fs::read_dir(&path).unwrap() {
+                let sub = sub.unwrap().path();
+                if sub.extension().is_some_and(|e| e == "rs") {
+                    text.push_str(&std::fs::read_to_string(sub).unwrap());
+                }
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            text.push_str(&std::fs::read_to_string(&path).unwrap());
+        }
+    }
+    let names: BTreeSet<String> = texts.keys().cloned().collect();
+    texts
+        .iter()
+        .map(|(name, text)| {
+            let code = text.split("#[cfg(test)]\nmod tests").next().unwrap();
+            let deps = imports(code)
+                .into_iter()
+                .filter(|d| d != name && names.contains(d))
+                .collect();
+            (name.clone(), deps)
+        })
+        .collect()
+}
+
+/// The first segment of every `crate::` path in `code`, including each name of a grouped
+/// `use crate::{a, b::c};`.
+fn imports(code: &str) -> BTreeSet<String> {
+    let ident = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut out = BTreeSet::new();
+    for (i, _) in code.match_indices("crate::") {
+        let rest = &code[i + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let mut depth = 0;
+            let mut item = String::new();
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        out.insert(ident(item.trim()));
+                        item.clear();
+                    }
+                    _ if depth == 0 => item.push(c),
+                    _ => {}
+                }
+            }
+            out.insert(ident(item.trim()));
+        } else {
+            out.insert(ident(rest));
+        }
+    }
+    out.remove("");
+    out
+}
+
+/// Strongly connected components of more than one module (Tarjan).
+fn cycles(g: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
+    struct Walk<'a> {
+        g: &'a BTreeMap<String, BTreeSet<String>>,
+        index: BTreeMap<&'a str, usize>,
+        low: BTreeMap<&'a str, usize>,
+        stack: Vec<&'a str>,
+        out: Vec<Vec<String>>,
+    }
+    impl<'a> Walk<'a> {
+        fn visit(&mut self, v: &'a str) {
+            let n = self.index.len();
+            self.index.insert(v, n);
+            self.low.insert(v, n);
+            self.stack.push(v);
+            for w in &self.g[v] {
+                if !self.index.contains_key(w.as_str()) {
+                    self.visit(w);
+                    let lw = self.low[w.as_str()];
+                    let lv = self.low.get_mut(v).unwrap();
+                    *lv = (*lv).min(lw);
+                } else if self.stack.contains(&w.as_str()) {
+                    let iw = self.index[w.as_str()];
+                    let lv = self.low.get_mut(v).unwrap();
+                    *lv = (*lv).min(iw);
+                }
+            }
+            if self.low[v] == self.index[v] {
+                let mut comp = Vec::new();
+                while let Some(w) = self.stack.pop() {
+                    comp.push(w.to_owned());
+                    if w == v {
+                        break;
+                    }
+                }
+                if comp.len() > 1 {
+                    comp.sort();
+                    self.out.push(comp);
+                }
+            }
+        }
+    }
+    let mut walk = Walk {
+        g,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        out: Vec::new(),
+    };
+    for v in g.keys() {
+        if !walk.index.contains_key(v.as_str()) {
+            walk.visit(v);
+        }
+    }
+    walk.out
+}
+
+#[test]
+fn the_library_modules_import_each_other_without_a_cycle() {
+    let g = graph(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    assert!(g.len() > 20, "found only {} modules: {g:?}", g.len());
+    assert!(g["writer"].contains("state") && g["state"].contains("segments"));
+    let found = cycles(&g);
+    assert!(found.is_empty(), "modules that import each other: {found:?}");
+}
+
+#[test]
+fn the_cycle_finder_finds_a_cycle() {
+    let g: BTreeMap<String, BTreeSet<String>> = [
+        ("a", vec!["b"]),
+        ("b", vec!["c"]),
+        ("c", vec!["a"]),
+        ("d", vec!["a"]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.into_iter().map(str::to_owned).collect()))
+    .collect();
+    assert_eq!(cycles(&g), vec![vec!["a", "b", "c"]]);
+    assert_eq!(
+        imports("use crate::{a::{X, Y}, b, c::d};\nlet _ = crate::e::f();"),
+        ["a", "b", "c", "e"].map(str::to_owned).into()
+    );
+}
