@@ -26,7 +26,92 @@ pub(crate) struct StreamEntry {
 }
 
 /// Per stream, in name order: its current version and the sealed segments holding its events.
-pub(crate) type StreamTable = BTreeMap<String, StreamEntry>;
+///
+/// Read through `Deref`; changed only by the methods below, the one place that builds it (from
+/// appends, scanned records, sidecars, removed ranges and sealing).
+#[derive(Debug, Default)]
+pub(crate) struct StreamTable(BTreeMap<String, StreamEntry>);
+
+impl std::ops::Deref for StreamTable {
+    type Target = BTreeMap<String, StreamEntry>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl StreamTable {
+    /// Applies `f` to the entry of `stream`, made empty if missing (one lookup, and no name
+    /// allocated, when it is present: this is on the append path).
+    fn with_entry(&mut self, stream: &str, f: impl FnOnce(&mut StreamEntry)) {
+        match self.0.get_mut(stream) {
+            Some(e) => f(e),
+            None => {
+                let mut e = StreamEntry::default();
+                f(&mut e);
+                self.0.insert(stream.to_owned(), e);
+            }
+        }
+    }
+
+    /// `n` more events of `stream` were written.
+    pub(crate) fn add(&mut self, stream: &str, n: u64) {
+        self.with_entry(stream, |e| e.version += n);
+    }
+
+    /// The segment at `base` was sealed holding events of `streams`: record it, with each
+    /// stream's version there.
+    pub(crate) fn sealed<'a>(&mut self, base: u64, streams: impl IntoIterator<Item = &'a str>) {
+        for name in streams {
+            if let Some(e) = self.0.get_mut(name) {
+                let v = e.version;
+                e.sealed.push((base, v));
+            }
+        }
+    }
+
+    /// Adds a whole segment's (or removed range's) counts per stream, `(name, events)` in name
+    /// order, and with `sealed` records the segment at `base` as holding each of them.
+    pub(crate) fn add_segment<'a>(
+        &mut self,
+        base: u64,
+        counts: impl IntoIterator<Item = (&'a str, u64)>,
+        sealed: bool,
+        many: bool,
+    ) {
+        let apply = |entry: &mut StreamEntry, n: u64| {
+            entry.version += n;
+            if sealed {
+                entry.sealed.push((base, entry.version));
+            }
+        };
+        if !many {
+            for (name, n) in counts {
+                self.with_entry(name, |e| apply(e, n));
+            }
+            return;
+        }
+        // Sorted counts that are a large part of the table: merge the two in one pass and
+        // rebuild the table from the sorted result (a profile of opening 1,000,000 events in
+        // 100,000 streams spent 40% in one tree lookup per term).
+        let old = std::mem::take(&mut self.0);
+        let mut merged: Vec<(String, StreamEntry)> = Vec::with_capacity(old.len());
+        let mut old = old.into_iter().peekable();
+        for (name, n) in counts {
+            while let Some(kv) = old.next_if(|(k, _)| k.as_str() < name) {
+                merged.push(kv);
+            }
+            let mut kv = old
+                .next_if(|(k, _)| k == name)
+                .unwrap_or_else(|| (name.to_owned(), StreamEntry::default()));
+            apply(&mut kv.1, n);
+            merged.push(kv);
+        }
+        merged.extend(old);
+        // Sorted input: collecting builds the tree in one pass.
+        self.0 = merged.into_iter().collect();
+    }
+}
 
 /// Everything the writer and the readers share, behind one mutex held only briefly.
 pub(crate) struct State {
@@ -52,7 +137,7 @@ impl State {
     pub(crate) fn new(maps: Arc<MapCache>) -> State {
         State {
             log: SegmentSet::new(maps),
-            streams: BTreeMap::new(),
+            streams: StreamTable::default(),
             deletions: DeletionState::default(),
             removed: Removed::default(),
             next_seq: 1,
@@ -83,12 +168,10 @@ impl State {
         pinned: bool,
     ) {
         let (base, mem) = self.log.seal_active(storage, dir, data, index, pinned);
-        for (name, _) in mem.terms_with_prefix(Kind::Stream, "") {
-            if let Some(e) = self.streams.get_mut(name) {
-                let v = e.version;
-                e.sealed.push((base, v));
-            }
-        }
+        self.streams.sealed(
+            base,
+            mem.terms_with_prefix(Kind::Stream, "").map(|(n, _)| n),
+        );
     }
     /// What is deleted of `stream`, if anything; a tombstoned stream is refused with
     /// [`Error::StreamDeleted`], as every operation on it is.

@@ -17,7 +17,7 @@ use crate::index::Kind;
 use crate::lookup::{self, Batch};
 use crate::record::{self, RecordOut};
 use crate::recovery;
-use crate::state::{State, StreamEntry};
+use crate::state::State;
 use crate::store::{Inner, Store};
 
 /// One stream's part of a batch, borrowed.
@@ -507,19 +507,7 @@ impl Inner {
         let mut seq = st.next_seq;
         let mut offsets = rel_offsets.iter().map(|o| at + o);
         for (p, ids) in parts.iter().zip(ids) {
-            match st.streams.get_mut(p.stream) {
-                Some(e) => e.version += p.events.len() as u64,
-                None => {
-                    let version = p.events.len() as u64;
-                    st.streams.insert(
-                        p.stream.to_owned(),
-                        StreamEntry {
-                            version,
-                            sealed: Vec::new(),
-                        },
-                    );
-                }
-            }
+            st.streams.add(p.stream, p.events.len() as u64);
             for (e, id) in p.events.iter().zip(ids) {
                 let off = offsets.next().expect("one offset per event");
                 let key = key.filter(|_| seq == st.next_seq);
