@@ -5,6 +5,7 @@
 //! The scan here checks every frame and reports where the valid data ends and whether what
 //! follows is a torn tail or damage in the middle; it never decides what to do about it.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -244,48 +245,121 @@ pub(crate) struct ScanResult {
     pub end: ScanEnd,
 }
 
+/// One line of a segment, as [`walk`] finds it.
+pub(crate) enum Step<'a> {
+    /// A line whose frame and record checks pass; the next line starts at `next`.
+    Record {
+        offset: u64,
+        next: u64,
+        meta: RecordMeta<'a>,
+    },
+    /// A complete line that fails them, and why.
+    Bad { offset: u64, reason: String },
+}
+
+/// Where a [`walk`] stopped.
+pub(crate) enum WalkEnd {
+    /// At the reader's end, after a complete line (or the visitor stopped it).
+    Clean,
+    /// At a final line with no newline, starting at `offset`.
+    Partial { offset: u64 },
+    /// At `offset`, where no line end lies within the line limit.
+    TooLong { offset: u64 },
+}
+
+/// Walks the lines of a segment from `start` (a line boundary) up to the reader's end, handing
+/// each to `visit`: a checked record, or a complete line that fails the checks (the walk goes on
+/// past it if `visit` continues). The one place that frames and decodes a segment's lines:
+/// recovery, `reindex` and `verify` all read segments through it, and differ only in what they
+/// do with each line.
+pub(crate) fn walk(
+    lines: &mut Lines,
+    path: &Path,
+    start: u64,
+    mut visit: impl FnMut(Step<'_>) -> Result<ControlFlow<()>>,
+) -> Result<WalkEnd> {
+    let io = |e| Error::io("read", path, e);
+    let mut pos = start;
+    while pos < lines.end() {
+        let n = match lines.line_end(pos).map_err(io)? {
+            LineEnd::Line(n) => n,
+            LineEnd::Partial => return Ok(WalkEnd::Partial { offset: pos }),
+            LineEnd::TooLong => return Ok(WalkEnd::TooLong { offset: pos }),
+        };
+        let line = lines.window(pos, n).map_err(io)?;
+        let step = match record::decode_record(line) {
+            Ok(meta) => Step::Record {
+                offset: pos,
+                next: pos + n as u64 + 1,
+                meta,
+            },
+            Err(reason) => Step::Bad {
+                offset: pos,
+                reason,
+            },
+        };
+        if visit(step)?.is_break() {
+            break;
+        }
+        pos += n as u64 + 1;
+    }
+    Ok(WalkEnd::Clean)
+}
+
 /// Scans the records of a segment from `start` (a record boundary) up to the reader's end,
 /// checking every frame. `on_batch` is called with each complete batch, in order; an error it
-/// returns stops the scan and is returned.
+/// returns stops the scan and is returned. The scan stops at the first line that fails (a
+/// record whose terms do not parse fails too), and tells a torn tail from damage in the middle.
 pub(crate) fn scan(
     lines: &mut Lines,
     path: &Path,
     start: u64,
     mut on_batch: impl FnMut(&[Scanned]) -> Result<()>,
 ) -> Result<ScanResult> {
-    let io = |e| Error::io("read", path, e);
-    let mut pos = start;
     let mut valid_end = start;
     let mut batch: Vec<Scanned> = Vec::new();
-    let end = lines.end();
-    while pos < end {
-        let problem = match lines.line_end(pos).map_err(io)? {
-            LineEnd::Line(n) => {
-                let line = lines.window(pos, n).map_err(io)?;
-                match record::decode_record(line).and_then(|m| Ok((m.terms()?, m))) {
-                    Ok((terms, RecordMeta { rec, time })) => {
-                        batch.push(Scanned {
-                            seq: rec.seq,
-                            version: rec.version,
-                            time,
-                            offset: pos,
-                            terms,
-                        });
-                        pos += n as u64 + 1;
-                        if !rec.more {
-                            on_batch(&batch)?;
-                            batch.clear();
-                            valid_end = pos;
-                        }
-                        continue;
-                    }
-                    Err(reason) => reason,
-                }
+    let mut failed: Option<(u64, String)> = None;
+    let max_line = lines.max_line;
+    let walked = walk(lines, path, start, |step| {
+        let (offset, next, meta) = match step {
+            Step::Record { offset, next, meta } => (offset, next, meta),
+            Step::Bad { offset, reason } => {
+                failed = Some((offset, reason));
+                return Ok(ControlFlow::Break(()));
             }
-            LineEnd::Partial => "torn final line (no newline)".to_string(),
-            LineEnd::TooLong => format!("no line end within {} bytes", lines.max_line),
         };
-        // The first bad frame. Damage in the middle if any valid frame follows it.
+        let terms = match meta.terms() {
+            Ok(t) => t,
+            Err(reason) => {
+                failed = Some((offset, reason));
+                return Ok(ControlFlow::Break(()));
+            }
+        };
+        let RecordMeta { rec, time } = meta;
+        batch.push(Scanned {
+            seq: rec.seq,
+            version: rec.version,
+            time,
+            offset,
+            terms,
+        });
+        if !rec.more {
+            on_batch(&batch)?;
+            batch.clear();
+            valid_end = next;
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    let failed = failed.or(match walked {
+        WalkEnd::Clean => None,
+        WalkEnd::Partial { offset } => Some((offset, "torn final line (no newline)".to_string())),
+        WalkEnd::TooLong { offset } => {
+            Some((offset, format!("no line end within {max_line} bytes")))
+        }
+    });
+    if let Some((pos, problem)) = failed {
+        // The first bad line. Damage in the middle if any valid frame follows it.
+        let io = |e| Error::io("read", path, e);
         let end = if let Some(at) = valid_frame_after(lines, pos).map_err(io)? {
             ScanEnd::Damaged {
                 offset: pos,

@@ -10,14 +10,14 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io::ErrorKind;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config;
 use crate::error::{Error, Result};
 use crate::index::{INDEX_EXT, MemIndex};
-use crate::record;
-use crate::segment::{self, LineEnd, Lines, SegmentData, parse_segment_name};
+use crate::segment::{self, Lines, SegmentData, Step, WalkEnd, parse_segment_name};
 use crate::storage::{OsStorage, Storage};
 
 /// One thing wrong with a store.
@@ -328,7 +328,7 @@ impl Verifier {
             .map_err(|e| Error::io("open", path, e))?;
         let len = file.len().map_err(|e| Error::io("stat", path, e))?;
         let mut lines = Lines::new(SegmentData::File(Arc::clone(&file)), len, max_line);
-        let (header_base, mut pos) = match segment::read_header(&mut lines, path) {
+        let (header_base, pos) = match segment::read_header(&mut lines, path) {
             Ok(h) => h,
             Err(Error::Corrupt { .. })
                 if is_last && !crate::recovery::has_valid_record(&mut lines, path)? =>
@@ -373,42 +373,18 @@ impl Verifier {
         }
         let mut index = MemIndex::default();
         let mut open_batch: Option<u64> = None;
-        let io = |e| Error::io("read", path, e);
-        while pos < len {
-            let n = match lines.line_end(pos).map_err(io)? {
-                LineEnd::Line(n) => n,
-                LineEnd::Partial if is_last => {
-                    self.report.notes.push(format!(
-                        "{} ends in a torn record at byte {pos} (cut by the next writer open)",
-                        path.display()
-                    ));
-                    return Ok(());
-                }
-                LineEnd::Partial => {
-                    self.problem(
-                        path.to_owned(),
-                        pos,
-                        "sealed segment ends in a torn record".into(),
-                    );
-                    return Ok(());
-                }
-                LineEnd::TooLong => {
-                    self.problem(
-                        path.to_owned(),
-                        pos,
-                        format!("no line end within {max_line} bytes"),
-                    );
-                    return Ok(());
-                }
-            };
-            let line = lines.window(pos, n).map_err(io)?;
-            match record::decode_record(line) {
-                Err(reason) => {
-                    self.problem(path.to_owned(), pos, reason);
+        let ended = segment::walk(&mut lines, path, pos, |step| {
+            match step {
+                Step::Bad { offset, reason } => {
+                    self.problem(path.to_owned(), offset, reason);
                     self.damaged_since_good += 1;
                     self.damaged_total += 1;
                 }
-                Ok(m) => {
+                Step::Record {
+                    offset: pos,
+                    meta: m,
+                    ..
+                } => {
                     let rec = &m.rec;
                     // Records lost to damage already reported explain a gap of their size.
                     let explained = rec.seq >= self.next_seq
@@ -451,7 +427,33 @@ impl Verifier {
                     };
                 }
             }
-            pos += n as u64 + 1;
+            Ok(ControlFlow::Continue(()))
+        })?;
+        match ended {
+            WalkEnd::Clean => {}
+            WalkEnd::Partial { offset } if is_last => {
+                self.report.notes.push(format!(
+                    "{} ends in a torn record at byte {offset} (cut by the next writer open)",
+                    path.display()
+                ));
+                return Ok(());
+            }
+            WalkEnd::Partial { offset } => {
+                self.problem(
+                    path.to_owned(),
+                    offset,
+                    "sealed segment ends in a torn record".into(),
+                );
+                return Ok(());
+            }
+            WalkEnd::TooLong { offset } => {
+                self.problem(
+                    path.to_owned(),
+                    offset,
+                    format!("no line end within {max_line} bytes"),
+                );
+                return Ok(());
+            }
         }
         if let Some(at) = open_batch {
             if is_last {
