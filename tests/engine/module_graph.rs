@@ -145,7 +145,10 @@ fn the_library_modules_import_each_other_without_a_cycle() {
     assert!(g.len() > 20, "found only {} modules: {g:?}", g.len());
     assert!(g["writer"].contains("state") && g["state"].contains("segments"));
     let found = cycles(&g);
-    assert!(found.is_empty(), "modules that import each other: {found:?}");
+    assert!(
+        found.is_empty(),
+        "modules that import each other: {found:?}"
+    );
 }
 
 #[test]
