@@ -11,6 +11,11 @@
 //!
 //! Arguments are parsed into typed values in `args.rs` (clap reports a malformed one with status
 //! 2 before any store is touched); the commands then run on those values.
+//!
+//! This crate owns the tool: argument parsing, the JSON-lines output, progress bars, exit codes
+//! and the demo. It uses only the `eventfile` crate's public API, like any application: it must
+//! never read or write store files itself, nor need a library feature, and the library must never
+//! need anything from it (so that depending on `eventfile` compiles no clap or indicatif).
 
 mod args;
 mod bench;
