@@ -12,6 +12,9 @@
 //!   (first event 1; an empty stream is at 0).
 //! * The log is a set of **JSONL segment files**: every line is one event, valid JSON with a
 //!   CRC-32 frame, so `jq` reads a segment directly. See `docs/format.md`.
+//! * [`EventStore`] is what an application needs of an event store, whatever keeps the events:
+//!   [`Store`] implements it, and so does [`MemoryStore`], the same semantics in memory for
+//!   unit tests.
 //!
 //! ```
 //! use eventfile::{ExpectedVersion, NewEvent, Read, Store};
@@ -54,6 +57,7 @@ mod index;
 pub mod internals;
 mod lifecycle;
 mod lookup;
+mod memory;
 #[cfg(test)]
 mod model_tests;
 mod query;
@@ -89,6 +93,7 @@ pub use event::{
     validate_id, validate_key, validate_stream, validate_tag, validate_writable_stream,
 };
 pub use lifecycle::{DELETED, DeleteResult, LIFECYCLE_STREAM, TOMBSTONED, TRUNCATED};
+pub use memory::MemoryStore;
 pub use query::{Cursor, Query, QueryItem};
 pub use reader::{Direction, Events, Read};
 pub use retention::{RemovalReport, RemovedSegment, RetentionPolicy};

@@ -55,9 +55,9 @@ pub(crate) type Deletions = HashMap<String, Deletion>;
 
 /// The data of a lifecycle event.
 #[derive(Serialize, Deserialize)]
-struct LifecycleData {
-    stream: String,
-    before: u64,
+pub(crate) struct LifecycleData {
+    pub(crate) stream: String,
+    pub(crate) before: u64,
 }
 
 /// The outcome of a truncation or deletion.

@@ -41,9 +41,9 @@ pub enum Direction {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Read {
-    direction: Direction,
-    from: Option<u64>,
-    limit: Option<usize>,
+    pub(crate) direction: Direction,
+    pub(crate) from: Option<u64>,
+    pub(crate) limit: Option<usize>,
 }
 
 impl Read {
