@@ -1,7 +1,8 @@
 //! Concurrency with real threads: readers running alongside several appenders never observe a
 //! gap, an event out of order, half a batch, or an event that changes or disappears; racing
-//! writers of one stream each get their own versions. Threads meet only through the store and
-//! a flag raised when the appenders are done: nothing waits on a timer.
+//! writers of one stream each get their own versions. Threads meet only through the store, a
+//! barrier to start together and a flag raised when the appenders are done: nothing waits on a
+//! timer.
 
 use std::collections::HashMap;
 use std::sync::Barrier;
@@ -232,10 +233,13 @@ pub fn racing_writers_of_one_stream_get_distinct_versions(factory: &Factory<'_>)
     const WRITES: u64 = 15;
     let s = factory();
     let store = &*s;
+    let start = Barrier::new(WRITERS as usize);
     let won: Vec<Vec<u64>> = std::thread::scope(|scope| {
         let threads: Vec<_> = (0..WRITERS)
             .map(|t| {
+                let start = &start;
                 scope.spawn(move || {
+                    start.wait();
                     let mut mine = Vec::new();
                     for w in 0..WRITES {
                         loop {
