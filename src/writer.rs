@@ -29,7 +29,7 @@ pub(crate) struct Part<'a> {
 impl Store {
     /// Appends `events` to `stream` as one all-or-nothing batch, if the stream's version
     /// satisfies `expected`. Returns once the batch is durable (with the default
-    /// [`Durability::Fsync`]).
+    /// [`Durability::Fsync`](crate::Durability::Fsync)).
     ///
     /// Fails with [`Error::WrongExpectedVersion`] (nothing written) on a version mismatch,
     /// [`Error::InvalidInput`] or [`Error::EventTooLarge`] on bad input, [`Error::ReadOnly`] or
