@@ -12,6 +12,9 @@
 //!   (first event 1; an empty stream is at 0).
 //! * The log is a set of **JSONL segment files**: every line is one event, valid JSON with a
 //!   CRC-32 frame, so `jq` reads a segment directly. See `docs/format.md`.
+//! * [`EventStore`] is what an application needs of an event store, whatever keeps the events:
+//!   [`Store`] implements it, and so does [`MemoryStore`], the same semantics in memory for
+//!   unit tests.
 //!
 //! ```
 //! use eventfile::{ExpectedVersion, NewEvent, Read, Store};
@@ -58,6 +61,7 @@ pub mod internals;
 mod lifecycle;
 mod lookup;
 mod manifest;
+mod memory;
 #[cfg(test)]
 mod model_tests;
 mod query;
@@ -98,6 +102,7 @@ pub use event::{
     NewEvent, RecordedEvent, StreamAppend, compact_json, metadata_from_json, validate_event_type,
     validate_id, validate_key, validate_stream, validate_tag, validate_writable_stream,
 };
+pub use memory::MemoryStore;
 pub use query::{Cursor, Direction, Query, QueryItem, Read};
 pub use reader::Events;
 pub use retention::{RemovalReport, RemovedSegment};

@@ -609,7 +609,7 @@ impl Inner {
     }
 }
 
-fn validate(parts: &[Part<'_>]) -> Result<()> {
+pub(crate) fn validate(parts: &[Part<'_>]) -> Result<()> {
     if parts.is_empty() {
         return Err(Error::invalid("append", "no streams given"));
     }
