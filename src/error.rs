@@ -167,6 +167,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// A call did not run to completion, or its outcome was lost, for a reason outside the
+    /// backend: the async facade's blocking task panicked, a runtime shutting down cancelled it
+    /// before it started, no runtime was there to run it, or a batched read lost its position.
+    /// After a panic an append may or may not have been written: retry it with the same event
+    /// ids or idempotency key, and the store returns the first result if it was.
+    #[error("{op} did not complete: {reason}")]
+    Aborted {
+        /// The call (`append_request`, `read_all`, `next_batch`, ...).
+        op: &'static str,
+        /// What stopped it.
+        reason: String,
+    },
+
     /// Event data or metadata could not be converted to or from JSON.
     #[error("JSON error: {0}")]
     Json(#[from] serde_json::Error),
@@ -192,8 +205,8 @@ pub enum ErrorKind {
     Expired,
     /// The handle was opened read-only.
     ReadOnly,
-    /// The store cannot be used now: another writer holds it, or a failed write poisoned this
-    /// handle.
+    /// The store cannot be used now: another writer holds it, a failed write poisoned this
+    /// handle, or the async facade could not run a call to completion.
     Unavailable,
     /// A policy or maintenance run was refused; nothing changed.
     Refused,
@@ -218,7 +231,9 @@ impl Error {
             }
             Error::Expired { .. } => ErrorKind::Expired,
             Error::ReadOnly => ErrorKind::ReadOnly,
-            Error::Locked { .. } | Error::Poisoned { .. } => ErrorKind::Unavailable,
+            Error::Locked { .. } | Error::Poisoned { .. } | Error::Aborted { .. } => {
+                ErrorKind::Unavailable
+            }
             Error::RetentionRefused { .. } => ErrorKind::Refused,
             Error::NotAStore { .. } | Error::UnsupportedFormat { .. } => ErrorKind::NotAStore,
             Error::Corrupt { .. } => ErrorKind::Corrupt,

@@ -44,6 +44,8 @@
 #![warn(missing_docs)]
 
 mod api;
+#[cfg(feature = "async")]
+mod asynchronous;
 mod catalog;
 mod commit;
 mod config;
@@ -90,6 +92,8 @@ pub use api::{
     AppendCondition, AppendRequest, DeleteResult, EventIter, EventStore, Snapshot, StreamInfo,
     TermCount,
 };
+#[cfg(feature = "async")]
+pub use asynchronous::{AsyncEvents, AsyncStore};
 pub use catalog::ReindexReport;
 pub use config::{
     DEFAULT_MAX_EVENT_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_SNAPSHOTS_KEPT, Durability,

@@ -1,0 +1,496 @@
+//! The async facade: [`AsyncStore`] serves any [`EventStore`] to async code (applications on
+//! tokio, the server, the cqrs-es adapter) by running each call on tokio's blocking pool.
+//!
+//! This module owns the bridge between async callers and the synchronous trait: where a call
+//! runs, what dropping its future means (both written on [`AsyncStore`]), and how a long read is
+//! pulled in batches ([`AsyncEvents`]). It never reaches into a backend (it sees only
+//! `dyn EventStore`), and it never runs a backend call on an async worker thread.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+use tokio::runtime::Handle;
+
+use crate::api::{
+    AppendRequest, DeleteResult, EventIter, EventStore, Snapshot, StreamInfo, TermCount,
+};
+use crate::error::{Error, Result};
+use crate::event::{
+    AppendResult, ExpectedVersion, MultiAppendResult, NewEvent, RecordedEvent, StreamAppend,
+};
+use crate::query::{Query, Read};
+
+/// Any [`EventStore`] for async code: one `async fn` per trait method, each run on tokio's
+/// blocking pool, never on an async worker thread. Cheap to clone (one `Arc`); `Send + Sync`.
+///
+/// **Where calls run.** The engine is synchronous by design (as redb's and rusqlite's APIs
+/// are): an append waits for an fsync and a read may wait for the disk, which on an async worker
+/// thread would stall every task sharing it. So each call goes to
+/// [`tokio::task::spawn_blocking`] and the future awaits its result. (`block_in_place` would
+/// save the hand-off but panics on a current-thread runtime.) An appender holds one pool thread
+/// while it waits for the group commit it shares with the others; tokio's pool allows 512 by
+/// default. A call needs a tokio runtime of either flavour around it; outside one it fails with
+/// [`Error::Aborted`] rather than panicking.
+///
+/// **Errors** are the backend's own [`Error`]s, plus [`Error::Aborted`] (kind
+/// [`crate::ErrorKind::Unavailable`]) when the blocking task panicked or a runtime shutting
+/// down cancelled it before it ran.
+///
+/// **Cancellation.** A call starts when its future is first polled: it hands the work to the
+/// blocking pool and waits. Dropping the future after that (a timeout, a `select!`, a client
+/// that hung up) does not cancel the work: an append that was handed over runs to its end and,
+/// if it succeeds, is durable though no one hears of it. To try again after giving up on an
+/// append, send the same events with the same ids ([`NewEvent::with_id`]) or the same
+/// idempotency key ([`AppendRequest::key`]): the store recognises the retry and returns the
+/// first append's result with `replayed: true`. An event without an id gets a fresh one at
+/// every attempt, so its retry is a second append.
+///
+/// **Reads** come two ways: `read_stream`, `read_all` and `query` collect the events into a
+/// `Vec`, for reads bounded by a limit; `read_stream_batches`, `read_all_batches` and
+/// `query_batches` return an [`AsyncEvents`] that pulls a batch at a time, for reads of any
+/// length.
+///
+/// ```
+/// use eventfile::{AsyncStore, ExpectedVersion, NewEvent, Read, Store};
+/// use serde_json::json;
+///
+/// # let dir = tempfile::tempdir().unwrap();
+/// let store = AsyncStore::new(Store::open(dir.path())?); // or from a Box<dyn EventStore>
+/// // Any tokio runtime: a server's multi-thread one, or this small one.
+/// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// rt.block_on(async {
+///     let placed = NewEvent::new("OrderPlaced", json!({"customer": "ann"})).with_id("e-1");
+///     let r = store.append("order-42", ExpectedVersion::NoStream, [placed.clone()]).await?;
+///     assert_eq!((r.first_seq, r.version), (1, 1));
+///
+///     // A retry of the same event (same id) returns the first result and writes nothing.
+///     let again = store.append("order-42", ExpectedVersion::NoStream, [placed]).await?;
+///     assert!(again.replayed);
+///
+///     // A conflict is the same typed error as in the synchronous API.
+///     let late = NewEvent::new("OrderPlaced", json!({}));
+///     let err = store.append("order-42", ExpectedVersion::Exact(0), [late]).await.unwrap_err();
+///     assert!(err.is_conflict());
+///
+///     let events = store.read_stream("order-42", Read::forward().limit(100)).await?;
+///     assert_eq!(events.len(), 1);
+///     Ok::<(), eventfile::Error>(())
+/// })?;
+/// # Ok::<(), eventfile::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct AsyncStore {
+    store: Arc<dyn EventStore>,
+}
+
+impl fmt::Debug for AsyncStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncStore").finish_non_exhaustive()
+    }
+}
+
+impl From<Arc<dyn EventStore>> for AsyncStore {
+    fn from(store: Arc<dyn EventStore>) -> AsyncStore {
+        AsyncStore { store }
+    }
+}
+
+impl From<Box<dyn EventStore>> for AsyncStore {
+    fn from(store: Box<dyn EventStore>) -> AsyncStore {
+        AsyncStore {
+            store: Arc::from(store),
+        }
+    }
+}
+
+impl AsyncStore {
+    /// Serves `store` to async code.
+    pub fn new<S: EventStore + 'static>(store: S) -> AsyncStore {
+        AsyncStore {
+            store: Arc::new(store),
+        }
+    }
+
+    /// Serves a store shared with synchronous code (an `Arc<Store>` coerces to this).
+    pub fn from_arc(store: Arc<dyn EventStore>) -> AsyncStore {
+        AsyncStore { store }
+    }
+
+    /// The synchronous store, for code that is already on a blocking thread.
+    pub fn inner(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    /// Runs `f` with the store on the blocking pool.
+    async fn run<T, F>(&self, op: &'static str, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn EventStore) -> Result<T> + Send + 'static,
+    {
+        let store = Arc::clone(&self.store);
+        blocking(op, move || f(&*store)).await
+    }
+
+    /// Appends what `request` holds, atomically ([`EventStore::append_request`]).
+    pub async fn append_request(&self, request: AppendRequest) -> Result<MultiAppendResult> {
+        self.run("append_request", move |s| s.append_request(request))
+            .await
+    }
+
+    /// Appends `events` to `stream` if it is at `expected` ([`EventStore::append`]).
+    pub async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: impl IntoIterator<Item = NewEvent>,
+    ) -> Result<AppendResult> {
+        let stream = stream.to_owned();
+        let events: Vec<NewEvent> = events.into_iter().collect();
+        self.run("append", move |s| s.append(&stream, expected, events))
+            .await
+    }
+
+    /// Appends to several streams atomically ([`EventStore::append_multi`]).
+    pub async fn append_multi(
+        &self,
+        appends: impl IntoIterator<Item = StreamAppend>,
+    ) -> Result<MultiAppendResult> {
+        let appends: Vec<StreamAppend> = appends.into_iter().collect();
+        self.run("append_multi", move |s| s.append_multi(&appends))
+            .await
+    }
+
+    /// Reads one stream ([`EventStore::read_stream`]), collected: give `read` a limit, or use
+    /// [`AsyncStore::read_stream_batches`] for a stream of any length.
+    pub async fn read_stream(&self, stream: &str, read: Read) -> Result<Vec<RecordedEvent>> {
+        let stream = stream.to_owned();
+        self.run("read_stream", move |s| {
+            s.read_stream(&stream, read)?.collect()
+        })
+        .await
+    }
+
+    /// Reads the global log ([`EventStore::read_all`]), collected: give `read` a limit, or use
+    /// [`AsyncStore::read_all_batches`].
+    pub async fn read_all(&self, read: Read) -> Result<Vec<RecordedEvent>> {
+        self.run("read_all", move |s| s.read_all(read)?.collect())
+            .await
+    }
+
+    /// The events a query selects ([`EventStore::query`]), collected: give the query a limit,
+    /// or use [`AsyncStore::query_batches`].
+    pub async fn query(&self, query: &Query) -> Result<Vec<RecordedEvent>> {
+        let query = query.clone();
+        self.run("query", move |s| s.query(&query)?.collect()).await
+    }
+
+    /// Reads one stream a batch at a time ([`AsyncEvents::next_batch`]).
+    pub async fn read_stream_batches(&self, stream: &str, read: Read) -> Result<AsyncEvents> {
+        let stream = stream.to_owned();
+        let iter = self
+            .run("read_stream", move |s| s.read_stream(&stream, read))
+            .await?;
+        Ok(AsyncEvents::new(iter))
+    }
+
+    /// Reads the global log a batch at a time ([`AsyncEvents::next_batch`]).
+    pub async fn read_all_batches(&self, read: Read) -> Result<AsyncEvents> {
+        let iter = self.run("read_all", move |s| s.read_all(read)).await?;
+        Ok(AsyncEvents::new(iter))
+    }
+
+    /// The events a query selects, a batch at a time ([`AsyncEvents::next_batch`]).
+    pub async fn query_batches(&self, query: &Query) -> Result<AsyncEvents> {
+        let query = query.clone();
+        let iter = self.run("query", move |s| s.query(&query)).await?;
+        Ok(AsyncEvents::new(iter))
+    }
+
+    /// How many events a query selects, its limit ignored ([`EventStore::count`]).
+    pub async fn count(&self, query: &Query) -> Result<u64> {
+        let query = query.clone();
+        self.run("count", move |s| s.count(&query)).await
+    }
+
+    /// The event with this id, if it is in the log and not deleted ([`EventStore::get_event`]).
+    pub async fn get_event(&self, id: &str) -> Result<Option<RecordedEvent>> {
+        let id = id.to_owned();
+        self.run("get_event", move |s| s.get_event(&id)).await
+    }
+
+    /// A stream's current version, 0 if it has none ([`EventStore::stream_version`]).
+    pub async fn stream_version(&self, stream: &str) -> Result<u64> {
+        let stream = stream.to_owned();
+        self.run("stream_version", move |s| s.stream_version(&stream))
+            .await
+    }
+
+    /// The seq of the newest visible event, 0 for an empty store ([`EventStore::head_seq`]).
+    pub async fn head_seq(&self) -> Result<u64> {
+        self.run("head_seq", |s| s.head_seq()).await
+    }
+
+    /// The oldest seq retention kept ([`EventStore::log_start`]).
+    pub async fn log_start(&self) -> Result<u64> {
+        self.run("log_start", |s| s.log_start()).await
+    }
+
+    /// Streams whose name starts with `prefix`, in name order, after `after`, at most `limit`
+    /// ([`EventStore::streams`]).
+    pub async fn streams(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StreamInfo>> {
+        let prefix = prefix.to_owned();
+        let after = after.map(str::to_owned);
+        self.run("streams", move |s| {
+            s.streams(&prefix, after.as_deref(), limit)
+        })
+        .await
+    }
+
+    /// Event types with their live event counts ([`EventStore::event_types`]).
+    pub async fn event_types(&self, after: Option<&str>, limit: usize) -> Result<Vec<TermCount>> {
+        let after = after.map(str::to_owned);
+        self.run("event_types", move |s| {
+            s.event_types(after.as_deref(), limit)
+        })
+        .await
+    }
+
+    /// Tags with their live event counts ([`EventStore::tags`]).
+    pub async fn tags(&self, after: Option<&str>, limit: usize) -> Result<Vec<TermCount>> {
+        let after = after.map(str::to_owned);
+        self.run("tags", move |s| s.tags(after.as_deref(), limit))
+            .await
+    }
+
+    /// Saves a snapshot of `stream`'s state as of `version` ([`EventStore::save_snapshot`]).
+    /// The state is owned JSON text: `serde_json::value::to_raw_value(&state)?` makes it from
+    /// any serialisable value.
+    pub async fn save_snapshot(
+        &self,
+        stream: &str,
+        version: u64,
+        state: Box<RawValue>,
+    ) -> Result<Snapshot> {
+        let stream = stream.to_owned();
+        self.run("save_snapshot", move |s| {
+            s.save_snapshot(&stream, version, &state)
+        })
+        .await
+    }
+
+    /// The newest usable snapshot of `stream`, if any ([`EventStore::load_snapshot`]).
+    pub async fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>> {
+        let stream = stream.to_owned();
+        self.run("load_snapshot", move |s| s.load_snapshot(&stream))
+            .await
+    }
+
+    /// Hides `stream`'s events below version `before` ([`EventStore::truncate_stream`]).
+    pub async fn truncate_stream(&self, stream: &str, before: u64) -> Result<DeleteResult> {
+        let stream = stream.to_owned();
+        self.run("truncate_stream", move |s| {
+            s.truncate_stream(&stream, before)
+        })
+        .await
+    }
+
+    /// Hides all of `stream`'s events if it is at `expected` ([`EventStore::delete_stream`]).
+    pub async fn delete_stream(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+    ) -> Result<DeleteResult> {
+        let stream = stream.to_owned();
+        self.run("delete_stream", move |s| s.delete_stream(&stream, expected))
+            .await
+    }
+
+    /// Deletes `stream` for good if it is at `expected` ([`EventStore::tombstone_stream`]).
+    pub async fn tombstone_stream(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+    ) -> Result<DeleteResult> {
+        let stream = stream.to_owned();
+        self.run("tombstone_stream", move |s| {
+            s.tombstone_stream(&stream, expected)
+        })
+        .await
+    }
+}
+
+/// A read pulled a batch at a time, each batch on the blocking pool: a read of any length
+/// without holding a blocking thread for its whole life, nor all of it in memory.
+///
+/// The synchronous [`EventIter`] moves to a pool thread for one batch and comes back with it.
+/// There is no `Stream` implementation, since that trait would bring in the `futures` crate;
+/// `futures::stream::unfold` over [`AsyncEvents::next_batch`] makes one where it is wanted.
+///
+/// ```
+/// # use eventfile::{AsyncStore, ExpectedVersion, NewEvent, Read, Store};
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let store = AsyncStore::new(Store::open(dir.path())?);
+/// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// # rt.block_on(async {
+/// # for i in 0..5 {
+/// #     store.append("s", ExpectedVersion::Any, [NewEvent::new("T", serde_json::json!(i))]).await?;
+/// # }
+/// let mut events = store.read_all_batches(Read::forward()).await?;
+/// let mut seen = 0;
+/// loop {
+///     let batch = events.next_batch(2).await?;
+///     if batch.is_empty() {
+///         break; // the read is over
+///     }
+///     seen += batch.len();
+/// }
+/// assert_eq!(seen, 5);
+/// # Ok::<(), eventfile::Error>(())
+/// # })?;
+/// # Ok::<(), eventfile::Error>(())
+/// ```
+#[must_use = "a read does nothing until its batches are pulled"]
+pub struct AsyncEvents {
+    state: Position,
+    /// An error that ended the read after events the last batch returned: the next call's.
+    pending: Option<Error>,
+}
+
+/// Where an [`AsyncEvents`] read is.
+enum Position {
+    /// More may come.
+    Open(EventIter),
+    /// The read ended (its last event or its error was returned).
+    Ended,
+    /// A `next_batch` future was dropped while its iterator was on the pool: the iterator, and
+    /// with it the read's position, went with it.
+    Lost,
+}
+
+impl fmt::Debug for AsyncEvents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            Position::Open(_) => "open",
+            Position::Ended => "ended",
+            Position::Lost => "lost",
+        };
+        f.debug_struct("AsyncEvents")
+            .field("state", &state)
+            .field("pending", &self.pending)
+            .finish()
+    }
+}
+
+impl AsyncEvents {
+    fn new(iter: EventIter) -> AsyncEvents {
+        AsyncEvents {
+            state: Position::Open(iter),
+            pending: None,
+        }
+    }
+
+    /// The next events, at most `max` (at least 1 is asked for when `max` is 0), in the read's
+    /// order; an empty batch once the read is over.
+    ///
+    /// An error that ends the read after some events comes after them: this call returns the
+    /// events, the next one the error, and later ones an empty batch. If a `next_batch` future
+    /// is dropped before it finishes, the read's position is lost with it: later calls fail
+    /// with [`Error::Aborted`]; start a new read after the last seq or version received.
+    pub async fn next_batch(&mut self, max: usize) -> Result<Vec<RecordedEvent>> {
+        if let Some(e) = self.pending.take() {
+            return Err(e);
+        }
+        let iter = match std::mem::replace(&mut self.state, Position::Lost) {
+            Position::Open(iter) => iter,
+            Position::Ended => {
+                self.state = Position::Ended;
+                return Ok(Vec::new());
+            }
+            Position::Lost => {
+                return Err(Error::Aborted {
+                    op: "next_batch",
+                    reason: "an earlier next_batch future was dropped before it finished, and \
+                             the read's position with it; start a new read after the last event \
+                             received"
+                        .to_owned(),
+                });
+            }
+        };
+        let max = max.max(1);
+        // A panic in the iterator leaves the state `Lost`: later calls fail, never look ended.
+        let (rest, events, error) = blocking("next_batch", move || Ok(pull(iter, max))).await?;
+        self.state = match rest {
+            Some(iter) => Position::Open(iter),
+            None => Position::Ended,
+        };
+        match error {
+            Some(e) if events.is_empty() => Err(e),
+            Some(e) => {
+                self.pending = Some(e);
+                Ok(events)
+            }
+            None => Ok(events),
+        }
+    }
+}
+
+/// Up to `max` events from `iter`, and the iterator back unless the read ended (at its end, or
+/// at an error, which ends a read).
+fn pull(mut iter: EventIter, max: usize) -> (Option<EventIter>, Vec<RecordedEvent>, Option<Error>) {
+    let mut events = Vec::with_capacity(max.min(1024));
+    while events.len() < max {
+        match iter.next() {
+            Some(Ok(e)) => events.push(e),
+            Some(Err(e)) => return (None, events, Some(e)),
+            None => return (None, events, None),
+        }
+    }
+    (Some(iter), events, None)
+}
+
+/// Runs `f` on the blocking pool of the runtime the caller is in and waits for it; a panic, a
+/// cancellation or a missing runtime is an [`Error::Aborted`], never a panic here.
+async fn blocking<T, F>(op: &'static str, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    let handle = Handle::try_current().map_err(|_| Error::Aborted {
+        op,
+        reason: "no tokio runtime is running here, and the async facade runs every call on a \
+                 runtime's blocking pool; nothing was done"
+            .to_owned(),
+    })?;
+    match handle.spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => Err(Error::Aborted {
+            op,
+            reason: format!(
+                "the backend panicked ({}); an append may or may not have been written: \
+                 retry it with the same event ids or idempotency key",
+                panic_message(e.into_panic().as_ref())
+            ),
+        }),
+        Err(_) => Err(Error::Aborted {
+            op,
+            reason: "the runtime shut down before the call ran; nothing was done".to_owned(),
+        }),
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "a panic without a message"
+    }
+}
