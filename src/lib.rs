@@ -53,8 +53,6 @@ mod deletion;
 mod error;
 mod event;
 mod expected;
-#[cfg(test)]
-mod fault_tests;
 mod files;
 mod index;
 #[cfg(feature = "internals")]

@@ -1,0 +1,13 @@
+//! The scenario suites: whole workloads run against the store, each checked after every step or
+//! after every failure, through the public API and the test seam of the `internals` feature (the
+//! root's dev-dependency on itself turns it on for `cargo test`): `FaultyStorage`, the simulated
+//! disk (`eventfile::sim`) and `eventfile::internals`. One binary, one module per suite.
+//!
+//! - `faults`: every write, sync, create and rename of a workload fails in turn.
+//! - `poisoning`: a failed write, fsync or roll poisons the handle; a reopen recovers.
+//!
+//! `docs/reliability.md` (the test matrix) quotes what they print; its "Running the long
+//! versions" has the commands.
+
+mod faults;
+mod poisoning;
