@@ -5,9 +5,12 @@
 //!
 //! - `faults`: every write, sync, create and rename of a workload fails in turn.
 //! - `poisoning`: a failed write, fsync or roll poisons the handle; a reopen recovers.
+//! - `power_loss`: power fails at a random operation on the simulated disk
+//!   (`EVENTFILE_POWER_LOSS_RUNS`, default 1,000).
 //!
 //! `docs/reliability.md` (the test matrix) quotes what they print; its "Running the long
 //! versions" has the commands.
 
 mod faults;
 mod poisoning;
+mod power_loss;
