@@ -62,11 +62,7 @@ mod lifecycle;
 mod lookup;
 mod manifest;
 mod memory;
-#[cfg(test)]
-mod model_tests;
 mod query;
-#[cfg(test)]
-mod race_tests;
 mod reader;
 mod record;
 mod recovery;
@@ -74,7 +70,7 @@ mod retention;
 mod sealed;
 mod segment;
 mod segments;
-#[cfg(any(test, feature = "internals"))]
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod sim;
 mod snapshot;

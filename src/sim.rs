@@ -1,4 +1,6 @@
-//! A simulated disk for power-loss tests, behind the storage seam.
+//! A simulated disk for power-loss tests, behind the storage seam (the `internals` feature).
+//! Its suites are in `tests/scenarios` (`power_loss.rs`, `model.rs`, `races.rs`), in
+//! `crates/eventfile-conformance/tests/sim.rs` and in the fuzz `operations` target.
 //!
 //! Files and the directory live in memory. Each file keeps its durable bytes (as of its last
 //! `sync_data`) and the operations since (writes and truncations); the directory keeps its
