@@ -1,10 +1,19 @@
-//! Internals exposed (behind the `internals` feature) for fuzz targets and fault-injection tests.
-//! Not a stable API.
+//! Internals exposed (behind the `internals` feature) for fuzz targets and the scenario suites
+//! (`tests/scenarios`). Not a stable API.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::event::RecordedEvent;
 use crate::record::{self, RecordOut};
+use crate::storage::Storage;
+use crate::{Result, VerifyReport};
+
+/// [`verify`](crate::verify) through any storage: the power-loss suite checks each image the
+/// simulated disk leaves, where `verify(dir)` could only read the real disk.
+pub fn verify_on(storage: &Arc<dyn Storage>, dir: &Path) -> Result<VerifyReport> {
+    crate::verify::verify_on(storage, dir)
+}
 
 /// Checks and decodes one record line (without its newline); `None` if it is rejected.
 pub fn decode_record(line: &[u8]) -> Option<RecordedEvent> {

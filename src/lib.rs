@@ -53,8 +53,6 @@ mod deletion;
 mod error;
 mod event;
 mod expected;
-#[cfg(test)]
-mod fault_tests;
 mod files;
 mod index;
 #[cfg(feature = "internals")]
@@ -64,11 +62,7 @@ mod lifecycle;
 mod lookup;
 mod manifest;
 mod memory;
-#[cfg(test)]
-mod model_tests;
 mod query;
-#[cfg(test)]
-mod race_tests;
 mod reader;
 mod record;
 mod recovery;
@@ -76,7 +70,7 @@ mod retention;
 mod sealed;
 mod segment;
 mod segments;
-#[cfg(any(test, feature = "internals"))]
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod sim;
 mod snapshot;

@@ -277,7 +277,8 @@ mod os {
 /// Each counter names the 1-based operation of its kind that fails (0: never), counted across
 /// files from when the storage was made. A failing write first writes half of its buffer, as a
 /// short write on a full disk does. The error is ENOSPC or EIO, as chosen by `enospc`. Used by
-/// the poisoning tests and, behind the `internals` feature, by the fault-injection suites.
+/// a unit test of `catalog.rs` and, behind the `internals` feature, by the scenario suites
+/// (`tests/scenarios`: `faults.rs`, `poisoning.rs`).
 #[cfg(any(test, feature = "internals"))]
 #[derive(Debug, Default)]
 pub struct FaultyStorage {

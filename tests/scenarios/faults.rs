@@ -11,17 +11,17 @@ use std::sync::atomic::Ordering;
 
 use serde_json::json;
 
-use crate::storage::{FaultKind, FaultyStorage};
-use crate::{
-    Error, ExpectedVersion, NewEvent, OpenOptions, Read, RetentionPolicy, Store, StreamAppend,
+use eventfile::{
+    Error, ExpectedVersion, FaultKind, FaultyStorage, NewEvent, OpenOptions, Read, RetentionPolicy,
+    Store, StreamAppend,
 };
 
-fn open(dir: &Path, storage: &Arc<FaultyStorage>) -> crate::Result<Store> {
-    let mut opts = OpenOptions::new()
+fn open(dir: &Path, storage: &Arc<FaultyStorage>) -> eventfile::Result<Store> {
+    OpenOptions::new()
         .segment_bytes(4096)
-        .retention(RetentionPolicy::keep_all().max_events(40));
-    opts.storage = Arc::new(Arc::clone(storage));
-    opts.open(dir)
+        .retention(RetentionPolicy::keep_all().max_events(40))
+        .storage(Arc::new(Arc::clone(storage)))
+        .open(dir)
 }
 
 fn batch(id: &str, n: u64) -> Vec<NewEvent> {
@@ -71,7 +71,7 @@ fn workload(
             16 => Step::Reopen,
             _ => Step::Append,
         };
-        let r: crate::Result<()> = match step {
+        let r: eventfile::Result<()> = match step {
             Step::Append if k % 3 == 0 => store
                 .append_multi(&[
                     StreamAppend::new("m-a", ExpectedVersion::Any, batch(&id, 1)),
@@ -145,7 +145,7 @@ fn recover(dir: &Path, acks: &HashMap<String, (u64, u64)>, what: &str) -> u64 {
     }
     let head = store.head_seq();
     drop(store);
-    let report = crate::verify(dir).unwrap();
+    let report = eventfile::verify(dir).unwrap();
     assert!(report.is_sound(), "{what}: {:?}", report.problems);
     head
 }

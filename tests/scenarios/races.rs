@@ -9,11 +9,16 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 
-use crate::sim::{Image, SimDisk};
-use crate::storage::{OsStorage, Storage, StorageFile};
-use crate::{Error, ExpectedVersion, NewEvent, OpenOptions, Read, RetentionPolicy, Store};
+use eventfile::sim::{Image, SimDisk};
+use eventfile::{
+    Error, ExpectedVersion, NewEvent, OpenOptions, OsStorage, Read, RetentionPolicy, Storage,
+    StorageFile, Store,
+};
 
 type Hook = Box<dyn FnOnce() + Send>;
+
+/// What [`Storage::try_lock`] returns: a guard holding the lock until dropped.
+type LockGuard = Box<dyn std::any::Any + Send + Sync>;
 
 /// A storage (the real disk or the simulated one) whose `n`th open of a segment file
 /// (counting from 0) first runs a hook.
@@ -86,7 +91,7 @@ impl Storage for Racing {
         self.disk.is_dir(path, follow)
     }
 
-    fn try_lock(&self, path: &Path, dir: bool) -> io::Result<Option<crate::storage::LockGuard>> {
+    fn try_lock(&self, path: &Path, dir: bool) -> io::Result<Option<LockGuard>> {
         self.disk.try_lock(path, dir)
     }
 }
@@ -100,13 +105,23 @@ fn disk(which: usize, dir: &Path) -> Arc<dyn Storage> {
     }
 }
 
+/// The segment files in `dir` on `disk`. A segment is created under its final name before the
+/// store counts it, and nothing here removes one, so after an append this is the store's number
+/// of segments (sealed and active).
+fn segments(dir: &Path, disk: &Arc<dyn Storage>) -> usize {
+    let names = disk.list_dir(dir).unwrap();
+    names.iter().filter(|n| n.ends_with(".jsonl")).count()
+}
+
 /// A writer on `disk` with 10 sealed segments of stream `s`.
 fn writer(dir: &Path, disk: &Arc<dyn Storage>) -> Store {
-    let mut opts = OpenOptions::new().segment_bytes(4096);
-    opts.storage = Arc::clone(disk);
-    let store = opts.open(dir).unwrap();
+    let store = OpenOptions::new()
+        .segment_bytes(4096)
+        .storage(Arc::clone(disk))
+        .open(dir)
+        .unwrap();
     let mut n = 0;
-    while store.inner.lock_state().log.segments.len() < 11 {
+    while segments(dir, disk) < 11 {
         store
             .append(
                 "s",
@@ -132,10 +147,11 @@ fn fill(store: &Store, stream: &str, n: u64) {
     }
 }
 
-fn reader(dir: &Path, storage: &Arc<Racing>) -> crate::Result<Store> {
-    let mut opts = OpenOptions::new().read_only(true);
-    opts.storage = Arc::clone(storage) as Arc<dyn Storage>;
-    opts.open(dir)
+fn reader(dir: &Path, storage: &Arc<Racing>) -> eventfile::Result<Store> {
+    OpenOptions::new()
+        .read_only(true)
+        .storage(Arc::clone(storage) as Arc<dyn Storage>)
+        .open(dir)
 }
 
 fn seqs(store: &Store) -> Vec<u64> {
@@ -227,7 +243,7 @@ fn a_segment_that_vanishes_unrecorded_is_an_error_naming_it() {
         let store = writer(dir.path(), &disk);
         drop(store);
         let storage = Racing::new(&disk);
-        let victim: PathBuf = dir.path().join(crate::segment::segment_name(1));
+        let victim: PathBuf = dir.path().join("00000000000000000001.jsonl");
         let (v, d) = (victim.clone(), Arc::clone(&disk));
         storage.arm(0, move || d.remove_file(&v).unwrap());
         match reader(dir.path(), &storage) {

@@ -13,10 +13,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use serde_json::json;
 
-use crate::sim::{Image, SimDisk};
-use crate::{
+use eventfile::sim::{Image, SimDisk};
+use eventfile::{
     Error, EventIter, EventStore, ExpectedVersion, LIFECYCLE_STREAM, MemoryStore, NewEvent,
     OpenOptions, Query, Read, RecordedEvent, RetentionPolicy, Store,
 };
@@ -121,7 +122,7 @@ fn read(from: u64, backward: bool, limit: usize) -> Read {
 
 /// The events of a read, or its error as text (errors are compared by their message, which
 /// names the variant's fields).
-fn collect(events: crate::Result<EventIter>) -> Result<Vec<Ev>, String> {
+fn collect(events: eventfile::Result<EventIter>) -> Result<Vec<Ev>, String> {
     let events = events.map_err(|e| e.to_string())?;
     events
         .map(|e| e.map(|e| to_ev(&e)).map_err(|e| e.to_string()))
@@ -155,8 +156,8 @@ impl Removed {
 
 /// Checks that both stores gave the same outcome: equal values, or errors with equal messages.
 fn same<T: PartialEq + std::fmt::Debug>(
-    got: crate::Result<T>,
-    want: crate::Result<T>,
+    got: eventfile::Result<T>,
+    want: eventfile::Result<T>,
     ctx: &str,
 ) -> Result<(), TestCaseError> {
     let got = got.map_err(|e| e.to_string());
@@ -166,9 +167,11 @@ fn same<T: PartialEq + std::fmt::Debug>(
 }
 
 fn open(root: &Path, disk: &Arc<SimDisk>) -> Store {
-    let mut opts = OpenOptions::new().segment_bytes(4096);
-    opts.storage = Arc::new(Arc::clone(disk));
-    opts.open(root).expect("open")
+    OpenOptions::new()
+        .segment_bytes(4096)
+        .storage(Arc::new(Arc::clone(disk)))
+        .open(root)
+        .expect("open")
 }
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
@@ -307,7 +310,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let s = STREAMS[stream];
                 let v = oracle.stream_version(s).unwrap();
                 let state = serde_json::value::to_raw_value(&json!({ "v": v })).unwrap();
-                let kept = |r: crate::Result<crate::Snapshot>| {
+                let kept = |r: eventfile::Result<eventfile::Snapshot>| {
                     r.map(|x| (x.stream, x.version, x.state.get().to_owned()))
                 };
                 same(
@@ -366,7 +369,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             let ctx = format!("{ctx} {s}");
             same(file.stream_version(s), oracle.stream_version(s), &ctx)?;
             let version =
-                |r: crate::Result<Option<crate::Snapshot>>| r.map(|x| x.map(|x| x.version));
+                |r: eventfile::Result<Option<eventfile::Snapshot>>| r.map(|x| x.map(|x| x.version));
             same(
                 version(file.load_snapshot(s)),
                 version(oracle.load_snapshot(s)),
@@ -384,8 +387,19 @@ fn cases() -> u32 {
         .unwrap_or(256)
 }
 
+/// Where proptest keeps the failing cases it found (committed: they run first, every time). Its
+/// default would be `tests/proptest-regressions/model.txt`, beside the test binary's `main.rs`.
+const REGRESSIONS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/proptest-regressions/scenarios/model.txt"
+);
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: cases(),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(REGRESSIONS))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn the_store_behaves_like_its_model(ops in prop::collection::vec(op(), 1..120)) {

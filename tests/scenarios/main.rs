@@ -1,0 +1,22 @@
+//! The scenario suites: whole workloads run against the store, each checked after every step or
+//! after every failure, through the public API and the test seam of the `internals` feature (the
+//! root's dev-dependency on itself turns it on for `cargo test`): `FaultyStorage`, the simulated
+//! disk (`eventfile::sim`) and `eventfile::internals`. One binary, one module per suite.
+//!
+//! - `faults`: every write, sync, create and rename of a workload fails in turn.
+//! - `poisoning`: a failed write, fsync or roll poisons the handle; a reopen recovers.
+//! - `power_loss`: power fails at a random operation on the simulated disk
+//!   (`EVENTFILE_POWER_LOSS_RUNS`, default 1,000).
+//! - `model`: proptest sequences against `MemoryStore` as the oracle (`EVENTFILE_MODEL_CASES`,
+//!   default 256).
+//! - `races`: a read-only open or refresh racing retention, compaction or an unrecorded unlink,
+//!   on the real and the simulated disk.
+//!
+//! `docs/reliability.md` (the test matrix) quotes what they print; its "Running the long
+//! versions" has the commands.
+
+mod faults;
+mod model;
+mod poisoning;
+mod power_loss;
+mod races;

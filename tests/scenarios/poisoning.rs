@@ -1,0 +1,128 @@
+//! Write and sync failures poison the handle (`writer.rs` never retries a failed write or
+//! fsync); a reopen recovers every acknowledged event.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use eventfile::{Error, ExpectedVersion, FaultyStorage, NewEvent, OpenOptions, Read, Store};
+
+fn open(dir: &std::path::Path, storage: &Arc<FaultyStorage>, segment_bytes: u64) -> Store {
+    OpenOptions::new()
+        .segment_bytes(segment_bytes)
+        .storage(Arc::new(Arc::clone(storage)))
+        .open(dir)
+        .unwrap()
+}
+
+fn ev(n: u64) -> NewEvent {
+    NewEvent::new("T", json!({ "n": n }))
+}
+
+fn versions(store: &Store) -> Vec<u64> {
+    store
+        .read_stream("s", Read::forward())
+        .unwrap()
+        .map(|e| e.unwrap().version)
+        .collect()
+}
+
+/// Checks the poisoned handle, then reopens on the real file system and checks recovery.
+fn assert_poisoned_then_recovers(dir: &std::path::Path, store: Store, acked: u64) {
+    let err = store
+        .append("s", ExpectedVersion::Any, [ev(99)])
+        .unwrap_err();
+    assert!(matches!(err, Error::Poisoned { .. }), "{err}");
+    assert!(err.to_string().contains("reopen"), "{err}");
+    assert!(matches!(store.sync(), Err(Error::Poisoned { .. })));
+    // Readers keep working on what was acknowledged.
+    assert_eq!(versions(&store), (1..=acked).collect::<Vec<_>>());
+    drop(store);
+
+    let store = Store::open(dir).unwrap();
+    let got = versions(&store);
+    // The failed append's outcome is unknown; every acknowledged one is there.
+    assert!(
+        got.len() as u64 >= acked && got.len() as u64 <= acked + 1,
+        "{got:?}"
+    );
+    assert_eq!(got, (1..=got.len() as u64).collect::<Vec<_>>());
+    let r = store.append("s", ExpectedVersion::Any, [ev(100)]).unwrap();
+    assert_eq!(r.version, got.len() as u64 + 1);
+    drop(store);
+    assert!(eventfile::verify(dir).unwrap().is_sound());
+}
+
+#[test]
+fn a_failed_fsync_poisons_and_is_never_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = FaultyStorage::new();
+    let store = open(dir.path(), &storage, 1 << 20);
+    for i in 0..5 {
+        store.append("s", ExpectedVersion::Any, [ev(i)]).unwrap();
+    }
+    storage.fail_next_sync();
+    let err = store
+        .append("s", ExpectedVersion::Any, [ev(5)])
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Io {
+                op: "fdatasync",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(store.head_seq(), 5, "an unsynced event became visible");
+    assert_poisoned_then_recovers(dir.path(), store, 5);
+}
+
+#[test]
+fn a_short_write_poisons_and_recovery_cuts_the_torn_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = FaultyStorage::new();
+    let store = open(dir.path(), &storage, 1 << 20);
+    for i in 0..5 {
+        store.append("s", ExpectedVersion::Any, [ev(i)]).unwrap();
+    }
+    storage.fail_next_write();
+    let err = store
+        .append("s", ExpectedVersion::Any, [ev(5), ev(6), ev(7)])
+        .unwrap_err();
+    assert!(matches!(err, Error::Io { op: "write", .. }), "{err}");
+    assert_eq!(store.head_seq(), 5);
+    assert_poisoned_then_recovers(dir.path(), store, 5);
+    // The half-written batch was cut: exactly the five acknowledged events plus the probe.
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(versions(&store), (1..=6).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_failure_while_rolling_a_segment_poisons() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = FaultyStorage::new();
+    let store = open(dir.path(), &storage, 4096);
+    let mut acked = 0;
+    // Fill the first segment, then make creating the next one fail.
+    while std::fs::metadata(dir.path().join("00000000000000000001.jsonl"))
+        .unwrap()
+        .len()
+        < 4096 - 200
+    {
+        store
+            .append("s", ExpectedVersion::Any, [ev(acked)])
+            .unwrap();
+        acked += 1;
+    }
+    storage.fail_next_create();
+    let err = loop {
+        match store.append("s", ExpectedVersion::Any, [ev(acked)]) {
+            Ok(_) => acked += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, Error::Io { op: "create", .. }), "{err}");
+    assert_poisoned_then_recovers(dir.path(), store, acked);
+}
