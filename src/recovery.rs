@@ -306,15 +306,14 @@ fn apply(st: &mut State, rec: &Scanned, path: &Path) -> Result<()> {
         ));
     }
     let stream = rec.terms.stream.as_str();
-    let version = st.version(stream);
-    if rec.version != version + 1 {
+    // One lookup per record: this runs for every record a scan applies.
+    if let Err(expected) = st.streams.advance(stream, rec.version) {
         return Err(Error::corrupt(
             path,
             rec.offset,
             format!(
-                "record of stream `{stream}` has version {} where {} was expected",
+                "record of stream `{stream}` has version {} where {expected} was expected",
                 rec.version,
-                version + 1
             ),
         ));
     }
@@ -329,7 +328,6 @@ fn apply(st: &mut State, rec: &Scanned, path: &Path) -> Result<()> {
             ),
         ));
     }
-    st.streams.add(stream, 1);
     st.next_seq += 1;
     st.last_time = rec.time;
     Ok(())

@@ -54,6 +54,26 @@ impl StreamTable {
         }
     }
 
+    /// The next event of `stream`, at `version`, was read: it must follow the stream's current
+    /// version, or `Err` gives the version expected (and nothing changes).
+    pub(crate) fn advance(&mut self, stream: &str, version: u64) -> Result<(), u64> {
+        match self.0.get_mut(stream) {
+            Some(e) if version == e.version + 1 => e.version = version,
+            Some(e) => return Err(e.version + 1),
+            None if version == 1 => {
+                self.0.insert(
+                    stream.to_owned(),
+                    StreamEntry {
+                        version,
+                        sealed: Vec::new(),
+                    },
+                );
+            }
+            None => return Err(1),
+        }
+        Ok(())
+    }
+
     /// `n` more events of `stream` were written.
     pub(crate) fn add(&mut self, stream: &str, n: u64) {
         self.with_entry(stream, |e| e.version += n);
