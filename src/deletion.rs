@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::RecordedEvent;
+use crate::api::DeleteResult;
+use crate::error::{Error, Result};
+use crate::event::{NewEvent, RecordedEvent};
+use crate::expected::ExpectedVersion;
 use crate::index::Kind;
 use crate::query::IndexRef;
 
@@ -96,3 +99,108 @@ pub(crate) fn dead_ordinals(ix: &IndexRef<'_>, dead: &[(String, usize)]) -> Vec<
 
 /// Per deleted stream with events in a segment: how many of its first events there are dead.
 pub(crate) type DeadCounts = Vec<(String, usize)>;
+
+/// Which deletion.
+#[derive(Clone, Copy)]
+pub(crate) enum DeleteOp {
+    Truncate(u64),
+    Delete(ExpectedVersion),
+    Tombstone(ExpectedVersion),
+}
+
+/// What a deletion does to a stream at `version` with the deletion state `old`: nothing
+/// (`Err(result)` to return as is), or the `$lifecycle` event to append and the state it
+/// leaves. The one statement of the rules, for every backend: checks and expectations first, and
+/// a change that changes nothing writes nothing.
+pub(crate) fn plan(
+    stream: &str,
+    version: u64,
+    old: Option<Deletion>,
+    op: DeleteOp,
+) -> Result<std::result::Result<(NewEvent, Deletion), DeleteResult>> {
+    let check = |expected: ExpectedVersion| {
+        if expected.matches(version) {
+            Ok(())
+        } else {
+            Err(Error::WrongExpectedVersion {
+                stream: stream.to_owned(),
+                expected,
+                actual: version,
+            })
+        }
+    };
+    let (event_type, new) = match op {
+        DeleteOp::Truncate(before) => {
+            if version == 0 {
+                return Err(Error::invalid(
+                    "stream",
+                    format!("stream `{stream}` holds no events to truncate"),
+                ));
+            }
+            if before == 0 || before > version + 1 {
+                return Err(Error::invalid(
+                    "truncation point",
+                    format!(
+                        "stream `{stream}` is at version {version}: truncate before a version from 1 to {}",
+                        version + 1
+                    ),
+                ));
+            }
+            (
+                TRUNCATED,
+                Deletion {
+                    before,
+                    tombstone: false,
+                },
+            )
+        }
+        DeleteOp::Delete(expected) => {
+            check(expected)?;
+            if version == 0 {
+                return Err(Error::invalid(
+                    "stream",
+                    format!("stream `{stream}` holds no events to delete"),
+                ));
+            }
+            (
+                DELETED,
+                Deletion {
+                    before: version + 1,
+                    tombstone: false,
+                },
+            )
+        }
+        DeleteOp::Tombstone(expected) => {
+            check(expected)?;
+            (
+                TOMBSTONED,
+                Deletion {
+                    before: version + 1,
+                    tombstone: true,
+                },
+            )
+        }
+    };
+    let unchanged = Deletion {
+        before: 1,
+        tombstone: false,
+    };
+    let merged = old.unwrap_or(unchanged).merge(new);
+    if old.unwrap_or(unchanged) == merged {
+        return Ok(Err(DeleteResult {
+            stream: stream.to_owned(),
+            version,
+            deleted_before: merged.before,
+            tombstone: merged.tombstone,
+            seq: None,
+        }));
+    }
+    let event = NewEvent::new(
+        event_type,
+        serde_json::to_value(LifecycleData {
+            stream: stream.to_owned(),
+            before: new.before,
+        })?,
+    );
+    Ok(Ok((event, merged)))
+}

@@ -11,19 +11,11 @@
 use std::sync::Arc;
 
 use crate::api::DeleteResult;
-use crate::deletion::{DELETED, Deletion, LIFECYCLE_STREAM, LifecycleData, TOMBSTONED, TRUNCATED};
+use crate::deletion::{DeleteOp, LIFECYCLE_STREAM, plan};
 use crate::error::{Error, Result};
-use crate::event::{ExpectedVersion, NewEvent, validate_writable_stream};
+use crate::event::{ExpectedVersion, validate_writable_stream};
 use crate::store::Store;
 use crate::writer::Part;
-
-/// Which deletion.
-#[derive(Clone, Copy)]
-enum Op {
-    Truncate(u64),
-    Delete(ExpectedVersion),
-    Tombstone(ExpectedVersion),
-}
 
 impl Store {
     /// Soft-deletes the events of `stream` with a version below `before`: they vanish from
@@ -47,14 +39,14 @@ impl Store {
     /// # Ok::<(), eventfile::Error>(())
     /// ```
     pub fn truncate_stream(&self, stream: &str, before: u64) -> Result<DeleteResult> {
-        self.lifecycle(stream, Op::Truncate(before))
+        self.lifecycle(stream, DeleteOp::Truncate(before))
     }
 
     /// Soft-deletes every event of `stream` so far, if its version satisfies `expected`. The
     /// stream reads as empty, but keeps its version: appending to it again continues the
     /// numbering. Its snapshots are removed.
     pub fn delete_stream(&self, stream: &str, expected: ExpectedVersion) -> Result<DeleteResult> {
-        self.lifecycle(stream, Op::Delete(expected))
+        self.lifecycle(stream, DeleteOp::Delete(expected))
     }
 
     /// Hard-deletes `stream`, if its version satisfies `expected`: its events vanish and a
@@ -66,10 +58,10 @@ impl Store {
         stream: &str,
         expected: ExpectedVersion,
     ) -> Result<DeleteResult> {
-        self.lifecycle(stream, Op::Tombstone(expected))
+        self.lifecycle(stream, DeleteOp::Tombstone(expected))
     }
 
-    fn lifecycle(&self, stream: &str, op: Op) -> Result<DeleteResult> {
+    fn lifecycle(&self, stream: &str, op: DeleteOp) -> Result<DeleteResult> {
         let inner = &self.inner;
         if inner.read_only {
             return Err(Error::ReadOnly);
@@ -84,90 +76,10 @@ impl Store {
         }
         let version = st.version(stream);
         let old = st.deletion(stream)?;
-        let check = |expected: ExpectedVersion| {
-            if expected.matches(version) {
-                Ok(())
-            } else {
-                Err(Error::WrongExpectedVersion {
-                    stream: stream.to_owned(),
-                    expected,
-                    actual: version,
-                })
-            }
+        let (event, merged) = match plan(stream, version, old, op)? {
+            Ok(change) => change,
+            Err(unchanged) => return Ok(unchanged),
         };
-        let (event_type, new) = match op {
-            Op::Truncate(before) => {
-                if version == 0 {
-                    return Err(Error::invalid(
-                        "stream",
-                        format!("stream `{stream}` holds no events to truncate"),
-                    ));
-                }
-                if before == 0 || before > version + 1 {
-                    return Err(Error::invalid(
-                        "truncation point",
-                        format!(
-                            "stream `{stream}` is at version {version}: truncate before a version from 1 to {}",
-                            version + 1
-                        ),
-                    ));
-                }
-                (
-                    TRUNCATED,
-                    Deletion {
-                        before,
-                        tombstone: false,
-                    },
-                )
-            }
-            Op::Delete(expected) => {
-                check(expected)?;
-                if version == 0 {
-                    return Err(Error::invalid(
-                        "stream",
-                        format!("stream `{stream}` holds no events to delete"),
-                    ));
-                }
-                (
-                    DELETED,
-                    Deletion {
-                        before: version + 1,
-                        tombstone: false,
-                    },
-                )
-            }
-            Op::Tombstone(expected) => {
-                check(expected)?;
-                (
-                    TOMBSTONED,
-                    Deletion {
-                        before: version + 1,
-                        tombstone: true,
-                    },
-                )
-            }
-        };
-        let unchanged = Deletion {
-            before: 1,
-            tombstone: false,
-        };
-        let merged = old.unwrap_or(unchanged).merge(new);
-        if old.unwrap_or(unchanged) == merged {
-            return Ok(DeleteResult {
-                stream: stream.to_owned(),
-                version,
-                deleted_before: merged.before,
-                tombstone: merged.tombstone,
-                seq: None,
-            });
-        }
-        let event = NewEvent::new(
-            event_type,
-            serde_json::to_value(LifecycleData {
-                stream: stream.to_owned(),
-                before: new.before,
-            })?,
-        );
         let events = [event];
         let parts = [Part {
             stream: LIFECYCLE_STREAM,
@@ -180,7 +92,7 @@ impl Store {
         st.deletions.seen = batch.last_seq;
         drop(guard);
         inner.wait_durable(batch.last_seq, false)?;
-        if !matches!(op, Op::Truncate(_)) {
+        if !matches!(op, DeleteOp::Truncate(_)) {
             crate::snapshot::remove_all(inner, stream)?;
         }
         Ok(DeleteResult {

@@ -26,13 +26,11 @@ use crate::api::{
     AppendRequest, DeleteResult, EventIter, EventStore, Snapshot, StreamInfo, TermCount,
 };
 use crate::config::{DEFAULT_MAX_EVENT_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_SNAPSHOTS_KEPT};
-use crate::deletion::{
-    DELETED, Deletion, Deletions, LIFECYCLE_STREAM, LifecycleData, TOMBSTONED, TRUNCATED, is_live,
-};
+use crate::deletion::{DeleteOp, Deletion, Deletions, LIFECYCLE_STREAM, is_live, plan};
 use crate::error::{Error, Result};
 use crate::event::{
-    AppendResult, ExpectedVersion, MultiAppendResult, NewEvent, RecordedEvent, validate_id,
-    validate_stream, validate_writable_stream,
+    AppendResult, ExpectedVersion, MultiAppendResult, RecordedEvent, validate_id, validate_stream,
+    validate_writable_stream,
 };
 use crate::lookup::{Batch, Found, batch_result};
 use crate::query::{Direction, Query, Read};
@@ -420,107 +418,19 @@ fn batch_ids(parts: &[Part<'_>]) -> Result<(Vec<Vec<String>>, bool)> {
     Ok((ids, own_ids))
 }
 
-/// Which deletion.
-#[derive(Clone, Copy)]
-enum Op {
-    Truncate(u64),
-    Delete(ExpectedVersion),
-    Tombstone(ExpectedVersion),
-}
-
 impl MemoryStore {
     /// Truncation, deletion and tombstones, with the file store's rules (`Store::lifecycle`
     /// in `lifecycle.rs`): each change is a `$lifecycle` event, and a change that changes
     /// nothing writes nothing.
-    fn lifecycle(&self, stream: &str, op: Op) -> Result<DeleteResult> {
+    fn lifecycle(&self, stream: &str, op: DeleteOp) -> Result<DeleteResult> {
         validate_writable_stream(stream)?;
         let mut log = self.write();
         let version = log.version(stream);
         let old = log.deletion(stream)?;
-        let check = |expected: ExpectedVersion| {
-            if expected.matches(version) {
-                Ok(())
-            } else {
-                Err(Error::WrongExpectedVersion {
-                    stream: stream.to_owned(),
-                    expected,
-                    actual: version,
-                })
-            }
+        let (event, merged) = match plan(stream, version, old, op)? {
+            Ok(change) => change,
+            Err(unchanged) => return Ok(unchanged),
         };
-        let (event_type, new) = match op {
-            Op::Truncate(before) => {
-                if version == 0 {
-                    return Err(Error::invalid(
-                        "stream",
-                        format!("stream `{stream}` holds no events to truncate"),
-                    ));
-                }
-                if before == 0 || before > version + 1 {
-                    return Err(Error::invalid(
-                        "truncation point",
-                        format!(
-                            "stream `{stream}` is at version {version}: truncate before a version from 1 to {}",
-                            version + 1
-                        ),
-                    ));
-                }
-                (
-                    TRUNCATED,
-                    Deletion {
-                        before,
-                        tombstone: false,
-                    },
-                )
-            }
-            Op::Delete(expected) => {
-                check(expected)?;
-                if version == 0 {
-                    return Err(Error::invalid(
-                        "stream",
-                        format!("stream `{stream}` holds no events to delete"),
-                    ));
-                }
-                (
-                    DELETED,
-                    Deletion {
-                        before: version + 1,
-                        tombstone: false,
-                    },
-                )
-            }
-            Op::Tombstone(expected) => {
-                check(expected)?;
-                (
-                    TOMBSTONED,
-                    Deletion {
-                        before: version + 1,
-                        tombstone: true,
-                    },
-                )
-            }
-        };
-        let unchanged = Deletion {
-            before: 1,
-            tombstone: false,
-        };
-        let merged = old.unwrap_or(unchanged).merge(new);
-        if old.unwrap_or(unchanged) == merged {
-            return Ok(DeleteResult {
-                stream: stream.to_owned(),
-                version,
-                deleted_before: merged.before,
-                tombstone: merged.tombstone,
-                seq: None,
-            });
-        }
-        let event = NewEvent::new(
-            event_type,
-            serde_json::to_value(LifecycleData {
-                stream: stream.to_owned(),
-                before: new.before,
-            })?,
-        );
         let events = [event];
         let parts = [Part {
             stream: LIFECYCLE_STREAM,
@@ -530,7 +440,7 @@ impl MemoryStore {
         let ids = vec![vec![uuid::Uuid::now_v7().to_string()]];
         let batch = log.commit(&parts, &ids, None)?;
         Arc::make_mut(&mut log.deleted).insert(stream.to_owned(), merged);
-        if !matches!(op, Op::Truncate(_)) {
+        if !matches!(op, DeleteOp::Truncate(_)) {
             log.snapshots.remove(stream);
         }
         Ok(DeleteResult {
@@ -800,15 +710,15 @@ impl EventStore for MemoryStore {
     }
 
     fn truncate_stream(&self, stream: &str, before: u64) -> Result<DeleteResult> {
-        self.lifecycle(stream, Op::Truncate(before))
+        self.lifecycle(stream, DeleteOp::Truncate(before))
     }
 
     fn delete_stream(&self, stream: &str, expected: ExpectedVersion) -> Result<DeleteResult> {
-        self.lifecycle(stream, Op::Delete(expected))
+        self.lifecycle(stream, DeleteOp::Delete(expected))
     }
 
     fn tombstone_stream(&self, stream: &str, expected: ExpectedVersion) -> Result<DeleteResult> {
-        self.lifecycle(stream, Op::Tombstone(expected))
+        self.lifecycle(stream, DeleteOp::Tombstone(expected))
     }
 }
 
@@ -933,6 +843,7 @@ impl Iterator for Events {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::NewEvent;
     use serde_json::json;
 
     fn ev(n: u64) -> NewEvent {
