@@ -14,7 +14,9 @@ use crate::event::{AppendResult, ExpectedVersion, MultiAppendResult, NewEvent, R
 use crate::event::{StreamAppend, validate_key};
 use crate::query::Read;
 use crate::query::{Query, QueryItem};
+use crate::subscription::Subscription;
 use crate::time::Micros;
+use std::time::Duration;
 
 /// Events as a backend reads them: in order, each an event or the error that ended the read.
 pub type EventIter = Box<dyn Iterator<Item = Result<RecordedEvent>> + Send>;
@@ -176,6 +178,9 @@ impl AppendRequest {
 ///   condition would now fail.
 /// - **Deletion.** Truncated, deleted and tombstoned events are hidden from every read, query,
 ///   count and listing at once; stream numbering continues after a soft delete.
+/// - **Subscriptions.** A subscription delivers every matching visible event above its
+///   position exactly once, in seq order, history then live; a slow subscriber never blocks an
+///   appender and never loses an event (it reads the log, not a queue).
 pub trait EventStore: Send + Sync {
     /// Appends what `request` holds, atomically. See the trait's contract for the outcomes.
     fn append_request(&self, request: AppendRequest) -> Result<MultiAppendResult>;
@@ -231,6 +236,19 @@ pub trait EventStore: Send + Sync {
 
     /// Tags with their live event counts, in order, after `after`, at most `limit`.
     fn tags(&self, after: Option<&str>, limit: usize) -> Result<Vec<TermCount>>;
+
+    /// Every event `query` selects with a seq above `from`: the history first, then each new
+    /// event as soon as it is visible, in seq order, with no gap and no duplicate across the
+    /// switch. `from` is a position (0: the whole log; a saved
+    /// [`Subscription::position`] to resume); one above the head waits for the log to reach
+    /// it. The query must read forward; its `to_seq` and limit end the subscription. Events
+    /// retention removed before the subscription reached them come as one
+    /// [`crate::Error::Gap`]. Closing the store ends its subscriptions.
+    fn subscribe(&self, query: &Query, from: u64) -> Result<Subscription>;
+
+    /// Blocks until the event at `seq` is visible (the head is at or past it): `true`, or
+    /// `false` if `timeout` passed first or the store closed.
+    fn wait_for(&self, seq: u64, timeout: Duration) -> Result<bool>;
 
     /// Saves a snapshot of `stream`'s state as of `version` (a version the stream has).
     fn save_snapshot(&self, stream: &str, version: u64, state: &RawValue) -> Result<Snapshot>;

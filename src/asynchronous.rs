@@ -208,6 +208,23 @@ impl AsyncStore {
         Ok(AsyncEvents::new(iter))
     }
 
+    /// [`EventStore::subscribe`] as a stream: every event `query` selects above `from`,
+    /// history then live (see [`AsyncSubscription`]).
+    pub async fn subscribe(&self, query: &Query, from: u64) -> Result<AsyncSubscription> {
+        let query = query.clone();
+        let sub = self
+            .run("subscribe", move |s| s.subscribe(&query, from))
+            .await?;
+        AsyncSubscription::spawn(sub)
+    }
+
+    /// [`EventStore::wait_for`]: waits, on the blocking pool, until `seq` is visible or
+    /// `timeout` passes.
+    pub async fn wait_for(&self, seq: u64, timeout: std::time::Duration) -> Result<bool> {
+        self.run("wait_for", move |s| s.wait_for(seq, timeout))
+            .await
+    }
+
     /// How many events a query selects, its limit ignored ([`EventStore::count`]).
     pub async fn count(&self, query: &Query) -> Result<u64> {
         let query = query.clone();
@@ -438,6 +455,73 @@ impl AsyncEvents {
             }
             None => Ok(events),
         }
+    }
+}
+
+/// A subscription for async code: a [`futures_core::Stream`] of the events a
+/// [`crate::Subscription`] delivers, history then live, in seq order. Made by
+/// [`AsyncStore::subscribe`].
+///
+/// A thread of its own follows the subscription and hands events over through a bounded
+/// channel: when the consumer is slow the thread stops reading the log (nothing is dropped, the
+/// events wait in the log). Dropping the stream stops the thread; closing the store ends the
+/// stream. An [`Error::Gap`] is followed by the events after the gap; any other error ends
+/// the stream.
+pub struct AsyncSubscription {
+    events: tokio::sync::mpsc::Receiver<Result<RecordedEvent>>,
+}
+
+impl fmt::Debug for AsyncSubscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncSubscription").finish_non_exhaustive()
+    }
+}
+
+/// Events the subscription's thread may read ahead of the consumer.
+const SUBSCRIPTION_BUFFER: usize = 256;
+/// How often an idle subscription's thread checks whether its stream was dropped.
+const SUBSCRIPTION_CHECK: std::time::Duration = std::time::Duration::from_millis(200);
+
+impl AsyncSubscription {
+    fn spawn(mut sub: crate::subscription::Subscription) -> Result<AsyncSubscription> {
+        let (tx, rx) = tokio::sync::mpsc::channel(SUBSCRIPTION_BUFFER);
+        std::thread::Builder::new()
+            .name("eventfile-subscription".into())
+            .spawn(move || {
+                loop {
+                    let item = match sub.next_timeout(SUBSCRIPTION_CHECK) {
+                        Ok(Some(e)) => Ok(e),
+                        Ok(None) if sub.is_finished() => return,
+                        Ok(None) if tx.is_closed() => return,
+                        Ok(None) => continue,
+                        Err(e) => Err(e),
+                    };
+                    if tx.blocking_send(item).is_err() || sub.is_finished() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| Error::Aborted {
+                op: "subscribe",
+                reason: format!("could not start the subscription's thread: {e}"),
+            })?;
+        Ok(AsyncSubscription { events: rx })
+    }
+
+    /// The next event; `None` once the subscription has ended.
+    pub async fn next(&mut self) -> Option<Result<RecordedEvent>> {
+        self.events.recv().await
+    }
+}
+
+impl futures_core::Stream for AsyncSubscription {
+    type Item = Result<RecordedEvent>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.events.poll_recv(cx)
     }
 }
 

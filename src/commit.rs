@@ -7,10 +7,13 @@
 //! `synchronize_locked`). A failed sync poisons the handle for good: Linux may drop the dirty
 //! pages and report success on a retry, so it is never retried. With the weaker
 //! [`Durability`] modes, written events are published at once and a background flusher (or
-//! close) syncs. Subscriptions will wait here for the published head.
+//! close) syncs. Publishing wakes the subscriptions and `wait_for` callers waiting on the head
+//! ([`HeadWatch`]); each sync also writes the durable head for other processes (`head.rs`),
+//! which in every mode see durable events only.
 //!
 //! This module owns the published head, the sync bookkeeping and the flusher thread; it never
-//! touches a file itself (the caller's closure runs the sync) and never takes the state lock.
+//! touches a segment itself (the caller's closure runs the sync) and never takes the state
+//! lock.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -19,6 +22,8 @@ use std::time::Duration;
 
 use crate::config::Durability;
 use crate::error::{Error, Result};
+use crate::head::HeadFile;
+use crate::subscription::HeadWatch;
 
 /// Group-commit bookkeeping.
 struct SyncState {
@@ -37,11 +42,16 @@ pub(crate) struct Commit {
     cv: Condvar,
     /// Highest seq readers may see.
     visible: AtomicU64,
+    /// Wakes those waiting for the head to move.
+    watch: Arc<HeadWatch>,
+    /// The writer's published head for other processes.
+    head_file: Option<HeadFile>,
 }
 
 impl Commit {
-    /// A store whose events up to `head` are durable (just recovered).
-    pub(crate) fn new(durability: Durability, head: u64) -> Commit {
+    /// A store whose events up to `head` are durable (just recovered); a writer passes the
+    /// file it publishes its head in.
+    pub(crate) fn new(durability: Durability, head: u64, head_file: Option<HeadFile>) -> Commit {
         Commit {
             durability,
             sync: Mutex::new(SyncState {
@@ -51,7 +61,14 @@ impl Commit {
             }),
             cv: Condvar::new(),
             visible: AtomicU64::new(head),
+            watch: Arc::new(HeadWatch::new(head)),
+            head_file,
         }
+    }
+
+    /// What waiters on the head block on.
+    pub(crate) fn watch(&self) -> &Arc<HeadWatch> {
+        &self.watch
     }
 
     pub(crate) fn durability(&self) -> Durability {
@@ -72,7 +89,23 @@ impl Commit {
     /// write itself.
     fn publish(&self, seq: u64) {
         self.visible.fetch_max(seq, Ordering::AcqRel);
+        self.watch.advance(seq);
         self.cv.notify_all();
+    }
+
+    /// Events up to `seq` are durable: publishes them here and tells other processes
+    /// (`HEAD`), which see only durable events whatever the durability mode. A failure to
+    /// tell them poisons the handle (the caller holds the sync lock).
+    fn made_durable(&self, s: &mut SyncState, seq: u64) -> Result<()> {
+        s.durable = s.durable.max(seq);
+        self.publish(seq);
+        let Some(h) = &self.head_file else {
+            return Ok(());
+        };
+        h.publish(seq).inspect_err(|e| {
+            s.poisoned.get_or_insert_with(|| e.to_string());
+            self.cv.notify_all();
+        })
     }
 
     /// A read-only handle caught up with the writer's files to `seq`.
@@ -87,11 +120,10 @@ impl Commit {
         }
     }
 
-    /// Events up to `seq` were synced by someone other than a waiter (a segment roll).
-    pub(crate) fn durable(&self, seq: u64) {
+    /// Events up to `seq` were synced by someone other than a waiter (a segment roll, a close).
+    pub(crate) fn durable(&self, seq: u64) -> Result<()> {
         let mut s = self.lock();
-        s.durable = s.durable.max(seq);
-        self.publish(seq);
+        self.made_durable(&mut s, seq)
     }
 
     /// Poisons the handle: every later wait fails with [`Error::Poisoned`].
@@ -136,10 +168,7 @@ impl Commit {
             s = self.lock();
             s.syncing = false;
             match r {
-                Ok(upto) => {
-                    s.durable = s.durable.max(upto);
-                    self.publish(upto);
-                }
+                Ok(upto) => self.made_durable(&mut s, upto)?,
                 Err(err) => {
                     s.poisoned.get_or_insert_with(|| err.to_string());
                     self.cv.notify_all();

@@ -148,6 +148,17 @@ pub enum Error {
         first_available: u64,
     },
 
+    /// Retention removed events a subscription had not reached yet: it goes on after them.
+    #[error(
+        "events {first}..={last} were removed by retention before the subscription reached them; it continues at {}", .last + 1
+    )]
+    Gap {
+        /// The first seq removed unseen.
+        first: u64,
+        /// The last seq removed unseen.
+        last: u64,
+    },
+
     /// An append's condition failed: an event its query matches exists after the condition's
     /// position (DCB); nothing was written. Read again from `seq` and decide anew.
     #[error(
@@ -201,7 +212,8 @@ pub enum ErrorKind {
     /// An argument or an event was refused before anything was written (also an event over the
     /// size limit, and JSON that does not parse).
     InvalidInput,
-    /// The position asked for was removed by retention.
+    /// The position asked for was removed by retention (or, for a subscription, events it had
+    /// not reached yet were).
     Expired,
     /// The handle was opened read-only.
     ReadOnly,
@@ -229,7 +241,7 @@ impl Error {
             Error::InvalidInput { .. } | Error::EventTooLarge { .. } | Error::Json(_) => {
                 ErrorKind::InvalidInput
             }
-            Error::Expired { .. } => ErrorKind::Expired,
+            Error::Expired { .. } | Error::Gap { .. } => ErrorKind::Expired,
             Error::ReadOnly => ErrorKind::ReadOnly,
             Error::Locked { .. } | Error::Poisoned { .. } | Error::Aborted { .. } => {
                 ErrorKind::Unavailable

@@ -47,6 +47,7 @@ mod api;
 #[cfg(feature = "async")]
 mod asynchronous;
 mod catalog;
+mod checkpoint;
 mod commit;
 mod config;
 mod deletion;
@@ -54,6 +55,8 @@ mod error;
 mod event;
 mod expected;
 mod files;
+mod follow;
+mod head;
 mod index;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
@@ -78,6 +81,7 @@ mod state;
 mod storage;
 mod store;
 mod store_impl;
+pub mod subscription;
 mod time;
 mod verify;
 mod writer;
@@ -87,8 +91,9 @@ pub use api::{
     TermCount,
 };
 #[cfg(feature = "async")]
-pub use asynchronous::{AsyncEvents, AsyncStore};
+pub use asynchronous::{AsyncEvents, AsyncStore, AsyncSubscription};
 pub use catalog::ReindexReport;
+pub use checkpoint::{Checkpoints, FileCheckpoints, MemoryCheckpoints};
 pub use config::{
     DEFAULT_MAX_EVENT_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_SNAPSHOTS_KEPT, Durability,
     OpenOptions, RetentionPolicy, StoreConfig,
@@ -105,6 +110,7 @@ pub use query::{Cursor, Direction, Query, QueryItem, Read};
 pub use reader::Events;
 pub use retention::{RemovalReport, RemovedSegment};
 pub use store::Store;
+pub use subscription::Subscription;
 pub use time::{Micros, format_rfc3339, parse_rfc3339};
 pub use verify::{Problem, VerifyReport, verify};
 

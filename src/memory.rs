@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
 use serde_json::value::RawValue;
 
@@ -35,6 +35,7 @@ use crate::event::{
 use crate::lookup::{Batch, Found, batch_result};
 use crate::query::{Direction, Query, Read};
 use crate::record::{self, RecordOut};
+use crate::subscription::{Feed, FeedEvents, HeadWatch, Subscription, Waited};
 use crate::time::{Micros, now_micros};
 use crate::writer::Part;
 
@@ -71,12 +72,91 @@ use crate::writer::Part;
 #[derive(Clone)]
 pub struct MemoryStore {
     log: Arc<RwLock<Log>>,
+    /// Wakes subscriptions and `wait_for` callers when the head moves.
+    watch: Arc<HeadWatch>,
+    /// Shared by the clones only: when the last goes, the store is closed and its
+    /// subscriptions end.
+    open: Arc<Open>,
+}
+
+/// Closes the watch when the store's last clone is dropped.
+struct Open {
+    watch: Arc<HeadWatch>,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.watch.close();
+    }
+}
+
+/// A write to the log: publishes the head when it is done, so that no change is made without
+/// waking those waiting on it.
+struct Writing<'a> {
+    log: RwLockWriteGuard<'a, Log>,
+    watch: &'a HeadWatch,
+}
+
+impl std::ops::Deref for Writing<'_> {
+    type Target = Log;
+    fn deref(&self) -> &Log {
+        &self.log
+    }
+}
+
+impl std::ops::DerefMut for Writing<'_> {
+    fn deref_mut(&mut self) -> &mut Log {
+        &mut self.log
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.watch.advance(self.log.head());
+    }
+}
+
+/// The in-memory store's feed of a subscription: holds the store weakly.
+struct MemoryFeed {
+    log: Weak<RwLock<Log>>,
+    open: Weak<Open>,
+    watch: Arc<HeadWatch>,
+}
+
+impl MemoryFeed {
+    fn upgrade(&self) -> Option<MemoryStore> {
+        Some(MemoryStore {
+            open: self.open.upgrade()?,
+            log: self.log.upgrade()?,
+            watch: Arc::clone(&self.watch),
+        })
+    }
+}
+
+impl Feed for MemoryFeed {
+    fn read_after(&self, query: &Query, after: u64) -> Result<Option<(FeedEvents, u64)>> {
+        let Some(store) = self.upgrade() else {
+            return Ok(None);
+        };
+        store.run(query.clone().from_seq(after + 1)).map(Some)
+    }
+
+    fn bounds(&self, _fresh: bool) -> Result<Option<(u64, u64)>> {
+        Ok(self.upgrade().map(|s| (s.read().head(), 1)))
+    }
+
+    fn wait_past(&self, after: u64, deadline: Option<std::time::Instant>) -> Waited {
+        self.watch.wait_past(after, deadline)
+    }
 }
 
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> MemoryStore {
+        let watch = Arc::new(HeadWatch::new(0));
         MemoryStore {
+            watch: Arc::clone(&watch),
+            open: Arc::new(Open { watch }),
             log: Arc::new(RwLock::new(Log {
                 store_id: crate::config::new_store_id(),
                 events: Vec::new(),
@@ -97,8 +177,11 @@ impl MemoryStore {
         self.log.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, Log> {
-        self.log.write().unwrap_or_else(|p| p.into_inner())
+    fn write(&self) -> Writing<'_> {
+        Writing {
+            log: self.log.write().unwrap_or_else(|p| p.into_inner()),
+            watch: &self.watch,
+        }
     }
 }
 
@@ -463,20 +546,22 @@ impl MemoryStore {
         }
     }
 
-    fn run(&self, q: Query) -> Result<EventIter> {
+    /// A query's events, and the head they are read up to.
+    fn run(&self, q: Query) -> Result<(EventIter, u64)> {
         q.validate()?;
         let log = self.read();
         MemoryStore::check_cursor(&log, &q)?;
         let (lo, hi) = q.seq_bounds(log.head());
         let walk = Walk::new(lo, hi, q.direction == Direction::Backward);
         let remaining = q.limit.unwrap_or(usize::MAX);
-        Ok(Box::new(Events {
+        let events: EventIter = Box::new(Events {
             log: Arc::clone(&self.log),
             walk,
             source: Source::Log(Box::new(q)),
             deleted: Arc::clone(&log.deleted),
             remaining,
-        }))
+        });
+        Ok((events, log.head()))
     }
 }
 
@@ -582,11 +667,32 @@ impl EventStore for MemoryStore {
         if let Some(n) = read.limit {
             q = q.limit(n);
         }
-        self.run(q)
+        Ok(self.run(q)?.0)
     }
 
     fn query(&self, query: &Query) -> Result<EventIter> {
-        self.run(query.clone())
+        Ok(self.run(query.clone())?.0)
+    }
+
+    fn subscribe(&self, query: &Query, from: u64) -> Result<Subscription> {
+        MemoryStore::check_cursor(&self.read(), query)?;
+        let feed = MemoryFeed {
+            log: Arc::downgrade(&self.log),
+            open: Arc::downgrade(&self.open),
+            watch: Arc::clone(&self.watch),
+        };
+        Subscription::new(Box::new(feed), query, from)
+    }
+
+    fn wait_for(&self, seq: u64, timeout: std::time::Duration) -> Result<bool> {
+        if seq == 0 {
+            return Ok(true);
+        }
+        let deadline = std::time::Instant::now().checked_add(timeout);
+        Ok(matches!(
+            self.watch.wait_past(seq - 1, deadline),
+            Waited::Advanced(_)
+        ))
     }
 
     fn count(&self, query: &Query) -> Result<u64> {

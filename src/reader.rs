@@ -512,6 +512,12 @@ fn segment_index(st: &State, base: u64) -> Option<usize> {
 }
 
 impl Events {
+    /// The head this read was made at: it returns no event above it, and every visible event
+    /// it selects up to it.
+    pub(crate) fn visible_upto(&self) -> u64 {
+        self.max_seq
+    }
+
     fn push(&mut self, st: &mut State, seg: &Segment, plan: Plan, max_line: usize) {
         let end = data_end(st, seg);
         // A sealed segment is mapped when the iterator reaches it, not now: a read over many

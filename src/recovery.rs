@@ -39,6 +39,7 @@ pub(crate) fn catch_up(
     dir: &Path,
     config: &StoreConfig,
     read_only: bool,
+    limit: u64,
     st: &mut State,
 ) -> Result<()> {
     /// Starts over at most this often: each one needs the writer to remove files meanwhile.
@@ -50,7 +51,7 @@ pub(crate) fn catch_up(
         } else {
             None
         };
-        let r = catch_up_segments(storage, dir, config, read_only, st)
+        let r = catch_up_segments(storage, dir, config, read_only, limit, st)
             .and_then(|()| apply_lifecycle(st, config.max_line()));
         let Err(err) = r else { return Ok(()) };
         attempt += 1;
@@ -100,6 +101,7 @@ fn catch_up_segments(
     dir: &Path,
     config: &StoreConfig,
     read_only: bool,
+    limit: u64,
     st: &mut State,
 ) -> Result<()> {
     let names = storage
@@ -132,7 +134,7 @@ fn catch_up_segments(
                 .any(|r| r.base < next && next < r.end))
     {
         *st = State::new(Arc::clone(&st.log.maps));
-        return catch_up_segments(storage_arc, dir, config, read_only, st);
+        return catch_up_segments(storage_arc, dir, config, read_only, limit, st);
     }
     // Segments the manifest covers are leftovers of a retention or compaction run that was cut
     // short after writing it: finish the job (a reader just skips them). Only if the manifest
@@ -146,8 +148,10 @@ fn catch_up_segments(
 
     // A read-only handle that opened during a roll may know only sealed segments so far.
     if known_last.is_some() && st.log.active_file.is_some() {
-        // The segment we knew as active: read what was added to it since.
-        scan_active(config, read_only, st)?;
+        // The segment we knew as active: read what was added to it since; all of it if a newer
+        // segment exists (the writer synced it before starting the next).
+        let upto = if bases.is_empty() { limit } else { u64::MAX };
+        scan_active(config, read_only, upto, st)?;
         if bases.is_empty() {
             return Ok(());
         }
@@ -203,7 +207,7 @@ fn catch_up_segments(
         if i < last {
             load_sealed(storage_arc, dir, config, read_only, base, st)?;
         } else {
-            open_active(storage, dir, config, read_only, base, st)?;
+            open_active(storage, dir, config, read_only, limit, base, st)?;
         }
     }
     if st.log.segments.is_empty() && !read_only {
@@ -532,6 +536,7 @@ fn open_active(
     dir: &Path,
     config: &StoreConfig,
     read_only: bool,
+    limit: u64,
     base: u64,
     st: &mut State,
 ) -> Result<()> {
@@ -578,7 +583,7 @@ fn open_active(
         st.log.active_index = MemIndex::from_file(&ix);
         st.log.active_len = ix.segment_len;
     }
-    scan_active(config, read_only, st)
+    scan_active(config, read_only, limit, st)
 }
 
 /// Whether the checkpoint's last record is where it says, holds the seq it should, and closes a
@@ -614,7 +619,8 @@ pub(crate) fn has_valid_record(lines: &mut Lines, path: &Path) -> Result<bool> {
 }
 
 /// Scans the active segment from `st.log.active_len` to the file's end, applying complete batches.
-fn scan_active(config: &StoreConfig, read_only: bool, st: &mut State) -> Result<()> {
+/// Applies the records added to the active segment since the last scan, up to seq `limit`.
+fn scan_active(config: &StoreConfig, read_only: bool, limit: u64, st: &mut State) -> Result<()> {
     let file = st
         .log
         .active_file
@@ -627,7 +633,7 @@ fn scan_active(config: &StoreConfig, read_only: bool, st: &mut State) -> Result<
     }
     let mut lines = Lines::new(SegmentData::File(file.clone()), len, config.max_line());
     let start = st.log.active_len;
-    let result = segment::scan(&mut lines, &path, start, |batch| {
+    let result = segment::scan_upto(&mut lines, &path, start, limit, |batch| {
         for rec in batch {
             apply(st, rec, &path)?;
             st.log

@@ -314,6 +314,19 @@ pub(crate) fn scan(
     lines: &mut Lines,
     path: &Path,
     start: u64,
+    on_batch: impl FnMut(&[Scanned]) -> Result<()>,
+) -> Result<ScanResult> {
+    scan_upto(lines, path, start, u64::MAX, on_batch)
+}
+
+/// [`scan`], stopping cleanly before the first batch that ends above seq `limit` (a read-only
+/// handle's published head: what lies beyond may not be durable yet). `valid_end` is then where
+/// that batch starts.
+pub(crate) fn scan_upto(
+    lines: &mut Lines,
+    path: &Path,
+    start: u64,
+    limit: u64,
     mut on_batch: impl FnMut(&[Scanned]) -> Result<()>,
 ) -> Result<ScanResult> {
     let mut valid_end = start;
@@ -344,6 +357,9 @@ pub(crate) fn scan(
             terms,
         });
         if !rec.more {
+            if rec.seq > limit {
+                return Ok(ControlFlow::Break(()));
+            }
             on_batch(&batch)?;
             batch.clear();
             valid_end = next;

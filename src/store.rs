@@ -58,12 +58,22 @@ pub struct Store {
     /// Shared by the clones only (never by background threads): when the last clone goes, it
     /// stops and joins the flusher, so that the store is closed (synced, checkpointed, lock
     /// released) by the time that drop returns.
-    _handle: Arc<Handle>,
+    pub(crate) handle: Arc<Handle>,
 }
 
-/// Owns the background flusher of a store (dropping it stops and joins the thread).
-struct Handle {
+/// Owns the background threads of a store: dropping it stops and joins the flusher, stops the
+/// follower, and ends the subscriptions (they hold the store weakly and wait on `watch`).
+pub(crate) struct Handle {
     _flusher: Option<crate::commit::Flusher>,
+    watch: Arc<crate::subscription::HeadWatch>,
+    /// A read-only handle's follower of the writer, started by the first subscription or wait.
+    pub(crate) follower: std::sync::OnceLock<StopFlag>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.watch.close();
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -154,11 +164,24 @@ impl Store {
             }
         };
         let mut state = State::new(crate::sealed::MapCache::new(opts.max_mapped_segments));
-        crate::recovery::catch_up(&storage, &dir, &config, opts.read_only, &mut state)?;
+        let limit = published_limit(storage.as_ref(), &dir, opts.read_only)?;
+        crate::recovery::catch_up(&storage, &dir, &config, opts.read_only, limit, &mut state)?;
         if !opts.read_only {
             crate::files::remove_snapshot_temps(storage.as_ref(), &dir)?;
         }
         let head = state.next_seq - 1;
+        // What recovery found is what readers may see from now on, in this process and others:
+        // make it durable (a writer killed between its write and its sync left its last batch in
+        // the page cache only), then publish it.
+        let head_file = if opts.read_only {
+            None
+        } else {
+            if let Some(file) = &state.log.active_file {
+                file.sync_data()
+                    .map_err(|e| Error::io("fdatasync", &state.active().path, e))?;
+            }
+            Some(crate::head::HeadFile::create(storage.as_ref(), &dir, head)?)
+        };
         let inner = Arc::new(Inner {
             dir,
             storage,
@@ -168,7 +191,7 @@ impl Store {
             store_id,
             clock: opts.clock.clone(),
             state: Mutex::new(state),
-            commit: crate::commit::Commit::new(opts.durability, head),
+            commit: crate::commit::Commit::new(opts.durability, head, head_file),
             _lock: lock,
         });
         // The flusher holds its own reference to the store: joining it (when the last clone
@@ -184,10 +207,14 @@ impl Store {
             }
             _ => None,
         };
-        let handle = Handle { _flusher: flusher };
+        let handle = Handle {
+            _flusher: flusher,
+            watch: Arc::clone(inner.commit.watch()),
+            follower: std::sync::OnceLock::new(),
+        };
         Ok(Store {
             inner,
-            _handle: Arc::new(handle),
+            handle: Arc::new(handle),
         })
     }
 
@@ -245,8 +272,16 @@ impl Store {
     pub fn refresh(&self) -> Result<u64> {
         if self.inner.read_only {
             let inner = &self.inner;
+            let limit = published_limit(inner.storage.as_ref(), &inner.dir, true)?;
             let mut st = inner.lock_state();
-            crate::recovery::catch_up(&inner.storage, &inner.dir, &inner.config, true, &mut st)?;
+            crate::recovery::catch_up(
+                &inner.storage,
+                &inner.dir,
+                &inner.config,
+                true,
+                limit,
+                &mut st,
+            )?;
             inner.commit.caught_up(st.next_seq - 1);
         }
         Ok(self.head_seq())
@@ -298,6 +333,8 @@ impl Drop for Inner {
         if self.commit.durability() != Durability::Fsync && file.sync_data().is_err() {
             return;
         }
+        // Readers in other processes see what the weaker modes wrote only now.
+        let _ = self.commit.durable(st.next_seq - 1);
         if let Some(seg) = st.log.segments.last().filter(|s| s.is_active())
             && st.log.active_len > seg.data_start
         {
@@ -305,6 +342,25 @@ impl Drop for Inner {
             let bytes = st.log.active_index.encode(seg.base, st.log.active_len);
             let _ = crate::files::write_atomic(self.storage.as_ref(), &self.dir, &name, &bytes);
         }
+    }
+}
+
+/// Up to which seq a read-only handle may apply what the files hold: the head the writer
+/// published (`head.rs`), read before the files, so that everything up to it is durable. No
+/// limit for the writer, nor for a store no writer of this version has opened (no `HEAD`).
+fn published_limit(storage: &dyn Storage, dir: &Path, read_only: bool) -> Result<u64> {
+    if !read_only {
+        return Ok(u64::MAX);
+    }
+    Ok(crate::head::read_head(storage, dir)?.unwrap_or(u64::MAX))
+}
+
+/// Stops a background thread when dropped: the thread checks the flag at each wake-up.
+pub(crate) struct StopFlag(pub(crate) Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for StopFlag {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
     }
 }
 

@@ -11,6 +11,7 @@ use crate::event::{ExpectedVersion, MultiAppendResult, RecordedEvent};
 use crate::query::Query;
 use crate::query::Read;
 use crate::store::Store;
+use crate::subscription::Subscription;
 
 impl EventStore for Store {
     fn append_request(&self, request: AppendRequest) -> Result<MultiAppendResult> {
@@ -47,6 +48,14 @@ impl EventStore for Store {
 
     fn log_start(&self) -> Result<u64> {
         Ok(Store::log_start(self))
+    }
+
+    fn subscribe(&self, query: &Query, from: u64) -> Result<Subscription> {
+        Store::subscribe(self, query, from)
+    }
+
+    fn wait_for(&self, seq: u64, timeout: std::time::Duration) -> Result<bool> {
+        Store::wait_for(self, seq, timeout)
     }
 
     fn streams(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<StreamInfo>> {

@@ -170,6 +170,7 @@ pub(crate) fn verify_on(storage: &Arc<dyn Storage>, dir: &Path) -> Result<Verify
         );
         v.problem(dir.join(crate::manifest::MANIFEST_FILE), 0, message);
     }
+    v.check_head(storage.as_ref(), dir);
     v.open_check(storage, dir, &config);
     v.report.segments = bases.len();
     v.report.streams = v.versions.len();
@@ -187,6 +188,7 @@ fn known_file(name: &str) -> bool {
         || name == crate::manifest::MANIFEST_FILE
         || name == crate::files::SNAPSHOT_DIR
         || name == crate::store::LOCK_FILE
+        || name == crate::head::HEAD_FILE
         || name.ends_with(".tmp")
         || is_sidecar_name(name)
 }
@@ -211,6 +213,7 @@ fn wrong_kind(storage: &dyn Storage, dir: &Path, name: &str) -> Option<Problem> 
     } else if name == config::CONFIG_FILE
         || name == crate::manifest::MANIFEST_FILE
         || name == crate::store::LOCK_FILE
+        || name == crate::head::HEAD_FILE
         || parse_segment_name(name).is_some()
         || is_sidecar_name(name)
     {
@@ -274,6 +277,27 @@ struct Verifier {
 }
 
 impl Verifier {
+    /// The writer's published head (`HEAD`) against the log: a head beyond the log's end names
+    /// events the writer made durable that are gone. A damaged `HEAD` loses nothing (a writer
+    /// open rewrites it), so it is a note.
+    fn check_head(&mut self, storage: &dyn Storage, dir: &Path) {
+        let last = self.next_seq - 1;
+        match crate::head::read_head(storage, dir) {
+            Ok(Some(head)) if head > last => self.problem(
+                dir.join(crate::head::HEAD_FILE),
+                0,
+                format!(
+                    "the writer published seq {head} as durable, but the log ends at seq {last}: \
+                     acknowledged events are missing"
+                ),
+            ),
+            Ok(_) => {}
+            Err(e) => self.report.notes.push(format!(
+                "{e}; read-only handles refuse to open until a writer opens the store"
+            )),
+        }
+    }
+
     /// Runs what an open checks, by the code that opens: the catch-up of a read-only open,
     /// which writes nothing (a writer adds repairs to it, whose obstacles `wrong_kind` and
     /// `segment` report). Its error is a problem; where the walk already reported one at the same
@@ -281,7 +305,8 @@ impl Verifier {
     fn open_check(&mut self, storage: &Arc<dyn Storage>, dir: &Path, config: &config::StoreConfig) {
         // Few maps: the check visits each segment once.
         let mut st = crate::state::State::new(crate::sealed::MapCache::new(64));
-        let Err(e) = crate::recovery::catch_up(storage, dir, config, true, &mut st) else {
+        let Err(e) = crate::recovery::catch_up(storage, dir, config, true, u64::MAX, &mut st)
+        else {
             return;
         };
         let mut refused = locate(e, dir);

@@ -552,7 +552,7 @@ impl Inner {
             );
             file.sync_data()
                 .map_err(|e| Error::io("fdatasync", &path, e))?;
-            self.commit.durable(st.next_seq - 1);
+            self.commit.durable(st.next_seq - 1)?;
             let index = recovery::write_index(
                 self.storage.as_ref(),
                 &self.dir,

@@ -421,6 +421,12 @@ impl EventStore for Faulty {
     fn log_start(&self) -> eventfile::Result<u64> {
         EventStore::log_start(&self.inner)
     }
+    fn subscribe(&self, query: &Query, from: u64) -> eventfile::Result<eventfile::Subscription> {
+        EventStore::subscribe(&self.inner, query, from)
+    }
+    fn wait_for(&self, seq: u64, timeout: std::time::Duration) -> eventfile::Result<bool> {
+        EventStore::wait_for(&self.inner, seq, timeout)
+    }
     fn streams(
         &self,
         prefix: &str,
@@ -623,4 +629,49 @@ fn the_facade_and_its_futures_are_send() {
         .block_on(store.read_all_batches(Read::forward()))
         .unwrap();
     send(&batches.next_batch(1));
+}
+
+/// A subscription as a stream: the history, then what is appended while it waits, in order;
+/// closing the store (dropping its last handle) ends the stream.
+#[test]
+fn a_subscription_streams_history_then_live_and_ends_with_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        let facade = AsyncStore::new(store);
+        for i in 0..3 {
+            facade
+                .append("s", ExpectedVersion::Any, [NewEvent::new("T", json!(i))])
+                .await
+                .unwrap();
+        }
+        let mut sub = facade.subscribe(&Query::new(), 0).await.unwrap();
+        let mut seqs = Vec::new();
+        for _ in 0..3 {
+            seqs.push(sub.next().await.unwrap().unwrap().seq);
+        }
+        let writer = facade.clone();
+        let appending = tokio::spawn(async move {
+            for i in 3..6 {
+                writer
+                    .append("s", ExpectedVersion::Any, [NewEvent::new("T", json!(i))])
+                    .await
+                    .unwrap();
+            }
+        });
+        for _ in 3..6 {
+            seqs.push(sub.next().await.unwrap().unwrap().seq);
+        }
+        appending.await.unwrap();
+        assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+        assert!(
+            facade
+                .wait_for(6, std::time::Duration::from_secs(5))
+                .await
+                .unwrap()
+        );
+        drop(facade);
+        assert!(sub.next().await.is_none(), "the stream ends with the store");
+    });
 }

@@ -339,7 +339,11 @@ fn regenerating_fixture_v1_gives_the_same_files() {
     );
     for name in ["v1", "v1-unclean"] {
         let committed = tree(&fixtures().join(name));
-        let fresh = tree(&tmp.path().join(name));
+        let mut fresh = tree(&tmp.path().join(name));
+        // The writer's published head (docs/format.md, "HEAD") came after the fixture was
+        // written: an optional file, which a store without it is read without, so it is not
+        // part of the format 1 fixture.
+        fresh.remove("HEAD");
         assert_eq!(
             committed.keys().collect::<Vec<_>>(),
             fresh.keys().collect::<Vec<_>>(),

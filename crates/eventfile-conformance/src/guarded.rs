@@ -87,6 +87,14 @@ impl<S: EventStore, G: Send + Sync> EventStore for Guarded<S, G> {
         self.store.log_start()
     }
 
+    fn subscribe(&self, query: &Query, from: u64) -> Result<eventfile::Subscription> {
+        self.store.subscribe(query, from)
+    }
+
+    fn wait_for(&self, seq: u64, timeout: std::time::Duration) -> Result<bool> {
+        self.store.wait_for(seq, timeout)
+    }
+
     fn streams(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<StreamInfo>> {
         self.store.streams(prefix, after, limit)
     }

@@ -49,6 +49,7 @@ pub mod queries;
 pub mod reads;
 pub mod retries;
 pub mod snapshots;
+pub mod subscriptions;
 
 pub use guarded::Guarded;
 
@@ -130,6 +131,16 @@ macro_rules! __for_each_case {
             bad_input::reserved_stream_names_refuse_appends,
             bad_input::indexed_metadata_must_be_short_strings,
             bad_input::bad_read_arguments_are_refused,
+            subscriptions::history_then_live_with_appenders_racing_the_switch,
+            subscriptions::a_subscription_delivers_only_what_its_query_selects,
+            subscriptions::resuming_from_a_position_delivers_the_rest_once,
+            subscriptions::many_subscribers_each_see_everything,
+            subscriptions::a_slow_subscriber_blocks_no_appender_and_loses_nothing,
+            subscriptions::closing_the_store_ends_a_waiting_subscription,
+            subscriptions::limits_end_a_subscription_and_a_future_position_waits,
+            subscriptions::deleted_events_are_not_delivered,
+            subscriptions::wait_for_returns_once_a_seq_is_visible,
+            subscriptions::bad_subscriptions_are_refused,
         ] }
     };
 }
