@@ -21,6 +21,7 @@ mod reads;
 mod reopen;
 mod retention;
 mod snapshots;
+mod subscribe;
 mod support;
 mod truncation;
 mod verify;

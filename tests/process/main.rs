@@ -7,6 +7,7 @@
 //! still held. Within this binary they run one at a time for the same reason.
 
 mod crash_kill;
+mod follow;
 mod hostile;
 mod reader;
 mod retention_race;

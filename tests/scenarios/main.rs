@@ -16,6 +16,7 @@
 //! versions" has the commands.
 
 mod faults;
+mod follower;
 mod model;
 mod poisoning;
 mod power_loss;

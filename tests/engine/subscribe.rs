@@ -1,0 +1,274 @@
+//! The file store's subscriptions beyond the conformance suite: gaps retention opens ahead of a
+//! subscriber, segment rolls, compaction, a read-only handle following the writer on its own,
+//! and the published head.
+
+use std::time::Duration;
+
+use eventfile::{Error, ExpectedVersion, OpenOptions, Query, RetentionPolicy, Store, Subscription};
+
+use crate::support::*;
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn next(sub: &mut Subscription) -> eventfile::Result<u64> {
+    sub.next_timeout(PATIENCE)
+        .map(|e| e.expect("an event within the patience").seq)
+}
+
+fn retaining(dir: &std::path::Path, keep: u64) -> Store {
+    OpenOptions::new()
+        .segment_bytes(4096)
+        .retention(RetentionPolicy::keep_all().max_events(keep))
+        .open(dir)
+        .unwrap()
+}
+
+/// Retention removing events a subscriber has not reached is one `Gap` naming exactly the
+/// removed seqs it had not delivered; the events after them follow, none skipped. (Events of a
+/// read already under way when the segment went are still delivered: its file stays readable.)
+#[test]
+fn retention_ahead_of_a_subscriber_is_a_gap_naming_the_exact_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = retaining(dir.path(), 50);
+    for i in 0..20 {
+        append_one(&store, "s", i);
+    }
+    let mut sub = store.subscribe(&Query::new(), 0).unwrap();
+    for want in 1..=5 {
+        assert_eq!(next(&mut sub).unwrap(), want);
+    }
+    for i in 20..400 {
+        append_one(&store, "s", i);
+    }
+    let report = store.run_retention(false).unwrap();
+    let start = store.log_start();
+    assert!(
+        start > 21 && report.events > 0,
+        "retention removed {report:?}"
+    );
+    let mut seen: Vec<u64> = (1..=5).collect();
+    let mut gaps = Vec::new();
+    while seen.last() != Some(&400) {
+        match next(&mut sub) {
+            Ok(seq) => seen.push(seq),
+            Err(Error::Gap { first, last }) => {
+                assert_eq!(
+                    first,
+                    seen.last().unwrap() + 1,
+                    "the gap starts after the last event"
+                );
+                gaps.push((first, last));
+                seen.extend(first..=last);
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(seen, (1..=400).collect::<Vec<_>>());
+    // The read under way ended at the head it was cut at (20): the rest up to the log start
+    // was gone.
+    assert_eq!(gaps, [(21, start - 1)]);
+}
+
+/// A subscription from 0 on a log whose start retention moved learns of the removed prefix
+/// first; one from `log_start - 1` starts at the oldest retained event without a gap.
+#[test]
+fn a_subscription_below_the_log_start_reports_the_removed_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = retaining(dir.path(), 50);
+    for i in 0..300 {
+        append_one(&store, "s", i);
+    }
+    store.run_retention(false).unwrap();
+    let start = store.log_start();
+    assert!(start > 1);
+    let mut from_zero = store.subscribe(&Query::new(), 0).unwrap();
+    match next(&mut from_zero) {
+        Err(Error::Gap { first, last }) => assert_eq!((first, last), (1, start - 1)),
+        other => panic!("expected a gap, got {other:?}"),
+    }
+    assert_eq!(next(&mut from_zero).unwrap(), start);
+    let mut from_start = store.subscribe(&Query::new(), start - 1).unwrap();
+    assert_eq!(next(&mut from_start).unwrap(), start);
+}
+
+/// A filtered subscription crossing many segment rolls and a compaction that removes whole
+/// segments of deleted events delivers every live matching event once, in order.
+#[test]
+fn rolls_and_compaction_never_make_a_subscriber_skip_or_repeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = small_store(dir.path(), 4096);
+    let mut sub = store.subscribe(&Query::new().prefix("keep-"), 0).unwrap();
+    let mut expected = Vec::new();
+    for round in 0..6 {
+        // A segment or two of a stream deleted right away, which compaction then removes.
+        let junk = format!("junk-{round}");
+        for i in 0..60 {
+            append_one(&store, &junk, i);
+        }
+        store.delete_stream(&junk, ExpectedVersion::Any).unwrap();
+        for i in 0..40 {
+            expected.push(append_one(&store, &format!("keep-{}", i % 3), i).first_seq);
+        }
+        if round % 2 == 1 {
+            store.compact(false).unwrap();
+        }
+    }
+    let got: Vec<u64> = (0..expected.len())
+        .map(|_| next(&mut sub).unwrap())
+        .collect();
+    assert_eq!(got, expected);
+    assert!(
+        sub.next_timeout(Duration::from_millis(20))
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// A read-only handle's subscription follows the writer without any `refresh` call: its
+/// follower thread wakes on the writer's published head.
+#[test]
+fn a_read_only_subscription_follows_the_writer_without_refresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = small_store(dir.path(), 4096);
+    for i in 0..10 {
+        append_one(&writer, "s", i);
+    }
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    let mut sub = reader.subscribe(&Query::new(), 0).unwrap();
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        got.push(next(&mut sub).unwrap());
+    }
+    // Live, across rolls: each appended event arrives without the reader being told.
+    for i in 10..300 {
+        let seq = append_one(&writer, "s", i).first_seq;
+        got.push(next(&mut sub).unwrap());
+        assert_eq!(got.last(), Some(&seq));
+    }
+    assert_eq!(got, (1..=300).collect::<Vec<_>>());
+    assert!(reader.wait_for(300, PATIENCE).unwrap());
+    // wait_for on the reader: the writer appends on another thread.
+    std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| reader.wait_for(305, PATIENCE).unwrap());
+        for i in 0..5 {
+            append_one(&writer, "s", i);
+        }
+        assert!(waiting.join().unwrap());
+    });
+    // Dropping the reader ends its subscription.
+    drop(reader);
+    assert!(sub.next_timeout(PATIENCE).unwrap().is_none());
+    assert!(sub.is_finished());
+}
+
+/// A retention run in the writer's process ahead of a read-only handle's subscriber is a gap
+/// there too: the subscriber's failed read refreshes the handle and learns the new log start.
+#[test]
+fn a_read_only_subscriber_learns_of_a_gap_from_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = retaining(dir.path(), 50);
+    for i in 0..20 {
+        append_one(&writer, "s", i);
+    }
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    let mut sub = reader.subscribe(&Query::new(), 0).unwrap();
+    assert_eq!(next(&mut sub).unwrap(), 1);
+    for i in 20..400 {
+        append_one(&writer, "s", i);
+    }
+    writer.run_retention(false).unwrap();
+    let start = writer.log_start();
+    let mut seen = vec![1];
+    loop {
+        match next(&mut sub) {
+            Ok(seq) => {
+                seen.push(seq);
+                if seq == 400 {
+                    break;
+                }
+            }
+            Err(Error::Gap { first, last }) => {
+                // Exactly the removed events the subscriber had not delivered.
+                assert_eq!(first, seen.last().unwrap() + 1);
+                assert_eq!(last, start - 1);
+                seen.extend(first..=last);
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(seen, (1..=400).collect::<Vec<_>>());
+}
+
+/// The writer publishes its durable head in `HEAD`; a reader opening while the writer's last
+/// batch is written but not yet synced (a weaker durability mode) does not see that batch
+/// until the writer syncs it.
+#[test]
+fn a_reader_sees_only_what_the_writer_has_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = OpenOptions::new()
+        .durability(eventfile::Durability::None)
+        .open(dir.path())
+        .unwrap();
+    append_one(&writer, "s", 0);
+    writer.sync().unwrap();
+    append_one(&writer, "s", 1);
+    append_one(&writer, "s", 2);
+    // In the writer's process the written events are visible (the mode's documented trade).
+    assert_eq!(writer.head_seq(), 3);
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(reader.head_seq(), 1, "a reader saw unsynced events");
+    assert_eq!(all(&reader).len(), 1);
+    writer.sync().unwrap();
+    assert_eq!(reader.refresh().unwrap(), 3);
+    assert!(reader.wait_for(3, PATIENCE).unwrap());
+    // `verify` checks the published head against the log.
+    drop(writer);
+    let report = eventfile::verify(dir.path()).unwrap();
+    assert!(report.is_sound() && report.notes.is_empty(), "{report:?}");
+}
+
+/// A published head beyond the log's end (events the writer made durable are gone) is a
+/// problem `verify` reports; a damaged `HEAD` is a note, and refuses read-only opens until a
+/// writer rewrites it.
+#[test]
+fn verify_checks_the_published_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = small_store(dir.path(), 4096);
+    for i in 0..5 {
+        append_one(&store, "s", i);
+    }
+    drop(store);
+    let head = dir.path().join("HEAD");
+    let good = std::fs::read(&head).unwrap();
+    // Both slots name seq 9 (a forged, valid file): the log ends at 5.
+    let mut forged = good.clone();
+    for at in [0usize, 32] {
+        forged[at + 8..at + 16].copy_from_slice(&9u64.to_le_bytes());
+        let crc = crc32fast::hash(&forged[at..at + 16]);
+        forged[at + 16..at + 20].copy_from_slice(&crc.to_le_bytes());
+    }
+    std::fs::write(&head, &forged).unwrap();
+    let report = eventfile::verify(dir.path()).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.message.contains("published seq 9")),
+        "{report:?}"
+    );
+    let mut damaged = good;
+    damaged[3] ^= 1;
+    damaged[35] ^= 1;
+    std::fs::write(&head, &damaged).unwrap();
+    let report = eventfile::verify(dir.path()).unwrap();
+    assert!(report.is_sound(), "{report:?}");
+    assert!(
+        report.notes.iter().any(|n| n.contains("HEAD")),
+        "{report:?}"
+    );
+    let err = Store::open_read_only(dir.path()).unwrap_err();
+    assert_eq!(err.kind(), eventfile::ErrorKind::Corrupt, "{err}");
+    // A writer open rewrites it.
+    drop(small_store(dir.path(), 4096));
+    assert_eq!(Store::open_read_only(dir.path()).unwrap().head_seq(), 5);
+}
