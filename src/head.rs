@@ -49,6 +49,15 @@ fn decode(b: &[u8]) -> Option<u64> {
     (crc32fast::hash(&b[..16]) == crc).then_some(seq)
 }
 
+/// A whole file whose slots name `a` and `b` (the tests' and the fuzzer's forgeries).
+#[cfg(feature = "internals")]
+pub(crate) fn file_bytes(a: u64, b: u64) -> Vec<u8> {
+    let mut bytes = vec![0u8; LEN];
+    bytes[..SLOT].copy_from_slice(&encode(a));
+    bytes[SECOND as usize..SECOND as usize + SLOT].copy_from_slice(&encode(b));
+    bytes
+}
+
 /// The seq the file names: the greater of its valid slots. `None` if there is no file (a store
 /// no writer of this version has opened). A file with no valid slot is damaged.
 pub(crate) fn read_head(storage: &dyn Storage, dir: &Path) -> Result<Option<u64>> {

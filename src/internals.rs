@@ -75,6 +75,12 @@ pub fn frame(body: &[u8]) -> Vec<u8> {
     buf
 }
 
+/// A `HEAD` file whose two slots name `a` and `b`, both valid: lets a fuzzer choose published
+/// heads (above the log, below it) rather than fight the CRC.
+pub fn head_file(a: u64, b: u64) -> Vec<u8> {
+    crate::head::file_bytes(a, b)
+}
+
 /// Frames every line of `text` (see [`frame`]) and joins them with newlines.
 pub fn frame_lines(text: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len() + 32);

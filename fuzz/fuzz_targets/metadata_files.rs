@@ -1,12 +1,17 @@
 //! The store's own metadata files on arbitrary bytes: the configuration (`eventfile.json`), the
-//! removal manifest (`removed.json`) and a snapshot file. Opening never panics; a store that opens
-//! reads back without panicking, and loading the snapshot never panics.
+//! removal manifest (`removed.json`), a snapshot file, the published head (`HEAD`) and a
+//! consumer's checkpoint. Opening never panics; a store that opens reads back and subscribes
+//! without panicking, and loading the snapshot or the checkpoint never panics.
 //!
-//! The first byte picks the file (its value mod 3) and, with its top bit set, frames the rest with
-//! a valid CRC so the fuzzer reaches the parsers and what the store does with what they accept.
+//! The first byte picks the file (its value mod 5) and, with its top bit set, frames the rest with
+//! a valid CRC (for `HEAD`: two valid slots naming the seqs of the next 16 bytes) so the fuzzer
+//! reaches the parsers and what the store does with what they accept.
 #![no_main]
 
-use eventfile::{Durability, ExpectedVersion, NewEvent, OpenOptions, Read, internals};
+use eventfile::{
+    Checkpoints, Durability, ExpectedVersion, FileCheckpoints, NewEvent, OpenOptions, Query, Read,
+    Store, internals,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -27,14 +32,30 @@ fuzz_target!(|data: &[u8]| {
         }
         store.save_snapshot("s", 60, &serde_json::json!({})).unwrap();
     }
-    let body = if mode & 0x80 != 0 {
-        internals::frame(rest)
-    } else {
-        rest.to_vec()
+    let which = mode % 5;
+    let body = match (mode & 0x80 != 0, which) {
+        (true, 3) => {
+            let seq = |i: usize| {
+                let mut b = [0u8; 8];
+                for (k, x) in rest.iter().skip(i * 8).take(8).enumerate() {
+                    b[k] = *x;
+                }
+                u64::from_le_bytes(b) % 200
+            };
+            internals::head_file(seq(0), seq(1))
+        }
+        (true, _) => internals::frame(rest),
+        (false, _) => rest.to_vec(),
     };
-    let path = match mode % 3 {
+    let checkpoints = dir.path().join("checkpoints");
+    let path = match which {
         0 => dir.path().join("eventfile.json"),
         1 => dir.path().join("removed.json"),
+        3 => dir.path().join("HEAD"),
+        4 => {
+            std::fs::create_dir_all(&checkpoints).unwrap();
+            checkpoints.join("c.checkpoint")
+        }
         _ => {
             let snaps = dir.path().join("snapshots");
             let name = std::fs::read_dir(&snaps).unwrap().next().unwrap().unwrap().file_name();
@@ -42,6 +63,16 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     std::fs::write(path, body).unwrap();
+    if let Ok(c) = FileCheckpoints::open(&checkpoints) {
+        let _ = c.load("c");
+    }
+    // A reader first: the writer's open rewrites `HEAD`.
+    if let Ok(reader) = Store::open_read_only(dir.path()) {
+        let _ = reader.read_all(Read::forward()).map(|e| e.count());
+        if let Ok(mut sub) = reader.subscribe(&Query::new(), 0) {
+            while let Ok(Some(_)) = sub.next_timeout(std::time::Duration::ZERO) {}
+        }
+    }
     if let Ok(store) = opts().open(dir.path()) {
         if let Ok(events) = store.read_all(Read::forward()) {
             for e in events {
