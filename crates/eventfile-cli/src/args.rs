@@ -280,10 +280,10 @@ pub struct RetentionArgs {
     pub keep_all: bool,
 }
 
-/// The filters of `eventfile query`: every flag given must hold; repeated --stream and --type
-/// flags match any of their values, repeated --tag flags must all match.
+/// The filters `eventfile query` and `eventfile tail` share: every flag given must hold; repeated
+/// --stream and --type flags match any of their values, repeated --tag flags must all match.
 #[derive(Debug, clap::Args)]
-pub struct QueryArgs {
+pub struct FilterArgs {
     /// Events of this stream (repeatable: any of them).
     #[arg(long = "stream", value_name = "STREAM", value_parser = stream_name)]
     pub streams: Vec<String>,
@@ -302,12 +302,6 @@ pub struct QueryArgs {
     /// Events before this time (RFC 3339).
     #[arg(long, value_parser = rfc3339)]
     pub until: Option<Micros>,
-    /// Events with seq at least this.
-    #[arg(long, value_name = "SEQ")]
-    pub from_seq: Option<u64>,
-    /// Events with seq at most this.
-    #[arg(long, value_name = "SEQ")]
-    pub to_seq: Option<u64>,
     /// Events whose metadata correlation_id is this.
     #[arg(long)]
     pub correlation: Option<String>,
@@ -317,6 +311,19 @@ pub struct QueryArgs {
     /// Events whose metadata actor is this.
     #[arg(long)]
     pub actor: Option<String>,
+}
+
+/// `eventfile query`: the shared filters, a seq range, and how to page through the matches.
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    /// Events with seq at least this.
+    #[arg(long, value_name = "SEQ")]
+    pub from_seq: Option<u64>,
+    /// Events with seq at most this.
+    #[arg(long, value_name = "SEQ")]
+    pub to_seq: Option<u64>,
     /// Print at most N events.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,

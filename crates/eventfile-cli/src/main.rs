@@ -27,7 +27,8 @@ use std::io::{self, BufWriter, Read as _, Write};
 use std::process::ExitCode;
 
 use eventfile::{
-    AppendCondition, AppendRequest, Error, NewEvent, OpenOptions, QueryItem, Read, Store,
+    AppendCondition, AppendRequest, Error, NewEvent, OpenOptions, QueryItem, Read, RecordedEvent,
+    Store,
 };
 
 use args::{Cli, Command, JsonArg};
@@ -227,13 +228,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let store = open_for_reading(&dir)?;
             let read = read_options(from, limit, backward);
             for event in store.read_stream(&stream, read)? {
-                writeln!(out, "{}", event?.to_json())?;
+                write_event(&mut out, &event?)?;
             }
         }
         Command::Cat { from, limit } => {
             let store = open_for_reading(&dir)?;
             for event in store.read_all(read_options(from, limit, false))? {
-                writeln!(out, "{}", event?.to_json())?;
+                write_event(&mut out, &event?)?;
             }
         }
         Command::Query(a) => {
@@ -299,6 +300,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// Prints one event as every command that prints events does (`read`, `cat`, `query`, `get`,
+/// `tail`): its JSON object on one line.
+pub(crate) fn write_event(out: &mut impl Write, event: &RecordedEvent) -> io::Result<()> {
+    writeln!(out, "{}", event.to_json())
 }
 
 /// Reads the value of a `-` JSON argument from stdin, as checked text on one line (see
