@@ -4,7 +4,8 @@
 //! flag, a malformed argument value, including a name, tag or id the store's rules refuse and a
 //! metadata number it cannot store exactly, or malformed JSON on stdin), 3 version conflict on
 //! `append` or `delete`, 4 no such event on `get` (or snapshot on `snapshot show`). Output goes
-//! to stdout as JSON lines; a closed pipe (`| head`) ends the command quietly with status 0.
+//! to stdout as JSON lines; a closed pipe (`| head`) ends the command quietly with status 0, and
+//! so does SIGINT or SIGTERM to `tail -f`, which follows the store until then.
 //!
 //! JSON given for event data and snapshot state is passed to the store as text, never parsed
 //! into a `serde_json::Value`: its numbers are stored with every digit as given.
@@ -22,6 +23,7 @@ mod bench;
 mod demo;
 mod lifecycle;
 mod query;
+mod tail;
 
 use std::io::{self, BufWriter, Read as _, Write};
 use std::process::ExitCode;
@@ -240,6 +242,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Query(a) => {
             let q = query::checked_query(&a)?;
             query::query(&open_for_reading(&dir)?, &q, &a, &mut out)?
+        }
+        Command::Tail(a) => {
+            let q = query::checked(query::filters(&a.filters))?;
+            tail::tail(&dir, &a, q, &mut out)?
         }
         Command::Get { id } => query::get(&open_for_reading(&dir)?, &id, &mut out)?,
         Command::Streams {
