@@ -66,6 +66,9 @@ pub fn tail(dir: &Path, a: &TailArgs, query: Query, out: &mut impl Write) -> Res
             Ok(None) => {
                 out.flush()?;
                 unflushed = false;
+                if reader_gone() {
+                    return Err(Failure::ClosedPipe);
+                }
             }
             Err(Error::Gap { first, last }) => {
                 out.flush()?;
@@ -96,6 +99,27 @@ fn last_n_start(store: &Store, query: &Query, n: usize, head: u64) -> Result<u64
         oldest = Some(event?.seq);
     }
     Ok(oldest.map_or(head, |seq| seq - 1))
+}
+
+/// Whether stdout is a pipe whose reader has gone: what a write would find out (EPIPE), known
+/// without an event to write, so that an idle `tail -f | head -3` ends once `head` has. Linux
+/// reports it as POLLERR on the pipe; where nothing is reported, the next write finds out.
+#[cfg(unix)]
+fn reader_gone() -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let stdout = std::io::stdout();
+    let mut fds = [PollFd::new(&stdout, PollFlags::empty())];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    matches!(poll(&mut fds, Some(&now)), Ok(n) if n > 0)
+        && fds[0].revents().contains(PollFlags::ERR)
+}
+
+#[cfg(not(unix))]
+fn reader_gone() -> bool {
+    false
 }
 
 /// A flag set by the first SIGINT or SIGTERM; a second one of either ends the process as the

@@ -258,25 +258,42 @@ fn tail_names_events_retention_removed_and_goes_on() {
     assert!(out.stderr.is_empty());
 }
 
+/// A child process, killed if the test fails before it has exited: a failed test must not
+/// leave a `tail -f` running.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `eventfile tail ARGS` with stdout and stderr piped.
+fn spawn_tail(dir: &Path, args: &[&str]) -> Running {
+    let child = Command::new(env!("CARGO_BIN_EXE_eventfile"))
+        .arg("--dir")
+        .arg(dir)
+        .arg("tail")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run eventfile tail");
+    Running(child)
+}
+
 /// A running `eventfile tail`, its stdout read line by line on a thread.
 struct Tail {
-    child: Child,
+    child: Running,
     /// Each line as read, with its newline: a line without one is the last, cut short.
     lines: Receiver<String>,
 }
 
 impl Tail {
     fn spawn(dir: &Path, args: &[&str]) -> Tail {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_eventfile"))
-            .arg("--dir")
-            .arg(dir)
-            .arg("tail")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run eventfile tail");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut child = spawn_tail(dir, args);
+        let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             loop {
@@ -317,7 +334,7 @@ impl Tail {
     /// lines it printed after the signal, and its stderr.
     #[cfg(unix)]
     fn stop(mut self, signal: rustix::process::Signal) -> (Option<i32>, Vec<String>, String) {
-        let pid = rustix::process::Pid::from_child(&self.child);
+        let pid = rustix::process::Pid::from_child(&self.child.0);
         rustix::process::kill_process(pid, signal).expect("signal tail");
         let deadline = Instant::now() + DEADLINE;
         let mut rest = Vec::new();
@@ -331,14 +348,6 @@ impl Tail {
         }
         let (status, stderr) = exit_of(&mut self.child);
         (status, rest, stderr)
-    }
-}
-
-impl Drop for Tail {
-    fn drop(&mut self) {
-        // A test that failed half-way must not leave a tail -f running.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -473,16 +482,8 @@ fn tail_ends_quietly_when_its_reader_goes() {
     // `eventfile tail --from 0 | head -1`, with and without -f: as `cat` does, exit 0 and say
     // nothing.
     for args in [&["--from", "0"][..], &["-f", "--from", "0"]] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_eventfile"))
-            .arg("--dir")
-            .arg(dir)
-            .arg("tail")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut child = spawn_tail(dir, args);
+        let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();
         assert_eq!(seq_of(&line), 1);
@@ -493,10 +494,33 @@ fn tail_ends_quietly_when_its_reader_goes() {
     }
 }
 
+/// `eventfile tail -f | head -3` on a store nobody writes to: tail has nothing to write that
+/// would fail, and still ends, with status 0, once its reader has gone.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_idle_tail_f_ends_when_its_reader_goes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for i in 1..=5 {
+        assert_eq!(append(dir, "s-1", "T", "{}", &[]), i);
+    }
+    let mut child = spawn_tail(dir, &["-f", "-n", "3"]);
+    let stdout = BufReader::new(child.0.stdout.take().unwrap());
+    let seqs: Vec<u64> = stdout
+        .lines()
+        .take(3)
+        .map(|l| seq_of(&l.unwrap()))
+        .collect();
+    assert_eq!(seqs, [3, 4, 5]);
+    let (status, stderr) = exit_of(&mut child);
+    assert_eq!(status, Some(0), "{stderr}");
+    assert_eq!(stderr, "");
+}
+
 /// Waits for `child` to exit, failing the test past the deadline; its status and stderr. Its
 /// stderr ends when it exits, and is read on a thread so that the wait can time out.
-fn exit_of(child: &mut Child) -> (Option<i32>, String) {
-    let mut stderr = child.stderr.take().expect("stderr piped");
+fn exit_of(child: &mut Running) -> (Option<i32>, String) {
+    let mut stderr = child.0.stderr.take().expect("stderr piped");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut text = String::new();
@@ -506,5 +530,5 @@ fn exit_of(child: &mut Child) -> (Option<i32>, String) {
     let stderr = rx
         .recv_timeout(DEADLINE)
         .expect("the process did not exit in time");
-    (child.wait().unwrap().code(), stderr)
+    (child.0.wait().unwrap().code(), stderr)
 }
