@@ -377,7 +377,7 @@ fn follows_appends_of_other_processes(signal: rustix::process::Signal, filtered:
         }
         *expected.last().unwrap()
     };
-    append_some(6);
+    let last = append_some(6);
     let args: &[&str] = if filtered {
         &["-f", "--stream", "a"]
     } else {
@@ -385,6 +385,9 @@ fn follows_appends_of_other_processes(signal: rustix::process::Signal, filtered:
     };
     let tail = Tail::spawn(dir, args);
     let mut printed = Vec::new();
+    // The history first (-n 10 of six: all of them), before any append: -n counts back from
+    // the head tail finds when it opens the store.
+    tail.seqs_until(last, &mut printed);
 
     // Appends while tail follows, without waiting for it; then the segments tail has printed
     // go, and appends go on.
@@ -408,7 +411,7 @@ fn follows_appends_of_other_processes(signal: rustix::process::Signal, filtered:
         "tail printed more than was appended"
     );
     assert_eq!(stderr, "");
-    // The history (-n 10 of the first six: all of them) then every new one, once, in order.
+    // The history, then every new one, once, in order.
     assert_eq!(printed, expected);
 }
 
@@ -422,6 +425,42 @@ fn tail_follows_other_processes_across_segments_and_retention_until_sigterm() {
 #[test]
 fn tail_follows_with_a_filter_until_sigint() {
     follows_appends_of_other_processes(rustix::process::Signal::INT, true);
+}
+
+/// A writer that stays open in another process (this test's), rolling segments and running
+/// retention itself while `tail -f` follows: the common case of an application writing and an
+/// operator watching.
+#[cfg(unix)]
+#[test]
+fn tail_follows_a_writer_that_stays_open() {
+    use eventfile::{ExpectedVersion, NewEvent, OpenOptions, RetentionPolicy};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let store = OpenOptions::new().segment_bytes(4096).open(dir).unwrap();
+    let pad = "x".repeat(200);
+    let append = |i: u64| {
+        let e = NewEvent::new("T", serde_json::json!({ "i": i, "pad": pad }));
+        store
+            .append("s-1", ExpectedVersion::Any, [e])
+            .unwrap()
+            .first_seq
+    };
+    // From position 0, not -n: the appends below race tail's start, and -n counts back from
+    // the head tail finds when it opens the store.
+    let tail = Tail::spawn(dir, &["-f", "--from", "0"]);
+    let mut printed = Vec::new();
+    let mut expected: Vec<u64> = (0..40).map(append).collect();
+    tail.seqs_until(*expected.last().unwrap(), &mut printed);
+    let mut policy = RetentionPolicy::keep_all();
+    policy.max_events = Some(5);
+    store.set_retention_policy(policy).unwrap();
+    let report = store.run_retention(false).unwrap();
+    assert!(report.segments.len() >= 2, "{report:?}");
+    expected.extend((40..80).map(append));
+    tail.seqs_until(*expected.last().unwrap(), &mut printed);
+    let (status, rest, stderr) = tail.stop(rustix::process::Signal::TERM);
+    assert_eq!((status, rest, stderr), (Some(0), vec![], String::new()));
+    assert_eq!(printed, expected);
 }
 
 #[cfg(unix)]
