@@ -150,6 +150,15 @@ pub enum Command {
     /// Find events by stream, type, tag, time, seq and metadata; one JSON object per line.
     /// With --limit, the cursor to continue from is printed on stderr as {"next":CURSOR}.
     Query(QueryArgs),
+    /// Print the last N matching events (default 10), or every one after --from SEQ; with -f,
+    /// go on printing new ones as they are appended.
+    ///
+    /// Events are printed oldest first, one JSON object per line, as `cat` and `query` print
+    /// them; the filters are those of `query`. With -f, tail follows the store, also a writer in
+    /// another process, until SIGINT or SIGTERM (exit 0), and flushes each line as it comes.
+    /// Events retention removed before tail reached them are named on stderr, and tail goes on
+    /// after them. The store must exist: tail never creates one.
+    Tail(TailArgs),
     /// Print the event with this id. Exit 4 if there is none.
     Get {
         /// The event id.
@@ -280,10 +289,10 @@ pub struct RetentionArgs {
     pub keep_all: bool,
 }
 
-/// The filters of `eventfile query`: every flag given must hold; repeated --stream and --type
-/// flags match any of their values, repeated --tag flags must all match.
+/// The filters `eventfile query` and `eventfile tail` share: every flag given must hold; repeated
+/// --stream and --type flags match any of their values, repeated --tag flags must all match.
 #[derive(Debug, clap::Args)]
-pub struct QueryArgs {
+pub struct FilterArgs {
     /// Events of this stream (repeatable: any of them).
     #[arg(long = "stream", value_name = "STREAM", value_parser = stream_name)]
     pub streams: Vec<String>,
@@ -302,12 +311,6 @@ pub struct QueryArgs {
     /// Events before this time (RFC 3339).
     #[arg(long, value_parser = rfc3339)]
     pub until: Option<Micros>,
-    /// Events with seq at least this.
-    #[arg(long, value_name = "SEQ")]
-    pub from_seq: Option<u64>,
-    /// Events with seq at most this.
-    #[arg(long, value_name = "SEQ")]
-    pub to_seq: Option<u64>,
     /// Events whose metadata correlation_id is this.
     #[arg(long)]
     pub correlation: Option<String>,
@@ -317,6 +320,19 @@ pub struct QueryArgs {
     /// Events whose metadata actor is this.
     #[arg(long)]
     pub actor: Option<String>,
+}
+
+/// `eventfile query`: the shared filters, a seq range, and how to page through the matches.
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    /// Events with seq at least this.
+    #[arg(long, value_name = "SEQ")]
+    pub from_seq: Option<u64>,
+    /// Events with seq at most this.
+    #[arg(long, value_name = "SEQ")]
+    pub to_seq: Option<u64>,
     /// Print at most N events.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
@@ -329,6 +345,31 @@ pub struct QueryArgs {
     /// Print only the number of matching events, as {"count":N}.
     #[arg(long)]
     pub count: bool,
+}
+
+/// `eventfile tail`: where to start, whether to follow, and the filters of `eventfile query`.
+#[derive(Debug, clap::Args)]
+pub struct TailArgs {
+    /// Print the last N matching events (0: none, only what comes with -f). Refused with
+    /// --from, which says where to start instead.
+    #[arg(
+        short = 'n',
+        long = "lines",
+        value_name = "N",
+        default_value_t = 10,
+        conflicts_with = "from"
+    )]
+    pub lines: usize,
+    /// Keep following: print each new matching event as soon as it is appended, until SIGINT
+    /// or SIGTERM (then exit 0). A second signal ends tail at once, as if not handled.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Print every matching event with a seq above SEQ (a position: 0 prints them all) instead
+    /// of the last N.
+    #[arg(long, value_name = "SEQ")]
+    pub from: Option<u64>,
+    #[command(flatten)]
+    pub filters: FilterArgs,
 }
 
 /// A JSON argument, or `-` for stdin, which is read when the command runs (within the store's

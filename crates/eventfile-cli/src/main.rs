@@ -4,7 +4,8 @@
 //! flag, a malformed argument value, including a name, tag or id the store's rules refuse and a
 //! metadata number it cannot store exactly, or malformed JSON on stdin), 3 version conflict on
 //! `append` or `delete`, 4 no such event on `get` (or snapshot on `snapshot show`). Output goes
-//! to stdout as JSON lines; a closed pipe (`| head`) ends the command quietly with status 0.
+//! to stdout as JSON lines; a closed pipe (`| head`) ends the command quietly with status 0, and
+//! so does SIGINT or SIGTERM to `tail -f`, which follows the store until then.
 //!
 //! JSON given for event data and snapshot state is passed to the store as text, never parsed
 //! into a `serde_json::Value`: its numbers are stored with every digit as given.
@@ -22,12 +23,14 @@ mod bench;
 mod demo;
 mod lifecycle;
 mod query;
+mod tail;
 
 use std::io::{self, BufWriter, Read as _, Write};
 use std::process::ExitCode;
 
 use eventfile::{
-    AppendCondition, AppendRequest, Error, NewEvent, OpenOptions, QueryItem, Read, Store,
+    AppendCondition, AppendRequest, Error, NewEvent, OpenOptions, QueryItem, Read, RecordedEvent,
+    Store,
 };
 
 use args::{Cli, Command, JsonArg};
@@ -227,18 +230,22 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let store = open_for_reading(&dir)?;
             let read = read_options(from, limit, backward);
             for event in store.read_stream(&stream, read)? {
-                writeln!(out, "{}", event?.to_json())?;
+                write_event(&mut out, &event?)?;
             }
         }
         Command::Cat { from, limit } => {
             let store = open_for_reading(&dir)?;
             for event in store.read_all(read_options(from, limit, false))? {
-                writeln!(out, "{}", event?.to_json())?;
+                write_event(&mut out, &event?)?;
             }
         }
         Command::Query(a) => {
             let q = query::checked_query(&a)?;
             query::query(&open_for_reading(&dir)?, &q, &a, &mut out)?
+        }
+        Command::Tail(a) => {
+            let q = query::checked(query::filters(&a.filters))?;
+            tail::tail(&dir, &a, q, &mut out)?
         }
         Command::Get { id } => query::get(&open_for_reading(&dir)?, &id, &mut out)?,
         Command::Streams {
@@ -299,6 +306,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// Prints one event as every command that prints events does (`read`, `cat`, `query`, `get`,
+/// `tail`): its JSON object on one line.
+pub(crate) fn write_event(out: &mut impl Write, event: &RecordedEvent) -> io::Result<()> {
+    writeln!(out, "{}", event.to_json())
 }
 
 /// Reads the value of a `-` JSON argument from stdin, as checked text on one line (see

@@ -7,29 +7,35 @@ use eventfile::{Query, Store};
 use serde_json::json;
 
 use crate::Failure;
-use crate::args::QueryArgs;
+use crate::args::{FilterArgs, QueryArgs};
 
-fn build(a: &QueryArgs) -> Query {
+/// The query the shared filter flags name (of `query` and `tail`), not yet validated.
+pub fn filters(f: &FilterArgs) -> Query {
     let mut q = Query::new()
-        .streams(a.streams.clone())
-        .types(a.types.clone());
-    for t in &a.tags {
+        .streams(f.streams.clone())
+        .types(f.types.clone());
+    for t in &f.tags {
         q = q.tag(t.clone());
     }
     let set = |q: Query, v: &Option<String>, f: fn(Query, String) -> Query| match v {
         Some(v) => f(q, v.clone()),
         None => q,
     };
-    q = set(q, &a.prefix, Query::prefix);
-    q = set(q, &a.correlation, Query::correlation);
-    q = set(q, &a.causation, Query::causation);
-    q = set(q, &a.actor, Query::actor);
-    if let Some(t) = a.since {
+    q = set(q, &f.prefix, Query::prefix);
+    q = set(q, &f.correlation, Query::correlation);
+    q = set(q, &f.causation, Query::causation);
+    q = set(q, &f.actor, Query::actor);
+    if let Some(t) = f.since {
         q = q.since(t);
     }
-    if let Some(t) = a.until {
+    if let Some(t) = f.until {
         q = q.until(t);
     }
+    q
+}
+
+fn build(a: &QueryArgs) -> Query {
+    let mut q = filters(&a.filters);
     if let Some(s) = a.from_seq {
         q = q.from_seq(s);
     }
@@ -51,7 +57,11 @@ fn build(a: &QueryArgs) -> Query {
 /// The query the flags name, checked before any store is opened: a malformed combination (a seq
 /// range whose ends are swapped, a time range likewise) is a usage error.
 pub fn checked_query(a: &QueryArgs) -> Result<Query, Failure> {
-    let q = build(a);
+    checked(build(a))
+}
+
+/// `q`, if it is well formed; a usage error naming what is wrong with it if not.
+pub fn checked(q: Query) -> Result<Query, Failure> {
     q.validate().map_err(|e| Failure::Usage(e.to_string()))?;
     Ok(q)
 }
@@ -63,7 +73,7 @@ pub fn query(store: &Store, q: &Query, a: &QueryArgs, out: &mut impl Write) -> R
     }
     let mut events = store.query(q)?;
     for event in events.by_ref() {
-        writeln!(out, "{}", event?.to_json())?;
+        crate::write_event(out, &event?)?;
     }
     if a.limit.is_some()
         && let Some(c) = events.cursor()
@@ -76,7 +86,7 @@ pub fn query(store: &Store, q: &Query, a: &QueryArgs, out: &mut impl Write) -> R
 
 pub fn get(store: &Store, id: &str, out: &mut impl Write) -> Result<(), Failure> {
     match store.get_event(id)? {
-        Some(e) => Ok(writeln!(out, "{}", e.to_json())?),
+        Some(e) => Ok(crate::write_event(out, &e)?),
         None => Err(Failure::NotFound(format!("no event with id `{id}`"))),
     }
 }
