@@ -108,6 +108,34 @@ pub(crate) enum DeleteOp {
     Tombstone(ExpectedVersion),
 }
 
+/// Whether a snapshot of `stream` at `version` may be saved, the stream being at `current`
+/// with deletion state `deleted`: the version must exist, and not lie below a truncation (the
+/// snapshot would stand for events that are deleted after it). Every backend checks this.
+pub(crate) fn check_snapshot_version(
+    stream: &str,
+    version: u64,
+    current: u64,
+    deleted: Option<Deletion>,
+) -> Result<()> {
+    if version == 0 || version > current {
+        return Err(Error::invalid(
+            "snapshot version",
+            format!("stream `{stream}` has no version {version} (it is at version {current})"),
+        ));
+    }
+    if let Some(d) = deleted.filter(|d| version + 1 < d.before) {
+        return Err(Error::invalid(
+            "snapshot version",
+            format!(
+                "stream `{stream}` is truncated before version {}: a snapshot at {version} \
+                 would miss the deleted events after it",
+                d.before
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// What a deletion does to a stream at `version` with the deletion state `old`: nothing
 /// (`Err(result)` to return as is), or the `$lifecycle` event to append and the state it
 /// leaves. The one statement of the rules, for every backend: checks and expectations first, and

@@ -6,17 +6,19 @@
 //! keeps the file store's semantics by reusing its parts rather than restating them: the
 //! validation of requests, batches, events and queries, [`Query::matches`], the record encoder
 //! (so an event's size is measured exactly as the file store measures it), the replayed result
-//! of a retry, the deletion state and `$lifecycle` event data. The few rules that live inside
-//! the file store's state handling (what is a retry rather than a duplicate id, the truncation
-//! points) are restated here beside a reference to their source, and the conformance suite
-//! (`crates/eventfile-conformance`) runs on both stores to hold them together.
+//! of a retry, the deletion state and `$lifecycle` event data, id assignment
+//! (`writer::batch_ids`), the deletion rules (`deletion::plan`) and the snapshot rule
+//! (`deletion::check_snapshot_version`). The few rules that live inside the file store's state
+//! handling (what is a retry rather than a duplicate id) are restated here beside a reference
+//! to their source, and the conformance suite (`crates/eventfile-conformance`) runs on both
+//! stores to hold them together.
 //!
 //! It must never touch a file or the clock of another store, and never decide a rule of its
 //! own: where it differs from the file store, it is because there is no disk (nothing is
 //! durable, no retention, so `Expired` never happens and `log_start` is 1), and the differences
 //! are written on [`MemoryStore`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
@@ -471,36 +473,6 @@ impl Log {
     }
 }
 
-/// The ids of a batch: the caller's, or fresh UUIDv7s (as the file store's `append_batch`).
-/// Ids the caller gave must not repeat within the batch.
-fn batch_ids(parts: &[Part<'_>]) -> Result<(Vec<Vec<String>>, bool)> {
-    let ids: Vec<Vec<String>> = parts
-        .iter()
-        .map(|p| {
-            p.events
-                .iter()
-                .map(|e| {
-                    e.id.clone()
-                        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
-                })
-                .collect()
-        })
-        .collect();
-    let own_ids = parts
-        .iter()
-        .any(|p| p.events.iter().any(|e| e.id.is_some()));
-    if own_ids {
-        let mut seen = HashSet::new();
-        if let Some(id) = ids.iter().flatten().find(|id| !seen.insert(id.as_str())) {
-            return Err(Error::invalid(
-                "event id",
-                format!("`{id}` appears twice in one append"),
-            ));
-        }
-    }
-    Ok((ids, own_ids))
-}
-
 impl MemoryStore {
     /// Truncation, deletion and tombstones, with the file store's rules (`Store::lifecycle`
     /// in `lifecycle.rs`): each change is a `$lifecycle` event, and a change that changes
@@ -578,7 +550,7 @@ impl EventStore for MemoryStore {
             })
             .collect();
         crate::writer::validate(&parts)?;
-        let (ids, own_ids) = batch_ids(&parts)?;
+        let (ids, own_ids) = crate::writer::batch_ids(&parts)?;
         let key = request.key.as_deref();
 
         let mut log = self.write();
@@ -772,22 +744,7 @@ impl EventStore for MemoryStore {
         let mut log = self.write();
         let current = log.version(stream);
         let deleted = log.deletion(stream)?;
-        if version == 0 || version > current {
-            return Err(Error::invalid(
-                "snapshot version",
-                format!("stream `{stream}` has no version {version} (it is at version {current})"),
-            ));
-        }
-        if let Some(d) = deleted.filter(|d| version + 1 < d.before) {
-            return Err(Error::invalid(
-                "snapshot version",
-                format!(
-                    "stream `{stream}` is truncated before version {}: a snapshot at {version} \
-                     would miss the deleted events after it",
-                    d.before
-                ),
-            ));
-        }
+        crate::deletion::check_snapshot_version(stream, version, current, deleted)?;
         let snapshot = Snapshot {
             stream: stream.to_owned(),
             version,

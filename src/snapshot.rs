@@ -126,22 +126,7 @@ impl Store {
             let st = inner.lock_state();
             (st.version(stream), st.deletion(stream)?)
         };
-        if version == 0 || version > current {
-            return Err(Error::invalid(
-                "snapshot version",
-                format!("stream `{stream}` has no version {version} (it is at version {current})"),
-            ));
-        }
-        if let Some(d) = deleted.filter(|d| version + 1 < d.before) {
-            return Err(Error::invalid(
-                "snapshot version",
-                format!(
-                    "stream `{stream}` is truncated before version {}: a snapshot at {version} \
-                     would miss the deleted events after it",
-                    d.before
-                ),
-            ));
-        }
+        crate::deletion::check_snapshot_version(stream, version, current, deleted)?;
         // The snapshot must not describe events that could still be lost.
         let head = inner.lock_state().next_seq - 1;
         inner.wait_durable(head, false)?;

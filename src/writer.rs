@@ -218,30 +218,7 @@ impl Inner {
             return Err(Error::ReadOnly);
         }
         validate(parts)?;
-        let ids: Vec<Vec<String>> = parts
-            .iter()
-            .map(|p| {
-                p.events
-                    .iter()
-                    .map(|e| {
-                        e.id.clone()
-                            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
-                    })
-                    .collect()
-            })
-            .collect();
-        let own_ids = parts
-            .iter()
-            .any(|p| p.events.iter().any(|e| e.id.is_some()));
-        if own_ids {
-            let mut seen = std::collections::HashSet::new();
-            if let Some(id) = ids.iter().flatten().find(|id| !seen.insert(id.as_str())) {
-                return Err(Error::invalid(
-                    "event id",
-                    format!("`{id}` appears twice in one append"),
-                ));
-            }
-        }
+        let (ids, own_ids) = batch_ids(parts)?;
 
         let mut guard = self.lock_state();
         let st = &mut *guard;
@@ -607,6 +584,37 @@ impl Inner {
         })?;
         Ok(upto)
     }
+}
+
+/// The ids of a batch, per part: the caller's, or fresh UUIDv7s; and whether the caller gave
+/// any (only then can the append be a retry). Ids the caller gave must not repeat within the
+/// batch. Every backend assigns ids by this rule.
+pub(crate) fn batch_ids(parts: &[Part<'_>]) -> Result<(Vec<Vec<String>>, bool)> {
+    let ids: Vec<Vec<String>> = parts
+        .iter()
+        .map(|p| {
+            p.events
+                .iter()
+                .map(|e| {
+                    e.id.clone()
+                        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+                })
+                .collect()
+        })
+        .collect();
+    let own_ids = parts
+        .iter()
+        .any(|p| p.events.iter().any(|e| e.id.is_some()));
+    if own_ids {
+        let mut seen = std::collections::HashSet::new();
+        if let Some(id) = ids.iter().flatten().find(|id| !seen.insert(id.as_str())) {
+            return Err(Error::invalid(
+                "event id",
+                format!("`{id}` appears twice in one append"),
+            ));
+        }
+    }
+    Ok((ids, own_ids))
 }
 
 pub(crate) fn validate(parts: &[Part<'_>]) -> Result<()> {

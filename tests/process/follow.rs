@@ -153,7 +153,7 @@ fn child_consumer() {
     while sub.position() < head {
         let e = sub.next_timeout(Duration::from_secs(30)).unwrap().unwrap();
         writeln!(handled, "{}", e.seq).unwrap();
-        if e.seq % EVERY == 0 {
+        if e.seq.is_multiple_of(EVERY) {
             checkpoints.save("consumer", sub.position()).unwrap();
         }
         writeln!(out, "EV {}", e.seq).unwrap();
