@@ -282,7 +282,10 @@ impl Store {
                 limit,
                 &mut st,
             )?;
-            inner.commit.caught_up(st.next_seq - 1);
+            let head = st.next_seq - 1;
+            // Published with the lock released: the subscribers it wakes go straight to reading.
+            drop(st);
+            inner.commit.caught_up(head);
         }
         Ok(self.head_seq())
     }
