@@ -150,9 +150,17 @@ fn child_consumer() {
     writeln!(out, "FROM {from}").unwrap();
     out.flush().unwrap();
     let head = store.head_seq();
+    // One event per line on stdin: the parent decides how far ahead of it this may run.
+    let mut tokens = std::io::stdin().lock().lines();
     while sub.position() < head {
+        if tokens.next().is_none() {
+            return;
+        }
         let e = sub.next_timeout(Duration::from_secs(30)).unwrap().unwrap();
-        writeln!(handled, "{}", e.seq).unwrap();
+        // One write of the whole line (O_APPEND): a kill cannot leave half of it.
+        handled
+            .write_all(format!("{}\n", e.seq).as_bytes())
+            .unwrap();
         if e.seq.is_multiple_of(EVERY) {
             checkpoints.save("consumer", sub.position()).unwrap();
         }
@@ -192,8 +200,15 @@ fn a_consumer_killed_with_sigkill_resumes_from_its_checkpoint() {
             }
         };
         starts.push(from);
-        // Let it handle a random number of events, then kill it mid-stride.
+        // Let it handle a random number of events, then kill it mid-stride: it may run up to
+        // three events ahead of what it has reported, so the kill can land anywhere in
+        // handling an event or saving a checkpoint.
         let take = 1 + rng.below(400);
+        let mut stdin = c.stdin.take().unwrap();
+        for _ in 0..take + 3 {
+            // A child that finished and exited no longer reads: that is fine.
+            let _ = writeln!(stdin, "go");
+        }
         let mut done = false;
         for _ in 0..take {
             line.clear();
