@@ -1,7 +1,8 @@
 //! Following the log from another process: a read-only subscriber in a child gets every event
 //! the writer appends, exactly once and in order, through segment rolls and retention runs,
-//! without ever calling `refresh`; and a consumer killed with SIGKILL resumes from its
-//! checkpoint, receiving again only what it handled after its last save.
+//! without ever calling `refresh`; a follower keeps going while its writer is killed with
+//! SIGKILL and restarted; and a consumer killed with SIGKILL resumes from its checkpoint,
+//! receiving again only what it handled after its last save.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -254,4 +255,94 @@ fn a_consumer_killed_with_sigkill_resumes_from_its_checkpoint() {
         "consumer: {EVENTS} events, {kills} kills, {repeated} handled twice (at most {EVERY} \
          per kill), none missed"
     );
+}
+
+/// The child: a writer appending batches in a loop, printing `ACK first last batch` once each
+/// append returned.
+#[test]
+fn child_writer() {
+    if child_role().as_deref() != Some("writer") {
+        return;
+    }
+    let store = small_store(&child_dir(), 4096);
+    println!("READY");
+    let pid = std::process::id();
+    let mut out = std::io::stdout().lock();
+    for k in 0.. {
+        let id = format!("{pid}-{k}");
+        let events = (0..1 + k % 3).map(|i| ev("Step", i).with_tag(format!("batch={id}")));
+        let r = store
+            .append(
+                &format!("w-{}", k % 5),
+                eventfile::ExpectedVersion::Any,
+                events.collect::<Vec<_>>(),
+            )
+            .unwrap();
+        writeln!(out, "ACK {} {} {id}", r.first_seq, r.last_seq).unwrap();
+        out.flush().unwrap();
+    }
+}
+
+/// A follower in this process keeps its subscription while the writer in another process is
+/// killed with SIGKILL again and again and restarted: it receives every acknowledged event,
+/// once, in order, and every event it receives is the one the store holds at that seq after
+/// the last restart (it never saw an event a crash replaced).
+#[test]
+fn a_follower_survives_the_writer_being_killed() {
+    let _serial = crate::serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    drop(small_store(&dir, 4096));
+    let reader = Store::open_read_only(&dir).unwrap();
+    let mut sub = reader.subscribe(&Query::new(), 0).unwrap();
+    let mut rng = Rng(0x0bad_5eed);
+    let mut acked: Vec<(u64, u64)> = Vec::new();
+    let mut got: Vec<(u64, String)> = Vec::new();
+    let receive = |sub: &mut eventfile::Subscription, got: &mut Vec<(u64, String)>, upto: u64| {
+        while got.last().is_none_or(|g| g.0 < upto) {
+            let e = sub
+                .next_timeout(Duration::from_secs(30))
+                .unwrap()
+                .expect("the follower got every acknowledged event");
+            got.push((e.seq, e.tags.join(",")));
+        }
+    };
+    for _ in 0..8 {
+        let mut c = child("follow::child_writer", "writer", &dir)
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(c.stdout.take().unwrap());
+        let mut line = String::new();
+        let take = 1 + rng.below(60);
+        let mut seen = 0;
+        while seen < take {
+            line.clear();
+            assert!(out.read_line(&mut line).unwrap() > 0, "writer exited");
+            if let Some(rest) = line.trim_end().strip_prefix("ACK ") {
+                let mut f = rest.split(' ');
+                let first: u64 = f.next().unwrap().parse().unwrap();
+                let last: u64 = f.next().unwrap().parse().unwrap();
+                acked.push((first, last));
+                seen += 1;
+            }
+        }
+        c.kill().unwrap();
+        c.wait().unwrap();
+        // Everything acknowledged reaches the follower, without anyone telling it.
+        receive(&mut sub, &mut got, acked.last().unwrap().1);
+    }
+    // One last writer open recovers (and publishes) whatever the last kill left written.
+    let store = small_store(&dir, 4096);
+    let head = store.head_seq();
+    receive(&mut sub, &mut got, head);
+    let seqs: Vec<u64> = got.iter().map(|g| g.0).collect();
+    assert_eq!(seqs, (1..=head).collect::<Vec<_>>(), "once each, in order");
+    let now: Vec<(u64, String)> = all(&store)
+        .into_iter()
+        .map(|e| (e.seq, e.tags.join(",")))
+        .collect();
+    assert_eq!(got, now, "the follower saw the events the store holds");
+    for (first, last) in acked {
+        assert!(last <= head && first >= 1);
+    }
 }
