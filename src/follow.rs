@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::query::Query;
-use crate::store::{Handle, Inner, StopFlag, Store};
+use crate::store::{Gate, Inner, StopFlag, Store};
 use crate::subscription::{Feed, FeedEvents, HeadWatch, Subscription, Waited};
 
 /// How often a follower looks at the writer's head without a notification: the latency where
@@ -28,26 +28,27 @@ const POLL: Duration = Duration::from_millis(50);
 /// How often it looks even with notifications (a file system that drops them).
 const SAFETY_POLL: Duration = Duration::from_secs(1);
 
-/// A store held weakly: what outlives the user's handles without keeping the store open.
+/// A store held weakly: what outlives the user's handles without keeping the store open. It
+/// is used only inside the store's gate, so the last handle's drop waits for it to let go.
 #[derive(Clone)]
 struct WeakStore {
     inner: Weak<Inner>,
-    handle: Weak<Handle>,
+    gate: Arc<Gate>,
 }
 
 impl WeakStore {
     fn new(store: &Store) -> WeakStore {
         WeakStore {
             inner: Arc::downgrade(&store.inner),
-            handle: Arc::downgrade(&store.handle),
+            gate: Arc::clone(&store.handle.gate),
         }
     }
 
-    fn upgrade(&self) -> Option<Store> {
-        Some(Store {
-            handle: self.handle.upgrade()?,
-            inner: self.inner.upgrade()?,
-        })
+    /// Runs `f` on the store, unless it was closed.
+    fn with<T>(&self, f: impl FnOnce(&Inner) -> T) -> Option<T> {
+        let _inside = self.gate.enter()?;
+        let inner = self.inner.upgrade()?;
+        Some(f(&inner))
     }
 }
 
@@ -59,22 +60,25 @@ struct FileFeed {
 
 impl Feed for FileFeed {
     fn read_after(&self, query: &Query, after: u64) -> Result<Option<(FeedEvents, u64)>> {
-        let Some(store) = self.store.upgrade().filter(|_| !self.watch.is_closed()) else {
-            return Ok(None);
-        };
-        let events = store.query(&query.clone().from_seq(after + 1))?;
-        let upto = events.visible_upto();
-        Ok(Some((Box::new(events), upto)))
+        self.store
+            .with(|inner| {
+                let events = inner.run(query.clone().from_seq(after + 1), true)?;
+                let upto = events.visible_upto();
+                Ok((Box::new(events) as FeedEvents, upto))
+            })
+            .transpose()
     }
 
     fn bounds(&self, fresh: bool) -> Result<Option<(u64, u64)>> {
-        let Some(store) = self.store.upgrade().filter(|_| !self.watch.is_closed()) else {
-            return Ok(None);
-        };
-        if fresh {
-            store.refresh()?;
-        }
-        Ok(Some((store.head_seq(), store.log_start())))
+        self.store
+            .with(|inner| {
+                if fresh {
+                    inner.refresh()?;
+                }
+                let start = inner.lock_state().removed.log_start;
+                Ok((inner.commit.visible(), start))
+            })
+            .transpose()
     }
 
     fn wait_past(&self, after: u64, deadline: Option<Instant>) -> Waited {
@@ -90,7 +94,13 @@ impl Store {
     /// there.
     ///
     /// A read-only handle follows the writer in another process on its own (no
-    /// [`Store::refresh`] needed), and sees only what the writer has made durable.
+    /// [`Store::refresh`] needed), and sees only what the writer has made durable: with the
+    /// weaker [`crate::Durability`] modes, what the writer's flusher, `sync` or close has
+    /// synced (or a segment roll), not each append.
+    ///
+    /// Closing the store (dropping its last handle) ends its subscriptions; the drop waits for
+    /// a read a subscription has under way to let go of the store, so the store is closed when
+    /// it returns.
     ///
     /// ```
     /// # use eventfile::{ExpectedVersion, NewEvent, Query, Store};
@@ -171,30 +181,32 @@ fn follow(store: &WeakStore, dir: &std::path::Path, stop: &AtomicBool) {
     let mut seen: Option<u64> = None;
     let mut failures = 0u32;
     while !stop.load(Ordering::Acquire) {
-        let Some(s) = store.upgrade() else { return };
-        let head = crate::head::read_head(s.inner.storage.as_ref(), dir);
-        // Without a published head (a writer of an earlier version) every look refreshes.
-        let changed = match &head {
-            Ok(Some(h)) => seen != Some(*h) && *h > s.head_seq(),
-            Ok(None) => true,
-            Err(_) => false,
-        };
-        if changed {
-            match s.refresh() {
-                Ok(_) => {
-                    seen = head.ok().flatten();
-                    failures = 0;
-                }
-                Err(e) => {
-                    failures += 1;
-                    // The files may be mid-change; a persistent failure is logged, not spun on.
-                    if failures == 3 {
-                        log::warn!("following {}: {e}", dir.display());
-                    }
+        let looked = store.with(|inner| {
+            let head = crate::head::read_head(inner.storage.as_ref(), dir);
+            // Without a published head (a writer of an earlier version) every look refreshes.
+            let changed = match &head {
+                Ok(Some(h)) => seen != Some(*h) && *h > inner.commit.visible(),
+                Ok(None) => true,
+                Err(_) => false,
+            };
+            if !changed {
+                return Ok(());
+            }
+            inner.refresh()?;
+            seen = head.ok().flatten();
+            Ok::<(), Error>(())
+        });
+        match looked {
+            None => return,
+            Some(Ok(())) => failures = 0,
+            Some(Err(e)) => {
+                failures += 1;
+                // The files may be mid-change; a persistent failure is logged, not spun on.
+                if failures == 3 {
+                    log::warn!("following {}: {e}", dir.display());
                 }
             }
         }
-        drop(s);
         match &mut notify {
             Some(n) => n.wait(wait),
             None => std::thread::sleep(wait),

@@ -59,7 +59,8 @@ pub(crate) fn file_bytes(a: u64, b: u64) -> Vec<u8> {
 }
 
 /// The seq the file names: the greater of its valid slots. `None` if there is no file (a store
-/// no writer of this version has opened). A file with no valid slot is damaged.
+/// no writer of this version has opened) or it is empty (being created). A file with no valid
+/// slot is damaged.
 pub(crate) fn read_head(storage: &dyn Storage, dir: &Path) -> Result<Option<u64>> {
     let path = dir.join(HEAD_FILE);
     let bytes = match storage.read(&path) {
@@ -67,6 +68,11 @@ pub(crate) fn read_head(storage: &dyn Storage, dir: &Path) -> Result<Option<u64>
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("read", path, e)),
     };
+    // A writer creates the file, then writes it: an empty one is being created (by a writer
+    // that synced its log first), and limits nothing yet.
+    if bytes.is_empty() {
+        return Ok(None);
+    }
     let a = decode(&bytes);
     let b = bytes.get(SECOND as usize..).and_then(decode);
     match a.max(b) {

@@ -22,7 +22,7 @@ use crate::segment::Lines;
 use crate::segments::Segment;
 use crate::state::State;
 use crate::state::dead_counts;
-use crate::store::Store;
+use crate::store::{Inner, Store};
 
 /// A segment's offsets to visit: known, or planned when the iterator gets there.
 enum Plan {
@@ -116,7 +116,7 @@ impl Store {
         let mut st = self.inner.lock_state();
         let max_seq = self.head_seq();
         let backward = read.direction == Direction::Backward;
-        let mut ev = self.events(backward, read.limit, max_seq, None);
+        let mut ev = self.inner.events(backward, read.limit, max_seq, None);
         let deleted_before = st.deletion(stream)?.map_or(1, |d| d.before);
         let Some(entry) = st.streams.get(stream) else {
             return Ok(ev);
@@ -228,7 +228,7 @@ impl Store {
         if let Some(n) = read.limit {
             q = q.limit(n);
         }
-        self.run(q, false)
+        self.inner.run(q, false)
     }
 
     /// Runs a query: the events matching `query`, in seq order (or reversed), as an iterator.
@@ -249,14 +249,14 @@ impl Store {
     /// # Ok::<(), eventfile::Error>(())
     /// ```
     pub fn query(&self, query: &Query) -> Result<Events> {
-        self.run(query.clone(), true)
+        self.inner.run(query.clone(), true)
     }
 
     /// The number of events matching `query` (its limit ignored), answered from the indexes
     /// without reading any event.
     pub fn count(&self, query: &Query) -> Result<u64> {
         query.validate()?;
-        self.check_cursor(query)?;
+        self.inner.check_cursor(query)?;
         let (sealed, active, max_seq) = {
             let st = self.inner.lock_state();
             check_log_start(query, st.removed.log_start)?;
@@ -295,7 +295,7 @@ impl Store {
         let ev = {
             let mut st = self.inner.lock_state();
             let max_seq = self.head_seq();
-            let mut ev = self.events(false, Some(1), max_seq, None);
+            let mut ev = self.inner.events(false, Some(1), max_seq, None);
             for i in 0..st.log.segments.len() {
                 let seg = st.log.segments[i].clone();
                 let ix;
@@ -328,93 +328,6 @@ impl Store {
         let found = ev.find(|e| !matches!(e, Ok(e) if e.id != id)).transpose()?;
         let deleted = Arc::clone(&self.inner.lock_state().deletions.map);
         Ok(found.filter(|e| is_live(&deleted, &e.stream, e.version)))
-    }
-
-    fn check_cursor(&self, q: &Query) -> Result<()> {
-        match &q.after {
-            Some(c) if c.store_id != self.inner.store_id => Err(Error::invalid(
-                "cursor",
-                "the cursor belongs to another store",
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    fn run(&self, q: Query, check: bool) -> Result<Events> {
-        q.validate()?;
-        self.check_cursor(&q)?;
-        let mut st = self.inner.lock_state();
-        let max_seq = self.head_seq();
-        let backward = q.direction == Direction::Backward;
-        let q = Arc::new(q);
-        let mut ev = self.events(backward, q.limit, max_seq, q.after.clone());
-        if check {
-            ev.check = Check::Query(Arc::clone(&q));
-        }
-        check_log_start(&q, st.removed.log_start)?;
-        let filter_dead = !st.deletions.map.is_empty();
-        if filter_dead {
-            ev.deleted = Some(Arc::clone(&st.deletions.map));
-        }
-        let (lo, hi) = q.seq_bounds(max_seq);
-        let mut order: Vec<usize> = (0..st.log.segments.len())
-            .filter(|&i| {
-                let seg = &st.log.segments[i];
-                let next_base = st.log.segments.get(i + 1).map_or(u64::MAX, |s| s.base);
-                seg.base <= hi && next_base > lo
-            })
-            .collect();
-        if backward {
-            order.reverse();
-        }
-        for i in order {
-            let seg = st.log.segments[i].clone();
-            let (base, end) = (seg.base, data_end(&st, &seg));
-            let dead = if filter_dead {
-                dead_counts(&st, base, seg.is_active())
-            } else {
-                Vec::new()
-            };
-            let plan = match &seg.sealed {
-                Some(sealed) => {
-                    let (sealed, q) = (Arc::clone(sealed), Arc::clone(&q));
-                    Plan::Lazy(Box::new(move || {
-                        let ix = sealed.index()?;
-                        let r = IndexRef::File(&ix);
-                        let ords = live_plan(&q, &r, base, max_seq, &dead);
-                        Ok(offsets(&r, ords.into_iter(), end, backward))
-                    }))
-                }
-                None => {
-                    let r = IndexRef::Mem(&st.log.active_index);
-                    let ords = live_plan(&q, &r, base, max_seq, &dead);
-                    Plan::Ready(offsets(&r, ords.into_iter(), end, backward))
-                }
-            };
-            ev.push(&mut st, &seg, plan, self.inner.config.max_line());
-        }
-        Ok(ev)
-    }
-
-    fn events(
-        &self,
-        backward: bool,
-        limit: Option<usize>,
-        max_seq: u64,
-        start: Option<Cursor>,
-    ) -> Events {
-        Events {
-            sources: VecDeque::new(),
-            backward,
-            remaining: limit.unwrap_or(usize::MAX),
-            max_seq,
-            check: Check::None,
-            deleted: None,
-            store_id: self.inner.store_id.clone(),
-            last_seq: None,
-            start,
-            done: false,
-        }
     }
 }
 
@@ -677,5 +590,100 @@ impl Iterator for Events {
             }
         }
         None
+    }
+}
+
+/// The read path itself, on the shared state: what `Store`'s reads and the subscriptions'
+/// feed (which holds no `Store`) run.
+impl Inner {
+    pub(crate) fn check_cursor(&self, q: &Query) -> Result<()> {
+        match &q.after {
+            Some(c) if c.store_id != self.store_id => Err(Error::invalid(
+                "cursor",
+                "the cursor belongs to another store",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn run(&self, q: Query, check: bool) -> Result<Events> {
+        q.validate()?;
+        self.check_cursor(&q)?;
+        let mut st = self.lock_state();
+        // Never above what the state holds: a read-only handle's state can be rebuilt below
+        // its published head for a moment (a refresh that found segments removed), and a
+        // read that claimed to reach the head would let a subscription pass events it never
+        // returned.
+        let max_seq = self.commit.visible().min(st.next_seq - 1);
+        let backward = q.direction == Direction::Backward;
+        let q = Arc::new(q);
+        let mut ev = self.events(backward, q.limit, max_seq, q.after.clone());
+        if check {
+            ev.check = Check::Query(Arc::clone(&q));
+        }
+        check_log_start(&q, st.removed.log_start)?;
+        let filter_dead = !st.deletions.map.is_empty();
+        if filter_dead {
+            ev.deleted = Some(Arc::clone(&st.deletions.map));
+        }
+        let (lo, hi) = q.seq_bounds(max_seq);
+        let mut order: Vec<usize> = (0..st.log.segments.len())
+            .filter(|&i| {
+                let seg = &st.log.segments[i];
+                let next_base = st.log.segments.get(i + 1).map_or(u64::MAX, |s| s.base);
+                seg.base <= hi && next_base > lo
+            })
+            .collect();
+        if backward {
+            order.reverse();
+        }
+        for i in order {
+            let seg = st.log.segments[i].clone();
+            let (base, end) = (seg.base, data_end(&st, &seg));
+            let dead = if filter_dead {
+                dead_counts(&st, base, seg.is_active())
+            } else {
+                Vec::new()
+            };
+            let plan = match &seg.sealed {
+                Some(sealed) => {
+                    let (sealed, q) = (Arc::clone(sealed), Arc::clone(&q));
+                    Plan::Lazy(Box::new(move || {
+                        let ix = sealed.index()?;
+                        let r = IndexRef::File(&ix);
+                        let ords = live_plan(&q, &r, base, max_seq, &dead);
+                        Ok(offsets(&r, ords.into_iter(), end, backward))
+                    }))
+                }
+                None => {
+                    let r = IndexRef::Mem(&st.log.active_index);
+                    let ords = live_plan(&q, &r, base, max_seq, &dead);
+                    Plan::Ready(offsets(&r, ords.into_iter(), end, backward))
+                }
+            };
+            ev.push(&mut st, &seg, plan, self.config.max_line());
+        }
+        Ok(ev)
+    }
+
+    pub(crate) fn events(
+        &self,
+        backward: bool,
+        limit: Option<usize>,
+        max_seq: u64,
+        start: Option<Cursor>,
+    ) -> Events {
+        Events {
+            sources: VecDeque::new(),
+            backward,
+            remaining: limit.unwrap_or(usize::MAX),
+            max_seq,
+            check: Check::None,
+            deleted: None,
+            store_id: self.store_id.clone(),
+            last_seq: None,
+            start,
+            done: false,
+        }
     }
 }

@@ -68,11 +68,59 @@ pub(crate) struct Handle {
     watch: Arc<crate::subscription::HeadWatch>,
     /// A read-only handle's follower of the writer, started by the first subscription or wait.
     pub(crate) follower: std::sync::OnceLock<StopFlag>,
+    /// What the subscriptions and the follower pass through to use the store.
+    pub(crate) gate: Arc<Gate>,
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
         self.watch.close();
+        // Wait for subscriptions and the follower to let go of the store, so that it is closed
+        // (synced, lock released) when the last handle's drop returns, not on their threads.
+        self.gate.close();
+    }
+}
+
+/// The way in for the threads that use a store without a handle of their own (a subscription's
+/// reads, the follower's refreshes): each call holds the store only inside the gate, and the
+/// last handle's drop closes the gate and waits for those inside to leave.
+#[derive(Default)]
+pub(crate) struct Gate {
+    /// Whether it is closed, and how many calls are inside.
+    state: Mutex<(bool, usize)>,
+    left: std::sync::Condvar,
+}
+
+/// A call inside the [`Gate`]; leaving is dropping it.
+pub(crate) struct Inside<'a>(&'a Gate);
+
+impl Gate {
+    /// Enters, unless the store was closed.
+    pub(crate) fn enter(&self) -> Option<Inside<'_>> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.0 {
+            return None;
+        }
+        s.1 += 1;
+        Some(Inside(self))
+    }
+
+    fn close(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.0 = true;
+        while s.1 > 0 {
+            s = self.left.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+impl Drop for Inside<'_> {
+    fn drop(&mut self) {
+        let mut s = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.1 -= 1;
+        if s.1 == 0 {
+            self.0.left.notify_all();
+        }
     }
 }
 
@@ -211,6 +259,7 @@ impl Store {
             _flusher: flusher,
             watch: Arc::clone(inner.commit.watch()),
             follower: std::sync::OnceLock::new(),
+            gate: Arc::default(),
         };
         Ok(Store {
             inner,
@@ -270,23 +319,7 @@ impl Store {
     /// handle was opened or last refreshed. Returns the new head seq. On a writer, returns the
     /// head seq.
     pub fn refresh(&self) -> Result<u64> {
-        if self.inner.read_only {
-            let inner = &self.inner;
-            let limit = published_limit(inner.storage.as_ref(), &inner.dir, true)?;
-            let mut st = inner.lock_state();
-            crate::recovery::catch_up(
-                &inner.storage,
-                &inner.dir,
-                &inner.config,
-                true,
-                limit,
-                &mut st,
-            )?;
-            let head = st.next_seq - 1;
-            // Published with the lock released: the subscribers it wakes go straight to reading.
-            drop(st);
-            inner.commit.caught_up(head);
-        }
+        self.inner.refresh()?;
         Ok(self.head_seq())
     }
 
@@ -309,6 +342,24 @@ impl Store {
 }
 
 impl Inner {
+    /// A read-only handle's catch-up with the writer's files (see [`Store::refresh`]); nothing
+    /// on a writer.
+    pub(crate) fn refresh(&self) -> Result<()> {
+        if !self.read_only {
+            return Ok(());
+        }
+        let mut st = self.lock_state();
+        // The published head is read under the lock: of two refreshes, the later never applies
+        // an older limit than the earlier one did.
+        let limit = published_limit(self.storage.as_ref(), &self.dir, true)?;
+        crate::recovery::catch_up(&self.storage, &self.dir, &self.config, true, limit, &mut st)?;
+        let head = st.next_seq - 1;
+        // Published with the lock released: the subscribers it wakes go straight to reading.
+        drop(st);
+        self.commit.caught_up(head);
+        Ok(())
+    }
+
     pub(crate) fn lock_state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the log inconsistent (the file is the
         // truth and appends write it last), so keep going with the inner state.
@@ -333,11 +384,14 @@ impl Drop for Inner {
         };
         // Everything written is synced (in the default mode every append already was), then the
         // active segment's index is saved as a checkpoint so the next open need not rescan it.
-        if self.commit.durability() != Durability::Fsync && file.sync_data().is_err() {
-            return;
+        if self.commit.durability() != Durability::Fsync {
+            if file.sync_data().is_err() {
+                return;
+            }
+            // Readers in other processes see what the weaker modes wrote only now. (In the
+            // default mode every batch was synced and published by its own append.)
+            let _ = self.commit.durable(st.next_seq - 1);
         }
-        // Readers in other processes see what the weaker modes wrote only now.
-        let _ = self.commit.durable(st.next_seq - 1);
         if let Some(seg) = st.log.segments.last().filter(|s| s.is_active())
             && st.log.active_len > seg.data_start
         {

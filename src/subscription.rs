@@ -322,12 +322,8 @@ impl Subscription {
                     Some(Err(err)) => {
                         self.reading = None;
                         self.failures += 1;
-                        if let Some(gap) = self.gap()? {
-                            return Err(gap);
-                        }
-                        if self.failures >= RETRIES {
-                            self.finished = true;
-                            return Err(err);
+                        if let Some(e) = self.after_failure(err)? {
+                            return Err(e);
                         }
                         continue;
                     }
@@ -356,12 +352,8 @@ impl Subscription {
                     }
                     Err(err) if err.kind() == crate::error::ErrorKind::Expired => {
                         self.failures += 1;
-                        if let Some(gap) = self.gap()? {
-                            return Err(gap);
-                        }
-                        if self.failures >= RETRIES {
-                            self.finished = true;
-                            return Err(err);
+                        if let Some(e) = self.after_failure(err)? {
+                            return Err(e);
                         }
                     }
                     Err(err) => {
@@ -383,15 +375,26 @@ impl Subscription {
         }
     }
 
-    /// After a failed read: the gap retention opened below the position, if it did.
-    fn gap(&mut self) -> Result<Option<Error>> {
-        match self.feed.bounds(true)? {
-            Some((_, start)) => Ok(self.gap_below(start)),
-            None => {
-                self.finished = true;
-                Ok(None)
-            }
+    /// After a failed read (`failures` in a row): the gap retention opened below the position,
+    /// to return and go on after; or `err` (or the failure to look), which ends the
+    /// subscription, once the retries are spent; or nothing: read again.
+    fn after_failure(&mut self, err: Error) -> Result<Option<Error>> {
+        let bounds = self
+            .feed
+            .bounds(true)
+            .inspect_err(|_| self.finished = true)?;
+        let Some((_, start)) = bounds else {
+            self.finished = true;
+            return Ok(None);
+        };
+        if let Some(gap) = self.gap_below(start) {
+            return Ok(Some(gap));
         }
+        if self.failures >= RETRIES {
+            self.finished = true;
+            return Ok(Some(err));
+        }
+        Ok(None)
     }
 
     /// The events from the position up to `start` (the log start) are gone: moves past them

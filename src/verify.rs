@@ -86,6 +86,9 @@ pub(crate) fn verify_on(storage: &Arc<dyn Storage>, dir: &Path) -> Result<Verify
             path: dir.to_owned(),
             reason: format!("{} is missing", config::CONFIG_FILE),
         })?;
+    // Before the segments: a writer running meanwhile publishes only what it has written, so
+    // a head read first never names more than the walk below finds.
+    let published = crate::head::read_head(storage.as_ref(), dir);
     let names = storage
         .list_dir(dir)
         .map_err(|e| Error::io("list", dir, e))?;
@@ -170,7 +173,7 @@ pub(crate) fn verify_on(storage: &Arc<dyn Storage>, dir: &Path) -> Result<Verify
         );
         v.problem(dir.join(crate::manifest::MANIFEST_FILE), 0, message);
     }
-    v.check_head(storage.as_ref(), dir);
+    v.check_head(published, dir);
     v.open_check(storage, dir, &config);
     v.report.segments = bases.len();
     v.report.streams = v.versions.len();
@@ -280,9 +283,9 @@ impl Verifier {
     /// The writer's published head (`HEAD`) against the log: a head beyond the log's end names
     /// events the writer made durable that are gone. A damaged `HEAD` loses nothing (a writer
     /// open rewrites it), so it is a note.
-    fn check_head(&mut self, storage: &dyn Storage, dir: &Path) {
+    fn check_head(&mut self, head: Result<Option<u64>>, dir: &Path) {
         let last = self.next_seq - 1;
-        match crate::head::read_head(storage, dir) {
+        match head {
             Ok(Some(head)) if head > last => self.problem(
                 dir.join(crate::head::HEAD_FILE),
                 0,

@@ -555,10 +555,17 @@ impl Inner {
     }
 
     /// Waits until every event up to `target` is durable (group commit: see `commit.rs`).
-    /// With `force`, syncs even in the weaker durability modes.
+    /// With `force`, syncs even in the weaker durability modes. Any failure (a sync, or the
+    /// published head after it) poisons the state too, so that later appends are refused before
+    /// they write, in every durability mode. The caller holds no state lock.
     pub(crate) fn wait_durable(&self, target: u64, force: bool) -> Result<()> {
         self.commit
             .wait_durable(target, force, || self.sync_written())
+            .inspect_err(|e| {
+                self.lock_state()
+                    .poisoned
+                    .get_or_insert_with(|| e.to_string());
+            })
     }
 
     /// Syncs everything written so far (the state lock is held only to see what that is);

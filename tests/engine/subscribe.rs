@@ -95,33 +95,37 @@ fn a_subscription_below_the_log_start_reports_the_removed_prefix() {
 /// segments of deleted events delivers every live matching event once, in order.
 #[test]
 fn rolls_and_compaction_never_make_a_subscriber_skip_or_repeat() {
+    const ROUNDS: usize = 6;
+    const KEPT: usize = 40;
     let dir = tempfile::tempdir().unwrap();
     let store = small_store(dir.path(), 4096);
     let mut sub = store.subscribe(&Query::new().prefix("keep-"), 0).unwrap();
+    // The subscriber reads on its own thread while the appends, rolls and compactions go on.
+    let reader = std::thread::spawn(move || {
+        let got: Vec<u64> = (0..ROUNDS * KEPT)
+            .map(|_| next(&mut sub).unwrap())
+            .collect();
+        let extra = sub.next_timeout(Duration::from_millis(20)).unwrap();
+        (got, extra.map(|e| e.seq))
+    });
     let mut expected = Vec::new();
-    for round in 0..6 {
+    for round in 0..ROUNDS {
         // A segment or two of a stream deleted right away, which compaction then removes.
         let junk = format!("junk-{round}");
         for i in 0..60 {
             append_one(&store, &junk, i);
         }
         store.delete_stream(&junk, ExpectedVersion::Any).unwrap();
-        for i in 0..40 {
+        for i in 0..KEPT as u64 {
             expected.push(append_one(&store, &format!("keep-{}", i % 3), i).first_seq);
         }
         if round % 2 == 1 {
             store.compact(false).unwrap();
         }
     }
-    let got: Vec<u64> = (0..expected.len())
-        .map(|_| next(&mut sub).unwrap())
-        .collect();
+    let (got, extra) = reader.join().unwrap();
     assert_eq!(got, expected);
-    assert!(
-        sub.next_timeout(Duration::from_millis(20))
-            .unwrap()
-            .is_none()
-    );
+    assert_eq!(extra, None);
 }
 
 /// A read-only handle's subscription follows the writer without any `refresh` call: its
@@ -280,4 +284,31 @@ fn verify_checks_the_published_head() {
     // A writer open rewrites it.
     drop(small_store(dir.path(), 4096));
     assert_eq!(Store::open_read_only(dir.path()).unwrap().head_seq(), 5);
+}
+
+/// The store is closed when its last handle's drop returns, even while a subscription on
+/// another thread is in the middle of reading it: reopening at once (which needs the writer's
+/// lock) always succeeds, and the subscription ends.
+#[test]
+fn dropping_the_store_under_a_busy_subscriber_closes_it_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..100 {
+        let store = small_store(dir.path(), 4096);
+        append_one(&store, "s", round);
+        let mut sub = store.subscribe(&Query::new(), 0).unwrap();
+        let busy = std::thread::spawn(move || {
+            // Reads, then waits a moment, again and again: often inside the store.
+            while !sub.is_finished() {
+                let _ = sub.next_timeout(Duration::from_micros(50));
+            }
+        });
+        append_one(&store, "s", round);
+        drop(store);
+        let again = OpenOptions::new()
+            .segment_bytes(4096)
+            .open(dir.path())
+            .unwrap_or_else(|e| panic!("round {round}: the store was still open: {e}"));
+        busy.join().unwrap();
+        drop(again);
+    }
 }

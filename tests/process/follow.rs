@@ -286,7 +286,8 @@ fn child_writer() {
 /// A follower in this process keeps its subscription while the writer in another process is
 /// killed with SIGKILL again and again and restarted: it receives every acknowledged event,
 /// once, in order, and every event it receives is the one the store holds at that seq after
-/// the last restart (it never saw an event a crash replaced).
+/// the last restart. (A kill keeps the page cache, so what a crash could replace is the
+/// simulated power loss's matter: `tests/scenarios/follower.rs`.)
 #[test]
 fn a_follower_survives_the_writer_being_killed() {
     let _serial = crate::serial();
