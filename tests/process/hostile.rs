@@ -112,6 +112,8 @@ fn a_multi_gigabyte_line_is_cut_from_the_tail_or_refused_with_bounded_memory() {
 
 #[test]
 fn a_header_from_a_future_format_is_refused() {
+    // Reopens a store: no child of another test may be holding its lock (main.rs says why).
+    let _serial = crate::serial();
     let dir = tempfile::tempdir().unwrap();
     drop(small(dir.path()));
     let seg = newest_segment(dir.path());
@@ -142,6 +144,8 @@ fn a_header_from_a_future_format_is_refused() {
 
 #[test]
 fn strangers_in_the_directory_are_noted_and_left_alone() {
+    // Reopens a store: no child of another test may be holding its lock (main.rs says why).
+    let _serial = crate::serial();
     let dir = tempfile::tempdir().unwrap();
     let store = small(dir.path());
     fill(&store, 100);
@@ -176,6 +180,8 @@ fn strangers_in_the_directory_are_noted_and_left_alone() {
 
 #[test]
 fn a_sidecar_describing_more_than_its_segment_is_rebuilt() {
+    // Reopens a store: no child of another test may be holding its lock (main.rs says why).
+    let _serial = crate::serial();
     // The first segment's sidecar of a store with larger segments: same base, longer segment.
     let big = tempfile::tempdir().unwrap();
     let store = OpenOptions::new()
