@@ -7,7 +7,8 @@
 //! get exactly-once, keep the position in the consumer's own database and write it in the same
 //! transaction as the changes the events caused (`docs/design.md`, "Subscriptions").
 //!
-//! This module owns the checkpoint file's layout and its atomic replacement; it never reads the
+//! This module owns the checkpoint file's layout (a framed line, like the store's own small
+//! files) and its atomic replacement; it never reads the
 //! log, and never turns a damaged checkpoint into a position (a silent 0 would replay the whole
 //! log into a consumer that believes it is current; a silent skip would lose events).
 
@@ -52,24 +53,18 @@ fn validate_name(name: &str) -> Result<()> {
     }
 }
 
-/// The layout of a checkpoint file: one JSON object (and a newline).
+/// The layout of a checkpoint file: one framed JSON line, as the store's own small files are
+/// (`record::encode_object`: the object's members, then a CRC32 of them as a `crc` member).
 #[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Saved {
     /// The layout's version: 1.
     format: u32,
     name: String,
     position: u64,
-    /// CRC32 of `name`, a newline and `position` in decimal.
-    crc: u32,
 }
 
 const FORMAT: u32 = 1;
 const EXT: &str = "checkpoint";
-
-fn crc(name: &str, position: u64) -> u32 {
-    crc32fast::hash(format!("{name}\n{position}").as_bytes())
-}
 
 /// Checkpoints kept as files in a directory, one per consumer (`NAME.checkpoint`, replaced
 /// atomically on every save: written beside, synced, renamed over, directory synced). Keep the
@@ -103,21 +98,10 @@ impl std::fmt::Debug for FileCheckpoints {
 impl FileCheckpoints {
     /// Opens the checkpoints in `dir`, creating the directory if needed.
     pub fn open(dir: impl AsRef<Path>) -> Result<FileCheckpoints> {
-        FileCheckpoints::open_on(Arc::new(OsStorage), dir.as_ref())
-    }
-
-    /// [`FileCheckpoints::open`] on another storage (the simulated disk of the tests).
-    #[doc(hidden)]
-    pub fn open_on(storage: Arc<dyn Storage>, dir: &Path) -> Result<FileCheckpoints> {
+        let dir = dir.as_ref();
+        let storage: Arc<dyn Storage> = Arc::new(OsStorage);
         if !storage.is_dir(dir, true).unwrap_or(false) {
-            storage
-                .create_dir_all(dir)
-                .map_err(|e| Error::io("create directory", dir, e))?;
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                storage
-                    .sync_dir(parent)
-                    .map_err(|e| Error::io("fsync directory", parent, e))?;
-            }
+            crate::files::create_dir(storage.as_ref(), dir)?;
         }
         Ok(FileCheckpoints {
             dir: dir.to_owned(),
@@ -141,8 +125,8 @@ impl Checkpoints for FileCheckpoints {
             Err(e) => return Err(Error::io("read", path, e)),
         };
         let damaged = |reason: String| Error::corrupt(&path, 0, reason);
-        let saved: Saved = serde_json::from_slice(&bytes)
-            .map_err(|e| damaged(format!("the checkpoint does not parse: {e}")))?;
+        let saved: Saved = crate::record::decode_object(&bytes)
+            .map_err(|e| damaged(format!("damaged checkpoint: {e}")))?;
         if saved.format != FORMAT {
             return Err(damaged(format!(
                 "checkpoint format {} is not one this version reads ({FORMAT})",
@@ -155,22 +139,16 @@ impl Checkpoints for FileCheckpoints {
                 saved.name
             )));
         }
-        if saved.crc != crc(&saved.name, saved.position) {
-            return Err(damaged("the checkpoint's CRC does not match".to_owned()));
-        }
         Ok(Some(saved.position))
     }
 
     fn save(&self, name: &str, position: u64) -> Result<()> {
         validate_name(name)?;
-        let saved = Saved {
+        let bytes = crate::record::encode_object(&Saved {
             format: FORMAT,
             name: name.to_owned(),
             position,
-            crc: crc(name, position),
-        };
-        let mut bytes = serde_json::to_vec(&saved)?;
-        bytes.push(b'\n');
+        });
         let _one = self.saving.lock().unwrap_or_else(|p| p.into_inner());
         crate::files::write_atomic(
             self.storage.as_ref(),

@@ -13,6 +13,20 @@ use crate::storage::Storage;
 /// The directory holding snapshots, inside the store directory.
 pub(crate) const SNAPSHOT_DIR: &str = "snapshots";
 
+/// Creates `dir` (with any missing parents) and makes its entry durable by syncing the
+/// directory that holds it.
+pub(crate) fn create_dir(storage: &dyn Storage, dir: &Path) -> Result<()> {
+    storage
+        .create_dir_all(dir)
+        .map_err(|e| Error::io("create directory", dir, e))?;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        storage
+            .sync_dir(parent)
+            .map_err(|e| Error::io("fsync directory", parent, e))?;
+    }
+    Ok(())
+}
+
 /// Replaces `dir/name` with `bytes`: write a temp file, fsync it, rename it over, fsync the dir.
 pub(crate) fn write_atomic(
     storage: &dyn Storage,

@@ -115,14 +115,7 @@ impl Store {
     /// # Ok::<(), eventfile::Error>(())
     /// ```
     pub fn subscribe(&self, query: &Query, from: u64) -> Result<Subscription> {
-        if let Some(c) = &query.after
-            && c.store_id != self.inner.store_id
-        {
-            return Err(Error::invalid(
-                "cursor",
-                "the cursor belongs to another store",
-            ));
-        }
+        self.inner.check_cursor(query)?;
         self.follow();
         let feed = FileFeed {
             store: WeakStore::new(self),
@@ -139,13 +132,7 @@ impl Store {
             return Ok(true);
         }
         self.follow();
-        let deadline = Instant::now().checked_add(timeout);
-        Ok(
-            match self.inner.commit.watch().wait_past(seq - 1, deadline) {
-                Waited::Advanced(_) => true,
-                Waited::TimedOut | Waited::Closed => false,
-            },
-        )
+        Ok(self.inner.commit.watch().wait_for(seq, timeout))
     }
 
     /// Starts a read-only handle's follower, once.

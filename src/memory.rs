@@ -657,14 +657,7 @@ impl EventStore for MemoryStore {
     }
 
     fn wait_for(&self, seq: u64, timeout: std::time::Duration) -> Result<bool> {
-        if seq == 0 {
-            return Ok(true);
-        }
-        let deadline = std::time::Instant::now().checked_add(timeout);
-        Ok(matches!(
-            self.watch.wait_past(seq - 1, deadline),
-            Waited::Advanced(_)
-        ))
+        Ok(self.watch.wait_for(seq, timeout))
     }
 
     fn count(&self, query: &Query) -> Result<u64> {

@@ -209,14 +209,7 @@ fn ensure_dir(inner: &Inner) -> Result<PathBuf> {
         Err(e) => return Err(Error::io("list", &dir, e)),
     };
     if !exists {
-        inner
-            .storage
-            .create_dir_all(&dir)
-            .map_err(|e| Error::io("create directory", &dir, e))?;
-        inner
-            .storage
-            .sync_dir(&inner.dir)
-            .map_err(|e| Error::io("fsync directory", &inner.dir, e))?;
+        crate::files::create_dir(inner.storage.as_ref(), &dir)?;
     }
     Ok(dir)
 }

@@ -164,14 +164,7 @@ impl Store {
             });
         }
         if !exists {
-            storage
-                .create_dir_all(&dir)
-                .map_err(|e| Error::io("create directory", &dir, e))?;
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                storage
-                    .sync_dir(parent)
-                    .map_err(|e| Error::io("fsync directory", parent, e))?;
-            }
+            crate::files::create_dir(storage.as_ref(), &dir)?;
         }
         // The directory itself first: it cannot be removed or replaced while the store is in it,
         // as a `LOCK` file can (tmp cleaners delete old empty files).

@@ -133,6 +133,17 @@ impl HeadWatch {
         self.cv.notify_all();
     }
 
+    /// Blocks until the event at `seq` is visible (the head is at or past it): `true`, or
+    /// `false` if `timeout` passed first or the watch was closed. What
+    /// [`crate::EventStore::wait_for`] does on every backend built on a watch.
+    pub fn wait_for(&self, seq: u64, timeout: Duration) -> bool {
+        let Some(after) = seq.checked_sub(1) else {
+            return true;
+        };
+        let deadline = Instant::now().checked_add(timeout);
+        matches!(self.wait_past(after, deadline), Waited::Advanced(_))
+    }
+
     /// Blocks until the head is above `after` (returning it), `deadline` passes, or the watch
     /// is closed. A head already above `after` returns at once, even on a closed watch.
     pub fn wait_past(&self, after: u64, deadline: Option<Instant>) -> Waited {
