@@ -15,6 +15,29 @@ fn next(sub: &mut Subscription) -> eventfile::Result<u64> {
         .map(|e| e.expect("an event within the patience").seq)
 }
 
+/// Reads `sub` until it has covered seq `upto`, after `seen` (the seqs already delivered):
+/// returns every seq covered, each gap expanded into its seqs, and the gaps. A gap must start
+/// right after the last seq covered.
+fn cover(sub: &mut Subscription, mut seen: Vec<u64>, upto: u64) -> (Vec<u64>, Vec<(u64, u64)>) {
+    let mut gaps = Vec::new();
+    while seen.last().is_none_or(|&l| l < upto) {
+        match next(sub) {
+            Ok(seq) => seen.push(seq),
+            Err(Error::Gap { first, last }) => {
+                assert_eq!(
+                    first,
+                    seen.last().map_or(1, |l| l + 1),
+                    "the gap starts after the last seq covered"
+                );
+                gaps.push((first, last));
+                seen.extend(first..=last);
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    (seen, gaps)
+}
+
 fn retaining(dir: &std::path::Path, keep: u64) -> Store {
     OpenOptions::new()
         .segment_bytes(4096)
@@ -46,23 +69,7 @@ fn retention_ahead_of_a_subscriber_is_a_gap_naming_the_exact_range() {
         start > 21 && report.events > 0,
         "retention removed {report:?}"
     );
-    let mut seen: Vec<u64> = (1..=5).collect();
-    let mut gaps = Vec::new();
-    while seen.last() != Some(&400) {
-        match next(&mut sub) {
-            Ok(seq) => seen.push(seq),
-            Err(Error::Gap { first, last }) => {
-                assert_eq!(
-                    first,
-                    seen.last().unwrap() + 1,
-                    "the gap starts after the last event"
-                );
-                gaps.push((first, last));
-                seen.extend(first..=last);
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
+    let (seen, gaps) = cover(&mut sub, (1..=5).collect(), 400);
     assert_eq!(seen, (1..=400).collect::<Vec<_>>());
     // The read under way ended at the head it was cut at (20): the rest up to the log start
     // was gone.
@@ -191,25 +198,10 @@ fn a_read_only_subscriber_learns_of_a_gap_from_the_writer() {
     }
     writer.run_retention(false).unwrap();
     let start = writer.log_start();
-    let mut seen = vec![1];
-    loop {
-        match next(&mut sub) {
-            Ok(seq) => {
-                seen.push(seq);
-                if seq == 400 {
-                    break;
-                }
-            }
-            Err(Error::Gap { first, last }) => {
-                // Exactly the removed events the subscriber had not delivered.
-                assert_eq!(first, seen.last().unwrap() + 1);
-                assert_eq!(last, start - 1);
-                seen.extend(first..=last);
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
+    let (seen, gaps) = cover(&mut sub, vec![1], 400);
     assert_eq!(seen, (1..=400).collect::<Vec<_>>());
+    // Exactly the removed events the subscriber had not delivered.
+    assert!(gaps.iter().all(|&(_, last)| last == start - 1), "{gaps:?}");
 }
 
 /// The writer publishes its durable head in `HEAD`; a reader opening while the writer's last
@@ -254,13 +246,7 @@ fn verify_checks_the_published_head() {
     let head = dir.path().join("HEAD");
     let good = std::fs::read(&head).unwrap();
     // Both slots name seq 9 (a forged, valid file): the log ends at 5.
-    let mut forged = good.clone();
-    for at in [0usize, 32] {
-        forged[at + 8..at + 16].copy_from_slice(&9u64.to_le_bytes());
-        let crc = crc32fast::hash(&forged[at..at + 16]);
-        forged[at + 16..at + 20].copy_from_slice(&crc.to_le_bytes());
-    }
-    std::fs::write(&head, &forged).unwrap();
+    std::fs::write(&head, eventfile::internals::head_file(9, 9)).unwrap();
     let report = eventfile::verify(dir.path()).unwrap();
     assert!(
         report
@@ -345,27 +331,18 @@ fn racing_refreshes_and_retention_never_make_a_reader_pass_events() {
             }
             writer.head_seq()
         });
-        let head = writing.join().unwrap();
-        let mut covered = 0u64;
-        while covered < head {
-            match next(&mut sub) {
-                Ok(seq) => {
-                    assert_eq!(seq, covered + 1, "an event skipped or repeated");
-                    covered = seq;
-                }
-                Err(Error::Gap { first, last }) => {
-                    assert_eq!(
-                        first,
-                        covered + 1,
-                        "a gap that does not start at the position"
-                    );
-                    covered = last;
-                }
-                Err(e) => panic!("{e}"),
+        // The refreshing threads stop however this ends (a failed check included).
+        struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::Release);
             }
         }
-        done.store(true, std::sync::atomic::Ordering::Release);
-        covered
+        let _stop = Stop(&done);
+        let head = writing.join().unwrap();
+        let (seen, _) = cover(&mut sub, Vec::new(), head);
+        assert_eq!(seen, (1..=head).collect::<Vec<_>>(), "skipped or repeated");
+        head
     });
     assert_eq!(last, writer.head_seq());
 }

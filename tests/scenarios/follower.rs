@@ -19,15 +19,7 @@ use serde_json::json;
 use eventfile::sim::{Image, SimDisk};
 use eventfile::{Durability, ExpectedVersion, NewEvent, OpenOptions, Query, Read, Store};
 
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
-    }
-}
+use crate::power_loss::{Rng, runs};
 
 fn options(disk: &Arc<SimDisk>) -> OpenOptions {
     OpenOptions::new()
@@ -118,10 +110,7 @@ fn check(root: &Path, image: &Image, seen: &Seen, run: usize) {
 
 #[test]
 fn a_reader_in_another_process_sees_only_durable_events() {
-    let runs: usize = std::env::var("EVENTFILE_POWER_LOSS_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+    let runs = runs();
     let root = tempfile::tempdir().unwrap();
     let mut rng = Rng(0x5eed_f011);
     let mut image = Image::new();

@@ -7,6 +7,8 @@
 //! - `poisoning`: a failed write, fsync or roll poisons the handle; a reopen recovers.
 //! - `power_loss`: power fails at a random operation on the simulated disk
 //!   (`EVENTFILE_POWER_LOSS_RUNS`, default 1,000).
+//! - `follower`: the same power losses under a read-only reader, which must never have seen an
+//!   event they take back (same variable).
 //! - `model`: proptest sequences against `MemoryStore` as the oracle (`EVENTFILE_MODEL_CASES`,
 //!   default 256).
 //! - `races`: a read-only open or refresh racing retention, compaction or an unrecorded unlink,

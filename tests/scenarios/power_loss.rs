@@ -25,14 +25,23 @@ fn open(root: &Path, disk: &Arc<SimDisk>) -> eventfile::Result<Store> {
         .open(root)
 }
 
-struct Rng(u64);
+/// xorshift64*: the suites' deterministic generator.
+pub(crate) struct Rng(pub(crate) u64);
 impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
     }
+}
+
+/// How many power losses a suite simulates: `EVENTFILE_POWER_LOSS_RUNS`, default 1,000.
+pub(crate) fn runs() -> usize {
+    std::env::var("EVENTFILE_POWER_LOSS_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
 }
 
 fn batch(id: &str, n: u64) -> Vec<NewEvent> {
@@ -252,10 +261,7 @@ fn check(root: &Path, image: &Image, acked: &mut Acked, run: usize) -> Image {
 
 #[test]
 fn power_loss_never_loses_an_acknowledged_operation() {
-    let runs: usize = std::env::var("EVENTFILE_POWER_LOSS_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+    let runs = runs();
     let root = tempfile::tempdir().unwrap();
     let mut rng = Rng(0x0dd_ba11);
     let mut image = Image::new();

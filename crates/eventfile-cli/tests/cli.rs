@@ -1,16 +1,10 @@
 //! The `eventfile` binary: commands, output contracts and exit codes.
 
+mod common;
+use common::{eventfile, store_of_small_events};
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-
-fn eventfile(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_eventfile"))
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("run eventfile")
-}
 
 fn json_lines(out: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&out.stdout)
@@ -252,20 +246,7 @@ fn demo_runs_end_to_end() {
 fn a_closed_pipe_is_not_an_error() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let store = eventfile::OpenOptions::new()
-        .durability(eventfile::Durability::None)
-        .open(dir)
-        .unwrap();
-    for i in 0..20_000u64 {
-        store
-            .append(
-                "s",
-                eventfile::ExpectedVersion::Any,
-                [eventfile::NewEvent::new("T", serde_json::json!(i))],
-            )
-            .unwrap();
-    }
-    store.close().unwrap();
+    store_of_small_events(dir, 20_000);
     let mut child = Command::new(env!("CARGO_BIN_EXE_eventfile"))
         .arg("--dir")
         .arg(dir)

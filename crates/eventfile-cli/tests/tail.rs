@@ -2,6 +2,9 @@
 //! a writer in other processes until SIGTERM or SIGINT. Every test runs the real binary and
 //! waits on its output, never on a sleep; a deadline fails a test that would hang.
 
+mod common;
+use common::{eventfile, store_of_small_events};
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -10,15 +13,6 @@ use std::time::{Duration, Instant};
 
 /// How long a test waits for output it expects before failing.
 const DEADLINE: Duration = Duration::from_secs(60);
-
-fn eventfile(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_eventfile"))
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("run eventfile")
-}
 
 fn succeeds(args: &[&str], out: &Output) -> String {
     assert!(
@@ -217,10 +211,9 @@ fn tail_refuses_bad_input_before_opening_the_store() {
     assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
 }
 
-#[test]
-fn tail_names_events_retention_removed_and_goes_on() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+/// Forty padded events in 4 KiB segments (seqs 1 to 40), then `eventfile retention
+/// --max-events 5`: the seqs appended and the log start retention left.
+fn store_with_a_removed_prefix(dir: &Path) -> (Vec<u64>, u64) {
     succeeds(
         &["init"],
         &eventfile(dir, &["init", "--segment-bytes", "4096"]),
@@ -233,6 +226,14 @@ fn tail_names_events_retention_removed_and_goes_on() {
     let report: serde_json::Value = serde_json::from_str(&succeeds(&["retention"], &out)).unwrap();
     let log_start = report["log_start"].as_u64().unwrap();
     assert!(log_start > 1, "retention removed nothing: {report}");
+    (appended, log_start)
+}
+
+#[test]
+fn tail_names_events_retention_removed_and_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (appended, log_start) = store_with_a_removed_prefix(dir);
 
     let out = eventfile(dir, &["tail", "--from", "0"]);
     let printed: Vec<u64> = succeeds(&["tail"], &out).lines().map(seq_of).collect();
@@ -468,18 +469,7 @@ fn tail_follows_a_writer_that_stays_open() {
 fn tail_follows_from_a_position_past_a_gap() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    succeeds(
-        &["init"],
-        &eventfile(dir, &["init", "--segment-bytes", "4096"]),
-    );
-    let pad = format!(r#"{{"pad":"{}"}}"#, "x".repeat(200));
-    for _ in 0..40 {
-        append(dir, "s-1", "T", &pad, &[]);
-    }
-    let out = eventfile(dir, &["retention", "--max-events", "5"]);
-    let report: serde_json::Value = serde_json::from_str(&succeeds(&["retention"], &out)).unwrap();
-    let log_start = report["log_start"].as_u64().unwrap();
-    assert!(log_start > 1, "retention removed nothing: {report}");
+    let (_, log_start) = store_with_a_removed_prefix(dir);
 
     let tail = Tail::spawn(dir, &["-f", "--from", "0"]);
     let mut printed = Vec::new();
@@ -504,20 +494,7 @@ fn tail_follows_from_a_position_past_a_gap() {
 fn tail_ends_quietly_when_its_reader_goes() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let store = eventfile::OpenOptions::new()
-        .durability(eventfile::Durability::None)
-        .open(dir)
-        .unwrap();
-    for i in 0..20_000u64 {
-        store
-            .append(
-                "s",
-                eventfile::ExpectedVersion::Any,
-                [eventfile::NewEvent::new("T", serde_json::json!(i))],
-            )
-            .unwrap();
-    }
-    store.close().unwrap();
+    store_of_small_events(dir, 20_000);
     // `eventfile tail --from 0 | head -1`, with and without -f: as `cat` does, exit 0 and say
     // nothing.
     for args in [&["--from", "0"][..], &["-f", "--from", "0"]] {
