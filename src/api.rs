@@ -266,6 +266,32 @@ pub trait EventStore: Send + Sync {
     /// Deletes `stream` for good (if it is at `expected`): later appends and reads fail with
     /// [`crate::Error::StreamDeleted`].
     fn tombstone_stream(&self, stream: &str, expected: ExpectedVersion) -> Result<DeleteResult>;
+
+    /// Writes `events` as another store recorded them, for moving a log between stores
+    /// (`eventfile export | eventfile import`): ids, streams, versions, types, times, data,
+    /// metadata and tags kept; each event takes the next seq. All-or-nothing, durable on
+    /// return like an append.
+    ///
+    /// An event whose id is already in the store at the same stream and version is skipped
+    /// (imported before), so importing the same events twice writes nothing the second time.
+    /// Every other event must follow its stream's version (the store's, then the import's
+    /// own) and carry a time no earlier than the store's newest event: anything else, an id
+    /// the store holds elsewhere, or an event an append would refuse, is
+    /// [`crate::Error::InvalidInput`] naming the event by its index (from 0). The checks are
+    /// [`crate::backend::check_import`] and [`crate::backend::import_step`]. `$`-streams are
+    /// refused: deletions are not imported.
+    fn import(&self, events: &[RecordedEvent]) -> Result<ImportResult>;
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct ImportResult {
+    /// Events written.
+    pub written: u64,
+    /// Events skipped: already in the store.
+    pub skipped: u64,
+    /// The store's head seq after the import.
+    pub head: u64,
 }
 
 /// The one stream's result of a single-stream append.

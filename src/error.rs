@@ -194,6 +194,49 @@ pub enum Error {
     /// Event data or metadata could not be converted to or from JSON.
     #[error("JSON error: {0}")]
     Json(#[from] serde_json::Error),
+
+    /// A database backend could not be reached or used: the server is down or unreachable,
+    /// refused the login, or the connection broke. Nothing was written, or (a connection lost
+    /// during a commit) the outcome is unknown: retry with the same event ids or key.
+    #[error("{backend} unavailable: {reason}")]
+    Unreachable {
+        /// `postgres`, `sqlite`, ...
+        backend: &'static str,
+        /// What failed, as the database client said it (no password).
+        reason: String,
+    },
+
+    /// A database backend reported an error it should not have: the statement, and the
+    /// database's message. Nothing was written.
+    #[error("{backend} error: {reason}")]
+    Database {
+        /// `postgres`, `sqlite`, ...
+        backend: &'static str,
+        /// The database's message.
+        reason: String,
+    },
+
+    /// The database holds no eventfile schema it can use: another application's tables, or a
+    /// schema version newer than this build knows. Nothing was changed.
+    #[error("{backend} database is not usable as an eventfile store: {reason}")]
+    ForeignSchema {
+        /// `postgres`, `sqlite`, ...
+        backend: &'static str,
+        /// What was found.
+        reason: String,
+    },
+
+    /// The operation exists for other backends but not for this one (e.g. `compact` on
+    /// PostgreSQL, which keeps no segments). Nothing was changed.
+    #[error("{operation} is not supported by the {backend} backend{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
+    Unsupported {
+        /// What was asked.
+        operation: String,
+        /// `file`, `memory`, `postgres`, `sqlite`.
+        backend: &'static str,
+        /// Why, or what to do instead.
+        reason: Option<String>,
+    },
 }
 
 /// What kind of failure an [`Error`] is: what a caller, or a server mapping errors to
@@ -249,7 +292,10 @@ impl Error {
             Error::RetentionRefused { .. } => ErrorKind::Refused,
             Error::NotAStore { .. } | Error::UnsupportedFormat { .. } => ErrorKind::NotAStore,
             Error::Corrupt { .. } => ErrorKind::Corrupt,
-            Error::Io { .. } => ErrorKind::Io,
+            Error::Io { .. } | Error::Database { .. } => ErrorKind::Io,
+            Error::Unreachable { .. } => ErrorKind::Unavailable,
+            Error::ForeignSchema { .. } => ErrorKind::NotAStore,
+            Error::Unsupported { .. } => ErrorKind::Refused,
         }
     }
 

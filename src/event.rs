@@ -187,6 +187,21 @@ impl NewEvent {
     pub fn id(&self) -> Option<&str> {
         self.id.as_deref()
     }
+
+    /// The payload, verbatim.
+    pub fn data(&self) -> &RawValue {
+        &self.data
+    }
+
+    /// The metadata.
+    pub fn meta(&self) -> &Map<String, Value> {
+        &self.meta
+    }
+
+    /// The tags, in the order given.
+    pub fn tags(&self) -> &[String] {
+        &self.tags
+    }
 }
 
 /// An event as stored: the appended event plus the position and time the store gave it.

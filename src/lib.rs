@@ -46,6 +46,7 @@
 mod api;
 #[cfg(feature = "async")]
 mod asynchronous;
+pub mod backend;
 mod catalog;
 mod checkpoint;
 mod commit;
@@ -87,8 +88,8 @@ mod verify;
 mod writer;
 
 pub use api::{
-    AppendCondition, AppendRequest, DeleteResult, EventIter, EventStore, Snapshot, StreamInfo,
-    TermCount,
+    AppendCondition, AppendRequest, DeleteResult, EventIter, EventStore, ImportResult, Snapshot,
+    StreamInfo, TermCount,
 };
 #[cfg(feature = "async")]
 pub use asynchronous::{AsyncEvents, AsyncStore, AsyncSubscription};

@@ -100,31 +100,3 @@ pub(crate) fn record_at(st: &mut State, seq: u64, max_line: usize) -> Result<Opt
     let event = record::decode_event(line).map_err(|r| Error::corrupt(&seg.path, at, r))?;
     Ok(Some(Found { event, more }))
 }
-
-/// The result an append returned, rebuilt from its records (consecutive, one batch).
-pub(crate) fn batch_result(records: &[Found]) -> Batch {
-    let mut results: Vec<(String, AppendResult)> = Vec::new();
-    for r in records.iter().map(|r| &r.event) {
-        match results.last_mut() {
-            Some((s, a)) if *s == r.stream => {
-                a.version = r.version;
-                a.last_seq = r.seq;
-            }
-            _ => results.push((
-                r.stream.clone(),
-                AppendResult {
-                    version: r.version,
-                    first_seq: r.seq,
-                    last_seq: r.seq,
-                    replayed: true,
-                },
-            )),
-        }
-    }
-    Batch {
-        results: results.into_iter().map(|(_, a)| a).collect(),
-        first_seq: records.first().map_or(0, |r| r.event.seq),
-        last_seq: records.last().map_or(0, |r| r.event.seq),
-        replayed: true,
-    }
-}

@@ -25,8 +25,10 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use serde_json::value::RawValue;
 
 use crate::api::{
-    AppendRequest, DeleteResult, EventIter, EventStore, Snapshot, StreamInfo, TermCount,
+    AppendRequest, DeleteResult, EventIter, EventStore, ImportResult, Snapshot, StreamInfo,
+    TermCount,
 };
+use crate::backend::{LogLookup, Logged, Prepared, replay_by_ids, replay_by_key};
 use crate::config::{DEFAULT_MAX_EVENT_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_SNAPSHOTS_KEPT};
 use crate::deletion::{DeleteOp, Deletion, Deletions, LIFECYCLE_STREAM, is_live, plan};
 use crate::error::{Error, Result};
@@ -34,7 +36,7 @@ use crate::event::{
     AppendResult, ExpectedVersion, MultiAppendResult, RecordedEvent, validate_id, validate_stream,
     validate_writable_stream,
 };
-use crate::lookup::{Batch, Found, batch_result};
+use crate::lookup::Batch;
 use crate::query::{Direction, Query, Read};
 use crate::record::{self, RecordOut};
 use crate::subscription::{Feed, FeedEvents, HeadWatch, Subscription, Waited};
@@ -258,99 +260,6 @@ impl Log {
         }
     }
 
-    /// The records from `seq` to the end of its batch.
-    fn batch_from(&self, seq: u64) -> Vec<Found> {
-        let mut out = Vec::new();
-        let mut at = seq;
-        while let Some(s) = self.stored(at) {
-            out.push(Found {
-                event: s.event.clone(),
-                more: s.more,
-            });
-            if !s.more {
-                break;
-            }
-            at += 1;
-        }
-        out
-    }
-
-    /// The batch an idempotency key was first used for, if any (the file store's
-    /// `Inner::find_key`): reusing a key for other streams is invalid input.
-    fn find_key(&self, key: &str, parts: &[Part<'_>]) -> Result<Option<Batch>> {
-        let Some(&first) = self.keys.get(key) else {
-            return Ok(None);
-        };
-        let records = self.batch_from(first);
-        let wanted: Vec<&str> = parts.iter().map(|p| p.stream).collect();
-        let had: Vec<&str> = records.iter().fold(Vec::new(), |mut v, r| {
-            if v.last() != Some(&r.event.stream.as_str()) {
-                v.push(r.event.stream.as_str());
-            }
-            v
-        });
-        if wanted != had {
-            return Err(Error::invalid(
-                "idempotency key",
-                format!(
-                    "`{key}` was used for an append to {} (seq {first}), not to {}",
-                    had.join(", "),
-                    wanted.join(", ")
-                ),
-            ));
-        }
-        Ok(Some(batch_result(&records)))
-    }
-
-    /// Checks a batch's event ids against the log (the file store's `Inner::find_ids`): none
-    /// there, or exactly this batch written before, whole, to the same streams in the same
-    /// order (a retry); any other reuse is [`Error::DuplicateEventId`].
-    fn find_ids(&self, parts: &[Part<'_>], ids: &[Vec<String>]) -> Result<Option<Batch>> {
-        let wanted: Vec<(&str, &str)> = parts
-            .iter()
-            .zip(ids)
-            .flat_map(|(p, ids)| ids.iter().map(move |id| (p.stream, id.as_str())))
-            .collect();
-        let found: Vec<Option<u64>> = wanted
-            .iter()
-            .map(|(_, id)| self.ids.get(*id).copied())
-            .collect();
-        let Some(first_found) = found.iter().position(Option::is_some) else {
-            return Ok(None);
-        };
-        let duplicate = |i: usize| {
-            let seq = found[i].unwrap_or(0);
-            Error::DuplicateEventId {
-                id: wanted[i].1.to_owned(),
-                seq,
-                stream: self
-                    .stored(seq)
-                    .map(|s| s.event.stream.clone())
-                    .unwrap_or_default(),
-            }
-        };
-        let start = found[0].unwrap_or(0);
-        if first_found != 0 || (1..found.len()).any(|i| found[i] != Some(start + i as u64)) {
-            return Err(duplicate(first_found));
-        }
-        let mut records = Vec::with_capacity(wanted.len());
-        for (i, (stream, id)) in wanted.iter().enumerate() {
-            match self.stored(start + i as u64) {
-                Some(s) if s.event.stream == *stream && s.event.id == *id => records.push(Found {
-                    event: s.event.clone(),
-                    more: s.more,
-                }),
-                _ => return Err(duplicate(i)),
-            }
-        }
-        let starts_batch = self.stored(start - 1).is_none_or(|prev| !prev.more);
-        let ends_batch = records.last().is_some_and(|r| !r.more);
-        if !starts_batch || !ends_batch {
-            return Err(duplicate(0));
-        }
-        Ok(Some(batch_result(&records)))
-    }
-
     /// The seq of the first live event after `after` that `q` selects (the file store's
     /// `reader::first_match`): its direction, limit and cursor are ignored.
     fn first_match(&self, q: &Query, after: u64) -> Option<u64> {
@@ -507,6 +416,49 @@ impl MemoryStore {
         })
     }
 
+    /// An append that is no retry: the expectations and the condition, then the write.
+    fn append_checked(
+        &self,
+        mut log: Writing<'_>,
+        request: &AppendRequest,
+        parts: &[Part<'_>],
+        ids: &[Vec<String>],
+        key: Option<&str>,
+    ) -> Result<MultiAppendResult> {
+        for p in parts {
+            let actual = log.version(p.stream);
+            log.deletion(p.stream)?;
+            crate::backend::check_expected(p.stream, p.expected, actual)?;
+        }
+        if let Some(c) = &request.condition {
+            let head = log.head();
+            if c.after > head {
+                return Err(Error::invalid(
+                    "append condition",
+                    format!("position {} is above the head seq {head}", c.after),
+                ));
+            }
+            if let Some(seq) = log.first_match(&c.query, c.after) {
+                return Err(Error::ConditionFailed {
+                    seq,
+                    after: c.after,
+                });
+            }
+        }
+        let batch = log.commit(parts, ids, key)?;
+        Ok(MultiAppendResult {
+            streams: request
+                .streams
+                .iter()
+                .map(|a| a.stream.clone())
+                .zip(batch.results)
+                .collect(),
+            first_seq: batch.first_seq,
+            last_seq: batch.last_seq,
+            replayed: batch.replayed,
+        })
+    }
+
     /// Refuses a cursor this store did not make (the file store's `check_cursor`).
     fn check_cursor(log: &Log, q: &Query) -> Result<()> {
         match &q.after {
@@ -553,58 +505,24 @@ impl EventStore for MemoryStore {
         let (ids, own_ids) = crate::writer::batch_ids(&parts)?;
         let key = request.key.as_deref();
 
-        let mut log = self.write();
-        let prior = match key {
-            Some(key) => log.find_key(key, &parts)?,
-            None => None,
-        };
-        let prior = match prior {
-            None if own_ids => log.find_ids(&parts, &ids)?,
-            p => p,
-        };
-        let batch = match prior {
-            Some(batch) => batch,
-            None => {
-                for p in &parts {
-                    let actual = log.version(p.stream);
-                    log.deletion(p.stream)?;
-                    if !p.expected.matches(actual) {
-                        return Err(Error::WrongExpectedVersion {
-                            stream: p.stream.to_owned(),
-                            expected: p.expected,
-                            actual,
-                        });
-                    }
-                }
-                if let Some(c) = &request.condition {
-                    let head = log.head();
-                    if c.after > head {
-                        return Err(Error::invalid(
-                            "append condition",
-                            format!("position {} is above the head seq {head}", c.after),
-                        ));
-                    }
-                    if let Some(seq) = log.first_match(&c.query, c.after) {
-                        return Err(Error::ConditionFailed {
-                            seq,
-                            after: c.after,
-                        });
-                    }
-                }
-                log.commit(&parts, &ids, key)?
-            }
-        };
-        Ok(MultiAppendResult {
-            streams: request
-                .streams
+        let log = self.write();
+        let first = key.and_then(|k| Some((k, *log.keys.get(k)?)));
+        if let Some((key, first)) = first {
+            return replay_by_key(&mut Lookup(&log), &request, key, first);
+        }
+        if own_ids {
+            let found: Vec<Option<u64>> = ids
                 .iter()
-                .map(|a| a.stream.clone())
-                .zip(batch.results)
-                .collect(),
-            first_seq: batch.first_seq,
-            last_seq: batch.last_seq,
-            replayed: batch.replayed,
-        })
+                .flatten()
+                .map(|id| log.ids.get(id).copied())
+                .collect();
+            let prepared = Prepared { ids, own_ids };
+            if let Some(r) = replay_by_ids(&mut Lookup(&log), &request, &prepared, &found)? {
+                return Ok(r);
+            }
+            return self.append_checked(log, &request, &parts, &prepared.ids, key);
+        }
+        self.append_checked(log, &request, &parts, &ids, key)
     }
 
     fn read_stream(&self, stream: &str, read: Read) -> Result<EventIter> {
@@ -776,6 +694,55 @@ impl EventStore for MemoryStore {
     fn tombstone_stream(&self, stream: &str, expected: ExpectedVersion) -> Result<DeleteResult> {
         self.lifecycle(stream, DeleteOp::Tombstone(expected))
     }
+
+    fn import(&self, events: &[RecordedEvent]) -> Result<ImportResult> {
+        crate::backend::check_import(events)?;
+        let mut log = self.write();
+        // Every check first, then the writes, so a refused import writes nothing.
+        let mut pending: HashMap<&str, u64> = HashMap::new();
+        let mut last_time = log.last_time;
+        let mut write = Vec::with_capacity(events.len());
+        for (i, e) in events.iter().enumerate() {
+            let existing = log
+                .ids
+                .get(&e.id)
+                .and_then(|&seq| log.stored(seq))
+                .map(|s| (s.event.stream.as_str(), s.event.version));
+            let current = match pending.get(e.stream.as_str()) {
+                Some(&v) => v,
+                None => {
+                    log.deletion(&e.stream)?;
+                    log.version(&e.stream)
+                }
+            };
+            if crate::backend::import_step(i, e, existing, current, last_time)?
+                == crate::backend::ImportStep::Write
+            {
+                pending.insert(&e.stream, e.version);
+                last_time = e.time;
+                write.push(e);
+            }
+        }
+        let skipped = (events.len() - write.len()) as u64;
+        // One append, as the file store writes it.
+        for (i, e) in write.iter().enumerate() {
+            let seq = log.head() + 1;
+            log.streams.entry(e.stream.clone()).or_default().push(seq);
+            log.ids.insert(e.id.clone(), seq);
+            let mut event = (*e).clone();
+            event.seq = seq;
+            log.events.push(Stored {
+                event,
+                more: i + 1 < write.len(),
+            });
+        }
+        log.last_time = last_time;
+        Ok(ImportResult {
+            written: write.len() as u64,
+            skipped,
+            head: log.head(),
+        })
+    }
 }
 
 impl MemoryStore {
@@ -808,6 +775,18 @@ impl MemoryStore {
                 count,
             })
             .collect()
+    }
+}
+
+/// The log as the retry rules read it.
+struct Lookup<'a>(&'a Log);
+
+impl LogLookup for Lookup<'_> {
+    fn logged(&mut self, seq: u64) -> Result<Option<Logged>> {
+        Ok(self.0.stored(seq).map(|s| Logged {
+            event: s.event.clone(),
+            more: s.more,
+        }))
     }
 }
 

@@ -4,7 +4,8 @@
 use serde_json::value::RawValue;
 
 use crate::api::{
-    AppendRequest, DeleteResult, EventIter, EventStore, Snapshot, StreamInfo, TermCount,
+    AppendRequest, DeleteResult, EventIter, EventStore, ImportResult, Snapshot, StreamInfo,
+    TermCount,
 };
 use crate::error::Result;
 use crate::event::{ExpectedVersion, MultiAppendResult, RecordedEvent};
@@ -14,6 +15,10 @@ use crate::store::Store;
 use crate::subscription::Subscription;
 
 impl EventStore for Store {
+    fn import(&self, events: &[RecordedEvent]) -> Result<ImportResult> {
+        Store::import(self, events)
+    }
+
     fn append_request(&self, request: AppendRequest) -> Result<MultiAppendResult> {
         Store::append_request(self, request)
     }

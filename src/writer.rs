@@ -7,11 +7,11 @@
 //! durability, so concurrent appenders' batches pile up behind one `fdatasync` (group commit).
 //! A failed write or sync poisons the handle: nothing is ever retried.
 
-use crate::api::{AppendCondition, AppendRequest};
+use crate::api::{AppendCondition, AppendRequest, ImportResult};
 use crate::error::{Error, Result};
 use crate::event::{
-    AppendResult, ExpectedVersion, MultiAppendResult, NewEvent, StreamAppend, event_terms,
-    validate_event, validate_key, validate_writable_stream,
+    AppendResult, ExpectedVersion, MultiAppendResult, NewEvent, RecordedEvent, StreamAppend,
+    event_terms, validate_event, validate_key, validate_writable_stream,
 };
 use crate::index::Kind;
 use crate::lookup::{self, Batch};
@@ -163,6 +163,12 @@ impl Store {
         )
     }
 
+    /// Writes `events` as another store recorded them: see [`crate::EventStore::import`].
+    /// One batch, durable on return; events already in the store are skipped.
+    pub fn import(&self, events: &[RecordedEvent]) -> Result<ImportResult> {
+        self.inner.import(events)
+    }
+
     fn append_multi_inner(
         &self,
         appends: &[StreamAppend],
@@ -199,12 +205,39 @@ impl Store {
     }
 }
 
-/// What the log already holds of a batch's event ids.
-enum Prior {
-    /// None of them.
-    Nothing,
-    /// Exactly this batch, written before: its result.
-    Same(Batch),
+/// The times of a batch's events.
+#[derive(Clone, Copy)]
+enum Times<'a> {
+    /// One for all (an append).
+    One(i64),
+    /// One per event, in order (an import).
+    Each(&'a [i64]),
+}
+
+impl Times<'_> {
+    fn at(&self, i: usize) -> i64 {
+        match self {
+            Times::One(t) => *t,
+            Times::Each(ts) => ts[i],
+        }
+    }
+}
+
+/// The log as the retry rules read it: records by seq, under the state lock.
+struct FileLookup<'a> {
+    st: &'a mut State,
+    max_line: usize,
+}
+
+impl crate::backend::LogLookup for FileLookup<'_> {
+    fn logged(&mut self, seq: u64) -> Result<Option<crate::backend::Logged>> {
+        Ok(
+            lookup::record_at(self.st, seq, self.max_line)?.map(|r| crate::backend::Logged {
+                event: r.event,
+                more: r.more,
+            }),
+        )
+    }
 }
 
 impl Inner {
@@ -227,15 +260,7 @@ impl Inner {
                 cause: cause.clone(),
             });
         }
-        let prior = match key {
-            Some(key) => self.find_key(st, key, parts)?,
-            None => Prior::Nothing,
-        };
-        let prior = match prior {
-            Prior::Nothing if own_ids => self.find_ids(st, parts, &ids)?,
-            p => p,
-        };
-        if let Prior::Same(batch) = prior {
+        if let Some(batch) = self.find_retry(st, parts, &ids, own_ids, key)? {
             drop(guard);
             // The original may still be on its way to disk: answer once it is durable.
             self.wait_durable(batch.last_seq, false)?;
@@ -275,100 +300,151 @@ impl Inner {
         Ok(batch)
     }
 
-    /// Looks up the batch an idempotency key was first used for.
-    fn find_key(&self, st: &mut State, key: &str, parts: &[Part<'_>]) -> Result<Prior> {
-        let Some(first) = lookup::find_term(st, Kind::Key, key)? else {
-            return Ok(Prior::Nothing);
-        };
+    /// Writes events as another store recorded them (`EventStore::import`): the checks of
+    /// `backend::check_import` and `backend::import_step` under the state lock, then the
+    /// events to write as one batch (all-or-nothing) with their own ids, versions and times.
+    pub(crate) fn import(&self, events: &[RecordedEvent]) -> Result<ImportResult> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
+        crate::backend::check_import(events)?;
+        let mut guard = self.lock_state();
+        let st = &mut *guard;
+        if let Some(cause) = &st.poisoned {
+            return Err(Error::Poisoned {
+                cause: cause.clone(),
+            });
+        }
         let max_line = self.config.max_line();
-        let mut records = Vec::new();
-        let mut seq = first;
-        loop {
-            let Some(r) = lookup::record_at(st, seq, max_line)? else {
-                return Err(Error::corrupt(
-                    &st.active().path,
-                    0,
-                    format!("the batch starting at seq {first} ends before its last record"),
-                ));
+        let mut pending: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+        let mut last_time = st.last_time;
+        let mut write = Vec::with_capacity(events.len());
+        for (i, e) in events.iter().enumerate() {
+            let existing = match lookup::find_term(st, Kind::Id, &e.id)? {
+                Some(seq) => {
+                    lookup::record_at(st, seq, max_line)?.map(|r| (r.event.stream, r.event.version))
+                }
+                None => None,
             };
-            let more = r.more;
-            records.push(r);
-            if !more {
-                break;
+            let current = match pending.get(e.stream.as_str()) {
+                Some(&v) => v,
+                None => {
+                    st.deletion(&e.stream)?;
+                    st.version(&e.stream)
+                }
+            };
+            let step = crate::backend::import_step(
+                i,
+                e,
+                existing.as_ref().map(|(s, v)| (s.as_str(), *v)),
+                current,
+                last_time,
+            )?;
+            if step == crate::backend::ImportStep::Write {
+                pending.insert(&e.stream, e.version);
+                last_time = e.time;
+                write.push(e);
             }
-            seq += 1;
         }
-        let batch = lookup::batch_result(&records);
-        let wanted: Vec<&str> = parts.iter().map(|p| p.stream).collect();
-        let had: Vec<&str> = records.iter().fold(Vec::new(), |mut v, r| {
-            if v.last() != Some(&r.event.stream.as_str()) {
-                v.push(r.event.stream.as_str());
+        let skipped = (events.len() - write.len()) as u64;
+        if write.is_empty() {
+            return Ok(ImportResult {
+                written: 0,
+                skipped,
+                head: st.next_seq - 1,
+            });
+        }
+        let news: Vec<NewEvent> = write
+            .iter()
+            .map(|e| NewEvent {
+                event_type: e.event_type.clone(),
+                data: e.data.clone(),
+                id: Some(e.id.clone()),
+                meta: e.meta.clone(),
+                tags: e.tags.clone(),
+            })
+            .collect();
+        let times: Vec<i64> = write.iter().map(|e| e.time).collect();
+        // Each run of one stream's events is a part.
+        let mut parts: Vec<Part<'_>> = Vec::new();
+        let mut ids: Vec<Vec<String>> = Vec::new();
+        let mut start = 0;
+        for i in 1..=write.len() {
+            if i == write.len() || write[i].stream != write[start].stream {
+                parts.push(Part {
+                    stream: &write[start].stream,
+                    expected: ExpectedVersion::Any,
+                    events: &news[start..i],
+                });
+                ids.push(write[start..i].iter().map(|e| e.id.clone()).collect());
+                start = i;
             }
-            v
-        });
-        if wanted != had {
-            return Err(Error::invalid(
-                "idempotency key",
-                format!(
-                    "`{key}` was used for an append to {} (seq {first}), not to {}",
-                    had.join(", "),
-                    wanted.join(", ")
-                ),
-            ));
         }
-        Ok(Prior::Same(batch))
+        let batch = self.commit_locked_at(st, &parts, &ids, None, Times::Each(&times))?;
+        drop(guard);
+        self.wait_durable(batch.last_seq, false)?;
+        Ok(ImportResult {
+            written: write.len() as u64,
+            skipped,
+            head: batch.last_seq,
+        })
     }
 
-    /// Checks the batch's event ids against the log: none there, or exactly this batch written
-    /// before (a retry); anything else is a duplicate id.
-    fn find_ids(&self, st: &mut State, parts: &[Part<'_>], ids: &[Vec<String>]) -> Result<Prior> {
-        let wanted: Vec<(&str, &str)> = parts
-            .iter()
-            .zip(ids)
-            .flat_map(|(p, ids)| ids.iter().map(move |id| (p.stream, id.as_str())))
-            .collect();
-        let found: Vec<Option<u64>> = wanted
-            .iter()
-            .map(|(_, id)| lookup::find_term(st, Kind::Id, id))
-            .collect::<Result<_>>()?;
-        let Some(first_found) = found.iter().position(Option::is_some) else {
-            return Ok(Prior::Nothing);
-        };
+    /// The append this one repeats, if it is a retry: by its idempotency key, or by its
+    /// event ids when the caller gave them (the rules are `backend::replay_by_key` and
+    /// `backend::replay_by_ids`, shared by every backend).
+    fn find_retry(
+        &self,
+        st: &mut State,
+        parts: &[Part<'_>],
+        ids: &[Vec<String>],
+        own_ids: bool,
+        key: Option<&str>,
+    ) -> Result<Option<Batch>> {
+        let request = AppendRequest::multi(parts.iter().map(|p| StreamAppend {
+            stream: p.stream.to_owned(),
+            expected: p.expected,
+            events: Vec::new(),
+        }));
         let max_line = self.config.max_line();
-        let duplicate = |st: &mut State, i: usize| -> Result<Prior> {
-            let seq = found[i].expect("found");
-            let stream = lookup::record_at(st, seq, max_line)?
-                .map(|r| r.event.stream)
-                .unwrap_or_default();
-            Err(Error::DuplicateEventId {
-                id: wanted[i].1.to_owned(),
-                seq,
-                stream,
-            })
+        let found = match key {
+            Some(key) => match lookup::find_term(st, Kind::Key, key)? {
+                Some(first) => Some(crate::backend::replay_by_key(
+                    &mut FileLookup { st, max_line },
+                    &request,
+                    key,
+                    first,
+                )?),
+                None => None,
+            },
+            None => None,
         };
-        let start = found[0].unwrap_or(0);
-        if first_found != 0 || (1..found.len()).any(|i| found[i] != Some(start + i as u64)) {
-            return duplicate(st, first_found);
-        }
-        // The same ids at consecutive seqs: a retry only if they are that batch, whole.
-        let mut records = Vec::with_capacity(wanted.len());
-        for (i, (stream, id)) in wanted.iter().enumerate() {
-            match lookup::record_at(st, start + i as u64, max_line)? {
-                Some(r) if r.event.stream == *stream && r.event.id == *id => records.push(r),
-                _ => return duplicate(st, i),
+        let found = match found {
+            None if own_ids => {
+                let at: Vec<Option<u64>> = ids
+                    .iter()
+                    .flatten()
+                    .map(|id| lookup::find_term(st, Kind::Id, id))
+                    .collect::<Result<_>>()?;
+                let prepared = crate::backend::Prepared {
+                    ids: ids.to_vec(),
+                    own_ids,
+                };
+                crate::backend::replay_by_ids(
+                    &mut FileLookup { st, max_line },
+                    &request,
+                    &prepared,
+                    &at,
+                )?
             }
-        }
-        let starts_batch = start == 1
-            || match lookup::record_at(st, start - 1, max_line)? {
-                Some(prev) => !prev.more,
-                // Not in a loaded segment: removed, so the batch starts a segment.
-                None => true,
-            };
-        let ends_batch = records.last().is_some_and(|r| !r.more);
-        if !starts_batch || !ends_batch {
-            return duplicate(st, 0);
-        }
-        Ok(Prior::Same(lookup::batch_result(&records)))
+            f => f,
+        };
+        Ok(found.map(|r| Batch {
+            results: r.streams.into_iter().map(|(_, a)| a).collect(),
+            first_seq: r.first_seq,
+            last_seq: r.last_seq,
+            replayed: true,
+        }))
     }
 
     /// Encodes and writes a batch whose checks have passed, under the state lock. Does not wait
@@ -380,10 +456,25 @@ impl Inner {
         ids: &[Vec<String>],
         key: Option<&str>,
     ) -> Result<Batch> {
-        // Encode the whole batch before touching the file, so a too-large event writes nothing.
         let time = (self.clock)().max(st.last_time);
-        let time_text = record::record_time(time);
+        self.commit_locked_at(st, parts, ids, key, Times::One(time))
+    }
+
+    /// [`Inner::commit_locked`] with the events' times given: one for the whole batch (an
+    /// append), or one per event (an import, whose times the caller checked never decrease).
+    /// A stream may have several parts (an import); each continues the last.
+    fn commit_locked_at(
+        &self,
+        st: &mut State,
+        parts: &[Part<'_>],
+        ids: &[Vec<String>],
+        key: Option<&str>,
+        times: Times<'_>,
+    ) -> Result<Batch> {
+        // Encode the whole batch before touching the file, so a too-large event writes nothing.
+        let mut time_text = record::record_time(times.at(0));
         let total: usize = parts.iter().map(|p| p.events.len()).sum();
+        let mut earlier: Vec<(&str, u64)> = Vec::new();
         let first_seq = st.next_seq;
         let mut buf = std::mem::take(&mut st.buf);
         buf.clear();
@@ -392,9 +483,15 @@ impl Inner {
         let mut seq = first_seq;
         let mut written = 0;
         for (p, ids) in parts.iter().zip(ids) {
-            let base_version = st.version(p.stream);
+            let base_version = match earlier.iter().rev().find(|(s, _)| *s == p.stream) {
+                Some(&(_, v)) => v,
+                None => st.version(p.stream),
+            };
             for (i, (e, id)) in p.events.iter().zip(ids).enumerate() {
                 let start = buf.len();
+                if let Times::Each(_) = times {
+                    time_text = record::record_time(times.at(written));
+                }
                 written += 1;
                 record::encode_record(
                     &mut buf,
@@ -425,6 +522,9 @@ impl Inner {
                 seq += 1;
             }
             let n = p.events.len() as u64;
+            if parts.len() > 1 {
+                earlier.push((p.stream, base_version + n));
+            }
             results.push(AppendResult {
                 version: base_version + n,
                 first_seq: seq - n,
@@ -445,7 +545,7 @@ impl Inner {
                 ),
             ));
         }
-        let r = self.write_locked(st, &buf, &rel_offsets, time, (parts, ids, key));
+        let r = self.write_locked(st, &buf, &rel_offsets, times, (parts, ids, key));
         st.buf = buf;
         r?;
         Ok(Batch {
@@ -462,12 +562,12 @@ impl Inner {
         st: &mut State,
         buf: &[u8],
         rel_offsets: &[u64],
-        time: i64,
+        times: Times<'_>,
         (parts, ids, key): (&[Part<'_>], &[Vec<String>], Option<&str>),
     ) -> Result<()> {
         let has_events = st.log.active_len > st.active().data_start;
         let full = st.log.active_len + buf.len() as u64 > self.config.segment_bytes;
-        if has_events && (full || self.segment_too_old(st, time)) {
+        if has_events && (full || self.segment_too_old(st, times.at(0))) {
             self.roll(st)?;
         }
         let file = st
@@ -488,15 +588,16 @@ impl Inner {
             for (e, id) in p.events.iter().zip(ids) {
                 let off = offsets.next().expect("one offset per event");
                 let key = key.filter(|_| seq == st.next_seq);
+                let time = times.at((seq - st.next_seq) as usize);
                 st.log
                     .active_index
                     .add(off, time, &event_terms(p.stream, id, e, key));
                 seq += 1;
             }
         }
+        st.last_time = times.at((seq - st.next_seq) as usize - 1);
         st.next_seq = seq;
         st.log.active_len = at + buf.len() as u64;
-        st.last_time = time;
         self.commit.written(seq - 1);
         Ok(())
     }

@@ -2,8 +2,8 @@
 
 use eventfile::{
     AppendRequest, AppendResult, DeleteResult, EventIter, EventStore, ExpectedVersion,
-    MultiAppendResult, NewEvent, Query, Read, RecordedEvent, Result, Snapshot, StreamAppend,
-    StreamInfo, TermCount,
+    ImportResult, MultiAppendResult, NewEvent, Query, Read, RecordedEvent, Result, Snapshot,
+    StreamAppend, StreamInfo, TermCount,
 };
 use serde_json::value::RawValue;
 
@@ -125,5 +125,9 @@ impl<S: EventStore, G: Send + Sync> EventStore for Guarded<S, G> {
 
     fn tombstone_stream(&self, stream: &str, expected: ExpectedVersion) -> Result<DeleteResult> {
         self.store.tombstone_stream(stream, expected)
+    }
+
+    fn import(&self, events: &[RecordedEvent]) -> Result<ImportResult> {
+        self.store.import(events)
     }
 }

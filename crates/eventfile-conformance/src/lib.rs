@@ -45,6 +45,7 @@ pub mod concurrency;
 pub mod dcb;
 pub mod deletion;
 pub mod expected_version;
+pub mod imports;
 pub mod queries;
 pub mod reads;
 pub mod retries;
@@ -141,6 +142,10 @@ macro_rules! __for_each_case {
             subscriptions::deleted_events_are_not_delivered,
             subscriptions::wait_for_returns_once_a_seq_is_visible,
             subscriptions::bad_subscriptions_are_refused,
+            imports::an_import_keeps_every_field,
+            imports::importing_twice_writes_nothing,
+            imports::a_bad_import_is_refused_whole,
+            imports::an_import_continues_the_stores_streams,
         ] }
     };
 }

@@ -1,0 +1,546 @@
+//! What a backend needs to keep the file store's rules without restating them: for the crates
+//! that implement [`EventStore`](crate::EventStore) over another medium (`eventfile-sqlite`,
+//! `eventfile-postgres`) and for [`crate::MemoryStore`].
+//!
+//! It owns the rules that are not about storage: the checks of an append before anything is
+//! locked ([`prepare`]), how a retry is told from a duplicate id and what it returns
+//! ([`replay_by_key`], [`replay_by_ids`]), the deletion rules ([`plan_deletion`],
+//! [`check_snapshot_version`]), what a query selects ([`QueryView`], [`matches`]) and the
+//! checks of an import ([`check_import`]). It never touches a file, a connection or a clock of
+//! a backend's: each function takes what the backend read and says what to do.
+//!
+//! These items are for backend authors; applications use the [`crate::EventStore`] trait.
+
+use serde_json::value::RawValue;
+
+use crate::api::{AppendRequest, DeleteResult};
+use crate::config::{DEFAULT_MAX_EVENT_BYTES, DEFAULT_SEGMENT_BYTES};
+use crate::error::{Error, Result};
+use crate::event::{AppendResult, ExpectedVersion, MultiAppendResult, NewEvent, RecordedEvent};
+use crate::query::{Direction, Query};
+use crate::record::{self, RecordOut};
+use crate::time::Micros;
+use crate::writer::Part;
+
+pub use crate::deletion::LIFECYCLE_STREAM;
+
+/// An append that passed every check a store can make without its data: its event ids, each
+/// part's, in order (the caller's, or fresh UUIDv7s).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Prepared {
+    /// Per stream part, its events' ids.
+    pub ids: Vec<Vec<String>>,
+    /// Whether the caller gave any id: only then can the append be a retry by ids.
+    pub own_ids: bool,
+}
+
+/// Checks an append as every backend must before taking any lock: the key, the condition's
+/// query, the streams (writable, none twice, none empty), every event (type, id, tags,
+/// metadata), the ids (the caller's may not repeat), and the size of every event as the file
+/// store encodes it ([`Error::EventTooLarge`] above [`DEFAULT_MAX_EVENT_BYTES`]; a batch above
+/// [`DEFAULT_SEGMENT_BYTES`] is refused). Sizes are measured with positions of the largest
+/// width, so a backend refuses exactly what a file store with default options could refuse at
+/// its largest positions.
+pub fn prepare(request: &AppendRequest) -> Result<Prepared> {
+    request.validate()?;
+    let parts = parts(request);
+    crate::writer::validate(&parts)?;
+    let (ids, own_ids) = crate::writer::batch_ids(&parts)?;
+    let time = record::record_time(Micros::MAX);
+    let mut buf = Vec::new();
+    let mut bytes = 0usize;
+    for (p, ids) in parts.iter().zip(&ids) {
+        for (e, id) in p.events.iter().zip(ids) {
+            buf.clear();
+            record::encode_record(
+                &mut buf,
+                &RecordOut {
+                    seq: u64::MAX,
+                    id,
+                    stream: p.stream,
+                    version: u64::MAX,
+                    event_type: &e.event_type,
+                    time: &time,
+                    data: &e.data,
+                    meta: &e.meta,
+                    tags: &e.tags,
+                    key: request.key.as_deref(),
+                    more: true,
+                },
+            );
+            if buf.len() > DEFAULT_MAX_EVENT_BYTES {
+                return Err(Error::EventTooLarge {
+                    event_type: e.event_type.clone(),
+                    size: buf.len(),
+                    max: DEFAULT_MAX_EVENT_BYTES,
+                });
+            }
+            bytes += buf.len();
+        }
+    }
+    if bytes as u64 > DEFAULT_SEGMENT_BYTES {
+        return Err(Error::invalid(
+            "append",
+            format!(
+                "the batch encodes to {bytes} bytes, more than the segment size of \
+                 {DEFAULT_SEGMENT_BYTES} bytes"
+            ),
+        ));
+    }
+    Ok(Prepared { ids, own_ids })
+}
+
+fn parts(request: &AppendRequest) -> Vec<Part<'_>> {
+    request
+        .streams
+        .iter()
+        .map(|a| Part {
+            stream: &a.stream,
+            expected: a.expected,
+            events: &a.events,
+        })
+        .collect()
+}
+
+/// An event of the log as the retry rules see it: the event, and whether more events of its
+/// append follow it (the last event of an append has `more == false`).
+#[derive(Debug, Clone)]
+pub struct Logged {
+    /// The event.
+    pub event: RecordedEvent,
+    /// Whether the next seq belongs to the same append.
+    pub more: bool,
+}
+
+/// Reads events of the log by seq, deleted ones included: what the retry rules need of a
+/// backend. Called under whatever lock the backend holds for its append, or after (the events
+/// of an append never change).
+pub trait LogLookup {
+    /// The event at `seq` and whether its append continues, or `None` if there is none.
+    fn logged(&mut self, seq: u64) -> Result<Option<Logged>>;
+}
+
+/// The result of a retried append, from its events (consecutive, one whole append).
+fn replayed(request: &AppendRequest, records: &[Logged]) -> MultiAppendResult {
+    let mut results: Vec<(String, AppendResult)> = Vec::new();
+    for r in records.iter().map(|r| &r.event) {
+        match results.last_mut() {
+            Some((s, a)) if *s == r.stream => {
+                a.version = r.version;
+                a.last_seq = r.seq;
+            }
+            _ => results.push((
+                r.stream.clone(),
+                AppendResult {
+                    version: r.version,
+                    first_seq: r.seq,
+                    last_seq: r.seq,
+                    replayed: true,
+                },
+            )),
+        }
+    }
+    let _ = request;
+    MultiAppendResult {
+        streams: results,
+        first_seq: records.first().map_or(0, |r| r.event.seq),
+        last_seq: records.last().map_or(0, |r| r.event.seq),
+        replayed: true,
+    }
+}
+
+/// The events of the append that starts at `seq`, up to its last.
+fn append_from(log: &mut dyn LogLookup, seq: u64) -> Result<Vec<Logged>> {
+    let mut out = Vec::new();
+    let mut at = seq;
+    while let Some(l) = log.logged(at)? {
+        let more = l.more;
+        out.push(l);
+        if !more {
+            break;
+        }
+        at += 1;
+    }
+    Ok(out)
+}
+
+/// What an append whose idempotency key is already in the log returns: the first append's
+/// result (`replayed: true`), found from `first_seq`, the seq of the first event of the append
+/// the key was used for. Reusing a key for other streams is [`Error::InvalidInput`].
+pub fn replay_by_key(
+    log: &mut dyn LogLookup,
+    request: &AppendRequest,
+    key: &str,
+    first_seq: u64,
+) -> Result<MultiAppendResult> {
+    let records = append_from(log, first_seq)?;
+    let wanted: Vec<&str> = request.streams.iter().map(|p| p.stream.as_str()).collect();
+    let had: Vec<&str> = records.iter().fold(Vec::new(), |mut v, r| {
+        if v.last() != Some(&r.event.stream.as_str()) {
+            v.push(r.event.stream.as_str());
+        }
+        v
+    });
+    if wanted != had {
+        return Err(Error::invalid(
+            "idempotency key",
+            format!(
+                "`{key}` was used for an append to {} (seq {first_seq}), not to {}",
+                had.join(", "),
+                wanted.join(", ")
+            ),
+        ));
+    }
+    Ok(replayed(request, &records))
+}
+
+/// Checks an append's event ids against the log: `found[i]` is the seq holding the `i`-th id
+/// of the append (in part order), if any. None found: `Ok(None)`, the append goes ahead.
+/// Exactly this append written before, whole, to the same streams in the same order: the
+/// first result (`replayed: true`). Any other reuse of an id: [`Error::DuplicateEventId`].
+pub fn replay_by_ids(
+    log: &mut dyn LogLookup,
+    request: &AppendRequest,
+    prepared: &Prepared,
+    found: &[Option<u64>],
+) -> Result<Option<MultiAppendResult>> {
+    let wanted: Vec<(&str, &str)> = request
+        .streams
+        .iter()
+        .zip(&prepared.ids)
+        .flat_map(|(p, ids)| ids.iter().map(move |id| (p.stream.as_str(), id.as_str())))
+        .collect();
+    let Some(first_found) = found.iter().position(Option::is_some) else {
+        return Ok(None);
+    };
+    let duplicate = |log: &mut dyn LogLookup, i: usize| -> Result<Error> {
+        let seq = found[i].unwrap_or(0);
+        let stream = log.logged(seq)?.map(|l| l.event.stream).unwrap_or_default();
+        Ok(Error::DuplicateEventId {
+            id: wanted[i].1.to_owned(),
+            seq,
+            stream,
+        })
+    };
+    let start = found[0].unwrap_or(0);
+    if first_found != 0 || (1..found.len()).any(|i| found[i] != Some(start + i as u64)) {
+        return Err(duplicate(log, first_found)?);
+    }
+    let mut records = Vec::with_capacity(wanted.len());
+    for (i, (stream, id)) in wanted.iter().enumerate() {
+        match log.logged(start + i as u64)? {
+            Some(l) if l.event.stream == *stream && l.event.id == *id => records.push(l),
+            _ => return Err(duplicate(log, i)?),
+        }
+    }
+    let starts_append = match start.checked_sub(1).filter(|&s| s > 0) {
+        Some(prev) => log.logged(prev)?.is_none_or(|p| !p.more),
+        None => true,
+    };
+    let ends_append = records.last().is_some_and(|r| !r.more);
+    if !starts_append || !ends_append {
+        return Err(duplicate(log, 0)?);
+    }
+    Ok(Some(replayed(request, &records)))
+}
+
+/// The version check of one stream part: [`Error::WrongExpectedVersion`] unless `expected`
+/// admits `actual`.
+pub fn check_expected(stream: &str, expected: ExpectedVersion, actual: u64) -> Result<()> {
+    if expected.matches(actual) {
+        Ok(())
+    } else {
+        Err(Error::WrongExpectedVersion {
+            stream: stream.to_owned(),
+            expected,
+            actual,
+        })
+    }
+}
+
+/// What has been deleted of one stream: events with a version below `before` are hidden, and
+/// a tombstoned stream takes no more appends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deletion {
+    /// Events with a version below this are deleted (1: none).
+    pub before: u64,
+    /// Hard-deleted.
+    pub tombstone: bool,
+}
+
+impl From<Deletion> for crate::deletion::Deletion {
+    fn from(d: Deletion) -> Self {
+        crate::deletion::Deletion {
+            before: d.before,
+            tombstone: d.tombstone,
+        }
+    }
+}
+
+impl From<crate::deletion::Deletion> for Deletion {
+    fn from(d: crate::deletion::Deletion) -> Self {
+        Deletion {
+            before: d.before,
+            tombstone: d.tombstone,
+        }
+    }
+}
+
+/// A tombstoned stream is [`Error::StreamDeleted`]; anything else is fine to read or append.
+pub fn check_tombstone(stream: &str, deleted: Option<Deletion>) -> Result<()> {
+    match deleted {
+        Some(d) if d.tombstone => Err(Error::StreamDeleted {
+            stream: stream.to_owned(),
+            version: d.before - 1,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Which deletion.
+#[derive(Debug, Clone, Copy)]
+pub enum DeleteOp {
+    /// Hide the stream's events below a version.
+    Truncate(u64),
+    /// Hide all of the stream's events, if it is at the expected version.
+    Delete(ExpectedVersion),
+    /// Delete the stream for good, if it is at the expected version.
+    Tombstone(ExpectedVersion),
+}
+
+/// What a deletion does to `stream`, at `version` with deletion state `old`:
+/// `Ok(Err(result))` when it changes nothing (return `result`, write nothing), or
+/// `Ok(Ok((event, new)))`: append `event` to [`LIFECYCLE_STREAM`] and record `new` as the
+/// stream's deletion state, atomically. A snapshot of a deleted or tombstoned stream is
+/// dropped with it (not of a truncated one). The one statement of the rules, for every backend.
+pub fn plan_deletion(
+    stream: &str,
+    version: u64,
+    old: Option<Deletion>,
+    op: DeleteOp,
+) -> Result<std::result::Result<(NewEvent, Deletion), DeleteResult>> {
+    crate::event::validate_writable_stream(stream)?;
+    let op = match op {
+        DeleteOp::Truncate(v) => crate::deletion::DeleteOp::Truncate(v),
+        DeleteOp::Delete(e) => crate::deletion::DeleteOp::Delete(e),
+        DeleteOp::Tombstone(e) => crate::deletion::DeleteOp::Tombstone(e),
+    };
+    Ok(
+        crate::deletion::plan(stream, version, old.map(Into::into), op)?
+            .map(|(e, d)| (e, d.into())),
+    )
+}
+
+/// Whether a snapshot of `stream` at `version` may be saved, the stream being at `current`
+/// with deletion state `deleted`.
+pub fn check_snapshot_version(
+    stream: &str,
+    version: u64,
+    current: u64,
+    deleted: Option<Deletion>,
+) -> Result<()> {
+    crate::deletion::check_snapshot_version(stream, version, current, deleted.map(Into::into))
+}
+
+/// Whether a snapshot at `version` is usable for a stream at `current` with deletion state
+/// `deleted` (what `load_snapshot` returns: the newest usable one).
+pub fn snapshot_usable(version: u64, current: u64, deleted: Option<Deletion>) -> bool {
+    version <= current && deleted.is_none_or(|d| version + 1 >= d.before)
+}
+
+/// A snapshot's state as every backend keeps it: checked, on one line.
+pub fn snapshot_state(state: &RawValue) -> Result<Box<RawValue>> {
+    crate::event::json_text::one_line_raw(serde_json::value::to_raw_value(state)?)
+}
+
+/// Whether an event is live under its stream's deletion state.
+pub fn is_live(deleted: Option<Deletion>, version: u64) -> bool {
+    deleted.is_none_or(|d| version >= d.before)
+}
+
+/// A query's filters, read-only, for a backend translating it to its own language. Every
+/// filter present must hold (AND); within `streams`, `types` and `items`, any one (OR); within
+/// `tags` and an item's tags, all. `since` is inclusive and `until` exclusive; `from_seq` and
+/// `to_seq` inclusive. The metadata filters compare the string value of a metadata key.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct QueryView<'a> {
+    /// Any of these streams (none: any stream).
+    pub streams: &'a [String],
+    /// Streams whose name starts with this.
+    pub prefix: Option<&'a str>,
+    /// Any of these types.
+    pub types: &'a [String],
+    /// All of these tags.
+    pub tags: &'a [String],
+    /// Any of these DCB items (each: any of its types, all of its tags).
+    pub items: &'a [crate::query::QueryItem],
+    /// Events at or after this time.
+    pub since: Option<Micros>,
+    /// Events before this time.
+    pub until: Option<Micros>,
+    /// Events at or after this seq.
+    pub from_seq: Option<u64>,
+    /// Events at or before this seq.
+    pub to_seq: Option<u64>,
+    /// Metadata `correlation_id` equals this.
+    pub correlation: Option<&'a str>,
+    /// Metadata `causation_id` equals this.
+    pub causation: Option<&'a str>,
+    /// Metadata `actor` equals this.
+    pub actor: Option<&'a str>,
+    /// Read newest first.
+    pub backward: bool,
+    /// At most this many events.
+    pub limit: Option<usize>,
+    /// A cursor's position: only seqs after it (before it, backward).
+    pub cursor_seq: Option<u64>,
+}
+
+/// The filters of `query`.
+pub fn view(query: &Query) -> QueryView<'_> {
+    QueryView {
+        streams: &query.streams,
+        prefix: query.prefix.as_deref(),
+        types: &query.types,
+        tags: &query.tags,
+        items: &query.items,
+        since: query.since,
+        until: query.until,
+        from_seq: query.from_seq,
+        to_seq: query.to_seq,
+        correlation: query.correlation.as_deref(),
+        causation: query.causation.as_deref(),
+        actor: query.actor.as_deref(),
+        backward: query.direction == Direction::Backward,
+        limit: query.limit,
+        cursor_seq: query.after.as_ref().map(|c| c.seq),
+    }
+}
+
+/// Whether `event` satisfies every filter of `query` (deletion aside): the final check a
+/// backend may apply to rows its own language selected more loosely.
+pub fn matches(query: &Query, event: &RecordedEvent) -> bool {
+    query.matches(event)
+}
+
+/// The seq range `[lo, hi]` a query reads with the visible head `head`.
+pub fn seq_bounds(query: &Query, head: u64) -> (u64, u64) {
+    query.seq_bounds(head)
+}
+
+/// Refuses a query carrying a cursor made by another store than `store_id` (a backend that
+/// makes no cursors passes a fresh id, refusing every cursor).
+pub fn check_cursor(query: &Query, store_id: &str) -> Result<()> {
+    match &query.after {
+        Some(c) if c.store_id != store_id => Err(Error::invalid(
+            "cursor",
+            "the cursor belongs to another store",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A new random store id, for a backend's cursors and its store identity.
+pub fn new_store_id() -> String {
+    crate::config::new_store_id()
+}
+
+/// The newest time an append may carry, given the newest time in the log: commit times never
+/// decrease.
+pub fn commit_time(last: Micros) -> Micros {
+    crate::time::now_micros().max(last)
+}
+
+/// Checks an import before anything is locked: every event valid as an append's would be (its
+/// stream writable, type, id, tags, metadata, size), times never decreasing within the import,
+/// ids not repeated, and each stream's versions consecutive within it. What depends on the
+/// store's data is [`import_step`]'s. Errors name the event by its index in `events` (from 0)
+/// so that a caller can name the line.
+pub fn check_import(events: &[RecordedEvent]) -> Result<()> {
+    let mut last_time = Micros::MIN;
+    let mut seen = std::collections::HashSet::new();
+    let mut versions: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        let at = |why: String| Error::invalid("import", format!("event {i}: {why}"));
+        let new = NewEvent {
+            id: Some(e.id.clone()),
+            event_type: e.event_type.clone(),
+            data: e.data.clone(),
+            meta: e.meta.clone(),
+            tags: e.tags.clone(),
+        };
+        let request = AppendRequest::new(e.stream.clone(), ExpectedVersion::Any, [new]);
+        prepare(&request).map_err(|err| at(err.to_string()))?;
+        if e.version == 0 {
+            return Err(at(format!("stream `{}` has no version 0", e.stream)));
+        }
+        if e.time < last_time {
+            return Err(at(format!(
+                "its time {} is before the previous event's",
+                crate::time::format_rfc3339(e.time)
+            )));
+        }
+        last_time = e.time;
+        if !seen.insert(e.id.as_str()) {
+            return Err(at(format!("event id `{}` appears twice", e.id)));
+        }
+        if let Some(&v) = versions.get(e.stream.as_str())
+            && e.version != v + 1
+        {
+            return Err(at(format!(
+                "stream `{}` goes from version {v} to {}",
+                e.stream, e.version
+            )));
+        }
+        versions.insert(&e.stream, e.version);
+    }
+    Ok(())
+}
+
+/// What an import must do with one event, given what the store holds: `Skip` it (its id is
+/// already in the store at the same stream and version: imported before), or `Write` it (its
+/// version follows the stream's `current` version, and its time is not before the store's
+/// `last_time`). Anything else is an error naming the event by `index`.
+pub fn import_step(
+    index: usize,
+    event: &RecordedEvent,
+    existing: Option<(&str, u64)>,
+    current: u64,
+    last_time: Micros,
+) -> Result<ImportStep> {
+    let at = |why: String| Error::invalid("import", format!("event {index}: {why}"));
+    if let Some((stream, version)) = existing {
+        if stream == event.stream && version == event.version {
+            return Ok(ImportStep::Skip);
+        }
+        return Err(at(format!(
+            "event id `{}` is already in the store, in stream `{stream}` at version {version}",
+            event.id
+        )));
+    }
+    if event.version != current + 1 {
+        return Err(at(format!(
+            "stream `{}` is at version {current}: version {} would break its order",
+            event.stream, event.version
+        )));
+    }
+    if event.time < last_time {
+        return Err(at(format!(
+            "its time {} is before the store's newest event ({})",
+            crate::time::format_rfc3339(event.time),
+            crate::time::format_rfc3339(last_time)
+        )));
+    }
+    Ok(ImportStep::Write)
+}
+
+/// What [`import_step`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportStep {
+    /// Already in the store.
+    Skip,
+    /// To be written.
+    Write,
+}
