@@ -1,0 +1,268 @@
+//! Appends: the checks and writes of one request inside the write transaction, and the group
+//! commit that lets one thread commit every request queued meanwhile in one transaction (one
+//! fsync), each in its own savepoint so that a refused request writes nothing and disturbs no
+//! other.
+//!
+//! This module owns the write path of appends and the one place that publishes a new head
+//! after a commit ([`Inner::publish`]); the rules themselves come from `eventfile::backend`.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use eventfile::backend::{self, Prepared};
+use eventfile::{AppendRequest, AppendResult, Error, MultiAppendResult, Result};
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::connection::Sql;
+use crate::rows::{self, Insert, LIVE, Lookup, int};
+use crate::sql::Where;
+use crate::store::Inner;
+
+/// A request waiting for a commit, and where its outcome goes.
+pub(crate) struct Job {
+    request: AppendRequest,
+    prepared: Prepared,
+    outcome: Mutex<Option<Result<MultiAppendResult>>>,
+}
+
+impl Job {
+    fn take(&self) -> Option<Result<MultiAppendResult>> {
+        self.outcome
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    fn set(&self, r: Result<MultiAppendResult>) {
+        *self.outcome.lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
+    }
+}
+
+impl Inner {
+    /// Appends `request`: queued, then committed by whichever thread holds the writer next,
+    /// together with every request queued by then.
+    pub(crate) fn append(&self, request: AppendRequest) -> Result<MultiAppendResult> {
+        let prepared = backend::prepare(&request)?;
+        let job = Arc::new(Job {
+            request,
+            prepared,
+            outcome: Mutex::new(None),
+        });
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::clone(&job));
+        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(done) = job.take() {
+            return done;
+        }
+        let jobs = std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner));
+        let head = commit_jobs(&mut conn, &self.path, &jobs);
+        drop(conn);
+        if let Some(head) = head {
+            self.publish(head);
+        }
+        job.take().unwrap_or_else(|| {
+            Err(Error::Aborted {
+                op: "append_request",
+                reason: "the request was not in the committed batch".to_owned(),
+            })
+        })
+    }
+
+    /// Events up to `head` are committed: wakes subscriptions and `wait_for`.
+    pub(crate) fn publish(&self, head: u64) {
+        self.watch.advance(head);
+    }
+}
+
+/// Commits `jobs` in one transaction, setting each job's outcome; the head after the commit,
+/// if anything was written.
+fn commit_jobs(conn: &mut Connection, path: &Path, jobs: &[Arc<Job>]) -> Option<u64> {
+    let fail_all = |e: &Error| {
+        for j in jobs {
+            j.set(Err(copy_error(e)));
+        }
+    };
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            fail_all(&crate::connection::db_error(path, e));
+            return None;
+        }
+    };
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let sp = match tx.savepoint() {
+            Ok(sp) => sp,
+            Err(e) => {
+                fail_all(&crate::connection::db_error(path, e));
+                return None;
+            }
+        };
+        let r = append_one(&sp, path, &job.request, &job.prepared);
+        let r = match r {
+            Ok(r) => sp.commit().sql(path).map(|()| r),
+            // Dropping the savepoint rolls it back: the request writes nothing.
+            Err(e) => Err(e),
+        };
+        outcomes.push(r);
+    }
+    let written = outcomes
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .filter(|r| !r.replayed)
+        .map(|r| r.last_seq)
+        .max();
+    if let Err(e) = tx.commit() {
+        fail_all(&crate::connection::db_error(path, e));
+        return None;
+    }
+    for (job, r) in jobs.iter().zip(outcomes) {
+        job.set(r);
+    }
+    written
+}
+
+/// An error for each request of a failed commit.
+fn copy_error(e: &Error) -> Error {
+    match e {
+        Error::NotAStore { path, reason } => Error::NotAStore {
+            path: path.clone(),
+            reason: reason.clone(),
+        },
+        other => Error::Database {
+            backend: "sqlite",
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// One request inside the write transaction: a retry by key or ids returns the first result;
+/// otherwise the expectations and the condition are checked, then the events written.
+fn append_one(
+    conn: &Connection,
+    path: &Path,
+    request: &AppendRequest,
+    prepared: &Prepared,
+) -> Result<MultiAppendResult> {
+    let mut lookup = Lookup { conn, path };
+    if let Some(key) = &request.key
+        && let Some(first) = rows::seq_of_key(conn, path, key)?
+    {
+        return backend::replay_by_key(&mut lookup, request, key, first);
+    }
+    if prepared.own_ids {
+        let found = prepared
+            .ids
+            .iter()
+            .flatten()
+            .map(|id| rows::seq_of_id(conn, path, id))
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(r) = backend::replay_by_ids(&mut lookup, request, prepared, &found)? {
+            return Ok(r);
+        }
+    }
+    let mut versions = Vec::with_capacity(request.streams.len());
+    for part in &request.streams {
+        let actual = rows::stream_version(conn, path, &part.stream)?;
+        backend::check_tombstone(&part.stream, rows::deletion(conn, path, &part.stream)?)?;
+        backend::check_expected(&part.stream, part.expected, actual)?;
+        versions.push(actual);
+    }
+    let head = rows::head(conn, path)?;
+    if let Some(c) = &request.condition {
+        if c.after > head {
+            return Err(Error::InvalidInput {
+                what: "append condition",
+                reason: format!("position {} is above the head seq {head}", c.after),
+            });
+        }
+        if let Some(seq) = first_match(conn, path, &c.query, c.after, head)? {
+            return Err(Error::ConditionFailed {
+                seq,
+                after: c.after,
+            });
+        }
+    }
+    let time = backend::commit_time(rows::last_time(conn, path)?);
+    let total: usize = request.streams.iter().map(|p| p.events.len()).sum();
+    let first_seq = head + 1;
+    let mut seq = first_seq;
+    let mut results = Vec::with_capacity(request.streams.len());
+    for ((part, ids), base) in request.streams.iter().zip(&prepared.ids).zip(versions) {
+        for (i, (e, id)) in part.events.iter().zip(ids).enumerate() {
+            rows::insert(
+                conn,
+                path,
+                &Insert {
+                    seq,
+                    id,
+                    stream: &part.stream,
+                    version: base + 1 + i as u64,
+                    event_type: e.event_type(),
+                    time,
+                    data: e.data(),
+                    meta: e.meta(),
+                    tags: e.tags(),
+                    more: seq - first_seq + 1 < total as u64,
+                    key: request.key.as_deref().filter(|_| seq == first_seq),
+                },
+            )?;
+            seq += 1;
+        }
+        let n = part.events.len() as u64;
+        results.push((
+            part.stream.clone(),
+            AppendResult {
+                version: base + n,
+                first_seq: seq - n,
+                last_seq: seq - 1,
+                replayed: false,
+            },
+        ));
+    }
+    Ok(MultiAppendResult {
+        streams: results,
+        first_seq,
+        last_seq: seq - 1,
+        replayed: false,
+    })
+}
+
+/// The first live event after `after` (and up to `head`) that `query` selects: its direction,
+/// limit and cursor ignored, its seq range kept.
+pub(crate) fn first_match(
+    conn: &Connection,
+    path: &Path,
+    query: &eventfile::Query,
+    after: u64,
+    head: u64,
+) -> Result<Option<u64>> {
+    let v = backend::view(query);
+    let lo = v.from_seq.unwrap_or(0).max(after.saturating_add(1)).max(1);
+    let hi = v.to_seq.unwrap_or(u64::MAX).min(head);
+    if lo > hi {
+        return Ok(None);
+    }
+    let mut w = Where::new();
+    w.filters(&v);
+    let l = w.param(int(lo));
+    let h = w.param(int(hi));
+    w.and(format!("e.seq BETWEEN {l} AND {h}"));
+    w.and(LIVE);
+    let sql = format!(
+        "SELECT e.seq FROM events e WHERE {} ORDER BY e.seq LIMIT 1",
+        w.clause()
+    );
+    let mut stmt = conn.prepare_cached(&sql).sql(path)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(w.params.iter()))
+        .sql(path)?;
+    match rows.next().sql(path)? {
+        Some(r) => Ok(Some(
+            u64::try_from(r.get::<_, i64>(0).sql(path)?).unwrap_or(0),
+        )),
+        None => Ok(None),
+    }
+}

@@ -1,0 +1,267 @@
+//! The `events` table row by row: how a row becomes a [`RecordedEvent`] (data text kept
+//! byte for byte, metadata and tags from their JSON), how an event is inserted with its tags,
+//! and the point look-ups every write needs (head, stream version, deletion state, last time).
+//!
+//! This module owns the mapping between rows and events; it decides no rule of the store.
+
+use std::path::Path;
+
+use eventfile::backend::{Deletion, LogLookup, Logged};
+use eventfile::{Error, Micros, RecordedEvent, Result};
+use rusqlite::{Connection, OptionalExtension, Row};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::connection::Sql;
+
+/// The columns [`event_from_row`] reads, in its order, of `events` aliased `e`.
+pub(crate) const COLUMNS: &str =
+    "e.seq, e.id, e.stream, e.version, e.type, e.time, e.data, e.meta, e.tags, e.more";
+
+/// Whether the event of alias `e` is live: no deletion of its stream hides its version.
+pub(crate) const LIVE: &str = "NOT EXISTS (SELECT 1 FROM deletions d \
+     WHERE d.stream = e.stream AND e.version < d.deleted_before)";
+
+/// A `u64` position as SQLite's integer (positions never reach `i64::MAX`; a bound above it
+/// means "no bound").
+pub(crate) fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn uint(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// A row's columns, decoded later so a bad row becomes an error, not a panic.
+pub(crate) struct RawRow {
+    seq: i64,
+    id: String,
+    stream: String,
+    version: i64,
+    event_type: String,
+    time: i64,
+    data: String,
+    meta: String,
+    tags: String,
+    more: bool,
+}
+
+/// Reads the [`COLUMNS`] of a row.
+pub(crate) fn raw_row(r: &Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok(RawRow {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        stream: r.get(2)?,
+        version: r.get(3)?,
+        event_type: r.get(4)?,
+        time: r.get(5)?,
+        data: r.get(6)?,
+        meta: r.get(7)?,
+        tags: r.get(8)?,
+        more: r.get(9)?,
+    })
+}
+
+impl RawRow {
+    /// The event, and whether more events of its append follow.
+    pub(crate) fn decode(self, path: &Path) -> Result<(RecordedEvent, bool)> {
+        let bad = |what: &str, e: serde_json::Error| Error::Database {
+            backend: "sqlite",
+            reason: format!(
+                "{}: the {what} of event seq {} is not valid JSON: {e}",
+                path.display(),
+                self.seq
+            ),
+        };
+        let data = RawValue::from_string(self.data.clone()).map_err(|e| bad("data", e))?;
+        let meta: Map<String, Value> =
+            serde_json::from_str(&self.meta).map_err(|e| bad("metadata", e))?;
+        let tags: Vec<String> = serde_json::from_str(&self.tags).map_err(|e| bad("tags", e))?;
+        Ok((
+            RecordedEvent {
+                seq: uint(self.seq),
+                id: self.id,
+                stream: self.stream,
+                version: uint(self.version),
+                event_type: self.event_type,
+                time: self.time,
+                data,
+                meta,
+                tags,
+            },
+            self.more,
+        ))
+    }
+}
+
+/// One event to insert: its place and its content.
+pub(crate) struct Insert<'a> {
+    pub seq: u64,
+    pub id: &'a str,
+    pub stream: &'a str,
+    pub version: u64,
+    pub event_type: &'a str,
+    pub time: Micros,
+    pub data: &'a RawValue,
+    pub meta: &'a Map<String, Value>,
+    pub tags: &'a [String],
+    pub more: bool,
+    pub key: Option<&'a str>,
+}
+
+/// Inserts an event and its tags (a tag repeated on one event is indexed once).
+pub(crate) fn insert(conn: &Connection, path: &Path, e: &Insert<'_>) -> Result<()> {
+    let meta = serde_json::to_string(e.meta)?;
+    let tags = serde_json::to_string(e.tags)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO events (seq, id, stream, version, type, time, data, meta, tags, more, key) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )
+        .sql(path)?;
+    let done = stmt.execute(rusqlite::params![
+        int(e.seq),
+        e.id,
+        e.stream,
+        int(e.version),
+        e.event_type,
+        e.time,
+        e.data.get(),
+        meta,
+        tags,
+        e.more,
+        e.key,
+    ]);
+    if let Err(rusqlite::Error::SqliteFailure(f, Some(msg))) = &done
+        && f.code == rusqlite::ErrorCode::ConstraintViolation
+        && msg.contains("events.stream, events.version")
+    {
+        // Only another writer could have taken the version, and every writer holds the
+        // write lock while it checks: reported as the conflict it would be.
+        return Err(Error::WrongExpectedVersion {
+            stream: e.stream.to_owned(),
+            expected: eventfile::ExpectedVersion::Exact(e.version.saturating_sub(1)),
+            actual: stream_version(conn, path, e.stream)?,
+        });
+    }
+    done.sql(path)?;
+    let mut tag = conn
+        .prepare_cached("INSERT OR IGNORE INTO event_tags (tag, seq) VALUES (?1, ?2)")
+        .sql(path)?;
+    for t in e.tags {
+        tag.execute(rusqlite::params![t, int(e.seq)]).sql(path)?;
+    }
+    Ok(())
+}
+
+/// The newest seq (0: none).
+pub(crate) fn head(conn: &Connection, path: &Path) -> Result<u64> {
+    let v: Option<i64> = conn
+        .prepare_cached("SELECT max(seq) FROM events")
+        .sql(path)?
+        .query_row([], |r| r.get(0))
+        .sql(path)?;
+    Ok(v.map_or(0, uint))
+}
+
+/// The time of the newest event (`Micros::MIN`: none): commit times never go below it.
+pub(crate) fn last_time(conn: &Connection, path: &Path) -> Result<Micros> {
+    let v: Option<i64> = conn
+        .prepare_cached("SELECT time FROM events ORDER BY seq DESC LIMIT 1")
+        .sql(path)?
+        .query_row([], |r| r.get(0))
+        .optional()
+        .sql(path)?;
+    Ok(v.unwrap_or(Micros::MIN))
+}
+
+/// A stream's version (0: no events).
+pub(crate) fn stream_version(conn: &Connection, path: &Path, stream: &str) -> Result<u64> {
+    let v: Option<i64> = conn
+        .prepare_cached("SELECT max(version) FROM events WHERE stream = ?1")
+        .sql(path)?
+        .query_row([stream], |r| r.get(0))
+        .sql(path)?;
+    Ok(v.map_or(0, uint))
+}
+
+/// What is deleted of a stream, if anything.
+pub(crate) fn deletion(conn: &Connection, path: &Path, stream: &str) -> Result<Option<Deletion>> {
+    conn.prepare_cached("SELECT deleted_before, tombstone FROM deletions WHERE stream = ?1")
+        .sql(path)?
+        .query_row([stream], |r| {
+            Ok(Deletion {
+                before: uint(r.get(0)?),
+                tombstone: r.get(1)?,
+            })
+        })
+        .optional()
+        .sql(path)
+}
+
+/// Records a stream's deletion state.
+pub(crate) fn set_deletion(
+    conn: &Connection,
+    path: &Path,
+    stream: &str,
+    d: Deletion,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO deletions (stream, deleted_before, tombstone) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (stream) DO UPDATE SET deleted_before = excluded.deleted_before, \
+         tombstone = excluded.tombstone",
+    )
+    .sql(path)?
+    .execute(rusqlite::params![stream, int(d.before), d.tombstone])
+    .sql(path)?;
+    Ok(())
+}
+
+/// The seq holding an event id, deleted events included.
+pub(crate) fn seq_of_id(conn: &Connection, path: &Path, id: &str) -> Result<Option<u64>> {
+    let v: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM events WHERE id = ?1")
+        .sql(path)?
+        .query_row([id], |r| r.get(0))
+        .optional()
+        .sql(path)?;
+    Ok(v.map(uint))
+}
+
+/// The first seq of the append an idempotency key was used for.
+pub(crate) fn seq_of_key(conn: &Connection, path: &Path, key: &str) -> Result<Option<u64>> {
+    let v: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM events WHERE key = ?1")
+        .sql(path)?
+        .query_row([key], |r| r.get(0))
+        .optional()
+        .sql(path)?;
+    Ok(v.map(uint))
+}
+
+/// The event at a seq, deleted or not.
+pub(crate) fn event_at(
+    conn: &Connection,
+    path: &Path,
+    seq: u64,
+) -> Result<Option<(RecordedEvent, bool)>> {
+    let raw = conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM events e WHERE e.seq = ?1"))
+        .sql(path)?
+        .query_row([int(seq)], raw_row)
+        .optional()
+        .sql(path)?;
+    raw.map(|r| r.decode(path)).transpose()
+}
+
+/// The retry rules' view of the log, on a connection inside the write transaction.
+pub(crate) struct Lookup<'a> {
+    pub conn: &'a Connection,
+    pub path: &'a Path,
+}
+
+impl LogLookup for Lookup<'_> {
+    fn logged(&mut self, seq: u64) -> Result<Option<Logged>> {
+        Ok(event_at(self.conn, self.path, seq)?.map(|(event, more)| Logged { event, more }))
+    }
+}
