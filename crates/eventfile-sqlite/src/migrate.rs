@@ -19,7 +19,7 @@
 use std::path::Path;
 
 use eventfile::{Error, Result};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
 
 use crate::connection::{self, Sql};
 use crate::options::Synchronous;
@@ -240,21 +240,21 @@ pub(crate) fn migrate_to(
         tx.pragma_update(None, "application_id", APPLICATION_ID)
             .sql(path)?;
     } else {
-        for v in (to + 1..=current).rev() {
-            // The file's own record of how to undo each step: a file migrated by a newer
-            // build goes down with that build's SQL.
-            let down: Option<String> = tx
-                .query_row(
-                    "SELECT down FROM eventfile_migrations WHERE version = ?1",
-                    [v],
-                    |r| r.get(0),
+        // The file's own record of how to undo each step, newest first: a file migrated by
+        // a newer build goes down with that build's SQL.
+        let steps: Vec<(u32, String)> = {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT version, down FROM eventfile_migrations WHERE version > ?1 \
+                     ORDER BY version DESC",
                 )
-                .optional()
                 .sql(path)?;
-            let down = down.ok_or_else(|| Error::Database {
-                backend: "sqlite",
-                reason: format!("{}: migration {v} is not recorded", path.display()),
-            })?;
+            stmt.query_map([to], |r| Ok((r.get(0)?, r.get(1)?)))
+                .sql(path)?
+                .collect::<rusqlite::Result<_>>()
+                .sql(path)?
+        };
+        for (v, down) in steps {
             tx.execute_batch(&down).sql(path)?;
             tx.execute("DELETE FROM eventfile_migrations WHERE version = ?1", [v])
                 .sql(path)?;
