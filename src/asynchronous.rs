@@ -14,7 +14,8 @@ use serde_json::value::RawValue;
 use tokio::runtime::Handle;
 
 use crate::api::{
-    AppendRequest, DeleteResult, EventIter, EventStore, Snapshot, StreamInfo, TermCount,
+    AppendRequest, DeleteResult, EventIter, EventStore, ImportResult, Snapshot, StreamInfo,
+    TermCount,
 };
 use crate::error::{Error, Result};
 use crate::event::{
@@ -340,6 +341,11 @@ impl AsyncStore {
             s.tombstone_stream(&stream, expected)
         })
         .await
+    }
+
+    /// Writes another store's events as recorded ([`EventStore::import`]).
+    pub async fn import(&self, events: Vec<RecordedEvent>) -> Result<ImportResult> {
+        self.run("import", move |s| s.import(&events)).await
     }
 }
 

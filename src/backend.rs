@@ -544,3 +544,26 @@ pub enum ImportStep {
     /// To be written.
     Write,
 }
+
+/// A [`Read`](crate::Read)'s parts, read-only, for a backend translating it: whether it reads
+/// newest first, the position it starts at (a version for a stream read, a seq for the log),
+/// and its limit.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct ReadView {
+    /// Newest first.
+    pub backward: bool,
+    /// The first position read (inclusive), if any.
+    pub from: Option<u64>,
+    /// At most this many events.
+    pub limit: Option<usize>,
+}
+
+/// The parts of `read`.
+pub fn read_view(read: &crate::query::Read) -> ReadView {
+    ReadView {
+        backward: read.direction == Direction::Backward,
+        from: read.from,
+        limit: read.limit,
+    }
+}

@@ -4,8 +4,8 @@
 //! Validation of names, types, tags and ids lives here too, so that every rule an input must
 //! follow is in one place and is checked before anything is written.
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -303,6 +303,51 @@ impl RecordedEvent {
             tags: &self.tags,
         })
         .expect("serialising strings and JSON values cannot fail")
+    }
+
+    /// Parses one line of [`RecordedEvent::to_json`] back (the format of `eventfile cat` and
+    /// `export`, which `import` reads): every member present, none unknown, the data kept as
+    /// an append keeps it. Anything else is [`Error::InvalidInput`] saying what was wrong.
+    ///
+    /// ```
+    /// use eventfile::RecordedEvent;
+    /// let line = r#"{"seq":1,"id":"0190a0b0-0000-7000-8000-000000000001","stream":"order-1","version":1,"type":"Placed","time":"2026-11-30T10:00:00.000001Z","data":{"n":1.50},"meta":{},"tags":["a=b"]}"#;
+    /// let e = RecordedEvent::from_json(line)?;
+    /// assert_eq!((e.seq, e.data.get()), (1, r#"{"n":1.50}"#));
+    /// assert_eq!(e.to_json(), line);
+    /// # Ok::<(), eventfile::Error>(())
+    /// ```
+    pub fn from_json(line: &str) -> Result<RecordedEvent> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct In {
+            seq: u64,
+            id: String,
+            stream: String,
+            version: u64,
+            #[serde(rename = "type")]
+            event_type: String,
+            time: String,
+            data: Box<RawValue>,
+            meta: Map<String, Value>,
+            tags: Vec<String>,
+        }
+        let bad = |why: String| Error::invalid("event line", why);
+        let e: In = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+        let time = crate::time::parse_rfc3339(&e.time)
+            .ok_or_else(|| bad(format!("`{}` is not an RFC 3339 time", e.time)))?;
+        let data = NewEvent::from_json_str(e.event_type.clone(), e.data.get())?.data;
+        Ok(RecordedEvent {
+            seq: e.seq,
+            id: e.id,
+            stream: e.stream,
+            version: e.version,
+            event_type: e.event_type,
+            time,
+            data,
+            meta: e.meta,
+            tags: e.tags,
+        })
     }
 }
 
