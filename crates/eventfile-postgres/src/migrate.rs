@@ -1,0 +1,250 @@
+//! Versioned migrations of the store's schema: each with its down SQL, recorded in the table
+//! `schema_version` inside the schema, applied in one transaction under an advisory lock so
+//! that two processes opening at once are safe.
+//!
+//! This module owns the schema's SQL (see the crate docs for the tables) and the decision
+//! whether a schema is ours, older, or newer than this build; it never touches events.
+//!
+//! ```no_run
+//! use eventfile_postgres::{PostgresOptions, migrate};
+//! let url = "postgres://postgres@localhost/postgres?host=/tmp/pgdev";
+//! let options = PostgresOptions::new().schema("orders");
+//! let (current, latest) = migrate::status(url, &options)?;
+//! if current < latest {
+//!     migrate::up(url, &options, None)?;
+//! }
+//! # Ok::<(), eventfile::Error>(())
+//! ```
+
+use eventfile::{Error, Result};
+use postgres::{Client, Transaction};
+
+use crate::PostgresOptions;
+use crate::error::{BACKEND, pg};
+use crate::pool::{config, connect};
+
+/// One step of the schema: what `up` creates and what `down` removes. `{s}` stands for the
+/// quoted schema name, `{n}` for the bare name (the NOTIFY channel).
+struct Migration {
+    version: u32,
+    name: &'static str,
+    up: &'static str,
+    down: &'static str,
+}
+
+/// Every migration, in order: version `n` at index `n - 1`.
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "tables and the append function",
+        up: include_str!("sql/001_tables.up.sql"),
+        down: include_str!("sql/001_tables.down.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "indexes for queries",
+        up: include_str!("sql/002_indexes.up.sql"),
+        down: include_str!("sql/002_indexes.down.sql"),
+    },
+];
+
+/// The schema version this build writes and reads.
+pub const LATEST: u32 = 2;
+
+/// The schema name quoted as an SQL identifier (checked before: no quote inside).
+pub(crate) fn quoted(schema: &str) -> String {
+    format!("\"{schema}\"")
+}
+
+fn sql(template: &str, schema: &str) -> String {
+    template
+        .replace("{s}", &quoted(schema))
+        .replace("{n}", schema)
+}
+
+/// The schema's current version and this build's latest: `(0, LATEST)` for a schema that does
+/// not exist yet. A schema holding tables that are not ours, or a newer version than this
+/// build knows, is [`Error::ForeignSchema`].
+pub fn status(url: &str, options: &PostgresOptions) -> Result<(u32, u32)> {
+    let schema = options.checked_schema()?;
+    let mut client = connect(&config(url)?)?;
+    let mut tx = client.transaction().map_err(pg)?;
+    let current = current_version(&mut tx, schema)?;
+    check_known(schema, current)?;
+    Ok((current, LATEST))
+}
+
+/// Applies the migrations above the current version, up to `to` (default: the latest), in one
+/// transaction; returns the version reached. Creates the schema if needed.
+pub fn up(url: &str, options: &PostgresOptions, to: Option<u32>) -> Result<u32> {
+    let mut client = connect(&config(url)?)?;
+    up_with(&mut client, options, to)
+}
+
+/// Undoes the migrations above `to`, newest first, in one transaction; returns `to`. Down to
+/// 0 drops every table of the store, its events included, and the version table (the schema
+/// itself is left, empty).
+pub fn down(url: &str, options: &PostgresOptions, to: u32) -> Result<u32> {
+    let schema = options.checked_schema()?;
+    let mut client = connect(&config(url)?)?;
+    let mut tx = locked(&mut client, schema)?;
+    let current = current_version(&mut tx, schema)?;
+    check_known(schema, current)?;
+    for m in MIGRATIONS.iter().rev() {
+        if m.version > to && m.version <= current {
+            tx.batch_execute(&sql(m.down, schema)).map_err(pg)?;
+            tx.execute(
+                &format!(
+                    "DELETE FROM {}.schema_version WHERE version = $1",
+                    quoted(schema)
+                ),
+                &[&(m.version as i32)],
+            )
+            .map_err(pg)?;
+        }
+    }
+    if to == 0 && current > 0 {
+        tx.batch_execute(&sql("DROP TABLE {s}.schema_version", schema))
+            .map_err(pg)?;
+    }
+    tx.commit().map_err(pg)?;
+    Ok(to.min(current))
+}
+
+/// [`up`] on an open connection: what opening a store runs.
+pub(crate) fn up_with(
+    client: &mut Client,
+    options: &PostgresOptions,
+    to: Option<u32>,
+) -> Result<u32> {
+    let schema = options.checked_schema()?;
+    let to = to.unwrap_or(LATEST);
+    if to > LATEST {
+        return Err(Error::InvalidInput {
+            what: "schema version",
+            reason: format!("this build knows versions up to {LATEST}, not {to}"),
+        });
+    }
+    let mut tx = locked(client, schema)?;
+    let current = current_version(&mut tx, schema)?;
+    check_known(schema, current)?;
+    if current == 0 {
+        tx.batch_execute(&sql(
+            "CREATE TABLE IF NOT EXISTS {s}.schema_version (
+                version integer PRIMARY KEY,
+                name text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now())",
+            schema,
+        ))
+        .map_err(pg)?;
+    }
+    for m in MIGRATIONS {
+        if m.version > current && m.version <= to {
+            tx.batch_execute(&sql(m.up, schema)).map_err(pg)?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO {}.schema_version (version, name) VALUES ($1, $2)",
+                    quoted(schema)
+                ),
+                &[&(m.version as i32), &m.name],
+            )
+            .map_err(pg)?;
+        }
+    }
+    tx.commit().map_err(pg)?;
+    Ok(current.max(to))
+}
+
+/// The schema's version without changing anything: what opening without `migrate` checks.
+pub(crate) fn check_current(client: &mut Client, schema: &str) -> Result<()> {
+    let mut tx = client.transaction().map_err(pg)?;
+    let current = current_version(&mut tx, schema)?;
+    check_known(schema, current)?;
+    if current != LATEST {
+        return Err(Error::ForeignSchema {
+            backend: BACKEND,
+            reason: format!(
+                "schema `{schema}` is at version {current}, this build needs {LATEST}: \
+                 run the migrations (open with `migrate(true)` or `migrate::up`)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A transaction holding the schema's migration lock, with the schema created.
+fn locked<'a>(client: &'a mut Client, schema: &str) -> Result<Transaction<'a>> {
+    let mut tx = client.transaction().map_err(pg)?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('eventfile migrate ' || $1::text)::bigint)",
+        &[&schema],
+    )
+    .map_err(pg)?;
+    tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quoted(schema)))
+        .map_err(pg)?;
+    Ok(tx)
+}
+
+/// The version recorded in the schema (0: none). A schema with tables but no version table of
+/// ours is [`Error::ForeignSchema`].
+fn current_version(tx: &mut Transaction<'_>, schema: &str) -> Result<u32> {
+    let tables: Vec<String> = tx
+        .query(
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+            &[&schema],
+        )
+        .map_err(pg)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if tables.is_empty() {
+        return Ok(0);
+    }
+    if !tables.iter().any(|t| t == "schema_version") {
+        let mut names = tables;
+        names.sort();
+        names.truncate(5);
+        return Err(Error::ForeignSchema {
+            backend: BACKEND,
+            reason: format!(
+                "schema `{schema}` holds tables ({}) but no eventfile schema_version table",
+                names.join(", ")
+            ),
+        });
+    }
+    let v: Option<i32> = tx
+        .query_one(
+            &format!("SELECT max(version) FROM {}.schema_version", quoted(schema)),
+            &[],
+        )
+        .map_err(pg)?
+        .get(0);
+    Ok(v.unwrap_or(0).max(0) as u32)
+}
+
+/// A version newer than this build's is [`Error::ForeignSchema`] naming both.
+fn check_known(schema: &str, current: u32) -> Result<()> {
+    if current > LATEST {
+        return Err(Error::ForeignSchema {
+            backend: BACKEND,
+            reason: format!(
+                "schema `{schema}` is at version {current}, newer than this build's {LATEST}"
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_in_order_up_to_latest() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version as usize, i + 1);
+        }
+        assert_eq!(MIGRATIONS.len() as u32, LATEST);
+    }
+}
