@@ -265,8 +265,10 @@ fn commit_group(conn: &mut Conn, group: Vec<Job>, watch: &HeadWatch) {
             // A statement the server refused (the transaction rolled back whole): each
             // request is decided alone.
             Err(Error::Database { .. }) => alone.extend(plain),
-            // Unreachable, or the connection broke: the outcome is unknown to every request.
+            // Unreachable, or the connection broke: the outcome is unknown to every request,
+            // and the next group starts on a new connection.
             Err(e) => {
+                conn.live = None;
                 for job in plain {
                     let err = again(&e);
                     replies.push((job, Err(err)));
@@ -283,8 +285,10 @@ fn commit_group(conn: &mut Conn, group: Vec<Job>, watch: &HeadWatch) {
         let r = conn
             .get()
             .and_then(|(client, stmt)| decide(client, stmt, &schema, &job));
-        if let Ok(r) = &r {
-            watch.advance(r.last_seq);
+        match &r {
+            Ok(r) => watch.advance(r.last_seq),
+            Err(Error::Unreachable { .. }) => conn.live = None,
+            Err(_) => {}
         }
         let _ = job.reply.send(r);
     }

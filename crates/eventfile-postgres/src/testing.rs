@@ -27,6 +27,10 @@ use crate::{PostgresOptions, PostgresStore};
 /// The environment variable naming a server to use instead of a private one.
 pub const URL_VAR: &str = "EVENTFILE_TEST_POSTGRES_URL";
 
+/// The role that the private server makes log in with a password (every other role is
+/// trusted): create it with a password to test a refused login.
+pub const PASSWORD_ROLE: &str = "eventfile_password";
+
 /// A server for tests: its URL, and (for a private one) what keeps it running.
 #[derive(Debug)]
 pub struct TestServer {
@@ -205,6 +209,14 @@ fn start() -> Result<TestServer, String> {
             String::from_utf8_lossy(&initdb.stderr)
         ));
     }
+    // One role must log in with a password, for the tests of a refused login.
+    let hba = data.join("pg_hba.conf");
+    let rest = std::fs::read_to_string(&hba).map_err(|e| format!("pg_hba.conf: {e}"))?;
+    std::fs::write(
+        &hba,
+        format!("local all {PASSWORD_ROLE} scram-sha-256\n{rest}"),
+    )
+    .map_err(|e| format!("pg_hba.conf: {e}"))?;
     let pg_ctl = as_server_user(&bin, "pg_ctl", root);
     let log = path.join("server.log");
     // Start, say so, wait for this process's end (its pipe closing), stop.

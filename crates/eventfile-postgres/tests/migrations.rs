@@ -1,0 +1,168 @@
+//! Migrations: up, down and up again; opens racing to migrate; schemas this build must not use.
+
+use std::sync::{Arc, Barrier};
+
+use eventfile::{Error, EventStore, ExpectedVersion, NewEvent};
+use eventfile_postgres::migrate::{self, LATEST};
+use eventfile_postgres::testing::{SchemaGuard, server};
+use eventfile_postgres::{PostgresOptions, PostgresStore};
+
+fn client() -> postgres::Client {
+    postgres::Client::connect(server().url(), postgres::NoTls).expect("connect")
+}
+
+fn count(sql: &str, schema: &str) -> i64 {
+    client().query_one(sql, &[&schema]).expect(sql).get(0)
+}
+
+fn tables(schema: &str) -> i64 {
+    count(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = $1",
+        schema,
+    )
+}
+
+fn indexes(schema: &str) -> i64 {
+    count(
+        "SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname LIKE 'events\\_%' AND indexname NOT LIKE '%key'",
+        schema,
+    )
+}
+
+fn event() -> NewEvent {
+    NewEvent::new("Happened", serde_json::json!({"n": 1.50}))
+}
+
+#[test]
+fn up_down_and_up_again() {
+    let guard = SchemaGuard::new();
+    let (url, options) = (server().url(), guard.options());
+    assert_eq!(migrate::status(url, &options).unwrap(), (0, LATEST));
+    assert_eq!(migrate::up(url, &options, Some(1)).unwrap(), 1);
+    assert_eq!(migrate::status(url, &options).unwrap(), (1, LATEST));
+    assert_eq!(indexes(guard.schema()), 0);
+    // Opening without migrating refuses an old schema; with, it brings it up.
+    let refused = PostgresStore::open_with(url, options.clone().migrate(false)).unwrap_err();
+    assert!(matches!(refused, Error::ForeignSchema { .. }), "{refused}");
+    let store = PostgresStore::open_with(url, options.clone()).unwrap();
+    assert_eq!(migrate::status(url, &options).unwrap(), (LATEST, LATEST));
+    assert_eq!(indexes(guard.schema()), 6);
+    store
+        .append("s", ExpectedVersion::NoStream, vec![event(), event()])
+        .unwrap();
+    drop(store);
+    // A re-open with nothing to migrate keeps the data.
+    let store = PostgresStore::open_with(url, options.clone().migrate(false)).unwrap();
+    assert_eq!(store.head_seq().unwrap(), 2);
+    drop(store);
+    // Down one step drops the indexes and keeps the events.
+    assert_eq!(migrate::down(url, &options, 1).unwrap(), 1);
+    assert_eq!(indexes(guard.schema()), 0);
+    assert_eq!(
+        count(
+            &format!(
+                "SELECT count(*) FROM \"{}\".events WHERE $1::text IS NOT NULL",
+                guard.schema()
+            ),
+            guard.schema()
+        ),
+        2
+    );
+    // Down to 0 drops every table; up again makes an empty store.
+    assert_eq!(migrate::down(url, &options, 0).unwrap(), 0);
+    assert_eq!(tables(guard.schema()), 0);
+    assert_eq!(migrate::status(url, &options).unwrap(), (0, LATEST));
+    assert_eq!(migrate::up(url, &options, None).unwrap(), LATEST);
+    assert_eq!(tables(guard.schema()), 7);
+    let store = PostgresStore::open_with(url, options).unwrap();
+    assert_eq!(store.head_seq().unwrap(), 0);
+}
+
+#[test]
+fn concurrent_opens_migrate_once() {
+    let guard = SchemaGuard::new();
+    let n = 6;
+    let barrier = Arc::new(Barrier::new(n));
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let (barrier, options) = (Arc::clone(&barrier), guard.options());
+            std::thread::spawn(move || {
+                barrier.wait();
+                PostgresStore::open_with(server().url(), options)
+            })
+        })
+        .collect();
+    let stores: Vec<PostgresStore> = threads
+        .into_iter()
+        .map(|t| t.join().unwrap().expect("every open succeeds"))
+        .collect();
+    assert_eq!(
+        count(
+            &format!(
+                "SELECT count(*) FROM \"{}\".schema_version WHERE $1::text IS NOT NULL",
+                guard.schema()
+            ),
+            guard.schema()
+        ),
+        i64::from(LATEST)
+    );
+    // They are one store.
+    stores[0]
+        .append("s", ExpectedVersion::Any, vec![event()])
+        .unwrap();
+    for s in &stores {
+        assert_eq!(s.head_seq().unwrap(), 1);
+    }
+}
+
+#[test]
+fn a_newer_schema_version_is_refused() {
+    let guard = SchemaGuard::new();
+    let (url, options) = (server().url(), guard.options());
+    migrate::up(url, &options, None).unwrap();
+    client()
+        .batch_execute(&format!(
+            "INSERT INTO \"{}\".schema_version (version, name) VALUES ({}, 'from the future')",
+            guard.schema(),
+            LATEST + 1
+        ))
+        .unwrap();
+    for err in [
+        PostgresStore::open_with(url, options.clone()).unwrap_err(),
+        migrate::status(url, &options).unwrap_err(),
+        migrate::up(url, &options, None).unwrap_err(),
+    ] {
+        let text = err.to_string();
+        assert!(matches!(err, Error::ForeignSchema { .. }), "{text}");
+        assert!(
+            text.contains(&format!("version {}", LATEST + 1))
+                && text.contains(&format!("{LATEST}")),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn a_foreign_schema_is_refused_and_left_alone() {
+    let guard = SchemaGuard::new();
+    client()
+        .batch_execute(&format!(
+            "CREATE SCHEMA \"{s}\"; CREATE TABLE \"{s}\".orders (id int)",
+            s = guard.schema()
+        ))
+        .unwrap();
+    let err = PostgresStore::open_with(server().url(), guard.options()).unwrap_err();
+    assert!(matches!(err, Error::ForeignSchema { .. }), "{err}");
+    assert!(err.to_string().contains("orders"), "{err}");
+    assert_eq!(tables(guard.schema()), 1);
+}
+
+#[test]
+fn a_bad_schema_name_is_invalid_input() {
+    let err = PostgresStore::open_with(
+        server().url(),
+        PostgresOptions::new().schema("x\"; DROP TABLE y; --"),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), eventfile::ErrorKind::InvalidInput);
+}
