@@ -7,7 +7,7 @@
 //! after a commit ([`Inner::publish`]); the rules themselves come from `eventfile::backend`.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use eventfile::backend::{self, Prepared};
 use eventfile::{AppendRequest, AppendResult, Error, MultiAppendResult, Result};
@@ -17,6 +17,45 @@ use crate::connection::Sql;
 use crate::rows::{self, Insert, LIVE, Lookup, int};
 use crate::sql::Where;
 use crate::store::Inner;
+
+/// The appends waiting for a commit, and whether a thread is committing a batch now: one
+/// thread commits at a time, and whatever queues meanwhile goes into the next batch.
+#[derive(Default)]
+pub(crate) struct Queue {
+    state: Mutex<QueueState>,
+    done: Condvar,
+}
+
+#[derive(Default)]
+pub(crate) struct QueueState {
+    jobs: Vec<Arc<Job>>,
+    committing: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wait<'a>(&self, g: MutexGuard<'a, QueueState>) -> MutexGuard<'a, QueueState> {
+        self.done.wait(g).unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wake(&self) {
+        self.done.notify_all();
+    }
+}
+
+/// The committing thread's turn: over when dropped, waking the waiting appenders (whose
+/// outcomes are set, or who commit the next batch).
+struct Turn<'a>(&'a Queue);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.0.lock().committing = false;
+        self.0.wake();
+    }
+}
 
 /// A request waiting for a commit, and where its outcome goes.
 pub(crate) struct Job {
@@ -48,20 +87,32 @@ impl Inner {
             prepared,
             outcome: Mutex::new(None),
         });
-        self.queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Arc::clone(&job));
-        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(done) = job.take() {
-            return done;
+        let mut q = self.queue.lock();
+        q.jobs.push(Arc::clone(&job));
+        loop {
+            if let Some(done) = job.take() {
+                return done;
+            }
+            if !q.committing {
+                break;
+            }
+            // Another thread is committing: it takes this job with the next batch, or this
+            // thread does once it is done.
+            q = self.queue.wait(q);
         }
-        let jobs = std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner));
-        let head = commit_jobs(&mut conn, &self.path, &jobs);
-        drop(conn);
+        q.committing = true;
+        let jobs = std::mem::take(&mut q.jobs);
+        drop(q);
+        // Hands the turn on however this commit ends, a panic included.
+        let _turn = Turn(&self.queue);
+        let head = {
+            let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            commit_jobs(&mut conn, &self.path, &jobs)
+        };
         if let Some(head) = head {
             self.publish(head);
         }
+        drop(_turn);
         job.take().unwrap_or_else(|| {
             Err(Error::Aborted {
                 op: "append_request",

@@ -18,7 +18,7 @@ use eventfile::{
 use rusqlite::Connection;
 use serde_json::value::RawValue;
 
-use crate::append::Job;
+use crate::append::Queue;
 use crate::connection::{self, Pool, Sql};
 use crate::feed::{Follower, SqliteFeed};
 use crate::migrate::{self, Found, LATEST};
@@ -60,7 +60,7 @@ pub(crate) struct Inner {
     /// The one connection that writes.
     pub(crate) writer: Mutex<Connection>,
     /// Appends waiting for the next commit.
-    pub(crate) queue: Mutex<Vec<Arc<Job>>>,
+    pub(crate) queue: Queue,
     pub(crate) pool: Pool,
     pub(crate) watch: Arc<HeadWatch>,
     pub(crate) follower: Arc<Follower>,
@@ -142,7 +142,7 @@ impl SqliteStore {
                 path,
                 store_id,
                 writer: Mutex::new(writer),
-                queue: Mutex::new(Vec::new()),
+                queue: Queue::default(),
                 watch,
                 follower,
             }),

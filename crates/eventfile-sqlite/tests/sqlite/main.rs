@@ -6,8 +6,10 @@
 //! do by environment variables.
 
 mod files;
+mod group;
 mod migrations;
 mod process;
+mod throughput;
 
 use std::io::Write;
 use std::path::Path;

@@ -1,0 +1,84 @@
+//! Group commit: requests committed together are each checked before their writes, so a
+//! refused one writes nothing and the others are unaffected.
+
+use std::sync::{Arc, Barrier};
+
+use eventfile::{AppendCondition, AppendRequest, ErrorKind, EventStore, ExpectedVersion, Query};
+use eventfile_sqlite::SqliteStore;
+
+use super::numbered;
+
+#[test]
+fn refused_requests_in_a_batch_write_nothing_and_disturb_no_other() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = SqliteStore::open(dir.path().join("events.db")).expect("open");
+    store
+        .append(
+            "taken",
+            ExpectedVersion::NoStream,
+            vec![numbered("taken", 1)],
+        )
+        .expect("seed");
+    let threads = 16;
+    let rounds = 20;
+    let barrier = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (store, barrier) = (store.clone(), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                let mut ok = 0u64;
+                for round in 0..rounds {
+                    barrier.wait();
+                    let stream = format!("s-{t}");
+                    let n = round as u64 + 1;
+                    let r = match t % 4 {
+                        // A conflict: the stream `taken` is at 1.
+                        0 => store.append(
+                            "taken",
+                            ExpectedVersion::NoStream,
+                            vec![numbered(&stream, n)],
+                        ),
+                        // A failing condition: `taken` has a Numbered event.
+                        1 => store
+                            .append_request(
+                                AppendRequest::new(
+                                    &stream,
+                                    ExpectedVersion::Any,
+                                    [numbered(&stream, n)],
+                                )
+                                .condition(AppendCondition::new(Query::new().stream("taken"))),
+                            )
+                            .map(|r| r.streams[0].1),
+                        // A duplicate id: the seed's.
+                        2 => {
+                            store.append(&stream, ExpectedVersion::Any, vec![numbered("taken", 1)])
+                        }
+                        _ => store.append(
+                            &stream,
+                            ExpectedVersion::Exact(n - 1),
+                            vec![numbered(&stream, n)],
+                        ),
+                    };
+                    match (t % 4, r) {
+                        (3, Ok(_)) => ok += 1,
+                        (0, Err(e)) => assert_eq!(e.kind(), ErrorKind::Conflict),
+                        (1, Err(e)) => assert_eq!(e.kind(), ErrorKind::ConditionFailed),
+                        (2, Err(e)) => assert_eq!(e.kind(), ErrorKind::DuplicateId),
+                        (k, r) => panic!("kind {k}: {r:?}"),
+                    }
+                }
+                ok
+            })
+        })
+        .collect();
+    let ok: u64 = handles.into_iter().map(|h| h.join().expect("thread")).sum();
+    assert_eq!(ok, (threads as u64 / 4) * rounds as u64);
+    assert_eq!(store.head_seq().expect("head"), 1 + ok);
+    assert_eq!(store.count(&Query::new()).expect("count"), 1 + ok);
+    for t in (3..threads).step_by(4) {
+        assert_eq!(
+            store.stream_version(&format!("s-{t}")).expect("v"),
+            rounds as u64
+        );
+    }
+}
