@@ -39,3 +39,8 @@ mod writes;
 
 pub use options::{SqliteOptions, Synchronous};
 pub use store::SqliteStore;
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -140,4 +140,31 @@ fn the_sqlite3_shell_reads_the_file_while_the_store_is_open() {
         .expect("events");
     assert_eq!(back[0].data.get(), given);
     assert_eq!(sqlite3(&file, "PRAGMA journal_mode"), "wal");
+    // The README's queries.
+    store.truncate_stream("s", 4).expect("truncate");
+    assert_eq!(
+        sqlite3(
+            &file,
+            "SELECT count(*) FROM events e JOIN event_tags t ON t.seq = e.seq WHERE t.tag = 'n=1' \
+             AND datetime(e.time / 1000000, 'unixepoch') IS NOT NULL"
+        ),
+        "4"
+    );
+    assert_eq!(
+        sqlite3(
+            &file,
+            "SELECT count(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM deletions d \
+             WHERE d.stream = e.stream AND e.version < d.deleted_before)"
+        ),
+        // 11 appended and the `$lifecycle` event, less the 3 truncated.
+        "9"
+    );
+    assert_eq!(
+        sqlite3(
+            &file,
+            "SELECT group_concat(version) FROM eventfile_migrations"
+        ),
+        "1,2"
+    );
+    assert_eq!(sqlite3(&file, "PRAGMA user_version"), "2");
 }
