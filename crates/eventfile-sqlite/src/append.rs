@@ -82,6 +82,7 @@ impl Inner {
     /// together with every request queued by then.
     pub(crate) fn append(&self, request: AppendRequest) -> Result<MultiAppendResult> {
         let prepared = backend::prepare(&request)?;
+        self.check_poisoned()?;
         let job = Arc::new(Job {
             request,
             prepared,
@@ -107,7 +108,7 @@ impl Inner {
         let _turn = Turn(&self.queue);
         let head = {
             let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            commit_jobs(&mut conn, &self.path, &jobs)
+            commit_jobs(&mut conn, self, &jobs)
         };
         if let Some(head) = head {
             self.publish(head);
@@ -121,6 +122,27 @@ impl Inner {
         })
     }
 
+    /// Refuses writes once a commit failed in the I/O layer: a retried fsync can falsely
+    /// succeed on Linux, so the handle must be reopened.
+    pub(crate) fn check_poisoned(&self) -> Result<()> {
+        match &*self.poisoned.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(cause) => Err(Error::Poisoned {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Poisons the handle if a commit's failure was an I/O error (not a busy lock or a full
+    /// disk, after which SQLite has rolled back cleanly).
+    pub(crate) fn poison_on(&self, e: &rusqlite::Error) {
+        if let rusqlite::Error::SqliteFailure(f, _) = e
+            && f.code == rusqlite::ErrorCode::SystemIoFailure
+        {
+            *self.poisoned.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
+        }
+    }
+
     /// Events up to `head` are committed: wakes subscriptions and `wait_for`.
     pub(crate) fn publish(&self, head: u64) {
         self.watch.advance(head);
@@ -129,7 +151,8 @@ impl Inner {
 
 /// Commits `jobs` in one transaction, setting each job's outcome; the head after the commit,
 /// if anything was written.
-fn commit_jobs(conn: &mut Connection, path: &Path, jobs: &[Arc<Job>]) -> Option<u64> {
+fn commit_jobs(conn: &mut Connection, inner: &Inner, jobs: &[Arc<Job>]) -> Option<u64> {
+    let path = &inner.path;
     let fail_all = |e: &Error| {
         for j in jobs {
             j.set(Err(copy_error(e)));
@@ -166,6 +189,7 @@ fn commit_jobs(conn: &mut Connection, path: &Path, jobs: &[Arc<Job>]) -> Option<
         .map(|r| r.last_seq)
         .max();
     if let Err(e) = tx.commit() {
+        inner.poison_on(&e);
         fail_all(&crate::connection::db_error(path, e));
         return None;
     }

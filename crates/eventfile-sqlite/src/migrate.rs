@@ -192,22 +192,18 @@ fn newer(v: u32) -> Error {
 
 /// Brings the schema to `to` (up or down) in one `BEGIN IMMEDIATE` transaction, checking the
 /// version again inside it, so that two processes migrating at once do the work once. Returns
-/// the version reached. Only going down may start from a version newer than this build's (the
+/// the version reached. Migrates only in the direction asked (`down`), so a racing migration
+/// is never undone; only going down may start from a version newer than this build's (the
 /// file's recorded SQL undoes it).
-pub(crate) fn migrate_to(
-    conn: &mut Connection,
-    path: &Path,
-    to: u32,
-    allow_newer: bool,
-) -> Result<u32> {
+pub(crate) fn migrate_to(conn: &mut Connection, path: &Path, to: u32, down: bool) -> Result<u32> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .sql(path)?;
     let current = match inspect(&tx, path)? {
-        Found::Ours(v) if allow_newer => v,
+        Found::Ours(v) if down => v,
         found => check_usable(&found)?,
     };
-    if current == to || (allow_newer && current < to) || (!allow_newer && current > to) {
+    if current == to || (down && current < to) || (!down && current > to) {
         return Ok(current);
     }
     if to > current {

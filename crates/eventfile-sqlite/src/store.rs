@@ -61,6 +61,8 @@ pub(crate) struct Inner {
     pub(crate) writer: Mutex<Connection>,
     /// Appends waiting for the next commit.
     pub(crate) queue: Queue,
+    /// Why writes are refused until the store is reopened: a commit failed in the I/O layer.
+    pub(crate) poisoned: Mutex<Option<String>>,
     pub(crate) pool: Pool,
     pub(crate) watch: Arc<HeadWatch>,
     pub(crate) follower: Arc<Follower>,
@@ -143,6 +145,7 @@ impl SqliteStore {
                 store_id,
                 writer: Mutex::new(writer),
                 queue: Queue::default(),
+                poisoned: Mutex::new(None),
                 watch,
                 follower,
             }),

@@ -21,12 +21,13 @@ impl Inner {
     /// Runs `f` in a write transaction and commits it; publishes the head it returns.
     fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<(T, Option<u64>)>) -> Result<T> {
         let path = &self.path;
+        self.check_poisoned()?;
         let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .sql(path)?;
         let (out, head) = f(&tx)?;
-        tx.commit().sql(path)?;
+        tx.commit().inspect_err(|e| self.poison_on(e)).sql(path)?;
         drop(conn);
         if let Some(h) = head {
             self.publish(h);

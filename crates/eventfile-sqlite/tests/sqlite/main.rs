@@ -5,6 +5,7 @@
 //! Child processes are this test binary run again on the ignored `child` test, told what to
 //! do by environment variables.
 
+mod data;
 mod files;
 mod group;
 mod migrations;
