@@ -52,6 +52,19 @@ fn throughput() {
         });
         println!("eventfile-sqlite, {threads:>2} threads: {r:>8.0} appends/s");
     }
+    // Without fsync: what the writer's own work costs.
+    for threads in [1, 16] {
+        let store = eventfile_sqlite::SqliteOptions::new()
+            .synchronous(eventfile_sqlite::Synchronous::Normal)
+            .open(dir.path().join(format!("normal-{threads}.db")))
+            .expect("open");
+        let r = rate(threads, move |t, _| {
+            store
+                .append(&format!("s-{t}"), ExpectedVersion::Any, vec![event()])
+                .expect("append");
+        });
+        println!("eventfile-sqlite, synchronous=NORMAL, {threads:>2} threads: {r:>8.0} appends/s");
+    }
     // The peer: one connection per thread, one transaction per append.
     let file = dir.path().join("plain.db");
     let c = rusqlite::Connection::open(&file).expect("open");
@@ -82,4 +95,56 @@ fn throughput() {
         tx.commit().expect("commit");
     });
     println!("plain SQLite (no group commit), 16 threads: {r:>8.0} appends/s");
+}
+
+/// Tags: the `event_tags` side table (what the store uses) against matching the `tags` JSON
+/// column row by row, for a tag on 1% of 100,000 events.
+#[test]
+#[ignore = "a measurement: run by hand in release"]
+fn tag_lookup() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("dir");
+    let file = dir.path().join("tags.db");
+    let store = eventfile_sqlite::SqliteOptions::new()
+        .synchronous(eventfile_sqlite::Synchronous::Normal)
+        .open(&file)
+        .expect("open");
+    for batch in 0..100u64 {
+        let events = (0..1000u64)
+            .map(|i| {
+                let n = batch * 1000 + i;
+                NewEvent::new("T", serde_json::json!({ "n": n }))
+                    .with_tag(format!("t={}", n % 100))
+                    .with_tag(format!("u={}", n % 7))
+            })
+            .collect();
+        store
+            .append(&format!("s-{}", batch % 10), ExpectedVersion::Any, events)
+            .expect("append");
+    }
+    let q = eventfile::Query::new().tag("t=7");
+    let time = |f: &dyn Fn() -> u64| {
+        let began = Instant::now();
+        let mut n = 0;
+        for _ in 0..20 {
+            n = f();
+        }
+        (n, began.elapsed() / 20)
+    };
+    let (a, side) = time(&|| store.query(&q).expect("query").count() as u64);
+    let c = rusqlite::Connection::open(&file).expect("open");
+    let (b, json) = time(&|| {
+        let mut s = c
+            .prepare_cached(
+                "SELECT e.seq, e.data FROM events e WHERE EXISTS \
+                 (SELECT 1 FROM json_each(e.tags) WHERE value = ?1) ORDER BY e.seq",
+            )
+            .expect("prepare");
+        s.query_map(["t=7"], |r| r.get::<_, i64>(0))
+            .expect("query")
+            .count() as u64
+    });
+    assert_eq!(a, b);
+    println!(
+        "tag on 1% of 100k events: side table {side:?} (whole read), JSON scan {json:?} (seqs only)"
+    );
 }
