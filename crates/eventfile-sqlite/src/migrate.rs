@@ -272,6 +272,15 @@ fn open_existing(path: &Path, create: bool) -> Result<Connection> {
 
 /// The file's schema version and this build's latest: `(current, latest)`. A file with none of
 /// eventfile's tables is at 0; another application's file is [`Error::ForeignSchema`].
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("events.db");
+/// eventfile_sqlite::SqliteStore::open(&path)?;
+/// let (current, latest) = eventfile_sqlite::migrate::status(&path)?;
+/// assert_eq!(current, latest);
+/// # Ok::<(), eventfile::Error>(())
+/// ```
 pub fn status(path: impl AsRef<Path>) -> Result<(u32, u32)> {
     let path = path.as_ref();
     let conn = open_existing(path, false)?;
@@ -285,6 +294,15 @@ pub fn status(path: impl AsRef<Path>) -> Result<(u32, u32)> {
 /// Applies the migrations up to `to` (`None`: [`LATEST`]), creating the file if missing, in
 /// one transaction; returns the version reached. A target below the file's version is refused
 /// (use [`down`]).
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("events.db");
+/// use eventfile_sqlite::migrate;
+/// assert_eq!(migrate::up(&path, Some(1))?, 1);
+/// assert_eq!(migrate::up(&path, None)?, migrate::LATEST);
+/// # Ok::<(), eventfile::Error>(())
+/// ```
 pub fn up(path: impl AsRef<Path>, to: Option<u32>) -> Result<u32> {
     let path = path.as_ref();
     let to = to.unwrap_or(LATEST);
@@ -308,6 +326,16 @@ pub fn up(path: impl AsRef<Path>, to: Option<u32>) -> Result<u32> {
 
 /// Undoes migrations down to `to` with the SQL recorded in the file, in one transaction;
 /// returns the version reached. `0` removes every table of eventfile's, events included.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("events.db");
+/// use eventfile_sqlite::migrate;
+/// migrate::up(&path, None)?;
+/// assert_eq!(migrate::down(&path, 0)?, 0);
+/// assert_eq!(migrate::status(&path)?, (0, migrate::LATEST));
+/// # Ok::<(), eventfile::Error>(())
+/// ```
 pub fn down(path: impl AsRef<Path>, to: u32) -> Result<u32> {
     let path = path.as_ref();
     let mut conn = open_existing(path, false)?;

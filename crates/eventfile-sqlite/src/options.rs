@@ -9,6 +9,13 @@ use eventfile::Result;
 use crate::SqliteStore;
 
 /// When SQLite waits for the disk (`PRAGMA synchronous` in WAL mode).
+///
+/// ```
+/// use eventfile_sqlite::{SqliteOptions, Synchronous};
+/// // For a cache that can be rebuilt: faster appends, the last ones lost on power loss.
+/// let options = SqliteOptions::new().synchronous(Synchronous::Normal);
+/// # let _ = options;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Synchronous {

@@ -92,6 +92,13 @@ impl std::fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     /// Opens (or creates) the store at `path` with the default [`SqliteOptions`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = eventfile_sqlite::SqliteStore::open(dir.path().join("events.db"))?;
+    /// # drop(store);
+    /// # Ok::<(), eventfile::Error>(())
+    /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
         SqliteStore::open_with(path, SqliteOptions::default())
     }
@@ -100,6 +107,14 @@ impl SqliteStore {
     /// newer than this build's, is [`Error::ForeignSchema`]; a file that is not SQLite is
     /// [`Error::NotAStore`]; an older schema is migrated (unless
     /// [`SqliteOptions::migrate`] is off).
+    ///
+    /// ```
+    /// use eventfile_sqlite::{SqliteOptions, SqliteStore};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// // Open an existing store only: a missing file is an error.
+    /// let missing = SqliteStore::open_with(dir.path().join("nope.db"), SqliteOptions::new().create(false));
+    /// assert!(missing.is_err());
+    /// ```
     pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<SqliteStore> {
         let path = path.as_ref().to_owned();
         let mut writer = connection::open(&path, options.create, options.synchronous)?;
@@ -153,6 +168,13 @@ impl SqliteStore {
     }
 
     /// The file this store is in.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = eventfile_sqlite::SqliteStore::open(dir.path().join("events.db"))?;
+    /// assert!(store.path().ends_with("events.db"));
+    /// # Ok::<(), eventfile::Error>(())
+    /// ```
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
