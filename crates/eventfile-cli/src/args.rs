@@ -14,18 +14,27 @@ use eventfile::{Cursor, ExpectedVersion, Micros};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-/// eventfile: an embedded event store in a directory of JSONL files.
+/// eventfile: an event store in a directory of JSONL files, one SQLite file or PostgreSQL.
+///
+/// The store is named by --url, else EVENTFILE_URL, else the `url` of the configuration file
+/// (--config, EVENTFILE_CONFIG, or ./eventfile.toml), else --dir or EVENTFILE_DIR, else
+/// ./eventfile-data. URLs: file:PATH (or a bare path), sqlite:PATH, postgres://..., memory:.
 #[derive(Debug, Parser)]
 #[command(name = "eventfile", version, about, long_about = None)]
 pub struct Cli {
-    /// The store directory.
-    #[arg(
-        long,
-        global = true,
-        env = "EVENTFILE_DIR",
-        default_value = "./eventfile-data"
-    )]
-    pub dir: PathBuf,
+    /// The store: file:PATH, sqlite:PATH, postgres://USER@HOST/DB (a socket directory as
+    /// ?host=/DIR), or memory:.
+    #[arg(long, global = true, env = "EVENTFILE_URL", value_name = "URL")]
+    pub url: Option<String>,
+
+    /// A configuration file (TOML: the url and each backend's options). Default:
+    /// ./eventfile.toml if there is one.
+    #[arg(long, global = true, env = "EVENTFILE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The file store's directory, when no URL is given (default ./eventfile-data).
+    #[arg(long, global = true, env = "EVENTFILE_DIR")]
+    pub dir: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -238,6 +247,62 @@ pub enum Command {
     },
     /// Run a short end-to-end example (a small shop) in a fresh temporary store.
     Demo,
+    /// Write the events a query selects as JSON lines (the `cat` format), oldest first,
+    /// streaming: `eventfile export --url A | eventfile import --url B` moves a store.
+    Export(ExportArgs),
+    /// Append the events of a file of JSON lines (the `cat` format; `-` or none: stdin) as they
+    /// were recorded: ids, streams, versions, types, data, metadata, tags and times kept, in
+    /// batches. Events already in the store (by id) are skipped, so a second run writes
+    /// nothing; so are deletions ($lifecycle events), with a count on stderr. A line that does not parse, or breaks a stream's version order, stops the
+    /// import with its line number; the batches before it are written whole. Prints
+    /// {"written","skipped","head"}.
+    Import {
+        /// The file (default: stdin).
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Events per batch (one transaction or one durable write each).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        batch: u64,
+    },
+    /// Apply (up) or revert (down) the schema migrations of a SQLite or PostgreSQL store, or
+    /// show where it stands (status); prints {"current","latest"}. Stores migrate themselves
+    /// when opened: this is for operators who migrate ahead of a deploy or roll back.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+}
+
+/// `eventfile migrate`.
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum MigrateAction {
+    /// Apply every migration up to --to (default: the newest).
+    Up {
+        /// The version to stop at.
+        #[arg(long, value_name = "VERSION")]
+        to: Option<u32>,
+    },
+    /// Revert migrations down to --to (0: remove the store's tables and their events).
+    Down {
+        /// The version to stop at.
+        #[arg(long, value_name = "VERSION")]
+        to: u32,
+    },
+    /// Show the current and newest versions.
+    Status,
+}
+
+/// `eventfile export`: the filters of `query`, and a seq range.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    /// Events with seq at least this.
+    #[arg(long, value_name = "SEQ")]
+    pub from: Option<u64>,
+    /// Events with seq at most this.
+    #[arg(long, value_name = "SEQ")]
+    pub to: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

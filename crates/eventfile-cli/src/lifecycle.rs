@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::Failure;
 use crate::args::{JsonArg, RetentionArgs, SnapshotCommand};
+use crate::target::Target;
 
 fn line(out: &mut impl Write, value: &impl serde::Serialize) -> Result<(), Failure> {
     let text = serde_json::to_string(value).map_err(|e| Failure::Other(e.to_string()))?;
@@ -15,7 +16,11 @@ fn line(out: &mut impl Write, value: &impl serde::Serialize) -> Result<(), Failu
     Ok(())
 }
 
-pub fn snapshot(dir: &Path, cmd: SnapshotCommand, out: &mut impl Write) -> Result<(), Failure> {
+pub fn snapshot(
+    target: &Target,
+    cmd: SnapshotCommand,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
     match cmd {
         SnapshotCommand::Save {
             stream,
@@ -27,16 +32,16 @@ pub fn snapshot(dir: &Path, cmd: SnapshotCommand, out: &mut impl Write) -> Resul
                 JsonArg::Given(text) => text,
                 JsonArg::Stdin => crate::stdin_json("STATE", None)?,
             };
-            let store = Store::open(dir)?;
-            let s = store.save_snapshot(&stream, version, &*state)?;
+            let store = target.open()?;
+            let s = store.as_dyn().save_snapshot(&stream, version, &state)?;
             line(
                 out,
                 &json!({"stream": s.stream, "version": s.version, "time": eventfile::format_rfc3339(s.time)}),
             )
         }
         SnapshotCommand::Show { stream } => {
-            let store = crate::open_for_reading(dir)?;
-            match store.load_snapshot(&stream)? {
+            let store = target.open_for_reading()?;
+            match store.as_dyn().load_snapshot(&stream)? {
                 Some(s) => {
                     writeln!(out, "{}", s.to_json())?;
                     Ok(())
@@ -50,13 +55,14 @@ pub fn snapshot(dir: &Path, cmd: SnapshotCommand, out: &mut impl Write) -> Resul
 }
 
 pub fn delete(
-    dir: &Path,
+    target: &Target,
     stream: &str,
     hard: bool,
     expected: ExpectedVersion,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
-    let store = Store::open(dir)?;
+    let store = target.open()?;
+    let store = store.as_dyn();
     let r = if hard {
         store.tombstone_stream(stream, expected)?
     } else {
@@ -66,13 +72,15 @@ pub fn delete(
 }
 
 pub fn truncate(
-    dir: &Path,
+    target: &Target,
     stream: &str,
     before: u64,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
-    let store = Store::open(dir)?;
-    line(out, &store.truncate_stream(stream, before)?)
+    line(
+        out,
+        &target.open()?.as_dyn().truncate_stream(stream, before)?,
+    )
 }
 
 fn policy_json(p: &RetentionPolicy) -> serde_json::Value {
@@ -93,7 +101,7 @@ pub fn retention(dir: &Path, a: &RetentionArgs, out: &mut impl Write) -> Result<
     // A dry run persists nothing (not even the policy flags), so it needs no writer's lock and
     // works next to a running writer.
     let store = if a.dry_run {
-        crate::open_for_reading(dir)?
+        open_read_only(dir)?
     } else {
         Store::open(dir)?
     };
@@ -121,9 +129,19 @@ pub fn retention(dir: &Path, a: &RetentionArgs, out: &mut impl Write) -> Result<
 
 pub fn compact(dir: &Path, dry_run: bool, out: &mut impl Write) -> Result<(), Failure> {
     let store = if dry_run {
-        crate::open_for_reading(dir)?
+        open_read_only(dir)?
     } else {
         Store::open(dir)?
     };
     line(out, &store.compact(dry_run)?)
+}
+
+/// Opens the store in `dir` without the writer's lock, so that a dry run works next to a running
+/// writer; a directory with no store gets one with the defaults.
+fn open_read_only(dir: &Path) -> Result<Store, Failure> {
+    if dir.join("eventfile.json").exists() {
+        Ok(Store::open_read_only(dir)?)
+    } else {
+        Ok(Store::open(dir)?)
+    }
 }

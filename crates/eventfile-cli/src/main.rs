@@ -24,6 +24,8 @@ mod demo;
 mod lifecycle;
 mod query;
 mod tail;
+mod target;
+mod transfer;
 
 use std::io::{self, BufWriter, Read as _, Write};
 use std::process::ExitCode;
@@ -32,6 +34,7 @@ use eventfile::{
     AppendCondition, AppendRequest, Error, NewEvent, OpenOptions, QueryItem, Read, RecordedEvent,
     Store,
 };
+use eventfile_connect::AnyStore;
 
 use args::{Cli, Command, JsonArg};
 
@@ -132,16 +135,32 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), Failure> {
     let out = io::stdout().lock();
     let mut out = BufWriter::new(out);
-    let dir = cli.dir;
+    let target = target::Target::resolve(&cli)?;
     match cli.command {
+        Command::Init { .. }
+            if !matches!(target.location, eventfile_connect::Location::File(_)) =>
+        {
+            // A database store is created (and its schema migrated) by opening it.
+            let store = target.open()?;
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({
+                    "url": target.location.redacted(),
+                    "backend": store.backend(),
+                    "head_seq": store.as_dyn().head_seq()?,
+                })
+            )?;
+        }
         Command::Init {
             segment_bytes,
             max_event_bytes,
         } => {
+            let dir = target.dir("init")?;
             let store = OpenOptions::new()
                 .segment_bytes(segment_bytes)
                 .max_event_bytes(max_event_bytes)
-                .open(&dir)?;
+                .open(dir)?;
             let c = store.config();
             writeln!(
                 out,
@@ -170,7 +189,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let data = match data {
                 None => None,
                 Some(JsonArg::Given(text)) => Some(text),
-                Some(JsonArg::Stdin) => Some(stdin_json("DATA", Some(max_event_bytes(&dir)?))?),
+                Some(JsonArg::Stdin) => Some(stdin_json("DATA", Some(max_event_bytes(&target)?))?),
             };
             let data = data.as_deref().map_or("{}", |d| d.get());
             let mut event = NewEvent::from_json_str(event_type, data)?;
@@ -192,9 +211,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 request =
                     request.condition(AppendCondition::items([item]).after(after.unwrap_or(0)));
             }
-            let store = Store::open(&dir)?;
-            let r = store.append_request(request)?;
-            store.close()?;
+            let store = target.open()?;
+            let r = store.as_dyn().append_request(request)?;
+            if let AnyStore::File(store) = store {
+                store.close()?;
+            }
             let replayed = r.replayed;
             let mut r = r
                 .streams
@@ -227,40 +248,47 @@ fn run(cli: Cli) -> Result<(), Failure> {
             limit,
             backward,
         } => {
-            let store = open_for_reading(&dir)?;
+            let store = target.open_for_reading()?;
             let read = read_options(from, limit, backward);
-            for event in store.read_stream(&stream, read)? {
+            for event in store.as_dyn().read_stream(&stream, read)? {
                 write_event(&mut out, &event?)?;
             }
         }
         Command::Cat { from, limit } => {
-            let store = open_for_reading(&dir)?;
-            for event in store.read_all(read_options(from, limit, false))? {
+            let store = target.open_for_reading()?;
+            for event in store.as_dyn().read_all(read_options(from, limit, false))? {
                 write_event(&mut out, &event?)?;
             }
         }
         Command::Query(a) => {
             let q = query::checked_query(&a)?;
-            query::query(&open_for_reading(&dir)?, &q, &a, &mut out)?
+            query::query(&target.open_for_reading()?, &q, &a, &mut out)?
         }
         Command::Tail(a) => {
             let q = query::checked(query::filters(&a.filters))?;
-            tail::tail(&dir, &a, q, &mut out)?
+            tail::tail(&target, &a, q, &mut out)?
         }
-        Command::Get { id } => query::get(&open_for_reading(&dir)?, &id, &mut out)?,
+        Command::Get { id } => query::get(target.open_for_reading()?.as_dyn(), &id, &mut out)?,
         Command::Streams {
             prefix,
             after,
             limit,
-        } => query::streams(&open_for_reading(&dir)?, &prefix, after, limit, &mut out)?,
-        Command::Types => query::terms(&open_for_reading(&dir)?, false, &mut out)?,
-        Command::Tags => query::terms(&open_for_reading(&dir)?, true, &mut out)?,
-        Command::Reindex => query::reindex(&dir, &mut out)?,
+        } => query::streams(
+            target.open_for_reading()?.as_dyn(),
+            &prefix,
+            after,
+            limit,
+            &mut out,
+        )?,
+        Command::Types => query::terms(target.open_for_reading()?.as_dyn(), false, &mut out)?,
+        Command::Tags => query::terms(target.open_for_reading()?.as_dyn(), true, &mut out)?,
+        Command::Reindex => query::reindex(target.dir("reindex")?, &mut out)?,
         Command::Verify => {
-            if !store_exists(&dir) {
-                drop(Store::open(&dir)?);
+            let dir = target.dir("verify")?;
+            if !store_exists(dir) {
+                drop(Store::open(dir)?);
             }
-            let report = eventfile::verify(&dir)?;
+            let report = eventfile::verify(dir)?;
             for p in &report.problems {
                 writeln!(out, "problem: {p}")?;
             }
@@ -286,23 +314,30 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 return Err(Failure::Unsound);
             }
         }
-        Command::Snapshot(cmd) => lifecycle::snapshot(&dir, cmd, &mut out)?,
+        Command::Snapshot(cmd) => lifecycle::snapshot(&target, cmd, &mut out)?,
         Command::Delete {
             stream,
             hard,
             expect,
-        } => lifecycle::delete(&dir, &stream, hard, expect, &mut out)?,
+        } => lifecycle::delete(&target, &stream, hard, expect, &mut out)?,
         Command::Truncate { stream, before } => {
-            lifecycle::truncate(&dir, &stream, before, &mut out)?
+            lifecycle::truncate(&target, &stream, before, &mut out)?
         }
-        Command::Retention(a) => lifecycle::retention(&dir, &a, &mut out)?,
-        Command::Compact { dry_run } => lifecycle::compact(&dir, dry_run, &mut out)?,
+        Command::Retention(a) => lifecycle::retention(target.dir("retention")?, &a, &mut out)?,
+        Command::Compact { dry_run } => {
+            lifecycle::compact(target.dir("compact")?, dry_run, &mut out)?
+        }
         Command::Bench {
             appends,
             threads,
             batch,
-        } => bench::run(&dir, appends, threads, batch, &mut out)?,
+        } => bench::run(target.dir("bench")?, appends, threads, batch, &mut out)?,
         Command::Demo => demo::run(&mut out)?,
+        Command::Export(a) => transfer::export(&target, &a, &mut out)?,
+        Command::Import { file, batch } => {
+            transfer::import(&target, file.as_deref(), batch, &mut out)?
+        }
+        Command::Migrate { action } => transfer::migrate(&target, action, &mut out)?,
     }
     out.flush()?;
     Ok(())
@@ -341,28 +376,19 @@ pub(crate) fn stdin_json(
     args::json_text(&text).map_err(|reason| Failure::Usage(format!("{what} on stdin is {reason}")))
 }
 
-/// The largest event the store in `dir` accepts, looked up without the writer's lock (reading
-/// stdin may take long); a store not created yet will get the default.
-fn max_event_bytes(dir: &std::path::Path) -> Result<usize, Failure> {
-    if store_exists(dir) {
-        Ok(Store::open_read_only(dir)?.config().max_event_bytes)
-    } else {
-        Ok(eventfile::DEFAULT_MAX_EVENT_BYTES)
+/// The largest event the store accepts, looked up without the writer's lock (reading stdin may
+/// take long); a file store not created yet will get the default, as do the other backends.
+fn max_event_bytes(target: &target::Target) -> Result<usize, Failure> {
+    match &target.location {
+        eventfile_connect::Location::File(dir) if store_exists(dir) => {
+            Ok(Store::open_read_only(dir)?.config().max_event_bytes)
+        }
+        _ => Ok(eventfile::DEFAULT_MAX_EVENT_BYTES),
     }
 }
 
 fn store_exists(dir: &std::path::Path) -> bool {
     dir.join("eventfile.json").exists()
-}
-
-/// Readers do not take the writer lock, so they work next to a running writer. A directory with
-/// no store gets one with the defaults, as every command does.
-pub(crate) fn open_for_reading(dir: &std::path::Path) -> Result<Store, Failure> {
-    if store_exists(dir) {
-        Ok(Store::open_read_only(dir)?)
-    } else {
-        Ok(Store::open(dir)?)
-    }
 }
 
 fn read_options(from: Option<u64>, limit: Option<usize>, backward: bool) -> Read {

@@ -3,7 +3,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use eventfile::{Query, Store};
+use eventfile::{EventStore, Query, Store};
+use eventfile_connect::AnyStore;
 use serde_json::json;
 
 use crate::Failure;
@@ -66,11 +67,23 @@ pub fn checked(q: Query) -> Result<Query, Failure> {
     Ok(q)
 }
 
-pub fn query(store: &Store, q: &Query, a: &QueryArgs, out: &mut impl Write) -> Result<(), Failure> {
+pub fn query(
+    store: &AnyStore,
+    q: &Query,
+    a: &QueryArgs,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
     if a.count {
-        writeln!(out, "{}", json!({ "count": store.count(q)? }))?;
+        writeln!(out, "{}", json!({ "count": store.as_dyn().count(q)? }))?;
         return Ok(());
     }
+    // Only the file store makes cursors; other backends page with --from-seq/--to-seq.
+    let AnyStore::File(store) = store else {
+        for event in store.as_dyn().query(q)? {
+            crate::write_event(out, &event?)?;
+        }
+        return Ok(());
+    };
     let mut events = store.query(q)?;
     for event in events.by_ref() {
         crate::write_event(out, &event?)?;
@@ -84,7 +97,7 @@ pub fn query(store: &Store, q: &Query, a: &QueryArgs, out: &mut impl Write) -> R
     Ok(())
 }
 
-pub fn get(store: &Store, id: &str, out: &mut impl Write) -> Result<(), Failure> {
+pub fn get(store: &dyn EventStore, id: &str, out: &mut impl Write) -> Result<(), Failure> {
     match store.get_event(id)? {
         Some(e) => Ok(crate::write_event(out, &e)?),
         None => Err(Failure::NotFound(format!("no event with id `{id}`"))),
@@ -92,7 +105,7 @@ pub fn get(store: &Store, id: &str, out: &mut impl Write) -> Result<(), Failure>
 }
 
 pub fn streams(
-    store: &Store,
+    store: &dyn EventStore,
     prefix: &str,
     after: Option<String>,
     limit: Option<usize>,
@@ -101,7 +114,7 @@ pub fn streams(
     let mut after = after;
     let mut left = limit.unwrap_or(usize::MAX);
     while left > 0 {
-        let page = store.streams(prefix, after.as_deref(), left.min(10_000));
+        let page = store.streams(prefix, after.as_deref(), left.min(10_000))?;
         if page.is_empty() {
             break;
         }
@@ -118,7 +131,7 @@ pub fn streams(
     Ok(())
 }
 
-pub fn terms(store: &Store, tags: bool, out: &mut impl Write) -> Result<(), Failure> {
+pub fn terms(store: &dyn EventStore, tags: bool, out: &mut impl Write) -> Result<(), Failure> {
     let mut after: Option<String> = None;
     loop {
         let page = if tags {

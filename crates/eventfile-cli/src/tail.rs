@@ -12,12 +12,13 @@
 //! (a writer in another process would be refused), nor create a store where there is none.
 
 use std::io::Write;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use eventfile::{Error, Query, Store};
+use eventfile::{Error, EventStore, Query};
+
+use crate::target::Target;
 
 use crate::Failure;
 use crate::args::TailArgs;
@@ -27,7 +28,12 @@ use crate::args::TailArgs;
 const POLL: Duration = Duration::from_millis(150);
 
 /// Runs `eventfile tail` with the checked filter `query`.
-pub fn tail(dir: &Path, a: &TailArgs, query: Query, out: &mut impl Write) -> Result<(), Failure> {
+pub fn tail(
+    target: &Target,
+    a: &TailArgs,
+    query: Query,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
     // Before the store is opened, so that a signal during a long history is not lost.
     let stop = if a.follow {
         Some(stop_on_signals()?)
@@ -35,13 +41,14 @@ pub fn tail(dir: &Path, a: &TailArgs, query: Query, out: &mut impl Write) -> Res
         None
     };
     let stopped = || stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
-    let store = Store::open_read_only(dir)?;
+    let store = target.open_existing()?;
+    let store = store.as_dyn();
     // The history is what is visible now: a read-only handle's view moves only when it is
     // refreshed, which the subscription's follower starts doing once subscribed.
-    let head = store.head_seq();
+    let head = store.head_seq()?;
     let start = match a.from {
         Some(seq) => seq,
-        None => last_n_start(&store, &query, a.lines, head)?,
+        None => last_n_start(store, &query, a.lines, head)?,
     };
     let query = if a.follow {
         query
@@ -88,10 +95,15 @@ pub fn tail(dir: &Path, a: &TailArgs, query: Query, out: &mut impl Write) -> Res
 /// The position the last `n` events `query` selects up to `head` come after: just before the
 /// oldest of them; `head` when there are none (or `n` is 0). Reads backwards and keeps only a
 /// seq, so `-n 10000000` holds no more in memory than `-n 10`.
-fn last_n_start(store: &Store, query: &Query, n: usize, head: u64) -> Result<u64, Failure> {
+fn last_n_start(
+    store: &dyn EventStore,
+    query: &Query,
+    n: usize,
+    head: u64,
+) -> Result<u64, Failure> {
     // Nothing retained (an empty store, or retention took every sealed segment and the active
     // one is empty): a read bounded at `head` would be below the log start, and refused.
-    if n == 0 || head < store.log_start() {
+    if n == 0 || head < store.log_start()? {
         return Ok(head);
     }
     let mut oldest = None;

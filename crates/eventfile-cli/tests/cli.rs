@@ -4,7 +4,7 @@ mod common;
 use common::{eventfile, store_of_small_events};
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 fn json_lines(out: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&out.stdout)
@@ -64,7 +64,7 @@ fn append_prints_position_and_conflicts_exit_3() {
     assert!(out.stdout.is_empty());
 
     // Data from stdin, exact expectation.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eventfile"))
+    let mut child = common::command()
         .arg("--dir")
         .arg(&dir)
         .args(["append", "order-1", "ItemAdded", "-", "--expect", "1"])
@@ -160,7 +160,7 @@ fn init_persists_options_and_dir_comes_from_the_environment() {
     let store = eventfile::Store::open_read_only(&dir).unwrap();
     assert_eq!(store.config().segment_bytes, 8192);
 
-    let out = Command::new(env!("CARGO_BIN_EXE_eventfile"))
+    let out = common::command()
         .env("EVENTFILE_DIR", &dir)
         .args(["append", "x", "T"])
         .output()
@@ -227,10 +227,7 @@ fn verify_exits_1_on_a_store_a_writer_refuses_to_open() {
 
 #[test]
 fn demo_runs_end_to_end() {
-    let out = Command::new(env!("CARGO_BIN_EXE_eventfile"))
-        .arg("demo")
-        .output()
-        .unwrap();
+    let out = common::command().arg("demo").output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -247,7 +244,7 @@ fn a_closed_pipe_is_not_an_error() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     store_of_small_events(dir, 20_000);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eventfile"))
+    let mut child = common::command()
         .arg("--dir")
         .arg(dir)
         .arg("cat")
@@ -789,7 +786,7 @@ fn malformed_arguments_exit_2_naming_the_value_and_create_nothing() {
         &["append", "s", "T", "-"][..],
         &["snapshot", "save", "s", "--version", "1", "-"],
     ] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_eventfile"))
+        let mut child = common::command()
             .arg("--dir")
             .arg(&dir)
             .args(args)
@@ -818,7 +815,7 @@ fn append_from_stdin_stops_reading_past_the_size_limit() {
     let out = eventfile(dir, &["init", "--max-event-bytes", "1024"]);
     assert!(out.status.success());
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eventfile"))
+    let mut child = common::command()
         .arg("--dir")
         .arg(dir)
         .args(["append", "s", "T", "-"])
@@ -859,7 +856,7 @@ fn append_from_stdin_stops_reading_past_the_size_limit() {
     let out = eventfile(dir, &["append", "s", "T", &big]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("over the store's limit of 1024 bytes"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eventfile"))
+    let mut child = common::command()
         .arg("--dir")
         .arg(dir)
         .args(["append", "s", "T", "-"])
@@ -912,7 +909,7 @@ fn bench_refuses_impossible_runs_and_measures_every_append() {
 }
 
 fn eventfile_with_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eventfile"))
+    let mut child = common::command()
         .arg("--dir")
         .arg(dir)
         .args(args)

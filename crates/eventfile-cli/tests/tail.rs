@@ -7,7 +7,7 @@ use common::{eventfile, store_of_small_events};
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -272,7 +272,7 @@ impl Drop for Running {
 
 /// Starts `eventfile tail ARGS` with stdout and stderr piped.
 fn spawn_tail(dir: &Path, args: &[&str]) -> Running {
-    let child = Command::new(env!("CARGO_BIN_EXE_eventfile"))
+    let child = common::command()
         .arg("--dir")
         .arg(dir)
         .arg("tail")

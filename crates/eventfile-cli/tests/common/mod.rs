@@ -1,11 +1,24 @@
 //! Helpers the CLI's test binaries share.
 
+// Each test binary uses part of them.
+#![allow(dead_code)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// The `eventfile` binary, with none of the environment that names a store (the tests name
+/// theirs with flags, whatever the shell running them has set).
+pub fn command() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_eventfile"));
+    for var in ["EVENTFILE_URL", "EVENTFILE_CONFIG", "EVENTFILE_DIR"] {
+        c.env_remove(var);
+    }
+    c
+}
+
 /// Runs the `eventfile` binary on the store in `dir`.
 pub fn eventfile(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_eventfile"))
+    command()
         .arg("--dir")
         .arg(dir)
         .args(args)

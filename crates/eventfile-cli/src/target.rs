@@ -1,0 +1,77 @@
+//! Which store a command works on: the URL, configuration file and directory flags resolved
+//! once (`eventfile_connect::resolve`), and opened for writing or for reading.
+
+use std::path::Path;
+
+use eventfile_connect::{Access, AnyStore, Config, Location};
+
+use crate::Failure;
+use crate::args::Cli;
+
+/// The store the command line names, with the configuration in effect.
+pub(crate) struct Target {
+    pub location: Location,
+    pub config: Config,
+}
+
+impl Target {
+    /// Resolves `--url`/`EVENTFILE_URL`, the configuration file, then `--dir`/`EVENTFILE_DIR`.
+    /// A malformed URL or configuration file is a usage error (exit 2).
+    pub fn resolve(cli: &Cli) -> Result<Target, Failure> {
+        let usage = |e: eventfile::Error| match e.kind() {
+            eventfile::ErrorKind::InvalidInput => Failure::Usage(e.to_string()),
+            _ => Failure::Other(e.to_string()),
+        };
+        let config = eventfile_connect::load_config(cli.config.as_deref()).map_err(usage)?;
+        let location = eventfile_connect::resolve(cli.url.as_deref(), &config, cli.dir.as_deref())
+            .map_err(usage)?;
+        Ok(Target { location, config })
+    }
+
+    /// Opens the store for appending (creating it if it does not exist).
+    pub fn open(&self) -> Result<AnyStore, Failure> {
+        Ok(eventfile_connect::open_with(
+            &self.location,
+            &self.config,
+            Access::ReadWrite,
+        )?)
+    }
+
+    /// Opens the store for reading beside a writer: a file store that exists opens read-only,
+    /// taking no lock. A directory with no store gets one with the defaults, as every command
+    /// does.
+    pub fn open_for_reading(&self) -> Result<AnyStore, Failure> {
+        Ok(eventfile_connect::open_with(
+            &self.location,
+            &self.config,
+            Access::ReadOnly,
+        )?)
+    }
+
+    /// Opens a store that must exist already, for reading beside a writer: a missing file
+    /// store or SQLite file is an error naming the path, and nothing is created.
+    pub fn open_existing(&self) -> Result<AnyStore, Failure> {
+        match &self.location {
+            Location::File(dir) => Ok(AnyStore::File(eventfile::Store::open_read_only(dir)?)),
+            Location::Sqlite(path) if !path.is_file() => Err(Failure::Other(format!(
+                "no SQLite store at {}",
+                path.display()
+            ))),
+            _ => self.open_for_reading(),
+        }
+    }
+
+    /// The file store's directory, for the commands that work on its files; any other backend
+    /// is refused naming the command (exit 1).
+    pub fn dir(&self, operation: &str) -> Result<&Path, Failure> {
+        match &self.location {
+            Location::File(dir) => Ok(dir),
+            other => Err(eventfile::Error::Unsupported {
+                operation: operation.to_owned(),
+                backend: other.backend(),
+                reason: Some("it works on the file store's segments only".into()),
+            }
+            .into()),
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! `export`, `import` and `migrate`: moving a log between stores of any backends, and the
+//! database backends' schema.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::Path;
+
+use eventfile::{Error, ImportResult, RecordedEvent};
+use eventfile_connect::Migration;
+use serde_json::json;
+
+use crate::Failure;
+use crate::args::{ExportArgs, MigrateAction};
+use crate::target::Target;
+
+/// The most bytes of lines one import batch holds: well under the file store's default
+/// segment size (a batch must fit in one segment) and any database's statement limits.
+const MAX_BATCH_BYTES: usize = 16 << 20;
+
+/// Writes every event the filters select, oldest first, one `cat` line each, as the store
+/// reads them (page by page on the database backends: never the whole log in memory).
+pub fn export(target: &Target, a: &ExportArgs, out: &mut impl Write) -> Result<(), Failure> {
+    let mut q = crate::query::filters(&a.filters);
+    if let Some(from) = a.from {
+        q = q.from_seq(from);
+    }
+    if let Some(to) = a.to {
+        q = q.to_seq(to);
+    }
+    let q = crate::query::checked(q)?;
+    let store = target.open_existing()?;
+    for event in store.as_dyn().query(&q)? {
+        crate::write_event(out, &event?)?;
+    }
+    Ok(())
+}
+
+/// Reads `cat` lines from `file` (or stdin) and imports them in batches of `batch` events.
+pub fn import(
+    target: &Target,
+    file: Option<&Path>,
+    batch: u64,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let (input, size): (Box<dyn BufRead>, Option<u64>) = match file {
+        Some(path) if path != Path::new("-") => {
+            let f = std::fs::File::open(path)
+                .map_err(|e| Failure::Other(format!("opening {}: {e}", path.display())))?;
+            let size = f.metadata().ok().map(|m| m.len());
+            (Box::new(BufReader::with_capacity(1 << 20, f)), size)
+        }
+        _ => (Box::new(io::stdin().lock()), None),
+    };
+    let store = target.open()?;
+    let store = store.as_dyn();
+    let bar = progress(size)?;
+    let mut total = ImportResult::default();
+    let mut events: Vec<RecordedEvent> = Vec::new();
+    // The line number of each event of the batch, to name the line a refusal points at.
+    let mut lines: Vec<u64> = Vec::new();
+    let mut bytes = 0usize;
+    let mut system = 0u64;
+    for (i, line) in input.lines().enumerate() {
+        let n = i as u64 + 1;
+        let line = line.map_err(|e| Failure::Other(format!("line {n}: reading: {e}")))?;
+        bar.inc(line.len() as u64 + 1);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let event = RecordedEvent::from_json(&line).map_err(|e| {
+            Failure::Other(format!(
+                "line {n}: {e}; {} events were written before it",
+                total.written
+            ))
+        })?;
+        if event.stream.starts_with('$') {
+            // The store's own events (deletions) are not replayed: `EventStore::import`
+            // refuses them.
+            system += 1;
+            continue;
+        }
+        bytes += line.len();
+        events.push(event);
+        lines.push(n);
+        if events.len() as u64 >= batch || bytes >= MAX_BATCH_BYTES {
+            flush(store, &mut events, &mut lines, &mut total)?;
+            bytes = 0;
+        }
+    }
+    flush(store, &mut events, &mut lines, &mut total)?;
+    bar.finish_and_clear();
+    if system > 0 {
+        eprintln!(
+            "eventfile: {system} events of the store's own streams ($lifecycle: deletions) were \
+             skipped: deletions are not imported"
+        );
+    }
+    writeln!(
+        out,
+        "{}",
+        json!({ "written": total.written, "skipped": total.skipped, "head": total.head })
+    )?;
+    Ok(())
+}
+
+/// Imports one batch and empties it, adding what it did to `total`.
+fn flush(
+    store: &dyn eventfile::EventStore,
+    events: &mut Vec<RecordedEvent>,
+    lines: &mut Vec<u64>,
+    total: &mut ImportResult,
+) -> Result<(), Failure> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let r = store.import(events).map_err(|e| refused(e, lines, total))?;
+    total.written += r.written;
+    total.skipped += r.skipped;
+    total.head = r.head;
+    events.clear();
+    lines.clear();
+    Ok(())
+}
+
+/// The failure of a batch, naming the line of the event the store refused (its error names the
+/// event by its index in the batch: `event N: ...`).
+fn refused(e: Error, lines: &[u64], done: &ImportResult) -> Failure {
+    let written = done.written;
+    if let Error::InvalidInput { reason, .. } = &e
+        && let Some((index, why)) = reason
+            .strip_prefix("event ")
+            .and_then(|r| r.split_once(": "))
+        && let Some(&line) = index.parse::<usize>().ok().and_then(|i| lines.get(i))
+    {
+        return Failure::Other(format!(
+            "line {line}: {why}; nothing of its batch was written ({written} events were \
+             written before it)"
+        ));
+    }
+    let first = lines.first().copied().unwrap_or(0);
+    Failure::Other(format!(
+        "the batch from line {first}: {e}; nothing of it was written ({written} events were \
+         written before it)"
+    ))
+}
+
+/// A progress bar on stderr when it is a terminal (hidden otherwise): bytes of a file, or a
+/// count of bytes read from stdin.
+fn progress(size: Option<u64>) -> Result<indicatif::ProgressBar, Failure> {
+    let style = |t: &str| {
+        indicatif::ProgressStyle::with_template(t).map_err(|e| Failure::Other(e.to_string()))
+    };
+    Ok(match size {
+        Some(len) => indicatif::ProgressBar::new(len).with_style(style(
+            "import {bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        )?),
+        None => indicatif::ProgressBar::new_spinner()
+            .with_style(style("import {spinner} {bytes} {bytes_per_sec}")?),
+    })
+}
+
+/// Runs a schema migration and prints where the schema stands.
+pub fn migrate(
+    target: &Target,
+    action: MigrateAction,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let m = match action {
+        MigrateAction::Up { to } => Migration::Up(to),
+        MigrateAction::Down { to } => Migration::Down(to),
+        MigrateAction::Status => Migration::Status,
+    };
+    let v = eventfile_connect::migrate(&target.location, &target.config, m)?;
+    writeln!(
+        out,
+        "{}",
+        json!({ "current": v.current, "latest": v.latest })
+    )?;
+    Ok(())
+}
