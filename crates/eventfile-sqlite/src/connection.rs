@@ -16,16 +16,29 @@ use crate::options::Synchronous;
 /// How long a statement waits for another connection's (or process's) lock before failing.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A SQLite error as an [`Error`]: `NotAStore` for a file that is not a database, `Database`
+/// A SQLite error as an [`Error`]: `NotAStore` for a file that is not a database,
+/// `Unreachable` (kind `Unavailable`) for a lock another connection held too long, `Database`
 /// otherwise.
 pub(crate) fn db_error(path: &Path, e: rusqlite::Error) -> Error {
-    if let rusqlite::Error::SqliteFailure(f, _) = &e
-        && f.code == rusqlite::ErrorCode::NotADatabase
-    {
-        return Error::NotAStore {
-            path: path.to_owned(),
-            reason: "the file is not a SQLite database".to_owned(),
-        };
+    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        match f.code {
+            rusqlite::ErrorCode::NotADatabase => {
+                return Error::NotAStore {
+                    path: path.to_owned(),
+                    reason: "the file is not a SQLite database".to_owned(),
+                };
+            }
+            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => {
+                return Error::Unreachable {
+                    backend: "sqlite",
+                    reason: format!(
+                        "{}: {e} (another connection holds its lock)",
+                        path.display()
+                    ),
+                };
+            }
+            _ => {}
+        }
     }
     Error::Database {
         backend: "sqlite",
@@ -89,6 +102,23 @@ pub(crate) fn wal(conn: &Connection, path: &Path) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Runs `f` again while it fails on a busy lock, until [`BUSY_TIMEOUT`]: for the steps of
+/// opening a file (entering WAL mode, the first read of a file another process is creating),
+/// where SQLite may report a busy lock at once instead of calling the busy handler.
+pub(crate) fn retry_busy<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match f() {
+            Err(Error::Unreachable { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            r => return r,
+        }
+    }
 }
 
 /// Read connections, made on demand up to a bound and reused.

@@ -284,11 +284,11 @@ fn open_existing(path: &Path, create: bool) -> Result<Connection> {
 pub fn status(path: impl AsRef<Path>) -> Result<(u32, u32)> {
     let path = path.as_ref();
     let conn = open_existing(path, false)?;
-    match inspect(&conn, path)? {
+    connection::retry_busy(|| match inspect(&conn, path)? {
         Found::Empty => Ok((0, LATEST)),
         Found::Ours(v) => Ok((v, LATEST)),
         f @ Found::Foreign(_) => check_usable(&f).map(|v| (v, LATEST)),
-    }
+    })
 }
 
 /// Applies the migrations up to `to` (`None`: [`LATEST`]), creating the file if missing, in
@@ -313,15 +313,17 @@ pub fn up(path: impl AsRef<Path>, to: Option<u32>) -> Result<u32> {
         });
     }
     let mut conn = open_existing(path, true)?;
-    let current = check_usable(&inspect(&conn, path)?)?;
-    if to < current {
-        return Err(Error::InvalidInput {
-            what: "migration",
-            reason: format!("the file is at version {current}, above {to}: migrate down"),
-        });
-    }
-    connection::wal(&conn, path)?;
-    migrate_to(&mut conn, path, to, false)
+    connection::retry_busy(|| {
+        let current = check_usable(&inspect(&conn, path)?)?;
+        if to < current {
+            return Err(Error::InvalidInput {
+                what: "migration",
+                reason: format!("the file is at version {current}, above {to}: migrate down"),
+            });
+        }
+        connection::wal(&conn, path)?;
+        migrate_to(&mut conn, path, to, false)
+    })
 }
 
 /// Undoes migrations down to `to` with the SQL recorded in the file, in one transaction;
@@ -339,17 +341,18 @@ pub fn up(path: impl AsRef<Path>, to: Option<u32>) -> Result<u32> {
 pub fn down(path: impl AsRef<Path>, to: u32) -> Result<u32> {
     let path = path.as_ref();
     let mut conn = open_existing(path, false)?;
-    let found = inspect(&conn, path)?;
-    let current = match found {
-        // A newer file may go down: its own SQL says how.
-        Found::Ours(v) => v,
-        f => check_usable(&f)?,
-    };
-    if to > current {
-        return Err(Error::InvalidInput {
-            what: "migration",
-            reason: format!("the file is at version {current}, below {to}: migrate up"),
-        });
-    }
-    migrate_to(&mut conn, path, to, true)
+    connection::retry_busy(|| {
+        let current = match inspect(&conn, path)? {
+            // A newer file may go down: its own SQL says how.
+            Found::Ours(v) => v,
+            f => check_usable(&f)?,
+        };
+        if to > current {
+            return Err(Error::InvalidInput {
+                what: "migration",
+                reason: format!("the file is at version {current}, below {to}: migrate up"),
+            });
+        }
+        migrate_to(&mut conn, path, to, true)
+    })
 }

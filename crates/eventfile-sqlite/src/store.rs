@@ -118,35 +118,8 @@ impl SqliteStore {
     pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<SqliteStore> {
         let path = path.as_ref().to_owned();
         let mut writer = connection::open(&path, options.create, options.synchronous)?;
-        let found = migrate::inspect(&writer, &path)?;
-        let version = migrate::check_usable(&found)?;
-        if found == Found::Empty && !options.create {
-            return Err(Error::NotAStore {
-                path,
-                reason: "the SQLite file holds no eventfile store".to_owned(),
-            });
-        }
-        connection::wal(&writer, &path)?;
-        if version < LATEST {
-            if !options.migrate && found != Found::Empty {
-                return Err(Error::ForeignSchema {
-                    backend: "sqlite",
-                    reason: format!(
-                        "its schema is at version {version}, older than this build's {LATEST}; \
-                         open with migrate(true) or run migrate::up"
-                    ),
-                });
-            }
-            migrate::migrate_to(&mut writer, &path, LATEST, false)?;
-        }
-        let store_id: String = writer
-            .query_row(
-                "SELECT value FROM eventfile_meta WHERE key = 'store_id'",
-                [],
-                |r| r.get(0),
-            )
-            .sql(&path)?;
-        let head = crate::rows::head(&writer, &path)?;
+        let (store_id, head) =
+            connection::retry_busy(|| prepare_file(&mut writer, &path, options))?;
         let watch = Arc::new(HeadWatch::new(head));
         let follower = Follower::start(path.clone(), options.synchronous, Arc::clone(&watch));
         Ok(SqliteStore {
@@ -178,6 +151,44 @@ impl SqliteStore {
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
+}
+
+/// Checks what the file holds, puts it in WAL mode and migrates it (see
+/// [`SqliteStore::open_with`]); the store's id and head.
+fn prepare_file(
+    writer: &mut Connection,
+    path: &Path,
+    options: SqliteOptions,
+) -> Result<(String, u64)> {
+    let found = migrate::inspect(writer, path)?;
+    let version = migrate::check_usable(&found)?;
+    if found == Found::Empty && !options.create {
+        return Err(Error::NotAStore {
+            path: path.to_owned(),
+            reason: "the SQLite file holds no eventfile store".to_owned(),
+        });
+    }
+    connection::wal(writer, path)?;
+    if version < LATEST {
+        if !options.migrate && found != Found::Empty {
+            return Err(Error::ForeignSchema {
+                backend: "sqlite",
+                reason: format!(
+                    "its schema is at version {version}, older than this build's {LATEST}; \
+                     open with migrate(true) or run migrate::up"
+                ),
+            });
+        }
+        migrate::migrate_to(writer, path, LATEST, false)?;
+    }
+    let store_id: String = writer
+        .query_row(
+            "SELECT value FROM eventfile_meta WHERE key = 'store_id'",
+            [],
+            |r| r.get(0),
+        )
+        .sql(path)?;
+    Ok((store_id, crate::rows::head(writer, path)?))
 }
 
 impl EventStore for SqliteStore {

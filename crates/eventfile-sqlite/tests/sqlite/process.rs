@@ -149,3 +149,29 @@ fn a_subscriber_follows_another_process() {
             .expect("wait_for")
     );
 }
+
+/// Processes that start together on a file that does not exist yet: one of them creates the
+/// schema, all of them append, every seq once.
+#[test]
+fn processes_racing_to_create_a_file_share_one_store() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("events.db");
+    let per = 50;
+    let children: Vec<_> = ["p", "q", "r", "s"]
+        .iter()
+        .map(|s| spawn("append", &file, s, Some(per)))
+        .collect();
+    for mut c in children {
+        assert!(c.wait().expect("wait").success(), "child failed");
+    }
+    let store = SqliteStore::open(&file).expect("open");
+    let events = all(&store);
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=4 * per).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        eventfile_sqlite::migrate::status(&file).expect("status"),
+        (2, 2)
+    );
+}
