@@ -111,7 +111,7 @@ pub(crate) fn call<C: GenericClient>(
                 e_type.push(e.event_type());
                 e_data.push(e.data_json());
                 e_meta.push(serde_json::Value::Object(e.meta().clone()).to_string());
-                e_tags.push(serde_json::Value::from(e.tags().to_vec()).to_string());
+                e_tags.push(array_literal(e.tags()));
             }
         }
     }
@@ -140,6 +140,26 @@ pub(crate) fn call<C: GenericClient>(
             (first > 0).then_some((first, versions))
         })
         .collect())
+}
+
+/// `tags` as PostgreSQL's text form of a `text[]`: each element quoted, `"` and `\\` escaped.
+pub(crate) fn array_literal(tags: &[String]) -> String {
+    let mut out = String::from("{");
+    for (i, t) in tags.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        for c in t.chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
 }
 
 /// The result of a written request, from the function's outcome.

@@ -84,10 +84,9 @@ pub(crate) fn filters(v: &QueryView<'_>, params: &mut Vec<Param>) -> String {
     ] {
         if let Some(w) = want {
             let p = push(params, Box::new(w.to_owned()));
-            // `->>` gives a number's text too; the filter compares string values only.
-            out.push(format!(
-                "e.meta ->> '{key}' = {p} AND json_typeof(e.meta -> '{key}') = 'string'"
-            ));
+            // These keys hold strings only (`eventfile::INDEXED_META_KEYS`, checked on append
+            // and import), so `->>` compares their values exactly.
+            out.push(format!("e.meta ->> '{key}' = {p}"));
         }
     }
     if out.is_empty() {

@@ -64,7 +64,7 @@ CREATE TABLE {s}.keys (
 --
 -- Requests: r_key. Parts, in order: p_req (request, from 1), p_stream, p_expected (-1 any,
 -- -2 no stream, -3 exists, else the exact version), p_count. Events, in order: e_id, e_type,
--- e_data, e_meta, e_tags (a JSON array of strings).
+-- e_data, e_meta, e_tags (an array literal of text, `{"a=1","b=2"}`).
 CREATE FUNCTION {s}.append_batch(
     r_key text[],
     p_req integer[], p_stream text[], p_expected bigint[], p_count integer[],
@@ -116,12 +116,13 @@ BEGIN
             FOR i IN p..pp - 1 LOOP
                 v := coalesce((SELECT version FROM {s}.streams WHERE stream = p_stream[i]), 0);
                 INSERT INTO {s}.events (seq, id, stream, version, type, time, data, meta, tags, more, key)
-                SELECT h + written + k, e_id[ev + k - 1], p_stream[i], v + k, e_type[ev + k - 1], t,
-                       e_data[ev + k - 1]::json, e_meta[ev + k - 1]::json,
-                       ARRAY(SELECT json_array_elements_text(e_tags[ev + k - 1]::json)),
-                       written + k < total,
-                       CASE WHEN written + k = 1 THEN r_key[r] END
-                FROM generate_series(1, p_count[i]) AS k;
+                SELECT h + written + u.k, u.id, p_stream[i], v + u.k, u.type, t, u.data::json,
+                       u.meta::json, u.tags::text[], written + u.k < total,
+                       CASE WHEN written + u.k = 1 THEN r_key[r] END
+                FROM unnest(e_id[ev:ev + p_count[i] - 1], e_type[ev:ev + p_count[i] - 1],
+                            e_data[ev:ev + p_count[i] - 1], e_meta[ev:ev + p_count[i] - 1],
+                            e_tags[ev:ev + p_count[i] - 1])
+                     WITH ORDINALITY AS u(id, type, data, meta, tags, k);
                 INSERT INTO {s}.streams AS s (stream, version) VALUES (p_stream[i], v + p_count[i])
                 ON CONFLICT (stream) DO UPDATE SET version = excluded.version;
                 versions := versions || (v + p_count[i]);
