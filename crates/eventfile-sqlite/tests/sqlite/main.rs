@@ -62,7 +62,9 @@ fn spawn(role: &str, file: &Path, stream: &str, count: Option<u64>) -> Child {
 }
 
 /// The child's side: appends numbered events to its stream, one per append, printing
-/// `ACK <seq> <n>` once each append has returned (durable).
+/// `ACK <seq> <n> <stream>` once each append has returned (durable). In the role `append` one
+/// thread appends to the stream; in `append-4` four threads append to `<stream>-0`..`-3`, so
+/// their appends are committed in groups.
 #[test]
 #[ignore = "run by the process tests as a child process"]
 fn child() {
@@ -75,19 +77,36 @@ fn child() {
         .ok()
         .and_then(|c| c.parse().ok())
         .unwrap_or(u64::MAX);
-    assert_eq!(role, "append");
     let store = SqliteStore::open(&file).expect("open");
-    let start = store.stream_version(&stream).expect("version") + 1;
-    let mut out = std::io::stdout().lock();
-    for n in start..start.saturating_add(count) {
-        let r = store
-            .append(
-                &stream,
-                ExpectedVersion::Exact(n - 1),
-                vec![numbered(&stream, n)],
-            )
-            .expect("append");
-        writeln!(out, "ACK {} {n}", r.first_seq).expect("stdout");
-        out.flush().expect("flush");
+    let streams: Vec<String> = match role.as_str() {
+        "append" => vec![stream],
+        "append-4" => (0..4).map(|i| format!("{stream}-{i}")).collect(),
+        other => panic!("unknown role {other}"),
+    };
+    let threads: Vec<_> = streams
+        .into_iter()
+        .map(|stream| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let start = store.stream_version(&stream).expect("version") + 1;
+                for n in start..start.saturating_add(count) {
+                    let r = store
+                        .append(
+                            &stream,
+                            ExpectedVersion::Exact(n - 1),
+                            vec![numbered(&stream, n)],
+                        )
+                        .expect("append");
+                    // One write per line, so lines of threads never interleave.
+                    let line = format!("ACK {} {n} {stream}\n", r.first_seq);
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(line.as_bytes()).expect("stdout");
+                    out.flush().expect("flush");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("appender");
     }
 }

@@ -11,11 +11,12 @@ use eventfile_sqlite::SqliteStore;
 
 use super::{numbered, spawn};
 
-/// Reads `ACK <seq> <n>` lines; `stop` says when to stop reading (after the line given).
+/// Reads `ACK <seq> <n> <stream>` lines; `stop` says when to stop reading (after the line
+/// given).
 fn acks(
     reader: &mut impl BufRead,
     mut stop: impl FnMut(usize) -> bool,
-    into: &mut Vec<(u64, u64)>,
+    into: &mut Vec<(u64, u64, String)>,
 ) {
     let mut line = String::new();
     loop {
@@ -33,7 +34,8 @@ fn acks(
         }
         let seq = words.next().and_then(|w| w.parse().ok()).expect("seq");
         let n = words.next().and_then(|w| w.parse().ok()).expect("n");
-        into.push((seq, n));
+        let stream = words.next().expect("stream").to_owned();
+        into.push((seq, n, stream));
         if stop(into.len()) {
             return;
         }
@@ -49,14 +51,14 @@ fn all(store: &SqliteStore) -> Vec<RecordedEvent> {
 }
 
 /// Every acknowledged append of a child killed with SIGKILL at different points is in the
-/// file, identical, and the seqs stay gapless.
-#[test]
-fn a_killed_writer_loses_no_acknowledged_event() {
+/// file, identical, and the seqs stay gapless: `role` `append` (one appender) or `append-4`
+/// (four threads, committed in groups).
+fn killed_writer_loses_nothing(role: &str) {
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("events.db");
     let mut acked = Vec::new();
     for kill_after in [1usize, 57, 203] {
-        let mut child = spawn("append", &file, "killed", None);
+        let mut child = spawn(role, &file, "killed", None);
         let mut out = BufReader::new(child.stdout.take().expect("stdout"));
         let before = acked.len();
         acks(&mut out, |n| n >= before + kill_after, &mut acked);
@@ -73,17 +75,27 @@ fn a_killed_writer_loses_no_acknowledged_event() {
             (1..=events.len() as u64).collect::<Vec<_>>(),
             "gapless"
         );
-        for &(seq, n) in &acked {
+        for (seq, n, stream) in &acked {
             let e = &events[(seq - 1) as usize];
-            let want = numbered("killed", n);
+            let want = numbered(stream, *n);
             assert_eq!(e.id, want.id().expect("id"));
-            assert_eq!((e.stream.as_str(), e.version), ("killed", n));
+            assert_eq!((e.stream.as_str(), e.version), (stream.as_str(), *n));
             assert_eq!(e.data.get(), want.data().get());
             assert_eq!(&e.meta, want.meta());
             assert_eq!(e.tags, want.tags());
         }
     }
     assert!(acked.len() >= 261);
+}
+
+#[test]
+fn a_killed_writer_loses_no_acknowledged_event() {
+    killed_writer_loses_nothing("append");
+}
+
+#[test]
+fn a_killed_group_committing_writer_loses_no_acknowledged_event() {
+    killed_writer_loses_nothing("append-4");
 }
 
 /// Two processes appending to one file at once: every seq once, gapless, each stream's
