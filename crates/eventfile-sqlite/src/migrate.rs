@@ -70,9 +70,11 @@ CREATE TABLE event_tags (
     PRIMARY KEY (tag, seq)
 ) WITHOUT ROWID;
 CREATE TABLE deletions (
-    stream         TEXT    PRIMARY KEY,
+    stream         TEXT    NOT NULL,
+    seq            INTEGER NOT NULL,
     deleted_before INTEGER NOT NULL,
-    tombstone      INTEGER NOT NULL
+    tombstone      INTEGER NOT NULL,
+    PRIMARY KEY (stream, seq)
 ) WITHOUT ROWID;
 CREATE TABLE snapshots (
     stream  TEXT    NOT NULL,

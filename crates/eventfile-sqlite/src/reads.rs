@@ -99,14 +99,15 @@ impl Iterator for Pages {
     }
 }
 
-/// The filters of `v`, live events only, with seqs in `lo..=hi`.
-fn selection(v: &QueryView<'_>, lo: u64, hi: u64) -> Where {
+/// The filters of `v`, events live at `head` only, with seqs in `lo..=hi`.
+fn selection(v: &QueryView<'_>, lo: u64, hi: u64, head: u64) -> Where {
     let mut w = Where::new();
     w.filters(v);
     let lo = w.param(int(lo));
     let hi = w.param(int(hi));
     w.and(format!("e.seq BETWEEN {lo} AND {hi}"));
-    w.and(LIVE);
+    let live = rows::live_at(&mut w, head);
+    w.and(live);
     w
 }
 
@@ -118,7 +119,7 @@ impl Inner {
         let head = self.read_head()?;
         let v = backend::view(query);
         let (lo, hi) = backend::seq_bounds(query, head);
-        let w = selection(&v, lo, hi);
+        let w = selection(&v, lo, hi, head);
         let pages = Pages {
             inner: Arc::clone(self),
             base: format!("SELECT {COLUMNS} FROM events e WHERE {}", w.clause()),
@@ -194,7 +195,7 @@ impl Inner {
             if lo > hi {
                 return Ok(0);
             }
-            let w = selection(&backend::view(query), lo, hi);
+            let w = selection(&backend::view(query), lo, hi, head);
             let n: i64 = tx
                 .prepare_cached(&format!(
                     "SELECT count(*) FROM events e WHERE {}",
@@ -256,7 +257,7 @@ impl Inner {
         // A deletion removes a prefix of a stream: it holds a live event if its last is live.
         let sql = format!(
             "SELECT e.stream, max(e.version) AS v FROM events e WHERE {} GROUP BY e.stream \
-             HAVING v >= coalesce((SELECT deleted_before FROM deletions d \
+             HAVING v >= coalesce((SELECT max(deleted_before) FROM deletions d \
              WHERE d.stream = e.stream), 1) ORDER BY e.stream LIMIT {lim}",
             w.clause()
         );

@@ -18,9 +18,19 @@ use crate::connection::Sql;
 pub(crate) const COLUMNS: &str =
     "e.seq, e.id, e.stream, e.version, e.type, e.time, e.data, e.meta, e.tags, e.more";
 
-/// Whether the event of alias `e` is live: no deletion of its stream hides its version.
+/// Whether the event of alias `e` is live now: no deletion of its stream hides its version.
 pub(crate) const LIVE: &str = "NOT EXISTS (SELECT 1 FROM deletions d \
      WHERE d.stream = e.stream AND e.version < d.deleted_before)";
+
+/// Whether the event of alias `e` was live when the head was `head` (deletions recorded by
+/// later `$lifecycle` events do not count): what a read that began at `head` sees.
+pub(crate) fn live_at(w: &mut crate::sql::Where, head: u64) -> String {
+    let h = w.param(int(head));
+    format!(
+        "NOT EXISTS (SELECT 1 FROM deletions d WHERE d.stream = e.stream AND d.seq <= {h} \
+         AND e.version < d.deleted_before)"
+    )
+}
 
 /// A `u64` position as SQLite's integer (positions never reach `i64::MAX`; a bound above it
 /// means "no bound").
@@ -187,32 +197,42 @@ pub(crate) fn stream_version(conn: &Connection, path: &Path, stream: &str) -> Re
 
 /// What is deleted of a stream, if anything.
 pub(crate) fn deletion(conn: &Connection, path: &Path, stream: &str) -> Result<Option<Deletion>> {
-    conn.prepare_cached("SELECT deleted_before, tombstone FROM deletions WHERE stream = ?1")
-        .sql(path)?
-        .query_row([stream], |r| {
-            Ok(Deletion {
-                before: uint(r.get(0)?),
-                tombstone: r.get(1)?,
-            })
+    conn.prepare_cached(
+        "SELECT deleted_before, tombstone FROM deletions WHERE stream = ?1 \
+         ORDER BY seq DESC LIMIT 1",
+    )
+    .sql(path)?
+    .query_row([stream], |r| {
+        Ok(Deletion {
+            before: uint(r.get(0)?),
+            tombstone: r.get(1)?,
         })
-        .optional()
-        .sql(path)
+    })
+    .optional()
+    .sql(path)
 }
 
-/// Records a stream's deletion state.
+/// Records a stream's new deletion state, made by the `$lifecycle` event at `seq`. The rows
+/// of a stream are its history: the newest is its state, and a read that began at head `h`
+/// goes by the rows up to `h` (deletion only ever moves forward, so the largest
+/// `deleted_before` among them is the state then).
 pub(crate) fn set_deletion(
     conn: &Connection,
     path: &Path,
     stream: &str,
+    seq: u64,
     d: Deletion,
 ) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO deletions (stream, deleted_before, tombstone) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (stream) DO UPDATE SET deleted_before = excluded.deleted_before, \
-         tombstone = excluded.tombstone",
+        "INSERT INTO deletions (stream, seq, deleted_before, tombstone) VALUES (?1, ?2, ?3, ?4)",
     )
     .sql(path)?
-    .execute(rusqlite::params![stream, int(d.before), d.tombstone])
+    .execute(rusqlite::params![
+        stream,
+        int(seq),
+        int(d.before),
+        d.tombstone
+    ])
     .sql(path)?;
     Ok(())
 }

@@ -66,7 +66,7 @@ impl Inner {
                     key: None,
                 },
             )?;
-            rows::set_deletion(tx, path, stream, new)?;
+            rows::set_deletion(tx, path, stream, seq, new)?;
             if !matches!(op, DeleteOp::Truncate(_)) {
                 tx.execute("DELETE FROM snapshots WHERE stream = ?1", [stream])
                     .sql(path)?;

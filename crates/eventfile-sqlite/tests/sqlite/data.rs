@@ -79,3 +79,28 @@ fn an_import_writes_once_and_refuses_what_breaks_order() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert_eq!(store.head_seq().expect("head"), 10);
 }
+
+/// A read sees the log as it was when it began, across its pages: a truncation committed
+/// meanwhile hides nothing from it, and everything from the reads made after.
+#[test]
+fn a_read_in_progress_keeps_its_view_of_deletions() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = SqliteStore::open(dir.path().join("events.db")).expect("open");
+    let events = (1..=600).map(|n| numbered("s", n)).collect();
+    store
+        .append("s", ExpectedVersion::NoStream, events)
+        .expect("append");
+    let q = eventfile::Query::new().stream("s");
+    let mut query = store.query(&q).expect("query");
+    let mut stream = store.read_stream("s", Read::forward()).expect("read");
+    let mut log = store.read_all(Read::forward()).expect("read all");
+    assert_eq!(query.next().expect("first").expect("event").version, 1);
+    assert_eq!(stream.next().expect("first").expect("event").version, 1);
+    assert_eq!(log.next().expect("first").expect("event").version, 1);
+    store.truncate_stream("s", 500).expect("truncate");
+    assert_eq!(query.count(), 599);
+    assert_eq!(stream.count(), 599);
+    assert_eq!(log.count(), 599);
+    assert_eq!(store.count(&q).expect("count"), 101);
+    assert_eq!(store.query(&q).expect("query").count(), 101);
+}
