@@ -5,6 +5,7 @@
 //! Child processes are this test binary run again on the ignored `child` test, told what to
 //! do by environment variables.
 
+mod closing;
 mod data;
 mod files;
 mod group;
@@ -77,6 +78,10 @@ fn child() {
         .ok()
         .and_then(|c| c.parse().ok())
         .unwrap_or(u64::MAX);
+    if role == "close" {
+        closing::in_child(std::path::Path::new(&file));
+        return;
+    }
     let store = SqliteStore::open(&file).expect("open");
     let streams: Vec<String> = match role.as_str() {
         "append" => vec![stream],
