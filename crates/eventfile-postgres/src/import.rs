@@ -89,11 +89,6 @@ pub(crate) fn import(store: &PostgresStore, events: &[RecordedEvent]) -> Result<
             &[&stream, &version],
         )
         .map_err(pg)?;
-        tx.execute(
-            &format!("UPDATE {s}.head SET seq = $1, last_time = $2"),
-            &[&pos(new_head), &last_time],
-        )
-        .map_err(pg)?;
         let channel = s.trim_matches('"');
         tx.execute(
             "SELECT pg_notify($1, $2)",

@@ -24,32 +24,42 @@
 //! ## Schema (version 2)
 //!
 //! All in one schema (default `eventfile`), recorded in `schema_version (version, name,
-//! applied_at)`:
+//! applied_at)`; migration 1 makes the tables and functions, migration 2 the query indexes.
 //!
 //! | table | columns | notes |
 //! |---|---|---|
-//! | `head` | `seq`, `last_time`, `store_id` | one row; every writer locks it (`FOR UPDATE`) |
-//! | `events` | `seq bigint` PK, `id` UNIQUE, `stream`, `version` (UNIQUE with `stream`), `type`, `time` (µs since the epoch), `data json`, `meta json`, `tags text[]`, `more` (the append continues), `key` | `json` keeps the text byte for byte |
+//! | `store` | `store_id` | one row: the store's identity |
+//! | `events` | `seq bigint` PK, `id` UNIQUE, `stream`, `version` (UNIQUE with `stream`), `type`, `time` (µs since the epoch), `data json`, `meta json`, `tags text[]`, `more` (the append continues), `key` | `json` keeps the text byte for byte; the head is `max(seq)` |
 //! | `streams` | `stream` PK, `version` | each stream's current version |
 //! | `deletions` | `stream` PK, `before`, `tombstone` | versions below `before` are hidden |
 //! | `snapshots` | (`stream`, `version`) PK, `time`, `state` | newest 3 per stream kept |
 //! | `keys` | `key` PK, `first_seq` | idempotency keys |
 //!
-//! Migration 2 adds the indexes: `(type, seq)`, `time`, GIN on `tags`, and expression indexes
-//! on `meta->>'correlation_id'`, `meta->>'causation_id'`, `meta->>'actor'`.
+//! Indexes (migration 2): `(type, seq)`; BRIN on `time` (times never decrease along seq);
+//! GIN on `tags`; partial expression indexes on `meta->>'correlation_id'`,
+//! `meta->>'causation_id'` and `meta->>'actor'` (only events carrying the key). `(stream,
+//! version)` and `id` are indexed by their constraints.
 //!
-//! Appends run through the function `append_batch`, one call per group of queued appends.
+//! Functions: `lock_writers()` takes the writers' lock; `append_batch(...)` checks and writes
+//! a group of appends under it in one call, and `NOTIFY`s the schema's channel (named as the
+//! schema) with the new head.
 //!
 //! ## Gapless seqs in commit order
 //!
-//! Every transaction that writes events first locks the one `head` row (`SELECT ... FOR
-//! UPDATE`), takes its seqs from it and updates it before committing. A second writer blocks on
-//! that lock until the first commits, and PostgreSQL releases a transaction's row locks only
-//! after its commit is visible to new snapshots; so seqs are committed in order, and every
-//! snapshot that sees seq `n + 1` sees `n`. Readers read the head first, then events up to it,
-//! in later statements, whose snapshots are at least as new. The lock serialises writers but
-//! not commits of many appends: the appender thread commits every append queued meanwhile in
-//! one call and one commit.
+//! Every transaction that writes events (an append group, a deletion, an import) first takes
+//! one transaction-scoped advisory lock per schema (`pg_advisory_xact_lock`), then reads the
+//! head (`max(seq)`) in a later statement, takes the next seqs, and commits. A second writer
+//! blocks on the lock until the first has committed, and PostgreSQL releases a transaction's
+//! locks only after its commit is visible to new snapshots (`ProcArrayEndTransaction` runs
+//! before the locks are released); in READ COMMITTED each statement takes a new snapshot, so
+//! the head the second writer reads includes the first's events. Hence seqs are committed in
+//! increasing order with no hole, and any snapshot that sees seq `n + 1` sees `n`: a reader
+//! never sees a gap, and the head it reads bounds everything it can then read. Readers fetch
+//! pages by `seq` ranges up to the head read first, so they never read past it. The lock
+//! serialises writers but not the commits of many appends: the appender thread sends every
+//! append queued meanwhile in one `append_batch` call, one transaction, one commit. An
+//! advisory lock rather than a locked head row: it writes nothing (a head row updated by
+//! every commit costs two row versions and WAL records per commit and collects dead tuples).
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

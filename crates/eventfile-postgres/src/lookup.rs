@@ -11,22 +11,28 @@ use postgres::GenericClient;
 use crate::error::pg;
 use crate::sql::{COLUMNS, Param, filters, live, logged, pos, unpos};
 
-/// Locks the head row for the rest of the transaction (what serialises writers) and returns
-/// the head seq and the newest commit time.
+/// Takes the writers' lock for the rest of the transaction (what serialises writers: the same
+/// advisory lock `append_batch` takes) and returns the head seq and the newest commit time,
+/// read after the lock was granted, so they are those of the last writer's commit.
 pub(crate) fn lock_head<C: GenericClient>(c: &mut C, schema: &str) -> Result<(u64, i64)> {
+    c.execute(&format!("SELECT {schema}.lock_writers()"), &[])
+        .map_err(pg)?;
     let row = c
-        .query_one(
-            &format!("SELECT seq, last_time FROM {schema}.head FOR UPDATE"),
+        .query_opt(
+            &format!("SELECT e.seq, e.time FROM {schema}.events e ORDER BY e.seq DESC LIMIT 1"),
             &[],
         )
         .map_err(pg)?;
-    Ok((unpos(row.get(0)), row.get(1)))
+    Ok(row.map_or((0, 0), |r| (unpos(r.get(0)), r.get(1))))
 }
 
-/// The head seq, without a lock.
+/// The head seq: the newest committed event's, without a lock.
 pub(crate) fn head<C: GenericClient>(c: &mut C, schema: &str) -> Result<u64> {
     let row = c
-        .query_one(&format!("SELECT seq FROM {schema}.head"), &[])
+        .query_one(
+            &format!("SELECT coalesce(max(e.seq), 0) FROM {schema}.events e"),
+            &[],
+        )
         .map_err(pg)?;
     Ok(unpos(row.get(0)))
 }

@@ -36,7 +36,7 @@ struct Migration {
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
-        name: "tables and the append function",
+        name: "tables, the writers lock and the append function",
         up: include_str!("sql/001_tables.up.sql"),
         down: include_str!("sql/001_tables.down.sql"),
     },

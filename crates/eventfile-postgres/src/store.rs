@@ -102,11 +102,11 @@ impl PostgresStore {
             migrate::check_current(&mut client, &name)?;
         }
         let schema = quoted(&name);
-        let row = client
-            .query_one(&format!("SELECT seq, store_id FROM {schema}.head"), &[])
-            .map_err(pg)?;
-        let watch = Arc::new(HeadWatch::new(unpos(row.get(0))));
-        let store_id: String = row.get(1);
+        let store_id: String = client
+            .query_one(&format!("SELECT store_id FROM {schema}.store"), &[])
+            .map_err(pg)?
+            .get(0);
+        let watch = Arc::new(HeadWatch::new(head(&mut client, &schema)?));
         let listener = listen::listener(&config, &schema, &name)?;
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();

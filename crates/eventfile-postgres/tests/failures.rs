@@ -85,14 +85,11 @@ fn an_append_across_a_killed_connection_writes_nothing_half() {
         )
         .unwrap();
     let schema = guard.schema().to_owned();
-    // Hold the head lock so the next append waits inside its transaction.
+    // Hold the writers' lock so the next append waits inside its transaction.
     let mut holder = client();
     let mut tx = holder.transaction().unwrap();
-    tx.query_one(
-        &format!("SELECT seq FROM \"{schema}\".head FOR UPDATE"),
-        &[],
-    )
-    .unwrap();
+    tx.execute(&format!("SELECT \"{schema}\".lock_writers()"), &[])
+        .unwrap();
     let events: Vec<NewEvent> = (0..3)
         .map(|i| {
             NewEvent::new("B", serde_json::json!({ "i": i }))

@@ -1,14 +1,12 @@
--- The head: the newest seq, the newest commit time, and the store's id. Every writer locks
--- this one row (SELECT ... FOR UPDATE) in its transaction: writers are serialised, so seqs are
--- committed in order and no reader sees seq n + 1 without n.
-CREATE TABLE {s}.head (
+-- The store's identity. The head is no row: it is the newest seq in `events`. Writers are
+-- serialised by a transaction-scoped advisory lock (see `append_batch`), which writes nothing,
+-- where a head row locked and updated by every append would cost two more row versions, WAL
+-- records and dead tuples per commit.
+CREATE TABLE {s}.store (
     one boolean PRIMARY KEY DEFAULT true CHECK (one),
-    seq bigint NOT NULL,
-    last_time bigint NOT NULL,
     store_id text NOT NULL
 );
-INSERT INTO {s}.head (seq, last_time, store_id)
-VALUES (0, 0, md5(random()::text || clock_timestamp()::text));
+INSERT INTO {s}.store (store_id) VALUES (md5(random()::text || clock_timestamp()::text));
 
 -- The log. `data` and `meta` are `json` (kept as text, byte for byte), not `jsonb`.
 CREATE TABLE {s}.events (
@@ -55,10 +53,16 @@ CREATE TABLE {s}.keys (
     first_seq bigint NOT NULL
 );
 
+-- The lock every writer of the schema takes first, in its transaction: appends, deletions,
+-- snapshots and imports are serialised, so seqs are committed in order.
+CREATE FUNCTION {s}.lock_writers() RETURNS void LANGUAGE sql AS $fn$
+    SELECT pg_advisory_xact_lock(hashtextextended('eventfile {n}', 0))
+$fn$;
+
 -- The appender's one round trip: the requests of a group, checked and written one after the
--- other under the head lock, each checked before it writes. A request whose checks do not all
--- pass plainly (a key or an id already in the log, a tombstone, a version that does not match)
--- writes nothing and is answered 0: the caller decides it (retry, conflict, error) in a
+-- other under the writers' lock, each checked before it writes. A request whose checks do not
+-- all pass plainly (a key or an id already in the log, a tombstone, a version that does not
+-- match) writes nothing and is answered 0: the caller decides it (retry, conflict, error) in a
 -- transaction of its own. Returns, per request, its first seq (0: refused) followed by each of
 -- its parts' new versions.
 --
@@ -78,17 +82,16 @@ DECLARE
     p integer := 1;
     e integer := 1;
     pp integer;
-    ev integer;
     total integer;
-    written integer;
-    v bigint;
     ok boolean;
     versions bigint[];
     out bigint[] := '{}';
 BEGIN
-    SELECT seq, last_time INTO h, t FROM {s}.head FOR UPDATE;
+    PERFORM pg_advisory_xact_lock(hashtextextended('eventfile {n}', 0));
+    SELECT ev.seq, ev.time INTO h, t FROM {s}.events ev ORDER BY ev.seq DESC LIMIT 1;
+    h := coalesce(h, 0);
     h0 := h;
-    t := greatest(t, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
+    t := greatest(coalesce(t, 0), (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
     FOR r IN 1..coalesce(array_length(r_key, 1), 0) LOOP
         pp := p;
         total := 0;
@@ -96,42 +99,39 @@ BEGIN
             total := total + p_count[pp];
             pp := pp + 1;
         END LOOP;
-        ok := NOT (r_key[r] IS NOT NULL AND EXISTS (SELECT 1 FROM {s}.keys WHERE key = r_key[r]))
-            AND NOT EXISTS (SELECT 1 FROM {s}.events WHERE id = ANY (e_id[e:e + total - 1]));
+        ok := NOT EXISTS (SELECT 1 FROM {s}.keys k WHERE k.key = r_key[r])
+            AND NOT EXISTS (SELECT 1 FROM {s}.events ev WHERE ev.id = ANY (e_id[e:e + total - 1]))
+            AND NOT EXISTS (
+                SELECT 1 FROM unnest(p_stream[p:pp - 1], p_expected[p:pp - 1]) AS q(stream, expected)
+                LEFT JOIN {s}.streams st ON st.stream = q.stream
+                LEFT JOIN {s}.deletions d ON d.stream = q.stream
+                WHERE coalesce(d.tombstone, false)
+                   OR NOT (q.expected = -1
+                           OR (q.expected = -2 AND coalesce(st.version, 0) = 0)
+                           OR (q.expected = -3 AND coalesce(st.version, 0) > 0)
+                           OR q.expected = coalesce(st.version, 0)));
         IF ok THEN
-            FOR i IN p..pp - 1 LOOP
-                v := coalesce((SELECT version FROM {s}.streams WHERE stream = p_stream[i]), 0);
-                IF EXISTS (SELECT 1 FROM {s}.deletions WHERE stream = p_stream[i] AND tombstone)
-                   OR NOT (p_expected[i] = -1 OR (p_expected[i] = -2 AND v = 0)
-                           OR (p_expected[i] = -3 AND v > 0) OR p_expected[i] = v) THEN
-                    ok := false;
-                    EXIT;
-                END IF;
-            END LOOP;
-        END IF;
-        IF ok THEN
-            written := 0;
-            ev := e;
-            versions := '{}';
-            FOR i IN p..pp - 1 LOOP
-                v := coalesce((SELECT version FROM {s}.streams WHERE stream = p_stream[i]), 0);
+            WITH q AS (
+                SELECT q.i, q.stream, q.cnt, coalesce(st.version, 0) AS v,
+                       sum(q.cnt) OVER (ORDER BY q.i) - q.cnt AS done
+                FROM unnest(p_stream[p:pp - 1], p_count[p:pp - 1]) WITH ORDINALITY AS q(stream, cnt, i)
+                LEFT JOIN {s}.streams st ON st.stream = q.stream
+            ), written AS (
                 INSERT INTO {s}.events (seq, id, stream, version, type, time, data, meta, tags, more, key)
-                SELECT h + written + u.k, u.id, p_stream[i], v + u.k, u.type, t, u.data::json,
-                       u.meta::json, u.tags::text[], written + u.k < total,
-                       CASE WHEN written + u.k = 1 THEN r_key[r] END
-                FROM unnest(e_id[ev:ev + p_count[i] - 1], e_type[ev:ev + p_count[i] - 1],
-                            e_data[ev:ev + p_count[i] - 1], e_meta[ev:ev + p_count[i] - 1],
-                            e_tags[ev:ev + p_count[i] - 1])
-                     WITH ORDINALITY AS u(id, type, data, meta, tags, k);
-                INSERT INTO {s}.streams AS s (stream, version) VALUES (p_stream[i], v + p_count[i])
-                ON CONFLICT (stream) DO UPDATE SET version = excluded.version;
-                versions := versions || (v + p_count[i]);
-                written := written + p_count[i];
-                ev := ev + p_count[i];
-            END LOOP;
-            IF r_key[r] IS NOT NULL THEN
-                INSERT INTO {s}.keys (key, first_seq) VALUES (r_key[r], h + 1);
-            END IF;
+                SELECT h + u.k, u.id, q.stream, q.v + (u.k - q.done), u.type, t, u.data::json,
+                       u.meta::json, u.tags::text[], u.k < total,
+                       CASE WHEN u.k = 1 THEN r_key[r] END
+                FROM unnest(e_id[e:e + total - 1], e_type[e:e + total - 1], e_data[e:e + total - 1],
+                            e_meta[e:e + total - 1], e_tags[e:e + total - 1])
+                     WITH ORDINALITY AS u(id, type, data, meta, tags, k)
+                JOIN q ON u.k > q.done AND u.k <= q.done + q.cnt
+            ), versioned AS (
+                INSERT INTO {s}.streams AS st (stream, version) SELECT q.stream, q.v + q.cnt FROM q
+                ON CONFLICT (stream) DO UPDATE SET version = excluded.version
+            ), keyed AS (
+                INSERT INTO {s}.keys (key, first_seq) SELECT r_key[r], h + 1 WHERE r_key[r] IS NOT NULL
+            )
+            SELECT array_agg(q.v + q.cnt ORDER BY q.i) INTO versions FROM q;
             out := out || (h + 1) || versions;
             h := h + total;
         ELSE
@@ -141,7 +141,6 @@ BEGIN
         e := e + total;
     END LOOP;
     IF h > h0 THEN
-        UPDATE {s}.head SET seq = h, last_time = t;
         PERFORM pg_notify('{n}', h::text);
     END IF;
     RETURN out;
