@@ -78,6 +78,27 @@ pub(crate) fn call_sql(schema: &str) -> String {
     format!("SELECT {schema}.append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
 }
 
+/// The statement calling the set-based append function, for independent groups.
+fn group_sql(schema: &str) -> String {
+    format!("SELECT {schema}.append_group($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+}
+
+/// Whether no two requests of `items` share a stream, a key or an event id: then checking
+/// each against the log alone (set-based, in `append_group`) decides as checking them one
+/// after the other would.
+fn independent(items: &[Item<'_>]) -> bool {
+    let mut streams = std::collections::HashSet::new();
+    let mut keys = std::collections::HashSet::new();
+    let mut ids = std::collections::HashSet::new();
+    items.iter().all(|item| {
+        item.key.is_none_or(|k| keys.insert(k))
+            && item
+                .parts
+                .iter()
+                .all(|p| streams.insert(p.stream) && p.ids.iter().all(|id| ids.insert(id.as_str())))
+    })
+}
+
 fn expected_code(e: ExpectedVersion) -> i64 {
     match e {
         ExpectedVersion::Any => -1,
@@ -200,22 +221,39 @@ fn again(e: &Error) -> Error {
     }
 }
 
-/// The appender's connection and its prepared call, made again after the connection broke.
+/// The appender's connection and its prepared calls (one by one, set-based), made again
+/// after the connection broke.
 struct Conn {
     config: Config,
     schema: String,
-    live: Option<(Client, Statement)>,
+    live: Option<Live>,
+}
+
+struct Live {
+    client: Client,
+    batch: Statement,
+    group: Statement,
+}
+
+impl Live {
+    fn new(mut client: Client, schema: &str) -> Result<Live> {
+        let batch = client.prepare(&call_sql(schema)).map_err(pg)?;
+        let group = client.prepare(&group_sql(schema)).map_err(pg)?;
+        Ok(Live {
+            client,
+            batch,
+            group,
+        })
+    }
 }
 
 impl Conn {
-    fn get(&mut self) -> Result<&mut (Client, Statement)> {
-        if self.live.as_ref().is_some_and(|(c, _)| c.is_closed()) {
+    fn get(&mut self) -> Result<&mut Live> {
+        if self.live.as_ref().is_some_and(|l| l.client.is_closed()) {
             self.live = None;
         }
         if self.live.is_none() {
-            let mut client = connect(&self.config)?;
-            let stmt = client.prepare(&call_sql(&self.schema)).map_err(pg)?;
-            self.live = Some((client, stmt));
+            self.live = Some(Live::new(connect(&self.config)?, &self.schema)?);
         }
         self.live
             .as_mut()
@@ -237,10 +275,8 @@ pub(crate) fn run(
         live: None,
         schema,
     };
-    if let Some(mut client) = first
-        && let Ok(stmt) = client.prepare(&call_sql(&conn.schema))
-    {
-        conn.live = Some((client, stmt));
+    if let Some(client) = first {
+        conn.live = Live::new(client, &conn.schema).ok();
     }
     while let Ok(job) = jobs.recv() {
         let mut group = vec![job];
@@ -266,9 +302,11 @@ fn commit_group(conn: &mut Conn, group: Vec<Job>, watch: &HeadWatch) {
             .iter()
             .map(|j| Item::of(&j.request, &j.prepared))
             .collect();
-        let outcome = conn
-            .get()
-            .and_then(|(client, stmt)| call(client, stmt, &items).map_err(pg));
+        let set_based = items.len() > 1 && independent(&items);
+        let outcome = conn.get().and_then(|live| {
+            let stmt = if set_based { &live.group } else { &live.batch };
+            call(&mut live.client, stmt, &items).map_err(pg)
+        });
         drop(items);
         match outcome {
             Ok(outcomes) => {
@@ -304,7 +342,7 @@ fn commit_group(conn: &mut Conn, group: Vec<Job>, watch: &HeadWatch) {
         let schema = conn.schema.clone();
         let r = conn
             .get()
-            .and_then(|(client, stmt)| decide(client, stmt, &schema, &job));
+            .and_then(|live| decide(&mut live.client, &live.batch, &schema, &job));
         match &r {
             Ok(r) => watch.advance(r.last_seq),
             Err(Error::Unreachable { .. }) => conn.live = None,

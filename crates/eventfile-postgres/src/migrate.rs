@@ -46,10 +46,16 @@ const MIGRATIONS: &[Migration] = &[
         up: include_str!("sql/002_indexes.up.sql"),
         down: include_str!("sql/002_indexes.down.sql"),
     },
+    Migration {
+        version: 3,
+        name: "the set-based append of independent groups",
+        up: include_str!("sql/003_group.up.sql"),
+        down: include_str!("sql/003_group.down.sql"),
+    },
 ];
 
 /// The schema version this build writes and reads.
-pub const LATEST: u32 = 2;
+pub const LATEST: u32 = 3;
 
 /// The schema name quoted as an SQL identifier (checked before: no quote inside).
 pub(crate) fn quoted(schema: &str) -> String {
