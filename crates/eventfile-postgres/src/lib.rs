@@ -21,10 +21,11 @@
 //! # Ok::<(), eventfile::Error>(())
 //! ```
 //!
-//! ## Schema (version 2)
+//! ## Schema (version 3)
 //!
 //! All in one schema (default `eventfile`), recorded in `schema_version (version, name,
-//! applied_at)`; migration 1 makes the tables and functions, migration 2 the query indexes.
+//! applied_at)`; migration 1 makes the tables and functions, migration 2 the query indexes,
+//! migration 3 the set-based append of independent groups.
 //!
 //! | table | columns | notes |
 //! |---|---|---|
@@ -41,8 +42,9 @@
 //! version)` and `id` are indexed by their constraints.
 //!
 //! Functions: `lock_writers()` takes the writers' lock; `append_batch(...)` checks and writes
-//! a group of appends under it in one call, and `NOTIFY`s the schema's channel (named as the
-//! schema) with the new head.
+//! a group of appends under it in one call, one request after the other, and `NOTIFY`s the
+//! schema's channel (named as the schema) with the new head; `append_group(...)` does the same
+//! in two statements for a group whose requests share no stream, key or id.
 //!
 //! ## Gapless seqs in commit order
 //!

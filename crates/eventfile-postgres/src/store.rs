@@ -94,7 +94,11 @@ impl PostgresStore {
     /// Opens the store with `options`.
     pub fn open_with(url: &str, options: PostgresOptions) -> Result<PostgresStore> {
         let name = options.checked_schema()?.to_owned();
-        let config = config(url)?;
+        let mut config = config(url)?;
+        if config.get_application_name().is_none() {
+            // Names the store's connections in `pg_stat_activity`.
+            config.application_name(&format!("eventfile/{name}"));
+        }
         let mut client = connect(&config)?;
         if options.migrate {
             migrate::up_with(&mut client, &options, None)?;
