@@ -73,7 +73,12 @@ CREATE FUNCTION {s}.append_batch(
     r_key text[],
     p_req integer[], p_stream text[], p_expected bigint[], p_count integer[],
     e_id text[], e_type text[], e_data text[], e_meta text[], e_tags text[]
-) RETURNS bigint[] LANGUAGE plpgsql AS $fn$
+) RETURNS bigint[] LANGUAGE plpgsql
+-- Every statement here finds its rows by an index. Plans are cached per connection, made when
+-- the tables may still be nearly empty: a sequential scan chosen then would grow with the log
+-- (measured: a 100-event append went from 4 to 12 ms over 1,200 events).
+SET enable_seqscan = off
+AS $fn$
 DECLARE
     h bigint;
     h0 bigint;
