@@ -84,3 +84,8 @@ pub mod testing;
 
 pub use options::PostgresOptions;
 pub use store::PostgresStore;
+
+/// The README's example, compiled as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
