@@ -1,6 +1,7 @@
 //! The appender: one thread per store that owns one connection and turns every append queued
-//! meanwhile into ONE call of the schema's `append_batch` function, in autocommit: one round
-//! trip and one commit for the whole group. The head row is locked inside that transaction, so
+//! meanwhile into ONE call of the schema's `append_batch` function (or `append_group`, for a
+//! group whose requests share no stream, key or id), in autocommit: one round trip and one
+//! commit for the whole group. The writers' advisory lock is taken inside that transaction, so
 //! writers (this store's, other processes') are serialised and seqs commit in order; the group
 //! makes a serialised writer still commit many appends at once.
 //!
@@ -22,7 +23,7 @@ use eventfile::{
 use postgres::{Client, Config, GenericClient, Statement};
 
 use crate::error::{BACKEND, database, is_unique_violation, pg};
-use crate::lookup::{Lookup, first_match, lock_head, stream_state};
+use crate::lookup::{Lookup, first_match, lock_writers, stream_state};
 use crate::pool::connect;
 use crate::sql::{pos, unpos};
 
@@ -365,7 +366,7 @@ fn publish(watch: &HeadWatch, replies: &[(Job, Result<MultiAppendResult>)]) {
     }
 }
 
-/// Decides one request in a transaction of its own under the head lock, with every rule of
+/// Decides one request in a transaction of its own under the writers' lock, with every rule of
 /// `eventfile::backend`, in the order the in-memory store applies them: a known key, then
 /// known ids (a retry or a duplicate), then each stream's tombstone and expected version, then
 /// the condition; and writes it if it passes.
@@ -378,7 +379,7 @@ fn decide(
     let request = &job.request;
     let prepared = &job.prepared;
     let mut tx = client.transaction().map_err(pg)?;
-    let (head, _) = lock_head(&mut tx, schema)?;
+    let (head, _) = lock_writers(&mut tx, schema)?;
     if let Some(key) = request.key.as_deref() {
         let first = tx
             .query_opt(
@@ -436,12 +437,15 @@ fn decide(
     let outcome = match call(&mut tx, stmt, &items) {
         Ok(o) => o,
         Err(e) if is_unique_violation(&e, "events_stream_version_key") => {
-            // Only a writer that bypassed the head lock could make this happen.
+            // Only a writer that bypassed the writers' lock could make this happen: the
+            // stream moved under the check. The conflict, with the version it moved to.
+            drop(tx);
             let p = &request.streams[0];
+            let (actual, _) = stream_state(client, schema, &p.stream)?;
             return Err(Error::WrongExpectedVersion {
                 stream: p.stream.clone(),
                 expected: p.expected,
-                actual: 0,
+                actual,
             });
         }
         Err(e) => return Err(pg(e)),

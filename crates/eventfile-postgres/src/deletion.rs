@@ -1,5 +1,5 @@
 //! Truncation, deletion and tombstones, and snapshots: each in a transaction of its own holding
-//! the head lock, with the rules of `eventfile::backend` ([`plan_deletion`],
+//! the writers' lock, with the rules of `eventfile::backend` ([`plan_deletion`],
 //! [`check_snapshot_version`], [`snapshot_usable`]). A deletion's `$lifecycle` event is written
 //! by the same append function as any event, so it takes the next seq in commit order.
 //!
@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 
 use crate::append::{Item, Part, call, call_sql};
 use crate::error::{database, pg};
-use crate::lookup::{lock_head, stream_state};
+use crate::lookup::{lock_writers, stream_state};
 use crate::sql::{pos, unpos};
 use crate::store::PostgresStore;
 
@@ -29,7 +29,7 @@ pub(crate) fn lifecycle(store: &PostgresStore, stream: &str, op: DeleteOp) -> Re
     let mut conn = store.shared().pool.get()?;
     let stmt = conn.prepare(&call_sql(s)).map_err(pg)?;
     let mut tx = conn.transaction().map_err(pg)?;
-    lock_head(&mut tx, s)?;
+    lock_writers(&mut tx, s)?;
     let (version, old) = stream_state(&mut tx, s, stream)?;
     check_tombstone(stream, old)?;
     let (event, new) = match plan_deletion(stream, version, old, op)? {
@@ -88,7 +88,7 @@ pub(crate) fn save_snapshot(
     let s = store.schema();
     let mut conn = store.shared().pool.get()?;
     let mut tx = conn.transaction().map_err(pg)?;
-    lock_head(&mut tx, s)?;
+    lock_writers(&mut tx, s)?;
     let (current, deleted) = stream_state(&mut tx, s, stream)?;
     check_tombstone(stream, deleted)?;
     check_snapshot_version(stream, version, current, deleted)?;

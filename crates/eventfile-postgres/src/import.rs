@@ -1,5 +1,5 @@
 //! Imports: events as another store recorded them (ids, streams, versions, times, data, meta,
-//! tags kept), each taking the next seq, all in one transaction holding the head lock, with the
+//! tags kept), each taking the next seq, all in one transaction holding the writers' lock, with the
 //! checks of [`check_import`] and [`import_step`].
 //!
 //! It owns the import's writes; nothing else writes rows with times it did not choose.
@@ -10,7 +10,7 @@ use eventfile::backend::{ImportStep, check_import, check_tombstone, import_step}
 use eventfile::{ImportResult, RecordedEvent, Result};
 
 use crate::error::pg;
-use crate::lookup::{lock_head, stream_state};
+use crate::lookup::{lock_writers, stream_state};
 use crate::sql::{pos, unpos};
 use crate::store::PostgresStore;
 
@@ -20,7 +20,7 @@ pub(crate) fn import(store: &PostgresStore, events: &[RecordedEvent]) -> Result<
     let s = store.schema();
     let mut conn = store.shared().pool.get()?;
     let mut tx = conn.transaction().map_err(pg)?;
-    let (head, mut last_time) = lock_head(&mut tx, s)?;
+    let (head, mut last_time) = lock_writers(&mut tx, s)?;
     let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
     let existing: HashMap<String, (String, u64)> = tx
         .query(

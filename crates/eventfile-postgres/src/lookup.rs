@@ -1,4 +1,4 @@
-//! What the write paths read under the head lock: the head, a stream's version and deletion
+//! What the write paths read under the writers' lock: the head, a stream's version and deletion
 //! state, the log by seq for the retry rules ([`LogLookup`]), and the first event a DCB
 //! condition matches. Each is one statement on whatever client or transaction is given.
 //!
@@ -14,7 +14,7 @@ use crate::sql::{COLUMNS, Param, filters, live, logged, pos, unpos};
 /// Takes the writers' lock for the rest of the transaction (what serialises writers: the same
 /// advisory lock `append_batch` takes) and returns the head seq and the newest commit time,
 /// read after the lock was granted, so they are those of the last writer's commit.
-pub(crate) fn lock_head<C: GenericClient>(c: &mut C, schema: &str) -> Result<(u64, i64)> {
+pub(crate) fn lock_writers<C: GenericClient>(c: &mut C, schema: &str) -> Result<(u64, i64)> {
     c.execute(&format!("SELECT {schema}.lock_writers()"), &[])
         .map_err(pg)?;
     let row = c

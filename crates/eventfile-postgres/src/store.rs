@@ -34,7 +34,7 @@ use crate::sql::{COLUMNS, Param, event, filters, live, pos, unpos};
 /// queued meanwhile in one transaction) and one listener thread (which learns of other
 /// processes' commits through `LISTEN`/`NOTIFY` and a poll). Dropping the last clone stops both
 /// threads and ends the store's subscriptions. Any number of processes may open the same
-/// schema: writers are serialised by a lock on the schema's head row, so seqs are gapless and
+/// schema: writers are serialised by a transaction-scoped advisory lock, so seqs are gapless and
 /// committed in order.
 ///
 /// ```no_run
