@@ -273,13 +273,17 @@ pub trait EventStore: Send + Sync {
     /// return like an append.
     ///
     /// An event whose id is already in the store at the same stream and version is skipped
-    /// (imported before), so importing the same events twice writes nothing the second time.
-    /// Every other event must follow its stream's version (the store's, then the import's
-    /// own) and carry a time no earlier than the store's newest event: anything else, an id
-    /// the store holds elsewhere, or an event an append would refuse, is
-    /// [`crate::Error::InvalidInput`] naming the event by its index (from 0). The checks are
-    /// [`crate::backend::check_import`] and [`crate::backend::import_step`]. `$`-streams are
-    /// refused: deletions are not imported.
+    /// (imported before), so importing the same events twice writes nothing the second time;
+    /// the import returns once the skipped events are durable too. Every other event must
+    /// follow its stream's version (the store's, then the import's own), carry a time no
+    /// earlier than the store's newest event (and not from the far future), and be an event an
+    /// append would accept, its data compact as [`RecordedEvent::from_json`] makes it. Anything
+    /// else is [`crate::Error::InvalidInput`] naming the event by its index (from 0); a
+    /// tombstoned stream is [`crate::Error::StreamDeleted`], and a batch over the store's
+    /// limits fails as an append would. The checks are [`crate::backend::check_import`] and
+    /// [`crate::backend::import_step`]. `$`-streams are refused: deletions are not imported.
+    /// Idempotency keys are not carried over, so an append retried across a migration is
+    /// recognised by its event ids only.
     fn import(&self, events: &[RecordedEvent]) -> Result<ImportResult>;
 }
 

@@ -43,6 +43,11 @@ pub struct Prepared {
 /// width, so a backend refuses exactly what a file store with default options could refuse at
 /// its largest positions.
 pub fn prepare(request: &AppendRequest) -> Result<Prepared> {
+    prepare_limited(request, DEFAULT_MAX_EVENT_BYTES)
+}
+
+/// [`prepare`] with a store's own limit on an event's encoded size.
+fn prepare_limited(request: &AppendRequest, max_event_bytes: usize) -> Result<Prepared> {
     request.validate()?;
     let parts = parts(request);
     crate::writer::validate(&parts)?;
@@ -69,11 +74,11 @@ pub fn prepare(request: &AppendRequest) -> Result<Prepared> {
                     more: true,
                 },
             );
-            if buf.len() > DEFAULT_MAX_EVENT_BYTES {
+            if buf.len() > max_event_bytes {
                 return Err(Error::EventTooLarge {
                     event_type: e.event_type.clone(),
                     size: buf.len(),
-                    max: DEFAULT_MAX_EVENT_BYTES,
+                    max: max_event_bytes,
                 });
             }
             bytes += buf.len();
@@ -154,15 +159,21 @@ fn replayed(request: &AppendRequest, records: &[Logged]) -> MultiAppendResult {
 fn append_from(log: &mut dyn LogLookup, seq: u64) -> Result<Vec<Logged>> {
     let mut out = Vec::new();
     let mut at = seq;
-    while let Some(l) = log.logged(at)? {
+    loop {
+        let Some(l) = log.logged(at)? else {
+            return Err(Error::corrupt(
+                "",
+                0,
+                format!("the append starting at seq {seq} ends before its last event (seq {at})"),
+            ));
+        };
         let more = l.more;
         out.push(l);
         if !more {
-            break;
+            return Ok(out);
         }
         at += 1;
     }
-    Ok(out)
 }
 
 /// What an append whose idempotency key is already in the log returns: the first append's
@@ -459,9 +470,24 @@ pub fn commit_time(last: Micros) -> Micros {
 /// store's data is [`import_step`]'s. Errors name the event by its index in `events` (from 0)
 /// so that a caller can name the line.
 pub fn check_import(events: &[RecordedEvent]) -> Result<()> {
+    check_import_limited(events, DEFAULT_MAX_EVENT_BYTES)
+}
+
+/// The earliest time an event may carry: 0000-01-01T00:00:00Z, the first the record format
+/// can write.
+const MIN_TIME: Micros = -62_167_219_200_000_000;
+/// The latest: 9999-12-31T23:59:59.999999Z.
+const MAX_TIME: Micros = 253_402_300_799_999_999;
+/// How far ahead of this machine's clock an imported time may be: a log's times never decrease,
+/// so one from the far future would hold every later append's time there.
+const MAX_AHEAD: Micros = 86_400_000_000;
+
+/// [`check_import`] with a store's own limit on an event's encoded size.
+pub fn check_import_limited(events: &[RecordedEvent], max_event_bytes: usize) -> Result<()> {
     let mut last_time = Micros::MIN;
     let mut seen = std::collections::HashSet::new();
     let mut versions: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    let latest = crate::time::now_micros().saturating_add(MAX_AHEAD);
     for (i, e) in events.iter().enumerate() {
         let at = |why: String| Error::invalid("import", format!("event {i}: {why}"));
         let new = NewEvent {
@@ -472,9 +498,32 @@ pub fn check_import(events: &[RecordedEvent]) -> Result<()> {
             tags: e.tags.clone(),
         };
         let request = AppendRequest::new(e.stream.clone(), ExpectedVersion::Any, [new]);
-        prepare(&request).map_err(|err| at(err.to_string()))?;
+        prepare_limited(&request, max_event_bytes).map_err(|err| at(err.to_string()))?;
+        // Data as an append keeps it: on one line (a newline would split a segment's record).
+        let compact = crate::event::json_text::one_line("event data", e.data.get())
+            .map_err(|err| at(err.to_string()))?;
+        if compact.get() != e.data.get() {
+            return Err(at(
+                "its data is not compact JSON (whitespace outside strings): \
+                 RecordedEvent::from_json gives the form an append stores"
+                    .into(),
+            ));
+        }
         if e.version == 0 {
             return Err(at(format!("stream `{}` has no version 0", e.stream)));
+        }
+        if !(MIN_TIME..=MAX_TIME).contains(&e.time) {
+            return Err(at(format!(
+                "its time ({} microseconds since 1970) is outside the years 0 to 9999",
+                e.time
+            )));
+        }
+        if e.time > latest {
+            return Err(at(format!(
+                "its time {} is more than a day ahead of this machine's clock: times never \
+                 decrease in a log, so it would hold every later append's time there",
+                crate::time::format_rfc3339(e.time)
+            )));
         }
         if e.time < last_time {
             return Err(at(format!(
@@ -521,8 +570,14 @@ pub fn import_step(
         )));
     }
     if event.version != current + 1 {
+        let hint = if current == 0 {
+            " (deletions are not imported: a stream truncated or deleted in the source starts \
+             past version 1 in its export)"
+        } else {
+            ""
+        };
         return Err(at(format!(
-            "stream `{}` is at version {current}: version {} would break its order",
+            "stream `{}` is at version {current}: version {} would break its order{hint}",
             event.stream, event.version
         )));
     }

@@ -329,7 +329,7 @@ impl RecordedEvent {
             event_type: String,
             time: String,
             data: Box<RawValue>,
-            meta: Map<String, Value>,
+            meta: Box<RawValue>,
             tags: Vec<String>,
         }
         let bad = |why: String| Error::invalid("event line", why);
@@ -345,7 +345,8 @@ impl RecordedEvent {
             event_type: e.event_type,
             time,
             data,
-            meta: e.meta,
+            // As an append takes metadata: a number it cannot hold exactly is refused.
+            meta: metadata_from_json(e.meta.get())?,
             tags: e.tags,
         })
     }

@@ -708,9 +708,12 @@ impl EventStore for MemoryStore {
                 .get(&e.id)
                 .and_then(|&seq| log.stored(seq))
                 .map(|s| (s.event.stream.as_str(), s.event.version));
-            let current = match pending.get(e.stream.as_str()) {
-                Some(&v) => v,
-                None => {
+            // Decided before the stream's state is looked at: what is already there is
+            // skipped even in a stream tombstoned since.
+            let current = match (&existing, pending.get(e.stream.as_str())) {
+                (Some(_), _) => 0,
+                (None, Some(&v)) => v,
+                (None, None) => {
                     log.deletion(&e.stream)?;
                     log.version(&e.stream)
                 }

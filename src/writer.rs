@@ -307,7 +307,7 @@ impl Inner {
         if self.read_only {
             return Err(Error::ReadOnly);
         }
-        crate::backend::check_import(events)?;
+        crate::backend::check_import_limited(events, self.config.max_event_bytes)?;
         let mut guard = self.lock_state();
         let st = &mut *guard;
         if let Some(cause) = &st.poisoned {
@@ -319,16 +319,21 @@ impl Inner {
         let mut pending: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
         let mut last_time = st.last_time;
         let mut write = Vec::with_capacity(events.len());
+        // The newest event skipped: it may still be on its way to disk (another import or an
+        // append wrote it and waits for its sync), and this import reports it as stored.
+        let mut newest_skipped = 0;
         for (i, e) in events.iter().enumerate() {
             let existing = match lookup::find_term(st, Kind::Id, &e.id)? {
-                Some(seq) => {
-                    lookup::record_at(st, seq, max_line)?.map(|r| (r.event.stream, r.event.version))
-                }
+                Some(seq) => lookup::record_at(st, seq, max_line)?
+                    .map(|r| (seq, r.event.stream, r.event.version)),
                 None => None,
             };
-            let current = match pending.get(e.stream.as_str()) {
-                Some(&v) => v,
-                None => {
+            // Decided before the stream's state is looked at: what is already there is
+            // skipped even in a stream tombstoned since.
+            let current = match (&existing, pending.get(e.stream.as_str())) {
+                (Some(_), _) => 0,
+                (None, Some(&v)) => v,
+                (None, None) => {
                     st.deletion(&e.stream)?;
                     st.version(&e.stream)
                 }
@@ -336,22 +341,30 @@ impl Inner {
             let step = crate::backend::import_step(
                 i,
                 e,
-                existing.as_ref().map(|(s, v)| (s.as_str(), *v)),
+                existing.as_ref().map(|(_, s, v)| (s.as_str(), *v)),
                 current,
                 last_time,
             )?;
-            if step == crate::backend::ImportStep::Write {
-                pending.insert(&e.stream, e.version);
-                last_time = e.time;
-                write.push(e);
+            match step {
+                crate::backend::ImportStep::Write => {
+                    pending.insert(&e.stream, e.version);
+                    last_time = e.time;
+                    write.push(e);
+                }
+                crate::backend::ImportStep::Skip => {
+                    newest_skipped = newest_skipped.max(existing.map_or(0, |(seq, _, _)| seq));
+                }
             }
         }
         let skipped = (events.len() - write.len()) as u64;
         if write.is_empty() {
+            let head = st.next_seq - 1;
+            drop(guard);
+            self.wait_durable(newest_skipped, false)?;
             return Ok(ImportResult {
                 written: 0,
                 skipped,
-                head: st.next_seq - 1,
+                head,
             });
         }
         let news: Vec<NewEvent> = write
@@ -401,6 +414,9 @@ impl Inner {
         own_ids: bool,
         key: Option<&str>,
     ) -> Result<Option<Batch>> {
+        if key.is_none() && !own_ids {
+            return Ok(None);
+        }
         let request = AppendRequest::multi(parts.iter().map(|p| StreamAppend {
             stream: p.stream.to_owned(),
             expected: p.expected,

@@ -100,7 +100,17 @@ pub fn a_bad_import_is_refused_whole(factory: &Factory<'_>) {
     assert_eq!(kind_of(dst.import(&system)), ErrorKind::InvalidInput);
     assert_eq!(head(&*dst), 0);
 
-    // The store's own newer events: an older time is refused, an id held elsewhere too.
+    let mut loose = events.clone();
+    loose[1].data = serde_json::value::RawValue::from_string("{\"n\": 2}".into()).unwrap();
+    assert_eq!(kind_of(dst.import(&loose)), ErrorKind::InvalidInput);
+
+    let mut future = events.clone();
+    // Ten years ahead of any clock this runs on.
+    future[3].time += 10 * 365 * 86_400_000_000;
+    assert_eq!(kind_of(dst.import(&future)), ErrorKind::InvalidInput);
+    assert_eq!(head(&*dst), 0);
+
+    // The store's own newer event: an import older than it is refused.
     let own = dst
         .append(
             "other",
@@ -111,6 +121,17 @@ pub fn a_bad_import_is_refused_whole(factory: &Factory<'_>) {
     assert_eq!(own.first_seq, 1);
     let err = dst.import(&events).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(head(&*dst), 1);
+
+    // An id the store holds in another stream, at a time after the store's newest event.
+    let newest = all(&*dst)[0].time;
+    let mut elsewhere = events[2].clone();
+    elsewhere.stream = "order-9".into();
+    elsewhere.version = 1;
+    elsewhere.time = newest;
+    let err = dst.import(std::slice::from_ref(&elsewhere)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("already in the store"), "{err}");
     assert_eq!(head(&*dst), 1);
 }
 
@@ -128,9 +149,12 @@ pub fn an_import_continues_the_stores_streams(factory: &Factory<'_>) {
     let mut more = events[2].clone();
     more.id = "0190a0b0-0000-7000-8000-000000000001".into();
     more.version = 2;
-    more.time = i64::MAX / 2;
+    more.time = all(&*dst).last().expect("the tombstone's event").time;
     assert_eq!(
         kind_of(dst.import(std::slice::from_ref(&more))),
         ErrorKind::StreamDeleted
     );
+    // What is already there is skipped, tombstone or not.
+    let r = dst.import(&events[2..3]).unwrap();
+    assert_eq!((r.written, r.skipped), (0, 1));
 }

@@ -35,9 +35,12 @@ pub(crate) fn import(store: &PostgresStore, events: &[RecordedEvent]) -> Result<
     let mut write: Vec<&RecordedEvent> = Vec::with_capacity(events.len());
     for (i, e) in events.iter().enumerate() {
         let known = existing.get(&e.id).map(|(s, v)| (s.as_str(), *v));
-        let current = match pending.get(e.stream.as_str()) {
-            Some(&v) => v,
-            None => {
+        // What is already there is skipped before the stream's state is looked at, so a
+        // re-import skips it even in a stream tombstoned since.
+        let current = match (known, pending.get(e.stream.as_str())) {
+            (Some(_), _) => 0,
+            (None, Some(&v)) => v,
+            (None, None) => {
                 let (version, deletion) = stream_state(&mut tx, s, &e.stream)?;
                 check_tombstone(&e.stream, deletion)?;
                 version

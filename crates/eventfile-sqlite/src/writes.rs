@@ -173,9 +173,12 @@ impl Inner {
                 let existing = existing
                     .as_ref()
                     .map(|(s, v)| (s.as_str(), u64::try_from(*v).unwrap_or(0)));
-                let cur = match current.get(e.stream.as_str()) {
-                    Some(&v) => v,
-                    None => {
+                // What is already there is skipped before the stream's state is looked at,
+                // so a re-import skips it even in a stream tombstoned since.
+                let cur = match (existing, current.get(e.stream.as_str())) {
+                    (Some(_), _) => 0,
+                    (None, Some(&v)) => v,
+                    (None, None) => {
                         backend::check_tombstone(&e.stream, rows::deletion(tx, path, &e.stream)?)?;
                         rows::stream_version(tx, path, &e.stream)?
                     }
