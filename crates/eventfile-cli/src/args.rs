@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::error::ErrorKind;
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use eventfile::{Cursor, ExpectedVersion, Micros};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -36,6 +36,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "EVENTFILE_DIR")]
     pub dir: Option<PathBuf>,
 
+    /// Whether --dir or EVENTFILE_DIR was given (a URL then wins, with a warning).
+    #[arg(skip)]
+    pub dir_given: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -51,7 +55,12 @@ impl Cli {
     /// Parses the command line, then checks what spans several arguments. Every failure is a
     /// usage error (exit 2), reported by clap before anything runs.
     pub fn parse_checked() -> Result<Cli, clap::Error> {
-        let cli = Cli::try_parse()?;
+        let matches = Cli::command().try_get_matches()?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        cli.dir_given = cli.dir.is_some()
+            && matches
+                .value_source("dir")
+                .is_some_and(|s| s != clap::parser::ValueSource::DefaultValue);
         if let Command::Bench {
             appends, threads, ..
         } = cli.command

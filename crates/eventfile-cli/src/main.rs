@@ -2,7 +2,8 @@
 //!
 //! Exit status: 0 success, 1 failure (or `verify` found problems), 2 bad usage (an unknown
 //! flag, a malformed argument value, including a name, tag or id the store's rules refuse and a
-//! metadata number it cannot store exactly, or malformed JSON on stdin), 3 version conflict on
+//! metadata number it cannot store exactly, malformed JSON on stdin for a `-` argument, a bad
+//! store URL or configuration file), 3 version conflict on
 //! `append` or `delete`, 4 no such event on `get` (or snapshot on `snapshot show`). Output goes
 //! to stdout as JSON lines; a closed pipe (`| head`) ends the command quietly with status 0, and
 //! so does SIGINT or SIGTERM to `tail -f`, which follows the store until then.

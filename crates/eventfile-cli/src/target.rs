@@ -25,6 +25,17 @@ impl Target {
         let config = eventfile_connect::load_config(cli.config.as_deref()).map_err(usage)?;
         let location = eventfile_connect::resolve(cli.url.as_deref(), &config, cli.dir.as_deref())
             .map_err(usage)?;
+        if cli.dir_given
+            && !matches!(&location, Location::File(d) if Some(d.as_path()) == cli.dir.as_deref())
+        {
+            // The precedence puts a URL (flag, environment or configuration file) first: say
+            // so, rather than let a directory named on purpose be passed over in silence.
+            eprintln!(
+                "eventfile: warning: --dir/EVENTFILE_DIR is overridden by the store URL {} \
+                 (from --url, EVENTFILE_URL or the configuration file)",
+                location.redacted()
+            );
+        }
         Ok(Target { location, config })
     }
 

@@ -1,7 +1,7 @@
 //! `export`, `import` and `migrate`: moving a log between stores of any backends, and the
 //! database backends' schema.
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read as _, Write};
 use std::path::Path;
 
 use eventfile::{Error, ImportResult, RecordedEvent};
@@ -50,23 +50,99 @@ pub fn import(
         }
         _ => (Box::new(io::stdin().lock()), None),
     };
-    let store = target.open()?;
-    let store = store.as_dyn();
+    let opened = target.open()?;
+    // A batch is one append: it must fit in one of the file store's segments.
+    let max_bytes = match &opened {
+        eventfile_connect::AnyStore::File(s) => {
+            MAX_BATCH_BYTES.min(usize::try_from(s.config().segment_bytes / 2).unwrap_or(usize::MAX))
+        }
+        _ => MAX_BATCH_BYTES,
+    };
+    // A line holds one event: twice the largest event the store takes, and room for the rest,
+    // is more than any line `export` writes; a longer one is refused before it is buffered.
+    let max_event = match &opened {
+        eventfile_connect::AnyStore::File(s) => s.config().max_event_bytes,
+        _ => eventfile::DEFAULT_MAX_EVENT_BYTES,
+    };
+    let limits = Limits {
+        batch,
+        batch_bytes: max_bytes,
+        line_bytes: max_event.saturating_mul(2).saturating_add(64 << 10),
+    };
+    let store = opened.as_dyn();
     let bar = progress(size)?;
+    let r = import_lines(store, input, &limits, &bar);
+    bar.finish_and_clear();
+    let (total, system) = r?;
+    if system > 0 {
+        eprintln!(
+            "eventfile: {system} events of the store's own streams ($lifecycle: deletions) were \
+             skipped: deletions are not imported"
+        );
+    }
+    writeln!(
+        out,
+        "{}",
+        json!({ "written": total.written, "skipped": total.skipped, "head": total.head })
+    )?;
+    Ok(())
+}
+
+/// How much an import takes at a time.
+struct Limits {
+    /// Events per batch.
+    batch: u64,
+    /// Bytes of lines per batch.
+    batch_bytes: usize,
+    /// The longest line read.
+    line_bytes: usize,
+}
+
+/// Reads every line and imports the events in batches; what was done, and how many lines of
+/// `$`-streams were skipped.
+fn import_lines(
+    store: &dyn eventfile::EventStore,
+    mut input: Box<dyn BufRead>,
+    limits: &Limits,
+    bar: &indicatif::ProgressBar,
+) -> Result<(ImportResult, u64), Failure> {
     let mut total = ImportResult::default();
     let mut events: Vec<RecordedEvent> = Vec::new();
     // The line number of each event of the batch, to name the line a refusal points at.
     let mut lines: Vec<u64> = Vec::new();
     let mut bytes = 0usize;
     let mut system = 0u64;
-    for (i, line) in input.lines().enumerate() {
-        let n = i as u64 + 1;
-        let line = line.map_err(|e| Failure::Other(format!("line {n}: reading: {e}")))?;
-        bar.inc(line.len() as u64 + 1);
+    let mut buf = Vec::new();
+    let mut n = 0u64;
+    loop {
+        n += 1;
+        buf.clear();
+        let read = (&mut input)
+            .take(limits.line_bytes as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| Failure::Other(format!("line {n}: reading: {e}")))?;
+        if read == 0 {
+            break;
+        }
+        bar.inc(read as u64);
+        if buf.len() > limits.line_bytes {
+            return Err(Failure::Other(format!(
+                "line {n} is longer than {} bytes, more than any event the store takes; {} \
+                 events were written before it",
+                limits.line_bytes, total.written
+            )));
+        }
+        let text = std::str::from_utf8(&buf).map_err(|e| {
+            Failure::Other(format!(
+                "line {n} is not UTF-8 ({e}); {} events were written before it",
+                total.written
+            ))
+        })?;
+        let line = text.trim_end_matches(['\n', '\r']);
         if line.trim().is_empty() {
             continue;
         }
-        let event = RecordedEvent::from_json(&line).map_err(|e| {
+        let event = RecordedEvent::from_json(line).map_err(|e| {
             Failure::Other(format!(
                 "line {n}: {e}; {} events were written before it",
                 total.written
@@ -81,25 +157,13 @@ pub fn import(
         bytes += line.len();
         events.push(event);
         lines.push(n);
-        if events.len() as u64 >= batch || bytes >= MAX_BATCH_BYTES {
+        if events.len() as u64 >= limits.batch || bytes >= limits.batch_bytes {
             flush(store, &mut events, &mut lines, &mut total)?;
             bytes = 0;
         }
     }
     flush(store, &mut events, &mut lines, &mut total)?;
-    bar.finish_and_clear();
-    if system > 0 {
-        eprintln!(
-            "eventfile: {system} events of the store's own streams ($lifecycle: deletions) were \
-             skipped: deletions are not imported"
-        );
-    }
-    writeln!(
-        out,
-        "{}",
-        json!({ "written": total.written, "skipped": total.skipped, "head": total.head })
-    )?;
-    Ok(())
+    Ok((total, system))
 }
 
 /// Imports one batch and empties it, adding what it did to `total`.

@@ -44,7 +44,11 @@ impl Backend {
     fn postgres(name: &str) -> Backend {
         let tmp = tempfile::tempdir().unwrap();
         let url = eventfile_postgres::testing::server().url().to_owned();
-        let schema = format!("cli_{name}_{}", std::process::id());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let schema = format!("cli_{name}_{}_{nanos}", std::process::id());
         let config = tmp.path().join("eventfile.toml");
         std::fs::write(&config, format!("[postgres]\nschema = \"{schema}\"\n")).unwrap();
         let b = Backend {
@@ -63,6 +67,8 @@ impl Backend {
 
     fn run_with_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
         let mut c = common::command();
+        // Out of the crate's directory: no stray eventfile.toml there is read.
+        c.current_dir(self._tmp.path());
         c.arg("--url").arg(&self.url);
         if let Some(config) = &self.config {
             c.arg("--config").arg(config);
@@ -72,7 +78,11 @@ impl Backend {
         let mut child = c.spawn().expect("run eventfile");
         let mut pipe = child.stdin.take().unwrap();
         if let Some(bytes) = stdin {
-            pipe.write_all(bytes).unwrap();
+            // A command that stops reading early (a refused line) closes its end.
+            match pipe.write_all(bytes) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                r => r.unwrap(),
+            }
         }
         drop(pipe);
         child.wait_with_output().unwrap()
@@ -212,6 +222,16 @@ fn import_is_idempotent_and_stops_at_a_bad_line_with_whole_batches() {
         assert!(stderr(&out).contains("line 5:"), "{}", stderr(&out));
         // Lines 1-4 were two whole batches; line 5 began the third.
         assert_eq!(lines(&dst.ok(&["cat"])).len(), 14, "{}", dst.url);
+
+        // A line longer than any event, never buffered whole.
+        let huge = format!("{{\"seq\":1,\"data\":\"{}", "x".repeat(12 << 20));
+        let out = dst.run_with_stdin(&["import"], Some(huge.as_bytes()));
+        assert_eq!(out.status.code(), Some(1), "{}", dst.url);
+        assert!(
+            stderr(&out).contains("line 1 is longer than"),
+            "{}",
+            stderr(&out)
+        );
 
         // A version gap: the next line of a stream skipping a version.
         let mut gap: Vec<serde_json::Value> =
@@ -411,6 +431,13 @@ fn the_store_is_named_by_url_then_environment_then_config_then_dir() {
         }
         let out = c.args(args).output().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
+        // The directory named on purpose and passed over is not passed over in silence.
+        assert_eq!(
+            stderr(&out).contains("--dir/EVENTFILE_DIR is overridden"),
+            env_url.is_some() || with_config || args.contains(&"--url"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
     };
     run(
         &[
@@ -564,7 +591,9 @@ fn an_import_killed_halfway_resumes_to_the_same_store() {
             if seen >= 500 || Instant::now() > deadline {
                 break;
             }
-            std::thread::yield_now();
+            // Not a synchronisation: the loop waits for the head to pass 500, this only spares
+            // the server a query per spin.
+            std::thread::sleep(Duration::from_millis(1));
         }
         drop(reader);
         assert!(seen >= 500, "{}: the import never got going", dst.url);
@@ -581,6 +610,11 @@ fn an_import_killed_halfway_resumes_to_the_same_store() {
             dst.url
         );
         assert!(visible >= seen.min(4000), "{}", dst.url);
+        assert!(
+            visible < 4000,
+            "{}: the import ended before it was killed",
+            dst.url
+        );
 
         let out = dst.run(&["import", "--batch", "50", file]);
         assert!(out.status.success(), "{}", stderr(&out));

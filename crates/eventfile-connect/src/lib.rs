@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `file:PATH`, `file://PATH` or a bare path | the file store in directory `PATH` ([`eventfile::Store`]) |
 //! | `sqlite:PATH` or `sqlite://PATH` | one SQLite file ([`eventfile_sqlite::SqliteStore`]) |
-//! | `postgres://...`, `postgresql://...` | PostgreSQL, any libpq URL (a unix socket directory as `?host=/dir`) ([`eventfile_postgres::PostgresStore`]) |
+//! | `postgres://...`, `postgresql://...`, or libpq's `host=... dbname=...` | PostgreSQL, any libpq connection string (a unix socket directory as `?host=/dir`) ([`eventfile_postgres::PostgresStore`]) |
 //! | `memory:` | a fresh in-memory store ([`eventfile::MemoryStore`]) |
 //!
 //! ```
@@ -86,6 +86,10 @@ impl Location {
             return Err(bad("it is empty".into()));
         }
         let Some((scheme, rest)) = url.split_once(':').filter(|(s, _)| is_scheme(s)) else {
+            // libpq's other form, `host=/run/postgresql dbname=events`: never a path.
+            if is_libpq_keywords(url) {
+                return Ok(Location::Postgres(url.to_owned()));
+            }
             return Ok(Location::File(PathBuf::from(url)));
         };
         // `scheme://path` and `scheme:path` name the same path (an empty authority).
@@ -99,7 +103,11 @@ impl Location {
         match scheme.to_ascii_lowercase().as_str() {
             "file" => Ok(Location::File(path(rest)?)),
             "sqlite" => Ok(Location::Sqlite(path(rest)?)),
-            "postgres" | "postgresql" => Ok(Location::Postgres(url.to_owned())),
+            // The client reads the scheme in lower case only.
+            "postgres" | "postgresql" => Ok(Location::Postgres(format!(
+                "{}:{rest}",
+                scheme.to_ascii_lowercase()
+            ))),
             "memory" if rest.is_empty() => Ok(Location::Memory),
             "memory" => Err(bad("`memory:` takes nothing after the colon".into())),
             other => Err(bad(format!(
@@ -124,10 +132,29 @@ impl Location {
         match self {
             Location::File(p) => format!("file:{}", p.display()),
             Location::Sqlite(p) => format!("sqlite:{}", p.display()),
+            Location::Postgres(url) if !url.contains("://") => redact_keywords(url),
             Location::Postgres(url) => redact_password(url),
             Location::Memory => "memory:".into(),
         }
     }
+}
+
+/// Whether `text` is a libpq keyword/value connection string: it starts with a connection
+/// keyword and `=` (`host=... dbname=...`).
+fn is_libpq_keywords(text: &str) -> bool {
+    const KEYWORDS: [&str; 9] = [
+        "host",
+        "hostaddr",
+        "port",
+        "dbname",
+        "user",
+        "password",
+        "sslmode",
+        "application_name",
+        "options",
+    ];
+    text.split_once('=')
+        .is_some_and(|(k, _)| KEYWORDS.contains(&k.trim()))
 }
 
 /// A URL scheme: a letter, then letters, digits, `+`, `-` or `.` (RFC 3986), at least two
@@ -159,13 +186,29 @@ fn redact_password(url: &str) -> String {
         let query: Vec<String> = query
             .split('&')
             .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                Some((k, _))
+                    if k.eq_ignore_ascii_case("password")
+                        || k.eq_ignore_ascii_case("sslpassword") =>
+                {
+                    format!("{k}=***")
+                }
                 _ => kv.to_owned(),
             })
             .collect();
         out = format!("{head}{}", query.join("&"));
     }
     out
+}
+
+/// `password=secret` in a keyword/value connection string → `password=***`.
+fn redact_keywords(text: &str) -> String {
+    text.split_whitespace()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k == "password" || k == "sslpassword" => format!("{k}=***"),
+            _ => kv.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The configuration file: the store's URL and each backend's options. Every key optional;
@@ -582,6 +625,15 @@ mod tests {
                 "postgresql://h/db",
                 Location::Postgres("postgresql://h/db".into()),
             ),
+            (
+                "POSTGRES://h/db",
+                Location::Postgres("postgres://h/db".into()),
+            ),
+            (
+                "host=/run/postgresql dbname=ev",
+                Location::Postgres("host=/run/postgresql dbname=ev".into()),
+            ),
+            ("dir=with=equals", Location::File("dir=with=equals".into())),
         ];
         for (url, want) in cases {
             assert_eq!(Location::parse(url).unwrap(), want, "{url}");
@@ -616,6 +668,8 @@ mod tests {
             shown,
             "postgres://app:***@db:5432/ev?sslmode=disable&password=***"
         );
+        let l = Location::parse("host=db user=app password=s3cret dbname=ev").unwrap();
+        assert_eq!(l.redacted(), "host=db user=app password=*** dbname=ev");
     }
 
     #[test]
