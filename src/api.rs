@@ -280,8 +280,8 @@ pub trait EventStore: Send + Sync {
     /// append would accept, its data compact as [`RecordedEvent::from_json`] makes it. Anything
     /// else is [`crate::Error::InvalidInput`] naming the event by its index (from 0); a
     /// tombstoned stream is [`crate::Error::StreamDeleted`], and a batch over the store's
-    /// limits fails as an append would. The checks are [`crate::backend::check_import`] and
-    /// [`crate::backend::import_step`]. `$`-streams are refused: deletions are not imported.
+    /// limits fails as an append would. The checks are `eventfile::backend::check_import` and
+    /// `import_step`. `$`-streams are refused: deletions are not imported.
     /// Idempotency keys are not carried over, so an append retried across a migration is
     /// recognised by its event ids only.
     fn import(&self, events: &[RecordedEvent]) -> Result<ImportResult>;

@@ -17,10 +17,10 @@ use crate::api::{AppendRequest, DeleteResult};
 use crate::config::{DEFAULT_MAX_EVENT_BYTES, DEFAULT_SEGMENT_BYTES};
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, ExpectedVersion, MultiAppendResult, NewEvent, RecordedEvent};
+use crate::event::{validate_event, validate_writable_stream};
 use crate::query::{Direction, Query};
 use crate::record::{self, RecordOut};
 use crate::time::Micros;
-use crate::writer::Part;
 
 pub use crate::deletion::LIFECYCLE_STREAM;
 
@@ -50,8 +50,8 @@ pub fn prepare(request: &AppendRequest) -> Result<Prepared> {
 fn prepare_limited(request: &AppendRequest, max_event_bytes: usize) -> Result<Prepared> {
     request.validate()?;
     let parts = parts(request);
-    crate::writer::validate(&parts)?;
-    let (ids, own_ids) = crate::writer::batch_ids(&parts)?;
+    validate(&parts)?;
+    let (ids, own_ids) = batch_ids(&parts)?;
     let time = record::record_time(Micros::MAX);
     let mut buf = Vec::new();
     let mut bytes = 0usize;
@@ -94,6 +94,72 @@ fn prepare_limited(request: &AppendRequest, max_event_bytes: usize) -> Result<Pr
         ));
     }
     Ok(Prepared { ids, own_ids })
+}
+
+/// One stream's part of a batch, borrowed.
+pub(crate) struct Part<'a> {
+    pub stream: &'a str,
+    pub expected: ExpectedVersion,
+    pub events: &'a [NewEvent],
+}
+
+/// The ids of a batch, per part: the caller's, or fresh UUIDv7s; and whether the caller gave
+/// any (only then can the append be a retry). Ids the caller gave must not repeat within the
+/// batch. Every backend assigns ids by this rule.
+pub(crate) fn batch_ids(parts: &[Part<'_>]) -> Result<(Vec<Vec<String>>, bool)> {
+    let ids: Vec<Vec<String>> = parts
+        .iter()
+        .map(|p| {
+            p.events
+                .iter()
+                .map(|e| {
+                    e.id.clone()
+                        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+                })
+                .collect()
+        })
+        .collect();
+    let own_ids = parts
+        .iter()
+        .any(|p| p.events.iter().any(|e| e.id.is_some()));
+    if own_ids {
+        let mut seen = std::collections::HashSet::new();
+        if let Some(id) = ids.iter().flatten().find(|id| !seen.insert(id.as_str())) {
+            return Err(Error::invalid(
+                "event id",
+                format!("`{id}` appears twice in one append"),
+            ));
+        }
+    }
+    Ok((ids, own_ids))
+}
+
+/// Checks every stream part of an append: writable names, none empty, none twice, every event
+/// valid. Every backend's appends go through it.
+pub(crate) fn validate(parts: &[Part<'_>]) -> Result<()> {
+    if parts.is_empty() {
+        return Err(Error::invalid("append", "no streams given"));
+    }
+    for (i, p) in parts.iter().enumerate() {
+        validate_writable_stream(p.stream)?;
+        if p.events.is_empty() {
+            return Err(Error::invalid(
+                "append",
+                format!("no events given for stream `{}`", p.stream),
+            ));
+        }
+        if parts[..i].iter().any(|q| q.stream == p.stream) {
+            return Err(Error::invalid(
+                "append",
+                format!(
+                    "stream `{}` appears twice in one multi-stream append",
+                    p.stream
+                ),
+            ));
+        }
+        p.events.iter().try_for_each(validate_event)?;
+    }
+    Ok(())
 }
 
 fn parts(request: &AppendRequest) -> Vec<Part<'_>> {

@@ -11,11 +11,11 @@
 use std::sync::Arc;
 
 use crate::api::DeleteResult;
+use crate::backend::Part;
 use crate::deletion::{DeleteOp, LIFECYCLE_STREAM, plan};
 use crate::error::{Error, Result};
 use crate::event::{ExpectedVersion, validate_writable_stream};
 use crate::store::Store;
-use crate::writer::Part;
 
 impl Store {
     /// Soft-deletes the events of `stream` with a version below `before`: they vanish from

@@ -7,7 +7,7 @@
 //! validation of requests, batches, events and queries, [`Query::matches`], the record encoder
 //! (so an event's size is measured exactly as the file store measures it), the replayed result
 //! of a retry, the deletion state and `$lifecycle` event data, id assignment
-//! (`writer::batch_ids`), the deletion rules (`deletion::plan`) and the snapshot rule
+//! (`backend::batch_ids`), the deletion rules (`deletion::plan`) and the snapshot rule
 //! (`deletion::check_snapshot_version`). The few rules that live inside the file store's state
 //! handling (what is a retry rather than a duplicate id) are restated here beside a reference
 //! to their source, and the conformance suite (`crates/eventfile-conformance`) runs on both
@@ -28,6 +28,7 @@ use crate::api::{
     AppendRequest, DeleteResult, EventIter, EventStore, ImportResult, Snapshot, StreamInfo,
     TermCount,
 };
+use crate::backend::Part;
 use crate::backend::{LogLookup, Logged, Prepared, replay_by_ids, replay_by_key};
 use crate::config::{DEFAULT_MAX_EVENT_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_SNAPSHOTS_KEPT};
 use crate::deletion::{DeleteOp, Deletion, Deletions, LIFECYCLE_STREAM, is_live, plan};
@@ -41,7 +42,6 @@ use crate::query::{Direction, Query, Read};
 use crate::record::{self, RecordOut};
 use crate::subscription::{Feed, FeedEvents, HeadWatch, Subscription, Waited};
 use crate::time::{Micros, now_micros};
-use crate::writer::Part;
 
 /// An event store held in memory, with the file store's semantics: for unit tests of code
 /// written against [`EventStore`].
@@ -501,8 +501,8 @@ impl EventStore for MemoryStore {
                 events: &a.events,
             })
             .collect();
-        crate::writer::validate(&parts)?;
-        let (ids, own_ids) = crate::writer::batch_ids(&parts)?;
+        crate::backend::validate(&parts)?;
+        let (ids, own_ids) = crate::backend::batch_ids(&parts)?;
         let key = request.key.as_deref();
 
         let log = self.write();

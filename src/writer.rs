@@ -8,10 +8,11 @@
 //! A failed write or sync poisons the handle: nothing is ever retried.
 
 use crate::api::{AppendCondition, AppendRequest, ImportResult};
+use crate::backend::{Part, batch_ids, validate};
 use crate::error::{Error, Result};
 use crate::event::{
     AppendResult, ExpectedVersion, MultiAppendResult, NewEvent, RecordedEvent, StreamAppend,
-    event_terms, validate_event, validate_key, validate_writable_stream,
+    event_terms, validate_key,
 };
 use crate::index::Kind;
 use crate::lookup::{self, Batch};
@@ -19,13 +20,6 @@ use crate::record::{self, RecordOut};
 use crate::recovery;
 use crate::state::State;
 use crate::store::{Inner, Store};
-
-/// One stream's part of a batch, borrowed.
-pub(crate) struct Part<'a> {
-    pub stream: &'a str,
-    pub expected: ExpectedVersion,
-    pub events: &'a [NewEvent],
-}
 
 impl Store {
     /// Appends `events` to `stream` as one all-or-nothing batch, if the stream's version
@@ -708,61 +702,4 @@ impl Inner {
         })?;
         Ok(upto)
     }
-}
-
-/// The ids of a batch, per part: the caller's, or fresh UUIDv7s; and whether the caller gave
-/// any (only then can the append be a retry). Ids the caller gave must not repeat within the
-/// batch. Every backend assigns ids by this rule.
-pub(crate) fn batch_ids(parts: &[Part<'_>]) -> Result<(Vec<Vec<String>>, bool)> {
-    let ids: Vec<Vec<String>> = parts
-        .iter()
-        .map(|p| {
-            p.events
-                .iter()
-                .map(|e| {
-                    e.id.clone()
-                        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
-                })
-                .collect()
-        })
-        .collect();
-    let own_ids = parts
-        .iter()
-        .any(|p| p.events.iter().any(|e| e.id.is_some()));
-    if own_ids {
-        let mut seen = std::collections::HashSet::new();
-        if let Some(id) = ids.iter().flatten().find(|id| !seen.insert(id.as_str())) {
-            return Err(Error::invalid(
-                "event id",
-                format!("`{id}` appears twice in one append"),
-            ));
-        }
-    }
-    Ok((ids, own_ids))
-}
-
-pub(crate) fn validate(parts: &[Part<'_>]) -> Result<()> {
-    if parts.is_empty() {
-        return Err(Error::invalid("append", "no streams given"));
-    }
-    for (i, p) in parts.iter().enumerate() {
-        validate_writable_stream(p.stream)?;
-        if p.events.is_empty() {
-            return Err(Error::invalid(
-                "append",
-                format!("no events given for stream `{}`", p.stream),
-            ));
-        }
-        if parts[..i].iter().any(|q| q.stream == p.stream) {
-            return Err(Error::invalid(
-                "append",
-                format!(
-                    "stream `{}` appears twice in one multi-stream append",
-                    p.stream
-                ),
-            ));
-        }
-        p.events.iter().try_for_each(validate_event)?;
-    }
-    Ok(())
 }
