@@ -39,6 +39,8 @@ pub struct TestServer {
     _keep: Option<Mutex<(ChildStdin, Child)>>,
     /// The private server's directory.
     _dir: Option<tempfile::TempDir>,
+    /// How to start it again after [`TestServer::crash`]: its `pg_ctl start` command line.
+    restart: Option<String>,
 }
 
 impl TestServer {
@@ -46,6 +48,68 @@ impl TestServer {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// Kills every process of this private server with SIGKILL, as a crash of the machine's
+    /// database would: no shutdown checkpoint, the next start replays the WAL. Panics for a
+    /// server this process did not start.
+    pub fn crash(&self) {
+        let dir = self._dir.as_ref().expect("a private server").path();
+        // The postmaster's pid is the first line of postmaster.pid; its children are the
+        // processes whose parent it is. Killed together, so none outlives the crash.
+        let pid_file = dir.join("data").join("postmaster.pid");
+        let pid = std::fs::read_to_string(&pid_file).expect("postmaster.pid");
+        let pid = pid.lines().next().expect("a pid").trim().to_owned();
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -9 {pid} $(pgrep -P {pid}) 2>/dev/null; true"))
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        // Wait until the postmaster is gone: a new one refuses to start beside it.
+        while Command::new("kill")
+            .args(["-0", &pid])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            std::thread::yield_now();
+        }
+    }
+
+    /// Starts a private server again after [`TestServer::crash`] (PostgreSQL recovers from
+    /// its WAL) and returns once it accepts connections.
+    pub fn restart(&self) {
+        let cmd = self.restart.as_ref().expect("a private server");
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .output()
+            .expect("pg_ctl");
+        assert!(
+            out.status.success(),
+            "restart failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for TestServer {
+    /// Stops a private server before its directory goes: closes the pipe its shell waits on,
+    /// then waits for the shell's `pg_ctl stop`.
+    fn drop(&mut self) {
+        if let Some(keep) = self._keep.take() {
+            let (stdin, mut child) = keep.into_inner().unwrap_or_else(|p| p.into_inner());
+            drop(stdin);
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A private server of its own (not shared with the rest of the process, whatever
+/// `EVENTFILE_TEST_POSTGRES_URL` says), for tests that crash and restart it. Stopped and
+/// removed when dropped or when the process ends.
+pub fn private_server() -> TestServer {
+    start().unwrap_or_else(|e| panic!("cannot start a PostgreSQL server for tests: {e}"))
 }
 
 /// The server of this process: `EVENTFILE_TEST_POSTGRES_URL` if set, else a private one,
@@ -57,6 +121,7 @@ pub fn server() -> &'static TestServer {
             url,
             _keep: None,
             _dir: None,
+            restart: None,
         },
         _ => start().unwrap_or_else(|e| panic!("cannot start a PostgreSQL server for tests: {e}")),
     })
@@ -219,13 +284,18 @@ fn start() -> Result<TestServer, String> {
     .map_err(|e| format!("pg_hba.conf: {e}"))?;
     let pg_ctl = as_server_user(&bin, "pg_ctl", root);
     let log = path.join("server.log");
-    // Start, say so, wait for this process's end (its pipe closing), stop.
-    let script = format!(
+    let start_cmd = format!(
         "{pg_ctl} -D '{data}' -l '{log}' -w -o \"-k '{sock}' -c listen_addresses='' \
-         -c max_connections=400\" start >/dev/null && echo ready; \
-         cat >/dev/null; {pg_ctl} -D '{data}' -m fast stop >/dev/null; rm -rf '{sock}'",
+         -c max_connections=400\" start >/dev/null",
         data = data.display(),
         log = log.display(),
+        sock = path.display(),
+    );
+    // Start, say so, wait for this process's end (its pipe closing), stop.
+    let script = format!(
+        "{start_cmd} && echo ready; \
+         cat >/dev/null; {pg_ctl} -D '{data}' -m fast stop >/dev/null; rm -rf '{sock}'",
+        data = data.display(),
         sock = path.display(),
     );
     let mut child = Command::new("sh")
@@ -254,5 +324,6 @@ fn start() -> Result<TestServer, String> {
         ),
         _keep: Some(Mutex::new((stdin, child))),
         _dir: Some(dir),
+        restart: Some(start_cmd),
     })
 }
