@@ -58,10 +58,11 @@ fn a_wrong_password_is_unreachable_and_never_quoted() {
             assert!(!format!("{err:?}").contains(wrong), "{err:?}");
             assert!(!err.to_string().contains("right-pass-41"), "{err}");
         }
-        Ok(_) => {
-            // A server given by EVENTFILE_TEST_POSTGRES_URL may trust every login.
-            eprintln!("the server trusts {PASSWORD_ROLE}: a wrong password cannot be tested");
-        }
+        Ok(_) => panic!(
+            "a wrong password opened the store: the server trusts {PASSWORD_ROLE}; a server \
+             named by EVENTFILE_TEST_POSTGRES_URL must ask it for a password (pg_hba.conf: \
+             `local all {PASSWORD_ROLE} scram-sha-256` first, as .ci/run sets it)"
+        ),
     }
     // The right one opens.
     let guard = eventfile_postgres::testing::SchemaGuard::new();
