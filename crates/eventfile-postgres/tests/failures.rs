@@ -44,7 +44,7 @@ fn no_server_is_unreachable_at_once() {
 fn a_wrong_password_is_unreachable_and_never_quoted() {
     let mut c = client();
     c.batch_execute(&format!(
-        "DROP ROLE IF EXISTS {PASSWORD_ROLE}; \
+        "DROP SCHEMA IF EXISTS pwtest CASCADE; DROP ROLE IF EXISTS {PASSWORD_ROLE}; \
          CREATE ROLE {PASSWORD_ROLE} LOGIN SUPERUSER PASSWORD 'right-pass-41'"
     ))
     .unwrap();
