@@ -5,7 +5,7 @@
 //! It owns the rules that are not about storage: the checks of an append before anything is
 //! locked ([`prepare`]), how a retry is told from a duplicate id and what it returns
 //! ([`replay_by_key`], [`replay_by_ids`]), the deletion rules ([`plan_deletion`],
-//! [`check_snapshot_version`]), what a query selects ([`QueryView`], [`matches`]) and the
+//! [`check_snapshot_version`]), what a query selects ([`QueryView`], [`matches()`]) and the
 //! checks of an import ([`check_import`]). It never touches a file, a connection or a clock of
 //! a backend's: each function takes what the backend read and says what to do.
 //!
