@@ -9,7 +9,7 @@ use eventfile::{Query, Result};
 use postgres::GenericClient;
 
 use crate::error::pg;
-use crate::sql::{COLUMNS, Param, filters, live, logged, pos, unpos};
+use crate::sql::{COLUMNS, Param, filters, live, logged, pos, pos_param, unpos};
 
 /// Takes the writers' lock for the rest of the transaction (what serialises writers: the same
 /// advisory lock `append_batch` takes) and returns the head seq and the newest commit time,
@@ -81,8 +81,8 @@ pub(crate) fn first_match<C: GenericClient>(
     }
     let mut params: Vec<Param> = Vec::new();
     let cond = filters(&v, &mut params);
-    params.push(Box::new(pos(lo)));
-    params.push(Box::new(pos(hi)));
+    params.push(pos_param(lo));
+    params.push(pos_param(hi));
     let n = params.len();
     let sql = format!(
         "SELECT e.seq FROM {schema}.events e WHERE {cond} AND {} AND e.seq BETWEEN ${} AND ${n}
@@ -91,7 +91,7 @@ pub(crate) fn first_match<C: GenericClient>(
         n - 1
     );
     let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
-        params.iter().map(|p| &**p as _).collect();
+        params.iter().map(|p| &*p.0 as _).collect();
     let row = c.query_opt(&sql, &refs).map_err(pg)?;
     Ok(row.map(|r| unpos(r.get(0))))
 }

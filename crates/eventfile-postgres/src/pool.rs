@@ -3,13 +3,19 @@
 //! server is [`eventfile::Error::Unreachable`] with the server's reason, not a pool timeout),
 //! and a connection that broke is dropped on return rather than tested on every checkout.
 //!
-//! It owns the connection settings and the idle connections; it never runs a statement.
+//! Each connection keeps the statements the reads prepared on it ([`Conn::query_cached`]), so
+//! a read's statement is parsed and planned once per connection, not once per call.
+//!
+//! It owns the connection settings, the idle connections and their prepared statements; it
+//! never decides what a statement says.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use eventfile::Result;
-use postgres::{Client, Config, NoTls};
+use postgres::types::ToSql;
+use postgres::{Client, Config, NoTls, Row, Statement};
 
 use crate::error::pg;
 
@@ -26,8 +32,18 @@ struct Inner {
     freed: Condvar,
 }
 
+/// Statements kept per connection at most; past it the cache starts again (the statements
+/// reads make differ only by the shape of a query's filters, so few are ever made).
+const STATEMENTS: usize = 256;
+
+/// A connection and the statements prepared on it, by text.
+struct Slot {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
 struct State {
-    idle: Vec<Client>,
+    idle: Vec<Slot>,
     /// Connections handed out or idle.
     open: usize,
 }
@@ -76,13 +92,13 @@ impl Pool {
     pub(crate) fn get(&self) -> Result<Conn> {
         let mut s = self.lock();
         loop {
-            if let Some(client) = s.idle.pop() {
-                if client.is_closed() {
+            if let Some(slot) = s.idle.pop() {
+                if slot.client.is_closed() {
                     s.open -= 1;
                     continue;
                 }
                 return Ok(Conn {
-                    client: Some(client),
+                    slot: Some(slot),
                     pool: self.clone(),
                 });
             }
@@ -91,7 +107,10 @@ impl Pool {
                 drop(s);
                 return match connect(&self.inner.config) {
                     Ok(client) => Ok(Conn {
-                        client: Some(client),
+                        slot: Some(Slot {
+                            client,
+                            statements: HashMap::new(),
+                        }),
                         pool: self.clone(),
                     }),
                     Err(e) => {
@@ -108,28 +127,64 @@ impl Pool {
 
 /// A borrowed connection, returned to the pool when dropped (dropped instead if it broke).
 pub(crate) struct Conn {
-    client: Option<Client>,
+    slot: Option<Slot>,
     pool: Pool,
+}
+
+impl Conn {
+    fn slot(&mut self) -> &mut Slot {
+        self.slot.as_mut().expect("a connection until dropped")
+    }
+
+    /// The rows of `sql`, prepared once on this connection and kept. A statement that failed
+    /// is forgotten (prepared again next time), so a schema changed under it costs one error.
+    pub(crate) fn query_cached(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> std::result::Result<Vec<Row>, postgres::Error> {
+        let slot = self.slot();
+        let statement = match slot.statements.get(sql) {
+            Some(st) => st.clone(),
+            None => {
+                let st = slot.client.prepare(sql)?;
+                if slot.statements.len() >= STATEMENTS {
+                    slot.statements.clear();
+                }
+                slot.statements.insert(sql.to_owned(), st.clone());
+                st
+            }
+        };
+        let rows = slot.client.query(&statement, params);
+        if rows.is_err() {
+            slot.statements.remove(sql);
+        }
+        rows
+    }
 }
 
 impl std::ops::Deref for Conn {
     type Target = Client;
     fn deref(&self) -> &Client {
-        self.client.as_ref().expect("a connection until dropped")
+        &self
+            .slot
+            .as_ref()
+            .expect("a connection until dropped")
+            .client
     }
 }
 
 impl std::ops::DerefMut for Conn {
     fn deref_mut(&mut self) -> &mut Client {
-        self.client.as_mut().expect("a connection until dropped")
+        &mut self.slot().client
     }
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
         let mut s = self.pool.lock();
-        match self.client.take() {
-            Some(c) if !c.is_closed() => s.idle.push(c),
+        match self.slot.take() {
+            Some(c) if !c.client.is_closed() => s.idle.push(c),
             _ => s.open -= 1,
         }
         drop(s);

@@ -1,21 +1,28 @@
 //! Reads as `'static + Send` iterators: [`Pages`] fetches a range of the log (or of one stream)
 //! a page at a time by keyset (`seq > last` or `version > last`), on a pooled connection taken
-//! for each page. The range's end is fixed when the read begins (at the head seen then), so a
-//! read never runs into events appended after it began.
+//! for each page, each statement prepared once per connection.
+//!
+//! The first page is fetched when the read begins, in one statement with what fixes the read's
+//! range (the head, or the stream's version and deletion): a [`First`] row, `LEFT JOIN
+//! LATERAL` the page bounded by it, so the bound and the first events come from one snapshot in
+//! one round trip. The range's end is then fixed at that bound, so a read never runs into
+//! events appended after it began.
 //!
 //! It owns the paging; the filters come from `sql.rs`, and it never writes.
 
 use std::collections::VecDeque;
 
 use eventfile::{RecordedEvent, Result};
-use postgres::types::ToSql;
+use postgres::Row;
+use postgres::types::{ToSql, Type};
 
 use crate::error::pg;
-use crate::pool::Pool;
-use crate::sql::{COLUMNS, Param, event, pos};
+use crate::pool::{Conn, Pool};
+use crate::sql::{EVENT_COLUMNS, Param, event, event_at, pos, typed};
 
-/// Rows fetched per page.
-const PAGE: usize = 500;
+/// Events fetched per page (a statement asks for one more, to learn whether the range goes on
+/// without a further round trip).
+const PAGE: usize = 1000;
 
 /// Which column the pages walk.
 #[derive(Clone, Copy)]
@@ -31,6 +38,25 @@ impl Key {
             Key::Version => "e.version",
         }
     }
+
+    fn of(self, e: &RecordedEvent) -> u64 {
+        match self {
+            Key::Seq => e.seq,
+            Key::Version => e.version,
+        }
+    }
+}
+
+/// What the first page's statement reads beside its events: `row`, a one-row `SELECT` whose
+/// columns the first page's `bound` (a condition on `e`) names as `o.<column>`, and whose
+/// `columns` values come first in the returned row. With `prepared`, every page's statement
+/// is prepared once per connection and its generic plan kept (for a read with one good plan);
+/// without, each is sent with its values and planned for them, in one round trip.
+pub(crate) struct First<'a> {
+    pub(crate) row: &'a str,
+    pub(crate) columns: usize,
+    pub(crate) bound: Option<&'a str>,
+    pub(crate) prepared: bool,
 }
 
 /// The rows of `WHERE {condition}` with the key in `lo..=hi`, in key order (or reversed), at
@@ -39,48 +65,64 @@ pub(crate) struct Pages {
     pool: Pool,
     sql: String,
     params: Vec<Param>,
+    /// The inclusive bound the pages end at (below, backward).
+    end: i64,
     /// The exclusive bound the next page starts after (before, backward).
     next: i64,
     remaining: usize,
     buf: VecDeque<RecordedEvent>,
     key: Key,
+    backward: bool,
+    prepared: bool,
     done: bool,
 }
 
 impl Pages {
     /// A read of `schema`'s events matching `condition` (its parameters `params`, numbered
-    /// from 1), the `key` in `lo..=hi`.
+    /// from 1), the `key` in `lo..=hi` and within `first.bound`, its first page fetched on
+    /// `conn` now. Returns the pages and `first.row`'s values (the row's first
+    /// `first.columns` columns): the caller narrows the range with them ([`Pages::narrow`]).
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
+    pub(crate) fn open(
         pool: Pool,
+        conn: &mut Conn,
         schema: &str,
         condition: &str,
-        mut params: Vec<Param>,
+        params: Vec<Param>,
         key: Key,
         (lo, hi): (u64, u64),
         backward: bool,
         limit: Option<usize>,
-    ) -> Pages {
+        first: First<'_>,
+    ) -> Result<(Pages, Row)> {
         let col = key.column();
         let lo = pos(lo.max(1));
         let hi = pos(hi);
-        params.push(Box::new(if backward { lo } else { hi }));
-        let end = params.len();
-        let cursor = end + 1;
+        let n = params.len();
+        let (end, cursor, lim) = (n + 1, n + 2, n + 3);
         let (cmp, end_cmp, order) = if backward {
             ("<", ">=", "DESC")
         } else {
             (">", "<=", "ASC")
         };
-        let sql = format!(
-            "SELECT {COLUMNS} FROM {schema}.events e WHERE {condition} \
-             AND {col} {end_cmp} ${end} AND {col} {cmp} ${cursor} ORDER BY {col} {order} LIMIT $"
+        let page = |bound: &str| {
+            format!(
+                "SELECT {EVENT_COLUMNS} FROM {schema}.events e WHERE {condition}{bound} \
+                 AND {col} {end_cmp} ${end} AND {col} {cmp} ${cursor} \
+                 ORDER BY {col} {order} LIMIT ${lim}"
+            )
+        };
+        let sql = page("");
+        let first_sql = format!(
+            "SELECT o.*, p.* FROM ({row}) o LEFT JOIN LATERAL ({page}) p ON true",
+            row = first.row,
+            page = page(&first.bound.map(|b| format!(" AND {b}")).unwrap_or_default()),
         );
-        let sql = format!("{sql}{}", cursor + 1);
-        Pages {
+        let mut pages = Pages {
             pool,
             sql,
             params,
+            end: if backward { lo } else { hi },
             next: if backward {
                 hi.saturating_add(1)
             } else {
@@ -89,35 +131,99 @@ impl Pages {
             remaining: limit.unwrap_or(usize::MAX),
             buf: VecDeque::new(),
             key,
+            backward,
+            prepared: first.prepared,
             done: lo > hi,
+        };
+        let want = pages.remaining.min(PAGE);
+        let rows = pages.run(conn, &first_sql, want)?;
+        let mut rows = rows.into_iter();
+        let row = rows
+            .next()
+            .ok_or_else(|| crate::error::database("a read's first statement returned no row"))?;
+        // With no event in range, the one row has NULL events.
+        let mut events = Vec::with_capacity(rows.len() + 1);
+        if row
+            .try_get::<_, Option<i64>>(first.columns)
+            .map_err(pg)?
+            .is_some()
+        {
+            events.push(event_at(&row, first.columns)?);
+            for r in rows {
+                events.push(event_at(&r, first.columns)?);
+            }
         }
+        pages.keep(events, want);
+        Ok((pages, row))
+    }
+
+    /// Ends the range at `lo..=hi` as well (what the first row fixed); the first page already
+    /// kept within it.
+    pub(crate) fn narrow(&mut self, lo: u64, hi: u64) {
+        let (lo, hi) = (pos(lo.max(1)), pos(hi));
+        if self.backward {
+            self.end = self.end.max(lo);
+        } else {
+            self.end = self.end.min(hi);
+        }
+        if lo > hi {
+            self.done = true;
+            self.buf.clear();
+        }
+    }
+
+    /// The rows of `sql` for the next `want` events after the cursor, and one more if there.
+    fn run(&self, conn: &mut Conn, sql: &str, want: usize) -> Result<Vec<Row>> {
+        let limit = want.saturating_add(1) as i64;
+        let mut refs = typed(&self.params);
+        refs.push((&self.end, Type::INT8));
+        refs.push((&self.next, Type::INT8));
+        refs.push((&limit, Type::INT8));
+        if self.prepared {
+            let refs: Vec<&(dyn ToSql + Sync)> = refs.iter().map(|(v, _)| *v).collect();
+            conn.query_cached(sql, &refs).map_err(pg)
+        } else {
+            conn.query_typed(sql, &refs).map_err(pg)
+        }
+    }
+
+    /// Buffers the first `want` of a page's `events` (`want + 1` of them: the range goes on),
+    /// moving the cursor past them.
+    fn keep(&mut self, mut events: Vec<RecordedEvent>, want: usize) {
+        // The statement orders the page; this keeps the order whatever plan ran it (a first
+        // page's rows come through a join).
+        let key = self.key;
+        let ordered = if self.backward {
+            events.is_sorted_by(|a, b| key.of(a) > key.of(b))
+        } else {
+            events.is_sorted_by(|a, b| key.of(a) < key.of(b))
+        };
+        if !ordered {
+            events.sort_unstable_by_key(|e| key.of(e));
+            if self.backward {
+                events.reverse();
+            }
+        }
+        if events.len() > want {
+            events.truncate(want);
+        } else {
+            self.done = true;
+        }
+        if let Some(last) = events.last() {
+            self.next = pos(key.of(last));
+        } else {
+            self.done = true;
+        }
+        self.buf.extend(events);
     }
 
     fn fetch(&mut self) -> Result<()> {
         let want = self.remaining.min(PAGE);
-        let limit = want as i64;
-        let mut refs: Vec<&(dyn ToSql + Sync)> = self
-            .params
-            .iter()
-            .map(|p| &**p as &(dyn ToSql + Sync))
-            .collect();
-        refs.push(&self.next);
-        refs.push(&limit);
-        let rows = self.pool.get()?.query(&self.sql, &refs).map_err(pg)?;
-        if rows.len() < want {
-            self.done = true;
-        }
-        for row in &rows {
-            let e = event(row)?;
-            self.next = pos(match self.key {
-                Key::Seq => e.seq,
-                Key::Version => e.version,
-            });
-            self.buf.push_back(e);
-        }
-        if rows.is_empty() {
-            self.done = true;
-        }
+        let mut conn = self.pool.get()?;
+        let rows = self.run(&mut conn, &self.sql, want)?;
+        drop(conn);
+        let events = rows.iter().map(event).collect::<Result<Vec<_>>>()?;
+        self.keep(events, want);
         Ok(())
     }
 }

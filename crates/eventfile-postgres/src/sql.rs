@@ -7,15 +7,34 @@
 use eventfile::backend::{Logged, QueryView};
 use eventfile::{RecordedEvent, Result};
 use postgres::Row;
-use postgres::types::ToSql;
+use postgres::types::{ToSql, Type};
 use serde_json::value::RawValue;
 
 use crate::error::database;
 
-/// A parameter owned by a statement that outlives the call that built it (a paged read).
-pub(crate) type Param = Box<dyn ToSql + Send + Sync>;
+/// A parameter owned by a statement that outlives the call that built it (a paged read), with
+/// its type (so that the statement can be sent unprepared, planned for its values, in one round
+/// trip: [`postgres::Client::query_typed`]).
+pub(crate) type Param = (Box<dyn ToSql + Send + Sync>, Type);
 
-/// The columns every event read selects, in the order [`event`] decodes.
+/// A position parameter.
+pub(crate) fn pos_param(n: u64) -> Param {
+    (Box::new(pos(n)), Type::INT8)
+}
+
+/// The parameters as `query_typed` takes them.
+pub(crate) fn typed(params: &[Param]) -> Vec<(&(dyn ToSql + Sync), Type)> {
+    params
+        .iter()
+        .map(|(v, t)| (&**v as &(dyn ToSql + Sync), t.clone()))
+        .collect()
+}
+
+/// The columns an event read selects, in the order [`event`] decodes.
+pub(crate) const EVENT_COLUMNS: &str =
+    "e.seq, e.id, e.stream, e.version, e.type, e.time, e.data::text, e.meta::text, e.tags";
+
+/// [`EVENT_COLUMNS`] and whether the append continues: what [`logged`] decodes.
 pub(crate) const COLUMNS: &str =
     "e.seq, e.id, e.stream, e.version, e.type, e.time, e.data::text, e.meta::text, e.tags, e.more";
 
@@ -30,24 +49,28 @@ pub(crate) fn live(schema: &str) -> String {
 /// `params.len() + 1`. The seq range, direction, limit and cursor are the caller's.
 pub(crate) fn filters(v: &QueryView<'_>, params: &mut Vec<Param>) -> String {
     let mut out: Vec<String> = Vec::new();
-    let push = |params: &mut Vec<Param>, p: Param| {
-        params.push(p);
+    let push = |params: &mut Vec<Param>, p: Box<dyn ToSql + Send + Sync>, t: Type| {
+        params.push((p, t));
         format!("${}", params.len())
     };
     if !v.streams.is_empty() {
-        let p = push(params, Box::new(v.streams.to_vec()));
+        let p = push(params, Box::new(v.streams.to_vec()), Type::TEXT_ARRAY);
         out.push(format!("e.stream = ANY ({p})"));
     }
     if let Some(prefix) = v.prefix {
-        let p = push(params, Box::new(prefix.to_owned()));
+        let p = push(params, Box::new(prefix.to_owned()), Type::TEXT);
         out.push(format!("starts_with(e.stream, {p})"));
     }
-    if !v.types.is_empty() {
-        let p = push(params, Box::new(v.types.to_vec()));
+    if let [t] = v.types {
+        // Equality rather than `= ANY` of one: the planner reads `(type, seq)` in seq order.
+        let p = push(params, Box::new(t.clone()), Type::TEXT);
+        out.push(format!("e.type = {p}"));
+    } else if !v.types.is_empty() {
+        let p = push(params, Box::new(v.types.to_vec()), Type::TEXT_ARRAY);
         out.push(format!("e.type = ANY ({p})"));
     }
     if !v.tags.is_empty() {
-        let p = push(params, Box::new(v.tags.to_vec()));
+        let p = push(params, Box::new(v.tags.to_vec()), Type::TEXT_ARRAY);
         out.push(format!("e.tags @> {p}"));
     }
     if !v.items.is_empty() {
@@ -55,11 +78,11 @@ pub(crate) fn filters(v: &QueryView<'_>, params: &mut Vec<Param>) -> String {
         for item in v.items {
             let mut all = Vec::new();
             if !item.types.is_empty() {
-                let p = push(params, Box::new(item.types.clone()));
+                let p = push(params, Box::new(item.types.clone()), Type::TEXT_ARRAY);
                 all.push(format!("e.type = ANY ({p})"));
             }
             if !item.tags.is_empty() {
-                let p = push(params, Box::new(item.tags.clone()));
+                let p = push(params, Box::new(item.tags.clone()), Type::TEXT_ARRAY);
                 all.push(format!("e.tags @> {p}"));
             }
             if all.is_empty() {
@@ -70,11 +93,11 @@ pub(crate) fn filters(v: &QueryView<'_>, params: &mut Vec<Param>) -> String {
         out.push(format!("({})", any.join(" OR ")));
     }
     if let Some(t) = v.since {
-        let p = push(params, Box::new(t));
+        let p = push(params, Box::new(t), Type::INT8);
         out.push(format!("e.time >= {p}"));
     }
     if let Some(t) = v.until {
-        let p = push(params, Box::new(t));
+        let p = push(params, Box::new(t), Type::INT8);
         out.push(format!("e.time < {p}"));
     }
     for (key, want) in [
@@ -83,7 +106,7 @@ pub(crate) fn filters(v: &QueryView<'_>, params: &mut Vec<Param>) -> String {
         ("actor", v.actor),
     ] {
         if let Some(w) = want {
-            let p = push(params, Box::new(w.to_owned()));
+            let p = push(params, Box::new(w.to_owned()), Type::TEXT);
             // These keys hold strings only (`eventfile::INDEXED_META_KEYS`, checked on append
             // and import), so `->>` compares their values exactly.
             out.push(format!("e.meta ->> '{key}' = {p}"));
@@ -106,29 +129,35 @@ pub(crate) fn unpos(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-/// The event in a row selected with [`COLUMNS`].
+/// The event in a row selected with [`EVENT_COLUMNS`] (or [`COLUMNS`]).
 pub(crate) fn event(row: &Row) -> Result<RecordedEvent> {
-    Ok(logged(row)?.event)
+    event_at(row, 0)
+}
+
+/// The event in the columns of `row` from `base` on, selected with [`EVENT_COLUMNS`].
+pub(crate) fn event_at(row: &Row, base: usize) -> Result<RecordedEvent> {
+    let get = |e: postgres::Error| database(format!("reading an event row: {e}"));
+    let data: String = row.try_get(base + 6).map_err(get)?;
+    let meta: &str = row.try_get(base + 7).map_err(get)?;
+    Ok(RecordedEvent {
+        seq: unpos(row.try_get(base).map_err(get)?),
+        id: row.try_get(base + 1).map_err(get)?,
+        stream: row.try_get(base + 2).map_err(get)?,
+        version: unpos(row.try_get(base + 3).map_err(get)?),
+        event_type: row.try_get(base + 4).map_err(get)?,
+        time: row.try_get(base + 5).map_err(get)?,
+        data: RawValue::from_string(data)?,
+        meta: serde_json::from_str(meta)?,
+        tags: row.try_get(base + 8).map_err(get)?,
+    })
 }
 
 /// The event in a row selected with [`COLUMNS`], with whether its append continues.
 pub(crate) fn logged(row: &Row) -> Result<Logged> {
-    let get = |e: postgres::Error| database(format!("reading an event row: {e}"));
-    let data: String = row.try_get(6).map_err(get)?;
-    let meta: String = row.try_get(7).map_err(get)?;
-    let event = RecordedEvent {
-        seq: unpos(row.try_get(0).map_err(get)?),
-        id: row.try_get(1).map_err(get)?,
-        stream: row.try_get(2).map_err(get)?,
-        version: unpos(row.try_get(3).map_err(get)?),
-        event_type: row.try_get(4).map_err(get)?,
-        time: row.try_get(5).map_err(get)?,
-        data: RawValue::from_string(data)?,
-        meta: serde_json::from_str(&meta)?,
-        tags: row.try_get(8).map_err(get)?,
-    };
     Ok(Logged {
-        event,
-        more: row.try_get(9).map_err(get)?,
+        event: event(row)?,
+        more: row
+            .try_get(9)
+            .map_err(|e| database(format!("reading an event row: {e}")))?,
     })
 }

@@ -8,7 +8,9 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use eventfile::backend::{check_cursor, check_tombstone, prepare, read_view, seq_bounds, view};
+use eventfile::backend::{
+    Deletion, check_cursor, check_tombstone, prepare, read_view, seq_bounds, view,
+};
 use eventfile::subscription::{HeadWatch, Subscription};
 use eventfile::{
     AppendRequest, DeleteResult, Direction, EventIter, EventStore, ExpectedVersion, ImportResult,
@@ -21,11 +23,12 @@ use crate::PostgresOptions;
 use crate::append::{self, Job};
 use crate::error::{database, pg};
 use crate::listen::{self, PgFeed};
-use crate::lookup::{head, stream_state};
+use crate::lookup::head;
 use crate::migrate::{self, quoted};
 use crate::pool::{Pool, config, connect};
-use crate::read::{Key, Pages};
-use crate::sql::{COLUMNS, Param, event, filters, live, pos, unpos};
+use crate::read::{First, Key, Pages};
+use crate::sql::{EVENT_COLUMNS, Param, event, filters, live, pos_param, typed, unpos};
+use postgres::types::Type;
 
 /// An event store in a PostgreSQL schema, with the file store's semantics: everything the
 /// [`EventStore`] trait promises, the conformance suite passed unchanged.
@@ -165,25 +168,44 @@ impl PostgresStore {
         Ok(h)
     }
 
-    /// A query's events, read from the head seen first, and that head.
+    /// A query's events, read from the head seen first, and that head: the head is read in the
+    /// first page's statement.
     pub(crate) fn run(&self, q: &Query) -> Result<(EventIter, u64)> {
         q.validate()?;
         check_cursor(q, &self.shared.store_id)?;
-        let head = self.read_head()?;
-        let bounds = seq_bounds(q, head);
+        let (lo, hi) = seq_bounds(q, u64::MAX);
         let v = view(q);
         let mut params: Vec<Param> = Vec::new();
         let cond = format!("{} AND {}", filters(&v, &mut params), live(self.schema()));
-        let pages = Pages::new(
+        let head_row = format!(
+            "SELECT coalesce(max(e.seq), 0) AS head FROM {}.events e",
+            self.schema()
+        );
+        let mut conn = self.shared.pool.get()?;
+        let (mut pages, row) = Pages::open(
             self.shared.pool.clone(),
+            &mut conn,
             self.schema(),
             &cond,
             params,
             Key::Seq,
-            bounds,
+            (lo, hi),
             v.backward,
             v.limit,
-        );
+            First {
+                row: &head_row,
+                columns: 1,
+                // None: the page is read in the head's snapshot, and commits are gapless in
+                // seq order, so it holds no event past the head. (A bound on the head would
+                // hide the range from the planner.)
+                bound: None,
+                prepared: false,
+            },
+        )?;
+        drop(conn);
+        let head = unpos(row.try_get(0).map_err(pg)?);
+        self.shared.watch.advance(head);
+        pages.narrow(lo, hi.min(head));
         Ok((Box::new(pages), head))
     }
 }
@@ -210,25 +232,60 @@ impl EventStore for PostgresStore {
     fn read_stream(&self, stream: &str, read: Read) -> Result<EventIter> {
         validate_stream(stream)?;
         let r = read_view(&read);
-        let (version, deletion) =
-            stream_state(&mut *self.shared.pool.get()?, self.schema(), stream)?;
-        check_tombstone(stream, deletion)?;
-        let deleted_before = deletion.map_or(1, |d| d.before);
+        let s = self.schema();
+        // The stream's version and deletion, read with the first page in one statement: the
+        // page is bounded by them (and empty for a tombstone, refused below).
+        let state = format!(
+            "SELECT st.version, d.before, d.tombstone FROM (SELECT 1) AS one
+             LEFT JOIN {s}.streams st ON st.stream = $1
+             LEFT JOIN {s}.deletions d ON d.stream = $1"
+        );
         let bounds = if r.backward {
-            (deleted_before, r.from.unwrap_or(u64::MAX).min(version))
+            (1, r.from.unwrap_or(u64::MAX))
         } else {
-            (r.from.unwrap_or(1).max(deleted_before), version)
+            (r.from.unwrap_or(1), u64::MAX)
         };
-        Ok(Box::new(Pages::new(
+        let mut conn = self.shared.pool.get()?;
+        let (mut pages, row) = Pages::open(
             self.shared.pool.clone(),
-            self.schema(),
+            &mut conn,
+            s,
             "e.stream = $1",
-            vec![Box::new(stream.to_owned())],
+            vec![(Box::new(stream.to_owned()), Type::TEXT)],
             Key::Version,
             bounds,
             r.backward,
             r.limit,
-        )))
+            First {
+                row: &state,
+                columns: 3,
+                bound: Some(
+                    "e.version >= coalesce(o.before, 1) \
+                     AND e.version <= coalesce(o.version, 0) \
+                     AND o.tombstone IS NOT TRUE",
+                ),
+                // A stream's read is one plan: its (stream, version) index.
+                prepared: true,
+            },
+        )?;
+        drop(conn);
+        let version: Option<i64> = row.try_get(0).map_err(pg)?;
+        let before: Option<i64> = row.try_get(1).map_err(pg)?;
+        let tombstone: Option<bool> = row.try_get(2).map_err(pg)?;
+        let deletion = before.map(|b| Deletion {
+            before: unpos(b),
+            tombstone: tombstone.unwrap_or(false),
+        });
+        check_tombstone(stream, deletion)?;
+        let version = version.map_or(0, unpos);
+        let deleted_before = deletion.map_or(1, |d| d.before);
+        let (lo, hi) = if r.backward {
+            (deleted_before, r.from.unwrap_or(u64::MAX).min(version))
+        } else {
+            (r.from.unwrap_or(1).max(deleted_before), version)
+        };
+        pages.narrow(lo, hi);
+        Ok(Box::new(pages))
     }
 
     fn read_all(&self, read: Read) -> Result<EventIter> {
@@ -259,52 +316,57 @@ impl EventStore for PostgresStore {
     fn count(&self, query: &Query) -> Result<u64> {
         query.validate()?;
         check_cursor(query, &self.shared.store_id)?;
-        let mut conn = self.shared.pool.get()?;
-        let (lo, hi) = seq_bounds(query, head(&mut *conn, self.schema())?);
+        let (lo, hi) = seq_bounds(query, u64::MAX);
         if lo.max(1) > hi {
             return Ok(0);
         }
         let mut params: Vec<Param> = Vec::new();
         let cond = filters(&view(query), &mut params);
-        params.push(Box::new(pos(lo.max(1))));
-        params.push(Box::new(pos(hi)));
+        params.push(pos_param(lo.max(1)));
+        params.push(pos_param(hi));
         let n = params.len();
+        // Bounded by the head in the same statement (an init plan, read once). Sent unprepared,
+        // planned for its values (a generic plan guesses the filters' selectivity).
         let sql = format!(
-            "SELECT count(*) FROM {s}.events e WHERE {cond} AND {live} AND e.seq BETWEEN ${} AND ${n}",
+            "SELECT count(*) FROM {s}.events e WHERE {cond} AND {live} AND e.seq BETWEEN ${} \
+             AND least(${n}, (SELECT coalesce(max(h.seq), 0) FROM {s}.events h))",
             n - 1,
             s = self.schema(),
             live = live(self.schema()),
         );
-        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
-            params.iter().map(|p| &**p as _).collect();
-        let row = conn.query_one(&sql, &refs).map_err(pg)?;
-        Ok(unpos(row.get(0)))
-    }
-
-    fn get_event(&self, id: &str) -> Result<Option<RecordedEvent>> {
-        validate_id(id)?;
         let row = self
             .shared
             .pool
             .get()?
-            .query_opt(
+            .query_typed_one(&sql, &typed(&params))
+            .map_err(pg)?;
+        Ok(unpos(row.try_get(0).map_err(pg)?))
+    }
+
+    fn get_event(&self, id: &str) -> Result<Option<RecordedEvent>> {
+        validate_id(id)?;
+        let rows = self
+            .shared
+            .pool
+            .get()?
+            .query_cached(
                 &format!(
-                    "SELECT {COLUMNS} FROM {s}.events e WHERE e.id = $1 AND {live}",
+                    "SELECT {EVENT_COLUMNS} FROM {s}.events e WHERE e.id = $1 AND {live}",
                     s = self.schema(),
                     live = live(self.schema())
                 ),
                 &[&id],
             )
             .map_err(pg)?;
-        row.as_ref().map(event).transpose()
+        rows.first().map(event).transpose()
     }
 
     fn stream_version(&self, stream: &str) -> Result<u64> {
-        let row = self
+        let rows = self
             .shared
             .pool
             .get()?
-            .query_opt(
+            .query_cached(
                 &format!(
                     "SELECT version FROM {}.streams WHERE stream = $1",
                     self.schema()
@@ -312,7 +374,10 @@ impl EventStore for PostgresStore {
                 &[&stream],
             )
             .map_err(pg)?;
-        Ok(row.map_or(0, |r| unpos(r.get(0))))
+        match rows.first() {
+            Some(r) => Ok(unpos(r.try_get(0).map_err(pg)?)),
+            None => Ok(0),
+        }
     }
 
     fn head_seq(&self) -> Result<u64> {
