@@ -9,6 +9,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use eventfile::{Error, Result};
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::options::Synchronous;
@@ -58,7 +59,7 @@ impl<T> Sql<T> for rusqlite::Result<T> {
 }
 
 /// Opens a connection to `path` and sets what every connection needs: the busy timeout,
-/// `synchronous`, and foreign keys. `create` allows a missing file to be created.
+/// `synchronous`, foreign keys, and plans that do not change with bound values. `create` allows a missing file to be created.
 pub(crate) fn open(path: &Path, create: bool, sync: Synchronous) -> Result<Connection> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -83,6 +84,12 @@ pub(crate) fn open(path: &Path, create: bool, sync: Synchronous) -> Result<Conne
     conn.pragma_update(None, "synchronous", sync.pragma())
         .sql(path)?;
     conn.pragma_update(None, "foreign_keys", "ON").sql(path)?;
+    // Plans never depend on bound values. Without this, SQLite (STAT4 is compiled in) marks a
+    // statement whose plan could depend on a parameter (a `LIMIT ?`, for one) and compiles it
+    // again whenever that parameter is bound anew: every page of a read, with its cached
+    // statement, would be parsed and planned again.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .sql(path)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }

@@ -5,10 +5,12 @@
 //! This module owns every `SELECT` of events for a caller; it never writes.
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::Arc;
 
 use eventfile::backend::{self, QueryView};
 use eventfile::{Direction, EventIter, Query, RecordedEvent, Result, StreamInfo, TermCount};
+use rusqlite::Connection;
 use rusqlite::types::Value;
 
 use crate::connection::Sql;
@@ -19,62 +21,122 @@ use crate::store::Inner;
 /// Rows fetched per page.
 const PAGE: usize = 256;
 
-/// A read in progress: the statement's fixed part, the keyset position, what is left.
+/// Runs `f` in one read transaction on `c`: its statements see one snapshot of the file. The
+/// `BEGIN` and `COMMIT` are cached statements (`execute_batch` would parse them each time).
+fn snapshot<T>(c: &Connection, path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    c.prepare_cached("BEGIN").sql(path)?.execute([]).sql(path)?;
+    let out = f();
+    let end = c
+        .prepare_cached(if out.is_ok() { "COMMIT" } else { "ROLLBACK" })
+        .and_then(|mut s| s.execute([]));
+    if !c.is_autocommit() {
+        // The connection goes back to the pool: never with a transaction left open.
+        let _ = c.execute_batch("ROLLBACK");
+    }
+    let v = out?;
+    end.sql(path)?;
+    Ok(v)
+}
+
+/// A read in progress: its statement, the keys left to read, what is left. The first page is
+/// read when the read begins (in the transaction of its lookups), the others on demand.
 pub(crate) struct Pages {
     inner: Arc<Inner>,
-    /// `SELECT ... WHERE <filters>`; a page adds the keyset condition, order and limit.
-    base: String,
+    /// `SELECT ... WHERE <filters> AND <key> BETWEEN ?n AND ?n+1 ORDER BY <key> LIMIT ?n+2`.
+    sql: String,
+    /// The filters' parameters; a page adds its key range and limit.
     params: Vec<Value>,
-    /// `e.seq` or `e.version`.
-    key: &'static str,
+    /// The key is the seq (else the version, for a stream).
+    by_seq: bool,
     backward: bool,
-    /// The last key returned (exclusive bound of the next page).
-    at: i64,
+    /// The keys not read yet: `lo..=hi`. Each page narrows it past the keys it returned, so
+    /// the next page's index search starts where the last ended (keyset paging).
+    lo: i64,
+    hi: i64,
     remaining: usize,
     buf: VecDeque<RecordedEvent>,
     done: bool,
 }
 
 impl Pages {
-    fn fetch(&mut self) -> Result<()> {
-        let take = self.remaining.min(PAGE);
-        let mut params = self.params.clone();
-        params.push(Value::Integer(self.at));
-        params.push(Value::Integer(i64::try_from(take).unwrap_or(i64::MAX)));
-        let n = params.len();
-        let (op, dir) = if self.backward {
-            ("<", "DESC")
-        } else {
-            (">", "ASC")
-        };
+    /// A read of the events of `w` with keys in `lo..=hi`, at most `limit`, and its first page,
+    /// read on `c` (the connection, and transaction, of the read's lookups).
+    fn start(
+        inner: &Arc<Inner>,
+        c: &Connection,
+        w: Where,
+        by_seq: bool,
+        backward: bool,
+        (lo, hi): (u64, u64),
+        limit: Option<usize>,
+    ) -> Result<Pages> {
+        let key = if by_seq { "e.seq" } else { "e.version" };
+        let dir = if backward { "DESC" } else { "ASC" };
+        let n = w.params.len();
         let sql = format!(
-            "{} AND {} {op} ?{} ORDER BY {} {dir} LIMIT ?{n}",
-            self.base,
-            self.key,
-            n - 1,
-            self.key
+            "SELECT {COLUMNS} FROM events e WHERE {} AND {key} BETWEEN ?{} AND ?{} \
+             ORDER BY {key} {dir} LIMIT ?{}",
+            w.clause(),
+            n + 1,
+            n + 2,
+            n + 3
         );
-        let path = self.inner.path.clone();
-        let raws = self.inner.pool.with(|c| {
-            let mut stmt = c.prepare_cached(&sql).sql(&path)?;
-            let rows = stmt
-                .query_map(rusqlite::params_from_iter(params.iter()), rows::raw_row)
-                .sql(&path)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().sql(&path)
-        })?;
-        if raws.len() < take {
+        let remaining = limit.unwrap_or(usize::MAX);
+        let mut pages = Pages {
+            inner: Arc::clone(inner),
+            sql,
+            params: w.params,
+            by_seq,
+            backward,
+            lo: int(lo),
+            hi: int(hi),
+            remaining,
+            buf: VecDeque::new(),
+            done: lo > hi || remaining == 0,
+        };
+        if !pages.done {
+            pages.fetch_on(c)?;
+        }
+        Ok(pages)
+    }
+
+    /// Reads the next page on `c`.
+    fn fetch_on(&mut self, c: &Connection) -> Result<()> {
+        let path = &self.inner.path;
+        let take = self.remaining.min(PAGE);
+        let bounds = [
+            Value::Integer(self.lo),
+            Value::Integer(self.hi),
+            Value::Integer(i64::try_from(take).unwrap_or(i64::MAX)),
+        ];
+        let mut stmt = c.prepare_cached(&self.sql).sql(path)?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(
+                self.params.iter().chain(bounds.iter()),
+            ))
+            .sql(path)?;
+        let mut got = 0;
+        while let Some(r) = rows.next().sql(path)? {
+            let e = rows::event_from_row(r, path)?;
+            let key = int(if self.by_seq { e.seq } else { e.version });
+            if self.backward {
+                self.hi = key.saturating_sub(1);
+            } else {
+                self.lo = key.saturating_add(1);
+            }
+            self.buf.push_back(e);
+            got += 1;
+        }
+        if got < take || self.lo > self.hi {
             self.done = true;
         }
-        for raw in raws {
-            let (e, _) = raw.decode(&path)?;
-            self.at = int(if self.key == "e.seq" {
-                e.seq
-            } else {
-                e.version
-            });
-            self.buf.push_back(e);
-        }
         Ok(())
+    }
+
+    /// Reads the next page on a pooled connection.
+    fn fetch(&mut self) -> Result<()> {
+        let inner = Arc::clone(&self.inner);
+        inner.pool.with(|c| self.fetch_on(c))
     }
 }
 
@@ -97,48 +159,50 @@ impl Iterator for Pages {
         self.remaining -= 1;
         Some(Ok(e))
     }
+
+    /// At least the buffered events (so `collect` sizes its vector), at most the limit.
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let buffered = self.buf.len().min(self.remaining);
+        if self.done {
+            return (buffered, Some(buffered));
+        }
+        let upper = (self.remaining != usize::MAX).then_some(self.remaining);
+        (buffered, upper)
+    }
 }
 
-/// The filters of `v`, events live at `head` only, with seqs in `lo..=hi`.
-fn selection(v: &QueryView<'_>, lo: u64, hi: u64, head: u64) -> Where {
+/// The filters of `v`, events live at `head` only (seq bounds are the caller's).
+fn selection(v: &QueryView<'_>, head: u64) -> Where {
     let mut w = Where::new();
     w.filters(v);
-    let lo = w.param(int(lo));
-    let hi = w.param(int(hi));
-    w.and(format!("e.seq BETWEEN {lo} AND {hi}"));
     let live = rows::live_at(&mut w, head);
     w.and(live);
     w
 }
 
 impl Inner {
-    /// The events `query` selects, and the head they are read up to.
+    /// The events `query` selects, and the head they are read up to. The head and the first
+    /// page are read in one transaction, on one pooled connection.
     pub(crate) fn run(self: &Arc<Self>, query: &Query) -> Result<(EventIter, u64)> {
         query.validate()?;
         backend::check_cursor(query, &self.store_id)?;
-        let head = self.read_head()?;
         let v = backend::view(query);
-        let (lo, hi) = backend::seq_bounds(query, head);
-        let w = selection(&v, lo, hi, head);
-        let pages = Pages {
-            inner: Arc::clone(self),
-            base: format!("SELECT {COLUMNS} FROM events e WHERE {}", w.clause()),
-            params: w.params,
-            key: "e.seq",
-            backward: v.backward,
-            at: if v.backward {
-                int(hi).saturating_add(1)
-            } else {
-                int(lo) - 1
-            },
-            remaining: v.limit.unwrap_or(usize::MAX),
-            buf: VecDeque::new(),
-            done: lo > hi,
-        };
+        let path = &self.path;
+        let (pages, head) = self.pool.with(|c| {
+            snapshot(c, path, || {
+                let head = rows::head(c, path)?;
+                let bounds = backend::seq_bounds(query, head);
+                let w = selection(&v, head);
+                let pages = Pages::start(self, c, w, true, v.backward, bounds, v.limit)?;
+                Ok((pages, head))
+            })
+        })?;
+        self.watch.advance(head);
         Ok((Box::new(pages), head))
     }
 
-    /// Reads one stream (see `EventStore::read_stream`).
+    /// Reads one stream (see `EventStore::read_stream`): its deletion state, its version and
+    /// the first page in one transaction, on one pooled connection.
     pub(crate) fn stream(
         self: &Arc<Self>,
         stream: &str,
@@ -148,39 +212,23 @@ impl Inner {
     ) -> Result<EventIter> {
         eventfile::validate_stream(stream)?;
         let path = &self.path;
-        let (deleted, version) = self.pool.with(|c| {
-            let tx = c.unchecked_transaction().sql(path)?;
-            let d = rows::deletion(&tx, path, stream)?;
-            let v = rows::stream_version(&tx, path, stream)?;
-            Ok((d, v))
+        let pages = self.pool.with(|c| {
+            snapshot(c, path, || {
+                let (deleted, version) = rows::stream_state(c, path, stream)?;
+                backend::check_tombstone(stream, deleted)?;
+                let before = deleted.map_or(1, |d| d.before);
+                let (lo, hi) = if backward {
+                    (before, from.unwrap_or(u64::MAX).min(version))
+                } else {
+                    (from.unwrap_or(1).max(before), version)
+                };
+                let mut w = Where::new();
+                let s = w.param(stream.to_owned());
+                w.and(format!("e.stream = {s}"));
+                Pages::start(self, c, w, false, backward, (lo, hi), limit)
+            })
         })?;
-        backend::check_tombstone(stream, deleted)?;
-        let before = deleted.map_or(1, |d| d.before);
-        let (lo, hi) = if backward {
-            (before, from.unwrap_or(u64::MAX).min(version))
-        } else {
-            (from.unwrap_or(1).max(before), version)
-        };
-        let mut w = Where::new();
-        let s = w.param(stream.to_owned());
-        let l = w.param(int(lo));
-        let h = w.param(int(hi));
-        w.and(format!("e.stream = {s} AND e.version BETWEEN {l} AND {h}"));
-        Ok(Box::new(Pages {
-            inner: Arc::clone(self),
-            base: format!("SELECT {COLUMNS} FROM events e WHERE {}", w.clause()),
-            params: w.params,
-            key: "e.version",
-            backward,
-            at: if backward {
-                int(hi).saturating_add(1)
-            } else {
-                int(lo) - 1
-            },
-            remaining: limit.unwrap_or(usize::MAX),
-            buf: VecDeque::new(),
-            done: lo > hi,
-        }))
+        Ok(Box::new(pages))
     }
 
     /// How many live events `query` selects (its limit ignored).
@@ -189,22 +237,25 @@ impl Inner {
         backend::check_cursor(query, &self.store_id)?;
         let path = &self.path;
         self.pool.with(|c| {
-            let tx = c.unchecked_transaction().sql(path)?;
-            let head = rows::head(&tx, path)?;
-            let (lo, hi) = backend::seq_bounds(query, head);
-            if lo > hi {
-                return Ok(0);
-            }
-            let w = selection(&backend::view(query), lo, hi, head);
-            let n: i64 = tx
-                .prepare_cached(&format!(
-                    "SELECT count(*) FROM events e WHERE {}",
-                    w.clause()
-                ))
-                .sql(path)?
-                .query_row(rusqlite::params_from_iter(w.params.iter()), |r| r.get(0))
-                .sql(path)?;
-            Ok(u64::try_from(n).unwrap_or(0))
+            snapshot(c, path, || {
+                let head = rows::head(c, path)?;
+                let (lo, hi) = backend::seq_bounds(query, head);
+                if lo > hi {
+                    return Ok(0);
+                }
+                let mut w = selection(&backend::view(query), head);
+                let (l, h) = (w.param(int(lo)), w.param(int(hi)));
+                w.and(format!("e.seq BETWEEN {l} AND {h}"));
+                let n: i64 = c
+                    .prepare_cached(&format!(
+                        "SELECT count(*) FROM events e WHERE {}",
+                        w.clause()
+                    ))
+                    .sql(path)?
+                    .query_row(rusqlite::params_from_iter(w.params.iter()), |r| r.get(0))
+                    .sql(path)?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            })
         })
     }
 
@@ -213,16 +264,15 @@ impl Inner {
         eventfile::validate_id(id)?;
         let path = &self.path;
         self.pool.with(|c| {
-            let raw = c
+            let mut stmt = c
                 .prepare_cached(&format!(
                     "SELECT {COLUMNS} FROM events e WHERE e.id = ?1 AND {LIVE}"
                 ))
-                .sql(path)?
-                .query_row([id], rows::raw_row);
-            match raw {
-                Ok(r) => Ok(Some(r.decode(path)?.0)),
-                Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
-                Err(e) => Err(e).sql(path),
+                .sql(path)?;
+            let mut rows = stmt.query([id]).sql(path)?;
+            match rows.next().sql(path)? {
+                Some(r) => Ok(Some(rows::event_from_row(r, path)?)),
+                None => Ok(None),
             }
         })
     }

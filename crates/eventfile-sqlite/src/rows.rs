@@ -16,7 +16,7 @@ use crate::connection::Sql;
 
 /// The columns [`event_from_row`] reads, in its order, of `events` aliased `e`.
 pub(crate) const COLUMNS: &str =
-    "e.seq, e.id, e.stream, e.version, e.type, e.time, e.data, e.meta, e.tags, e.more";
+    "e.seq, e.id, e.stream, e.version, e.type, e.time, e.data, e.meta, e.tags";
 
 /// Whether the event of alias `e` is live now: no deletion of its stream hides its version.
 pub(crate) const LIVE: &str = "NOT EXISTS (SELECT 1 FROM deletions d \
@@ -42,66 +42,48 @@ fn uint(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-/// A row's columns, decoded later so a bad row becomes an error, not a panic.
-pub(crate) struct RawRow {
-    seq: i64,
-    id: String,
-    stream: String,
-    version: i64,
-    event_type: String,
-    time: i64,
-    data: String,
-    meta: String,
-    tags: String,
-    more: bool,
-}
-
-/// Reads the [`COLUMNS`] of a row.
-pub(crate) fn raw_row(r: &Row<'_>) -> rusqlite::Result<RawRow> {
-    Ok(RawRow {
-        seq: r.get(0)?,
-        id: r.get(1)?,
-        stream: r.get(2)?,
-        version: r.get(3)?,
-        event_type: r.get(4)?,
-        time: r.get(5)?,
-        data: r.get(6)?,
-        meta: r.get(7)?,
-        tags: r.get(8)?,
-        more: r.get(9)?,
-    })
-}
-
-impl RawRow {
-    /// The event, and whether more events of its append follow.
-    pub(crate) fn decode(self, path: &Path) -> Result<(RecordedEvent, bool)> {
-        let bad = |what: &str, e: serde_json::Error| Error::Database {
+/// A text column of a row, borrowed from SQLite (no copy).
+fn text<'r>(r: &'r Row<'_>, i: usize, path: &Path) -> Result<&'r str> {
+    r.get_ref(i)
+        .sql(path)?
+        .as_str()
+        .map_err(|e| Error::Database {
             backend: "sqlite",
-            reason: format!(
-                "{}: the {what} of event seq {} is not valid JSON: {e}",
-                path.display(),
-                self.seq
-            ),
-        };
-        let data = RawValue::from_string(self.data.clone()).map_err(|e| bad("data", e))?;
-        let meta: Map<String, Value> =
-            serde_json::from_str(&self.meta).map_err(|e| bad("metadata", e))?;
-        let tags: Vec<String> = serde_json::from_str(&self.tags).map_err(|e| bad("tags", e))?;
-        Ok((
-            RecordedEvent {
-                seq: uint(self.seq),
-                id: self.id,
-                stream: self.stream,
-                version: uint(self.version),
-                event_type: self.event_type,
-                time: self.time,
-                data,
-                meta,
-                tags,
-            },
-            self.more,
-        ))
-    }
+            reason: format!("{}: column {i} of an event: {e}", path.display()),
+        })
+}
+
+/// The event in a row of [`COLUMNS`]. A bad row is an error, not a panic. Data is copied once (into its `RawValue`, which checks it);
+/// metadata and tags are parsed straight from SQLite's buffer.
+pub(crate) fn event_from_row(r: &Row<'_>, path: &Path) -> Result<RecordedEvent> {
+    let seq: i64 = r.get(0).sql(path)?;
+    let bad = |what: &str, e: serde_json::Error| Error::Database {
+        backend: "sqlite",
+        reason: format!(
+            "{}: the {what} of event seq {seq} is not valid JSON: {e}",
+            path.display()
+        ),
+    };
+    let data = RawValue::from_string(text(r, 6, path)?.to_owned()).map_err(|e| bad("data", e))?;
+    let meta = match text(r, 7, path)? {
+        "{}" => Map::new(),
+        m => serde_json::from_str(m).map_err(|e| bad("metadata", e))?,
+    };
+    let tags = match text(r, 8, path)? {
+        "[]" => Vec::new(),
+        t => serde_json::from_str(t).map_err(|e| bad("tags", e))?,
+    };
+    Ok(RecordedEvent {
+        seq: uint(seq),
+        id: text(r, 1, path)?.to_owned(),
+        stream: text(r, 2, path)?.to_owned(),
+        version: uint(r.get(3).sql(path)?),
+        event_type: text(r, 4, path)?.to_owned(),
+        time: r.get(5).sql(path)?,
+        data,
+        meta,
+        tags,
+    })
 }
 
 /// One event to insert: its place and its content.
@@ -212,6 +194,34 @@ pub(crate) fn deletion(conn: &Connection, path: &Path, stream: &str) -> Result<O
     .sql(path)
 }
 
+/// A stream's deletion state and version in one statement (for a read: one snapshot).
+pub(crate) fn stream_state(
+    conn: &Connection,
+    path: &Path,
+    stream: &str,
+) -> Result<(Option<Deletion>, u64)> {
+    // One row always; with `max(seq)`, SQLite takes the bare columns from the newest row of
+    // the stream's deletions (the same row as [`deletion`]), NULL when there is none.
+    conn.prepare_cached(
+        "SELECT (SELECT max(version) FROM events WHERE stream = ?1), max(seq), deleted_before, \
+         tombstone FROM deletions WHERE stream = ?1",
+    )
+    .sql(path)?
+    .query_row([stream], |r| {
+        let version: Option<i64> = r.get(0)?;
+        let newest: Option<i64> = r.get(1)?;
+        let deletion = match newest {
+            Some(_) => Some(Deletion {
+                before: uint(r.get(2)?),
+                tombstone: r.get(3)?,
+            }),
+            None => None,
+        };
+        Ok((deletion, version.map_or(0, uint)))
+    })
+    .sql(path)
+}
+
 /// Records a stream's new deletion state, made by the `$lifecycle` event at `seq`. The rows
 /// of a stream are its history: the newest is its state, and a read that began at head `h`
 /// goes by the rows up to `h` (deletion only ever moves forward, so the largest
@@ -265,13 +275,16 @@ pub(crate) fn event_at(
     path: &Path,
     seq: u64,
 ) -> Result<Option<(RecordedEvent, bool)>> {
-    let raw = conn
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM events e WHERE e.seq = ?1"))
-        .sql(path)?
-        .query_row([int(seq)], raw_row)
-        .optional()
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS}, e.more FROM events e WHERE e.seq = ?1"
+        ))
         .sql(path)?;
-    raw.map(|r| r.decode(path)).transpose()
+    let mut rows = stmt.query([int(seq)]).sql(path)?;
+    match rows.next().sql(path)? {
+        Some(r) => Ok(Some((event_from_row(r, path)?, r.get(9).sql(path)?))),
+        None => Ok(None),
+    }
 }
 
 /// The retry rules' view of the log, on a connection inside the write transaction.
