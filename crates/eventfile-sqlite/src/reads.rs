@@ -1,6 +1,7 @@
 //! Reads: queries, stream reads and the global log as iterators that fetch pages of rows by
-//! keyset (on seq, or on version for a stream), each page on a pooled read connection, never
-//! past the head seen when the read began; and counts and listings as single statements.
+//! keyset (on seq, or on version for a stream), each page on a pooled read connection (the
+//! first in one transaction with the read's lookups), never past the head seen when the read
+//! began; and counts and listings as single statements.
 //!
 //! This module owns every `SELECT` of events for a caller; it never writes.
 
