@@ -5,9 +5,10 @@
 //! - **sqlite**: `eventfile-sqlite` (WAL, `synchronous=FULL`);
 //! - **postgres**: `eventfile-postgres` on a private PostgreSQL 15 server on a unix socket
 //!   (`eventfile_postgres::testing`, or the server `EVENTFILE_TEST_POSTGRES_URL` names);
-//! - **postgres-plain**: the baseline on the same server: a table with the same columns and no
-//!   checks, one prepared `INSERT` per event in its own autocommit transaction (with threads,
-//!   one connection each), and for batches the plain loop `BEGIN; INSERT x100; COMMIT`;
+//! - **postgres-plain**: the baseline on the same server: a copy of the backend's `events` table
+//!   with the same indexes and constraints and no checks, one prepared `INSERT` per event in its
+//!   own autocommit transaction (with threads, one connection each), and for batches the plain
+//!   loop `BEGIN; INSERT x100; COMMIT`;
 //! - **postgres-sql**, **sqlite-sql**: the queries written by hand in SQL against the backend's
 //!   own tables and indexes, prepared once, giving the same answer as the backend on any store
 //!   (events a deletion hides left out), each row materialised into the same `RecordedEvent` the
@@ -95,16 +96,20 @@ impl Drop for Stores {
     }
 }
 
-/// The plain baseline's table on the server: the backend's columns, no checks.
-fn plain_table(url: &str) -> String {
+/// The plain baseline's table on the server: a copy of the backend's `events` table with all
+/// its indexes and constraints (`LIKE ... INCLUDING ALL`), so both sides store the same row
+/// with the same index upkeep; seq and version come from sequences, with no checks.
+fn plain_table(url: &str, schema: &str) -> String {
     let table = format!("plain_events_{}", std::process::id());
     let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
     c.batch_execute(&format!(
         "DROP TABLE IF EXISTS {table};
-         CREATE TABLE {table} (
-             seq bigserial PRIMARY KEY, id text NOT NULL, stream text NOT NULL,
-             version bigint NOT NULL, type text NOT NULL, time bigint NOT NULL,
-             data json NOT NULL, meta json NOT NULL, tags text[] NOT NULL)"
+         DROP SEQUENCE IF EXISTS {table}_seq;
+         DROP SEQUENCE IF EXISTS {table}_version;
+         CREATE SEQUENCE {table}_seq;
+         CREATE SEQUENCE {table}_version;
+         CREATE TABLE {table} (LIKE {schema}.events INCLUDING ALL);
+         ALTER TABLE {table} ALTER COLUMN seq SET DEFAULT nextval('{table}_seq');"
     ))
     .unwrap();
     table
@@ -114,25 +119,18 @@ fn plain_table(url: &str) -> String {
 /// application would.
 fn plain_statement(c: &mut postgres::Client, table: &str, stream: &str) -> postgres::Statement {
     c.prepare(&format!(
-        "INSERT INTO {table} (id, stream, version, type, time, data, meta, tags)
-         VALUES ($1, '{stream}', $2, $3, 0, $4::text::json, '{{}}', $5)"
+        "INSERT INTO {table} (id, stream, version, type, time, data, meta, tags, more)
+         VALUES ($1, '{stream}', nextval('{table}_version'), $2, 0, $3::text::json, '{{}}', $4,
+                 false)"
     ))
     .unwrap()
 }
 
-fn plain_insert(
-    c: &mut impl postgres::GenericClient,
-    insert: &postgres::Statement,
-    version: i64,
-    e: &NewEvent,
-) {
+fn plain_insert(c: &mut impl postgres::GenericClient, insert: &postgres::Statement, e: &NewEvent) {
     let id = uuid::Uuid::now_v7().to_string();
     let tags: Vec<String> = e.tags().to_vec();
-    c.execute(
-        insert,
-        &[&id, &version, &e.event_type(), &e.data_json(), &tags],
-    )
-    .unwrap();
+    c.execute(insert, &[&id, &e.event_type(), &e.data_json(), &tags])
+        .unwrap();
 }
 
 /// Runs `per_thread(t, n)` on `threads` threads started together, `iters` operations in all;
@@ -167,7 +165,7 @@ fn appends(c: &mut Criterion) {
     let plain = stores
         .pg
         .as_ref()
-        .map(|(url, _)| (url.clone(), plain_table(url)));
+        .map(|(url, options)| (url.clone(), plain_table(url, options.schema_name())));
     let mut g = c.benchmark_group("backends/append");
     g.sample_size(10)
         .measurement_time(Duration::from_secs(4))
@@ -200,7 +198,7 @@ fn appends(c: &mut Criterion) {
                             let insert =
                                 plain_statement(&mut c, &table, &format!("s-{threads}-{t}"));
                             for i in 0..n {
-                                plain_insert(&mut c, &insert, i as i64, &event(i));
+                                plain_insert(&mut c, &insert, &event(i));
                             }
                         })
                     })
@@ -238,7 +236,7 @@ fn appends(c: &mut Criterion) {
                 for i in 0..iters {
                     let mut tx = client.transaction().unwrap();
                     for k in 0..100 {
-                        plain_insert(&mut tx, &insert, (i * 100 + k) as i64, &event(i * 100 + k));
+                        plain_insert(&mut tx, &insert, &event(i * 100 + k));
                     }
                     tx.commit().unwrap();
                 }
@@ -249,7 +247,10 @@ fn appends(c: &mut Criterion) {
     g.finish();
     if let Some((url, table)) = &plain {
         let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
-        c.batch_execute(&format!("DROP TABLE {table}")).unwrap();
+        c.batch_execute(&format!(
+            "DROP TABLE {table}; DROP SEQUENCE {table}_seq; DROP SEQUENCE {table}_version"
+        ))
+        .unwrap();
     }
 }
 
