@@ -206,6 +206,37 @@ fn every_call_gives_what_the_synchronous_store_gives() {
             store.count(&Query::new()).await.unwrap(),
             EventStore::count(&*sync, &Query::new()).unwrap()
         );
+
+        // Import: a log into another store, as recorded; a second import writes nothing.
+        let source_dir = tempfile::tempdir().unwrap();
+        let source = AsyncStore::from_arc(Arc::new(Store::open(source_dir.path()).unwrap()));
+        source
+            .append(
+                "a",
+                ExpectedVersion::NoStream,
+                [event("X", 1), event("Y", 2)],
+            )
+            .await
+            .unwrap();
+        source
+            .append("b", ExpectedVersion::NoStream, [event("X", 3)])
+            .await
+            .unwrap();
+        let log = source.read_all(Read::forward()).await.unwrap();
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = AsyncStore::from_arc(Arc::new(Store::open(other_dir.path()).unwrap()));
+        let r = other.import(log.clone()).await.unwrap();
+        assert_eq!((r.written, r.skipped), (log.len() as u64, 0));
+        let again = other.import(log.clone()).await.unwrap();
+        assert_eq!((again.written, again.skipped), (0, log.len() as u64));
+        let copied = other.read_all(Read::forward()).await.unwrap();
+        assert_eq!(
+            copied
+                .iter()
+                .map(RecordedEvent::to_json)
+                .collect::<Vec<_>>(),
+            log.iter().map(RecordedEvent::to_json).collect::<Vec<_>>()
+        );
     });
 }
 
@@ -468,6 +499,11 @@ impl EventStore for Faulty {
         expected: ExpectedVersion,
     ) -> eventfile::Result<DeleteResult> {
         EventStore::tombstone_stream(&self.inner, stream, expected)
+    }
+
+    fn import(&self, events: &[RecordedEvent]) -> eventfile::Result<eventfile::ImportResult> {
+        self.wait();
+        EventStore::import(&self.inner, events)
     }
 }
 
