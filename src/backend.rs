@@ -85,15 +85,20 @@ fn prepare_limited(request: &AppendRequest, max_event_bytes: usize) -> Result<Pr
         }
     }
     if bytes as u64 > DEFAULT_SEGMENT_BYTES {
-        return Err(Error::invalid(
-            "append",
-            format!(
-                "the batch encodes to {bytes} bytes, more than the segment size of \
-                 {DEFAULT_SEGMENT_BYTES} bytes"
-            ),
-        ));
+        return Err(batch_too_large(bytes, DEFAULT_SEGMENT_BYTES));
     }
     Ok(Prepared { ids, own_ids })
+}
+
+/// An append whose events encode to more than a segment holds: every backend refuses it.
+pub(crate) fn batch_too_large(bytes: usize, segment_bytes: u64) -> Error {
+    Error::invalid(
+        "append",
+        format!(
+            "the batch encodes to {bytes} bytes, more than the segment size of {segment_bytes} \
+             bytes"
+        ),
+    )
 }
 
 /// One stream's part of a batch, borrowed.

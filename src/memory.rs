@@ -329,12 +329,9 @@ impl Log {
         }
         self.buf = buf;
         if bytes as u64 > DEFAULT_SEGMENT_BYTES {
-            return Err(Error::invalid(
-                "append",
-                format!(
-                    "the batch encodes to {bytes} bytes, more than the segment size of \
-                     {DEFAULT_SEGMENT_BYTES} bytes"
-                ),
+            return Err(crate::backend::batch_too_large(
+                bytes,
+                DEFAULT_SEGMENT_BYTES,
             ));
         }
 

@@ -545,15 +545,9 @@ impl Inner {
         let last_seq = seq - 1;
 
         if buf.len() as u64 > self.config.segment_bytes {
+            let err = crate::backend::batch_too_large(buf.len(), self.config.segment_bytes);
             st.buf = buf;
-            return Err(Error::invalid(
-                "append",
-                format!(
-                    "the batch encodes to {} bytes, more than the segment size of {} bytes",
-                    st.buf.len(),
-                    self.config.segment_bytes
-                ),
-            ));
+            return Err(err);
         }
         let r = self.write_locked(st, &buf, &rel_offsets, times, (parts, ids, key));
         st.buf = buf;
