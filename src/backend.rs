@@ -17,7 +17,7 @@ use crate::api::{AppendRequest, DeleteResult};
 use crate::config::{DEFAULT_MAX_EVENT_BYTES, DEFAULT_SEGMENT_BYTES};
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, ExpectedVersion, MultiAppendResult, NewEvent, RecordedEvent};
-use crate::event::{validate_event, validate_writable_stream};
+use crate::event::{StreamAppend, validate_event, validate_writable_stream};
 use crate::query::{Direction, Query};
 use crate::record::{self, RecordOut};
 use crate::time::Micros;
@@ -49,7 +49,7 @@ pub fn prepare(request: &AppendRequest) -> Result<Prepared> {
 /// [`prepare`] with a store's own limit on an event's encoded size.
 fn prepare_limited(request: &AppendRequest, max_event_bytes: usize) -> Result<Prepared> {
     request.validate()?;
-    let parts = parts(request);
+    let parts = parts(&request.streams);
     validate(&parts)?;
     let (ids, own_ids) = batch_ids(&parts)?;
     let time = record::record_time(Micros::MAX);
@@ -167,9 +167,9 @@ pub(crate) fn validate(parts: &[Part<'_>]) -> Result<()> {
     Ok(())
 }
 
-fn parts(request: &AppendRequest) -> Vec<Part<'_>> {
-    request
-        .streams
+/// The streams' parts of an append, borrowed: what the checks and the writers take.
+pub(crate) fn parts(streams: &[StreamAppend]) -> Vec<Part<'_>> {
+    streams
         .iter()
         .map(|a| Part {
             stream: &a.stream,
@@ -683,6 +683,12 @@ pub struct ReadView {
     pub from: Option<u64>,
     /// At most this many events.
     pub limit: Option<usize>,
+}
+
+/// The query every backend's `read_all` runs for `read`: the whole log in its direction, from
+/// its position (a lower bound forward, an upper bound backward), with its limit.
+pub fn read_all_query(read: &crate::query::Read) -> Query {
+    read.log_query()
 }
 
 /// The parts of `read`.

@@ -489,15 +489,7 @@ impl MemoryStore {
 impl EventStore for MemoryStore {
     fn append_request(&self, request: AppendRequest) -> Result<MultiAppendResult> {
         request.validate()?;
-        let parts: Vec<Part<'_>> = request
-            .streams
-            .iter()
-            .map(|a| Part {
-                stream: &a.stream,
-                expected: a.expected,
-                events: &a.events,
-            })
-            .collect();
+        let parts = crate::backend::parts(&request.streams);
         crate::backend::validate(&parts)?;
         let (ids, own_ids) = crate::backend::batch_ids(&parts)?;
         let key = request.key.as_deref();
@@ -543,18 +535,7 @@ impl EventStore for MemoryStore {
     }
 
     fn read_all(&self, read: Read) -> Result<EventIter> {
-        // The query the file store's `read_all` runs.
-        let mut q = Query::new().direction(read.direction);
-        if let Some(from) = read.from {
-            q = match read.direction {
-                Direction::Forward => q.from_seq(from),
-                Direction::Backward => q.to_seq(from),
-            };
-        }
-        if let Some(n) = read.limit {
-            q = q.limit(n);
-        }
-        Ok(self.run(q)?.0)
+        Ok(self.run(read.log_query())?.0)
     }
 
     fn query(&self, query: &Query) -> Result<EventIter> {

@@ -43,6 +43,23 @@ pub struct Read {
 }
 
 impl Read {
+    /// The query a read of the whole log runs: the log in this read's direction, from its
+    /// position (a lower bound forward, an upper bound backward), with its limit. Every
+    /// backend's `read_all` is this query.
+    pub(crate) fn log_query(&self) -> Query {
+        let mut q = Query::new().direction(self.direction);
+        if let Some(from) = self.from {
+            q = match self.direction {
+                Direction::Forward => q.from_seq(from),
+                Direction::Backward => q.to_seq(from),
+            };
+        }
+        if let Some(n) = self.limit {
+            q = q.limit(n);
+        }
+        q
+    }
+
     /// Oldest first, from the start, no limit.
     pub fn forward() -> Read {
         Read::default()

@@ -218,17 +218,7 @@ impl Store {
     /// # Ok::<(), eventfile::Error>(())
     /// ```
     pub fn read_all(&self, read: Read) -> Result<Events> {
-        let mut q = Query::new().direction(read.direction);
-        if let Some(from) = read.from {
-            q = match read.direction {
-                Direction::Forward => q.from_seq(from),
-                Direction::Backward => q.to_seq(from),
-            };
-        }
-        if let Some(n) = read.limit {
-            q = q.limit(n);
-        }
-        self.inner.run(q, false)
+        self.inner.run(read.log_query(), false)
     }
 
     /// Runs a query: the events matching `query`, in seq order (or reversed), as an iterator.

@@ -177,14 +177,7 @@ impl Store {
         key: Option<&str>,
         condition: Option<&AppendCondition>,
     ) -> Result<MultiAppendResult> {
-        let parts: Vec<Part<'_>> = appends
-            .iter()
-            .map(|a| Part {
-                stream: &a.stream,
-                expected: a.expected,
-                events: &a.events,
-            })
-            .collect();
+        let parts = crate::backend::parts(appends);
         let b = self.inner.append_batch(&parts, key, condition)?;
         Ok(MultiAppendResult {
             streams: appends

@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use eventfile::backend::{
-    Deletion, check_cursor, check_tombstone, prepare, read_view, seq_bounds, view,
+    Deletion, check_cursor, check_tombstone, prepare, read_all_query, read_view, seq_bounds, view,
 };
 use eventfile::subscription::{HeadWatch, Subscription};
 use eventfile::{
-    AppendRequest, DeleteResult, Direction, EventIter, EventStore, ExpectedVersion, ImportResult,
+    AppendRequest, DeleteResult, EventIter, EventStore, ExpectedVersion, ImportResult,
     MultiAppendResult, Query, Read, RecordedEvent, Result, Snapshot, StreamInfo, TermCount,
     validate_id, validate_stream,
 };
@@ -289,24 +289,7 @@ impl EventStore for PostgresStore {
     }
 
     fn read_all(&self, read: Read) -> Result<EventIter> {
-        let r = read_view(&read);
-        let direction = if r.backward {
-            Direction::Backward
-        } else {
-            Direction::Forward
-        };
-        let mut q = Query::new().direction(direction);
-        if let Some(from) = r.from {
-            q = if r.backward {
-                q.to_seq(from)
-            } else {
-                q.from_seq(from)
-            };
-        }
-        if let Some(n) = r.limit {
-            q = q.limit(n);
-        }
-        Ok(self.run(&q)?.0)
+        Ok(self.run(&read_all_query(&read))?.0)
     }
 
     fn query(&self, query: &Query) -> Result<EventIter> {

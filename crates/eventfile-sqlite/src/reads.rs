@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use eventfile::backend::{self, QueryView};
-use eventfile::{Direction, EventIter, Query, RecordedEvent, Result, StreamInfo, TermCount};
+use eventfile::{EventIter, Query, RecordedEvent, Result, StreamInfo, TermCount};
 use rusqlite::Connection;
 use rusqlite::types::Value;
 
@@ -364,23 +364,4 @@ impl Inner {
             rows.collect::<rusqlite::Result<Vec<_>>>().sql(path)
         })
     }
-}
-
-/// The read [`EventStore::read_all`](eventfile::EventStore::read_all) makes: the file store's.
-pub(crate) fn read_all_query(
-    direction: Direction,
-    from: Option<u64>,
-    limit: Option<usize>,
-) -> Query {
-    let mut q = Query::new().direction(direction);
-    if let Some(from) = from {
-        q = match direction {
-            Direction::Forward => q.from_seq(from),
-            Direction::Backward => q.to_seq(from),
-        };
-    }
-    if let Some(n) = limit {
-        q = q.limit(n);
-    }
-    q
 }

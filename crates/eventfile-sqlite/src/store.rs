@@ -202,14 +202,7 @@ impl EventStore for SqliteStore {
     }
 
     fn read_all(&self, read: Read) -> Result<EventIter> {
-        let r = backend::read_view(&read);
-        let direction = if r.backward {
-            eventfile::Direction::Backward
-        } else {
-            eventfile::Direction::Forward
-        };
-        let q = crate::reads::read_all_query(direction, r.from, r.limit);
-        Ok(self.inner.run(&q)?.0)
+        Ok(self.inner.run(&backend::read_all_query(&read))?.0)
     }
 
     fn query(&self, query: &Query) -> Result<EventIter> {
