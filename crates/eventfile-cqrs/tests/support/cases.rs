@@ -1,47 +1,50 @@
 //! The cases every backend runs: what cqrs-es's own backends test (commit and load, with and
 //! without a snapshot store, the optimistic lock, an upcasted event, the replay streams), and
-//! what this adapter adds (snapshot versions, metadata, names, truncated streams).
+//! what this adapter adds (metadata, names, truncated streams). The snapshot cases are in
+//! `snapshots`, the replay cases in `replays`; both are re-exported here for `suite!`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
 use cqrs_es::persist::{
-    PersistedEventRepository, PersistenceError, QueryReplay, ReplayStream,
-    SemanticVersionEventUpcaster, SerializedEvent,
+    PersistedEventRepository, PersistenceError, ReplayStream, SemanticVersionEventUpcaster,
+    SerializedEvent,
 };
-use cqrs_es::{AggregateError, EventEnvelope, EventStore, Query};
+use cqrs_es::{AggregateError, EventStore};
 use eventfile::{AsyncStore, ExpectedVersion, NewEvent, Read};
 use eventfile_cqrs::{Error, EventfileEventRepository, NameError, cqrs_framework};
 use serde_json::{Value, json};
 
-use super::bank_account::{
-    AccountAudit, AuditEvent, BankAccount, BankAccountCommand, BankAccountEvent,
-    BankAccountServices,
-};
+pub use super::replays::*;
+pub use super::snapshots::*;
 
-fn repo(store: &AsyncStore) -> EventfileEventRepository {
+use super::bank_account::{BankAccount, BankAccountCommand, BankAccountEvent, BankAccountServices};
+
+pub fn repo(store: &AsyncStore) -> EventfileEventRepository {
     EventfileEventRepository::new(store.clone())
 }
 
-fn opened(id: &str) -> BankAccountEvent {
+pub fn opened(id: &str) -> BankAccountEvent {
     BankAccountEvent::AccountOpened {
         account_id: id.to_string(),
     }
 }
 
-fn deposited(amount: f64, balance: f64) -> BankAccountEvent {
+pub fn deposited(amount: f64, balance: f64) -> BankAccountEvent {
     BankAccountEvent::CustomerDepositedMoney { amount, balance }
 }
 
 /// Commits `events` on top of what `store` loads for `id`.
-async fn commit<S: EventStore<BankAccount>>(store: &S, id: &str, events: Vec<BankAccountEvent>) {
+pub async fn commit<S: EventStore<BankAccount>>(
+    store: &S,
+    id: &str,
+    events: Vec<BankAccountEvent>,
+) {
     let context = store.load_aggregate(id).await.unwrap();
     store.commit(events, context, HashMap::new()).await.unwrap();
 }
 
 /// cqrs-es's backends' `simple_es_commit_and_load_test`, with the aggregate checked too.
-async fn commit_and_load<
+pub async fn commit_and_load<
     S: EventStore<BankAccount, AC = cqrs_es::persist::EventStoreAggregateContext<BankAccount>>,
 >(
     store: S,
@@ -120,150 +123,6 @@ pub async fn commit_and_load_events_aggregate_store(store: AsyncStore) {
         state,
         json!({"eventfile_cqrs": 1, "current_snapshot": 2,
                "aggregate": {"opened": true, "balance": 150.0}})
-    );
-}
-
-pub async fn commit_and_load_events_snapshot_store(store: AsyncStore) {
-    let cqrs_store = repo(&store).snapshot_store::<BankAccount>(2);
-    commit_and_load(cqrs_store).await;
-    // Three single-event-or-more commits of 2, 1 events with size 2: one snapshot, at 2.
-    let snapshot = store.load_snapshot("Account-acc-1").await.unwrap().unwrap();
-    assert_eq!(snapshot.version, 2);
-
-    // Through the framework: commands, one event each.
-    let cqrs = eventfile_cqrs::snapshot_cqrs_framework::<BankAccount>(
-        store.clone(),
-        vec![],
-        2,
-        BankAccountServices,
-    );
-    let id = "acc-2";
-    for command in [
-        BankAccountCommand::OpenAccount {
-            account_id: id.into(),
-        },
-        BankAccountCommand::DepositMoney { amount: 100.0 },
-        BankAccountCommand::DepositMoney { amount: 50.0 },
-        BankAccountCommand::WithdrawMoney { amount: 30.0 },
-        BankAccountCommand::WriteCheck {
-            check_number: "1170".into(),
-            amount: 20.0,
-        },
-    ] {
-        cqrs.execute(id, command).await.unwrap();
-    }
-    let err = cqrs
-        .execute(id, BankAccountCommand::WithdrawMoney { amount: 1000.0 })
-        .await
-        .unwrap_err();
-    assert!(matches!(err, AggregateError::UserError(e) if e.0 == "funds not available"));
-
-    let snapshot = store.load_snapshot("Account-acc-2").await.unwrap().unwrap();
-    assert_eq!(snapshot.version, 4);
-    let state: Value = snapshot.decode().unwrap();
-    assert_eq!(state["current_snapshot"], 2);
-    assert_eq!(
-        state["aggregate"],
-        json!({"opened": true, "balance": 120.0})
-    );
-
-    let loaded = repo(&store)
-        .snapshot_store::<BankAccount>(2)
-        .load_aggregate(id)
-        .await
-        .unwrap();
-    assert_eq!(
-        (loaded.current_sequence, loaded.current_snapshot),
-        (5, Some(2))
-    );
-    assert_eq!(loaded.aggregate.balance, 100.0);
-}
-
-pub async fn snapshot_of_a_commit_across_the_snapshot_size(store: AsyncStore) {
-    // A commit of versions 1..=3 with snapshots every 2 events: cqrs-es's snapshot holds the
-    // state after event 2, so it must be saved at version 2, not 3.
-    let cqrs_store = repo(&store).snapshot_store::<BankAccount>(2);
-    commit(
-        &cqrs_store,
-        "a",
-        vec![opened("a"), deposited(10.0, 10.0), deposited(5.0, 15.0)],
-    )
-    .await;
-    let snapshot = store.load_snapshot("Account-a").await.unwrap().unwrap();
-    assert_eq!(snapshot.version, 2);
-    let state: Value = snapshot.decode().unwrap();
-    assert_eq!(state["aggregate"]["balance"], 10.0);
-
-    let loaded = cqrs_store.load_aggregate("a").await.unwrap();
-    assert_eq!(loaded.current_sequence, 3);
-    assert_eq!(loaded.aggregate.balance, 15.0);
-
-    // Versions 4..=7: the snapshot lands on 6.
-    commit(
-        &cqrs_store,
-        "a",
-        (16..=19).map(|b| deposited(1.0, f64::from(b))).collect(),
-    )
-    .await;
-    let snapshot = store.load_snapshot("Account-a").await.unwrap().unwrap();
-    assert_eq!(snapshot.version, 6);
-    let loaded = cqrs_store.load_aggregate("a").await.unwrap();
-    assert_eq!(
-        (loaded.current_sequence, loaded.aggregate.balance),
-        (7, 19.0)
-    );
-}
-
-pub async fn snapshot_behind_the_events_after_a_crash(store: AsyncStore) {
-    let snapshots = repo(&store).snapshot_store::<BankAccount>(2);
-    commit(&snapshots, "a", vec![opened("a"), deposited(10.0, 10.0)]).await;
-    // Events 3 and 4 committed without their snapshot, as after a crash between the append
-    // and the snapshot: the snapshot stays at 2, behind the events, and loading replays 3, 4.
-    let events_only = repo(&store).event_store::<BankAccount>();
-    commit(
-        &events_only,
-        "a",
-        vec![deposited(1.0, 11.0), deposited(1.0, 12.0)],
-    )
-    .await;
-    assert_eq!(
-        store
-            .load_snapshot("Account-a")
-            .await
-            .unwrap()
-            .unwrap()
-            .version,
-        2
-    );
-    let loaded = snapshots.load_aggregate("a").await.unwrap();
-    assert_eq!(
-        (loaded.current_sequence, loaded.current_snapshot),
-        (4, Some(1))
-    );
-    assert_eq!(loaded.aggregate.balance, 12.0);
-}
-
-pub async fn snapshot_that_is_not_ours_is_passed_over(store: AsyncStore) {
-    let events_only = repo(&store).event_store::<BankAccount>();
-    commit(&events_only, "a", vec![opened("a"), deposited(10.0, 10.0)]).await;
-    // Another program's snapshot of the stream: not an eventfile-cqrs state.
-    let state = serde_json::value::to_raw_value(&json!({"balance": 999})).unwrap();
-    store.save_snapshot("Account-a", 2, state).await.unwrap();
-    let repo = repo(&store);
-    assert!(
-        repo.get_snapshot::<BankAccount>("a")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    let loaded = repo
-        .snapshot_store::<BankAccount>(2)
-        .load_aggregate("a")
-        .await
-        .unwrap();
-    assert_eq!(
-        (loaded.current_sequence, loaded.aggregate.balance),
-        (2, 10.0)
     );
 }
 
@@ -435,90 +294,6 @@ pub async fn upcasted_event(store: AsyncStore) {
     assert_eq!(first.payload, opened("UNKNOWN"));
 }
 
-pub async fn replay_streams(store: AsyncStore) {
-    let accounts = repo(&store).event_store::<BankAccount>();
-    let audits = repo(&store).event_store::<AccountAudit>();
-    // Interleaved commits of two accounts and of an aggregate type named like them.
-    commit(&accounts, "a", vec![opened("a")]).await;
-    commit(&accounts, "b", vec![opened("b"), deposited(1.0, 1.0)]).await;
-    let context = audits.load_aggregate("a").await.unwrap();
-    audits
-        .commit(vec![AuditEvent::Audited], context, HashMap::new())
-        .await
-        .unwrap();
-    commit(&accounts, "a", vec![deposited(2.0, 2.0)]).await;
-    commit(&accounts, "b", vec![deposited(3.0, 4.0)]).await;
-    commit(&accounts, "a-1", vec![opened("a-1")]).await;
-
-    let repo = repo(&store).with_streaming_channel_size(2);
-    let mut stream = repo.stream_events::<BankAccount>("a").await.unwrap();
-    let mut seen = Vec::new();
-    while let Some(e) = stream.next::<BankAccount>(&[]).await {
-        let e = e.unwrap();
-        seen.push((e.aggregate_id, e.sequence));
-    }
-    assert_eq!(seen, [("a".to_string(), 1), ("a".to_string(), 2)]);
-
-    // Every Account event in the store's global order; the AccountAudit event left out.
-    let mut stream = repo.stream_all_events::<BankAccount>().await.unwrap();
-    let mut seen = Vec::new();
-    while let Some(e) = stream.next::<BankAccount>(&[]).await {
-        let e = e.unwrap();
-        seen.push(format!("{}@{}", e.aggregate_id, e.sequence));
-    }
-    assert_eq!(seen, ["a@1", "b@1", "b@2", "a@2", "b@3", "a-1@1"]);
-
-    let mut stream = repo.stream_all_events::<AccountAudit>().await.unwrap();
-    let e = stream.next::<AccountAudit>(&[]).await.unwrap().unwrap();
-    assert_eq!(
-        (e.aggregate_id.as_str(), e.payload),
-        ("a", AuditEvent::Audited)
-    );
-    assert!(stream.next::<AccountAudit>(&[]).await.is_none());
-}
-
-/// A query that records what it is dispatched.
-#[derive(Clone, Default)]
-pub struct Recorder(pub Arc<Mutex<Vec<(String, usize, BankAccountEvent)>>>);
-
-#[async_trait]
-impl Query<BankAccount> for Recorder {
-    async fn dispatch(&self, aggregate_id: &str, events: &[EventEnvelope<BankAccount>]) {
-        let mut seen = self.0.lock().unwrap();
-        for e in events {
-            seen.push((aggregate_id.to_string(), e.sequence, e.payload.clone()));
-        }
-    }
-}
-
-pub async fn replay_to_a_query(store: AsyncStore) {
-    let accounts = repo(&store).event_store::<BankAccount>();
-    commit(&accounts, "a", vec![opened("a"), deposited(1.0, 1.0)]).await;
-    commit(&accounts, "b", vec![opened("b")]).await;
-
-    let recorder = Recorder::default();
-    let replay = QueryReplay::new(repo(&store), recorder.clone());
-    replay.replay("a").await.unwrap();
-    assert_eq!(recorder.0.lock().unwrap().len(), 2);
-    recorder.0.lock().unwrap().clear();
-    replay.replay_all().await.unwrap();
-    let seen: Vec<(String, usize)> = recorder
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(id, seq, _)| (id.clone(), *seq))
-        .collect();
-    assert_eq!(
-        seen,
-        [
-            ("a".to_string(), 1),
-            ("a".to_string(), 2),
-            ("b".to_string(), 1)
-        ]
-    );
-}
-
 pub async fn metadata_kept_verbatim(store: AsyncStore) {
     let cqrs = cqrs_framework::<BankAccount>(store.clone(), vec![], BankAccountServices);
     let metadata = HashMap::from([
@@ -649,4 +424,30 @@ pub async fn framework_dispatches_committed_events(store: AsyncStore) {
             ("a".to_string(), 2, deposited(5.0, 5.0))
         ]
     );
+}
+
+pub async fn event_another_program_appended_is_refused(store: AsyncStore) {
+    // An event in an Account stream without cqrs-es's event version.
+    let foreign = NewEvent::new(
+        "AccountOpened",
+        json!({"AccountOpened": {"account_id": "f"}}),
+    );
+    store
+        .append("Account-f", ExpectedVersion::NoStream, [foreign])
+        .await
+        .unwrap();
+    let err = repo(&store)
+        .get_events::<BankAccount>("f")
+        .await
+        .unwrap_err();
+    match err {
+        PersistenceError::DeserializationError(e) => assert!(
+            matches!(
+                e.downcast_ref::<Error>(),
+                Some(Error::ForeignEvent { version: 1, .. })
+            ),
+            "{e}"
+        ),
+        other => panic!("{other:?}"),
+    }
 }

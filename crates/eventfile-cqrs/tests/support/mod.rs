@@ -6,6 +6,8 @@
 
 pub mod bank_account;
 pub mod cases;
+pub mod replays;
+pub mod snapshots;
 
 use eventfile::{AsyncStore, EventStore};
 
@@ -44,7 +46,8 @@ macro_rules! suite {
             metadata_kept_verbatim,
             ids_that_cannot_name_a_stream_are_refused,
             truncated_stream_is_refused_not_loaded_wrongly,
-            framework_dispatches_committed_events
+            framework_dispatches_committed_events,
+            event_another_program_appended_is_refused
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
