@@ -9,6 +9,7 @@ use serde_json::value::RawValue;
 
 use serde::Serialize;
 
+use crate::checkpoint::Checkpoints;
 use crate::error::Result;
 use crate::event::{AppendResult, ExpectedVersion, MultiAppendResult, NewEvent, RecordedEvent};
 use crate::event::{StreamAppend, validate_key};
@@ -285,7 +286,125 @@ pub trait EventStore: Send + Sync {
     /// Idempotency keys are not carried over, so an append retried across a migration is
     /// recognised by its event ids only.
     fn import(&self, events: &[RecordedEvent]) -> Result<ImportResult>;
+
+    /// Where the store's consumers (projections, subscribers) keep their positions, beside the
+    /// events: files in the file store's `checkpoints/` directory, a table in a database.
+    /// `eventfile projections` lists them. Checkpoints are the consumers' state, not the log's:
+    /// a read-only handle may save them too.
+    ///
+    /// ```
+    /// use eventfile::{EventStore, MemoryStore};
+    /// let store = MemoryStore::new();
+    /// store.checkpoints().save("order-summary", 0)?;
+    /// assert_eq!(store.checkpoints().load("order-summary")?, Some(0));
+    /// # Ok::<(), eventfile::Error>(())
+    /// ```
+    fn checkpoints(&self) -> &dyn Checkpoints;
 }
+
+/// Forwards every method of [`EventStore`] to the store a pointer holds, so that `&Store`,
+/// `Arc<dyn EventStore>` and `Box<dyn EventStore>` serve wherever an `EventStore` is asked for
+/// (an aggregate repository, a projection runner).
+macro_rules! forward_event_store {
+    ($($ptr:ty),*) => {$(
+        impl<T: EventStore + ?Sized> EventStore for $ptr {
+            fn append_request(&self, request: AppendRequest) -> Result<MultiAppendResult> {
+                (**self).append_request(request)
+            }
+            fn append(
+                &self,
+                stream: &str,
+                expected: ExpectedVersion,
+                events: Vec<NewEvent>,
+            ) -> Result<AppendResult> {
+                (**self).append(stream, expected, events)
+            }
+            fn append_multi(&self, appends: &[StreamAppend]) -> Result<MultiAppendResult> {
+                (**self).append_multi(appends)
+            }
+            fn read_stream(&self, stream: &str, read: Read) -> Result<EventIter> {
+                (**self).read_stream(stream, read)
+            }
+            fn read_all(&self, read: Read) -> Result<EventIter> {
+                (**self).read_all(read)
+            }
+            fn query(&self, query: &Query) -> Result<EventIter> {
+                (**self).query(query)
+            }
+            fn count(&self, query: &Query) -> Result<u64> {
+                (**self).count(query)
+            }
+            fn get_event(&self, id: &str) -> Result<Option<RecordedEvent>> {
+                (**self).get_event(id)
+            }
+            fn stream_version(&self, stream: &str) -> Result<u64> {
+                (**self).stream_version(stream)
+            }
+            fn head_seq(&self) -> Result<u64> {
+                (**self).head_seq()
+            }
+            fn log_start(&self) -> Result<u64> {
+                (**self).log_start()
+            }
+            fn streams(
+                &self,
+                prefix: &str,
+                after: Option<&str>,
+                limit: usize,
+            ) -> Result<Vec<StreamInfo>> {
+                (**self).streams(prefix, after, limit)
+            }
+            fn event_types(&self, after: Option<&str>, limit: usize) -> Result<Vec<TermCount>> {
+                (**self).event_types(after, limit)
+            }
+            fn tags(&self, after: Option<&str>, limit: usize) -> Result<Vec<TermCount>> {
+                (**self).tags(after, limit)
+            }
+            fn subscribe(&self, query: &Query, from: u64) -> Result<Subscription> {
+                (**self).subscribe(query, from)
+            }
+            fn wait_for(&self, seq: u64, timeout: Duration) -> Result<bool> {
+                (**self).wait_for(seq, timeout)
+            }
+            fn save_snapshot(
+                &self,
+                stream: &str,
+                version: u64,
+                state: &RawValue,
+            ) -> Result<Snapshot> {
+                (**self).save_snapshot(stream, version, state)
+            }
+            fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>> {
+                (**self).load_snapshot(stream)
+            }
+            fn truncate_stream(&self, stream: &str, before: u64) -> Result<DeleteResult> {
+                (**self).truncate_stream(stream, before)
+            }
+            fn delete_stream(
+                &self,
+                stream: &str,
+                expected: ExpectedVersion,
+            ) -> Result<DeleteResult> {
+                (**self).delete_stream(stream, expected)
+            }
+            fn tombstone_stream(
+                &self,
+                stream: &str,
+                expected: ExpectedVersion,
+            ) -> Result<DeleteResult> {
+                (**self).tombstone_stream(stream, expected)
+            }
+            fn import(&self, events: &[RecordedEvent]) -> Result<ImportResult> {
+                (**self).import(events)
+            }
+            fn checkpoints(&self) -> &dyn Checkpoints {
+                (**self).checkpoints()
+            }
+        }
+    )*};
+}
+
+forward_event_store!(&T, std::sync::Arc<T>, Box<T>);
 
 /// What an import did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]

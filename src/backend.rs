@@ -22,6 +22,10 @@ use crate::query::{Direction, Query};
 use crate::record::{self, RecordOut};
 use crate::time::Micros;
 
+pub use crate::checkpoint::{
+    clip_error as clip_checkpoint_error, position_i64 as checkpoint_position,
+    validate_name as check_checkpoint_name,
+};
 pub use crate::deletion::LIFECYCLE_STREAM;
 
 /// An append that passed every check a store can make without its data: its event ids, each

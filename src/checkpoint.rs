@@ -12,7 +12,7 @@
 //! log, and never turns a damaged checkpoint into a position (a silent 0 would replay the whole
 //! log into a consumer that believes it is current; a silent skip would lose events).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -20,21 +20,83 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::storage::{OsStorage, Storage};
+use crate::time::Micros;
+
+/// A consumer's saved position: what [`Checkpoints::get`] and [`Checkpoints::list`] return.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Checkpoint {
+    /// The consumer's name.
+    pub name: String,
+    /// The position saved: the seq of the last event the consumer is done with (0: none).
+    pub position: u64,
+    /// Why the consumer stopped at the event after `position`, if it stopped on an error
+    /// (at most [`MAX_ERROR_BYTES`]; longer messages are cut at a character boundary).
+    pub error: Option<String>,
+    /// When it was saved, microseconds since the Unix epoch.
+    pub time: Micros,
+}
+
+/// The longest error message a checkpoint keeps, in bytes.
+pub const MAX_ERROR_BYTES: usize = 4096;
 
 /// Saved positions by consumer name. Names are 1 to 128 characters of ASCII letters, digits,
 /// `.`, `_` and `-`, not starting with `.`; anything else is [`Error::InvalidInput`].
+///
+/// Every [`crate::EventStore`] keeps its consumers' checkpoints beside its events
+/// ([`crate::EventStore::checkpoints`]), where `eventfile projections` lists them; a consumer
+/// may also keep them anywhere else ([`FileCheckpoints`], [`MemoryCheckpoints`]).
 pub trait Checkpoints: Send + Sync {
-    /// The position saved under `name`, `None` if there is none. A damaged checkpoint is
+    /// The checkpoint saved under `name`, `None` if there is none. A damaged checkpoint is
     /// [`Error::Corrupt`], never `None`.
-    fn load(&self, name: &str) -> Result<Option<u64>>;
+    fn get(&self, name: &str) -> Result<Option<Checkpoint>>;
 
-    /// Saves `position` under `name`, durably and atomically: after a crash, `load` returns
-    /// this position or the one saved before, never a mix.
-    fn save(&self, name: &str, position: u64) -> Result<()>;
+    /// Saves `position` under `name` with the error that stopped the consumer (`None` clears
+    /// it), durably and atomically: after a crash, `get` returns this checkpoint or the one
+    /// saved before, never a mix.
+    fn put(&self, name: &str, position: u64, error: Option<&str>) -> Result<()>;
+
+    /// Every checkpoint, in name order.
+    fn list(&self) -> Result<Vec<Checkpoint>>;
+
+    /// Removes the checkpoint saved under `name`: `true` if there was one.
+    fn remove(&self, name: &str) -> Result<bool>;
+
+    /// The position saved under `name`, `None` if there is none.
+    fn load(&self, name: &str) -> Result<Option<u64>> {
+        Ok(self.get(name)?.map(|c| c.position))
+    }
+
+    /// Saves `position` under `name`, clearing any error.
+    fn save(&self, name: &str, position: u64) -> Result<()> {
+        self.put(name, position, None)
+    }
+}
+
+/// `position` as a database's signed 64-bit integer: a position past `i64::MAX` is no seq a
+/// store can reach, and [`Error::InvalidInput`] for a backend that keeps positions that way.
+pub fn position_i64(name: &str, position: u64) -> Result<i64> {
+    i64::try_from(position).map_err(|_| {
+        Error::invalid(
+            "checkpoint position",
+            format!("{position} for {name:?} is past the largest seq a store can hold"),
+        )
+    })
+}
+
+/// `error` cut to at most [`MAX_ERROR_BYTES`] at a character boundary: what a checkpoint keeps.
+pub fn clip_error(error: &str) -> &str {
+    if error.len() <= MAX_ERROR_BYTES {
+        return error;
+    }
+    let mut end = MAX_ERROR_BYTES;
+    while !error.is_char_boundary(end) {
+        end -= 1;
+    }
+    &error[..end]
 }
 
 /// Checks a consumer's name.
-fn validate_name(name: &str) -> Result<()> {
+pub fn validate_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && !name.starts_with('.')
@@ -61,6 +123,12 @@ struct Saved {
     format: u32,
     name: String,
     position: u64,
+    /// The error that stopped the consumer; absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// When it was saved (RFC 3339); absent in checkpoints saved before errors were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    time: Option<String>,
 }
 
 const FORMAT: u32 = 1;
@@ -68,8 +136,8 @@ const EXT: &str = "checkpoint";
 
 /// Checkpoints kept as files in a directory, one per consumer (`NAME.checkpoint`, replaced
 /// atomically on every save: written beside, synced, renamed over, directory synced). Keep the
-/// directory anywhere the consumer may write; it need not be the store's. One process saves a
-/// given name at a time.
+/// directory anywhere the consumer may write; the file store keeps its own in `checkpoints/`
+/// ([`crate::EventStore::checkpoints`]). One process saves a given name at a time.
 ///
 /// ```
 /// use eventfile::{Checkpoints, FileCheckpoints};
@@ -98,26 +166,33 @@ impl std::fmt::Debug for FileCheckpoints {
 impl FileCheckpoints {
     /// Opens the checkpoints in `dir`, creating the directory if needed.
     pub fn open(dir: impl AsRef<Path>) -> Result<FileCheckpoints> {
-        let dir = dir.as_ref();
-        let storage: Arc<dyn Storage> = Arc::new(OsStorage);
-        if !storage.is_dir(dir, true).unwrap_or(false) {
-            crate::files::create_dir(storage.as_ref(), dir)?;
-        }
-        Ok(FileCheckpoints {
-            dir: dir.to_owned(),
+        let c = FileCheckpoints::lazy(Arc::new(OsStorage), dir.as_ref().to_owned());
+        c.create_dir()?;
+        Ok(c)
+    }
+
+    /// The checkpoints in `dir` through `storage`, the directory created by the first save
+    /// (so that a read-only store handle creates nothing until a consumer saves).
+    pub(crate) fn lazy(storage: Arc<dyn Storage>, dir: PathBuf) -> FileCheckpoints {
+        FileCheckpoints {
+            dir,
             storage,
             saving: Mutex::new(()),
-        })
+        }
+    }
+
+    fn create_dir(&self) -> Result<()> {
+        if !self.storage.is_dir(&self.dir, true).unwrap_or(false) {
+            crate::files::create_dir(self.storage.as_ref(), &self.dir)?;
+        }
+        Ok(())
     }
 
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}.{EXT}"))
     }
-}
 
-impl Checkpoints for FileCheckpoints {
-    fn load(&self, name: &str) -> Result<Option<u64>> {
-        validate_name(name)?;
+    fn read(&self, name: &str) -> Result<Option<Checkpoint>> {
         let path = self.path(name);
         let bytes = match self.storage.read(&path) {
             Ok(b) => b,
@@ -139,17 +214,37 @@ impl Checkpoints for FileCheckpoints {
                 saved.name
             )));
         }
-        Ok(Some(saved.position))
+        let time = match &saved.time {
+            None => 0,
+            Some(t) => crate::time::parse_rfc3339(t)
+                .ok_or_else(|| damaged(format!("checkpoint time {t:?} is not an RFC 3339 time")))?,
+        };
+        Ok(Some(Checkpoint {
+            name: saved.name,
+            position: saved.position,
+            error: saved.error,
+            time,
+        }))
+    }
+}
+
+impl Checkpoints for FileCheckpoints {
+    fn get(&self, name: &str) -> Result<Option<Checkpoint>> {
+        validate_name(name)?;
+        self.read(name)
     }
 
-    fn save(&self, name: &str, position: u64) -> Result<()> {
+    fn put(&self, name: &str, position: u64, error: Option<&str>) -> Result<()> {
         validate_name(name)?;
         let bytes = crate::record::encode_object(&Saved {
             format: FORMAT,
             name: name.to_owned(),
             position,
+            error: error.map(|e| clip_error(e).to_owned()),
+            time: Some(crate::time::format_rfc3339(crate::time::now_micros())),
         });
         let _one = self.saving.lock().unwrap_or_else(|p| p.into_inner());
+        self.create_dir()?;
         crate::files::write_atomic(
             self.storage.as_ref(),
             &self.dir,
@@ -157,12 +252,48 @@ impl Checkpoints for FileCheckpoints {
             &bytes,
         )
     }
+
+    fn list(&self) -> Result<Vec<Checkpoint>> {
+        let names = match self.storage.list_dir(&self.dir) {
+            Ok(names) => names,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("list", &self.dir, e)),
+        };
+        let mut names: Vec<&str> = names
+            .iter()
+            .filter_map(|n| n.strip_suffix(&format!(".{EXT}")))
+            .filter(|n| validate_name(n).is_ok())
+            .collect();
+        names.sort_unstable();
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            // Removed between the listing and the read: not listed.
+            out.extend(self.read(name)?);
+        }
+        Ok(out)
+    }
+
+    fn remove(&self, name: &str) -> Result<bool> {
+        validate_name(name)?;
+        let path = self.path(name);
+        let _one = self.saving.lock().unwrap_or_else(|p| p.into_inner());
+        match self.storage.remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io("remove", path, e)),
+        }
+        self.storage
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io("fsync directory", &self.dir, e))?;
+        Ok(true)
+    }
 }
 
-/// Checkpoints in memory, for tests of consumers; clones share them.
+/// Checkpoints in memory, for tests of consumers and for [`crate::MemoryStore`]; clones share
+/// them.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryCheckpoints {
-    saved: Arc<Mutex<HashMap<String, u64>>>,
+    saved: Arc<Mutex<BTreeMap<String, Checkpoint>>>,
 }
 
 impl MemoryCheckpoints {
@@ -170,20 +301,37 @@ impl MemoryCheckpoints {
     pub fn new() -> MemoryCheckpoints {
         MemoryCheckpoints::default()
     }
+
+    fn saved(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Checkpoint>> {
+        self.saved.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl Checkpoints for MemoryCheckpoints {
-    fn load(&self, name: &str) -> Result<Option<u64>> {
+    fn get(&self, name: &str) -> Result<Option<Checkpoint>> {
         validate_name(name)?;
-        let saved = self.saved.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(saved.get(name).copied())
+        Ok(self.saved().get(name).cloned())
     }
 
-    fn save(&self, name: &str, position: u64) -> Result<()> {
+    fn put(&self, name: &str, position: u64, error: Option<&str>) -> Result<()> {
         validate_name(name)?;
-        let mut saved = self.saved.lock().unwrap_or_else(|p| p.into_inner());
-        saved.insert(name.to_owned(), position);
+        let checkpoint = Checkpoint {
+            name: name.to_owned(),
+            position,
+            error: error.map(|e| clip_error(e).to_owned()),
+            time: crate::time::now_micros(),
+        };
+        self.saved().insert(name.to_owned(), checkpoint);
         Ok(())
+    }
+
+    fn list(&self) -> Result<Vec<Checkpoint>> {
+        Ok(self.saved().values().cloned().collect())
+    }
+
+    fn remove(&self, name: &str) -> Result<bool> {
+        validate_name(name)?;
+        Ok(self.saved().remove(name).is_some())
     }
 }
 

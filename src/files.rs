@@ -13,6 +13,9 @@ use crate::storage::Storage;
 /// The directory holding snapshots, inside the store directory.
 pub(crate) const SNAPSHOT_DIR: &str = "snapshots";
 
+/// The directory holding consumers' checkpoints, inside the store directory.
+pub(crate) const CHECKPOINT_DIR: &str = "checkpoints";
+
 /// Creates `dir` (with any missing parents) and makes its entry durable by syncing the
 /// directory that holds it.
 pub(crate) fn create_dir(storage: &dyn Storage, dir: &Path) -> Result<()> {

@@ -43,6 +43,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod aggregate;
 mod api;
 #[cfg(feature = "async")]
 mod asynchronous;
@@ -66,6 +67,7 @@ mod lifecycle;
 mod lookup;
 mod manifest;
 mod memory;
+pub mod projection;
 mod query;
 mod reader;
 mod record;
@@ -94,7 +96,9 @@ pub use api::{
 #[cfg(feature = "async")]
 pub use asynchronous::{AsyncEvents, AsyncStore, AsyncSubscription};
 pub use catalog::ReindexReport;
-pub use checkpoint::{Checkpoints, FileCheckpoints, MemoryCheckpoints};
+pub use checkpoint::{
+    Checkpoint, Checkpoints, FileCheckpoints, MAX_ERROR_BYTES, MemoryCheckpoints,
+};
 pub use config::{
     DEFAULT_MAX_EVENT_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_SNAPSHOTS_KEPT, Durability,
     OpenOptions, RetentionPolicy, StoreConfig,

@@ -86,6 +86,8 @@ pub struct MemoryStore {
 /// Closes the watch when the store's last clone is dropped.
 struct Open {
     watch: Arc<HeadWatch>,
+    /// The consumers' checkpoints.
+    checkpoints: crate::checkpoint::MemoryCheckpoints,
 }
 
 impl Drop for Open {
@@ -160,7 +162,10 @@ impl MemoryStore {
         let watch = Arc::new(HeadWatch::new(0));
         MemoryStore {
             watch: Arc::clone(&watch),
-            open: Arc::new(Open { watch }),
+            open: Arc::new(Open {
+                watch,
+                checkpoints: crate::checkpoint::MemoryCheckpoints::new(),
+            }),
             log: Arc::new(RwLock::new(Log {
                 store_id: crate::config::new_store_id(),
                 events: Vec::new(),
@@ -671,6 +676,10 @@ impl EventStore for MemoryStore {
 
     fn tombstone_stream(&self, stream: &str, expected: ExpectedVersion) -> Result<DeleteResult> {
         self.lifecycle(stream, DeleteOp::Tombstone(expected))
+    }
+
+    fn checkpoints(&self) -> &dyn crate::checkpoint::Checkpoints {
+        &self.open.checkpoints
     }
 
     fn import(&self, events: &[RecordedEvent]) -> Result<ImportResult> {

@@ -27,6 +27,8 @@ pub(crate) struct Inner {
     pub state: Mutex<State>,
     /// Group commit and the published head.
     pub commit: crate::commit::Commit,
+    /// The consumers' checkpoints, in `checkpoints/` (created by the first save).
+    pub checkpoints: crate::checkpoint::FileCheckpoints,
     /// The writer's locks: the store's directory, and its `LOCK` file.
     _lock: Option<(LockGuard, LockGuard)>,
 }
@@ -223,9 +225,14 @@ impl Store {
             }
             Some(crate::head::HeadFile::create(storage.as_ref(), &dir, head)?)
         };
+        let checkpoints = crate::checkpoint::FileCheckpoints::lazy(
+            Arc::clone(&storage),
+            dir.join(crate::files::CHECKPOINT_DIR),
+        );
         let inner = Arc::new(Inner {
             dir,
             storage,
+            checkpoints,
             config,
             policy: Mutex::new(config.retention),
             read_only: opts.read_only,

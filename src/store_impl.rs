@@ -15,6 +15,10 @@ use crate::store::Store;
 use crate::subscription::Subscription;
 
 impl EventStore for Store {
+    fn checkpoints(&self) -> &dyn crate::checkpoint::Checkpoints {
+        &self.inner.checkpoints
+    }
+
     fn import(&self, events: &[RecordedEvent]) -> Result<ImportResult> {
         Store::import(self, events)
     }

@@ -190,6 +190,7 @@ fn known_file(name: &str) -> bool {
     name == config::CONFIG_FILE
         || name == crate::manifest::MANIFEST_FILE
         || name == crate::files::SNAPSHOT_DIR
+        || name == crate::files::CHECKPOINT_DIR
         || name == crate::store::LOCK_FILE
         || name == crate::head::HEAD_FILE
         || name.ends_with(".tmp")

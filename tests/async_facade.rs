@@ -505,6 +505,10 @@ impl EventStore for Faulty {
         self.wait();
         EventStore::import(&self.inner, events)
     }
+
+    fn checkpoints(&self) -> &dyn eventfile::Checkpoints {
+        EventStore::checkpoints(&self.inner)
+    }
 }
 
 fn faulty(dir: &std::path::Path, fault: Fault) -> AsyncStore {

@@ -130,4 +130,8 @@ impl<S: EventStore, G: Send + Sync> EventStore for Guarded<S, G> {
     fn import(&self, events: &[RecordedEvent]) -> Result<ImportResult> {
         self.store.import(events)
     }
+
+    fn checkpoints(&self) -> &dyn eventfile::Checkpoints {
+        self.store.checkpoints()
+    }
 }

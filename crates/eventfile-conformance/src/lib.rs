@@ -41,6 +41,7 @@ mod support;
 pub mod bad_input;
 pub mod batches;
 pub mod catalog;
+pub mod checkpoints;
 pub mod concurrency;
 pub mod dcb;
 pub mod deletion;
@@ -146,6 +147,9 @@ macro_rules! __for_each_case {
             imports::importing_twice_writes_nothing,
             imports::a_bad_import_is_refused_whole,
             imports::an_import_continues_the_stores_streams,
+            checkpoints::checkpoints_round_trip_in_name_order,
+            checkpoints::bad_checkpoint_names_are_refused_and_long_errors_cut,
+            checkpoints::checkpoints_are_not_events,
         ] }
     };
 }

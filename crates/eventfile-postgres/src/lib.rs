@@ -68,6 +68,7 @@
 
 mod append;
 mod catalog;
+mod checkpoints;
 mod deletion;
 mod error;
 mod import;

@@ -52,10 +52,16 @@ const MIGRATIONS: &[Migration] = &[
         up: include_str!("sql/003_group.up.sql"),
         down: include_str!("sql/003_group.down.sql"),
     },
+    Migration {
+        version: 4,
+        name: "consumers' checkpoints",
+        up: include_str!("sql/004_checkpoints.up.sql"),
+        down: include_str!("sql/004_checkpoints.down.sql"),
+    },
 ];
 
 /// The schema version this build writes and reads.
-pub const LATEST: u32 = 3;
+pub const LATEST: u32 = 4;
 
 /// The schema name quoted as an SQL identifier (checked before: no quote inside).
 pub(crate) fn quoted(schema: &str) -> String {

@@ -73,7 +73,7 @@ fn up_down_and_up_again() {
     assert_eq!(tables(guard.schema()), 0);
     assert_eq!(migrate::status(url, &options).unwrap(), (0, LATEST));
     assert_eq!(migrate::up(url, &options, None).unwrap(), LATEST);
-    assert_eq!(tables(guard.schema()), 7);
+    assert_eq!(tables(guard.schema()), 8);
     let store = PostgresStore::open_with(url, options).unwrap();
     assert_eq!(store.head_seq().unwrap(), 0);
 }

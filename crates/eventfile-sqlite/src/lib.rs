@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 mod append;
+mod checkpoints;
 mod connection;
 mod feed;
 pub mod migrate;

@@ -28,7 +28,7 @@ use crate::options::Synchronous;
 pub(crate) const APPLICATION_ID: i32 = 0x4556_4654;
 
 /// The schema version this build writes and reads.
-pub const LATEST: u32 = 2;
+pub const LATEST: u32 = 3;
 
 /// One step of the schema.
 struct Migration {
@@ -104,6 +104,21 @@ CREATE INDEX events_actor ON events (json_extract(meta, '$.actor'));
 DROP INDEX events_actor;
 DROP INDEX events_causation;
 DROP INDEX events_correlation;
+",
+    },
+    Migration {
+        version: 3,
+        name: "consumers' checkpoints",
+        up: "
+CREATE TABLE checkpoints (
+    name     TEXT    PRIMARY KEY,
+    position INTEGER NOT NULL,
+    error    TEXT,
+    time     INTEGER NOT NULL
+) WITHOUT ROWID;
+",
+        down: "
+DROP TABLE checkpoints;
 ",
     },
 ];

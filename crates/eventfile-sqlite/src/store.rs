@@ -283,4 +283,8 @@ impl EventStore for SqliteStore {
     fn import(&self, events: &[RecordedEvent]) -> Result<ImportResult> {
         self.inner.import(events)
     }
+
+    fn checkpoints(&self) -> &dyn eventfile::Checkpoints {
+        &*self.inner
+    }
 }

@@ -19,7 +19,10 @@ use crate::store::Inner;
 
 impl Inner {
     /// Runs `f` in a write transaction and commits it; publishes the head it returns.
-    fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<(T, Option<u64>)>) -> Result<T> {
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<(T, Option<u64>)>,
+    ) -> Result<T> {
         let path = &self.path;
         self.check_poisoned()?;
         let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);

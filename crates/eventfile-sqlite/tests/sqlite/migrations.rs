@@ -43,16 +43,23 @@ fn up_down_up() {
         (1, migrate::LATEST)
     );
     assert!(indexes(&file).iter().all(|i| !i.contains("correlation")));
-    assert_eq!(migrate::up(&file, None).expect("up"), 2);
+    assert_eq!(migrate::up(&file, Some(2)).expect("up to 2"), 2);
     assert!(indexes(&file).contains(&"events_correlation".to_owned()));
+    assert!(!tables(&file).contains(&"checkpoints".to_owned()));
+    assert_eq!(migrate::up(&file, None).expect("up"), 3);
+    assert!(tables(&file).contains(&"checkpoints".to_owned()));
 
     let store = SqliteStore::open(&file).expect("open");
     store
         .append("s", ExpectedVersion::NoStream, vec![numbered("s", 1)])
         .expect("append");
+    store.checkpoints().save("reader", 1).expect("checkpoint");
     drop(store);
 
-    // Down to 1 keeps the events and drops the metadata indexes.
+    // Down to 2 drops the checkpoints, down to 1 keeps the events and drops the metadata
+    // indexes.
+    assert_eq!(migrate::down(&file, 2).expect("down to 2"), 2);
+    assert!(!tables(&file).contains(&"checkpoints".to_owned()));
     assert_eq!(migrate::down(&file, 1).expect("down"), 1);
     assert!(!indexes(&file).contains(&"events_correlation".to_owned()));
     let refused = SqliteOptions::new().migrate(false).open(&file).unwrap_err();
@@ -60,7 +67,8 @@ fn up_down_up() {
     assert!(refused.to_string().contains("version 1"), "{refused}");
     // Opening migrates it back, events intact.
     let store = SqliteStore::open(&file).expect("open migrates");
-    assert_eq!(migrate::status(&file).expect("status"), (2, 2));
+    assert_eq!(migrate::status(&file).expect("status"), (3, 3));
+    assert_eq!(store.checkpoints().load("reader").expect("load"), None);
     assert_eq!(
         store.count(&Query::new().correlation("c1")).expect("count"),
         1
@@ -70,8 +78,8 @@ fn up_down_up() {
     // Down to 0 removes every table of ours.
     assert_eq!(migrate::down(&file, 0).expect("down to 0"), 0);
     assert_eq!(tables(&file), Vec::<String>::new());
-    assert_eq!(migrate::status(&file).expect("status"), (0, 2));
-    assert_eq!(migrate::up(&file, None).expect("up again"), 2);
+    assert_eq!(migrate::status(&file).expect("status"), (0, 3));
+    assert_eq!(migrate::up(&file, None).expect("up again"), 3);
     let store = SqliteStore::open(&file).expect("open");
     assert_eq!(store.head_seq().expect("head"), 0);
 }
@@ -105,7 +113,10 @@ fn opens_racing_on_a_new_file_make_one_store() {
         .collect();
     seqs.sort_unstable();
     assert_eq!(seqs, (1..=n as u64).collect::<Vec<_>>());
-    assert_eq!(migrate::status(&*file).expect("status"), (2, 2));
+    assert_eq!(
+        migrate::status(&*file).expect("status"),
+        (migrate::LATEST, migrate::LATEST)
+    );
     let c = rusqlite::Connection::open(&*file).expect("open");
     let ids: i64 = c
         .query_row(

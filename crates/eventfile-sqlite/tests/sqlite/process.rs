@@ -184,6 +184,9 @@ fn processes_racing_to_create_a_file_share_one_store() {
     );
     assert_eq!(
         eventfile_sqlite::migrate::status(&file).expect("status"),
-        (2, 2)
+        (
+            eventfile_sqlite::migrate::LATEST,
+            eventfile_sqlite::migrate::LATEST
+        )
     );
 }

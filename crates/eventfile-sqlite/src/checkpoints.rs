@@ -1,0 +1,85 @@
+//! The consumers' checkpoints (`EventStore::checkpoints`): the `checkpoints` table, one row per
+//! consumer, replaced in one write transaction per save.
+//!
+//! This module owns that table's rows; it never reads or writes events.
+
+use eventfile::{Checkpoint, Checkpoints, Result};
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::connection::Sql;
+use crate::store::Inner;
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Checkpoint> {
+    Ok(Checkpoint {
+        name: r.get(0)?,
+        position: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+        error: r.get(2)?,
+        time: r.get(3)?,
+    })
+}
+
+const COLUMNS: &str = "SELECT name, position, error, time FROM checkpoints";
+
+impl Inner {
+    fn read_checkpoints<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.pool.with(f)
+    }
+}
+
+impl Checkpoints for Inner {
+    fn get(&self, name: &str) -> Result<Option<Checkpoint>> {
+        eventfile::backend::check_checkpoint_name(name)?;
+        let path = &self.path;
+        self.read_checkpoints(|conn| {
+            conn.prepare_cached(&format!("{COLUMNS} WHERE name = ?1"))
+                .sql(path)?
+                .query_row([name], row)
+                .optional()
+                .sql(path)
+        })
+    }
+
+    fn put(&self, name: &str, at: u64, error: Option<&str>) -> Result<()> {
+        eventfile::backend::check_checkpoint_name(name)?;
+        let at = eventfile::backend::checkpoint_position(name, at)?;
+        let error = error.map(eventfile::backend::clip_checkpoint_error);
+        let path = &self.path;
+        self.write(|tx| {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO checkpoints (name, position, error, time) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .sql(path)?
+            .execute(rusqlite::params![
+                name,
+                at,
+                error,
+                eventfile::backend::commit_time(0)
+            ])
+            .sql(path)?;
+            Ok(((), None))
+        })
+    }
+
+    fn list(&self) -> Result<Vec<Checkpoint>> {
+        let path = &self.path;
+        self.read_checkpoints(|conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!("{COLUMNS} ORDER BY name"))
+                .sql(path)?;
+            let rows = stmt.query_map([], row).sql(path)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().sql(path)
+        })
+    }
+
+    fn remove(&self, name: &str) -> Result<bool> {
+        eventfile::backend::check_checkpoint_name(name)?;
+        let path = &self.path;
+        self.write(|tx| {
+            let n = tx
+                .execute("DELETE FROM checkpoints WHERE name = ?1", [name])
+                .sql(path)?;
+            Ok((n > 0, None))
+        })
+    }
+}

@@ -1,0 +1,484 @@
+//! Projections: read models built from the log, which remember where they got to, catch up,
+//! follow live and can be rebuilt ([`Projection`], run by a [`Runner`]).
+//!
+//! A runner reads the events a projection's query selects through a [`crate::Subscription`]
+//! (history, then live, with no gap and no duplicate), hands them over one by one, and commits
+//! in batches: first the projection's own [`Projection::commit`], then the checkpoint kept in
+//! the store ([`EventStore::checkpoints`], listed by `eventfile projections`). After a crash
+//! it resumes from the position committed last, so events handled after it are handled again
+//! (at-least-once). A read model that keeps its own position and writes it in the same
+//! transaction as its rows ([`Projection::position`]) is exactly-once: the runner resumes from
+//! the read model's position, whatever the store's checkpoint says.
+//!
+//! A projection that fails on an event stops at that event: the runner rolls back the batch,
+//! commits the events before the failing one, saves the checkpoint with the error, and returns
+//! [`ProjectionError::Handler`]. The event is never skipped: the next run starts with it.
+//!
+//! This module owns the runner's loop and the checkpoint rules; it reaches the log only
+//! through [`EventStore`].
+//!
+//! ```
+//! use eventfile::projection::{BoxError, Projection, Runner};
+//! use eventfile::{EventStore, ExpectedVersion, MemoryStore, NewEvent, Query, RecordedEvent};
+//! use serde_json::json;
+//!
+//! /// Orders placed, by customer.
+//! #[derive(Default)]
+//! struct OrdersByCustomer(std::collections::BTreeMap<String, u64>);
+//!
+//! impl Projection for OrdersByCustomer {
+//!     fn name(&self) -> &str { "orders-by-customer" }
+//!     fn query(&self) -> Query { Query::new().event_type("OrderPlaced") }
+//!     fn handle(&mut self, event: &RecordedEvent) -> Result<(), BoxError> {
+//!         let customer = event.data_value()["customer"].as_str().unwrap_or("?").to_owned();
+//!         *self.0.entry(customer).or_default() += 1;
+//!         Ok(())
+//!     }
+//!     fn reset(&mut self) -> Result<(), BoxError> { self.0.clear(); Ok(()) }
+//! }
+//!
+//! let store = MemoryStore::new();
+//! store.append("order-1", ExpectedVersion::NoStream,
+//!     vec![NewEvent::new("OrderPlaced", json!({"customer": "ann"}))])?;
+//! let mut runner = Runner::new(&store, OrdersByCustomer::default())?;
+//! assert_eq!(runner.catch_up()?, 1);
+//! assert_eq!(runner.projection().0["ann"], 1);
+//! assert_eq!(store.checkpoints().load("orders-by-customer")?, Some(1));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::api::EventStore;
+use crate::checkpoint::Checkpoint;
+use crate::error::Error;
+use crate::event::RecordedEvent;
+use crate::query::Query;
+use crate::subscription::Subscription;
+use crate::time::Micros;
+
+/// The error a projection's own code returns.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A read model built from the events a query selects.
+pub trait Projection: Send {
+    /// The name its checkpoint is kept under (see [`crate::Checkpoints`] for the rules).
+    fn name(&self) -> &str;
+
+    /// The events it wants, oldest first (default: all). Its `to_seq` and limit are ignored.
+    fn query(&self) -> Query {
+        Query::new()
+    }
+
+    /// Handles one event. An error stops the runner at this event.
+    fn handle(&mut self, event: &RecordedEvent) -> Result<(), BoxError>;
+
+    /// Makes what `handle` did since the last commit durable, as of `position` (the seq up to
+    /// which every event the query selects was handled). A read model that keeps its position
+    /// writes it here in the same transaction as its changes. Default: nothing to do.
+    fn commit(&mut self, position: u64) -> Result<(), BoxError> {
+        let _ = position;
+        Ok(())
+    }
+
+    /// Undoes what `handle` did since the last commit: called when a handler failed, before
+    /// the events ahead of the failing one are handled again. A read model that cannot undo
+    /// (one in memory) must leave this as it is and make `handle` all-or-nothing itself.
+    fn rollback(&mut self) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    /// The position the read model keeps itself, when it commits it with its changes
+    /// (exactly-once); `None` (the default) when the store's checkpoint is the position.
+    fn position(&mut self) -> Result<Option<u64>, BoxError> {
+        Ok(None)
+    }
+
+    /// Empties the read model, for a rebuild.
+    fn reset(&mut self) -> Result<(), BoxError>;
+}
+
+/// Why a runner stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// The projection failed on an event: the runner stopped there, with the events before it
+    /// committed. The next run starts with this event.
+    #[error("projection {name} failed at seq {seq} ({event_type}): {source}")]
+    Handler {
+        /// The projection.
+        name: String,
+        /// The event it failed on.
+        seq: u64,
+        /// Its type.
+        event_type: String,
+        /// What the projection said.
+        #[source]
+        source: BoxError,
+    },
+    /// The saved position is past the store's head: the checkpoint belongs to another store,
+    /// or the store lost events. Nothing is handled: rebuild the projection (or remove the
+    /// checkpoint) once the cause is known.
+    #[error(
+        "projection {name} is at seq {position}, past the store's head {head}: it was built \
+         from another log; rebuild it"
+    )]
+    AheadOfHead {
+        /// The projection.
+        name: String,
+        /// Its saved position.
+        position: u64,
+        /// The store's head.
+        head: u64,
+    },
+    /// The read model failed to commit, roll back, report its position or reset.
+    #[error("projection {name}: read model failed to {action}: {source}")]
+    ReadModel {
+        /// The projection.
+        name: String,
+        /// What it was asked to do.
+        action: &'static str,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] Error),
+}
+
+/// Where a projection is, as [`status`] and [`Runner::status`] report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProjectionStatus {
+    /// The name its checkpoint is kept under.
+    pub name: String,
+    /// The seq up to which it has handled the log.
+    pub position: u64,
+    /// The store's head when the status was taken.
+    pub head: u64,
+    /// How far behind the head it is, in seqs (`head - position`, 0 when ahead).
+    pub lag: u64,
+    /// The error it stopped on, if it did.
+    pub error: Option<String>,
+    /// When its checkpoint was saved (microseconds since the Unix epoch).
+    pub time: Micros,
+}
+
+impl ProjectionStatus {
+    fn of(checkpoint: Checkpoint, head: u64) -> ProjectionStatus {
+        ProjectionStatus {
+            lag: head.saturating_sub(checkpoint.position),
+            name: checkpoint.name,
+            position: checkpoint.position,
+            head,
+            error: checkpoint.error,
+            time: checkpoint.time,
+        }
+    }
+}
+
+/// The status of every checkpoint the store keeps: `eventfile projections`.
+pub fn status(store: &dyn EventStore) -> crate::Result<Vec<ProjectionStatus>> {
+    let head = store.head_seq()?;
+    let saved = store.checkpoints().list()?;
+    Ok(saved
+        .into_iter()
+        .map(|c| ProjectionStatus::of(c, head))
+        .collect())
+}
+
+/// How far a catch-up or rebuild has come: passed to its progress callback after each batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// The seq handled up to.
+    pub position: u64,
+    /// The head it is catching up to.
+    pub head: u64,
+    /// Events handled so far by this call.
+    pub handled: u64,
+}
+
+/// Stops a [`Runner::run`] from another thread. Clones share the flag.
+#[derive(Debug, Clone, Default)]
+pub struct Stop(Arc<AtomicBool>);
+
+impl Stop {
+    /// A flag not yet raised.
+    pub fn new() -> Stop {
+        Stop::default()
+    }
+
+    /// Asks the runner to stop: it commits what it handled and returns within
+    /// [`Runner::poll`].
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Whether it was raised.
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Runs a projection over a store: catch-up, live following, rebuild.
+pub struct Runner<S: EventStore, P: Projection> {
+    store: S,
+    projection: P,
+    name: String,
+    position: u64,
+    batch: usize,
+    poll: Duration,
+}
+
+impl<S: EventStore, P: Projection> std::fmt::Debug for Runner<S, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("name", &self.name)
+            .field("position", &self.position)
+            .field("batch", &self.batch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: EventStore, P: Projection> Runner<S, P> {
+    /// A runner of `projection` over `store`, at the position the read model keeps (if it
+    /// keeps one) or else the store's checkpoint (0 without one). A position past the store's
+    /// head is [`ProjectionError::AheadOfHead`].
+    pub fn new(store: S, mut projection: P) -> Result<Runner<S, P>, ProjectionError> {
+        let name = projection.name().to_owned();
+        crate::checkpoint::validate_name(&name)?;
+        let own = projection
+            .position()
+            .map_err(|source| read_model(&name, "report its position", source))?;
+        let position = match own {
+            Some(p) => p,
+            None => store.checkpoints().load(&name)?.unwrap_or(0),
+        };
+        let head = store.head_seq()?;
+        if position > head {
+            return Err(ProjectionError::AheadOfHead {
+                name,
+                position,
+                head,
+            });
+        }
+        Ok(Runner {
+            store,
+            projection,
+            name,
+            position,
+            batch: 1000,
+            poll: Duration::from_millis(100),
+        })
+    }
+
+    /// Events handled between commits (default 1,000; at least 1). A commit also comes
+    /// whenever the runner has handled everything visible.
+    pub fn batch_size(mut self, n: usize) -> Runner<S, P> {
+        self.batch = n.max(1);
+        self
+    }
+
+    /// How often a live [`Runner::run`] looks at its [`Stop`] flag while no event comes
+    /// (default 100 ms).
+    pub fn poll(mut self, every: Duration) -> Runner<S, P> {
+        self.poll = every;
+        self
+    }
+
+    /// The seq up to which the projection has handled and committed the log.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// The projection.
+    pub fn projection(&self) -> &P {
+        &self.projection
+    }
+
+    /// The projection, mutably (to query a read model the runner holds).
+    pub fn projection_mut(&mut self) -> &mut P {
+        &mut self.projection
+    }
+
+    /// The runner's store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The projection back.
+    pub fn into_inner(self) -> P {
+        self.projection
+    }
+
+    /// Where the projection is, and how far behind the head.
+    pub fn status(&self) -> Result<ProjectionStatus, ProjectionError> {
+        let head = self.store.head_seq()?;
+        let checkpoint = self
+            .store
+            .checkpoints()
+            .get(&self.name)?
+            .unwrap_or(Checkpoint {
+                name: self.name.clone(),
+                position: self.position,
+                error: None,
+                time: 0,
+            });
+        Ok(ProjectionStatus::of(
+            Checkpoint {
+                position: self.position,
+                ..checkpoint
+            },
+            head,
+        ))
+    }
+
+    /// Handles every event up to the head as it is now, committing every batch; returns the
+    /// position reached.
+    pub fn catch_up(&mut self) -> Result<u64, ProjectionError> {
+        self.catch_up_with(|_| {})
+    }
+
+    /// [`Runner::catch_up`], calling `progress` after each batch.
+    pub fn catch_up_with(
+        &mut self,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<u64, ProjectionError> {
+        let head = self.store.head_seq()?;
+        if self.position >= head {
+            return Ok(self.position);
+        }
+        // Ends once it has passed the head: every event up to it handled or not selected.
+        let mut sub = self.subscribe(self.projection.query().to_seq(head))?;
+        let mut handled = 0;
+        while !sub.is_finished() {
+            handled += self.batch(&mut sub, None)?;
+            progress(Progress {
+                position: self.position,
+                head,
+                handled,
+            });
+        }
+        Ok(self.position)
+    }
+
+    /// Catches up, then follows the log live until `stop` is raised (or the store closes),
+    /// committing each batch and whenever it has handled everything visible.
+    pub fn run(&mut self, stop: &Stop) -> Result<(), ProjectionError> {
+        let mut sub = self.subscribe(self.projection.query())?;
+        while !stop.is_stopped() && !sub.is_finished() {
+            self.batch(&mut sub, Some(stop))?;
+        }
+        Ok(())
+    }
+
+    /// Empties the read model, sets the checkpoint to 0 and replays the log from the start,
+    /// calling `progress` after each batch; returns the position reached.
+    pub fn rebuild(&mut self, progress: impl FnMut(Progress)) -> Result<u64, ProjectionError> {
+        self.projection
+            .reset()
+            .map_err(|source| read_model(&self.name, "reset", source))?;
+        self.store.checkpoints().put(&self.name, 0, None)?;
+        self.position = 0;
+        self.catch_up_with(progress)
+    }
+
+    fn subscribe(&self, query: Query) -> Result<Subscription, ProjectionError> {
+        Ok(self.store.subscribe(&query, self.position)?)
+    }
+
+    /// Handles up to a batch of events, then commits; returns how many it handled. Waits up
+    /// to the poll interval for the first event, none for the others: a batch ends when it is
+    /// full, when no event is ready, or when `stop` is raised.
+    fn batch(
+        &mut self,
+        sub: &mut Subscription,
+        stop: Option<&Stop>,
+    ) -> Result<u64, ProjectionError> {
+        let mut done: Vec<RecordedEvent> = Vec::new();
+        loop {
+            let timeout = if done.is_empty() {
+                self.poll
+            } else {
+                Duration::ZERO
+            };
+            let Some(event) = sub.next_timeout(timeout)? else {
+                break;
+            };
+            if let Err(source) = self.projection.handle(&event) {
+                let failed = ProjectionError::Handler {
+                    name: self.name.clone(),
+                    seq: event.seq,
+                    event_type: event.event_type.clone(),
+                    source,
+                };
+                if let Err(e) = self.stop_at(&done, &event, &failed.to_string()) {
+                    // Failing again on the way out: the first failure is the cause.
+                    log::warn!("{}: after failing at seq {}: {e}", self.name, event.seq);
+                }
+                return Err(failed);
+            }
+            done.push(event);
+            if done.len() >= self.batch || stop.is_some_and(Stop::is_stopped) {
+                break;
+            }
+        }
+        let position = Subscription::position(sub);
+        if position > self.position {
+            self.commit(position)?;
+        }
+        Ok(done.len() as u64)
+    }
+
+    /// The projection failed on `event`: undo the batch, handle again and commit the events
+    /// before it, and save the checkpoint with the error.
+    fn stop_at(
+        &mut self,
+        done: &[RecordedEvent],
+        event: &RecordedEvent,
+        error: &str,
+    ) -> Result<(), ProjectionError> {
+        self.projection
+            .rollback()
+            .map_err(|source| read_model(&self.name, "roll back", source))?;
+        for e in done {
+            self.projection
+                .handle(e)
+                .map_err(|source| ProjectionError::Handler {
+                    name: self.name.clone(),
+                    seq: e.seq,
+                    event_type: e.event_type.clone(),
+                    source,
+                })?;
+        }
+        let position = event.seq - 1;
+        if position > self.position {
+            self.commit(position)?;
+        }
+        self.store
+            .checkpoints()
+            .put(&self.name, self.position, Some(error))?;
+        Ok(())
+    }
+
+    /// Commits the read model, then the store's checkpoint, at `position`.
+    fn commit(&mut self, position: u64) -> Result<(), ProjectionError> {
+        self.projection
+            .commit(position)
+            .map_err(|source| read_model(&self.name, "commit", source))?;
+        self.store.checkpoints().put(&self.name, position, None)?;
+        self.position = position;
+        Ok(())
+    }
+}
+
+fn read_model(name: &str, action: &'static str, source: BoxError) -> ProjectionError {
+    ProjectionError::ReadModel {
+        name: name.to_owned(),
+        action,
+        source,
+    }
+}

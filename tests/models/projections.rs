@@ -1,0 +1,347 @@
+//! Projections: catch-up, live following, failures that stop at their event, rebuilds, the
+//! checkpoint rules, and the status listing.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use eventfile::projection::{
+    BoxError, Progress, Projection, ProjectionError, Runner, Stop, status,
+};
+use eventfile::{EventStore, ExpectedVersion, NewEvent, Query, RecordedEvent};
+use serde_json::json;
+
+use crate::support::*;
+
+/// Paid totals by order, committed in batches like a database would: `handle` writes to a
+/// pending copy, `commit` makes it the committed one, `rollback` drops it.
+#[derive(Default)]
+struct Totals {
+    committed: BTreeMap<String, u64>,
+    pending: Option<BTreeMap<String, u64>>,
+    /// The read model's own position, committed with its rows, when it keeps one.
+    own_position: Option<u64>,
+    keeps_position: bool,
+    /// Fails on events whose amount is this.
+    poison: Option<u64>,
+    /// Every seq handled, in order, committed or not.
+    handled: Vec<u64>,
+    commits: Vec<u64>,
+    /// Told each event handled, when set.
+    tell: Option<mpsc::Sender<u64>>,
+}
+
+impl Projection for Totals {
+    fn name(&self) -> &str {
+        "paid-totals"
+    }
+    fn query(&self) -> Query {
+        Query::new().event_type("Paid")
+    }
+    fn handle(&mut self, event: &RecordedEvent) -> Result<(), BoxError> {
+        let amount = event.data_value()["amount"].as_u64().ok_or("no amount")?;
+        if Some(amount) == self.poison {
+            return Err(format!("cannot take {amount}").into());
+        }
+        let rows = self.pending.get_or_insert_with(|| self.committed.clone());
+        *rows.entry(event.stream.clone()).or_default() += amount;
+        self.handled.push(event.seq);
+        if let Some(tell) = &self.tell {
+            let _ = tell.send(event.seq);
+        }
+        Ok(())
+    }
+    fn commit(&mut self, position: u64) -> Result<(), BoxError> {
+        if let Some(rows) = self.pending.take() {
+            self.committed = rows;
+        }
+        if self.keeps_position {
+            self.own_position = Some(position);
+        }
+        self.commits.push(position);
+        Ok(())
+    }
+    fn rollback(&mut self) -> Result<(), BoxError> {
+        self.pending = None;
+        Ok(())
+    }
+    fn position(&mut self) -> Result<Option<u64>, BoxError> {
+        Ok(if self.keeps_position {
+            Some(self.own_position.unwrap_or(0))
+        } else {
+            None
+        })
+    }
+    fn reset(&mut self) -> Result<(), BoxError> {
+        self.committed.clear();
+        self.pending = None;
+        self.own_position = None;
+        Ok(())
+    }
+}
+
+fn pay(store: &dyn EventStore, order: u32, amount: u64) -> u64 {
+    store
+        .append(
+            &format!("order-{order}"),
+            ExpectedVersion::Any,
+            vec![NewEvent::new("Paid", json!({ "amount": amount }))],
+        )
+        .unwrap()
+        .first_seq
+}
+
+fn note(store: &dyn EventStore) -> u64 {
+    store
+        .append(
+            "notes",
+            ExpectedVersion::Any,
+            vec![NewEvent::new("Noted", json!({}))],
+        )
+        .unwrap()
+        .first_seq
+}
+
+/// The totals a replay of every `Paid` event gives.
+fn expected(store: &dyn EventStore) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for e in store.query(&Query::new().event_type("Paid")).unwrap() {
+        let e = e.unwrap();
+        *out.entry(e.stream).or_default() += e.data_value()["amount"].as_u64().unwrap();
+    }
+    out
+}
+
+#[test]
+fn catch_up_handles_every_selected_event_once_and_commits_in_batches() {
+    for b in backends() {
+        let store = &*b.store;
+        for i in 0..25 {
+            pay(store, i % 4, u64::from(i) + 1);
+            note(store);
+        }
+        let head = store.head_seq().unwrap();
+        let mut runner = Runner::new(store, Totals::default())
+            .unwrap()
+            .batch_size(10);
+        let mut seen: Vec<Progress> = Vec::new();
+        assert_eq!(
+            runner.catch_up_with(|p| seen.push(p)).unwrap(),
+            head,
+            "{}",
+            b.name
+        );
+        let totals = runner.projection();
+        assert_eq!(totals.committed, expected(store));
+        assert_eq!(totals.handled.len(), 25, "each Paid once, no Noted");
+        assert!(
+            totals.commits.len() >= 3,
+            "batches of 10: {:?}",
+            totals.commits
+        );
+        assert_eq!(
+            seen.last().map(|p| (p.position, p.head, p.handled)),
+            Some((head, head, 25))
+        );
+        assert_eq!(store.checkpoints().load("paid-totals").unwrap(), Some(head));
+        // Nothing new: a second catch-up handles nothing.
+        assert_eq!(runner.catch_up().unwrap(), head);
+        assert_eq!(runner.projection().handled.len(), 25);
+        // A new runner resumes from the checkpoint: only the new event is handled.
+        let seq = pay(store, 9, 1000);
+        let mut again = Runner::new(store, Totals::default()).unwrap();
+        assert_eq!(again.position(), head);
+        again.catch_up().unwrap();
+        assert_eq!(again.projection().handled, [seq]);
+    }
+}
+
+#[test]
+fn a_runner_follows_the_log_live_until_stopped() {
+    for b in backends() {
+        let store = &*b.store;
+        pay(store, 1, 5);
+        let (tell, told) = mpsc::channel();
+        let totals = Totals {
+            tell: Some(tell),
+            ..Totals::default()
+        };
+        let mut runner = Runner::new(store, totals)
+            .unwrap()
+            .poll(Duration::from_millis(10));
+        let stop = Stop::new();
+        std::thread::scope(|s| {
+            let running = s.spawn(|| {
+                runner.run(&stop).unwrap();
+                runner
+            });
+            assert_eq!(told.recv_timeout(Duration::from_secs(10)).unwrap(), 1);
+            let a = pay(store, 2, 7);
+            note(store);
+            let c = pay(store, 1, 1);
+            assert_eq!(told.recv_timeout(Duration::from_secs(10)).unwrap(), a);
+            assert_eq!(told.recv_timeout(Duration::from_secs(10)).unwrap(), c);
+            stop.stop();
+            let runner = running.join().unwrap();
+            assert_eq!(runner.projection().committed, expected(store), "{}", b.name);
+            assert_eq!(runner.position(), c);
+            assert_eq!(store.checkpoints().load("paid-totals").unwrap(), Some(c));
+        });
+    }
+}
+
+#[test]
+fn a_failing_event_stops_the_runner_there_and_is_never_skipped() {
+    for b in backends() {
+        let store = &*b.store;
+        let mut seqs = Vec::new();
+        for amount in [1, 2, 3, 666, 4, 5] {
+            seqs.push(pay(store, 1, amount));
+        }
+        let bad = seqs[3];
+        let poisoned = || Totals {
+            poison: Some(666),
+            ..Totals::default()
+        };
+        let mut runner = Runner::new(store, poisoned()).unwrap().batch_size(100);
+        match runner.catch_up().unwrap_err() {
+            ProjectionError::Handler {
+                name,
+                seq,
+                event_type,
+                source,
+            } => {
+                assert_eq!(
+                    (name.as_str(), seq, event_type.as_str()),
+                    ("paid-totals", bad, "Paid")
+                );
+                assert_eq!(source.to_string(), "cannot take 666");
+            }
+            other => panic!("{}: {other}", b.name),
+        }
+        // The events before it are committed once, the failing one and those after it not.
+        assert_eq!(runner.position(), bad - 1);
+        assert_eq!(runner.projection().committed["order-1"], 6, "{}", b.name);
+        let saved = store.checkpoints().get("paid-totals").unwrap().unwrap();
+        assert_eq!(saved.position, bad - 1);
+        assert!(saved.error.as_deref().unwrap().contains("cannot take 666"));
+        let listed = status(store).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].lag, 3);
+        assert!(listed[0].error.is_some());
+        // A restart meets the same event again: it is not skipped.
+        let mut restarted = Runner::new(store, poisoned()).unwrap();
+        assert!(matches!(
+            restarted.catch_up().unwrap_err(),
+            ProjectionError::Handler { seq, .. } if seq == bad
+        ));
+        assert!(restarted.projection().handled.is_empty());
+        // Fixed, it goes on from there and the error is cleared.
+        let mut fixed = Runner::new(store, Totals::default()).unwrap();
+        fixed.catch_up().unwrap();
+        assert_eq!(fixed.projection().handled, &seqs[3..]);
+        let saved = store.checkpoints().get("paid-totals").unwrap().unwrap();
+        assert_eq!((saved.position, saved.error), (seqs[5], None));
+    }
+}
+
+#[test]
+fn rebuild_resets_the_read_model_and_replays_from_the_start() {
+    for b in backends() {
+        let store = &*b.store;
+        for i in 0..30 {
+            pay(store, i % 3, 2);
+        }
+        let mut runner = Runner::new(store, Totals::default()).unwrap().batch_size(7);
+        runner.catch_up().unwrap();
+        // A read model gone wrong (say, a bug fixed since): a rebuild starts it over.
+        runner
+            .projection_mut()
+            .committed
+            .insert("order-0".into(), 999_999);
+        let mut progress = Vec::new();
+        let head = store.head_seq().unwrap();
+        assert_eq!(runner.rebuild(|p| progress.push(p.position)).unwrap(), head);
+        assert_eq!(runner.projection().committed, expected(store), "{}", b.name);
+        assert!(progress.len() >= 5, "a report per batch: {progress:?}");
+        assert!(progress.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(store.checkpoints().load("paid-totals").unwrap(), Some(head));
+    }
+}
+
+#[test]
+fn a_checkpoint_ahead_of_the_head_is_refused() {
+    for b in backends() {
+        let store = &*b.store;
+        pay(store, 1, 1);
+        store.checkpoints().save("paid-totals", 50).unwrap();
+        match Runner::new(store, Totals::default()).unwrap_err() {
+            ProjectionError::AheadOfHead { position, head, .. } => {
+                assert_eq!((position, head), (50, 1), "{}", b.name)
+            }
+            other => panic!("{}: {other}", b.name),
+        }
+        // The read model's own position is checked the same way.
+        store.checkpoints().remove("paid-totals").unwrap();
+        let own = Totals {
+            keeps_position: true,
+            own_position: Some(9),
+            ..Totals::default()
+        };
+        assert!(matches!(
+            Runner::new(store, own).unwrap_err(),
+            ProjectionError::AheadOfHead { position: 9, .. }
+        ));
+    }
+}
+
+#[test]
+fn a_read_model_that_keeps_its_position_resumes_from_it() {
+    for b in backends() {
+        let store = &*b.store;
+        let seqs: Vec<u64> = (1..=6).map(|a| pay(store, 1, a)).collect();
+        // The store's checkpoint says 0 (say it was saved before a crash that the read
+        // model's own transaction survived); the read model says 3.
+        store.checkpoints().save("paid-totals", 0).unwrap();
+        let own = Totals {
+            keeps_position: true,
+            own_position: Some(seqs[2]),
+            ..Totals::default()
+        };
+        let mut runner = Runner::new(store, own).unwrap();
+        assert_eq!(runner.position(), seqs[2], "{}", b.name);
+        runner.catch_up().unwrap();
+        assert_eq!(runner.projection().handled, &seqs[3..]);
+        assert_eq!(runner.projection().own_position, Some(seqs[5]));
+        // The store's checkpoint follows, for the listing.
+        assert_eq!(
+            store.checkpoints().load("paid-totals").unwrap(),
+            Some(seqs[5])
+        );
+    }
+}
+
+#[test]
+fn status_lists_every_checkpoint_with_its_lag_and_the_file_store_keeps_them() {
+    for mut b in backends() {
+        for i in 0..10 {
+            pay(&*b.store, 1, i);
+        }
+        b.store.checkpoints().save("b-reader", 4).unwrap();
+        b.store.checkpoints().save("a-reader", 10).unwrap();
+        // The file store's checkpoints outlive the handle.
+        b.reopen();
+        let listed = status(&*b.store).unwrap();
+        let got: Vec<(&str, u64, u64, u64)> = listed
+            .iter()
+            .map(|s| (s.name.as_str(), s.position, s.head, s.lag))
+            .collect();
+        assert_eq!(
+            got,
+            [("a-reader", 10, 10, 0), ("b-reader", 4, 10, 6)],
+            "{}",
+            b.name
+        );
+        assert!(listed.iter().all(|s| s.error.is_none() && s.time > 0));
+    }
+}
