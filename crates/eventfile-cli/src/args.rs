@@ -199,6 +199,10 @@ pub enum Command {
     Types,
     /// List tags with their event counts.
     Tags,
+    /// List the checkpoints consumers (projections, subscribers) keep in the store, one JSON
+    /// object per line in name order: name, position, head, lag behind the head, the error it
+    /// stopped on (null if none) and when it was saved.
+    Projections,
     /// Rebuild every sealed segment's index sidecar from the segment.
     Reindex,
     /// Check every record's CRC and the store's invariants. Exit 0 when sound, 1 otherwise.

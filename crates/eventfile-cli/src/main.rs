@@ -283,6 +283,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         )?,
         Command::Types => query::terms(target.open_for_reading()?.as_dyn(), false, &mut out)?,
         Command::Tags => query::terms(target.open_for_reading()?.as_dyn(), true, &mut out)?,
+        Command::Projections => query::projections(target.open_existing()?.as_dyn(), &mut out)?,
         Command::Reindex => query::reindex(target.dir("reindex")?, &mut out)?,
         Command::Verify => {
             let dir = target.dir("verify")?;

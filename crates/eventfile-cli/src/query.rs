@@ -149,6 +149,26 @@ pub fn terms(store: &dyn EventStore, tags: bool, out: &mut impl Write) -> Result
     Ok(())
 }
 
+/// `eventfile projections`: every checkpoint the store keeps, with its lag behind the head.
+pub fn projections(store: &dyn EventStore, out: &mut impl Write) -> Result<(), Failure> {
+    for s in eventfile::projection::status(store)? {
+        let time = (s.time > 0).then(|| eventfile::format_rfc3339(s.time));
+        writeln!(
+            out,
+            "{}",
+            json!({
+                "name": s.name,
+                "position": s.position,
+                "head": s.head,
+                "lag": s.lag,
+                "error": s.error,
+                "time": time,
+            })
+        )?;
+    }
+    Ok(())
+}
+
 pub fn reindex(dir: &Path, out: &mut impl Write) -> Result<(), Failure> {
     let store = Store::open(dir)?;
     let bar = indicatif::ProgressBar::new(0);

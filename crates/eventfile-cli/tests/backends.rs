@@ -327,6 +327,31 @@ fn every_command_works_on_every_backend() {
             json!({"tag": "region=eu", "count": 1})
         );
         assert_eq!(lines(&b.ok(&["tail", "-n", "1"]))[0]["seq"], 3);
+        // A consumer's checkpoint saved through the library (by a read-only handle, as a
+        // projector beside the writer holds), listed with its lag.
+        assert_eq!(b.ok(&["projections"]), "");
+        {
+            let config = eventfile_connect::load_config(b.config.as_deref()).unwrap();
+            let location = eventfile_connect::resolve(Some(&b.url), &config, None).unwrap();
+            let store = eventfile_connect::open_with(
+                &location,
+                &config,
+                eventfile_connect::Access::ReadOnly,
+            )
+            .unwrap();
+            store.as_dyn().checkpoints().save("summary", 2).unwrap();
+        }
+        let listed = lines(&b.ok(&["projections"]));
+        assert_eq!(
+            (
+                &listed[0]["name"],
+                &listed[0]["position"],
+                &listed[0]["lag"]
+            ),
+            (&json!("summary"), &json!(2), &json!(1)),
+            "{}",
+            b.url
+        );
         b.ok(&[
             "snapshot",
             "save",

@@ -1099,3 +1099,55 @@ fn append_with_a_condition_exits_3_naming_the_matching_seq() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("above the head"));
     assert_eq!(json_lines(&eventfile(dir, &["cat"])).len(), 3);
 }
+
+#[test]
+fn projections_lists_the_stores_checkpoints_with_their_lag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    store_of_small_events(dir, 10);
+    // Nothing saved yet: no line, success.
+    let out = eventfile(dir, &["projections"]);
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+    {
+        use eventfile::EventStore;
+        let store = eventfile::Store::open(dir).unwrap();
+        store.checkpoints().save("order-summary", 10).unwrap();
+        store
+            .checkpoints()
+            .put("billing", 4, Some("seq 5: no such customer"))
+            .unwrap();
+    }
+    let out = eventfile(dir, &["projections"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    let got: Vec<(&str, u64, u64, u64, Option<&str>)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap(),
+                l["position"].as_u64().unwrap(),
+                l["head"].as_u64().unwrap(),
+                l["lag"].as_u64().unwrap(),
+                l["error"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("billing", 4, 10, 6, Some("seq 5: no such customer")),
+            ("order-summary", 10, 10, 0, None),
+        ]
+    );
+    assert!(lines[0]["time"].as_str().unwrap().ends_with('Z'));
+    // A store that does not exist is an error, and none is made.
+    let missing = dir.join("nope");
+    let out = eventfile(&missing, &["projections"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!missing.exists());
+}
