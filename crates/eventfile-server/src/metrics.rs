@@ -1,0 +1,163 @@
+//! `GET /metrics`: counters and histograms in the Prometheus text format (version 0.0.4),
+//! kept in atomics so that recording never takes a lock.
+//!
+//! This module owns the metric names and their meaning. It measures what the server sees from
+//! outside the store: an append's latency includes its share of the group commit's fsync, but
+//! the fsyncs themselves are counted inside the store, which exposes no hook for them yet.
+
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A latency histogram: a count per bucket, the sum in microseconds.
+#[derive(Default)]
+pub(crate) struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (b, n) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += n.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{braces} {sum}");
+        let _ = writeln!(out, "{name}_count{braces} {count}");
+    }
+}
+
+/// Everything the server counts.
+#[derive(Default)]
+pub(crate) struct Metrics {
+    /// Appends that wrote (or replayed) events.
+    pub appends: AtomicU64,
+    /// Appends refused or failed.
+    pub append_errors: AtomicU64,
+    /// Events written by appends.
+    pub events: AtomicU64,
+    /// Request body bytes of successful appends.
+    pub bytes: AtomicU64,
+    /// How long successful appends took, durable (fsync included).
+    pub append_latency: Histogram,
+    /// Events sent on live feeds.
+    pub feed_events: AtomicU64,
+    /// Per route and method: request latency (until the response head for streams).
+    routes: Mutex<Vec<(String, u16, Histogram)>>,
+}
+
+impl Metrics {
+    pub fn request(&self, route: &str, method: &str, status: u16, took: Duration) {
+        let key = format!("method=\"{method}\",route=\"{}\"", escape(route));
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, _, h)) = routes.iter().find(|(k, s, _)| *k == key && *s == status) {
+            h.observe(took);
+            return;
+        }
+        let h = Histogram::default();
+        h.observe(took);
+        routes.push((key, status, h));
+    }
+
+    /// The Prometheus text.
+    pub fn render(&self, subscribers: usize, head: u64) -> String {
+        let mut out = String::new();
+        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        };
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        counter(
+            &mut out,
+            "eventfile_appends_total",
+            "Appends that succeeded (replays included).",
+            load(&self.appends),
+        );
+        counter(
+            &mut out,
+            "eventfile_append_errors_total",
+            "Appends refused or failed.",
+            load(&self.append_errors),
+        );
+        counter(
+            &mut out,
+            "eventfile_events_appended_total",
+            "Events written by appends.",
+            load(&self.events),
+        );
+        counter(
+            &mut out,
+            "eventfile_append_bytes_total",
+            "Request body bytes of successful appends.",
+            load(&self.bytes),
+        );
+        counter(
+            &mut out,
+            "eventfile_feed_events_total",
+            "Events sent on live feeds (SSE and NDJSON).",
+            load(&self.feed_events),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP eventfile_subscribers Live feeds open now.\n# TYPE eventfile_subscribers gauge\neventfile_subscribers {subscribers}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP eventfile_head_seq The newest visible seq.\n# TYPE eventfile_head_seq gauge\neventfile_head_seq {head}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP eventfile_append_duration_seconds Durable append latency, its share of the group commit's fsync included.\n# TYPE eventfile_append_duration_seconds histogram"
+        );
+        self.append_latency
+            .render(&mut out, "eventfile_append_duration_seconds", "");
+        let _ = writeln!(
+            out,
+            "# HELP eventfile_http_request_duration_seconds Request latency by route, method and status (streams: until the response head).\n# TYPE eventfile_http_request_duration_seconds histogram"
+        );
+        let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        for (key, status, h) in routes.iter() {
+            h.render(
+                &mut out,
+                "eventfile_http_request_duration_seconds",
+                &format!("{key},status=\"{status}\""),
+            );
+        }
+        out
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

@@ -1,0 +1,118 @@
+//! The server's settings ([`ServeOptions`]): one builder, every default stated on its method.
+//!
+//! This module owns the defaults and nothing else: it never binds, serves or checks a request.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The address `eventfile serve` listens on when none is given.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7464";
+
+/// How the server is run: where it listens, who may call it and its limits.
+///
+/// ```
+/// use std::time::Duration;
+/// let options = eventfile_server::ServeOptions::new()
+///     .listen("127.0.0.1:0".parse().unwrap())
+///     .token("s3cret")
+///     .heartbeat(Duration::from_secs(5));
+/// # let _ = options;
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct ServeOptions {
+    pub(crate) listen: SocketAddr,
+    pub(crate) token: Option<String>,
+    pub(crate) body_limit: usize,
+    pub(crate) max_subscribers: usize,
+    pub(crate) heartbeat: Duration,
+    pub(crate) request_timeout: Duration,
+    pub(crate) max_limit: usize,
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("body_limit", &self.body_limit)
+            .field("max_subscribers", &self.max_subscribers)
+            .field("heartbeat", &self.heartbeat)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_limit", &self.max_limit)
+            .finish()
+    }
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions::new()
+    }
+}
+
+impl ServeOptions {
+    /// The defaults, each written on its method.
+    pub fn new() -> ServeOptions {
+        ServeOptions {
+            listen: DEFAULT_LISTEN.parse().expect("a valid address"),
+            token: None,
+            body_limit: 8 << 20,
+            max_subscribers: 4096,
+            heartbeat: Duration::from_secs(15),
+            request_timeout: Duration::from_secs(30),
+            max_limit: 10_000,
+        }
+    }
+
+    /// The address to listen on. Default `127.0.0.1:7464`; port 0 picks a free port
+    /// ([`crate::Server::local_addr`] tells which).
+    pub fn listen(mut self, addr: SocketAddr) -> ServeOptions {
+        self.listen = addr;
+        self
+    }
+
+    /// A bearer token every request but `GET /health` must carry (`Authorization: Bearer
+    /// TOKEN`), compared in constant time. Default none: no authentication. An empty token is
+    /// taken as none.
+    pub fn token(mut self, token: impl Into<String>) -> ServeOptions {
+        let token = token.into();
+        self.token = (!token.is_empty()).then_some(token);
+        self
+    }
+
+    /// The largest request body accepted, in bytes; a larger one is answered 413 without being
+    /// read whole. Default 8 MiB.
+    pub fn body_limit(mut self, bytes: usize) -> ServeOptions {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// The most live feeds (`GET /subscribe`) open at once; one more is answered 503. Default
+    /// 4096.
+    pub fn max_subscribers(mut self, n: usize) -> ServeOptions {
+        self.max_subscribers = n;
+        self
+    }
+
+    /// How often an idle feed sends a heartbeat (an SSE comment line, or an NDJSON
+    /// `{"type":"heartbeat"}` line). Default 15 s.
+    pub fn heartbeat(mut self, every: Duration) -> ServeOptions {
+        self.heartbeat = every;
+        self
+    }
+
+    /// The longest a non-streaming request may take before it is answered 503. Default 30 s.
+    /// An append already handed to the store still completes; retry it with the same event ids
+    /// or key to learn its result.
+    pub fn request_timeout(mut self, timeout: Duration) -> ServeOptions {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// The largest `limit` a read accepts (a larger one is answered 400) and the page size of a
+    /// listing given none. Default 10,000. Reads without a `limit` stream every match.
+    pub fn max_limit(mut self, n: usize) -> ServeOptions {
+        self.max_limit = n.max(1);
+        self
+    }
+}

@@ -1,0 +1,229 @@
+//! Hostile and malformed input: a 4xx with a clear message or a clean close, and the server
+//! keeps serving everyone else.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use eventfile::EventStore;
+use eventfile_server::ServeOptions;
+use serde_json::json;
+
+use crate::common::{TestServer, append_n, error, event, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_bodies_are_refused_with_a_reason() {
+    let (s, store) = TestServer::memory(Default::default()).await;
+    let cases: [(&str, &str, &str); 9] = [
+        ("/streams/a", "{\"events\": [", "invalid JSON body"),
+        ("/streams/a", "", "empty"),
+        (
+            "/streams/a",
+            "{\"events\": [{\"type\": \"A\"}], \"colour\": 1}",
+            "unknown field `colour`",
+        ),
+        (
+            "/streams/a",
+            "{\"events\": [{\"type\": \"A\", \"dat\": 1}]}",
+            "unknown field `dat`",
+        ),
+        (
+            "/streams/a",
+            "{\"events\": [{\"type\": 5}]}",
+            "invalid type",
+        ),
+        ("/streams/a", "{\"events\": []}", "at least one event"),
+        (
+            "/streams/a",
+            "{\"events\": [{\"type\": \"A\"}], \"expect\": \"maybe\"}",
+            "maybe",
+        ),
+        (
+            "/append",
+            "[{\"stream\": \"a\", \"events\": [{\"type\": \"A\"}], \"key\": 1}]",
+            "unknown field `key`",
+        ),
+        (
+            "/streams/a",
+            "{\"events\": [{\"type\": \"A\", \"meta\": {\"n\": 1e400}}]}",
+            "invalid",
+        ),
+    ];
+    for (path, body, says) in cases {
+        let msg = error(
+            s.post_raw(path, body.to_owned()).await,
+            400,
+            "invalid_input",
+        )
+        .await;
+        assert!(msg.contains(says), "{body}: {msg}");
+    }
+    // A name the library refuses, in the path.
+    error(
+        s.post_raw("/streams/%01bad", r#"{"events":[{"type":"A"}]}"#.to_owned())
+            .await,
+        400,
+        "invalid_input",
+    )
+    .await;
+    assert_eq!(store.head_seq().unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_parameters_cursors_and_limits() {
+    let (s, _store) = TestServer::memory(Default::default()).await;
+    append_n(&s, "a", "A", 3).await;
+    for (path, says) in [
+        ("/events?colour=red", "colour"),
+        ("/events?limit=lots", "limit"),
+        ("/events?limit=10000000000", "maximum"),
+        ("/streams/a?limit=99999999", "maximum"),
+        ("/events?after=c1.2.f.00000000", "cursor"),
+        ("/events?after=ef1.abc.2.f.deadbeef", "cursor"),
+        ("/events?since=yesterday", "RFC 3339"),
+        ("/events?from-seq=5&to-seq=2", "seq"),
+        ("/events?from=2", "from"),
+        ("/subscribe?limit=2", "limit"),
+        ("/types?prefix=x", "prefix"),
+    ] {
+        let msg = error(s.get(path).await, 400, "invalid_input").await;
+        assert!(msg.contains(says), "{path}: {msg}");
+    }
+    error(s.get("/nowhere").await, 404, "not_found").await;
+    let r = s.client.delete(s.url("/events")).send().await.unwrap();
+    error(r, 405, "method_not_allowed").await;
+    let r = s
+        .client
+        .get(s.url("/subscribe"))
+        .header("last-event-id", "x")
+        .send()
+        .await
+        .unwrap();
+    error(r, 400, "invalid_input").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_are_413() {
+    let (s, store) = TestServer::memory(ServeOptions::new().body_limit(64 << 10)).await;
+    let big = "x".repeat(100 << 10);
+    let body = json!({"events": [event("A", json!({"big": big}))]}).to_string();
+    // Sent chunked, with no length: refused once it grows past the limit.
+    let chunks: Vec<Result<String, std::io::Error>> = body
+        .as_bytes()
+        .chunks(8 << 10)
+        .map(|c| Ok(String::from_utf8(c.to_vec()).unwrap()))
+        .collect();
+    let r = s
+        .post_raw(
+            "/streams/a",
+            reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)),
+        )
+        .await;
+    error(r, 413, "payload_too_large").await;
+    // Declared with a length over the limit: answered before a byte of the body is sent, so
+    // the server never reads it (the client here sends none).
+    let (d, _) = TestServer::memory(Default::default()).await;
+    for (addr, len) in [(s.addr, 64u64 << 10 | 1), (d.addr, 8 << 20 | 1)] {
+        let head = format!(
+            "POST /streams/a HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n"
+        );
+        let answer = tokio::task::spawn_blocking(move || raw(addr, head.as_bytes()))
+            .await
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(
+            answer.contains(r#"{"error":{"kind":"payload_too_large","message":"#),
+            "{answer}"
+        );
+    }
+    // Just under the default limit of 8 MiB is taken.
+    let under = json!({"events": [event("A", json!("y".repeat(900 << 10)))]}).to_string();
+    assert_eq!(d.post_raw("/streams/a", under).await.status(), 200);
+    assert_eq!(store.head_seq().unwrap(), 0);
+    assert_eq!(s.get("/health").await.status(), 200);
+}
+
+/// Sends raw bytes and reads the whole answer (the server closes it).
+fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(bytes).unwrap();
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Polls `check` until it holds (a state the server reaches on its own, e.g. after noticing a
+/// closed socket), failing after 10 s.
+pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_hang_up_mid_append_or_mid_stream() {
+    let (s, store) =
+        TestServer::memory(ServeOptions::new().heartbeat(Duration::from_millis(20))).await;
+    let addr = s.addr;
+    // Mid-append: half the declared body, then the client goes. Nothing is written.
+    let body = r#"{"events":[{"type":"A","id":"half-1"}]}"#;
+    let head = format!(
+        "POST /streams/a HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    tokio::task::spawn_blocking(move || {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(head.as_bytes()).unwrap();
+        c.write_all(&body.as_bytes()[..10]).unwrap();
+        drop(c);
+    })
+    .await
+    .unwrap();
+    // The whole retry, same id: written once.
+    let full = json!({"events": [{"type": "A", "id": "half-1"}]});
+    assert_eq!(
+        json(s.post("/streams/a", full.clone()).await).await.1["first_seq"],
+        1
+    );
+    assert_eq!(
+        json(s.post("/streams/a", full).await).await.1["replayed"],
+        true
+    );
+    assert_eq!(store.head_seq().unwrap(), 1);
+
+    // A header flood: refused by the HTTP layer, not served.
+    let flood = format!(
+        "GET /head HTTP/1.1\r\nhost: x\r\n{}\r\n",
+        (0..200)
+            .map(|i| format!("x-h{i}: v\r\n"))
+            .collect::<String>()
+    );
+    let answer = tokio::task::spawn_blocking(move || raw(addr, flood.as_bytes()))
+        .await
+        .unwrap();
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{answer}"
+    );
+
+    // Mid-stream: a read and a feed, dropped after their first bytes.
+    append_n(&s, "b", "B", 600).await;
+    for path in ["/events", "/subscribe"] {
+        let mut r = s.get(path).await;
+        assert_eq!(r.status(), 200);
+        assert!(r.chunk().await.unwrap().is_some());
+        drop(r);
+    }
+    let metrics = || async { s.get("/metrics").await.text().await.unwrap() };
+    eventually("the dropped feed's slot freed", async || {
+        metrics().await.contains("eventfile_subscribers 0")
+    })
+    .await;
+    assert_eq!(json(s.get("/head").await).await.1["head"], 601);
+}

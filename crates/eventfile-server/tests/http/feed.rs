@@ -1,0 +1,114 @@
+//! `GET /subscribe`: history then live as SSE, Last-Event-ID resume, filters, heartbeats, the
+//! NDJSON form and the subscriber cap.
+
+use std::time::Duration;
+
+use eventfile_server::ServeOptions;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use crate::common::{Sse, TestServer, append_n, error, event};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_then_live_then_resume() {
+    let (s, _store) =
+        TestServer::memory(ServeOptions::new().heartbeat(Duration::from_millis(50))).await;
+    append_n(&s, "a", "A", 3).await;
+    let mut feed = Sse::new(s.get("/subscribe").await);
+    for seq in 1..=3 {
+        let (id, e) = feed.next_event().await.unwrap();
+        assert_eq!((id, e["seq"].as_u64().unwrap()), (seq, seq));
+    }
+    // Live: appended after the feed caught up.
+    append_n(&s, "b", "B", 2).await;
+    assert_eq!(feed.next_event().await.unwrap().0, 4);
+    assert_eq!(feed.next_event().await.unwrap().1["stream"], "b");
+    // Idle: a heartbeat comment.
+    assert!(feed.next().await.unwrap().comment);
+    drop(feed);
+
+    // A reconnect with Last-Event-ID: after that seq, nothing skipped or repeated; it wins over
+    // `from`, as a browser reconnects to the same URL.
+    let r = s
+        .client
+        .get(s.url("/subscribe?from=0"))
+        .header("last-event-id", "3")
+        .send()
+        .await
+        .unwrap();
+    let mut feed = Sse::new(r);
+    assert_eq!(feed.next_event().await.unwrap().0, 4);
+    assert_eq!(feed.next_event().await.unwrap().0, 5);
+
+    // Filters: only the matching events, positions still gapless underneath.
+    let mut only_b = Sse::new(s.get("/subscribe?type=B&from=0").await);
+    assert_eq!(only_b.next_event().await.unwrap().0, 4);
+    assert_eq!(only_b.next_event().await.unwrap().0, 5);
+    append_n(&s, "a", "A", 1).await;
+    append_n(&s, "b", "B", 1).await;
+    assert_eq!(only_b.next_event().await.unwrap().0, 7);
+    assert_eq!(feed.next_event().await.unwrap().0, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_events_in_order_and_ndjson() {
+    let (s, store) =
+        TestServer::memory(ServeOptions::new().heartbeat(Duration::from_millis(50))).await;
+    let mut feed = Sse::new(s.get("/subscribe?from=0").await);
+    // More than a batch, appended while the feed runs, through the store directly too.
+    let appender = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            use eventfile::{EventStore, ExpectedVersion, NewEvent};
+            for i in 0..1000 {
+                store
+                    .append(
+                        "s",
+                        ExpectedVersion::Any,
+                        vec![NewEvent::new("E", json!(i))],
+                    )
+                    .unwrap();
+            }
+        })
+    };
+    for seq in 1..=1000 {
+        assert_eq!(feed.next_event().await.unwrap().0, seq);
+    }
+    appender.await.unwrap();
+
+    let r = s
+        .client
+        .get(s.url("/subscribe?from=998"))
+        .header("accept", "application/x-ndjson")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "application/x-ndjson");
+    let mut body = r.bytes_stream();
+    let mut text = String::new();
+    let mut lines: Vec<Value> = Vec::new();
+    while lines.len() < 3 {
+        text.push_str(std::str::from_utf8(&body.next().await.unwrap().unwrap()).unwrap());
+        while let Some(end) = text.find('\n') {
+            let line: String = text.drain(..=end).collect();
+            lines.push(serde_json::from_str(&line).unwrap());
+        }
+    }
+    assert_eq!(lines[0]["seq"], 999);
+    assert_eq!(lines[1]["seq"], 1000);
+    assert!(lines[2]["heartbeat"].is_u64(), "{}", lines[2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriber_cap_is_503() {
+    let (s, _store) = TestServer::memory(ServeOptions::new().max_subscribers(2)).await;
+    let a = s.get("/subscribe").await;
+    let b = s.get("/subscribe").await;
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    error(s.get("/subscribe").await, 503, "unavailable").await;
+    // Appends and reads are not capped.
+    let r = s
+        .post("/streams/x", json!({"events": [event("E", json!({}))]}))
+        .await;
+    assert_eq!(r.status(), 200);
+}

@@ -1,0 +1,11 @@
+//! The server through a real HTTP client against a running server on loopback, one module per
+//! subsystem (one test binary, to keep link time down).
+
+mod append;
+mod auth;
+mod bad_input;
+mod common;
+mod feed;
+mod lifecycle;
+mod openapi;
+mod reads;
