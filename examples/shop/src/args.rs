@@ -16,7 +16,7 @@ use eventfile_shop::order::Cents;
 ///
 /// Exit status: 0 done, 1 a refused command or a store error, 2 a usage error.
 #[derive(Debug, Parser)]
-#[command(name = "shop", version, about, long_about = None)]
+#[command(name = "shop", version)]
 pub struct Cli {
     /// The store: file:PATH, sqlite:PATH, postgres://USER@HOST/DB, or memory:.
     #[arg(long, global = true, env = "EVENTFILE_URL", value_name = "URL")]
