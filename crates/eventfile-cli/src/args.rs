@@ -277,6 +277,24 @@ pub enum Command {
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
         batch: u64,
     },
+    /// Serve the store over HTTP until SIGINT or SIGTERM: appends and reads as JSON or NDJSON,
+    /// live events as Server-Sent Events (GET /openapi.json lists the routes). Prints
+    /// {"listening","backend"} once it listens; on a signal it lets in-flight appends finish,
+    /// ends live feeds, closes the store and exits 0.
+    Serve {
+        /// The address to listen on.
+        #[arg(long, value_name = "ADDR", default_value = eventfile_server::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+        /// A bearer token every request but GET /health must carry (Authorization: Bearer
+        /// TOKEN). Default: none, no authentication.
+        #[arg(
+            long,
+            value_name = "TOKEN",
+            env = "EVENTFILE_TOKEN",
+            hide_env_values = true
+        )]
+        token: Option<String>,
+    },
     /// Apply (up) or revert (down) the schema migrations of a SQLite or PostgreSQL store, or
     /// show where it stands (status); prints {"current","latest"}. Stores migrate themselves
     /// when opened: this is for operators who migrate ahead of a deploy or roll back.

@@ -6,7 +6,7 @@
 //! store URL or configuration file), 3 version conflict on
 //! `append` or `delete`, 4 no such event on `get` (or snapshot on `snapshot show`). Output goes
 //! to stdout as JSON lines; a closed pipe (`| head`) ends the command quietly with status 0, and
-//! so does SIGINT or SIGTERM to `tail -f`, which follows the store until then.
+//! so does SIGINT or SIGTERM to `tail -f`, which follows the store until then, and to `serve`.
 //!
 //! JSON given for event data and snapshot state is passed to the store as text, never parsed
 //! into a `serde_json::Value`: its numbers are stored with every digit as given.
@@ -340,6 +340,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             transfer::import(&target, file.as_deref(), batch, &mut out)?
         }
         Command::Migrate { action } => transfer::migrate(&target, action, &mut out)?,
+        Command::Serve { listen, token } => serve(&target, listen, token, &mut out)?,
     }
     out.flush()?;
     Ok(())
@@ -387,6 +388,33 @@ fn max_event_bytes(target: &target::Target) -> Result<usize, Failure> {
         }
         _ => Ok(eventfile::DEFAULT_MAX_EVENT_BYTES),
     }
+}
+
+/// `eventfile serve`: the store over HTTP (crates/eventfile-server) until SIGINT or SIGTERM,
+/// then the store closed, so that a failed final sync is reported (exit 1).
+fn serve(
+    target: &target::Target,
+    listen: std::net::SocketAddr,
+    token: Option<String>,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let store = target.open()?;
+    let mut options = eventfile_server::ServeOptions::new().listen(listen);
+    if let Some(token) = token {
+        options = options.token(token);
+    }
+    let backend = store.backend();
+    let mut ready = Ok(());
+    eventfile_server::serve_blocking(store.clone().boxed().into(), options, |addr| {
+        let line = serde_json::json!({ "listening": format!("http://{addr}"), "backend": backend });
+        ready = writeln!(out, "{line}").and_then(|()| out.flush());
+    })
+    .map_err(|e| Failure::Other(format!("serving on {listen}: {e}")))?;
+    ready?;
+    if let AnyStore::File(store) = store {
+        store.close()?;
+    }
+    Ok(())
 }
 
 fn store_exists(dir: &std::path::Path) -> bool {
