@@ -3,9 +3,10 @@
 //!
 //! A runner reads the events a projection's query selects through a [`crate::Subscription`]
 //! (history, then live, with no gap and no duplicate), hands them over one by one, and commits
-//! in batches: first the projection's own [`Projection::commit`], then the checkpoint kept in
-//! the store ([`EventStore::checkpoints`], listed by `eventfile projections`). After a crash
-//! it resumes from the position committed last, so events handled after it are handled again
+//! in batches: first the projection's own [`Projection::commit`], then (at most once a second
+//! by default, [`Runner::checkpoint_every`], and always at the end) the checkpoint kept in the
+//! store ([`EventStore::checkpoints`], listed by `eventfile projections`). After a crash it
+//! resumes from the checkpoint saved last, so events handled after it are handled again
 //! (at-least-once). A read model that keeps its own position and writes it in the same
 //! transaction as its rows ([`Projection::position`]) is exactly-once: the runner resumes from
 //! the read model's position, whatever the store's checkpoint says.
@@ -49,7 +50,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -223,6 +224,13 @@ impl Stop {
     }
 }
 
+/// A flag raised elsewhere, e.g. by a signal handler (`signal_hook::flag::register`).
+impl From<Arc<AtomicBool>> for Stop {
+    fn from(flag: Arc<AtomicBool>) -> Stop {
+        Stop(flag)
+    }
+}
+
 /// Runs a projection over a store: catch-up, live following, rebuild.
 pub struct Runner<S: EventStore, P: Projection> {
     store: S,
@@ -231,6 +239,10 @@ pub struct Runner<S: EventStore, P: Projection> {
     position: u64,
     batch: usize,
     poll: Duration,
+    /// The least time between two saves of the store's checkpoint.
+    checkpoint_every: Duration,
+    /// When the store's checkpoint was last saved, and at which position.
+    saved: Option<(Instant, u64)>,
 }
 
 impl<S: EventStore, P: Projection> std::fmt::Debug for Runner<S, P> {
@@ -246,7 +258,8 @@ impl<S: EventStore, P: Projection> std::fmt::Debug for Runner<S, P> {
 impl<S: EventStore, P: Projection> Runner<S, P> {
     /// A runner of `projection` over `store`, at the position the read model keeps (if it
     /// keeps one) or else the store's checkpoint (0 without one). A position past the store's
-    /// head is [`ProjectionError::AheadOfHead`].
+    /// head is [`ProjectionError::AheadOfHead`] from [`Runner::catch_up`] and [`Runner::run`];
+    /// [`Runner::rebuild`] starts over from 0 whatever it was.
     pub fn new(store: S, mut projection: P) -> Result<Runner<S, P>, ProjectionError> {
         let name = projection.name().to_owned();
         crate::checkpoint::validate_name(&name)?;
@@ -257,14 +270,6 @@ impl<S: EventStore, P: Projection> Runner<S, P> {
             Some(p) => p,
             None => store.checkpoints().load(&name)?.unwrap_or(0),
         };
-        let head = store.head_seq()?;
-        if position > head {
-            return Err(ProjectionError::AheadOfHead {
-                name,
-                position,
-                head,
-            });
-        }
         Ok(Runner {
             store,
             projection,
@@ -272,6 +277,8 @@ impl<S: EventStore, P: Projection> Runner<S, P> {
             position,
             batch: 1000,
             poll: Duration::from_millis(100),
+            checkpoint_every: Duration::from_secs(1),
+            saved: None,
         })
     }
 
@@ -286,6 +293,18 @@ impl<S: EventStore, P: Projection> Runner<S, P> {
     /// (default 100 ms).
     pub fn poll(mut self, every: Duration) -> Runner<S, P> {
         self.poll = every;
+        self
+    }
+
+    /// The least time between two saves of the checkpoint in the store (default 1 s; zero:
+    /// every commit). The read model commits every batch whatever this is; the store's
+    /// checkpoint follows at most this often, and always when a catch-up, rebuild or run ends
+    /// or a projection fails. A read model that keeps its own position is resumed from that;
+    /// one that does not repeats at most this much of the log after a crash (at-least-once).
+    /// Like Kafka's `auto.commit.interval.ms`: on a busy disk each save is two fsyncs, which
+    /// at every batch of a catch-up would cost more than the handling.
+    pub fn checkpoint_every(mut self, every: Duration) -> Runner<S, P> {
+        self.checkpoint_every = every;
         self
     }
 
@@ -348,7 +367,8 @@ impl<S: EventStore, P: Projection> Runner<S, P> {
         mut progress: impl FnMut(Progress),
     ) -> Result<u64, ProjectionError> {
         let head = self.store.head_seq()?;
-        if self.position >= head {
+        self.check_behind(head)?;
+        if self.position == head {
             return Ok(self.position);
         }
         // Ends once it has passed the head: every event up to it handled or not selected.
@@ -362,17 +382,19 @@ impl<S: EventStore, P: Projection> Runner<S, P> {
                 handled,
             });
         }
+        self.save_checkpoint()?;
         Ok(self.position)
     }
 
     /// Catches up, then follows the log live until `stop` is raised (or the store closes),
     /// committing each batch and whenever it has handled everything visible.
     pub fn run(&mut self, stop: &Stop) -> Result<(), ProjectionError> {
+        self.check_behind(self.store.head_seq()?)?;
         let mut sub = self.subscribe(self.projection.query())?;
         while !stop.is_stopped() && !sub.is_finished() {
             self.batch(&mut sub, Some(stop))?;
         }
-        Ok(())
+        self.save_checkpoint()
     }
 
     /// Empties the read model, sets the checkpoint to 0 and replays the log from the start,
@@ -383,7 +405,21 @@ impl<S: EventStore, P: Projection> Runner<S, P> {
             .map_err(|source| read_model(&self.name, "reset", source))?;
         self.store.checkpoints().put(&self.name, 0, None)?;
         self.position = 0;
+        self.saved = Some((Instant::now(), 0));
         self.catch_up_with(progress)
+    }
+
+    /// A position past the head is a read model of another log: refused, never followed (a
+    /// subscription would wait for the log to reach it, silently).
+    fn check_behind(&self, head: u64) -> Result<(), ProjectionError> {
+        if self.position > head {
+            return Err(ProjectionError::AheadOfHead {
+                name: self.name.clone(),
+                position: self.position,
+                head,
+            });
+        }
+        Ok(())
     }
 
     fn subscribe(&self, query: Query) -> Result<Subscription, ProjectionError> {
@@ -398,9 +434,12 @@ impl<S: EventStore, P: Projection> Runner<S, P> {
         sub: &mut Subscription,
         stop: Option<&Stop>,
     ) -> Result<u64, ProjectionError> {
-        let mut done: Vec<RecordedEvent> = Vec::new();
+        // Events are dropped as soon as they are handled: a failure reads the batch's handled
+        // part again from the store rather than keeping it (holding a batch of events costs
+        // more than the handling, in memory and in cache misses).
+        let mut handled = 0;
         loop {
-            let timeout = if done.is_empty() {
+            let timeout = if handled == 0 {
                 self.poll
             } else {
                 Duration::ZERO
@@ -415,14 +454,14 @@ impl<S: EventStore, P: Projection> Runner<S, P> {
                     event_type: event.event_type.clone(),
                     source,
                 };
-                if let Err(e) = self.stop_at(&done, &event, &failed.to_string()) {
+                if let Err(e) = self.stop_at(event.seq, &failed.to_string()) {
                     // Failing again on the way out: the first failure is the cause.
                     log::warn!("{}: after failing at seq {}: {e}", self.name, event.seq);
                 }
                 return Err(failed);
             }
-            done.push(event);
-            if done.len() >= self.batch || stop.is_some_and(Stop::is_stopped) {
+            handled += 1;
+            if handled >= self.batch || stop.is_some_and(Stop::is_stopped) {
                 break;
             }
         }
@@ -430,47 +469,66 @@ impl<S: EventStore, P: Projection> Runner<S, P> {
         if position > self.position {
             self.commit(position)?;
         }
-        Ok(done.len() as u64)
+        Ok(handled as u64)
     }
 
-    /// The projection failed on `event`: undo the batch, handle again and commit the events
-    /// before it, and save the checkpoint with the error.
-    fn stop_at(
-        &mut self,
-        done: &[RecordedEvent],
-        event: &RecordedEvent,
-        error: &str,
-    ) -> Result<(), ProjectionError> {
+    /// The projection failed on the event at `seq`: undo the batch, handle the events before
+    /// it again (read anew) and commit them, and save the checkpoint with the error.
+    fn stop_at(&mut self, seq: u64, error: &str) -> Result<(), ProjectionError> {
         self.projection
             .rollback()
             .map_err(|source| read_model(&self.name, "roll back", source))?;
-        for e in done {
-            self.projection
-                .handle(e)
-                .map_err(|source| ProjectionError::Handler {
-                    name: self.name.clone(),
-                    seq: e.seq,
-                    event_type: e.event_type.clone(),
-                    source,
-                })?;
-        }
-        let position = event.seq - 1;
-        if position > self.position {
-            self.commit(position)?;
+        let before = seq - 1;
+        if before > self.position {
+            let again = self
+                .projection
+                .query()
+                .from_seq(self.position + 1)
+                .to_seq(before);
+            for e in self.store.query(&again)? {
+                let e = e?;
+                self.projection
+                    .handle(&e)
+                    .map_err(|source| ProjectionError::Handler {
+                        name: self.name.clone(),
+                        seq: e.seq,
+                        event_type: e.event_type.clone(),
+                        source,
+                    })?;
+            }
+            self.commit(before)?;
         }
         self.store
             .checkpoints()
             .put(&self.name, self.position, Some(error))?;
+        self.saved = Some((Instant::now(), self.position));
         Ok(())
     }
 
-    /// Commits the read model, then the store's checkpoint, at `position`.
+    /// Commits the read model at `position`, then the store's checkpoint if it is due.
     fn commit(&mut self, position: u64) -> Result<(), ProjectionError> {
         self.projection
             .commit(position)
             .map_err(|source| read_model(&self.name, "commit", source))?;
-        self.store.checkpoints().put(&self.name, position, None)?;
         self.position = position;
+        let due = self
+            .saved
+            .is_none_or(|(at, _)| at.elapsed() >= self.checkpoint_every);
+        if due {
+            self.save_checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Saves the store's checkpoint at the committed position, if it is not there yet.
+    fn save_checkpoint(&mut self) -> Result<(), ProjectionError> {
+        if self.saved.is_some_and(|(_, p)| p == self.position) {
+            return Ok(());
+        }
+        self.store
+            .checkpoints()
+            .put(&self.name, self.position, None)?;
+        self.saved = Some((Instant::now(), self.position));
         Ok(())
     }
 }
