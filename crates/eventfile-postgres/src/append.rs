@@ -1,41 +1,26 @@
-//! The appender: one thread per store that owns one connection and turns every append queued
-//! meanwhile into ONE call of the schema's `append_batch` function (or `append_group`, for a
-//! group whose requests share no stream, key or id), in autocommit: one round trip and one
-//! commit for the whole group. The writers' advisory lock is taken inside that transaction, so
-//! writers (this store's, other processes') are serialised and seqs commit in order; the group
-//! makes a serialised writer still commit many appends at once.
+//! The append statements and decisions: a group of requests turned into ONE call of the
+//! schema's `append_batch` function (or `append_group`, for a group whose requests share no
+//! stream, key or id, or `append_one`, for a lone request on one stream), in autocommit: one
+//! round trip and one commit for the whole group. The writers' advisory lock is taken inside
+//! that transaction, so writers (this store's, other processes') are serialised and seqs commit
+//! in order. Which requests form a group, and who sends it, is `group.rs`'s.
 //!
 //! A request the function refuses (a key or id already in the log, a tombstone, a version that
 //! does not match) wrote nothing; it is decided alone, in a transaction of its own holding the
 //! same lock, by the rules of `eventfile::backend` (retry by key or ids, conflict, duplicate id,
 //! tombstone), as is every request with a DCB condition.
 //!
-//! This module owns the group commit and the append decisions; it never reads for a caller.
-
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender};
+//! This module owns the append calls and the append decisions; it never reads for a caller.
 
 use eventfile::backend::{Prepared, check_expected, check_tombstone, replay_by_ids, replay_by_key};
-use eventfile::subscription::HeadWatch;
 use eventfile::{
     AppendRequest, AppendResult, Error, ExpectedVersion, MultiAppendResult, NewEvent, Result,
 };
-use postgres::{Client, Config, GenericClient, Statement};
+use postgres::{Client, GenericClient, Statement};
 
-use crate::error::{BACKEND, database, is_unique_violation, pg};
+use crate::error::{database, is_unique_violation, pg};
 use crate::lookup::{Lookup, first_match, lock_writers, stream_state};
-use crate::pool::connect;
 use crate::sql::{pos, unpos};
-
-/// Most requests one group carries.
-const MAX_GROUP: usize = 512;
-
-/// An append waiting for the appender, and where its outcome goes.
-pub(crate) struct Job {
-    pub(crate) request: AppendRequest,
-    pub(crate) prepared: Prepared,
-    pub(crate) reply: SyncSender<Result<MultiAppendResult>>,
-}
 
 /// One stream's part of a call, with its events' ids.
 pub(crate) struct Part<'a> {
@@ -52,7 +37,7 @@ pub(crate) struct Item<'a> {
 }
 
 impl<'a> Item<'a> {
-    fn of(request: &'a AppendRequest, prepared: &'a Prepared) -> Item<'a> {
+    pub(crate) fn of(request: &'a AppendRequest, prepared: &'a Prepared) -> Item<'a> {
         Item {
             key: request.key.as_deref(),
             parts: request
@@ -80,14 +65,14 @@ pub(crate) fn call_sql(schema: &str) -> String {
 }
 
 /// The statement calling the set-based append function, for independent groups.
-fn group_sql(schema: &str) -> String {
+pub(crate) fn group_sql(schema: &str) -> String {
     format!("SELECT {schema}.append_group($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
 }
 
 /// Whether no two requests of `items` share a stream, a key or an event id: then checking
 /// each against the log alone (set-based, in `append_group`) decides as checking them one
 /// after the other would.
-fn independent(items: &[Item<'_>]) -> bool {
+pub(crate) fn independent(items: &[Item<'_>]) -> bool {
     let mut streams = std::collections::HashSet::new();
     let mut keys = std::collections::HashSet::new();
     let mut ids = std::collections::HashSet::new();
@@ -109,6 +94,30 @@ fn expected_code(e: ExpectedVersion) -> i64 {
     }
 }
 
+/// The events of `parts` as the append functions take them: ids, types, data, metadata and
+/// tags (each an array literal of text), in order.
+#[derive(Default)]
+struct Events<'a> {
+    id: Vec<&'a str>,
+    event_type: Vec<&'a str>,
+    data: Vec<&'a str>,
+    meta: Vec<String>,
+    tags: Vec<String>,
+}
+
+impl<'a> Events<'a> {
+    fn push(&mut self, p: &Part<'a>) {
+        for (e, id) in p.events.iter().zip(p.ids) {
+            self.id.push(id.as_str());
+            self.event_type.push(e.event_type());
+            self.data.push(e.data_json());
+            self.meta
+                .push(serde_json::Value::Object(e.meta().clone()).to_string());
+            self.tags.push(array_literal(e.tags()));
+        }
+    }
+}
+
 /// Calls the append function once for `items`, in whatever transaction `c` is in (none: its
 /// own, committed on return).
 pub(crate) fn call<C: GenericClient>(
@@ -119,8 +128,7 @@ pub(crate) fn call<C: GenericClient>(
     let mut r_key: Vec<Option<&str>> = Vec::with_capacity(items.len());
     let (mut p_req, mut p_stream, mut p_expected, mut p_count) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut e_id, mut e_type, mut e_data, mut e_meta, mut e_tags) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut ev = Events::default();
     for (r, item) in items.iter().enumerate() {
         r_key.push(item.key);
         for p in &item.parts {
@@ -128,13 +136,7 @@ pub(crate) fn call<C: GenericClient>(
             p_stream.push(p.stream);
             p_expected.push(expected_code(p.expected));
             p_count.push(p.events.len() as i32);
-            for (e, id) in p.events.iter().zip(p.ids) {
-                e_id.push(id.as_str());
-                e_type.push(e.event_type());
-                e_data.push(e.data_json());
-                e_meta.push(serde_json::Value::Object(e.meta().clone()).to_string());
-                e_tags.push(array_literal(e.tags()));
-            }
+            ev.push(p);
         }
     }
     let row = c.query_one(
@@ -145,11 +147,11 @@ pub(crate) fn call<C: GenericClient>(
             &p_stream,
             &p_expected,
             &p_count,
-            &e_id,
-            &e_type,
-            &e_data,
-            &e_meta,
-            &e_tags,
+            &ev.id,
+            &ev.event_type,
+            &ev.data,
+            &ev.meta,
+            &ev.tags,
         ],
     )?;
     let out: Vec<i64> = row.get(0);
@@ -162,6 +164,42 @@ pub(crate) fn call<C: GenericClient>(
             (first > 0).then_some((first, versions))
         })
         .collect())
+}
+
+/// The statement calling the lean append function, for a lone request on one stream.
+pub(crate) fn one_sql(schema: &str) -> String {
+    format!("SELECT {schema}.append_one($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+}
+
+/// Calls the lean append function for a request of one part `p` and key `key`, in autocommit;
+/// `check_ids`: the caller named the events' ids (generated ones are fresh).
+pub(crate) fn call_one(
+    c: &mut Client,
+    stmt: &Statement,
+    key: Option<&str>,
+    p: &Part<'_>,
+    check_ids: bool,
+) -> std::result::Result<Outcome, postgres::Error> {
+    let mut ev = Events::default();
+    ev.push(p);
+    let row = c.query_one(
+        stmt,
+        &[
+            &key,
+            &p.stream,
+            &expected_code(p.expected),
+            &check_ids,
+            &ev.id,
+            &ev.event_type,
+            &ev.data,
+            &ev.meta,
+            &ev.tags,
+        ],
+    )?;
+    let out: Vec<i64> = row.get(0);
+    let first = unpos(out.first().copied().unwrap_or(0));
+    let version = unpos(out.get(1).copied().unwrap_or(0));
+    Ok((first > 0).then(|| (first, vec![version])))
 }
 
 /// `tags` as PostgreSQL's text form of a `text[]`: each element quoted, `"` and `\\` escaped.
@@ -185,7 +223,7 @@ pub(crate) fn array_literal(tags: &[String]) -> String {
 }
 
 /// The result of a written request, from the function's outcome.
-fn written(request: &AppendRequest, first: u64, versions: &[u64]) -> MultiAppendResult {
+pub(crate) fn written(request: &AppendRequest, first: u64, versions: &[u64]) -> MultiAppendResult {
     let mut seq = first;
     let streams = request
         .streams
@@ -211,173 +249,17 @@ fn written(request: &AppendRequest, first: u64, versions: &[u64]) -> MultiAppend
     }
 }
 
-/// The same error again, for every request of a group that failed whole.
-fn again(e: &Error) -> Error {
-    match e {
-        Error::Unreachable { reason, .. } => Error::Unreachable {
-            backend: BACKEND,
-            reason: reason.clone(),
-        },
-        other => database(other.to_string()),
-    }
-}
-
-/// The appender's connection and its prepared calls (one by one, set-based), made again
-/// after the connection broke.
-struct Conn {
-    config: Config,
-    schema: String,
-    live: Option<Live>,
-}
-
-struct Live {
-    client: Client,
-    batch: Statement,
-    group: Statement,
-}
-
-impl Live {
-    fn new(mut client: Client, schema: &str) -> Result<Live> {
-        let batch = client.prepare(&call_sql(schema)).map_err(pg)?;
-        let group = client.prepare(&group_sql(schema)).map_err(pg)?;
-        Ok(Live {
-            client,
-            batch,
-            group,
-        })
-    }
-}
-
-impl Conn {
-    fn get(&mut self) -> Result<&mut Live> {
-        if self.live.as_ref().is_some_and(|l| l.client.is_closed()) {
-            self.live = None;
-        }
-        if self.live.is_none() {
-            self.live = Some(Live::new(connect(&self.config)?, &self.schema)?);
-        }
-        self.live
-            .as_mut()
-            .ok_or_else(|| database("no appender connection"))
-    }
-}
-
-/// Runs the appender until every sender is gone: takes the first waiting job, then whatever
-/// else is queued, and commits them as one group.
-pub(crate) fn run(
-    config: Config,
-    schema: String,
-    first: Option<Client>,
-    jobs: Receiver<Job>,
-    watch: Arc<HeadWatch>,
-) {
-    let mut conn = Conn {
-        config,
-        live: None,
-        schema,
-    };
-    if let Some(client) = first {
-        conn.live = Live::new(client, &conn.schema).ok();
-    }
-    while let Ok(job) = jobs.recv() {
-        let mut group = vec![job];
-        while group.len() < MAX_GROUP {
-            match jobs.try_recv() {
-                Ok(j) => group.push(j),
-                Err(_) => break,
-            }
-        }
-        commit_group(&mut conn, group, &watch);
-    }
-}
-
-/// Commits a group: the plain requests in one call, then each other one alone. Every outcome
-/// is sent after the watch has been advanced past what was written.
-fn commit_group(conn: &mut Conn, group: Vec<Job>, watch: &HeadWatch) {
-    let (plain, mut alone): (Vec<Job>, Vec<Job>) = group
-        .into_iter()
-        .partition(|j| j.request.condition.is_none());
-    let mut replies: Vec<(Job, Result<MultiAppendResult>)> = Vec::with_capacity(plain.len());
-    if !plain.is_empty() {
-        let items: Vec<Item<'_>> = plain
-            .iter()
-            .map(|j| Item::of(&j.request, &j.prepared))
-            .collect();
-        let set_based = items.len() > 1 && independent(&items);
-        let outcome = conn.get().and_then(|live| {
-            let stmt = if set_based { &live.group } else { &live.batch };
-            call(&mut live.client, stmt, &items).map_err(pg)
-        });
-        drop(items);
-        match outcome {
-            Ok(outcomes) => {
-                for (job, o) in plain.into_iter().zip(outcomes) {
-                    match o {
-                        Some((first, versions)) => {
-                            let r = written(&job.request, first, &versions);
-                            replies.push((job, Ok(r)));
-                        }
-                        None => alone.push(job),
-                    }
-                }
-            }
-            // A statement the server refused (the transaction rolled back whole): each
-            // request is decided alone.
-            Err(Error::Database { .. }) => alone.extend(plain),
-            // Unreachable, or the connection broke: the outcome is unknown to every request,
-            // and the next group starts on a new connection.
-            Err(e) => {
-                conn.live = None;
-                for job in plain {
-                    let err = again(&e);
-                    replies.push((job, Err(err)));
-                }
-            }
-        }
-    }
-    publish(watch, &replies);
-    for (job, r) in replies {
-        let _ = job.reply.send(r);
-    }
-    for job in alone {
-        let schema = conn.schema.clone();
-        let r = conn
-            .get()
-            .and_then(|live| decide(&mut live.client, &live.batch, &schema, &job));
-        match &r {
-            Ok(r) => watch.advance(r.last_seq),
-            Err(Error::Unreachable { .. }) => conn.live = None,
-            Err(_) => {}
-        }
-        let _ = job.reply.send(r);
-    }
-}
-
-/// Advances the watch to the newest seq the replies wrote.
-fn publish(watch: &HeadWatch, replies: &[(Job, Result<MultiAppendResult>)]) {
-    let head = replies
-        .iter()
-        .filter_map(|(_, r)| r.as_ref().ok())
-        .filter(|r| !r.replayed)
-        .map(|r| r.last_seq)
-        .max();
-    if let Some(h) = head {
-        watch.advance(h);
-    }
-}
-
 /// Decides one request in a transaction of its own under the writers' lock, with every rule of
 /// `eventfile::backend`, in the order the in-memory store applies them: a known key, then
 /// known ids (a retry or a duplicate), then each stream's tombstone and expected version, then
 /// the condition; and writes it if it passes.
-fn decide(
+pub(crate) fn decide(
     client: &mut Client,
     stmt: &Statement,
     schema: &str,
-    job: &Job,
+    request: &AppendRequest,
+    prepared: &Prepared,
 ) -> Result<MultiAppendResult> {
-    let request = &job.request;
-    let prepared = &job.prepared;
     let mut tx = client.transaction().map_err(pg)?;
     let (head, _) = lock_writers(&mut tx, schema)?;
     if let Some(key) = request.key.as_deref() {

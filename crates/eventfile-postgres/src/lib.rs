@@ -25,7 +25,8 @@
 //!
 //! All in one schema (default `eventfile`), recorded in `schema_version (version, name,
 //! applied_at)`; migration 1 makes the tables and functions, migration 2 the query indexes,
-//! migration 3 the set-based append of independent groups.
+//! migration 3 the set-based append of independent groups, migration 4 the lean append of a
+//! lone request.
 //!
 //! | table | columns | notes |
 //! |---|---|---|
@@ -44,7 +45,8 @@
 //! Functions: `lock_writers()` takes the writers' lock; `append_batch(...)` checks and writes
 //! a group of appends under it in one call, one request after the other, and `NOTIFY`s the
 //! schema's channel (named as the schema) with the new head; `append_group(...)` does the same
-//! in two statements for a group whose requests share no stream, key or id.
+//! in two statements for a group whose requests share no stream, key or id; `append_one(...)`
+//! does it in three for a group of one request on one stream (the lock, the checks, the write).
 //!
 //! ## Gapless seqs in commit order
 //!
@@ -58,8 +60,9 @@
 //! increasing order with no hole, and any snapshot that sees seq `n + 1` sees `n`: a reader
 //! never sees a gap, and the head it reads bounds everything it can then read. Readers fetch
 //! pages by `seq` ranges up to the head read first, so they never read past it. The lock
-//! serialises writers but not the commits of many appends: the appender thread sends every
-//! append queued meanwhile in one `append_batch` call, one transaction, one commit. An
+//! serialises writers but not the commits of many appends: the caller that finds no group
+//! being committed sends every append queued meanwhile in one call, one transaction, one
+//! commit (a lone append in one round trip from its own thread). An
 //! advisory lock rather than a locked head row: it writes nothing (a head row updated by
 //! every commit costs two row versions and WAL records per commit and collects dead tuples).
 
@@ -68,9 +71,9 @@
 
 mod append;
 mod catalog;
-mod checkpoints;
 mod deletion;
 mod error;
+mod group;
 mod import;
 mod listen;
 mod lookup;

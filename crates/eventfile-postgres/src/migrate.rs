@@ -54,9 +54,9 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 4,
-        name: "consumers' checkpoints",
-        up: include_str!("sql/004_checkpoints.up.sql"),
-        down: include_str!("sql/004_checkpoints.down.sql"),
+        name: "the lean append of a lone request on one stream",
+        up: include_str!("sql/004_one.up.sql"),
+        down: include_str!("sql/004_one.down.sql"),
     },
 ];
 

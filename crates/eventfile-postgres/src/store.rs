@@ -1,11 +1,10 @@
 //! [`PostgresStore`]: the [`EventStore`] on PostgreSQL. It owns the store's shared parts (the
-//! pool, the appender's queue, the head watch, the listener's stop flag), opening, and the
-//! reads; appends go to `append.rs`, deletions and snapshots to `deletion.rs`, the listings to
-//! `catalog.rs`, imports to `import.rs`.
+//! pool, the appends' queue, the head watch, the listener's stop flag), opening, and the
+//! reads; appends go to `group.rs` and `append.rs`, deletions and snapshots to `deletion.rs`,
+//! the listings to `catalog.rs`, imports to `import.rs`.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use eventfile::backend::{
@@ -20,8 +19,8 @@ use eventfile::{
 use serde_json::value::RawValue;
 
 use crate::PostgresOptions;
-use crate::append::{self, Job};
 use crate::error::{database, pg};
+use crate::group::Appender;
 use crate::listen::{self, PgFeed};
 use crate::lookup::head;
 use crate::migrate::{self, quoted};
@@ -33,12 +32,12 @@ use postgres::types::Type;
 /// An event store in a PostgreSQL schema, with the file store's semantics: everything the
 /// [`EventStore`] trait promises, the conformance suite passed unchanged.
 ///
-/// Clones share one pool of connections, one appender thread (which commits every append
-/// queued meanwhile in one transaction) and one listener thread (which learns of other
-/// processes' commits through `LISTEN`/`NOTIFY` and a poll). Dropping the last clone stops both
-/// threads and ends the store's subscriptions. Any number of processes may open the same
-/// schema: writers are serialised by a transaction-scoped advisory lock, so seqs are gapless and
-/// committed in order.
+/// Clones share one pool of connections, one appending connection (on which every append
+/// queued meanwhile is committed in one transaction, by whichever caller comes first) and one
+/// listener thread (which learns of other processes' commits through `LISTEN`/`NOTIFY` and a
+/// poll). Dropping the last clone stops the thread and ends the store's subscriptions. Any
+/// number of processes may open the same schema: writers are serialised by a transaction-scoped
+/// advisory lock, so seqs are gapless and committed in order.
 ///
 /// ```no_run
 /// use eventfile::{EventStore, ExpectedVersion, NewEvent, Read};
@@ -64,7 +63,7 @@ pub(crate) struct Shared {
     /// Names the store in cursors (it makes none: every cursor is refused).
     store_id: String,
     pub(crate) watch: Arc<HeadWatch>,
-    appender: Mutex<Sender<Job>>,
+    appender: Appender,
     stop: Arc<AtomicBool>,
 }
 
@@ -116,14 +115,7 @@ impl PostgresStore {
         let watch = Arc::new(HeadWatch::new(head(&mut client, &schema)?));
         let listener = listen::listener(&config, &schema, &name)?;
         let stop = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = mpsc::channel();
-        {
-            let (config, schema, watch) = (config.clone(), schema.clone(), Arc::clone(&watch));
-            std::thread::Builder::new()
-                .name(format!("eventfile-pg-append-{name}"))
-                .spawn(move || append::run(config, schema, Some(client), rx, watch))
-                .map_err(|e| database(format!("starting the appender thread: {e}")))?;
-        }
+        let appender = Appender::new(config.clone(), schema.clone(), client, Arc::clone(&watch));
         {
             let (config, schema, watch, stop) = (
                 config.clone(),
@@ -143,7 +135,7 @@ impl PostgresStore {
                 schema,
                 store_id,
                 watch,
-                appender: Mutex::new(tx),
+                appender,
                 stop,
             }),
         })
@@ -213,20 +205,7 @@ impl PostgresStore {
 impl EventStore for PostgresStore {
     fn append_request(&self, request: AppendRequest) -> Result<MultiAppendResult> {
         let prepared = prepare(&request)?;
-        let (reply, outcome) = mpsc::sync_channel(1);
-        let job = Job {
-            request,
-            prepared,
-            reply,
-        };
-        let stopped = || database("the appender thread stopped");
-        self.shared
-            .appender
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(job)
-            .map_err(|_| stopped())?;
-        outcome.recv().map_err(|_| stopped())?
+        self.shared.appender.append(request, prepared)
     }
 
     fn read_stream(&self, stream: &str, read: Read) -> Result<EventIter> {

@@ -29,6 +29,26 @@ fn indexes(schema: &str) -> i64 {
     )
 }
 
+fn functions(schema: &str) -> i64 {
+    count(
+        "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE n.nspname = $1",
+        schema,
+    )
+}
+
+fn has_function(schema: &str, name: &str) -> bool {
+    client()
+        .query_one(
+            "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname = $1 AND p.proname = $2",
+            &[&schema, &name],
+        )
+        .unwrap()
+        .get::<_, i64>(0)
+        == 1
+}
+
 fn event() -> NewEvent {
     NewEvent::new("Happened", serde_json::json!({"n": 1.50}))
 }
@@ -55,6 +75,23 @@ fn up_down_and_up_again() {
     let store = PostgresStore::open_with(url, options.clone().migrate(false)).unwrap();
     assert_eq!(store.head_seq().unwrap(), 2);
     drop(store);
+    // Down to 3 drops the lean append function (migration 4) and nothing else; up again brings
+    // it back, and a lone append (which calls it) continues the log.
+    assert_eq!(functions(guard.schema()), 4);
+    assert!(has_function(guard.schema(), "append_one"));
+    assert_eq!(migrate::down(url, &options, 3).unwrap(), 3);
+    assert_eq!(migrate::status(url, &options).unwrap(), (3, LATEST));
+    assert!(!has_function(guard.schema(), "append_one"));
+    assert_eq!(functions(guard.schema()), 3);
+    assert_eq!(indexes(guard.schema()), 6);
+    assert_eq!(migrate::up(url, &options, None).unwrap(), LATEST);
+    assert!(has_function(guard.schema(), "append_one"));
+    let store = PostgresStore::open_with(url, options.clone().migrate(false)).unwrap();
+    let r = store
+        .append("s", ExpectedVersion::Exact(2), vec![event()])
+        .unwrap();
+    assert_eq!((r.first_seq, r.version), (3, 3));
+    drop(store);
     // Down one step drops the indexes and keeps the events.
     assert_eq!(migrate::down(url, &options, 1).unwrap(), 1);
     assert_eq!(indexes(guard.schema()), 0);
@@ -66,14 +103,14 @@ fn up_down_and_up_again() {
             ),
             guard.schema()
         ),
-        2
+        3
     );
     // Down to 0 drops every table; up again makes an empty store.
     assert_eq!(migrate::down(url, &options, 0).unwrap(), 0);
     assert_eq!(tables(guard.schema()), 0);
     assert_eq!(migrate::status(url, &options).unwrap(), (0, LATEST));
     assert_eq!(migrate::up(url, &options, None).unwrap(), LATEST);
-    assert_eq!(tables(guard.schema()), 8);
+    assert_eq!(tables(guard.schema()), 7);
     let store = PostgresStore::open_with(url, options).unwrap();
     assert_eq!(store.head_seq().unwrap(), 0);
 }
