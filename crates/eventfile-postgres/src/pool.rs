@@ -14,7 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use eventfile::Result;
-use postgres::types::ToSql;
+use postgres::types::{ToSql, Type};
 use postgres::{Client, Config, NoTls, Row, Statement};
 
 use crate::error::pg;
@@ -143,11 +143,22 @@ impl Conn {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> std::result::Result<Vec<Row>, postgres::Error> {
+        self.query_cached_typed(sql, params, &[])
+    }
+
+    /// [`Conn::query_cached`] with the parameters' types (those not given are inferred by the
+    /// server): `sql` must always be given the same types.
+    pub(crate) fn query_cached_typed(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        types: &[Type],
+    ) -> std::result::Result<Vec<Row>, postgres::Error> {
         let slot = self.slot();
         let statement = match slot.statements.get(sql) {
             Some(st) => st.clone(),
             None => {
-                let st = slot.client.prepare(sql)?;
+                let st = slot.client.prepare_typed(sql, types)?;
                 if slot.statements.len() >= STATEMENTS {
                     slot.statements.clear();
                 }

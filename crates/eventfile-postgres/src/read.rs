@@ -1,12 +1,19 @@
 //! Reads as `'static + Send` iterators: [`Pages`] fetches a range of the log (or of one stream)
 //! a page at a time by keyset (`seq > last` or `version > last`), on a pooled connection taken
-//! for each page, each statement prepared once per connection.
+//! for each page.
 //!
 //! The first page is fetched when the read begins, in one statement with what fixes the read's
-//! range (the head, or the stream's version and deletion): a [`First`] row, `LEFT JOIN
-//! LATERAL` the page bounded by it, so the bound and the first events come from one snapshot in
-//! one round trip. The range's end is then fixed at that bound, so a read never runs into
-//! events appended after it began.
+//! range (the head, or the stream's version and deletion): a [`First`] row `UNION ALL` the page,
+//! so the bound and the first events come from one snapshot in one round trip, and the page is
+//! planned exactly as it would be alone (a join to the row would put it inside a nested loop).
+//! The range's end is then fixed at that bound, so a read never runs into events appended after
+//! it began.
+//!
+//! A statement is prepared once per connection and its plan kept when one plan serves every
+//! value: a stream's pages (its `(stream, version)` index), and a query's first page when the
+//! query bounds no seq range (the page then has no range condition, whose selectivity a kept
+//! plan would have to guess, and its limit is written in the statement). Other pages are sent
+//! with their values and planned for them, in one round trip.
 //!
 //! It owns the paging; the filters come from `sql.rs`, and it never writes.
 
@@ -18,7 +25,7 @@ use postgres::types::{ToSql, Type};
 
 use crate::error::pg;
 use crate::pool::{Conn, Pool};
-use crate::sql::{EVENT_COLUMNS, Param, event, event_at, pos, typed};
+use crate::sql::{EVENT_COLUMNS, EVENT_NULLS, Param, event, event_at, pos, typed};
 
 /// Events fetched per page (a statement asks for one more, to learn whether the range goes on
 /// without a further round trip).
@@ -47,11 +54,11 @@ impl Key {
     }
 }
 
-/// What the first page's statement reads beside its events: `row`, a one-row `SELECT` whose
-/// columns the first page's `bound` (a condition on `e`) names as `o.<column>`, and whose
-/// `columns` values come first in the returned row. With `prepared`, every page's statement
-/// is prepared once per connection and its generic plan kept (for a read with one good plan);
-/// without, each is sent with its values and planned for them, in one round trip.
+/// What the first page's statement reads beside its events: `row`, a one-row `SELECT` of
+/// `columns` columns, which come first in every returned row (NULL in the events' rows); `bound`,
+/// a condition on `e` the first page adds (it may not refer to `row`). With `prepared`, every
+/// page's statement is prepared once per connection and its generic plan kept (for a read with
+/// one good plan); without, only a first page with no range condition is.
 pub(crate) struct First<'a> {
     pub(crate) row: &'a str,
     pub(crate) columns: usize,
@@ -96,6 +103,7 @@ impl Pages {
         first: First<'_>,
     ) -> Result<(Pages, Row)> {
         let col = key.column();
+        let unbounded = lo <= 1 && hi == u64::MAX;
         let lo = pos(lo.max(1));
         let hi = pos(hi);
         let n = params.len();
@@ -105,19 +113,15 @@ impl Pages {
         } else {
             (">", "<=", "ASC")
         };
-        let page = |bound: &str| {
+        let range = format!(" AND {col} {end_cmp} ${end} AND {col} {cmp} ${cursor}");
+        // A page's statement; `nulls` before the events' columns, for the first page's.
+        let page = |nulls: &str, bound: &str, range: &str, limit: &str| {
             format!(
-                "SELECT {EVENT_COLUMNS} FROM {schema}.events e WHERE {condition}{bound} \
-                 AND {col} {end_cmp} ${end} AND {col} {cmp} ${cursor} \
-                 ORDER BY {col} {order} LIMIT ${lim}"
+                "SELECT {nulls}{EVENT_COLUMNS} FROM {schema}.events e \
+                 WHERE {condition}{bound}{range} ORDER BY {col} {order} LIMIT {limit}"
             )
         };
-        let sql = page("");
-        let first_sql = format!(
-            "SELECT o.*, p.* FROM ({row}) o LEFT JOIN LATERAL ({page}) p ON true",
-            row = first.row,
-            page = page(&first.bound.map(|b| format!(" AND {b}")).unwrap_or_default()),
-        );
+        let sql = page("", "", &range, &format!("${lim}"));
         let mut pages = Pages {
             pool,
             sql,
@@ -136,23 +140,43 @@ impl Pages {
             done: lo > hi,
         };
         let want = pages.remaining.min(PAGE);
-        let rows = pages.run(conn, &first_sql, want)?;
-        let mut rows = rows.into_iter();
-        let row = rows
-            .next()
-            .ok_or_else(|| crate::error::database("a read's first statement returned no row"))?;
-        // With no event in range, the one row has NULL events.
-        let mut events = Vec::with_capacity(rows.len() + 1);
-        if row
-            .try_get::<_, Option<i64>>(first.columns)
-            .map_err(pg)?
-            .is_some()
-        {
-            events.push(event_at(&row, first.columns)?);
-            for r in rows {
+        let bound = first.bound.map(|b| format!(" AND {b}")).unwrap_or_default();
+        // A query's first page over the whole log, a full page: one plan serves every value.
+        let plain = !first.prepared && unbounded && want == PAGE;
+        let nulls = "NULL, ".repeat(first.columns);
+        let first_page = if plain {
+            page(&nulls, &bound, "", &(PAGE + 1).to_string())
+        } else {
+            page(&nulls, &bound, &range, &format!("${lim}"))
+        };
+        let first_sql = format!(
+            "SELECT o.*, {EVENT_NULLS} FROM ({row}) o UNION ALL ({first_page})",
+            row = first.row,
+        );
+        let rows = if plain {
+            let refs = typed(&pages.params);
+            let (values, types): (Vec<&(dyn ToSql + Sync)>, Vec<Type>) = refs.into_iter().unzip();
+            conn.query_cached_typed(&first_sql, &values, &types)
+                .map_err(pg)?
+        } else {
+            pages.run(conn, &first_sql, want)?
+        };
+        // The first row's columns, and the page's events (a row whose first event column is
+        // NULL is the first row).
+        let mut first_row = None;
+        let mut events = Vec::with_capacity(rows.len());
+        for r in rows {
+            if r.try_get::<_, Option<i64>>(first.columns)
+                .map_err(pg)?
+                .is_some()
+            {
                 events.push(event_at(&r, first.columns)?);
+            } else {
+                first_row = Some(r);
             }
         }
+        let row = first_row
+            .ok_or_else(|| crate::error::database("a read's first statement returned no row"))?;
         pages.keep(events, want);
         Ok((pages, row))
     }
@@ -180,8 +204,8 @@ impl Pages {
         refs.push((&self.next, Type::INT8));
         refs.push((&limit, Type::INT8));
         if self.prepared {
-            let refs: Vec<&(dyn ToSql + Sync)> = refs.iter().map(|(v, _)| *v).collect();
-            conn.query_cached(sql, &refs).map_err(pg)
+            let (values, types): (Vec<&(dyn ToSql + Sync)>, Vec<Type>) = refs.into_iter().unzip();
+            conn.query_cached_typed(sql, &values, &types).map_err(pg)
         } else {
             conn.query_typed(sql, &refs).map_err(pg)
         }
@@ -214,7 +238,12 @@ impl Pages {
         } else {
             self.done = true;
         }
-        self.buf.extend(events);
+        if self.buf.is_empty() {
+            // Takes the page's allocation as it is, rather than copying every event.
+            self.buf = VecDeque::from(events);
+        } else {
+            self.buf.extend(events);
+        }
     }
 
     fn fetch(&mut self) -> Result<()> {

@@ -34,6 +34,10 @@ pub(crate) fn typed(params: &[Param]) -> Vec<(&(dyn ToSql + Sync), Type)> {
 pub(crate) const EVENT_COLUMNS: &str =
     "e.seq, e.id, e.stream, e.version, e.type, e.time, e.data::text, e.meta::text, e.tags";
 
+/// NULLs of the types of [`EVENT_COLUMNS`], for a row of a `UNION ALL` that holds no event.
+pub(crate) const EVENT_NULLS: &str = "NULL::bigint, NULL::text, NULL::text, NULL::bigint, \
+     NULL::text, NULL::bigint, NULL::text, NULL::text, NULL::text[]";
+
 /// [`EVENT_COLUMNS`] and whether the append continues: what [`logged`] decodes.
 pub(crate) const COLUMNS: &str =
     "e.seq, e.id, e.stream, e.version, e.type, e.time, e.data::text, e.meta::text, e.tags, e.more";

@@ -191,6 +191,8 @@ impl PostgresStore {
                 // seq order, so it holds no event past the head. (A bound on the head would
                 // hide the range from the planner.)
                 bound: None,
+                // A query's filters vary in selectivity with their values: its pages are
+                // planned for them, but for a first page over the whole log (`read.rs`).
                 prepared: false,
             },
         )?;
@@ -212,12 +214,21 @@ impl EventStore for PostgresStore {
         validate_stream(stream)?;
         let r = read_view(&read);
         let s = self.schema();
-        // The stream's version and deletion, read with the first page in one statement: the
-        // page is bounded by them (and empty for a tombstone, refused below).
+        // The stream's version and deletion, read with the first page in one statement (one
+        // snapshot); the page leaves out what a deletion hides, and everything of a tombstone
+        // (refused below).
+        // The version is the newest event's (events are never removed, so it is the `streams`
+        // row's), found in the `(stream, version)` index the page reads anyway.
         let state = format!(
-            "SELECT st.version, d.before, d.tombstone FROM (SELECT 1) AS one
-             LEFT JOIN {s}.streams st ON st.stream = $1
-             LEFT JOIN {s}.deletions d ON d.stream = $1"
+            "SELECT (SELECT v.version FROM {s}.events v WHERE v.stream = $1
+                     ORDER BY v.version DESC LIMIT 1),
+                    d.before, d.tombstone
+             FROM (SELECT 1) AS one LEFT JOIN {s}.deletions d ON d.stream = $1"
+        );
+        let bound = format!(
+            "e.version >= coalesce((SELECT CASE WHEN d.tombstone THEN {max} ELSE d.before END \
+             FROM {s}.deletions d WHERE d.stream = $1), 1)",
+            max = i64::MAX
         );
         let bounds = if r.backward {
             (1, r.from.unwrap_or(u64::MAX))
@@ -238,11 +249,7 @@ impl EventStore for PostgresStore {
             First {
                 row: &state,
                 columns: 3,
-                bound: Some(
-                    "e.version >= coalesce(o.before, 1) \
-                     AND e.version <= coalesce(o.version, 0) \
-                     AND o.tombstone IS NOT TRUE",
-                ),
+                bound: Some(&bound),
                 // A stream's read is one plan: its (stream, version) index.
                 prepared: true,
             },
@@ -373,10 +380,6 @@ impl EventStore for PostgresStore {
 
     fn wait_for(&self, seq: u64, timeout: Duration) -> Result<bool> {
         Ok(self.shared.watch.wait_for(seq, timeout))
-    }
-
-    fn checkpoints(&self) -> &dyn eventfile::Checkpoints {
-        self.shared()
     }
 
     fn save_snapshot(&self, stream: &str, version: u64, state: &RawValue) -> Result<Snapshot> {
