@@ -25,8 +25,8 @@
 //!
 //! All in one schema (default `eventfile`), recorded in `schema_version (version, name,
 //! applied_at)`; migration 1 makes the tables and functions, migration 2 the query indexes,
-//! migration 3 the set-based append of independent groups, migration 4 the lean append of a
-//! lone request.
+//! migration 3 the set-based append of independent groups, migration 4 the consumers'
+//! checkpoints, migration 5 the lean append of a lone request.
 //!
 //! | table | columns | notes |
 //! |---|---|---|
@@ -36,6 +36,7 @@
 //! | `deletions` | `stream` PK, `before`, `tombstone` | versions below `before` are hidden |
 //! | `snapshots` | (`stream`, `version`) PK, `time`, `state` | newest 3 per stream kept |
 //! | `keys` | `key` PK, `first_seq` | idempotency keys |
+//! | `checkpoints` | `name` PK, `position`, `error`, `time` | consumers' positions |
 //!
 //! Indexes (migration 2): `(type, seq)`; BRIN on `time` (times never decrease along seq);
 //! GIN on `tags`; partial expression indexes on `meta->>'correlation_id'`,
@@ -71,6 +72,7 @@
 
 mod append;
 mod catalog;
+mod checkpoints;
 mod deletion;
 mod error;
 mod group;

@@ -54,14 +54,20 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 4,
+        name: "consumers' checkpoints",
+        up: include_str!("sql/004_checkpoints.up.sql"),
+        down: include_str!("sql/004_checkpoints.down.sql"),
+    },
+    Migration {
+        version: 5,
         name: "the lean append of a lone request on one stream",
-        up: include_str!("sql/004_one.up.sql"),
-        down: include_str!("sql/004_one.down.sql"),
+        up: include_str!("sql/005_one.up.sql"),
+        down: include_str!("sql/005_one.down.sql"),
     },
 ];
 
 /// The schema version this build writes and reads.
-pub const LATEST: u32 = 4;
+pub const LATEST: u32 = 5;
 
 /// The schema name quoted as an SQL identifier (checked before: no quote inside).
 pub(crate) fn quoted(schema: &str) -> String {

@@ -382,6 +382,10 @@ impl EventStore for PostgresStore {
         Ok(self.shared.watch.wait_for(seq, timeout))
     }
 
+    fn checkpoints(&self) -> &dyn eventfile::Checkpoints {
+        self.shared()
+    }
+
     fn save_snapshot(&self, stream: &str, version: u64, state: &RawValue) -> Result<Snapshot> {
         crate::deletion::save_snapshot(self, stream, version, state)
     }

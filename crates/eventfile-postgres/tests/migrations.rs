@@ -75,12 +75,12 @@ fn up_down_and_up_again() {
     let store = PostgresStore::open_with(url, options.clone().migrate(false)).unwrap();
     assert_eq!(store.head_seq().unwrap(), 2);
     drop(store);
-    // Down to 3 drops the lean append function (migration 4) and nothing else; up again brings
+    // Down to 4 drops the lean append function (migration 5) and nothing else; up again brings
     // it back, and a lone append (which calls it) continues the log.
     assert_eq!(functions(guard.schema()), 4);
     assert!(has_function(guard.schema(), "append_one"));
-    assert_eq!(migrate::down(url, &options, 3).unwrap(), 3);
-    assert_eq!(migrate::status(url, &options).unwrap(), (3, LATEST));
+    assert_eq!(migrate::down(url, &options, 4).unwrap(), 4);
+    assert_eq!(migrate::status(url, &options).unwrap(), (4, LATEST));
     assert!(!has_function(guard.schema(), "append_one"));
     assert_eq!(functions(guard.schema()), 3);
     assert_eq!(indexes(guard.schema()), 6);
@@ -110,7 +110,7 @@ fn up_down_and_up_again() {
     assert_eq!(tables(guard.schema()), 0);
     assert_eq!(migrate::status(url, &options).unwrap(), (0, LATEST));
     assert_eq!(migrate::up(url, &options, None).unwrap(), LATEST);
-    assert_eq!(tables(guard.schema()), 7);
+    assert_eq!(tables(guard.schema()), 8);
     let store = PostgresStore::open_with(url, options).unwrap();
     assert_eq!(store.head_seq().unwrap(), 0);
 }
