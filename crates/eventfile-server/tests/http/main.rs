@@ -4,6 +4,7 @@
 mod append;
 mod auth;
 mod bad_input;
+mod browser;
 mod common;
 mod feed;
 mod lifecycle;
