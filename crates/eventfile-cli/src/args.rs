@@ -55,7 +55,8 @@ impl Cli {
     /// Parses the command line, then checks what spans several arguments. Every failure is a
     /// usage error (exit 2), reported by clap before anything runs.
     pub fn parse_checked() -> Result<Cli, clap::Error> {
-        let matches = Cli::command().try_get_matches()?;
+        // With every command's example (`help.rs`), so that `--help` shows it.
+        let matches = crate::help::command().try_get_matches()?;
         let mut cli = Cli::from_arg_matches(&matches)?;
         cli.dir_given = cli.dir.is_some()
             && matches
@@ -194,11 +195,19 @@ pub enum Command {
         /// Print at most N streams.
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
+        #[command(flatten)]
+        output: crate::output::OutputArgs,
     },
     /// List event types with their event counts.
-    Types,
+    Types {
+        #[command(flatten)]
+        output: crate::output::OutputArgs,
+    },
     /// List tags with their event counts.
-    Tags,
+    Tags {
+        #[command(flatten)]
+        output: crate::output::OutputArgs,
+    },
     /// List the checkpoints consumers (projections, subscribers) keep in the store, one JSON
     /// object per line in name order: name, position, head, lag behind the head, the error it
     /// stopped on (null if none) and when it was saved.
@@ -295,6 +304,23 @@ pub enum Command {
         )]
         token: Option<String>,
     },
+    /// Browse the store full-screen: its streams, the events of a stream or a query, each
+    /// event's JSON; filter, jump to a seq or an id, and follow new events live (keys are shown
+    /// on screen; q quits). With filters, it opens on the events they select.
+    View(ViewArgs),
+    /// Write realistic sample data (a shop: customers, orders, items, payments, cancellations,
+    /// shipments, with correlation and causation ids, actors and tags, times spread over
+    /// --period) through the bulk path, after any events the store holds. The same --seed and
+    /// --start give the same events, ids and times included. Prints
+    /// {"written","head","first_seq","seed"}; on SIGINT it stops after a whole batch (exit 1).
+    Generate(GenerateArgs),
+    /// Print a shell completion script: `eventfile completions bash > /etc/bash_completion.d/eventfile`.
+    Completions {
+        /// The shell.
+        shell: CompletionShell,
+    },
+    /// Print the man page (roff): `eventfile man | man -l -`.
+    Man,
     /// Apply (up) or revert (down) the schema migrations of a SQLite or PostgreSQL store, or
     /// show where it stands (status); prints {"current","latest"}. Stores migrate themselves
     /// when opened: this is for operators who migrate ahead of a deploy or roll back.
@@ -302,6 +328,48 @@ pub enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
+}
+
+/// The shells `eventfile completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// `eventfile view`: where it opens, and whether it follows new events.
+#[derive(Debug, clap::Args)]
+pub struct ViewArgs {
+    /// Follow new events as they are appended (also by another process); `l` toggles it.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+}
+
+/// `eventfile generate`.
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// Events to write.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub events: u64,
+    /// The seed of every random choice (default: from the clock; printed either way).
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+    /// Customers in the shop (default: one per 20 events).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub customers: Option<u64>,
+    /// The time of the first event (RFC 3339). Default: --period before now, or the store's
+    /// newest event if that is later.
+    #[arg(long, value_name = "TIME", value_parser = rfc3339)]
+    pub start: Option<Micros>,
+    /// The span the events' times are spread over.
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = duration)]
+    pub period: Duration,
+    /// Events per batch (one durable write or transaction each).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub batch: u64,
 }
 
 /// `eventfile migrate`.

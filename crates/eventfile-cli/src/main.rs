@@ -22,11 +22,15 @@
 mod args;
 mod bench;
 mod demo;
+mod generate;
+mod help;
 mod lifecycle;
+mod output;
 mod query;
 mod tail;
 mod target;
 mod transfer;
+mod view;
 
 use std::io::{self, BufWriter, Read as _, Write};
 use std::process::ExitCode;
@@ -136,6 +140,18 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), Failure> {
     let out = io::stdout().lock();
     let mut out = BufWriter::new(out);
+    // These describe the tool, not a store: a bad store URL in the environment must not stop them.
+    match cli.command {
+        Command::Completions { shell } => {
+            help::completions(shell, &mut out)?;
+            return Ok(out.flush()?);
+        }
+        Command::Man => {
+            help::man(&mut out)?;
+            return Ok(out.flush()?);
+        }
+        _ => {}
+    }
     let target = target::Target::resolve(&cli)?;
     match cli.command {
         Command::Init { .. }
@@ -249,46 +265,59 @@ fn run(cli: Cli) -> Result<(), Failure> {
             limit,
             backward,
         } => {
-            let store = target.open_for_reading()?;
+            let store = target.open_existing()?;
             let read = read_options(from, limit, backward);
             for event in store.as_dyn().read_stream(&stream, read)? {
                 write_event(&mut out, &event?)?;
             }
         }
         Command::Cat { from, limit } => {
-            let store = target.open_for_reading()?;
+            let store = target.open_existing()?;
             for event in store.as_dyn().read_all(read_options(from, limit, false))? {
                 write_event(&mut out, &event?)?;
             }
         }
         Command::Query(a) => {
             let q = query::checked_query(&a)?;
-            query::query(&target.open_for_reading()?, &q, &a, &mut out)?
+            query::query(&target.open_existing()?, &q, &a, &mut out)?
         }
         Command::Tail(a) => {
             let q = query::checked(query::filters(&a.filters))?;
             tail::tail(&target, &a, q, &mut out)?
         }
-        Command::Get { id } => query::get(target.open_for_reading()?.as_dyn(), &id, &mut out)?,
+        Command::Get { id } => query::get(target.open_existing()?.as_dyn(), &id, &mut out)?,
         Command::Streams {
             prefix,
             after,
             limit,
+            output,
         } => query::streams(
-            target.open_for_reading()?.as_dyn(),
+            target.open_existing()?.as_dyn(),
             &prefix,
             after,
             limit,
+            output::Format::detect(output),
             &mut out,
         )?,
-        Command::Types => query::terms(target.open_for_reading()?.as_dyn(), false, &mut out)?,
-        Command::Tags => query::terms(target.open_for_reading()?.as_dyn(), true, &mut out)?,
+        Command::Types { output } => query::terms(
+            target.open_existing()?.as_dyn(),
+            false,
+            output::Format::detect(output),
+            &mut out,
+        )?,
+        Command::Tags { output } => query::terms(
+            target.open_existing()?.as_dyn(),
+            true,
+            output::Format::detect(output),
+            &mut out,
+        )?,
         Command::Projections => query::projections(target.open_existing()?.as_dyn(), &mut out)?,
         Command::Reindex => query::reindex(target.dir("reindex")?, &mut out)?,
         Command::Verify => {
             let dir = target.dir("verify")?;
             if !store_exists(dir) {
-                drop(Store::open(dir)?);
+                // Never create a store to check it: name the path that holds none.
+                drop(Store::open_read_only(dir)?);
             }
             let report = eventfile::verify(dir)?;
             for p in &report.problems {
@@ -339,6 +368,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Import { file, batch } => {
             transfer::import(&target, file.as_deref(), batch, &mut out)?
         }
+        Command::View(a) => view::run(&target, &a)?,
+        Command::Generate(a) => generate::generate(&target, &generate::request(&a), &mut out)?,
+        Command::Completions { .. } | Command::Man => unreachable!("handled above"),
         Command::Migrate { action } => transfer::migrate(&target, action, &mut out)?,
         Command::Serve { listen, token } => serve(&target, listen, token, &mut out)?,
     }

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::Failure;
 use crate::args::{FilterArgs, QueryArgs};
+use crate::output::{Format, Table};
 
 /// The query the shared filter flags name (of `query` and `tail`), not yet validated.
 pub fn filters(f: &FilterArgs) -> Query {
@@ -104,26 +105,40 @@ pub fn get(store: &dyn EventStore, id: &str, out: &mut impl Write) -> Result<(),
     }
 }
 
+/// `eventfile streams`: a page of at most 10,000 streams at a time, as JSON lines or a table.
 pub fn streams(
     store: &dyn EventStore,
     prefix: &str,
     after: Option<String>,
     limit: Option<usize>,
+    format: Format,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
     let mut after = after;
     let mut left = limit.unwrap_or(usize::MAX);
+    let mut table = match format {
+        Format::Table { color } => Some(Table::new(["STREAM", "VERSION"], color)),
+        Format::Lines => None,
+    };
     while left > 0 {
         let page = store.streams(prefix, after.as_deref(), left.min(10_000))?;
         if page.is_empty() {
             break;
         }
-        for s in &page {
-            writeln!(
-                out,
-                "{}",
-                json!({ "stream": s.stream, "version": s.version })
-            )?;
+        if let Some(t) = &mut table {
+            let rows: Vec<(&str, u64)> = page
+                .iter()
+                .map(|s| (s.stream.as_str(), s.version))
+                .collect();
+            t.page(&rows, out)?;
+        } else {
+            for s in &page {
+                writeln!(
+                    out,
+                    "{}",
+                    json!({ "stream": s.stream, "version": s.version })
+                )?;
+            }
         }
         left -= page.len();
         after = page.last().map(|s| s.stream.clone());
@@ -131,8 +146,21 @@ pub fn streams(
     Ok(())
 }
 
-pub fn terms(store: &dyn EventStore, tags: bool, out: &mut impl Write) -> Result<(), Failure> {
+/// `eventfile types` and `eventfile tags`: each with its count, as JSON lines or a table.
+pub fn terms(
+    store: &dyn EventStore,
+    tags: bool,
+    format: Format,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
     let mut after: Option<String> = None;
+    let mut table = match format {
+        Format::Table { color } => Some(Table::new(
+            [if tags { "TAG" } else { "TYPE" }, "EVENTS"],
+            color,
+        )),
+        Format::Lines => None,
+    };
     loop {
         let page = if tags {
             store.tags(after.as_deref(), 10_000)
@@ -141,6 +169,11 @@ pub fn terms(store: &dyn EventStore, tags: bool, out: &mut impl Write) -> Result
         }?;
         let Some(last) = page.last() else { break };
         after = Some(last.name.clone());
+        if let Some(t) = &mut table {
+            let rows: Vec<(&str, u64)> = page.iter().map(|t| (t.name.as_str(), t.count)).collect();
+            t.page(&rows, out)?;
+            continue;
+        }
         for t in &page {
             let key = if tags { "tag" } else { "type" };
             writeln!(out, "{}", json!({ key: t.name, "count": t.count }))?;

@@ -1,0 +1,298 @@
+//! `eventfile generate`: sample data for demos and load tests, written through the bulk path.
+//!
+//! The events come from the shop model (`shop.rs`) and are written with `EventStore::import`
+//! in batches, which keeps the times the model gives them (spread over a period, as a real
+//! shop's would be) and writes each batch whole or not at all. A SIGINT or SIGTERM is looked
+//! at between batches: the run stops after the batch being written, so the store holds whole
+//! batches only. Into a store that holds events the run appends after them: its streams are
+//! numbered from the head seq on and its times start no earlier than the newest event's.
+//!
+//! This module owns the run (resolving the plan against the store, batching, the progress bar
+//! and the signal); it never makes events itself, and never opens a store it is not asked to.
+
+pub mod shop;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use eventfile::{EventStore, Micros, Read, RecordedEvent};
+use serde_json::json;
+
+use crate::Failure;
+use crate::target::Target;
+use shop::{Plan, Shop};
+
+/// What the command line asks of `generate`, before the store is looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenerateRequest {
+    pub events: u64,
+    /// `None`: a seed from the clock, printed so that the run can be repeated.
+    pub seed: Option<u64>,
+    /// `None`: one customer per 20 events (at least one).
+    pub customers: Option<u64>,
+    /// `None`: the period ends now (or starts at the store's newest event, if that is later).
+    pub start: Option<Micros>,
+    pub period_micros: Micros,
+    pub batch: u64,
+}
+
+/// The request the command line names.
+pub fn request(a: &crate::args::GenerateArgs) -> GenerateRequest {
+    GenerateRequest {
+        events: a.events,
+        seed: a.seed,
+        customers: a.customers,
+        start: a.start,
+        period_micros: a.period.as_micros().min(i64::MAX as u128) as Micros,
+        batch: a.batch,
+    }
+}
+
+/// The most bytes one batch may take: well within the file store's default segment (a batch
+/// must fit in one) and any database's statement limits.
+const MAX_BATCH_BYTES: usize = 16 << 20;
+
+/// How far ahead of this machine's clock the store accepts an imported time.
+const MAX_AHEAD: Micros = 86_400_000_000;
+
+impl GenerateRequest {
+    /// The plan for a store whose head seq is `head` and whose newest event has time `newest`
+    /// (`None`: it holds none), at clock time `now`. A start before the newest event, or a
+    /// period ending more than a day from now, is refused: a log's times never decrease, and
+    /// the store refuses times from the far future.
+    pub fn plan(&self, head: u64, newest: Option<Micros>, now: Micros) -> Result<Plan, String> {
+        let mut span = self.period_micros;
+        let start = match self.start {
+            Some(start) => {
+                if let Some(newest) = newest.filter(|&n| n > start) {
+                    return Err(format!(
+                        "--start {} is before the store's newest event ({}): times never \
+                         decrease in a log; give a later --start or none",
+                        eventfile::format_rfc3339(start),
+                        eventfile::format_rfc3339(newest)
+                    ));
+                }
+                start
+            }
+            None => {
+                // The period ends now; a store whose newest event is later than its start
+                // shortens it (times never decrease in a log).
+                let start = (now - span).max(newest.unwrap_or(Micros::MIN));
+                span = (now - start).max(0);
+                start
+            }
+        };
+        if start.saturating_add(span) > now.saturating_add(MAX_AHEAD) {
+            return Err(format!(
+                "the period from {} ends more than a day after now, and the store refuses \
+                 times from the future: give an earlier --start or a shorter --period",
+                eventfile::format_rfc3339(start)
+            ));
+        }
+        let seed = self.seed.unwrap_or(now as u64);
+        Ok(Plan {
+            events: self.events,
+            seed,
+            customers: self.customers.unwrap_or(self.events / 20).max(1),
+            first_number: head,
+            start,
+            span,
+        })
+    }
+}
+
+/// Runs `eventfile generate`: prints `{"written","head","seed","first_seq"}` when done.
+pub fn generate(
+    target: &Target,
+    request: &GenerateRequest,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let stop = stop_on_signals()?;
+    let opened = target.open()?;
+    let store = opened.as_dyn();
+    let max_bytes = match &opened {
+        eventfile_connect::AnyStore::File(s) => {
+            MAX_BATCH_BYTES.min(usize::try_from(s.config().segment_bytes / 2).unwrap_or(usize::MAX))
+        }
+        _ => MAX_BATCH_BYTES,
+    };
+    let head = store.head_seq()?;
+    let newest = newest_time(store)?;
+    let plan = request
+        .plan(head, newest, now_micros())
+        .map_err(Failure::Usage)?;
+    let seed = plan.seed;
+    let bar = indicatif::ProgressBar::new(request.events).with_style(
+        indicatif::ProgressStyle::with_template(
+            "generate {bar:40} {human_pos}/{human_len} events {per_sec} {eta}",
+        )
+        .map_err(|e| Failure::Other(e.to_string()))?,
+    );
+    let r = write_batches(
+        store,
+        Shop::new(plan),
+        request.batch,
+        max_bytes,
+        &stop,
+        &bar,
+    );
+    bar.finish_and_clear();
+    let (written, last_head) = r?;
+    let summary = json!({
+        "written": written,
+        "head": last_head.unwrap_or(head),
+        "first_seq": head + 1,
+        "seed": seed,
+    });
+    writeln!(out, "{summary}")?;
+    if written < request.events {
+        out.flush()?;
+        return Err(Failure::Other(format!(
+            "interrupted: {written} of {} events were written, in whole batches",
+            request.events
+        )));
+    }
+    Ok(())
+}
+
+/// Imports `events` in batches of at most `batch` events and `max_bytes` bytes, stopping
+/// between batches once `stop` is set; the events written and the head after the last batch.
+fn write_batches(
+    store: &dyn EventStore,
+    events: impl Iterator<Item = RecordedEvent>,
+    batch: u64,
+    max_bytes: usize,
+    stop: &AtomicBool,
+    bar: &indicatif::ProgressBar,
+) -> Result<(u64, Option<u64>), Failure> {
+    let mut written = 0u64;
+    let mut head = None;
+    let mut pending: Vec<RecordedEvent> = Vec::with_capacity(batch.min(100_000) as usize);
+    let mut bytes = 0usize;
+    let mut flush = |pending: &mut Vec<RecordedEvent>| -> Result<(), Failure> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let r = store.import(pending).map_err(|e| {
+            Failure::Other(format!(
+                "{e}; {written} events were written before this batch, in whole batches"
+            ))
+        })?;
+        written += r.written;
+        head = Some(r.head);
+        bar.inc(pending.len() as u64);
+        pending.clear();
+        Ok(())
+    };
+    for event in events {
+        bytes += event.data.get().len() + event.stream.len() + 200;
+        pending.push(event);
+        if pending.len() as u64 >= batch || bytes >= max_bytes {
+            if stop.load(Ordering::Relaxed) {
+                pending.clear();
+                break;
+            }
+            flush(&mut pending)?;
+            bytes = 0;
+        }
+    }
+    if !stop.load(Ordering::Relaxed) {
+        flush(&mut pending)?;
+    }
+    Ok((written, head))
+}
+
+/// This machine's clock, in microseconds since the epoch.
+pub fn now_micros() -> Micros {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as Micros)
+}
+
+/// The time of the store's newest event, if it holds any.
+fn newest_time(store: &dyn EventStore) -> Result<Option<Micros>, Failure> {
+    if store.head_seq()? == 0 {
+        return Ok(None);
+    }
+    match store.read_all(Read::backward().limit(1))?.next() {
+        Some(e) => Ok(Some(e?.time)),
+        None => Ok(None),
+    }
+}
+
+/// A flag the first SIGINT or SIGTERM sets; a second one ends the process at once (as the
+/// signal's default action does), for a batch that takes too long to wait for.
+fn stop_on_signals() -> Result<Arc<AtomicBool>, Failure> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::flag;
+    let stop = Arc::new(AtomicBool::new(false));
+    let failed = |e: std::io::Error| Failure::Other(format!("installing a signal handler: {e}"));
+    for signal in [SIGINT, SIGTERM] {
+        flag::register_conditional_default(signal, Arc::clone(&stop)).map_err(failed)?;
+        flag::register(signal, Arc::clone(&stop)).map_err(failed)?;
+    }
+    Ok(stop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: Micros = 86_400_000_000;
+
+    fn request() -> GenerateRequest {
+        GenerateRequest {
+            events: 1000,
+            seed: Some(7),
+            customers: None,
+            start: None,
+            period_micros: 30 * DAY,
+            batch: 100,
+        }
+    }
+
+    #[test]
+    fn the_period_ends_now_and_never_before_the_newest_event() {
+        let now = 1_000 * DAY;
+        let p = request().plan(0, None, now).unwrap();
+        assert_eq!(
+            (p.start, p.span, p.customers),
+            (now - 30 * DAY, 30 * DAY, 50)
+        );
+        let p = request().plan(42, Some(now - DAY), now).unwrap();
+        assert_eq!((p.start, p.span, p.first_number), (now - DAY, DAY, 42));
+    }
+
+    #[test]
+    fn a_start_before_the_newest_event_or_in_the_future_is_refused() {
+        let now = 1_000 * DAY;
+        let mut r = request();
+        r.start = Some(now - 40 * DAY);
+        assert!(
+            r.plan(1, Some(now - 2 * DAY), now)
+                .unwrap_err()
+                .contains("newest event")
+        );
+        r.start = Some(now);
+        assert!(r.plan(0, None, now).unwrap_err().contains("future"));
+    }
+
+    #[test]
+    fn batches_are_written_whole_and_a_stop_ends_between_them() {
+        let store = eventfile::MemoryStore::new();
+        let plan = request().plan(0, None, now_micros()).unwrap();
+        let bar = indicatif::ProgressBar::hidden();
+        let stop = AtomicBool::new(false);
+        let (written, head) =
+            write_batches(&store, Shop::new(plan.clone()), 64, usize::MAX, &stop, &bar)
+                .unwrap_or_else(|_| panic!("the batches failed"));
+        assert_eq!((written, head), (1000, Some(1000)));
+        stop.store(true, Ordering::Relaxed);
+        let store = eventfile::MemoryStore::new();
+        let (written, _) = write_batches(&store, Shop::new(plan), 64, usize::MAX, &stop, &bar)
+            .unwrap_or_else(|_| panic!("the batches failed"));
+        assert_eq!(written, 0);
+        assert_eq!(store.head_seq().unwrap(), 0);
+    }
+}

@@ -1,0 +1,171 @@
+//! `eventfile view`: a full-screen viewer of a store of any backend.
+//!
+//! The parts: `state.rs` is the state machine (screens, prompts, live mode, what each key
+//! does), `streams.rs` and `events.rs` the paged lists it moves through, `filter.rs` the filter
+//! typed in place, `json.rs` the indented JSON, `draw.rs` the layout. This file owns the
+//! terminal: it enters raw mode and the alternate screen, and leaves them on every way out (q,
+//! an error, a panic through a panic hook, SIGTERM, SIGHUP or SIGINT through a flag the loop
+//! polls), and turns terminal events into keys.
+//!
+//! ratatui draws (the most used and best kept Rust terminal UI crate, with a test backend that
+//! lets the layout be tested without a terminal) on crossterm (pure Rust, no curses library),
+//! through ratatui's re-export so the two never disagree on versions.
+//!
+//! The store is opened as tail opens it: read-only beside a writer, never created. A view
+//! holds a few pages of events and one page of streams, whatever the store's size.
+
+mod draw;
+mod events;
+mod filter;
+mod json;
+mod state;
+mod streams;
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+use ratatui::crossterm::{cursor, execute, terminal};
+
+use crate::Failure;
+use crate::args::ViewArgs;
+use crate::target::Target;
+use events::Scope;
+use state::{App, Key, Outcome};
+
+/// How long the loop waits for a key before it looks at live events and signals again.
+const TICK: Duration = Duration::from_millis(100);
+
+pub fn run(target: &Target, args: &ViewArgs) -> Result<(), Failure> {
+    let scope = if args.filters.streams.is_empty() && args.filters.prefix.is_none() {
+        Scope::All
+    } else if let ([stream], None) = (args.filters.streams.as_slice(), &args.filters.prefix) {
+        Scope::Stream(stream.clone())
+    } else {
+        Scope::Query {
+            streams: args.filters.streams.clone(),
+            prefix: args.filters.prefix.clone(),
+        }
+    };
+    let filter = filter::Filter::from_args(&args.filters);
+    let stop = stop_on_signals()?;
+    // The store first: a missing one is named whether or not there is a terminal.
+    let store = target.open_existing()?;
+    let store = store.as_dyn();
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(Failure::Other(
+            "view needs a terminal (stdin and stdout); to print events, use cat, query or tail"
+                .into(),
+        ));
+    }
+    let mut app = App::new(
+        store,
+        target.location.redacted(),
+        scope,
+        filter,
+        args.follow,
+    );
+    let theme = draw::Theme {
+        color: !crate::output::no_color(),
+    };
+    let _screen = Screen::enter()?;
+    let backend = ratatui::backend::CrosstermBackend::new(std::io::stdout());
+    let mut term = ratatui::Terminal::new(backend).map_err(io_failure)?;
+    term.clear().map_err(io_failure)?;
+    let mut dirty = true;
+    while !stop.load(Ordering::Relaxed) {
+        if dirty {
+            term.draw(|f| draw::draw(f, &mut app, theme))
+                .map_err(io_failure)?;
+            dirty = false;
+        }
+        if event::poll(TICK).map_err(io_failure)? {
+            match event::read().map_err(io_failure)? {
+                Event::Key(k) if k.kind != KeyEventKind::Release => {
+                    if let Some(key) = key_of(k.code, k.modifiers)
+                        && app.key(store, key) == Outcome::Quit
+                    {
+                        break;
+                    }
+                    dirty = true;
+                }
+                Event::Resize(..) => dirty = true,
+                _ => {}
+            }
+        }
+        dirty |= app.tick(store);
+    }
+    Ok(())
+}
+
+fn io_failure(e: std::io::Error) -> Failure {
+    Failure::Other(format!("the terminal: {e}"))
+}
+
+fn key_of(code: KeyCode, modifiers: KeyModifiers) -> Option<Key> {
+    Some(match code {
+        KeyCode::Char('c') if modifiers.contains(KeyModifiers::CONTROL) => Key::Interrupt,
+        KeyCode::Char(c) => Key::Char(c),
+        KeyCode::Up => Key::Up,
+        KeyCode::Down => Key::Down,
+        KeyCode::PageUp => Key::PageUp,
+        KeyCode::PageDown => Key::PageDown,
+        KeyCode::Home => Key::Home,
+        KeyCode::End => Key::End,
+        KeyCode::Enter => Key::Enter,
+        KeyCode::Esc => Key::Esc,
+        KeyCode::Backspace => Key::Backspace,
+        _ => return None,
+    })
+}
+
+/// The terminal in raw mode on the alternate screen, until dropped (or a panic, whose hook
+/// restores it before the message is printed, so the message is readable).
+struct Screen;
+
+impl Screen {
+    fn enter() -> Result<Screen, Failure> {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore();
+            previous(info);
+        }));
+        terminal::enable_raw_mode().map_err(io_failure)?;
+        let screen = Screen;
+        execute!(
+            std::io::stdout(),
+            terminal::EnterAlternateScreen,
+            cursor::Hide
+        )
+        .map_err(io_failure)?;
+        Ok(screen)
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        restore();
+    }
+}
+
+/// Leaves the alternate screen and raw mode and shows the cursor; harmless if done twice.
+fn restore() {
+    let mut out = std::io::stdout();
+    let _ = execute!(out, terminal::LeaveAlternateScreen, cursor::Show);
+    let _ = terminal::disable_raw_mode();
+    let _ = out.flush();
+}
+
+/// A flag set by SIGTERM, SIGHUP or SIGINT (raw mode turns Ctrl-C into a key, but a signal
+/// sent by `kill` still comes); the loop polls it every tick and ends, restoring the terminal.
+fn stop_on_signals() -> Result<Arc<AtomicBool>, Failure> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGTERM, SIGHUP, SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .map_err(|e| Failure::Other(format!("installing a signal handler: {e}")))?;
+    }
+    Ok(stop)
+}

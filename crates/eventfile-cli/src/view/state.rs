@@ -1,0 +1,566 @@
+//! The viewer's state machine: which screen is shown, the prompt being typed, live mode, and
+//! what each key does. Keys come in as [`Key`] values and every effect goes through the
+//! `&dyn EventStore` handed in, so the whole behaviour is tested on a `MemoryStore` without a
+//! terminal. This module never draws and never touches the terminal.
+
+use std::time::Duration;
+
+use eventfile::{EventStore, Query, Subscription};
+
+use super::events::{EventsPane, Scope};
+use super::filter::Filter;
+use super::streams::StreamsPane;
+
+/// A key, as the viewer understands it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Home,
+    End,
+    Enter,
+    Esc,
+    Backspace,
+    Char(char),
+    /// Ctrl-C: quits, as `q` does.
+    Interrupt,
+}
+
+/// What the caller does after a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Continue,
+    Quit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Streams,
+    Events,
+}
+
+/// What a prompt asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    /// The streams' prefix.
+    Prefix,
+    /// The events' filter.
+    Filter,
+    /// A seq to jump to.
+    Seq,
+    /// An event id to jump to.
+    Id,
+}
+
+impl Ask {
+    pub fn label(self) -> &'static str {
+        match self {
+            Ask::Prefix => "stream prefix",
+            Ask::Filter => "filter (type= tag= since= until= actor= correlation= causation=)",
+            Ask::Seq => "go to seq",
+            Ask::Id => "go to event id",
+        }
+    }
+}
+
+/// A line being typed in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prompt {
+    pub ask: Ask,
+    pub text: String,
+}
+
+/// Events read from a live subscription per tick at most, so a burst cannot stall the keys.
+const LIVE_PER_TICK: usize = 2000;
+
+pub struct App {
+    pub screen: Screen,
+    pub streams: StreamsPane,
+    pub events: EventsPane,
+    pub prompt: Option<Prompt>,
+    pub help: bool,
+    /// The first line of the JSON shown.
+    pub json_scroll: u16,
+    /// What the last action said (an error, where a jump landed).
+    pub status: String,
+    /// Rows of the list on screen (set by the drawing), the step of PageUp and PageDown.
+    pub page_rows: usize,
+    /// The store's name, for the title bar.
+    pub location: String,
+    live: Option<Subscription>,
+    /// Live mode is on (the subscription may be missing after an error, then retried).
+    pub live_on: bool,
+    /// New events were seen on the streams screen: its page is read again.
+    streams_dirty: bool,
+}
+
+impl App {
+    /// The viewer on `location`: the streams list, or the events of `scope` and `filter` if
+    /// they narrow anything; following new events if `live`.
+    pub fn new(
+        store: &dyn EventStore,
+        location: String,
+        scope: Scope,
+        filter: Filter,
+        live: bool,
+    ) -> App {
+        let on_events = scope != Scope::All || !filter.is_empty();
+        let mut app = App {
+            screen: if on_events {
+                Screen::Events
+            } else {
+                Screen::Streams
+            },
+            streams: StreamsPane::new(String::new()),
+            events: EventsPane::new(scope, filter),
+            prompt: None,
+            help: false,
+            json_scroll: 0,
+            status: String::new(),
+            page_rows: 10,
+            location,
+            live: None,
+            live_on: false,
+            streams_dirty: false,
+        };
+        let r = if on_events {
+            app.events.first(store)
+        } else {
+            app.streams.first(store)
+        };
+        app.report(r);
+        if live {
+            app.set_live(store, true);
+        }
+        app
+    }
+
+    fn report<T>(&mut self, r: eventfile::Result<T>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.status = format!("error: {e}");
+                None
+            }
+        }
+    }
+
+    /// Handles one key.
+    pub fn key(&mut self, store: &dyn EventStore, key: Key) -> Outcome {
+        if key == Key::Interrupt {
+            return Outcome::Quit;
+        }
+        if self.prompt.is_some() {
+            self.prompt_key(store, key);
+            return Outcome::Continue;
+        }
+        if self.help {
+            self.help = false;
+            return if key == Key::Char('q') {
+                Outcome::Quit
+            } else {
+                Outcome::Continue
+            };
+        }
+        self.status.clear();
+        let page = self.page_rows.max(1);
+        let before = self.events.selected().map(|e| e.seq);
+        match (self.screen, key) {
+            (_, Key::Char('q')) => return Outcome::Quit,
+            (_, Key::Char('?')) => self.help = true,
+            (_, Key::Char('l')) => self.set_live(store, !self.live_on),
+            (_, Key::Char('s' | ':')) => self.ask(Ask::Seq, String::new()),
+            (_, Key::Char('i')) => self.ask(Ask::Id, String::new()),
+            (_, Key::Char('a')) => self.open(store, Scope::All),
+            (Screen::Streams, Key::Char('/' | 'f')) => {
+                let text = self.streams.prefix.clone();
+                self.ask(Ask::Prefix, text)
+            }
+            (Screen::Events, Key::Char('/' | 'f')) => {
+                let text = self.events.filter.to_string();
+                self.ask(Ask::Filter, text)
+            }
+            (Screen::Streams, Key::Enter) => {
+                if let Some(s) = self.streams.selected().map(|s| s.stream.clone()) {
+                    self.open(store, Scope::Stream(s));
+                }
+            }
+            (Screen::Events, Key::Esc | Key::Backspace) => {
+                self.screen = Screen::Streams;
+                let r = self.streams.reload(store);
+                self.report(r);
+                self.resubscribe(store);
+            }
+            (Screen::Streams, k) => {
+                let r = match k {
+                    Key::Down | Key::Char('j') => self.streams.down(store, 1),
+                    Key::Up | Key::Char('k') => self.streams.up(store, 1),
+                    Key::PageDown => self.streams.down(store, page),
+                    Key::PageUp => self.streams.up(store, page),
+                    Key::Home | Key::Char('g') => self.streams.first(store),
+                    Key::End | Key::Char('G') => {
+                        self.streams.end();
+                        Ok(())
+                    }
+                    _ => Ok(()),
+                };
+                self.report(r);
+            }
+            (Screen::Events, k) => {
+                let r = match k {
+                    Key::Down | Key::Char('j') => self.events.down(store, 1),
+                    Key::Up | Key::Char('k') => self.events.up(store, 1),
+                    Key::PageDown => self.events.down(store, page),
+                    Key::PageUp => self.events.up(store, page),
+                    Key::Home | Key::Char('g') => self.events.first(store),
+                    Key::End | Key::Char('G') => self.events.last(store),
+                    Key::Char('J') => {
+                        self.json_scroll = self.json_scroll.saturating_add(1);
+                        Ok(())
+                    }
+                    Key::Char('K') => {
+                        self.json_scroll = self.json_scroll.saturating_sub(1);
+                        Ok(())
+                    }
+                    _ => Ok(()),
+                };
+                self.report(r);
+            }
+        }
+        if self.events.selected().map(|e| e.seq) != before {
+            self.json_scroll = 0;
+        }
+        Outcome::Continue
+    }
+
+    fn ask(&mut self, ask: Ask, text: String) {
+        self.prompt = Some(Prompt { ask, text });
+    }
+
+    fn prompt_key(&mut self, store: &dyn EventStore, key: Key) {
+        let Some(prompt) = &mut self.prompt else {
+            return;
+        };
+        match key {
+            Key::Char(c) => prompt.text.push(c),
+            Key::Backspace => {
+                prompt.text.pop();
+            }
+            Key::Esc => self.prompt = None,
+            Key::Enter => {
+                let Prompt { ask, text } = self.prompt.take().expect("a prompt");
+                self.answer(store, ask, text.trim());
+            }
+            _ => {}
+        }
+    }
+
+    fn answer(&mut self, store: &dyn EventStore, ask: Ask, text: &str) {
+        match ask {
+            Ask::Prefix => {
+                let r = self.streams.set_prefix(store, text.to_owned());
+                self.report(r);
+            }
+            Ask::Filter => match Filter::parse(text) {
+                Ok(filter) => {
+                    self.events.filter = filter;
+                    let r = self.events.first(store);
+                    self.report(r);
+                    self.resubscribe(store);
+                }
+                Err(why) => {
+                    self.status = format!("filter not applied: {why}");
+                    self.ask(Ask::Filter, text.to_owned());
+                }
+            },
+            Ask::Seq => match text.parse::<u64>() {
+                Ok(seq) => self.goto_seq(store, seq),
+                Err(_) => self.status = format!("`{text}` is not a seq (a whole number)"),
+            },
+            Ask::Id => match store.get_event(text) {
+                Ok(Some(e)) => {
+                    self.goto_seq(store, e.seq);
+                    if self.events.selected().map(|s| s.seq) != Some(e.seq) {
+                        // Not in this view: the whole log, unfiltered, holds it.
+                        self.events = EventsPane::new(Scope::All, Filter::default());
+                        self.goto_seq(store, e.seq);
+                        self.resubscribe(store);
+                    }
+                    self.status = format!(
+                        "event {} is seq {} ({} v{})",
+                        e.id, e.seq, e.stream, e.version
+                    );
+                }
+                Ok(None) => self.status = format!("no event with id `{text}`"),
+                Err(e) => self.status = format!("error: {e}"),
+            },
+        }
+    }
+
+    fn goto_seq(&mut self, store: &dyn EventStore, seq: u64) {
+        if self.screen == Screen::Streams {
+            self.open(store, Scope::All);
+        }
+        self.json_scroll = 0;
+        match self.events.goto_seq(store, seq) {
+            Ok(true) => self.status = format!("seq {seq}"),
+            Ok(false) => match self.events.selected() {
+                Some(e) => {
+                    self.status = format!("no match at seq {seq}: the next is seq {}", e.seq)
+                }
+                None => self.status = "no events match".into(),
+            },
+            Err(e) => self.status = format!("error: {e}"),
+        }
+    }
+
+    /// Shows the events of `scope`, keeping the typed filter.
+    fn open(&mut self, store: &dyn EventStore, scope: Scope) {
+        let filter = self.events.filter.clone();
+        self.events = EventsPane::new(scope, filter);
+        self.screen = Screen::Events;
+        self.json_scroll = 0;
+        let r = self.events.first(store);
+        self.report(r);
+        self.resubscribe(store);
+    }
+
+    fn set_live(&mut self, store: &dyn EventStore, on: bool) {
+        self.live_on = on;
+        self.live = None;
+        if on {
+            self.resubscribe(store);
+            if self.screen == Screen::Events && self.live.is_some() {
+                // Follow: to the end, where new events arrive.
+                let r = self.events.last(store);
+                self.report(r);
+                self.resubscribe(store);
+            }
+        }
+    }
+
+    /// A subscription for what the screen shows, from where the screen ends.
+    fn resubscribe(&mut self, store: &dyn EventStore) {
+        self.live = None;
+        if !self.live_on {
+            return;
+        }
+        let r = store.head_seq().and_then(|head| match self.screen {
+            Screen::Events => store.subscribe(&self.events.query(), self.events.live_from(head)),
+            Screen::Streams => store.subscribe(&Query::new(), head),
+        });
+        self.live = self.report(r);
+    }
+
+    /// Takes what came live since the last tick; whether anything changed.
+    pub fn tick(&mut self, store: &dyn EventStore) -> bool {
+        if !self.live_on {
+            return false;
+        }
+        if self.live.is_none() {
+            self.resubscribe(store);
+        }
+        let Some(sub) = &mut self.live else {
+            return false;
+        };
+        let mut changed = false;
+        let mut failed = None;
+        for _ in 0..LIVE_PER_TICK {
+            match sub.next_timeout(Duration::ZERO) {
+                Ok(Some(e)) => {
+                    changed = true;
+                    match self.screen {
+                        Screen::Events => self.events.push_live(e),
+                        Screen::Streams => self.streams_dirty = true,
+                    }
+                }
+                Ok(None) => break,
+                Err(eventfile::Error::Gap { first, last }) => {
+                    self.status = format!("events {first} to {last} were removed by retention");
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failed {
+            self.status = format!("live: {e}");
+            self.live = None;
+        }
+        if self.streams_dirty && self.screen == Screen::Streams {
+            self.streams_dirty = false;
+            let r = self.streams.reload(store);
+            self.report(r);
+        }
+        changed
+    }
+
+    /// The keys of the current screen, for the bottom line.
+    pub fn keys(&self) -> &'static str {
+        if let Some(p) = &self.prompt {
+            return if p.ask == Ask::Filter {
+                "Enter apply (empty: none)  Esc cancel  e.g. type=OrderPlaced tag=region=eu"
+            } else {
+                "Enter go  Esc cancel"
+            };
+        }
+        match self.screen {
+            Screen::Streams => {
+                "jk move  Enter open  / prefix  a all  s seq  i id  l live  ? help  q quit"
+            }
+            Screen::Events => {
+                "jk move  J/K json  f filter  s seq  i id  l live  Esc back  ? help  q quit"
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eventfile::{ExpectedVersion, MemoryStore, NewEvent};
+
+    fn store() -> MemoryStore {
+        let store = MemoryStore::new();
+        for i in 1..=300u64 {
+            let (s, t) = match i % 3 {
+                0 => ("order-1", "Paid"),
+                1 => ("order-2", "Placed"),
+                _ => ("customer-1", "Registered"),
+            };
+            let e =
+                NewEvent::new(t, serde_json::json!({ "n": i })).with_tag(format!("n={}", i % 2));
+            store.append(s, ExpectedVersion::Any, vec![e]).unwrap();
+        }
+        store
+    }
+
+    fn typed(app: &mut App, store: &dyn EventStore, text: &str) {
+        for c in text.chars() {
+            app.key(store, Key::Char(c));
+        }
+        app.key(store, Key::Enter);
+    }
+
+    #[test]
+    fn streams_open_into_their_events_and_back() {
+        let store = store();
+        let mut app = App::new(
+            &store,
+            "memory:".into(),
+            Scope::All,
+            Filter::default(),
+            false,
+        );
+        assert_eq!(app.screen, Screen::Streams);
+        assert_eq!(app.streams.rows().len(), 3);
+        app.key(&store, Key::Down);
+        app.key(&store, Key::Enter);
+        assert_eq!(app.screen, Screen::Events);
+        assert_eq!(app.events.scope, Scope::Stream("order-1".into()));
+        assert_eq!(app.events.selected().unwrap().seq, 3);
+        app.key(&store, Key::End);
+        assert_eq!(app.events.selected().unwrap().seq, 300);
+        app.key(&store, Key::Esc);
+        assert_eq!(app.screen, Screen::Streams);
+        app.key(&store, Key::Char('/'));
+        typed(&mut app, &store, "cust");
+        assert_eq!(app.streams.rows().len(), 1);
+        assert_eq!(app.key(&store, Key::Char('q')), Outcome::Quit);
+    }
+
+    #[test]
+    fn a_filter_typed_in_place_and_jumps() {
+        let store = store();
+        let mut app = App::new(
+            &store,
+            "memory:".into(),
+            Scope::All,
+            Filter::default(),
+            false,
+        );
+        app.key(&store, Key::Char('a'));
+        app.key(&store, Key::Char('f'));
+        typed(&mut app, &store, "type=Placed tag=n=0");
+        assert_eq!(app.prompt, None);
+        // Placed events are seq 1, 4, 7...; n=0 tags even seqs: 4, 10, 16...
+        assert_eq!(app.events.selected().unwrap().seq, 4);
+        app.key(&store, Key::Down);
+        assert_eq!(app.events.selected().unwrap().seq, 10);
+        app.key(&store, Key::Char('s'));
+        typed(&mut app, &store, "100");
+        assert_eq!(app.events.selected().unwrap().seq, 100);
+        app.key(&store, Key::Char('f'));
+        typed(&mut app, &store, " colour=red");
+        assert!(app.status.contains("unknown filter"), "{}", app.status);
+        assert!(app.prompt.is_some(), "the prompt stays for a fix");
+        app.key(&store, Key::Esc);
+        let id = store
+            .query(&Query::new().from_seq(299).limit(1))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .id;
+        app.key(&store, Key::Char('i'));
+        typed(&mut app, &store, &id);
+        // Seq 299 is not a Placed event: the whole log is shown to reach it.
+        assert_eq!(app.events.selected().unwrap().seq, 299);
+        assert_eq!(app.events.scope, Scope::All);
+        assert!(app.events.filter.is_empty());
+        app.key(&store, Key::Char('i'));
+        typed(&mut app, &store, "nope");
+        assert!(app.status.contains("no event with id"));
+    }
+
+    #[test]
+    fn live_mode_follows_new_events() {
+        let store = store();
+        let mut app = App::new(
+            &store,
+            "memory:".into(),
+            Scope::All,
+            Filter::default(),
+            false,
+        );
+        app.key(&store, Key::Char('a'));
+        app.key(&store, Key::Char('l'));
+        assert!(app.live_on);
+        assert_eq!(app.events.selected().unwrap().seq, 300);
+        store
+            .append(
+                "order-9",
+                ExpectedVersion::Any,
+                vec![NewEvent::new("Placed", serde_json::json!({}))],
+            )
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while app.events.selected().unwrap().seq != 301 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the new event never came"
+            );
+            app.tick(&store);
+            store.wait_for(301, Duration::from_millis(50)).unwrap();
+        }
+        app.key(&store, Key::Esc);
+        store
+            .append(
+                "order-10",
+                ExpectedVersion::Any,
+                vec![NewEvent::new("Placed", serde_json::json!({}))],
+            )
+            .unwrap();
+        while app.streams.rows().len() != 5 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the new stream never came"
+            );
+            app.tick(&store);
+            store.wait_for(302, Duration::from_millis(50)).unwrap();
+        }
+    }
+}

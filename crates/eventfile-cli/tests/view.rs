@@ -1,0 +1,250 @@
+//! `eventfile view` driven through a real terminal: tmux runs it in an 80x24 pane, the test
+//! types keys with send-keys and reads the screen with capture-pane, waiting (with a deadline)
+//! for what the screen must show. Another process appends while it follows live; q and SIGTERM
+//! end it with the terminal restored (canonical mode and echo back, the alternate screen left).
+//!
+//! Without tmux on the machine these tests say so and pass: the state machine and the layout
+//! are tested without a terminal in the binary's unit tests.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::eventfile;
+
+/// A tmux server of its own (its own socket), with one 80x24 pane running `sh`.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(name: &str) -> Option<Tmux> {
+        if Command::new("tmux").arg("-V").output().is_err() {
+            eprintln!("tmux is not installed: the terminal tests of `eventfile view` did not run");
+            return None;
+        }
+        let socket = format!("eventfile-view-{name}-{}", std::process::id());
+        let t = Tmux { socket };
+        let ok = t
+            .tmux(&[
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                "80",
+                "-y",
+                "24",
+                "sh",
+            ])
+            .status
+            .success();
+        assert!(ok, "tmux did not start");
+        Some(t)
+    }
+
+    fn tmux(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .env_remove("TMUX")
+            .output()
+            .expect("run tmux")
+    }
+
+    /// Types `text` literally, then Enter.
+    fn line(&self, text: &str) {
+        self.tmux(&["send-keys", "-t", "t", "-l", text]);
+        self.tmux(&["send-keys", "-t", "t", "Enter"]);
+    }
+
+    /// Sends tmux key names (`Down`, `Enter`, `q`...).
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend_from_slice(keys);
+        self.tmux(&args);
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "t"]).stdout).into_owned()
+    }
+
+    /// Waits until the screen satisfies `ok`, polling it, for at most 20 seconds.
+    fn wait(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let s = self.screen();
+            if ok(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the screen never showed {what}:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(30)); // a poll, with a deadline
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.tmux(&["kill-server"]);
+    }
+}
+
+/// The shell line that runs the viewer on `dir`, then prints its status and whether the
+/// terminal is back in canonical mode with echo (`icanon echo`, not `-icanon -echo`).
+fn view_line(dir: &Path, args: &str, pidfile: &Path) -> String {
+    format!(
+        "env -u EVENTFILE_URL -u EVENTFILE_CONFIG -u EVENTFILE_DIR -u NO_COLOR sh -c 'echo $$ > {pid}; exec {bin} --dir {dir} view {args}'; \
+         echo \"status=$?\"; stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon -e echo -e -echo | tr '\\n' ' '; echo",
+        pid = pidfile.display(),
+        bin = env!("CARGO_BIN_EXE_eventfile"),
+        dir = dir.display(),
+    )
+}
+
+fn restored(s: &str) -> bool {
+    s.contains("status=0") && s.contains("icanon echo")
+}
+
+fn shop(dir: &Path) {
+    let out = eventfile(
+        dir,
+        &[
+            "generate",
+            "--events",
+            "2000",
+            "--seed",
+            "3",
+            "--start",
+            "2026-01-01T00:00:00Z",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn navigate_filter_jump_and_quit_with_the_terminal_restored() {
+    let Some(t) = Tmux::start("nav") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    shop(tmp.path());
+    t.line(&view_line(tmp.path(), "", &tmp.path().join("pid")));
+    let s = t.wait("the streams", |s| {
+        s.contains("STREAM") && s.contains("customer-")
+    });
+    assert!(s.contains("q quit"), "the keys are shown:\n{s}");
+    // Open the first stream: its events and the selected one's JSON.
+    t.keys(&["Enter"]);
+    t.wait("a stream's events", |s| {
+        s.contains("CustomerRegistered") && s.contains("\"data\": {")
+    });
+    // The JSON scrolls to its metadata.
+    for _ in 0..8 {
+        t.keys(&["J"]);
+    }
+    t.wait("the metadata", |s| s.contains("\"correlation_id\""));
+    // Every event, filtered in place.
+    t.keys(&["a", "f"]);
+    t.wait("the filter prompt", |s| s.contains("filter (type="));
+    t.tmux(&[
+        "send-keys",
+        "-t",
+        "t",
+        "-l",
+        "type=PaymentReceived tag=region=eu",
+    ]);
+    t.keys(&["Enter"]);
+    let s = t.wait("the filtered events", |s| {
+        s.contains("[type=PaymentReceived tag=")
+    });
+    assert!(!s.contains("ItemAdded"), "{s}");
+    assert!(s.contains("\"amount_cents\""), "{s}");
+    // A malformed filter is named, and the prompt stays.
+    t.keys(&["f", "Space", "c", "=", "x", "Enter"]);
+    t.wait("the refused filter", |s| s.contains("unknown filter `c`"));
+    t.keys(&["Escape"]);
+    // Jump to a seq (unfiltered: the whole log).
+    t.keys(&["f"]);
+    for _ in 0..40 {
+        t.keys(&["BSpace"]);
+    }
+    t.keys(&["Enter", "s", "1", "2", "3", "4", "Enter"]);
+    t.wait("seq 1234 selected", |s| s.contains("\"seq\": 1234"));
+    t.keys(&["?"]);
+    t.wait("the help", |s| s.contains("go to an event id"));
+    t.keys(&["Escape", "q"]);
+    let s = t.wait("the shell, with the terminal restored", restored);
+    assert!(
+        s.contains("view"),
+        "the command line is back on the screen:\n{s}"
+    );
+}
+
+#[test]
+fn live_mode_follows_appends_of_another_process() {
+    let Some(t) = Tmux::start("live") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    shop(tmp.path());
+    t.line(&view_line(
+        tmp.path(),
+        "--prefix order- -f",
+        &tmp.path().join("pid"),
+    ));
+    t.wait("live events", |s| {
+        s.contains("LIVE") && s.contains("order-")
+    });
+    for i in 0..3 {
+        let out = eventfile(
+            tmp.path(),
+            &[
+                "append",
+                "order-live",
+                "LiveOrderPlaced",
+                &format!("{{\"n\":{i}}}"),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Three rows, and the newest selected (its JSON below them).
+    t.wait("the appended events, the newest selected", |s| {
+        s.matches("LiveOrderPlaced").count() >= 4 && s.contains("\"n\": 2")
+    });
+    // SIGTERM ends it as q does.
+    let pid: i32 = std::fs::read_to_string(tmp.path().join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let pid = rustix::process::Pid::from_raw(pid).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    t.wait("the shell, with the terminal restored", restored);
+}
+
+#[test]
+fn a_store_of_no_events_and_a_small_terminal() {
+    let Some(t) = Tmux::start("small") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(eventfile(tmp.path(), &["init"]).status.success());
+    t.tmux(&["resize-window", "-t", "t", "-x", "40", "-y", "10"]);
+    t.line(&view_line(tmp.path(), "", &tmp.path().join("pid")));
+    t.wait("the size message", |s| s.contains("needs 60x12"));
+    t.tmux(&["resize-window", "-t", "t", "-x", "80", "-y", "24"]);
+    t.wait("the empty store", |s| s.contains("no streams"));
+    t.keys(&["q"]);
+    t.wait("the shell, with the terminal restored", restored);
+}
