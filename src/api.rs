@@ -13,6 +13,7 @@ use crate::checkpoint::Checkpoints;
 use crate::error::Result;
 use crate::event::{AppendResult, ExpectedVersion, MultiAppendResult, NewEvent, RecordedEvent};
 use crate::event::{StreamAppend, validate_key};
+use crate::metrics::Metrics;
 use crate::query::Read;
 use crate::query::{Query, QueryItem};
 use crate::subscription::Subscription;
@@ -300,6 +301,13 @@ pub trait EventStore: Send + Sync {
     /// # Ok::<(), eventfile::Error>(())
     /// ```
     fn checkpoints(&self) -> &dyn Checkpoints;
+
+    /// What this handle has done since it was opened: appends, events, bytes, syncs and their
+    /// time (all zero for a backend that counts nothing, the default). `eventfile stats`, the
+    /// server's `/metrics` and the viewer show them.
+    fn metrics(&self) -> Metrics {
+        Metrics::default()
+    }
 }
 
 /// Forwards every method of [`EventStore`] to the store a pointer holds, so that `&Store`,
@@ -399,6 +407,9 @@ macro_rules! forward_event_store {
             }
             fn checkpoints(&self) -> &dyn Checkpoints {
                 (**self).checkpoints()
+            }
+            fn metrics(&self) -> Metrics {
+                (**self).metrics()
             }
         }
     )*};

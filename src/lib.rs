@@ -67,6 +67,7 @@ mod lifecycle;
 mod lookup;
 mod manifest;
 mod memory;
+mod metrics;
 pub mod projection;
 mod query;
 mod reader;
@@ -111,6 +112,7 @@ pub use event::{
     validate_id, validate_key, validate_stream, validate_tag, validate_writable_stream,
 };
 pub use memory::MemoryStore;
+pub use metrics::{Counters, Metrics};
 pub use query::{Cursor, Direction, Query, QueryItem, Read};
 pub use reader::Events;
 pub use retention::{RemovalReport, RemovedSegment};

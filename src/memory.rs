@@ -88,6 +88,8 @@ struct Open {
     watch: Arc<HeadWatch>,
     /// The consumers' checkpoints.
     checkpoints: crate::checkpoint::MemoryCheckpoints,
+    /// What the store has done since it was made.
+    counters: crate::metrics::Counters,
 }
 
 impl Drop for Open {
@@ -165,6 +167,7 @@ impl MemoryStore {
             open: Arc::new(Open {
                 watch,
                 checkpoints: crate::checkpoint::MemoryCheckpoints::new(),
+                counters: crate::metrics::Counters::new(),
             }),
             log: Arc::new(RwLock::new(Log {
                 store_id: crate::config::new_store_id(),
@@ -448,6 +451,9 @@ impl MemoryStore {
             }
         }
         let batch = log.commit(parts, ids, key)?;
+        self.open
+            .counters
+            .appended(batch.last_seq + 1 - batch.first_seq, 0);
         Ok(MultiAppendResult {
             streams: request
                 .streams
@@ -682,6 +688,10 @@ impl EventStore for MemoryStore {
         &self.open.checkpoints
     }
 
+    fn metrics(&self) -> crate::metrics::Metrics {
+        self.open.counters.snapshot()
+    }
+
     fn import(&self, events: &[RecordedEvent]) -> Result<ImportResult> {
         crate::backend::check_import(events)?;
         let mut log = self.write();
@@ -727,6 +737,9 @@ impl EventStore for MemoryStore {
             });
         }
         log.last_time = last_time;
+        if !write.is_empty() {
+            self.open.counters.appended(write.len() as u64, 0);
+        }
         Ok(ImportResult {
             written: write.len() as u64,
             skipped,

@@ -29,6 +29,8 @@ pub(crate) struct Inner {
     pub commit: crate::commit::Commit,
     /// The consumers' checkpoints, in `checkpoints/` (created by the first save).
     pub checkpoints: crate::checkpoint::FileCheckpoints,
+    /// What this handle has done since it was opened.
+    pub metrics: crate::metrics::Counters,
     /// The writer's locks: the store's directory, and its `LOCK` file.
     _lock: Option<(LockGuard, LockGuard)>,
 }
@@ -233,6 +235,7 @@ impl Store {
             dir,
             storage,
             checkpoints,
+            metrics: crate::metrics::Counters::new(),
             config,
             policy: Mutex::new(config.retention),
             read_only: opts.read_only,

@@ -19,6 +19,10 @@ impl EventStore for Store {
         &self.inner.checkpoints
     }
 
+    fn metrics(&self) -> crate::metrics::Metrics {
+        self.inner.metrics.snapshot()
+    }
+
     fn import(&self, events: &[RecordedEvent]) -> Result<ImportResult> {
         Store::import(self, events)
     }

@@ -593,6 +593,7 @@ impl Inner {
             }
         }
         st.last_time = times.at((seq - st.next_seq) as usize - 1);
+        self.metrics.appended(seq - st.next_seq, buf.len() as u64);
         st.next_seq = seq;
         st.log.active_len = at + buf.len() as u64;
         self.commit.written(seq - 1);
@@ -625,8 +626,10 @@ impl Inner {
                 st.active().path.clone(),
                 st.log.active_len,
             );
+            let started = std::time::Instant::now();
             file.sync_data()
                 .map_err(|e| Error::io("fdatasync", &path, e))?;
+            self.metrics.synced(started.elapsed());
             self.commit.durable(st.next_seq - 1)?;
             let index = recovery::write_index(
                 self.storage.as_ref(),
@@ -680,6 +683,7 @@ impl Inner {
                 st.active().path.clone(),
             )
         };
+        let started = std::time::Instant::now();
         file.sync_data().map_err(|e| {
             let err = Error::io("fdatasync", path, e);
             self.lock_state()
@@ -687,6 +691,7 @@ impl Inner {
                 .get_or_insert_with(|| err.to_string());
             err
         })?;
+        self.metrics.synced(started.elapsed());
         Ok(upto)
     }
 }

@@ -14,6 +14,7 @@ mod fuzz_regressions;
 mod idempotency;
 mod locking;
 mod many_segments;
+mod metrics;
 mod module_graph;
 mod numbers;
 mod query;

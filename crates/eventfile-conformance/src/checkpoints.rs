@@ -81,3 +81,27 @@ pub fn checkpoints_are_not_events(factory: &Factory<'_>) {
     assert_eq!(store.head_seq().unwrap(), 2);
     assert_eq!(seqs(&all(&*store)), [1, 2]);
 }
+
+/// A backend that counts appends (`metrics`) counts those that wrote, with their events, and
+/// neither a retry that replayed nor a refused append; one that counts nothing says zero.
+pub fn metrics_count_only_appends_that_wrote(factory: &Factory<'_>) {
+    let store = factory();
+    let before = store.metrics();
+    store
+        .append("m", NoStream, vec![ev("A", 1).with_id("m-1")])
+        .unwrap();
+    store
+        .append("m", Exact(1), vec![ev("B", 2), ev("C", 3)])
+        .unwrap();
+    let retry = store
+        .append("m", NoStream, vec![ev("A", 1).with_id("m-1")])
+        .unwrap();
+    assert!(retry.replayed);
+    assert!(store.append("m", NoStream, vec![ev("D", 4)]).is_err());
+    let after = store.metrics();
+    let counted = (after.appends - before.appends, after.events - before.events);
+    assert!(
+        counted == (2, 3) || after == eventfile::Metrics::default(),
+        "counted {counted:?}"
+    );
+}

@@ -150,6 +150,7 @@ macro_rules! __for_each_case {
             checkpoints::checkpoints_round_trip_in_name_order,
             checkpoints::bad_checkpoint_names_are_refused_and_long_errors_cut,
             checkpoints::checkpoints_are_not_events,
+            checkpoints::metrics_count_only_appends_that_wrote,
         ] }
     };
 }

@@ -34,6 +34,8 @@ pub(crate) struct Appender {
     config: Config,
     schema: String,
     watch: Arc<HeadWatch>,
+    /// Appends written and group commits made, for `EventStore::metrics`.
+    pub(crate) metrics: eventfile::Counters,
 }
 
 struct State {
@@ -121,6 +123,7 @@ impl Appender {
             config,
             schema,
             watch,
+            metrics: eventfile::Counters::new(),
         }
     }
 
@@ -165,7 +168,17 @@ impl Appender {
                     },
                     outcomes: Vec::new(),
                 };
+                let started = std::time::Instant::now();
                 lead.outcomes = commit_group(&mut lead.conn, group, &self.watch);
+                // One group commit: the server's WAL flush is its sync.
+                self.metrics.synced(started.elapsed());
+                for (_, r) in &lead.outcomes {
+                    if let Ok(r) = r
+                        && !r.replayed
+                    {
+                        self.metrics.appended(r.last_seq + 1 - r.first_seq, 0);
+                    }
+                }
                 drop(lead);
                 s = self.lock();
                 continue;

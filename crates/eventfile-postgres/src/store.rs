@@ -386,6 +386,10 @@ impl EventStore for PostgresStore {
         self.shared()
     }
 
+    fn metrics(&self) -> eventfile::Metrics {
+        self.shared.appender.metrics.snapshot()
+    }
+
     fn save_snapshot(&self, stream: &str, version: u64, state: &RawValue) -> Result<Snapshot> {
         crate::deletion::save_snapshot(self, stream, version, state)
     }

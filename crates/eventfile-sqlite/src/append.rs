@@ -188,10 +188,16 @@ fn commit_jobs(conn: &mut Connection, inner: &Inner, jobs: &[Arc<Job>]) -> Optio
         .filter(|r| !r.replayed)
         .map(|r| r.last_seq)
         .max();
+    let started = std::time::Instant::now();
     if let Err(e) = tx.commit() {
         inner.poison_on(&e);
         fail_all(&crate::connection::db_error(path, e));
         return None;
+    }
+    // With synchronous=FULL the commit is the sync: a commit counts as one.
+    inner.metrics.synced(started.elapsed());
+    for r in outcomes.iter().flatten().filter(|r| !r.replayed) {
+        inner.metrics.appended(r.last_seq + 1 - r.first_seq, 0);
     }
     for (job, r) in jobs.iter().zip(outcomes) {
         job.set(r);

@@ -66,6 +66,8 @@ pub(crate) struct Inner {
     pub(crate) pool: Pool,
     pub(crate) watch: Arc<HeadWatch>,
     pub(crate) follower: Arc<Follower>,
+    /// What this handle has done since it was opened: appends and their commits.
+    pub(crate) metrics: eventfile::Counters,
 }
 
 /// Held by the clones only: dropped with the last, it closes the store.
@@ -136,6 +138,7 @@ impl SqliteStore {
                 poisoned: Mutex::new(None),
                 watch,
                 follower,
+                metrics: eventfile::Counters::new(),
             }),
         })
     }
@@ -286,5 +289,9 @@ impl EventStore for SqliteStore {
 
     fn checkpoints(&self) -> &dyn eventfile::Checkpoints {
         &*self.inner
+    }
+
+    fn metrics(&self) -> eventfile::Metrics {
+        self.inner.metrics.snapshot()
     }
 }
