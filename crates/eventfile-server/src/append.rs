@@ -204,7 +204,13 @@ pub(crate) async fn append_stream(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let bytes = input::read_body(&headers, body, state.options.body_limit).await?;
+    let bytes = input::read_body(
+        &headers,
+        body,
+        state.options.body_limit,
+        state.options.request_timeout,
+    )
+    .await?;
     let b: StreamBody = input::json(&bytes)?;
     let request = AppendRequest::new(stream.clone(), Expect::parse(b.expect)?, events(b.events)?);
     let request = finish(request, b.key, b.condition);
@@ -228,7 +234,13 @@ pub(crate) async fn append_multi(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let bytes = input::read_body(&headers, body, state.options.body_limit).await?;
+    let bytes = input::read_body(
+        &headers,
+        body,
+        state.options.body_limit,
+        state.options.request_timeout,
+    )
+    .await?;
     // A list of parts, or an object with the parts, a key and a condition.
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     let b: MultiBody = if first == Some(&b'[') {

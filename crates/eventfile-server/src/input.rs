@@ -17,9 +17,29 @@ use crate::error::{ApiError, ApiResult};
 /// discarded) before the answer.
 const DRAIN: usize = 16 << 20;
 
-/// Reads a body of at most `limit` bytes. A declared length over it is refused before a byte
-/// is read; a body that grows past it is refused at the first chunk that does.
-pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> ApiResult<Vec<u8>> {
+/// Reads a body of at most `limit` bytes within `timeout`. A declared length over the limit is
+/// refused before a byte is read; a body that grows past it is refused at the first chunk that
+/// does; a body still arriving after `timeout` (a client trickling bytes) is a 408.
+pub(crate) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> ApiResult<Vec<u8>> {
+    match tokio::time::timeout(timeout, read_limited(headers, body, limit)).await {
+        Ok(r) => r,
+        Err(_) => Err(ApiError::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            format!(
+                "the request body did not arrive within {} ms; nothing was written",
+                timeout.as_millis()
+            ),
+        )),
+    }
+}
+
+async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> ApiResult<Vec<u8>> {
     if let Some(len) = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

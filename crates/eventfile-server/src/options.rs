@@ -101,7 +101,8 @@ impl ServeOptions {
         self
     }
 
-    /// The longest a non-streaming request may take before it is answered 503. Default 30 s.
+    /// The longest a non-streaming request may take before it is answered 503, and the longest
+    /// an append's body may take to arrive before it is answered 408. Default 30 s.
     /// An append already handed to the store still completes; retry it with the same event ids
     /// or key to learn its result.
     pub fn request_timeout(mut self, timeout: Duration) -> ServeOptions {

@@ -227,3 +227,17 @@ async fn clients_that_hang_up_mid_append_or_mid_stream() {
     .await;
     assert_eq!(json(s.get("/head").await).await.1["head"], 601);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_never_arrives_is_408() {
+    let options = ServeOptions::new().request_timeout(Duration::from_millis(300));
+    let (s, store) = TestServer::memory(options).await;
+    let addr = s.addr;
+    let head = "POST /streams/a HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 40\r\n\r\n{\"events\"";
+    let answer = tokio::task::spawn_blocking(move || raw(addr, head.as_bytes()))
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""kind":"timeout""#), "{answer}");
+    assert_eq!(store.head_seq().unwrap(), 0);
+}
