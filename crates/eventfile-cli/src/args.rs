@@ -212,6 +212,11 @@ pub enum Command {
     /// object per line in name order: name, position, head, lag behind the head, the error it
     /// stopped on (null if none) and when it was saved.
     Projections,
+    /// Describe the store as one JSON object: events, streams, types, tags, head and log start,
+    /// the oldest and newest event times, deleted and tombstoned streams, bytes on disk by kind
+    /// (file store: segments, sidecars, snapshots, checkpoints; SQLite: the database and its
+    /// WAL), segments sealed and active, and this process's counters.
+    Stats,
     /// Rebuild every sealed segment's index sidecar from the segment.
     Reindex,
     /// Check every record's CRC and the store's invariants. Exit 0 when sound, 1 otherwise.

@@ -27,6 +27,7 @@ mod help;
 mod lifecycle;
 mod output;
 mod query;
+mod stats;
 mod tail;
 mod target;
 mod transfer;
@@ -312,6 +313,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             &mut out,
         )?,
         Command::Projections => query::projections(target.open_existing()?.as_dyn(), &mut out)?,
+        Command::Stats => {
+            stats::stats(target.open_existing()?.as_dyn(), &target.location, &mut out)?
+        }
         Command::Reindex => query::reindex(target.dir("reindex")?, &mut out)?,
         Command::Verify => {
             let dir = target.dir("verify")?;

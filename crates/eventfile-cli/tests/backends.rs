@@ -341,6 +341,13 @@ fn every_command_works_on_every_backend() {
             .unwrap();
             store.as_dyn().checkpoints().save("summary", 2).unwrap();
         }
+        let stats = lines(&b.ok(&["stats"]));
+        assert_eq!(
+            (&stats[0]["events"], &stats[0]["head"], &stats[0]["streams"]),
+            (&json!(3), &json!(3), &json!(2)),
+            "{}",
+            b.url
+        );
         let listed = lines(&b.ok(&["projections"]));
         assert_eq!(
             (

@@ -1151,3 +1151,59 @@ fn projections_lists_the_stores_checkpoints_with_their_lag() {
     assert_eq!(out.status.code(), Some(1));
     assert!(!missing.exists());
 }
+
+#[test]
+fn stats_describes_the_store_in_one_object() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    {
+        use eventfile::{EventStore, ExpectedVersion::*, NewEvent};
+        use serde_json::json;
+        let store = eventfile::Store::open(dir).unwrap();
+        let e = |t: &str| NewEvent::new(t, json!({})).with_tag("region=eu");
+        store
+            .append("a-1", NoStream, [e("Placed"), e("Paid")])
+            .unwrap();
+        store.append("a-2", NoStream, [e("Placed")]).unwrap();
+        store.append("a-3", NoStream, [e("Placed")]).unwrap();
+        store.delete_stream("a-2", Any).unwrap();
+        store.tombstone_stream("a-3", Any).unwrap();
+        let snap = serde_json::value::RawValue::from_string("{}".into()).unwrap();
+        EventStore::save_snapshot(&store, "a-1", 2, &snap).unwrap();
+    }
+    let out = eventfile(dir, &["stats"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = &json_lines(&out)[0];
+    assert_eq!(s["backend"], "file");
+    assert_eq!(s["head"], 6, "four events and two lifecycle events");
+    assert_eq!(s["log_start"], 1);
+    assert_eq!(
+        (&s["deleted_streams"], &s["tombstoned_streams"]),
+        (&serde_json::json!(1), &serde_json::json!(1))
+    );
+    assert!(s["types"].as_u64().unwrap() >= 2);
+    assert!(s["oldest_time"].as_str().unwrap().ends_with('Z'));
+    assert!(s["newest_time"].as_str().unwrap() >= s["oldest_time"].as_str().unwrap());
+    let bytes = &s["bytes"];
+    let segments = bytes["segments"].as_u64().unwrap();
+    assert!(segments > 0 && bytes["snapshots"].as_u64().unwrap() > 0);
+    let parts: u64 = ["segments", "sidecars", "snapshots", "checkpoints", "other"]
+        .iter()
+        .map(|k| bytes[k].as_u64().unwrap())
+        .sum();
+    assert_eq!(bytes["total"].as_u64().unwrap(), parts);
+    assert_eq!(
+        (&s["segments"]["sealed"], &s["segments"]["active"]),
+        (&serde_json::json!(0), &serde_json::json!(1))
+    );
+    assert_eq!(s["metrics"]["appends"], 0, "this process appended nothing");
+    // No store there: an error naming it, and nothing made.
+    let missing = dir.join("nope");
+    let out = eventfile(&missing, &["stats"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!missing.exists());
+}
