@@ -90,6 +90,7 @@ impl Server {
             head: watch::Sender::new(head),
             stop: stop_rx,
             subscribers: AtomicUsize::new(0),
+            in_flight: Default::default(),
         });
         Ok(Server {
             listener,
@@ -106,8 +107,9 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then shuts down gracefully: no new connection is
-    /// taken, live feeds end, and in-flight requests (appends included) finish before this
-    /// returns. The store is then the caller's to close.
+    /// taken, live feeds end, and in-flight requests (appends included, also those whose
+    /// client hung up) finish before this returns. The server then holds no handle of the
+    /// store: it is the caller's to close.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -131,6 +133,10 @@ impl Server {
             .with_graceful_shutdown(signal)
             .await;
         let _ = stop.send(true);
+        // Store calls whose clients went away still run: wait for them, and for the watcher.
+        let in_flight = Arc::clone(&state.in_flight);
+        drop(state);
+        in_flight.drained().await;
         let _ = tokio::task::spawn_blocking(move || watcher.join()).await;
         served
     }

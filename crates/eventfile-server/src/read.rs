@@ -11,6 +11,7 @@
 //! store's query does.
 
 use std::io;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
@@ -24,7 +25,7 @@ use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
 use crate::input::{self, Cursor, FilterParams};
-use crate::state::Shared;
+use crate::state::{InFlight, Running, Shared};
 
 /// The header a page's next cursor (or a listing's next `after`) comes in.
 pub(crate) const NEXT: &str = "eventfile-next";
@@ -70,6 +71,7 @@ fn items(lines: Vec<String>, ndjson: bool, next: Option<String>) -> Response {
 
 /// Where a streamed read is.
 struct Pull {
+    in_flight: Arc<InFlight>,
     iter: Option<EventIter>,
     ndjson: bool,
     wrote_any: bool,
@@ -80,7 +82,11 @@ struct Pull {
 async fn next_chunk(mut p: Pull) -> Option<(io::Result<Bytes>, Pull)> {
     let mut iter = p.iter.take()?;
     let (ndjson, mut wrote_any, opened) = (p.ndjson, p.wrote_any, p.opened);
+    // Counted as a store call: the iterator may hold the store's files, and a shutdown waits
+    // for it even if the client has gone.
+    let running = Running::start(&p.in_flight);
     let batch = tokio::task::spawn_blocking(move || {
+        let _running = running;
         let mut buf = String::new();
         if !ndjson && !opened {
             buf.push('[');
@@ -140,8 +146,9 @@ async fn next_chunk(mut p: Pull) -> Option<(io::Result<Bytes>, Pull)> {
 }
 
 /// A streamed answer over `iter`.
-fn streamed(iter: EventIter, ndjson: bool) -> Response {
+fn streamed(state: &Shared, iter: EventIter, ndjson: bool) -> Response {
     let pull = Pull {
+        in_flight: Arc::clone(&state.in_flight),
         iter: Some(iter),
         ndjson,
         wrote_any: false,
@@ -187,7 +194,7 @@ pub(crate) async fn read_stream(
         read = read.limit(n);
     }
     let iter = state.call(move |s| s.read_stream(&stream, read)).await?;
-    Ok(streamed(iter, wants_ndjson(&headers)))
+    Ok(streamed(&state, iter, wants_ndjson(&headers)))
 }
 
 /// `GET /events?<filters>&from-seq&to-seq&limit&backward&after&count`.
@@ -240,7 +247,7 @@ pub(crate) async fn query_events(
     )?
     else {
         let iter = state.call(move |s| s.query(&q)).await?;
-        return Ok(streamed(iter, ndjson));
+        return Ok(streamed(&state, iter, ndjson));
     };
     let q = q.limit(limit);
     let page = state

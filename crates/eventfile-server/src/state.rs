@@ -27,6 +27,46 @@ pub(crate) struct AppState {
     /// Becomes true when the server is shutting down: live feeds end.
     pub stop: watch::Receiver<bool>,
     pub subscribers: AtomicUsize,
+    /// Store calls running on the blocking pool, and a wake-up when one ends: shutdown waits
+    /// for them (an append whose client hung up still runs to its end), so that the store is
+    /// the caller's alone once the server has returned.
+    pub in_flight: Arc<InFlight>,
+}
+
+#[derive(Default)]
+pub(crate) struct InFlight {
+    count: AtomicUsize,
+    ended: tokio::sync::Notify,
+}
+
+impl InFlight {
+    /// Waits until no store call runs.
+    pub async fn drained(&self) {
+        loop {
+            let ended = self.ended.notified();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            ended.await;
+        }
+    }
+}
+
+/// Counts one store call while it lives.
+pub(crate) struct Running(Arc<InFlight>);
+
+impl Running {
+    pub fn start(in_flight: &Arc<InFlight>) -> Running {
+        in_flight.count.fetch_add(1, Ordering::AcqRel);
+        Running(Arc::clone(in_flight))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
+        self.0.ended.notify_waiters();
+    }
 }
 
 impl AppState {
@@ -53,7 +93,16 @@ impl AppState {
         f: impl FnOnce(&dyn EventStore) -> eventfile::Result<T> + Send + 'static,
     ) -> ApiResult<T> {
         let store = Arc::clone(&self.store);
-        match tokio::task::spawn_blocking(move || f(&*store)).await {
+        let running = Running::start(&self.in_flight);
+        let task = move || {
+            let r = f(&*store);
+            // The store's handle first, then the count: a shutdown that sees no call running
+            // sees no handle held by one.
+            drop(store);
+            drop(running);
+            r
+        };
+        match tokio::task::spawn_blocking(task).await {
             Ok(r) => r.map_err(ApiError::from),
             Err(e) => {
                 log::error!("eventfile-server: a store call did not complete: {e}");
