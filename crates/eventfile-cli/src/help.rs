@@ -32,6 +32,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("streams", "eventfile streams --prefix order- --limit 20"),
     ("types", "eventfile types --json | jq -r .type"),
     ("tags", "eventfile tags"),
+    ("stats", "eventfile stats | jq '.events, .bytes'"),
     (
         "projections",
         "eventfile projections | jq 'select(.lag > 1000)'",
