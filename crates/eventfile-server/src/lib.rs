@@ -247,9 +247,11 @@ async fn health() -> Response {
 
 async fn metrics(State(state): State<Shared>) -> Response {
     let head = *state.head.borrow();
-    let text = state
-        .metrics
-        .render(state.subscribers.load(Ordering::Relaxed), head);
+    let text = state.metrics.render(
+        state.subscribers.load(Ordering::Relaxed),
+        head,
+        state.store.metrics(),
+    );
     let mut r = (StatusCode::OK, text).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -2,8 +2,9 @@
 //! kept in atomics so that recording never takes a lock.
 //!
 //! This module owns the metric names and their meaning. It measures what the server sees from
-//! outside the store: an append's latency includes its share of the group commit's fsync, but
-//! the fsyncs themselves are counted inside the store, which exposes no hook for them yet.
+//! outside the store (an append's latency includes its share of the group commit's fsync), and
+//! renders the store's own counters (`EventStore::metrics`: appends, events, bytes, and the
+//! syncs that made them durable, with their time) as `eventfile_store_*`.
 
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -87,7 +88,7 @@ impl Metrics {
     }
 
     /// The Prometheus text.
-    pub fn render(&self, subscribers: usize, head: u64) -> String {
+    pub fn render(&self, subscribers: usize, head: u64, store: eventfile::Metrics) -> String {
         let mut out = String::new();
         let counter = |out: &mut String, name: &str, help: &str, v: u64| {
             let _ = writeln!(
@@ -125,6 +126,40 @@ impl Metrics {
             "eventfile_feed_events_total",
             "Events sent on live feeds (SSE and NDJSON).",
             load(&self.feed_events),
+        );
+        counter(
+            &mut out,
+            "eventfile_store_appends_total",
+            "Appends the store wrote (retries that replayed not counted).",
+            store.appends,
+        );
+        counter(
+            &mut out,
+            "eventfile_store_events_total",
+            "Events the store wrote.",
+            store.events,
+        );
+        counter(
+            &mut out,
+            "eventfile_store_bytes_total",
+            "Bytes the store wrote to its log (the file store's framed records; 0 where the backend cannot tell).",
+            store.bytes,
+        );
+        counter(
+            &mut out,
+            "eventfile_store_syncs_total",
+            "Syncs that made the store's writes durable (fdatasync; a database's commit).",
+            store.syncs,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP eventfile_store_sync_seconds_total Time spent in those syncs.\n# TYPE eventfile_store_sync_seconds_total counter\neventfile_store_sync_seconds_total {}",
+            store.sync_nanos as f64 / 1e9
+        );
+        let _ = writeln!(
+            out,
+            "# HELP eventfile_store_sync_max_seconds The longest sync so far.\n# TYPE eventfile_store_sync_max_seconds gauge\neventfile_store_sync_max_seconds {}",
+            store.sync_max_nanos as f64 / 1e9
         );
         let _ = writeln!(
             out,

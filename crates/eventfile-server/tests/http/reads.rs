@@ -202,6 +202,10 @@ async fn one_event_listings_head_health_metrics() {
         "eventfile_events_appended_total 4",
         "eventfile_append_bytes_total ",
         "eventfile_subscribers 0",
+        "eventfile_store_appends_total 3",
+        "eventfile_store_events_total 4",
+        "eventfile_store_syncs_total ",
+        "eventfile_store_sync_seconds_total ",
         "eventfile_append_duration_seconds_count 3",
         "eventfile_http_request_duration_seconds_count{method=\"POST\",route=\"/streams/{stream}\",status=\"200\"} 3",
     ] {
