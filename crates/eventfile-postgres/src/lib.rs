@@ -26,7 +26,8 @@
 //! All in one schema (default `eventfile`), recorded in `schema_version (version, name,
 //! applied_at)`; migration 1 makes the tables and functions, migration 2 the query indexes,
 //! migration 3 the set-based append of independent groups, migration 4 the consumers'
-//! checkpoints, migration 5 the lean append of a lone request.
+//! checkpoints, migration 5 the lean append of a lone request, migration 6 its `NOTIFY` sent only
+//! while some store listens.
 //!
 //! | table | columns | notes |
 //! |---|---|---|
@@ -47,7 +48,10 @@
 //! a group of appends under it in one call, one request after the other, and `NOTIFY`s the
 //! schema's channel (named as the schema) with the new head; `append_group(...)` does the same
 //! in two statements for a group whose requests share no stream, key or id; `append_one(...)`
-//! does it in three for a group of one request on one stream (the lock, the checks, the write).
+//! does it in three for a group of one request on one stream (the lock, the checks, the write),
+//! and `NOTIFY`s only while some store listens (a listening store holds the advisory lock
+//! `hashtextextended('eventfile listeners ' || schema, 0)` shared; stores listen only while they
+//! have subscriptions or waiters, and poll the head every 250 ms whatever they do).
 //!
 //! ## Gapless seqs in commit order
 //!

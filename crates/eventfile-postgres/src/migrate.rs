@@ -64,10 +64,16 @@ const MIGRATIONS: &[Migration] = &[
         up: include_str!("sql/005_one.up.sql"),
         down: include_str!("sql/005_one.down.sql"),
     },
+    Migration {
+        version: 6,
+        name: "the lean append notifies only while some store listens",
+        up: include_str!("sql/006_notify.up.sql"),
+        down: include_str!("sql/006_notify.down.sql"),
+    },
 ];
 
 /// The schema version this build writes and reads.
-pub const LATEST: u32 = 5;
+pub const LATEST: u32 = 6;
 
 /// The schema name quoted as an SQL identifier (checked before: no quote inside).
 pub(crate) fn quoted(schema: &str) -> String {

@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 use crate::PostgresOptions;
 use crate::error::{database, pg};
 use crate::group::Appender;
-use crate::listen::{self, PgFeed};
+use crate::listen::{self, Interest, PgFeed};
 use crate::lookup::head;
 use crate::migrate::{self, quoted};
 use crate::pool::{Pool, config, connect};
@@ -34,8 +34,8 @@ use postgres::types::Type;
 ///
 /// Clones share one pool of connections, one appending connection (on which every append
 /// queued meanwhile is committed in one transaction, by whichever caller comes first) and one
-/// listener thread (which learns of other processes' commits through `LISTEN`/`NOTIFY` and a
-/// poll). Dropping the last clone stops the thread and ends the store's subscriptions. Any
+/// listener thread (which learns of other processes' commits through `LISTEN`/`NOTIFY` while
+/// the store has subscriptions or waiters, and a poll). Dropping the last clone stops the thread and ends the store's subscriptions. Any
 /// number of processes may open the same schema: writers are serialised by a transaction-scoped
 /// advisory lock, so seqs are gapless and committed in order.
 ///
@@ -65,6 +65,8 @@ pub(crate) struct Shared {
     pub(crate) watch: Arc<HeadWatch>,
     appender: Appender,
     stop: Arc<AtomicBool>,
+    /// The subscriptions and waiters, for which the listener thread listens.
+    interest: Arc<Interest>,
 }
 
 impl Drop for Shared {
@@ -113,21 +115,26 @@ impl PostgresStore {
             .map_err(pg)?
             .get(0);
         let watch = Arc::new(HeadWatch::new(head(&mut client, &schema)?));
-        let listener = listen::listener(&config, &schema, &name)?;
+        let listener = connect(&config)?;
         let stop = Arc::new(AtomicBool::new(false));
+        let interest = Arc::new(Interest::default());
         let appender = Appender::new(config.clone(), schema.clone(), client, Arc::clone(&watch));
         {
-            let (config, schema, watch, stop) = (
+            let (config, schema, watch, stop, held) = (
                 config.clone(),
                 schema.clone(),
                 Arc::clone(&watch),
                 Arc::clone(&stop),
+                Arc::clone(&interest),
             );
             let channel = name.clone();
-            std::thread::Builder::new()
+            let thread = std::thread::Builder::new()
                 .name(format!("eventfile-pg-listen-{name}"))
-                .spawn(move || listen::run(config, schema, channel, Some(listener), watch, stop))
+                .spawn(move || {
+                    listen::run(config, schema, channel, Some(listener), watch, stop, held)
+                })
                 .map_err(|e| database(format!("starting the listener thread: {e}")))?;
+            interest.set_thread(thread.thread().clone());
         }
         Ok(PostgresStore {
             shared: Arc::new(Shared {
@@ -137,6 +144,7 @@ impl PostgresStore {
                 watch,
                 appender,
                 stop,
+                interest,
             }),
         })
     }
@@ -374,11 +382,13 @@ impl EventStore for PostgresStore {
         let feed = PgFeed {
             shared: Arc::downgrade(&self.shared),
             watch: Arc::clone(&self.shared.watch),
+            _interest: self.shared.interest.hold(),
         };
         Subscription::new(Box::new(feed), query, from)
     }
 
     fn wait_for(&self, seq: u64, timeout: Duration) -> Result<bool> {
+        let _listening = self.shared.interest.hold();
         Ok(self.shared.watch.wait_for(seq, timeout))
     }
 
