@@ -149,7 +149,12 @@ pub(crate) fn validate(parts: &[Part<'_>]) -> Result<()> {
     if parts.is_empty() {
         return Err(Error::invalid("append", "no streams given"));
     }
-    for (i, p) in parts.iter().enumerate() {
+    // Linear in the number of streams (a bulk load may name thousands in one append).
+    let mut seen = foldhash::HashSet::with_capacity_and_hasher(
+        if parts.len() > 1 { parts.len() } else { 0 },
+        foldhash::fast::RandomState::default(),
+    );
+    for p in parts {
         validate_writable_stream(p.stream)?;
         if p.events.is_empty() {
             return Err(Error::invalid(
@@ -157,7 +162,7 @@ pub(crate) fn validate(parts: &[Part<'_>]) -> Result<()> {
                 format!("no events given for stream `{}`", p.stream),
             ));
         }
-        if parts[..i].iter().any(|q| q.stream == p.stream) {
+        if parts.len() > 1 && !seen.insert(p.stream) {
             return Err(Error::invalid(
                 "append",
                 format!(
