@@ -19,6 +19,7 @@ const COMMANDS: &[&[&str]] = &[
     &["view"],
     &["export"],
     &["projections"],
+    &["stats"],
 ];
 
 #[test]

@@ -242,6 +242,9 @@ async fn schemathesis_agrees_with_the_server() {
                 "positive_data_acceptance,negative_data_rejection",
             ])
             .args(["--exclude-path", "/subscribe", "--max-examples", "25"])
+            // The same cases every run: CI must not turn red on a new random draw (a draw that
+            // finds a mismatch is found by running with another seed on purpose).
+            .args(["--seed", "7464", "--generation-deterministic"])
             .args([
                 "--request-timeout",
                 "10",
