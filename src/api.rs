@@ -303,11 +303,9 @@ pub trait EventStore: Send + Sync {
     fn checkpoints(&self) -> &dyn Checkpoints;
 
     /// What this handle has done since it was opened: appends, events, bytes, syncs and their
-    /// time (all zero for a backend that counts nothing, the default). `eventfile stats`, the
-    /// server's `/metrics` and the viewer show them.
-    fn metrics(&self) -> Metrics {
-        Metrics::default()
-    }
+    /// time (`Metrics::default()` from a backend that counts nothing). `eventfile stats` and the
+    /// server's `/metrics` show them. Required, so that a wrapper cannot drop them unnoticed.
+    fn metrics(&self) -> Metrics;
 }
 
 /// Forwards every method of [`EventStore`] to the store a pointer holds, so that `&Store`,

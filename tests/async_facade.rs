@@ -509,6 +509,10 @@ impl EventStore for Faulty {
     fn checkpoints(&self) -> &dyn eventfile::Checkpoints {
         EventStore::checkpoints(&self.inner)
     }
+
+    fn metrics(&self) -> eventfile::Metrics {
+        EventStore::metrics(&self.inner)
+    }
 }
 
 fn faulty(dir: &std::path::Path, fault: Fault) -> AsyncStore {

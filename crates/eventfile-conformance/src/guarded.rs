@@ -134,4 +134,8 @@ impl<S: EventStore, G: Send + Sync> EventStore for Guarded<S, G> {
     fn checkpoints(&self) -> &dyn eventfile::Checkpoints {
         self.store.checkpoints()
     }
+
+    fn metrics(&self) -> eventfile::Metrics {
+        self.store.metrics()
+    }
 }
