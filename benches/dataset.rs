@@ -42,6 +42,25 @@ fn event(i: u64) -> NewEvent {
     .with_meta_entry("actor", format!("user-{}", i % 50))
 }
 
+/// How many events the data set holds: `EVENTFILE_BENCH_EVENTS` (to shrink it for a quick
+/// look), else [`EVENTS`].
+pub fn events() -> u64 {
+    std::env::var("EVENTFILE_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(EVENTS)
+}
+
+/// [`build_eventfile`], saying how long it took.
+pub fn build_eventfile_timed(dir: &Path, events: u64) {
+    let started = std::time::Instant::now();
+    build_eventfile(dir, events);
+    println!(
+        "built a store of {events} events in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
 /// Builds the eventfile store (closed cleanly, so it opens from its checkpoint).
 pub fn build_eventfile(dir: &Path, events: u64) {
     let next = std::sync::atomic::AtomicI64::new(START);

@@ -20,7 +20,7 @@
 mod dataset;
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use eventfile::aggregate::{Aggregate, Repository, VariantEvents};
@@ -182,20 +182,12 @@ impl Projection for ByType {
 }
 
 fn projection_catch_up(c: &mut Criterion) {
-    let events: u64 = std::env::var("EVENTFILE_BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(dataset::EVENTS);
+    let events = dataset::events();
     let tmp = tempfile::tempdir().unwrap();
     let built = std::cell::OnceCell::new();
     let store = || {
         built.get_or_init(|| {
-            let started = Instant::now();
-            dataset::build_eventfile(tmp.path(), events);
-            println!(
-                "built a store of {events} events in {:.1} s",
-                started.elapsed().as_secs_f64()
-            );
+            dataset::build_eventfile_timed(tmp.path(), events);
             Store::open(tmp.path()).unwrap()
         })
     };

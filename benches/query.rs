@@ -19,10 +19,7 @@ use rusqlite::params;
 const SELECT: &str = "SELECT seq, id, stream, version, type, time, data, meta, tags FROM events";
 
 fn queries(c: &mut Criterion) {
-    let events: u64 = std::env::var("EVENTFILE_BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(EVENTS);
+    let events = dataset::events();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("eventfile");
     let started = std::time::Instant::now();

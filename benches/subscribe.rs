@@ -261,21 +261,13 @@ fn cross_process(c: &mut Criterion) {
 
 /// A subscription from 0 over the whole log against `read_all`, both producing every event.
 fn catch_up(c: &mut Criterion) {
-    let events: u64 = std::env::var("EVENTFILE_BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(dataset::EVENTS);
+    let events = dataset::events();
     let tmp = tempfile::tempdir().unwrap();
     // Built when a benchmark first needs it: not at all when none of this group is selected.
     let built = std::cell::OnceCell::new();
     let store = || {
         built.get_or_init(|| {
-            let started = Instant::now();
-            dataset::build_eventfile(tmp.path(), events);
-            println!(
-                "built a store of {events} events in {:.1} s",
-                started.elapsed().as_secs_f64()
-            );
+            dataset::build_eventfile_timed(tmp.path(), events);
             Store::open_read_only(tmp.path()).unwrap()
         })
     };

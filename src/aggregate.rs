@@ -151,18 +151,15 @@ impl<T: VariantEvents> DomainEvent for T {
             return NewEvent::from_json_str(name, "null");
         }
         // The variant's content as serde wrote it: its fields keep their order.
-        let one: Vec<(String, Box<RawValue>)> =
-            serde_json::from_str::<std::collections::BTreeMap<String, Box<RawValue>>>(&text)
-                .map_err(|_| {
-                    not_variant(format!(
-                        "{text:.80} is not an enum variant as serde writes it"
-                    ))
-                })?
-                .into_iter()
-                .collect();
-        match <[_; 1]>::try_from(one) {
-            Ok([(name, data)]) => NewEvent::from_json_str(name, data.get()),
-            Err(_) => Err(not_variant(format!(
+        let mut one: std::collections::BTreeMap<String, Box<RawValue>> =
+            serde_json::from_str(&text).map_err(|_| {
+                not_variant(format!(
+                    "{text:.80} is not an enum variant as serde writes it"
+                ))
+            })?;
+        match (one.len(), one.pop_first()) {
+            (1, Some((name, data))) => NewEvent::from_json_str(name, data.get()),
+            _ => Err(not_variant(format!(
                 "{text:.80} is not one enum variant: use serde's default enum representation"
             ))),
         }
@@ -564,12 +561,9 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 .ok_or_else(|| failed(format!("{SCHEMA_VERSION_KEY} {v} is not a version")))?,
         };
         let target = A::Event::schema_version(&event.event_type);
-        let mut ups = self
-            .upcasters
-            .iter()
-            .filter(|u| u.event_type == event.event_type && u.from >= schema && u.from < target)
-            .peekable();
-        if ups.peek().is_none() {
+        let rewrites =
+            |u: &Upcaster| u.event_type == event.event_type && u.from >= schema && u.from < target;
+        if !self.upcasters.iter().any(rewrites) {
             // Nothing to rewrite: an old shape the current type still reads decodes as it is.
             return A::Event::decode(&event.event_type, &event.data)
                 .map_err(|e| failed(e.to_string()));

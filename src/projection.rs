@@ -336,23 +336,16 @@ impl<S: EventStore, P: Projection> Runner<S, P> {
     /// Where the projection is, and how far behind the head.
     pub fn status(&self) -> Result<ProjectionStatus, ProjectionError> {
         let head = self.store.head_seq()?;
-        let checkpoint = self
-            .store
-            .checkpoints()
-            .get(&self.name)?
-            .unwrap_or(Checkpoint {
-                name: self.name.clone(),
-                position: self.position,
-                error: None,
-                time: 0,
-            });
-        Ok(ProjectionStatus::of(
-            Checkpoint {
-                position: self.position,
-                ..checkpoint
-            },
-            head,
-        ))
+        // The position this runner committed; the error and time as saved in the store.
+        let saved = self.store.checkpoints().get(&self.name)?;
+        let (error, time) = saved.map_or((None, 0), |c| (c.error, c.time));
+        let checkpoint = Checkpoint {
+            name: self.name.clone(),
+            position: self.position,
+            error,
+            time,
+        };
+        Ok(ProjectionStatus::of(checkpoint, head))
     }
 
     /// Handles every event up to the head as it is now, committing every batch; returns the

@@ -153,7 +153,6 @@ pub fn terms(
     format: Format,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
-    let mut after: Option<String> = None;
     let mut table = match format {
         Format::Table { color } => Some(Table::new(
             [if tags { "TAG" } else { "TYPE" }, "EVENTS"],
@@ -161,14 +160,8 @@ pub fn terms(
         )),
         Format::Lines => None,
     };
-    loop {
-        let page = if tags {
-            store.tags(after.as_deref(), 10_000)
-        } else {
-            store.event_types(after.as_deref(), 10_000)
-        }?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.name.clone());
+    for page in term_pages(store, tags) {
+        let page = page?;
         if let Some(t) = &mut table {
             let rows: Vec<(&str, u64)> = page.iter().map(|t| (t.name.as_str(), t.count)).collect();
             t.page(&rows, out)?;
@@ -180,6 +173,37 @@ pub fn terms(
         }
     }
     Ok(())
+}
+
+/// The store's event types (or tags) with their counts, in name order, a page at a time: what
+/// `types`, `tags` and `stats` read.
+pub(crate) fn term_pages(
+    store: &dyn EventStore,
+    tags: bool,
+) -> impl Iterator<Item = Result<Vec<eventfile::TermCount>, Failure>> + '_ {
+    let mut after: Option<String> = None;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let page = if tags {
+            store.tags(after.as_deref(), 10_000)
+        } else {
+            store.event_types(after.as_deref(), 10_000)
+        };
+        match page {
+            Ok(page) if page.is_empty() => None,
+            Ok(page) => {
+                after = page.last().map(|t| t.name.clone());
+                Some(Ok(page))
+            }
+            Err(e) => {
+                done = true;
+                Some(Err(e.into()))
+            }
+        }
+    })
 }
 
 /// `eventfile projections`: every checkpoint the store keeps, with its lag behind the head.

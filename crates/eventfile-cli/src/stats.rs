@@ -52,18 +52,17 @@ pub fn stats(
             "sync_max_nanos": m.sync_max_nanos,
         },
     });
-    let on_disk = match location {
-        Location::File(dir) => Some(file_store_bytes(dir)?),
-        Location::Sqlite(path) => Some(sqlite_bytes(path)),
-        Location::Postgres(_) | Location::Memory => None,
-    };
-    if let (Some((bytes, segments)), Value::Object(map)) = (on_disk, &mut stats) {
-        map.insert("bytes".into(), bytes);
-        if let Some(segments) = segments {
-            map.insert("segments".into(), segments);
+    let (bytes, segments) = match location {
+        Location::File(dir) => {
+            let (bytes, segments) = file_store_bytes(dir)?;
+            (bytes, Some(segments))
         }
-    } else if let Value::Object(map) = &mut stats {
-        map.insert("bytes".into(), Value::Null);
+        Location::Sqlite(path) => (sqlite_bytes(path), None),
+        Location::Postgres(_) | Location::Memory => (Value::Null, None),
+    };
+    stats["bytes"] = bytes;
+    if let Some(segments) = segments {
+        stats["segments"] = segments;
     }
     writeln!(out, "{stats}")?;
     Ok(())
@@ -82,19 +81,7 @@ fn count_streams(store: &dyn EventStore) -> Result<u64, Failure> {
 }
 
 fn count_terms(store: &dyn EventStore, tags: bool) -> Result<u64, Failure> {
-    let (mut n, mut after) = (0, None::<String>);
-    loop {
-        let page = if tags {
-            store.tags(after.as_deref(), PAGE)?
-        } else {
-            store.event_types(after.as_deref(), PAGE)?
-        };
-        let Some(last) = page.last() else {
-            return Ok(n);
-        };
-        n += page.len() as u64;
-        after = Some(last.name.clone());
-    }
+    crate::query::term_pages(store, tags).try_fold(0, |n, page| Ok(n + page?.len() as u64))
 }
 
 /// Streams soft-deleted with no event appended since, and streams tombstoned, from the
@@ -124,7 +111,7 @@ fn deletions(store: &dyn EventStore) -> Result<(u64, u64), Failure> {
 }
 
 /// The file store's bytes by kind, and its segments sealed and active.
-fn file_store_bytes(dir: &Path) -> Result<(Value, Option<Value>), Failure> {
+fn file_store_bytes(dir: &Path) -> Result<(Value, Value), Failure> {
     let mut kinds: BTreeMap<&str, u64> = BTreeMap::new();
     let mut segments: Vec<String> = Vec::new();
     for entry in
@@ -157,21 +144,18 @@ fn file_store_bytes(dir: &Path) -> Result<(Value, Option<Value>), Failure> {
     // The newest segment (the highest first seq) is the active one.
     let sealed = segments.len().saturating_sub(1);
     let segments = json!({ "sealed": sealed, "active": usize::from(!segments.is_empty()) });
-    Ok((bytes, Some(segments)))
+    Ok((bytes, segments))
 }
 
 /// SQLite's file with its write-ahead log and shared-memory index.
-fn sqlite_bytes(path: &Path) -> (Value, Option<Value>) {
+fn sqlite_bytes(path: &Path) -> Value {
     let with = |suffix: &str| {
         let mut p = path.as_os_str().to_owned();
         p.push(suffix);
         size_of(Path::new(&p))
     };
     let (db, wal, shm) = (size_of(path), with("-wal"), with("-shm"));
-    (
-        json!({ "database": db, "wal": wal, "shm": shm, "total": db + wal + shm }),
-        None,
-    )
+    json!({ "database": db, "wal": wal, "shm": shm, "total": db + wal + shm })
 }
 
 /// A file's length, or a directory's files' lengths summed (0 for what cannot be read).

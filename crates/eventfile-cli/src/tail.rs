@@ -135,12 +135,13 @@ fn reader_gone() -> bool {
 }
 
 /// A flag set by the first SIGINT or SIGTERM; a second one of either ends the process as the
-/// signal's default action does (for a tail stuck writing to a reader that stopped reading).
+/// signal's default action does (for a tail stuck writing to a reader that stopped reading, or a
+/// `generate` batch too long to wait for).
 ///
 /// signal-hook's flag API: the handler only stores to an atomic (async-signal-safe, no thread
-/// of its own, unlike ctrlc), tail polls it between waits, and the second signal's default
-/// action comes with it (`register_conditional_default`).
-fn stop_on_signals() -> Result<Arc<AtomicBool>, Failure> {
+/// of its own, unlike ctrlc), the command polls it between waits or batches, and the second
+/// signal's default action comes with it (`register_conditional_default`).
+pub(crate) fn stop_on_signals() -> Result<Arc<AtomicBool>, Failure> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     use signal_hook::flag;
     let stop = Arc::new(AtomicBool::new(false));

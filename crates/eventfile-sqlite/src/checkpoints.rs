@@ -4,7 +4,7 @@
 //! This module owns that table's rows; it never reads or writes events.
 
 use eventfile::{Checkpoint, Checkpoints, Result};
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::OptionalExtension;
 
 use crate::connection::Sql;
 use crate::store::Inner;
@@ -20,17 +20,11 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Checkpoint> {
 
 const COLUMNS: &str = "SELECT name, position, error, time FROM checkpoints";
 
-impl Inner {
-    fn read_checkpoints<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        self.pool.with(f)
-    }
-}
-
 impl Checkpoints for Inner {
     fn get(&self, name: &str) -> Result<Option<Checkpoint>> {
         eventfile::backend::check_checkpoint_name(name)?;
         let path = &self.path;
-        self.read_checkpoints(|conn| {
+        self.pool.with(|conn| {
             conn.prepare_cached(&format!("{COLUMNS} WHERE name = ?1"))
                 .sql(path)?
                 .query_row([name], row)
@@ -63,7 +57,7 @@ impl Checkpoints for Inner {
 
     fn list(&self) -> Result<Vec<Checkpoint>> {
         let path = &self.path;
-        self.read_checkpoints(|conn| {
+        self.pool.with(|conn| {
             let mut stmt = conn
                 .prepare_cached(&format!("{COLUMNS} ORDER BY name"))
                 .sql(path)?;

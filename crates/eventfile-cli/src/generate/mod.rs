@@ -13,7 +13,6 @@
 pub mod shop;
 
 use std::io::Write;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use eventfile::{EventStore, Micros, Read, RecordedEvent};
@@ -108,7 +107,7 @@ pub fn generate(
     request: &GenerateRequest,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
-    let stop = stop_on_signals()?;
+    let stop = crate::tail::stop_on_signals()?;
     let opened = target.open()?;
     let store = opened.as_dyn();
     let max_bytes = match &opened {
@@ -219,20 +218,6 @@ fn newest_time(store: &dyn EventStore) -> Result<Option<Micros>, Failure> {
         Some(e) => Ok(Some(e?.time)),
         None => Ok(None),
     }
-}
-
-/// A flag the first SIGINT or SIGTERM sets; a second one ends the process at once (as the
-/// signal's default action does), for a batch that takes too long to wait for.
-fn stop_on_signals() -> Result<Arc<AtomicBool>, Failure> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    use signal_hook::flag;
-    let stop = Arc::new(AtomicBool::new(false));
-    let failed = |e: std::io::Error| Failure::Other(format!("installing a signal handler: {e}"));
-    for signal in [SIGINT, SIGTERM] {
-        flag::register_conditional_default(signal, Arc::clone(&stop)).map_err(failed)?;
-        flag::register(signal, Arc::clone(&stop)).map_err(failed)?;
-    }
-    Ok(stop)
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@
 -- (the statement fails, nothing is written, and the appender decides the request alone).
 -- Returns {first seq, the stream's new version}, or {0, 0} if the request was refused (a
 -- known key or id, a tombstone, a version that does not match): it wrote nothing.
-CREATE FUNCTION {s}.append_one(
+-- `OR REPLACE`: migration 6's down step is this same text, putting this version back.
+CREATE OR REPLACE FUNCTION {s}.append_one(
     r_key text, p_stream text, p_expected bigint, check_ids boolean,
     e_id text[], e_type text[], e_data text[], e_meta text[], e_tags text[]
 ) RETURNS bigint[] LANGUAGE plpgsql
