@@ -148,25 +148,40 @@ pub fn build_sqlite(path: &Path, events: u64) -> Connection {
 /// same values eventfile produces.
 pub fn sqlite_events(db: &Connection, sql: &str, p: impl rusqlite::Params) -> Vec<RecordedEvent> {
     let mut stmt = db.prepare_cached(sql).unwrap();
-    stmt.query_map(p, |r| {
-        let data: String = r.get(6)?;
-        let meta: String = r.get(7)?;
-        let tags: String = r.get(8)?;
-        Ok(RecordedEvent {
-            seq: r.get::<_, i64>(0)? as u64,
-            id: r.get(1)?,
-            stream: r.get(2)?,
-            version: r.get::<_, i64>(3)? as u64,
-            event_type: r.get(4)?,
-            time: r.get(5)?,
-            data: serde_json::value::RawValue::from_string(data).unwrap(),
-            meta: serde_json::from_str(&meta).unwrap(),
-            tags: serde_json::from_str(&tags).unwrap(),
-        })
+    stmt.query_map(p, sqlite_row)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// The rows of `sql`, each decoded into a `RecordedEvent` as [`sqlite_events`] does and
+/// dropped, counted: the streamed form, for comparison with an eventfile iterator that is
+/// counted rather than collected.
+pub fn sqlite_streamed(db: &Connection, sql: &str, p: impl rusqlite::Params) -> usize {
+    let mut stmt = db.prepare_cached(sql).unwrap();
+    stmt.query_map(p, sqlite_row)
+        .unwrap()
+        .map(Result::unwrap)
+        .count()
+}
+
+/// A row of `SELECT` decoded into a `RecordedEvent`: JSON columns parsed, the payload kept as
+/// raw JSON text, as eventfile's reads produce them.
+fn sqlite_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordedEvent> {
+    let data: String = r.get(6)?;
+    let meta: String = r.get(7)?;
+    let tags: String = r.get(8)?;
+    Ok(RecordedEvent {
+        seq: r.get::<_, i64>(0)? as u64,
+        id: r.get(1)?,
+        stream: r.get(2)?,
+        version: r.get::<_, i64>(3)? as u64,
+        event_type: r.get(4)?,
+        time: r.get(5)?,
+        data: serde_json::value::RawValue::from_string(data).unwrap(),
+        meta: serde_json::from_str(&meta).unwrap(),
+        tags: serde_json::from_str(&tags).unwrap(),
     })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
 }
 
 /// FNV-1a of a string, for ids that differ per stream.
