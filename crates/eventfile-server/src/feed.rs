@@ -8,9 +8,12 @@
 //! `(position, head]` with the filter, and moves its position only past what it has read.
 //!
 //! **Back-pressure.** A feed holds no queue. It reads the next batch from the store only when
-//! the socket has taken the previous one, so a slow client reads the log at its own pace and
-//! costs one batch of memory; a thousand feeds cost no thread each (they wait on one head
-//! watch, not on a blocked subscription each).
+//! the connection has taken the previous one (hyper asks for the next chunk only while its write
+//! buffer holds less than about 400 KiB, and that buffer drains only as the socket takes it),
+//! so a slow client reads the log at its own pace and costs one batch of memory plus the
+//! connection's buffers; a thousand feeds cost no thread each (they wait on one head watch, not
+//! on a blocked subscription each). A feed whose chunk waits for its connection counts in the
+//! `eventfile_feeds_blocked` gauge of `/metrics`.
 //!
 //! **Idle and end.** An idle feed sends a heartbeat (an SSE comment, an NDJSON
 //! `{"heartbeat":HEAD}` line) every heartbeat interval. A feed ends when the server shuts down.
@@ -50,7 +53,38 @@ struct Feed {
     stop: watch::Receiver<bool>,
     heartbeat: Duration,
     ended: bool,
+    /// A chunk was handed to the connection, which has not asked for the next one yet.
+    blocked: bool,
     _slot: SubscriberSlot,
+}
+
+impl Feed {
+    /// The connection asks for the next chunk: it took the last one.
+    fn taken(&mut self) {
+        if std::mem::take(&mut self.blocked) {
+            self.state
+                .metrics
+                .feeds_blocked
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Hands `text` to the connection; the feed is blocked until it asks for more.
+    fn chunk(mut self, text: String) -> Option<(io::Result<Bytes>, Feed)> {
+        self.blocked = true;
+        self.state
+            .metrics
+            .feeds_blocked
+            .fetch_add(1, Ordering::Relaxed);
+        Some((Ok(Bytes::from(text)), self))
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        // Ended, or the client went away with a chunk not taken.
+        self.taken();
+    }
 }
 
 /// What one batch read found.
@@ -130,6 +164,7 @@ fn read_batch(
 
 /// The next chunk of a feed: a batch of events, a heartbeat, or the end.
 async fn next_chunk(mut f: Feed) -> Option<(io::Result<Bytes>, Feed)> {
+    f.taken();
     if f.ended {
         return None;
     }
@@ -152,7 +187,7 @@ async fn next_chunk(mut f: Feed) -> Option<(io::Result<Bytes>, Feed)> {
                             .metrics
                             .feed_events
                             .fetch_add(b.events, Ordering::Relaxed);
-                        return Some((Ok(Bytes::from(b.text)), f));
+                        return f.chunk(b.text);
                     }
                     continue;
                 }
@@ -164,7 +199,7 @@ async fn next_chunk(mut f: Feed) -> Option<(io::Result<Bytes>, Feed)> {
                     } else {
                         format!("event: error\ndata: {}\n\n", e.body())
                     };
-                    return Some((Ok(Bytes::from(text)), f));
+                    return f.chunk(text);
                 }
             }
         }
@@ -181,7 +216,7 @@ async fn next_chunk(mut f: Feed) -> Option<(io::Result<Bytes>, Feed)> {
                 } else {
                     ": heartbeat\n\n".to_owned()
                 };
-                return Some((Ok(Bytes::from(text)), f));
+                return f.chunk(text);
             }
         }
     }
@@ -227,6 +262,7 @@ pub(crate) async fn subscribe(
         position,
         ndjson,
         ended: false,
+        blocked: false,
         _slot: slot,
     };
     // A first chunk right away (the retry hint, or an empty line), so that the client knows the

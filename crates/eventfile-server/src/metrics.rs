@@ -68,8 +68,10 @@ pub(crate) struct Metrics {
     pub bytes: AtomicU64,
     /// How long successful appends took, durable (fsync included).
     pub append_latency: Histogram,
-    /// Events sent on live feeds.
+    /// Events read by live feeds and handed to their connections.
     pub feed_events: AtomicU64,
+    /// Live feeds whose last chunk their connection has not taken yet.
+    pub feeds_blocked: AtomicU64,
     /// Per route and method: request latency (until the response head for streams).
     routes: Mutex<Vec<(String, u16, Histogram)>>,
 }
@@ -124,7 +126,7 @@ impl Metrics {
         counter(
             &mut out,
             "eventfile_feed_events_total",
-            "Events sent on live feeds (SSE and NDJSON).",
+            "Events read by live feeds (SSE and NDJSON) and handed to their connections.",
             load(&self.feed_events),
         );
         counter(
@@ -164,6 +166,11 @@ impl Metrics {
         let _ = writeln!(
             out,
             "# HELP eventfile_subscribers Live feeds open now.\n# TYPE eventfile_subscribers gauge\neventfile_subscribers {subscribers}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP eventfile_feeds_blocked Live feeds whose last chunk their connection has not taken yet. One that stays so has a client reading slower than its feed could send, and reads nothing more from the log until its client catches up.\n# TYPE eventfile_feeds_blocked gauge\neventfile_feeds_blocked {}",
+            load(&self.feeds_blocked)
         );
         let _ = writeln!(
             out,

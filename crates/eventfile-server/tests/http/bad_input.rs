@@ -3,13 +3,13 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use eventfile::EventStore;
 use eventfile_server::ServeOptions;
 use serde_json::json;
 
-use crate::common::{TestServer, append_n, error, event, json};
+use crate::common::{TestServer, append_n, error, event, eventually, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_bodies_are_refused_with_a_reason() {
@@ -151,19 +151,6 @@ fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
     let mut out = Vec::new();
     let _ = c.read_to_end(&mut out);
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Polls `check` until it holds (a state the server reaches on its own, e.g. after noticing a
-/// closed socket), failing after 10 s.
-pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check().await {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not happen within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use eventfile::{EventStore, MemoryStore};
 use eventfile_server::{ServeOptions, Server};
@@ -75,6 +76,32 @@ impl TestServer {
         let _ = self.stop.take().unwrap().send(());
         self.task.await.unwrap().unwrap();
     }
+}
+
+/// Polls `check` until it holds (a state the server reaches on its own, e.g. after noticing a
+/// closed socket), failing after 10 s.
+pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The value of an unlabelled counter or gauge in `GET /metrics`.
+pub async fn metric(s: &TestServer, name: &str) -> f64 {
+    let r = s.get("/metrics").await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let prefix = format!("{name} ");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("{name} missing from\n{text}"));
+    line[prefix.len()..].parse().unwrap()
 }
 
 /// The status and JSON body of a response.

@@ -3,6 +3,7 @@
 
 mod append;
 mod auth;
+mod backpressure;
 mod bad_input;
 mod browser;
 mod common;
