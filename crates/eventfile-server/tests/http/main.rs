@@ -9,5 +9,6 @@ mod browser;
 mod common;
 mod feed;
 mod lifecycle;
+mod metrics;
 mod openapi;
 mod reads;
