@@ -17,6 +17,7 @@ use eventfile::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::error::{ApiError, ApiResult};
@@ -171,31 +172,37 @@ fn stream_results(r: &MultiAppendResult) -> Vec<StreamResult> {
         .collect()
 }
 
-/// Runs an append, counting it.
+/// Runs an append, counting it where it runs: an append whose client hung up, or that
+/// outlived the request timeout, still completes and is counted as what it was.
 async fn run(
     state: &Shared,
     request: AppendRequest,
     body_bytes: usize,
 ) -> ApiResult<MultiAppendResult> {
     let started = Instant::now();
-    let r = state.call(move |s| s.append_request(request)).await;
-    let m = &state.metrics;
-    match &r {
-        Ok(r) => {
-            m.appends.fetch_add(1, Ordering::Relaxed);
-            if !r.replayed {
-                m.events
-                    .fetch_add(r.last_seq + 1 - r.first_seq, Ordering::Relaxed);
+    let counted = Arc::clone(state);
+    state
+        .call(move |s| {
+            let r = s.append_request(request);
+            let m = &counted.metrics;
+            match &r {
+                Ok(r) => {
+                    m.appends.fetch_add(1, Ordering::Relaxed);
+                    if !r.replayed {
+                        m.events
+                            .fetch_add(r.last_seq + 1 - r.first_seq, Ordering::Relaxed);
+                    }
+                    m.bytes.fetch_add(body_bytes as u64, Ordering::Relaxed);
+                    m.append_latency.observe(started.elapsed());
+                    counted.saw_head(r.last_seq);
+                }
+                Err(_) => {
+                    m.append_errors.fetch_add(1, Ordering::Relaxed);
+                }
             }
-            m.bytes.fetch_add(body_bytes as u64, Ordering::Relaxed);
-            m.append_latency.observe(started.elapsed());
-            state.saw_head(r.last_seq);
-        }
-        Err(_) => {
-            m.append_errors.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    r
+            r
+        })
+        .await
 }
 
 pub(crate) async fn append_stream(

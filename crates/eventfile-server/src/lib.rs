@@ -28,6 +28,7 @@
 
 mod append;
 mod auth;
+mod connection;
 mod error;
 mod feed;
 mod input;
@@ -108,8 +109,10 @@ impl Server {
 
     /// Serves until `shutdown` completes, then shuts down gracefully: no new connection is
     /// taken, live feeds end, and in-flight requests (appends included, also those whose
-    /// client hung up) finish before this returns. The server then holds no handle of the
-    /// store: it is the caller's to close.
+    /// client hung up) finish before this returns. A client that takes nothing of its answer
+    /// for the request timeout after the shutdown began (a stalled feed's, whose socket is
+    /// full) is cut rather than waited for. The server then holds no handle of the store: it is
+    /// the caller's to close.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -129,9 +132,26 @@ impl Server {
                 let _ = stop.send(true);
             }
         };
-        let served = axum::serve(listener, app)
+        let (cut, cut_rx) = watch::channel(false);
+        let listener = connection::Listener {
+            listener,
+            cut: cut_rx,
+        };
+        let grace = state.options.request_timeout;
+        let mut stopped = state.stop.clone();
+        let cut_after_grace = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+            let _ = cut.send(true);
+        };
+        let serve = axum::serve(listener, app)
             .with_graceful_shutdown(signal)
-            .await;
+            .into_future();
+        tokio::pin!(serve);
+        let served = tokio::select! {
+            served = &mut serve => served,
+            () = cut_after_grace => serve.await,
+        };
         let _ = stop.send(true);
         // Store calls whose clients went away still run: wait for them, and for the watcher.
         let in_flight = Arc::clone(&state.in_flight);

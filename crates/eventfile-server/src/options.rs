@@ -95,14 +95,15 @@ impl ServeOptions {
     }
 
     /// How often an idle feed sends a heartbeat (an SSE comment line, or an NDJSON
-    /// `{"type":"heartbeat"}` line). Default 15 s.
+    /// `{"heartbeat":SEQ}` line, SEQ the feed's position). Default 15 s.
     pub fn heartbeat(mut self, every: Duration) -> ServeOptions {
         self.heartbeat = every;
         self
     }
 
-    /// The longest a non-streaming request may take before it is answered 503, and the longest
-    /// an append's body may take to arrive before it is answered 408. Default 30 s.
+    /// The longest a non-streaming request may take before it is answered 503, the longest
+    /// an append's body may take to arrive before it is answered 408, and how long a shutdown
+    /// waits for a client that takes nothing of its answer before cutting it. Default 30 s.
     /// An append already handed to the store still completes; retry it with the same event ids
     /// or key to learn its result.
     pub fn request_timeout(mut self, timeout: Duration) -> ServeOptions {

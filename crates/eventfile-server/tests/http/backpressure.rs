@@ -30,7 +30,7 @@ const HYPER_WRITE_BUFFER: u64 = 8192 + 4096 * 100;
 /// server's socket send buffer (grown by the kernel up to `tcp_wmem`'s maximum), the client's
 /// receive buffer and hyper's write buffer, plus the one batch that took hyper's buffer over its
 /// limit. Anything more would be a backlog the server buffers for the client.
-fn bound(client_rcvbuf: u64) -> u64 {
+pub fn bound(client_rcvbuf: u64) -> u64 {
     let send_max = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
         .ok()
         .and_then(|t| t.split_whitespace().nth(2)?.parse().ok())
@@ -39,7 +39,7 @@ fn bound(client_rcvbuf: u64) -> u64 {
 }
 
 /// A feed on a raw socket: the HTTP/1.1 chunked body decoded, then split into events.
-struct RawFeed {
+pub struct RawFeed {
     sock: TcpStream,
     ndjson: bool,
     /// Bytes read from the socket, not yet decoded.
@@ -54,7 +54,7 @@ struct RawFeed {
 impl RawFeed {
     /// Opens `GET /subscribe` and reads the response head, a few bytes at a time, so that no
     /// more of the body is read than the head's last read took.
-    async fn open(addr: SocketAddr, ndjson: bool) -> (RawFeed, u64) {
+    pub async fn open(addr: SocketAddr, ndjson: bool) -> (RawFeed, u64) {
         let socket = TcpSocket::new_v4().unwrap();
         // Before connecting, so that the window it advertises is small from the start (and
         // the kernel's receive autotuning stays off).
@@ -134,7 +134,7 @@ impl RawFeed {
     /// Reads on until the body holds whole messages, and returns the events among them (SSE:
     /// the `id:` and the `data:`; NDJSON: the line's `seq` twice). Heartbeats and the retry
     /// hint are skipped.
-    async fn next_events(&mut self) -> Vec<(u64, Value)> {
+    pub async fn next_events(&mut self) -> Vec<(u64, Value)> {
         let sep = if self.ndjson { "\n" } else { "\n\n" };
         loop {
             let mut out = Vec::new();
@@ -188,7 +188,7 @@ impl RawFeed {
 /// connections and the count of events they read holds still over consecutive looks (each a
 /// `GET /metrics` on another connection). On every look, the feed opened last has read at most
 /// `bound` events (those read before it opened were `before`). Returns the count.
-async fn stalled(s: &TestServer, blocked: f64, before: u64, bound: u64) -> u64 {
+pub async fn stalled(s: &TestServer, blocked: f64, before: u64, bound: u64) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut last, mut same) = (u64::MAX, 0);
     loop {

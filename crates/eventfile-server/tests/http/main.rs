@@ -8,6 +8,7 @@ mod bad_input;
 mod browser;
 mod common;
 mod feed;
+mod hangup;
 mod lifecycle;
 mod metrics;
 mod openapi;
