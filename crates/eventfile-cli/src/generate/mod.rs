@@ -155,11 +155,13 @@ pub fn generate(
     Ok(())
 }
 
-/// Imports `events` in batches of at most `batch` events and `max_bytes` bytes, stopping
-/// between batches once `stop` is set; the events written and the head after the last batch.
+/// Imports the shop's events in batches of at most `batch` events and `max_bytes` bytes,
+/// stopping between batches once `stop` is set; the events written and the head after the last
+/// batch. The batch's events are made over those of the batch before (see [`Shop::next_into`]),
+/// so a run allocates little once its first batch is made.
 fn write_batches(
     store: &dyn EventStore,
-    events: impl Iterator<Item = RecordedEvent>,
+    mut shop: Shop,
     batch: u64,
     max_bytes: usize,
     stop: &AtomicBool,
@@ -168,36 +170,32 @@ fn write_batches(
     let mut written = 0u64;
     let mut head = None;
     let mut pending: Vec<RecordedEvent> = Vec::with_capacity(batch.min(100_000) as usize);
-    let mut bytes = 0usize;
-    let mut flush = |pending: &mut Vec<RecordedEvent>| -> Result<(), Failure> {
-        if pending.is_empty() {
-            return Ok(());
+    loop {
+        // The next batch: `filled` events at the front of `pending`.
+        let mut filled = 0;
+        let mut bytes = 0usize;
+        while (filled as u64) < batch && bytes < max_bytes {
+            if filled == pending.len() {
+                pending.push(shop::blank_event());
+            }
+            let e = &mut pending[filled];
+            if !shop.next_into(e) {
+                break;
+            }
+            bytes += e.data.get().len() + e.stream.len() + 200;
+            filled += 1;
         }
-        let r = store.import(pending).map_err(|e| {
+        if filled == 0 || stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let r = store.import(&pending[..filled]).map_err(|e| {
             Failure::Other(format!(
                 "{e}; {written} events were written before this batch, in whole batches"
             ))
         })?;
         written += r.written;
         head = Some(r.head);
-        bar.inc(pending.len() as u64);
-        pending.clear();
-        Ok(())
-    };
-    for event in events {
-        bytes += event.data.get().len() + event.stream.len() + 200;
-        pending.push(event);
-        if pending.len() as u64 >= batch || bytes >= max_bytes {
-            if stop.load(Ordering::Relaxed) {
-                pending.clear();
-                break;
-            }
-            flush(&mut pending)?;
-            bytes = 0;
-        }
-    }
-    if !stop.load(Ordering::Relaxed) {
-        flush(&mut pending)?;
+        bar.inc(filled as u64);
     }
     Ok((written, head))
 }

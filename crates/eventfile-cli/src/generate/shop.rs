@@ -135,7 +135,12 @@ struct Customer {
     registered: Option<String>,
 }
 
-/// The shop: an iterator of the events a [`Plan`] names, in order.
+/// The shop: the events a [`Plan`] names, in order.
+///
+/// [`Shop::next_into`] writes each event over one made before, reusing its strings, maps and
+/// vectors: `generate` writes millions, and an allocation per field (a `format!` per string,
+/// a fresh metadata map and tag vector per event) cost more than the rest of the model. The
+/// [`Iterator`] gives owned events, for tests and small runs.
 pub struct Shop {
     plan: Plan,
     rng: Rng,
@@ -144,6 +149,23 @@ pub struct Shop {
     next_number: u64,
     customers: Vec<Customer>,
     orders: Vec<Order>,
+    /// The data of the event being made (its JSON text), reused.
+    data: String,
+}
+
+/// An event with empty fields, for [`Shop::next_into`] to fill.
+pub fn blank_event() -> RecordedEvent {
+    RecordedEvent {
+        seq: 0,
+        id: String::new(),
+        stream: String::new(),
+        version: 0,
+        event_type: String::new(),
+        time: 0,
+        data: RawValue::NULL.to_owned(),
+        meta: Map::new(),
+        tags: Vec::new(),
+    }
 }
 
 impl Shop {
@@ -168,22 +190,47 @@ impl Shop {
             made: 0,
             customers,
             orders: Vec::new(),
+            data: String::with_capacity(256),
         }
     }
 
-    /// A UUIDv7-shaped id (the time's milliseconds, then random bits from the seed).
-    fn id(&mut self) -> String {
+    /// Makes the next event over `e` (any event: every field is written); false, leaving `e`
+    /// as it was, once the plan's events are all made.
+    pub fn next_into(&mut self, e: &mut RecordedEvent) -> bool {
+        if self.made >= self.plan.events {
+            return false;
+        }
+        self.tick();
+        let open = self.orders.len();
+        if open == 0 || (open < MAX_OPEN_ORDERS && self.rng.chance(18)) {
+            self.place(e);
+        } else {
+            let o = self.rng.below(open as u64) as usize;
+            self.advance(o, e);
+        }
+        e.seq = 0;
+        e.time = self.time;
+        e.data = RawValue::from_string(self.data.clone()).expect("the shop writes valid JSON");
+        self.made += 1;
+        true
+    }
+
+    /// A UUIDv7-shaped id (the time's milliseconds, then random bits from the seed), written
+    /// over `out`.
+    fn id_into(&mut self, out: &mut String) {
         let ms = (self.time / 1000).max(0) as u64 & 0xffff_ffff_ffff;
         let a = self.rng.next_u64();
         let b = self.rng.next_u64();
-        format!(
-            "{:08x}-{:04x}-7{:03x}-{:04x}-{:012x}",
-            ms >> 16,
-            ms & 0xffff,
-            a & 0xfff,
-            0x8000 | ((a >> 12) & 0x3fff),
-            b & 0xffff_ffff_ffff
-        )
+        out.clear();
+        push_hex(out, ms >> 16, 8);
+        out.push('-');
+        push_hex(out, ms & 0xffff, 4);
+        out.push_str("-7");
+        push_hex(out, a & 0xfff, 3);
+        out.push('-');
+        push_hex(out, 0x8000 | ((a >> 12) & 0x3fff), 4);
+        out.push('-');
+        push_hex(out, b & 0xffff_ffff_ffff, 12);
     }
 
     /// Moves the clock to the time of the next event: spread evenly over the span with some
@@ -197,179 +244,244 @@ impl Shop {
         self.time = self.time.max(at as Micros);
     }
 
-    fn event(
-        &mut self,
-        (stream, version): (String, u64),
-        event_type: &str,
-        data: String,
-        meta: (&str, Option<&str>, &str),
-        tags: Vec<String>,
-        id: String,
-    ) -> RecordedEvent {
-        let (correlation, causation, actor) = meta;
-        let mut m = Map::new();
-        m.insert("correlation_id".into(), Value::String(correlation.into()));
-        if let Some(c) = causation {
-            m.insert("causation_id".into(), Value::String(c.into()));
-        }
-        m.insert("actor".into(), Value::String(actor.into()));
-        RecordedEvent {
-            seq: 0,
-            id,
-            stream,
-            version,
-            event_type: event_type.into(),
-            time: self.time,
-            data: RawValue::from_string(data).expect("the shop writes valid JSON"),
-            meta: m,
-            tags,
-        }
-    }
-
-    fn customer_tags(&self, c: usize) -> Vec<String> {
-        let c = &self.customers[c];
-        vec![
-            format!("customer={}", c.stream),
-            format!("region={}", REGIONS[c.region].0),
-        ]
-    }
-
-    fn register(&mut self, c: usize) -> RecordedEvent {
-        let id = self.id();
-        let tags = self.customer_tags(c);
+    fn register(&mut self, c: usize, e: &mut RecordedEvent) {
+        self.id_into(&mut e.id);
         let cust = &self.customers[c];
-        let email = format!(
-            "{}.{}@example.com",
-            cust.name.replace(' ', ".").to_lowercase(),
-            &cust.stream["customer-".len()..]
+        let region = REGIONS[cust.region].0;
+        let d = &mut self.data;
+        d.clear();
+        d.push_str(r#"{"name":""#);
+        d.push_str(&cust.name);
+        d.push_str(r#"","email":""#);
+        d.extend(cust.name.chars().map(|ch| match ch {
+            ' ' => '.',
+            ch => ch.to_ascii_lowercase(),
+        }));
+        d.push('.');
+        d.push_str(&cust.stream["customer-".len()..]);
+        d.push_str(r#"@example.com","region":""#);
+        d.push_str(region);
+        d.push_str(r#""}"#);
+        set(&mut e.stream, &cust.stream);
+        e.version = 1;
+        set(&mut e.event_type, "CustomerRegistered");
+        set_meta(&mut e.meta, &e.id, None, &cust.stream);
+        set_tags(
+            &mut e.tags,
+            &[("customer=", &cust.stream), ("region=", region)],
         );
-        let data = format!(
-            r#"{{"name":"{}","email":"{}","region":"{}"}}"#,
-            cust.name, email, REGIONS[cust.region].0
-        );
-        let stream = cust.stream.clone();
-        self.customers[c].registered = Some(id.clone());
-        let actor = stream.clone();
-        self.event(
-            (stream, 1),
-            "CustomerRegistered",
-            data,
-            (&id, None, &actor),
-            tags,
-            id.clone(),
-        )
+        self.customers[c].registered = Some(e.id.clone());
     }
 
-    fn place(&mut self) -> RecordedEvent {
+    fn place(&mut self, e: &mut RecordedEvent) {
         let c = self.rng.below(self.customers.len() as u64) as usize;
-        if self.customers[c].registered.is_none() {
-            return self.register(c);
-        }
-        let id = self.id();
-        let stream = format!("order-{}", self.next_number);
+        let Some(cause) = self.customers[c].registered.clone() else {
+            return self.register(c, e);
+        };
+        self.id_into(&mut e.id);
+        e.stream.clear();
+        e.stream.push_str("order-");
+        push_u64(&mut e.stream, self.next_number);
         self.next_number += 1;
         let cust = &self.customers[c];
-        let cause = cust.registered.clone();
-        let actor = cust.stream.clone();
-        let data = format!(
-            r#"{{"customer":"{}","currency":"{}"}}"#,
-            cust.stream, REGIONS[cust.region].1
+        let (region, currency) = REGIONS[cust.region];
+        let d = &mut self.data;
+        d.clear();
+        d.push_str(r#"{"customer":""#);
+        d.push_str(&cust.stream);
+        d.push_str(r#"","currency":""#);
+        d.push_str(currency);
+        d.push_str(r#""}"#);
+        e.version = 1;
+        set(&mut e.event_type, "OrderPlaced");
+        set_meta(&mut e.meta, &e.id, Some(&cause), &cust.stream);
+        set_tags(
+            &mut e.tags,
+            &[("customer=", &cust.stream), ("region=", region)],
         );
-        let tags = self.customer_tags(c);
         self.orders.push(Order {
-            stream: stream.clone(),
+            stream: e.stream.clone(),
             version: 1,
             customer: c,
-            correlation: id.clone(),
-            last_id: id.clone(),
+            correlation: e.id.clone(),
+            last_id: e.id.clone(),
             items: Vec::new(),
             paid: false,
         });
-        self.event(
-            (stream, 1),
-            "OrderPlaced",
-            data,
-            (&id, cause.as_deref(), &actor),
-            tags,
-            id.clone(),
-        )
     }
 
     /// The next event of order `o` (an index into the open orders), which is removed once
     /// shipped or cancelled.
-    fn advance(&mut self, o: usize) -> RecordedEvent {
-        let id = self.id();
+    fn advance(&mut self, o: usize, e: &mut RecordedEvent) {
+        self.id_into(&mut e.id);
         let roll = self.rng.below(100);
-        let order = &self.orders[o];
-        let customer = &self.customers[order.customer];
-        let currency = REGIONS[customer.region].1;
-        let mut tags = self.customer_tags(order.customer);
-        let (event_type, data, actor, done) = if order.paid {
-            let carrier = *self.rng.pick(CARRIERS);
-            let tracking = self.rng.next_u64() % 1_000_000_000_000;
-            let data = format!(
-                r#"{{"carrier":"{carrier}","tracking":"{}-{tracking:012}","items":{}}}"#,
-                carrier.to_uppercase(),
-                order.items.iter().map(|i| i.1).sum::<u64>()
-            );
-            ("OrderShipped", data, "warehouse".to_string(), true)
+        let Shop {
+            rng,
+            orders,
+            customers,
+            data: d,
+            ..
+        } = self;
+        let order = &mut orders[o];
+        let customer = &customers[order.customer];
+        let (region, currency) = REGIONS[customer.region];
+        d.clear();
+        let (event_type, actor, sku, done) = if order.paid {
+            let carrier = *rng.pick(CARRIERS);
+            let tracking = rng.next_u64() % 1_000_000_000_000;
+            d.push_str(r#"{"carrier":""#);
+            d.push_str(carrier);
+            d.push_str(r#"","tracking":""#);
+            d.extend(carrier.chars().map(|ch| ch.to_ascii_uppercase()));
+            d.push('-');
+            push_padded(d, tracking, 12);
+            d.push_str(r#"","items":"#);
+            push_u64(d, order.items.iter().map(|i| i.1).sum::<u64>());
+            d.push('}');
+            ("OrderShipped", "warehouse", None, true)
         } else if roll < 4 {
-            let reason = *self.rng.pick(CANCEL_REASONS);
+            let reason = *rng.pick(CANCEL_REASONS);
             let actor = if reason == "customer-request" {
-                customer.stream.clone()
+                customer.stream.as_str()
             } else {
-                "support".to_string()
+                "support"
             };
-            (
-                "OrderCancelled",
-                format!(r#"{{"reason":"{reason}"}}"#),
-                actor,
-                true,
-            )
+            d.push_str(r#"{"reason":""#);
+            d.push_str(reason);
+            d.push_str(r#""}"#);
+            ("OrderCancelled", actor, None, true)
         } else if roll < 14 && !order.items.is_empty() {
-            let i = self.rng.below(order.items.len() as u64) as usize;
-            let (p, qty) = self.orders[o].items.remove(i);
-            let order = &self.orders[o];
-            let customer = &self.customers[order.customer];
-            tags.push(format!("sku={}", PRODUCTS[p].0));
-            let data = format!(r#"{{"sku":"{}","qty":{qty}}}"#, PRODUCTS[p].0);
-            ("ItemRemoved", data, customer.stream.clone(), false)
+            let i = rng.below(order.items.len() as u64) as usize;
+            let (p, qty) = order.items.remove(i);
+            let sku = PRODUCTS[p].0;
+            d.push_str(r#"{"sku":""#);
+            d.push_str(sku);
+            d.push_str(r#"","qty":"#);
+            push_u64(d, qty);
+            d.push('}');
+            ("ItemRemoved", customer.stream.as_str(), Some(sku), false)
         } else if roll < 30 && !order.items.is_empty() {
             let total: u64 = order.items.iter().map(|&(p, q)| PRODUCTS[p].2 * q).sum();
-            let method = *self.rng.pick(METHODS);
-            let data = format!(
-                r#"{{"amount_cents":{total},"currency":"{currency}","method":"{method}"}}"#
-            );
-            self.orders[o].paid = true;
-            ("PaymentReceived", data, "payments".to_string(), false)
+            let method = *rng.pick(METHODS);
+            d.push_str(r#"{"amount_cents":"#);
+            push_u64(d, total);
+            d.push_str(r#","currency":""#);
+            d.push_str(currency);
+            d.push_str(r#"","method":""#);
+            d.push_str(method);
+            d.push_str(r#""}"#);
+            order.paid = true;
+            ("PaymentReceived", "payments", None, false)
         } else {
-            let p = self.rng.below(PRODUCTS.len() as u64) as usize;
-            let qty = 1 + self.rng.below(3);
+            let p = rng.below(PRODUCTS.len() as u64) as usize;
+            let qty = 1 + rng.below(3);
             let (sku, name, price) = PRODUCTS[p];
-            self.orders[o].items.push((p, qty));
-            tags.push(format!("sku={sku}"));
-            let data = format!(
-                r#"{{"sku":"{sku}","name":"{name}","qty":{qty},"price_cents":{price},"currency":"{currency}"}}"#
-            );
-            let actor = self.customers[self.orders[o].customer].stream.clone();
-            ("ItemAdded", data, actor, false)
+            order.items.push((p, qty));
+            d.push_str(r#"{"sku":""#);
+            d.push_str(sku);
+            d.push_str(r#"","name":""#);
+            d.push_str(name);
+            d.push_str(r#"","qty":"#);
+            push_u64(d, qty);
+            d.push_str(r#","price_cents":"#);
+            push_u64(d, price);
+            d.push_str(r#","currency":""#);
+            d.push_str(currency);
+            d.push_str(r#""}"#);
+            ("ItemAdded", customer.stream.as_str(), Some(sku), false)
         };
-        let order = &mut self.orders[o];
         order.version += 1;
-        let (stream, version) = (order.stream.clone(), order.version);
-        let correlation = order.correlation.clone();
-        let cause = std::mem::replace(&mut order.last_id, id.clone());
+        set(&mut e.stream, &order.stream);
+        e.version = order.version;
+        set(&mut e.event_type, event_type);
+        set_meta(&mut e.meta, &order.correlation, Some(&order.last_id), actor);
+        let tags = [
+            ("customer=", customer.stream.as_str()),
+            ("region=", region),
+            ("sku=", sku.unwrap_or_default()),
+        ];
+        set_tags(&mut e.tags, &tags[..if sku.is_some() { 3 } else { 2 }]);
+        set(&mut order.last_id, &e.id);
         if done {
-            self.orders.swap_remove(o);
+            orders.swap_remove(o);
         }
-        self.event(
-            (stream, version),
-            event_type,
-            data,
-            (&correlation, Some(&cause), &actor),
-            tags,
-            id,
-        )
+    }
+}
+
+/// Writes `text` over `out`, keeping its buffer.
+fn set(out: &mut String, text: &str) {
+    out.clear();
+    out.push_str(text);
+}
+
+/// Writes `value` in decimal.
+fn push_u64(out: &mut String, value: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut v = value;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend(digits[i..].iter().map(|&d| char::from(d)));
+}
+
+/// Writes `value` in decimal, zero-padded to `width` digits.
+fn push_padded(out: &mut String, value: u64, width: usize) {
+    let mut n = 1;
+    let mut v = value / 10;
+    while v > 0 {
+        n += 1;
+        v /= 10;
+    }
+    out.extend(std::iter::repeat_n('0', width.saturating_sub(n)));
+    push_u64(out, value);
+}
+
+/// Writes the low `digits` hex digits of `value`, lowercase.
+fn push_hex(out: &mut String, value: u64, digits: u32) {
+    for i in (0..digits).rev() {
+        let nibble = (value >> (4 * i)) & 0xf;
+        out.push(char::from(b"0123456789abcdef"[nibble as usize]));
+    }
+}
+
+/// Writes the metadata every event carries over `meta`, reusing its keys and values.
+fn set_meta(
+    meta: &mut Map<String, Value>,
+    correlation: &str,
+    causation: Option<&str>,
+    actor: &str,
+) {
+    fn put(meta: &mut Map<String, Value>, key: &str, text: &str) {
+        match meta.get_mut(key) {
+            Some(Value::String(s)) => set(s, text),
+            _ => {
+                meta.insert(key.to_owned(), Value::String(text.to_owned()));
+            }
+        }
+    }
+    put(meta, "correlation_id", correlation);
+    match causation {
+        Some(c) => put(meta, "causation_id", c),
+        None => {
+            meta.remove("causation_id");
+        }
+    }
+    put(meta, "actor", actor);
+}
+
+/// Writes the tags `prefix + value` over `tags`, reusing its strings.
+fn set_tags(tags: &mut Vec<String>, parts: &[(&str, &str)]) {
+    tags.resize_with(parts.len(), String::new);
+    for (tag, (prefix, value)) in tags.iter_mut().zip(parts) {
+        tag.clear();
+        tag.push_str(prefix);
+        tag.push_str(value);
     }
 }
 
@@ -377,19 +489,8 @@ impl Iterator for Shop {
     type Item = RecordedEvent;
 
     fn next(&mut self) -> Option<RecordedEvent> {
-        if self.made >= self.plan.events {
-            return None;
-        }
-        self.tick();
-        let open = self.orders.len();
-        let event = if open == 0 || (open < MAX_OPEN_ORDERS && self.rng.chance(18)) {
-            self.place()
-        } else {
-            let o = self.rng.below(open as u64) as usize;
-            self.advance(o)
-        };
-        self.made += 1;
-        Some(event)
+        let mut e = blank_event();
+        self.next_into(&mut e).then_some(e)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -421,6 +522,31 @@ mod tests {
         assert_eq!(a.len(), 5000);
         assert_eq!(a, b);
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn an_event_made_over_another_is_the_event_made_fresh() {
+        let fresh: Vec<String> = Shop::new(plan(9)).map(|e| e.to_json()).collect();
+        let mut shop = Shop::new(plan(9));
+        let mut e = blank_event();
+        let mut reused = Vec::new();
+        while shop.next_into(&mut e) {
+            reused.push(e.to_json());
+        }
+        assert_eq!(reused.len(), fresh.len());
+        // Nothing of the event before stays behind: a registration after an order has no
+        // causation_id, an event without a sku tag after one with has two tags.
+        for (i, (a, b)) in reused.iter().zip(&fresh).enumerate() {
+            assert_eq!(a, b, "event {i}");
+        }
+        assert!(!shop.next_into(&mut e), "the plan's events are all made");
+        let follows = |prev: &str, next: &str| {
+            reused
+                .windows(2)
+                .any(|w| w[0].contains(prev) && w[1].contains(next))
+        };
+        assert!(follows("causation_id", r#""type":"CustomerRegistered""#));
+        assert!(follows("sku=", r#""type":"OrderPlaced""#));
     }
 
     #[test]
