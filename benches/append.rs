@@ -7,7 +7,9 @@
 //!   each, waiting on the write lock as SQLite does).
 //!
 //! Groups: 1 event per append from 1, 4 and 16 threads (each on its own streams); batches of 10,
-//! 100 and 1,000 events from one thread. Every figure is time per event; criterion's throughput
+//! 100 and 1,000 events from one thread, and beside the 1,000-event batch to one stream the bulk
+//! loads of 1,000 events each in a new stream (`append_multi`, and `import` with `import` into one
+//! stream as its peer). Every figure is time per event; criterion's throughput
 //! line gives events per second. Run: `cargo bench --bench append`. Stores live in a temporary
 //! directory on the real disk (`TMPDIR` decides which).
 
@@ -20,7 +22,7 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use eventfile::{ExpectedVersion, NewEvent, Store};
+use eventfile::{ExpectedVersion, NewEvent, RecordedEvent, Store, StreamAppend};
 use rusqlite::{Connection, params};
 use serde_json::json;
 
@@ -233,6 +235,9 @@ fn batches(c: &mut Criterion) {
                 criterion::BatchSize::SmallInput,
             );
         });
+        if n == 1000 {
+            new_streams(&mut g, n, &prepared);
+        }
         g.bench_with_input(BenchmarkId::new("sqlite", n), &n, |b, &n| {
             let dir = tempfile::tempdir().unwrap();
             let mut db = sqlite(&dir.path().join("events.sqlite"));
@@ -253,6 +258,87 @@ fn batches(c: &mut Criterion) {
         });
     }
     g.finish();
+}
+
+/// Bulk loads beside the single-stream batch of the same size, in the same group: `n` events
+/// each in a stream of its own that did not exist before (`append_multi`, one part per stream),
+/// and the same through `import` (what `eventfile import` and `eventfile generate` call), with
+/// `import` of `n` events into one stream as its single-stream peer. The requests are built
+/// outside the timed part, as for the single-stream batch.
+fn new_streams(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    n: u64,
+    prepared: &[NewEvent],
+) {
+    g.bench_with_input(BenchmarkId::new("eventfile_new_streams", n), &n, |b, _| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut round = 0u64;
+        b.iter_batched(
+            || {
+                round += 1;
+                let parts: Vec<StreamAppend> = (0..prepared.len())
+                    .zip(prepared)
+                    .map(|(k, e)| {
+                        StreamAppend::new(
+                            format!("order-{round}-{k}"),
+                            ExpectedVersion::NoStream,
+                            [e.clone()],
+                        )
+                    })
+                    .collect();
+                parts
+            },
+            |parts| store.append_multi(&parts).unwrap(),
+            criterion::BatchSize::SmallInput,
+        );
+    });
+    for (name, one_stream) in [("import_one_stream", true), ("import_new_streams", false)] {
+        g.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            let mut round = 0u64;
+            b.iter_batched(
+                || {
+                    round += 1;
+                    recorded(prepared, round, one_stream)
+                },
+                |events| store.import(&events).unwrap(),
+                criterion::BatchSize::SmallInput,
+            );
+        });
+    }
+}
+
+/// `events` as another store recorded them, for the `round`-th import: fresh ids, the time now,
+/// and either one stream continuing from the previous round or a new stream per event.
+fn recorded(events: &[NewEvent], round: u64, one_stream: bool) -> Vec<RecordedEvent> {
+    let time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    let n = events.len() as u64;
+    (0..n)
+        .zip(events)
+        .map(|(k, e)| {
+            let (stream, version) = if one_stream {
+                ("order-1".to_owned(), (round - 1) * n + k + 1)
+            } else {
+                (format!("order-{round}-{k}"), 1)
+            };
+            RecordedEvent {
+                seq: 0,
+                id: uuid::Uuid::now_v7().to_string(),
+                stream,
+                version,
+                event_type: e.event_type().to_owned(),
+                time,
+                data: serde_json::value::RawValue::from_string(e.data_json().to_owned()).unwrap(),
+                meta: serde_json::Map::new(),
+                tags: Vec::new(),
+            }
+        })
+        .collect()
 }
 
 criterion_group!(benches, threads, batches);

@@ -522,12 +522,28 @@ pub const INDEXED_META_KEYS: [&str; 3] = ["correlation_id", "causation_id", "act
 
 /// Checks everything about one event that does not depend on the store.
 pub(crate) fn validate_event(event: &NewEvent) -> Result<()> {
-    validate_event_type(&event.event_type)?;
-    if let Some(id) = &event.id {
+    validate_event_fields(
+        &event.event_type,
+        event.id.as_deref(),
+        &event.meta,
+        &event.tags,
+    )
+}
+
+/// [`validate_event`] on an event's fields, wherever they are (an import checks
+/// [`RecordedEvent`]s without making a `NewEvent` of each).
+pub(crate) fn validate_event_fields(
+    event_type: &str,
+    id: Option<&str>,
+    meta: &Map<String, Value>,
+    tags: &[String],
+) -> Result<()> {
+    validate_event_type(event_type)?;
+    if let Some(id) = id {
         validate_id(id)?;
     }
     for key in INDEXED_META_KEYS {
-        match event.meta.get(key) {
+        match meta.get(key) {
             None => {}
             Some(Value::String(s)) => check_text("metadata", s)?,
             Some(other) => {
@@ -538,7 +554,7 @@ pub(crate) fn validate_event(event: &NewEvent) -> Result<()> {
             }
         }
     }
-    event.tags.iter().try_for_each(|t| validate_tag(t))
+    tags.iter().try_for_each(|t| validate_tag(t))
 }
 
 /// The index terms of an event about to be written, borrowed from it.

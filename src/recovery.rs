@@ -477,7 +477,9 @@ fn load_sealed(
                 let mem = rebuild_index(&mut lines, &path, data_start, st)?;
                 st.streams.sealed(
                     base,
+                    mem.term_count(Kind::Stream),
                     mem.terms_with_prefix(Kind::Stream, "").map(|(n, _)| n),
+                    |name| !mem.postings(Kind::Stream, name).is_empty(),
                 );
                 if read_only {
                     (in_memory_index(&mem, base, len)?, true)

@@ -210,6 +210,15 @@ impl Times<'_> {
     }
 }
 
+/// What the state needs of a written batch: its parts, each part's stream version before it,
+/// its ids per part, and its idempotency key.
+type BatchParts<'a, 'b> = (
+    &'a [Part<'b>],
+    &'a [u64],
+    &'a [Vec<String>],
+    Option<&'a str>,
+);
+
 /// The log as the retry rules read it: records by seq, under the state lock.
 struct FileLookup<'a> {
     st: &'a mut State,
@@ -253,6 +262,8 @@ impl Inner {
             self.wait_durable(batch.last_seq, false)?;
             return Ok(batch);
         }
+        // Each stream's version, looked up once: the commit numbers the events from it.
+        let mut bases = Vec::with_capacity(parts.len());
         for p in parts {
             let actual = st.version(p.stream);
             st.deletion(p.stream)?;
@@ -263,6 +274,7 @@ impl Inner {
                     actual,
                 });
             }
+            bases.push(actual);
         }
         if let Some(c) = condition {
             // Every written event counts, durable or not: this append's seqs come after them,
@@ -281,7 +293,8 @@ impl Inner {
                 });
             }
         }
-        let batch = self.commit_locked(st, parts, &ids, key)?;
+        let time = (self.clock)().max(st.last_time);
+        let batch = self.commit_locked_at(st, parts, &bases, &ids, key, Times::One(time))?;
         drop(guard);
         self.wait_durable(batch.last_seq, false)?;
         Ok(batch)
@@ -303,7 +316,10 @@ impl Inner {
             });
         }
         let max_line = self.config.max_line();
-        let mut pending: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+        let mut pending: foldhash::HashMap<&str, u64> = foldhash::HashMap::with_capacity_and_hasher(
+            events.len().min(1 << 16),
+            foldhash::fast::RandomState::default(),
+        );
         let mut last_time = st.last_time;
         let mut write = Vec::with_capacity(events.len());
         // The newest event skipped: it may still be on its way to disk (another import or an
@@ -366,7 +382,10 @@ impl Inner {
             .collect();
         let times: Vec<i64> = write.iter().map(|e| e.time).collect();
         // Each run of one stream's events is a part.
+        // Each run of one stream's events is a part, numbered from the version before its
+        // first event (`import_step` checked that the versions follow on).
         let mut parts: Vec<Part<'_>> = Vec::new();
+        let mut bases: Vec<u64> = Vec::new();
         let mut ids: Vec<Vec<String>> = Vec::new();
         let mut start = 0;
         for i in 1..=write.len() {
@@ -376,11 +395,12 @@ impl Inner {
                     expected: ExpectedVersion::Any,
                     events: &news[start..i],
                 });
+                bases.push(write[start].version - 1);
                 ids.push(write[start..i].iter().map(|e| e.id.clone()).collect());
                 start = i;
             }
         }
-        let batch = self.commit_locked_at(st, &parts, &ids, None, Times::Each(&times))?;
+        let batch = self.commit_locked_at(st, &parts, &bases, &ids, None, Times::Each(&times))?;
         drop(guard);
         self.wait_durable(batch.last_seq, false)?;
         Ok(ImportResult {
@@ -460,24 +480,28 @@ impl Inner {
         key: Option<&str>,
     ) -> Result<Batch> {
         let time = (self.clock)().max(st.last_time);
-        self.commit_locked_at(st, parts, ids, key, Times::One(time))
+        let bases: Vec<u64> = parts.iter().map(|p| st.version(p.stream)).collect();
+        self.commit_locked_at(st, parts, &bases, ids, key, Times::One(time))
     }
 
     /// [`Inner::commit_locked`] with the events' times given: one for the whole batch (an
-    /// append), or one per event (an import, whose times the caller checked never decrease).
-    /// A stream may have several parts (an import); each continues the last.
+    /// append), or one per event (an import, whose times the caller checked never decrease),
+    /// and each part's stream version before it in `bases` (the caller looked them up for its
+    /// checks: a bulk load of new streams spent most of its time in the stream table). A stream
+    /// may have several parts (an import); each continues the last.
     fn commit_locked_at(
         &self,
         st: &mut State,
         parts: &[Part<'_>],
+        bases: &[u64],
         ids: &[Vec<String>],
         key: Option<&str>,
         times: Times<'_>,
     ) -> Result<Batch> {
         // Encode the whole batch before touching the file, so a too-large event writes nothing.
-        let mut time_text = record::record_time(times.at(0));
+        let mut time = times.at(0);
+        let mut time_text = record::record_time(time);
         let total: usize = parts.iter().map(|p| p.events.len()).sum();
-        let mut earlier: Vec<(&str, u64)> = Vec::new();
         let first_seq = st.next_seq;
         let mut buf = std::mem::take(&mut st.buf);
         buf.clear();
@@ -485,15 +509,15 @@ impl Inner {
         let mut results = Vec::with_capacity(parts.len());
         let mut seq = first_seq;
         let mut written = 0;
-        for (p, ids) in parts.iter().zip(ids) {
-            let base_version = match earlier.iter().rev().find(|(s, _)| *s == p.stream) {
-                Some(&(_, v)) => v,
-                None => st.version(p.stream),
-            };
+        for ((p, ids), &base_version) in parts.iter().zip(ids).zip(bases) {
             for (i, (e, id)) in p.events.iter().zip(ids).enumerate() {
                 let start = buf.len();
-                if let Times::Each(_) = times {
-                    time_text = record::record_time(times.at(written));
+                // An import's events often share a time: format it again only when it changes.
+                if let Times::Each(_) = times
+                    && times.at(written) != time
+                {
+                    time = times.at(written);
+                    time_text = record::record_time(time);
                 }
                 written += 1;
                 record::encode_record(
@@ -525,9 +549,6 @@ impl Inner {
                 seq += 1;
             }
             let n = p.events.len() as u64;
-            if parts.len() > 1 {
-                earlier.push((p.stream, base_version + n));
-            }
             results.push(AppendResult {
                 version: base_version + n,
                 first_seq: seq - n,
@@ -542,7 +563,7 @@ impl Inner {
             st.buf = buf;
             return Err(err);
         }
-        let r = self.write_locked(st, &buf, &rel_offsets, times, (parts, ids, key));
+        let r = self.write_locked(st, &buf, &rel_offsets, times, (parts, bases, ids, key));
         st.buf = buf;
         r?;
         Ok(Batch {
@@ -560,7 +581,7 @@ impl Inner {
         buf: &[u8],
         rel_offsets: &[u64],
         times: Times<'_>,
-        (parts, ids, key): (&[Part<'_>], &[Vec<String>], Option<&str>),
+        (parts, bases, ids, key): BatchParts<'_, '_>,
     ) -> Result<()> {
         let has_events = st.log.active_len > st.active().data_start;
         let full = st.log.active_len + buf.len() as u64 > self.config.segment_bytes;
@@ -580,8 +601,8 @@ impl Inner {
         }
         let mut seq = st.next_seq;
         let mut offsets = rel_offsets.iter().map(|o| at + o);
-        for (p, ids) in parts.iter().zip(ids) {
-            st.streams.add(p.stream, p.events.len() as u64);
+        for ((p, ids), &base) in parts.iter().zip(ids).zip(bases) {
+            st.streams.add(p.stream, base, p.events.len() as u64);
             for (e, id) in p.events.iter().zip(ids) {
                 let off = offsets.next().expect("one offset per event");
                 let key = key.filter(|_| seq == st.next_seq);

@@ -91,3 +91,87 @@ fn concurrent_batches_never_interleave() {
         );
     }
 }
+
+/// A bulk load: imports naming many new streams, one of them in several runs, across segment
+/// rolls. Each stream is numbered on from its own last version (the commit takes the
+/// versions the checks looked up), the stream table survives a reopen, and the ids are found
+/// again (importing twice writes nothing).
+#[test]
+fn an_import_of_many_new_streams_numbers_each_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = small_store(dir.path(), 16 << 10);
+    append_one(&store, "old", 0);
+    let mut events = Vec::new();
+    let mut long = 0;
+    for i in 0..300u64 {
+        let (stream, version) = if i % 7 == 0 {
+            long += 1;
+            ("long".to_owned(), long)
+        } else {
+            (format!("s-{i}"), 1)
+        };
+        let mut e = all(&store).remove(0);
+        e.id = format!("import-{i}");
+        e.stream = stream;
+        e.version = version;
+        events.push(e);
+    }
+    // Six imports of 50 (a batch must fit in a segment), each naming `long` in several runs.
+    for (k, chunk) in events.chunks(50).enumerate() {
+        let r = store.import(chunk).unwrap();
+        assert_eq!((r.written, r.skipped, r.head), (50, 0, 51 + 50 * k as u64));
+    }
+    let check = |store: &eventfile::Store| {
+        assert_eq!(store.stream_version("long"), long);
+        assert_eq!(store.stream_version("s-299"), 1);
+        let got = stream(store, "long", Read::forward());
+        assert_eq!(
+            got.iter().map(|e| e.version).collect::<Vec<_>>(),
+            (1..=long).collect::<Vec<_>>()
+        );
+        assert_eq!(store.streams("s-", None, 1000).len(), 300 - long as usize);
+    };
+    check(&store);
+    let segments = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|f| {
+            f.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "jsonl")
+        })
+        .count();
+    assert!(segments > 2, "the import rolled segments ({segments})");
+    drop(store);
+    let store = small_store(dir.path(), 16 << 10);
+    check(&store);
+    for chunk in events.chunks(50) {
+        let again = store.import(chunk).unwrap();
+        assert_eq!((again.written, again.skipped), (0, 50));
+    }
+}
+
+/// Ids the store generated are found by a later append that reuses one, although appends
+/// never look ids up themselves (the id table is caught up by the first lookup).
+#[test]
+fn a_generated_id_reused_later_is_a_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = small_store(dir.path(), 1 << 20);
+    for n in 0..50 {
+        store
+            .append("s", Any, (0..10).map(|i| ev("A", n * 10 + i)))
+            .unwrap();
+    }
+    let taken = stream(&store, "s", Read::forward())[123].id.clone();
+    store
+        .append("t", Any, [ev("A", 0).with_id("fresh-1")])
+        .unwrap();
+    for _ in 0..3 {
+        store.append("s", Any, [ev("A", 0)]).unwrap();
+    }
+    match store.append("u", Any, [ev("A", 1).with_id(taken.clone())]) {
+        Err(Error::DuplicateEventId { id, seq, .. }) => assert_eq!((id, seq), (taken, 124)),
+        other => panic!("expected a duplicate id, got {other:?}"),
+    }
+}
