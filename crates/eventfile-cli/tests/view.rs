@@ -1,7 +1,9 @@
 //! `eventfile view` driven through a real terminal: tmux runs it in an 80x24 pane, the test
 //! types keys with send-keys and reads the screen with capture-pane, waiting (with a deadline)
-//! for what the screen must show. Another process appends while it follows live; q and SIGTERM
-//! end it with the terminal restored (canonical mode and echo back, the alternate screen left).
+//! for what the screen must show. Another process appends while it follows live (the status line
+//! counts them); q, SIGTERM and a panic (set off by the test-only EVENTFILE_VIEW_PANIC_AFTER_DRAW)
+//! end it with the terminal restored (canonical mode and echo back, the alternate screen left,
+//! the cursor shown).
 //!
 //! Without tmux on the machine these tests say so and pass: the state machine and the layout
 //! are tested without a terminal in the binary's unit tests.
@@ -99,13 +101,54 @@ impl Drop for Tmux {
 /// The shell line that runs the viewer on `dir`, then prints its status and whether the
 /// terminal is back in canonical mode with echo (`icanon echo`, not `-icanon -echo`).
 fn view_line(dir: &Path, args: &str, pidfile: &Path) -> String {
+    view_line_env(dir, "", args, pidfile)
+}
+
+/// [`view_line`] with `env` (`NAME=value ...`) set for the viewer.
+fn view_line_env(dir: &Path, env: &str, args: &str, pidfile: &Path) -> String {
     format!(
-        "env -u EVENTFILE_URL -u EVENTFILE_CONFIG -u EVENTFILE_DIR -u NO_COLOR sh -c 'echo $$ > {pid}; exec {bin} --dir {dir} view {args}'; \
+        "env -u EVENTFILE_URL -u EVENTFILE_CONFIG -u EVENTFILE_DIR -u NO_COLOR {env} sh -c 'echo $$ > {pid}; exec {bin} --dir {dir} view {args}'; \
          echo \"status=$?\"; stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon -e echo -e -echo | tr '\\n' ' '; echo",
         pid = pidfile.display(),
         bin = env!("CARGO_BIN_EXE_eventfile"),
         dir = dir.display(),
     )
+}
+
+impl Tmux {
+    /// A tmux format of the pane (`#{alternate_on}`, `#{cursor_flag}`).
+    fn pane(&self, format: &str) -> String {
+        let out = self.tmux(&["display-message", "-p", "-t", "t", format]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Asserts the pane is back on the normal screen with the cursor shown, the command line
+    /// typed before the viewer still on it.
+    fn assert_normal_screen(&self, screen: &str) {
+        assert_eq!(
+            self.pane("#{alternate_on}"),
+            "0",
+            "the alternate screen was left:\n{screen}"
+        );
+        assert_eq!(
+            self.pane("#{cursor_flag}"),
+            "1",
+            "the cursor is shown:\n{screen}"
+        );
+        assert!(
+            screen.contains("view") && screen.contains("status="),
+            "the shell's screen, with the command typed before the viewer:\n{screen}"
+        );
+    }
+}
+
+fn pid_in(file: &Path) -> rustix::process::Pid {
+    let pid: i32 = std::fs::read_to_string(file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    rustix::process::Pid::from_raw(pid).unwrap()
 }
 
 fn restored(s: &str) -> bool {
@@ -222,6 +265,15 @@ fn live_mode_follows_appends_of_another_process() {
     t.wait("the appended events, the newest selected", |s| {
         s.matches("LiveOrderPlaced").count() >= 4 && s.contains("\"n\": 2")
     });
+    // The status line: the head moved from 2000 by the three appends, and their rate.
+    let s = t.wait("the head and the live count on the status line", |s| {
+        s.contains("head 2003  live +3 ")
+    });
+    let status = s.lines().nth(22).unwrap_or_default();
+    assert!(
+        status.contains("head 2003  live +3 ") && status.trim_end().ends_with("/s"),
+        "the row above the keys:\n{s}"
+    );
     // SIGTERM ends it as q does.
     let pid: i32 = std::fs::read_to_string(tmp.path().join("pid"))
         .unwrap()
@@ -247,4 +299,50 @@ fn a_store_of_no_events_and_a_small_terminal() {
     t.wait("the empty store", |s| s.contains("no streams"));
     t.keys(&["q"]);
     t.wait("the shell, with the terminal restored", restored);
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    let Some(t) = Tmux::start("term") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    shop(tmp.path());
+    t.line(&view_line(tmp.path(), "", &tmp.path().join("pid")));
+    t.wait("the streams", |s| {
+        s.contains("STREAM") && s.contains("head 2000")
+    });
+    assert_eq!(
+        t.pane("#{alternate_on}"),
+        "1",
+        "the viewer is on the alternate screen"
+    );
+    assert_eq!(t.pane("#{cursor_flag}"), "0", "the viewer hides the cursor");
+    rustix::process::kill_process(
+        pid_in(&tmp.path().join("pid")),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let s = t.wait("the shell, with the terminal restored", restored);
+    t.assert_normal_screen(&s);
+}
+
+#[test]
+fn a_panic_restores_the_terminal_and_its_message_is_readable() {
+    let Some(t) = Tmux::start("panic") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    shop(tmp.path());
+    t.line(&view_line_env(
+        tmp.path(),
+        "EVENTFILE_VIEW_PANIC_AFTER_DRAW=1",
+        "",
+        &tmp.path().join("pid"),
+    ));
+    // A panic exits with 101, after the hook restored the terminal: canonical mode and echo
+    // back, and the message printed on the normal screen.
+    let s = t.wait("the shell, with the terminal restored", |s| {
+        s.contains("status=101") && s.contains("icanon echo")
+    });
+    assert!(s.contains("EVENTFILE_VIEW_PANIC_AFTER_DRAW is set"), "{s}");
+    t.assert_normal_screen(&s);
 }

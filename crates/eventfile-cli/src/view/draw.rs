@@ -299,7 +299,19 @@ fn draw_status(frame: &mut Frame<'_>, app: &App, theme: Theme, area: Rect) {
     } else {
         Style::new()
     };
-    frame.render_widget(Paragraph::new(app.status.as_str()).style(style), area);
+    // The message on the left, the head seq (and live rate) on the right; a long message is
+    // cut rather than the figures.
+    let meter = format!("{} ", app.meter.text(&app.metrics));
+    let width = (meter.chars().count() as u16).min(area.width);
+    let [left, right] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(width)]).areas(area);
+    frame.render_widget(Paragraph::new(app.status.as_str()).style(style), left);
+    frame.render_widget(
+        Paragraph::new(meter)
+            .alignment(ratatui::layout::Alignment::Right)
+            .style(theme.accent()),
+        right,
+    );
 }
 
 fn draw_help(frame: &mut Frame<'_>, theme: Theme, area: Rect) {
@@ -389,6 +401,15 @@ mod tests {
         let s = screen(&mut app, 80, 24);
         assert!(s.contains("order-0"), "{s}");
         assert!(s.contains("Enter open"), "{s}");
+        // The status line (the row above the keys) ends with the head seq and this handle's
+        // counters (it wrote the 50 events).
+        let status_row = s.lines().nth(22).unwrap();
+        assert!(
+            status_row
+                .trim_end()
+                .ends_with("head 50  this handle: 50 appends 0 syncs"),
+            "{s}"
+        );
         assert!(s.contains("q quit"), "{s}");
         app.key(&store, Key::Enter);
         let s = screen(&mut app, 80, 24);

@@ -2,7 +2,8 @@
 //!
 //! The parts: `state.rs` is the state machine (screens, prompts, live mode, what each key
 //! does), `streams.rs` and `events.rs` the paged lists it moves through, `filter.rs` the filter
-//! typed in place, `json.rs` the indented JSON, `draw.rs` the layout. This file owns the
+//! typed in place, `json.rs` the indented JSON, `meter.rs` the head seq and live rate on the status line,
+//! `draw.rs` the layout. This file owns the
 //! terminal: it enters raw mode and the alternate screen, and leaves them on every way out (q,
 //! an error, a panic through a panic hook, SIGTERM, SIGHUP or SIGINT through a flag the loop
 //! polls), and turns terminal events into keys.
@@ -18,6 +19,7 @@ mod draw;
 mod events;
 mod filter;
 mod json;
+mod meter;
 mod state;
 mod streams;
 
@@ -74,12 +76,19 @@ pub fn run(target: &Target, args: &ViewArgs) -> Result<(), Failure> {
     let backend = ratatui::backend::CrosstermBackend::new(std::io::stdout());
     let mut term = ratatui::Terminal::new(backend).map_err(io_failure)?;
     term.clear().map_err(io_failure)?;
+    // Test-only: tests/view.rs sets this to check that a panic leaves the terminal restored
+    // (the panic hook of `Screen::enter`). Read here only; nothing else looks at it.
+    let panic_after_draw =
+        std::env::var_os("EVENTFILE_VIEW_PANIC_AFTER_DRAW").is_some_and(|v| v == "1");
     let mut dirty = true;
     while !stop.load(Ordering::Relaxed) {
         if dirty {
             term.draw(|f| draw::draw(f, &mut app, theme))
                 .map_err(io_failure)?;
             dirty = false;
+            if panic_after_draw {
+                panic!("EVENTFILE_VIEW_PANIC_AFTER_DRAW is set: a panic for the terminal test");
+            }
         }
         if event::poll(TICK).map_err(io_failure)? {
             match event::read().map_err(io_failure)? {

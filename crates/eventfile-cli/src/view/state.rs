@@ -3,12 +3,13 @@
 //! `&dyn EventStore` handed in, so the whole behaviour is tested on a `MemoryStore` without a
 //! terminal. This module never draws and never touches the terminal.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use eventfile::{EventStore, Query, Subscription};
 
 use super::events::{EventsPane, Scope};
 use super::filter::Filter;
+use super::meter::Meter;
 use super::streams::StreamsPane;
 
 /// A key, as the viewer understands it.
@@ -94,6 +95,10 @@ pub struct App {
     pub live_on: bool,
     /// New events were seen on the streams screen: its page is read again.
     streams_dirty: bool,
+    /// The head seq and live rate of the status line.
+    pub meter: Meter,
+    /// The store handle's own counters, as last read with the head.
+    pub metrics: eventfile::Metrics,
 }
 
 impl App {
@@ -124,7 +129,10 @@ impl App {
             live: None,
             live_on: false,
             streams_dirty: false,
+            meter: Meter::default(),
+            metrics: eventfile::Metrics::default(),
         };
+        app.read_meter(store, true);
         let r = if on_events {
             app.events.first(store)
         } else {
@@ -330,6 +338,7 @@ impl App {
     fn set_live(&mut self, store: &dyn EventStore, on: bool) {
         self.live_on = on;
         self.live = None;
+        self.meter.set_live(store, on, Instant::now());
         if on {
             self.resubscribe(store);
             if self.screen == Screen::Events && self.live.is_some() {
@@ -354,10 +363,23 @@ impl App {
         self.live = self.report(r);
     }
 
-    /// Takes what came live since the last tick; whether anything changed.
+    /// Reads the head seq for the status line (at most once a second unless `force`), and the
+    /// handle's counters when it moved (an append of this handle moves it); whether either
+    /// changed.
+    fn read_meter(&mut self, store: &dyn EventStore, force: bool) -> bool {
+        let moved = self.meter.read(store, Instant::now(), force);
+        if moved || force {
+            self.metrics = store.metrics();
+        }
+        moved || force
+    }
+
+    /// Takes what came live since the last tick, and reads the status line's figures once a
+    /// second; whether anything changed.
     pub fn tick(&mut self, store: &dyn EventStore) -> bool {
+        let metered = self.read_meter(store, false);
         if !self.live_on {
-            return false;
+            return metered;
         }
         if self.live.is_none() {
             self.resubscribe(store);
@@ -395,7 +417,7 @@ impl App {
             let r = self.streams.reload(store);
             self.report(r);
         }
-        changed
+        changed || metered
     }
 
     /// The keys of the current screen, for the bottom line.
