@@ -11,92 +11,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::eventfile;
-
-/// A tmux server of its own (its own socket), with one 80x24 pane running `sh`.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(name: &str) -> Option<Tmux> {
-        if Command::new("tmux").arg("-V").output().is_err() {
-            eprintln!("tmux is not installed: the terminal tests of `eventfile view` did not run");
-            return None;
-        }
-        let socket = format!("eventfile-view-{name}-{}", std::process::id());
-        let t = Tmux { socket };
-        let ok = t
-            .tmux(&[
-                "-f",
-                "/dev/null",
-                "new-session",
-                "-d",
-                "-s",
-                "t",
-                "-x",
-                "80",
-                "-y",
-                "24",
-                "sh",
-            ])
-            .status
-            .success();
-        assert!(ok, "tmux did not start");
-        Some(t)
-    }
-
-    fn tmux(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .env_remove("TMUX")
-            .output()
-            .expect("run tmux")
-    }
-
-    /// Types `text` literally, then Enter.
-    fn line(&self, text: &str) {
-        self.tmux(&["send-keys", "-t", "t", "-l", text]);
-        self.tmux(&["send-keys", "-t", "t", "Enter"]);
-    }
-
-    /// Sends tmux key names (`Down`, `Enter`, `q`...).
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "t"];
-        args.extend_from_slice(keys);
-        self.tmux(&args);
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "t"]).stdout).into_owned()
-    }
-
-    /// Waits until the screen satisfies `ok`, polling it, for at most 20 seconds.
-    fn wait(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let s = self.screen();
-            if ok(&s) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the screen never showed {what}:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(30)); // a poll, with a deadline
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.tmux(&["kill-server"]);
-    }
-}
+use common::tmux::Tmux;
 
 /// The shell line that runs the viewer on `dir`, then prints its status and whether the
 /// terminal is back in canonical mode with echo (`icanon echo`, not `-icanon -echo`).
@@ -116,12 +33,6 @@ fn view_line_env(dir: &Path, env: &str, args: &str, pidfile: &Path) -> String {
 }
 
 impl Tmux {
-    /// A tmux format of the pane (`#{alternate_on}`, `#{cursor_flag}`).
-    fn pane(&self, format: &str) -> String {
-        let out = self.tmux(&["display-message", "-p", "-t", "t", format]);
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-
     /// Asserts the pane is back on the normal screen with the cursor shown, the command line
     /// typed before the viewer still on it.
     fn assert_normal_screen(&self, screen: &str) {

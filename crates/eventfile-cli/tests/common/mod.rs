@@ -3,6 +3,8 @@
 // Each test binary uses part of them.
 #![allow(dead_code)]
 
+pub mod tmux;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
