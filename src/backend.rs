@@ -172,11 +172,12 @@ pub(crate) fn batch_too_large(bytes: usize, segment_bytes: u64) -> Error {
     )
 }
 
-/// One stream's part of a batch, borrowed.
-pub(crate) struct Part<'a> {
+/// One stream's part of a batch, borrowed: of an append's [`NewEvent`]s, or (in an import) of
+/// the [`RecordedEvent`]s given, written as they are.
+pub(crate) struct Part<'a, E = NewEvent> {
     pub stream: &'a str,
     pub expected: ExpectedVersion,
-    pub events: &'a [NewEvent],
+    pub events: &'a [E],
 }
 
 /// The ids of a batch, per part: the caller's, or fresh UUIDv7s; and whether the caller gave

@@ -557,19 +557,61 @@ pub(crate) fn validate_event_fields(
     tags.iter().try_for_each(|t| validate_tag(t))
 }
 
+/// What the writer encodes of an event besides its position and id, borrowed.
+pub(crate) struct BodyRef<'a> {
+    pub event_type: &'a str,
+    pub data: &'a RawValue,
+    pub meta: &'a Map<String, Value>,
+    pub tags: &'a [String],
+}
+
+/// An event the writer can encode: an append's [`NewEvent`], or an import's [`RecordedEvent`]
+/// (written without being copied into a `NewEvent` first).
+pub(crate) trait Body {
+    fn body(&self) -> BodyRef<'_>;
+}
+
+impl Body for NewEvent {
+    fn body(&self) -> BodyRef<'_> {
+        BodyRef {
+            event_type: &self.event_type,
+            data: &self.data,
+            meta: &self.meta,
+            tags: &self.tags,
+        }
+    }
+}
+
+impl Body for RecordedEvent {
+    fn body(&self) -> BodyRef<'_> {
+        BodyRef {
+            event_type: &self.event_type,
+            data: &self.data,
+            meta: &self.meta,
+            tags: &self.tags,
+        }
+    }
+}
+
+impl<T: Body + ?Sized> Body for &T {
+    fn body(&self) -> BodyRef<'_> {
+        (**self).body()
+    }
+}
+
 /// The index terms of an event about to be written, borrowed from it.
 pub(crate) fn event_terms<'a>(
     stream: &'a str,
     id: &'a str,
-    e: &'a NewEvent,
+    e: &BodyRef<'a>,
     key: Option<&'a str>,
 ) -> crate::index::TermsRef<'a> {
     let meta = |k: &str| e.meta.get(k).and_then(Value::as_str);
     crate::index::TermsRef {
         stream,
-        event_type: &e.event_type,
+        event_type: e.event_type,
         id,
-        tags: &e.tags,
+        tags: e.tags,
         correlation: meta("correlation_id"),
         causation: meta("causation_id"),
         actor: meta("actor"),

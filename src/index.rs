@@ -672,6 +672,17 @@ impl IndexFile {
         }
     }
 
+    /// The least and greatest event id of the segment, if it holds any (two binary searches).
+    pub(crate) fn id_range(&self) -> Option<(Box<str>, Box<str>)> {
+        let first = self.lower_bound(Kind::Id, b"");
+        let end = self.lower_bound(Kind::Key, b"");
+        let id = |i: u64| match self.entry(i) {
+            Some((Kind::Id, t, _)) => Some(Box::from(t)),
+            _ => None,
+        };
+        Some((id(first)?, id(end.checked_sub(1)?)?))
+    }
+
     /// Every term of `kind` starting with `prefix`, in order, with its postings.
     pub(crate) fn terms_with_prefix<'a>(
         &'a self,
@@ -745,6 +756,28 @@ mod tests {
         assert_eq!(f.first_at_or_after(9_999), 50);
         let back = MemIndex::from_file(&f);
         assert_eq!(back.encode(7, 5000), m.encode(7, 5000));
+        // Ids in byte order: "id-0" is the least, "id-9" the greatest.
+        let (least, greatest) = f.id_range().unwrap();
+        assert_eq!((&*least, &*greatest), ("id-0", "id-9"));
+        let empty = open(MemIndex::default().encode(7, 5000)).unwrap();
+        assert!(empty.id_range().is_none());
+    }
+
+    #[test]
+    fn ids_appended_after_a_lookup_are_found_by_the_next() {
+        let mut m = sample();
+        assert_eq!(&*m.postings(Kind::Id, "id-3"), [3]);
+        let terms = |id: &str| Terms {
+            stream: "s".into(),
+            event_type: "T".into(),
+            id: id.into(),
+            ..Terms::default()
+        };
+        m.add(9_000, 2_000, &terms("late").borrowed());
+        m.add(9_100, 2_000, &terms("id-3").borrowed());
+        assert_eq!(&*m.postings(Kind::Id, "late"), [50]);
+        assert_eq!(&*m.postings(Kind::Id, "id-3"), [3, 51]);
+        assert_eq!(&*m.clone().postings(Kind::Id, "late"), [50]);
     }
 
     #[test]

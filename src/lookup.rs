@@ -19,11 +19,13 @@ pub(crate) struct Batch {
 }
 
 /// The seq of the newest record carrying `term`, searching segments newest first (retries are
-/// usually of recent appends). Each sealed segment costs one binary search of its mapped index.
+/// usually of recent appends). Each sealed segment costs one binary search of its mapped index,
+/// or for an event id outside the segment's id range, a comparison with it.
 pub(crate) fn find_term(st: &State, kind: Kind, term: &str) -> Result<Option<u64>> {
     for seg in st.log.segments.iter().rev() {
         let ix;
         let r = match &seg.sealed {
+            Some(s) if kind == Kind::Id && !s.may_hold_id(term)? => continue,
             Some(s) => {
                 ix = s.index()?;
                 IndexRef::File(&ix)

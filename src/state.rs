@@ -100,7 +100,9 @@ impl StreamTable {
             let v = e.version;
             e.sealed.push((base, v));
         };
-        if count >= self.0.len() / 4 {
+        // A step of the walk is a hash lookup; a search of a large table is some twenty string
+        // comparisons, most of them cache misses.
+        if count >= self.0.len() / 16 {
             for (name, e) in self.0.iter_mut() {
                 if holds(name) {
                     record(e);

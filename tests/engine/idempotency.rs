@@ -336,3 +336,37 @@ fn dedup_lookups_use_the_index_not_memory_per_event() {
     }
     assert_eq!(store.count(&Query::new()).unwrap(), 2000);
 }
+
+/// Ids in no particular order across sealed segments: a lookup skips a segment only when the id
+/// sorts outside the segment's least and greatest id, so a reused id is found wherever it is.
+#[test]
+fn a_reused_id_is_found_in_any_sealed_segment_whatever_the_id_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = small_store(dir.path(), 4 << 10);
+    let ids = ["m-5", "a-1", "z-9", "c-3", "y-8", "b-2", "x-7"];
+    for (n, id) in ids.iter().enumerate() {
+        for k in 0..30 {
+            let e = crate::support::ev("A", k).with_id(format!("{id}-{k}"));
+            store
+                .append(&format!("s{n}"), ExpectedVersion::Any, [e])
+                .unwrap();
+        }
+    }
+    for (n, id) in ids.iter().enumerate() {
+        for k in [0, 17, 29] {
+            let reused = crate::support::ev("B", k).with_id(format!("{id}-{k}"));
+            match store.append("other", ExpectedVersion::Any, [reused]) {
+                Err(Error::DuplicateEventId { stream, .. }) => assert_eq!(stream, format!("s{n}")),
+                other => panic!("`{id}-{k}` should be a duplicate, got {other:?}"),
+            }
+        }
+    }
+    // Inside some segment's range but in none: written.
+    store
+        .append(
+            "other",
+            ExpectedVersion::Any,
+            [crate::support::ev("C", 0).with_id("n-0")],
+        )
+        .unwrap();
+}
