@@ -68,10 +68,11 @@ fn wait_exit(child: &mut Child) -> Option<i32> {
     }
 }
 
-/// Sends SIGTERM to `child` once it handles the signal. `serve` answers requests before its
-/// handler is installed (the runtime registers it when the shutdown future is first polled),
-/// and a SIGTERM before that kills it; where the system shows it (Linux's
-/// /proc/PID/status), this waits for SIGTERM among the signals the process catches.
+/// Sends SIGTERM to `child` once it handles the signal: a command killed by a SIGTERM that
+/// came before its handler would fail the test for a reason that is not the README's. Where
+/// the system shows it (Linux's /proc/PID/status), this waits for SIGTERM among the signals
+/// the process catches. (`serve` installs its handler before it says it listens:
+/// tests/serve.rs checks that on its own.)
 fn terminate(child: &Child) {
     const SIGTERM_BIT: u64 = 1 << (15 - 1);
     let status = format!("/proc/{}/status", child.id());

@@ -179,6 +179,18 @@ fn serve_needs_the_token_from_the_flag_or_the_environment() {
     }
 }
 
+/// SIGTERM sent the moment `serve` says it listens, with no request first: the handler is
+/// installed before that line is printed, so the signal ends it cleanly (exit 0) rather than
+/// by the default action (no exit code). Several rounds, as the window it closes was narrow.
+#[test]
+fn serve_handles_a_signal_sent_as_soon_as_it_listens() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..5 {
+        let s = Serve::start(dir.path(), &[], None);
+        assert_eq!(s.stop(Signal::TERM), Some(0));
+    }
+}
+
 #[test]
 fn serve_refuses_a_bad_listen_address_as_usage() {
     let dir = tempfile::tempdir().unwrap();

@@ -170,25 +170,38 @@ pub async fn serve(store: Arc<dyn EventStore>, options: ServeOptions) -> io::Res
 }
 
 /// Completes on the first SIGINT or SIGTERM (Ctrl-C elsewhere).
-pub async fn shutdown_signal() {
+///
+/// The handlers are installed when this is called, not when the future is first polled: a
+/// caller that announces it listens after calling it loses no signal sent in between (which
+/// would otherwise end the process by the signal's default action, with no clean close). Call
+/// it inside the runtime that will poll it.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (
+        let handlers = (
             signal(SignalKind::interrupt()),
             signal(SignalKind::terminate()),
-        ) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
+        );
+        async move {
+            match handlers {
+                (Ok(mut int), Ok(mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -206,8 +219,10 @@ pub fn serve_blocking(
         .build()?;
     runtime.block_on(async {
         let server = Server::bind(store, options).await?;
+        // Before `ready`: a caller told the server listens may signal it at once.
+        let shutdown = shutdown_signal();
         ready(server.local_addr());
-        server.run_until(shutdown_signal()).await
+        server.run_until(shutdown).await
     })
 }
 
