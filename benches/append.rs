@@ -9,7 +9,8 @@
 //! Groups: 1 event per append from 1, 4 and 16 threads (each on its own streams); batches of 10,
 //! 100 and 1,000 events from one thread, and beside the 1,000-event batch to one stream the bulk
 //! loads of 1,000 events each in a new stream (`append_multi`, and `import` with `import` into one
-//! stream as its peer). Every figure is time per event; criterion's throughput
+//! stream as its peer). `batch_no_sync` runs the 1,000-event cases without `fdatasync`: the
+//! engine's own work, which a busy disk's sync times hide. Every figure is time per event; criterion's throughput
 //! line gives events per second. Run: `cargo bench --bench append`. Stores live in a temporary
 //! directory on the real disk (`TMPDIR` decides which).
 
@@ -22,7 +23,7 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use eventfile::{ExpectedVersion, NewEvent, RecordedEvent, Store, StreamAppend};
+use eventfile::{Durability, ExpectedVersion, NewEvent, RecordedEvent, Store, StreamAppend};
 use rusqlite::{Connection, params};
 use serde_json::json;
 
@@ -341,5 +342,77 @@ fn recorded(events: &[NewEvent], round: u64, one_stream: bool) -> Vec<RecordedEv
         .collect()
 }
 
-criterion_group!(benches, threads, batches);
+/// The engine's own work per batch of 1,000, without `fdatasync` ([`Durability::None`]): the
+/// single-stream append beside the bulk loads of 1,000 new streams, as in `durable_batch` but
+/// without the disk's time, which on a busy disk hides the difference.
+fn batches_no_sync(c: &mut Criterion) {
+    let mut g = c.benchmark_group("batch_no_sync");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    let n = 1000u64;
+    g.throughput(Throughput::Elements(n));
+    let prepared: Vec<NewEvent> = (0..n).map(event).collect();
+    let open = |dir: &Path| {
+        eventfile::OpenOptions::new()
+            .durability(Durability::None)
+            .open(dir)
+            .unwrap()
+    };
+    g.bench_with_input(BenchmarkId::new("eventfile", n), &n, |b, _| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let mut i = 0;
+        b.iter_batched(
+            || prepared.clone(),
+            |events| {
+                i += 1;
+                store
+                    .append(&format!("order-{}", i % 64), ExpectedVersion::Any, events)
+                    .unwrap()
+            },
+            criterion::BatchSize::SmallInput,
+        );
+    });
+    g.bench_with_input(BenchmarkId::new("eventfile_new_streams", n), &n, |b, _| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let mut round = 0u64;
+        b.iter_batched(
+            || {
+                round += 1;
+                (0..prepared.len())
+                    .zip(&prepared)
+                    .map(|(k, e)| {
+                        StreamAppend::new(
+                            format!("order-{round}-{k}"),
+                            ExpectedVersion::NoStream,
+                            [e.clone()],
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            },
+            |parts| store.append_multi(&parts).unwrap(),
+            criterion::BatchSize::SmallInput,
+        );
+    });
+    for (name, one_stream) in [("import_one_stream", true), ("import_new_streams", false)] {
+        g.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
+            let dir = tempfile::tempdir().unwrap();
+            let store = open(dir.path());
+            let mut round = 0u64;
+            b.iter_batched(
+                || {
+                    round += 1;
+                    recorded(&prepared, round, one_stream)
+                },
+                |events| store.import(&events).unwrap(),
+                criterion::BatchSize::SmallInput,
+            );
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, threads, batches, batches_no_sync);
 criterion_main!(benches);
