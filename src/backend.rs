@@ -17,7 +17,7 @@ use crate::api::{AppendRequest, DeleteResult};
 use crate::config::{DEFAULT_MAX_EVENT_BYTES, DEFAULT_SEGMENT_BYTES};
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, ExpectedVersion, MultiAppendResult, NewEvent, RecordedEvent};
-use crate::event::{StreamAppend, validate_event, validate_writable_stream};
+use crate::event::{Body, StreamAppend, validate_event, validate_writable_stream};
 use crate::query::{Direction, Query};
 use crate::record::{self, RecordOut};
 use crate::time::Micros;
@@ -62,20 +62,7 @@ fn prepare_limited(request: &AppendRequest, max_event_bytes: usize) -> Result<Pr
         let mut bytes = 0usize;
         for (p, ids) in parts.iter().zip(&ids) {
             for (e, id) in p.events.iter().zip(ids) {
-                let r = RecordOut {
-                    seq: u64::MAX,
-                    id,
-                    stream: p.stream,
-                    version: u64::MAX,
-                    event_type: &e.event_type,
-                    time: "",
-                    data: &e.data,
-                    meta: &e.meta,
-                    tags: &e.tags,
-                    key: request.key.as_deref(),
-                    more: true,
-                };
-                bytes += sizer.check(&r, exact)?;
+                bytes += sizer.check(id, p.stream, e, request.key.as_deref(), exact)?;
             }
         }
         if bytes as u64 <= DEFAULT_SEGMENT_BYTES {
@@ -106,10 +93,32 @@ impl Sizer {
         }
     }
 
-    /// The encoded size of `r` (its `time` ignored: the widest is used), or, unless `exact`, an
-    /// upper bound of it when that bound is within the limit: an event far below the limit,
-    /// nearly every one, is not encoded just to be measured (that was 12% of an import).
-    fn check(&mut self, r: &RecordOut<'_>, exact: bool) -> Result<usize> {
+    /// The encoded size of event `e` with `id` in `stream` (and `key`) at the widest seq,
+    /// version and time, or, unless `exact`, an upper bound of it when that bound is within the
+    /// limit: an event far below the limit, nearly every one, is not encoded just to be
+    /// measured (that was 12% of an import).
+    fn check(
+        &mut self,
+        id: &str,
+        stream: &str,
+        e: &impl Body,
+        key: Option<&str>,
+        exact: bool,
+    ) -> Result<usize> {
+        let e = e.body();
+        let r = RecordOut {
+            seq: u64::MAX,
+            id,
+            stream,
+            version: u64::MAX,
+            event_type: e.event_type,
+            time: &self.time,
+            data: e.data,
+            meta: e.meta,
+            tags: e.tags,
+            key,
+            more: true,
+        };
         // serde_json writes a byte of a string as at most 6 (`\u001f`); data is copied as it
         // is; the field names, numbers, time, crc and punctuation take less than 256 bytes.
         let escaped = r.id.len()
@@ -129,13 +138,7 @@ impl Sizer {
             return Ok(bound);
         }
         self.buf.clear();
-        record::encode_record(
-            &mut self.buf,
-            &RecordOut {
-                time: &self.time,
-                ..*r
-            },
-        );
+        record::encode_record(&mut self.buf, &r);
         if self.buf.len() > self.max {
             return Err(Error::EventTooLarge {
                 event_type: r.event_type.to_owned(),
@@ -655,22 +658,7 @@ pub fn check_import_limited(events: &[RecordedEvent], max_event_bytes: usize) ->
             .and_then(|()| {
                 crate::event::validate_event_fields(&e.event_type, Some(&e.id), &e.meta, &e.tags)
             })
-            .and_then(|()| {
-                let r = RecordOut {
-                    seq: u64::MAX,
-                    id: &e.id,
-                    stream: &e.stream,
-                    version: u64::MAX,
-                    event_type: &e.event_type,
-                    time: "",
-                    data: &e.data,
-                    meta: &e.meta,
-                    tags: &e.tags,
-                    key: None,
-                    more: true,
-                };
-                sizer.check(&r, false).map(drop)
-            })
+            .and_then(|()| sizer.check(&e.id, &e.stream, e, None, false).map(drop))
             .map_err(|err| at(err.to_string()))?;
         // Data as an append keeps it: on one line (a newline would split a segment's record).
         let compact = crate::event::json_text::one_line("event data", e.data.get())
