@@ -221,23 +221,10 @@ fn batches(c: &mut Criterion) {
         });
         // The events are made outside the timed part, on both sides: the caller's cost.
         let prepared: Vec<NewEvent> = (0..n).map(event).collect();
-        g.bench_with_input(BenchmarkId::new("eventfile", n), &n, |b, _| {
-            let dir = tempfile::tempdir().unwrap();
-            let store = Store::open(dir.path()).unwrap();
-            let mut i = 0;
-            b.iter_batched(
-                || prepared.clone(),
-                |events| {
-                    i += 1;
-                    store
-                        .append(&format!("order-{}", i % 64), ExpectedVersion::Any, events)
-                        .unwrap()
-                },
-                criterion::BatchSize::SmallInput,
-            );
-        });
+        let durable = |dir: &Path| Store::open(dir).unwrap();
+        one_stream(&mut g, n, &prepared, durable);
         if n == 1000 {
-            new_streams(&mut g, n, &prepared);
+            new_streams(&mut g, n, &prepared, durable);
         }
         g.bench_with_input(BenchmarkId::new("sqlite", n), &n, |b, &n| {
             let dir = tempfile::tempdir().unwrap();
@@ -261,19 +248,37 @@ fn batches(c: &mut Criterion) {
     g.finish();
 }
 
+type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
+/// Batches of the `n` `prepared` events appended to one stream (of 64 in turn), on a store
+/// `open` makes. The events are copied outside the timed part: the caller's cost.
+fn one_stream(g: &mut Group<'_>, n: u64, prepared: &[NewEvent], open: impl Fn(&Path) -> Store) {
+    g.bench_with_input(BenchmarkId::new("eventfile", n), &n, |b, _| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let mut i = 0;
+        b.iter_batched(
+            || prepared.to_vec(),
+            |events| {
+                i += 1;
+                store
+                    .append(&format!("order-{}", i % 64), ExpectedVersion::Any, events)
+                    .unwrap()
+            },
+            criterion::BatchSize::SmallInput,
+        );
+    });
+}
+
 /// Bulk loads beside the single-stream batch of the same size, in the same group: `n` events
 /// each in a stream of its own that did not exist before (`append_multi`, one part per stream),
 /// and the same through `import` (what `eventfile import` and `eventfile generate` call), with
 /// `import` of `n` events into one stream as its single-stream peer. The requests are built
 /// outside the timed part, as for the single-stream batch.
-fn new_streams(
-    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    n: u64,
-    prepared: &[NewEvent],
-) {
+fn new_streams(g: &mut Group<'_>, n: u64, prepared: &[NewEvent], open: impl Fn(&Path) -> Store) {
     g.bench_with_input(BenchmarkId::new("eventfile_new_streams", n), &n, |b, _| {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = open(dir.path());
         let mut round = 0u64;
         b.iter_batched(
             || {
@@ -294,15 +299,15 @@ fn new_streams(
             criterion::BatchSize::SmallInput,
         );
     });
-    for (name, one_stream) in [("import_one_stream", true), ("import_new_streams", false)] {
+    for (name, into_one) in [("import_one_stream", true), ("import_new_streams", false)] {
         g.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
             let dir = tempfile::tempdir().unwrap();
-            let store = Store::open(dir.path()).unwrap();
+            let store = open(dir.path());
             let mut round = 0u64;
             b.iter_batched(
                 || {
                     round += 1;
-                    recorded(prepared, round, one_stream)
+                    recorded(prepared, round, into_one)
                 },
                 |events| store.import(&events).unwrap(),
                 criterion::BatchSize::SmallInput,
@@ -353,64 +358,14 @@ fn batches_no_sync(c: &mut Criterion) {
     let n = 1000u64;
     g.throughput(Throughput::Elements(n));
     let prepared: Vec<NewEvent> = (0..n).map(event).collect();
-    let open = |dir: &Path| {
+    let no_sync = |dir: &Path| {
         eventfile::OpenOptions::new()
             .durability(Durability::None)
             .open(dir)
             .unwrap()
     };
-    g.bench_with_input(BenchmarkId::new("eventfile", n), &n, |b, _| {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path());
-        let mut i = 0;
-        b.iter_batched(
-            || prepared.clone(),
-            |events| {
-                i += 1;
-                store
-                    .append(&format!("order-{}", i % 64), ExpectedVersion::Any, events)
-                    .unwrap()
-            },
-            criterion::BatchSize::SmallInput,
-        );
-    });
-    g.bench_with_input(BenchmarkId::new("eventfile_new_streams", n), &n, |b, _| {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path());
-        let mut round = 0u64;
-        b.iter_batched(
-            || {
-                round += 1;
-                (0..prepared.len())
-                    .zip(&prepared)
-                    .map(|(k, e)| {
-                        StreamAppend::new(
-                            format!("order-{round}-{k}"),
-                            ExpectedVersion::NoStream,
-                            [e.clone()],
-                        )
-                    })
-                    .collect::<Vec<_>>()
-            },
-            |parts| store.append_multi(&parts).unwrap(),
-            criterion::BatchSize::SmallInput,
-        );
-    });
-    for (name, one_stream) in [("import_one_stream", true), ("import_new_streams", false)] {
-        g.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
-            let dir = tempfile::tempdir().unwrap();
-            let store = open(dir.path());
-            let mut round = 0u64;
-            b.iter_batched(
-                || {
-                    round += 1;
-                    recorded(&prepared, round, one_stream)
-                },
-                |events| store.import(&events).unwrap(),
-                criterion::BatchSize::SmallInput,
-            );
-        });
-    }
+    one_stream(&mut g, n, &prepared, no_sync);
+    new_streams(&mut g, n, &prepared, no_sync);
     g.finish();
 }
 
