@@ -187,6 +187,39 @@ pub trait EventStore: Send + Sync {
     /// Appends what `request` holds, atomically. See the trait's contract for the outcomes.
     fn append_request(&self, request: AppendRequest) -> Result<MultiAppendResult>;
 
+    /// Appends several independent requests, in order: each is all-or-nothing and judged on
+    /// its own, exactly as if it were passed to [`EventStore::append_request`] after the ones
+    /// before it (a conflict, a failed condition or bad input fails that request alone, and
+    /// the next still runs). Returns one outcome per request, in order, once every appended
+    /// request is durable.
+    ///
+    /// What it is for: a caller that gathers many unrelated appends (the server, a command
+    /// bus) hands them over at once instead of holding one waiting thread per append. The file
+    /// store writes them all, then waits for one sync that covers every one; backends without
+    /// a shared sync append them one at a time (the default).
+    ///
+    /// ```
+    /// use eventfile::{AppendRequest, Error, EventStore, ExpectedVersion, NewEvent, Store};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path())?;
+    /// let placed = || vec![NewEvent::new("OrderPlaced", serde_json::json!({}))];
+    /// let out = store.append_requests(vec![
+    ///     AppendRequest::new("order-1", ExpectedVersion::NoStream, placed()),
+    ///     AppendRequest::new("order-1", ExpectedVersion::NoStream, placed()), // a conflict
+    ///     AppendRequest::new("order-2", ExpectedVersion::NoStream, placed()),
+    /// ]);
+    /// assert_eq!(out[0].as_ref().unwrap().first_seq, 1);
+    /// assert!(matches!(out[1], Err(Error::WrongExpectedVersion { actual: 1, .. })));
+    /// assert_eq!(out[2].as_ref().unwrap().first_seq, 2);
+    /// # Ok::<(), eventfile::Error>(())
+    /// ```
+    fn append_requests(&self, requests: Vec<AppendRequest>) -> Vec<Result<MultiAppendResult>> {
+        requests
+            .into_iter()
+            .map(|r| self.append_request(r))
+            .collect()
+    }
+
     /// Appends `events` to `stream` if it is at `expected`.
     fn append(
         &self,
@@ -316,6 +349,12 @@ macro_rules! forward_event_store {
         impl<T: EventStore + ?Sized> EventStore for $ptr {
             fn append_request(&self, request: AppendRequest) -> Result<MultiAppendResult> {
                 (**self).append_request(request)
+            }
+            fn append_requests(
+                &self,
+                requests: Vec<AppendRequest>,
+            ) -> Vec<Result<MultiAppendResult>> {
+                (**self).append_requests(requests)
             }
             fn append(
                 &self,

@@ -31,6 +31,10 @@ impl EventStore for Store {
         Store::append_request(self, request)
     }
 
+    fn append_requests(&self, requests: Vec<AppendRequest>) -> Vec<Result<MultiAppendResult>> {
+        Store::append_requests(self, requests)
+    }
+
     fn read_stream(&self, stream: &str, read: Read) -> Result<EventIter> {
         Ok(Box::new(Store::read_stream(self, stream, read)?))
     }

@@ -171,6 +171,40 @@ impl Store {
         self.append_multi_with(appends, key, None)
     }
 
+    /// Appends independent requests with one wait for durability: see
+    /// [`crate::EventStore::append_requests`]. Each request is written under the state lock on
+    /// its own (a failed one writes nothing and the next still runs); then one wait covers the
+    /// last written seq, so the requests share a sync. If that wait fails (the handle is
+    /// poisoned), every written request fails with it: like any append that fails with an I/O
+    /// error, each may or may not be in the log after a reopen, and a retry with the same ids
+    /// or key tells.
+    pub fn append_requests(&self, requests: Vec<AppendRequest>) -> Vec<Result<MultiAppendResult>> {
+        let mut out: Vec<Result<MultiAppendResult>> = requests
+            .iter()
+            .map(|r| {
+                r.validate()?;
+                let parts = crate::backend::parts(&r.streams);
+                let b = self
+                    .inner
+                    .write_batch(&parts, r.key.as_deref(), r.condition.as_ref())?;
+                Ok(multi_result(&r.streams, b))
+            })
+            .collect();
+        let Some(last) = out.iter().flatten().map(|r| r.last_seq).max() else {
+            return out;
+        };
+        if let Err(first) = self.inner.wait_durable(last, false) {
+            let cause = first.to_string();
+            let mut first = Some(first);
+            for r in out.iter_mut().filter(|r| r.is_ok()) {
+                *r = Err(first.take().unwrap_or_else(|| Error::Poisoned {
+                    cause: cause.clone(),
+                }));
+            }
+        }
+        out
+    }
+
     fn append_multi_with(
         &self,
         appends: &[StreamAppend],
@@ -179,16 +213,21 @@ impl Store {
     ) -> Result<MultiAppendResult> {
         let parts = crate::backend::parts(appends);
         let b = self.inner.append_batch(&parts, key, condition)?;
-        Ok(MultiAppendResult {
-            streams: appends
-                .iter()
-                .map(|a| a.stream.clone())
-                .zip(b.results)
-                .collect(),
-            first_seq: b.first_seq,
-            last_seq: b.last_seq,
-            replayed: b.replayed,
-        })
+        Ok(multi_result(appends, b))
+    }
+}
+
+/// A batch's outcome as the API reports it.
+fn multi_result(appends: &[StreamAppend], b: Batch) -> MultiAppendResult {
+    MultiAppendResult {
+        streams: appends
+            .iter()
+            .map(|a| a.stream.clone())
+            .zip(b.results)
+            .collect(),
+        first_seq: b.first_seq,
+        last_seq: b.last_seq,
+        replayed: b.replayed,
     }
 }
 
@@ -238,6 +277,21 @@ impl Inner {
         key: Option<&str>,
         condition: Option<&AppendCondition>,
     ) -> Result<Batch> {
+        let batch = self.write_batch(parts, key, condition)?;
+        // A retry's original may still be on its way to disk: it too is answered once durable.
+        self.wait_durable(batch.last_seq, false)?;
+        Ok(batch)
+    }
+
+    /// [`Inner::append_batch`] up to the write: the batch (or the original a retry matched) is
+    /// in the log but not yet known durable. The caller waits for `last_seq` before it tells
+    /// anyone.
+    fn write_batch(
+        &self,
+        parts: &[Part<'_>],
+        key: Option<&str>,
+        condition: Option<&AppendCondition>,
+    ) -> Result<Batch> {
         if self.read_only {
             return Err(Error::ReadOnly);
         }
@@ -252,9 +306,6 @@ impl Inner {
             });
         }
         if let Some(batch) = self.find_retry(st, parts, &ids, own_ids, key)? {
-            drop(guard);
-            // The original may still be on its way to disk: answer once it is durable.
-            self.wait_durable(batch.last_seq, false)?;
             return Ok(batch);
         }
         // Each stream's version, looked up once: the commit numbers the events from it.
@@ -289,10 +340,7 @@ impl Inner {
             }
         }
         let time = (self.clock)().max(st.last_time);
-        let batch = self.commit_locked_at(st, parts, &bases, &ids, key, Times::One(time))?;
-        drop(guard);
-        self.wait_durable(batch.last_seq, false)?;
-        Ok(batch)
+        self.commit_locked_at(st, parts, &bases, &ids, key, Times::One(time))
     }
 
     /// Writes events as another store recorded them (`EventStore::import`): the checks of

@@ -54,3 +54,28 @@ fn counters_follow_what_was_written_and_synced() {
     assert_eq!(m.bytes, records as u64);
     assert_eq!(memory.metrics().syncs, 0);
 }
+
+/// `append_requests` on the file store writes every request, then waits for one sync that
+/// covers them all; a failed request is not counted.
+#[test]
+fn independent_requests_share_one_sync() {
+    use eventfile::AppendRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let requests = (0..10)
+        .map(|i| {
+            AppendRequest::new(
+                format!("s-{}", i % 5),
+                ExpectedVersion::NoStream,
+                [event(i)],
+            )
+        })
+        .collect();
+    let out = store.append_requests(requests);
+    let ok = out.iter().filter(|r| r.is_ok()).count();
+    // The second request to each stream expected it to be new: five conflicts.
+    assert_eq!(ok, 5);
+    let m = store.metrics();
+    assert_eq!((m.appends, m.events, m.syncs), (5, 5, 1));
+    assert_eq!(store.head_seq(), 5);
+}

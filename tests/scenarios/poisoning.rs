@@ -29,6 +29,16 @@ fn versions(store: &Store) -> Vec<u64> {
 
 /// Checks the poisoned handle, then reopens on the real file system and checks recovery.
 fn assert_poisoned_then_recovers(dir: &std::path::Path, store: Store, acked: u64) {
+    assert_poisoned_then_recovers_upto(dir, store, acked, acked + 1);
+}
+
+/// The same, when the failed call may have written up to `written` events.
+fn assert_poisoned_then_recovers_upto(
+    dir: &std::path::Path,
+    store: Store,
+    acked: u64,
+    written: u64,
+) {
     let err = store
         .append("s", ExpectedVersion::Any, [ev(99)])
         .unwrap_err();
@@ -43,7 +53,7 @@ fn assert_poisoned_then_recovers(dir: &std::path::Path, store: Store, acked: u64
     let got = versions(&store);
     // The failed append's outcome is unknown; every acknowledged one is there.
     assert!(
-        got.len() as u64 >= acked && got.len() as u64 <= acked + 1,
+        got.len() as u64 >= acked && got.len() as u64 <= written,
         "{got:?}"
     );
     assert_eq!(got, (1..=got.len() as u64).collect::<Vec<_>>());
@@ -125,4 +135,47 @@ fn a_failure_while_rolling_a_segment_poisons() {
     };
     assert!(matches!(err, Error::Io { op: "create", .. }), "{err}");
     assert_poisoned_then_recovers(dir.path(), store, acked);
+}
+
+/// A failed sync after `append_requests` wrote several requests fails every one of them (none
+/// is acknowledged); the first with the sync's error, the rest as poisoned. A reopen keeps
+/// every event acknowledged before.
+#[test]
+fn a_failed_shared_sync_fails_every_written_request() {
+    use eventfile::AppendRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = FaultyStorage::new();
+    let store = open(dir.path(), &storage, 1 << 20);
+    for i in 0..5 {
+        store.append("s", ExpectedVersion::Any, [ev(i)]).unwrap();
+    }
+    storage.fail_next_sync();
+    let out = store.append_requests(vec![
+        AppendRequest::new("s", ExpectedVersion::Exact(5), [ev(5)]),
+        AppendRequest::new("s", ExpectedVersion::Exact(0), [ev(6)]),
+        AppendRequest::new("s", ExpectedVersion::Exact(6), [ev(7)]),
+    ]);
+    assert!(
+        matches!(
+            out[0],
+            Err(Error::Io {
+                op: "fdatasync",
+                ..
+            })
+        ),
+        "{:?}",
+        out[0]
+    );
+    assert!(
+        matches!(out[1], Err(Error::WrongExpectedVersion { actual: 6, .. })),
+        "{:?}",
+        out[1]
+    );
+    assert!(
+        matches!(out[2], Err(Error::Poisoned { .. })),
+        "{:?}",
+        out[2]
+    );
+    assert_eq!(store.head_seq(), 5, "an unsynced event became visible");
+    assert_poisoned_then_recovers_upto(dir.path(), store, 5, 7);
 }

@@ -10,8 +10,8 @@ use serde_json::json;
 
 use eventfile::sim::{Image, SimDisk};
 use eventfile::{
-    ExpectedVersion, LIFECYCLE_STREAM, NewEvent, OpenOptions, Read, RetentionPolicy, Storage,
-    Store, StreamAppend, internals,
+    AppendRequest, ExpectedVersion, LIFECYCLE_STREAM, NewEvent, OpenOptions, Read, RetentionPolicy,
+    Storage, Store, StreamAppend, internals,
 };
 
 /// Events retention keeps in the simulated store (small, so runs remove segments).
@@ -153,6 +153,37 @@ fn workload(root: &Path, disk: &Arc<SimDisk>, rng: &mut Rng, run: usize, acked: 
                     return;
                 }
                 acked.count("compaction");
+                continue;
+            }
+            6 => {
+                // Independent requests sharing one sync (what the server's workers send).
+                let requests = ["a", "b", "c"].map(|part| {
+                    let id = format!("{id}-{part}");
+                    let stream = format!("s{}", rng.below(3));
+                    (
+                        id.clone(),
+                        AppendRequest::new(
+                            stream,
+                            ExpectedVersion::Any,
+                            batch(&id, 1 + rng.below(3)),
+                        ),
+                    )
+                });
+                let (ids, requests): (Vec<String>, Vec<AppendRequest>) =
+                    requests.into_iter().unzip();
+                let mut failed = false;
+                for (id, r) in ids.into_iter().zip(store.append_requests(requests)) {
+                    match r {
+                        Ok(m) => {
+                            acked.batches.insert(id, (m.first_seq, m.last_seq));
+                            acked.count("append_requests");
+                        }
+                        Err(_) => failed = true,
+                    }
+                }
+                if failed {
+                    return;
+                }
                 continue;
             }
             _ => store

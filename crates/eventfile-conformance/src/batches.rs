@@ -145,3 +145,50 @@ pub fn concurrent_batches_never_interleave(factory: &Factory<'_>) {
         );
     }
 }
+
+/// `append_requests` judges each request on its own, in order, as separate `append_request`
+/// calls would: a conflict, bad input or a failed condition fails that request alone, a later
+/// request sees the earlier ones' events, a retry replays, and only the successful requests'
+/// events are in the log, gapless.
+pub fn independent_requests_are_judged_each_on_its_own(factory: &Factory<'_>) {
+    let s = factory();
+    tick(&*s, "other", 0);
+    assert!(s.append_requests(Vec::new()).is_empty());
+    let paid = |n: u64| ev("Paid", n).with_id(format!("paid-{n}"));
+    let out = s.append_requests(vec![
+        AppendRequest::new("a", NoStream, [paid(1), paid(2)]),
+        AppendRequest::new("a", NoStream, [ev("A", 3)]),
+        AppendRequest::new("b", Any, [ev("", 4)]),
+        AppendRequest::new("a", Exact(2), [ev("A", 5)]),
+        AppendRequest::new("a", NoStream, [paid(1), paid(2)]),
+        AppendRequest::new("c", Any, [ev("A", 6)])
+            .condition(AppendCondition::new(Query::new().stream("a")).after(1)),
+        AppendRequest::new("d", NoStream, [ev("A", 7)]).key("key-d"),
+    ]);
+    assert_eq!(out.len(), 7);
+    let ok = |i: usize| match &out[i] {
+        Ok(r) => (r.first_seq, r.last_seq, r.replayed),
+        Err(e) => panic!("request {i} failed: {e}"),
+    };
+    let failed = |i: usize| match &out[i] {
+        Ok(r) => panic!("request {i} should have failed, got {r:?}"),
+        Err(e) => e.kind(),
+    };
+    assert_eq!(ok(0), (2, 3, false));
+    assert_eq!(failed(1), ErrorKind::Conflict);
+    assert_eq!(failed(2), ErrorKind::InvalidInput);
+    assert_eq!(ok(3), (4, 4, false));
+    assert_eq!(out[3].as_ref().unwrap().streams[0].1.version, 3);
+    assert_eq!(ok(4), (2, 3, true));
+    assert_eq!(failed(5), ErrorKind::ConditionFailed);
+    assert_eq!(ok(6), (5, 5, false));
+    let log = all(&*s);
+    assert_gapless(&log);
+    assert_eq!(seqs(&log), [1, 2, 3, 4, 5]);
+    let a = stream(&*s, "a", Read::forward());
+    assert_eq!(versions(&a), [1, 2, 3]);
+    assert_eq!(version(&*s, "b"), 0);
+    assert_eq!(version(&*s, "c"), 0);
+    // Durable and visible on return, as after `append_request`.
+    assert_eq!(head(&*s), 5);
+}
