@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release -p eventfile-server --example load
 //! cargo run --release -p eventfile-server --example load -- --appends 20000 --subscribers 1000 --burst 10000
+//! cargo run --release -p eventfile-server --example load -- --append-workers 64   # the server's append workers
 //! ```
 //!
 //! 1. The in-process figure: 16 threads appending one event at a time to a file store of their
@@ -64,6 +65,8 @@ fn main() {
     let mut child = Command::new(std::env::current_exe().expect("this program"))
         .arg("--serve")
         .arg(scratch.path().join("served"))
+        .arg("--append-workers")
+        .arg(arg("--append-workers", 2).to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -96,7 +99,7 @@ fn main() {
             let in_process = (before + after) / 2.0;
             println!(
                 "{}",
-                json!({"measure": "HTTP appends, 64 connections", "appends": args.appends,
+                json!({"measure": "HTTP appends, 64 connections", "append_workers": arg("--append-workers", 2), "appends": args.appends,
                        "per_sec": per_sec.round(), "p50_ms": p50, "p99_ms": p99,
                        "ratio_to_in_process": (per_sec / in_process * 100.0).round() / 100.0})
             );
@@ -123,7 +126,8 @@ fn serve(dir: &str) {
     let store = Store::open(dir).expect("open the store");
     let options = eventfile_server::ServeOptions::new()
         .listen("127.0.0.1:0".parse().expect("an address"))
-        .max_subscribers(10_000);
+        .max_subscribers(10_000)
+        .append_workers(arg("--append-workers", 2));
     eventfile_server::serve_blocking(Arc::new(store), options, |addr| {
         println!("{addr}");
     })

@@ -5,8 +5,6 @@
 //! serde (unknown ones refused) and every value by the library, on the append itself: nothing
 //! here decides whether a name, tag, id or metadata number is acceptable.
 
-use std::time::Instant;
-
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -17,11 +15,10 @@ use eventfile::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use crate::error::{ApiError, ApiResult};
 use crate::input;
+use crate::queue;
 use crate::state::Shared;
 
 /// One event of an append body.
@@ -172,37 +169,21 @@ fn stream_results(r: &MultiAppendResult) -> Vec<StreamResult> {
         .collect()
 }
 
-/// Runs an append, counting it where it runs: an append whose client hung up, or that
-/// outlived the request timeout, still completes and is counted as what it was.
+/// Runs an append through the append queue (`queue.rs`), within the request timeout. An
+/// append whose client hung up, or that outlived the timeout, still completes and is counted
+/// as what it was.
 async fn run(
     state: &Shared,
     request: AppendRequest,
     body_bytes: usize,
 ) -> ApiResult<MultiAppendResult> {
-    let started = Instant::now();
-    let counted = Arc::clone(state);
-    state
-        .call(move |s| {
-            let r = s.append_request(request);
-            let m = &counted.metrics;
-            match &r {
-                Ok(r) => {
-                    m.appends.fetch_add(1, Ordering::Relaxed);
-                    if !r.replayed {
-                        m.events
-                            .fetch_add(r.last_seq + 1 - r.first_seq, Ordering::Relaxed);
-                    }
-                    m.bytes.fetch_add(body_bytes as u64, Ordering::Relaxed);
-                    m.append_latency.observe(started.elapsed());
-                    counted.saw_head(r.last_seq);
-                }
-                Err(_) => {
-                    m.append_errors.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            r
-        })
-        .await
+    let outcome = queue::submit(state, request, body_bytes);
+    let timeout = state.options.request_timeout;
+    match tokio::time::timeout(timeout, outcome).await {
+        Ok(Ok(r)) => r.map_err(ApiError::from),
+        Ok(Err(_)) => Err(ApiError::internal()),
+        Err(_) => Err(ApiError::timed_out(timeout)),
+    }
 }
 
 pub(crate) async fn append_stream(

@@ -50,6 +50,24 @@ impl ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
 
+    /// 503: a store call outlived the request timeout.
+    pub fn timed_out(timeout: std::time::Duration) -> ApiError {
+        ApiError::unavailable(format!(
+            "the request took longer than the server's limit of {} ms; an append may still \
+             complete: retry it with the same event ids or key to learn its result",
+            timeout.as_millis()
+        ))
+    }
+
+    /// 500: a store call did not complete (it panicked); the server's log has the detail.
+    pub fn internal() -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the request failed inside the server; the server's log has the detail",
+        )
+    }
+
     /// The error body as JSON text.
     pub fn body(&self) -> String {
         #[derive(Serialize)]

@@ -34,6 +34,7 @@ mod feed;
 mod input;
 mod metrics;
 mod options;
+mod queue;
 mod read;
 mod state;
 
@@ -92,6 +93,7 @@ impl Server {
             stop: stop_rx,
             subscribers: AtomicUsize::new(0),
             in_flight: Default::default(),
+            appends: Default::default(),
         });
         Ok(Server {
             listener,

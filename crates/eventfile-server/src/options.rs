@@ -28,6 +28,7 @@ pub struct ServeOptions {
     pub(crate) heartbeat: Duration,
     pub(crate) request_timeout: Duration,
     pub(crate) max_limit: usize,
+    pub(crate) append_workers: usize,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -40,6 +41,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("heartbeat", &self.heartbeat)
             .field("request_timeout", &self.request_timeout)
             .field("max_limit", &self.max_limit)
+            .field("append_workers", &self.append_workers)
             .finish()
     }
 }
@@ -61,6 +63,7 @@ impl ServeOptions {
             heartbeat: Duration::from_secs(15),
             request_timeout: Duration::from_secs(30),
             max_limit: 10_000,
+            append_workers: 2,
         }
     }
 
@@ -115,6 +118,15 @@ impl ServeOptions {
     /// listing given none. Default 10,000. Reads without a `limit` stream every match.
     pub fn max_limit(mut self, n: usize) -> ServeOptions {
         self.max_limit = n.max(1);
+        self
+    }
+
+    /// How many threads at most hand queued appends to the store at once (at least 1). Each
+    /// takes every append waiting and passes them to `EventStore::append_requests` together:
+    /// on the file store they share one sync, and no thread is held per waiting append.
+    /// Default 2: one writing while the other waits for its sync.
+    pub fn append_workers(mut self, n: usize) -> ServeOptions {
+        self.append_workers = n.max(1);
         self
     }
 }

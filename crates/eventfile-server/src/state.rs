@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use eventfile::EventStore;
 use tokio::sync::watch;
 
@@ -31,6 +30,8 @@ pub(crate) struct AppState {
     /// for them (an append whose client hung up still runs to its end), so that the store is
     /// the caller's alone once the server has returned.
     pub in_flight: Arc<InFlight>,
+    /// Appends waiting for a worker (`queue.rs`).
+    pub appends: crate::queue::AppendQueue,
 }
 
 #[derive(Default)]
@@ -78,11 +79,7 @@ impl AppState {
         let timeout = self.options.request_timeout;
         match tokio::time::timeout(timeout, self.call_untimed(f)).await {
             Ok(r) => r,
-            Err(_) => Err(ApiError::unavailable(format!(
-                "the request took longer than the server's limit of {} ms; an append may still \
-                 complete: retry it with the same event ids or key to learn its result",
-                timeout.as_millis()
-            ))),
+            Err(_) => Err(ApiError::timed_out(timeout)),
         }
     }
 
@@ -106,11 +103,7 @@ impl AppState {
             Ok(r) => r.map_err(ApiError::from),
             Err(e) => {
                 log::error!("eventfile-server: a store call did not complete: {e}");
-                Err(ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "the request failed inside the server; the server's log has the detail",
-                ))
+                Err(ApiError::internal())
             }
         }
     }
