@@ -65,11 +65,33 @@ pub(crate) struct Job {
 }
 
 impl Job {
-    fn take(&self) -> Option<Result<MultiAppendResult>> {
+    fn new(request: AppendRequest, prepared: Prepared) -> Arc<Job> {
+        Arc::new(Job {
+            request,
+            prepared,
+            outcome: Mutex::new(None),
+        })
+    }
+
+    fn is_done(&self) -> bool {
+        self.outcome
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    /// The outcome, once committed (or an abort, if the job was somehow left out).
+    fn outcome(&self) -> Result<MultiAppendResult> {
         self.outcome
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
+            .unwrap_or_else(|| {
+                Err(Error::Aborted {
+                    op: "append_request",
+                    reason: "the request was not in the committed batch".to_owned(),
+                })
+            })
     }
 
     fn set(&self, r: Result<MultiAppendResult>) {
@@ -83,43 +105,74 @@ impl Inner {
     pub(crate) fn append(&self, request: AppendRequest) -> Result<MultiAppendResult> {
         let prepared = backend::prepare(&request)?;
         self.check_poisoned()?;
-        let job = Arc::new(Job {
-            request,
-            prepared,
-            outcome: Mutex::new(None),
-        });
+        let job = Job::new(request, prepared);
+        self.commit_queued(std::slice::from_ref(&job));
+        job.outcome()
+    }
+
+    /// Appends independent requests (`EventStore::append_requests`): every one that passes
+    /// its own checks is queued at once, in order, so that they share one commit; one that
+    /// does not gets its refusal and the rest go on.
+    pub(crate) fn append_many(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Vec<Result<MultiAppendResult>> {
+        let mut out: Vec<Option<Result<MultiAppendResult>>> = Vec::with_capacity(requests.len());
+        let mut jobs = Vec::with_capacity(requests.len());
+        for request in requests {
+            let prepared = backend::prepare(&request).and_then(|p| {
+                self.check_poisoned()?;
+                Ok(p)
+            });
+            match prepared {
+                Ok(prepared) => {
+                    jobs.push((out.len(), Job::new(request, prepared)));
+                    out.push(None);
+                }
+                Err(e) => out.push(Some(Err(e))),
+            }
+        }
+        let queued: Vec<Arc<Job>> = jobs.iter().map(|(_, j)| Arc::clone(j)).collect();
+        self.commit_queued(&queued);
+        for (i, job) in jobs {
+            out[i] = Some(job.outcome());
+        }
+        out.into_iter()
+            .map(|r| r.expect("every request has an outcome"))
+            .collect()
+    }
+
+    /// Queues `jobs` and returns once each has its outcome: committed by another thread, or
+    /// by this one when it finds no commit running.
+    fn commit_queued(&self, jobs: &[Arc<Job>]) {
+        if jobs.is_empty() {
+            return;
+        }
         let mut q = self.queue.lock();
-        q.jobs.push(Arc::clone(&job));
+        q.jobs.extend(jobs.iter().cloned());
         loop {
-            if let Some(done) = job.take() {
-                return done;
+            if jobs.iter().all(|j| j.is_done()) {
+                return;
             }
             if !q.committing {
                 break;
             }
-            // Another thread is committing: it takes this job with the next batch, or this
+            // Another thread is committing: it takes these jobs with the next batch, or this
             // thread does once it is done.
             q = self.queue.wait(q);
         }
         q.committing = true;
-        let jobs = std::mem::take(&mut q.jobs);
+        let batch = std::mem::take(&mut q.jobs);
         drop(q);
         // Hands the turn on however this commit ends, a panic included.
         let _turn = Turn(&self.queue);
         let head = {
             let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            commit_jobs(&mut conn, self, &jobs)
+            commit_jobs(&mut conn, self, &batch)
         };
         if let Some(head) = head {
             self.publish(head);
         }
-        drop(_turn);
-        job.take().unwrap_or_else(|| {
-            Err(Error::Aborted {
-                op: "append_request",
-                reason: "the request was not in the committed batch".to_owned(),
-            })
-        })
     }
 
     /// Refuses writes once a commit failed in the I/O layer: a retried fsync can falsely

@@ -199,6 +199,10 @@ impl EventStore for SqliteStore {
         self.inner.append(request)
     }
 
+    fn append_requests(&self, requests: Vec<AppendRequest>) -> Vec<Result<MultiAppendResult>> {
+        self.inner.append_many(requests)
+    }
+
     fn read_stream(&self, stream: &str, read: Read) -> Result<EventIter> {
         let r = backend::read_view(&read);
         self.inner.stream(stream, r.backward, r.from, r.limit)

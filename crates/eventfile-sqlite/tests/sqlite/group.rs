@@ -82,3 +82,35 @@ fn refused_requests_in_a_batch_write_nothing_and_disturb_no_other() {
         );
     }
 }
+
+/// `append_requests` queues every request at once: they share one transaction (one commit,
+/// one fsync), and a refused one (bad input before queueing, a conflict inside) disturbs no
+/// other.
+#[test]
+fn independent_requests_share_one_commit() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = SqliteStore::open(dir.path().join("events.db")).expect("open");
+    let requests = (0..10u64)
+        .map(|i| {
+            let stream = format!("s-{}", i % 5);
+            let mut events = vec![numbered(&stream, i)];
+            if i == 7 {
+                events.clear(); // no events: refused before it is queued
+            }
+            AppendRequest::new(stream, ExpectedVersion::NoStream, events)
+        })
+        .collect();
+    let out = store.append_requests(requests);
+    assert_eq!(out.len(), 10);
+    for (i, r) in out.iter().enumerate() {
+        match (i, r) {
+            (0..5, Ok(r)) => assert_eq!(r.first_seq, i as u64 + 1),
+            (7, Err(e)) => assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}"),
+            (5..10, Err(e)) => assert_eq!(e.kind(), ErrorKind::Conflict, "{e}"),
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    let m = store.metrics();
+    assert_eq!((m.appends, m.events, m.syncs), (5, 5, 1));
+    assert_eq!(store.head_seq().expect("head"), 5);
+}
