@@ -140,6 +140,18 @@ impl AsyncStore {
             .await
     }
 
+    /// Appends independent requests together ([`EventStore::append_requests`]): one pool
+    /// thread for all of them, and on the file store one sync. The outer error is
+    /// [`Error::Aborted`] only (the call did not run to its end); each request's own outcome
+    /// is in the list.
+    pub async fn append_requests(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Result<Vec<Result<MultiAppendResult>>> {
+        self.run("append_requests", move |s| Ok(s.append_requests(requests)))
+            .await
+    }
+
     /// Appends `events` to `stream` if it is at `expected` ([`EventStore::append`]).
     pub async fn append(
         &self,

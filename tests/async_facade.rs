@@ -719,3 +719,29 @@ fn a_subscription_streams_history_then_live_and_ends_with_the_store() {
         assert!(sub.next().await.is_none(), "the stream ends with the store");
     });
 }
+
+/// `append_requests` through the facade: each request's own outcome, in order, and one sync
+/// for the file store's written requests.
+#[test]
+fn independent_requests_through_the_facade_share_one_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let sync = Arc::new(eventfile::Store::open(dir.path()).unwrap());
+    let store = AsyncStore::from_arc(sync.clone());
+    let out = runtime().block_on(async {
+        store
+            .append_requests(vec![
+                AppendRequest::new("a", ExpectedVersion::NoStream, [event("A", 1)]),
+                AppendRequest::new("a", ExpectedVersion::NoStream, [event("A", 2)]),
+                AppendRequest::new("b", ExpectedVersion::NoStream, [event("B", 3)]),
+            ])
+            .await
+            .unwrap()
+    });
+    assert_eq!(out[0].as_ref().unwrap().first_seq, 1);
+    assert_eq!(
+        out[1].as_ref().unwrap_err().kind(),
+        eventfile::ErrorKind::Conflict
+    );
+    assert_eq!(out[2].as_ref().unwrap().first_seq, 2);
+    assert_eq!(EventStore::metrics(&*sync).syncs, 1);
+}
