@@ -17,15 +17,13 @@
 //!
 //! It owns the paging; the filters come from `sql.rs`, and it never writes.
 
-use std::collections::VecDeque;
-
 use eventfile::{RecordedEvent, Result};
 use postgres::Row;
 use postgres::types::{ToSql, Type};
 
 use crate::error::pg;
 use crate::pool::{Conn, Pool};
-use crate::sql::{EVENT_COLUMNS, EVENT_NULLS, Param, event, event_at, pos, typed};
+use crate::sql::{EVENT_COLUMNS, EVENT_NULLS, Param, event_at, pos, typed};
 
 /// Events fetched per page (a statement asks for one more, to learn whether the range goes on
 /// without a further round trip).
@@ -46,11 +44,14 @@ impl Key {
         }
     }
 
-    fn of(self, e: &RecordedEvent) -> u64 {
-        match self {
-            Key::Seq => e.seq,
-            Key::Version => e.version,
-        }
+    /// The key of the event in `row`'s columns from `base` on (the column is never NULL in
+    /// an event's row; a row that breaks that sorts first and fails to decode).
+    fn of(self, row: &Row, base: usize) -> i64 {
+        let at = match self {
+            Key::Seq => base,
+            Key::Version => base + 3,
+        };
+        row.try_get::<_, i64>(at).unwrap_or(i64::MIN)
     }
 }
 
@@ -77,7 +78,13 @@ pub(crate) struct Pages {
     /// The exclusive bound the next page starts after (before, backward).
     next: i64,
     remaining: usize,
-    buf: VecDeque<RecordedEvent>,
+    /// The page's rows not handed out yet, each decoded into its event only when the caller
+    /// asks for it: a page of decoded events was one more buffer of every event (160 bytes
+    /// each) between the rows and the caller's, and one more move of each.
+    buf: std::vec::IntoIter<Row>,
+    /// The column of `buf`'s rows where the event begins (after the first row's columns in the
+    /// first page's rows).
+    base: usize,
     key: Key,
     backward: bool,
     prepared: bool,
@@ -133,7 +140,8 @@ impl Pages {
                 lo - 1
             },
             remaining: limit.unwrap_or(usize::MAX),
-            buf: VecDeque::new(),
+            buf: Vec::new().into_iter(),
+            base: first.columns,
             key,
             backward,
             prepared: first.prepared,
@@ -161,23 +169,34 @@ impl Pages {
         } else {
             pages.run(conn, &first_sql, want)?
         };
-        // The first row's columns, and the page's events (a row whose first event column is
-        // NULL is the first row).
-        let mut first_row = None;
-        let mut events = Vec::with_capacity(rows.len());
-        for r in rows {
+        // The first row's columns (the row whose first event column is NULL: the first of the
+        // `UNION ALL`'s rows, but found wherever it is), and the page's events.
+        let mut rows = rows;
+        let mut at = None;
+        for (i, r) in rows.iter().enumerate() {
             if r.try_get::<_, Option<i64>>(first.columns)
                 .map_err(pg)?
-                .is_some()
+                .is_none()
             {
-                events.push(event_at(&r, first.columns)?);
-            } else {
-                first_row = Some(r);
+                at = Some(i);
+                break;
             }
         }
-        let row = first_row
-            .ok_or_else(|| crate::error::database("a read's first statement returned no row"))?;
-        pages.keep(events, want);
+        let at =
+            at.ok_or_else(|| crate::error::database("a read's first statement returned no row"))?;
+        // Removing the first element moves no row after it (the rows are handed out from
+        // the second on); elsewhere, the rows after it shift down.
+        let row = if at == 0 {
+            let mut it = rows.into_iter();
+            let row = it.next();
+            pages.keep(it, want);
+            row
+        } else {
+            let row = rows.remove(at);
+            pages.keep(rows.into_iter(), want);
+            Some(row)
+        };
+        let row = row.ok_or_else(|| crate::error::database("a read's first row went missing"))?;
         Ok((pages, row))
     }
 
@@ -192,7 +211,7 @@ impl Pages {
         }
         if lo > hi {
             self.done = true;
-            self.buf.clear();
+            self.buf = Vec::new().into_iter();
         }
     }
 
@@ -211,39 +230,38 @@ impl Pages {
         }
     }
 
-    /// Buffers the first `want` of a page's `events` (`want + 1` of them: the range goes on),
-    /// moving the cursor past them.
-    fn keep(&mut self, mut events: Vec<RecordedEvent>, want: usize) {
+    /// Buffers the first `want` of a page's event rows (`want + 1` of them: the range goes
+    /// on), their columns from `self.base` on, moving the cursor past them. The buffer is empty
+    /// when a page comes (`next` fetches only then).
+    fn keep(&mut self, mut rows: std::vec::IntoIter<Row>, want: usize) {
+        let (key, base) = (self.key, self.base);
         // The statement orders the page; this keeps the order whatever plan ran it (a first
-        // page's rows come through a join).
-        let key = self.key;
+        // page's rows come through a `UNION ALL`). Each key is read once.
+        let keys = rows.as_slice().iter().map(|r| key.of(r, base));
         let ordered = if self.backward {
-            events.is_sorted_by(|a, b| key.of(a) > key.of(b))
+            keys.is_sorted_by(|a, b| a > b)
         } else {
-            events.is_sorted_by(|a, b| key.of(a) < key.of(b))
+            keys.is_sorted_by(|a, b| a < b)
         };
         if !ordered {
-            events.sort_unstable_by_key(|e| key.of(e));
+            let mut v: Vec<Row> = rows.collect();
+            v.sort_by_cached_key(|r| key.of(r, base));
             if self.backward {
-                events.reverse();
+                v.reverse();
             }
+            rows = v.into_iter();
         }
-        if events.len() > want {
-            events.truncate(want);
+        if rows.len() > want {
+            // The rows past `want` only told that the range goes on.
+            rows.nth_back(rows.len() - want - 1);
         } else {
             self.done = true;
         }
-        if let Some(last) = events.last() {
-            self.next = pos(key.of(last));
-        } else {
-            self.done = true;
+        match rows.as_slice().last() {
+            Some(last) => self.next = key.of(last, base),
+            None => self.done = true,
         }
-        if self.buf.is_empty() {
-            // Takes the page's allocation as it is, rather than copying every event.
-            self.buf = VecDeque::from(events);
-        } else {
-            self.buf.extend(events);
-        }
+        self.buf = rows;
     }
 
     fn fetch(&mut self) -> Result<()> {
@@ -251,8 +269,9 @@ impl Pages {
         let mut conn = self.pool.get()?;
         let rows = self.run(&mut conn, &self.sql, want)?;
         drop(conn);
-        let events = rows.iter().map(event).collect::<Result<Vec<_>>>()?;
-        self.keep(events, want);
+        // Later pages' statements select the events' columns alone.
+        self.base = 0;
+        self.keep(rows.into_iter(), want);
         Ok(())
     }
 }
@@ -264,15 +283,31 @@ impl Iterator for Pages {
         if self.remaining == 0 {
             return None;
         }
-        if self.buf.is_empty()
+        if self.buf.len() == 0
             && !self.done
             && let Err(e) = self.fetch()
         {
             self.done = true;
             return Some(Err(e));
         }
-        let e = self.buf.pop_front()?;
+        let row = self.buf.next()?;
         self.remaining -= 1;
-        Some(Ok(e))
+        let e = event_at(&row, self.base);
+        if e.is_err() {
+            // A row that does not decode ends the read: nothing after it is handed out.
+            self.remaining = 0;
+        }
+        Some(e)
+    }
+
+    /// At least the buffered events, at most the limit (so a caller may reserve room; note
+    /// that `collect::<Result<Vec<_>>>` takes no lower bound from any iterator).
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let buffered = self.buf.len().min(self.remaining);
+        if self.done {
+            return (buffered, Some(buffered));
+        }
+        let upper = (self.remaining != usize::MAX).then_some(self.remaining);
+        (buffered, upper)
     }
 }

@@ -379,15 +379,15 @@ pub(crate) fn first_match(
     if lo > hi {
         return Ok(None);
     }
-    let mut w = Where::new();
+    let mut w = Where::keyed(true);
+    w.set_range(int(lo), int(hi));
     w.filters(&v);
-    let l = w.param(int(lo));
-    let h = w.param(int(hi));
-    w.and(format!("e.seq BETWEEN {l} AND {h}"));
     w.and(LIVE);
     let sql = format!(
-        "SELECT e.seq FROM events e WHERE {} ORDER BY e.seq LIMIT 1",
-        w.clause()
+        "SELECT e.seq FROM {} WHERE {} ORDER BY {} LIMIT 1",
+        w.from(),
+        w.clause(),
+        w.seq_key()
     );
     let mut stmt = conn.prepare_cached(&sql).sql(path)?;
     let mut rows = stmt

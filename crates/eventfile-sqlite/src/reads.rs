@@ -43,10 +43,10 @@ fn snapshot<T>(c: &Connection, path: &Path, f: impl FnOnce() -> Result<T>) -> Re
 /// read when the read begins (in the transaction of its lookups), the others on demand.
 pub(crate) struct Pages {
     inner: Arc<Inner>,
-    /// `SELECT ... WHERE <filters> AND <key> BETWEEN ?n AND ?n+1 ORDER BY <key> LIMIT ?n+2`.
+    /// `SELECT ... WHERE <key> BETWEEN ?1 AND ?2 AND <filters> ORDER BY <key> LIMIT ?n+1`.
     sql: String,
-    /// The filters' parameters; a page adds its key range and limit.
-    params: Vec<Value>,
+    /// The statement's parameters but the limit: a page sets the key range (`?1`, `?2`).
+    w: Where,
     /// The key is the seq (else the version, for a stream).
     by_seq: bool,
     backward: bool,
@@ -60,8 +60,9 @@ pub(crate) struct Pages {
 }
 
 impl Pages {
-    /// A read of the events of `w` with keys in `lo..=hi`, at most `limit`, and its first page,
-    /// read on `c` (the connection, and transaction, of the read's lookups).
+    /// A read of the events of `w` (made by [`Where::keyed`] with the same `by_seq`) with keys in
+    /// `lo..=hi`, at most `limit`, and its first page, read on `c` (the connection, and
+    /// transaction, of the read's lookups).
     fn start(
         inner: &Arc<Inner>,
         c: &Connection,
@@ -71,22 +72,19 @@ impl Pages {
         (lo, hi): (u64, u64),
         limit: Option<usize>,
     ) -> Result<Pages> {
-        let key = if by_seq { "e.seq" } else { "e.version" };
+        let key = if by_seq { w.seq_key() } else { "e.version" };
         let dir = if backward { "DESC" } else { "ASC" };
-        let n = w.params.len();
         let sql = format!(
-            "SELECT {COLUMNS} FROM events e WHERE {} AND {key} BETWEEN ?{} AND ?{} \
-             ORDER BY {key} {dir} LIMIT ?{}",
+            "SELECT {COLUMNS} FROM {} WHERE {} ORDER BY {key} {dir} LIMIT ?{}",
+            w.from(),
             w.clause(),
-            n + 1,
-            n + 2,
-            n + 3
+            w.params.len() + 1
         );
         let remaining = limit.unwrap_or(usize::MAX);
         let mut pages = Pages {
             inner: Arc::clone(inner),
             sql,
-            params: w.params,
+            w,
             by_seq,
             backward,
             lo: int(lo),
@@ -105,15 +103,12 @@ impl Pages {
     fn fetch_on(&mut self, c: &Connection) -> Result<()> {
         let path = &self.inner.path;
         let take = self.remaining.min(PAGE);
-        let bounds = [
-            Value::Integer(self.lo),
-            Value::Integer(self.hi),
-            Value::Integer(i64::try_from(take).unwrap_or(i64::MAX)),
-        ];
+        self.w.set_range(self.lo, self.hi);
+        let limit = [Value::Integer(i64::try_from(take).unwrap_or(i64::MAX))];
         let mut stmt = c.prepare_cached(&self.sql).sql(path)?;
         let mut rows = stmt
             .query(rusqlite::params_from_iter(
-                self.params.iter().chain(bounds.iter()),
+                self.w.params.iter().chain(limit.iter()),
             ))
             .sql(path)?;
         let mut got = 0;
@@ -172,9 +167,10 @@ impl Iterator for Pages {
     }
 }
 
-/// The filters of `v`, events live at `head` only (seq bounds are the caller's).
+/// The filters of `v` over a seq range (`?1`, `?2`: [`Where::keyed`]), events live at `head`
+/// only.
 fn selection(v: &QueryView<'_>, head: u64) -> Where {
-    let mut w = Where::new();
+    let mut w = Where::keyed(true);
     w.filters(v);
     let live = rows::live_at(&mut w, head);
     w.and(live);
@@ -223,7 +219,7 @@ impl Inner {
                 } else {
                     (from.unwrap_or(1).max(before), version)
                 };
-                let mut w = Where::new();
+                let mut w = Where::keyed(false);
                 let s = w.param(stream.to_owned());
                 w.and(format!("e.stream = {s}"));
                 Pages::start(self, c, w, false, backward, (lo, hi), limit)
@@ -245,11 +241,11 @@ impl Inner {
                     return Ok(0);
                 }
                 let mut w = selection(&backend::view(query), head);
-                let (l, h) = (w.param(int(lo)), w.param(int(hi)));
-                w.and(format!("e.seq BETWEEN {l} AND {h}"));
+                w.set_range(int(lo), int(hi));
                 let n: i64 = c
                     .prepare_cached(&format!(
-                        "SELECT count(*) FROM events e WHERE {}",
+                        "SELECT count(*) FROM {} WHERE {}",
+                        w.from(),
                         w.clause()
                     ))
                     .sql(path)?

@@ -13,11 +13,60 @@ use rusqlite::types::Value;
 pub(crate) struct Where {
     conds: Vec<String>,
     pub params: Vec<Value>,
+    /// Whether `?1` and `?2` bound the seqs the statement reads ([`Where::keyed`]): the tag
+    /// filters are then bounded by them too.
+    seq_range: bool,
+    /// The join to `event_tags t` of the query's first tag, when it drives the statement
+    /// ([`Where::from`]).
+    join: Option<String>,
 }
 
 impl Where {
     pub(crate) fn new() -> Where {
         Where::default()
+    }
+
+    /// A clause over a range of keys, `e.seq` (`by_seq`) or `e.version`: `?1` and `?2` are
+    /// its inclusive bounds, set by [`Where::set_range`] (a paged read sets them page after
+    /// page). Over seqs, each tag filter reads only the range's part of the tag's index, and
+    /// the first tag drives the statement ([`Where::from`]): without that, every page of a read
+    /// collected the tag's whole posting list into a temporary index and looked up each of its
+    /// events again (a tag filter's second page of 256 sought the first page's events before
+    /// its own: 0.71x the same query written by hand).
+    pub(crate) fn keyed(by_seq: bool) -> Where {
+        let mut w = Where::new();
+        let (lo, hi) = (w.param(Value::Null), w.param(Value::Null));
+        let key = if by_seq { "e.seq" } else { "e.version" };
+        w.and(format!("{key} BETWEEN {lo} AND {hi}"));
+        w.seq_range = by_seq;
+        w
+    }
+
+    /// What the statement reads: `events e`, joined to the first tag's `event_tags` rows in
+    /// the seq range when the query has a tag (the `(tag, seq)` key read in seq order, each
+    /// event found by its seq, with no temporary index of the tag's seqs).
+    pub(crate) fn from(&self) -> String {
+        match &self.join {
+            Some(j) => format!("events e {j}"),
+            None => "events e".to_owned(),
+        }
+    }
+
+    /// The column a statement over seqs orders by: the driving tag's seq when there is one
+    /// (equal to `e.seq`; ordering by it reads the `(tag, seq)` key in order, where ordering by
+    /// `e.seq` would sort the range).
+    pub(crate) fn seq_key(&self) -> &'static str {
+        if self.join.is_some() {
+            "t.seq"
+        } else {
+            "e.seq"
+        }
+    }
+
+    /// Sets the key range of a [`Where::keyed`] clause.
+    pub(crate) fn set_range(&mut self, lo: i64, hi: i64) {
+        self.params[0] = Value::Integer(lo);
+        self.params[1] = Value::Integer(hi);
     }
 
     /// A placeholder for `v`.
@@ -47,7 +96,14 @@ impl Where {
 
     fn has_tag(&mut self, tag: &str) -> String {
         let p = self.param(tag.to_owned());
-        format!("e.seq IN (SELECT seq FROM event_tags WHERE tag = {p})")
+        if self.seq_range {
+            // `?1` and `?2`: the seq range ([`Where::keyed`]); the `(tag, seq)` key finds it.
+            format!(
+                "e.seq IN (SELECT seq FROM event_tags WHERE tag = {p} AND seq BETWEEN ?1 AND ?2)"
+            )
+        } else {
+            format!("e.seq IN (SELECT seq FROM event_tags WHERE tag = {p})")
+        }
     }
 
     /// Adds the filters of `v` other than seq bounds, cursor, direction and limit.
@@ -70,6 +126,13 @@ impl Where {
             self.and(format!("e.type IN ({l})"));
         }
         for t in v.tags {
+            if self.seq_range && self.join.is_none() {
+                let p = self.param(t.clone());
+                self.join = Some(format!(
+                    "JOIN event_tags t ON t.seq = e.seq AND t.tag = {p} AND t.seq BETWEEN ?1 AND ?2"
+                ));
+                continue;
+            }
             let c = self.has_tag(t);
             self.and(c);
         }

@@ -11,6 +11,7 @@ mod files;
 mod group;
 mod migrations;
 mod process;
+mod tag_pages;
 mod throughput;
 
 use std::io::Write;
