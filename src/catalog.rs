@@ -12,7 +12,6 @@ use crate::deletion::{DeadCounts, dead_ordinals, is_live};
 use crate::error::{Error, Result};
 use crate::index::{Kind, MemIndex};
 use crate::query::IndexRef;
-use crate::recovery;
 use crate::sealed::Sealed;
 use crate::segment::{self, Lines, ScanEnd};
 use crate::state::dead_counts;
@@ -191,7 +190,7 @@ impl Store {
             {
                 return Err(Error::corrupt(&seg.path, offset, reason));
             }
-            let ix = recovery::write_index(
+            let ix = crate::sidecar::write_index(
                 self.inner.storage.as_ref(),
                 &self.inner.dir,
                 seg.base,

@@ -39,7 +39,7 @@ impl Kind {
         Kind::Key,
     ];
 
-    fn from_u8(b: u8) -> Option<Kind> {
+    pub(crate) fn from_u8(b: u8) -> Option<Kind> {
         Kind::ALL.get(usize::from(b)).copied()
     }
 }
@@ -441,9 +441,9 @@ impl MemIndex {
 
 /// Extension of index sidecars.
 pub(crate) const INDEX_EXT: &str = "idx";
-const MAGIC: &[u8; 8] = b"EVFIDX\0\x01";
-const FORMAT: u32 = 1;
-const HEADER: usize = 64;
+pub(crate) const MAGIC: &[u8; 8] = b"EVFIDX\0\x01";
+pub(crate) const FORMAT: u32 = 1;
+pub(crate) const HEADER: usize = 64;
 
 /// Sorted ordinals stored in a sidecar (little-endian u32s).
 #[derive(Clone, Copy)]
@@ -505,6 +505,33 @@ impl IndexFile {
         if crc32fast::hash(body).to_le_bytes() != crc {
             return Err("index sidecar crc mismatch".into());
         }
+        let f = IndexFile::layout(bytes, base, segment_len)?;
+        f.validate()?;
+        Ok(f)
+    }
+
+    /// A sidecar whose bytes were checked already (by reads, in `sidecar.rs`, when it was
+    /// first used): reads only its header. Every later access is bounds-checked, and
+    /// the header must still name `base` and `segment_len` and add up to the file's length.
+    pub(crate) fn open_checked(
+        bytes: Arc<Mapped>,
+        base: u64,
+        segment_len: Option<u64>,
+    ) -> Result<IndexFile, String> {
+        if bytes.len() < HEADER + 4 || &bytes[..8] != MAGIC {
+            return Err("not an index sidecar".into());
+        }
+        IndexFile::layout(bytes, base, segment_len)
+    }
+
+    /// The header's fields and where each section starts.
+    fn layout(
+        bytes: Arc<Mapped>,
+        base: u64,
+        segment_len: Option<u64>,
+    ) -> Result<IndexFile, String> {
+        let b: &[u8] = &bytes;
+        let body = &b[..b.len() - 4];
         let field = |i: usize| u64_at(b, 16 + i * 8).unwrap_or(u64::MAX);
         if u32_at(b, 8) != Some(FORMAT) {
             return Err("index sidecar of another format".into());
@@ -530,7 +557,7 @@ impl IndexFile {
         if end != body.len() {
             return Err("index sections do not add up to its length".into());
         }
-        let f = IndexFile {
+        Ok(IndexFile {
             bytes: bytes.clone(),
             segment_len: seg_len,
             count,
@@ -542,9 +569,7 @@ impl IndexFile {
             entries_len: entries_len as usize,
             postings_at,
             postings_len: postings_len as usize,
-        };
-        f.validate()?;
-        Ok(f)
+        })
     }
 
     fn validate(&self) -> Result<(), String> {

@@ -41,6 +41,11 @@ impl std::ops::Deref for StreamTable {
 }
 
 impl StreamTable {
+    /// The table of `entries`, which are in name order (one pass, no searches).
+    pub(crate) fn from_sorted(entries: Vec<(String, StreamEntry)>) -> StreamTable {
+        StreamTable(entries.into_iter().collect())
+    }
+
     /// Applies `f` to the entry of `stream`, made empty if missing (one lookup, and no name
     /// allocated, when it is present: this is on the append path).
     fn with_entry(&mut self, stream: &str, f: impl FnOnce(&mut StreamEntry)) {
@@ -178,6 +183,8 @@ pub(crate) struct State {
     pub poisoned: Option<String>,
     /// Scratch buffer for encoding batches.
     pub buf: Vec<u8>,
+    /// Whether the open took the sealed segments from the summary (`summary.rs`).
+    pub from_summary: bool,
 }
 
 impl State {
@@ -191,6 +198,7 @@ impl State {
             last_time: 0,
             poisoned: None,
             buf: Vec::new(),
+            from_summary: false,
         }
     }
 

@@ -193,6 +193,7 @@ fn known_file(name: &str) -> bool {
         || name == crate::files::CHECKPOINT_DIR
         || name == crate::store::LOCK_FILE
         || name == crate::head::HEAD_FILE
+        || name == crate::summary::SUMMARY_FILE
         || name.ends_with(".tmp")
         || is_sidecar_name(name)
 }
@@ -308,7 +309,8 @@ impl Verifier {
     /// place, that one also says what the open says.
     fn open_check(&mut self, storage: &Arc<dyn Storage>, dir: &Path, config: &config::StoreConfig) {
         // Few maps: the check visits each segment once.
-        let mut st = crate::state::State::new(crate::sealed::MapCache::new(64));
+        let mut st =
+            crate::state::State::new(crate::sealed::MapCache::new(64, true, config.max_line()));
         let Err(e) = crate::recovery::catch_up(storage, dir, config, true, u64::MAX, &mut st)
         else {
             return;
@@ -518,7 +520,7 @@ impl Verifier {
         let sidecar = crate::segment::index_path(dir, base);
         let note = match storage.read(&sidecar) {
             Ok(bytes) if bytes == index.encode(base, len) => return,
-            Ok(_) if crate::recovery::read_index(storage, dir, base, Some(len)).is_some() => {
+            Ok(_) if crate::sidecar::read_index(storage, dir, base, Some(len)).is_some() => {
                 let msg = "passes its checks but does not describe its segment: opens trust \
                            it (stream versions, queries) and do not rebuild it; remove it and \
                            the next writer open rebuilds it";
@@ -532,7 +534,7 @@ impl Verifier {
             Err(_) => "cannot be read",
         };
         self.report.notes.push(format!(
-            "{} {note} (rebuilt on the next writer open)",
+            "{} {note} (rebuilt from its segment when a writer opens the store or first uses it)",
             sidecar.display()
         ));
     }

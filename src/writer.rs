@@ -639,7 +639,7 @@ impl Inner {
                 .map_err(|e| Error::io("fdatasync", &path, e))?;
             self.metrics.synced(started.elapsed());
             self.commit.durable(st.next_seq - 1)?;
-            let index = recovery::write_index(
+            let index = crate::sidecar::write_index(
                 self.storage.as_ref(),
                 &self.dir,
                 base,
