@@ -143,10 +143,7 @@ impl Store {
                 }
                 None => {
                     let m = &st.log.active_index;
-                    (
-                        m.len() as u32,
-                        m.times.partition_point(|&t| t < time) as u32,
-                    )
+                    (m.len() as u32, m.first_at_or_after(time))
                 }
             };
             if first < count {

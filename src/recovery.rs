@@ -559,7 +559,7 @@ fn open_active(
         && checkpoint_ends_batch(&mut lines, &ix, base, data_start)
     {
         apply_index(st, &ix, base, false);
-        st.log.active_index = MemIndex::from_file(&ix);
+        st.log.active_index = MemIndex::from_file(Arc::clone(&ix));
         st.log.active_len = ix.segment_len;
     }
     scan_active(config, read_only, limit, st)

@@ -18,7 +18,7 @@
 //! A segment's files may vanish under a read-only handle when the writer (another process)
 //! removes them by retention or compaction. A load that finds them gone consults the removal
 //! manifest: a segment it covers is reported as [`Error::Expired`], anything else as the I/O
-//! error naming the file. This module must never write a file.
+//! error naming the file. This module writes no file but a rebuilt sidecar.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};

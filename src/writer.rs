@@ -615,9 +615,8 @@ impl Inner {
         };
         st.log
             .active_index
-            .times
-            .first()
-            .is_some_and(|&t| now.saturating_sub(t) >= crate::time::micros_of(age))
+            .first_time()
+            .is_some_and(|t| now.saturating_sub(t) >= crate::time::micros_of(age))
     }
 
     /// Seals the active segment and starts the next: sync it, write its index sidecar, create
