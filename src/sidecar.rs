@@ -73,6 +73,7 @@ impl<'a> Cursor<'a> {
         Ok(())
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&[u8], String> {
         if self.buf.len() - self.pos < n {
             self.fill(n)?;
@@ -82,24 +83,28 @@ impl<'a> Cursor<'a> {
         Ok(s)
     }
 
+    /// Up to `max` whole items of `size` bytes (at least one), as one slice.
+    fn items(&mut self, size: usize, max: usize) -> Result<&[u8], String> {
+        let buffered = (self.buf.len() - self.pos) / size;
+        let n = if buffered == 0 { 1 } else { buffered.min(max) };
+        self.take(n * size)
+    }
+
+    #[inline]
     fn u8(&mut self) -> Result<u8, String> {
         Ok(self.take(1)?[0])
     }
 
+    #[inline]
     fn u16(&mut self) -> Result<u16, String> {
         let b = self.take(2)?;
         Ok(u16::from_le_bytes([b[0], b[1]]))
     }
 
+    #[inline]
     fn u32(&mut self) -> Result<u32, String> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn u64(&mut self) -> Result<u64, String> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(u64::from_le_bytes(a))
     }
 
     /// The hash of the whole section, which must have been read to its end.
@@ -174,23 +179,32 @@ pub(crate) fn check_by_reads(
     // Positions, then times: `head` reads on through both.
     let mut head = Cursor::new(file, HEADER as u64, offsets_at);
     head.crc.update(&header);
-    let mut prev: Option<u32> = None;
-    for i in 0..count {
-        let p = head.u32()?;
-        if prev.is_some_and(|q| p <= q) || u64::from(p) >= seg_len {
-            return Err(format!(
-                "index position {p} of record {i} is out of order or past the segment"
-            ));
+    // A chunk at a time: these are most of a sidecar's records.
+    let (mut prev, mut left) = (None::<u32>, count as usize);
+    while left > 0 {
+        let chunk = head.items(4, left)?;
+        left -= chunk.len() / 4;
+        for b in chunk.chunks_exact(4) {
+            let p = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            if prev.is_some_and(|q| p <= q) || u64::from(p) >= seg_len {
+                return Err(format!(
+                    "index position {p} is out of order or past the segment"
+                ));
+            }
+            prev = Some(p);
         }
-        prev = Some(p);
     }
-    let mut prev_time = i64::MIN;
-    for _ in 0..count {
-        let t = head.u64()? as i64;
-        if t < prev_time {
-            return Err("index times decrease".into());
+    let (mut prev_time, mut left) = (i64::MIN, count as usize);
+    while left > 0 {
+        let chunk = head.items(8, left)?;
+        left -= chunk.len() / 8;
+        for b in chunk.chunks_exact(8) {
+            let t = i64::from_le_bytes(b.try_into().expect("8 bytes"));
+            if t < prev_time {
+                return Err("index times decrease".into());
+            }
+            prev_time = t;
         }
-        prev_time = t;
     }
 
     // The term table: offsets, entries and postings side by side, each front to back.
@@ -198,7 +212,8 @@ pub(crate) fn check_by_reads(
     let mut entries = Cursor::new(file, entries_at, postings_at);
     let mut postings = Cursor::new(file, postings_at, body);
     let (mut entry_at, mut posting_at) = (0u64, 0u64);
-    let mut prev_term: Option<(u8, Vec<u8>)> = None;
+    // The previous entry's (kind, term) and this one's, in buffers reused for every entry.
+    let (mut prev_kind, mut prev_term, mut term) = (None::<u8>, Vec::new(), Vec::new());
     for i in 0..terms {
         let malformed = || format!("index term {i} is malformed");
         if u64::from(offsets.u32()?) != entry_at {
@@ -207,7 +222,8 @@ pub(crate) fn check_by_reads(
         let kind = entries.u8()?;
         Kind::from_u8(kind).ok_or_else(malformed)?;
         let term_len = entries.u16()? as usize;
-        let term = entries.take(term_len)?.to_vec();
+        term.clear();
+        term.extend_from_slice(entries.take(term_len)?);
         let (start, n) = (entries.u32()?, entries.u32()?);
         entry_at += 3 + term_len as u64 + 8;
         if u64::from(start) != posting_at {
@@ -217,20 +233,22 @@ pub(crate) fn check_by_reads(
         if posting_at > postings_len {
             return Err(malformed());
         }
-        if prev_term
-            .as_ref()
-            .is_some_and(|(k, t)| (*k, t.as_slice()) >= (kind, term.as_slice()))
-        {
+        if prev_kind.is_some_and(|k| (k, prev_term.as_slice()) >= (kind, term.as_slice())) {
             return Err("index terms out of order".into());
         }
-        prev_term = Some((kind, term));
-        let mut last: Option<u32> = None;
-        for _ in 0..n {
-            let o = postings.u32()?;
-            if u64::from(o) >= count || last.is_some_and(|l| o <= l) {
-                return Err("index postings out of order or out of range".into());
+        prev_kind = Some(kind);
+        std::mem::swap(&mut prev_term, &mut term);
+        let (mut last, mut left) = (None::<u32>, n as usize);
+        while left > 0 {
+            let chunk = postings.items(4, left)?;
+            left -= chunk.len() / 4;
+            for b in chunk.chunks_exact(4) {
+                let o = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                if u64::from(o) >= count || last.is_some_and(|l| o <= l) {
+                    return Err("index postings out of order or out of range".into());
+                }
+                last = Some(o);
             }
-            last = Some(o);
         }
     }
     let mut crc = head.finish("record")?;
