@@ -24,6 +24,8 @@ use crate::storage::Storage;
 pub(crate) const SUMMARY_FILE: &str = "summary";
 const MAGIC: &[u8; 8] = b"EVFSUM\0\x01";
 const FORMAT: u32 = 1;
+/// At most this much of a segment is read to check its header.
+const HEADER_BYTES: usize = 4096;
 
 /// What a summary says.
 #[derive(Debug)]
@@ -307,7 +309,8 @@ pub(crate) fn apply(
         if file.len().ok() != Some(len) {
             return 0;
         }
-        let mut lines = Lines::new(SegmentData::File(file), len, max_line);
+        // A header is one short line: no need to read a whole record's worth.
+        let mut lines = Lines::new(SegmentData::File(file), len, max_line.min(HEADER_BYTES));
         let Ok((header_base, data_start)) = crate::segment::read_header(&mut lines, &path) else {
             return 0;
         };
