@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::sealed::{Sealed, Summary};
 use crate::segment::{Lines, SegmentData, segment_name};
 use crate::segments::Segment;
-use crate::state::{State, StreamEntry, StreamTable};
+use crate::state::{SealedList, State, StreamEntry, StreamTable};
 use crate::storage::Storage;
 
 /// Name of the summary file.
@@ -130,7 +130,7 @@ pub(crate) fn encode(st: &State) -> Option<Vec<u8>> {
         out.extend_from_slice(name.as_bytes());
         put_varint(&mut out, e.sealed.len() as u64);
         let (mut point, mut version) = (0usize, 0u64);
-        for &(base, v) in &e.sealed {
+        for (base, v) in e.sealed.iter() {
             let at = points.partition_point(|&p| p < base);
             put_varint(&mut out, (at - point) as u64);
             put_varint(&mut out, v - version);
@@ -213,6 +213,9 @@ fn decode(bytes: &[u8]) -> Option<Decoded> {
     }
     let n = r.count(8)?;
     let points = (0..n).map(|_| r.u64()).collect::<Option<Vec<_>>>()?;
+    if points.windows(2).any(|w| w[0] >= w[1]) {
+        return None;
+    }
     let n = r.count(4)?;
     let mut streams: Vec<(String, StreamEntry)> = Vec::with_capacity(n);
     for _ in 0..n {
@@ -225,17 +228,17 @@ fn decode(bytes: &[u8]) -> Option<Decoded> {
         if pairs == 0 || pairs > (r.0.len() / 2) as u64 {
             return None;
         }
-        let mut sealed = Vec::with_capacity(pairs as usize);
+        let mut sealed = SealedList::default();
         let (mut point, mut version) = (0u64, 0u64);
         for i in 0..pairs {
             let (dp, dv) = (r.varint()?, r.varint()?);
-            // Strictly increasing bases and versions.
-            if (i > 0 && dp == 0) || dv == 0 {
+            // Strictly increasing bases, versions not decreasing.
+            if i > 0 && dp == 0 {
                 return None;
             }
             point = point.checked_add(dp)?;
             version = version.checked_add(dv)?;
-            sealed.push((*points.get(usize::try_from(point).ok()?)?, version));
+            sealed.push(*points.get(usize::try_from(point).ok()?)?, version);
         }
         streams.push((name, StreamEntry { version, sealed }));
     }
