@@ -925,7 +925,7 @@ mod tests {
             event_type: format!("T{}", i % 3),
             id: format!("id-{i}"),
             tags: vec![format!("k={}", i % 2)],
-            key: (i % 10 == 0).then(|| format!("key-{i}")),
+            key: i.is_multiple_of(10).then(|| format!("key-{i}")),
             ..Terms::default()
         };
         // The first 50 records as a checkpoint, 30 more appended after it; and all 80 in memory.

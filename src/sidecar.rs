@@ -342,8 +342,8 @@ mod tests {
                     event_type: format!("T{}", i % 3),
                     id: format!("id-{i:06}"),
                     tags: vec![format!("k={}", i % 2)],
-                    correlation: (i % 5 == 0).then(|| "corr".to_string()),
-                    key: (i % 10 == 0).then(|| format!("key-{i}")),
+                    correlation: i.is_multiple_of(5).then(|| "corr".to_string()),
+                    key: i.is_multiple_of(10).then(|| format!("key-{i}")),
                     ..Terms::default()
                 }
                 .borrowed(),
@@ -371,7 +371,7 @@ mod tests {
         for i in (0..bytes.len()).step_by(5) {
             let mut bad = bytes.clone();
             bad[i] ^= 0x10;
-            assert_eq!(agree(&bad, 7, len).0, false, "flip at {i} accepted");
+            assert!(!agree(&bad, 7, len).0, "flip at {i} accepted");
         }
         for cut in [1, 4, 100, bytes.len() - HEADER] {
             assert!(!agree(&bytes[..bytes.len() - cut], 7, len).0, "cut {cut}");
