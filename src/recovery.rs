@@ -41,10 +41,22 @@ pub(crate) fn catch_up(
     limit: u64,
     st: &mut State,
 ) -> Result<()> {
+    catch_up_with(storage, dir, config, read_only, limit, true, st)
+}
+
+/// [`catch_up`], with or without the summary (`verify` compares the two).
+pub(crate) fn catch_up_with(
+    storage: &Arc<dyn Storage>,
+    dir: &Path,
+    config: &StoreConfig,
+    read_only: bool,
+    limit: u64,
+    mut summary: bool,
+    st: &mut State,
+) -> Result<()> {
     /// Starts over at most this often: each one needs the writer to remove files meanwhile.
     const ATTEMPTS: usize = 64;
     let mut attempt = 0;
-    let mut summary = true;
     loop {
         let before = if read_only {
             files_seen(storage.as_ref(), dir)

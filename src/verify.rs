@@ -313,7 +313,7 @@ impl Verifier {
             crate::state::State::new(crate::sealed::MapCache::new(64, true, config.max_line()));
         let Err(e) = crate::recovery::catch_up(storage, dir, config, true, u64::MAX, &mut st)
         else {
-            return;
+            return self.summary_check(storage, dir, config, &st);
         };
         let mut refused = locate(e, dir);
         match self
@@ -333,6 +333,41 @@ impl Verifier {
                 refused.message = format!("a writer open refuses the store: {}", refused.message);
                 self.report.problems.push(refused);
             }
+        }
+    }
+
+    /// A summary the open used must say what the sidecars say: the same streams, versions, and
+    /// events per sealed segment. One that passes its checks but differs would be trusted by
+    /// every open.
+    fn summary_check(
+        &mut self,
+        storage: &Arc<dyn Storage>,
+        dir: &Path,
+        config: &config::StoreConfig,
+        with: &crate::state::State,
+    ) {
+        if !with.from_summary {
+            return;
+        }
+        let mut without =
+            crate::state::State::new(crate::sealed::MapCache::new(64, true, config.max_line()));
+        let fresh = crate::recovery::catch_up_with(
+            storage,
+            dir,
+            config,
+            true,
+            u64::MAX,
+            false,
+            &mut without,
+        );
+        let same = fresh.is_ok()
+            && with.next_seq == without.next_seq
+            && stream_shape(with) == stream_shape(&without);
+        if !same {
+            let msg = "passes its checks but does not describe the sealed segments as their \
+                       sidecars do: opens trust it (stream versions, reads); remove it and the \
+                       next open reads the sidecars";
+            self.problem(dir.join(crate::summary::SUMMARY_FILE), 0, msg.into());
         }
     }
 
@@ -538,4 +573,33 @@ impl Verifier {
             sidecar.display()
         ));
     }
+}
+
+/// Per stream: its version, and the versions it has in each sealed segment of `st` (first and
+/// last). Segments removed since a list was made are left out, so that a table kept across a
+/// retention run compares equal to one read afresh.
+type Shape<'a> = Vec<(&'a str, u64, Vec<(u64, u64, u64)>)>;
+
+fn stream_shape(st: &crate::state::State) -> Shape<'_> {
+    let sealed: std::collections::HashSet<u64> = st
+        .log
+        .segments
+        .iter()
+        .filter(|s| !s.is_active())
+        .map(|s| s.base)
+        .collect();
+    st.streams
+        .iter()
+        .map(|(name, e)| {
+            let mut first = 1;
+            let mut parts = Vec::new();
+            for (b, last) in e.sealed.iter() {
+                if sealed.contains(&b) {
+                    parts.push((b, first, last));
+                }
+                first = last + 1;
+            }
+            (name.as_str(), e.version, parts)
+        })
+        .collect()
 }

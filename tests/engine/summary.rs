@@ -253,3 +253,34 @@ fn a_crash_after_a_clean_close_and_more_seals_opens_with_the_old_summary_as_a_pr
     let store = Store::open(crashed.path()).unwrap();
     assert_eq!(contents(&store), expected);
 }
+
+#[test]
+fn verify_reports_a_summary_that_passes_its_checks_but_differs_from_the_sidecars() {
+    let dir = tempfile::tempdir().unwrap();
+    closed_store(dir.path(), 4);
+    assert!(eventfile::verify(dir.path()).unwrap().is_sound());
+    // Stream `e` renamed `f` (still in name order), and the CRC made to match.
+    let path = dir.path().join("summary");
+    let bytes = std::fs::read(&path).unwrap();
+    let at = bytes
+        .windows(3)
+        .rposition(|w| w == [1, 0, b'e'])
+        .expect("stream e in the summary");
+    let mut forged = bytes.clone();
+    forged[at + 2] = b'f';
+    let body = forged.len() - 4;
+    let crc = crc32fast::hash(&forged[..body]);
+    forged[body..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &forged).unwrap();
+
+    let report = eventfile::verify(dir.path()).unwrap();
+    assert!(
+        report.problems.iter().any(|p| p.path == path),
+        "{:?}",
+        report.problems
+    );
+    // Removing it, as the report says, gives the store back.
+    std::fs::remove_file(&path).unwrap();
+    assert!(eventfile::verify(dir.path()).unwrap().is_sound());
+    assert!(Store::open(dir.path()).unwrap().stream_version("e") > 0);
+}
