@@ -49,6 +49,8 @@ impl<'a> Cursor<'a> {
     }
 
     /// Refills the buffer, keeping its unread bytes.
+    #[cold]
+    #[inline(never)]
     fn fill(&mut self, need: usize) -> Result<(), String> {
         self.buf.drain(..self.pos);
         self.pos = 0;
@@ -73,7 +75,7 @@ impl<'a> Cursor<'a> {
         Ok(())
     }
 
-    #[inline]
+    #[inline(always)]
     fn take(&mut self, n: usize) -> Result<&[u8], String> {
         if self.buf.len() - self.pos < n {
             self.fill(n)?;
@@ -90,18 +92,7 @@ impl<'a> Cursor<'a> {
         self.take(n * size)
     }
 
-    #[inline]
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-
-    #[inline]
-    fn u16(&mut self) -> Result<u16, String> {
-        let b = self.take(2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
-    }
-
-    #[inline]
+    #[inline(always)]
     fn u32(&mut self) -> Result<u32, String> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -219,12 +210,17 @@ pub(crate) fn check_by_reads(
         if u64::from(offsets.u32()?) != entry_at {
             return Err(malformed());
         }
-        let kind = entries.u8()?;
+        // An entry: kind u8, term_len u16, the term, first posting u32, postings u32.
+        let head3 = entries.take(3)?;
+        let kind = head3[0];
         Kind::from_u8(kind).ok_or_else(malformed)?;
-        let term_len = entries.u16()? as usize;
+        let term_len = u16::from_le_bytes([head3[1], head3[2]]) as usize;
+        let rest = entries.take(term_len + 8)?;
+        let (t, tail) = rest.split_at(term_len);
+        let start = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+        let n = u32::from_le_bytes([tail[4], tail[5], tail[6], tail[7]]);
         term.clear();
-        term.extend_from_slice(entries.take(term_len)?);
-        let (start, n) = (entries.u32()?, entries.u32()?);
+        term.extend_from_slice(t);
         entry_at += 3 + term_len as u64 + 8;
         if u64::from(start) != posting_at {
             return Err(malformed());
