@@ -12,7 +12,6 @@ use crate::deletion::{DeadCounts, dead_ordinals, is_live};
 use crate::error::{Error, Result};
 use crate::index::{Kind, MemIndex};
 use crate::query::IndexRef;
-use crate::recovery;
 use crate::sealed::Sealed;
 use crate::segment::{self, Lines, ScanEnd};
 use crate::state::dead_counts;
@@ -144,10 +143,7 @@ impl Store {
                 }
                 None => {
                     let m = &st.log.active_index;
-                    (
-                        m.len() as u32,
-                        m.times.partition_point(|&t| t < time) as u32,
-                    )
+                    (m.len() as u32, m.first_at_or_after(time))
                 }
             };
             if first < count {
@@ -191,7 +187,7 @@ impl Store {
             {
                 return Err(Error::corrupt(&seg.path, offset, reason));
             }
-            let ix = recovery::write_index(
+            let ix = crate::sidecar::write_index(
                 self.inner.storage.as_ref(),
                 &self.inner.dir,
                 seg.base,

@@ -39,7 +39,7 @@ impl Kind {
         Kind::Key,
     ];
 
-    fn from_u8(b: u8) -> Option<Kind> {
+    pub(crate) fn from_u8(b: u8) -> Option<Kind> {
         Kind::ALL.get(usize::from(b)).copied()
     }
 }
@@ -274,29 +274,82 @@ impl Ids {
 }
 
 /// A segment's index under construction (the active segment's, or one being rebuilt).
-#[derive(Debug, Default, Clone)]
+///
+/// An active segment continued from its checkpoint (a writer's open after a clean close) keeps
+/// the checkpoint's records in place, as the mapped sidecar (`base`): the open reads no more of
+/// it than reads need, and builds nothing per event (issue 16). The records appended since are
+/// in the maps below, with their ordinals counted on from the checkpoint's. Only `encode` (at a
+/// seal or a clean close) copies the checkpoint's records into memory.
+#[derive(Default, Clone)]
 pub(crate) struct MemIndex {
-    pub positions: Vec<u32>,
-    pub times: Vec<i64>,
-    /// Every kind's terms but the ids.
+    /// The first records, read in place: ordinals `0..base.count`.
+    base: Option<Arc<IndexFile>>,
+    /// Positions and times of the records after `base`.
+    positions: Vec<u32>,
+    times: Vec<i64>,
+    /// Every kind's terms but the ids, with ordinals counted from the segment's first record.
     terms: [TermMap; 8],
+    /// The ids of the records after `base`, by ordinal counted from the first of them.
     ids: Ids,
 }
 
+impl std::fmt::Debug for MemIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemIndex")
+            .field("records", &self.len())
+            .field("from_checkpoint", &self.base_len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl MemIndex {
+    /// Records read in place from the checkpoint.
+    fn base_len(&self) -> u32 {
+        self.base.as_ref().map_or(0, |b| b.count as u32)
+    }
+
     /// Number of records.
     pub(crate) fn len(&self) -> usize {
-        self.positions.len()
+        self.base_len() as usize + self.positions.len()
+    }
+
+    /// Byte offset of record `ord` in the segment.
+    pub(crate) fn position(&self, ord: u32) -> Option<u32> {
+        match ord.checked_sub(self.base_len()) {
+            None => self.base.as_ref()?.position(ord),
+            Some(i) => self.positions.get(i as usize).copied(),
+        }
+    }
+
+    /// Time of record `ord`.
+    pub(crate) fn time(&self, ord: u32) -> Option<i64> {
+        match ord.checked_sub(self.base_len()) {
+            None => self.base.as_ref()?.time(ord),
+            Some(i) => self.times.get(i as usize).copied(),
+        }
+    }
+
+    /// The first ordinal whose time is at least `t` (`len` if none).
+    pub(crate) fn first_at_or_after(&self, t: i64) -> u32 {
+        let n = self.base_len();
+        if let Some(b) = &self.base
+            && n > 0
+            && b.time(n - 1).is_some_and(|last| last >= t)
+        {
+            return b.first_at_or_after(t);
+        }
+        n + self.times.partition_point(|&x| x < t) as u32
     }
 
     /// Adds the next record.
     pub(crate) fn add(&mut self, offset: u64, time: i64, terms: &TermsRef<'_>) {
-        let ord = self.positions.len() as u32;
+        let ord = self.len() as u32;
+        let local = self.positions.len() as u32;
         self.positions.push(offset as u32);
         self.times.push(time);
         terms.each(|kind, term| {
             if kind == Kind::Id {
-                self.ids.push(ord, term);
+                self.ids.push(local, term);
                 return;
             }
             let map = &mut self.terms[kind as usize];
@@ -311,18 +364,39 @@ impl MemIndex {
 
     /// The ordinals of records carrying `term`.
     pub(crate) fn postings(&self, kind: Kind, term: &str) -> std::borrow::Cow<'_, [u32]> {
-        if kind == Kind::Id {
-            return self.ids.postings(term).into();
+        let n = self.base_len();
+        let here: std::borrow::Cow<'_, [u32]> = if kind == Kind::Id {
+            let mut v = self.ids.postings(term);
+            v.iter_mut().for_each(|o| *o += n);
+            v.into()
+        } else {
+            self.terms[kind as usize]
+                .get(term)
+                .map_or(&[][..], Posting::as_slice)
+                .into()
+        };
+        match &self.base {
+            Some(b) => {
+                let before = b.postings(kind, term);
+                if before.len() == 0 {
+                    return here;
+                }
+                let mut v: Vec<u32> = before.iter().collect();
+                v.extend_from_slice(&here);
+                v.into()
+            }
+            None => here,
         }
-        self.terms[kind as usize]
-            .get(term)
-            .map_or(&[][..], Posting::as_slice)
-            .into()
     }
 
-    /// How many distinct terms of `kind` there are (not for event ids).
+    /// How many distinct terms of `kind` there are (not for event ids); with a checkpoint, at
+    /// most this many (a term in both is counted twice).
     pub(crate) fn term_count(&self, kind: Kind) -> usize {
-        self.terms[kind as usize].len()
+        let before = self
+            .base
+            .as_ref()
+            .map_or(0, |b| b.terms_with_prefix(kind, "").count());
+        before + self.terms[kind as usize].len()
     }
 
     /// Every term of `kind` starting with `prefix`, with its postings (unordered). Not for
@@ -331,27 +405,74 @@ impl MemIndex {
         &'a self,
         kind: Kind,
         prefix: &'a str,
-    ) -> impl Iterator<Item = (&'a str, &'a [u32])> + 'a {
-        self.terms[kind as usize]
+    ) -> impl Iterator<Item = (&'a str, std::borrow::Cow<'a, [u32]>)> + 'a {
+        let map = &self.terms[kind as usize];
+        let before = self.base.as_deref();
+        let from_base = before
+            .into_iter()
+            .flat_map(move |b| b.terms_with_prefix(kind, prefix))
+            .map(move |(t, p)| {
+                let mut v: Vec<u32> = p.iter().collect();
+                if let Some(here) = map.get(t) {
+                    v.extend_from_slice(here.as_slice());
+                }
+                (t, std::borrow::Cow::Owned(v))
+            });
+        let only_here = map
             .iter()
             .filter(move |(t, _)| t.starts_with(prefix))
-            .map(|(t, p)| (&**t, p.as_slice()))
+            .filter(move |(t, _)| before.is_none_or(|b| b.postings(kind, t).len() == 0))
+            .map(|(t, p)| (&**t, std::borrow::Cow::Borrowed(p.as_slice())));
+        from_base.chain(only_here)
+    }
+
+    /// The time of the first record, if any.
+    pub(crate) fn first_time(&self) -> Option<i64> {
+        self.time(0)
+    }
+
+    /// The same index with the checkpoint's records copied into memory.
+    fn expanded(&self) -> std::borrow::Cow<'_, MemIndex> {
+        let Some(b) = &self.base else {
+            return std::borrow::Cow::Borrowed(self);
+        };
+        let mut m = MemIndex::expand(b);
+        let n = self.base_len();
+        m.positions.extend_from_slice(&self.positions);
+        m.times.extend_from_slice(&self.times);
+        for (kind, map) in self.terms.iter().enumerate() {
+            for (t, p) in map {
+                match m.terms[kind].get_mut(t) {
+                    Some(q) => p.as_slice().iter().for_each(|&o| q.push(o)),
+                    None => {
+                        m.terms[kind].insert(t.clone(), p.clone());
+                    }
+                }
+            }
+        }
+        for i in 0..self.ids.ends.len() as u32 {
+            m.ids.push(n + i, self.ids.get(i));
+        }
+        std::borrow::Cow::Owned(m)
     }
 
     /// Serialises the index as a sidecar file describing `segment_len` bytes of segment `base`.
     pub(crate) fn encode(&self, base: u64, segment_len: u64) -> Vec<u8> {
+        let full = self.expanded();
+        let this = full.as_ref();
+        debug_assert!(this.base.is_none());
         // In (kind, term bytes) order: kind by kind, each kind's terms sorted on their own
         // (the ids come sorted), rather than one sort of every entry.
-        let (ids, id_ords) = self.ids.entries();
+        let (ids, id_ords) = this.ids.entries();
         let mut entries: Vec<(Kind, &str, &[u32])> =
-            Vec::with_capacity(ids.len() + self.terms.iter().map(HashMap::len).sum::<usize>());
+            Vec::with_capacity(ids.len() + this.terms.iter().map(HashMap::len).sum::<usize>());
         for kind in Kind::ALL {
             let from = entries.len();
             if kind == Kind::Id {
                 entries.extend(ids.iter().map(|(t, r)| (kind, *t, &id_ords[r.clone()])));
                 continue;
             }
-            for (t, p) in &self.terms[kind as usize] {
+            for (t, p) in &this.terms[kind as usize] {
                 entries.push((kind, t, p.as_slice()));
             }
             entries[from..].sort_unstable_by(|a, b| a.1.as_bytes().cmp(b.1.as_bytes()));
@@ -368,7 +489,7 @@ impl MemIndex {
             entry_bytes.extend_from_slice(&(p.len() as u32).to_le_bytes());
             postings.extend_from_slice(p);
         }
-        let count = self.positions.len();
+        let count = this.positions.len();
         let mut out = Vec::with_capacity(
             HEADER
                 + count * 12
@@ -391,10 +512,10 @@ impl MemIndex {
             out.extend_from_slice(&v.to_le_bytes());
         }
         debug_assert_eq!(out.len(), HEADER);
-        self.positions
+        this.positions
             .iter()
             .for_each(|p| out.extend_from_slice(&p.to_le_bytes()));
-        self.times
+        this.times
             .iter()
             .for_each(|t| out.extend_from_slice(&t.to_le_bytes()));
         entry_offsets
@@ -409,8 +530,16 @@ impl MemIndex {
         out
     }
 
-    /// Loads a sidecar into memory (to continue an active segment from a checkpoint).
-    pub(crate) fn from_file(f: &IndexFile) -> MemIndex {
+    /// Continues an active segment from its checkpoint, read in place.
+    pub(crate) fn from_file(f: Arc<IndexFile>) -> MemIndex {
+        MemIndex {
+            base: Some(f),
+            ..MemIndex::default()
+        }
+    }
+
+    /// A sidecar's records copied into memory.
+    fn expand(f: &IndexFile) -> MemIndex {
         let mut m = MemIndex::default();
         let n = f.count as usize;
         m.positions = (0..n).filter_map(|i| f.position(i as u32)).collect();
@@ -441,9 +570,9 @@ impl MemIndex {
 
 /// Extension of index sidecars.
 pub(crate) const INDEX_EXT: &str = "idx";
-const MAGIC: &[u8; 8] = b"EVFIDX\0\x01";
-const FORMAT: u32 = 1;
-const HEADER: usize = 64;
+pub(crate) const MAGIC: &[u8; 8] = b"EVFIDX\0\x01";
+pub(crate) const FORMAT: u32 = 1;
+pub(crate) const HEADER: usize = 64;
 
 /// Sorted ordinals stored in a sidecar (little-endian u32s).
 #[derive(Clone, Copy)]
@@ -505,6 +634,33 @@ impl IndexFile {
         if crc32fast::hash(body).to_le_bytes() != crc {
             return Err("index sidecar crc mismatch".into());
         }
+        let f = IndexFile::layout(bytes, base, segment_len)?;
+        f.validate()?;
+        Ok(f)
+    }
+
+    /// A sidecar whose bytes were checked already (by reads, in `sidecar.rs`, when it was
+    /// first used): reads only its header. Every later access is bounds-checked, and
+    /// the header must still name `base` and `segment_len` and add up to the file's length.
+    pub(crate) fn open_checked(
+        bytes: Arc<Mapped>,
+        base: u64,
+        segment_len: Option<u64>,
+    ) -> Result<IndexFile, String> {
+        if bytes.len() < HEADER + 4 || &bytes[..8] != MAGIC {
+            return Err("not an index sidecar".into());
+        }
+        IndexFile::layout(bytes, base, segment_len)
+    }
+
+    /// The header's fields and where each section starts.
+    fn layout(
+        bytes: Arc<Mapped>,
+        base: u64,
+        segment_len: Option<u64>,
+    ) -> Result<IndexFile, String> {
+        let b: &[u8] = &bytes;
+        let body = &b[..b.len() - 4];
         let field = |i: usize| u64_at(b, 16 + i * 8).unwrap_or(u64::MAX);
         if u32_at(b, 8) != Some(FORMAT) {
             return Err("index sidecar of another format".into());
@@ -530,7 +686,7 @@ impl IndexFile {
         if end != body.len() {
             return Err("index sections do not add up to its length".into());
         }
-        let f = IndexFile {
+        Ok(IndexFile {
             bytes: bytes.clone(),
             segment_len: seg_len,
             count,
@@ -542,9 +698,7 @@ impl IndexFile {
             entries_len: entries_len as usize,
             postings_at,
             postings_len: postings_len as usize,
-        };
-        f.validate()?;
-        Ok(f)
+        })
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -754,13 +908,72 @@ mod tests {
         assert_eq!(f.first_at_or_after(1_005), 15);
         assert_eq!(f.first_at_or_after(0), 0);
         assert_eq!(f.first_at_or_after(9_999), 50);
-        let back = MemIndex::from_file(&f);
+        let back = MemIndex::expand(&f);
         assert_eq!(back.encode(7, 5000), m.encode(7, 5000));
         // Ids in byte order: "id-0" is the least, "id-9" the greatest.
         let (least, greatest) = f.id_range().unwrap();
         assert_eq!((&*least, &*greatest), ("id-0", "id-9"));
         let empty = open(MemIndex::default().encode(7, 5000)).unwrap();
         assert!(empty.id_range().is_none());
+    }
+
+    #[test]
+    fn an_index_continued_from_a_checkpoint_answers_as_one_built_in_memory() {
+        let whole = sample();
+        let terms = |i: u64| Terms {
+            stream: format!("s{}", i % 6),
+            event_type: format!("T{}", i % 3),
+            id: format!("id-{i}"),
+            tags: vec![format!("k={}", i % 2)],
+            key: i.is_multiple_of(10).then(|| format!("key-{i}")),
+            ..Terms::default()
+        };
+        // The first 50 records as a checkpoint, 30 more appended after it; and all 80 in memory.
+        let checkpoint = Arc::new(open(whole.encode(7, 5000)).unwrap());
+        let mut layered = MemIndex::from_file(checkpoint);
+        let mut flat = whole.clone();
+        for i in 50..80u64 {
+            for m in [&mut layered, &mut flat] {
+                m.add(5000 + i * 40, 1_020 + i as i64, &terms(i).borrowed());
+            }
+        }
+        assert_eq!(layered.len(), 80);
+        for ord in 0..81 {
+            assert_eq!(layered.position(ord), flat.position(ord), "{ord}");
+            assert_eq!(layered.time(ord), flat.time(ord), "{ord}");
+        }
+        for t in [0, 1_000, 1_005, 1_016, 1_017, 1_070, 1_099, 1_100, 9_999] {
+            assert_eq!(
+                layered.first_at_or_after(t),
+                flat.first_at_or_after(t),
+                "{t}"
+            );
+        }
+        for kind in Kind::ALL.into_iter().filter(|&k| k != Kind::Id) {
+            let mut a: Vec<(String, Vec<u32>)> = layered
+                .terms_with_prefix(kind, "")
+                .map(|(t, p)| (t.to_owned(), p.into_owned()))
+                .collect();
+            let mut b: Vec<(String, Vec<u32>)> = flat
+                .terms_with_prefix(kind, "")
+                .map(|(t, p)| (t.to_owned(), p.to_vec()))
+                .collect();
+            a.sort();
+            b.sort();
+            assert_eq!(a, b, "{kind:?}");
+            for (t, p) in &b {
+                assert_eq!(&*layered.postings(kind, t), &p[..], "{kind:?} {t}");
+            }
+        }
+        for id in ["id-0", "id-49", "id-50", "id-79", "id-80"] {
+            assert_eq!(
+                layered.postings(Kind::Id, id),
+                flat.postings(Kind::Id, id),
+                "{id}"
+            );
+        }
+        assert_eq!(layered.first_time(), Some(1_000));
+        assert_eq!(layered.encode(7, 9000), flat.encode(7, 9000));
     }
 
     #[test]

@@ -77,6 +77,7 @@ mod retention;
 mod sealed;
 mod segment;
 mod segments;
+mod sidecar;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod sim;
@@ -86,6 +87,7 @@ mod storage;
 mod store;
 mod store_impl;
 pub mod subscription;
+mod summary;
 mod time;
 mod verify;
 mod writer;

@@ -383,14 +383,14 @@ impl IndexRef<'_> {
     pub(crate) fn position(&self, ord: u32) -> Option<u64> {
         match self {
             IndexRef::File(f) => f.position(ord).map(u64::from),
-            IndexRef::Mem(m) => m.positions.get(ord as usize).map(|&p| u64::from(p)),
+            IndexRef::Mem(m) => m.position(ord).map(u64::from),
         }
     }
 
     fn first_at_or_after(&self, t: Micros) -> u32 {
         match self {
             IndexRef::File(f) => f.first_at_or_after(t),
-            IndexRef::Mem(m) => m.times.partition_point(|&x| x < t) as u32,
+            IndexRef::Mem(m) => m.first_at_or_after(t),
         }
     }
 
@@ -409,7 +409,7 @@ impl IndexRef<'_> {
                 .collect(),
             IndexRef::Mem(m) => m
                 .terms_with_prefix(kind, prefix)
-                .map(|(_, p)| p.to_vec())
+                .map(|(_, p)| p.into_owned())
                 .collect(),
         };
         union(lists)

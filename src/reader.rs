@@ -134,7 +134,7 @@ impl Store {
         // Per segment holding the stream: its first and last version there.
         let mut parts: Vec<(usize, u64, u64)> = Vec::new();
         let mut first = 1;
-        for &(base, last) in &entry.sealed {
+        for (base, last) in entry.sealed.iter() {
             if let Some(i) = segment_index(&st, base) {
                 parts.push((i, first, last));
             }

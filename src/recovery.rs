@@ -18,13 +18,12 @@ use crate::index::{INDEX_EXT, IndexFile, Kind, MemIndex};
 use crate::query::IndexRef;
 use crate::record;
 use crate::sealed::Sealed;
-use crate::segment::index_path;
 use crate::segment::{
     self, LineEnd, Lines, ScanEnd, Scanned, SegmentData, parse_segment_name, segment_name,
 };
 use crate::segments::Segment;
 use crate::state::State;
-use crate::storage::{Mapped, Storage};
+use crate::storage::Storage;
 
 /// Brings `st` up to date with the files in `dir`: segments, the removal manifest, and the
 /// deletions recorded in the log.
@@ -42,6 +41,19 @@ pub(crate) fn catch_up(
     limit: u64,
     st: &mut State,
 ) -> Result<()> {
+    catch_up_with(storage, dir, config, read_only, limit, true, st)
+}
+
+/// [`catch_up`], with or without the summary (`verify` compares the two).
+pub(crate) fn catch_up_with(
+    storage: &Arc<dyn Storage>,
+    dir: &Path,
+    config: &StoreConfig,
+    read_only: bool,
+    limit: u64,
+    mut summary: bool,
+    st: &mut State,
+) -> Result<()> {
     /// Starts over at most this often: each one needs the writer to remove files meanwhile.
     const ATTEMPTS: usize = 64;
     let mut attempt = 0;
@@ -51,9 +63,15 @@ pub(crate) fn catch_up(
         } else {
             None
         };
-        let r = catch_up_segments(storage, dir, config, read_only, limit, st)
+        let r = catch_up_segments(storage, dir, config, read_only, limit, summary, st)
             .and_then(|()| apply_lifecycle(st, config.max_line()));
         let Err(err) = r else { return Ok(()) };
+        // The summary is a cache: an open that failed with it is made again without.
+        if st.from_summary {
+            summary = false;
+            *st = State::new(Arc::clone(&st.log.maps));
+            continue;
+        }
         attempt += 1;
         if !read_only
             || attempt >= ATTEMPTS
@@ -102,6 +120,7 @@ fn catch_up_segments(
     config: &StoreConfig,
     read_only: bool,
     limit: u64,
+    summary: bool,
     st: &mut State,
 ) -> Result<()> {
     let names = storage
@@ -134,7 +153,7 @@ fn catch_up_segments(
                 .any(|r| r.base < next && next < r.end))
     {
         *st = State::new(Arc::clone(&st.log.maps));
-        return catch_up_segments(storage_arc, dir, config, read_only, limit, st);
+        return catch_up_segments(storage_arc, dir, config, read_only, limit, summary, st);
     }
     // Segments the manifest covers are leftovers of a retention or compaction run that was cut
     // short after writing it: finish the job (a reader just skips them). Only if the manifest
@@ -171,10 +190,11 @@ fn catch_up_segments(
             ));
         }
         let data = map_sealed(file, &active.path)?;
-        let (index, pinned) = match read_index(storage, dir, active.base, Some(len)) {
+        let (index, pinned) = match crate::sidecar::read_index(storage, dir, active.base, Some(len))
+        {
             Some(ix) => (ix, false),
             None => (
-                in_memory_index(&st.log.active_index, active.base, len)?,
+                crate::sidecar::in_memory_index(&st.log.active_index, active.base, len)?,
                 true,
             ),
         };
@@ -201,8 +221,15 @@ fn catch_up_segments(
         }
         return st.log.create(storage, dir, st.next_seq);
     }
+    // A fresh open takes the first sealed segments from the summary a clean close wrote, if it
+    // describes them: their sidecars are then read when first used, not here.
+    let from = if summary && known_last.is_none() {
+        crate::summary::apply(storage_arc, dir, &bases, config.max_line(), st)
+    } else {
+        0
+    };
     let last = bases.len() - 1;
-    for (i, &base) in bases.iter().enumerate() {
+    for (i, &base) in bases.iter().enumerate().skip(from) {
         apply_ranges(st, base);
         if i < last {
             load_sealed(storage_arc, dir, config, read_only, base, st)?;
@@ -384,48 +411,6 @@ fn check_base(st: &State, base: u64, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Loads and checks the sidecar of segment `base`; `None` if it is missing or unusable.
-/// `segment_len`: the length it must describe, or `None` for a checkpoint of the active segment.
-pub(crate) fn read_index(
-    storage: &dyn Storage,
-    dir: &Path,
-    base: u64,
-    segment_len: Option<u64>,
-) -> Option<Arc<IndexFile>> {
-    let file = storage.open(&index_path(dir, base), false).ok()?;
-    let bytes = match file.map().ok()? {
-        Some(m) => m,
-        None => Mapped::Bytes(storage.read(&index_path(dir, base)).ok()?),
-    };
-    IndexFile::open(Arc::new(bytes), base, segment_len)
-        .ok()
-        .map(Arc::new)
-}
-
-/// An index held in memory only (a read-only handle cannot write the sidecar it rebuilt).
-fn in_memory_index(mem: &MemIndex, base: u64, len: u64) -> Result<Arc<IndexFile>> {
-    let bytes = Arc::new(Mapped::Bytes(mem.encode(base, len)));
-    IndexFile::open(bytes, base, Some(len))
-        .map(Arc::new)
-        .map_err(|r| Error::corrupt(index_path(Path::new(""), base), 0, r))
-}
-
-/// Writes a segment's sidecar (temp, fsync, rename, directory fsync) and maps it.
-pub(crate) fn write_index(
-    storage: &dyn Storage,
-    dir: &Path,
-    base: u64,
-    len: u64,
-    mem: &MemIndex,
-) -> Result<Arc<IndexFile>> {
-    let name = format!("{base:020}.{INDEX_EXT}");
-    crate::files::write_atomic(storage, dir, &name, &mem.encode(base, len))?;
-    match read_index(storage, dir, base, Some(len)) {
-        Some(ix) => Ok(ix),
-        None => in_memory_index(mem, base, len),
-    }
-}
-
 /// Whether a sidecar continues the state's numbering (stream versions come from its counts).
 fn index_fits(st: &State, ix: &IndexFile) -> bool {
     ix.count == 0 || ix.time(0).is_some_and(|t| t >= st.last_time)
@@ -467,27 +452,31 @@ fn load_sealed(
     let data_start = checked_header(&mut lines, &path, base)?;
     check_base(st, base, &path)?;
 
-    let (index, pinned) =
-        match read_index(storage, dir, base, Some(len)).filter(|ix| index_fits(st, ix)) {
-            Some(ix) => {
-                apply_index(st, &ix, base, true);
-                (ix, false)
+    let (index, pinned) = match crate::sidecar::read_index(storage, dir, base, Some(len))
+        .filter(|ix| index_fits(st, ix))
+    {
+        Some(ix) => {
+            apply_index(st, &ix, base, true);
+            (ix, false)
+        }
+        None => {
+            let mem = rebuild_index(&mut lines, &path, data_start, st)?;
+            st.streams.sealed(
+                base,
+                mem.term_count(Kind::Stream),
+                mem.terms_with_prefix(Kind::Stream, "").map(|(n, _)| n),
+                |name| !mem.postings(Kind::Stream, name).is_empty(),
+            );
+            if read_only {
+                (crate::sidecar::in_memory_index(&mem, base, len)?, true)
+            } else {
+                (
+                    crate::sidecar::write_index(storage, dir, base, len, &mem)?,
+                    false,
+                )
             }
-            None => {
-                let mem = rebuild_index(&mut lines, &path, data_start, st)?;
-                st.streams.sealed(
-                    base,
-                    mem.term_count(Kind::Stream),
-                    mem.terms_with_prefix(Kind::Stream, "").map(|(n, _)| n),
-                    |name| !mem.postings(Kind::Stream, name).is_empty(),
-                );
-                if read_only {
-                    (in_memory_index(&mem, base, len)?, true)
-                } else {
-                    (write_index(storage, dir, base, len, &mem)?, false)
-                }
-            }
-        };
+        }
+    };
     let sealed = Sealed::new(
         storage_arc,
         &st.log.maps,
@@ -576,13 +565,13 @@ fn open_active(
     st.log.active_index = MemIndex::default();
 
     // Continue from the checkpoint written at the last clean close, if it still fits the file.
-    if let Some(ix) = read_index(storage, dir, base, None)
+    if let Some(ix) = crate::sidecar::read_index(storage, dir, base, None)
         && ix.segment_len <= len
         && index_fits(st, &ix)
         && checkpoint_ends_batch(&mut lines, &ix, base, data_start)
     {
         apply_index(st, &ix, base, false);
-        st.log.active_index = MemIndex::from_file(&ix);
+        st.log.active_index = MemIndex::from_file(Arc::clone(&ix));
         st.log.active_len = ix.segment_len;
     }
     scan_active(config, read_only, limit, st)
@@ -687,9 +676,14 @@ pub(crate) fn apply_lifecycle(st: &mut State, max_line: usize) -> Result<()> {
         .partition_point(|s| s.base <= seen)
         .saturating_sub(1);
     let mut seqs = Vec::new();
+    // The sealed segments holding `$lifecycle` events are in the stream table: only their
+    // sidecars are read (an open of a store that never deleted a stream maps none).
+    let lifecycle = st.streams.get(LIFECYCLE_STREAM);
+    let holds = |base: u64| lifecycle.is_some_and(|e| e.sealed.iter().any(|p| p.0 == base));
     for seg in &st.log.segments[from..] {
         let ix;
         let r = match &seg.sealed {
+            Some(_) if !holds(seg.base) => continue,
             Some(s) => {
                 ix = s.index()?;
                 IndexRef::File(&ix)

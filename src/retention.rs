@@ -245,10 +245,9 @@ fn all_dead(st: &State, seg: &Segment) -> bool {
 }
 
 /// How many events of a stream a sealed segment holds, from the stream's sealed list.
-fn events_in(sealed: &[(u64, u64)], base: u64) -> u64 {
-    let i = sealed.partition_point(|&(b, _)| b < base);
-    match sealed.get(i) {
-        Some(&(b, last)) if b == base => last - i.checked_sub(1).map_or(0, |p| sealed[p].1),
+fn events_in(sealed: &crate::state::SealedList, base: u64) -> u64 {
+    match sealed.at(base) {
+        (first, Some((b, last))) if b == base => last + 1 - first,
         _ => 0,
     }
 }

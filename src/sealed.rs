@@ -8,19 +8,27 @@
 //! each), and unmaps the one loaded longest ago when another is loaded. A read that holds a map
 //! keeps it alive after eviction: eviction only drops the cache's reference.
 //!
+//! A sidecar is checked when it is first mapped, not when the store is opened (issue 16): by
+//! reads through small buffers (`sidecar_check.rs`), so that checking it does not leave its
+//! pages resident. One that is missing or fails the check is rebuilt from its segment (every
+//! record checked) and rewritten (a writer) or kept in memory (a read-only handle): never
+//! trusted. Later maps of the same segment (after eviction) check only the header and the
+//! count: sidecars are replaced only by such rebuilds, with the same contents.
+//!
 //! A segment's files may vanish under a read-only handle when the writer (another process)
 //! removes them by retention or compaction. A load that finds them gone consults the removal
 //! manifest: a segment it covers is reported as [`Error::Expired`], anything else as the I/O
-//! error naming the file. This module must never write a file.
+//! error naming the file. This module writes no file but a rebuilt sidecar.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::error::{Error, Result};
-use crate::index::IndexFile;
-use crate::segment::SegmentData;
-use crate::storage::{Mapped, Storage};
+use crate::index::{IndexFile, MemIndex};
+use crate::segment::{Lines, ScanEnd, SegmentData};
+use crate::storage::{Mapped, Storage, StorageFile};
 
 /// What a sealed segment's sidecar says, kept without its map.
 #[derive(Debug, Clone, Copy)]
@@ -63,7 +71,9 @@ pub(crate) struct Sealed {
     storage: Arc<dyn Storage>,
     cache: Arc<MapCache>,
     /// An index with no file behind it (rebuilt by a read-only handle): never evicted.
-    pinned: Option<Arc<IndexFile>>,
+    pinned: OnceLock<Arc<IndexFile>>,
+    /// Whether the sidecar passed its full check (at open, or when first mapped).
+    checked: AtomicBool,
     slot: Mutex<Option<Loaded>>,
     /// The least and greatest event id in the segment (`None`: it holds none), read from the
     /// sidecar by the first id lookup and kept after the map is dropped.
@@ -93,12 +103,42 @@ impl Sealed {
             dir: dir.to_owned(),
             storage: Arc::clone(storage),
             cache: Arc::clone(cache),
-            pinned: pinned.then(|| Arc::clone(&index)),
+            pinned: match pinned {
+                true => OnceLock::from(Arc::clone(&index)),
+                false => OnceLock::new(),
+            },
+            checked: AtomicBool::new(true),
             slot: Mutex::new(Some(Loaded { data, index })),
             id_range: OnceLock::new(),
         });
         sealed.cache.loaded(&sealed);
         sealed
+    }
+
+    /// A sealed segment known from the store's summary (`summary.rs`): nothing mapped or
+    /// checked until it is first used.
+    pub(crate) fn lazy(
+        storage: &Arc<dyn Storage>,
+        cache: &Arc<MapCache>,
+        dir: &Path,
+        base: u64,
+        path: PathBuf,
+        len: u64,
+        summary: Summary,
+    ) -> Arc<Sealed> {
+        Arc::new(Sealed {
+            base,
+            path,
+            len,
+            summary,
+            dir: dir.to_owned(),
+            storage: Arc::clone(storage),
+            cache: Arc::clone(cache),
+            pinned: OnceLock::new(),
+            checked: AtomicBool::new(false),
+            slot: Mutex::new(None),
+            id_range: OnceLock::new(),
+        })
     }
 
     /// The segment's index, mapping it if it is not.
@@ -172,40 +212,132 @@ impl Sealed {
                 ),
             ));
         }
+        let index = match self.pinned.get() {
+            Some(ix) => Arc::clone(ix),
+            None => self.map_index(&file)?,
+        };
         let data = match file.map().map_err(|e| Error::io("map", &self.path, e))? {
             Some(m) => SegmentData::Sealed(Arc::new(m)),
             None => SegmentData::File(file),
         };
-        let index = match &self.pinned {
-            Some(ix) => Arc::clone(ix),
-            None => self.map_index()?,
-        };
         Ok(Loaded { data, index })
     }
 
-    fn map_index(&self) -> Result<Arc<IndexFile>> {
+    /// Maps the sidecar, checking it in full the first time; rebuilds one that is missing or
+    /// fails its checks (from `segment`, the segment's file).
+    fn map_index(&self, segment: &Arc<dyn StorageFile>) -> Result<Arc<IndexFile>> {
         let path = crate::segment::index_path(&self.dir, self.base);
-        let io = |op, e| Error::io(op, &path, e);
-        let file = self.storage.open(&path, false).map_err(|e| io("open", e))?;
-        let bytes = match file.map().map_err(|e| io("map", e))? {
-            Some(m) => m,
-            None => Mapped::Bytes(self.storage.read(&path).map_err(|e| io("read", e))?),
+        match self.open_index(&path) {
+            Ok(ix) => Ok(ix),
+            // Why it failed does not matter: the rebuild checks every record.
+            Err(_) => self.rebuild(segment),
+        }
+    }
+
+    /// The sidecar, if it is sound and describes this segment as the store knows it.
+    fn open_index(&self, path: &Path) -> std::result::Result<Arc<IndexFile>, String> {
+        let file = self
+            .storage
+            .open(path, false)
+            .map_err(|e| format!("cannot be opened: {e}"))?;
+        let bytes = |file: &dyn crate::storage::StorageFile| -> std::result::Result<_, String> {
+            Ok(Arc::new(match file.map().map_err(|e| e.to_string())? {
+                Some(m) => m,
+                None => Mapped::Bytes(self.storage.read(path).map_err(|e| e.to_string())?),
+            }))
         };
-        let changed = |reason: String| {
-            Error::corrupt(
-                &path,
-                0,
-                format!("index sidecar changed since the store was opened: {reason}"),
-            )
+        let ix = if self.checked.load(Ordering::Acquire) {
+            IndexFile::open_checked(bytes(file.as_ref())?, self.base, Some(self.len))?
+        } else {
+            match crate::sidecar::check_by_reads(file.as_ref(), self.base, Some(self.len)) {
+                Ok(()) => {
+                    IndexFile::open_checked(bytes(file.as_ref())?, self.base, Some(self.len))?
+                }
+                // A layout this crate does not write but the map-based check accepts.
+                Err(reason) => IndexFile::open(bytes(file.as_ref())?, self.base, Some(self.len))
+                    .map_err(|_| reason)?,
+            }
         };
-        let ix = IndexFile::open(Arc::new(bytes), self.base, Some(self.len)).map_err(changed)?;
         if ix.count != self.summary.count {
-            return Err(changed(format!(
+            return Err(format!(
                 "it holds {} events, not {}",
                 ix.count, self.summary.count
-            )));
+            ));
         }
+        self.checked.store(true, Ordering::Release);
         Ok(Arc::new(ix))
+    }
+
+    /// Rebuilds the sidecar from the segment's records, every one checked (its frame, and its
+    /// seq following the previous one), and holding the events the store counted for it. A
+    /// writer rewrites the sidecar; a read-only handle keeps the index in memory.
+    /// Read with bounded reads, not through the map: a scan through a map would make the whole
+    /// segment resident.
+    fn rebuild(&self, segment: &Arc<dyn StorageFile>) -> Result<Arc<IndexFile>> {
+        let data = SegmentData::File(Arc::clone(segment));
+        let mut lines = Lines::new(data, self.len, self.cache.max_line);
+        let (header_base, data_start) = crate::segment::read_header(&mut lines, &self.path)?;
+        if header_base != self.base {
+            return Err(Error::corrupt(
+                &self.path,
+                0,
+                format!(
+                    "header says base seq {header_base}, file name says {}",
+                    self.base
+                ),
+            ));
+        }
+        let mut mem = MemIndex::default();
+        let mut next = self.base;
+        let result = crate::segment::scan(&mut lines, &self.path, data_start, |batch| {
+            for rec in batch {
+                if rec.seq != next {
+                    return Err(Error::corrupt(
+                        &self.path,
+                        rec.offset,
+                        format!("record has seq {} where {next} was expected", rec.seq),
+                    ));
+                }
+                next += 1;
+                mem.add(rec.offset, rec.time, &rec.terms.borrowed());
+            }
+            Ok(())
+        })?;
+        match result.end {
+            ScanEnd::Clean => {}
+            ScanEnd::TornTail { offset, reason } | ScanEnd::Damaged { offset, reason } => {
+                return Err(Error::corrupt(
+                    &self.path,
+                    offset,
+                    format!("sealed segment: {reason}"),
+                ));
+            }
+        }
+        if next - self.base != self.summary.count {
+            return Err(Error::corrupt(
+                &self.path,
+                0,
+                format!(
+                    "sealed segment holds {} events, but {} when the store was opened",
+                    next - self.base,
+                    self.summary.count
+                ),
+            ));
+        }
+        let ix = if self.cache.read_only {
+            let ix = crate::sidecar::in_memory_index(&mem, self.base, self.len)?;
+            Arc::clone(self.pinned.get_or_init(|| ix))
+        } else {
+            crate::sidecar::write_index(
+                self.storage.as_ref(),
+                &self.dir,
+                self.base,
+                self.len,
+                &mem,
+            )?
+        };
+        self.checked.store(true, Ordering::Release);
+        Ok(ix)
     }
 
     /// A file that vanished was removed on purpose if the removal manifest covers the segment
@@ -237,14 +369,22 @@ impl Sealed {
 /// Bounds how many sealed segments are mapped at once, store-wide.
 pub(crate) struct MapCache {
     max: usize,
+    /// Whether the store is read-only: a sidecar rebuilt on first use is then kept in memory.
+    read_only: bool,
+    /// The longest record line, for such rebuilds.
+    max_line: usize,
     /// Loaded segments, oldest load first (entries whose segment is gone are skipped).
     queue: Mutex<VecDeque<Weak<Sealed>>>,
 }
 
 impl MapCache {
-    pub(crate) fn new(max: usize) -> Arc<MapCache> {
+    /// A cache of at most `max` mapped segments, for a store opened `read_only` whose records
+    /// are at most `max_line` bytes.
+    pub(crate) fn new(max: usize, read_only: bool, max_line: usize) -> Arc<MapCache> {
         Arc::new(MapCache {
             max: max.max(1),
+            read_only,
+            max_line,
             queue: Mutex::new(VecDeque::new()),
         })
     }

@@ -21,8 +21,88 @@ use crate::storage::Storage;
 pub(crate) struct StreamEntry {
     /// Current version (number of events ever appended).
     pub version: u64,
-    /// Sealed segments holding events of the stream: `(base, last version in that segment)`.
-    pub sealed: Vec<(u64, u64)>,
+    /// Sealed segments (and removed ranges) holding events of the stream: `(base, last
+    /// version in that segment)`.
+    pub sealed: SealedList,
+}
+
+/// A stream's `(base, last version)` pairs, both ascending, kept as LEB128 varint differences
+/// from the previous pair: about 4 bytes a pair instead of 16. With streams spread over the
+/// whole log every stream is in every segment, so these lists are most of the stream table
+/// (issue 16: 66 MB of 77 at 10,000,000 events in 100,000 streams and 41 segments).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SealedList {
+    bytes: Vec<u8>,
+    /// The last pair, `(0, 0)` while empty.
+    last: (u64, u64),
+}
+
+impl SealedList {
+    /// Appends a pair, whose base and version are not below the last pair's.
+    pub(crate) fn push(&mut self, base: u64, version: u64) {
+        debug_assert!(base >= self.last.0 && version >= self.last.1);
+        let deltas = [
+            base.saturating_sub(self.last.0),
+            version.saturating_sub(self.last.1),
+        ];
+        for d in deltas {
+            let mut d = d;
+            while d >= 0x80 {
+                self.bytes.push(d as u8 | 0x80);
+                d >>= 7;
+            }
+            self.bytes.push(d as u8);
+        }
+        self.last = (base, version);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// The pairs, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let mut at = 0;
+        let mut pair = (0u64, 0u64);
+        let next = |at: &mut usize| {
+            let mut v = 0u64;
+            let mut shift = 0;
+            while let Some(&b) = self.bytes.get(*at) {
+                *at += 1;
+                v |= u64::from(b & 0x7f) << shift;
+                if b & 0x80 == 0 {
+                    break;
+                }
+                shift += 7;
+            }
+            v
+        };
+        std::iter::from_fn(move || {
+            if at >= self.bytes.len() {
+                return None;
+            }
+            pair = (pair.0 + next(&mut at), pair.1 + next(&mut at));
+            Some(pair)
+        })
+    }
+
+    /// The number of pairs.
+    pub(crate) fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Where `base` falls: the version after the last pair below it (1 if none), and the first
+    /// pair at or above it, if any.
+    pub(crate) fn at(&self, base: u64) -> (u64, Option<(u64, u64)>) {
+        let mut first = 1;
+        for (b, v) in self.iter() {
+            if b >= base {
+                return (first, Some((b, v)));
+            }
+            first = v + 1;
+        }
+        (first, None)
+    }
 }
 
 /// Per stream, in name order: its current version and the sealed segments holding its events.
@@ -41,6 +121,11 @@ impl std::ops::Deref for StreamTable {
 }
 
 impl StreamTable {
+    /// The table of `entries`, which are in name order (one pass, no searches).
+    pub(crate) fn from_sorted(entries: Vec<(String, StreamEntry)>) -> StreamTable {
+        StreamTable(entries.into_iter().collect())
+    }
+
     /// Applies `f` to the entry of `stream`, made empty if missing (one lookup, and no name
     /// allocated, when it is present: this is on the append path).
     fn with_entry(&mut self, stream: &str, f: impl FnOnce(&mut StreamEntry)) {
@@ -65,7 +150,7 @@ impl StreamTable {
                     stream.to_owned(),
                     StreamEntry {
                         version,
-                        sealed: Vec::new(),
+                        sealed: SealedList::default(),
                     },
                 );
             }
@@ -98,7 +183,7 @@ impl StreamTable {
     ) {
         let record = |e: &mut StreamEntry| {
             let v = e.version;
-            e.sealed.push((base, v));
+            e.sealed.push(base, v);
         };
         // A step of the walk is a hash lookup; a search of a large table is some twenty string
         // comparisons, most of them cache misses.
@@ -129,7 +214,7 @@ impl StreamTable {
         let apply = |entry: &mut StreamEntry, n: u64| {
             entry.version += n;
             if sealed {
-                entry.sealed.push((base, entry.version));
+                entry.sealed.push(base, entry.version);
             }
         };
         if !many {
@@ -178,6 +263,8 @@ pub(crate) struct State {
     pub poisoned: Option<String>,
     /// Scratch buffer for encoding batches.
     pub buf: Vec<u8>,
+    /// Whether the open took the sealed segments from the summary (`summary.rs`).
+    pub from_summary: bool,
 }
 
 impl State {
@@ -191,6 +278,7 @@ impl State {
             last_time: 0,
             poisoned: None,
             buf: Vec::new(),
+            from_summary: false,
         }
     }
 
@@ -246,10 +334,9 @@ pub(crate) fn dead_counts(st: &State, base: u64, active: bool) -> DeadCounts {
         // The stream's versions in this segment: after its previous segment's last, up to
         // this one's last (the list is in base order: a binary search, as this runs per
         // deleted stream for every segment a read plans).
-        let i = entry.sealed.partition_point(|&(b, _)| b < base);
-        let first = i.checked_sub(1).map_or(1, |p| entry.sealed[p].1 + 1);
-        let range = match entry.sealed.get(i) {
-            Some(&(b, last)) if b == base => Some((first, last)),
+        let (first, at) = entry.sealed.at(base);
+        let range = match at {
+            Some((b, last)) if b == base => Some((first, last)),
             None if active && first <= entry.version => Some((first, entry.version)),
             _ => None,
         };
@@ -261,4 +348,32 @@ pub(crate) fn dead_counts(st: &State, base: u64, active: bool) -> DeadCounts {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SealedList;
+
+    #[test]
+    fn a_sealed_list_gives_back_its_pairs_and_places_a_base() {
+        let pairs = [
+            (1, 3),
+            (200, 4),
+            (70_000, 300),
+            (u64::MAX / 2, u64::MAX / 3),
+        ];
+        let mut l = SealedList::default();
+        assert!(l.is_empty() && l.iter().next().is_none());
+        assert_eq!(l.at(5), (1, None));
+        for (b, v) in pairs {
+            l.push(b, v);
+        }
+        assert_eq!(l.iter().collect::<Vec<_>>(), pairs);
+        assert_eq!(l.len(), 4);
+        assert_eq!(l.at(1), (1, Some((1, 3))));
+        assert_eq!(l.at(2), (4, Some((200, 4))));
+        assert_eq!(l.at(200), (4, Some((200, 4))));
+        assert_eq!(l.at(70_001), (301, Some((u64::MAX / 2, u64::MAX / 3))));
+        assert_eq!(l.at(u64::MAX), (u64::MAX / 3 + 1, None));
+    }
 }

@@ -208,7 +208,11 @@ impl Store {
                 (opts.config, id)
             }
         };
-        let mut state = State::new(crate::sealed::MapCache::new(opts.max_mapped_segments));
+        let mut state = State::new(crate::sealed::MapCache::new(
+            opts.max_mapped_segments,
+            opts.read_only,
+            config.max_line(),
+        ));
         let limit = published_limit(storage.as_ref(), &dir, opts.read_only)?;
         crate::recovery::catch_up(&storage, &dir, &config, opts.read_only, limit, &mut state)?;
         if !opts.read_only {
@@ -402,6 +406,9 @@ impl Drop for Inner {
             let bytes = st.log.active_index.encode(seg.base, st.log.active_len);
             let _ = crate::files::write_atomic(self.storage.as_ref(), &self.dir, &name, &bytes);
         }
+        // And the stream table over the sealed segments, so that the next open need not read
+        // their sidecars. A failure costs the next open only time.
+        let _ = crate::summary::write(self.storage.as_ref(), &self.dir, st);
     }
 }
 

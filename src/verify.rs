@@ -193,6 +193,7 @@ fn known_file(name: &str) -> bool {
         || name == crate::files::CHECKPOINT_DIR
         || name == crate::store::LOCK_FILE
         || name == crate::head::HEAD_FILE
+        || name == crate::summary::SUMMARY_FILE
         || name.ends_with(".tmp")
         || is_sidecar_name(name)
 }
@@ -308,10 +309,11 @@ impl Verifier {
     /// place, that one also says what the open says.
     fn open_check(&mut self, storage: &Arc<dyn Storage>, dir: &Path, config: &config::StoreConfig) {
         // Few maps: the check visits each segment once.
-        let mut st = crate::state::State::new(crate::sealed::MapCache::new(64));
+        let mut st =
+            crate::state::State::new(crate::sealed::MapCache::new(64, true, config.max_line()));
         let Err(e) = crate::recovery::catch_up(storage, dir, config, true, u64::MAX, &mut st)
         else {
-            return;
+            return self.summary_check(storage, dir, config, &st);
         };
         let mut refused = locate(e, dir);
         match self
@@ -331,6 +333,41 @@ impl Verifier {
                 refused.message = format!("a writer open refuses the store: {}", refused.message);
                 self.report.problems.push(refused);
             }
+        }
+    }
+
+    /// A summary the open used must say what the sidecars say: the same streams, versions, and
+    /// events per sealed segment. One that passes its checks but differs would be trusted by
+    /// every open.
+    fn summary_check(
+        &mut self,
+        storage: &Arc<dyn Storage>,
+        dir: &Path,
+        config: &config::StoreConfig,
+        with: &crate::state::State,
+    ) {
+        if !with.from_summary {
+            return;
+        }
+        let mut without =
+            crate::state::State::new(crate::sealed::MapCache::new(64, true, config.max_line()));
+        let fresh = crate::recovery::catch_up_with(
+            storage,
+            dir,
+            config,
+            true,
+            u64::MAX,
+            false,
+            &mut without,
+        );
+        let same = fresh.is_ok()
+            && with.next_seq == without.next_seq
+            && stream_shape(with) == stream_shape(&without);
+        if !same {
+            let msg = "passes its checks but does not describe the sealed segments as their \
+                       sidecars do: opens trust it (stream versions, reads); remove it and the \
+                       next open reads the sidecars";
+            self.problem(dir.join(crate::summary::SUMMARY_FILE), 0, msg.into());
         }
     }
 
@@ -518,7 +555,7 @@ impl Verifier {
         let sidecar = crate::segment::index_path(dir, base);
         let note = match storage.read(&sidecar) {
             Ok(bytes) if bytes == index.encode(base, len) => return,
-            Ok(_) if crate::recovery::read_index(storage, dir, base, Some(len)).is_some() => {
+            Ok(_) if crate::sidecar::read_index(storage, dir, base, Some(len)).is_some() => {
                 let msg = "passes its checks but does not describe its segment: opens trust \
                            it (stream versions, queries) and do not rebuild it; remove it and \
                            the next writer open rebuilds it";
@@ -532,8 +569,37 @@ impl Verifier {
             Err(_) => "cannot be read",
         };
         self.report.notes.push(format!(
-            "{} {note} (rebuilt on the next writer open)",
+            "{} {note} (rebuilt from its segment when a writer opens the store or first uses it)",
             sidecar.display()
         ));
     }
+}
+
+/// Per stream: its version, and the versions it has in each sealed segment of `st` (first and
+/// last). Segments removed since a list was made are left out, so that a table kept across a
+/// retention run compares equal to one read afresh.
+type Shape<'a> = Vec<(&'a str, u64, Vec<(u64, u64, u64)>)>;
+
+fn stream_shape(st: &crate::state::State) -> Shape<'_> {
+    let sealed: std::collections::HashSet<u64> = st
+        .log
+        .segments
+        .iter()
+        .filter(|s| !s.is_active())
+        .map(|s| s.base)
+        .collect();
+    st.streams
+        .iter()
+        .map(|(name, e)| {
+            let mut first = 1;
+            let mut parts = Vec::new();
+            for (b, last) in e.sealed.iter() {
+                if sealed.contains(&b) {
+                    parts.push((b, first, last));
+                }
+                first = last + 1;
+            }
+            (name.as_str(), e.version, parts)
+        })
+        .collect()
 }

@@ -663,9 +663,8 @@ impl Inner {
         };
         st.log
             .active_index
-            .times
-            .first()
-            .is_some_and(|&t| now.saturating_sub(t) >= crate::time::micros_of(age))
+            .first_time()
+            .is_some_and(|t| now.saturating_sub(t) >= crate::time::micros_of(age))
     }
 
     /// Seals the active segment and starts the next: sync it, write its index sidecar, create
@@ -687,7 +686,7 @@ impl Inner {
                 .map_err(|e| Error::io("fdatasync", &path, e))?;
             self.metrics.synced(started.elapsed());
             self.commit.durable(st.next_seq - 1)?;
-            let index = recovery::write_index(
+            let index = crate::sidecar::write_index(
                 self.storage.as_ref(),
                 &self.dir,
                 base,

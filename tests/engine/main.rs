@@ -23,6 +23,7 @@ mod reopen;
 mod retention;
 mod snapshots;
 mod subscribe;
+mod summary;
 mod support;
 mod truncation;
 mod verify;

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use eventfile::{Error, Store};
+use eventfile::{Error, Read, Store};
 
 use crate::support::*;
 
@@ -291,14 +291,25 @@ fn a_sealed_segments_sidecar_that_is_a_directory_is_a_problem() {
     std::fs::remove_file(&sidecar).unwrap();
     std::fs::create_dir(&sidecar).unwrap();
     reported(dir.path(), &sidecar);
-    // The open rebuilds the sidecar and fails to rename the new one over the directory: its
-    // error names the temporary file.
-    let err = refused(dir.path(), &sidecar);
-    assert!(
-        matches!(&err, Error::Io { op: "rename", path, .. }
+    // The open takes the segment from the summary the close wrote; the first read that needs
+    // the sidecar rebuilds it and fails to rename the new one over the directory: its error
+    // names the temporary file.
+    let store = Store::open(dir.path()).unwrap();
+    let err = store
+        .read_stream("s", Read::forward())
+        .and_then(|events| events.collect::<Result<Vec<_>, _>>())
+        .unwrap_err();
+    drop(store);
+    std::fs::remove_file(dir.path().join("summary")).unwrap();
+    // Without the summary, the open itself rebuilds it, and fails the same way.
+    let err2 = refused(dir.path(), &sidecar);
+    for err in [err, err2] {
+        assert!(
+            matches!(&err, Error::Io { op: "rename", path, .. }
             if path.to_string_lossy().ends_with("00000000000000000001.idx.tmp")),
-        "{err}"
-    );
+            "{err}"
+        );
+    }
 }
 
 #[test]
@@ -425,12 +436,27 @@ fn a_damaged_sealed_sidecar_is_noted_and_rewritten_by_the_next_writer_open() {
             report
                 .notes
                 .iter()
-                .any(|n| n.contains(&*name) && n.contains("rebuilt on the next writer open")),
+                .any(|n| n.contains(&*name) && n.contains("rebuilt from its segment")),
             "{name}: {:?}",
             report.notes
         );
     }
-    // The open did what the note says.
+    // The open did what the note says: when the sidecars are first used (the open took the
+    // segments from the summary the close wrote), and the reads return every event.
+    let store = Store::open(dir.path()).unwrap();
+    let events: Vec<_> = store
+        .read_stream("s", Read::forward())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(events.len() as u64, store.head_seq());
+    assert!(
+        events
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.version == i as u64 + 1)
+    );
+    store.close().unwrap();
     assert_eq!(std::fs::read(&damaged).unwrap(), good);
     assert!(missing.exists());
     let after = eventfile::verify(dir.path()).unwrap();

@@ -1,0 +1,286 @@
+//! The summary a clean close writes, and sidecars checked on first use (issue 16): an open
+//! takes the sealed segments from the summary without reading their sidecars; a sidecar damaged
+//! after the close is found when first used and rebuilt from its segment, never trusted; a
+//! stale, damaged or missing summary is ignored. Every scenario ends in reads that return
+//! exactly the events appended.
+
+use std::path::{Path, PathBuf};
+
+use eventfile::{ErrorKind, OpenOptions, Read, RecordedEvent, Store};
+
+use crate::support::*;
+
+const STREAMS: [&str; 5] = ["a", "b", "c", "d", "e"];
+
+/// A closed store of at least `segments` segments, its events round-robin over `STREAMS`.
+fn closed_store(dir: &Path, segments: usize) {
+    let store = fast_store(dir, 4096);
+    fill_streams(&store, dir, &STREAMS, segments);
+    store.close().unwrap();
+}
+
+/// Every stream's events and version, and every event, as `store` reads them.
+fn contents(store: &Store) -> (Vec<(u64, Vec<RecordedEvent>)>, Vec<RecordedEvent>) {
+    let streams = STREAMS
+        .iter()
+        .map(|s| (store.stream_version(s), stream(store, s, Read::forward())))
+        .collect();
+    (streams, all(store))
+}
+
+fn sidecar(dir: &Path, base: u64) -> PathBuf {
+    dir.join(format!("{base:020}.idx"))
+}
+
+/// The bases of the sealed segments (every segment but the newest).
+fn sealed_bases(dir: &Path) -> Vec<u64> {
+    let mut segs = files_with_ext(dir, "jsonl");
+    segs.pop();
+    segs.iter()
+        .map(|p| {
+            p.file_name().unwrap().to_str().unwrap()[..20]
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn flip(path: &Path, at: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = at.min(bytes.len() - 5);
+    bytes[at] ^= 0x20;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_clean_close_writes_a_summary_that_the_next_open_uses_without_reading_sidecars() {
+    let dir = tempfile::tempdir().unwrap();
+    closed_store(dir.path(), 6);
+    assert!(dir.path().join("summary").is_file());
+    let expected = contents(&Store::open_read_only(dir.path()).unwrap());
+    // Every sealed sidecar made unreadable as a file (a directory in its place): an open that
+    // read one would fail, so this one took them all from the summary.
+    let bases = sealed_bases(dir.path());
+    assert!(bases.len() >= 5, "{bases:?}");
+    for &b in &bases {
+        let p = sidecar(dir.path(), b);
+        std::fs::rename(&p, p.with_extension("moved")).unwrap();
+        std::fs::create_dir(&p).unwrap();
+    }
+    for read_only in [true, false] {
+        let opened = OpenOptions::new()
+            .read_only(read_only)
+            .open(dir.path())
+            .unwrap();
+        for (s, (version, _)) in STREAMS.iter().zip(&expected.0) {
+            assert_eq!(opened.stream_version(s), *version);
+        }
+        assert_eq!(opened.head_seq(), expected.1.len() as u64);
+    }
+    for &b in &bases {
+        let p = sidecar(dir.path(), b);
+        std::fs::remove_dir(&p).unwrap();
+        std::fs::rename(p.with_extension("moved"), &p).unwrap();
+    }
+    assert_eq!(contents(&Store::open(dir.path()).unwrap()), expected);
+}
+
+#[test]
+fn a_sidecar_damaged_after_a_clean_close_is_rebuilt_when_first_used() {
+    let dir = tempfile::tempdir().unwrap();
+    closed_store(dir.path(), 6);
+    let expected = contents(&Store::open(dir.path()).unwrap());
+    let bases = sealed_bases(dir.path());
+    let originals: Vec<Vec<u8>> = bases
+        .iter()
+        .map(|&b| std::fs::read(sidecar(dir.path(), b)).unwrap())
+        .collect();
+    // One flipped in its postings, one in its record table, one cut short, one removed.
+    let len = originals[0].len();
+    flip(&sidecar(dir.path(), bases[0]), len - 8);
+    flip(&sidecar(dir.path(), bases[1]), 70);
+    let cut = std::fs::read(sidecar(dir.path(), bases[2])).unwrap();
+    std::fs::write(sidecar(dir.path(), bases[2]), &cut[..cut.len() / 2]).unwrap();
+    std::fs::remove_file(sidecar(dir.path(), bases[3])).unwrap();
+    let damaged: Vec<Option<Vec<u8>>> = bases
+        .iter()
+        .map(|&b| std::fs::read(sidecar(dir.path(), b)).ok())
+        .collect();
+
+    // A read-only handle reads exactly the events, and leaves the files as they are.
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(contents(&reader), expected);
+    drop(reader);
+    for (i, &b) in bases.iter().enumerate() {
+        assert_eq!(std::fs::read(sidecar(dir.path(), b)).ok(), damaged[i]);
+    }
+
+    // A writer's open touches none of them; its first reads rebuild each one it uses.
+    let store = Store::open(dir.path()).unwrap();
+    for (i, &b) in bases.iter().enumerate() {
+        assert_eq!(std::fs::read(sidecar(dir.path(), b)).ok(), damaged[i]);
+    }
+    assert_eq!(contents(&store), expected);
+    for (i, &b) in bases.iter().enumerate() {
+        assert_eq!(
+            std::fs::read(sidecar(dir.path(), b)).unwrap(),
+            originals[i],
+            "sidecar of segment {b}"
+        );
+    }
+    drop(store);
+    assert!(eventfile::verify(dir.path()).unwrap().is_sound());
+}
+
+#[test]
+fn a_sealed_segment_damaged_with_its_sidecar_fails_reads_with_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    closed_store(dir.path(), 4);
+    let base = sealed_bases(dir.path())[1];
+    // The sidecar goes, and a record in the middle of the segment changes (same length).
+    std::fs::remove_file(sidecar(dir.path(), base)).unwrap();
+    let seg = dir.path().join(format!("{base:020}.jsonl"));
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let at = bytes.len() / 2;
+    let digit = (at..bytes.len())
+        .find(|&i| bytes[i].is_ascii_digit())
+        .unwrap();
+    bytes[digit] = if bytes[digit] == b'7' { b'8' } else { b'7' };
+    std::fs::write(&seg, bytes).unwrap();
+
+    for read_only in [true, false] {
+        let store = OpenOptions::new()
+            .read_only(read_only)
+            .open(dir.path())
+            .unwrap();
+        for s in STREAMS {
+            let got = store
+                .read_stream(s, Read::forward())
+                .and_then(|events| events.collect::<Result<Vec<_>, _>>());
+            let err = got.expect_err("a read through the damaged segment");
+            assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+        }
+    }
+    assert!(!sidecar(dir.path(), base).exists());
+}
+
+#[test]
+fn a_damaged_stale_or_missing_summary_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    closed_store(dir.path(), 4);
+    let summary = dir.path().join("summary");
+    let early = std::fs::read(&summary).unwrap();
+    // More segments sealed, then closed: a newer summary.
+    let store = fast_store(dir.path(), 4096);
+    fill_streams(&store, dir.path(), &STREAMS, 8);
+    store.close().unwrap();
+    let expected = contents(&Store::open_read_only(dir.path()).unwrap());
+    let current = std::fs::read(&summary).unwrap();
+    assert_ne!(early, current);
+
+    let mut damaged = current.clone();
+    let mid = damaged.len() / 2;
+    damaged[mid] ^= 1;
+    let cases: [(&str, Option<Vec<u8>>); 5] = [
+        ("damaged", Some(damaged)),
+        ("cut short", Some(current[..current.len() - 3].to_vec())),
+        ("empty", Some(Vec::new())),
+        // Describes the first segments only: it covers them, the sidecars the rest.
+        ("stale", Some(early)),
+        ("missing", None),
+    ];
+    for (what, bytes) in cases {
+        let copy = copy_of(dir.path());
+        match &bytes {
+            Some(b) => std::fs::write(copy.path().join("summary"), b).unwrap(),
+            None => std::fs::remove_file(copy.path().join("summary")).unwrap(),
+        }
+        let reader = Store::open_read_only(copy.path()).unwrap();
+        assert_eq!(contents(&reader), expected, "{what}, read-only");
+        drop(reader);
+        let store = Store::open(copy.path()).unwrap();
+        assert_eq!(contents(&store), expected, "{what}");
+        // The versions carry on from the right place.
+        let next = store
+            .append(
+                "a",
+                eventfile::ExpectedVersion::Exact(expected.0[0].0),
+                [ev("T", 1)],
+            )
+            .unwrap();
+        assert_eq!(next.version, expected.0[0].0 + 1, "{what}");
+        store.close().unwrap();
+        // The close wrote a fresh one, which the next open uses.
+        let store = Store::open(copy.path()).unwrap();
+        assert_eq!(store.stream_version("a"), expected.0[0].0 + 1, "{what}");
+        assert_eq!(
+            stream(&store, "b", Read::forward()),
+            expected.0[1].1,
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn a_summary_from_before_a_retention_run_is_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    closed_store(dir.path(), 6);
+    let old = std::fs::read(dir.path().join("summary")).unwrap();
+    let store = fast_store(dir.path(), 4096);
+    let policy = eventfile::RetentionPolicy::keep_all().max_events(store.head_seq() / 2);
+    store.set_retention_policy(policy).unwrap();
+    let report = store.run_retention(false).unwrap();
+    assert!(!report.segments.is_empty());
+    let expected = contents(&store);
+    drop(store);
+    // The summary of the store as it was before the run: the manifest no longer matches it.
+    std::fs::write(dir.path().join("summary"), old).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(contents(&store), expected);
+}
+
+#[test]
+fn a_crash_after_a_clean_close_and_more_seals_opens_with_the_old_summary_as_a_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    closed_store(dir.path(), 3);
+    let store = fast_store(dir.path(), 4096);
+    fill_streams(&store, dir.path(), &STREAMS, 7);
+    store.sync().unwrap();
+    let expected = contents(&store);
+    // The files as a crash would leave them: the summary is the one the first close wrote.
+    let crashed = copy_of(dir.path());
+    drop(store);
+    let store = Store::open(crashed.path()).unwrap();
+    assert_eq!(contents(&store), expected);
+}
+
+#[test]
+fn verify_reports_a_summary_that_passes_its_checks_but_differs_from_the_sidecars() {
+    let dir = tempfile::tempdir().unwrap();
+    closed_store(dir.path(), 4);
+    assert!(eventfile::verify(dir.path()).unwrap().is_sound());
+    // Stream `e` renamed `f` (still in name order), and the CRC made to match.
+    let path = dir.path().join("summary");
+    let bytes = std::fs::read(&path).unwrap();
+    let at = bytes
+        .windows(3)
+        .rposition(|w| w == [1, 0, b'e'])
+        .expect("stream e in the summary");
+    let mut forged = bytes.clone();
+    forged[at + 2] = b'f';
+    let body = forged.len() - 4;
+    let crc = crc32fast::hash(&forged[..body]);
+    forged[body..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &forged).unwrap();
+
+    let report = eventfile::verify(dir.path()).unwrap();
+    assert!(
+        report.problems.iter().any(|p| p.path == path),
+        "{:?}",
+        report.problems
+    );
+    // Removing it, as the report says, gives the store back.
+    std::fs::remove_file(&path).unwrap();
+    assert!(eventfile::verify(dir.path()).unwrap().is_sound());
+    assert!(Store::open(dir.path()).unwrap().stream_version("e") > 0);
+}
