@@ -503,7 +503,7 @@ impl Inner {
                     && times.at(written) != time
                 {
                     time = times.at(written);
-                    time_text = record::record_time(time);
+                    crate::time::write_rfc3339(time, &mut time_text);
                 }
                 written += 1;
                 record::encode_record(
