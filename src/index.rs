@@ -221,6 +221,15 @@ impl Ids {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+        let t = self.table.get_mut().unwrap_or_else(|p| p.into_inner());
+        t.first.clear();
+        t.more.clear();
+        t.hashed = 0;
+    }
+
     fn push(&mut self, ord: u32, id: &str) {
         if ord as usize != self.ends.len() {
             return; // a second id term on one record: not an event the store writes
@@ -297,6 +306,14 @@ impl MemIndex {
     /// Number of records.
     pub(crate) fn len(&self) -> usize {
         self.positions.len()
+    }
+
+    /// Empties the index, keeping its allocations for the next segment's records.
+    pub(crate) fn clear(&mut self) {
+        self.positions.clear();
+        self.times.clear();
+        self.terms.iter_mut().for_each(HashMap::clear);
+        self.ids.clear();
     }
 
     /// Adds the next record.
@@ -719,6 +736,11 @@ mod tests {
 
     fn sample() -> MemIndex {
         let mut m = MemIndex::default();
+        fill(&mut m);
+        m
+    }
+
+    fn fill(m: &mut MemIndex) {
         for i in 0..50u64 {
             m.add(
                 100 + i * 40,
@@ -736,7 +758,6 @@ mod tests {
                 .borrowed(),
             );
         }
-        m
     }
 
     fn open(bytes: Vec<u8>) -> Result<IndexFile, String> {
@@ -819,6 +840,19 @@ mod tests {
             .filter_map(|i| f.entry(i).map(|(k, t, _)| (k, t.to_owned())))
             .collect();
         assert!(all.windows(2).all(|w| w[0] < w[1]), "{all:?}");
+    }
+
+    #[test]
+    fn a_cleared_index_fills_again_as_a_new_one() {
+        let mut m = sample();
+        assert_eq!(&*m.postings(Kind::Id, "id-3"), [3]);
+        m.clear();
+        assert_eq!(m.len(), 0);
+        assert_eq!(m.encode(7, 5000), MemIndex::default().encode(7, 5000));
+        assert!(m.postings(Kind::Id, "id-3").is_empty());
+        fill(&mut m);
+        assert_eq!(m.encode(7, 5000), sample().encode(7, 5000));
+        assert_eq!(&*m.postings(Kind::Id, "id-3"), [3]);
     }
 
     #[test]
