@@ -642,9 +642,9 @@ pub fn check_import_limited(events: &[RecordedEvent], max_event_bytes: usize) ->
             .and_then(|()| sizer.check(&e.id, &e.stream, e, None, false).map(drop))
             .map_err(|err| at(err.to_string()))?;
         // Data as an append keeps it: on one line (a newline would split a segment's record).
-        let compact = crate::event::json_text::one_line("event data", e.data.get())
+        let compact = crate::event::json_text::is_one_line("event data", e.data.get())
             .map_err(|err| at(err.to_string()))?;
-        if compact.get() != e.data.get() {
+        if !compact {
             return Err(at(
                 "its data is not compact JSON (whitespace outside strings): \
                  RecordedEvent::from_json gives the form an append stores"

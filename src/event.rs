@@ -422,11 +422,7 @@ fn check_text(what: &'static str, s: &str) -> Result<()> {
     // A control character (Unicode's Cc: U+0000-U+001F, U+007F-U+009F) is one of these bytes
     // or starts with 0xC2 (U+0080-U+009F): a byte scan clears nearly every name, and decoding
     // each name's characters was 5% of a bulk load's CPU.
-    // Not short-circuiting, so that it compiles to a vector loop (names are short).
-    if !s
-        .bytes()
-        .fold(false, |a, b| a | (b < 0x20) | (b == 0x7f) | (b == 0xc2))
-    {
+    if !crate::record::any_byte_below_or(s.as_bytes(), 0x20, 0x7f, 0xc2) {
         return Ok(());
     }
     if let Some(c) = s.chars().find(|c| c.is_control()) {
