@@ -126,13 +126,8 @@ impl Sizer {
             + r.event_type.len()
             + r.key.map_or(0, str::len)
             + r.tags.iter().map(|t| t.len() + 1).sum::<usize>();
-        let meta = if r.meta.is_empty() {
-            2
-        } else {
-            let mut n = Counter(0);
-            serde_json::to_writer(&mut n, r.meta).expect("counting JSON bytes cannot fail");
-            n.0
-        };
+        // Counted without serialising it (that was 3% of a bulk load).
+        let meta = record::meta_len_bound(r.meta);
         let bound = 6 * escaped + 2 * r.tags.len() + r.data.get().len() + meta + 256;
         if !exact && bound <= self.max {
             return Ok(bound);
@@ -147,20 +142,6 @@ impl Sizer {
             });
         }
         Ok(self.buf.len())
-    }
-}
-
-/// An `io::Write` that only counts the bytes.
-struct Counter(usize);
-
-impl std::io::Write for Counter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
@@ -661,9 +642,9 @@ pub fn check_import_limited(events: &[RecordedEvent], max_event_bytes: usize) ->
             .and_then(|()| sizer.check(&e.id, &e.stream, e, None, false).map(drop))
             .map_err(|err| at(err.to_string()))?;
         // Data as an append keeps it: on one line (a newline would split a segment's record).
-        let compact = crate::event::json_text::one_line("event data", e.data.get())
+        let compact = crate::event::json_text::is_one_line("event data", e.data.get())
             .map_err(|err| at(err.to_string()))?;
-        if compact.get() != e.data.get() {
+        if !compact {
             return Err(at(
                 "its data is not compact JSON (whitespace outside strings): \
                  RecordedEvent::from_json gives the form an append stores"

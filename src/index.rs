@@ -221,6 +221,15 @@ impl Ids {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+        let t = self.table.get_mut().unwrap_or_else(|p| p.into_inner());
+        t.first.clear();
+        t.more.clear();
+        t.hashed = 0;
+    }
+
     fn push(&mut self, ord: u32, id: &str) {
         if ord as usize != self.ends.len() {
             return; // a second id term on one record: not an event the store writes
@@ -271,6 +280,16 @@ impl Ids {
         }
         (out, ords)
     }
+}
+
+/// The first 16 bytes of `term` as a big-endian number, zero-padded: `a < b` between two keys
+/// means the same between the terms (a term that ends first pads with zeros, which no byte is
+/// below), and equal keys leave the order to the whole terms.
+fn prefix_key(term: &str) -> u128 {
+    let mut b = [0u8; 16];
+    let n = term.len().min(16);
+    b[..n].copy_from_slice(&term.as_bytes()[..n]);
+    u128::from_be_bytes(b)
 }
 
 /// A segment's index under construction (the active segment's, or one being rebuilt).
@@ -339,6 +358,15 @@ impl MemIndex {
             return b.first_at_or_after(t);
         }
         n + self.times.partition_point(|&x| x < t) as u32
+    }
+
+    /// Empties the index, keeping its allocations for the next segment's records.
+    pub(crate) fn clear(&mut self) {
+        self.base = None;
+        self.positions.clear();
+        self.times.clear();
+        self.terms.iter_mut().for_each(HashMap::clear);
+        self.ids.clear();
     }
 
     /// Adds the next record.
@@ -466,38 +494,30 @@ impl MemIndex {
         let (ids, id_ords) = this.ids.entries();
         let mut entries: Vec<(Kind, &str, &[u32])> =
             Vec::with_capacity(ids.len() + this.terms.iter().map(HashMap::len).sum::<usize>());
+        let mut keyed: Vec<(u128, &str, &[u32])> = Vec::new();
         for kind in Kind::ALL {
-            let from = entries.len();
             if kind == Kind::Id {
                 entries.extend(ids.iter().map(|(t, r)| (kind, *t, &id_ords[r.clone()])));
                 continue;
             }
-            for (t, p) in &this.terms[kind as usize] {
-                entries.push((kind, t, p.as_slice()));
-            }
-            entries[from..].sort_unstable_by(|a, b| a.1.as_bytes().cmp(b.1.as_bytes()));
+            // Sorted by the first 16 bytes as a number, then by the whole term: the same order
+            // as the bytes', with most comparisons on integers rather than through `memcmp`
+            // (sorting a bulk load's correlation and causation ids was 3% of its CPU).
+            keyed.clear();
+            keyed.extend(
+                this.terms[kind as usize]
+                    .iter()
+                    .map(|(t, p)| (prefix_key(t), &**t, p.as_slice())),
+            );
+            keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+            entries.extend(keyed.iter().map(|&(_, t, p)| (kind, t, p)));
         }
-        let mut entry_bytes = Vec::new();
-        let mut entry_offsets = Vec::with_capacity(entries.len());
-        let mut postings: Vec<u32> = Vec::new();
-        for (kind, term, p) in &entries {
-            entry_offsets.push(entry_bytes.len() as u32);
-            entry_bytes.push(*kind as u8);
-            entry_bytes.extend_from_slice(&(term.len() as u16).to_le_bytes());
-            entry_bytes.extend_from_slice(term.as_bytes());
-            entry_bytes.extend_from_slice(&(postings.len() as u32).to_le_bytes());
-            entry_bytes.extend_from_slice(&(p.len() as u32).to_le_bytes());
-            postings.extend_from_slice(p);
-        }
+        // Sized once, written once: no intermediate buffers copied into the file's.
+        let entry_len: usize = entries.iter().map(|e| ENTRY_FIXED + e.1.len()).sum();
+        let posting_count: usize = entries.iter().map(|e| e.2.len()).sum();
         let count = this.positions.len();
-        let mut out = Vec::with_capacity(
-            HEADER
-                + count * 12
-                + entry_offsets.len() * 4
-                + entry_bytes.len()
-                + postings.len() * 4
-                + 4,
-        );
+        let total = HEADER + count * 12 + entries.len() * 4 + entry_len + posting_count * 4 + 4;
+        let mut out = Vec::with_capacity(total);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&FORMAT.to_le_bytes());
         out.extend_from_slice(&0u32.to_le_bytes());
@@ -506,8 +526,8 @@ impl MemIndex {
             base,
             count as u64,
             entries.len() as u64,
-            entry_bytes.len() as u64,
-            postings.len() as u64,
+            entry_len as u64,
+            posting_count as u64,
         ] {
             out.extend_from_slice(&v.to_le_bytes());
         }
@@ -518,15 +538,27 @@ impl MemIndex {
         this.times
             .iter()
             .for_each(|t| out.extend_from_slice(&t.to_le_bytes()));
-        entry_offsets
-            .iter()
-            .for_each(|o| out.extend_from_slice(&o.to_le_bytes()));
-        out.extend_from_slice(&entry_bytes);
-        postings
-            .iter()
-            .for_each(|p| out.extend_from_slice(&p.to_le_bytes()));
+        let mut offset = 0u32;
+        for (_, term, _) in &entries {
+            out.extend_from_slice(&offset.to_le_bytes());
+            offset += (ENTRY_FIXED + term.len()) as u32;
+        }
+        let mut first = 0u32;
+        for (kind, term, p) in &entries {
+            out.push(*kind as u8);
+            out.extend_from_slice(&(term.len() as u16).to_le_bytes());
+            out.extend_from_slice(term.as_bytes());
+            out.extend_from_slice(&first.to_le_bytes());
+            out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+            first += p.len() as u32;
+        }
+        for (_, _, p) in &entries {
+            p.iter()
+                .for_each(|o| out.extend_from_slice(&o.to_le_bytes()));
+        }
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
+        debug_assert_eq!(out.len(), total);
         out
     }
 
@@ -573,6 +605,8 @@ pub(crate) const INDEX_EXT: &str = "idx";
 pub(crate) const MAGIC: &[u8; 8] = b"EVFIDX\0\x01";
 pub(crate) const FORMAT: u32 = 1;
 pub(crate) const HEADER: usize = 64;
+/// An entry's bytes besides its term: kind (1), term length (2), first posting (4), count (4).
+const ENTRY_FIXED: usize = 11;
 
 /// Sorted ordinals stored in a sidecar (little-endian u32s).
 #[derive(Clone, Copy)]
@@ -857,6 +891,11 @@ mod tests {
 
     fn sample() -> MemIndex {
         let mut m = MemIndex::default();
+        fill(&mut m);
+        m
+    }
+
+    fn fill(m: &mut MemIndex) {
         for i in 0..50u64 {
             m.add(
                 100 + i * 40,
@@ -874,7 +913,6 @@ mod tests {
                 .borrowed(),
             );
         }
-        m
     }
 
     fn open(bytes: Vec<u8>) -> Result<IndexFile, String> {
@@ -974,6 +1012,61 @@ mod tests {
         }
         assert_eq!(layered.first_time(), Some(1_000));
         assert_eq!(layered.encode(7, 9000), flat.encode(7, 9000));
+    }
+
+    #[test]
+    fn terms_are_written_in_byte_order_whatever_their_prefixes() {
+        let long = "0123456789abcdef";
+        let mut terms: Vec<String> = vec![
+            String::new() + "a",
+            "a\0".into(),
+            "ab".into(),
+            long.into(),
+            format!("{long}"),
+            format!("{long}\0"),
+            format!("{long}0"),
+            format!("{long}00"),
+            format!("{long}1"),
+            format!("{}x", &long[..15]),
+            "é".into(),
+            "z".into(),
+            "\u{10ffff}".into(),
+        ];
+        let mut m = MemIndex::default();
+        for (i, t) in terms.iter().enumerate() {
+            let r = Terms {
+                stream: t.clone(),
+                event_type: "T".into(),
+                id: format!("id-{i}"),
+                causation: Some(t.clone()),
+                ..Terms::default()
+            };
+            m.add(i as u64 * 10, 1, &r.borrowed());
+        }
+        terms.sort();
+        terms.dedup();
+        let f = open(m.encode(7, 5000)).unwrap();
+        for kind in [Kind::Stream, Kind::Causation] {
+            let got: Vec<&str> = f.terms_with_prefix(kind, "").map(|(t, _)| t).collect();
+            assert_eq!(got, terms, "{kind:?}");
+        }
+        let all: Vec<(Kind, String)> = (0..f.terms)
+            .filter_map(|i| f.entry(i).map(|(k, t, _)| (k, t.to_owned())))
+            .collect();
+        assert!(all.windows(2).all(|w| w[0] < w[1]), "{all:?}");
+    }
+
+    #[test]
+    fn a_cleared_index_fills_again_as_a_new_one() {
+        let mut m = sample();
+        assert_eq!(&*m.postings(Kind::Id, "id-3"), [3]);
+        m.clear();
+        assert_eq!(m.len(), 0);
+        assert_eq!(m.encode(7, 5000), MemIndex::default().encode(7, 5000));
+        assert!(m.postings(Kind::Id, "id-3").is_empty());
+        fill(&mut m);
+        assert_eq!(m.encode(7, 5000), sample().encode(7, 5000));
+        assert_eq!(&*m.postings(Kind::Id, "id-3"), [3]);
     }
 
     #[test]

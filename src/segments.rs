@@ -47,6 +47,10 @@ pub(crate) struct SegmentSet {
     pub active_len: u64,
     /// The active segment's index.
     pub active_index: MemIndex,
+    /// The index of the segment sealed last, emptied, for the next active segment to fill: its
+    /// tables keep their size, so a bulk load does not grow them again from empty (rehashing
+    /// and faulting in fresh pages) for every segment.
+    pub spare_index: Option<MemIndex>,
     /// A map of a prefix of the active segment (complete batches only), for reads.
     pub active_map: Option<Arc<Mapped>>,
     /// Bounds how many sealed segments are mapped at once.
@@ -60,6 +64,7 @@ impl SegmentSet {
             active_file: None,
             active_len: 0,
             active_index: MemIndex::default(),
+            spare_index: None,
             active_map: None,
             maps,
         }
@@ -161,7 +166,7 @@ impl SegmentSet {
         self.active_file = Some(file);
         self.active_map = None;
         self.active_len = header.len() as u64;
-        self.active_index = MemIndex::default();
+        self.active_index = self.spare_index.take().unwrap_or_default();
         Ok(())
     }
 }

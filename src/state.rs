@@ -309,6 +309,9 @@ impl State {
             mem.terms_with_prefix(Kind::Stream, "").map(|(n, _)| n),
             |name| !mem.postings(Kind::Stream, name).is_empty(),
         );
+        let mut mem = mem;
+        mem.clear();
+        self.log.spare_index = Some(mem);
     }
     /// What is deleted of `stream`, if anything; a tombstoned stream is refused with
     /// [`Error::StreamDeleted`], as every operation on it is.

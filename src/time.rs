@@ -49,20 +49,43 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// Formats a timestamp as `YYYY-MM-DDTHH:MM:SS.ffffffZ`. Years outside 0..=9999 are clamped.
 pub fn format_rfc3339(micros: Micros) -> String {
+    let mut s = String::with_capacity(RFC3339_LEN);
+    write_rfc3339(micros, &mut s);
+    s
+}
+
+/// The length of [`format_rfc3339`]'s text.
+pub(crate) const RFC3339_LEN: usize = 27;
+
+/// [`format_rfc3339`] written over `out` (cleared first), digit by digit: an import formats
+/// every event's time, and `format!` was 5% of a bulk load's CPU.
+pub(crate) fn write_rfc3339(micros: Micros, out: &mut String) {
     let min = days_from_civil(0, 1, 1) * 86_400_000_000;
     let max = (days_from_civil(10_000, 1, 1)) * 86_400_000_000 - 1;
     let micros = micros.clamp(min, max);
     let secs = micros.div_euclid(1_000_000);
-    let frac = micros.rem_euclid(1_000_000);
+    let frac = micros.rem_euclid(1_000_000) as u64;
     let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u64;
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    )
+    let mut b = *b"0000-00-00T00:00:00.000000Z";
+    // Writes `v` (below 10^width) as `width` digits ending before `end`.
+    let mut digits = |end: usize, width: usize, mut v: u64| {
+        for i in (end - width..end).rev() {
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    // The clamp keeps the year in 0..=9999.
+    digits(4, 4, y as u64);
+    digits(7, 2, u64::from(m));
+    digits(10, 2, u64::from(d));
+    digits(13, 2, sod / 3600);
+    digits(16, 2, (sod / 60) % 60);
+    digits(19, 2, sod % 60);
+    digits(26, 6, frac);
+    out.clear();
+    out.extend(b.iter().map(|&c| char::from(c)));
 }
 
 /// Parses an RFC 3339 timestamp: `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`. A fraction finer
@@ -162,6 +185,37 @@ mod tests {
             format_rfc3339(951_782_400_000_000),
             "2000-02-29T00:00:00.000000Z"
         );
+    }
+
+    #[test]
+    fn digits_written_by_hand_match_format() {
+        let by_format = |micros: Micros| {
+            let min = days_from_civil(0, 1, 1) * 86_400_000_000;
+            let max = (days_from_civil(10_000, 1, 1)) * 86_400_000_000 - 1;
+            let micros = micros.clamp(min, max);
+            let (secs, frac) = (micros.div_euclid(1_000_000), micros.rem_euclid(1_000_000));
+            let sod = secs.rem_euclid(86_400);
+            let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+            format!(
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z",
+                sod / 3600,
+                (sod / 60) % 60,
+                sod % 60
+            )
+        };
+        let mut t = i64::MIN;
+        let mut out = String::from("left over");
+        for step in [1u64 << 62, 1 << 50, 7_777_777_777_777, 999_999_937] {
+            for _ in 0..4000 {
+                write_rfc3339(t, &mut out);
+                assert_eq!(out, by_format(t), "{t}");
+                assert_eq!(out.len(), RFC3339_LEN);
+                t = t.saturating_add(step as i64);
+            }
+            t = -62_167_219_200_000_000 - 5;
+        }
+        assert_eq!(format_rfc3339(i64::MAX), "9999-12-31T23:59:59.999999Z");
+        assert_eq!(format_rfc3339(i64::MIN), "0000-01-01T00:00:00.000000Z");
     }
 
     #[test]

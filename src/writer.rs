@@ -251,7 +251,7 @@ impl Times<'_> {
 
 /// What the state needs of a written batch: its parts, each part's stream version before it,
 /// its ids per part, and its idempotency key.
-type BatchParts<'a, 'b, E, I> = (&'a [Part<'b, E>], &'a [u64], &'a [Vec<I>], Option<&'a str>);
+type BatchParts<'a, 'b, E, S> = (&'a [Part<'b, E>], &'a [u64], &'a [S], Option<&'a str>);
 
 /// The log as the retry rules read it: records by seq, under the state lock.
 struct FileLookup<'a> {
@@ -419,7 +419,10 @@ impl Inner {
         // written from the caller's, not copied (a copy was 10% of a bulk load's CPU).
         let mut parts: Vec<Part<'_, &RecordedEvent>> = Vec::new();
         let mut bases: Vec<u64> = Vec::new();
-        let mut ids: Vec<Vec<&str>> = Vec::new();
+        // The ids of every part are slices of one vector: a bulk load of new streams has a part
+        // per event, and a vector each was an allocation per event.
+        let all_ids: Vec<&str> = write.iter().map(|e| e.id.as_str()).collect();
+        let mut ids: Vec<&[&str]> = Vec::new();
         let mut start = 0;
         for i in 1..=write.len() {
             if i == write.len() || write[i].stream != write[start].stream {
@@ -429,7 +432,7 @@ impl Inner {
                     events: &write[start..i],
                 });
                 bases.push(write[start].version - 1);
-                ids.push(write[start..i].iter().map(|e| e.id.as_str()).collect());
+                ids.push(&all_ids[start..i]);
                 start = i;
             }
         }
@@ -522,12 +525,12 @@ impl Inner {
     /// and each part's stream version before it in `bases` (the caller looked them up for its
     /// checks: a bulk load of new streams spent most of its time in the stream table). A stream
     /// may have several parts (an import); each continues the last.
-    fn commit_locked_at<E: Body, I: AsRef<str>>(
+    fn commit_locked_at<E: Body, I: AsRef<str>, S: AsRef<[I]>>(
         &self,
         st: &mut State,
         parts: &[Part<'_, E>],
         bases: &[u64],
-        ids: &[Vec<I>],
+        ids: &[S],
         key: Option<&str>,
         times: Times<'_>,
     ) -> Result<Batch> {
@@ -543,7 +546,7 @@ impl Inner {
         let mut seq = first_seq;
         let mut written = 0;
         for ((p, ids), &base_version) in parts.iter().zip(ids).zip(bases) {
-            for (i, (e, id)) in p.events.iter().zip(ids).enumerate() {
+            for (i, (e, id)) in p.events.iter().zip(ids.as_ref()).enumerate() {
                 let (e, id) = (e.body(), id.as_ref());
                 let start = buf.len();
                 // An import's events often share a time: format it again only when it changes.
@@ -551,7 +554,7 @@ impl Inner {
                     && times.at(written) != time
                 {
                     time = times.at(written);
-                    time_text = record::record_time(time);
+                    crate::time::write_rfc3339(time, &mut time_text);
                 }
                 written += 1;
                 record::encode_record(
@@ -609,13 +612,13 @@ impl Inner {
     }
 
     /// Rolls the segment if it is full, writes the encoded batch, and updates the state.
-    fn write_locked<E: Body, I: AsRef<str>>(
+    fn write_locked<E: Body, I: AsRef<str>, S: AsRef<[I]>>(
         &self,
         st: &mut State,
         buf: &[u8],
         rel_offsets: &[u64],
         times: Times<'_>,
-        (parts, bases, ids, key): BatchParts<'_, '_, E, I>,
+        (parts, bases, ids, key): BatchParts<'_, '_, E, S>,
     ) -> Result<()> {
         let has_events = st.log.active_len > st.active().data_start;
         let full = st.log.active_len + buf.len() as u64 > self.config.segment_bytes;
@@ -637,7 +640,7 @@ impl Inner {
         let mut offsets = rel_offsets.iter().map(|o| at + o);
         for ((p, ids), &base) in parts.iter().zip(ids).zip(bases) {
             st.streams.add(p.stream, base, p.events.len() as u64);
-            for (e, id) in p.events.iter().zip(ids) {
+            for (e, id) in p.events.iter().zip(ids.as_ref()) {
                 let off = offsets.next().expect("one offset per event");
                 let key = key.filter(|_| seq == st.next_seq);
                 let time = times.at((seq - st.next_seq) as usize);

@@ -38,6 +38,17 @@ pub(crate) fn one_line(what: &'static str, text: &str) -> Result<Box<RawValue>> 
     }
 }
 
+/// Whether `text` is one JSON value that [`one_line`] accepts and leaves as it is (no
+/// whitespace outside strings), without copying it: an import checks every event's data so.
+/// Malformed or undecodable text is refused as by [`one_line`].
+pub(crate) fn is_one_line(what: &'static str, text: &str) -> Result<bool> {
+    let raw: &RawValue = serde_json::from_str(text)?;
+    match compact(raw.get(), true).map_err(|reason| Error::invalid(what, reason))? {
+        Cow::Borrowed(kept) => Ok(kept.len() == text.len()),
+        Cow::Owned(_) => Ok(false),
+    }
+}
+
 /// Puts serialiser output on one line. serde_json writes compact JSON, except that a `RawValue`
 /// inside the serialised value is written as it is, pretty-printed or not; a newline in it would
 /// split the record in two, and recovery would cut the event off as a torn tail.
@@ -298,6 +309,21 @@ mod tests {
         assert_eq!(one("\"\u{2028} \u{a0}\""), "\"\u{2028} \u{a0}\"");
         // Non-ASCII whitespace outside strings is not JSON whitespace: serde_json refuses it.
         assert!(one_line("JSON", "[1,\u{a0}2]").is_err());
+    }
+
+    #[test]
+    fn compact_text_is_told_apart_without_a_copy() {
+        for text in [r#"{"a":[1,"x y"]}"#, "1e400", r#""\\u00e9""#] {
+            assert!(is_one_line("JSON", text).unwrap(), "{text}");
+        }
+        for text in [" 1", "[1, 2]", "{\"a\":\n1}", "1\n"] {
+            assert!(!is_one_line("JSON", text).unwrap(), "{text:?}");
+        }
+        assert!(matches!(is_one_line("JSON", "[1,]"), Err(Error::Json(_))));
+        assert!(matches!(
+            is_one_line("JSON", r#""\ud800""#),
+            Err(Error::InvalidInput { .. })
+        ));
     }
 
     #[test]
