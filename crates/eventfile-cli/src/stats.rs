@@ -122,7 +122,9 @@ fn file_store_bytes(dir: &Path) -> Result<(Value, Value), Failure> {
         let kind = if name.ends_with(".jsonl") {
             segments.push(name.clone());
             "segments"
-        } else if name.ends_with(".idx") {
+        } else if name.ends_with(".idx") || name == "summary" {
+            // The summary of the stream table is an index too: derived from the segments,
+            // rebuilt from their sidecars when it is missing.
             "sidecars"
         } else if name == "snapshots" {
             "snapshots"
