@@ -188,10 +188,15 @@ pub trait EventStore: Send + Sync {
     fn append_request(&self, request: AppendRequest) -> Result<MultiAppendResult>;
 
     /// Appends several independent requests, in order: each is all-or-nothing and judged on
-    /// its own, exactly as if it were passed to [`EventStore::append_request`] after the ones
-    /// before it (a conflict, a failed condition or bad input fails that request alone, and
-    /// the next still runs). Returns one outcome per request, in order, once every appended
-    /// request is durable.
+    /// its own, as if passed to [`EventStore::append_request`] after the ones before it (a
+    /// conflict, a failed condition or bad input fails that request alone, and the next still
+    /// runs). Returns one outcome per request, in order, once every appended request is
+    /// durable.
+    ///
+    /// As with concurrent appends, a request is judged against the earlier ones' events once
+    /// they are written, before they are durable: if the sync then fails, every written
+    /// request fails with it, while a later request may already have been refused (a
+    /// conflict, say) because of events that no reopen will show.
     ///
     /// What it is for: a caller that gathers many unrelated appends (the server, a command
     /// bus) hands them over at once instead of holding one waiting thread per append. The file

@@ -194,7 +194,10 @@ impl Store {
             return out;
         };
         if let Err(first) = self.inner.wait_durable(last, false) {
-            let cause = first.to_string();
+            let cause = match &first {
+                Error::Poisoned { cause } => cause.clone(),
+                other => other.to_string(),
+            };
             let mut first = Some(first);
             for r in out.iter_mut().filter(|r| r.is_ok()) {
                 *r = Err(first.take().unwrap_or_else(|| Error::Poisoned {

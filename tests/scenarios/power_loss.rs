@@ -323,6 +323,13 @@ fn power_loss_never_loses_an_acknowledged_operation() {
         image = check(root.path(), &image, &mut acked, run);
     }
     add_totals(&acked);
+    // Every kind of operation was acknowledged at least once before some crash.
+    for op in ["append", "append_requests", "snapshot", "delete", "reopen"] {
+        assert!(
+            totals.get(op).is_some_and(|&n| n > 0),
+            "no {op} acknowledged: {totals:?}"
+        );
+    }
     let mut ops: Vec<_> = totals.into_iter().collect();
     ops.sort();
     eprintln!(

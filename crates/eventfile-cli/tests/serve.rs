@@ -211,10 +211,13 @@ fn serve_refuses_a_bad_listen_address_as_usage() {
 }
 
 /// SIGKILL of `eventfile serve` while eight clients append over HTTP (one to three events per
-/// request, so the server's workers hand the store groups of requests that share a sync):
-/// every append the server answered 200 is in the store after the kill, at the seqs and
-/// versions it was told, with the data sent, and the log is gapless. Three kills, each at a
-/// different count of answered appends, each followed by a restart on the same store.
+/// request, so the server's workers hand the store groups of requests): every append the
+/// server answered 200 is in the store after the kill, at the seqs and versions it was told,
+/// with the data sent, and the log is gapless. Three kills, each at a different count of
+/// answered appends, each followed by a restart on the same store. A process kill leaves the
+/// page cache to the kernel, so this proves the answers and their positions, not the sync;
+/// that the shared sync covers every answered request is the power-loss workload's part
+/// (`tests/scenarios/power_loss.rs`, groups of `append_requests`).
 #[test]
 fn serve_killed_with_sigkill_keeps_every_acknowledged_append() {
     use std::sync::mpsc;

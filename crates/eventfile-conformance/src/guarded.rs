@@ -42,6 +42,10 @@ impl<S: EventStore, G: Send + Sync> EventStore for Guarded<S, G> {
         self.store.append_request(request)
     }
 
+    fn append_requests(&self, requests: Vec<AppendRequest>) -> Vec<Result<MultiAppendResult>> {
+        self.store.append_requests(requests)
+    }
+
     fn append(
         &self,
         stream: &str,

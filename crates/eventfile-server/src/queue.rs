@@ -23,7 +23,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use eventfile::{AppendRequest, EventStore, MultiAppendResult};
+use eventfile::{AppendRequest, MultiAppendResult};
 use tokio::sync::oneshot;
 
 use crate::state::{Running, Shared};
@@ -59,7 +59,8 @@ impl AppendQueue {
 }
 
 /// Queues `request` and returns where its outcome will arrive; starts a worker if fewer than
-/// the allowed number run. The receiver fails only if a worker panicked with the request.
+/// the allowed number run. The receiver fails (the handler answers 500) only if the store
+/// panicked with the request's group or returned fewer outcomes than it was given.
 pub(crate) fn submit(
     state: &Shared,
     request: AppendRequest,
@@ -81,76 +82,119 @@ pub(crate) fn submit(
         start
     };
     if start {
-        let worker_state = Arc::clone(state);
-        let store = Arc::clone(&state.store);
-        let running = Running::start(&state.in_flight);
-        tokio::task::spawn_blocking(move || {
-            work(&worker_state, &*store);
-            // The store's handle first, then the count: a shutdown that sees no call running
-            // sees no handle held by one.
-            drop(store);
-            drop(running);
-        });
+        let worker = Worker {
+            state: Some(Arc::clone(state)),
+            running: Some(Running::start(&state.in_flight)),
+            counted: true,
+        };
+        tokio::task::spawn_blocking(move || worker.work());
     }
     outcome
 }
 
-/// A worker: appends groups of queued requests until it finds the queue empty.
-fn work(state: &Shared, store: &dyn EventStore) {
-    loop {
-        let jobs: Vec<Job> = {
-            let mut q = state.appends.lock();
-            if q.jobs.is_empty() {
-                // Under the lock: a request queued after this sees one worker fewer and starts
-                // another.
-                q.workers -= 1;
-                return;
+/// A worker: its hold on the server's state (and through it the store), its place among the
+/// running store calls, and its place among the workers.
+struct Worker {
+    state: Option<Shared>,
+    running: Option<Running>,
+    /// Whether it still counts among `QueueState::workers` (given back under the queue's lock
+    /// when it finds the queue empty).
+    counted: bool,
+}
+
+impl Drop for Worker {
+    /// However the worker ends (done, or a closure the runtime dropped unrun at shutdown): its
+    /// place back if it still holds one, then the state (and the store it holds) before the
+    /// running count, so that a shutdown that sees no call running sees no handle of the
+    /// store held by one.
+    fn drop(&mut self) {
+        if let Some(state) = self.state.take() {
+            if self.counted {
+                state.appends.lock().workers -= 1;
             }
-            let n = q.jobs.len().min(MAX_GROUP);
-            q.jobs.drain(..n).collect()
-        };
-        let (requests, jobs): (Vec<AppendRequest>, Vec<_>) = jobs
-            .into_iter()
-            .map(|j| (j.request, (j.reply, j.started, j.body_bytes)))
-            .unzip();
-        let outcomes = match catch_unwind(AssertUnwindSafe(|| store.append_requests(requests))) {
-            Ok(outcomes) => outcomes,
-            Err(_) => {
-                // The replies are dropped: each handler answers 500. The next group still runs.
-                log::error!("eventfile-server: the store panicked during an append");
-                state
-                    .metrics
-                    .append_errors
-                    .fetch_add(jobs.len() as u64, Ordering::Relaxed);
-                continue;
-            }
-        };
-        let m = &state.metrics;
-        let mut outcomes = outcomes.into_iter();
-        for (reply, started, body_bytes) in jobs {
-            let Some(r) = outcomes.next() else {
-                // A store that answered fewer requests than it was given: the rest get a 500.
-                log::error!("eventfile-server: the store returned too few append outcomes");
-                m.append_errors.fetch_add(1, Ordering::Relaxed);
-                continue;
-            };
-            match &r {
-                Ok(r) => {
-                    m.appends.fetch_add(1, Ordering::Relaxed);
-                    if !r.replayed {
-                        m.events
-                            .fetch_add(r.last_seq + 1 - r.first_seq, Ordering::Relaxed);
-                    }
-                    m.bytes.fetch_add(body_bytes as u64, Ordering::Relaxed);
-                    m.append_latency.observe(started.elapsed());
-                    state.saw_head(r.last_seq);
-                }
-                Err(_) => {
-                    m.append_errors.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            // A handler that gave up is gone: its append stands, counted above.
-            let _ = reply.send(r);
+            drop(state);
         }
+        drop(self.running.take());
+    }
+}
+
+impl Worker {
+    /// Appends groups of queued requests until it finds the queue empty.
+    fn work(mut self) {
+        let state = Arc::clone(
+            self.state
+                .as_ref()
+                .expect("held until the worker is dropped"),
+        );
+        loop {
+            let jobs: Vec<Job> = {
+                let mut q = state.appends.lock();
+                if q.jobs.is_empty() {
+                    // Under the lock: a request queued after this sees one worker fewer and
+                    // starts another.
+                    q.workers -= 1;
+                    self.counted = false;
+                    return;
+                }
+                let n = q.jobs.len().min(MAX_GROUP);
+                q.jobs.drain(..n).collect()
+            };
+            // Nothing of a group's handling may unwind out of the worker: its place among
+            // the workers would be lost with it, and the queue left to wait.
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| append_group(&state, jobs))) {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                log::error!("eventfile-server: a group of appends panicked: {what}");
+            }
+        }
+    }
+}
+
+/// Hands `jobs` to the store as one group and answers each. A store that panics fails the
+/// group: the replies are dropped and each handler answers 500.
+fn append_group(state: &Shared, jobs: Vec<Job>) {
+    let n = jobs.len() as u64;
+    let (requests, jobs): (Vec<AppendRequest>, Vec<_>) = jobs
+        .into_iter()
+        .map(|j| (j.request, (j.reply, j.started, j.body_bytes)))
+        .unzip();
+    let m = &state.metrics;
+    let outcomes = match catch_unwind(AssertUnwindSafe(|| state.store.append_requests(requests))) {
+        Ok(outcomes) => outcomes,
+        Err(panic) => {
+            m.append_errors.fetch_add(n, Ordering::Relaxed);
+            std::panic::resume_unwind(panic);
+        }
+    };
+    let mut outcomes = outcomes.into_iter();
+    for (reply, started, body_bytes) in jobs {
+        let Some(r) = outcomes.next() else {
+            // A store that answered fewer requests than it was given: the rest get a 500.
+            log::error!("eventfile-server: the store returned too few append outcomes");
+            m.append_errors.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        match &r {
+            Ok(r) => {
+                m.appends.fetch_add(1, Ordering::Relaxed);
+                if !r.replayed {
+                    m.events.fetch_add(
+                        (r.last_seq + 1).saturating_sub(r.first_seq),
+                        Ordering::Relaxed,
+                    );
+                }
+                m.bytes.fetch_add(body_bytes as u64, Ordering::Relaxed);
+                m.append_latency.observe(started.elapsed());
+                state.saw_head(r.last_seq);
+            }
+            Err(_) => {
+                m.append_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        // A handler that gave up is gone: its append stands, counted above.
+        let _ = reply.send(r);
     }
 }
