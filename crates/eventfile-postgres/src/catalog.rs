@@ -27,11 +27,14 @@ pub(crate) fn streams(
         .get()?
         .query(
             &format!(
-                "SELECT t.stream, t.version FROM {s}.streams t
+                "SELECT t.stream, v.version FROM {s}.streams t
+                 CROSS JOIN LATERAL (SELECT ev.version FROM {s}.events ev
+                                     WHERE ev.stream = t.stream
+                                     ORDER BY ev.version DESC LIMIT 1) v
                  WHERE starts_with(t.stream, $1)
                    AND ($2::text IS NULL OR t.stream COLLATE \"C\" > $2::text COLLATE \"C\")
                    AND NOT EXISTS (SELECT 1 FROM {s}.deletions d
-                                   WHERE d.stream = t.stream AND t.version < d.before)
+                                   WHERE d.stream = t.stream AND v.version < d.before)
                  ORDER BY t.stream COLLATE \"C\" LIMIT $3"
             ),
             &[&prefix, &after, &limit(n)],

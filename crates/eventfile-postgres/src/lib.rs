@@ -33,7 +33,7 @@
 //! |---|---|---|
 //! | `store` | `store_id` | one row: the store's identity |
 //! | `events` | `seq bigint` PK, `id` UNIQUE, `stream`, `version` (UNIQUE with `stream`), `type`, `time` (µs since the epoch), `data json`, `meta json`, `tags text[]`, `more` (the append continues), `key` | `json` keeps the text byte for byte; the head is `max(seq)` |
-//! | `streams` | `stream` PK, `version` | each stream's current version |
+//! | `streams` | `stream` PK, `version` | one row per stream, made when it is created (the listings walk it); a stream's version is its newest event's, from the `(stream, version)` index (migration 7: `version` here is no longer kept by lone appends) |
 //! | `deletions` | `stream` PK, `before`, `tombstone` | versions below `before` are hidden |
 //! | `snapshots` | (`stream`, `version`) PK, `time`, `state` | newest 3 per stream kept |
 //! | `keys` | `key` PK, `first_seq` | idempotency keys |

@@ -46,7 +46,8 @@ pub(crate) fn stream_state<C: GenericClient>(
     let row = c
         .query_one(
             &format!(
-                "SELECT (SELECT version FROM {schema}.streams WHERE stream = $1),
+                "SELECT (SELECT version FROM {schema}.events WHERE stream = $1
+                         ORDER BY version DESC LIMIT 1),
                         d.before, d.tombstone
                  FROM (SELECT 1) AS one
                  LEFT JOIN {schema}.deletions d ON d.stream = $1"

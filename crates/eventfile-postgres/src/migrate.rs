@@ -71,10 +71,16 @@ const MIGRATIONS: &[Migration] = &[
         // Back to migration 5's function, which always notifies.
         down: include_str!("sql/005_one.up.sql"),
     },
+    Migration {
+        version: 7,
+        name: "a stream's version is read from the log's (stream, version) index",
+        up: include_str!("sql/007_versions.up.sql"),
+        down: include_str!("sql/007_versions.down.sql"),
+    },
 ];
 
 /// The schema version this build writes and reads.
-pub const LATEST: u32 = 6;
+pub const LATEST: u32 = 7;
 
 /// The schema name quoted as an SQL identifier (checked before: no quote inside).
 pub(crate) fn quoted(schema: &str) -> String {

@@ -225,8 +225,8 @@ impl EventStore for PostgresStore {
         // The stream's version and deletion, read with the first page in one statement (one
         // snapshot); the page leaves out what a deletion hides, and everything of a tombstone
         // (refused below).
-        // The version is the newest event's (events are never removed, so it is the `streams`
-        // row's), found in the `(stream, version)` index the page reads anyway.
+        // The version is the newest event's (events are never removed, so it is the stream's
+        // version), found in the `(stream, version)` index the page reads anyway.
         let state = format!(
             "SELECT (SELECT v.version FROM {s}.events v WHERE v.stream = $1
                      ORDER BY v.version DESC LIMIT 1),
@@ -345,7 +345,8 @@ impl EventStore for PostgresStore {
             .get()?
             .query_cached(
                 &format!(
-                    "SELECT version FROM {}.streams WHERE stream = $1",
+                    "SELECT version FROM {}.events WHERE stream = $1 \
+                     ORDER BY version DESC LIMIT 1",
                     self.schema()
                 ),
                 &[&stream],

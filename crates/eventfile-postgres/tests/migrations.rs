@@ -203,3 +203,52 @@ fn a_bad_schema_name_is_invalid_input() {
     .unwrap_err();
     assert_eq!(err.kind(), eventfile::ErrorKind::InvalidInput);
 }
+
+/// Migration 7 stops lone appends from rewriting `streams.version` (versions come from the
+/// log's index); going down to 6 must leave every stream's row at its newest event's version,
+/// as migration 6's functions read it, and up again the store goes on with the right versions.
+#[test]
+fn down_from_7_refills_the_versions_lone_appends_left_behind() {
+    let guard = SchemaGuard::new();
+    let (url, options) = (server().url(), guard.options());
+    let store = PostgresStore::open_with(url, options.clone()).unwrap();
+    for n in 0..5u64 {
+        store
+            .append("a", ExpectedVersion::Exact(n), vec![event()])
+            .unwrap();
+    }
+    store
+        .append("b", ExpectedVersion::NoStream, vec![event(), event()])
+        .unwrap();
+    store
+        .append("b", ExpectedVersion::Exact(2), vec![event()])
+        .unwrap();
+    assert_eq!(store.stream_version("a").unwrap(), 5);
+    drop(store);
+    let stale = format!(
+        "SELECT count(*) FROM {s}.streams st WHERE st.version <>
+             (SELECT max(ev.version) FROM {s}.events ev WHERE ev.stream = st.stream)
+             AND $1 <> ''",
+        s = guard.schema()
+    );
+    let rows = format!(
+        "SELECT count(*) FROM {}.streams WHERE $1 <> ''",
+        guard.schema()
+    );
+    assert_eq!(count(&rows, guard.schema()), 2);
+    assert_eq!(migrate::down(url, &options, 6).unwrap(), 6);
+    assert_eq!(count(&stale, guard.schema()), 0);
+    assert_eq!(migrate::up(url, &options, None).unwrap(), LATEST);
+    let store = PostgresStore::open_with(url, options.clone().migrate(false)).unwrap();
+    let r = store
+        .append("a", ExpectedVersion::Exact(5), vec![event()])
+        .unwrap();
+    assert_eq!((r.first_seq, r.version), (9, 6));
+    let listed: Vec<(String, u64)> = store
+        .streams("", None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.stream, s.version))
+        .collect();
+    assert_eq!(listed, [("a".to_owned(), 6), ("b".to_owned(), 3)]);
+}
