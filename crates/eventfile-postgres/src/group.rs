@@ -138,21 +138,41 @@ impl Appender {
         request: AppendRequest,
         prepared: Prepared,
     ) -> Result<MultiAppendResult> {
+        self.append_many(vec![(request, prepared)])
+            .pop()
+            .expect("one outcome per request")
+    }
+
+    /// Appends independent requests (`EventStore::append_requests`): all queued at once, in
+    /// order, so that they go into the same group (or consecutive groups past [`MAX_GROUP`]);
+    /// returns each one's outcome, in order, once every one has its own.
+    pub(crate) fn append_many(
+        &self,
+        items: Vec<(AppendRequest, Prepared)>,
+    ) -> Vec<Result<MultiAppendResult>> {
+        if items.is_empty() {
+            return Vec::new();
+        }
         let mut s = self.lock();
-        let ticket = s.next_ticket;
-        s.next_ticket += 1;
-        s.queue.push(Job {
-            ticket,
-            request,
-            prepared,
-        });
+        let first = s.next_ticket;
+        let tickets = first..first + items.len() as u64;
+        s.next_ticket = tickets.end;
+        for (ticket, (request, prepared)) in tickets.clone().zip(items) {
+            s.queue.push(Job {
+                ticket,
+                request,
+                prepared,
+            });
+        }
         loop {
-            if let Some(outcome) = s.outcomes.remove(&ticket) {
-                return outcome;
+            if tickets.clone().all(|t| s.outcomes.contains_key(&t)) {
+                return tickets
+                    .map(|t| s.outcomes.remove(&t).expect("checked above"))
+                    .collect();
             }
             if !s.leading {
-                // This request is still queued (a leader inserts every outcome before it
-                // stops leading): lead the next group.
+                // Some of these requests are still queued (a leader inserts every outcome
+                // before it stops leading): lead the next group.
                 s.leading = true;
                 let live = s.conn.take();
                 let n = s.queue.len().min(MAX_GROUP);

@@ -190,3 +190,36 @@ fn a_set_based_group_decides_as_one_by_one() {
     assert_eq!(a.head_seq().unwrap(), b.head_seq().unwrap());
     drop((a, b));
 }
+
+/// `append_requests` queues every request at once: they are committed as one group (one
+/// commit, counted as one sync), a request refused before queueing (no events) or inside the
+/// group (a conflict) disturbs no other, and the outcomes come back in order.
+#[test]
+fn independent_requests_share_one_group_commit() {
+    use eventfile::{AppendRequest, ErrorKind};
+    let (store, _guard) = fresh_schema();
+    let requests = (0..10u64)
+        .map(|i| {
+            let stream = format!("s-{}", i % 5);
+            let events = if i == 7 {
+                Vec::new()
+            } else {
+                vec![NewEvent::new("E", serde_json::json!({ "i": i }))]
+            };
+            AppendRequest::new(stream, ExpectedVersion::NoStream, events)
+        })
+        .collect();
+    let out = store.append_requests(requests);
+    assert_eq!(out.len(), 10);
+    for (i, r) in out.iter().enumerate() {
+        match (i, r) {
+            (0..5, Ok(r)) => assert_eq!(r.first_seq, i as u64 + 1),
+            (7, Err(e)) => assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}"),
+            (5..10, Err(e)) => assert_eq!(e.kind(), ErrorKind::Conflict, "{e}"),
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    let m = store.metrics();
+    assert_eq!((m.appends, m.events, m.syncs), (5, 5, 1));
+    assert_eq!(store.head_seq().unwrap(), 5);
+}
