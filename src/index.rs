@@ -238,7 +238,19 @@ impl Ids {
         self.ends.push(self.text.len() as u32);
     }
 
+    /// The greatest ordinal carrying `id`.
+    fn last(&self, id: &str) -> Option<u32> {
+        self.matching(id, |ords| ords.max())
+    }
+
     fn postings(&self, id: &str) -> Vec<u32> {
+        let mut v: Vec<u32> = self.matching(id, |ords| ords.collect());
+        v.sort_unstable();
+        v
+    }
+
+    /// `f` of the ordinals carrying `id` (in no order), after bringing the table up to date.
+    fn matching<T>(&self, id: &str, f: impl FnOnce(&mut dyn Iterator<Item = u32>) -> T) -> T {
         let mut t = self.lock();
         for ord in t.hashed..self.ends.len() as u32 {
             let h = std::hash::BuildHasher::hash_one(&self.state, self.get(ord));
@@ -251,15 +263,13 @@ impl Ids {
         }
         t.hashed = self.ends.len() as u32;
         let h = std::hash::BuildHasher::hash_one(&self.state, id);
-        let Some(&first) = t.first.get(&h) else {
-            return Vec::new();
-        };
-        let mut v: Vec<u32> = std::iter::once(first)
-            .chain(t.more.iter().filter(|m| m.0 == h).map(|m| m.1))
-            .filter(|&o| self.get(o) == id)
-            .collect();
-        v.sort_unstable();
-        v
+        let first = t.first.get(&h).copied();
+        let more = first.map_or(&[][..], |_| &t.more[..]);
+        let mut ords = first
+            .into_iter()
+            .chain(more.iter().filter(|m| m.0 == h).map(|m| m.1))
+            .filter(|&o| self.get(o) == id);
+        f(&mut ords)
     }
 
     /// Every distinct id, sorted by id, with the range of its ordinals in the second vector
@@ -415,6 +425,23 @@ impl MemIndex {
             }
             None => here,
         }
+    }
+
+    /// The greatest ordinal of a record carrying `term`, without collecting them: an import
+    /// looks up every event's id, and a vector per lookup was an allocation per event.
+    pub(crate) fn last_posting(&self, kind: Kind, term: &str) -> Option<u32> {
+        let here = if kind == Kind::Id {
+            self.ids.last(term).map(|o| o + self.base_len())
+        } else {
+            self.terms[kind as usize]
+                .get(term)
+                .and_then(|p| p.as_slice().last().copied())
+        };
+        here.or_else(|| {
+            self.base
+                .as_ref()
+                .and_then(|b| b.postings(kind, term).iter().last())
+        })
     }
 
     /// How many distinct terms of `kind` there are (not for event ids); with a checkpoint, at
@@ -621,6 +648,12 @@ impl<'a> Postings<'a> {
         self.0
             .chunks_exact(4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// The greatest ordinal.
+    pub(crate) fn last(&self) -> Option<u32> {
+        let b = self.0.rchunks_exact(4).next()?;
+        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 }
 
@@ -1009,6 +1042,24 @@ mod tests {
                 flat.postings(Kind::Id, id),
                 "{id}"
             );
+            assert_eq!(
+                layered.last_posting(Kind::Id, id),
+                flat.last_posting(Kind::Id, id),
+                "{id}"
+            );
+        }
+        for (kind, term) in [
+            (Kind::Stream, "s0"),
+            (Kind::Stream, "s5"),
+            (Kind::Type, "T2"),
+            (Kind::Tag, "k=1"),
+            (Kind::Stream, "absent"),
+        ] {
+            assert_eq!(
+                layered.last_posting(kind, term),
+                flat.last_posting(kind, term),
+                "{kind:?} {term}"
+            );
         }
         assert_eq!(layered.first_time(), Some(1_000));
         assert_eq!(layered.encode(7, 9000), flat.encode(7, 9000));
@@ -1083,6 +1134,15 @@ mod tests {
         m.add(9_100, 2_000, &terms("id-3").borrowed());
         assert_eq!(&*m.postings(Kind::Id, "late"), [50]);
         assert_eq!(&*m.postings(Kind::Id, "id-3"), [3, 51]);
+        assert_eq!(m.last_posting(Kind::Id, "id-3"), Some(51));
+        assert_eq!(m.last_posting(Kind::Id, "id-x"), None);
+        assert_eq!(m.last_posting(Kind::Stream, "s1"), Some(49));
+        assert_eq!(m.last_posting(Kind::Stream, "nope"), None);
+        let f =
+            IndexFile::open(Arc::new(Mapped::Bytes(m.encode(7, 9_200))), 7, Some(9_200)).unwrap();
+        for (kind, term) in [(Kind::Id, "id-3"), (Kind::Stream, "s1"), (Kind::Id, "x")] {
+            assert_eq!(f.postings(kind, term).last(), m.last_posting(kind, term));
+        }
         assert_eq!(&*m.clone().postings(Kind::Id, "late"), [50]);
     }
 

@@ -32,7 +32,7 @@ pub(crate) fn find_term(st: &State, kind: Kind, term: &str) -> Result<Option<u64
             }
             None => IndexRef::Mem(&st.log.active_index),
         };
-        if let Some(&ord) = r.postings(kind, term).last() {
+        if let Some(ord) = r.last_posting(kind, term) {
             return Ok(Some(seg.base + u64::from(ord)));
         }
     }

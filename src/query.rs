@@ -401,6 +401,14 @@ impl IndexRef<'_> {
         }
     }
 
+    /// The greatest ordinal of a record carrying `term`.
+    pub(crate) fn last_posting(&self, kind: Kind, term: &str) -> Option<u32> {
+        match self {
+            IndexRef::File(f) => f.postings(kind, term).last(),
+            IndexRef::Mem(m) => m.last_posting(kind, term),
+        }
+    }
+
     fn prefix_postings(&self, kind: Kind, prefix: &str) -> Vec<u32> {
         let lists: Vec<Vec<u32>> = match self {
             IndexRef::File(f) => f
