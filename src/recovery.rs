@@ -57,19 +57,34 @@ pub(crate) fn catch_up_with(
     /// Starts over at most this often: each one needs the writer to remove files meanwhile.
     const ATTEMPTS: usize = 64;
     let mut attempt = 0;
+    // A start over builds a new state, put in place of `st` only once it succeeded: a
+    // read-only handle whose refresh fails keeps the state it had, never a half-built one.
+    let mut fresh: Option<State> = None;
     loop {
         let before = if read_only {
             files_seen(storage.as_ref(), dir)
         } else {
             None
         };
-        let r = catch_up_segments(storage, dir, config, read_only, limit, summary, st)
-            .and_then(|()| apply_lifecycle(st, config.max_line()));
-        let Err(err) = r else { return Ok(()) };
+        let target = match &mut fresh {
+            Some(f) => f,
+            None => &mut *st,
+        };
+        // Only an open (a state with no segment yet) takes the summary.
+        let had_summary = target.from_summary;
+        let r = catch_up_segments(storage, dir, config, read_only, limit, summary, target)
+            .and_then(|()| apply_lifecycle(target, config.max_line()));
+        let took_summary = target.from_summary && !had_summary;
+        let Err(err) = r else {
+            if let Some(f) = fresh {
+                *st = f;
+            }
+            return Ok(());
+        };
         // The summary is a cache: an open that failed with it is made again without.
-        if st.from_summary {
+        if took_summary {
             summary = false;
-            *st = State::new(Arc::clone(&st.log.maps));
+            fresh = Some(State::new(Arc::clone(&st.log.maps)));
             continue;
         }
         attempt += 1;
@@ -79,7 +94,7 @@ pub(crate) fn catch_up_with(
         {
             return Err(err);
         }
-        *st = State::new(Arc::clone(&st.log.maps));
+        fresh = Some(State::new(Arc::clone(&st.log.maps)));
     }
 }
 
@@ -152,8 +167,20 @@ fn catch_up_segments(
                 .iter()
                 .any(|r| r.base < next && next < r.end))
     {
-        *st = State::new(Arc::clone(&st.log.maps));
-        return catch_up_segments(storage_arc, dir, config, read_only, limit, summary, st);
+        // Built aside and put in place only once complete: a failure leaves the state the
+        // reader had.
+        let mut fresh = State::new(Arc::clone(&st.log.maps));
+        catch_up_segments(
+            storage_arc,
+            dir,
+            config,
+            read_only,
+            limit,
+            summary,
+            &mut fresh,
+        )?;
+        *st = fresh;
+        return Ok(());
     }
     // Segments the manifest covers are leftovers of a retention or compaction run that was cut
     // short after writing it: finish the job (a reader just skips them). Only if the manifest

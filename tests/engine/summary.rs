@@ -284,3 +284,46 @@ fn verify_reports_a_summary_that_passes_its_checks_but_differs_from_the_sidecars
     assert!(eventfile::verify(dir.path()).unwrap().is_sound());
     assert!(Store::open(dir.path()).unwrap().stream_version("e") > 0);
 }
+
+/// A read-only handle opened from the summary, over a store with an old sealed segment damaged
+/// along with its sidecar (found only when that segment is first used): a refresh that fails
+/// (after a retention run the reader starts over and meets the damaged segment) returns the
+/// error and leaves the handle's view as it was, never a state half rebuilt from the sidecars.
+#[test]
+fn a_failed_refresh_leaves_a_read_only_handle_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    closed_store(dir.path(), 8);
+    let bases = sealed_bases(dir.path());
+    let damaged = bases[bases.len() - 2];
+    std::fs::remove_file(sidecar(dir.path(), damaged)).unwrap();
+    let seg = dir.path().join(format!("{damaged:020}.jsonl"));
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let at = bytes.len() / 2;
+    let digit = (at..bytes.len())
+        .find(|&i| bytes[i].is_ascii_digit())
+        .unwrap();
+    bytes[digit] = if bytes[digit] == b'7' { b'8' } else { b'7' };
+    std::fs::write(&seg, bytes).unwrap();
+
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    let view = |s: &Store| {
+        (
+            s.head_seq(),
+            STREAMS.map(|name| s.stream_version(name)),
+            s.read_stream("a", Read::backward().limit(3))
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap(),
+        )
+    };
+    let before = view(&reader);
+
+    // Segments removed by retention: the reader starts over, meets the damaged old segment.
+    let writer = fast_store(dir.path(), 4096);
+    let policy = eventfile::RetentionPolicy::keep_all().max_events(writer.head_seq() / 2);
+    writer.set_retention_policy(policy).unwrap();
+    assert!(!writer.run_retention(false).unwrap().segments.is_empty());
+    let err = reader.refresh().expect_err("the damaged old segment");
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert_eq!(view(&reader), before);
+}
