@@ -362,6 +362,8 @@ impl Verifier {
         );
         let same = fresh.is_ok()
             && with.next_seq == without.next_seq
+            && with.last_time == without.last_time
+            && segment_shape(with) == segment_shape(&without)
             && stream_shape(with) == stream_shape(&without);
         if !same {
             let msg = "passes its checks but does not describe the sealed segments as their \
@@ -579,6 +581,21 @@ impl Verifier {
 /// last). Segments removed since a list was made are left out, so that a table kept across a
 /// retention run compares equal to one read afresh.
 type Shape<'a> = Vec<(&'a str, u64, Vec<(u64, u64, u64)>)>;
+
+/// Every sealed segment as the open took it: its base and length, and its events, last
+/// time and sidecar size (which reads, counts, time lookups and retention rely on before the
+/// sidecar is first mapped).
+fn segment_shape(st: &crate::state::State) -> Vec<(u64, u64, u64, i64, u64)> {
+    st.log
+        .segments
+        .iter()
+        .filter_map(|s| s.sealed.as_ref())
+        .map(|s| {
+            let m = s.summary;
+            (s.base, s.len, m.count, m.last_time, m.index_bytes)
+        })
+        .collect()
+}
 
 fn stream_shape(st: &crate::state::State) -> Shape<'_> {
     let sealed: std::collections::HashSet<u64> = st

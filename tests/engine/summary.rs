@@ -327,3 +327,39 @@ fn a_failed_refresh_leaves_a_read_only_handle_as_it_was() {
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
     assert_eq!(view(&reader), before);
 }
+
+/// The same for a sealed segment's own fields in the summary (its last event's time, which
+/// time lookups and age retention use before the sidecar is first read): `verify` compares them
+/// with the sidecar's.
+#[test]
+fn verify_reports_a_summary_with_a_wrong_segment_time() {
+    let dir = tempfile::tempdir().unwrap();
+    closed_store(dir.path(), 4);
+    let path = dir.path().join("summary");
+    let bytes = std::fs::read(&path).unwrap();
+    let base = sealed_bases(dir.path())[1];
+    let len = std::fs::metadata(dir.path().join(format!("{base:020}.jsonl")))
+        .unwrap()
+        .len();
+    let mut key = base.to_le_bytes().to_vec();
+    key.extend_from_slice(&len.to_le_bytes());
+    // The segment's entry: base, length, sidecar bytes, count, last time.
+    let at = bytes
+        .windows(16)
+        .position(|w| w == key)
+        .expect("the segment in the summary")
+        + 32;
+    let mut forged = bytes.clone();
+    let time = i64::from_le_bytes(forged[at..at + 8].try_into().unwrap());
+    forged[at..at + 8].copy_from_slice(&(time - 3_600_000_000).to_le_bytes());
+    let body = forged.len() - 4;
+    let crc = crc32fast::hash(&forged[..body]);
+    forged[body..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &forged).unwrap();
+    let report = eventfile::verify(dir.path()).unwrap();
+    assert!(
+        report.problems.iter().any(|p| p.path == path),
+        "{:?}",
+        report.problems
+    );
+}
