@@ -23,59 +23,76 @@ use crate::PostgresOptions;
 use crate::error::{BACKEND, pg};
 use crate::pool::{config, connect};
 
-/// One step of the schema: what `up` creates and what `down` removes. `{s}` stands for the
-/// quoted schema name, `{n}` for the bare name (the NOTIFY channel).
+/// One step of the schema: what `up` creates and what `down` removes, each SQL texts run in
+/// order (a down step that puts back earlier functions runs the migrations' own texts rather
+/// than copies). `{s}` stands for the quoted schema name, `{n}` for the bare name (the NOTIFY
+/// channel).
 struct Migration {
     version: u32,
     name: &'static str,
-    up: &'static str,
-    down: &'static str,
+    up: &'static [&'static str],
+    down: &'static [&'static str],
 }
+
+/// Migration 1's append function; migration 7's down step creates it again.
+const APPEND_BATCH_1: &str = include_str!("sql/001_append_batch.up.sql");
+/// Migration 3's set-based append, and its removal; both serve migration 7's down step too.
+const GROUP_3_UP: &str = include_str!("sql/003_group.up.sql");
+const GROUP_3_DOWN: &str = include_str!("sql/003_group.down.sql");
+/// Migration 5's lean append, and migration 6's; each is the other's way back.
+const ONE_5: &str = include_str!("sql/005_one.up.sql");
+const ONE_6: &str = include_str!("sql/006_notify.up.sql");
 
 /// Every migration, in order: version `n` at index `n - 1`.
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "tables, the writers lock and the append function",
-        up: include_str!("sql/001_tables.up.sql"),
-        down: include_str!("sql/001_tables.down.sql"),
+        up: &[include_str!("sql/001_tables.up.sql"), APPEND_BATCH_1],
+        down: &[include_str!("sql/001_tables.down.sql")],
     },
     Migration {
         version: 2,
         name: "indexes for queries",
-        up: include_str!("sql/002_indexes.up.sql"),
-        down: include_str!("sql/002_indexes.down.sql"),
+        up: &[include_str!("sql/002_indexes.up.sql")],
+        down: &[include_str!("sql/002_indexes.down.sql")],
     },
     Migration {
         version: 3,
         name: "the set-based append of independent groups",
-        up: include_str!("sql/003_group.up.sql"),
-        down: include_str!("sql/003_group.down.sql"),
+        up: &[GROUP_3_UP],
+        down: &[GROUP_3_DOWN],
     },
     Migration {
         version: 4,
         name: "consumers' checkpoints",
-        up: include_str!("sql/004_checkpoints.up.sql"),
-        down: include_str!("sql/004_checkpoints.down.sql"),
+        up: &[include_str!("sql/004_checkpoints.up.sql")],
+        down: &[include_str!("sql/004_checkpoints.down.sql")],
     },
     Migration {
         version: 5,
         name: "the lean append of a lone request on one stream",
-        up: include_str!("sql/005_one.up.sql"),
-        down: include_str!("sql/005_one.down.sql"),
+        up: &[ONE_5],
+        down: &[include_str!("sql/005_one.down.sql")],
     },
     Migration {
         version: 6,
         name: "the lean append notifies only while some store listens",
-        up: include_str!("sql/006_notify.up.sql"),
+        up: &[ONE_6],
         // Back to migration 5's function, which always notifies.
-        down: include_str!("sql/005_one.up.sql"),
+        down: &[ONE_5],
     },
     Migration {
         version: 7,
         name: "a stream's version is read from the log's (stream, version) index",
-        up: include_str!("sql/007_versions.up.sql"),
-        down: include_str!("sql/007_versions.down.sql"),
+        up: &[include_str!("sql/007_versions.up.sql")],
+        down: &[
+            include_str!("sql/007_versions.down.sql"),
+            GROUP_3_DOWN,
+            APPEND_BATCH_1,
+            GROUP_3_UP,
+            ONE_6,
+        ],
     },
 ];
 
@@ -123,7 +140,9 @@ pub fn down(url: &str, options: &PostgresOptions, to: u32) -> Result<u32> {
     check_known(schema, current)?;
     for m in MIGRATIONS.iter().rev() {
         if m.version > to && m.version <= current {
-            tx.batch_execute(&sql(m.down, schema)).map_err(pg)?;
+            for part in m.down {
+                tx.batch_execute(&sql(part, schema)).map_err(pg)?;
+            }
             tx.execute(
                 &format!(
                     "DELETE FROM {}.schema_version WHERE version = $1",
@@ -171,7 +190,9 @@ pub(crate) fn up_with(
     }
     for m in MIGRATIONS {
         if m.version > current && m.version <= to {
-            tx.batch_execute(&sql(m.up, schema)).map_err(pg)?;
+            for part in m.up {
+                tx.batch_execute(&sql(part, schema)).map_err(pg)?;
+            }
             tx.execute(
                 &format!(
                     "INSERT INTO {}.schema_version (version, name) VALUES ($1, $2)",

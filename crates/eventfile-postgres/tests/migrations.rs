@@ -252,3 +252,36 @@ fn down_from_7_refills_the_versions_lone_appends_left_behind() {
         .collect();
     assert_eq!(listed, [("a".to_owned(), 6), ("b".to_owned(), 3)]);
 }
+
+/// Every function of the schema as PostgreSQL prints it back, with the schema's name taken out
+/// (so that two schemas compare).
+fn function_defs(schema: &str) -> Vec<String> {
+    client()
+        .query(
+            "SELECT pg_get_functiondef(p.oid) FROM pg_proc p
+             JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname = $1 ORDER BY p.proname",
+            &[&schema],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0).replace(schema, "SCHEMA"))
+        .collect()
+}
+
+/// A down step that puts back earlier functions puts back exactly what those migrations made:
+/// each schema migrated up to N and each brought down to N from the latest have the same
+/// functions, text for text.
+#[test]
+fn a_down_step_restores_the_functions_of_the_version_before() {
+    for to in 1..LATEST {
+        let (up, down) = (SchemaGuard::new(), SchemaGuard::new());
+        let url = server().url();
+        assert_eq!(migrate::up(url, &up.options(), Some(to)).unwrap(), to);
+        assert_eq!(migrate::up(url, &down.options(), None).unwrap(), LATEST);
+        assert_eq!(migrate::down(url, &down.options(), to).unwrap(), to);
+        let (a, b) = (function_defs(up.schema()), function_defs(down.schema()));
+        assert!(!a.is_empty());
+        assert_eq!(a, b, "version {to}");
+    }
+}
