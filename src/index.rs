@@ -684,6 +684,71 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(a))
 }
 
+/// A sidecar's header, checked: its magic and format, that it describes the segment at `base`
+/// (and, if given, exactly `segment_len` bytes of it), counts in range, and sections that add
+/// up to the file's length. What both ways of checking a sidecar read first: the whole file
+/// mapped ([`IndexFile::open`]) or through small reads (`sidecar::check_by_reads`).
+pub(crate) struct Header {
+    pub segment_len: u64,
+    pub count: u64,
+    pub terms: u64,
+    pub entries_len: u64,
+    pub postings_len: u64,
+}
+
+impl Header {
+    /// `head` is at least the file's first [`HEADER`] bytes; `file_len` its whole length.
+    pub(crate) fn parse(
+        head: &[u8],
+        file_len: u64,
+        base: u64,
+        segment_len: Option<u64>,
+    ) -> Result<Header, String> {
+        if file_len < (HEADER + 4) as u64 || head.len() < HEADER || &head[..8] != MAGIC {
+            return Err("not an index sidecar".into());
+        }
+        if u32_at(head, 8) != Some(FORMAT) {
+            return Err("index sidecar of another format".into());
+        }
+        let field = |i: usize| u64_at(head, 16 + i * 8).unwrap_or(u64::MAX);
+        let (seg_len, file_base, count, terms, entries_len, postings_len) =
+            (field(0), field(1), field(2), field(3), field(4), field(5));
+        if file_base != base || segment_len.is_some_and(|l| l != seg_len) {
+            return Err(format!(
+                "index describes {seg_len} bytes of segment {file_base}, not {segment_len:?} bytes of {base}"
+            ));
+        }
+        let too_big = |v: u64| v > u32::MAX as u64;
+        if too_big(count) || too_big(terms) || too_big(entries_len) || too_big(postings_len) {
+            return Err("index counts out of range".into());
+        }
+        let h = Header {
+            segment_len: seg_len,
+            count,
+            terms,
+            entries_len,
+            postings_len,
+        };
+        if h.postings_at() + postings_len * 4 != file_len - 4 {
+            return Err("index sections do not add up to its length".into());
+        }
+        Ok(h)
+    }
+
+    /// Where the term offsets start (after the positions and times).
+    pub(crate) fn offsets_at(&self) -> u64 {
+        HEADER as u64 + self.count * 12
+    }
+
+    pub(crate) fn entries_at(&self) -> u64 {
+        self.offsets_at() + self.terms * 4
+    }
+
+    pub(crate) fn postings_at(&self) -> u64 {
+        self.entries_at() + self.entries_len
+    }
+}
+
 impl IndexFile {
     /// Checks a sidecar's CRC and structure, and that it describes the segment starting at
     /// `base` and (if given) exactly `segment_len` bytes of it. Every later access stays within
@@ -726,45 +791,19 @@ impl IndexFile {
         base: u64,
         segment_len: Option<u64>,
     ) -> Result<IndexFile, String> {
-        let b: &[u8] = &bytes;
-        let body = &b[..b.len() - 4];
-        let field = |i: usize| u64_at(b, 16 + i * 8).unwrap_or(u64::MAX);
-        if u32_at(b, 8) != Some(FORMAT) {
-            return Err("index sidecar of another format".into());
-        }
-        let (seg_len, file_base, count, terms, entries_len, postings_len) =
-            (field(0), field(1), field(2), field(3), field(4), field(5));
-        if file_base != base || segment_len.is_some_and(|l| l != seg_len) {
-            return Err(format!(
-                "index describes {seg_len} bytes of segment {file_base}, not {segment_len:?} bytes of {base}"
-            ));
-        }
-        let too_big = |v: u64| v > u32::MAX as u64;
-        if too_big(count) || too_big(terms) || too_big(entries_len) || too_big(postings_len) {
-            return Err("index counts out of range".into());
-        }
-        let (count_u, terms_u) = (count as usize, terms as usize);
-        let positions_at = HEADER;
-        let times_at = positions_at + count_u * 4;
-        let offsets_at = times_at + count_u * 8;
-        let entries_at = offsets_at + terms_u * 4;
-        let postings_at = entries_at + entries_len as usize;
-        let end = postings_at + postings_len as usize * 4;
-        if end != body.len() {
-            return Err("index sections do not add up to its length".into());
-        }
+        let h = Header::parse(&bytes, bytes.len() as u64, base, segment_len)?;
         Ok(IndexFile {
             bytes: bytes.clone(),
-            segment_len: seg_len,
-            count,
-            terms,
-            positions_at,
-            times_at,
-            offsets_at,
-            entries_at,
-            entries_len: entries_len as usize,
-            postings_at,
-            postings_len: postings_len as usize,
+            segment_len: h.segment_len,
+            count: h.count,
+            terms: h.terms,
+            positions_at: HEADER,
+            times_at: HEADER + h.count as usize * 4,
+            offsets_at: h.offsets_at() as usize,
+            entries_at: h.entries_at() as usize,
+            entries_len: h.entries_len as usize,
+            postings_at: h.postings_at() as usize,
+            postings_len: h.postings_len as usize,
         })
     }
 

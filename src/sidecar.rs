@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::index::{FORMAT, HEADER, INDEX_EXT, IndexFile, Kind, MAGIC, MemIndex};
+use crate::index::{HEADER, Header, INDEX_EXT, IndexFile, Kind, MemIndex};
 use crate::segment::index_path;
 use crate::storage::{Mapped, Storage, StorageFile};
 
@@ -132,40 +132,14 @@ pub(crate) fn check_by_reads(
     let len = file
         .len()
         .map_err(|e| format!("index sidecar cannot be read: {e}"))?;
-    if len < (HEADER + 4) as u64 {
-        return Err("not an index sidecar".into());
-    }
-    let body = len - 4;
     let mut header = [0u8; HEADER];
-    read_exact_at(file, &mut header, 0)?;
-    let field = |i: usize| {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(&header[16 + i * 8..24 + i * 8]);
-        u64::from_le_bytes(a)
-    };
-    if &header[..8] != MAGIC {
-        return Err("not an index sidecar".into());
+    if len >= HEADER as u64 {
+        read_exact_at(file, &mut header, 0)?;
     }
-    if header[8..12] != FORMAT.to_le_bytes() {
-        return Err("index sidecar of another format".into());
-    }
-    let (seg_len, file_base, count, terms, entries_len, postings_len) =
-        (field(0), field(1), field(2), field(3), field(4), field(5));
-    if file_base != base || segment_len.is_some_and(|l| l != seg_len) {
-        return Err(format!(
-            "index describes {seg_len} bytes of segment {file_base}, not {segment_len:?} bytes of {base}"
-        ));
-    }
-    let too_big = |v: u64| v > u32::MAX as u64;
-    if too_big(count) || too_big(terms) || too_big(entries_len) || too_big(postings_len) {
-        return Err("index counts out of range".into());
-    }
-    let offsets_at = HEADER as u64 + count * 12;
-    let entries_at = offsets_at + terms * 4;
-    let postings_at = entries_at + entries_len;
-    if postings_at + postings_len * 4 != body {
-        return Err("index sections do not add up to its length".into());
-    }
+    let h = Header::parse(&header, len, base, segment_len)?;
+    let (seg_len, count, terms, postings_len) = (h.segment_len, h.count, h.terms, h.postings_len);
+    let (body, offsets_at, entries_at, postings_at) =
+        (len - 4, h.offsets_at(), h.entries_at(), h.postings_at());
 
     // Positions, then times: `head` reads on through both.
     let mut head = Cursor::new(file, HEADER as u64, offsets_at);
