@@ -6,7 +6,8 @@
 //! locked ([`prepare`]), how a retry is told from a duplicate id and what it returns
 //! ([`replay_by_key`], [`replay_by_ids`]), the deletion rules ([`plan_deletion`],
 //! [`check_snapshot_version`]), what a query selects ([`QueryView`], [`matches()`]) and the
-//! checks of an import ([`check_import`]). It never touches a file, a connection or a clock of
+//! checks of an import ([`check_import`]), and the shape shared by backends' paged reads and
+//! grouped appends ([`paged_size_hint`], [`append_prepared`]). It never touches a file, a connection or a clock of
 //! a backend's: each function takes what the backend read and says what to do.
 //!
 //! These items are for backend authors; applications use the [`crate::EventStore`] trait.
@@ -48,6 +49,52 @@ pub struct Prepared {
 /// its largest positions.
 pub fn prepare(request: &AppendRequest) -> Result<Prepared> {
     prepare_limited(request, DEFAULT_MAX_EVENT_BYTES)
+}
+
+/// [`crate::EventStore::append_requests`] for a backend that commits whatever is queued
+/// together: each request is checked by [`prepare`] and then by `ready` (the backend's own
+/// check, a poisoned handle say); one refused there gets its error in its place and is not
+/// queued. `commit` gets the others, in order, and returns their outcomes in that order.
+pub fn append_prepared(
+    requests: Vec<AppendRequest>,
+    ready: impl Fn() -> Result<()>,
+    commit: impl FnOnce(Vec<(AppendRequest, Prepared)>) -> Vec<Result<MultiAppendResult>>,
+) -> Vec<Result<MultiAppendResult>> {
+    let mut refused = Vec::with_capacity(requests.len());
+    let mut queued = Vec::with_capacity(requests.len());
+    for request in requests {
+        match prepare(&request).and_then(|p| ready().map(|()| p)) {
+            Ok(p) => {
+                refused.push(None);
+                queued.push((request, p));
+            }
+            Err(e) => refused.push(Some(e)),
+        }
+    }
+    let mut committed = commit(queued).into_iter();
+    refused
+        .into_iter()
+        .map(|r| match r {
+            Some(e) => Err(e),
+            None => committed.next().unwrap_or_else(|| {
+                Err(Error::Aborted {
+                    op: "append_requests",
+                    reason: "the backend returned fewer outcomes than requests".to_owned(),
+                })
+            }),
+        })
+        .collect()
+}
+
+/// The size hint of a read that fetches pages of events: at least the events `buffered` (so a
+/// caller collecting them can reserve room), at most the `remaining` limit (`usize::MAX`: none),
+/// exactly what is buffered once the read is `done`.
+pub fn paged_size_hint(buffered: usize, remaining: usize, done: bool) -> (usize, Option<usize>) {
+    let buffered = buffered.min(remaining);
+    if done {
+        return (buffered, Some(buffered));
+    }
+    (buffered, (remaining != usize::MAX).then_some(remaining))
 }
 
 /// [`prepare`] with a store's own limit on an event's encoded size.

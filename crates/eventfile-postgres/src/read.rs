@@ -303,11 +303,6 @@ impl Iterator for Pages {
     /// At least the buffered events, at most the limit (so a caller may reserve room; note
     /// that `collect::<Result<Vec<_>>>` takes no lower bound from any iterator).
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let buffered = self.buf.len().min(self.remaining);
-        if self.done {
-            return (buffered, Some(buffered));
-        }
-        let upper = (self.remaining != usize::MAX).then_some(self.remaining);
-        (buffered, upper)
+        eventfile::backend::paged_size_hint(self.buf.len(), self.remaining, self.done)
     }
 }

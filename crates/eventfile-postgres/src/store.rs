@@ -219,30 +219,12 @@ impl EventStore for PostgresStore {
     }
 
     fn append_requests(&self, requests: Vec<AppendRequest>) -> Vec<Result<MultiAppendResult>> {
-        // Refused before queueing where the checks allow; the rest queued together, so they
-        // share the appender's group commit.
-        let mut out: Vec<Option<Result<MultiAppendResult>>> = Vec::with_capacity(requests.len());
-        let mut queued = Vec::with_capacity(requests.len());
-        let mut places = Vec::with_capacity(requests.len());
-        for request in requests {
-            match prepare(&request) {
-                Ok(prepared) => {
-                    places.push(out.len());
-                    out.push(None);
-                    queued.push((request, prepared));
-                }
-                Err(e) => out.push(Some(Err(e))),
-            }
-        }
-        for (i, r) in places
-            .into_iter()
-            .zip(self.shared.appender.append_many(queued))
-        {
-            out[i] = Some(r);
-        }
-        out.into_iter()
-            .map(|r| r.expect("every request has an outcome"))
-            .collect()
+        // Queued together, so that they share the appender's group commit.
+        eventfile::backend::append_prepared(
+            requests,
+            || Ok(()),
+            |queued| self.shared.appender.append_many(queued),
+        )
     }
 
     fn read_stream(&self, stream: &str, read: Read) -> Result<EventIter> {

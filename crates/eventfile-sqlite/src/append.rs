@@ -117,29 +117,15 @@ impl Inner {
         &self,
         requests: Vec<AppendRequest>,
     ) -> Vec<Result<MultiAppendResult>> {
-        let mut out: Vec<Option<Result<MultiAppendResult>>> = Vec::with_capacity(requests.len());
-        let mut jobs = Vec::with_capacity(requests.len());
-        for request in requests {
-            let prepared = backend::prepare(&request).and_then(|p| {
-                self.check_poisoned()?;
-                Ok(p)
-            });
-            match prepared {
-                Ok(prepared) => {
-                    jobs.push((out.len(), Job::new(request, prepared)));
-                    out.push(None);
-                }
-                Err(e) => out.push(Some(Err(e))),
-            }
-        }
-        let queued: Vec<Arc<Job>> = jobs.iter().map(|(_, j)| Arc::clone(j)).collect();
-        self.commit_queued(&queued);
-        for (i, job) in jobs {
-            out[i] = Some(job.outcome());
-        }
-        out.into_iter()
-            .map(|r| r.expect("every request has an outcome"))
-            .collect()
+        backend::append_prepared(
+            requests,
+            || self.check_poisoned(),
+            |queued| {
+                let jobs: Vec<Arc<Job>> = queued.into_iter().map(|(r, p)| Job::new(r, p)).collect();
+                self.commit_queued(&jobs);
+                jobs.iter().map(|j| j.outcome()).collect()
+            },
+        )
     }
 
     /// Queues `jobs` and returns once each has its outcome: committed by another thread, or

@@ -158,12 +158,7 @@ impl Iterator for Pages {
 
     /// At least the buffered events (so `collect` sizes its vector), at most the limit.
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let buffered = self.buf.len().min(self.remaining);
-        if self.done {
-            return (buffered, Some(buffered));
-        }
-        let upper = (self.remaining != usize::MAX).then_some(self.remaining);
-        (buffered, upper)
+        backend::paged_size_hint(self.buf.len(), self.remaining, self.done)
     }
 }
 
