@@ -52,6 +52,42 @@ fn flip(path: &Path, at: usize) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// Removes the sidecar of the sealed segment at `base` and changes a digit in the middle of the
+/// segment (same length): only a rebuild from the segment would find it, and that fails.
+fn damage_with_sidecar(dir: &Path, base: u64) {
+    std::fs::remove_file(sidecar(dir, base)).unwrap();
+    let seg = dir.join(format!("{base:020}.jsonl"));
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let at = bytes.len() / 2;
+    let digit = (at..bytes.len())
+        .find(|&i| bytes[i].is_ascii_digit())
+        .unwrap();
+    bytes[digit] = if bytes[digit] == b'7' { b'8' } else { b'7' };
+    std::fs::write(&seg, bytes).unwrap();
+}
+
+/// Rewrites the summary with `forge`, then makes its CRC match again; returns its path.
+fn forge_summary(dir: &Path, forge: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
+    let path = dir.join("summary");
+    let mut bytes = std::fs::read(&path).unwrap();
+    forge(&mut bytes);
+    let body = bytes.len() - 4;
+    let crc = crc32fast::hash(&bytes[..body]);
+    bytes[body..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    path
+}
+
+/// `verify` names the summary among its problems.
+fn assert_verify_reports(dir: &Path, path: &Path) {
+    let report = eventfile::verify(dir).unwrap();
+    assert!(
+        report.problems.iter().any(|p| p.path == path),
+        "{:?}",
+        report.problems
+    );
+}
+
 #[test]
 fn a_clean_close_writes_a_summary_that_the_next_open_uses_without_reading_sidecars() {
     let dir = tempfile::tempdir().unwrap();
@@ -137,16 +173,7 @@ fn a_sealed_segment_damaged_with_its_sidecar_fails_reads_with_a_typed_error() {
     let dir = tempfile::tempdir().unwrap();
     closed_store(dir.path(), 4);
     let base = sealed_bases(dir.path())[1];
-    // The sidecar goes, and a record in the middle of the segment changes (same length).
-    std::fs::remove_file(sidecar(dir.path(), base)).unwrap();
-    let seg = dir.path().join(format!("{base:020}.jsonl"));
-    let mut bytes = std::fs::read(&seg).unwrap();
-    let at = bytes.len() / 2;
-    let digit = (at..bytes.len())
-        .find(|&i| bytes[i].is_ascii_digit())
-        .unwrap();
-    bytes[digit] = if bytes[digit] == b'7' { b'8' } else { b'7' };
-    std::fs::write(&seg, bytes).unwrap();
+    damage_with_sidecar(dir.path(), base);
 
     for read_only in [true, false] {
         let store = OpenOptions::new()
@@ -260,25 +287,14 @@ fn verify_reports_a_summary_that_passes_its_checks_but_differs_from_the_sidecars
     closed_store(dir.path(), 4);
     assert!(eventfile::verify(dir.path()).unwrap().is_sound());
     // Stream `e` renamed `f` (still in name order), and the CRC made to match.
-    let path = dir.path().join("summary");
-    let bytes = std::fs::read(&path).unwrap();
-    let at = bytes
-        .windows(3)
-        .rposition(|w| w == [1, 0, b'e'])
-        .expect("stream e in the summary");
-    let mut forged = bytes.clone();
-    forged[at + 2] = b'f';
-    let body = forged.len() - 4;
-    let crc = crc32fast::hash(&forged[..body]);
-    forged[body..].copy_from_slice(&crc.to_le_bytes());
-    std::fs::write(&path, &forged).unwrap();
-
-    let report = eventfile::verify(dir.path()).unwrap();
-    assert!(
-        report.problems.iter().any(|p| p.path == path),
-        "{:?}",
-        report.problems
-    );
+    let path = forge_summary(dir.path(), |bytes| {
+        let at = bytes
+            .windows(3)
+            .rposition(|w| w == [1, 0, b'e'])
+            .expect("stream e in the summary");
+        bytes[at + 2] = b'f';
+    });
+    assert_verify_reports(dir.path(), &path);
     // Removing it, as the report says, gives the store back.
     std::fs::remove_file(&path).unwrap();
     assert!(eventfile::verify(dir.path()).unwrap().is_sound());
@@ -294,16 +310,7 @@ fn a_failed_refresh_leaves_a_read_only_handle_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     closed_store(dir.path(), 8);
     let bases = sealed_bases(dir.path());
-    let damaged = bases[bases.len() - 2];
-    std::fs::remove_file(sidecar(dir.path(), damaged)).unwrap();
-    let seg = dir.path().join(format!("{damaged:020}.jsonl"));
-    let mut bytes = std::fs::read(&seg).unwrap();
-    let at = bytes.len() / 2;
-    let digit = (at..bytes.len())
-        .find(|&i| bytes[i].is_ascii_digit())
-        .unwrap();
-    bytes[digit] = if bytes[digit] == b'7' { b'8' } else { b'7' };
-    std::fs::write(&seg, bytes).unwrap();
+    damage_with_sidecar(dir.path(), bases[bases.len() - 2]);
 
     let reader = Store::open_read_only(dir.path()).unwrap();
     let view = |s: &Store| {
@@ -335,31 +342,21 @@ fn a_failed_refresh_leaves_a_read_only_handle_as_it_was() {
 fn verify_reports_a_summary_with_a_wrong_segment_time() {
     let dir = tempfile::tempdir().unwrap();
     closed_store(dir.path(), 4);
-    let path = dir.path().join("summary");
-    let bytes = std::fs::read(&path).unwrap();
     let base = sealed_bases(dir.path())[1];
     let len = std::fs::metadata(dir.path().join(format!("{base:020}.jsonl")))
         .unwrap()
         .len();
-    let mut key = base.to_le_bytes().to_vec();
-    key.extend_from_slice(&len.to_le_bytes());
-    // The segment's entry: base, length, sidecar bytes, count, last time.
-    let at = bytes
-        .windows(16)
-        .position(|w| w == key)
-        .expect("the segment in the summary")
-        + 32;
-    let mut forged = bytes.clone();
-    let time = i64::from_le_bytes(forged[at..at + 8].try_into().unwrap());
-    forged[at..at + 8].copy_from_slice(&(time - 3_600_000_000).to_le_bytes());
-    let body = forged.len() - 4;
-    let crc = crc32fast::hash(&forged[..body]);
-    forged[body..].copy_from_slice(&crc.to_le_bytes());
-    std::fs::write(&path, &forged).unwrap();
-    let report = eventfile::verify(dir.path()).unwrap();
-    assert!(
-        report.problems.iter().any(|p| p.path == path),
-        "{:?}",
-        report.problems
-    );
+    let path = forge_summary(dir.path(), |bytes| {
+        let mut key = base.to_le_bytes().to_vec();
+        key.extend_from_slice(&len.to_le_bytes());
+        // The segment's entry: base, length, sidecar bytes, count, last time.
+        let at = bytes
+            .windows(16)
+            .position(|w| w == key)
+            .expect("the segment in the summary")
+            + 32;
+        let time = i64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+        bytes[at..at + 8].copy_from_slice(&(time - 3_600_000_000).to_le_bytes());
+    });
+    assert_verify_reports(dir.path(), &path);
 }
