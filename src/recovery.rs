@@ -647,7 +647,10 @@ fn scan_active(config: &StoreConfig, read_only: bool, limit: u64, st: &mut State
     let path = st.active().path.clone();
     let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
     if len == st.log.active_len {
-        return Ok(());
+        return match short_of_published(read_only, limit, st, &path, &ScanEnd::Clean) {
+            Some(err) => Err(err),
+            None => Ok(()),
+        };
     }
     let mut lines = Lines::new(SegmentData::File(file.clone()), len, config.max_line());
     let start = st.log.active_len;
@@ -661,6 +664,9 @@ fn scan_active(config: &StoreConfig, read_only: bool, limit: u64, st: &mut State
         Ok(())
     })?;
     st.log.active_len = result.valid_end;
+    if let Some(err) = short_of_published(read_only, limit, st, &path, &result.end) {
+        return Err(err);
+    }
     match result.end {
         ScanEnd::Clean => Ok(()),
         ScanEnd::Damaged { offset, reason } => Err(Error::corrupt(&path, offset, reason)),
@@ -672,6 +678,35 @@ fn scan_active(config: &StoreConfig, read_only: bool, limit: u64, st: &mut State
                 .map_err(|e| Error::io("fdatasync", &path, e))
         }
     }
+}
+
+/// A reader bounded by the writer's published head `limit` whose scan of the active segment
+/// ended (as `end` says) short of it: every event up to the head is durable and in this segment
+/// (a newer one would have been listed, and the limit is then unbounded), so published events
+/// are damaged or gone. Stopping quietly at the events before them would leave followers
+/// waiting for ever for events the writer acknowledged.
+fn short_of_published(
+    read_only: bool,
+    limit: u64,
+    st: &State,
+    path: &Path,
+    end: &ScanEnd,
+) -> Option<Error> {
+    let head = st.next_seq - 1;
+    if !read_only || limit == u64::MAX || head >= limit {
+        return None;
+    }
+    let found = match end {
+        ScanEnd::Clean => "the segment ends there",
+        ScanEnd::TornTail { reason, .. } | ScanEnd::Damaged { reason, .. } => reason.as_str(),
+    };
+    Some(Error::corrupt(
+        path,
+        st.log.active_len,
+        format!(
+            "the writer published events up to seq {limit}, but the records end at seq {head}: {found}"
+        ),
+    ))
 }
 
 /// Applies the removed ranges that continue the state's numbering, up to `upto` (exclusive).

@@ -275,3 +275,53 @@ fn the_corruption_matrix() {
     eprintln!("corruption matrix: {tried} cases, {detected} detected or repaired");
     assert_eq!(tried, detected);
 }
+
+/// A read-only handle refreshing past events the writer published, whose records are then
+/// damaged or missing in the active segment, is told so: it must not stop silently at the
+/// events before them (a follower would wait forever for events the writer acknowledged).
+#[test]
+fn a_reader_refreshing_over_damaged_published_events_gets_corrupt() {
+    // The last published batch damaged with nothing valid after it (what a torn tail looks
+    // like), and the file cut at a batch boundary before the published head.
+    for cut in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = OpenOptions::new().open(dir.path()).unwrap();
+        for i in 0..3 {
+            append_one(&store, "a", i);
+        }
+        let reader = Store::open_read_only(dir.path()).unwrap();
+        assert_eq!(reader.head_seq(), 3);
+        let seg = crate::support::newest_segment(dir.path());
+        let before = std::fs::metadata(&seg).unwrap().len();
+        for i in 3..5 {
+            append_one(&store, "a", i);
+        }
+        // Seq 5's line: the bytes from the end of seq 4's to the end of the file.
+        let bytes = std::fs::read(&seg).unwrap();
+        let last_start = bytes[..bytes.len() - 1]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .unwrap()
+            + 1;
+        assert!(last_start as u64 > before);
+        if cut {
+            std::fs::write(&seg, &bytes[..last_start]).unwrap();
+        } else {
+            damage(&seg, last_start + 20, Damage::Flip);
+        }
+        // And again: a refresh that finds nothing new to scan must not take the head it
+        // stopped at for the published one.
+        for attempt in 0..2 {
+            match reader.refresh() {
+                Err(Error::Corrupt { path, .. }) => assert_eq!(path, seg, "cut: {cut}"),
+                other => panic!("cut: {cut}, attempt {attempt}: refresh gave {other:?}"),
+            }
+        }
+        // A failed refresh moves no head: the reader still reads what it had, whole.
+        assert_eq!(reader.head_seq(), 3, "cut: {cut}");
+        let seen = crate::support::all(&reader);
+        assert_eq!(seen.len(), 3, "cut: {cut}");
+        crate::support::assert_gapless(&seen);
+        drop(store);
+    }
+}
