@@ -40,7 +40,13 @@ fn rate(per_sec: f64) -> String {
 }
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/criterion");
+    // Where criterion wrote them: `CRITERION_HOME`, else the target directory's `criterion`.
+    let root = std::env::var_os("CRITERION_HOME")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("CARGO_TARGET_DIR").map(|t| PathBuf::from(t).join("criterion"))
+        })
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/criterion"));
     let m = |id: &str| median_ns(&root, id);
 
     println!("### Durable appends, one event each (time per event; events/s)\n");

@@ -30,7 +30,9 @@ fuzz_target!(|data: &[u8]| {
             let e = NewEvent::new("T", serde_json::json!({ "i": i }));
             store.append("s", ExpectedVersion::Any, [e]).unwrap();
         }
-        store.save_snapshot("s", 60, &serde_json::json!({})).unwrap();
+        store
+            .save_snapshot("s", 60, &serde_json::json!({}))
+            .unwrap();
     }
     let which = mode % 5;
     let body = match (mode & 0x80 != 0, which) {
@@ -58,7 +60,12 @@ fuzz_target!(|data: &[u8]| {
         }
         _ => {
             let snaps = dir.path().join("snapshots");
-            let name = std::fs::read_dir(&snaps).unwrap().next().unwrap().unwrap().file_name();
+            let name = std::fs::read_dir(&snaps)
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .file_name();
             snaps.join(name)
         }
     };
@@ -79,7 +86,9 @@ fuzz_target!(|data: &[u8]| {
                 let _ = e;
             }
         }
-        let _ = store.read_stream("s", Read::backward().limit(5)).map(|e| e.count());
+        let _ = store
+            .read_stream("s", Read::backward().limit(5))
+            .map(|e| e.count());
         let _ = store.load_snapshot("s");
         let _ = store.run_retention(true);
         let _ = store.compact(true);
