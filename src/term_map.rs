@@ -101,9 +101,7 @@ impl<V> TermMap<V> {
 
     /// Every term with its value, in no order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &V)> + '_ {
-        self.table
-            .iter()
-            .map(|s| (&self.text[s.range()], &s.value))
+        self.table.iter().map(|s| (&self.text[s.range()], &s.value))
     }
 }
 
@@ -126,7 +124,10 @@ mod tests {
             assert_eq!(m.get("order-5000"), None);
             assert_eq!(m.get("order"), None);
             *m.get_mut("order-1").unwrap() = 99;
-            assert_eq!(m.iter().find(|(t, _)| *t == "order-1"), Some(("order-1", &99)));
+            assert_eq!(
+                m.iter().find(|(t, _)| *t == "order-1"),
+                Some(("order-1", &99))
+            );
             assert_eq!(m.iter().count(), 5000);
             m.clear();
             assert_eq!((m.len(), m.get("order-1")), (0, None));
@@ -134,6 +135,9 @@ mod tests {
         let mut m: TermMap<u32> = TermMap::default();
         *m.get_or_insert_with("", || 5) += 1;
         *m.get_or_insert_with("é", || 1) += 1;
-        assert_eq!((m.get(""), m.get("é"), m.get("e")), (Some(&6), Some(&2), None));
+        assert_eq!(
+            (m.get(""), m.get("é"), m.get("e")),
+            (Some(&6), Some(&2), None)
+        );
     }
 }
