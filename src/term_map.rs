@@ -1,4 +1,4 @@
-//! The term dictionary of one kind in a segment's in-memory index ([`crate::index`]): every
+//! The term dictionary of one kind in a segment's in-memory index (`index.rs`): every
 //! term's text in one arena, and a hash table of (where the text is, the term's value).
 //!
 //! A map keyed by `Box<str>` made one allocation per new term and freed it when the segment was
