@@ -548,8 +548,8 @@ pub(crate) fn validate_event_fields(
     if let Some(id) = id {
         validate_id(id)?;
     }
-    for key in INDEXED_META_KEYS {
-        match meta.get(key) {
+    for (key, value) in INDEXED_META_KEYS.iter().zip(indexed_meta(meta)) {
+        match value {
             None => {}
             Some(Value::String(s)) => check_text("metadata", s)?,
             Some(other) => {
@@ -561,6 +561,23 @@ pub(crate) fn validate_event_fields(
         }
     }
     tags.iter().try_for_each(|t| validate_tag(t))
+}
+
+/// The values of [`INDEXED_META_KEYS`] in `meta`, in that order. A small map (events seldom
+/// carry more than a few entries) is walked once, comparing each key with the three: cheaper
+/// than three searches, and a bulk load did six per event (its check and its index terms), 3% of
+/// its CPU. A larger map is searched.
+fn indexed_meta(meta: &Map<String, Value>) -> [Option<&Value>; 3] {
+    if meta.len() > 8 {
+        return INDEXED_META_KEYS.map(|k| meta.get(k));
+    }
+    let mut out = [None; 3];
+    for (k, v) in meta {
+        if let Some(i) = INDEXED_META_KEYS.iter().position(|x| x == k) {
+            out[i] = Some(v);
+        }
+    }
+    out
 }
 
 /// What the writer encodes of an event besides its position and id, borrowed.
@@ -612,15 +629,15 @@ pub(crate) fn event_terms<'a>(
     e: &BodyRef<'a>,
     key: Option<&'a str>,
 ) -> crate::index::TermsRef<'a> {
-    let meta = |k: &str| e.meta.get(k).and_then(Value::as_str);
+    let [correlation, causation, actor] = indexed_meta(e.meta).map(|v| v.and_then(Value::as_str));
     crate::index::TermsRef {
         stream,
         event_type: e.event_type,
         id,
         tags: e.tags,
-        correlation: meta("correlation_id"),
-        causation: meta("causation_id"),
-        actor: meta("actor"),
+        correlation,
+        causation,
+        actor,
         key,
     }
 }
@@ -639,6 +656,26 @@ mod tests {
             assert_eq!(check_text("tag", &name).is_err(), c.is_control(), "{c:?}");
         }
         assert!(check_text("stream", "order-\u{c2a0}\u{a0}é").is_ok());
+    }
+
+    #[test]
+    fn indexed_metadata_is_found_in_small_and_large_maps() {
+        for extra in [0usize, 2, 20] {
+            let mut meta = Map::new();
+            for i in 0..extra {
+                meta.insert(format!("k{i}"), Value::from(i));
+            }
+            meta.insert("actor".into(), Value::from("ann"));
+            meta.insert("correlation_id".into(), Value::from("c-1"));
+            meta.insert("actors".into(), Value::from("not this"));
+            let [c, k, a] = indexed_meta(&meta);
+            assert_eq!(
+                (c, k, a),
+                (Some(&Value::from("c-1")), None, Some(&Value::from("ann")))
+            );
+            meta.insert("causation_id".into(), Value::from(7));
+            assert!(validate_event_fields("T", None, &meta, &[]).is_err());
+        }
     }
 
     #[test]

@@ -88,6 +88,7 @@ mod store;
 mod store_impl;
 pub mod subscription;
 mod summary;
+mod term_map;
 mod time;
 mod verify;
 mod writer;

@@ -318,6 +318,9 @@ pub enum Command {
     /// --period) through the bulk path, after any events the store holds. The same --seed and
     /// --start give the same events, ids and times included. Prints
     /// {"written","head","first_seq","seed"}; on SIGINT it stops after a whole batch (exit 1).
+    /// The file store's batches are not synced one by one: a background sync runs every 100 ms
+    /// and the run syncs before it reports, so what it reports as written is durable when it
+    /// exits (a crash during the run keeps whole batches, perhaps not all those written).
     Generate(GenerateArgs),
     /// Print a shell completion script: `eventfile completions bash > /etc/bash_completion.d/eventfile`.
     Completions {
@@ -372,7 +375,7 @@ pub struct GenerateArgs {
     /// The span the events' times are spread over.
     #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = duration)]
     pub period: Duration,
-    /// Events per batch (one durable write or transaction each).
+    /// Events per batch (one write or transaction each).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub batch: u64,
 }

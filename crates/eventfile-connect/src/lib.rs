@@ -324,7 +324,10 @@ impl Config {
         Config::from_toml(&text, &path.display().to_string())
     }
 
-    fn file_options(&self) -> Result<OpenOptions> {
+    /// The file store's open options this configuration names (`[file]`): what
+    /// [`open_with`] opens a file store with, for a caller that adds options of its own (as
+    /// `eventfile generate` does its durability).
+    pub fn file_options(&self) -> Result<OpenOptions> {
         let f = &self.file;
         let mut o = OpenOptions::new();
         if let Some(b) = f.segment_bytes {

@@ -1,0 +1,143 @@
+//! The term dictionary of one kind in a segment's in-memory index (`index.rs`): every
+//! term's text in one arena, and a hash table of (where the text is, the term's value).
+//!
+//! A map keyed by `Box<str>` made one allocation per new term and freed it when the segment was
+//! sealed: in a bulk load of new streams, whose causation ids, streams and correlation ids are
+//! nearly all new, that was an allocation and a free per term, about six per event, and the
+//! seal's emptying of the tables was 5% of a million-event `generate`. Here a new term is an
+//! append to the arena and a slot in the table; emptying drops nothing but the values.
+
+use hashbrown::HashTable;
+
+/// Terms (text) to values, with the text in one arena.
+#[derive(Clone)]
+pub(crate) struct TermMap<V> {
+    text: String,
+    table: HashTable<Slot<V>>,
+    state: foldhash::fast::RandomState,
+}
+
+#[derive(Clone)]
+struct Slot<V> {
+    /// The term is `text[start..start + len]`.
+    start: usize,
+    len: u32,
+    value: V,
+}
+
+impl<V> Default for TermMap<V> {
+    fn default() -> TermMap<V> {
+        TermMap {
+            text: String::new(),
+            table: HashTable::new(),
+            state: foldhash::fast::RandomState::default(),
+        }
+    }
+}
+
+impl<V> Slot<V> {
+    fn range(&self) -> std::ops::Range<usize> {
+        self.start..self.start + self.len as usize
+    }
+}
+
+impl<V> TermMap<V> {
+    fn hash(&self, term: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.state, term)
+    }
+
+    /// The number of terms.
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Empties the map, keeping its allocations.
+    pub(crate) fn clear(&mut self) {
+        self.table.clear();
+        self.text.clear();
+    }
+
+    /// The value of `term`.
+    pub(crate) fn get(&self, term: &str) -> Option<&V> {
+        let text = self.text.as_bytes();
+        self.table
+            .find(self.hash(term), |s| &text[s.range()] == term.as_bytes())
+            .map(|s| &s.value)
+    }
+
+    /// The value of `term`, to change.
+    pub(crate) fn get_mut(&mut self, term: &str) -> Option<&mut V> {
+        let h = self.hash(term);
+        let text = self.text.as_bytes();
+        self.table
+            .find_mut(h, |s| &text[s.range()] == term.as_bytes())
+            .map(|s| &mut s.value)
+    }
+
+    /// The value of `term`, made by `new` if the map has none.
+    pub(crate) fn get_or_insert_with(&mut self, term: &str, new: impl FnOnce() -> V) -> &mut V {
+        let h = self.hash(term);
+        let TermMap { text, table, state } = self;
+        let entry = table.entry(
+            h,
+            |s| &text.as_bytes()[s.range()] == term.as_bytes(),
+            |s| std::hash::BuildHasher::hash_one(&*state, &text[s.range()]),
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(o) => &mut o.into_mut().value,
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                let start = text.len();
+                text.push_str(term);
+                let slot = Slot {
+                    start,
+                    // A term is at most a record long, and a record far less than 4 GiB.
+                    len: term.len() as u32,
+                    value: new(),
+                };
+                &mut v.insert(slot).into_mut().value
+            }
+        }
+    }
+
+    /// Every term with its value, in no order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &V)> + '_ {
+        self.table.iter().map(|s| (&self.text[s.range()], &s.value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terms_keep_their_values_through_growth_and_clearing() {
+        let mut m: TermMap<u32> = TermMap::default();
+        for round in 0..2 {
+            for i in 0..5000u32 {
+                *m.get_or_insert_with(&format!("order-{i}"), || 0) += i + round;
+                // A term that is a prefix of another is its own term.
+                *m.get_or_insert_with(&format!("order-{}", i / 10), || 0) += 1;
+            }
+            assert_eq!(m.len(), 5000);
+            assert_eq!(m.get("order-7"), Some(&(7 + round + 10)));
+            assert_eq!(m.get("order-4999"), Some(&(4999 + round)));
+            assert_eq!(m.get("order-5000"), None);
+            assert_eq!(m.get("order"), None);
+            *m.get_mut("order-1").unwrap() = 99;
+            assert_eq!(
+                m.iter().find(|(t, _)| *t == "order-1"),
+                Some(("order-1", &99))
+            );
+            assert_eq!(m.iter().count(), 5000);
+            m.clear();
+            assert_eq!((m.len(), m.get("order-1")), (0, None));
+        }
+        let mut m: TermMap<u32> = TermMap::default();
+        *m.get_or_insert_with("", || 5) += 1;
+        *m.get_or_insert_with("é", || 1) += 1;
+        assert_eq!(
+            (m.get(""), m.get("é"), m.get("e")),
+            (Some(&6), Some(&2), None)
+        );
+    }
+}
