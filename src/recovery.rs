@@ -216,7 +216,6 @@ fn catch_up_segments(
                 "sealed segment ends in an incomplete batch",
             ));
         }
-        let data = map_sealed(file, &active.path)?;
         let (index, pinned) = match crate::sidecar::read_index(storage, dir, active.base, Some(len))
         {
             Some(ix) => (ix, false),
@@ -225,7 +224,7 @@ fn catch_up_segments(
                 true,
             ),
         };
-        st.seal_active_in_memory(storage_arc, dir, data, index, pinned);
+        st.seal_active_in_memory(storage_arc, dir, index, pinned);
     }
 
     if bases.is_empty() {
@@ -339,16 +338,6 @@ fn remove_leftovers(storage: &dyn Storage, dir: &Path, names: &[String], st: &St
             .map_err(|e| Error::io("fsync directory", dir, e))?;
     }
     Ok(())
-}
-
-pub(crate) fn map_sealed(
-    file: Arc<dyn crate::storage::StorageFile>,
-    path: &Path,
-) -> Result<SegmentData> {
-    Ok(match file.map().map_err(|e| Error::io("map", path, e))? {
-        Some(m) => SegmentData::Sealed(Arc::new(m)),
-        None => SegmentData::File(file),
-    })
 }
 
 /// Checks one record against the state's numbering and applies it.
@@ -475,7 +464,6 @@ fn load_sealed(
     // Checked and (if its sidecar is unusable) scanned with bounded reads, not through the map:
     // a scan through a map would make the whole file resident, however large a hostile one is.
     let mut lines = Lines::new(SegmentData::File(Arc::clone(&file)), len, config.max_line());
-    let data = map_sealed(file, &path)?;
     let data_start = checked_header(&mut lines, &path, base)?;
     check_base(st, base, &path)?;
 
@@ -511,7 +499,6 @@ fn load_sealed(
         base,
         path.clone(),
         len,
-        data,
         index,
         pinned,
     );
@@ -713,12 +700,12 @@ pub(crate) fn apply_lifecycle(st: &mut State, max_line: usize) -> Result<()> {
             Some(_) if !holds(seg.base) => continue,
             Some(s) => {
                 ix = s.index()?;
-                IndexRef::File(&ix)
+                IndexRef::Sealed(&ix)
             }
             None => IndexRef::Mem(&st.log.active_index),
         };
         seqs.extend(
-            r.postings(Kind::Stream, LIFECYCLE_STREAM)
+            r.postings(Kind::Stream, LIFECYCLE_STREAM)?
                 .into_iter()
                 .map(|o| seg.base + u64::from(o))
                 .filter(|&s| s > seen),

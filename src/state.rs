@@ -12,7 +12,6 @@ use crate::error::{Error, Result};
 use crate::index::{IndexFile, Kind};
 use crate::manifest::Removed;
 use crate::sealed::MapCache;
-use crate::segment::SegmentData;
 use crate::segments::{Segment, SegmentSet};
 use crate::storage::Storage;
 
@@ -298,11 +297,10 @@ impl State {
         &mut self,
         storage: &Arc<dyn Storage>,
         dir: &Path,
-        data: SegmentData,
         index: Arc<IndexFile>,
         pinned: bool,
     ) {
-        let (base, mem) = self.log.seal_active(storage, dir, data, index, pinned);
+        let (base, mem) = self.log.seal_active(storage, dir, index, pinned);
         self.streams.sealed(
             base,
             mem.term_count(Kind::Stream),
