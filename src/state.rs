@@ -37,6 +37,19 @@ pub(crate) struct SealedList {
 }
 
 impl SealedList {
+    /// An empty list with room for `bytes` bytes of pairs (about 4 a pair).
+    pub(crate) fn with_capacity(bytes: usize) -> SealedList {
+        SealedList {
+            bytes: Vec::with_capacity(bytes),
+            last: (0, 0),
+        }
+    }
+
+    /// Gives back the room no pair took.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.bytes.shrink_to_fit();
+    }
+
     /// Appends a pair, whose base and version are not below the last pair's.
     pub(crate) fn push(&mut self, base: u64, version: u64) {
         debug_assert!(base >= self.last.0 && version >= self.last.1);

