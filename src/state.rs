@@ -278,13 +278,31 @@ impl StreamTable {
             }
             return;
         }
-        // Sorted counts that are a large part of the table: merge the two in one pass and
-        // rebuild the table from the sorted result (a profile of opening 1,000,000 events in
-        // 100,000 streams spent 40% in one tree lookup per term).
-        let old = std::mem::take(&mut self.0);
-        let mut merged: Vec<(String, StreamEntry)> = Vec::with_capacity(old.len());
-        let mut old = old.into_iter().peekable();
+        // Sorted counts that are a large part of the table: walk the two side by side,
+        // applying those of streams the table holds in place (a profile of opening 1,000,000
+        // events in 100,000 streams spent 40% in one tree lookup per term; rebuilding the whole
+        // table instead was a fifth of an open at 10,000,000).
+        let mut missing: Vec<(&str, u64)> = Vec::new();
+        let mut table = self.0.iter_mut().peekable();
         for (name, n) in counts {
+            while table.next_if(|(k, _)| k.as_str() < name).is_some() {}
+            match table.next_if(|(k, _)| k.as_str() == name) {
+                Some((_, e)) => apply(e, n),
+                None => missing.push((name, n)),
+            }
+        }
+        if missing.len() < self.0.len() / 16 {
+            for (name, n) in missing {
+                self.with_entry(name, |e| apply(e, n));
+            }
+            return;
+        }
+        // Many new streams (a bulk load): merge them in one pass and rebuild the table from
+        // the sorted result.
+        let old = std::mem::take(&mut self.0);
+        let mut merged: Vec<(String, StreamEntry)> = Vec::with_capacity(old.len() + missing.len());
+        let mut old = old.into_iter().peekable();
+        for (name, n) in missing {
             while let Some(kv) = old.next_if(|(k, _)| k.as_str() < name) {
                 merged.push(kv);
             }
@@ -411,6 +429,38 @@ pub(crate) fn dead_counts(st: &State, base: u64, active: bool) -> DeadCounts {
 mod tests {
     use super::{SealedList, SummaryPairs};
     use std::sync::Arc;
+
+    #[test]
+    fn a_segment_s_counts_merge_into_the_table_in_place_or_by_rebuilding_it() {
+        let names: Vec<String> = (0..100).map(|i| format!("s{i:03}")).collect();
+        let table = |n: usize| {
+            let mut t = super::StreamTable::default();
+            for name in &names[..n] {
+                t.add(name, 0, 1);
+            }
+            t
+        };
+        // Counts for every other stream of 100, a few of them new (in place), or for streams
+        // most of which are new (rebuilt): the same result as one lookup per stream.
+        for (have, step) in [(100, 2), (96, 2), (10, 1)] {
+            let counts: Vec<(&str, u64)> = names
+                .iter()
+                .step_by(step)
+                .map(|n| (n.as_str(), 3))
+                .collect();
+            let (mut merged, mut looked_up) = (table(have), table(have));
+            merged.add_segment(7, counts.iter().copied(), true, true);
+            looked_up.add_segment(7, counts.iter().copied(), true, false);
+            let view = |t: &super::StreamTable| {
+                t.iter()
+                    .map(|(k, e)| (k.clone(), e.version, e.sealed.iter().collect::<Vec<_>>()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(view(&merged), view(&looked_up), "{have} {step}");
+            assert_eq!(merged.get("s000").unwrap().version, 4);
+            assert!(merged.contains_key("s098") && merged.len() >= have);
+        }
+    }
 
     #[test]
     fn a_list_from_the_summary_decodes_its_pairs_there_and_continues_after_them() {
