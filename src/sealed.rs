@@ -255,7 +255,7 @@ impl Sealed {
             let bytes = Arc::new(crate::storage::Mapped::Bytes(bytes));
             IndexFile::open(bytes, self.base, Some(self.len)).map_err(|_| reason)?;
         }
-        let ix = SealedIndex::open(file, path, self.base, self.len)?;
+        let ix = SealedIndex::open(file, path, self.base, Some(self.len))?;
         if ix.count != self.summary.count {
             return Err(format!(
                 "it holds {} events, not {}",
@@ -336,7 +336,7 @@ impl Sealed {
             self.storage
                 .open(&path, false)
                 .ok()
-                .and_then(|f| SealedIndex::open(f, &path, self.base, self.len).ok())
+                .and_then(|f| SealedIndex::open(f, &path, self.base, Some(self.len)).ok())
         };
         let ix = match ix {
             Some(ix) => Arc::new(ix),

@@ -46,6 +46,8 @@ pub(crate) struct SealedIndex {
     path: PathBuf,
     /// Events in the segment.
     pub count: u64,
+    /// Bytes of the segment described.
+    pub segment_len: u64,
     terms: u64,
     times_at: u64,
     offsets_at: u64,
@@ -97,19 +99,20 @@ struct Entry {
 }
 
 impl SealedIndex {
-    /// The sidecar in `file` (at `path`), already checked: reads and checks its header only.
+    /// The sidecar in `file` (at `path`), already checked: reads and checks its header only
+    /// (that it describes segment `base` and, if given, `segment_len` bytes of it).
     pub(crate) fn open(
         file: Arc<dyn StorageFile>,
         path: &Path,
         base: u64,
-        segment_len: u64,
+        segment_len: Option<u64>,
     ) -> std::result::Result<SealedIndex, String> {
         let len = file.len().map_err(|e| format!("cannot be read: {e}"))?;
         let mut head = [0u8; HEADER];
         if len >= HEADER as u64 {
             read_file(file.as_ref(), &mut head, 0).map_err(|e| format!("cannot be read: {e}"))?;
         }
-        let h = Header::parse(&head, len, base, Some(segment_len))?;
+        let h = Header::parse(&head, len, base, segment_len)?;
         Ok(SealedIndex::with(Source::File(file), path, &h))
     }
 
@@ -129,6 +132,7 @@ impl SealedIndex {
             source,
             path: path.to_owned(),
             count: h.count,
+            segment_len: h.segment_len,
             terms: h.terms,
             times_at: HEADER as u64 + h.count * 4,
             offsets_at: h.offsets_at(),
@@ -412,6 +416,26 @@ impl SealedIndex {
         Ok(out)
     }
 
+    /// Every term of `kind`, in order, with how many records carry it (its postings are not
+    /// read): the terms as one text, each with where it ends in it.
+    pub(crate) fn term_counts(&self, kind: Kind) -> Result<(String, Vec<(u32, u32)>)> {
+        let start = self.lower_bound(kind, b"")?;
+        let (mut text, mut ends) = (Vec::new(), Vec::new());
+        let mut chunk = Chunk::default();
+        for i in start..self.terms {
+            let e = self.entry_chunked(i, &mut chunk)?;
+            if e.kind != kind {
+                break;
+            }
+            text.extend_from_slice(&e.term);
+            // Both fit: the entries' and the postings' sections are at most 4 GiB long.
+            ends.push((text.len() as u32, e.n as u32));
+        }
+        let text = String::from_utf8(text)
+            .map_err(|_| self.malformed(self.entries_at, "a term is not UTF-8"))?;
+        Ok((text, ends))
+    }
+
     /// Entry `i`, read through `chunk` (entries are read in order, so most are in it already).
     fn entry_chunked(&self, i: u64, chunk: &mut Chunk) -> Result<Entry> {
         let at = self.offsets_at + i * 4;
@@ -576,7 +600,7 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let file = crate::storage::Storage::open(&crate::storage::OsStorage, &path, false).unwrap();
         let len = 100 + n * 40;
-        let by_reads = SealedIndex::open(file, &path, 7, len).unwrap();
+        let by_reads = SealedIndex::open(file, &path, 7, Some(len)).unwrap();
         let mapped = Arc::new(Mapped::Bytes(bytes));
         let in_memory = SealedIndex::in_memory(Arc::clone(&mapped), &path, 7, len).unwrap();
         let whole = IndexFile::open(mapped, 7, Some(len)).unwrap();
@@ -597,6 +621,21 @@ mod tests {
                     assert_eq!(ix.first_at_or_after(t).unwrap(), f.first_at_or_after(t));
                 }
                 for kind in Kind::ALL {
+                    let (text, ends) = ix.term_counts(kind).unwrap();
+                    let mut from = 0;
+                    let got: Vec<(&str, usize)> = ends
+                        .iter()
+                        .map(|&(end, count)| {
+                            let t = &text[from..end as usize];
+                            from = end as usize;
+                            (t, count as usize)
+                        })
+                        .collect();
+                    let want: Vec<(&str, usize)> = f
+                        .terms_with_prefix(kind, "")
+                        .map(|(t, p)| (t, p.len()))
+                        .collect();
+                    assert_eq!(got, want, "{n} {kind:?}");
                     for prefix in ["", "s", "k=", "long", "id-0000", "T2", "zz"] {
                         let got = ix.terms_with_prefix(kind, prefix).unwrap();
                         let want: Vec<(String, Vec<u32>)> = f
@@ -633,7 +672,7 @@ mod tests {
         let (_, _, _, dir) = three(500);
         let path = dir.path().join("x.idx");
         let file = crate::storage::Storage::open(&crate::storage::OsStorage, &path, false).unwrap();
-        let ix = SealedIndex::open(file, &path, 7, 100 + 500 * 40).unwrap();
+        let ix = SealedIndex::open(file, &path, 7, Some(100 + 500 * 40)).unwrap();
         let cut = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         cut.set_len(HEADER as u64 + 100).unwrap();
         let err = ix.postings(Kind::Stream, "s1").unwrap_err();
