@@ -71,7 +71,7 @@ impl Store {
                     None => {
                         let m = &st.log.active_index;
                         let dead =
-                            dead_ordinals(&IndexRef::Mem(m), &dead_counts(&st, seg.base, true));
+                            dead_ordinals(&IndexRef::Mem(m), &dead_counts(&st, seg.base, true))?;
                         // The active index also holds events written but not yet durable (or
                         // whose fsync failed): like reads, count only the visible ones.
                         let visible = (self.head_seq() + 1).saturating_sub(seg.base);
@@ -86,9 +86,13 @@ impl Store {
         };
         for (s, dead) in &sealed {
             let ix = s.index()?;
-            let dead = dead_ordinals(&IndexRef::File(&ix), dead);
-            for (t, p) in ix.terms_with_prefix(kind, "").filter(|(t, _)| wanted(t)) {
-                add(t, live(p.iter(), p.len(), &dead));
+            let dead = dead_ordinals(&IndexRef::Sealed(&ix), dead)?;
+            for (t, p) in ix
+                .terms_with_prefix(kind, "")?
+                .iter()
+                .filter(|(t, _)| wanted(t))
+            {
+                add(t, live(p.iter().copied(), p.len(), &dead));
             }
         }
         Ok(counts
@@ -139,7 +143,7 @@ impl Store {
                 Some(s) if s.summary.count == 0 || s.summary.last_time < time => continue,
                 Some(s) => {
                     let ix = s.index()?;
-                    (ix.count as u32, ix.first_at_or_after(time))
+                    (ix.count as u32, ix.first_at_or_after(time)?)
                 }
                 None => {
                     let m = &st.log.active_index;
@@ -187,14 +191,14 @@ impl Store {
             {
                 return Err(Error::corrupt(&seg.path, offset, reason));
             }
-            let ix = crate::sidecar::write_index(
+            crate::sidecar::write_index(
                 self.inner.storage.as_ref(),
                 &self.inner.dir,
                 seg.base,
                 seg.len,
                 &mem,
             )?;
-            sealed.set_index(ix);
+            sealed.reload_index();
             report.segments += 1;
             report.events += mem.len() as u64;
             report.bytes += seg.len;

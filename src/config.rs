@@ -37,7 +37,7 @@ pub enum Durability {
 }
 
 /// Default for [`OpenOptions::max_mapped_segments`].
-pub(crate) const DEFAULT_MAX_MAPPED_SEGMENTS: usize = 4096;
+pub(crate) const DEFAULT_MAX_MAPPED_SEGMENTS: usize = 256;
 
 /// Default number of snapshots kept per stream.
 pub const DEFAULT_SNAPSHOTS_KEPT: usize = 3;
@@ -282,11 +282,12 @@ impl OpenOptions {
         self
     }
 
-    /// How many sealed segments may be memory-mapped at once (each maps its segment and its
-    /// index sidecar). Default 4096. A read that reaches an unmapped segment maps it and unmaps
-    /// the one mapped longest ago, so a store of any number of segments opens and reads within
-    /// the kernel's limit on maps (`vm.max_map_count`, 65,530 by default on Linux). Values below
-    /// 1 count as 1.
+    /// How many sealed segments may be open at once (each holds two files open: its segment
+    /// and its index sidecar, which are read where needed rather than mapped). Default 256. A
+    /// read that reaches a segment that is not open opens it and closes the one opened longest
+    /// ago, so a store of any number of segments opens and reads within the process's limit on
+    /// open files (often 1,024). Values below 1 count as 1. (The name is from when sealed
+    /// segments were memory-mapped.)
     pub fn max_mapped_segments(mut self, segments: usize) -> OpenOptions {
         self.max_mapped_segments = segments;
         self

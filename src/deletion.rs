@@ -88,13 +88,13 @@ pub(crate) fn is_live(deleted: &Deletions, stream: &str, version: u64) -> bool {
 }
 
 /// The ordinals of a segment's dead events, ascending.
-pub(crate) fn dead_ordinals(ix: &IndexRef<'_>, dead: &[(String, usize)]) -> Vec<u32> {
-    let mut ords: Vec<u32> = dead
-        .iter()
-        .flat_map(|(name, n)| ix.postings(Kind::Stream, name).into_iter().take(*n))
-        .collect();
+pub(crate) fn dead_ordinals(ix: &IndexRef<'_>, dead: &[(String, usize)]) -> Result<Vec<u32>> {
+    let mut ords: Vec<u32> = Vec::new();
+    for (name, n) in dead {
+        ords.extend(ix.postings(Kind::Stream, name)?.into_iter().take(*n));
+    }
     ords.sort_unstable();
-    ords
+    Ok(ords)
 }
 
 /// Per deleted stream with events in a segment: how many of its first events there are dead.

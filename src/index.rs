@@ -649,6 +649,7 @@ impl<'a> Postings<'a> {
     }
 
     /// The greatest ordinal.
+    #[cfg(test)]
     pub(crate) fn last(&self) -> Option<u32> {
         let b = self.0.rchunks_exact(4).next()?;
         Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -844,6 +845,11 @@ impl IndexFile {
         Ok(())
     }
 
+    /// The sidecar's bytes.
+    pub(crate) fn bytes(&self) -> &Arc<Mapped> {
+        &self.bytes
+    }
+
     /// Size of the sidecar in bytes.
     pub(crate) fn byte_len(&self) -> u64 {
         self.bytes.len() as u64
@@ -931,6 +937,7 @@ impl IndexFile {
     }
 
     /// The least and greatest event id of the segment, if it holds any (two binary searches).
+    #[cfg(test)]
     pub(crate) fn id_range(&self) -> Option<(Box<str>, Box<str>)> {
         let first = self.lower_bound(Kind::Id, b"");
         let end = self.lower_bound(Kind::Key, b"");

@@ -75,6 +75,7 @@ mod record;
 mod recovery;
 mod retention;
 mod sealed;
+mod sealed_index;
 mod segment;
 mod segments;
 mod sidecar;

@@ -28,11 +28,11 @@ pub(crate) fn find_term(st: &State, kind: Kind, term: &str) -> Result<Option<u64
             Some(s) if kind == Kind::Id && !s.may_hold_id(term)? => continue,
             Some(s) => {
                 ix = s.index()?;
-                IndexRef::File(&ix)
+                IndexRef::Sealed(&ix)
             }
             None => IndexRef::Mem(&st.log.active_index),
         };
-        if let Some(ord) = r.last_posting(kind, term) {
+        if let Some(ord) = r.last_posting(kind, term)? {
             return Ok(Some(seg.base + u64::from(ord)));
         }
     }
@@ -65,7 +65,7 @@ pub(crate) fn record_at(st: &mut State, seq: u64, max_line: usize) -> Result<Opt
     let (r, data_end, data) = match &seg.sealed {
         Some(s) => {
             ix = s.index()?;
-            (IndexRef::File(&ix), seg.len, s.data()?)
+            (IndexRef::Sealed(&ix), seg.len, s.data()?)
         }
         None => {
             let Some(data) = st.log.active_data() else {
@@ -74,10 +74,10 @@ pub(crate) fn record_at(st: &mut State, seq: u64, max_line: usize) -> Result<Opt
             (IndexRef::Mem(&st.log.active_index), st.log.active_len, data)
         }
     };
-    let Some(at) = r.position(ord) else {
+    let Some(at) = r.position(ord)? else {
         return Ok(None);
     };
-    let end = r.position(ord + 1).unwrap_or(data_end);
+    let end = r.position(ord + 1)?.unwrap_or(data_end);
     let Some(len) = end.checked_sub(at).and_then(|l| usize::try_from(l).ok()) else {
         return Err(Error::corrupt(
             &seg.path,

@@ -13,7 +13,8 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 use crate::event::RecordedEvent;
-use crate::index::{IndexFile, Kind, MemIndex};
+use crate::index::{Kind, MemIndex};
+use crate::sealed_index::SealedIndex;
 use crate::time::Micros;
 
 /// Which way a read goes.
@@ -366,61 +367,83 @@ impl Query {
     }
 }
 
-/// A segment's index, sealed or in memory, as the planner sees it.
+/// A segment's index, sealed (read from its sidecar where needed, so every lookup may fail)
+/// or in memory, as the planner sees it.
 pub(crate) enum IndexRef<'a> {
-    File(&'a IndexFile),
+    Sealed(&'a SealedIndex),
     Mem(&'a MemIndex),
 }
 
 impl IndexRef<'_> {
     fn count(&self) -> u32 {
         match self {
-            IndexRef::File(f) => f.count as u32,
+            IndexRef::Sealed(f) => f.count as u32,
             IndexRef::Mem(m) => m.len() as u32,
         }
     }
 
-    pub(crate) fn position(&self, ord: u32) -> Option<u64> {
-        match self {
-            IndexRef::File(f) => f.position(ord).map(u64::from),
+    pub(crate) fn position(&self, ord: u32) -> Result<Option<u64>> {
+        Ok(match self {
+            IndexRef::Sealed(f) => f.position(ord)?.map(u64::from),
             IndexRef::Mem(m) => m.position(ord).map(u64::from),
+        })
+    }
+
+    /// Where each of the records `ords` (ascending) starts and how long it is, the last
+    /// record of the segment ending at `end`; records whose positions do not add up are left
+    /// out.
+    pub(crate) fn extents(
+        &self,
+        ords: impl Iterator<Item = u32>,
+        end: u64,
+    ) -> Result<Vec<(u64, u32)>> {
+        match self {
+            IndexRef::Sealed(f) => f.extents(ords, end),
+            IndexRef::Mem(m) => Ok(ords
+                .filter_map(|o| {
+                    let at = u64::from(m.position(o)?);
+                    let next = m.position(o + 1).map_or(end, u64::from);
+                    Some((at, u32::try_from(next.checked_sub(at)?).ok()?))
+                })
+                .collect()),
         }
     }
 
-    fn first_at_or_after(&self, t: Micros) -> u32 {
+    fn first_at_or_after(&self, t: Micros) -> Result<u32> {
         match self {
-            IndexRef::File(f) => f.first_at_or_after(t),
-            IndexRef::Mem(m) => m.first_at_or_after(t),
+            IndexRef::Sealed(f) => f.first_at_or_after(t),
+            IndexRef::Mem(m) => Ok(m.first_at_or_after(t)),
         }
     }
 
-    pub(crate) fn postings(&self, kind: Kind, term: &str) -> Vec<u32> {
+    pub(crate) fn postings(&self, kind: Kind, term: &str) -> Result<Vec<u32>> {
         match self {
-            IndexRef::File(f) => f.postings(kind, term).iter().collect(),
-            IndexRef::Mem(m) => m.postings(kind, term).into_owned(),
+            IndexRef::Sealed(f) => f.postings(kind, term),
+            IndexRef::Mem(m) => Ok(m.postings(kind, term).into_owned()),
         }
     }
 
     /// The greatest ordinal of a record carrying `term`.
-    pub(crate) fn last_posting(&self, kind: Kind, term: &str) -> Option<u32> {
+    pub(crate) fn last_posting(&self, kind: Kind, term: &str) -> Result<Option<u32>> {
         match self {
-            IndexRef::File(f) => f.postings(kind, term).last(),
-            IndexRef::Mem(m) => m.last_posting(kind, term),
+            IndexRef::Sealed(f) => f.last_posting(kind, term),
+            IndexRef::Mem(m) => Ok(m.last_posting(kind, term)),
         }
     }
 
-    fn prefix_postings(&self, kind: Kind, prefix: &str) -> Vec<u32> {
+    fn prefix_postings(&self, kind: Kind, prefix: &str) -> Result<Vec<u32>> {
         let lists: Vec<Vec<u32>> = match self {
-            IndexRef::File(f) => f
-                .terms_with_prefix(kind, prefix)
-                .map(|(_, p)| p.iter().collect())
+            IndexRef::Sealed(f) => f
+                .terms_with_prefix(kind, prefix)?
+                .into_iter()
+                .map(|(_, p)| p)
                 .collect(),
             IndexRef::Mem(m) => m
                 .terms_with_prefix(kind, prefix)
                 .map(|(_, p)| p.into_owned())
                 .collect(),
         };
-        union(lists)
+        Ok(union(lists))
     }
 }
 
@@ -456,55 +479,63 @@ fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
 }
 
 /// The ordinals of a segment (first seq `base`) that a query selects, ascending.
-pub(crate) fn plan_segment(q: &Query, ix: &IndexRef<'_>, base: u64, max_seq: u64) -> Vec<u32> {
+pub(crate) fn plan_segment(
+    q: &Query,
+    ix: &IndexRef<'_>,
+    base: u64,
+    max_seq: u64,
+) -> Result<Vec<u32>> {
     let count = ix.count();
     let (lo_seq, hi_seq) = q.seq_bounds(max_seq);
     if hi_seq < base || lo_seq > base + u64::from(count).saturating_sub(1) || count == 0 {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let mut lo = lo_seq.saturating_sub(base).min(u64::from(count)) as u32;
     let mut hi = (hi_seq - base + 1).min(u64::from(count)) as u32;
     if let Some(t) = q.since {
-        lo = lo.max(ix.first_at_or_after(t));
+        lo = lo.max(ix.first_at_or_after(t)?);
     }
     if let Some(t) = q.until {
-        hi = hi.min(ix.first_at_or_after(t));
+        hi = hi.min(ix.first_at_or_after(t)?);
     }
     if lo >= hi {
-        return Vec::new();
+        return Ok(Vec::new());
     }
 
     let mut sets: Vec<Vec<u32>> = Vec::new();
-    let any_of =
-        |kind: Kind, terms: &[String]| union(terms.iter().map(|t| ix.postings(kind, t)).collect());
+    let any_of = |kind: Kind, terms: &[String]| -> Result<Vec<u32>> {
+        Ok(union(
+            terms
+                .iter()
+                .map(|t| ix.postings(kind, t))
+                .collect::<Result<_>>()?,
+        ))
+    };
     if !q.streams.is_empty() {
-        sets.push(any_of(Kind::Stream, &q.streams));
+        sets.push(any_of(Kind::Stream, &q.streams)?);
     }
     if let Some(p) = &q.prefix {
-        sets.push(ix.prefix_postings(Kind::Stream, p));
+        sets.push(ix.prefix_postings(Kind::Stream, p)?);
     }
     if !q.types.is_empty() {
-        sets.push(any_of(Kind::Type, &q.types));
+        sets.push(any_of(Kind::Type, &q.types)?);
     }
     for t in &q.tags {
-        sets.push(ix.postings(Kind::Tag, t));
+        sets.push(ix.postings(Kind::Tag, t)?);
     }
     if !q.items.is_empty() {
-        let per_item = q
-            .items
-            .iter()
-            .map(|item| {
-                let mut parts: Vec<Vec<u32>> = item
-                    .tags
-                    .iter()
-                    .map(|t| ix.postings(Kind::Tag, t))
-                    .collect();
-                if !item.types.is_empty() {
-                    parts.push(any_of(Kind::Type, &item.types));
-                }
-                intersect_all(parts)
-            })
-            .collect();
+        let mut per_item = Vec::with_capacity(q.items.len());
+        for item in &q.items {
+            let mut parts: Vec<Vec<u32>> = item
+                .tags
+                .iter()
+                .map(|t| ix.postings(Kind::Tag, t))
+                .collect::<Result<_>>()?;
+            if !item.types.is_empty() {
+                parts.push(any_of(Kind::Type, &item.types)?);
+            }
+            per_item.push(intersect_all(parts));
+        }
         sets.push(union(per_item));
     }
     for (kind, v) in [
@@ -513,15 +544,15 @@ pub(crate) fn plan_segment(q: &Query, ix: &IndexRef<'_>, base: u64, max_seq: u64
         (Kind::Actor, &q.actor),
     ] {
         if let Some(v) = v {
-            sets.push(ix.postings(kind, v));
+            sets.push(ix.postings(kind, v)?);
         }
     }
     if sets.is_empty() {
-        return (lo..hi).collect();
+        return Ok((lo..hi).collect());
     }
     let mut out = intersect_all(sets);
     out.retain(|&o| o >= lo && o < hi);
-    out
+    Ok(out)
 }
 
 /// Intersection of all lists, smallest first (the most selective filter drives).

@@ -73,24 +73,19 @@ pub struct Events {
     done: bool,
 }
 
-/// Extents of the given ordinals, in read order; `end` is where the segment's data ends.
+/// Extents of the given ordinals (ascending), in read order; `end` is where the segment's data
+/// ends.
 fn offsets(
     ix: &IndexRef<'_>,
     ords: impl Iterator<Item = u32>,
     end: u64,
     backward: bool,
-) -> Vec<Extent> {
-    let mut v: Vec<Extent> = ords
-        .filter_map(|o| {
-            let at = ix.position(o)?;
-            let next = ix.position(o + 1).unwrap_or(end);
-            Some((at, u32::try_from(next.checked_sub(at)?).ok()?))
-        })
-        .collect();
+) -> Result<Vec<Extent>> {
+    let mut v: Vec<Extent> = ix.extents(ords, end)?;
     if backward {
         v.reverse();
     }
-    v
+    Ok(v)
 }
 
 impl Store {
@@ -177,25 +172,20 @@ impl Store {
                     let sealed = Arc::clone(sealed);
                     Plan::Lazy(Box::new(move || {
                         let ix = sealed.index()?;
-                        let r = IndexRef::File(&ix);
-                        let p = r.postings(Kind::Stream, &name);
-                        Ok(offsets(
-                            &r,
-                            p.into_iter().skip(skip).take(take),
-                            end,
-                            backward,
-                        ))
+                        let r = IndexRef::Sealed(&ix);
+                        let p = r.postings(Kind::Stream, &name)?;
+                        offsets(&r, p.into_iter().skip(skip).take(take), end, backward)
                     }))
                 }
                 None => {
                     let r = IndexRef::Mem(&st.log.active_index);
-                    let p = r.postings(Kind::Stream, &name);
+                    let p = r.postings(Kind::Stream, &name)?;
                     Plan::Ready(offsets(
                         &r,
                         p.into_iter().skip(skip).take(take),
                         end,
                         backward,
-                    ))
+                    )?)
                 }
             };
             ev.push(&mut st, &seg, plan, self.inner.config.max_line());
@@ -255,7 +245,7 @@ impl Store {
                 (true, Some(seg)) => {
                     let dead = dead_counts(&st, seg.base, true);
                     let r = IndexRef::Mem(&st.log.active_index);
-                    live_plan(query, &r, seg.base, max_seq, &dead).len()
+                    live_plan(query, &r, seg.base, max_seq, &dead)?.len()
                 }
                 _ => 0,
             };
@@ -274,7 +264,7 @@ impl Store {
         let mut count = active;
         for (s, dead) in &sealed {
             let ix = s.index()?;
-            count += live_plan(query, &IndexRef::File(&ix), s.base, max_seq, dead).len() as u64;
+            count += live_plan(query, &IndexRef::Sealed(&ix), s.base, max_seq, dead)?.len() as u64;
         }
         Ok(count)
     }
@@ -292,16 +282,16 @@ impl Store {
                 let r = match &seg.sealed {
                     Some(s) => {
                         ix = s.index()?;
-                        IndexRef::File(&ix)
+                        IndexRef::Sealed(&ix)
                     }
                     None => IndexRef::Mem(&st.log.active_index),
                 };
                 let found = offsets(
                     &r,
-                    r.postings(Kind::Id, id).into_iter().take(1),
+                    r.postings(Kind::Id, id)?.into_iter().take(1),
                     data_end(&st, &seg),
                     false,
-                );
+                )?;
                 if !found.is_empty() {
                     ev.push(
                         &mut st,
@@ -353,11 +343,11 @@ pub(crate) fn first_match(st: &State, q: &Query, after: u64) -> Result<Option<u6
         let r = match &seg.sealed {
             Some(s) => {
                 ix = s.index()?;
-                IndexRef::File(&ix)
+                IndexRef::Sealed(&ix)
             }
             None => IndexRef::Mem(&st.log.active_index),
         };
-        if let Some(&ord) = live_plan(&q, &r, seg.base, max_seq, &dead).first() {
+        if let Some(&ord) = live_plan(&q, &r, seg.base, max_seq, &dead)?.first() {
             return Ok(Some(seg.base + u64::from(ord)));
         }
     }
@@ -371,13 +361,13 @@ fn live_plan(
     base: u64,
     max_seq: u64,
     dead: &[(String, usize)],
-) -> Vec<u32> {
-    let mut ords = plan_segment(q, ix, base, max_seq);
+) -> Result<Vec<u32>> {
+    let mut ords = plan_segment(q, ix, base, max_seq)?;
     if !dead.is_empty() {
-        let dead = dead_ordinals(ix, dead);
+        let dead = dead_ordinals(ix, dead)?;
         ords.retain(|o| dead.binary_search(o).is_err());
     }
-    ords
+    Ok(ords)
 }
 
 /// Refuses a query that starts, by position, below what retention kept.
@@ -640,15 +630,15 @@ impl Inner {
                     let (sealed, q) = (Arc::clone(sealed), Arc::clone(&q));
                     Plan::Lazy(Box::new(move || {
                         let ix = sealed.index()?;
-                        let r = IndexRef::File(&ix);
-                        let ords = live_plan(&q, &r, base, max_seq, &dead);
-                        Ok(offsets(&r, ords.into_iter(), end, backward))
+                        let r = IndexRef::Sealed(&ix);
+                        let ords = live_plan(&q, &r, base, max_seq, &dead)?;
+                        offsets(&r, ords.into_iter(), end, backward)
                     }))
                 }
                 None => {
                     let r = IndexRef::Mem(&st.log.active_index);
-                    let ords = live_plan(&q, &r, base, max_seq, &dead);
-                    Plan::Ready(offsets(&r, ords.into_iter(), end, backward))
+                    let ords = live_plan(&q, &r, base, max_seq, &dead)?;
+                    Plan::Ready(offsets(&r, ords.into_iter(), end, backward)?)
                 }
             };
             ev.push(&mut st, &seg, plan, self.config.max_line());

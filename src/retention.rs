@@ -276,8 +276,8 @@ fn remove_segments(
         let mut streams = BTreeMap::new();
         if let Some(sealed) = &seg.sealed {
             let ix = sealed.index()?;
-            for (name, p) in ix.terms_with_prefix(Kind::Stream, "") {
-                streams.insert(name.to_owned(), p.len() as u64);
+            for (name, p) in ix.terms_with_prefix(Kind::Stream, "")? {
+                streams.insert(name, p.len() as u64);
             }
         }
         removed.add(RemovedRange {

@@ -1,19 +1,24 @@
 //! A sealed segment as the store keeps it: a small summary known since open, and its two
-//! memory maps (the segment's bytes and its index sidecar), loaded on first use and dropped
-//! again when too many are live.
+//! open files (the segment and its index sidecar), opened on first use and closed again when
+//! too many are open.
 //!
-//! Why: the kernel allows a process about 65,000 maps (`vm.max_map_count`), and a store that
-//! mapped every sealed segment and sidecar could not open past about 32,700 segments. Here a
-//! store-wide [`MapCache`] keeps at most `max_mapped_segments` sealed segments mapped (two maps
-//! each), and unmaps the one loaded longest ago when another is loaded. A read that holds a map
-//! keeps it alive after eviction: eviction only drops the cache's reference.
+//! Both files are read with `pread`, not mapped (issue 16): through a map, the kernel maps the
+//! page-cache folios around each page a read touches, and reading one stream of a 1,000,000-event
+//! store left 12 MiB of each sidecar and 1.6 MiB of each segment resident. Lookups in the
+//! sidecar read the bytes they need (`sealed_index.rs`); reads of records read their runs of
+//! bytes (`segment.rs`, `Lines`).
 //!
-//! A sidecar is checked when it is first mapped, not when the store is opened (issue 16): by
-//! reads through small buffers (`sidecar_check.rs`), so that checking it does not leave its
-//! pages resident. One that is missing or fails the check is rebuilt from its segment (every
-//! record checked) and rewritten (a writer) or kept in memory (a read-only handle): never
-//! trusted. Later maps of the same segment (after eviction) check only the header and the
-//! count: sidecars are replaced only by such rebuilds, with the same contents.
+//! A store-wide [`MapCache`] keeps at most `max_mapped_segments` sealed segments open (two
+//! files each), and closes the one opened longest ago when another is opened, so that a store
+//! of any number of segments stays within the process's limit on open files. A read that holds
+//! a segment's files keeps them open after eviction: eviction only drops the cache's reference.
+//!
+//! A sidecar is checked when it is first used, not when the store is opened (issue 16): by
+//! reads through small buffers (`sidecar.rs`). One that is missing or fails the check is
+//! rebuilt from its segment (every record checked) and rewritten (a writer) or kept in memory
+//! (a read-only handle): never trusted. Later opens of the same segment (after eviction) check
+//! only the header and the count: sidecars are replaced only by such rebuilds, with the same
+//! contents.
 //!
 //! A segment's files may vanish under a read-only handle when the writer (another process)
 //! removes them by retention or compaction. A load that finds them gone consults the removal
@@ -27,8 +32,9 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::error::{Error, Result};
 use crate::index::{IndexFile, MemIndex};
+use crate::sealed_index::SealedIndex;
 use crate::segment::{Lines, ScanEnd, SegmentData};
-use crate::storage::{Mapped, Storage, StorageFile};
+use crate::storage::{Storage, StorageFile};
 
 /// What a sealed segment's sidecar says, kept without its map.
 #[derive(Debug, Clone, Copy)]
@@ -52,14 +58,14 @@ impl Summary {
     }
 }
 
-/// The maps of a loaded sealed segment.
+/// The open files of a loaded sealed segment.
 #[derive(Clone)]
 struct Loaded {
     data: SegmentData,
-    index: Arc<IndexFile>,
+    index: Arc<SealedIndex>,
 }
 
-/// A sealed segment: immutable files, mapped on demand.
+/// A sealed segment: immutable files, opened on demand.
 pub(crate) struct Sealed {
     pub base: u64,
     /// The segment file.
@@ -71,7 +77,7 @@ pub(crate) struct Sealed {
     storage: Arc<dyn Storage>,
     cache: Arc<MapCache>,
     /// An index with no file behind it (rebuilt by a read-only handle): never evicted.
-    pinned: OnceLock<Arc<IndexFile>>,
+    pinned: OnceLock<Arc<SealedIndex>>,
     /// Whether the sidecar passed its full check (at open, or when first mapped).
     checked: AtomicBool,
     slot: Mutex<Option<Loaded>>,
@@ -81,8 +87,9 @@ pub(crate) struct Sealed {
 }
 
 impl Sealed {
-    /// A sealed segment whose maps are already made (`index` read from its sidecar, or built in
-    /// memory when `pinned`).
+    /// A sealed segment whose sidecar was just checked (`index`, read from its sidecar, or
+    /// built in memory when `pinned`). Its files are opened again when first used: what it
+    /// keeps of `index` is the summary (and, when `pinned`, the bytes).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         storage: &Arc<dyn Storage>,
@@ -91,28 +98,29 @@ impl Sealed {
         base: u64,
         path: PathBuf,
         len: u64,
-        data: SegmentData,
         index: Arc<IndexFile>,
         pinned: bool,
     ) -> Arc<Sealed> {
-        let sealed = Arc::new(Sealed {
+        let pinned = match pinned {
+            true => SealedIndex::in_memory(Arc::clone(index.bytes()), &path, base, len)
+                .ok()
+                .map(Arc::new)
+                .map_or_else(OnceLock::new, OnceLock::from),
+            false => OnceLock::new(),
+        };
+        Arc::new(Sealed {
             base,
+            summary: Summary::of(&index),
             path,
             len,
-            summary: Summary::of(&index),
             dir: dir.to_owned(),
             storage: Arc::clone(storage),
             cache: Arc::clone(cache),
-            pinned: match pinned {
-                true => OnceLock::from(Arc::clone(&index)),
-                false => OnceLock::new(),
-            },
+            pinned,
             checked: AtomicBool::new(true),
-            slot: Mutex::new(Some(Loaded { data, index })),
+            slot: Mutex::new(None),
             id_range: OnceLock::new(),
-        });
-        sealed.cache.loaded(&sealed);
-        sealed
+        })
     }
 
     /// A sealed segment known from the store's summary (`summary.rs`): nothing mapped or
@@ -141,8 +149,8 @@ impl Sealed {
         })
     }
 
-    /// The segment's index, mapping it if it is not.
-    pub(crate) fn index(self: &Arc<Self>) -> Result<Arc<IndexFile>> {
+    /// The segment's index, opening it if it is not.
+    pub(crate) fn index(self: &Arc<Self>) -> Result<Arc<SealedIndex>> {
         Ok(self.load()?.index)
     }
 
@@ -154,7 +162,7 @@ impl Sealed {
         let range = match self.id_range.get() {
             Some(r) => r,
             None => {
-                let r = self.index()?.id_range();
+                let r = self.index()?.id_range()?;
                 self.id_range.get_or_init(|| r)
             }
         };
@@ -163,23 +171,21 @@ impl Sealed {
             .is_some_and(|(least, greatest)| &**least <= id && id <= &**greatest))
     }
 
-    /// The segment's bytes, mapping them if they are not.
+    /// The segment's bytes, opening the file if it is not.
     pub(crate) fn data(self: &Arc<Self>) -> Result<SegmentData> {
         Ok(self.load()?.data)
     }
 
-    /// Replaces the index (after `reindex` rewrote the sidecar).
-    pub(crate) fn set_index(&self, index: Arc<IndexFile>) {
-        if let Some(l) = self.lock_slot().as_mut() {
-            l.index = index;
-        }
+    /// Forgets the open sidecar (after `reindex` rewrote it): the next use opens the new one.
+    pub(crate) fn reload_index(&self) {
+        self.evict();
     }
 
     fn lock_slot(&self) -> std::sync::MutexGuard<'_, Option<Loaded>> {
         self.slot.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Drops the maps (a read holding them keeps them).
+    /// Closes the files (a read holding them keeps them open).
     fn evict(&self) {
         self.lock_slot().take();
     }
@@ -216,16 +222,16 @@ impl Sealed {
             Some(ix) => Arc::clone(ix),
             None => self.map_index(&file)?,
         };
-        let data = match file.map().map_err(|e| Error::io("map", &self.path, e))? {
-            Some(m) => SegmentData::Sealed(Arc::new(m)),
-            None => SegmentData::File(file),
-        };
-        Ok(Loaded { data, index })
+        // Read, not mapped: see the module's documentation.
+        Ok(Loaded {
+            data: SegmentData::File(file),
+            index,
+        })
     }
 
-    /// Maps the sidecar, checking it in full the first time; rebuilds one that is missing or
+    /// Opens the sidecar, checking it in full the first time; rebuilds one that is missing or
     /// fails its checks (from `segment`, the segment's file).
-    fn map_index(&self, segment: &Arc<dyn StorageFile>) -> Result<Arc<IndexFile>> {
+    fn map_index(&self, segment: &Arc<dyn StorageFile>) -> Result<Arc<SealedIndex>> {
         let path = crate::segment::index_path(&self.dir, self.base);
         match self.open_index(&path) {
             Ok(ix) => Ok(ix),
@@ -235,29 +241,21 @@ impl Sealed {
     }
 
     /// The sidecar, if it is sound and describes this segment as the store knows it.
-    fn open_index(&self, path: &Path) -> std::result::Result<Arc<IndexFile>, String> {
+    fn open_index(&self, path: &Path) -> std::result::Result<Arc<SealedIndex>, String> {
         let file = self
             .storage
             .open(path, false)
             .map_err(|e| format!("cannot be opened: {e}"))?;
-        let bytes = |file: &dyn crate::storage::StorageFile| -> std::result::Result<_, String> {
-            Ok(Arc::new(match file.map().map_err(|e| e.to_string())? {
-                Some(m) => m,
-                None => Mapped::Bytes(self.storage.read(path).map_err(|e| e.to_string())?),
-            }))
-        };
-        let ix = if self.checked.load(Ordering::Acquire) {
-            IndexFile::open_checked(bytes(file.as_ref())?, self.base, Some(self.len))?
-        } else {
-            match crate::sidecar::check_by_reads(file.as_ref(), self.base, Some(self.len)) {
-                Ok(()) => {
-                    IndexFile::open_checked(bytes(file.as_ref())?, self.base, Some(self.len))?
-                }
-                // A layout this crate does not write but the map-based check accepts.
-                Err(reason) => IndexFile::open(bytes(file.as_ref())?, self.base, Some(self.len))
-                    .map_err(|_| reason)?,
-            }
-        };
+        if !self.checked.load(Ordering::Acquire)
+            && let Err(reason) =
+                crate::sidecar::check_by_reads(file.as_ref(), self.base, Some(self.len))
+        {
+            // A layout this crate does not write but the whole-file check accepts.
+            let bytes = self.storage.read(path).map_err(|e| e.to_string())?;
+            let bytes = Arc::new(crate::storage::Mapped::Bytes(bytes));
+            IndexFile::open(bytes, self.base, Some(self.len)).map_err(|_| reason)?;
+        }
+        let ix = SealedIndex::open(file, path, self.base, Some(self.len))?;
         if ix.count != self.summary.count {
             return Err(format!(
                 "it holds {} events, not {}",
@@ -273,7 +271,7 @@ impl Sealed {
     /// writer rewrites the sidecar; a read-only handle keeps the index in memory.
     /// Read with bounded reads, not through the map: a scan through a map would make the whole
     /// segment resident.
-    fn rebuild(&self, segment: &Arc<dyn StorageFile>) -> Result<Arc<IndexFile>> {
+    fn rebuild(&self, segment: &Arc<dyn StorageFile>) -> Result<Arc<SealedIndex>> {
         let data = SegmentData::File(Arc::clone(segment));
         let mut lines = Lines::new(data, self.len, self.cache.max_line);
         let (header_base, data_start) = crate::segment::read_header(&mut lines, &self.path)?;
@@ -324,9 +322,9 @@ impl Sealed {
                 ),
             ));
         }
+        let path = crate::segment::index_path(&self.dir, self.base);
         let ix = if self.cache.read_only {
-            let ix = crate::sidecar::in_memory_index(&mem, self.base, self.len)?;
-            Arc::clone(self.pinned.get_or_init(|| ix))
+            None
         } else {
             crate::sidecar::write_index(
                 self.storage.as_ref(),
@@ -334,7 +332,23 @@ impl Sealed {
                 self.base,
                 self.len,
                 &mem,
-            )?
+            )?;
+            self.storage
+                .open(&path, false)
+                .ok()
+                .and_then(|f| SealedIndex::open(f, &path, self.base, Some(self.len)).ok())
+        };
+        let ix = match ix {
+            Some(ix) => Arc::new(ix),
+            // Read-only, or the rewritten sidecar cannot be read back: held in memory.
+            None => {
+                let bytes = Arc::new(crate::storage::Mapped::Bytes(
+                    mem.encode(self.base, self.len),
+                ));
+                let ix = SealedIndex::in_memory(bytes, &path, self.base, self.len)
+                    .map_err(|r| Error::corrupt(&path, 0, r))?;
+                Arc::clone(self.pinned.get_or_init(|| Arc::new(ix)))
+            }
         };
         self.checked.store(true, Ordering::Release);
         Ok(ix)

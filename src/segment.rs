@@ -39,9 +39,8 @@ pub(crate) fn index_path(dir: &Path, base: u64) -> std::path::PathBuf {
 /// Where a segment's bytes come from.
 #[derive(Clone)]
 pub(crate) enum SegmentData {
-    /// A sealed segment, mapped (or read) whole.
-    Sealed(Arc<Mapped>),
-    /// The active segment (or one not known to be sealed), read with `pread`.
+    /// A segment read with `pread`: a sealed one (whose lookups read only what they need,
+    /// `sealed.rs`), or the active one.
     File(Arc<dyn StorageFile>),
     /// The active segment: a map of a prefix of complete batches, `pread` beyond it.
     Active {
@@ -51,11 +50,10 @@ pub(crate) enum SegmentData {
 }
 
 impl SegmentData {
-    /// The bytes available without a read: the whole of a sealed segment, a mapped prefix of
-    /// the active one.
+    /// The bytes available without a read: a mapped prefix of the active segment.
     fn mapped(&self) -> &[u8] {
         match self {
-            SegmentData::Sealed(m) | SegmentData::Active { map: m, .. } => m,
+            SegmentData::Active { map: m, .. } => m,
             SegmentData::File(_) => &[],
         }
     }
@@ -116,25 +114,23 @@ impl Lines {
             self.load(start, (start + len.max(CHUNK) as u64).min(self.end))?;
         }
         let mapped = self.data.mapped();
-        if matches!(self.data, SegmentData::Sealed(_)) || stop <= mapped.len() as u64 {
+        if stop <= mapped.len() as u64 {
             return mapped.get(start as usize..stop as usize).ok_or_else(short);
         }
         let s = (start - self.buf_off) as usize;
         self.buf.get(s..s + len).ok_or_else(short)
     }
 
-    /// Whether `[start, start + len)` is already in memory (always, for a mapped segment).
+    /// Whether `[start, start + len)` is already in memory (mapped or read).
     pub(crate) fn covers(&self, start: u64, len: usize) -> bool {
         let stop = start + len as u64;
-        matches!(self.data, SegmentData::Sealed(_))
-            || stop <= self.data.mapped().len() as u64
+        stop <= self.data.mapped().len() as u64
             || (start >= self.buf_off && stop <= self.buf_off + self.buf.len() as u64)
     }
 
     /// Reads exactly `[start, end)` into memory with one `pread` (a no-op where it is mapped).
     pub(crate) fn load(&mut self, start: u64, end: u64) -> std::io::Result<()> {
         let f = match &self.data {
-            SegmentData::Sealed(_) => return Ok(()),
             _ if end <= self.data.mapped().len() as u64 => return Ok(()),
             SegmentData::File(f) | SegmentData::Active { file: f, .. } => f,
         };
@@ -445,8 +441,11 @@ mod tests {
     }
 
     fn sealed(bytes: &[u8]) -> Lines {
-        let data = SegmentData::Sealed(Arc::new(Mapped::Bytes(bytes.to_vec())));
-        Lines::new(data, bytes.len() as u64, 16)
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        std::fs::write(&path, bytes).unwrap();
+        let file = crate::storage::Storage::open(&crate::storage::OsStorage, &path, false).unwrap();
+        Lines::new(SegmentData::File(file), bytes.len() as u64, 16)
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::index::{IndexFile, MemIndex};
 use crate::record;
 use crate::sealed::{MapCache, Sealed};
-use crate::segment::{SegmentData, index_path, segment_name};
+use crate::segment::{index_path, segment_name};
 use crate::storage::{Mapped, Storage, StorageFile};
 
 /// A segment known to the store.
@@ -112,7 +112,6 @@ impl SegmentSet {
         &mut self,
         storage: &Arc<dyn Storage>,
         dir: &Path,
-        data: SegmentData,
         index: Arc<IndexFile>,
         pinned: bool,
     ) -> (u64, MemIndex) {
@@ -128,7 +127,6 @@ impl SegmentSet {
             active.base,
             active.path.clone(),
             self.active_len,
-            data,
             index,
             pinned,
         );

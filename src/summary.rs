@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::sealed::{Sealed, Summary};
 use crate::segment::{Lines, SegmentData, segment_name};
 use crate::segments::Segment;
-use crate::state::{SealedList, State, StreamEntry, StreamTable};
+use crate::state::{SealedList, State, StreamEntry, StreamTable, SummaryPairs};
 use crate::storage::Storage;
 
 /// Name of the summary file.
@@ -161,7 +161,21 @@ impl Reader<'_> {
         Some(u64::from_le_bytes(a))
     }
 
+    /// A LEB128 varint; one byte is the common case (the streams' pairs are mostly small
+    /// differences, and an open at 10,000,000 events checks 8 million of them).
+    #[inline(always)]
     fn varint(&mut self) -> Option<u64> {
+        match self.0.first() {
+            Some(&b) if b < 0x80 => {
+                self.0 = &self.0[1..];
+                Some(u64::from(b))
+            }
+            _ => self.varint_long(),
+        }
+    }
+
+    #[cold]
+    fn varint_long(&mut self) -> Option<u64> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.take(1)?[0];
@@ -181,9 +195,13 @@ impl Reader<'_> {
     }
 }
 
-/// Decodes a summary; `None` if it is damaged or not one this version reads.
-fn decode(bytes: &[u8]) -> Option<Decoded> {
-    let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+/// Decodes a summary; `None` if it is damaged or not one this version reads. The streams'
+/// pairs are checked here but stay in `bytes`, which their lists keep (`SealedList`).
+fn decode(bytes: Vec<u8>) -> Option<Decoded> {
+    let body_len = bytes.len().checked_sub(4)?;
+    // Lists point into the bytes with 32-bit offsets.
+    u32::try_from(body_len).ok()?;
+    let (body, crc) = bytes.split_at_checked(body_len)?;
     if crc32fast::hash(body).to_le_bytes() != crc || body.get(..8)? != MAGIC {
         return None;
     }
@@ -216,6 +234,11 @@ fn decode(bytes: &[u8]) -> Option<Decoded> {
     if points.windows(2).any(|w| w[0] >= w[1]) {
         return None;
     }
+    // The pairs stay where they are, in the bytes every list shares.
+    let at = body_len - r.0.len();
+    let pairs_of = Arc::new(SummaryPairs { bytes, points });
+    let body = &pairs_of.bytes[..body_len];
+    let mut r = Reader(&body[at..]);
     let n = r.count(4)?;
     let mut streams: Vec<(String, StreamEntry)> = Vec::with_capacity(n);
     for _ in 0..n {
@@ -228,7 +251,7 @@ fn decode(bytes: &[u8]) -> Option<Decoded> {
         if pairs == 0 || pairs > (r.0.len() / 2) as u64 {
             return None;
         }
-        let mut sealed = SealedList::default();
+        let start = body_len - r.0.len();
         let (mut point, mut version) = (0u64, 0u64);
         for i in 0..pairs {
             let (dp, dv) = (r.varint()?, r.varint()?);
@@ -238,8 +261,15 @@ fn decode(bytes: &[u8]) -> Option<Decoded> {
             }
             point = point.checked_add(dp)?;
             version = version.checked_add(dv)?;
-            sealed.push(*points.get(usize::try_from(point).ok()?)?, version);
         }
+        let end = body_len - r.0.len();
+        let base = *pairs_of.points.get(usize::try_from(point).ok()?)?;
+        let sealed = SealedList::from_summary(
+            Arc::clone(&pairs_of),
+            start as u32,
+            end as u32,
+            (base, version),
+        );
         streams.push((name, StreamEntry { version, sealed }));
     }
     if !r.0.is_empty() {
@@ -281,7 +311,7 @@ pub(crate) fn apply(
     let Ok(bytes) = storage.read(&dir.join(SUMMARY_FILE)) else {
         return 0;
     };
-    let Some(d) = decode(&bytes) else {
+    let Some(d) = decode(bytes) else {
         return 0;
     };
     let k = d.segments.len();
@@ -353,7 +383,7 @@ mod tests {
         }
         assert_eq!(r.varint(), None);
         assert_eq!(Reader(&[0xff; 11]).varint(), None);
-        assert!(decode(&[]).is_none());
-        assert!(decode(&[0; 3]).is_none());
+        assert!(decode(Vec::new()).is_none());
+        assert!(decode(vec![0; 3]).is_none());
     }
 }

@@ -17,7 +17,6 @@ use crate::event::{
 use crate::index::Kind;
 use crate::lookup::{self, Batch};
 use crate::record::{self, RecordOut};
-use crate::recovery;
 use crate::state::State;
 use crate::store::{Inner, Store};
 
@@ -699,8 +698,7 @@ impl Inner {
                 len,
                 &st.log.active_index,
             )?;
-            let data = recovery::map_sealed(file, &path)?;
-            st.seal_active_in_memory(&self.storage, &self.dir, data, index, false);
+            st.seal_active_in_memory(&self.storage, &self.dir, index, false);
             st.log.create(self.storage.as_ref(), &self.dir, st.next_seq)
         })();
         if let Err(e) = &r {

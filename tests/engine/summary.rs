@@ -360,3 +360,57 @@ fn verify_reports_a_summary_with_a_wrong_segment_time() {
     });
     assert_verify_reports(dir.path(), &path);
 }
+
+/// A stream's segment list stays in the summary's bytes and is decoded when a read asks for it
+/// (issue 16), so the open checks every list where it is: one that names a segment past the
+/// summary's table, or the same segment twice, makes the open ignore the summary (and read the
+/// sidecars), even with its CRC made to match.
+#[test]
+fn a_summary_whose_lists_point_outside_its_table_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    closed_store(dir.path(), 6);
+    let expected = contents(&Store::open_read_only(dir.path()).unwrap());
+    let original = std::fs::read(dir.path().join("summary")).unwrap();
+    // Stream `e`'s record: name length 1, `e`, pair count, then (point, version) varints.
+    let pairs_at = |bytes: &[u8]| {
+        let at = bytes
+            .windows(3)
+            .rposition(|w| w == [1, 0, b'e'])
+            .expect("stream e in the summary");
+        assert!(bytes[at + 3] >= 2, "e is in at least two segments");
+        at + 4
+    };
+    let skip_varint = |bytes: &[u8], mut at: usize| {
+        while bytes[at] & 0x80 != 0 {
+            at += 1;
+        }
+        at + 1
+    };
+    type Forge = Box<dyn Fn(&mut Vec<u8>)>;
+    let forgeries: [(&str, Forge); 2] = [
+        (
+            "past the table",
+            Box::new(move |b: &mut Vec<u8>| {
+                let at = pairs_at(b);
+                b[at] = 0x7f;
+            }),
+        ),
+        (
+            "a segment twice",
+            Box::new(move |b: &mut Vec<u8>| {
+                let first = pairs_at(b);
+                let second = skip_varint(b, skip_varint(b, first));
+                b[second] = 0;
+            }),
+        ),
+    ];
+    for (what, forge) in forgeries {
+        std::fs::write(dir.path().join("summary"), &original).unwrap();
+        forge_summary(dir.path(), |b| forge(b));
+        let reader = Store::open_read_only(dir.path()).unwrap();
+        assert_eq!(contents(&reader), expected, "{what}, read-only");
+        drop(reader);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(contents(&store), expected, "{what}");
+    }
+}

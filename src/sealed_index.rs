@@ -1,0 +1,683 @@
+//! A sealed segment's index sidecar as lookups read it: by `pread` of the few bytes each lookup
+//! needs (a binary search of the term directory, one term's postings, the positions of the
+//! records a read wants), never through a map of the whole file.
+//!
+//! Why (issue 16): through a map, the kernel maps the page-cache folios around every page a
+//! lookup touches (up to a whole large folio, 2 MiB here), so that reading one 100-event stream
+//! of a 1,000,000-event store left 12 MiB of each sidecar it touched resident in the process.
+//! Read by `pread`, the pages stay in the page cache, which the kernel reclaims, and the
+//! process holds only the bytes it asked for.
+//!
+//! The sidecar was checked in full before a [`SealedIndex`] is made of it (by reads, on first
+//! use: `sealed.rs`, `sidecar.rs`), and sidecars are never rewritten but with the same
+//! contents. Every read here is still bounds-checked against the header, and whatever does not
+//! add up is an [`Error::Corrupt`], a failed read an [`Error::Io`]: nothing panics and nothing
+//! is answered from bytes that were not read. The layout is in `docs/format.md`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use crate::error::{Error, Result};
+use crate::index::{HEADER, Header, Kind};
+use crate::storage::{Mapped, StorageFile};
+
+/// Where the sidecar's bytes come from.
+enum Source {
+    /// The file, read with `pread`.
+    File(Arc<dyn StorageFile>),
+    /// Bytes in memory: an index a read-only handle rebuilt and could not write.
+    Bytes(Arc<Mapped>),
+}
+
+/// Positions read at a time when working out where records end (4 KiB).
+const POSITIONS_AT_ONCE: u64 = 1024;
+/// Bytes of entries read at a time when walking terms in order.
+const ENTRIES_CHUNK: u64 = 64 * 1024;
+/// Entries a binary search reads at once when no more than this many remain.
+const TAIL: u64 = 512;
+/// A term's first bytes, read with its entry's fixed fields in one read.
+const ENTRY_GUESS: usize = 64;
+/// Bytes of entry fixed fields besides the term: kind 1, length 2, first posting 4, count 4.
+const ENTRY_FIXED: u64 = 11;
+
+/// A checked sidecar, read where needed.
+pub(crate) struct SealedIndex {
+    source: Source,
+    path: PathBuf,
+    /// Events in the segment.
+    pub count: u64,
+    /// Bytes of the segment described.
+    pub segment_len: u64,
+    terms: u64,
+    times_at: u64,
+    offsets_at: u64,
+    entries_at: u64,
+    entries_len: u64,
+    postings_at: u64,
+    postings_len: u64,
+    /// Every [`TAIL`]th term, read by the first lookup: a lookup then reads two spans of the
+    /// file instead of searching it step by step.
+    sample: OnceLock<Sample>,
+}
+
+/// Terms `0, TAIL, 2 * TAIL, ...` of a sidecar, in order, as one arena (about 20 KB for a
+/// 64 MiB segment's sidecar of 250,000 terms).
+#[derive(Default)]
+struct Sample {
+    kinds: Vec<u8>,
+    ends: Vec<u32>,
+    text: Vec<u8>,
+}
+
+impl Sample {
+    fn key(&self, i: usize) -> (u8, &[u8]) {
+        let start = i.checked_sub(1).map_or(0, |p| self.ends[p] as usize);
+        (self.kinds[i], &self.text[start..self.ends[i] as usize])
+    }
+
+    /// How many sampled terms sort before `(kind, term)`.
+    fn before(&self, kind: Kind, term: &[u8]) -> usize {
+        let (mut a, mut b) = (0, self.kinds.len());
+        while a < b {
+            let mid = a + (b - a) / 2;
+            if self.key(mid) < (kind as u8, term) {
+                a = mid + 1;
+            } else {
+                b = mid;
+            }
+        }
+        a
+    }
+}
+
+/// One term's entry: where its postings are.
+struct Entry {
+    kind: Kind,
+    term: Vec<u8>,
+    first: u64,
+    n: u64,
+}
+
+impl SealedIndex {
+    /// The sidecar in `file` (at `path`), already checked: reads and checks its header only
+    /// (that it describes segment `base` and, if given, `segment_len` bytes of it).
+    pub(crate) fn open(
+        file: Arc<dyn StorageFile>,
+        path: &Path,
+        base: u64,
+        segment_len: Option<u64>,
+    ) -> std::result::Result<SealedIndex, String> {
+        let len = file.len().map_err(|e| format!("cannot be read: {e}"))?;
+        let mut head = [0u8; HEADER];
+        if len >= HEADER as u64 {
+            read_file(file.as_ref(), &mut head, 0).map_err(|e| format!("cannot be read: {e}"))?;
+        }
+        let h = Header::parse(&head, len, base, segment_len)?;
+        Ok(SealedIndex::with(Source::File(file), path, &h))
+    }
+
+    /// An index held in memory (checked already).
+    pub(crate) fn in_memory(
+        bytes: Arc<Mapped>,
+        path: &Path,
+        base: u64,
+        segment_len: u64,
+    ) -> std::result::Result<SealedIndex, String> {
+        let h = Header::parse(&bytes, bytes.len() as u64, base, Some(segment_len))?;
+        Ok(SealedIndex::with(Source::Bytes(bytes), path, &h))
+    }
+
+    fn with(source: Source, path: &Path, h: &Header) -> SealedIndex {
+        SealedIndex {
+            source,
+            path: path.to_owned(),
+            count: h.count,
+            segment_len: h.segment_len,
+            terms: h.terms,
+            times_at: HEADER as u64 + h.count * 4,
+            offsets_at: h.offsets_at(),
+            entries_at: h.entries_at(),
+            entries_len: h.entries_len,
+            postings_at: h.postings_at(),
+            postings_len: h.postings_len,
+            sample: OnceLock::new(),
+        }
+    }
+
+    /// The sample of terms, read now if it is not yet.
+    fn sample(&self) -> Result<&Sample> {
+        if let Some(s) = self.sample.get() {
+            return Ok(s);
+        }
+        let mut s = Sample::default();
+        for i in (0..self.terms).step_by(TAIL as usize) {
+            let e = self.entry(i)?;
+            s.kinds.push(e.kind as u8);
+            s.text.extend_from_slice(&e.term);
+            s.ends.push(
+                u32::try_from(s.text.len())
+                    .map_err(|_| self.malformed(self.entries_at, "terms too long"))?,
+            );
+        }
+        Ok(self.sample.get_or_init(|| s))
+    }
+
+    fn malformed(&self, at: u64, what: &str) -> Error {
+        Error::corrupt(&self.path, at, format!("index sidecar: {what}"))
+    }
+
+    /// Reads exactly `buf.len()` bytes at `at`.
+    fn read(&self, buf: &mut [u8], at: u64) -> Result<()> {
+        match &self.source {
+            Source::File(f) => read_file(f.as_ref(), buf, at).map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => {
+                    self.malformed(at, "shorter than its header says")
+                }
+                _ => Error::io("read", &self.path, e),
+            }),
+            Source::Bytes(b) => {
+                let src = usize::try_from(at)
+                    .ok()
+                    .and_then(|s| b.get(s..s.checked_add(buf.len())?))
+                    .ok_or_else(|| self.malformed(at, "shorter than its header says"))?;
+                buf.copy_from_slice(src);
+                Ok(())
+            }
+        }
+    }
+
+    fn read_vec(&self, at: u64, len: u64) -> Result<Vec<u8>> {
+        let len = usize::try_from(len).map_err(|_| self.malformed(at, "section too long"))?;
+        let mut v = vec![0u8; len];
+        self.read(&mut v, at)?;
+        Ok(v)
+    }
+
+    fn u32_at(&self, at: u64) -> Result<u32> {
+        let mut b = [0u8; 4];
+        self.read(&mut b, at)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    /// Byte offset of record `ord` in the segment.
+    pub(crate) fn position(&self, ord: u32) -> Result<Option<u32>> {
+        if u64::from(ord) >= self.count {
+            return Ok(None);
+        }
+        self.u32_at(HEADER as u64 + u64::from(ord) * 4).map(Some)
+    }
+
+    /// Time of record `ord`.
+    pub(crate) fn time(&self, ord: u32) -> Result<Option<i64>> {
+        if u64::from(ord) >= self.count {
+            return Ok(None);
+        }
+        let mut b = [0u8; 8];
+        self.read(&mut b, self.times_at + u64::from(ord) * 8)?;
+        Ok(Some(i64::from_le_bytes(b)))
+    }
+
+    /// The first ordinal whose time is at least `t` (`count` if none).
+    pub(crate) fn first_at_or_after(&self, t: i64) -> Result<u32> {
+        let (mut lo, mut hi) = (0u32, self.count as u32);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.time(mid)?.is_some_and(|m| m < t) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// The entry of term `i`.
+    fn entry(&self, i: u64) -> Result<Entry> {
+        let at = self.offsets_at + i * 4;
+        let off = u64::from(self.u32_at(at)?);
+        let end = self.entries_at + self.entries_len;
+        let e = self.entries_at + off;
+        if off + ENTRY_FIXED > self.entries_len {
+            return Err(self.malformed(at, &format!("term {i} is malformed")));
+        }
+        // The fixed fields and, usually, the whole term in one read.
+        let mut buf = [0u8; ENTRY_GUESS + ENTRY_FIXED as usize];
+        let first_read = ((end - e) as usize).min(buf.len());
+        self.read(&mut buf[..first_read], e)?;
+        let kind = Kind::from_u8(buf[0])
+            .ok_or_else(|| self.malformed(e, &format!("term {i} is malformed")))?;
+        let len = u64::from(u16::from_le_bytes([buf[1], buf[2]]));
+        if e + ENTRY_FIXED + len > end {
+            return Err(self.malformed(e, &format!("term {i} is malformed")));
+        }
+        let whole = (3 + len + 8) as usize;
+        let (term, tail) = if whole <= first_read {
+            (
+                buf[3..3 + len as usize].to_vec(),
+                buf[3 + len as usize..whole].to_vec(),
+            )
+        } else {
+            let rest = self.read_vec(e + 3, len + 8)?;
+            let (t, tail) = rest.split_at(len as usize);
+            (t.to_vec(), tail.to_vec())
+        };
+        let first = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+        let n = u64::from(u32::from_le_bytes([tail[4], tail[5], tail[6], tail[7]]));
+        if first + n > self.postings_len {
+            return Err(self.malformed(e, &format!("term {i} is malformed")));
+        }
+        Ok(Entry {
+            kind,
+            term,
+            first,
+            n,
+        })
+    }
+
+    /// Index of the first entry not less than `(kind, term)`: a binary search of the sample in
+    /// memory leaves fewer than [`TAIL`] entries, whose offsets and entries are then read in
+    /// two reads and searched in memory (two reads instead of about forty).
+    fn lower_bound(&self, kind: Kind, term: &[u8]) -> Result<u64> {
+        // The answer lies after the last sampled term before the key, up to the next sampled
+        // term.
+        let (mut lo, mut hi) = match self.sample()?.before(kind, term) as u64 {
+            0 => return Ok(0),
+            j => ((j - 1) * TAIL + 1, (j * TAIL).min(self.terms)),
+        };
+        while hi - lo > TAIL {
+            let mid = lo + (hi - lo) / 2;
+            let e = self.entry(mid)?;
+            if (e.kind, e.term.as_slice()) < (kind, term) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if lo == hi {
+            return Ok(lo);
+        }
+        // Entries lo..hi, which this crate writes side by side and in order.
+        let offsets = self.read_vec(self.offsets_at + lo * 4, (hi - lo) * 4)?;
+        let offsets: Vec<u64> = offsets
+            .chunks_exact(4)
+            .map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+            .collect();
+        let end = match hi < self.terms {
+            true => u64::from(self.u32_at(self.offsets_at + hi * 4)?),
+            false => self.entries_len,
+        };
+        let start = offsets[0];
+        let in_order = offsets.windows(2).all(|w| w[0] < w[1]) && offsets.last() < Some(&end);
+        if !in_order || end > self.entries_len || end - start > ENTRIES_CHUNK {
+            // Some other layout: step by step.
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                let e = self.entry(mid)?;
+                if (e.kind, e.term.as_slice()) < (kind, term) {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            return Ok(lo);
+        }
+        let span = self.read_vec(self.entries_at + start, end - start)?;
+        let key = |i: usize| -> Result<(Kind, &[u8])> {
+            let at = (offsets[i] - start) as usize;
+            let bad = || self.malformed(self.entries_at + offsets[i], "a term is malformed");
+            let head = span.get(at..at + 3).ok_or_else(bad)?;
+            let kind = Kind::from_u8(head[0]).ok_or_else(bad)?;
+            let len = usize::from(u16::from_le_bytes([head[1], head[2]]));
+            Ok((kind, span.get(at + 3..at + 3 + len).ok_or_else(bad)?))
+        };
+        let (mut a, mut b) = (0usize, offsets.len());
+        while a < b {
+            let mid = a + (b - a) / 2;
+            if key(mid)? < (kind, term) {
+                a = mid + 1;
+            } else {
+                b = mid;
+            }
+        }
+        Ok(lo + a as u64)
+    }
+
+    /// The entry of exactly `(kind, term)`, if there is one.
+    fn find(&self, kind: Kind, term: &str) -> Result<Option<Entry>> {
+        let i = self.lower_bound(kind, term.as_bytes())?;
+        if i >= self.terms {
+            return Ok(None);
+        }
+        let e = self.entry(i)?;
+        Ok((e.kind == kind && e.term == term.as_bytes()).then_some(e))
+    }
+
+    /// Postings `first..first + n`.
+    fn postings_of(&self, first: u64, n: u64) -> Result<Vec<u32>> {
+        let bytes = self.read_vec(self.postings_at + first * 4, n * 4)?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    }
+
+    /// The ordinals of records carrying `term`, ascending (empty if none).
+    pub(crate) fn postings(&self, kind: Kind, term: &str) -> Result<Vec<u32>> {
+        match self.find(kind, term)? {
+            Some(e) => self.postings_of(e.first, e.n),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The greatest ordinal of a record carrying `term`.
+    pub(crate) fn last_posting(&self, kind: Kind, term: &str) -> Result<Option<u32>> {
+        match self.find(kind, term)? {
+            Some(e) if e.n > 0 => Ok(self.postings_of(e.first + e.n - 1, 1)?.pop()),
+            _ => Ok(None),
+        }
+    }
+
+    /// Every term of `kind` starting with `prefix`, in order, with its postings: the entries
+    /// read in 64 KiB chunks, and the postings of neighbouring terms in one read.
+    pub(crate) fn terms_with_prefix(
+        &self,
+        kind: Kind,
+        prefix: &str,
+    ) -> Result<Vec<(String, Vec<u32>)>> {
+        let start = self.lower_bound(kind, prefix.as_bytes())?;
+        let mut found: Vec<Entry> = Vec::new();
+        let mut chunk = Chunk::default();
+        for i in start..self.terms {
+            let e = self.entry_chunked(i, &mut chunk)?;
+            if e.kind != kind || !e.term.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            found.push(e);
+        }
+        // Postings of neighbouring terms lie side by side: one read per run of them.
+        let mut out = Vec::with_capacity(found.len());
+        let mut k = 0;
+        while k < found.len() {
+            let first = found[k].first;
+            let (mut end, mut j) = (first + found[k].n, k + 1);
+            while j < found.len() && found[j].first == end && (end - first) * 4 < ENTRIES_CHUNK {
+                end += found[j].n;
+                j += 1;
+            }
+            let run = self.postings_of(first, end - first)?;
+            for e in &found[k..j] {
+                let from = (e.first - first) as usize;
+                let term = String::from_utf8(e.term.clone())
+                    .map_err(|_| self.malformed(self.entries_at, "a term is not UTF-8"))?;
+                out.push((term, run[from..from + e.n as usize].to_vec()));
+            }
+            k = j;
+        }
+        Ok(out)
+    }
+
+    /// Every term of `kind`, in order, with how many records carry it (its postings are not
+    /// read): the terms as one text, each with where it ends in it.
+    pub(crate) fn term_counts(&self, kind: Kind) -> Result<(String, Vec<(u32, u32)>)> {
+        let start = self.lower_bound(kind, b"")?;
+        let (mut text, mut ends) = (Vec::new(), Vec::new());
+        let mut chunk = Chunk::default();
+        for i in start..self.terms {
+            let e = self.entry_chunked(i, &mut chunk)?;
+            if e.kind != kind {
+                break;
+            }
+            text.extend_from_slice(&e.term);
+            // Both fit: the entries' and the postings' sections are at most 4 GiB long.
+            ends.push((text.len() as u32, e.n as u32));
+        }
+        let text = String::from_utf8(text)
+            .map_err(|_| self.malformed(self.entries_at, "a term is not UTF-8"))?;
+        Ok((text, ends))
+    }
+
+    /// Entry `i`, read through `chunk` (entries are read in order, so most are in it already).
+    fn entry_chunked(&self, i: u64, chunk: &mut Chunk) -> Result<Entry> {
+        let at = self.offsets_at + i * 4;
+        let off = u64::from(self.u32_at(at)?);
+        if off + ENTRY_FIXED > self.entries_len {
+            return Err(self.malformed(at, &format!("term {i} is malformed")));
+        }
+        let end = self.entries_at + self.entries_len;
+        let e = self.entries_at + off;
+        let head = chunk.get(self, e, 3, end)?;
+        let len = u64::from(u16::from_le_bytes([head[1], head[2]]));
+        let kind = Kind::from_u8(head[0])
+            .ok_or_else(|| self.malformed(e, &format!("term {i} is malformed")))?;
+        if e + ENTRY_FIXED + len > end {
+            return Err(self.malformed(e, &format!("term {i} is malformed")));
+        }
+        let b = chunk.get(self, e, (ENTRY_FIXED + len) as usize, end)?;
+        let (term, tail) = b[3..].split_at(len as usize);
+        let first = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+        let n = u64::from(u32::from_le_bytes([tail[4], tail[5], tail[6], tail[7]]));
+        if first + n > self.postings_len {
+            return Err(self.malformed(e, &format!("term {i} is malformed")));
+        }
+        Ok(Entry {
+            kind,
+            term: term.to_vec(),
+            first,
+            n,
+        })
+    }
+
+    /// The least and greatest event id of the segment, if it holds any.
+    pub(crate) fn id_range(&self) -> Result<Option<(Box<str>, Box<str>)>> {
+        let first = self.lower_bound(Kind::Id, b"")?;
+        let end = self.lower_bound(Kind::Key, b"")?;
+        let Some(last) = end.checked_sub(1).filter(|&l| l >= first) else {
+            return Ok(None);
+        };
+        let id = |i: u64| -> Result<Option<Box<str>>> {
+            let e = self.entry(i)?;
+            Ok((e.kind == Kind::Id)
+                .then(|| std::str::from_utf8(&e.term).ok().map(Box::from))
+                .flatten())
+        };
+        Ok(match (id(first)?, id(last)?) {
+            (Some(a), Some(b)) => Some((a, b)),
+            _ => None,
+        })
+    }
+
+    /// Where each of the records `ords` (ascending) starts and how long it is; the last record
+    /// ends at `end`. Positions are read 4 KiB at a time, so that a read of many records of a
+    /// segment reads each part of the table once. Records whose positions do not add up are
+    /// left out, as an index in memory leaves them out.
+    pub(crate) fn extents(
+        &self,
+        ords: impl Iterator<Item = u32>,
+        end: u64,
+    ) -> Result<Vec<(u64, u32)>> {
+        let mut out = Vec::new();
+        // Positions `from..from + buf.len() / 4`.
+        let (mut from, mut buf) = (0u64, Vec::<u8>::new());
+        let position = |o: u64, from: &mut u64, buf: &mut Vec<u8>| -> Result<Option<u64>> {
+            if o >= self.count {
+                return Ok(None);
+            }
+            if o < *from || o >= *from + buf.len() as u64 / 4 {
+                let n = POSITIONS_AT_ONCE.min(self.count - o);
+                *buf = self.read_vec(HEADER as u64 + o * 4, n * 4)?;
+                *from = o;
+            }
+            let i = ((o - *from) * 4) as usize;
+            Ok(Some(u64::from(u32::from_le_bytes([
+                buf[i],
+                buf[i + 1],
+                buf[i + 2],
+                buf[i + 3],
+            ]))))
+        };
+        for o in ords {
+            let o = u64::from(o);
+            let Some(at) = position(o, &mut from, &mut buf)? else {
+                continue;
+            };
+            let next = position(o + 1, &mut from, &mut buf)?.unwrap_or(end);
+            if let Some(len) = next.checked_sub(at).and_then(|l| u32::try_from(l).ok()) {
+                out.push((at, len));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A window of a sidecar's bytes, for reading a section in order.
+#[derive(Default)]
+struct Chunk {
+    at: u64,
+    buf: Vec<u8>,
+}
+
+impl Chunk {
+    /// The `len` bytes at `at`, reading up to 64 KiB (never past `limit`) when they are not here.
+    fn get(&mut self, ix: &SealedIndex, at: u64, len: usize, limit: u64) -> Result<&[u8]> {
+        let here = at >= self.at && at + len as u64 <= self.at + self.buf.len() as u64;
+        if !here {
+            let want = (len as u64)
+                .max(ENTRIES_CHUNK)
+                .min(limit.saturating_sub(at));
+            if want < len as u64 {
+                return Err(ix.malformed(at, "an entry runs past its section"));
+            }
+            self.buf = ix.read_vec(at, want)?;
+            self.at = at;
+        }
+        let s = (at - self.at) as usize;
+        Ok(&self.buf[s..s + len])
+    }
+}
+
+/// `pread` of exactly `buf.len()` bytes; `UnexpectedEof` if the file ends first.
+fn read_file(file: &dyn StorageFile, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], at + done as u64)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => done += n,
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::{IndexFile, MemIndex, Terms};
+
+    fn sample(n: u64) -> MemIndex {
+        let mut m = MemIndex::default();
+        for i in 0..n {
+            m.add(
+                100 + i * 40,
+                1_000 + i as i64 / 3,
+                &Terms {
+                    stream: format!("s{}", i % 7),
+                    event_type: format!("T{}", i % 3),
+                    id: format!("id-{i:06}"),
+                    tags: vec![format!("k={}", i % 2), format!("long-{}", "x".repeat(90))],
+                    key: i.is_multiple_of(10).then(|| format!("key-{i}")),
+                    ..Terms::default()
+                }
+                .borrowed(),
+            );
+        }
+        m
+    }
+
+    /// The same sidecar read by `pread` from a file, from memory, and through `IndexFile`.
+    fn three(n: u64) -> (SealedIndex, SealedIndex, IndexFile, tempfile::TempDir) {
+        let bytes = sample(n).encode(7, 100 + n * 40);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.idx");
+        std::fs::write(&path, &bytes).unwrap();
+        let file = crate::storage::Storage::open(&crate::storage::OsStorage, &path, false).unwrap();
+        let len = 100 + n * 40;
+        let by_reads = SealedIndex::open(file, &path, 7, Some(len)).unwrap();
+        let mapped = Arc::new(Mapped::Bytes(bytes));
+        let in_memory = SealedIndex::in_memory(Arc::clone(&mapped), &path, 7, len).unwrap();
+        let whole = IndexFile::open(mapped, 7, Some(len)).unwrap();
+        (by_reads, in_memory, whole, dir)
+    }
+
+    #[test]
+    fn every_lookup_answers_as_the_whole_file_does() {
+        for n in [0, 1, 3, 2_500] {
+            let (a, b, f, _dir) = three(n);
+            for ix in [&a, &b] {
+                assert_eq!(ix.count, f.count);
+                for ord in (0..n as u32 + 2).step_by(7) {
+                    assert_eq!(ix.position(ord).unwrap(), f.position(ord), "{n} {ord}");
+                    assert_eq!(ix.time(ord).unwrap(), f.time(ord), "{n} {ord}");
+                }
+                for t in [0, 1_000, 1_001, 1_300, 1_833, 99_999] {
+                    assert_eq!(ix.first_at_or_after(t).unwrap(), f.first_at_or_after(t));
+                }
+                for kind in Kind::ALL {
+                    let (text, ends) = ix.term_counts(kind).unwrap();
+                    let mut from = 0;
+                    let got: Vec<(&str, usize)> = ends
+                        .iter()
+                        .map(|&(end, count)| {
+                            let t = &text[from..end as usize];
+                            from = end as usize;
+                            (t, count as usize)
+                        })
+                        .collect();
+                    let want: Vec<(&str, usize)> = f
+                        .terms_with_prefix(kind, "")
+                        .map(|(t, p)| (t, p.len()))
+                        .collect();
+                    assert_eq!(got, want, "{n} {kind:?}");
+                    for prefix in ["", "s", "k=", "long", "id-0000", "T2", "zz"] {
+                        let got = ix.terms_with_prefix(kind, prefix).unwrap();
+                        let want: Vec<(String, Vec<u32>)> = f
+                            .terms_with_prefix(kind, prefix)
+                            .map(|(t, p)| (t.to_owned(), p.iter().collect()))
+                            .collect();
+                        assert_eq!(got, want, "{n} {kind:?} {prefix}");
+                        for (t, p) in &want {
+                            assert_eq!(&ix.postings(kind, t).unwrap(), p);
+                            assert_eq!(ix.last_posting(kind, t).unwrap(), p.last().copied());
+                        }
+                    }
+                    assert!(ix.postings(kind, "absent").unwrap().is_empty());
+                    assert_eq!(ix.last_posting(kind, "absent").unwrap(), None);
+                }
+                assert_eq!(ix.id_range().unwrap(), f.id_range());
+                let ords: Vec<u32> = (0..n as u32).step_by(3).chain([n as u32 + 5]).collect();
+                let end = 100 + n * 40;
+                let want: Vec<(u64, u32)> = ords
+                    .iter()
+                    .filter_map(|&o| {
+                        let at = u64::from(f.position(o)?);
+                        let next = f.position(o + 1).map_or(end, u64::from);
+                        Some((at, (next - at) as u32))
+                    })
+                    .collect();
+                assert_eq!(ix.extents(ords.into_iter(), end).unwrap(), want);
+            }
+        }
+    }
+
+    #[test]
+    fn a_sidecar_cut_short_after_its_check_is_an_error_not_an_answer() {
+        let (_, _, _, dir) = three(500);
+        let path = dir.path().join("x.idx");
+        let file = crate::storage::Storage::open(&crate::storage::OsStorage, &path, false).unwrap();
+        let ix = SealedIndex::open(file, &path, 7, Some(100 + 500 * 40)).unwrap();
+        let cut = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        cut.set_len(HEADER as u64 + 100).unwrap();
+        let err = ix.postings(Kind::Stream, "s1").unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+        assert!(ix.extents([400].into_iter(), 0).is_err());
+        assert!(ix.terms_with_prefix(Kind::Type, "").is_err());
+    }
+}
