@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::error::{Error, Result};
 use crate::index::{IndexFile, MemIndex};
-use crate::sealed_index::SealedIndex;
+use crate::sealed_index::{Samples, SealedIndex};
 use crate::segment::{Lines, ScanEnd, SegmentData};
 use crate::storage::{Storage, StorageFile};
 
@@ -84,6 +84,17 @@ pub(crate) struct Sealed {
     /// The least and greatest event id in the segment (`None`: it holds none), read from the
     /// sidecar by the first id lookup and kept after the map is dropped.
     id_range: OnceLock<Option<(Box<str>, Box<str>)>>,
+    /// The sidecar's sample of terms, read by the first lookup and kept when the files are
+    /// closed: an evicted segment's next lookup would otherwise read it again.
+    sample: Samples,
+}
+
+/// Why a sealed segment's sidecar was not used.
+enum Unusable {
+    /// Missing, or failing its checks: rebuilt from the segment.
+    Rebuild,
+    /// It could not be opened for a reason that says nothing about it: the lookup fails.
+    Failed(Error),
 }
 
 impl Sealed {
@@ -120,6 +131,7 @@ impl Sealed {
             checked: AtomicBool::new(true),
             slot: Mutex::new(None),
             id_range: OnceLock::new(),
+            sample: Samples::default(),
         })
     }
 
@@ -146,6 +158,7 @@ impl Sealed {
             checked: AtomicBool::new(false),
             slot: Mutex::new(None),
             id_range: OnceLock::new(),
+            sample: Samples::default(),
         })
     }
 
@@ -230,37 +243,40 @@ impl Sealed {
     }
 
     /// Opens the sidecar, checking it in full the first time; rebuilds one that is missing or
-    /// fails its checks (from `segment`, the segment's file).
+    /// fails its checks (from `segment`, the segment's file). An error opening it that says
+    /// nothing about the file (out of descriptors, no permission) is passed on: rebuilding
+    /// would scan the whole segment only to fail writing the sidecar the same way.
     fn map_index(&self, segment: &Arc<dyn StorageFile>) -> Result<Arc<SealedIndex>> {
         let path = crate::segment::index_path(&self.dir, self.base);
         match self.open_index(&path) {
             Ok(ix) => Ok(ix),
-            // Why it failed does not matter: the rebuild checks every record.
-            Err(_) => self.rebuild(segment),
+            Err(Unusable::Failed(e)) => Err(e),
+            // Why it is unusable does not matter: the rebuild checks every record.
+            Err(Unusable::Rebuild) => self.rebuild(segment),
         }
     }
 
     /// The sidecar, if it is sound and describes this segment as the store knows it.
-    fn open_index(&self, path: &Path) -> std::result::Result<Arc<SealedIndex>, String> {
-        let file = self
-            .storage
-            .open(path, false)
-            .map_err(|e| format!("cannot be opened: {e}"))?;
-        if !self.checked.load(Ordering::Acquire)
-            && let Err(reason) =
-                crate::sidecar::check_by_reads(file.as_ref(), self.base, Some(self.len))
-        {
-            // A layout this crate does not write but the whole-file check accepts.
-            let bytes = self.storage.read(path).map_err(|e| e.to_string())?;
-            let bytes = Arc::new(crate::storage::Mapped::Bytes(bytes));
-            IndexFile::open(bytes, self.base, Some(self.len)).map_err(|_| reason)?;
+    fn open_index(&self, path: &Path) -> std::result::Result<Arc<SealedIndex>, Unusable> {
+        let file = match self.storage.open(path, false) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Unusable::Rebuild);
+            }
+            Err(e) => return Err(Unusable::Failed(Error::io("open", path, e))),
+        };
+        // A sidecar this crate wrote passes the check by reads; anything else is rebuilt (never
+        // read whole into memory to look again: its length is whatever the file says).
+        if !self.checked.load(Ordering::Acquire) {
+            crate::sidecar::check_by_reads(file.as_ref(), self.base, Some(self.len))
+                .map_err(|_| Unusable::Rebuild)?;
         }
-        let ix = SealedIndex::open(file, path, self.base, Some(self.len))?;
+        let ix = SealedIndex::open(file, path, self.base, Some(self.len))
+            .map_err(|_| Unusable::Rebuild)?
+            .sharing(&self.sample);
+        // Not the events the store counted for the segment.
         if ix.count != self.summary.count {
-            return Err(format!(
-                "it holds {} events, not {}",
-                ix.count, self.summary.count
-            ));
+            return Err(Unusable::Rebuild);
         }
         self.checked.store(true, Ordering::Release);
         Ok(Arc::new(ix))
@@ -337,6 +353,7 @@ impl Sealed {
                 .open(&path, false)
                 .ok()
                 .and_then(|f| SealedIndex::open(f, &path, self.base, Some(self.len)).ok())
+                .map(|ix| ix.sharing(&self.sample))
         };
         let ix = match ix {
             Some(ix) => Arc::new(ix),

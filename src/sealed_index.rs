@@ -56,14 +56,21 @@ pub(crate) struct SealedIndex {
     postings_at: u64,
     postings_len: u64,
     /// Every [`TAIL`]th term, read by the first lookup: a lookup then reads two spans of the
-    /// file instead of searching it step by step.
-    sample: OnceLock<Sample>,
+    /// file instead of searching it step by step. Shared with the segment ([`Samples`]), so
+    /// that closing its files (the cache of open segments) does not throw it away.
+    sample: Samples,
 }
+
+/// A segment's sample of terms, kept by the segment across its files being closed and opened
+/// again: rebuilding it costs a `pread` per sampled term. A sidecar is a function of its
+/// segment's records, so one rebuilt or rewritten has the same terms, and the sample stays
+/// true of it.
+pub(crate) type Samples = Arc<OnceLock<Sample>>;
 
 /// Terms `0, TAIL, 2 * TAIL, ...` of a sidecar, in order, as one arena (about 20 KB for a
 /// 64 MiB segment's sidecar of 250,000 terms).
 #[derive(Default)]
-struct Sample {
+pub(crate) struct Sample {
     kinds: Vec<u8>,
     ends: Vec<u32>,
     text: Vec<u8>,
@@ -140,8 +147,14 @@ impl SealedIndex {
             entries_len: h.entries_len,
             postings_at: h.postings_at(),
             postings_len: h.postings_len,
-            sample: OnceLock::new(),
+            sample: Samples::default(),
         }
+    }
+
+    /// This index, keeping its sample of terms in `sample` (the segment's).
+    pub(crate) fn sharing(mut self, sample: &Samples) -> SealedIndex {
+        self.sample = Arc::clone(sample);
+        self
     }
 
     /// The sample of terms, read now if it is not yet.

@@ -26,6 +26,22 @@ fn maps_of(dir: &Path) -> usize {
     maps.lines().filter(|l| l.contains(dir)).count()
 }
 
+/// How many files under `dir` this process holds open: sealed segments are read, not mapped,
+/// so the bound on them is one of descriptors (two per open sealed segment).
+#[cfg(target_os = "linux")]
+fn files_open_in(dir: &Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .count()
+}
+
+/// Files a store holds open besides its sealed segments: the directory and its lock, the
+/// active segment, its checkpoint, `HEAD`, and one spare.
+#[cfg(target_os = "linux")]
+const OTHER_FILES: usize = 6;
+
 /// 40 streams over 30 segments, with ids of our own.
 fn build(dir: &Path) -> Store {
     let store = open(dir);
@@ -85,6 +101,12 @@ fn reads_queries_and_lookups_work_with_few_segments_mapped() {
         "{} maps of the store's files",
         maps_of(dir.path())
     );
+    #[cfg(target_os = "linux")]
+    assert!(
+        files_open_in(dir.path()) <= 2 * MAPPED + OTHER_FILES,
+        "{} of the store's files open",
+        files_open_in(dir.path())
+    );
     // A retry of an old append is still recognised (its id lies in an unmapped segment).
     let retry = store
         .append(
@@ -103,6 +125,8 @@ fn reads_queries_and_lookups_work_with_few_segments_mapped() {
     check(&store);
     #[cfg(target_os = "linux")]
     assert!(maps_of(dir.path()) <= 2 * MAPPED + 1);
+    #[cfg(target_os = "linux")]
+    assert!(files_open_in(dir.path()) <= 2 * MAPPED + OTHER_FILES);
     let reader = OpenOptions::new()
         .read_only(true)
         .max_mapped_segments(MAPPED)
