@@ -20,8 +20,8 @@ use serde_json::{Map, Value};
 use crate::event::RecordedEvent;
 use crate::time::parse_rfc3339;
 
-/// Values with this many opening brackets or more are left to serde_json in the whole record:
-/// it allows 127 levels of nesting there, fewer than in a value alone.
+/// Values that may nest this deep are left to serde_json in the whole record: it allows 127
+/// levels of nesting there, fewer than in a value alone.
 const MAX_OPENERS: usize = 100;
 
 /// A position in a record's body (the line without its crc member).
@@ -222,14 +222,13 @@ impl<'a> Walk<'a> {
         let mut de = serde_json::Deserializer::from_str(rest);
         let raw = <&RawValue as serde::Deserialize>::deserialize(&mut de).ok()?;
         // Inside a record serde_json allows two levels less than for the value alone (the
-        // record and the metadata object hold it): leave anything near that to it. An opening
-        // bracket inside a string counts too, which only sends more values to serde_json.
-        let openers = raw
-            .get()
-            .bytes()
-            .filter(|&b| b == b'[' || b == b'{')
-            .count();
-        if raw.get().as_ptr() != rest.as_ptr() || openers >= MAX_OPENERS {
+        // record and the metadata object hold it): leave anything near that to it. Each level
+        // takes two brackets, so a short value is shallow; in a long one an opening bracket
+        // inside a string counts too, which only sends more values to serde_json.
+        let json = raw.get();
+        let deep = json.len() >= 2 * MAX_OPENERS
+            && json.bytes().filter(|&b| b == b'[' || b == b'{').count() >= MAX_OPENERS;
+        if json.as_ptr() != rest.as_ptr() || deep {
             return None;
         }
         self.at += raw.get().len();
