@@ -14,11 +14,13 @@
 //! by serde_json with its message. Bytes are hostile here even under a good CRC: the scanner
 //! checks the JSON grammar of everything it passes over and never panics.
 
+use std::cell::Cell;
+
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::event::RecordedEvent;
-use crate::time::parse_rfc3339;
+use crate::time::{Micros, parse_rfc3339};
 
 /// Values that may nest this deep are left to serde_json in the whole record: it allows 127
 /// levels of nesting there, fewer than in a value alone.
@@ -55,7 +57,7 @@ pub(super) fn event(text: &str, body_end: usize) -> Option<RecordedEvent> {
     if escaped {
         return None;
     }
-    let time = parse_rfc3339(time)?;
+    let time = parse_time(time)?;
     w.literal(b",\"data\":")?;
     let data = w.raw_value()?.to_owned();
     w.literal(b",\"meta\":{")?;
@@ -107,6 +109,43 @@ pub(super) fn event(text: &str, body_end: usize) -> Option<RecordedEvent> {
         meta,
         tags,
     })
+}
+
+thread_local! {
+    /// The last minute [`parse_time`] parsed, as text and in microseconds: records written
+    /// close together share it.
+    static MINUTE: Cell<Option<([u8; 16], i64)>> = const { Cell::new(None) };
+}
+
+/// A record's time, as [`parse_rfc3339`] reads it. The form the writer uses
+/// (`2026-11-22T21:31:12.123456Z`) is read from its seconds and fraction once its minute is
+/// known, the minute parsed only when it differs from the last one; any other form (a leap
+/// second, an offset) goes to [`parse_rfc3339`] whole.
+fn parse_time(s: &str) -> Option<Micros> {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| -> Option<i64> {
+        b.get(r)?.iter().try_fold(0i64, |v, &c| {
+            c.is_ascii_digit().then(|| v * 10 + i64::from(c - b'0'))
+        })
+    };
+    let (Some(second), Some(frac)) = (digits(17..19), digits(20..26)) else {
+        return parse_rfc3339(s);
+    };
+    if b.len() != 27 || b[16] != b':' || b[19] != b'.' || b[26] != b'Z' || second > 59 {
+        return parse_rfc3339(s);
+    }
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&b[..16]);
+    let minute = match MINUTE.get() {
+        Some((k, micros)) if k == key => micros,
+        _ => {
+            // `parse_rfc3339` adds seconds and fraction to the minute: this is its value.
+            let micros = parse_rfc3339(&format!("{}:00Z", s.get(..16)?))?;
+            MINUTE.set(Some((key, micros)));
+            micros
+        }
+    };
+    Some(minute + second * 1_000_000 + frac)
 }
 
 /// The high bit of each byte of `word` (read little-endian) that may be a `"`, a `\\` or a
@@ -548,6 +587,49 @@ mod tests {
             assert!(!agrees(&line), "cut at {cut} taken");
             assert!(decode_event(&line).is_err(), "cut at {cut} accepted");
         }
+    }
+
+    #[test]
+    fn times_are_read_as_parse_rfc3339_reads_them() {
+        let mut texts = vec![
+            "2026-11-22T21:31:12.123456Z".to_string(),
+            "2026-11-22T21:31:12.123456z".into(),
+            "2026-11-22T21:31:60.123456Z".into(),
+            "2026-11-22T21:31:59.999999Z".into(),
+            "2026-11-22T21:31:12.12345Z".into(),
+            "2026-11-22T21:31:12.1234567Z".into(),
+            "2026-11-22T21:31:12Z".into(),
+            "2026-11-22T21:31:12.123456+01:00".into(),
+            "2026-11-22 21:31:12.123456Z".into(),
+            "2026-11-22T21:31:1a.123456Z".into(),
+            "2026-11-22T21:31:12.12345aZ".into(),
+            "2026-11-22T21:31:12,123456Z".into(),
+            "2026-11-22T21:31-12.123456Z".into(),
+            "2026-02-29T00:00:00.000000Z".into(),
+            "2024-02-29T00:00:00.000000Z".into(),
+            "2026-11-22T24:00:00.000000Z".into(),
+            "2026-11-22T21:61:00.000000Z".into(),
+            "0000-01-01T00:00:00.000000Z".into(),
+            "9999-12-31T23:59:59.999999Z".into(),
+            "1969-12-31T23:59:59.999999Z".into(),
+            "".into(),
+            "2026-11-22T21:31:1".into(),
+        ];
+        // A run of seconds within and across minutes, hours and days, twice over.
+        for round in 0..2 {
+            for s in 0..200 {
+                let t = 1_700_000_000 + s * 37 + round;
+                texts.push(crate::time::format_rfc3339(t * 1_000_000 + s * 7919));
+            }
+        }
+        for t in &texts {
+            // Once after another minute, once right after itself (from the cache).
+            assert_eq!(parse_time(t), parse_rfc3339(t), "{t}");
+            assert_eq!(parse_time(t), parse_rfc3339(t), "{t}");
+        }
+        // A minute in the cache does not vouch for an invalid second of it.
+        assert!(parse_time("2026-11-22T21:31:12.123456Z").is_some());
+        assert_eq!(parse_time("2026-11-22T21:31:99.123456Z"), None);
     }
 
     proptest! {
