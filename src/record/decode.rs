@@ -22,8 +22,8 @@ use serde_json::{Map, Value};
 use crate::event::RecordedEvent;
 use crate::time::{Micros, parse_rfc3339};
 
-/// Values that may nest this deep are left to serde_json in the whole record: it allows 127
-/// levels of nesting there, fewer than in a value alone.
+/// Values that may nest this deep are left to serde_json in the whole record, whose depth limit
+/// counts the record's own levels too (a value alone could nest deeper).
 const MAX_OPENERS: usize = 100;
 
 /// A position in a record's body (the line without its crc member).
@@ -260,8 +260,8 @@ impl<'a> Walk<'a> {
         let rest = self.text.get(self.at..)?;
         let mut de = serde_json::Deserializer::from_str(rest);
         let raw = <&RawValue as serde::Deserialize>::deserialize(&mut de).ok()?;
-        // Inside a record serde_json allows two levels less than for the value alone (the
-        // record and the metadata object hold it): leave anything near that to it. Each level
+        // Inside a record serde_json allows fewer levels than for the value alone (the record
+        // and the metadata object hold it): leave anything near its limit to it. Each level
         // takes two brackets, so a short value is shallow; in a long one an opening bracket
         // inside a string counts too, which only sends more values to serde_json.
         let json = raw.get();
