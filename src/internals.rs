@@ -20,6 +20,13 @@ pub fn decode_record(line: &[u8]) -> Option<RecordedEvent> {
     record::decode_event(line).ok()
 }
 
+/// [`decode_record`] through serde_json alone: the reference the read path's own decoder must
+/// agree with.
+pub fn decode_record_serde(line: &[u8]) -> Option<RecordedEvent> {
+    record::check_frame(line).ok()?;
+    record::decode_event_serde(std::str::from_utf8(line).ok()?).ok()
+}
+
 /// Checks and decodes a segment header line; the base seq if it is a supported header.
 pub fn decode_header(line: &[u8]) -> Option<u64> {
     match record::decode_header(line).ok()? {

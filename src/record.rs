@@ -13,6 +13,8 @@ use serde_json::{Map, Value};
 use crate::event::RecordedEvent;
 use crate::time::{Micros, format_rfc3339, parse_rfc3339};
 
+mod decode;
+
 /// The segment format this build writes and reads.
 pub(crate) const FORMAT_VERSION: u64 = 1;
 
@@ -28,11 +30,18 @@ pub(crate) const LINE_SLACK: usize = 64 * 1024;
 pub(crate) fn seal_line(buf: &mut Vec<u8>, start: usize) {
     let crc = crc32fast::hash(&buf[start..]);
     buf.extend_from_slice(SUFFIX_HEAD);
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for shift in (0..8).rev() {
-        buf.push(HEX[((crc >> (shift * 4)) & 0xf) as usize]);
-    }
+    buf.extend_from_slice(&hex_crc(crc));
     buf.extend_from_slice(b"\"}\n");
+}
+
+/// A CRC as the frame writes it: 8 lowercase hex digits.
+fn hex_crc(crc: u32) -> [u8; 8] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 8];
+    for (i, d) in out.iter_mut().enumerate() {
+        *d = HEX[((crc >> ((7 - i) * 4)) & 0xf) as usize];
+    }
+    out
 }
 
 /// Checks the frame of one line (without its newline): shape of the suffix and the CRC.
@@ -47,19 +56,19 @@ pub(crate) fn check_frame(line: &[u8]) -> Result<(), String> {
     if &suffix[..8] != SUFFIX_HEAD || &suffix[16..] != b"\"}" {
         return Err("line does not end with a crc member".into());
     }
-    let mut stored = 0u32;
-    for &c in &suffix[8..16] {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => return Err("crc member is not 8 lowercase hex digits".into()),
-        };
-        stored = (stored << 4) | u32::from(d);
-    }
     let actual = crc32fast::hash(body);
-    if stored != actual {
+    // Compared as text: writing 8 hex digits is cheaper than parsing them branch by branch.
+    if suffix[8..16] != hex_crc(actual) {
+        let stored = &suffix[8..16];
+        if !stored
+            .iter()
+            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Err("crc member is not 8 lowercase hex digits".into());
+        }
         return Err(format!(
-            "crc mismatch: stored {stored:08x}, computed {actual:08x}"
+            "crc mismatch: stored {}, computed {actual:08x}",
+            String::from_utf8_lossy(stored)
         ));
     }
     Ok(())
@@ -352,8 +361,18 @@ struct RecordOwned<'a> {
 /// Checks the frame and decodes a record line (without its newline) into an event.
 pub(crate) fn decode_event(line: &[u8]) -> Result<RecordedEvent, String> {
     check_frame(line)?;
-    // One UTF-8 check of the whole line, then a parser that does not repeat it per string.
+    // One UTF-8 check of the whole line, then parsers that do not repeat it per string.
     let text = std::str::from_utf8(line).map_err(|e| format!("record is not UTF-8: {e}"))?;
+    // Our own layout, walked directly; anything else is for serde_json to accept or refuse.
+    match decode::event(text, line.len() - SUFFIX_LEN) {
+        Some(event) => Ok(event),
+        None => decode_event_serde(text),
+    }
+}
+
+/// Decodes a record line (UTF-8, its frame checked) with serde_json: what [`decode_event`]
+/// falls back to, and the reference its own decoder is tested against.
+pub(crate) fn decode_event_serde(text: &str) -> Result<RecordedEvent, String> {
     let r: RecordOwned<'_> =
         serde_json::from_str(text).map_err(|e| format!("malformed record: {e}"))?;
     let time = parse_rfc3339(&r.time).ok_or_else(|| format!("bad time `{}`", r.time))?;

@@ -1,0 +1,136 @@
+//! `read_all` and the one-stream read of `benches/query.rs`, timed in CPU time as well as wall
+//! time, eventfile and SQLite alternately: on a machine shared with other work, a criterion
+//! median is the process's share of a core as much as its cost, and CPU time is not.
+//!
+//! Both sides do exactly what `benches/query.rs` has them do (the same data set, the same
+//! `RecordedEvent`s, dropped by `read_all`, collected into a `Vec` by the stream read).
+//!
+//! Run: `cargo bench -p eventfile-bench --bench read_cpu [ROUNDS]` (default 7). Prints each
+//! round, then the medians and the ratios of the medians. `EVENTFILE_BENCH_EVENTS` shrinks the
+//! data set.
+
+mod dataset;
+
+use std::time::{Duration, Instant};
+
+use dataset::*;
+use eventfile::{Read, Store};
+use rusqlite::params;
+
+const SELECT: &str = "SELECT seq, id, stream, version, type, time, data, meta, tags FROM events";
+
+/// Stream reads per timing: one takes about 0.2 ms.
+const STREAM_READS: u32 = 2000;
+
+/// CPU time this thread has run, from `/proc/thread-self/schedstat` (nanoseconds).
+fn cpu() -> Duration {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").expect("schedstat (Linux)");
+    Duration::from_nanos(s.split_whitespace().next().unwrap().parse().unwrap())
+}
+
+/// Wall and CPU time of `f`.
+fn timed(f: impl FnOnce() -> usize) -> (Duration, Duration, usize) {
+    let (w, c) = (Instant::now(), cpu());
+    let n = f();
+    (w.elapsed(), cpu() - c, n)
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let rounds: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(7);
+    let events = dataset::events();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("eventfile");
+    build_eventfile(&dir, events);
+    let db = build_sqlite(&tmp.path().join("events.sqlite"), events);
+    let store = Store::open_read_only(&dir).unwrap();
+    let s = stream(4242);
+    let all_sql = format!("{SELECT} ORDER BY seq");
+    let stream_sql = format!("{SELECT} WHERE stream = ?1 ORDER BY version");
+
+    type Run<'a> = Box<dyn Fn() -> usize + 'a>;
+    let runs: [(&str, Run<'_>); 4] = [
+        (
+            "read_all/eventfile",
+            Box::new(|| {
+                store
+                    .read_all(Read::forward())
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .count()
+            }),
+        ),
+        (
+            "read_all/sqlite",
+            Box::new(|| sqlite_streamed(&db, &all_sql, [])),
+        ),
+        (
+            "read_stream_100/eventfile",
+            Box::new(|| {
+                (0..STREAM_READS)
+                    .map(|_| {
+                        store
+                            .read_stream(&s, Read::forward())
+                            .unwrap()
+                            .map(Result::unwrap)
+                            .collect::<Vec<_>>()
+                            .len()
+                    })
+                    .sum()
+            }),
+        ),
+        (
+            "read_stream_100/sqlite",
+            Box::new(|| {
+                (0..STREAM_READS)
+                    .map(|_| sqlite_events(&db, &stream_sql, params![s]).len())
+                    .sum()
+            }),
+        ),
+    ];
+    let mut wall = vec![Vec::new(); runs.len()];
+    let mut cpus = vec![Vec::new(); runs.len()];
+    // One untimed pass of each, to warm the page cache and the statement cache.
+    for (_, f) in &runs {
+        f();
+    }
+    for round in 0..rounds {
+        for (i, (name, f)) in runs.iter().enumerate() {
+            let (w, c, n) = timed(f);
+            let per = if name.starts_with("read_stream") {
+                STREAM_READS
+            } else {
+                1
+            };
+            eprintln!(
+                "round {round} {name}: {n} events, wall {:?}, cpu {:?} per read",
+                w / per,
+                c / per
+            );
+            wall[i].push(w / per);
+            cpus[i].push(c / per);
+        }
+    }
+    let wall: Vec<Duration> = wall.iter_mut().map(|v| median(v)).collect();
+    let cpus: Vec<Duration> = cpus.iter_mut().map(|v| median(v)).collect();
+    for (i, (name, _)) in runs.iter().enumerate() {
+        println!(
+            "{name}: median wall {:?}, median cpu {:?}",
+            wall[i], cpus[i]
+        );
+    }
+    for (i, what) in [(0, "read_all"), (2, "read_stream_100")] {
+        println!(
+            "{what}: eventfile {:.2}x SQLite in wall time, {:.2}x in CPU time",
+            wall[i + 1].as_secs_f64() / wall[i].as_secs_f64(),
+            cpus[i + 1].as_secs_f64() / cpus[i].as_secs_f64(),
+        );
+    }
+}
