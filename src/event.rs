@@ -548,6 +548,7 @@ pub(crate) fn validate_event_fields(
     if let Some(id) = id {
         validate_id(id)?;
     }
+    check_reserved_keys(meta)?;
     for (key, value) in INDEXED_META_KEYS.iter().zip(indexed_meta(meta)) {
         match value {
             None => {}
@@ -561,6 +562,42 @@ pub(crate) fn validate_event_fields(
         }
     }
     tags.iter().try_for_each(|t| validate_tag(t))
+}
+
+/// The object key serde_json's `Value` parser takes for its own raw-value marker: metadata
+/// holding it at any depth would be written as given but not read back as given (the object
+/// read as the text it holds, or refused), so it is refused when appended.
+const SERDE_RAW_VALUE_KEY: &str = "$serde_json::private::RawValue";
+
+/// Refuses metadata holding [`SERDE_RAW_VALUE_KEY`] as a key anywhere (walked with a stack, not
+/// by recursion: a map built in code may nest deeper than any parser allows).
+fn check_reserved_keys(meta: &Map<String, Value>) -> Result<()> {
+    let mut stack: Vec<&Value> = Vec::new();
+    let mut check = |map: &'_ Map<String, Value>| -> Result<()> {
+        if map.contains_key(SERDE_RAW_VALUE_KEY) {
+            return Err(Error::invalid(
+                "metadata",
+                format!(
+                    "the key `{SERDE_RAW_VALUE_KEY}` is reserved by the JSON parser, which would \
+                     not read it back as written"
+                ),
+            ));
+        }
+        Ok(())
+    };
+    check(meta)?;
+    stack.extend(meta.values().filter(|v| v.is_object() || v.is_array()));
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Object(m) => {
+                check(m)?;
+                stack.extend(m.values().filter(|v| v.is_object() || v.is_array()));
+            }
+            Value::Array(a) => stack.extend(a.iter().filter(|v| v.is_object() || v.is_array())),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The values of [`INDEXED_META_KEYS`] in `meta`, in that order. A small map (events seldom
