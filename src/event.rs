@@ -573,7 +573,7 @@ const SERDE_RAW_VALUE_KEY: &str = "$serde_json::private::RawValue";
 /// by recursion: a map built in code may nest deeper than any parser allows).
 fn check_reserved_keys(meta: &Map<String, Value>) -> Result<()> {
     let mut stack: Vec<&Value> = Vec::new();
-    let mut check = |map: &'_ Map<String, Value>| -> Result<()> {
+    let check = |map: &'_ Map<String, Value>| -> Result<()> {
         if map.contains_key(SERDE_RAW_VALUE_KEY) {
             return Err(Error::invalid(
                 "metadata",
