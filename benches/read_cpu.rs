@@ -5,7 +5,8 @@
 //! Both sides do exactly what `benches/query.rs` has them do (the same data set, the same
 //! `RecordedEvent`s, dropped by `read_all`, collected into a `Vec` by the stream read).
 //!
-//! Run: `cargo bench -p eventfile-bench --bench read_cpu [ROUNDS]` (default 7). Prints each
+//! Run: `[EVENTFILE_BENCH_MAP=1] cargo bench -p eventfile-bench --bench read_cpu [ROUNDS]`
+//! (default 7; with the variable, eventfile's sealed segments are mapped). Prints each
 //! round, then the medians and the ratios of the medians. `EVENTFILE_BENCH_EVENTS` shrinks the
 //! data set.
 
@@ -14,7 +15,7 @@ mod dataset;
 use std::time::{Duration, Instant};
 
 use dataset::*;
-use eventfile::{Read, Store};
+use eventfile::{OpenOptions, Read};
 use rusqlite::params;
 
 const SELECT: &str = "SELECT seq, id, stream, version, type, time, data, meta, tags FROM events";
@@ -50,13 +51,25 @@ fn main() {
     let dir = tmp.path().join("eventfile");
     build_eventfile(&dir, events);
     let db = build_sqlite(&tmp.path().join("events.sqlite"), events);
-    let store = Store::open_read_only(&dir).unwrap();
+    // `EVENTFILE_BENCH_MAP=1`: sealed segments mapped (`OpenOptions::map_sealed_segments`).
+    let map = std::env::var_os("EVENTFILE_BENCH_MAP").is_some_and(|v| v == "1");
+    let store = OpenOptions::new()
+        .read_only(true)
+        .map_sealed_segments(map)
+        .open(&dir)
+        .unwrap();
+    eprintln!("sealed segments {}", if map { "mapped" } else { "read" });
     let s = stream(4242);
     let all_sql = format!("{SELECT} ORDER BY seq");
     let stream_sql = format!("{SELECT} WHERE stream = ?1 ORDER BY version");
 
+    // A different stream for each read (what loading aggregates one after another does; the
+    // reads above repeat one stream, whose pages each side then holds in its own cache).
+    let varied: Vec<String> = (0..u64::from(STREAM_READS))
+        .map(|i| stream(i * 7 + 1))
+        .collect();
     type Run<'a> = Box<dyn Fn() -> usize + 'a>;
-    let runs: [(&str, Run<'_>); 4] = [
+    let runs: [(&str, Run<'_>); 6] = [
         (
             "read_all/eventfile",
             Box::new(|| {
@@ -94,6 +107,31 @@ fn main() {
                     .sum()
             }),
         ),
+        (
+            "read_streams_varied/eventfile",
+            Box::new(|| {
+                varied
+                    .iter()
+                    .map(|s| {
+                        store
+                            .read_stream(s, Read::forward())
+                            .unwrap()
+                            .map(Result::unwrap)
+                            .collect::<Vec<_>>()
+                            .len()
+                    })
+                    .sum()
+            }),
+        ),
+        (
+            "read_streams_varied/sqlite",
+            Box::new(|| {
+                varied
+                    .iter()
+                    .map(|s| sqlite_events(&db, &stream_sql, params![s]).len())
+                    .sum()
+            }),
+        ),
     ];
     let mut wall = vec![Vec::new(); runs.len()];
     let mut cpus = vec![Vec::new(); runs.len()];
@@ -126,7 +164,11 @@ fn main() {
             wall[i], cpus[i]
         );
     }
-    for (i, what) in [(0, "read_all"), (2, "read_stream_100")] {
+    for (i, what) in [
+        (0, "read_all"),
+        (2, "read_stream_100"),
+        (4, "read_streams_varied"),
+    ] {
         println!(
             "{what}: eventfile {:.2}x SQLite in wall time, {:.2}x in CPU time",
             wall[i + 1].as_secs_f64() / wall[i].as_secs_f64(),

@@ -8,6 +8,9 @@
 //! sidecar read the bytes they need (`sealed_index.rs`); reads of records read their runs of
 //! bytes (`segment.rs`, `Lines`).
 //!
+//! [`crate::OpenOptions::map_sealed_segments`] maps both instead, for speed at the price of
+//! that resident memory.
+//!
 //! A store-wide [`MapCache`] keeps at most `max_mapped_segments` sealed segments open (two
 //! files each), and closes the one opened longest ago when another is opened, so that a store
 //! of any number of segments stays within the process's limit on open files. A read that holds
@@ -235,9 +238,19 @@ impl Sealed {
             Some(ix) => Arc::clone(ix),
             None => self.map_index(&file)?,
         };
-        // Read, not mapped: see the module's documentation.
+        // Read, not mapped, unless asked: see the module's documentation.
+        let data = match self.cache.map {
+            true => file.map().map_err(|e| Error::io("map", &self.path, e))?,
+            false => None,
+        };
         Ok(Loaded {
-            data: SegmentData::File(file),
+            data: match data {
+                Some(map) => SegmentData::Active {
+                    map: Arc::new(map),
+                    file,
+                },
+                None => SegmentData::File(file),
+            },
             index,
         })
     }
@@ -271,9 +284,18 @@ impl Sealed {
             crate::sidecar::check_by_reads(file.as_ref(), self.base, Some(self.len))
                 .map_err(|_| Unusable::Rebuild)?;
         }
-        let ix = SealedIndex::open(file, path, self.base, Some(self.len))
-            .map_err(|_| Unusable::Rebuild)?
-            .sharing(&self.sample);
+        let map = match self.cache.map {
+            true => file
+                .map()
+                .map_err(|e| Unusable::Failed(Error::io("map", path, e)))?,
+            false => None,
+        };
+        let ix = match map {
+            Some(m) => SealedIndex::in_memory(Arc::new(m), path, self.base, self.len),
+            None => SealedIndex::open(file, path, self.base, Some(self.len)),
+        }
+        .map_err(|_| Unusable::Rebuild)?
+        .sharing(&self.sample);
         // Not the events the store counted for the segment.
         if ix.count != self.summary.count {
             return Err(Unusable::Rebuild);
@@ -404,6 +426,9 @@ pub(crate) struct MapCache {
     read_only: bool,
     /// The longest record line, for such rebuilds.
     max_line: usize,
+    /// Whether open segments and sidecars are mapped rather than read
+    /// (`OpenOptions::map_sealed_segments`).
+    map: bool,
     /// Loaded segments, oldest load first (entries whose segment is gone are skipped).
     queue: Mutex<VecDeque<Weak<Sealed>>>,
 }
@@ -411,11 +436,12 @@ pub(crate) struct MapCache {
 impl MapCache {
     /// A cache of at most `max` mapped segments, for a store opened `read_only` whose records
     /// are at most `max_line` bytes.
-    pub(crate) fn new(max: usize, read_only: bool, max_line: usize) -> Arc<MapCache> {
+    pub(crate) fn new(max: usize, read_only: bool, max_line: usize, map: bool) -> Arc<MapCache> {
         Arc::new(MapCache {
             max: max.max(1),
             read_only,
             max_line,
+            map,
             queue: Mutex::new(VecDeque::new()),
         })
     }

@@ -212,6 +212,7 @@ impl Store {
             opts.max_mapped_segments,
             opts.read_only,
             config.max_line(),
+            opts.map_sealed,
         ));
         let limit = published_limit(storage.as_ref(), &dir, opts.read_only)?;
         crate::recovery::catch_up(&storage, &dir, &config, opts.read_only, limit, &mut state)?;

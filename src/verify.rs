@@ -309,8 +309,12 @@ impl Verifier {
     /// place, that one also says what the open says.
     fn open_check(&mut self, storage: &Arc<dyn Storage>, dir: &Path, config: &config::StoreConfig) {
         // Few maps: the check visits each segment once.
-        let mut st =
-            crate::state::State::new(crate::sealed::MapCache::new(64, true, config.max_line()));
+        let mut st = crate::state::State::new(crate::sealed::MapCache::new(
+            64,
+            true,
+            config.max_line(),
+            false,
+        ));
         let Err(e) = crate::recovery::catch_up(storage, dir, config, true, u64::MAX, &mut st)
         else {
             return self.summary_check(storage, dir, config, &st);
@@ -349,8 +353,12 @@ impl Verifier {
         if !with.from_summary {
             return;
         }
-        let mut without =
-            crate::state::State::new(crate::sealed::MapCache::new(64, true, config.max_line()));
+        let mut without = crate::state::State::new(crate::sealed::MapCache::new(
+            64,
+            true,
+            config.max_line(),
+            false,
+        ));
         let fresh = crate::recovery::catch_up_with(
             storage,
             dir,

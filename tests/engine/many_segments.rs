@@ -133,6 +133,20 @@ fn reads_queries_and_lookups_work_with_few_segments_mapped() {
         .open(dir.path())
         .unwrap();
     check(&reader);
+    drop(reader);
+    // The same answers with the open segments mapped rather than read, within the same bound.
+    let mapped = OpenOptions::new()
+        .read_only(true)
+        .max_mapped_segments(MAPPED)
+        .map_sealed_segments(true)
+        .open(dir.path())
+        .unwrap();
+    check(&mapped);
+    #[cfg(target_os = "linux")]
+    {
+        let maps = maps_of(dir.path());
+        assert!(maps > 2 && maps <= 2 * MAPPED + 2, "{maps} maps");
+    }
 }
 
 #[test]
