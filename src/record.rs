@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::event::RecordedEvent;
+use crate::event::{RecordedEvent, any_byte_below_or};
 use crate::time::{Micros, format_rfc3339, parse_rfc3339};
 
 mod decode;
@@ -101,29 +101,6 @@ pub(crate) fn str_len_bound(s: &str) -> usize {
 /// Whether serde_json escapes anything in `s`.
 fn needs_escape(s: &str) -> bool {
     any_byte_below_or(s.as_bytes(), 0x20, b'"', b'\\')
-}
-
-/// Whether a byte of `bytes` is below `below` (at most 0x80), or is `a` or `b`: eight bytes at
-/// a time (names and ids are short, and a byte loop over them was 4% of a bulk load).
-pub(crate) fn any_byte_below_or(bytes: &[u8], below: u8, a: u8, b: u8) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    debug_assert!(below <= 0x80);
-    // A byte of `x` is zero: exact for the word as a whole (the borrow only runs past a byte
-    // that is already zero).
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        let low = w.wrapping_sub(ONES * u64::from(below)) & !w & HIGH;
-        if low | zero(w ^ (ONES * u64::from(a))) | zero(w ^ (ONES * u64::from(b))) != 0 {
-            return true;
-        }
-    }
-    chunks
-        .remainder()
-        .iter()
-        .any(|&c| c < below || c == a || c == b)
 }
 
 /// At least the length [`push_meta`] writes for `meta`.

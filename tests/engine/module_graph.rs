@@ -11,6 +11,16 @@ use std::path::Path;
 
 /// Module name → the modules it imports.
 fn graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    // Each file's code without its tests: cut per file, since a module's files are read in
+    // directory order and a cut of their concatenation would drop the files after the first
+    // one with tests (it hid `event.rs` behind `event/json_text.rs`).
+    let code = |path: &Path| -> String {
+        let text = std::fs::read_to_string(path).unwrap();
+        text.split("#[cfg(test)]\nmod tests")
+            .next()
+            .unwrap()
+            .to_owned()
+    };
     let mut texts: BTreeMap<String, String> = BTreeMap::new();
     for entry in std::fs::read_dir(src).unwrap() {
         let path = entry.unwrap().path();
@@ -25,18 +35,17 @@ fn graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
             for sub in std::fs::read_dir(&path).unwrap() {
                 let sub = sub.unwrap().path();
                 if sub.extension().is_some_and(|e| e == "rs") {
-                    text.push_str(&std::fs::read_to_string(sub).unwrap());
+                    text.push_str(&code(&sub));
                 }
             }
         } else if path.extension().is_some_and(|e| e == "rs") {
-            text.push_str(&std::fs::read_to_string(&path).unwrap());
+            text.push_str(&code(&path));
         }
     }
     let names: BTreeSet<String> = texts.keys().cloned().collect();
     texts
         .iter()
-        .map(|(name, text)| {
-            let code = text.split("#[cfg(test)]\nmod tests").next().unwrap();
+        .map(|(name, code)| {
             let deps = imports(code)
                 .into_iter()
                 .filter(|d| d != name && names.contains(d))
