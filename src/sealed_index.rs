@@ -264,16 +264,18 @@ impl SealedIndex {
             return Err(self.malformed(e, &format!("term {i} is malformed")));
         }
         let whole = (3 + len + 8) as usize;
-        let (term, tail) = if whole <= first_read {
-            (
-                buf[3..3 + len as usize].to_vec(),
-                buf[3 + len as usize..whole].to_vec(),
-            )
-        } else {
-            let rest = self.read_vec(e + 3, len + 8)?;
-            let (t, tail) = rest.split_at(len as usize);
-            (t.to_vec(), tail.to_vec())
-        };
+        if whole <= first_read {
+            let (term, tail) = buf[3..whole].split_at(len as usize);
+            return self.entry_of(i, e, kind, term, tail);
+        }
+        let rest = self.read_vec(e + 3, len + 8)?;
+        let (term, tail) = rest.split_at(len as usize);
+        self.entry_of(i, e, kind, term, tail)
+    }
+
+    /// Entry `i` (at `e`) of `kind` and `term`, from the 8 bytes after its term (its first
+    /// posting and their count), which must lie inside the postings.
+    fn entry_of(&self, i: u64, e: u64, kind: Kind, term: &[u8], tail: &[u8]) -> Result<Entry> {
         let first = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
         let n = u64::from(u32::from_le_bytes([tail[4], tail[5], tail[6], tail[7]]));
         if first + n > self.postings_len {
@@ -281,7 +283,7 @@ impl SealedIndex {
         }
         Ok(Entry {
             kind,
-            term,
+            term: term.to_vec(),
             first,
             n,
         })
@@ -467,17 +469,7 @@ impl SealedIndex {
         }
         let b = chunk.get(self, e, (ENTRY_FIXED + len) as usize, end)?;
         let (term, tail) = b[3..].split_at(len as usize);
-        let first = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
-        let n = u64::from(u32::from_le_bytes([tail[4], tail[5], tail[6], tail[7]]));
-        if first + n > self.postings_len {
-            return Err(self.malformed(e, &format!("term {i} is malformed")));
-        }
-        Ok(Entry {
-            kind,
-            term: term.to_vec(),
-            first,
-            n,
-        })
+        self.entry_of(i, e, kind, term, tail)
     }
 
     /// The least and greatest event id of the segment, if it holds any.
