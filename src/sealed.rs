@@ -115,27 +115,15 @@ impl Sealed {
         index: Arc<IndexFile>,
         pinned: bool,
     ) -> Arc<Sealed> {
-        let pinned = match pinned {
-            true => SealedIndex::in_memory(Arc::clone(index.bytes()), &path, base, len)
-                .ok()
-                .map(Arc::new)
-                .map_or_else(OnceLock::new, OnceLock::from),
-            false => OnceLock::new(),
-        };
-        Arc::new(Sealed {
-            base,
-            summary: Summary::of(&index),
-            path,
-            len,
-            dir: dir.to_owned(),
-            storage: Arc::clone(storage),
-            cache: Arc::clone(cache),
-            pinned,
-            checked: AtomicBool::new(true),
-            slot: Mutex::new(None),
-            id_range: OnceLock::new(),
-            sample: Samples::default(),
-        })
+        let sealed = Sealed::lazy(storage, cache, dir, base, path, len, Summary::of(&index));
+        sealed.checked.store(true, Ordering::Release);
+        if pinned
+            && let Ok(ix) =
+                SealedIndex::in_memory(Arc::clone(index.bytes()), &sealed.path, base, len)
+        {
+            let _ = sealed.pinned.set(Arc::new(ix));
+        }
+        sealed
     }
 
     /// A sealed segment known from the store's summary (`summary.rs`): nothing mapped or
