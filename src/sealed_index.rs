@@ -294,20 +294,11 @@ impl SealedIndex {
     /// two reads and searched in memory (two reads instead of about forty).
     fn lower_bound(&self, kind: Kind, term: &[u8]) -> Result<u64> {
         // The answer lies after the last sampled term before the key, up to the next sampled
-        // term.
+        // term, so fewer than `TAIL` entries remain.
         let (mut lo, mut hi) = match self.sample()?.before(kind, term) as u64 {
             0 => return Ok(0),
             j => ((j - 1) * TAIL + 1, (j * TAIL).min(self.terms)),
         };
-        while hi - lo > TAIL {
-            let mid = lo + (hi - lo) / 2;
-            let e = self.entry(mid)?;
-            if (e.kind, e.term.as_slice()) < (kind, term) {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
         if lo == hi {
             return Ok(lo);
         }
