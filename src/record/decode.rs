@@ -140,7 +140,9 @@ fn parse_time(s: &str) -> Option<Micros> {
         Some((k, micros)) if k == key => micros,
         _ => {
             // `parse_rfc3339` adds seconds and fraction to the minute: this is its value.
-            let micros = parse_rfc3339(&format!("{}:00Z", s.get(..16)?))?;
+            let mut whole = *b"YYYY-MM-DDTHH:MM:00Z";
+            whole[..16].copy_from_slice(&key);
+            let micros = parse_rfc3339(std::str::from_utf8(&whole).ok()?)?;
             MINUTE.set(Some((key, micros)));
             micros
         }
