@@ -25,6 +25,12 @@
 //! before: every record read is checked (its CRC, its frame ending where the index says) and
 //! every event checked against what the read asked for.
 //!
+//! Beside the blocks, a [`Memo`] keeps, per sealed sidecar, where a stream's records lie (its
+//! postings turned into extents), so that reading a stream again skips the lookup too. It is
+//! bounded by an eighth of the capacity (16 bytes an extent), keyed by the sidecar's number and
+//! the stream's name, and what it says is checked as an index's answer is: each record read
+//! must frame, pass its CRC and belong to the stream at a version the read wants.
+//!
 //! This module holds bytes and nothing else: it never decides what a read returns.
 
 use std::collections::VecDeque;
@@ -48,6 +54,24 @@ static NEXT_FILE: AtomicU64 = AtomicU64::new(1);
 pub(crate) struct BlockCache {
     capacity: usize,
     inner: Mutex<Blocks>,
+    memo: Mutex<Memo>,
+}
+
+/// Where a record lies in its segment (offset, length with the newline); `(u64::MAX, 0)` for a
+/// posting whose positions did not add up.
+pub(crate) type Extent = (u64, u32);
+
+/// Extents of streams' records per sidecar, oldest first, within a byte bound.
+#[derive(Default)]
+pub(crate) struct Memo {
+    at: foldhash::HashMap<(u64, Box<str>), Arc<[Extent]>>,
+    order: VecDeque<(u64, Box<str>)>,
+    bytes: usize,
+}
+
+/// Bytes a memo entry is counted for.
+fn memo_bytes(stream: &str, extents: &[Extent]) -> usize {
+    64 + stream.len() + std::mem::size_of_val(extents)
 }
 
 type Key = (u64, u64);
@@ -153,7 +177,17 @@ impl BlockCache {
         Arc::new(BlockCache {
             capacity,
             inner: Mutex::new(Blocks::default()),
+            memo: Mutex::new(Memo::default()),
         })
+    }
+
+    fn memo(&self) -> std::sync::MutexGuard<'_, Memo> {
+        self.memo.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bytes the memo may hold: an eighth of the capacity.
+    fn memo_capacity(&self) -> usize {
+        self.capacity / 8
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Blocks> {
@@ -164,6 +198,12 @@ impl BlockCache {
     #[cfg(test)]
     pub(crate) fn bytes(&self) -> usize {
         self.lock().bytes
+    }
+
+    /// Bytes the memo holds now (never more than its bound).
+    #[cfg(test)]
+    pub(crate) fn memo_bytes(&self) -> usize {
+        self.memo().bytes
     }
 }
 
@@ -191,6 +231,42 @@ impl CachedFile {
     /// The same file, read through `cache` under a new number.
     pub(crate) fn recached(&self, cache: &Arc<BlockCache>) -> CachedFile {
         CachedFile::new(Arc::clone(&self.file), self.len, cache)
+    }
+
+    /// The extents remembered for `stream` in this file (a sidecar), if any.
+    pub(crate) fn remembered(&self, stream: &str) -> Option<Arc<[Extent]>> {
+        if self.cache.memo_capacity() == 0 {
+            return None;
+        }
+        // A key borrowed as `(u64, &str)` would need a wrapper type; streams are short.
+        let key = (self.id, Box::<str>::from(stream));
+        self.cache.memo().at.get(&key).cloned()
+    }
+
+    /// Remembers `extents` for `stream` in this file (a sidecar), forgetting the oldest
+    /// entries beyond the bound; one larger than a quarter of the bound is not kept.
+    pub(crate) fn remember(&self, stream: &str, extents: &Arc<[Extent]>) {
+        let cap = self.cache.memo_capacity();
+        let size = memo_bytes(stream, extents);
+        if size > cap / 4 {
+            return;
+        }
+        let key = (self.id, Box::<str>::from(stream));
+        let mut memo = self.cache.memo();
+        if memo.at.contains_key(&key) {
+            return;
+        }
+        while memo.bytes + size > cap {
+            let Some(old) = memo.order.pop_front() else {
+                break;
+            };
+            if let Some(e) = memo.at.remove(&old) {
+                memo.bytes -= memo_bytes(&old.1, &e);
+            }
+        }
+        memo.bytes += size;
+        memo.order.push_back(key.clone());
+        memo.at.insert(key, Arc::clone(extents));
     }
 
     /// Reads exactly `buf.len()` bytes at `at`: from the cache when they are small enough and
@@ -398,6 +474,37 @@ mod tests {
         let before = f.1.load(Ordering::Relaxed);
         hot(&c);
         assert_eq!(f.1.load(Ordering::Relaxed), before);
+    }
+
+    /// The memo keeps a stream's extents per file, within an eighth of the capacity.
+    #[test]
+    fn the_memo_answers_per_file_and_stays_within_its_bound() {
+        let cache = BlockCache::new(64 * 1024); // memo: 8 KiB
+        let (a, b) = (
+            CachedFile::new(file(100), 100, &cache),
+            CachedFile::new(file(100), 100, &cache),
+        );
+        let ext: Arc<[Extent]> = (0..20u64).map(|i| (i * 10, 10)).collect();
+        a.remember("s", &ext);
+        assert_eq!(a.remembered("s").as_deref(), Some(&ext[..]));
+        assert!(b.remembered("s").is_none(), "another file's extents");
+        assert!(a.remembered("t").is_none());
+        for i in 0..1_000 {
+            a.remember(&format!("s{i}"), &ext);
+            assert!(cache.memo_bytes() <= 8 * 1024, "{}", cache.memo_bytes());
+        }
+        assert!(
+            a.remembered("s").is_none(),
+            "the oldest entry was forgotten"
+        );
+        assert_eq!(a.remembered("s999").as_deref(), Some(&ext[..]));
+        // An entry above a quarter of the bound is not kept; no cache keeps nothing.
+        let big: Arc<[Extent]> = (0..200u64).map(|i| (i, 1)).collect();
+        a.remember("big", &big);
+        assert!(a.remembered("big").is_none());
+        let none = CachedFile::new(file(100), 100, &BlockCache::new(0));
+        none.remember("s", &ext);
+        assert!(none.remembered("s").is_none());
     }
 
     #[test]

@@ -330,8 +330,10 @@ impl OpenOptions {
     /// aggregate) reads nothing from the files. Only small reads go through it (lookups in the
     /// sidecars, records read one by one); scans such as `read_all` read around it, and a block
     /// is kept only when it is read a second time, so that reading many streams once each does
-    /// not flush it. The bound holds for the blocks' bytes, store-wide; the tables that find
-    /// them add about 3%. SQLite keeps a page cache (2 MiB by default) for the same reason.
+    /// not flush it. An eighth of the bound keeps, per sealed segment, where the records of the
+    /// streams read lately lie (16 bytes a record), so that a stream read again skips the
+    /// lookup too. The bound holds store-wide; the tables that find the blocks add about 3%.
+    /// SQLite keeps a page cache (2 MiB by default) for the same reason.
     pub fn read_cache_bytes(mut self, bytes: usize) -> OpenOptions {
         self.read_cache_bytes = bytes;
         self

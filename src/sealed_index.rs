@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use crate::block_cache::{BlockCache, CachedFile, read_exact as read_file};
+use crate::block_cache::{BlockCache, CachedFile, Extent, read_exact as read_file};
 use crate::error::{Error, Result};
 use crate::index::{HEADER, Header, Kind};
 use crate::storage::{Mapped, StorageFile};
@@ -524,6 +524,34 @@ impl SealedIndex {
         ords: impl Iterator<Item = u32>,
         end: u64,
     ) -> Result<Vec<(u64, u32)>> {
+        let mut out = self.extents_of_each(ords, end)?;
+        out.retain(|&(at, _)| at != u64::MAX);
+        Ok(out)
+    }
+
+    /// The records of stream `stream`, in version order, as [`SealedIndex::extents`] gives
+    /// them but one per posting (`(u64::MAX, 0)` where positions do not add up), so that a read
+    /// can pick versions by position in the list. Remembered in the block cache's memo: a
+    /// stream read again makes no lookup.
+    pub(crate) fn stream_extents(&self, stream: &str, end: u64) -> Result<Arc<[Extent]>> {
+        let memo = match &self.source {
+            Source::File(f) if end == self.segment_len => Some(f),
+            _ => None,
+        };
+        if let Some(e) = memo.and_then(|f| f.remembered(stream)) {
+            return Ok(e);
+        }
+        let postings = self.postings(Kind::Stream, stream)?;
+        let extents: Arc<[Extent]> = self.extents_of_each(postings.into_iter(), end)?.into();
+        if let Some(f) = memo {
+            f.remember(stream, &extents);
+        }
+        Ok(extents)
+    }
+
+    /// [`SealedIndex::extents`], with `(u64::MAX, 0)` for each record left out (those past
+    /// the end are not listed).
+    fn extents_of_each(&self, ords: impl Iterator<Item = u32>, end: u64) -> Result<Vec<Extent>> {
         let ords: Vec<u64> = ords
             .map(u64::from)
             .take_while(|&o| o < self.count)
@@ -556,8 +584,9 @@ impl SealedIndex {
             for &o in &ords[k..j] {
                 let at = position(o);
                 let next = position(o + 1);
-                if let Some(len) = next.checked_sub(at).and_then(|l| u32::try_from(l).ok()) {
-                    out.push((at, len));
+                match next.checked_sub(at).and_then(|l| u32::try_from(l).ok()) {
+                    Some(len) if at != u64::MAX => out.push((at, len)),
+                    _ => out.push((u64::MAX, 0)),
                 }
             }
             k = j;
@@ -625,7 +654,9 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let file = crate::storage::Storage::open(&crate::storage::OsStorage, &path, false).unwrap();
         let len = 100 + n * 40;
-        let by_reads = SealedIndex::open(file, &path, 7, Some(len)).unwrap();
+        let by_reads = SealedIndex::open(file, &path, 7, Some(len))
+            .unwrap()
+            .caching(&BlockCache::new(1 << 20));
         let mapped = Arc::new(Mapped::Bytes(bytes));
         let in_memory = SealedIndex::in_memory(Arc::clone(&mapped), &path, 7, len).unwrap();
         let whole = IndexFile::open(mapped, 7, Some(len)).unwrap();
@@ -688,6 +719,14 @@ mod tests {
                     })
                     .collect();
                 assert_eq!(ix.extents(ords.into_iter(), end).unwrap(), want);
+                // A stream's extents, asked twice (the second from the memo when cached).
+                for _ in 0..2 {
+                    for s in ["s0", "s3", "s6", "absent"] {
+                        let p: Vec<u32> = f.postings(Kind::Stream, s).iter().collect();
+                        let want = ix.extents(p.into_iter(), end).unwrap();
+                        assert_eq!(&*ix.stream_extents(s, end).unwrap(), &want[..], "{n} {s}");
+                    }
+                }
             }
         }
     }
