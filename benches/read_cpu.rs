@@ -8,7 +8,9 @@
 //! Run: `[EVENTFILE_BENCH_MAP=1] cargo bench -p eventfile-bench --bench read_cpu [ROUNDS]`
 //! (default 7; with the variable, eventfile's sealed segments are mapped). Prints each
 //! round, then the medians and the ratios of the medians. `EVENTFILE_BENCH_EVENTS` shrinks the
-//! data set.
+//! data set. `EVENTFILE_BENCH_DIR=DIR` keeps the two stores in `DIR` (built there once, reused by
+//! later runs, so that two builds can be alternated quickly); `EVENTFILE_BENCH_ONLY=WORD` runs
+//! only the measurements whose name contains `WORD` (e.g. `stream`, for a profile).
 
 mod dataset;
 
@@ -48,9 +50,24 @@ fn main() {
         .unwrap_or(7);
     let events = dataset::events();
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("eventfile");
-    build_eventfile(&dir, events);
-    let db = build_sqlite(&tmp.path().join("events.sqlite"), events);
+    let kept = std::env::var_os("EVENTFILE_BENCH_DIR").map(std::path::PathBuf::from);
+    let root = kept.clone().unwrap_or_else(|| tmp.path().to_owned());
+    let dir = root.join("eventfile");
+    let db_path = root.join("events.sqlite");
+    // A kept store is reused when both sides finished building (the marker is written last).
+    let marker = root.join(format!("built-{events}"));
+    let db = if kept.is_some() && marker.exists() {
+        rusqlite::Connection::open(&db_path).unwrap()
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_file(&db_path);
+        std::fs::create_dir_all(&root).unwrap();
+        build_eventfile(&dir, events);
+        let db = build_sqlite(&db_path, events);
+        std::fs::write(&marker, b"").unwrap();
+        db
+    };
+    let only = std::env::var("EVENTFILE_BENCH_ONLY").unwrap_or_default();
     // `EVENTFILE_BENCH_MAP=1`: sealed segments mapped (`OpenOptions::map_sealed_segments`).
     let map = std::env::var_os("EVENTFILE_BENCH_MAP").is_some_and(|v| v == "1");
     let store = OpenOptions::new()
@@ -136,11 +153,16 @@ fn main() {
     let mut wall = vec![Vec::new(); runs.len()];
     let mut cpus = vec![Vec::new(); runs.len()];
     // One untimed pass of each, to warm the page cache and the statement cache.
-    for (_, f) in &runs {
-        f();
+    for (name, f) in &runs {
+        if name.contains(&*only) {
+            f();
+        }
     }
     for round in 0..rounds {
         for (i, (name, f)) in runs.iter().enumerate() {
+            if !name.contains(&*only) {
+                continue;
+            }
             let (w, c, n) = timed(f);
             let per = if name.starts_with("read_stream") {
                 STREAM_READS
@@ -155,6 +177,9 @@ fn main() {
             wall[i].push(w / per);
             cpus[i].push(c / per);
         }
+    }
+    if !only.is_empty() {
+        return;
     }
     let wall: Vec<Duration> = wall.iter_mut().map(|v| median(v)).collect();
     let cpus: Vec<Duration> = cpus.iter_mut().map(|v| median(v)).collect();

@@ -48,6 +48,7 @@ mod api;
 #[cfg(feature = "async")]
 mod asynchronous;
 pub mod backend;
+mod block_cache;
 mod catalog;
 mod checkpoint;
 mod commit;
@@ -105,8 +106,8 @@ pub use checkpoint::{
     Checkpoint, Checkpoints, FileCheckpoints, MAX_ERROR_BYTES, MemoryCheckpoints,
 };
 pub use config::{
-    DEFAULT_MAX_EVENT_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_SNAPSHOTS_KEPT, Durability,
-    OpenOptions, RetentionPolicy, StoreConfig,
+    DEFAULT_MAX_EVENT_BYTES, DEFAULT_READ_CACHE_BYTES, DEFAULT_SEGMENT_BYTES,
+    DEFAULT_SNAPSHOTS_KEPT, Durability, OpenOptions, RetentionPolicy, StoreConfig,
 };
 pub use deletion::{DELETED, LIFECYCLE_STREAM, TOMBSTONED, TRUNCATED};
 pub use error::{Error, ErrorKind, Result};

@@ -172,9 +172,18 @@ impl Store {
                     let sealed = Arc::clone(sealed);
                     Plan::Lazy(Box::new(move || {
                         let ix = sealed.index()?;
-                        let r = IndexRef::Sealed(&ix);
-                        let p = r.postings(Kind::Stream, &name)?;
-                        offsets(&r, p.into_iter().skip(skip).take(take), end, backward)
+                        let all = ix.stream_extents(&name, end)?;
+                        let mut v: Vec<Extent> = all
+                            .iter()
+                            .skip(skip)
+                            .take(take)
+                            .filter(|&&(at, _)| at != u64::MAX)
+                            .copied()
+                            .collect();
+                        if backward {
+                            v.reverse();
+                        }
+                        Ok(v)
                     }))
                 }
                 None => {

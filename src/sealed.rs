@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
+use crate::block_cache::{BlockCache, CachedFile};
 use crate::error::{Error, Result};
 use crate::index::{IndexFile, MemIndex};
 use crate::sealed_index::{Samples, SealedIndex};
@@ -237,7 +238,7 @@ impl Sealed {
                     map: Arc::new(map),
                     file,
                 },
-                None => SegmentData::File(file),
+                None => SegmentData::Sealed(CachedFile::new(file, self.len, &self.cache.blocks)),
             },
             index,
         })
@@ -283,7 +284,8 @@ impl Sealed {
             None => SealedIndex::open(file, path, self.base, Some(self.len)),
         }
         .map_err(|_| Unusable::Rebuild)?
-        .sharing(&self.sample);
+        .sharing(&self.sample)
+        .caching(&self.cache.blocks);
         // Not the events the store counted for the segment.
         if ix.count != self.summary.count {
             return Err(Unusable::Rebuild);
@@ -363,7 +365,7 @@ impl Sealed {
                 .open(&path, false)
                 .ok()
                 .and_then(|f| SealedIndex::open(f, &path, self.base, Some(self.len)).ok())
-                .map(|ix| ix.sharing(&self.sample))
+                .map(|ix| ix.sharing(&self.sample).caching(&self.cache.blocks))
         };
         let ix = match ix {
             Some(ix) => Arc::new(ix),
@@ -419,18 +421,27 @@ pub(crate) struct MapCache {
     map: bool,
     /// Loaded segments, oldest load first (entries whose segment is gone are skipped).
     queue: Mutex<VecDeque<Weak<Sealed>>>,
+    /// Blocks of the files read by `pread` (`OpenOptions::read_cache_bytes`).
+    blocks: Arc<BlockCache>,
 }
 
 impl MapCache {
-    /// A cache of at most `max` mapped segments, for a store opened `read_only` whose records
-    /// are at most `max_line` bytes.
-    pub(crate) fn new(max: usize, read_only: bool, max_line: usize, map: bool) -> Arc<MapCache> {
+    /// A cache of at most `max` open segments, for a store opened `read_only` whose records
+    /// are at most `max_line` bytes, keeping `cache_bytes` of their blocks.
+    pub(crate) fn new(
+        max: usize,
+        read_only: bool,
+        max_line: usize,
+        map: bool,
+        cache_bytes: usize,
+    ) -> Arc<MapCache> {
         Arc::new(MapCache {
             max: max.max(1),
             read_only,
             max_line,
             map,
             queue: Mutex::new(VecDeque::new()),
+            blocks: BlockCache::new(cache_bytes),
         })
     }
 

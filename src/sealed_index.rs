@@ -17,14 +17,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use crate::block_cache::{BlockCache, CachedFile, Extent, read_exact as read_file};
 use crate::error::{Error, Result};
 use crate::index::{HEADER, Header, Kind};
 use crate::storage::{Mapped, StorageFile};
 
 /// Where the sidecar's bytes come from.
 enum Source {
-    /// The file, read with `pread`.
-    File(Arc<dyn StorageFile>),
+    /// The file, read with `pread`, lookups through the store's block cache.
+    File(CachedFile),
     /// Bytes in memory: an index a read-only handle rebuilt and could not write.
     Bytes(Arc<Mapped>),
 }
@@ -120,6 +121,7 @@ impl SealedIndex {
             read_file(file.as_ref(), &mut head, 0).map_err(|e| format!("cannot be read: {e}"))?;
         }
         let h = Header::parse(&head, len, base, segment_len)?;
+        let file = CachedFile::new(file, len, &BlockCache::new(0));
         Ok(SealedIndex::with(Source::File(file), path, &h))
     }
 
@@ -151,6 +153,14 @@ impl SealedIndex {
         }
     }
 
+    /// This index, its lookups read through `cache` (the store's) rather than none.
+    pub(crate) fn caching(mut self, cache: &Arc<BlockCache>) -> SealedIndex {
+        if let Source::File(f) = &self.source {
+            self.source = Source::File(f.recached(cache));
+        }
+        self
+    }
+
     /// This index, keeping its sample of terms in `sample` (the segment's).
     pub(crate) fn sharing(mut self, sample: &Samples) -> SealedIndex {
         self.sample = Arc::clone(sample);
@@ -164,7 +174,8 @@ impl SealedIndex {
         }
         let mut s = Sample::default();
         for i in (0..self.terms).step_by(TAIL as usize) {
-            let e = self.entry(i)?;
+            // Around the cache: one entry of every 512 would fill it with blocks read once.
+            let e = self.entry_via(i, false)?;
             s.kinds.push(e.kind as u8);
             s.text.extend_from_slice(&e.term);
             s.ends.push(
@@ -179,10 +190,19 @@ impl SealedIndex {
         Error::corrupt(&self.path, at, format!("index sidecar: {what}"))
     }
 
-    /// Reads exactly `buf.len()` bytes at `at`.
+    /// Reads exactly `buf.len()` bytes at `at` (through the block cache).
     fn read(&self, buf: &mut [u8], at: u64) -> Result<()> {
+        self.read_via(buf, at, true)
+    }
+
+    /// Reads exactly `buf.len()` bytes at `at`, through the block cache if `cached`.
+    fn read_via(&self, buf: &mut [u8], at: u64, cached: bool) -> Result<()> {
         match &self.source {
-            Source::File(f) => read_file(f.as_ref(), buf, at).map_err(|e| match e.kind() {
+            Source::File(f) => match cached {
+                true => f.read_exact_at(buf, at),
+                false => read_file(f.file.as_ref(), buf, at),
+            }
+            .map_err(|e| match e.kind() {
                 std::io::ErrorKind::UnexpectedEof => {
                     self.malformed(at, "shorter than its header says")
                 }
@@ -207,8 +227,12 @@ impl SealedIndex {
     }
 
     fn u32_at(&self, at: u64) -> Result<u32> {
+        self.u32_via(at, true)
+    }
+
+    fn u32_via(&self, at: u64, cached: bool) -> Result<u32> {
         let mut b = [0u8; 4];
-        self.read(&mut b, at)?;
+        self.read_via(&mut b, at, cached)?;
         Ok(u32::from_le_bytes(b))
     }
 
@@ -246,8 +270,13 @@ impl SealedIndex {
 
     /// The entry of term `i`.
     fn entry(&self, i: u64) -> Result<Entry> {
+        self.entry_via(i, true)
+    }
+
+    /// The entry of term `i`, read through the block cache if `cached`.
+    fn entry_via(&self, i: u64, cached: bool) -> Result<Entry> {
         let at = self.offsets_at + i * 4;
-        let off = u64::from(self.u32_at(at)?);
+        let off = u64::from(self.u32_via(at, cached)?);
         let end = self.entries_at + self.entries_len;
         let e = self.entries_at + off;
         if off + ENTRY_FIXED > self.entries_len {
@@ -256,7 +285,7 @@ impl SealedIndex {
         // The fixed fields and, usually, the whole term in one read.
         let mut buf = [0u8; ENTRY_GUESS + ENTRY_FIXED as usize];
         let first_read = ((end - e) as usize).min(buf.len());
-        self.read(&mut buf[..first_read], e)?;
+        self.read_via(&mut buf[..first_read], e, cached)?;
         let kind = Kind::from_u8(buf[0])
             .ok_or_else(|| self.malformed(e, &format!("term {i} is malformed")))?;
         let len = u64::from(u16::from_le_bytes([buf[1], buf[2]]));
@@ -483,43 +512,84 @@ impl SealedIndex {
     }
 
     /// Where each of the records `ords` (ascending) starts and how long it is; the last record
-    /// ends at `end`. Positions are read 4 KiB at a time, so that a read of many records of a
-    /// segment reads each part of the table once. Records whose positions do not add up are
-    /// left out, as an index in memory leaves them out.
+    /// ends at `end`. Records whose positions do not add up are left out, as an index in memory
+    /// leaves them out.
+    ///
+    /// The positions of neighbouring wanted records are read together, up to 4 KiB at a time,
+    /// so that a read of many records of a segment reads each part of the table once, and
+    /// around the block cache; a record alone (a stream's events are spread over the log) reads
+    /// its position and the next through the cache.
     pub(crate) fn extents(
         &self,
         ords: impl Iterator<Item = u32>,
         end: u64,
     ) -> Result<Vec<(u64, u32)>> {
-        let mut out = Vec::new();
-        // Positions `from..from + buf.len() / 4`.
-        let (mut from, mut buf) = (0u64, Vec::<u8>::new());
-        let position = |o: u64, from: &mut u64, buf: &mut Vec<u8>| -> Result<Option<u64>> {
-            if o >= self.count {
-                return Ok(None);
-            }
-            if o < *from || o >= *from + buf.len() as u64 / 4 {
-                let n = POSITIONS_AT_ONCE.min(self.count - o);
-                *buf = self.read_vec(HEADER as u64 + o * 4, n * 4)?;
-                *from = o;
-            }
-            let i = ((o - *from) * 4) as usize;
-            Ok(Some(u64::from(u32::from_le_bytes([
-                buf[i],
-                buf[i + 1],
-                buf[i + 2],
-                buf[i + 3],
-            ]))))
+        let mut out = self.extents_of_each(ords, end)?;
+        out.retain(|&(at, _)| at != u64::MAX);
+        Ok(out)
+    }
+
+    /// The records of stream `stream`, in version order, as [`SealedIndex::extents`] gives
+    /// them but one per posting (`(u64::MAX, 0)` where positions do not add up), so that a read
+    /// can pick versions by position in the list. Remembered in the block cache's memo: a
+    /// stream read again makes no lookup.
+    pub(crate) fn stream_extents(&self, stream: &str, end: u64) -> Result<Arc<[Extent]>> {
+        let memo = match &self.source {
+            Source::File(f) if end == self.segment_len => Some(f),
+            _ => None,
         };
-        for o in ords {
-            let o = u64::from(o);
-            let Some(at) = position(o, &mut from, &mut buf)? else {
-                continue;
-            };
-            let next = position(o + 1, &mut from, &mut buf)?.unwrap_or(end);
-            if let Some(len) = next.checked_sub(at).and_then(|l| u32::try_from(l).ok()) {
-                out.push((at, len));
+        if let Some(e) = memo.and_then(|f| f.remembered(stream)) {
+            return Ok(e);
+        }
+        let postings = self.postings(Kind::Stream, stream)?;
+        let extents: Arc<[Extent]> = self.extents_of_each(postings.into_iter(), end)?.into();
+        if let Some(f) = memo {
+            f.remember(stream, &extents);
+        }
+        Ok(extents)
+    }
+
+    /// [`SealedIndex::extents`], with `(u64::MAX, 0)` for each record left out (those past
+    /// the end are not listed).
+    fn extents_of_each(&self, ords: impl Iterator<Item = u32>, end: u64) -> Result<Vec<Extent>> {
+        let ords: Vec<u64> = ords
+            .map(u64::from)
+            .take_while(|&o| o < self.count)
+            .collect();
+        let mut out = Vec::with_capacity(ords.len());
+        let mut buf = Vec::<u8>::new();
+        let mut k = 0;
+        while k < ords.len() {
+            // Ords k..j, whose positions and the one after the last span at most 4 KiB.
+            let from = ords[k];
+            let mut j = k + 1;
+            while j < ords.len() && ords[j] + 1 - from < POSITIONS_AT_ONCE {
+                j += 1;
             }
+            let upto = (ords[j - 1] + 2).min(self.count);
+            buf.resize(((upto - from) * 4) as usize, 0);
+            self.read_via(&mut buf, HEADER as u64 + from * 4, j - k == 1)?;
+            let position = |o: u64| -> u64 {
+                if o >= upto {
+                    return end;
+                }
+                let i = ((o - from) * 4) as usize;
+                u64::from(u32::from_le_bytes([
+                    buf[i],
+                    buf[i + 1],
+                    buf[i + 2],
+                    buf[i + 3],
+                ]))
+            };
+            for &o in &ords[k..j] {
+                let at = position(o);
+                let next = position(o + 1);
+                match next.checked_sub(at).and_then(|l| u32::try_from(l).ok()) {
+                    Some(len) if at != u64::MAX => out.push((at, len)),
+                    _ => out.push((u64::MAX, 0)),
+                }
+            }
+            k = j;
         }
         Ok(out)
     }
@@ -549,18 +619,6 @@ impl Chunk {
         let s = (at - self.at) as usize;
         Ok(&self.buf[s..s + len])
     }
-}
-
-/// `pread` of exactly `buf.len()` bytes; `UnexpectedEof` if the file ends first.
-fn read_file(file: &dyn StorageFile, buf: &mut [u8], at: u64) -> std::io::Result<()> {
-    let mut done = 0;
-    while done < buf.len() {
-        match file.read_at(&mut buf[done..], at + done as u64)? {
-            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            n => done += n,
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -596,7 +654,9 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let file = crate::storage::Storage::open(&crate::storage::OsStorage, &path, false).unwrap();
         let len = 100 + n * 40;
-        let by_reads = SealedIndex::open(file, &path, 7, Some(len)).unwrap();
+        let by_reads = SealedIndex::open(file, &path, 7, Some(len))
+            .unwrap()
+            .caching(&BlockCache::new(1 << 20));
         let mapped = Arc::new(Mapped::Bytes(bytes));
         let in_memory = SealedIndex::in_memory(Arc::clone(&mapped), &path, 7, len).unwrap();
         let whole = IndexFile::open(mapped, 7, Some(len)).unwrap();
@@ -659,6 +719,14 @@ mod tests {
                     })
                     .collect();
                 assert_eq!(ix.extents(ords.into_iter(), end).unwrap(), want);
+                // A stream's extents, asked twice (the second from the memo when cached).
+                for _ in 0..2 {
+                    for s in ["s0", "s3", "s6", "absent"] {
+                        let p: Vec<u32> = f.postings(Kind::Stream, s).iter().collect();
+                        let want = ix.extents(p.into_iter(), end).unwrap();
+                        assert_eq!(&*ix.stream_extents(s, end).unwrap(), &want[..], "{n} {s}");
+                    }
+                }
             }
         }
     }

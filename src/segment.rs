@@ -9,6 +9,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::block_cache::CachedFile;
 use crate::error::{Error, Result};
 use crate::index::Terms;
 use crate::record::{self, Header, RecordMeta};
@@ -42,6 +43,9 @@ pub(crate) enum SegmentData {
     /// A segment read with `pread`: a sealed one (whose lookups read only what they need,
     /// `sealed.rs`), or the active one.
     File(Arc<dyn StorageFile>),
+    /// A sealed segment as reads see it: small reads (records a stream or a query picks out)
+    /// through the store's block cache, scans around it.
+    Sealed(CachedFile),
     /// The active segment: a map of a prefix of complete batches, `pread` beyond it.
     Active {
         map: Arc<Mapped>,
@@ -54,7 +58,7 @@ impl SegmentData {
     fn mapped(&self) -> &[u8] {
         match self {
             SegmentData::Active { map: m, .. } => m,
-            SegmentData::File(_) => &[],
+            SegmentData::File(_) | SegmentData::Sealed(_) => &[],
         }
     }
 }
@@ -133,6 +137,16 @@ impl Lines {
         let f = match &self.data {
             _ if end <= self.data.mapped().len() as u64 => return Ok(()),
             SegmentData::File(f) | SegmentData::Active { file: f, .. } => f,
+            SegmentData::Sealed(c) => {
+                let end = end.min(self.end);
+                self.buf.resize(end.saturating_sub(start) as usize, 0);
+                if let Err(e) = c.read_exact_at(&mut self.buf, start) {
+                    self.buf.clear();
+                    return Err(e);
+                }
+                self.buf_off = start;
+                return Ok(());
+            }
         };
         let end = end.min(self.end);
         self.buf.resize(end.saturating_sub(start) as usize, 0);

@@ -213,6 +213,7 @@ impl Store {
             opts.read_only,
             config.max_line(),
             opts.map_sealed,
+            opts.read_cache_bytes,
         ));
         let limit = published_limit(storage.as_ref(), &dir, opts.read_only)?;
         crate::recovery::catch_up(&storage, &dir, &config, opts.read_only, limit, &mut state)?;

@@ -24,7 +24,7 @@ pub(crate) fn micros_of(d: std::time::Duration) -> Micros {
 }
 
 // Days from civil date and back: Howard Hinnant's algorithms for the proleptic Gregorian calendar.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -161,7 +161,7 @@ pub fn parse_rfc3339(s: &str) -> Option<Micros> {
     Some(secs * 1_000_000 + frac)
 }
 
-fn days_in_month(y: i64, m: u32) -> u32 {
+pub(crate) fn days_in_month(y: i64, m: u32) -> u32 {
     match m {
         2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
         2 => 28,

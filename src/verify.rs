@@ -314,6 +314,7 @@ impl Verifier {
             true,
             config.max_line(),
             false,
+            0,
         ));
         let Err(e) = crate::recovery::catch_up(storage, dir, config, true, u64::MAX, &mut st)
         else {
@@ -358,6 +359,7 @@ impl Verifier {
             true,
             config.max_line(),
             false,
+            0,
         ));
         let fresh = crate::recovery::catch_up_with(
             storage,

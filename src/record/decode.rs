@@ -20,7 +20,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::event::RecordedEvent;
-use crate::time::{Micros, parse_rfc3339};
+use crate::time::{Micros, days_from_civil, days_in_month, parse_rfc3339};
 
 /// Values that may nest this deep are left to serde_json in the whole record, whose depth limit
 /// counts the record's own levels too (a value alone could nest deeper).
@@ -139,8 +139,27 @@ fn parse_time(s: &str) -> Option<Micros> {
     let minute = match MINUTE.get() {
         Some((k, micros)) if k == key => micros,
         _ => {
-            // `parse_rfc3339` adds seconds and fraction to the minute: this is its value.
-            let micros = parse_rfc3339(&format!("{}:00Z", s.get(..16)?))?;
+            // `parse_rfc3339` adds seconds and fraction to the minute: this is its value, with
+            // its checks of the date and time (a stream's events lie hours apart, so nearly
+            // each of them starts a minute: no text is made to parse).
+            let digit = |i: usize| -> Option<i64> {
+                let c = b[i];
+                c.is_ascii_digit().then(|| i64::from(c - b'0'))
+            };
+            let num = |i: usize, n: usize| -> Option<i64> {
+                (i..i + n).try_fold(0i64, |v, j| Some(v * 10 + digit(j)?))
+            };
+            let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+            let (h, mi) = (num(11, 2)?, num(14, 2)?);
+            let seps = b[4] == b'-' && b[7] == b'-' && b[13] == b':';
+            if !seps || !matches!(b[10], b'T' | b't' | b' ') || h > 23 || mi > 59 {
+                return None;
+            }
+            if !(1..=12).contains(&mo) || d < 1 || d > i64::from(days_in_month(y, mo as u32)) {
+                return None;
+            }
+            let micros =
+                (days_from_civil(y, mo as u32, d as u32) * 86_400 + h * 3600 + mi * 60) * 1_000_000;
             MINUTE.set(Some((key, micros)));
             micros
         }

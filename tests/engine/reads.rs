@@ -244,3 +244,37 @@ fn reads_cross_the_mapped_prefix_of_the_active_segment() {
     assert_eq!(all(&store).len(), 6500);
     assert_gapless(&all(&store));
 }
+
+/// The block cache changes no answer: stream reads, forwards and backwards, read again and
+/// again (so that blocks are kept, then evicted by a cache of a few blocks), give what a store
+/// with no cache gives, and what a filter of the log gives.
+#[test]
+fn reads_through_the_block_cache_answer_as_reads_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(fixture(dir.path()));
+    let open = |bytes: usize| {
+        eventfile::OpenOptions::new()
+            .read_only(true)
+            .read_cache_bytes(bytes)
+            .open(dir.path())
+            .unwrap()
+    };
+    let uncached = open(0);
+    let log = all(&uncached);
+    assert_eq!(log.len(), 300);
+    for bytes in [0, 3 * 4096, eventfile::DEFAULT_READ_CACHE_BYTES] {
+        let store = open(bytes);
+        for round in 0..3 {
+            for s in 0..7 {
+                let name = format!("s{s}");
+                let expect: Vec<_> = log.iter().filter(|e| e.stream == name).cloned().collect();
+                let fwd = stream(&store, &name, Read::forward());
+                assert_eq!(fwd, expect, "cache of {bytes} bytes, round {round}, {name}");
+                let mut bwd = stream(&store, &name, Read::backward());
+                bwd.reverse();
+                assert_eq!(bwd, expect, "cache of {bytes} bytes, round {round}, {name}");
+            }
+            assert_eq!(all(&store), log, "cache of {bytes} bytes, round {round}");
+        }
+    }
+}

@@ -1,0 +1,527 @@
+//! A store-wide cache of 4 KiB blocks of sealed segments and their sidecars, bounded in bytes,
+//! so that reading the same stream again (loading a hot aggregate) makes no system call.
+//!
+//! Sealed files are read with `pread` (issue 16: a map leaves the pages it touches resident).
+//! A stream read then costs a few `pread`s per sealed segment for the term lookup, one per
+//! record position and one per record, each a system call even when the page cache holds the
+//! bytes. SQLite keeps a page cache of its own (2 MiB by default) for the same reason. This is
+//! that cache: small reads of sealed files ([`CachedFile::read_exact_at`]) are served from it.
+//! Scans (a `read_all`, a sidecar's check, a walk of its terms) read around it, so they neither
+//! pay for it nor flush it.
+//!
+//! A block is kept on its second miss, not its first: the first miss reads only the bytes asked
+//! for and remembers the block's key (among as many keys as the cache holds blocks); a miss on a
+//! remembered key reads the blocks the read lies in, in one `pread`, and keeps them. Reading many
+//! different streams once each (every record read once) then leaves the cache to what is read
+//! again: the sidecars' position tables and term directories, which every stream's lookups
+//! share, and the streams read more than once.
+//!
+//! The bound: the blocks' bytes never exceed the capacity
+//! ([`crate::OpenOptions::read_cache_bytes`], default 8 MiB; the tables that find them and the
+//! remembered keys add about 3% to that); a block is evicted by the clock algorithm (a block
+//! read since the hand last passed gets a second chance). Keys are a file's number, taken afresh each time a sealed file is opened, and the
+//! block's index: a sidecar rebuilt or a segment removed gets a new number, so a block can never
+//! be served for another file. What a cache could still get wrong is caught downstream as
+//! before: every record read is checked (its CRC, its frame ending where the index says) and
+//! every event checked against what the read asked for.
+//!
+//! Beside the blocks, a [`Memo`] keeps, per sealed sidecar, where a stream's records lie (its
+//! postings turned into extents), so that reading a stream again skips the lookup too. It is
+//! bounded by an eighth of the capacity (16 bytes an extent), keyed by the sidecar's number and
+//! the stream's name, and what it says is checked as an index's answer is: each record read
+//! must frame, pass its CRC and belong to the stream at a version the read wants.
+//!
+//! This module holds bytes and nothing else: it never decides what a read returns.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::storage::StorageFile;
+
+/// Bytes of a block.
+pub(crate) const BLOCK: u64 = 4096;
+
+/// Reads longer than this go around the cache (scans, and the sidecar walks that read 64 KiB
+/// chunks): they would evict what lookups reuse.
+pub(crate) const MAX_CACHED_READ: usize = 32 * 1024;
+
+/// Numbers files, so that no two opened files share a key.
+static NEXT_FILE: AtomicU64 = AtomicU64::new(1);
+
+/// The cache, shared by a store's sealed segments.
+pub(crate) struct BlockCache {
+    capacity: usize,
+    inner: Mutex<Blocks>,
+    memo: Mutex<Memo>,
+}
+
+/// Where a record lies in its segment (offset, length with the newline); `(u64::MAX, 0)` for a
+/// posting whose positions did not add up.
+pub(crate) type Extent = (u64, u32);
+
+/// Extents of streams' records per sidecar, oldest first, within a byte bound.
+#[derive(Default)]
+pub(crate) struct Memo {
+    at: foldhash::HashMap<(u64, Box<str>), Arc<[Extent]>>,
+    order: VecDeque<(u64, Box<str>)>,
+    bytes: usize,
+}
+
+/// Bytes a memo entry is counted for.
+fn memo_bytes(stream: &str, extents: &[Extent]) -> usize {
+    64 + stream.len() + std::mem::size_of_val(extents)
+}
+
+type Key = (u64, u64);
+
+#[derive(Default)]
+struct Blocks {
+    /// Where each cached block's slot is.
+    at: foldhash::HashMap<Key, usize>,
+    /// Keys of blocks missed once and not kept, oldest first, at most as many as fit.
+    missed: foldhash::HashSet<Key>,
+    missed_order: VecDeque<Key>,
+    slots: Vec<Slot>,
+    /// The clock's hand: the next slot to consider for eviction.
+    hand: usize,
+    /// Bytes held by the slots' blocks.
+    bytes: usize,
+}
+
+struct Slot {
+    key: (u64, u64),
+    data: Box<[u8]>,
+    /// Read since the hand last passed.
+    used: bool,
+}
+
+impl Blocks {
+    /// Copies block `key`'s bytes from `skip` on into `out` (as many as both hold); `None` if it
+    /// is not cached.
+    fn copy(&mut self, key: (u64, u64), skip: usize, out: &mut [u8]) -> Option<usize> {
+        let slot = &mut self.slots[*self.at.get(&key)?];
+        slot.used = true;
+        let src = slot.data.get(skip..)?;
+        let n = src.len().min(out.len());
+        out[..n].copy_from_slice(&src[..n]);
+        Some(n)
+    }
+
+    /// Evicts one block, the clock's choice.
+    fn evict_one(&mut self) {
+        loop {
+            if self.hand >= self.slots.len() {
+                self.hand = 0;
+            }
+            let slot = &mut self.slots[self.hand];
+            if slot.used {
+                slot.used = false;
+                self.hand += 1;
+                continue;
+            }
+            let gone = self.slots.swap_remove(self.hand);
+            self.at.remove(&gone.key);
+            self.bytes -= gone.data.len();
+            if let Some(moved) = self.slots.get(self.hand) {
+                self.at.insert(moved.key, self.hand);
+            }
+            return;
+        }
+    }
+
+    /// Whether block `key` was missed before (then forgotten: it is about to be kept);
+    /// otherwise remembers it, forgetting the oldest key beyond `limit`.
+    fn missed_before(&mut self, key: Key, limit: usize) -> bool {
+        if self.missed.remove(&key) {
+            return true;
+        }
+        self.remember(key, limit);
+        false
+    }
+
+    /// Remembers that block `key` was missed, forgetting the oldest key beyond `limit`.
+    fn remember(&mut self, key: Key, limit: usize) {
+        if limit > 0 && !self.missed.contains(&key) {
+            while self.missed_order.len() >= limit {
+                if let Some(old) = self.missed_order.pop_front() {
+                    self.missed.remove(&old);
+                }
+            }
+            self.missed.insert(key);
+            self.missed_order.push_back(key);
+        }
+    }
+
+    fn insert(&mut self, key: (u64, u64), data: Box<[u8]>, capacity: usize) {
+        if data.len() > capacity || self.at.contains_key(&key) {
+            return;
+        }
+        while self.bytes + data.len() > capacity {
+            self.evict_one();
+        }
+        self.bytes += data.len();
+        self.at.insert(key, self.slots.len());
+        self.slots.push(Slot {
+            key,
+            data,
+            used: false,
+        });
+    }
+}
+
+impl BlockCache {
+    /// A cache of at most `capacity` bytes of blocks (0: none kept).
+    pub(crate) fn new(capacity: usize) -> Arc<BlockCache> {
+        Arc::new(BlockCache {
+            capacity,
+            inner: Mutex::new(Blocks::default()),
+            memo: Mutex::new(Memo::default()),
+        })
+    }
+
+    fn memo(&self) -> std::sync::MutexGuard<'_, Memo> {
+        self.memo.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bytes the memo may hold: an eighth of the capacity.
+    fn memo_capacity(&self) -> usize {
+        self.capacity / 8
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Blocks> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bytes of blocks held now (never more than the capacity).
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// Bytes the memo holds now (never more than its bound).
+    #[cfg(test)]
+    pub(crate) fn memo_bytes(&self) -> usize {
+        self.memo().bytes
+    }
+}
+
+/// An immutable sealed file (a segment or a sidecar) of known length, read through the cache.
+#[derive(Clone)]
+pub(crate) struct CachedFile {
+    pub file: Arc<dyn StorageFile>,
+    /// The file's length when it was opened: blocks are never read past it.
+    len: u64,
+    id: u64,
+    cache: Arc<BlockCache>,
+}
+
+impl CachedFile {
+    /// `file`, `len` bytes long, read through `cache` under a number of its own.
+    pub(crate) fn new(file: Arc<dyn StorageFile>, len: u64, cache: &Arc<BlockCache>) -> Self {
+        CachedFile {
+            file,
+            len,
+            id: NEXT_FILE.fetch_add(1, Ordering::Relaxed),
+            cache: Arc::clone(cache),
+        }
+    }
+
+    /// The same file, read through `cache` under a new number.
+    pub(crate) fn recached(&self, cache: &Arc<BlockCache>) -> CachedFile {
+        CachedFile::new(Arc::clone(&self.file), self.len, cache)
+    }
+
+    /// The extents remembered for `stream` in this file (a sidecar), if any.
+    pub(crate) fn remembered(&self, stream: &str) -> Option<Arc<[Extent]>> {
+        if self.cache.memo_capacity() == 0 {
+            return None;
+        }
+        // A key borrowed as `(u64, &str)` would need a wrapper type; streams are short.
+        let key = (self.id, Box::<str>::from(stream));
+        self.cache.memo().at.get(&key).cloned()
+    }
+
+    /// Remembers `extents` for `stream` in this file (a sidecar), forgetting the oldest
+    /// entries beyond the bound; one larger than a quarter of the bound is not kept.
+    pub(crate) fn remember(&self, stream: &str, extents: &Arc<[Extent]>) {
+        let cap = self.cache.memo_capacity();
+        let size = memo_bytes(stream, extents);
+        if size > cap / 4 {
+            return;
+        }
+        let key = (self.id, Box::<str>::from(stream));
+        let mut memo = self.cache.memo();
+        if memo.at.contains_key(&key) {
+            return;
+        }
+        while memo.bytes + size > cap {
+            let Some(old) = memo.order.pop_front() else {
+                break;
+            };
+            if let Some(e) = memo.at.remove(&old) {
+                memo.bytes -= memo_bytes(&old.1, &e);
+            }
+        }
+        memo.bytes += size;
+        memo.order.push_back(key.clone());
+        memo.at.insert(key, Arc::clone(extents));
+    }
+
+    /// Reads exactly `buf.len()` bytes at `at`: from the cache when they are small enough and
+    /// held, else by one `pread` (of the blocks they lie in, kept, when small). Bytes past the
+    /// length the file had when opened are an `UnexpectedEof`.
+    pub(crate) fn read_exact_at(&self, buf: &mut [u8], at: u64) -> io::Result<()> {
+        let end = at
+            .checked_add(buf.len() as u64)
+            .filter(|&e| e <= self.len)
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        if buf.len() > MAX_CACHED_READ || self.cache.capacity == 0 {
+            return read_exact(self.file.as_ref(), buf, at);
+        }
+        let (first, last) = (at / BLOCK, (end.max(at + 1) - 1) / BLOCK);
+        // Serve the leading blocks that are held.
+        let mut done = 0usize;
+        {
+            let mut blocks = self.cache.lock();
+            let mut b = first;
+            while done < buf.len() {
+                let skip = (at + done as u64 - b * BLOCK) as usize;
+                match blocks.copy((self.id, b), skip, &mut buf[done..]) {
+                    Some(n) => done += n,
+                    None => break,
+                }
+                b += 1;
+            }
+        }
+        if done == buf.len() {
+            return Ok(());
+        }
+        let from = (at + done as u64) / BLOCK;
+        let keep = {
+            let limit = self.cache.capacity / BLOCK as usize;
+            let mut blocks = self.cache.lock();
+            // The first block missing decides; the others are remembered if not kept.
+            let keep = blocks.missed_before((self.id, from), limit);
+            if !keep {
+                for b in from + 1..=last {
+                    blocks.remember((self.id, b), limit);
+                }
+            }
+            keep
+        };
+        if !keep {
+            return read_exact(self.file.as_ref(), &mut buf[done..], at + done as u64);
+        }
+        // The rest: its blocks in one read, then kept.
+        let start = from * BLOCK;
+        let stop = ((last + 1) * BLOCK).min(self.len);
+        let mut run = vec![0u8; (stop - start) as usize];
+        read_exact(self.file.as_ref(), &mut run, start)?;
+        let skip = (at + done as u64 - start) as usize;
+        let rest = buf.len() - done;
+        buf[done..].copy_from_slice(&run[skip..skip + rest]);
+        let mut blocks = self.cache.lock();
+        for (i, chunk) in run.chunks(BLOCK as usize).enumerate() {
+            blocks.insert(
+                (self.id, from + i as u64),
+                chunk.into(),
+                self.cache.capacity,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `pread` of exactly `buf.len()` bytes; `UnexpectedEof` if the file ends first.
+pub(crate) fn read_exact(file: &dyn StorageFile, buf: &mut [u8], at: u64) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], at + done as u64)? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => done += n,
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A file in memory that counts its reads.
+    struct Counting(Vec<u8>, AtomicUsize);
+
+    impl StorageFile for Counting {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            self.1.fetch_add(1, Ordering::Relaxed);
+            let start = (offset as usize).min(self.0.len());
+            let n = buf.len().min(self.0.len() - start);
+            buf[..n].copy_from_slice(&self.0[start..start + n]);
+            Ok(n)
+        }
+        fn write_all_at(&self, _: &[u8], _: u64) -> io::Result<()> {
+            unreachable!("read only")
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            Ok(())
+        }
+        fn len(&self) -> io::Result<u64> {
+            Ok(self.0.len() as u64)
+        }
+        fn set_len(&self, _: u64) -> io::Result<()> {
+            unreachable!("read only")
+        }
+        fn map(&self) -> io::Result<Option<crate::storage::Mapped>> {
+            Ok(None)
+        }
+    }
+
+    fn file(len: usize) -> Arc<Counting> {
+        let bytes = (0..len).map(|i| (i * 7 + i / 4096) as u8).collect();
+        Arc::new(Counting(bytes, AtomicUsize::new(0)))
+    }
+
+    #[test]
+    fn reads_answer_as_the_file_does_and_repeat_without_a_read() {
+        let f = file(50_000);
+        let cache = BlockCache::new(1 << 20);
+        let c = CachedFile::new(f.clone(), 50_000, &cache);
+        let spans = [
+            (0, 1),
+            (4090, 20),
+            (4096, 4096),
+            (12_000, 9_000),
+            (49_990, 10),
+        ];
+        for (at, len) in spans {
+            let mut buf = vec![0u8; len];
+            c.read_exact_at(&mut buf, at as u64).unwrap();
+            assert_eq!(buf, f.0[at..at + len], "{at} {len}");
+        }
+        // Read again: kept now (a block is kept on its second miss).
+        for (at, len) in spans {
+            let mut buf = vec![0u8; len];
+            c.read_exact_at(&mut buf, at as u64).unwrap();
+            assert_eq!(buf, f.0[at..at + len], "{at} {len}");
+        }
+        let reads = f.1.load(Ordering::Relaxed);
+        for (at, len) in spans {
+            let mut buf = vec![0u8; len];
+            c.read_exact_at(&mut buf, at as u64).unwrap();
+            assert_eq!(buf, f.0[at..at + len], "{at} {len}");
+        }
+        assert_eq!(
+            f.1.load(Ordering::Relaxed),
+            reads,
+            "third pass read the file"
+        );
+        // Past the end: an error, not zeros.
+        let mut buf = [0u8; 20];
+        let err = c.read_exact_at(&mut buf, 49_990).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn the_cache_never_holds_more_than_its_capacity() {
+        let f = file(1 << 20);
+        let cache = BlockCache::new(10 * BLOCK as usize + 100);
+        let c = CachedFile::new(f.clone(), 1 << 20, &cache);
+        for i in 0..2_000u64 {
+            let at = (i * 7_919) % ((1 << 20) - 300);
+            for _ in 0..2 {
+                let mut buf = [0u8; 300];
+                c.read_exact_at(&mut buf, at).unwrap();
+                assert_eq!(buf[..], f.0[at as usize..at as usize + 300]);
+                assert!(cache.bytes() <= 10 * BLOCK as usize + 100);
+            }
+        }
+        assert!(cache.bytes() >= 9 * BLOCK as usize, "{}", cache.bytes());
+        // No cache at all: every read reads.
+        let none = BlockCache::new(0);
+        let c = CachedFile::new(f.clone(), 1 << 20, &none);
+        let before = f.1.load(Ordering::Relaxed);
+        for _ in 0..3 {
+            c.read_exact_at(&mut [0u8; 8], 100).unwrap();
+        }
+        assert_eq!(f.1.load(Ordering::Relaxed), before + 3);
+        assert_eq!(none.bytes(), 0);
+    }
+
+    /// Blocks read once are not kept: a pass over many streams, each read once, leaves the cache
+    /// to what is read again.
+    #[test]
+    fn a_block_read_once_is_not_kept() {
+        let f = file(1 << 20);
+        let cache = BlockCache::new(64 * BLOCK as usize);
+        let c = CachedFile::new(f.clone(), 1 << 20, &cache);
+        let hot = |c: &CachedFile| {
+            let mut buf = [0u8; 100];
+            c.read_exact_at(&mut buf, 5).unwrap();
+        };
+        hot(&c);
+        hot(&c);
+        for i in 0..200u64 {
+            c.read_exact_at(&mut [0u8; 100], 8192 + i * 4096).unwrap();
+        }
+        assert_eq!(
+            cache.bytes(),
+            BLOCK as usize,
+            "only the block read twice is kept"
+        );
+        let before = f.1.load(Ordering::Relaxed);
+        hot(&c);
+        assert_eq!(f.1.load(Ordering::Relaxed), before);
+    }
+
+    /// The memo keeps a stream's extents per file, within an eighth of the capacity.
+    #[test]
+    fn the_memo_answers_per_file_and_stays_within_its_bound() {
+        let cache = BlockCache::new(64 * 1024); // memo: 8 KiB
+        let (a, b) = (
+            CachedFile::new(file(100), 100, &cache),
+            CachedFile::new(file(100), 100, &cache),
+        );
+        let ext: Arc<[Extent]> = (0..20u64).map(|i| (i * 10, 10)).collect();
+        a.remember("s", &ext);
+        assert_eq!(a.remembered("s").as_deref(), Some(&ext[..]));
+        assert!(b.remembered("s").is_none(), "another file's extents");
+        assert!(a.remembered("t").is_none());
+        for i in 0..1_000 {
+            a.remember(&format!("s{i}"), &ext);
+            assert!(cache.memo_bytes() <= 8 * 1024, "{}", cache.memo_bytes());
+        }
+        assert!(
+            a.remembered("s").is_none(),
+            "the oldest entry was forgotten"
+        );
+        assert_eq!(a.remembered("s999").as_deref(), Some(&ext[..]));
+        // An entry above a quarter of the bound is not kept; no cache keeps nothing.
+        let big: Arc<[Extent]> = (0..200u64).map(|i| (i, 1)).collect();
+        a.remember("big", &big);
+        assert!(a.remembered("big").is_none());
+        let none = CachedFile::new(file(100), 100, &BlockCache::new(0));
+        none.remember("s", &ext);
+        assert!(none.remembered("s").is_none());
+    }
+
+    #[test]
+    fn two_files_never_share_blocks() {
+        let (a, b) = (
+            file(9_000),
+            Arc::new(Counting(vec![9; 9_000], AtomicUsize::new(0))),
+        );
+        let cache = BlockCache::new(1 << 20);
+        let (ca, cb) = (
+            CachedFile::new(a.clone(), 9_000, &cache),
+            CachedFile::new(b, 9_000, &cache),
+        );
+        let (mut x, mut y) = ([0u8; 64], [0u8; 64]);
+        ca.read_exact_at(&mut x, 4_000).unwrap();
+        cb.read_exact_at(&mut y, 4_000).unwrap();
+        assert_eq!(x[..], a.0[4_000..4_064]);
+        assert_eq!(y, [9u8; 64]);
+    }
+}
