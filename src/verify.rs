@@ -614,7 +614,8 @@ fn stream_shape(st: &crate::state::State) -> Shape<'_> {
         .map(|s| s.base)
         .collect();
     st.streams
-        .iter()
+        .sorted()
+        .into_iter()
         .map(|(name, e)| {
             let mut first = 1;
             let mut parts = Vec::new();
@@ -624,7 +625,7 @@ fn stream_shape(st: &crate::state::State) -> Shape<'_> {
                 }
                 first = last + 1;
             }
-            (name.as_str(), e.version, parts)
+            (name, e.version, parts)
         })
         .collect()
 }

@@ -259,9 +259,9 @@ struct Tails<'a> {
     at: &'a [usize],
 }
 
-/// What the state needs of a written batch: its parts, each part's stream version before it,
-/// its ids per part, and its idempotency key.
-type BatchParts<'a, 'b, E, S> = (&'a [Part<'b, E>], &'a [u64], &'a [S], Option<&'a str>);
+/// What the state needs of a written batch: its parts, its ids per part, and its idempotency
+/// key.
+type BatchParts<'a, 'b, E, S> = (&'a [Part<'b, E>], &'a [S], Option<&'a str>);
 
 /// The log as the retry rules read it: records by seq, under the state lock.
 struct FileLookup<'a> {
@@ -653,7 +653,7 @@ impl Inner {
             st.buf = buf;
             return Err(err);
         }
-        let r = self.write_locked(st, &buf, &rel_offsets, times, (parts, bases, ids, key));
+        let r = self.write_locked(st, &buf, &rel_offsets, times, (parts, ids, key));
         st.buf = buf;
         r?;
         Ok(Batch {
@@ -683,7 +683,7 @@ impl Inner {
         buf: &[u8],
         rel_offsets: &[u64],
         times: Times<'_>,
-        (parts, bases, ids, key): BatchParts<'_, '_, E, S>,
+        (parts, ids, key): BatchParts<'_, '_, E, S>,
     ) -> Result<()> {
         let has_events = st.log.active_len > st.active().data_start;
         let full = st.log.active_len + buf.len() as u64 > self.config.segment_bytes;
@@ -703,8 +703,8 @@ impl Inner {
         }
         let mut seq = st.next_seq;
         let mut offsets = rel_offsets.iter().map(|o| at + o);
-        for ((p, ids), &base) in parts.iter().zip(ids).zip(bases) {
-            st.streams.add(p.stream, base, p.events.len() as u64);
+        for (p, ids) in parts.iter().zip(ids) {
+            st.streams.add(p.stream, p.events.len() as u64);
             for (e, id) in p.events.iter().zip(ids.as_ref()) {
                 let off = offsets.next().expect("one offset per event");
                 let key = key.filter(|_| seq == st.next_seq);
