@@ -173,8 +173,10 @@ impl SealedList {
 #[derive(Default)]
 pub(crate) struct StreamTable {
     entries: Vec<(Box<str>, StreamEntry)>,
-    /// Indexes into `entries`, by the hash of the name.
-    table: hashbrown::HashTable<u32>,
+    /// Indexes into `entries` with the hash of their names, by that hash: a probe compares the
+    /// hash before reading an entry, and growing the table reads no entry (rehashing 2,000,000
+    /// names read from the entries was a cache miss or two per stream).
+    table: hashbrown::HashTable<(u64, u32)>,
     state: foldhash::fast::RandomState,
     /// Indexes of `entries[..sorted.len()]`, in name order.
     sorted: Vec<u32>,
@@ -191,7 +193,7 @@ impl StreamTable {
     pub(crate) fn from_sorted(entries: Vec<(String, StreamEntry)>) -> StreamTable {
         let mut t = StreamTable::default();
         t.entries.reserve(entries.len());
-        t.table.reserve(entries.len(), |_| 0);
+        t.table.reserve(entries.len(), |&(h, _)| h);
         for (name, e) in entries {
             t.insert(&name, e);
         }
@@ -206,15 +208,18 @@ impl StreamTable {
     /// The entry of `stream`, if it has one.
     pub(crate) fn get(&self, stream: &str) -> Option<&StreamEntry> {
         let entries = &self.entries;
+        let h = self.hash(stream);
         self.table
-            .find(self.hash(stream), |&i| &*entries[i as usize].0 == stream)
-            .map(|&i| &entries[i as usize].1)
+            .find(h, |&(g, i)| g == h && &*entries[i as usize].0 == stream)
+            .map(|&(_, i)| &entries[i as usize].1)
     }
 
     fn get_mut(&mut self, stream: &str) -> Option<&mut StreamEntry> {
         let h = self.hash(stream);
         let entries = &self.entries;
-        let i = *self.table.find(h, |&i| &*entries[i as usize].0 == stream)?;
+        let &(_, i) = self
+            .table
+            .find(h, |&(g, i)| g == h && &*entries[i as usize].0 == stream)?;
         Some(&mut self.entries[i as usize].1)
     }
 
@@ -222,17 +227,9 @@ impl StreamTable {
     fn insert(&mut self, stream: &str, e: StreamEntry) -> &mut StreamEntry {
         let i = self.entries.len() as u32;
         let h = self.hash(stream);
-        let StreamTable {
-            entries,
-            table,
-            state,
-            ..
-        } = self;
-        table.insert_unique(h, i, |&j| {
-            std::hash::BuildHasher::hash_one(&*state, &*entries[j as usize].0)
-        });
-        entries.push((stream.into(), e));
-        &mut entries[i as usize].1
+        self.table.insert_unique(h, (h, i), |&(g, _)| g);
+        self.entries.push((stream.into(), e));
+        &mut self.entries[i as usize].1
     }
 
     /// The number of streams.
