@@ -1,8 +1,9 @@
 //! `eventfile generate`: sample data for demos and load tests, written through the bulk path.
 //!
 //! The events come from the shop model (`shop.rs`) and are written with `EventStore::import`
-//! in batches, which keeps the times the model gives them (spread over a period, as a real
-//! shop's would be) and writes each batch whole or not at all. A SIGINT or SIGTERM is looked
+//! in batches (into the file store in two steps, `Store::prepare_import` on the shop's thread
+//! and `Store::import_prepared` on this one), which keeps the times the model gives them
+//! (spread over a period, as a real shop's would be) and writes each batch whole or not at all. A SIGINT or SIGTERM is looked
 //! at between batches: the run stops after the batch being written, so the store holds whole
 //! batches only. Into a store that holds events the run appends after them: its streams are
 //! numbered from the head seq on and its times start no earlier than the newest event's.
