@@ -114,20 +114,21 @@ impl Store {
     /// numbered on, once it is appended to. Skipping the deleted streams costs one look-up in
     /// the deletion state per stream passed, and `limit` counts only listed streams.
     pub fn streams(&self, prefix: &str, after: Option<&str>, limit: usize) -> Vec<StreamInfo> {
-        let st = self.inner.lock_state();
+        let mut guard = self.inner.lock_state();
+        let st = &mut *guard;
         let deleted = &st.deletions.map;
         let lower = match after {
             Some(a) if a >= prefix => Bound::Excluded(a),
             _ => Bound::Included(prefix),
         };
         st.streams
-            .range::<str, _>((lower, Bound::Unbounded))
+            .range(lower)
             .take_while(|(name, _)| name.starts_with(prefix))
             // Deletion removes a prefix of a stream: it holds a live event if its last is live.
             .filter(|(name, e)| is_live(deleted, name, e.version))
             .take(limit)
             .map(|(name, e)| StreamInfo {
-                stream: name.clone(),
+                stream: name.to_owned(),
                 version: e.version,
             })
             .collect()

@@ -440,16 +440,6 @@ impl MemIndex {
         })
     }
 
-    /// How many distinct terms of `kind` there are (not for event ids); with a checkpoint, at
-    /// most this many (a term in both is counted twice).
-    pub(crate) fn term_count(&self, kind: Kind) -> usize {
-        let before = self
-            .base
-            .as_ref()
-            .map_or(0, |b| b.terms_with_prefix(kind, "").count());
-        before + self.terms[kind as usize].len()
-    }
-
     /// Every term of `kind` starting with `prefix`, with its postings (unordered). Not for
     /// event ids (look those up one by one with [`MemIndex::postings`]).
     pub(crate) fn terms_with_prefix<'a>(

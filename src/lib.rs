@@ -60,6 +60,7 @@ mod expected;
 mod files;
 mod follow;
 mod head;
+mod import;
 mod index;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
@@ -116,6 +117,7 @@ pub use event::{
     NewEvent, RecordedEvent, StreamAppend, compact_json, metadata_from_json, validate_event_type,
     validate_id, validate_key, validate_stream, validate_tag, validate_writable_stream,
 };
+pub use import::PreparedImport;
 pub use memory::MemoryStore;
 pub use metrics::{Counters, Metrics};
 pub use query::{Cursor, Direction, Query, QueryItem, Read};

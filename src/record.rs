@@ -205,6 +205,15 @@ pub(crate) fn encode_record(buf: &mut Vec<u8>, r: &RecordOut<'_>) {
     let start = buf.len();
     buf.extend_from_slice(b"{\"seq\":");
     push_u64(buf, r.seq);
+    encode_tail(buf, r);
+    finish_record(buf, start, r.key, r.more);
+}
+
+/// The bytes of `r`'s record that do not depend on where it is written: from `,"id":` through
+/// its tags (everything but its seq, its batch's key and `more`). An import encodes these
+/// before it takes the state lock ([`crate::PreparedImport`]), and [`encode_with_tail`] makes the
+/// same line from them as [`encode_record`].
+pub(crate) fn encode_tail(buf: &mut Vec<u8>, r: &RecordOut<'_>) {
     buf.extend_from_slice(b",\"id\":");
     push_str(buf, r.id);
     buf.extend_from_slice(b",\"stream\":");
@@ -221,11 +230,32 @@ pub(crate) fn encode_record(buf: &mut Vec<u8>, r: &RecordOut<'_>) {
     push_meta(buf, r.meta);
     buf.extend_from_slice(b",\"tags\":");
     push_tags(buf, r.tags);
-    if let Some(key) = r.key {
+}
+
+/// Appends the framed record line of seq `seq` whose [`encode_tail`] bytes are `tail`: the
+/// line [`encode_record`] writes for the same fields.
+pub(crate) fn encode_with_tail(
+    buf: &mut Vec<u8>,
+    seq: u64,
+    tail: &[u8],
+    key: Option<&str>,
+    more: bool,
+) {
+    let start = buf.len();
+    buf.reserve(tail.len() + 64);
+    buf.extend_from_slice(b"{\"seq\":");
+    push_u64(buf, seq);
+    buf.extend_from_slice(tail);
+    finish_record(buf, start, key, more);
+}
+
+/// The end of the line started at `start`: the key, `more`, and the frame.
+fn finish_record(buf: &mut Vec<u8>, start: usize, key: Option<&str>, more: bool) {
+    if let Some(key) = key {
         buf.extend_from_slice(b",\"key\":");
         push_str(buf, key);
     }
-    if r.more {
+    if more {
         buf.extend_from_slice(b",\"more\":true");
     }
     seal_line(buf, start);

@@ -436,12 +436,10 @@ fn index_fits(st: &State, ix: &IndexFile) -> bool {
 /// Applies a sidecar's records to the stream table; `sealed` also records the segment as
 /// holding each of its streams.
 fn apply_index(st: &mut State, ix: &IndexFile, base: u64, sealed: bool) {
-    // A sidecar's stream terms come sorted, like the stream table.
-    let many = ix.count as usize * 8 >= st.streams.len();
     let counts = ix
         .terms_with_prefix(Kind::Stream, "")
         .map(|(name, postings)| (name, postings.len() as u64));
-    st.streams.add_segment(base, counts, sealed, many);
+    st.streams.add_segment(base, counts, sealed);
     st.next_seq = base + ix.count;
     if let Some(t) = ix
         .count
@@ -479,9 +477,7 @@ fn load_sealed(
             let mem = rebuild_index(&mut lines, &path, data_start, st)?;
             st.streams.sealed(
                 base,
-                mem.term_count(Kind::Stream),
                 mem.terms_with_prefix(Kind::Stream, "").map(|(n, _)| n),
-                |name| !mem.postings(Kind::Stream, name).is_empty(),
             );
             if read_only {
                 (crate::sidecar::in_memory_index(&mem, base, len)?, true)
@@ -601,15 +597,13 @@ fn open_active(
             .checked_sub(1)
             .map_or(Ok(None), |l| cp.time(l as u32))
     {
-        // Sorted, like the stream table.
-        let many = cp.count as usize * 8 >= st.streams.len();
         let mut from = 0;
         let counts = counts.iter().map(|&(end, n)| {
             let name = &names[from..end as usize];
             from = end as usize;
             (name, u64::from(n))
         });
-        st.streams.add_segment(base, counts, false, many);
+        st.streams.add_segment(base, counts, false);
         st.next_seq = base + cp.count;
         if let Some(t) = last_time {
             st.last_time = st.last_time.max(t);
@@ -739,7 +733,7 @@ pub(crate) fn apply_ranges(st: &mut State, upto: u64) {
             return;
         };
         let counts = r.streams.iter().map(|(name, &n)| (name.as_str(), n));
-        st.streams.add_segment(r.base, counts, true, false);
+        st.streams.add_segment(r.base, counts, true);
         st.next_seq = r.end;
         st.last_time = st.last_time.max(r.last_time);
     }

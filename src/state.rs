@@ -3,7 +3,6 @@
 //! (here), the deletion state (`deletion.rs`) and the removal manifest (`manifest.rs`), plus
 //! the head of the log. Modules take the part they need; few need the whole.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -160,49 +159,155 @@ impl SealedList {
     }
 }
 
-/// Per stream, in name order: its current version and the sealed segments holding its events.
+/// Per stream: its current version and the sealed segments holding its events.
 ///
-/// Read through `Deref`; changed only by the methods below, the one place that builds it (from
-/// appends, scanned records, sidecars, removed ranges and sealing).
-#[derive(Debug, Default)]
-pub(crate) struct StreamTable(BTreeMap<String, StreamEntry>);
+/// Found by a hash of the name, not searched in a tree: a bulk load of new streams looks each
+/// up and adds it, and a tree of a few hundred thousand names spent a fifth of a million-event
+/// `generate` comparing strings. Entries are kept in the order their streams were first
+/// written (a stream is never removed), and [`StreamTable::range`] walks them in name order,
+/// through an order of the entries brought up to date when asked for (the names added since
+/// are sorted and merged in).
+///
+/// Changed only by the methods below, the one place that builds it (from appends, scanned
+/// records, sidecars, removed ranges and sealing).
+#[derive(Default)]
+pub(crate) struct StreamTable {
+    entries: Vec<(Box<str>, StreamEntry)>,
+    /// Indexes into `entries` with the hash of their names, by that hash: a probe compares the
+    /// hash before reading an entry, and growing the table reads no entry (rehashing 2,000,000
+    /// names read from the entries was a cache miss or two per stream).
+    table: hashbrown::HashTable<(u64, u32)>,
+    state: foldhash::fast::RandomState,
+    /// Indexes of `entries[..sorted.len()]`, in name order.
+    sorted: Vec<u32>,
+}
 
-impl std::ops::Deref for StreamTable {
-    type Target = BTreeMap<String, StreamEntry>;
-
-    fn deref(&self) -> &Self::Target {
-        &self.0
+impl std::fmt::Debug for StreamTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
 impl StreamTable {
-    /// The table of `entries`, which are in name order (one pass, no searches).
+    /// The table of `entries`, which are in name order.
     pub(crate) fn from_sorted(entries: Vec<(String, StreamEntry)>) -> StreamTable {
-        StreamTable(entries.into_iter().collect())
+        let mut t = StreamTable::default();
+        t.entries.reserve(entries.len());
+        t.table.reserve(entries.len(), |&(h, _)| h);
+        for (name, e) in entries {
+            t.insert(&name, e);
+        }
+        t.sorted = (0..t.entries.len() as u32).collect();
+        t
+    }
+
+    fn hash(&self, name: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.state, name)
+    }
+
+    /// The entry of `stream`, if it has one.
+    pub(crate) fn get(&self, stream: &str) -> Option<&StreamEntry> {
+        let entries = &self.entries;
+        let h = self.hash(stream);
+        self.table
+            .find(h, |&(g, i)| g == h && &*entries[i as usize].0 == stream)
+            .map(|&(_, i)| &entries[i as usize].1)
+    }
+
+    fn get_mut(&mut self, stream: &str) -> Option<&mut StreamEntry> {
+        let h = self.hash(stream);
+        let entries = &self.entries;
+        let &(_, i) = self
+            .table
+            .find(h, |&(g, i)| g == h && &*entries[i as usize].0 == stream)?;
+        Some(&mut self.entries[i as usize].1)
+    }
+
+    /// Adds `stream`, which has no entry.
+    fn insert(&mut self, stream: &str, e: StreamEntry) -> &mut StreamEntry {
+        let i = self.entries.len() as u32;
+        let h = self.hash(stream);
+        self.table.insert_unique(h, (h, i), |&(g, _)| g);
+        self.entries.push((stream.into(), e));
+        &mut self.entries[i as usize].1
+    }
+
+    /// The number of streams.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Every stream, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &StreamEntry)> {
+        self.entries.iter().map(|(n, e)| (&**n, e))
+    }
+
+    /// Every stream, in name order (sorted now: for a whole walk such as the summary's).
+    pub(crate) fn sorted(&self) -> Vec<(&str, &StreamEntry)> {
+        let mut v: Vec<(&str, &StreamEntry)> = self.iter().collect();
+        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        v
+    }
+
+    /// The streams from `lower` on, in name order: the order is brought up to date first, the
+    /// names added since it last was sorted and merged in.
+    pub(crate) fn range(
+        &mut self,
+        lower: std::ops::Bound<&str>,
+    ) -> impl Iterator<Item = (&str, &StreamEntry)> {
+        if self.sorted.len() < self.entries.len() {
+            let entries = &self.entries;
+            let name = |i: &u32| &*entries[*i as usize].0;
+            let mut new: Vec<u32> = (self.sorted.len() as u32..entries.len() as u32).collect();
+            new.sort_unstable_by(|a, b| name(a).cmp(name(b)));
+            let old = std::mem::take(&mut self.sorted);
+            let mut merged = Vec::with_capacity(entries.len());
+            let (mut a, mut b) = (old.into_iter().peekable(), new.into_iter().peekable());
+            loop {
+                let next = match (a.peek(), b.peek()) {
+                    (Some(x), Some(y)) if name(x) <= name(y) => a.next(),
+                    (Some(_), Some(_)) => b.next(),
+                    (Some(_), None) => a.next(),
+                    (None, _) => b.next(),
+                };
+                match next {
+                    Some(i) => merged.push(i),
+                    None => break,
+                }
+            }
+            self.sorted = merged;
+        }
+        let entries = &self.entries;
+        let name = |i: &u32| &*entries[*i as usize].0;
+        let start = match lower {
+            std::ops::Bound::Included(l) => self.sorted.partition_point(|i| name(i) < l),
+            std::ops::Bound::Excluded(l) => self.sorted.partition_point(|i| name(i) <= l),
+            std::ops::Bound::Unbounded => 0,
+        };
+        self.sorted[start..].iter().map(move |&i| {
+            let (n, e) = &entries[i as usize];
+            (&**n, e)
+        })
     }
 
     /// Applies `f` to the entry of `stream`, made empty if missing (one lookup, and no name
     /// allocated, when it is present: this is on the append path).
     fn with_entry(&mut self, stream: &str, f: impl FnOnce(&mut StreamEntry)) {
-        match self.0.get_mut(stream) {
+        match self.get_mut(stream) {
             Some(e) => f(e),
-            None => {
-                let mut e = StreamEntry::default();
-                f(&mut e);
-                self.0.insert(stream.to_owned(), e);
-            }
+            None => f(self.insert(stream, StreamEntry::default())),
         }
     }
 
     /// The next event of `stream`, at `version`, was read: it must follow the stream's current
     /// version, or `Err` gives the version expected (and nothing changes).
     pub(crate) fn advance(&mut self, stream: &str, version: u64) -> Result<(), u64> {
-        match self.0.get_mut(stream) {
+        match self.get_mut(stream) {
             Some(e) if version == e.version + 1 => e.version = version,
             Some(e) => return Err(e.version + 1),
             None if version == 1 => {
-                self.0.insert(
-                    stream.to_owned(),
+                self.insert(
+                    stream,
                     StreamEntry {
                         version,
                         sealed: SealedList::default(),
@@ -214,107 +319,38 @@ impl StreamTable {
         Ok(())
     }
 
-    /// `n` more events of `stream`, which was at version `base`, were written. A stream at 0 is
-    /// usually new: its entry is made with one search of the table (a bulk load of new streams
-    /// spent a fifth of its time in this table), the others are found with one.
-    pub(crate) fn add(&mut self, stream: &str, base: u64, n: u64) {
-        if base == 0 {
-            self.0.entry(stream.to_owned()).or_default().version += n;
-        } else {
-            self.with_entry(stream, |e| e.version += n);
-        }
+    /// `n` more events of `stream` were written.
+    pub(crate) fn add(&mut self, stream: &str, n: u64) {
+        self.with_entry(stream, |e| e.version += n);
     }
 
-    /// The segment at `base` was sealed holding events of `count` streams, listed by `streams`
-    /// and answered by `holds`: record it, with each stream's version there. When they are a
-    /// large part of the table (a bulk load of new streams), one walk of the table asking
-    /// `holds` of each; otherwise one search of the table per stream.
-    pub(crate) fn sealed<'a>(
-        &mut self,
-        base: u64,
-        count: usize,
-        streams: impl IntoIterator<Item = &'a str>,
-        holds: impl Fn(&str) -> bool,
-    ) {
-        let record = |e: &mut StreamEntry| {
-            let v = e.version;
-            e.sealed.push(base, v);
-        };
-        // A step of the walk is a hash lookup; a search of a large table is some twenty string
-        // comparisons, most of them cache misses.
-        if count >= self.0.len() / 16 {
-            for (name, e) in self.0.iter_mut() {
-                if holds(name) {
-                    record(e);
-                }
-            }
-            return;
-        }
+    /// The segment at `base` was sealed holding events of `streams` (each once): record it,
+    /// with each stream's version there.
+    pub(crate) fn sealed<'a>(&mut self, base: u64, streams: impl IntoIterator<Item = &'a str>) {
         for name in streams {
-            if let Some(e) = self.0.get_mut(name) {
-                record(e);
+            if let Some(e) = self.get_mut(name) {
+                let v = e.version;
+                e.sealed.push(base, v);
             }
         }
     }
 
-    /// Adds a whole segment's (or removed range's) counts per stream, `(name, events)` in name
-    /// order, and with `sealed` records the segment at `base` as holding each of them.
+    /// Adds a whole segment's (or removed range's) counts per stream, `(name, events)`, and
+    /// with `sealed` records the segment at `base` as holding each of them.
     pub(crate) fn add_segment<'a>(
         &mut self,
         base: u64,
         counts: impl IntoIterator<Item = (&'a str, u64)>,
         sealed: bool,
-        many: bool,
     ) {
-        let apply = |entry: &mut StreamEntry, n: u64| {
-            entry.version += n;
-            if sealed {
-                entry.sealed.push(base, entry.version);
-            }
-        };
-        if !many {
-            for (name, n) in counts {
-                self.with_entry(name, |e| apply(e, n));
-            }
-            return;
-        }
-        // Sorted counts that are a large part of the table: walk the two side by side,
-        // applying those of streams the table holds in place (a profile of opening 1,000,000
-        // events in 100,000 streams spent 40% in one tree lookup per term; rebuilding the whole
-        // table instead was a fifth of an open at 10,000,000).
-        let mut missing: Vec<(&str, u64)> = Vec::new();
-        let mut table = self.0.iter_mut().peekable();
         for (name, n) in counts {
-            while table.next_if(|(k, _)| k.as_str() < name).is_some() {}
-            match table.next_if(|(k, _)| k.as_str() == name) {
-                Some((_, e)) => apply(e, n),
-                None => missing.push((name, n)),
-            }
+            self.with_entry(name, |e| {
+                e.version += n;
+                if sealed {
+                    e.sealed.push(base, e.version);
+                }
+            });
         }
-        if missing.len() < self.0.len() / 16 {
-            for (name, n) in missing {
-                self.with_entry(name, |e| apply(e, n));
-            }
-            return;
-        }
-        // Many new streams (a bulk load): merge them in one pass and rebuild the table from
-        // the sorted result.
-        let old = std::mem::take(&mut self.0);
-        let mut merged: Vec<(String, StreamEntry)> = Vec::with_capacity(old.len() + missing.len());
-        let mut old = old.into_iter().peekable();
-        for (name, n) in missing {
-            while let Some(kv) = old.next_if(|(k, _)| k.as_str() < name) {
-                merged.push(kv);
-            }
-            let mut kv = old
-                .next_if(|(k, _)| k == name)
-                .unwrap_or_else(|| (name.to_owned(), StreamEntry::default()));
-            apply(&mut kv.1, n);
-            merged.push(kv);
-        }
-        merged.extend(old);
-        // Sorted input: collecting builds the tree in one pass.
-        self.0 = merged.into_iter().collect();
     }
 }
 
@@ -377,9 +413,7 @@ impl State {
         let (base, mem) = self.log.seal_active(storage, dir, index, pinned);
         self.streams.sealed(
             base,
-            mem.term_count(Kind::Stream),
             mem.terms_with_prefix(Kind::Stream, "").map(|(n, _)| n),
-            |name| !mem.postings(Kind::Stream, name).is_empty(),
         );
         let mut mem = mem;
         mem.clear();
@@ -431,35 +465,56 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
-    fn a_segment_s_counts_merge_into_the_table_in_place_or_by_rebuilding_it() {
-        let names: Vec<String> = (0..100).map(|i| format!("s{i:03}")).collect();
-        let table = |n: usize| {
-            let mut t = super::StreamTable::default();
-            for name in &names[..n] {
-                t.add(name, 0, 1);
-            }
-            t
+    fn the_table_finds_streams_by_name_and_walks_them_in_name_order() {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let walk = |t: &mut super::StreamTable, from| {
+            t.range(from)
+                .map(|(n, e)| (n.to_owned(), e.version))
+                .collect::<Vec<_>>()
         };
-        // Counts for every other stream of 100, a few of them new (in place), or for streams
-        // most of which are new (rebuilt): the same result as one lookup per stream.
-        for (have, step) in [(100, 2), (96, 2), (10, 1)] {
-            let counts: Vec<(&str, u64)> = names
-                .iter()
-                .step_by(step)
-                .map(|n| (n.as_str(), 3))
-                .collect();
-            let (mut merged, mut looked_up) = (table(have), table(have));
-            merged.add_segment(7, counts.iter().copied(), true, true);
-            looked_up.add_segment(7, counts.iter().copied(), true, false);
-            let view = |t: &super::StreamTable| {
-                t.iter()
-                    .map(|(k, e)| (k.clone(), e.version, e.sealed.iter().collect::<Vec<_>>()))
-                    .collect::<Vec<_>>()
-            };
-            assert_eq!(view(&merged), view(&looked_up), "{have} {step}");
-            assert_eq!(merged.get("s000").unwrap().version, 4);
-            assert!(merged.contains_key("s098") && merged.len() >= have);
+        let mut t = super::StreamTable::default();
+        // Names added out of order, in three rounds, with a walk between them: the order is
+        // brought up to date by merging the names added since.
+        for round in 0..3u64 {
+            for i in (0..40u64).rev().filter(|i| i % 3 == round) {
+                t.add(&format!("s{i:02}"), i + 1);
+            }
+            let upto = (0..40).filter(|i| i % 3 <= round).count();
+            let got = walk(&mut t, Unbounded);
+            assert_eq!(got.len(), upto);
+            assert!(got.windows(2).all(|w| w[0].0 < w[1].0), "{got:?}");
         }
+        t.add("s07", 2);
+        t.add_segment(9, [("s05", 3), ("new", 1)], true);
+        assert_eq!(t.get("s07").unwrap().version, 10);
+        assert_eq!(t.get("s05").unwrap().version, 9);
+        assert_eq!(
+            t.get("s05").unwrap().sealed.iter().collect::<Vec<_>>(),
+            [(9, 9)]
+        );
+        assert!(t.get("s40").is_none());
+        assert_eq!(t.len(), 41);
+        let names = |v: Vec<(String, u64)>| v.into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+        assert_eq!(names(walk(&mut t, Included("s38"))), ["s38", "s39"]);
+        assert_eq!(names(walk(&mut t, Excluded("s38"))), ["s39"]);
+        assert_eq!(names(walk(&mut t, Included("s385"))), ["s39"]);
+        assert_eq!(walk(&mut t, Unbounded)[0].0, "new");
+        let walked = names(walk(&mut t, Unbounded));
+        let sorted: Vec<&str> = t.sorted().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(sorted, walked);
+        t.sealed(11, ["s07", "absent"]);
+        assert_eq!(
+            t.get("s07").unwrap().sealed.iter().collect::<Vec<_>>(),
+            [(11, 10)]
+        );
+        let rebuilt = super::StreamTable::from_sorted(
+            t.sorted()
+                .into_iter()
+                .map(|(n, e)| (n.to_owned(), e.clone()))
+                .collect(),
+        );
+        assert_eq!(format!("{rebuilt:?}").len(), format!("{t:?}").len());
+        assert_eq!(rebuilt.get("s07").unwrap().version, 10);
     }
 
     #[test]

@@ -86,7 +86,8 @@ pub(crate) fn encode(st: &State) -> Option<Vec<u8>> {
     // the open), numbered in order: a list entry then costs about two bytes.
     let mut points: Vec<u64> = st
         .streams
-        .values()
+        .iter()
+        .map(|(_, e)| e)
         .flat_map(|e| e.sealed.iter().map(|p| p.0))
         .collect();
     points.sort_unstable();
@@ -119,11 +120,9 @@ pub(crate) fn encode(st: &State) -> Option<Vec<u8>> {
     for p in &points {
         out.extend_from_slice(&p.to_le_bytes());
     }
-    let streams: Vec<(&String, &StreamEntry)> = st
-        .streams
-        .iter()
-        .filter(|(_, e)| !e.sealed.is_empty())
-        .collect();
+    // In name order, as the reader requires.
+    let mut streams: Vec<(&str, &StreamEntry)> = st.streams.sorted();
+    streams.retain(|(_, e)| !e.sealed.is_empty());
     out.extend_from_slice(&(streams.len() as u64).to_le_bytes());
     for (name, e) in streams {
         out.extend_from_slice(&(name.len() as u16).to_le_bytes());

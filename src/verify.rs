@@ -616,7 +616,8 @@ fn stream_shape(st: &crate::state::State) -> Shape<'_> {
         .map(|s| s.base)
         .collect();
     st.streams
-        .iter()
+        .sorted()
+        .into_iter()
         .map(|(name, e)| {
             let mut first = 1;
             let mut parts = Vec::new();
@@ -626,7 +627,7 @@ fn stream_shape(st: &crate::state::State) -> Shape<'_> {
                 }
                 first = last + 1;
             }
-            (name.as_str(), e.version, parts)
+            (name, e.version, parts)
         })
         .collect()
 }

@@ -14,6 +14,7 @@ use crate::event::{
     AppendResult, Body, ExpectedVersion, MultiAppendResult, NewEvent, RecordedEvent, StreamAppend,
     event_terms, validate_key,
 };
+use crate::import::PreparedImport;
 use crate::index::Kind;
 use crate::lookup::{self, Batch};
 use crate::record::{self, RecordOut};
@@ -251,9 +252,16 @@ impl Times<'_> {
     }
 }
 
-/// What the state needs of a written batch: its parts, each part's stream version before it,
-/// its ids per part, and its idempotency key.
-type BatchParts<'a, 'b, E, S> = (&'a [Part<'b, E>], &'a [u64], &'a [S], Option<&'a str>);
+/// The records of a batch encoded ahead but for their seqs: the `at[k]`-th of `prepared` is
+/// the `k`-th written (an import skips what the store holds).
+struct Tails<'a> {
+    prepared: &'a PreparedImport,
+    at: &'a [usize],
+}
+
+/// What the state needs of a written batch: its parts, its ids per part, and its idempotency
+/// key.
+type BatchParts<'a, 'b, E, S> = (&'a [Part<'b, E>], &'a [S], Option<&'a str>);
 
 /// The log as the retry rules read it: records by seq, under the state lock.
 struct FileLookup<'a> {
@@ -342,7 +350,7 @@ impl Inner {
             }
         }
         let time = (self.clock)().max(st.last_time);
-        self.commit_locked_at(st, parts, &bases, &ids, key, Times::One(time))
+        self.commit_locked_at(st, parts, &bases, &ids, key, Times::One(time), None)
     }
 
     /// Writes events as another store recorded them (`EventStore::import`): the checks of
@@ -353,6 +361,28 @@ impl Inner {
             return Err(Error::ReadOnly);
         }
         crate::backend::check_import_limited(events, self.config.max_event_bytes)?;
+        self.import_checked(events, None)
+    }
+
+    /// [`Inner::import`] of events checked and encoded ahead (`import.rs`): checked again only
+    /// if this store's event size limit is not the one they were checked against.
+    pub(crate) fn import_prepared(&self, prepared: &PreparedImport) -> Result<ImportResult> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
+        if prepared.max_event_bytes() != self.config.max_event_bytes {
+            crate::backend::check_import_limited(prepared.events(), self.config.max_event_bytes)?;
+        }
+        self.import_checked(prepared.events(), Some(prepared))
+    }
+
+    /// The import of checked `events` under the state lock; `prepared` holds their records'
+    /// tails when they were encoded ahead.
+    fn import_checked(
+        &self,
+        events: &[RecordedEvent],
+        prepared: Option<&PreparedImport>,
+    ) -> Result<ImportResult> {
         let mut guard = self.lock_state();
         let st = &mut *guard;
         if let Some(cause) = &st.poisoned {
@@ -367,6 +397,8 @@ impl Inner {
         );
         let mut last_time = st.last_time;
         let mut write = Vec::with_capacity(events.len());
+        // Where each written event is in `events`: its prepared tail's index.
+        let mut write_at: Vec<usize> = Vec::with_capacity(prepared.map_or(0, |_| events.len()));
         // The newest event skipped: it may still be on its way to disk (another import or an
         // append wrote it and waits for its sync), and this import reports it as stored.
         let mut newest_skipped = 0;
@@ -398,6 +430,9 @@ impl Inner {
                     pending.insert(&e.stream, e.version);
                     last_time = e.time;
                     write.push(e);
+                    if prepared.is_some() {
+                        write_at.push(i);
+                    }
                 }
                 crate::backend::ImportStep::Skip => {
                     newest_skipped = newest_skipped.max(existing.map_or(0, |(seq, _, _)| seq));
@@ -438,7 +473,12 @@ impl Inner {
                 start = i;
             }
         }
-        let batch = self.commit_locked_at(st, &parts, &bases, &ids, None, Times::Each(&times))?;
+        let tails = prepared.map(|p| Tails {
+            prepared: p,
+            at: &write_at,
+        });
+        let batch =
+            self.commit_locked_at(st, &parts, &bases, &ids, None, Times::Each(&times), tails)?;
         drop(guard);
         self.wait_durable(batch.last_seq, false)?;
         Ok(ImportResult {
@@ -519,14 +559,17 @@ impl Inner {
     ) -> Result<Batch> {
         let time = (self.clock)().max(st.last_time);
         let bases: Vec<u64> = parts.iter().map(|p| st.version(p.stream)).collect();
-        self.commit_locked_at(st, parts, &bases, ids, key, Times::One(time))
+        self.commit_locked_at(st, parts, &bases, ids, key, Times::One(time), None)
     }
 
     /// [`Inner::commit_locked`] with the events' times given: one for the whole batch (an
     /// append), or one per event (an import, whose times the caller checked never decrease),
     /// and each part's stream version before it in `bases` (the caller looked them up for its
     /// checks: a bulk load of new streams spent most of its time in the stream table). A stream
-    /// may have several parts (an import); each continues the last.
+    /// may have several parts (an import); each continues the last. With `tails`, the records
+    /// were encoded ahead but for their seqs (an import's, `import.rs`): each is copied after
+    /// its seq and framed.
+    #[allow(clippy::too_many_arguments)]
     fn commit_locked_at<E: Body, I: AsRef<str>, S: AsRef<[I]>>(
         &self,
         st: &mut State,
@@ -535,6 +578,7 @@ impl Inner {
         ids: &[S],
         key: Option<&str>,
         times: Times<'_>,
+        tails: Option<Tails<'_>>,
     ) -> Result<Batch> {
         // Encode the whole batch before touching the file, so a too-large event writes nothing.
         let mut time = times.at(0);
@@ -551,6 +595,18 @@ impl Inner {
             for (i, (e, id)) in p.events.iter().zip(ids.as_ref()).enumerate() {
                 let (e, id) = (e.body(), id.as_ref());
                 let start = buf.len();
+                if let Some(t) = &tails {
+                    let tail = t.prepared.tail(t.at[written]);
+                    written += 1;
+                    record::encode_with_tail(&mut buf, seq, tail, None, written < total);
+                    if let Err(err) = self.check_size(e.event_type, buf.len() - start) {
+                        st.buf = buf;
+                        return Err(err);
+                    }
+                    rel_offsets.push(start as u64);
+                    seq += 1;
+                    continue;
+                }
                 // An import's events often share a time: format it again only when it changes.
                 if let Times::Each(_) = times
                     && times.at(written) != time
@@ -575,14 +631,9 @@ impl Inner {
                         more: written < total,
                     },
                 );
-                let size = buf.len() - start;
-                if size > self.config.max_event_bytes {
+                if let Err(err) = self.check_size(e.event_type, buf.len() - start) {
                     st.buf = buf;
-                    return Err(Error::EventTooLarge {
-                        event_type: e.event_type.to_owned(),
-                        size,
-                        max: self.config.max_event_bytes,
-                    });
+                    return Err(err);
                 }
                 rel_offsets.push(start as u64);
                 seq += 1;
@@ -602,7 +653,7 @@ impl Inner {
             st.buf = buf;
             return Err(err);
         }
-        let r = self.write_locked(st, &buf, &rel_offsets, times, (parts, bases, ids, key));
+        let r = self.write_locked(st, &buf, &rel_offsets, times, (parts, ids, key));
         st.buf = buf;
         r?;
         Ok(Batch {
@@ -613,6 +664,18 @@ impl Inner {
         })
     }
 
+    /// Refuses an encoded record of `size` bytes above the event size limit.
+    fn check_size(&self, event_type: &str, size: usize) -> Result<()> {
+        if size > self.config.max_event_bytes {
+            return Err(Error::EventTooLarge {
+                event_type: event_type.to_owned(),
+                size,
+                max: self.config.max_event_bytes,
+            });
+        }
+        Ok(())
+    }
+
     /// Rolls the segment if it is full, writes the encoded batch, and updates the state.
     fn write_locked<E: Body, I: AsRef<str>, S: AsRef<[I]>>(
         &self,
@@ -620,7 +683,7 @@ impl Inner {
         buf: &[u8],
         rel_offsets: &[u64],
         times: Times<'_>,
-        (parts, bases, ids, key): BatchParts<'_, '_, E, S>,
+        (parts, ids, key): BatchParts<'_, '_, E, S>,
     ) -> Result<()> {
         let has_events = st.log.active_len > st.active().data_start;
         let full = st.log.active_len + buf.len() as u64 > self.config.segment_bytes;
@@ -640,8 +703,8 @@ impl Inner {
         }
         let mut seq = st.next_seq;
         let mut offsets = rel_offsets.iter().map(|o| at + o);
-        for ((p, ids), &base) in parts.iter().zip(ids).zip(bases) {
-            st.streams.add(p.stream, base, p.events.len() as u64);
+        for (p, ids) in parts.iter().zip(ids) {
+            st.streams.add(p.stream, p.events.len() as u64);
             for (e, id) in p.events.iter().zip(ids.as_ref()) {
                 let off = offsets.next().expect("one offset per event");
                 let key = key.filter(|_| seq == st.next_seq);

@@ -1,7 +1,8 @@
 //! Batch and multi-stream atomicity.
 
 use crate::support::*;
-use eventfile::{Error, ExpectedVersion::*, Read, StreamAppend};
+use eventfile::{Error, ExpectedVersion::*, NewEvent, Read, RecordedEvent, StreamAppend};
+use serde_json::json;
 
 #[test]
 fn a_batch_gets_contiguous_seqs_and_versions() {
@@ -150,6 +151,74 @@ fn an_import_of_many_new_streams_numbers_each_on_its_own() {
         let again = store.import(chunk).unwrap();
         assert_eq!((again.written, again.skipped), (0, 50));
     }
+}
+
+/// An import prepared ahead on another thread (`prepare_import`, then `import_prepared`)
+/// writes byte for byte what `import` writes, across segment rolls and with events the store
+/// holds already (skipped, the rest numbered as `import` numbers them), and is refused by the
+/// same checks, nothing written.
+#[test]
+fn a_prepared_import_writes_what_an_import_writes() {
+    let src = tempfile::tempdir().unwrap();
+    let source = fast_store(src.path(), 1 << 20);
+    for i in 0..400u64 {
+        let e = NewEvent::new("Placed", json!({ "n": i, "text": "a \"quoted\" line\n" }))
+            .with_tag(format!("customer={}", i % 9))
+            .with_meta_entry("correlation_id", format!("c-{}", i % 5))
+            .with_meta_entry("note", json!({ "nested": [1, 2.5, "x"] }));
+        source.append(&format!("s-{}", i % 13), Any, [e]).unwrap();
+    }
+    let events = all(&source);
+    // The first 40, then all of the first 100 (40 skipped), then the rest by hundreds: each
+    // import fits in a segment of 40 KiB, and the log rolls over several.
+    let chunks: Vec<&[RecordedEvent]> = [0..40, 0..100, 100..200, 200..300, 300..400]
+        .into_iter()
+        .map(|r| &events[r])
+        .collect();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (plain, prepared) = (
+        small_store(a.path(), 40 << 10),
+        small_store(b.path(), 40 << 10),
+    );
+    let by_import: Vec<_> = chunks.iter().map(|c| plain.import(c).unwrap()).collect();
+    let by_prepared: Vec<_> = std::thread::scope(|s| {
+        chunks
+            .iter()
+            .map(|c| {
+                let p = s
+                    .spawn(|| prepared.prepare_import(c.to_vec()).unwrap())
+                    .join()
+                    .unwrap();
+                prepared.import_prepared(&p).unwrap()
+            })
+            .collect()
+    });
+    assert_eq!(by_prepared, by_import);
+    let r = by_import[1];
+    assert_eq!((r.written, r.skipped, r.head), (60, 40, 100));
+    drop((plain, prepared));
+    let (sa, sb) = (
+        files_with_ext(a.path(), "jsonl"),
+        files_with_ext(b.path(), "jsonl"),
+    );
+    assert!(sa.len() > 2, "the imports rolled segments ({})", sa.len());
+    assert_eq!(sa.len(), sb.len());
+    for (x, y) in sa.iter().zip(&sb) {
+        assert_eq!(
+            std::fs::read(x).unwrap(),
+            std::fs::read(y).unwrap(),
+            "{x:?}"
+        );
+    }
+    let store = small_store(b.path(), 40 << 10);
+    assert_eq!(all(&store), events);
+
+    let mut backwards = events[..3].to_vec();
+    backwards.iter_mut().for_each(|e| e.id.push_str("-new"));
+    backwards[2].time = backwards[1].time - 1;
+    let err = store.prepare_import(backwards).unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+    assert_eq!(store.head_seq(), 400);
 }
 
 /// Ids the store generated are found by a later append that reuses one, although appends
