@@ -26,7 +26,7 @@ use crate::lookup::head;
 use crate::migrate::{self, quoted};
 use crate::pool::{Pool, config, connect};
 use crate::read::{First, Key, Pages};
-use crate::sql::{EVENT_COLUMNS, Param, event, filters, live, pos_param, typed, unpos};
+use crate::sql::{EVENT_COLUMNS, Param, event, filters, live, live_gated, pos_param, typed, unpos};
 use postgres::types::Type;
 
 /// An event store in a PostgreSQL schema, with the file store's semantics: everything the
@@ -67,6 +67,10 @@ pub(crate) struct Shared {
     stop: Arc<AtomicBool>,
     /// The subscriptions and waiters, for which the listener thread listens.
     interest: Arc<Interest>,
+    /// Whether the schema held no deletion at the last query's first page: the next query
+    /// then tests liveness by [`live_gated`], else by [`live`] (a performance choice only:
+    /// both are exact in the statement's own snapshot).
+    no_deletions: AtomicBool,
 }
 
 impl Drop for Shared {
@@ -145,6 +149,7 @@ impl PostgresStore {
                 appender,
                 stop,
                 interest,
+                no_deletions: AtomicBool::new(false),
             }),
         })
     }
@@ -176,10 +181,17 @@ impl PostgresStore {
         let (lo, hi) = seq_bounds(q, u64::MAX);
         let v = view(q);
         let mut params: Vec<Param> = Vec::new();
-        let cond = format!("{} AND {}", filters(&v, &mut params), live(self.schema()));
+        let s = self.schema();
+        let live = if self.shared.no_deletions.load(Ordering::Relaxed) {
+            live_gated(s)
+        } else {
+            live(s)
+        };
+        let cond = format!("{} AND {live}", filters(&v, &mut params));
+        // The head, and whether any deletion exists (for the next query's choice of `live`).
         let head_row = format!(
-            "SELECT coalesce(max(e.seq), 0) AS head FROM {}.events e",
-            self.schema()
+            "SELECT coalesce(max(e.seq), 0) AS head, \
+             NOT EXISTS (SELECT 1 FROM {s}.deletions) AS none FROM {s}.events e"
         );
         let mut conn = self.shared.pool.get()?;
         let (mut pages, row) = Pages::open(
@@ -194,7 +206,7 @@ impl PostgresStore {
             v.limit,
             First {
                 row: &head_row,
-                columns: 1,
+                columns: 2,
                 // None: the page is read in the head's snapshot, and commits are gapless in
                 // seq order, so it holds no event past the head. (A bound on the head would
                 // hide the range from the planner.)
@@ -206,6 +218,8 @@ impl PostgresStore {
         )?;
         drop(conn);
         let head = unpos(row.try_get(0).map_err(pg)?);
+        let none: bool = row.try_get(1).map_err(pg)?;
+        self.shared.no_deletions.store(none, Ordering::Relaxed);
         self.shared.watch.advance(head);
         pages.narrow(lo, hi.min(head));
         Ok((Box::new(pages), head))
