@@ -11,6 +11,7 @@ mod files;
 mod group;
 mod migrations;
 mod process;
+mod stream_reads;
 mod tag_pages;
 mod throughput;
 
