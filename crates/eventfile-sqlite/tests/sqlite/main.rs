@@ -7,6 +7,7 @@
 
 mod closing;
 mod data;
+mod deletion_gate;
 mod files;
 mod group;
 mod migrations;
