@@ -205,6 +205,7 @@ impl PostgresStore {
             v.backward,
             v.limit,
             First {
+                stream: None,
                 row: &head_row,
                 columns: 2,
                 // None: the page is read in the head's snapshot, and commits are gapless in
@@ -250,10 +251,15 @@ impl EventStore for PostgresStore {
         // (refused below).
         // The version is the newest event's (events are never removed, so it is the stream's
         // version), found in the `(stream, version)` index the page reads anyway.
+        // The state is a row of the events' own columns (no column added to every event's
+        // row: 9 columns parsed per row, not 12): the seq NULL marks it, the version in the
+        // version's place, the deletion's `before` in the time's, its tombstone flag as text in
+        // the type's.
         let state = format!(
-            "SELECT (SELECT v.version FROM {s}.events v WHERE v.stream = $1
+            "SELECT NULL::bigint, NULL::text, NULL::text,
+                    (SELECT v.version FROM {s}.events v WHERE v.stream = $1
                      ORDER BY v.version DESC LIMIT 1),
-                    d.before, d.tombstone
+                    d.tombstone::text, d.before, NULL::text, NULL::text, NULL::text[]
              FROM (SELECT 1) AS one LEFT JOIN {s}.deletions d ON d.stream = $1"
         );
         let bound = format!(
@@ -278,20 +284,21 @@ impl EventStore for PostgresStore {
             r.backward,
             r.limit,
             First {
+                stream: Some(stream),
                 row: &state,
-                columns: 3,
+                columns: 0,
                 bound: Some(&bound),
                 // A stream's read is one plan: its (stream, version) index.
                 prepared: true,
             },
         )?;
         drop(conn);
-        let version: Option<i64> = row.try_get(0).map_err(pg)?;
-        let before: Option<i64> = row.try_get(1).map_err(pg)?;
-        let tombstone: Option<bool> = row.try_get(2).map_err(pg)?;
+        let version: Option<i64> = row.try_get(3).map_err(pg)?;
+        let tombstone: Option<&str> = row.try_get(4).map_err(pg)?;
+        let before: Option<i64> = row.try_get(5).map_err(pg)?;
         let deletion = before.map(|b| Deletion {
             before: unpos(b),
-            tombstone: tombstone.unwrap_or(false),
+            tombstone: tombstone == Some("true"),
         });
         check_tombstone(stream, deletion)?;
         let version = version.map_or(0, unpos);
