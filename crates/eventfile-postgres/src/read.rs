@@ -23,7 +23,7 @@ use postgres::types::{ToSql, Type};
 
 use crate::error::pg;
 use crate::pool::{Conn, Pool};
-use crate::sql::{EVENT_COLUMNS, EVENT_NULLS, Param, event_at, pos, typed};
+use crate::sql::{EVENT_COLUMNS, EVENT_NULLS, Param, STREAM_EVENT_COLUMNS, event_of, pos, typed};
 
 /// Events fetched per page (a statement asks for one more, to learn whether the range goes on
 /// without a further round trip).
@@ -56,11 +56,15 @@ impl Key {
 }
 
 /// What the first page's statement reads beside its events: `row`, a one-row `SELECT` of
-/// `columns` columns, which come first in every returned row (NULL in the events' rows); `bound`,
+/// `columns` columns, which come first in every returned row (NULL in the events' rows), or, with
+/// `columns` 0, a row of the events' columns and types whose first (the seq) is NULL; `bound`,
 /// a condition on `e` the first page adds (it may not refer to `row`). With `prepared`, every
 /// page's statement is prepared once per connection and its generic plan kept (for a read with
 /// one good plan); without, only a first page with no range condition is.
 pub(crate) struct First<'a> {
+    /// The stream every event belongs to, for a stream's read: its statements select
+    /// [`STREAM_EVENT_COLUMNS`] (its name not sent back).
+    pub(crate) stream: Option<&'a str>,
     pub(crate) row: &'a str,
     pub(crate) columns: usize,
     pub(crate) bound: Option<&'a str>,
@@ -86,6 +90,8 @@ pub(crate) struct Pages {
     /// first page's rows).
     base: usize,
     key: Key,
+    /// The stream of every row ([`First::stream`]).
+    stream: Option<String>,
     backward: bool,
     prepared: bool,
     done: bool,
@@ -110,6 +116,11 @@ impl Pages {
         first: First<'_>,
     ) -> Result<(Pages, Row)> {
         let col = key.column();
+        let columns = if first.stream.is_some() {
+            STREAM_EVENT_COLUMNS
+        } else {
+            EVENT_COLUMNS
+        };
         let unbounded = lo <= 1 && hi == u64::MAX;
         let lo = pos(lo.max(1));
         let hi = pos(hi);
@@ -124,7 +135,7 @@ impl Pages {
         // A page's statement; `nulls` before the events' columns, for the first page's.
         let page = |nulls: &str, bound: &str, range: &str, limit: &str| {
             format!(
-                "SELECT {nulls}{EVENT_COLUMNS} FROM {schema}.events e \
+                "SELECT {nulls}{columns} FROM {schema}.events e \
                  WHERE {condition}{bound}{range} ORDER BY {col} {order} LIMIT {limit}"
             )
         };
@@ -143,6 +154,7 @@ impl Pages {
             buf: Vec::new().into_iter(),
             base: first.columns,
             key,
+            stream: first.stream.map(str::to_owned),
             backward,
             prepared: first.prepared,
             done: lo > hi,
@@ -157,10 +169,14 @@ impl Pages {
         } else {
             page(&nulls, &bound, &range, &format!("${lim}"))
         };
-        let first_sql = format!(
-            "SELECT o.*, {EVENT_NULLS} FROM ({row}) o UNION ALL ({first_page})",
-            row = first.row,
-        );
+        let first_sql = if first.columns == 0 {
+            format!("({row}) UNION ALL ({first_page})", row = first.row)
+        } else {
+            format!(
+                "SELECT o.*, {EVENT_NULLS} FROM ({row}) o UNION ALL ({first_page})",
+                row = first.row,
+            )
+        };
         let rows = if plain {
             let refs = typed(&pages.params);
             let (values, types): (Vec<&(dyn ToSql + Sync)>, Vec<Type>) = refs.into_iter().unzip();
@@ -292,7 +308,7 @@ impl Iterator for Pages {
         }
         let row = self.buf.next()?;
         self.remaining -= 1;
-        let e = event_at(&row, self.base);
+        let e = event_of(&row, self.base, self.stream.as_deref());
         if e.is_err() {
             // A row that does not decode ends the read: nothing after it is handed out.
             self.remaining = 0;

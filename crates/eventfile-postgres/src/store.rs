@@ -26,7 +26,7 @@ use crate::lookup::head;
 use crate::migrate::{self, quoted};
 use crate::pool::{Pool, config, connect};
 use crate::read::{First, Key, Pages};
-use crate::sql::{EVENT_COLUMNS, Param, event, filters, live, pos_param, typed, unpos};
+use crate::sql::{EVENT_COLUMNS, Param, event, filters, live, live_gated, pos_param, typed, unpos};
 use postgres::types::Type;
 
 /// An event store in a PostgreSQL schema, with the file store's semantics: everything the
@@ -67,6 +67,10 @@ pub(crate) struct Shared {
     stop: Arc<AtomicBool>,
     /// The subscriptions and waiters, for which the listener thread listens.
     interest: Arc<Interest>,
+    /// Whether the schema held no deletion at the last query's first page: the next query
+    /// then tests liveness by [`live_gated`], else by [`live`] (a performance choice only:
+    /// both are exact in the statement's own snapshot).
+    no_deletions: AtomicBool,
 }
 
 impl Drop for Shared {
@@ -145,6 +149,7 @@ impl PostgresStore {
                 appender,
                 stop,
                 interest,
+                no_deletions: AtomicBool::new(false),
             }),
         })
     }
@@ -176,10 +181,17 @@ impl PostgresStore {
         let (lo, hi) = seq_bounds(q, u64::MAX);
         let v = view(q);
         let mut params: Vec<Param> = Vec::new();
-        let cond = format!("{} AND {}", filters(&v, &mut params), live(self.schema()));
+        let s = self.schema();
+        let live = if self.shared.no_deletions.load(Ordering::Relaxed) {
+            live_gated(s)
+        } else {
+            live(s)
+        };
+        let cond = format!("{} AND {live}", filters(&v, &mut params));
+        // The head, and whether any deletion exists (for the next query's choice of `live`).
         let head_row = format!(
-            "SELECT coalesce(max(e.seq), 0) AS head FROM {}.events e",
-            self.schema()
+            "SELECT coalesce(max(e.seq), 0) AS head, \
+             NOT EXISTS (SELECT 1 FROM {s}.deletions) AS none FROM {s}.events e"
         );
         let mut conn = self.shared.pool.get()?;
         let (mut pages, row) = Pages::open(
@@ -193,8 +205,9 @@ impl PostgresStore {
             v.backward,
             v.limit,
             First {
+                stream: None,
                 row: &head_row,
-                columns: 1,
+                columns: 2,
                 // None: the page is read in the head's snapshot, and commits are gapless in
                 // seq order, so it holds no event past the head. (A bound on the head would
                 // hide the range from the planner.)
@@ -206,6 +219,8 @@ impl PostgresStore {
         )?;
         drop(conn);
         let head = unpos(row.try_get(0).map_err(pg)?);
+        let none: bool = row.try_get(1).map_err(pg)?;
+        self.shared.no_deletions.store(none, Ordering::Relaxed);
         self.shared.watch.advance(head);
         pages.narrow(lo, hi.min(head));
         Ok((Box::new(pages), head))
@@ -236,10 +251,15 @@ impl EventStore for PostgresStore {
         // (refused below).
         // The version is the newest event's (events are never removed, so it is the stream's
         // version), found in the `(stream, version)` index the page reads anyway.
+        // The state is a row of the events' own columns (no column added to every event's
+        // row: 9 columns parsed per row, not 12): the seq NULL marks it, the version in the
+        // version's place, the deletion's `before` in the time's, its tombstone flag as text in
+        // the type's.
         let state = format!(
-            "SELECT (SELECT v.version FROM {s}.events v WHERE v.stream = $1
+            "SELECT NULL::bigint, NULL::text, NULL::text,
+                    (SELECT v.version FROM {s}.events v WHERE v.stream = $1
                      ORDER BY v.version DESC LIMIT 1),
-                    d.before, d.tombstone
+                    d.tombstone::text, d.before, NULL::text, NULL::text, NULL::text[]
              FROM (SELECT 1) AS one LEFT JOIN {s}.deletions d ON d.stream = $1"
         );
         let bound = format!(
@@ -264,20 +284,21 @@ impl EventStore for PostgresStore {
             r.backward,
             r.limit,
             First {
+                stream: Some(stream),
                 row: &state,
-                columns: 3,
+                columns: 0,
                 bound: Some(&bound),
                 // A stream's read is one plan: its (stream, version) index.
                 prepared: true,
             },
         )?;
         drop(conn);
-        let version: Option<i64> = row.try_get(0).map_err(pg)?;
-        let before: Option<i64> = row.try_get(1).map_err(pg)?;
-        let tombstone: Option<bool> = row.try_get(2).map_err(pg)?;
+        let version: Option<i64> = row.try_get(3).map_err(pg)?;
+        let tombstone: Option<&str> = row.try_get(4).map_err(pg)?;
+        let before: Option<i64> = row.try_get(5).map_err(pg)?;
         let deletion = before.map(|b| Deletion {
             before: unpos(b),
-            tombstone: tombstone.unwrap_or(false),
+            tombstone: tombstone == Some("true"),
         });
         check_tombstone(stream, deletion)?;
         let version = version.map_or(0, unpos);

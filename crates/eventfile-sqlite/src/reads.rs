@@ -5,9 +5,10 @@
 //!
 //! This module owns every `SELECT` of events for a caller; it never writes.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use eventfile::backend::{self, QueryView};
 use eventfile::{EventIter, Query, RecordedEvent, Result, StreamInfo, TermCount};
@@ -43,8 +44,12 @@ fn snapshot<T>(c: &Connection, path: &Path, f: impl FnOnce() -> Result<T>) -> Re
 /// read when the read begins (in the transaction of its lookups), the others on demand.
 pub(crate) struct Pages {
     inner: Arc<Inner>,
-    /// `SELECT ... WHERE <key> BETWEEN ?1 AND ?2 AND <filters> ORDER BY <key> LIMIT ?n+1`.
-    sql: String,
+    /// `SELECT ... WHERE <key> BETWEEN ?1 AND ?2 AND <filters> ORDER BY <key> LIMIT ?n+1`
+    /// (a stream read's: [`STREAM_PAGE`], made once).
+    sql: Cow<'static, str>,
+    /// The stream every row belongs to, for a stream read (its statement selects
+    /// [`rows::STREAM_COLUMNS`]).
+    stream: Option<String>,
     /// The statement's parameters but the limit: a page sets the key range (`?1`, `?2`).
     w: Where,
     /// The key is the seq (else the version, for a stream).
@@ -80,10 +85,40 @@ impl Pages {
             w.clause(),
             w.params.len() + 1
         );
+        let mut pages = Pages::new(
+            inner,
+            w,
+            sql.into(),
+            None,
+            by_seq,
+            backward,
+            (lo, hi),
+            limit,
+        );
+        if !pages.done {
+            pages.fetch_on(c)?;
+        }
+        Ok(pages)
+    }
+
+    /// The read of [`Pages::start`], its page statement `sql` (of [`rows::STREAM_COLUMNS`]
+    /// with `stream`), no page read yet.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        inner: &Arc<Inner>,
+        w: Where,
+        sql: Cow<'static, str>,
+        stream: Option<String>,
+        by_seq: bool,
+        backward: bool,
+        (lo, hi): (u64, u64),
+        limit: Option<usize>,
+    ) -> Pages {
         let remaining = limit.unwrap_or(usize::MAX);
-        let mut pages = Pages {
+        Pages {
             inner: Arc::clone(inner),
             sql,
+            stream,
             w,
             by_seq,
             backward,
@@ -92,11 +127,7 @@ impl Pages {
             remaining,
             buf: VecDeque::new(),
             done: lo > hi || remaining == 0,
-        };
-        if !pages.done {
-            pages.fetch_on(c)?;
         }
-        Ok(pages)
     }
 
     /// Reads the next page on `c`.
@@ -105,6 +136,12 @@ impl Pages {
         let take = self.remaining.min(PAGE);
         self.w.set_range(self.lo, self.hi);
         let limit = [Value::Integer(i64::try_from(take).unwrap_or(i64::MAX))];
+        if !self.by_seq {
+            // A stream's versions have no gaps: the page holds at most `hi - lo + 1` rows, and
+            // its buffer is sized once instead of doubling.
+            let span = usize::try_from(self.hi.saturating_sub(self.lo)).unwrap_or(usize::MAX);
+            self.buf.reserve(take.min(span.saturating_add(1)));
+        }
         let mut stmt = c.prepare_cached(&self.sql).sql(path)?;
         let mut rows = stmt
             .query(rusqlite::params_from_iter(
@@ -113,7 +150,7 @@ impl Pages {
             .sql(path)?;
         let mut got = 0;
         while let Some(r) = rows.next().sql(path)? {
-            let e = rows::event_from_row(r, path)?;
+            let e = rows::event_from_row_of(r, path, self.stream.as_deref())?;
             let key = int(if self.by_seq { e.seq } else { e.version });
             if self.backward {
                 self.hi = key.saturating_sub(1);
@@ -161,6 +198,19 @@ impl Iterator for Pages {
         backend::paged_size_hint(self.buf.len(), self.remaining, self.done)
     }
 }
+
+/// A stream read's page statement, forward (`[0]`) and backward (`[1]`), over
+/// [`Where::stream`]'s parameters, made once; the stream's name is not read back
+/// ([`rows::STREAM_COLUMNS`]).
+static STREAM_PAGE: LazyLock<[String; 2]> = LazyLock::new(|| {
+    ["ASC", "DESC"].map(|dir| {
+        format!(
+            "SELECT {} FROM events e WHERE e.version BETWEEN ?1 AND ?2 \
+             AND e.stream = ?3 ORDER BY e.version {dir} LIMIT ?4",
+            rows::STREAM_COLUMNS
+        )
+    })
+});
 
 /// The filters of `v` over a seq range (`?1`, `?2`: [`Where::keyed`]), events live at `head`
 /// only.
@@ -214,10 +264,21 @@ impl Inner {
                 } else {
                     (from.unwrap_or(1).max(before), version)
                 };
-                let mut w = Where::keyed(false);
-                let s = w.param(stream.to_owned());
-                w.and(format!("e.stream = {s}"));
-                Pages::start(self, c, w, false, backward, (lo, hi), limit)
+                let sql = Cow::Borrowed(STREAM_PAGE[usize::from(backward)].as_str());
+                let mut pages = Pages::new(
+                    self,
+                    Where::stream(stream),
+                    sql,
+                    Some(stream.to_owned()),
+                    false,
+                    backward,
+                    (lo, hi),
+                    limit,
+                );
+                if !pages.done {
+                    pages.fetch_on(c)?;
+                }
+                Ok(pages)
             })
         })?;
         Ok(Box::new(pages))

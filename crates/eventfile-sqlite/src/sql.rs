@@ -42,6 +42,16 @@ impl Where {
         w
     }
 
+    /// The parameters of a stream read's statements over versions (`?1`, `?2`: the range;
+    /// `?3`: the stream), without the clause text: the statements are made once
+    /// (`reads::STREAM_PAGE`), so [`Where::clause`] is not for it.
+    pub(crate) fn stream(stream: &str) -> Where {
+        Where {
+            params: vec![Value::Null, Value::Null, Value::Text(stream.to_owned())],
+            ..Where::default()
+        }
+    }
+
     /// What the statement reads: `events e`, joined to the first tag's `event_tags` rows in
     /// the seq range when the query has a tag (the `(tag, seq)` key read in seq order, each
     /// event found by its seq, with no temporary index of the tag's seqs).

@@ -7,10 +7,12 @@
 
 mod closing;
 mod data;
+mod deletion_gate;
 mod files;
 mod group;
 mod migrations;
 mod process;
+mod stream_reads;
 mod tag_pages;
 mod throughput;
 
