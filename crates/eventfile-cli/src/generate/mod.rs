@@ -293,9 +293,9 @@ fn write_batches(
             written += r.written;
             head = Some(r.head);
             bar.inc(r.written + r.skipped);
-            if done_tx.send(events).is_err() {
-                break;
-            }
+            // The maker may be gone already, having sent a batch the checks refused: that
+            // batch is still to be read from `made_rx`, so a failed hand-back ends nothing.
+            let _ = done_tx.send(events);
         }
         Ok((written, head))
     })
@@ -460,6 +460,63 @@ mod tests {
         .unwrap_or_else(|_| panic!("the batches failed"));
         assert_eq!(written, 0);
         assert_eq!(store.head_seq().unwrap(), 0);
+    }
+
+    /// A batch the checks refuse is reported whenever it comes, also when its maker has
+    /// finished and gone before the batch ahead of it was written (it once ended the run as if
+    /// interrupted, the refusal unread). Limits around the shop's event sizes refuse an event
+    /// somewhere in the first batches: every run either fails naming the event or writes all.
+    /// Each one-event batch is synced (the default durability), so the maker, which only checks
+    /// and encodes, is ahead of the writer as in a real run.
+    #[test]
+    fn a_batch_refused_after_others_is_reported_not_lost() {
+        let events = 100;
+        let plan = GenerateRequest {
+            events,
+            ..request()
+        }
+        .plan(0, None, now_micros())
+        .unwrap();
+        let bar = indicatif::ProgressBar::hidden();
+        let stop = AtomicBool::new(false);
+        let mut refused_later = 0;
+        for limit in (256..=1184).step_by(16) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = eventfile::OpenOptions::new()
+                .max_event_bytes(limit)
+                .open(dir.path())
+                .unwrap();
+            match write_batches(
+                Sink::File(&store),
+                Shop::new(plan.clone()),
+                1,
+                usize::MAX,
+                &stop,
+                &bar,
+            ) {
+                Ok((written, _)) => {
+                    // Every event fits this limit, and so any larger one.
+                    assert_eq!(written, events, "limit {limit}: a batch was lost");
+                    break;
+                }
+                Err(Failure::Other(msg)) => {
+                    assert!(msg.contains("event 0"), "limit {limit}: {msg}");
+                    let before: u64 = msg
+                        .rsplit("; ")
+                        .next()
+                        .and_then(|m| m.split(' ').next())
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or_else(|| panic!("limit {limit}: {msg}"));
+                    assert_eq!(store.head_seq(), before, "limit {limit}");
+                    refused_later += u64::from(before > 0);
+                }
+                Err(_) => panic!("limit {limit}: another failure"),
+            }
+        }
+        assert!(
+            refused_later > 0,
+            "no limit refused a batch after the first"
+        );
     }
 
     /// What a power loss right after the run leaves of it, on the simulated disk: with the
