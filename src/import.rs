@@ -108,6 +108,9 @@ impl Store {
     /// Does what [`Store::import`] does before it takes the store's lock: checks `events`
     /// (every check of `backend::check_import`, with this store's event size limit) and encodes
     /// their records. Errors are those of [`Store::import`]'s checks; nothing is written.
+    /// The check that no time is more than a day ahead of this machine's clock is made here,
+    /// against the clock at preparation; a store opened read-only refuses at
+    /// [`Store::import_prepared`], not here.
     ///
     /// [`Store::import_prepared`] then writes them. The two may run on different threads: a
     /// bulk load that prepares each batch on the thread making it, while the previous batch is
