@@ -6,7 +6,6 @@
 //! This module owns every `SELECT` of events for a caller; it never writes.
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, LazyLock};
 
@@ -60,7 +59,9 @@ pub(crate) struct Pages {
     lo: i64,
     hi: i64,
     remaining: usize,
-    buf: VecDeque<RecordedEvent>,
+    /// The page's events not handed out yet, in order: the page's vector, consumed in place
+    /// (each event moved once, from the row into the vector, then to the caller).
+    buf: std::vec::IntoIter<RecordedEvent>,
     done: bool,
 }
 
@@ -125,22 +126,28 @@ impl Pages {
             lo: int(lo),
             hi: int(hi),
             remaining,
-            buf: VecDeque::new(),
+            buf: Vec::new().into_iter(),
             done: lo > hi || remaining == 0,
         }
     }
 
-    /// Reads the next page on `c`.
+    /// Reads the next page on `c`, once the last is handed out (`buf` is replaced).
     fn fetch_on(&mut self, c: &Connection) -> Result<()> {
+        debug_assert_eq!(
+            self.buf.len(),
+            0,
+            "a page fetched before the last was handed out"
+        );
         let path = &self.inner.path;
         let take = self.remaining.min(PAGE);
         self.w.set_range(self.lo, self.hi);
         let limit = [Value::Integer(i64::try_from(take).unwrap_or(i64::MAX))];
+        let mut buf = Vec::new();
         if !self.by_seq {
             // A stream's versions have no gaps: the page holds at most `hi - lo + 1` rows, and
             // its buffer is sized once instead of doubling.
             let span = usize::try_from(self.hi.saturating_sub(self.lo)).unwrap_or(usize::MAX);
-            self.buf.reserve(take.min(span.saturating_add(1)));
+            buf.reserve_exact(take.min(span.saturating_add(1)));
         }
         let mut stmt = c.prepare_cached(&self.sql).sql(path)?;
         let mut rows = stmt
@@ -148,7 +155,6 @@ impl Pages {
                 self.w.params.iter().chain(limit.iter()),
             ))
             .sql(path)?;
-        let mut got = 0;
         while let Some(r) = rows.next().sql(path)? {
             let e = rows::event_from_row_of(r, path, self.stream.as_deref())?;
             let key = int(if self.by_seq { e.seq } else { e.version });
@@ -157,9 +163,10 @@ impl Pages {
             } else {
                 self.lo = key.saturating_add(1);
             }
-            self.buf.push_back(e);
-            got += 1;
+            buf.push(e);
         }
+        let got = buf.len();
+        self.buf = buf.into_iter();
         if got < take || self.lo > self.hi {
             self.done = true;
         }
@@ -180,7 +187,7 @@ impl Iterator for Pages {
         if self.remaining == 0 {
             return None;
         }
-        if self.buf.is_empty()
+        if self.buf.len() == 0
             && !self.done
             && let Err(e) = self.fetch()
         {
@@ -188,7 +195,7 @@ impl Iterator for Pages {
             self.remaining = 0;
             return Some(Err(e));
         }
-        let e = self.buf.pop_front()?;
+        let e = self.buf.next()?;
         self.remaining -= 1;
         Some(Ok(e))
     }
