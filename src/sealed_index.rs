@@ -511,19 +511,15 @@ impl SealedIndex {
         })
     }
 
-    /// Where each of the records `ords` (ascending) starts and how long it is; the last record
-    /// ends at `end`. Records whose positions do not add up are left out, as an index in memory
-    /// leaves them out.
+    /// Where each of the records `ords` (strictly ascending: else the sidecar is corrupt)
+    /// starts and how long it is; the last record ends at `end`. Records whose positions do not
+    /// add up are left out, as an index in memory leaves them out.
     ///
     /// The positions of neighbouring wanted records are read together, up to 4 KiB at a time,
     /// so that a read of many records of a segment reads each part of the table once, and
     /// around the block cache; a record alone (a stream's events are spread over the log) reads
     /// its position and the next through the cache.
-    pub(crate) fn extents(
-        &self,
-        ords: impl Iterator<Item = u32>,
-        end: u64,
-    ) -> Result<Vec<(u64, u32)>> {
+    pub(crate) fn extents(&self, ords: impl Iterator<Item = u32>, end: u64) -> Result<Vec<Extent>> {
         let mut out = self.extents_of_each(ords, end)?;
         out.retain(|&(at, _)| at != u64::MAX);
         Ok(out)
@@ -552,40 +548,46 @@ impl SealedIndex {
     /// [`SealedIndex::extents`], with `(u64::MAX, 0)` for each record left out (those past
     /// the end are not listed).
     fn extents_of_each(&self, ords: impl Iterator<Item = u32>, end: u64) -> Result<Vec<Extent>> {
-        let ords: Vec<u64> = ords
-            .map(u64::from)
-            .take_while(|&o| o < self.count)
-            .collect();
+        let ords: Vec<u32> = ords.take_while(|&o| u64::from(o) < self.count).collect();
+        // Postings are checked ascending with the rest of the sidecar on its first use, but the
+        // file is read again after its files are closed and opened: what is read now is what
+        // counts, and the arithmetic below needs it.
+        if let Some(w) = ords.windows(2).find(|w| w[0] >= w[1]) {
+            return Err(self.malformed(
+                self.postings_at,
+                &format!("postings out of order ({} then {})", w[0], w[1]),
+            ));
+        }
         let mut out = Vec::with_capacity(ords.len());
         let mut buf = Vec::<u8>::new();
         let mut k = 0;
         while k < ords.len() {
             // Ords k..j, whose positions and the one after the last span at most 4 KiB.
-            let from = ords[k];
+            let from = u64::from(ords[k]);
             let mut j = k + 1;
-            while j < ords.len() && ords[j] + 1 - from < POSITIONS_AT_ONCE {
+            while j < ords.len() && u64::from(ords[j]) - from + 1 < POSITIONS_AT_ONCE {
                 j += 1;
             }
-            let upto = (ords[j - 1] + 2).min(self.count);
+            let upto = (u64::from(ords[j - 1]) + 2).min(self.count);
             buf.resize(((upto - from) * 4) as usize, 0);
             self.read_via(&mut buf, HEADER as u64 + from * 4, j - k == 1)?;
-            let position = |o: u64| -> u64 {
+            let position = |o: u64| -> Option<u64> {
                 if o >= upto {
-                    return end;
+                    return Some(end);
                 }
-                let i = ((o - from) * 4) as usize;
-                u64::from(u32::from_le_bytes([
-                    buf[i],
-                    buf[i + 1],
-                    buf[i + 2],
-                    buf[i + 3],
-                ]))
+                let i = usize::try_from(o.checked_sub(from)?.checked_mul(4)?).ok()?;
+                let b = buf.get(i..i.checked_add(4)?)?;
+                Some(u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
             };
             for &o in &ords[k..j] {
-                let at = position(o);
-                let next = position(o + 1);
-                match next.checked_sub(at).and_then(|l| u32::try_from(l).ok()) {
-                    Some(len) if at != u64::MAX => out.push((at, len)),
+                let at = position(u64::from(o));
+                let next = position(u64::from(o) + 1);
+                let len = at
+                    .zip(next)
+                    .and_then(|(at, next)| next.checked_sub(at))
+                    .and_then(|l| u32::try_from(l).ok());
+                match (at, len) {
+                    (Some(at), Some(len)) => out.push((at, len)),
                     _ => out.push((u64::MAX, 0)),
                 }
             }
@@ -710,7 +712,7 @@ mod tests {
                 assert_eq!(ix.id_range().unwrap(), f.id_range());
                 let ords: Vec<u32> = (0..n as u32).step_by(3).chain([n as u32 + 5]).collect();
                 let end = 100 + n * 40;
-                let want: Vec<(u64, u32)> = ords
+                let want: Vec<Extent> = ords
                     .iter()
                     .filter_map(|&o| {
                         let at = u64::from(f.position(o)?);
@@ -728,6 +730,46 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Postings damaged after the sidecar's check (its files closed and opened again) are an
+    /// error, not a panic: out of order, they once underflowed (`[7, 0]`) or indexed past the
+    /// positions read (`[5, 4]`).
+    #[test]
+    fn postings_out_of_order_after_the_check_are_corrupt_not_a_panic() {
+        for (bad, cached) in [
+            ([7u32, 0u32], false),
+            ([5, 4], false),
+            ([5, 5], true),
+            ([9, 2], true),
+        ] {
+            let (_, _, _, dir) = three(500);
+            let path = dir.path().join("x.idx");
+            let end = 100 + 500 * 40;
+            let open = || {
+                let file = crate::storage::Storage::open(&crate::storage::OsStorage, &path, false)
+                    .unwrap();
+                let ix = SealedIndex::open(file, &path, 7, Some(end)).unwrap();
+                match cached {
+                    true => ix.caching(&BlockCache::new(1 << 20)),
+                    false => ix,
+                }
+            };
+            // Checked: stream s1's first postings are 1 and 8.
+            let e = open().find(Kind::Stream, "s1").unwrap().unwrap();
+            assert_eq!(open().postings(Kind::Stream, "s1").unwrap()[..2], [1, 8]);
+            let at = open().postings_at + e.first * 4;
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes[at as usize..at as usize + 4].copy_from_slice(&bad[0].to_le_bytes());
+            bytes[at as usize + 4..at as usize + 8].copy_from_slice(&bad[1].to_le_bytes());
+            std::fs::write(&path, &bytes).unwrap();
+            // Opened again, as after its files were closed.
+            let ix = open();
+            let err = ix.stream_extents("s1", end).unwrap_err();
+            assert!(matches!(err, Error::Corrupt { .. }), "{bad:?}: {err}");
+            let err = ix.extents(bad.into_iter(), end).unwrap_err();
+            assert!(matches!(err, Error::Corrupt { .. }), "{bad:?}: {err}");
         }
     }
 
