@@ -57,9 +57,10 @@ pub(crate) struct BlockCache {
     memo: Mutex<Memo>,
 }
 
-/// Where a record lies in its segment (offset, length with the newline); `(u64::MAX, 0)` for a
-/// posting whose positions did not add up.
-pub(crate) type Extent = (u64, u32);
+/// Where a record lies in its segment (offset, length with the newline) and its ordinal there
+/// (the record's seq is the segment's base plus it); `(u64::MAX, 0, ord)` for a posting whose
+/// positions did not add up. 16 bytes.
+pub(crate) type Extent = (u64, u32, u32);
 
 /// Extents of streams' records per sidecar, oldest first, within a byte bound.
 #[derive(Default)]
@@ -484,7 +485,7 @@ mod tests {
             CachedFile::new(file(100), 100, &cache),
             CachedFile::new(file(100), 100, &cache),
         );
-        let ext: Arc<[Extent]> = (0..20u64).map(|i| (i * 10, 10)).collect();
+        let ext: Arc<[Extent]> = (0..20u64).map(|i| (i * 10, 10, i as u32)).collect();
         a.remember("s", &ext);
         assert_eq!(a.remembered("s").as_deref(), Some(&ext[..]));
         assert!(b.remembered("s").is_none(), "another file's extents");
@@ -499,7 +500,7 @@ mod tests {
         );
         assert_eq!(a.remembered("s999").as_deref(), Some(&ext[..]));
         // An entry above a quarter of the bound is not kept; no cache keeps nothing.
-        let big: Arc<[Extent]> = (0..200u64).map(|i| (i, 1)).collect();
+        let big: Arc<[Extent]> = (0..200u64).map(|i| (i, 1, i as u32)).collect();
         a.remember("big", &big);
         assert!(a.remembered("big").is_none());
         let none = CachedFile::new(file(100), 100, &BlockCache::new(0));

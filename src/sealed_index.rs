@@ -512,8 +512,8 @@ impl SealedIndex {
     }
 
     /// Where each of the records `ords` (strictly ascending: else the sidecar is corrupt)
-    /// starts and how long it is; the last record ends at `end`. Records whose positions do not
-    /// add up are left out, as an index in memory leaves them out.
+    /// starts, how long it is and its ordinal; the last record ends at `end`. Records whose
+    /// positions do not add up are left out, as an index in memory leaves them out.
     ///
     /// The positions of neighbouring wanted records are read together, up to 4 KiB at a time,
     /// so that a read of many records of a segment reads each part of the table once, and
@@ -521,14 +521,14 @@ impl SealedIndex {
     /// its position and the next through the cache.
     pub(crate) fn extents(&self, ords: impl Iterator<Item = u32>, end: u64) -> Result<Vec<Extent>> {
         let mut out = self.extents_of_each(ords, end)?;
-        out.retain(|&(at, _)| at != u64::MAX);
+        out.retain(|&(at, _, _)| at != u64::MAX);
         Ok(out)
     }
 
     /// The records of stream `stream`, in version order, as [`SealedIndex::extents`] gives
-    /// them but one per posting (`(u64::MAX, 0)` where positions do not add up), so that a read
-    /// can pick versions by position in the list. Remembered in the block cache's memo: a
-    /// stream read again makes no lookup.
+    /// them but one per posting (`(u64::MAX, 0, ord)` where positions do not add up), so that a
+    /// read can tell which version each is. Remembered in the block cache's memo: a stream read
+    /// again makes no lookup.
     pub(crate) fn stream_extents(&self, stream: &str, end: u64) -> Result<Arc<[Extent]>> {
         let memo = match &self.source {
             Source::File(f) if end == self.segment_len => Some(f),
@@ -545,8 +545,8 @@ impl SealedIndex {
         Ok(extents)
     }
 
-    /// [`SealedIndex::extents`], with `(u64::MAX, 0)` for each record left out (those past
-    /// the end are not listed).
+    /// [`SealedIndex::extents`], with `(u64::MAX, 0, ord)` for each record left out (those
+    /// past the end are not listed).
     fn extents_of_each(&self, ords: impl Iterator<Item = u32>, end: u64) -> Result<Vec<Extent>> {
         let ords: Vec<u32> = ords.take_while(|&o| u64::from(o) < self.count).collect();
         // Postings are checked ascending with the rest of the sidecar on its first use, but the
@@ -587,8 +587,8 @@ impl SealedIndex {
                     .and_then(|(at, next)| next.checked_sub(at))
                     .and_then(|l| u32::try_from(l).ok());
                 match (at, len) {
-                    (Some(at), Some(len)) => out.push((at, len)),
-                    _ => out.push((u64::MAX, 0)),
+                    (Some(at), Some(len)) => out.push((at, len, o)),
+                    _ => out.push((u64::MAX, 0, o)),
                 }
             }
             k = j;
@@ -717,7 +717,7 @@ mod tests {
                     .filter_map(|&o| {
                         let at = u64::from(f.position(o)?);
                         let next = f.position(o + 1).map_or(end, u64::from);
-                        Some((at, (next - at) as u32))
+                        Some((at, (next - at) as u32, o))
                     })
                     .collect();
                 assert_eq!(ix.extents(ords.into_iter(), end).unwrap(), want);
