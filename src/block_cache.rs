@@ -70,9 +70,17 @@ pub(crate) struct Memo {
     bytes: usize,
 }
 
-/// Bytes a memo entry is counted for.
-fn memo_bytes(stream: &str, extents: &[Extent]) -> usize {
-    64 + stream.len() + std::mem::size_of_val(extents)
+/// Bytes a memo entry is counted for, besides its stream's name (twice) and its extents: the
+/// key held twice (map and order, 24 bytes each), the map's slot for the value (a 16-byte
+/// pointer and a control byte, at a load of up to 7/8 and after doubling: up to twice that),
+/// the `Arc`'s two counts (16), and the allocator's rounding of three allocations.
+const MEMO_ENTRY_FIXED: usize = 2 * 24 + 2 * (24 + 16 + 1) + 16 + 3 * 16;
+
+/// Bytes a memo entry of `n` extents for a stream named with `name_len` bytes is counted for.
+fn memo_bytes(name_len: usize, n: usize) -> usize {
+    n.saturating_mul(std::mem::size_of::<Extent>())
+        .saturating_add(name_len.saturating_mul(2))
+        .saturating_add(MEMO_ENTRY_FIXED)
 }
 
 type Key = (u64, u64);
@@ -159,7 +167,7 @@ impl Blocks {
         if data.len() > capacity || self.at.contains_key(&key) {
             return;
         }
-        while self.bytes + data.len() > capacity {
+        while self.bytes.saturating_add(data.len()) > capacity {
             self.evict_one();
         }
         self.bytes += data.len();
@@ -189,6 +197,12 @@ impl BlockCache {
     /// Bytes the memo may hold: an eighth of the capacity.
     fn memo_capacity(&self) -> usize {
         self.capacity / 8
+    }
+
+    /// Bytes the blocks may hold: the capacity less the memo's eighth, so that the two together
+    /// never exceed it.
+    fn blocks_capacity(&self) -> usize {
+        self.capacity - self.memo_capacity()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Blocks> {
@@ -248,7 +262,7 @@ impl CachedFile {
     /// entries beyond the bound; one larger than a quarter of the bound is not kept.
     pub(crate) fn remember(&self, stream: &str, extents: &Arc<[Extent]>) {
         let cap = self.cache.memo_capacity();
-        let size = memo_bytes(stream, extents);
+        let size = memo_bytes(stream.len(), extents.len());
         if size > cap / 4 {
             return;
         }
@@ -257,15 +271,15 @@ impl CachedFile {
         if memo.at.contains_key(&key) {
             return;
         }
-        while memo.bytes + size > cap {
+        while memo.bytes.saturating_add(size) > cap {
             let Some(old) = memo.order.pop_front() else {
                 break;
             };
             if let Some(e) = memo.at.remove(&old) {
-                memo.bytes -= memo_bytes(&old.1, &e);
+                memo.bytes = memo.bytes.saturating_sub(memo_bytes(old.1.len(), e.len()));
             }
         }
-        memo.bytes += size;
+        memo.bytes = memo.bytes.saturating_add(size);
         memo.order.push_back(key.clone());
         memo.at.insert(key, Arc::clone(extents));
     }
@@ -301,7 +315,7 @@ impl CachedFile {
         }
         let from = (at + done as u64) / BLOCK;
         let keep = {
-            let limit = self.cache.capacity / BLOCK as usize;
+            let limit = self.cache.blocks_capacity() / BLOCK as usize;
             let mut blocks = self.cache.lock();
             // The first block missing decides; the others are remembered if not kept.
             let keep = blocks.missed_before((self.id, from), limit);
@@ -328,7 +342,7 @@ impl CachedFile {
             blocks.insert(
                 (self.id, from + i as u64),
                 chunk.into(),
-                self.cache.capacity,
+                self.cache.blocks_capacity(),
             );
         }
         Ok(())
@@ -428,18 +442,25 @@ mod tests {
     #[test]
     fn the_cache_never_holds_more_than_its_capacity() {
         let f = file(1 << 20);
-        let cache = BlockCache::new(10 * BLOCK as usize + 100);
+        let capacity = 10 * BLOCK as usize + 100;
+        let cache = BlockCache::new(capacity);
         let c = CachedFile::new(f.clone(), 1 << 20, &cache);
+        let ext: Arc<[Extent]> = (0..10u64).map(|i| (i * 10, 10, i as u32)).collect();
         for i in 0..2_000u64 {
             let at = (i * 7_919) % ((1 << 20) - 300);
             for _ in 0..2 {
                 let mut buf = [0u8; 300];
                 c.read_exact_at(&mut buf, at).unwrap();
                 assert_eq!(buf[..], f.0[at as usize..at as usize + 300]);
-                assert!(cache.bytes() <= 10 * BLOCK as usize + 100);
+                c.remember(&format!("stream-{i}"), &ext);
+                // The blocks and the memo together: the memo is part of the bound.
+                assert!(cache.bytes() + cache.memo_bytes() <= capacity);
+                assert!(cache.bytes() <= capacity - capacity / 8);
             }
         }
-        assert!(cache.bytes() >= 9 * BLOCK as usize, "{}", cache.bytes());
+        // Blocks fill what the memo leaves: 7/8 of 41,060 bytes hold 8 blocks.
+        assert_eq!(cache.bytes(), 8 * BLOCK as usize);
+        assert!(cache.memo_bytes() > 0);
         // No cache at all: every read reads.
         let none = BlockCache::new(0);
         let c = CachedFile::new(f.clone(), 1 << 20, &none);
@@ -506,6 +527,25 @@ mod tests {
         let none = CachedFile::new(file(100), 100, &BlockCache::new(0));
         none.remember("s", &ext);
         assert!(none.remembered("s").is_none());
+    }
+
+    /// An entry is counted for its name twice (map and order) and its fixed costs: a long name
+    /// with few extents cannot slip past the bound.
+    #[test]
+    fn the_memo_counts_names_twice_and_each_entry_s_fixed_cost() {
+        let cache = BlockCache::new(64 * 1024); // memo: 8 KiB, an entry at most 2 KiB
+        let a = CachedFile::new(file(100), 100, &cache);
+        let one: Arc<[Extent]> = Arc::from([(0u64, 10u32, 0u32)]);
+        let name = "n".repeat(900);
+        a.remember(&name, &one);
+        assert_eq!(cache.memo_bytes(), 16 + 1_800 + MEMO_ENTRY_FIXED);
+        // 2 * 1,000 bytes of name alone are near a quarter of the bound: not kept.
+        a.remember(&"n".repeat(1_000), &one);
+        assert_eq!(cache.memo_bytes(), 16 + 1_800 + MEMO_ENTRY_FIXED);
+        assert!(
+            memo_bytes(usize::MAX, usize::MAX) == usize::MAX,
+            "saturates"
+        );
     }
 
     #[test]
