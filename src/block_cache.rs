@@ -258,12 +258,19 @@ impl CachedFile {
         self.cache.memo().at.get(&key).cloned()
     }
 
+    /// Whether [`CachedFile::remember`] would keep `n` extents of `stream`: an entry larger
+    /// than a quarter of the memo's bound is not kept.
+    pub(crate) fn would_remember(&self, stream: &str, n: usize) -> bool {
+        let cap = self.cache.memo_capacity();
+        cap > 0 && memo_bytes(stream.len(), n) <= cap / 4
+    }
+
     /// Remembers `extents` for `stream` in this file (a sidecar), forgetting the oldest
     /// entries beyond the bound; one larger than a quarter of the bound is not kept.
     pub(crate) fn remember(&self, stream: &str, extents: &Arc<[Extent]>) {
         let cap = self.cache.memo_capacity();
         let size = memo_bytes(stream.len(), extents.len());
-        if size > cap / 4 {
+        if !self.would_remember(stream, extents.len()) {
             return;
         }
         let key = (self.id, Box::<str>::from(stream));
@@ -540,6 +547,7 @@ mod tests {
         a.remember(&name, &one);
         assert_eq!(cache.memo_bytes(), 16 + 1_800 + MEMO_ENTRY_FIXED);
         // 2 * 1,000 bytes of name alone are near a quarter of the bound: not kept.
+        assert!(!a.would_remember(&"n".repeat(1_000), 1));
         a.remember(&"n".repeat(1_000), &one);
         assert_eq!(cache.memo_bytes(), 16 + 1_800 + MEMO_ENTRY_FIXED);
         assert!(

@@ -232,8 +232,7 @@ impl Store {
                     let path = seg.path.clone();
                     Plan::Lazy(Box::new(move || {
                         let ix = sealed.index()?;
-                        let all = ix.stream_extents(&name, end)?;
-                        let found = all.iter().skip(skip).take(take).copied().collect();
+                        let found = ix.stream_extents(&name, end, skip, take)?;
                         stream_offsets(found, version, take, backward, &path)
                     }))
                 }

@@ -525,24 +525,45 @@ impl SealedIndex {
         Ok(out)
     }
 
-    /// The records of stream `stream`, in version order, as [`SealedIndex::extents`] gives
-    /// them but one per posting (`(u64::MAX, 0, ord)` where positions do not add up), so that a
-    /// read can tell which version each is. Remembered in the block cache's memo: a stream read
-    /// again makes no lookup.
-    pub(crate) fn stream_extents(&self, stream: &str, end: u64) -> Result<Arc<[Extent]>> {
+    /// The records of postings `skip..skip + take` of stream `stream` (fewer if it has fewer),
+    /// in version order, as [`SealedIndex::extents`] gives them but one per posting
+    /// (`(u64::MAX, 0, ord)` where positions do not add up), so that a read can tell which
+    /// version each is.
+    ///
+    /// The stream's extents in this segment are remembered in the block cache's memo when they
+    /// fit it (a stream read again then makes no lookup), and then computed for all of its
+    /// postings; a stream too large for the memo has only the wanted ones computed.
+    pub(crate) fn stream_extents(
+        &self,
+        stream: &str,
+        end: u64,
+        skip: usize,
+        take: usize,
+    ) -> Result<Vec<Extent>> {
+        let wanted = |all: &[Extent]| all.iter().skip(skip).take(take).copied().collect();
         let memo = match &self.source {
             Source::File(f) if end == self.segment_len => Some(f),
             _ => None,
         };
         if let Some(e) = memo.and_then(|f| f.remembered(stream)) {
-            return Ok(e);
+            return Ok(wanted(&e));
         }
-        let postings = self.postings(Kind::Stream, stream)?;
-        let extents: Arc<[Extent]> = self.extents_of_each(postings.into_iter(), end)?.into();
-        if let Some(f) = memo {
-            f.remember(stream, &extents);
+        let Some(e) = self.find(Kind::Stream, stream)? else {
+            return Ok(Vec::new());
+        };
+        let n = usize::try_from(e.n).unwrap_or(usize::MAX);
+        if let Some(f) = memo.filter(|f| f.would_remember(stream, n)) {
+            let postings = self.postings_of(e.first, e.n)?;
+            let all: Arc<[Extent]> = self.extents_of_each(postings.into_iter(), end)?.into();
+            f.remember(stream, &all);
+            return Ok(wanted(&all));
         }
-        Ok(extents)
+        // Only the wanted postings, as a read did before the memo: a stream of many events in
+        // this segment must not cost a position read for each of them.
+        let skip = (skip as u64).min(e.n);
+        let take = (take as u64).min(e.n - skip);
+        let postings = self.postings_of(e.first + skip, take)?;
+        self.extents_of_each(postings.into_iter(), end)
     }
 
     /// [`SealedIndex::extents`], with `(u64::MAX, 0, ord)` for each record left out (those
@@ -721,12 +742,18 @@ mod tests {
                     })
                     .collect();
                 assert_eq!(ix.extents(ords.into_iter(), end).unwrap(), want);
-                // A stream's extents, asked twice (the second from the memo when cached).
+                // A stream's extents, asked twice (the second from the memo when cached), whole
+                // and in part.
                 for _ in 0..2 {
                     for s in ["s0", "s3", "s6", "absent"] {
                         let p: Vec<u32> = f.postings(Kind::Stream, s).iter().collect();
                         let want = ix.extents(p.into_iter(), end).unwrap();
-                        assert_eq!(&*ix.stream_extents(s, end).unwrap(), &want[..], "{n} {s}");
+                        for (skip, take) in [(0, usize::MAX), (0, 1), (3, 5), (want.len(), 2)] {
+                            let part: Vec<Extent> =
+                                want.iter().skip(skip).take(take).copied().collect();
+                            let got = ix.stream_extents(s, end, skip, take).unwrap();
+                            assert_eq!(got, part, "{n} {s} {skip} {take}");
+                        }
                     }
                 }
             }
@@ -766,10 +793,75 @@ mod tests {
             std::fs::write(&path, &bytes).unwrap();
             // Opened again, as after its files were closed.
             let ix = open();
-            let err = ix.stream_extents("s1", end).unwrap_err();
+            let err = ix.stream_extents("s1", end, 0, usize::MAX).unwrap_err();
             assert!(matches!(err, Error::Corrupt { .. }), "{bad:?}: {err}");
             let err = ix.extents(bad.into_iter(), end).unwrap_err();
             assert!(matches!(err, Error::Corrupt { .. }), "{bad:?}: {err}");
+        }
+    }
+
+    /// A sidecar file that counts the bytes read from it.
+    struct Counting(Arc<dyn StorageFile>, std::sync::atomic::AtomicU64);
+
+    impl StorageFile for Counting {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+            let n = self.0.read_at(buf, offset)?;
+            self.1
+                .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            Ok(n)
+        }
+        fn write_all_at(&self, _: &[u8], _: u64) -> std::io::Result<()> {
+            unreachable!("read only")
+        }
+        fn sync_data(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn len(&self) -> std::io::Result<u64> {
+            self.0.len()
+        }
+        fn set_len(&self, _: u64) -> std::io::Result<()> {
+            unreachable!("read only")
+        }
+        fn map(&self) -> std::io::Result<Option<Mapped>> {
+            Ok(None)
+        }
+    }
+
+    /// A stream the memo would not keep has only the wanted postings' positions read: a read of
+    /// its first event must not cost a position read for each of its events in the segment.
+    #[test]
+    fn a_stream_too_large_for_the_memo_reads_only_the_wanted_positions() {
+        let n = 20_000;
+        let (_, _, whole, dir) = three(n);
+        let path = dir.path().join("x.idx");
+        let end = 100 + n * 40;
+        for capacity in [0, 64 * 1024] {
+            let file =
+                crate::storage::Storage::open(&crate::storage::OsStorage, &path, false).unwrap();
+            let counting = Arc::new(Counting(file, Default::default()));
+            let ix = SealedIndex::open(counting.clone(), &path, 7, Some(end))
+                .unwrap()
+                .caching(&BlockCache::new(capacity));
+            let read = |skip, take| {
+                let before = counting.1.load(std::sync::atomic::Ordering::Relaxed);
+                let got = ix.stream_extents("s3", end, skip, take).unwrap();
+                (
+                    got,
+                    counting.1.load(std::sync::atomic::Ordering::Relaxed) - before,
+                )
+            };
+            read(0, 1); // the sample of terms, read once
+            let (one, bytes_one) = read(5, 1);
+            let (all, bytes_all) = read(0, usize::MAX);
+            assert_eq!(all.len(), whole.postings(Kind::Stream, "s3").len());
+            assert_eq!(one, all[5..6]);
+            // 2,857 positions 28 bytes apart (80 KB) against a lookup and two positions (whole
+            // 4 KiB blocks when they go through the cache).
+            assert!(bytes_all > 60_000, "{capacity}: {bytes_all}");
+            assert!(
+                bytes_one * 4 < bytes_all,
+                "{capacity}: {bytes_one} of {bytes_all}"
+            );
         }
     }
 
