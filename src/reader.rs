@@ -83,6 +83,8 @@ pub struct Events {
     last_seq: Option<u64>,
     start: Option<Cursor>,
     done: bool,
+    /// Whether small reads of sealed segments go through the block cache (not for scans).
+    cached: bool,
 }
 
 /// Extents of the given ordinals (ascending), in read order; `end` is where the segment's data
@@ -263,7 +265,10 @@ impl Store {
     /// # Ok::<(), eventfile::Error>(())
     /// ```
     pub fn read_all(&self, read: Read) -> Result<Events> {
-        self.inner.run(read.log_query(), false)
+        let mut ev = self.inner.run(read.log_query(), false)?;
+        // A scan: its records are read once, and must not flush what lookups reuse.
+        ev.cached = false;
+        Ok(ev)
     }
 
     /// Runs a query: the events matching `query`, in seq order (or reversed), as an iterator.
@@ -527,7 +532,10 @@ impl Events {
                 )),
             };
             match data {
-                Ok(data) => src.lines = Some(Lines::new(data, src.end, src.max_line)),
+                Ok(data) => {
+                    let lines = Lines::new(data, src.end, src.max_line);
+                    src.lines = Some(lines.through_cache(self.cached));
+                }
                 Err(e) => return Some(Err(e)),
             }
         }
@@ -744,6 +752,7 @@ impl Inner {
             last_seq: None,
             start,
             done: false,
+            cached: true,
         }
     }
 }

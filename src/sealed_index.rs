@@ -220,9 +220,13 @@ impl SealedIndex {
     }
 
     fn read_vec(&self, at: u64, len: u64) -> Result<Vec<u8>> {
+        self.read_vec_via(at, len, true)
+    }
+
+    fn read_vec_via(&self, at: u64, len: u64, cached: bool) -> Result<Vec<u8>> {
         let len = usize::try_from(len).map_err(|_| self.malformed(at, "section too long"))?;
         let mut v = vec![0u8; len];
-        self.read(&mut v, at)?;
+        self.read_via(&mut v, at, cached)?;
         Ok(v)
     }
 
@@ -297,7 +301,7 @@ impl SealedIndex {
             let (term, tail) = buf[3..whole].split_at(len as usize);
             return self.entry_of(i, e, kind, term, tail);
         }
-        let rest = self.read_vec(e + 3, len + 8)?;
+        let rest = self.read_vec_via(e + 3, len + 8, cached)?;
         let (term, tail) = rest.split_at(len as usize);
         self.entry_of(i, e, kind, term, tail)
     }
@@ -387,9 +391,10 @@ impl SealedIndex {
         Ok((e.kind == kind && e.term == term.as_bytes()).then_some(e))
     }
 
-    /// Postings `first..first + n`.
-    fn postings_of(&self, first: u64, n: u64) -> Result<Vec<u32>> {
-        let bytes = self.read_vec(self.postings_at + first * 4, n * 4)?;
+    /// Postings `first..first + n`, read through the block cache if `cached` (a lookup's, not
+    /// a walk's).
+    fn postings_of(&self, first: u64, n: u64, cached: bool) -> Result<Vec<u32>> {
+        let bytes = self.read_vec_via(self.postings_at + first * 4, n * 4, cached)?;
         Ok(bytes
             .chunks_exact(4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -399,7 +404,7 @@ impl SealedIndex {
     /// The ordinals of records carrying `term`, ascending (empty if none).
     pub(crate) fn postings(&self, kind: Kind, term: &str) -> Result<Vec<u32>> {
         match self.find(kind, term)? {
-            Some(e) => self.postings_of(e.first, e.n),
+            Some(e) => self.postings_of(e.first, e.n, true),
             None => Ok(Vec::new()),
         }
     }
@@ -407,7 +412,7 @@ impl SealedIndex {
     /// The greatest ordinal of a record carrying `term`.
     pub(crate) fn last_posting(&self, kind: Kind, term: &str) -> Result<Option<u32>> {
         match self.find(kind, term)? {
-            Some(e) if e.n > 0 => Ok(self.postings_of(e.first + e.n - 1, 1)?.pop()),
+            Some(e) if e.n > 0 => Ok(self.postings_of(e.first + e.n - 1, 1, true)?.pop()),
             _ => Ok(None),
         }
     }
@@ -439,7 +444,8 @@ impl SealedIndex {
                 end += found[j].n;
                 j += 1;
             }
-            let run = self.postings_of(first, end - first)?;
+            // A walk: around the cache, which it would fill with what no lookup reuses.
+            let run = self.postings_of(first, end - first, false)?;
             for e in &found[k..j] {
                 let from = (e.first - first) as usize;
                 let term = String::from_utf8(e.term.clone())
@@ -472,9 +478,10 @@ impl SealedIndex {
     }
 
     /// Entry `i`, read through `chunk` (entries are read in order, so most are in it already).
+    /// A walk's step: read around the block cache.
     fn entry_chunked(&self, i: u64, chunk: &mut Chunk) -> Result<Entry> {
         let at = self.offsets_at + i * 4;
-        let off = u64::from(self.u32_at(at)?);
+        let off = u64::from(self.u32_via(at, false)?);
         if off + ENTRY_FIXED > self.entries_len {
             return Err(self.malformed(at, &format!("term {i} is malformed")));
         }
@@ -553,7 +560,7 @@ impl SealedIndex {
         };
         let n = usize::try_from(e.n).unwrap_or(usize::MAX);
         if let Some(f) = memo.filter(|f| f.would_remember(stream, n)) {
-            let postings = self.postings_of(e.first, e.n)?;
+            let postings = self.postings_of(e.first, e.n, true)?;
             let all: Arc<[Extent]> = self.extents_of_each(postings.into_iter(), end)?.into();
             f.remember(stream, &all);
             return Ok(wanted(&all));
@@ -562,7 +569,7 @@ impl SealedIndex {
         // this segment must not cost a position read for each of them.
         let skip = (skip as u64).min(e.n);
         let take = (take as u64).min(e.n - skip);
-        let postings = self.postings_of(e.first + skip, take)?;
+        let postings = self.postings_of(e.first + skip, take, true)?;
         self.extents_of_each(postings.into_iter(), end)
     }
 
@@ -636,7 +643,8 @@ impl Chunk {
             if want < len as u64 {
                 return Err(ix.malformed(at, "an entry runs past its section"));
             }
-            self.buf = ix.read_vec(at, want)?;
+            // Around the block cache: a walk's chunk is read once.
+            self.buf = ix.read_vec_via(at, want, false)?;
             self.at = at;
         }
         let s = (at - self.at) as usize;
@@ -863,6 +871,31 @@ mod tests {
                 "{capacity}: {bytes_one} of {bytes_all}"
             );
         }
+    }
+
+    /// Walks of the terms (a prefix query's, the counts of every term) read around the block
+    /// cache: however often they run, they keep nothing in it.
+    #[test]
+    fn walks_of_the_terms_leave_nothing_in_the_block_cache() {
+        let (_, _, _, dir) = three(2_500);
+        let path = dir.path().join("x.idx");
+        let file = crate::storage::Storage::open(&crate::storage::OsStorage, &path, false).unwrap();
+        let cache = BlockCache::new(1 << 20);
+        let ix = SealedIndex::open(file, &path, 7, Some(100 + 2_500 * 40))
+            .unwrap()
+            .caching(&cache);
+        // The first kind: its lower bound is found from the sample, with no read.
+        let kind = Kind::ALL[0];
+        for _ in 0..3 {
+            assert!(!ix.terms_with_prefix(kind, "").unwrap().is_empty());
+            assert!(!ix.term_counts(kind).unwrap().1.is_empty());
+        }
+        assert_eq!(cache.bytes(), 0);
+        // A lookup repeated is kept.
+        for _ in 0..2 {
+            ix.postings(Kind::Stream, "s1").unwrap();
+        }
+        assert!(cache.bytes() > 0);
     }
 
     #[test]
