@@ -89,9 +89,14 @@ type Key = (u64, u64);
 struct Blocks {
     /// Where each cached block's slot is.
     at: foldhash::HashMap<Key, usize>,
-    /// Keys of blocks missed once and not kept, oldest first, at most as many as fit.
-    missed: foldhash::HashSet<Key>,
-    missed_order: VecDeque<Key>,
+    /// Keys of blocks missed once and not kept, each with the stamp it was remembered under.
+    missed: foldhash::HashMap<Key, u64>,
+    /// The remembered keys with their stamps, oldest first, at most as many as fit. A key kept
+    /// since stays here until its turn comes (removing it would cost a search of the queue on
+    /// every keep); its stamp, no longer the map's, then forgets nothing.
+    missed_order: VecDeque<(Key, u64)>,
+    /// The next stamp.
+    stamp: u64,
     slots: Vec<Slot>,
     /// The clock's hand: the next slot to consider for eviction.
     hand: usize,
@@ -143,7 +148,9 @@ impl Blocks {
     /// Whether block `key` was missed before (then forgotten: it is about to be kept);
     /// otherwise remembers it, forgetting the oldest key beyond `limit`.
     fn missed_before(&mut self, key: Key, limit: usize) -> bool {
-        if self.missed.remove(&key) {
+        // Its entry in the order goes stale: remembered again later, the key gets a new stamp,
+        // and the stale entry's turn does not forget it.
+        if self.missed.remove(&key).is_some() {
             return true;
         }
         self.remember(key, limit);
@@ -152,14 +159,17 @@ impl Blocks {
 
     /// Remembers that block `key` was missed, forgetting the oldest key beyond `limit`.
     fn remember(&mut self, key: Key, limit: usize) {
-        if limit > 0 && !self.missed.contains(&key) {
+        if limit > 0 && !self.missed.contains_key(&key) {
             while self.missed_order.len() >= limit {
-                if let Some(old) = self.missed_order.pop_front() {
+                if let Some((old, stamp)) = self.missed_order.pop_front()
+                    && self.missed.get(&old) == Some(&stamp)
+                {
                     self.missed.remove(&old);
                 }
             }
-            self.missed.insert(key);
-            self.missed_order.push_back(key);
+            self.stamp += 1;
+            self.missed.insert(key, self.stamp);
+            self.missed_order.push_back((key, self.stamp));
         }
     }
 
@@ -219,6 +229,19 @@ impl BlockCache {
     #[cfg(test)]
     pub(crate) fn memo_bytes(&self) -> usize {
         self.memo().bytes
+    }
+
+    /// Keys of blocks missed once that are remembered, and the entries of the order that
+    /// stand for one of them (their stamp is the key's), and the order's length.
+    #[cfg(test)]
+    fn missed(&self) -> (usize, usize, usize) {
+        let b = self.lock();
+        let live = b
+            .missed_order
+            .iter()
+            .filter(|(k, s)| b.missed.get(k) == Some(s))
+            .count();
+        (b.missed.len(), live, b.missed_order.len())
     }
 }
 
@@ -554,6 +577,30 @@ mod tests {
             memo_bytes(usize::MAX, usize::MAX) == usize::MAX,
             "saturates"
         );
+    }
+
+    /// A key kept after its second miss is forgotten, and its place in the order of missed
+    /// keys can no longer forget it: every remembered key stands in the order exactly once, and
+    /// the order stays within its bound, however often blocks are missed, kept and evicted.
+    #[test]
+    fn keys_kept_leave_the_order_of_missed_keys() {
+        let f = file(1 << 20);
+        let cache = BlockCache::new(16 * BLOCK as usize);
+        let limit = cache.blocks_capacity() / BLOCK as usize;
+        let c = CachedFile::new(f.clone(), 1 << 20, &cache);
+        for round in 0..50u64 {
+            for b in 0..40u64 {
+                // Some blocks read twice running (kept), the others once.
+                let at = ((b * 13 + round) % 200) * BLOCK + 7;
+                for _ in 0..1 + b % 2 {
+                    c.read_exact_at(&mut [0u8; 16], at).unwrap();
+                }
+                let (set, live, order) = cache.missed();
+                assert_eq!(set, live, "round {round} block {b}");
+                assert!(order <= limit, "round {round} block {b}: {order}");
+            }
+        }
+        assert!(cache.bytes() > 0);
     }
 
     #[test]
