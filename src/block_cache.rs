@@ -6,8 +6,8 @@
 //! record position and one per record, each a system call even when the page cache holds the
 //! bytes. SQLite keeps a page cache of its own (2 MiB by default) for the same reason. This is
 //! that cache: small reads of sealed files ([`CachedFile::read_exact_at`]) are served from it.
-//! Scans (a `read_all`, a sidecar's check, a walk of its terms) read around it, so they neither
-//! pay for it nor flush it.
+//! Scans (a `read_all`'s records, a reindex, a sidecar's check, a walk of its terms or a sample
+//! of them) read around it, so they neither pay for it nor flush it.
 //!
 //! A block is kept on its second miss, not its first: the first miss reads only the bytes asked
 //! for and remembers the block's key (among as many keys as the cache holds blocks); a miss on a
@@ -16,20 +16,31 @@
 //! again: the sidecars' position tables and term directories, which every stream's lookups
 //! share, and the streams read more than once.
 //!
-//! The bound: the blocks' bytes never exceed the capacity
-//! ([`crate::OpenOptions::read_cache_bytes`], default 8 MiB; the tables that find them and the
-//! remembered keys add about 3% to that); a block is evicted by the clock algorithm (a block
-//! read since the hand last passed gets a second chance). Keys are a file's number, taken afresh each time a sealed file is opened, and the
-//! block's index: a sidecar rebuilt or a segment removed gets a new number, so a block can never
-//! be served for another file. What a cache could still get wrong is caught downstream as
-//! before: every record read is checked (its CRC, its frame ending where the index says) and
-//! every event checked against what the read asked for.
+//! The bound ([`crate::OpenOptions::read_cache_bytes`], default 8 MiB): the blocks' bytes and
+//! the memo's counted bytes together never exceed the capacity, the blocks holding at most the
+//! capacity less an eighth and the memo at most that eighth. Not counted: the tables that find
+//! the blocks and the keys of blocks missed once, about 170 bytes per block of the bound (a
+//! slot, a map entry, the block's allocation header, a remembered key), about 4% on top. A
+//! block is evicted by the clock algorithm (a block read since the hand last passed gets a
+//! second chance). Keys are a file's number, taken afresh each time a sealed file is opened,
+//! and the block's index: a sidecar rebuilt or a segment removed gets a new number, so a block
+//! can never be served for another file.
+//!
+//! What a cache could still get wrong is caught downstream (`reader.rs`): every record read is
+//! framed and CRC-checked, its seq must be the one its ordinal in the segment gives, and a
+//! stream read's record must be the stream's at the very version its place in the postings
+//! gives; a mismatch is an `Error::Corrupt`. A query's record is also checked against the
+//! query, so a wrong posting there can only drop a record the query does not match (the index
+//! named the wrong record, and that record is passed over), never return a wrong one.
 //!
 //! Beside the blocks, a [`Memo`] keeps, per sealed sidecar, where a stream's records lie (its
-//! postings turned into extents), so that reading a stream again skips the lookup too. It is
-//! bounded by an eighth of the capacity (16 bytes an extent), keyed by the sidecar's number and
-//! the stream's name, and what it says is checked as an index's answer is: each record read
-//! must frame, pass its CRC and belong to the stream at a version the read wants.
+//! postings turned into extents with their ordinals), so that reading a stream again skips the
+//! lookup too. It is bounded by an eighth of the capacity, each entry counted for its extents
+//! (16 bytes each), its stream's name twice (the map's key and the order's) and a fixed cost
+//! for the rest ([`MEMO_ENTRY_FIXED`]); an entry above a quarter of that eighth is not kept,
+//! and a stream read of such a stream works out only the extents it wants. It is keyed by the
+//! sidecar's number and the stream's name, and what it says is checked as an index's answer
+//! is (above).
 //!
 //! This module holds bytes and nothing else: it never decides what a read returns.
 

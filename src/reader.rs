@@ -5,7 +5,9 @@
 //! a sealed segment's offsets are planned from its mapped index only when the iterator reaches
 //! it, so memory stays bounded by one segment's selection. Every decoded event is checked against
 //! the read's filter and the visible head: a read never returns an event that is not durable, and
-//! a damaged index can drop results but never produce a wrong one.
+//! every record read must be the one its index entry meant (its seq, and for a stream read its
+//! stream and version): a damaged index is an `Error::Corrupt` when it names the wrong record, and
+//! can drop only what a query's own check passes over, never produce a wrong event.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
