@@ -6,8 +6,8 @@
 //! record position and one per record, each a system call even when the page cache holds the
 //! bytes. SQLite keeps a page cache of its own (2 MiB by default) for the same reason. This is
 //! that cache: small reads of sealed files ([`CachedFile::read_exact_at`]) are served from it.
-//! Scans (a `read_all`, a sidecar's check, a walk of its terms) read around it, so they neither
-//! pay for it nor flush it.
+//! Scans (a `read_all`'s records, a reindex, a sidecar's check, a walk of its terms or a sample
+//! of them) read around it, so they neither pay for it nor flush it.
 //!
 //! A block is kept on its second miss, not its first: the first miss reads only the bytes asked
 //! for and remembers the block's key (among as many keys as the cache holds blocks); a miss on a
@@ -16,20 +16,31 @@
 //! again: the sidecars' position tables and term directories, which every stream's lookups
 //! share, and the streams read more than once.
 //!
-//! The bound: the blocks' bytes never exceed the capacity
-//! ([`crate::OpenOptions::read_cache_bytes`], default 8 MiB; the tables that find them and the
-//! remembered keys add about 3% to that); a block is evicted by the clock algorithm (a block
-//! read since the hand last passed gets a second chance). Keys are a file's number, taken afresh each time a sealed file is opened, and the
-//! block's index: a sidecar rebuilt or a segment removed gets a new number, so a block can never
-//! be served for another file. What a cache could still get wrong is caught downstream as
-//! before: every record read is checked (its CRC, its frame ending where the index says) and
-//! every event checked against what the read asked for.
+//! The bound ([`crate::OpenOptions::read_cache_bytes`], default 8 MiB): the blocks' bytes and
+//! the memo's counted bytes together never exceed the capacity, the blocks holding at most the
+//! capacity less an eighth and the memo at most that eighth. Not counted: the tables that find
+//! the blocks and the keys of blocks missed once, about 170 bytes per block of the bound (a
+//! slot, a map entry, the block's allocation header, a remembered key), about 4% on top. A
+//! block is evicted by the clock algorithm (a block read since the hand last passed gets a
+//! second chance). Keys are a file's number, taken afresh each time a sealed file is opened,
+//! and the block's index: a sidecar rebuilt or a segment removed gets a new number, so a block
+//! can never be served for another file.
+//!
+//! What a cache could still get wrong is caught downstream (`reader.rs`): every record read is
+//! framed and CRC-checked, its seq must be the one its ordinal in the segment gives, and a
+//! stream read's record must be the stream's at the very version its place in the postings
+//! gives; a mismatch is an `Error::Corrupt`. A query's record is also checked against the
+//! query, so a wrong posting there can only drop a record the query does not match (the index
+//! named the wrong record, and that record is passed over), never return a wrong one.
 //!
 //! Beside the blocks, a [`Memo`] keeps, per sealed sidecar, where a stream's records lie (its
-//! postings turned into extents), so that reading a stream again skips the lookup too. It is
-//! bounded by an eighth of the capacity (16 bytes an extent), keyed by the sidecar's number and
-//! the stream's name, and what it says is checked as an index's answer is: each record read
-//! must frame, pass its CRC and belong to the stream at a version the read wants.
+//! postings turned into extents with their ordinals), so that reading a stream again skips the
+//! lookup too. It is bounded by an eighth of the capacity, each entry counted for its extents
+//! (16 bytes each), its stream's name twice (the map's key and the order's) and a fixed cost
+//! for the rest ([`MEMO_ENTRY_FIXED`]); an entry above a quarter of that eighth is not kept,
+//! and a stream read of such a stream works out only the extents it wants. It is keyed by the
+//! sidecar's number and the stream's name, and what it says is checked as an index's answer
+//! is (above).
 //!
 //! This module holds bytes and nothing else: it never decides what a read returns.
 
@@ -57,9 +68,10 @@ pub(crate) struct BlockCache {
     memo: Mutex<Memo>,
 }
 
-/// Where a record lies in its segment (offset, length with the newline); `(u64::MAX, 0)` for a
-/// posting whose positions did not add up.
-pub(crate) type Extent = (u64, u32);
+/// Where a record lies in its segment (offset, length with the newline) and its ordinal there
+/// (the record's seq is the segment's base plus it); `(u64::MAX, 0, ord)` for a posting whose
+/// positions did not add up. 16 bytes.
+pub(crate) type Extent = (u64, u32, u32);
 
 /// Extents of streams' records per sidecar, oldest first, within a byte bound.
 #[derive(Default)]
@@ -69,9 +81,17 @@ pub(crate) struct Memo {
     bytes: usize,
 }
 
-/// Bytes a memo entry is counted for.
-fn memo_bytes(stream: &str, extents: &[Extent]) -> usize {
-    64 + stream.len() + std::mem::size_of_val(extents)
+/// Bytes a memo entry is counted for, besides its stream's name (twice) and its extents: the
+/// key held twice (map and order, 24 bytes each), the map's slot for the value (a 16-byte
+/// pointer and a control byte, at a load of up to 7/8 and after doubling: up to twice that),
+/// the `Arc`'s two counts (16), and the allocator's rounding of three allocations.
+const MEMO_ENTRY_FIXED: usize = 2 * 24 + 2 * (24 + 16 + 1) + 16 + 3 * 16;
+
+/// Bytes a memo entry of `n` extents for a stream named with `name_len` bytes is counted for.
+fn memo_bytes(name_len: usize, n: usize) -> usize {
+    n.saturating_mul(std::mem::size_of::<Extent>())
+        .saturating_add(name_len.saturating_mul(2))
+        .saturating_add(MEMO_ENTRY_FIXED)
 }
 
 type Key = (u64, u64);
@@ -80,9 +100,14 @@ type Key = (u64, u64);
 struct Blocks {
     /// Where each cached block's slot is.
     at: foldhash::HashMap<Key, usize>,
-    /// Keys of blocks missed once and not kept, oldest first, at most as many as fit.
-    missed: foldhash::HashSet<Key>,
-    missed_order: VecDeque<Key>,
+    /// Keys of blocks missed once and not kept, each with the stamp it was remembered under.
+    missed: foldhash::HashMap<Key, u64>,
+    /// The remembered keys with their stamps, oldest first, at most as many as fit. A key kept
+    /// since stays here until its turn comes (removing it would cost a search of the queue on
+    /// every keep); its stamp, no longer the map's, then forgets nothing.
+    missed_order: VecDeque<(Key, u64)>,
+    /// The next stamp.
+    stamp: u64,
     slots: Vec<Slot>,
     /// The clock's hand: the next slot to consider for eviction.
     hand: usize,
@@ -134,7 +159,9 @@ impl Blocks {
     /// Whether block `key` was missed before (then forgotten: it is about to be kept);
     /// otherwise remembers it, forgetting the oldest key beyond `limit`.
     fn missed_before(&mut self, key: Key, limit: usize) -> bool {
-        if self.missed.remove(&key) {
+        // Its entry in the order goes stale: remembered again later, the key gets a new stamp,
+        // and the stale entry's turn does not forget it.
+        if self.missed.remove(&key).is_some() {
             return true;
         }
         self.remember(key, limit);
@@ -143,14 +170,17 @@ impl Blocks {
 
     /// Remembers that block `key` was missed, forgetting the oldest key beyond `limit`.
     fn remember(&mut self, key: Key, limit: usize) {
-        if limit > 0 && !self.missed.contains(&key) {
+        if limit > 0 && !self.missed.contains_key(&key) {
             while self.missed_order.len() >= limit {
-                if let Some(old) = self.missed_order.pop_front() {
+                if let Some((old, stamp)) = self.missed_order.pop_front()
+                    && self.missed.get(&old) == Some(&stamp)
+                {
                     self.missed.remove(&old);
                 }
             }
-            self.missed.insert(key);
-            self.missed_order.push_back(key);
+            self.stamp += 1;
+            self.missed.insert(key, self.stamp);
+            self.missed_order.push_back((key, self.stamp));
         }
     }
 
@@ -158,7 +188,7 @@ impl Blocks {
         if data.len() > capacity || self.at.contains_key(&key) {
             return;
         }
-        while self.bytes + data.len() > capacity {
+        while self.bytes.saturating_add(data.len()) > capacity {
             self.evict_one();
         }
         self.bytes += data.len();
@@ -190,6 +220,12 @@ impl BlockCache {
         self.capacity / 8
     }
 
+    /// Bytes the blocks may hold: the capacity less the memo's eighth, so that the two together
+    /// never exceed it.
+    fn blocks_capacity(&self) -> usize {
+        self.capacity - self.memo_capacity()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Blocks> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -204,6 +240,19 @@ impl BlockCache {
     #[cfg(test)]
     pub(crate) fn memo_bytes(&self) -> usize {
         self.memo().bytes
+    }
+
+    /// Keys of blocks missed once that are remembered, and the entries of the order that
+    /// stand for one of them (their stamp is the key's), and the order's length.
+    #[cfg(test)]
+    fn missed(&self) -> (usize, usize, usize) {
+        let b = self.lock();
+        let live = b
+            .missed_order
+            .iter()
+            .filter(|(k, s)| b.missed.get(k) == Some(s))
+            .count();
+        (b.missed.len(), live, b.missed_order.len())
     }
 }
 
@@ -243,12 +292,19 @@ impl CachedFile {
         self.cache.memo().at.get(&key).cloned()
     }
 
+    /// Whether [`CachedFile::remember`] would keep `n` extents of `stream`: an entry larger
+    /// than a quarter of the memo's bound is not kept.
+    pub(crate) fn would_remember(&self, stream: &str, n: usize) -> bool {
+        let cap = self.cache.memo_capacity();
+        cap > 0 && memo_bytes(stream.len(), n) <= cap / 4
+    }
+
     /// Remembers `extents` for `stream` in this file (a sidecar), forgetting the oldest
     /// entries beyond the bound; one larger than a quarter of the bound is not kept.
     pub(crate) fn remember(&self, stream: &str, extents: &Arc<[Extent]>) {
         let cap = self.cache.memo_capacity();
-        let size = memo_bytes(stream, extents);
-        if size > cap / 4 {
+        let size = memo_bytes(stream.len(), extents.len());
+        if !self.would_remember(stream, extents.len()) {
             return;
         }
         let key = (self.id, Box::<str>::from(stream));
@@ -256,15 +312,15 @@ impl CachedFile {
         if memo.at.contains_key(&key) {
             return;
         }
-        while memo.bytes + size > cap {
+        while memo.bytes.saturating_add(size) > cap {
             let Some(old) = memo.order.pop_front() else {
                 break;
             };
             if let Some(e) = memo.at.remove(&old) {
-                memo.bytes -= memo_bytes(&old.1, &e);
+                memo.bytes = memo.bytes.saturating_sub(memo_bytes(old.1.len(), e.len()));
             }
         }
-        memo.bytes += size;
+        memo.bytes = memo.bytes.saturating_add(size);
         memo.order.push_back(key.clone());
         memo.at.insert(key, Arc::clone(extents));
     }
@@ -300,7 +356,7 @@ impl CachedFile {
         }
         let from = (at + done as u64) / BLOCK;
         let keep = {
-            let limit = self.cache.capacity / BLOCK as usize;
+            let limit = self.cache.blocks_capacity() / BLOCK as usize;
             let mut blocks = self.cache.lock();
             // The first block missing decides; the others are remembered if not kept.
             let keep = blocks.missed_before((self.id, from), limit);
@@ -327,7 +383,7 @@ impl CachedFile {
             blocks.insert(
                 (self.id, from + i as u64),
                 chunk.into(),
-                self.cache.capacity,
+                self.cache.blocks_capacity(),
             );
         }
         Ok(())
@@ -427,18 +483,25 @@ mod tests {
     #[test]
     fn the_cache_never_holds_more_than_its_capacity() {
         let f = file(1 << 20);
-        let cache = BlockCache::new(10 * BLOCK as usize + 100);
+        let capacity = 10 * BLOCK as usize + 100;
+        let cache = BlockCache::new(capacity);
         let c = CachedFile::new(f.clone(), 1 << 20, &cache);
+        let ext: Arc<[Extent]> = (0..10u64).map(|i| (i * 10, 10, i as u32)).collect();
         for i in 0..2_000u64 {
             let at = (i * 7_919) % ((1 << 20) - 300);
             for _ in 0..2 {
                 let mut buf = [0u8; 300];
                 c.read_exact_at(&mut buf, at).unwrap();
                 assert_eq!(buf[..], f.0[at as usize..at as usize + 300]);
-                assert!(cache.bytes() <= 10 * BLOCK as usize + 100);
+                c.remember(&format!("stream-{i}"), &ext);
+                // The blocks and the memo together: the memo is part of the bound.
+                assert!(cache.bytes() + cache.memo_bytes() <= capacity);
+                assert!(cache.bytes() <= capacity - capacity / 8);
             }
         }
-        assert!(cache.bytes() >= 9 * BLOCK as usize, "{}", cache.bytes());
+        // Blocks fill what the memo leaves: 7/8 of 41,060 bytes hold 8 blocks.
+        assert_eq!(cache.bytes(), 8 * BLOCK as usize);
+        assert!(cache.memo_bytes() > 0);
         // No cache at all: every read reads.
         let none = BlockCache::new(0);
         let c = CachedFile::new(f.clone(), 1 << 20, &none);
@@ -484,7 +547,7 @@ mod tests {
             CachedFile::new(file(100), 100, &cache),
             CachedFile::new(file(100), 100, &cache),
         );
-        let ext: Arc<[Extent]> = (0..20u64).map(|i| (i * 10, 10)).collect();
+        let ext: Arc<[Extent]> = (0..20u64).map(|i| (i * 10, 10, i as u32)).collect();
         a.remember("s", &ext);
         assert_eq!(a.remembered("s").as_deref(), Some(&ext[..]));
         assert!(b.remembered("s").is_none(), "another file's extents");
@@ -499,12 +562,56 @@ mod tests {
         );
         assert_eq!(a.remembered("s999").as_deref(), Some(&ext[..]));
         // An entry above a quarter of the bound is not kept; no cache keeps nothing.
-        let big: Arc<[Extent]> = (0..200u64).map(|i| (i, 1)).collect();
+        let big: Arc<[Extent]> = (0..200u64).map(|i| (i, 1, i as u32)).collect();
         a.remember("big", &big);
         assert!(a.remembered("big").is_none());
         let none = CachedFile::new(file(100), 100, &BlockCache::new(0));
         none.remember("s", &ext);
         assert!(none.remembered("s").is_none());
+    }
+
+    /// An entry is counted for its name twice (map and order) and its fixed costs: a long name
+    /// with few extents cannot slip past the bound.
+    #[test]
+    fn the_memo_counts_names_twice_and_each_entry_s_fixed_cost() {
+        let cache = BlockCache::new(64 * 1024); // memo: 8 KiB, an entry at most 2 KiB
+        let a = CachedFile::new(file(100), 100, &cache);
+        let one: Arc<[Extent]> = Arc::from([(0u64, 10u32, 0u32)]);
+        let name = "n".repeat(900);
+        a.remember(&name, &one);
+        assert_eq!(cache.memo_bytes(), 16 + 1_800 + MEMO_ENTRY_FIXED);
+        // 2 * 1,000 bytes of name alone are near a quarter of the bound: not kept.
+        assert!(!a.would_remember(&"n".repeat(1_000), 1));
+        a.remember(&"n".repeat(1_000), &one);
+        assert_eq!(cache.memo_bytes(), 16 + 1_800 + MEMO_ENTRY_FIXED);
+        assert!(
+            memo_bytes(usize::MAX, usize::MAX) == usize::MAX,
+            "saturates"
+        );
+    }
+
+    /// A key kept after its second miss is forgotten, and its place in the order of missed
+    /// keys can no longer forget it: every remembered key stands in the order exactly once, and
+    /// the order stays within its bound, however often blocks are missed, kept and evicted.
+    #[test]
+    fn keys_kept_leave_the_order_of_missed_keys() {
+        let f = file(1 << 20);
+        let cache = BlockCache::new(16 * BLOCK as usize);
+        let limit = cache.blocks_capacity() / BLOCK as usize;
+        let c = CachedFile::new(f.clone(), 1 << 20, &cache);
+        for round in 0..50u64 {
+            for b in 0..40u64 {
+                // Some blocks read twice running (kept), the others once.
+                let at = ((b * 13 + round) % 200) * BLOCK + 7;
+                for _ in 0..1 + b % 2 {
+                    c.read_exact_at(&mut [0u8; 16], at).unwrap();
+                }
+                let (set, live, order) = cache.missed();
+                assert_eq!(set, live, "round {round} block {b}");
+                assert!(order <= limit, "round {round} block {b}: {order}");
+            }
+        }
+        assert!(cache.bytes() > 0);
     }
 
     #[test]

@@ -176,7 +176,9 @@ impl Store {
         let total: u64 = sealed.iter().map(|(s, _)| s.len).sum();
         let mut report = ReindexReport::default();
         for (seg, sealed) in sealed {
-            let mut lines = Lines::new(sealed.data()?, seg.len, self.inner.config.max_line());
+            // A scan: around the block cache.
+            let lines = Lines::new(sealed.data()?, seg.len, self.inner.config.max_line());
+            let mut lines = lines.through_cache(false);
             let mut mem = MemIndex::default();
             let result = segment::scan(&mut lines, &seg.path, seg.data_start, |batch| {
                 for rec in batch {

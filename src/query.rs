@@ -389,21 +389,21 @@ impl IndexRef<'_> {
         })
     }
 
-    /// Where each of the records `ords` (ascending) starts and how long it is, the last
-    /// record of the segment ending at `end`; records whose positions do not add up are left
-    /// out.
+    /// Where each of the records `ords` (ascending) starts, how long it is and its ordinal,
+    /// the last record of the segment ending at `end`; records whose positions do not add up
+    /// are left out.
     pub(crate) fn extents(
         &self,
         ords: impl Iterator<Item = u32>,
         end: u64,
-    ) -> Result<Vec<(u64, u32)>> {
+    ) -> Result<Vec<(u64, u32, u32)>> {
         match self {
             IndexRef::Sealed(f) => f.extents(ords, end),
             IndexRef::Mem(m) => Ok(ords
                 .filter_map(|o| {
                     let at = u64::from(m.position(o)?);
                     let next = m.position(o + 1).map_or(end, u64::from);
-                    Some((at, u32::try_from(next.checked_sub(at)?).ok()?))
+                    Some((at, u32::try_from(next.checked_sub(at)?).ok()?, o))
                 })
                 .collect()),
         }

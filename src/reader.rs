@@ -5,7 +5,9 @@
 //! a sealed segment's offsets are planned from its mapped index only when the iterator reaches
 //! it, so memory stays bounded by one segment's selection. Every decoded event is checked against
 //! the read's filter and the visible head: a read never returns an event that is not durable, and
-//! a damaged index can drop results but never produce a wrong one.
+//! every record read must be the one its index entry meant (its seq, and for a stream read its
+//! stream and version): a damaged index is an `Error::Corrupt` when it names the wrong record, and
+//! can drop only what a query's own check passes over, never produce a wrong event.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -30,8 +32,18 @@ enum Plan {
     Lazy(Box<dyn FnOnce() -> Result<Vec<Extent>> + Send>),
 }
 
-/// Where a record lies in its segment: offset and length including the newline.
-type Extent = (u64, u32);
+/// A record to read and what it must be: where it lies in its segment (offset, length including
+/// the newline), its ordinal there (its seq is the segment's base plus it) and, for a stream
+/// read, its version (0 otherwise). A record found elsewhere than the index says, yet framed
+/// and with a good CRC (a damaged posting, position or remembered extent landing on another
+/// record), is then told apart from the one wanted: a corruption, never an answer.
+#[derive(Clone, Copy)]
+struct Extent {
+    at: u64,
+    len: u32,
+    ord: u32,
+    version: u64,
+}
 
 /// Most bytes one read fetches when it gathers adjacent records.
 const RUN_BYTES: u64 = 256 * 1024;
@@ -40,6 +52,8 @@ struct Source {
     /// The segment's bytes, once mapped (a sealed segment's when the iterator reaches it).
     lines: Option<Lines>,
     sealed: Option<Arc<Sealed>>,
+    /// The seq of the segment's first record.
+    base: u64,
     end: u64,
     max_line: usize,
     path: PathBuf,
@@ -71,6 +85,8 @@ pub struct Events {
     last_seq: Option<u64>,
     start: Option<Cursor>,
     done: bool,
+    /// Whether small reads of sealed segments go through the block cache (not for scans).
+    cached: bool,
 }
 
 /// Extents of the given ordinals (ascending), in read order; `end` is where the segment's data
@@ -81,7 +97,53 @@ fn offsets(
     end: u64,
     backward: bool,
 ) -> Result<Vec<Extent>> {
-    let mut v: Vec<Extent> = ix.extents(ords, end)?;
+    let mut v: Vec<Extent> = ix
+        .extents(ords, end)?
+        .into_iter()
+        .map(|(at, len, ord)| Extent {
+            at,
+            len,
+            ord,
+            version: 0,
+        })
+        .collect();
+    if backward {
+        v.reverse();
+    }
+    Ok(v)
+}
+
+/// The extents of a stream's versions `version..version + take` in a segment, in read order,
+/// from the extents of its postings for them (one each, `at == u64::MAX` where positions do
+/// not add up): each carries the version it must hold. The state says these versions are in
+/// this segment, so a posting missing or whose positions do not add up is damage, not a gap
+/// to pass over.
+fn stream_offsets(
+    found: Vec<(u64, u32, u32)>,
+    version: u64,
+    take: usize,
+    backward: bool,
+    path: &std::path::Path,
+) -> Result<Vec<Extent>> {
+    if found.len() != take || found.iter().any(|&(at, _, _)| at == u64::MAX) {
+        return Err(Error::corrupt(
+            path,
+            0,
+            format!(
+                "the index lists {} of the stream's {take} versions {version}.. in this segment",
+                found.iter().filter(|e| e.0 != u64::MAX).count()
+            ),
+        ));
+    }
+    let mut v: Vec<Extent> = (version..)
+        .zip(found)
+        .map(|(version, (at, len, ord))| Extent {
+            at,
+            len,
+            ord,
+            version,
+        })
+        .collect();
     if backward {
         v.reverse();
     }
@@ -164,37 +226,25 @@ impl Store {
             // Postings k holds version first + k: select the versions in [lo, hi].
             let skip = lo.saturating_sub(first) as usize;
             let take = (hi.min(last) - first.max(lo) + 1) as usize;
+            let version = first.max(lo);
             let name = stream.to_owned();
             let seg = st.log.segments[i].clone();
             let end = data_end(&st, &seg);
             let plan = match &seg.sealed {
                 Some(sealed) => {
                     let sealed = Arc::clone(sealed);
+                    let path = seg.path.clone();
                     Plan::Lazy(Box::new(move || {
                         let ix = sealed.index()?;
-                        let all = ix.stream_extents(&name, end)?;
-                        let mut v: Vec<Extent> = all
-                            .iter()
-                            .skip(skip)
-                            .take(take)
-                            .filter(|&&(at, _)| at != u64::MAX)
-                            .copied()
-                            .collect();
-                        if backward {
-                            v.reverse();
-                        }
-                        Ok(v)
+                        let found = ix.stream_extents(&name, end, skip, take)?;
+                        stream_offsets(found, version, take, backward, &path)
                     }))
                 }
                 None => {
                     let r = IndexRef::Mem(&st.log.active_index);
                     let p = r.postings(Kind::Stream, &name)?;
-                    Plan::Ready(offsets(
-                        &r,
-                        p.into_iter().skip(skip).take(take),
-                        end,
-                        backward,
-                    )?)
+                    let found = r.extents(p.into_iter().skip(skip).take(take), end)?;
+                    Plan::Ready(stream_offsets(found, version, take, backward, &seg.path)?)
                 }
             };
             ev.push(&mut st, &seg, plan, self.inner.config.max_line());
@@ -217,7 +267,10 @@ impl Store {
     /// # Ok::<(), eventfile::Error>(())
     /// ```
     pub fn read_all(&self, read: Read) -> Result<Events> {
-        self.inner.run(read.log_query(), false)
+        let mut ev = self.inner.run(read.log_query(), false)?;
+        // A scan: its records are read once, and must not flush what lookups reuse.
+        ev.cached = false;
+        Ok(ev)
     }
 
     /// Runs a query: the events matching `query`, in seq order (or reversed), as an iterator.
@@ -434,6 +487,7 @@ impl Events {
         self.sources.push_back(Source {
             lines,
             sealed: seg.sealed.clone(),
+            base: seg.base,
             end,
             max_line,
             path: seg.path.clone(),
@@ -480,18 +534,22 @@ impl Events {
                 )),
             };
             match data {
-                Ok(data) => src.lines = Some(Lines::new(data, src.end, src.max_line)),
+                Ok(data) => {
+                    let lines = Lines::new(data, src.end, src.max_line);
+                    src.lines = Some(lines.through_cache(self.cached));
+                }
                 Err(e) => return Some(Err(e)),
             }
         }
         loop {
             let lines = src.lines.as_mut()?;
-            let &(off, len) = src.offsets.get(src.next)?;
+            let want = *src.offsets.get(src.next)?;
+            let (off, len) = (want.at, want.len);
             src.next += 1;
             if !lines.covers(off, len as usize) {
                 // Gather the records that follow on disk in read order into one read.
                 let (mut lo, mut hi) = (off, off + u64::from(len));
-                for &(o, l) in &src.offsets[src.next..] {
+                for &Extent { at: o, len: l, .. } in &src.offsets[src.next..] {
                     if hi - lo >= RUN_BYTES {
                         break;
                     }
@@ -522,6 +580,29 @@ impl Events {
                 Ok(e) => e,
                 Err(reason) => return Some(Err(Error::corrupt(&src.path, off, reason))),
             };
+            // The record the index pointed at must be the one it meant: its seq follows from
+            // its ordinal, and a stream read's from its version.
+            let seq = src.base + u64::from(want.ord);
+            let version_ok = want.version == 0
+                || (event.version == want.version
+                    && matches!(&self.check, Check::Stream { name, .. } if event.stream == *name));
+            if event.seq != seq || !version_ok {
+                return Some(Err(Error::corrupt(
+                    &src.path,
+                    off,
+                    format!(
+                        "the index points at seq {} (`{}` version {}), not the record it means \
+                         (seq {seq}{})",
+                        event.seq,
+                        event.stream,
+                        event.version,
+                        match want.version {
+                            0 => String::new(),
+                            v => format!(", version {v}"),
+                        }
+                    ),
+                )));
+            }
             if event.seq > self.max_seq {
                 if backward {
                     continue;
@@ -673,6 +754,7 @@ impl Inner {
             last_seq: None,
             start,
             done: false,
+            cached: true,
         }
     }
 }

@@ -220,9 +220,13 @@ impl SealedIndex {
     }
 
     fn read_vec(&self, at: u64, len: u64) -> Result<Vec<u8>> {
+        self.read_vec_via(at, len, true)
+    }
+
+    fn read_vec_via(&self, at: u64, len: u64, cached: bool) -> Result<Vec<u8>> {
         let len = usize::try_from(len).map_err(|_| self.malformed(at, "section too long"))?;
         let mut v = vec![0u8; len];
-        self.read(&mut v, at)?;
+        self.read_via(&mut v, at, cached)?;
         Ok(v)
     }
 
@@ -297,7 +301,7 @@ impl SealedIndex {
             let (term, tail) = buf[3..whole].split_at(len as usize);
             return self.entry_of(i, e, kind, term, tail);
         }
-        let rest = self.read_vec(e + 3, len + 8)?;
+        let rest = self.read_vec_via(e + 3, len + 8, cached)?;
         let (term, tail) = rest.split_at(len as usize);
         self.entry_of(i, e, kind, term, tail)
     }
@@ -387,9 +391,10 @@ impl SealedIndex {
         Ok((e.kind == kind && e.term == term.as_bytes()).then_some(e))
     }
 
-    /// Postings `first..first + n`.
-    fn postings_of(&self, first: u64, n: u64) -> Result<Vec<u32>> {
-        let bytes = self.read_vec(self.postings_at + first * 4, n * 4)?;
+    /// Postings `first..first + n`, read through the block cache if `cached` (a lookup's, not
+    /// a walk's).
+    fn postings_of(&self, first: u64, n: u64, cached: bool) -> Result<Vec<u32>> {
+        let bytes = self.read_vec_via(self.postings_at + first * 4, n * 4, cached)?;
         Ok(bytes
             .chunks_exact(4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -399,7 +404,7 @@ impl SealedIndex {
     /// The ordinals of records carrying `term`, ascending (empty if none).
     pub(crate) fn postings(&self, kind: Kind, term: &str) -> Result<Vec<u32>> {
         match self.find(kind, term)? {
-            Some(e) => self.postings_of(e.first, e.n),
+            Some(e) => self.postings_of(e.first, e.n, true),
             None => Ok(Vec::new()),
         }
     }
@@ -407,7 +412,7 @@ impl SealedIndex {
     /// The greatest ordinal of a record carrying `term`.
     pub(crate) fn last_posting(&self, kind: Kind, term: &str) -> Result<Option<u32>> {
         match self.find(kind, term)? {
-            Some(e) if e.n > 0 => Ok(self.postings_of(e.first + e.n - 1, 1)?.pop()),
+            Some(e) if e.n > 0 => Ok(self.postings_of(e.first + e.n - 1, 1, true)?.pop()),
             _ => Ok(None),
         }
     }
@@ -439,7 +444,8 @@ impl SealedIndex {
                 end += found[j].n;
                 j += 1;
             }
-            let run = self.postings_of(first, end - first)?;
+            // A walk: around the cache, which it would fill with what no lookup reuses.
+            let run = self.postings_of(first, end - first, false)?;
             for e in &found[k..j] {
                 let from = (e.first - first) as usize;
                 let term = String::from_utf8(e.term.clone())
@@ -472,9 +478,10 @@ impl SealedIndex {
     }
 
     /// Entry `i`, read through `chunk` (entries are read in order, so most are in it already).
+    /// A walk's step: read around the block cache.
     fn entry_chunked(&self, i: u64, chunk: &mut Chunk) -> Result<Entry> {
         let at = self.offsets_at + i * 4;
-        let off = u64::from(self.u32_at(at)?);
+        let off = u64::from(self.u32_via(at, false)?);
         if off + ENTRY_FIXED > self.entries_len {
             return Err(self.malformed(at, &format!("term {i} is malformed")));
         }
@@ -511,82 +518,105 @@ impl SealedIndex {
         })
     }
 
-    /// Where each of the records `ords` (ascending) starts and how long it is; the last record
-    /// ends at `end`. Records whose positions do not add up are left out, as an index in memory
-    /// leaves them out.
+    /// Where each of the records `ords` (strictly ascending: else the sidecar is corrupt)
+    /// starts, how long it is and its ordinal; the last record ends at `end`. Records whose
+    /// positions do not add up are left out, as an index in memory leaves them out.
     ///
     /// The positions of neighbouring wanted records are read together, up to 4 KiB at a time,
     /// so that a read of many records of a segment reads each part of the table once, and
     /// around the block cache; a record alone (a stream's events are spread over the log) reads
     /// its position and the next through the cache.
-    pub(crate) fn extents(
-        &self,
-        ords: impl Iterator<Item = u32>,
-        end: u64,
-    ) -> Result<Vec<(u64, u32)>> {
+    pub(crate) fn extents(&self, ords: impl Iterator<Item = u32>, end: u64) -> Result<Vec<Extent>> {
         let mut out = self.extents_of_each(ords, end)?;
-        out.retain(|&(at, _)| at != u64::MAX);
+        out.retain(|&(at, _, _)| at != u64::MAX);
         Ok(out)
     }
 
-    /// The records of stream `stream`, in version order, as [`SealedIndex::extents`] gives
-    /// them but one per posting (`(u64::MAX, 0)` where positions do not add up), so that a read
-    /// can pick versions by position in the list. Remembered in the block cache's memo: a
-    /// stream read again makes no lookup.
-    pub(crate) fn stream_extents(&self, stream: &str, end: u64) -> Result<Arc<[Extent]>> {
+    /// The records of postings `skip..skip + take` of stream `stream` (fewer if it has fewer),
+    /// in version order, as [`SealedIndex::extents`] gives them but one per posting
+    /// (`(u64::MAX, 0, ord)` where positions do not add up), so that a read can tell which
+    /// version each is.
+    ///
+    /// The stream's extents in this segment are remembered in the block cache's memo when they
+    /// fit it (a stream read again then makes no lookup), and then computed for all of its
+    /// postings; a stream too large for the memo has only the wanted ones computed.
+    pub(crate) fn stream_extents(
+        &self,
+        stream: &str,
+        end: u64,
+        skip: usize,
+        take: usize,
+    ) -> Result<Vec<Extent>> {
+        let wanted = |all: &[Extent]| all.iter().skip(skip).take(take).copied().collect();
         let memo = match &self.source {
             Source::File(f) if end == self.segment_len => Some(f),
             _ => None,
         };
         if let Some(e) = memo.and_then(|f| f.remembered(stream)) {
-            return Ok(e);
+            return Ok(wanted(&e));
         }
-        let postings = self.postings(Kind::Stream, stream)?;
-        let extents: Arc<[Extent]> = self.extents_of_each(postings.into_iter(), end)?.into();
-        if let Some(f) = memo {
-            f.remember(stream, &extents);
+        let Some(e) = self.find(Kind::Stream, stream)? else {
+            return Ok(Vec::new());
+        };
+        let n = usize::try_from(e.n).unwrap_or(usize::MAX);
+        if let Some(f) = memo.filter(|f| f.would_remember(stream, n)) {
+            let postings = self.postings_of(e.first, e.n, true)?;
+            let all: Arc<[Extent]> = self.extents_of_each(postings.into_iter(), end)?.into();
+            f.remember(stream, &all);
+            return Ok(wanted(&all));
         }
-        Ok(extents)
+        // Only the wanted postings, as a read did before the memo: a stream of many events in
+        // this segment must not cost a position read for each of them.
+        let skip = (skip as u64).min(e.n);
+        let take = (take as u64).min(e.n - skip);
+        let postings = self.postings_of(e.first + skip, take, true)?;
+        self.extents_of_each(postings.into_iter(), end)
     }
 
-    /// [`SealedIndex::extents`], with `(u64::MAX, 0)` for each record left out (those past
-    /// the end are not listed).
+    /// [`SealedIndex::extents`], with `(u64::MAX, 0, ord)` for each record left out (those
+    /// past the end are not listed).
     fn extents_of_each(&self, ords: impl Iterator<Item = u32>, end: u64) -> Result<Vec<Extent>> {
-        let ords: Vec<u64> = ords
-            .map(u64::from)
-            .take_while(|&o| o < self.count)
-            .collect();
+        let ords: Vec<u32> = ords.take_while(|&o| u64::from(o) < self.count).collect();
+        // Postings are checked ascending with the rest of the sidecar on its first use, but the
+        // file is read again after its files are closed and opened: what is read now is what
+        // counts, and the arithmetic below needs it.
+        if let Some(w) = ords.windows(2).find(|w| w[0] >= w[1]) {
+            return Err(self.malformed(
+                self.postings_at,
+                &format!("postings out of order ({} then {})", w[0], w[1]),
+            ));
+        }
         let mut out = Vec::with_capacity(ords.len());
         let mut buf = Vec::<u8>::new();
         let mut k = 0;
         while k < ords.len() {
             // Ords k..j, whose positions and the one after the last span at most 4 KiB.
-            let from = ords[k];
+            let from = u64::from(ords[k]);
             let mut j = k + 1;
-            while j < ords.len() && ords[j] + 1 - from < POSITIONS_AT_ONCE {
+            while j < ords.len() && u64::from(ords[j]) - from + 1 < POSITIONS_AT_ONCE {
                 j += 1;
             }
-            let upto = (ords[j - 1] + 2).min(self.count);
+            let upto = (u64::from(ords[j - 1]) + 2).min(self.count);
             buf.resize(((upto - from) * 4) as usize, 0);
             self.read_via(&mut buf, HEADER as u64 + from * 4, j - k == 1)?;
-            let position = |o: u64| -> u64 {
+            let position = |o: u64| -> Option<u64> {
                 if o >= upto {
-                    return end;
+                    return Some(end);
                 }
-                let i = ((o - from) * 4) as usize;
-                u64::from(u32::from_le_bytes([
-                    buf[i],
-                    buf[i + 1],
-                    buf[i + 2],
-                    buf[i + 3],
-                ]))
+                let i = usize::try_from(o.checked_sub(from)?.checked_mul(4)?).ok()?;
+                let b = buf.get(i..i.checked_add(4)?)?;
+                Some(u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
             };
             for &o in &ords[k..j] {
-                let at = position(o);
-                let next = position(o + 1);
-                match next.checked_sub(at).and_then(|l| u32::try_from(l).ok()) {
-                    Some(len) if at != u64::MAX => out.push((at, len)),
-                    _ => out.push((u64::MAX, 0)),
+                let at = position(u64::from(o));
+                let next = position(u64::from(o) + 1);
+                let len = at
+                    .zip(next)
+                    .and_then(|(at, next)| next.checked_sub(at))
+                    .and_then(|l| u32::try_from(l).ok());
+                match (at, len) {
+                    (Some(at), Some(len)) => out.push((at, len, o)),
+                    _ => out.push((u64::MAX, 0, o)),
                 }
             }
             k = j;
@@ -613,7 +643,8 @@ impl Chunk {
             if want < len as u64 {
                 return Err(ix.malformed(at, "an entry runs past its section"));
             }
-            self.buf = ix.read_vec(at, want)?;
+            // Around the block cache: a walk's chunk is read once.
+            self.buf = ix.read_vec_via(at, want, false)?;
             self.at = at;
         }
         let s = (at - self.at) as usize;
@@ -710,25 +741,161 @@ mod tests {
                 assert_eq!(ix.id_range().unwrap(), f.id_range());
                 let ords: Vec<u32> = (0..n as u32).step_by(3).chain([n as u32 + 5]).collect();
                 let end = 100 + n * 40;
-                let want: Vec<(u64, u32)> = ords
+                let want: Vec<Extent> = ords
                     .iter()
                     .filter_map(|&o| {
                         let at = u64::from(f.position(o)?);
                         let next = f.position(o + 1).map_or(end, u64::from);
-                        Some((at, (next - at) as u32))
+                        Some((at, (next - at) as u32, o))
                     })
                     .collect();
                 assert_eq!(ix.extents(ords.into_iter(), end).unwrap(), want);
-                // A stream's extents, asked twice (the second from the memo when cached).
+                // A stream's extents, asked twice (the second from the memo when cached), whole
+                // and in part.
                 for _ in 0..2 {
                     for s in ["s0", "s3", "s6", "absent"] {
                         let p: Vec<u32> = f.postings(Kind::Stream, s).iter().collect();
                         let want = ix.extents(p.into_iter(), end).unwrap();
-                        assert_eq!(&*ix.stream_extents(s, end).unwrap(), &want[..], "{n} {s}");
+                        for (skip, take) in [(0, usize::MAX), (0, 1), (3, 5), (want.len(), 2)] {
+                            let part: Vec<Extent> =
+                                want.iter().skip(skip).take(take).copied().collect();
+                            let got = ix.stream_extents(s, end, skip, take).unwrap();
+                            assert_eq!(got, part, "{n} {s} {skip} {take}");
+                        }
                     }
                 }
             }
         }
+    }
+
+    /// Postings damaged after the sidecar's check (its files closed and opened again) are an
+    /// error, not a panic: out of order, they once underflowed (`[7, 0]`) or indexed past the
+    /// positions read (`[5, 4]`).
+    #[test]
+    fn postings_out_of_order_after_the_check_are_corrupt_not_a_panic() {
+        for (bad, cached) in [
+            ([7u32, 0u32], false),
+            ([5, 4], false),
+            ([5, 5], true),
+            ([9, 2], true),
+        ] {
+            let (_, _, _, dir) = three(500);
+            let path = dir.path().join("x.idx");
+            let end = 100 + 500 * 40;
+            let open = || {
+                let file = crate::storage::Storage::open(&crate::storage::OsStorage, &path, false)
+                    .unwrap();
+                let ix = SealedIndex::open(file, &path, 7, Some(end)).unwrap();
+                match cached {
+                    true => ix.caching(&BlockCache::new(1 << 20)),
+                    false => ix,
+                }
+            };
+            // Checked: stream s1's first postings are 1 and 8.
+            let e = open().find(Kind::Stream, "s1").unwrap().unwrap();
+            assert_eq!(open().postings(Kind::Stream, "s1").unwrap()[..2], [1, 8]);
+            let at = open().postings_at + e.first * 4;
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes[at as usize..at as usize + 4].copy_from_slice(&bad[0].to_le_bytes());
+            bytes[at as usize + 4..at as usize + 8].copy_from_slice(&bad[1].to_le_bytes());
+            std::fs::write(&path, &bytes).unwrap();
+            // Opened again, as after its files were closed.
+            let ix = open();
+            let err = ix.stream_extents("s1", end, 0, usize::MAX).unwrap_err();
+            assert!(matches!(err, Error::Corrupt { .. }), "{bad:?}: {err}");
+            let err = ix.extents(bad.into_iter(), end).unwrap_err();
+            assert!(matches!(err, Error::Corrupt { .. }), "{bad:?}: {err}");
+        }
+    }
+
+    /// A sidecar file that counts the bytes read from it.
+    struct Counting(Arc<dyn StorageFile>, std::sync::atomic::AtomicU64);
+
+    impl StorageFile for Counting {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+            let n = self.0.read_at(buf, offset)?;
+            self.1
+                .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            Ok(n)
+        }
+        fn write_all_at(&self, _: &[u8], _: u64) -> std::io::Result<()> {
+            unreachable!("read only")
+        }
+        fn sync_data(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn len(&self) -> std::io::Result<u64> {
+            self.0.len()
+        }
+        fn set_len(&self, _: u64) -> std::io::Result<()> {
+            unreachable!("read only")
+        }
+        fn map(&self) -> std::io::Result<Option<Mapped>> {
+            Ok(None)
+        }
+    }
+
+    /// A stream the memo would not keep has only the wanted postings' positions read: a read of
+    /// its first event must not cost a position read for each of its events in the segment.
+    #[test]
+    fn a_stream_too_large_for_the_memo_reads_only_the_wanted_positions() {
+        let n = 20_000;
+        let (_, _, whole, dir) = three(n);
+        let path = dir.path().join("x.idx");
+        let end = 100 + n * 40;
+        for capacity in [0, 64 * 1024] {
+            let file =
+                crate::storage::Storage::open(&crate::storage::OsStorage, &path, false).unwrap();
+            let counting = Arc::new(Counting(file, Default::default()));
+            let ix = SealedIndex::open(counting.clone(), &path, 7, Some(end))
+                .unwrap()
+                .caching(&BlockCache::new(capacity));
+            let read = |skip, take| {
+                let before = counting.1.load(std::sync::atomic::Ordering::Relaxed);
+                let got = ix.stream_extents("s3", end, skip, take).unwrap();
+                (
+                    got,
+                    counting.1.load(std::sync::atomic::Ordering::Relaxed) - before,
+                )
+            };
+            read(0, 1); // the sample of terms, read once
+            let (one, bytes_one) = read(5, 1);
+            let (all, bytes_all) = read(0, usize::MAX);
+            assert_eq!(all.len(), whole.postings(Kind::Stream, "s3").len());
+            assert_eq!(one, all[5..6]);
+            // 2,857 positions 28 bytes apart (80 KB) against a lookup and two positions (whole
+            // 4 KiB blocks when they go through the cache).
+            assert!(bytes_all > 60_000, "{capacity}: {bytes_all}");
+            assert!(
+                bytes_one * 4 < bytes_all,
+                "{capacity}: {bytes_one} of {bytes_all}"
+            );
+        }
+    }
+
+    /// Walks of the terms (a prefix query's, the counts of every term) read around the block
+    /// cache: however often they run, they keep nothing in it.
+    #[test]
+    fn walks_of_the_terms_leave_nothing_in_the_block_cache() {
+        let (_, _, _, dir) = three(2_500);
+        let path = dir.path().join("x.idx");
+        let file = crate::storage::Storage::open(&crate::storage::OsStorage, &path, false).unwrap();
+        let cache = BlockCache::new(1 << 20);
+        let ix = SealedIndex::open(file, &path, 7, Some(100 + 2_500 * 40))
+            .unwrap()
+            .caching(&cache);
+        // The first kind: its lower bound is found from the sample, with no read.
+        let kind = Kind::ALL[0];
+        for _ in 0..3 {
+            assert!(!ix.terms_with_prefix(kind, "").unwrap().is_empty());
+            assert!(!ix.term_counts(kind).unwrap().1.is_empty());
+        }
+        assert_eq!(cache.bytes(), 0);
+        // A lookup repeated is kept.
+        for _ in 0..2 {
+            ix.postings(Kind::Stream, "s1").unwrap();
+        }
+        assert!(cache.bytes() > 0);
     }
 
     #[test]
