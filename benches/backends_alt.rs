@@ -42,11 +42,26 @@ fn cpu() -> Duration {
 }
 
 /// The CPU time all of `pids` have run (those gone count nothing).
-fn server_cpu(pids: &[i32]) -> Duration {
+fn server_cpu(pids: &[i32]) -> Vec<Option<Duration>> {
     pids.iter()
-        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse().ok())
-        .map(Duration::from_nanos)
+        .map(|p| {
+            let s = std::fs::read_to_string(format!("/proc/{p}/schedstat")).ok()?;
+            s.split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+                .map(Duration::from_nanos)
+        })
+        .collect()
+}
+
+/// The server's CPU between two readings of the same processes: a process that ended (an
+/// autovacuum worker) or began between them is left out, so the sum never goes backwards.
+fn server_cpu_since(before: &[Option<Duration>], after: &[Option<Duration>]) -> Duration {
+    before
+        .iter()
+        .zip(after)
+        .filter_map(|(b, a)| Some(a.as_ref()?.saturating_sub(*b.as_ref()?)))
         .sum()
 }
 
@@ -325,7 +340,7 @@ fn main() {
                 let s = if c.server {
                     server_cpu(&pg_pids)
                 } else {
-                    Duration::ZERO
+                    Vec::new()
                 };
                 for _ in 0..c.n {
                     (side.run)();
@@ -334,7 +349,7 @@ fn main() {
                     wall: w.elapsed() / c.n,
                     cpu: (cpu() - t) / c.n,
                     server: if c.server {
-                        (server_cpu(&pg_pids) - s) / c.n
+                        server_cpu_since(&s, &server_cpu(&pg_pids)) / c.n
                     } else {
                         Duration::ZERO
                     },
