@@ -86,8 +86,9 @@ impl Pages {
             w.clause(),
             w.params.len() + 1
         );
-        let mut pages = Pages::new(
+        Pages::open(
             inner,
+            c,
             w,
             sql.into(),
             None,
@@ -95,18 +96,15 @@ impl Pages {
             backward,
             (lo, hi),
             limit,
-        );
-        if !pages.done {
-            pages.fetch_on(c)?;
-        }
-        Ok(pages)
+        )
     }
 
     /// The read of [`Pages::start`], its page statement `sql` (of [`rows::STREAM_COLUMNS`]
-    /// with `stream`), no page read yet.
+    /// with `stream`), and its first page, read on `c`.
     #[allow(clippy::too_many_arguments)]
-    fn new(
+    fn open(
         inner: &Arc<Inner>,
+        c: &Connection,
         w: Where,
         sql: Cow<'static, str>,
         stream: Option<String>,
@@ -114,9 +112,9 @@ impl Pages {
         backward: bool,
         (lo, hi): (u64, u64),
         limit: Option<usize>,
-    ) -> Pages {
+    ) -> Result<Pages> {
         let remaining = limit.unwrap_or(usize::MAX);
-        Pages {
+        let mut pages = Pages {
             inner: Arc::clone(inner),
             sql,
             stream,
@@ -128,7 +126,11 @@ impl Pages {
             remaining,
             buf: Vec::new().into_iter(),
             done: lo > hi || remaining == 0,
+        };
+        if !pages.done {
+            pages.fetch_on(c)?;
         }
+        Ok(pages)
     }
 
     /// Reads the next page on `c`, once the last is handed out (`buf` is replaced).
@@ -272,8 +274,9 @@ impl Inner {
                     (from.unwrap_or(1).max(before), version)
                 };
                 let sql = Cow::Borrowed(STREAM_PAGE[usize::from(backward)].as_str());
-                let mut pages = Pages::new(
+                Pages::open(
                     self,
+                    c,
                     Where::stream(stream),
                     sql,
                     Some(stream.to_owned()),
@@ -281,11 +284,7 @@ impl Inner {
                     backward,
                     (lo, hi),
                     limit,
-                );
-                if !pages.done {
-                    pages.fetch_on(c)?;
-                }
-                Ok(pages)
+                )
             })
         })?;
         Ok(Box::new(pages))
