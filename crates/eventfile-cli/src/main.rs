@@ -91,16 +91,49 @@ impl log::Log for StderrLog {
     }
 
     fn log(&self, r: &log::Record<'_>) {
-        if self.enabled(r.metadata()) {
-            eprintln!(
-                "eventfile: {}: {}",
-                r.level().as_str().to_lowercase(),
-                r.args()
-            );
+        if !self.enabled(r.metadata()) {
+            return;
+        }
+        let line = format!(
+            "eventfile: {}: {}",
+            r.level().as_str().to_lowercase(),
+            r.args()
+        );
+        let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *held {
+            Some((lines, dropped)) if lines.len() >= HELD_MAX => *dropped += 1,
+            Some((lines, _)) => lines.push(line),
+            None => eprintln!("{line}"),
         }
     }
 
     fn flush(&self) {}
+}
+
+/// While the viewer owns the terminal, warnings are held here rather than written to stderr,
+/// where they would land in the middle of its screen; they are printed when it gives the
+/// terminal back. The first [`HELD_MAX`] are kept, and how many more there were.
+static HELD: std::sync::Mutex<Option<(Vec<String>, usize)>> = std::sync::Mutex::new(None);
+
+const HELD_MAX: usize = 100;
+
+/// Holds warnings until [`release_warnings`].
+pub(crate) fn hold_warnings() {
+    let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    held.get_or_insert_with(Default::default);
+}
+
+/// Prints the warnings held since [`hold_warnings`], and prints them as they come again.
+pub(crate) fn release_warnings() {
+    let held = HELD.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some((lines, dropped)) = held {
+        for line in lines {
+            eprintln!("{line}");
+        }
+        if dropped > 0 {
+            eprintln!("eventfile: warn: {dropped} more warnings while viewing were not kept");
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -470,4 +503,38 @@ fn read_options(from: Option<u64>, limit: Option<usize>, backward: bool) -> Read
         read = read.limit(limit);
     }
     read
+}
+
+#[cfg(test)]
+mod tests {
+    use log::Log;
+
+    /// Warnings logged while the viewer has the screen are held, up to a bound, and none is
+    /// held after the release.
+    #[test]
+    fn warnings_are_held_while_viewing_and_released_after() {
+        let warn = |text: &str| {
+            StderrLog.log(
+                &log::Record::builder()
+                    .level(log::Level::Warn)
+                    .args(format_args!("{text}"))
+                    .build(),
+            )
+        };
+        super::hold_warnings();
+        warn("one");
+        for _ in 0..super::HELD_MAX + 5 {
+            warn("more");
+        }
+        {
+            let held = super::HELD.lock().unwrap();
+            let (lines, dropped) = held.as_ref().expect("held while viewing");
+            assert_eq!(lines[0], "eventfile: warn: one");
+            assert_eq!((lines.len(), *dropped), (super::HELD_MAX, 6));
+        }
+        super::release_warnings();
+        assert!(super::HELD.lock().unwrap().is_none());
+    }
+
+    use super::StderrLog;
 }

@@ -257,3 +257,33 @@ fn a_panic_restores_the_terminal_and_its_message_is_readable() {
     assert!(s.contains("EVENTFILE_VIEW_PANIC_AFTER_DRAW is set"), "{s}");
     t.assert_normal_screen(&s);
 }
+
+#[test]
+fn a_store_removed_while_viewing_is_said_and_the_viewer_still_quits_cleanly() {
+    let Some(t) = Tmux::start("gone") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    shop(&dir);
+    t.line(&view_line(&dir, "-f", &tmp.path().join("pid")));
+    t.wait("the streams, live", |s| {
+        s.contains("STREAM") && s.contains("LIVE")
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+    let s = t.wait("the removal on the status line", |s| {
+        s.contains("was removed; what is shown was read before")
+    });
+    assert!(!s.contains("LIVE"), "live mode ended:\n{s}");
+    // Live mode cannot be turned back on; what was read can still be looked at.
+    t.keys(&["l"]);
+    t.wait("live mode refused", |s| {
+        s.contains("no live mode: the store was")
+    });
+    t.keys(&["Enter"]);
+    t.wait("a stream's events, read before", |s| {
+        s.contains("\"data\": {")
+    });
+    t.keys(&["q"]);
+    let s = t.wait("the shell, with the terminal restored", restored);
+    t.assert_normal_screen(&s);
+    assert!(!dir.exists(), "the viewer made no store again");
+}

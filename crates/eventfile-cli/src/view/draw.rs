@@ -294,7 +294,12 @@ fn draw_status(frame: &mut Frame<'_>, app: &App, theme: Theme, area: Rect) {
         frame.render_widget(Paragraph::new(line).scroll((0, skip)), area);
         return;
     }
-    let style = if app.status.starts_with("error") || app.status.starts_with("live:") {
+    let gone = app.gone.as_ref().map(|why| format!("error: {why}"));
+    let status = match &gone {
+        Some(g) if app.status.is_empty() => g.as_str(),
+        _ => app.status.as_str(),
+    };
+    let style = if status.starts_with("error") || status.starts_with("live:") {
         theme.error()
     } else {
         Style::new()
@@ -305,7 +310,7 @@ fn draw_status(frame: &mut Frame<'_>, app: &App, theme: Theme, area: Rect) {
     let width = (meter.chars().count() as u16).min(area.width);
     let [left, right] =
         Layout::horizontal([Constraint::Min(0), Constraint::Length(width)]).areas(area);
-    frame.render_widget(Paragraph::new(app.status.as_str()).style(style), left);
+    frame.render_widget(Paragraph::new(status).style(style), left);
     frame.render_widget(
         Paragraph::new(meter)
             .alignment(ratatui::layout::Alignment::Right)

@@ -13,7 +13,10 @@
 //! through ratatui's re-export so the two never disagree on versions.
 //!
 //! The store is opened as tail opens it: read-only beside a writer, never created. A view
-//! holds a few pages of events and one page of streams, whatever the store's size.
+//! holds a few pages of events and one page of streams, whatever the store's size. A store
+//! removed or replaced while viewing is noticed within a second ([`Presence`]): the status line
+//! says so, live mode ends, and what was read stays to be looked at. The library's warnings are
+//! held while the viewer has the screen and printed after it (`main.rs`).
 
 mod draw;
 mod events;
@@ -26,7 +29,7 @@ mod streams;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use ratatui::crossterm::{cursor, execute, terminal};
@@ -55,6 +58,7 @@ pub fn run(target: &Target, args: &ViewArgs) -> Result<(), Failure> {
     let stop = stop_on_signals()?;
     // The store first: a missing one is named whether or not there is a terminal.
     let store = target.open_existing()?;
+    let mut presence = Presence::of(&target.location);
     let store = store.as_dyn();
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return Err(Failure::Other(
@@ -105,8 +109,66 @@ pub fn run(target: &Target, args: &ViewArgs) -> Result<(), Failure> {
             }
         }
         dirty |= app.tick(store);
+        if app.gone.is_none()
+            && let Some(why) = presence.as_mut().and_then(|p| p.check(Instant::now()))
+        {
+            app.store_gone(store, why);
+            dirty = true;
+        }
     }
     Ok(())
+}
+
+/// A file store's directory or a SQLite file as the viewer opened it: its device and inode,
+/// looked at once a second. A store removed while viewing keeps answering from the files the
+/// handle holds open (on Unix), so without this the screen would go on as if nothing had
+/// happened, and a store made again at the same path would never be shown.
+struct Presence {
+    path: std::path::PathBuf,
+    id: (u64, u64),
+    next: Instant,
+}
+
+impl Presence {
+    /// The watch of `location`'s path, if it has one (PostgreSQL and memory stores have
+    /// none: their errors come through the handle).
+    fn of(location: &eventfile_connect::Location) -> Option<Presence> {
+        use eventfile_connect::Location;
+        let path = match location {
+            Location::File(p) | Location::Sqlite(p) => p.clone(),
+            _ => return None,
+        };
+        let id = file_id(&path)?;
+        Some(Presence {
+            path,
+            id,
+            next: Instant::now() + PRESENCE_EVERY,
+        })
+    }
+
+    /// What became of the store, if it is no longer the one opened; looked at most once per
+    /// [`PRESENCE_EVERY`].
+    fn check(&mut self, now: Instant) -> Option<String> {
+        if now < self.next {
+            return None;
+        }
+        self.next = now + PRESENCE_EVERY;
+        match file_id(&self.path) {
+            None => Some("the store was removed; what is shown was read before".into()),
+            Some(id) if id != self.id => {
+                Some("the store was replaced by another; what is shown is the old one's".into())
+            }
+            Some(_) => None,
+        }
+    }
+}
+
+/// How often the viewer looks whether its store is still there.
+const PRESENCE_EVERY: Duration = Duration::from_secs(1);
+
+fn file_id(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 fn io_failure(e: std::io::Error) -> Failure {
@@ -141,6 +203,7 @@ impl Screen {
             restore();
             previous(info);
         }));
+        crate::hold_warnings();
         terminal::enable_raw_mode().map_err(io_failure)?;
         let screen = Screen;
         execute!(
@@ -165,6 +228,7 @@ fn restore() {
     let _ = execute!(out, terminal::LeaveAlternateScreen, cursor::Show);
     let _ = terminal::disable_raw_mode();
     let _ = out.flush();
+    crate::release_warnings();
 }
 
 /// A flag set by SIGTERM, SIGHUP or SIGINT (raw mode turns Ctrl-C into a key, but a signal
@@ -177,4 +241,39 @@ fn stop_on_signals() -> Result<Arc<AtomicBool>, Failure> {
             .map_err(|e| Failure::Other(format!("installing a signal handler: {e}")))?;
     }
     Ok(stop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PRESENCE_EVERY, Presence};
+    use eventfile_connect::Location;
+    use std::time::Instant;
+
+    #[test]
+    fn a_store_removed_or_replaced_is_noticed_once_a_second() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("store");
+        std::fs::create_dir(&dir).unwrap();
+        let mut p = Presence::of(&Location::File(dir.clone())).unwrap();
+        let mut at = Instant::now() + PRESENCE_EVERY;
+        assert_eq!(p.check(at), None, "still there");
+        std::fs::remove_dir(&dir).unwrap();
+        assert_eq!(p.check(at), None, "not looked at again within the second");
+        at += PRESENCE_EVERY;
+        assert!(p.check(at).unwrap().contains("was removed"));
+        // Another directory at the same path (a file meanwhile keeps the old inode taken).
+        let _hold = std::fs::File::create(tmp.path().join("hold")).unwrap();
+        std::fs::create_dir(&dir).unwrap();
+        at += PRESENCE_EVERY;
+        let replaced = p.check(at);
+        let new_id = super::file_id(&dir).unwrap();
+        if new_id != p.id {
+            assert!(replaced.unwrap().contains("was replaced"));
+        } else {
+            // The file system gave the new directory the old inode: nothing can tell them apart.
+            assert_eq!(replaced, None);
+        }
+        assert!(Presence::of(&Location::Memory).is_none());
+        assert!(Presence::of(&Location::File(tmp.path().join("missing"))).is_none());
+    }
 }

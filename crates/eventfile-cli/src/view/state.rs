@@ -99,6 +99,9 @@ pub struct App {
     pub meter: Meter,
     /// The store handle's own counters, as last read with the head.
     pub metrics: eventfile::Metrics,
+    /// Why the store is no longer there (its directory or file removed or replaced while
+    /// viewing): said on the status line whenever nothing else is, and live mode stays off.
+    pub gone: Option<String>,
 }
 
 impl App {
@@ -131,6 +134,7 @@ impl App {
             streams_dirty: false,
             meter: Meter::default(),
             metrics: eventfile::Metrics::default(),
+            gone: None,
         };
         app.read_meter(store, true);
         let r = if on_events {
@@ -335,7 +339,19 @@ impl App {
         self.resubscribe(store);
     }
 
+    /// The store was removed or replaced (`why`): live mode ends, and what was read stays on
+    /// screen to be looked at.
+    pub fn store_gone(&mut self, store: &dyn EventStore, why: String) {
+        self.set_live(store, false);
+        self.status = format!("error: {why}");
+        self.gone = Some(why);
+    }
+
     fn set_live(&mut self, store: &dyn EventStore, on: bool) {
+        if on && let Some(why) = &self.gone {
+            self.status = format!("error: no live mode: {why}");
+            return;
+        }
         self.live_on = on;
         self.live = None;
         self.meter.set_live(store, on, Instant::now());
