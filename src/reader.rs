@@ -312,10 +312,12 @@ impl Store {
                 _ => 0,
             };
             let (lo, hi) = query.seq_bounds(max_seq);
+            let holding = stream_bases(&st, query);
             let sealed: Vec<(Arc<Sealed>, DeadCounts)> = st
                 .log
                 .segments
                 .iter()
+                .filter(|s| may_hold(&holding, s))
                 .filter_map(|s| s.sealed.as_ref())
                 // Only segments that can hold the range: a count must not map every segment.
                 .filter(|s| s.base <= hi && s.base + s.summary.count > lo)
@@ -414,6 +416,32 @@ pub(crate) fn first_match(st: &State, q: &Query, after: u64) -> Result<Option<u6
         }
     }
     Ok(None)
+}
+
+/// The bases of the sealed segments (and removed ranges) holding events of the streams `q`
+/// names, as the stream table lists them (what a stream read goes by); `None` if `q` names no
+/// stream. A query by stream then looks only in those segments' sidecars, not in every one: on
+/// a store of 10,000,000 events in 72 segments, the viewer's events of a one-event stream.
+fn stream_bases(st: &State, q: &Query) -> Option<std::collections::HashSet<u64>> {
+    if q.streams.is_empty() {
+        return None;
+    }
+    Some(
+        q.streams
+            .iter()
+            .filter_map(|s| st.streams.get(s))
+            .flat_map(|e| e.sealed.iter().map(|(base, _)| base))
+            .collect(),
+    )
+}
+
+/// Whether `seg` can hold an event of the streams of [`stream_bases`]: the active segment
+/// always can.
+fn may_hold(holding: &Option<std::collections::HashSet<u64>>, seg: &Segment) -> bool {
+    match (holding, &seg.sealed) {
+        (Some(bases), Some(_)) => bases.contains(&seg.base),
+        _ => true,
+    }
 }
 
 /// The ordinals a query selects in a segment, without the dead ones.
@@ -697,11 +725,12 @@ impl Inner {
             ev.deleted = Some(Arc::clone(&st.deletions.map));
         }
         let (lo, hi) = q.seq_bounds(max_seq);
+        let holding = stream_bases(&st, &q);
         let mut order: Vec<usize> = (0..st.log.segments.len())
             .filter(|&i| {
                 let seg = &st.log.segments[i];
                 let next_base = st.log.segments.get(i + 1).map_or(u64::MAX, |s| s.base);
-                seg.base <= hi && next_base > lo
+                seg.base <= hi && next_base > lo && may_hold(&holding, seg)
             })
             .collect();
         if backward {
