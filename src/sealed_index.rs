@@ -106,6 +106,15 @@ struct Entry {
     n: u64,
 }
 
+/// A term of a listing's walk ([`SealedIndex::terms_after`]): its text, and where its postings
+/// are.
+pub(crate) struct TermAt {
+    pub(crate) term: String,
+    first: u64,
+    /// How many records carry it.
+    pub(crate) n: u64,
+}
+
 impl SealedIndex {
     /// The sidecar in `file` (at `path`), already checked: reads and checks its header only
     /// (that it describes segment `base` and, if given, `segment_len` bytes of it).
@@ -455,6 +464,57 @@ impl SealedIndex {
             k = j;
         }
         Ok(out)
+    }
+
+    /// The terms of `kind` after `after` (every one if `None`), in order, each with how many
+    /// records carry it, for a listing paged by name: a walk from the first term after
+    /// `after` that reads only as far as its caller takes it, and no postings (see
+    /// [`SealedIndex::postings_of_term`]).
+    pub(crate) fn terms_after<'a>(
+        &'a self,
+        kind: Kind,
+        after: Option<&'a str>,
+    ) -> Result<impl Iterator<Item = Result<TermAt>> + 'a> {
+        let start = self.lower_bound(kind, after.unwrap_or("").as_bytes())?;
+        let mut chunk = Chunk::default();
+        let mut i = start;
+        Ok(std::iter::from_fn(move || {
+            while i < self.terms {
+                let e = match self.entry_chunked(i, &mut chunk) {
+                    Ok(e) => e,
+                    Err(err) => {
+                        i = self.terms;
+                        return Some(Err(err));
+                    }
+                };
+                i += 1;
+                if e.kind != kind {
+                    i = self.terms;
+                    return None;
+                }
+                if after.is_some_and(|a| e.term == a.as_bytes()) {
+                    continue;
+                }
+                return Some(match String::from_utf8(e.term) {
+                    Ok(term) => Ok(TermAt {
+                        term,
+                        first: e.first,
+                        n: e.n,
+                    }),
+                    Err(_) => {
+                        i = self.terms;
+                        Err(self.malformed(self.entries_at, "a term is not UTF-8"))
+                    }
+                });
+            }
+            None
+        }))
+    }
+
+    /// The postings of a term [`SealedIndex::terms_after`] gave, read around the block cache
+    /// (a walk's).
+    pub(crate) fn postings_of_term(&self, t: &TermAt) -> Result<Vec<u32>> {
+        self.postings_of(t.first, t.n, false)
     }
 
     /// Every term of `kind`, in order, with how many records carry it (its postings are not
