@@ -287,3 +287,38 @@ fn a_store_removed_while_viewing_is_said_and_the_viewer_still_quits_cleanly() {
     t.assert_normal_screen(&s);
     assert!(!dir.exists(), "the viewer made no store again");
 }
+
+/// A terminal that hangs up (its window closed: here the tmux server killed) ends the viewer.
+/// Once the terminal is gone, crossterm's reader retries its reads forever inside
+/// `event::poll`, so the viewer used to spin at a core's worth of CPU, deaf to SIGHUP and
+/// SIGTERM, until killed with SIGKILL.
+#[test]
+fn a_terminal_that_hangs_up_ends_the_viewer() {
+    let Some(t) = Tmux::start("hangup") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    shop(tmp.path());
+    t.line(&view_line(tmp.path(), "-f", &tmp.path().join("pid")));
+    t.wait("the streams, live", |s| {
+        s.contains("STREAM") && s.contains("LIVE")
+    });
+    let pid = pid_in(&tmp.path().join("pid"));
+    t.tmux(&["kill-server"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    // Gone, or a zombie its new parent has not reaped yet.
+    let running = |pid: rustix::process::Pid| {
+        std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero())).is_ok_and(|s| {
+            s.rsplit(") ")
+                .next()
+                .is_some_and(|rest| !rest.starts_with('Z'))
+        })
+    };
+    while running(pid) {
+        if std::time::Instant::now() > deadline {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            panic!("the viewer outlived its terminal by 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(30)); // a poll, with a deadline
+    }
+}

@@ -76,6 +76,7 @@ pub fn run(target: &Target, args: &ViewArgs) -> Result<(), Failure> {
     let theme = draw::Theme {
         color: !crate::output::no_color(),
     };
+    exit_on_hangup();
     let _screen = Screen::enter()?;
     let backend = ratatui::backend::CrosstermBackend::new(std::io::stdout());
     let mut term = ratatui::Terminal::new(backend).map_err(io_failure)?;
@@ -166,10 +167,55 @@ impl Presence {
 /// How often the viewer looks whether its store is still there.
 const PRESENCE_EVERY: Duration = Duration::from_secs(1);
 
+#[cfg(unix)]
 fn file_id(path: &std::path::Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
+
+/// Without device and inode numbers, only a removal is noticed.
+#[cfg(not(unix))]
+fn file_id(path: &std::path::Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|_| (0, 0))
+}
+
+/// Ends the process when the terminal hangs up (its window closed, `tmux kill-session`, a
+/// dropped ssh connection). The loop cannot notice: once the terminal is gone, crossterm's
+/// reader (0.28 and 0.29, crossterm issue 793) retries its reads of the dead terminal forever
+/// inside `event::poll`, ignoring the timeout, so neither the hangup's SIGHUP flag nor SIGTERM's
+/// is ever looked at, and the viewer spun at a core's worth of CPU until killed. A thread
+/// waits in poll(2) for the hangup on stdin (asking for no input, so it takes no keys) and
+/// exits with 129, SIGHUP's status: there is no terminal left to restore, and the viewer
+/// writes nothing to the store.
+#[cfg(unix)]
+fn exit_on_hangup() {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let spawned = std::thread::Builder::new()
+        .name("eventfile-hangup".into())
+        .spawn(|| {
+            let stdin = std::io::stdin();
+            loop {
+                let mut fds = [PollFd::new(&stdin, PollFlags::empty())];
+                match poll(&mut fds, None) {
+                    Ok(_) => {
+                        let gone = PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL;
+                        if fds[0].revents().intersects(gone) {
+                            std::process::exit(129);
+                        }
+                    }
+                    Err(rustix::io::Errno::INTR) => {}
+                    // poll(2) itself failing: nothing to watch with; the signals still work
+                    // while the terminal lives.
+                    Err(_) => return,
+                }
+            }
+        });
+    // Without the thread the viewer still works; only a hangup is not noticed.
+    drop(spawned);
+}
+
+#[cfg(not(unix))]
+fn exit_on_hangup() {}
 
 fn io_failure(e: std::io::Error) -> Failure {
     Failure::Other(format!("the terminal: {e}"))
