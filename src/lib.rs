@@ -89,6 +89,7 @@ mod state;
 mod storage;
 mod store;
 mod store_impl;
+mod stream_table;
 pub mod subscription;
 mod summary;
 mod term_map;

@@ -175,7 +175,7 @@ impl Store {
         let backward = read.direction == Direction::Backward;
         let mut ev = self.inner.events(backward, read.limit, max_seq, None);
         let deleted_before = st.deletion(stream)?.map_or(1, |d| d.before);
-        let Some(entry) = st.streams.get(stream) else {
+        let Some(entry) = st.stream(stream)? else {
             return Ok(ev);
         };
         let (lo, hi) = if backward {

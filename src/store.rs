@@ -308,20 +308,34 @@ impl Store {
     /// The current version of `stream`: the number of events appended to it (0 if none). This is
     /// the version an [`crate::ExpectedVersion::Exact`] append must name.
     pub fn stream_version(&self, stream: &str) -> u64 {
-        self.inner.lock_state().version(stream)
+        // A summary damaged where the sidecars cannot stand in either (a sealed segment is
+        // damaged too): the reads of the stream report it.
+        self.inner
+            .lock_state()
+            .stream(stream)
+            .ok()
+            .flatten()
+            .map_or(0, |e| e.version)
     }
 
     /// The number of streams holding at least one live event: those [`Store::streams`] lists
     /// (a stream whose every event is deleted is not counted).
     pub fn stream_count(&self) -> usize {
-        let st = self.inner.lock_state();
+        let mut st = self.inner.lock_state();
         if st.deletions.map.is_empty() {
             return st.streams.len();
         }
-        st.streams
-            .iter()
-            .filter(|(name, e)| crate::deletion::is_live(&st.deletions.map, name, e.version))
-            .count()
+        let deleted = Arc::clone(&st.deletions.map);
+        let live = st.with_streams(|t| {
+            let mut n = 0;
+            for item in t.range(std::ops::Bound::Unbounded) {
+                let (name, e) = item?;
+                n += usize::from(crate::deletion::is_live(&deleted, &name, e.version));
+            }
+            Ok(n)
+        });
+        // As `streams` does where the summary and a sealed segment are both damaged.
+        live.unwrap_or_else(|_| st.streams.len())
     }
 
     /// Read-only handles: picks up events (and segments) the writer made durable since this

@@ -66,14 +66,39 @@ fn damage_with_sidecar(dir: &Path, base: u64) {
     std::fs::write(&seg, bytes).unwrap();
 }
 
-/// Rewrites the summary with `forge`, then makes its CRC match again; returns its path.
+/// Makes every CRC of a summary (format 2) match its bytes again: each block's in the
+/// directory, the head's, the header's.
+fn recrc_summary(bytes: &mut [u8]) {
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 2);
+    let (r, s, p, blocks, head_len) = (
+        u64_at(bytes, 64) as usize,
+        u64_at(bytes, 72) as usize,
+        u64_at(bytes, 80) as usize,
+        u64_at(bytes, 88) as usize,
+        u64_at(bytes, 96) as usize,
+    );
+    let directory = 112 + r * 16 + s * 40 + p * 8;
+    for i in 0..blocks {
+        let at = directory + i * 16;
+        let offset = u64_at(bytes, at) as usize;
+        let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        let crc = crc32fast::hash(&bytes[offset..offset + len]);
+        bytes[at + 12..at + 16].copy_from_slice(&crc.to_le_bytes());
+    }
+    let end = 112 + head_len - 4;
+    let crc = crc32fast::hash(&bytes[112..end]);
+    bytes[end..end + 4].copy_from_slice(&crc.to_le_bytes());
+    let crc = crc32fast::hash(&bytes[..108]);
+    bytes[108..112].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Rewrites the summary with `forge`, then makes its CRCs match again; returns its path.
 fn forge_summary(dir: &Path, forge: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
     let path = dir.join("summary");
     let mut bytes = std::fs::read(&path).unwrap();
     forge(&mut bytes);
-    let body = bytes.len() - 4;
-    let crc = crc32fast::hash(&bytes[..body]);
-    bytes[body..].copy_from_slice(&crc.to_le_bytes());
+    recrc_summary(&mut bytes);
     std::fs::write(&path, &bytes).unwrap();
     path
 }
