@@ -92,6 +92,7 @@ mod store_impl;
 mod stream_table;
 pub mod subscription;
 mod summary;
+mod summary_read;
 mod term_map;
 mod time;
 mod verify;

@@ -86,7 +86,7 @@ pub(crate) fn catch_up_with(
         // a read-only handle's catch-up that found a block of it damaged (the open read only
         // its head).
         if took_summary
-            || (summary && target.from_summary && crate::summary::is_summary_error(&err))
+            || (summary && target.from_summary && crate::summary_read::is_summary_error(&err))
         {
             summary = false;
             fresh = Some(State::new(Arc::clone(&st.log.maps)));
@@ -761,13 +761,9 @@ pub(crate) fn apply_lifecycle(st: &mut State, max_line: usize) -> Result<()> {
         .partition_point(|s| s.base <= seen)
         .saturating_sub(1);
     let mut seqs = Vec::new();
-    // The `$lifecycle` stream and every deleted stream are loaded: deletions and retention
-    // look them up without reading the summary (`state::dead_counts`).
+    // The `$lifecycle` stream and (below) every deleted stream are loaded: deletions and
+    // retention look them up without reading the summary (`state::dead_counts`).
     st.streams.load(LIFECYCLE_STREAM)?;
-    let deleted: Vec<String> = st.deletions.map.keys().cloned().collect();
-    for name in &deleted {
-        st.streams.load(name)?;
-    }
     // The sealed segments holding `$lifecycle` events are in the stream table: only their
     // sidecars are read (an open of a store that never deleted a stream maps none).
     let lifecycle = st.streams.loaded(LIFECYCLE_STREAM);
@@ -801,5 +797,9 @@ pub(crate) fn apply_lifecycle(st: &mut State, max_line: usize) -> Result<()> {
         }
     }
     st.deletions.seen = st.next_seq - 1;
+    let deleted: Vec<String> = st.deletions.map.keys().cloned().collect();
+    for name in &deleted {
+        st.streams.load(name)?;
+    }
     Ok(())
 }

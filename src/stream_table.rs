@@ -18,7 +18,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::summary::{SummaryStreams, SummaryWalk};
+use crate::summary_read::{SummaryStreams, SummaryWalk};
 
 /// A stream's entry in the stream table.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -140,7 +140,11 @@ impl FromSummary {
             .and_then(|r| self.entry_of(r.sealed, r.active)))
     }
 
-    fn entry_of(&self, mut sealed: SealedList, active: u64) -> Option<StreamEntry> {
+    fn entry_of(&self, pairs: Vec<(u64, u64)>, active: u64) -> Option<StreamEntry> {
+        let mut sealed = SealedList::default();
+        for (base, version) in pairs {
+            sealed.push(base, version);
+        }
         let active = if self.with_active { active } else { 0 };
         let version = sealed.last().1 + active;
         if let Some(base) = self.sealed_at.filter(|_| active > 0) {
@@ -394,12 +398,8 @@ impl StreamTable {
     }
 
     /// `n` more events of `stream` were written. The stream was loaded (an append looks its
-    /// version up first, which loads it).
+    /// version up first, which loads it): one the table does not hold is new.
     pub(crate) fn add(&mut self, stream: &str, n: u64) {
-        debug_assert!(
-            self.summary.is_none() || self.index_of(stream).is_some() || n == 0,
-            "{stream} was not loaded"
-        );
         self.entry(stream).version += n;
     }
 
