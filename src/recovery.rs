@@ -581,7 +581,16 @@ fn open_active(
     // What the open needs of it is read by `pread` (`SealedIndex`): read through its map, the
     // kernel would leave the page-cache folios around each page touched resident.
     let idx = crate::segment::index_path(dir, base);
-    if let Some(ix) = crate::sidecar::read_index(storage, dir, base, None)
+    // The checkpoint the summary was written after: its CRC is checked, not its structure.
+    let vouched = st
+        .streams
+        .summary()
+        .filter(|s| s.active_base == base && s.checkpoint_crc != 0)
+        .and_then(|s| {
+            crate::sidecar::read_index_vouched(storage, dir, base, s.checkpoint_crc)
+                .filter(|ix| ix.count == s.active_count && ix.segment_len == s.active_len)
+        });
+    if let Some(ix) = vouched.or_else(|| crate::sidecar::read_index(storage, dir, base, None))
         && ix.segment_len <= len
         && let Some(cp) = storage
             .open(&idx, false)

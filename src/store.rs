@@ -415,16 +415,21 @@ impl Drop for Inner {
             // default mode every batch was synced and published by its own append.)
             let _ = self.commit.durable(st.next_seq - 1);
         }
+        let mut checkpoint_crc = 0;
         if let Some(seg) = st.log.segments.last().filter(|s| s.is_active())
             && st.log.active_len > seg.data_start
         {
             let name = format!("{:020}.{}", seg.base, crate::index::INDEX_EXT);
             let bytes = st.log.active_index.encode(seg.base, st.log.active_len);
-            let _ = crate::files::write_atomic(self.storage.as_ref(), &self.dir, &name, &bytes);
+            if crate::files::write_atomic(self.storage.as_ref(), &self.dir, &name, &bytes).is_ok()
+                && let Some(crc) = bytes.last_chunk::<4>()
+            {
+                checkpoint_crc = u32::from_le_bytes(*crc);
+            }
         }
-        // And the stream table over the sealed segments, so that the next open need not read
-        // their sidecars. A failure costs the next open only time.
-        let _ = crate::summary::write(self.storage.as_ref(), &self.dir, st);
+        // And the stream table, so that the next open need not read the sealed segments'
+        // sidecars nor the checkpoint's stream terms. A failure costs the next open only time.
+        let _ = crate::summary::write(self.storage.as_ref(), &self.dir, st, checkpoint_crc);
     }
 }
 

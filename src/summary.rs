@@ -58,7 +58,7 @@ fn put_u64s(out: &mut Vec<u8>, vs: &[u64]) {
 /// (which count the active segment's events: the close writes the checkpoint that holds them
 /// first). `Ok(None)` if there is nothing to summarise or no active segment follows; an error
 /// if the summary the table reads is damaged.
-pub(crate) fn encode(st: &mut State) -> Result<Option<Vec<u8>>> {
+pub(crate) fn encode(st: &mut State, checkpoint_crc: u32) -> Result<Option<Vec<u8>>> {
     let Some(active) = st.log.segments.last().filter(|s| s.is_active()).cloned() else {
         return Ok(None);
     };
@@ -181,7 +181,7 @@ pub(crate) fn encode(st: &mut State) -> Result<Option<Vec<u8>>> {
             head.len() as u64,
         ],
     );
-    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&checkpoint_crc.to_le_bytes());
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     debug_assert_eq!(out.len(), HEADER);
@@ -192,10 +192,19 @@ pub(crate) fn encode(st: &mut State) -> Result<Option<Vec<u8>>> {
 
 /// Writes the summary of `st` (temp, fsync, rename, directory fsync), or removes a stale one
 /// when there is nothing to summarise (or the one the table reads turned out damaged).
-pub(crate) fn write(storage: &dyn Storage, dir: &Path, st: &mut State) -> Result<()> {
-    let encoded = match encode(st) {
+/// `checkpoint_crc` is the CRC of the active segment's checkpoint the close just wrote (0 if it
+/// wrote none).
+pub(crate) fn write(
+    storage: &dyn Storage,
+    dir: &Path,
+    st: &mut State,
+    checkpoint_crc: u32,
+) -> Result<()> {
+    let encoded = match encode(st, checkpoint_crc) {
         // The summary the table reads is damaged: the table from the sidecars instead.
-        Err(e) if is_summary_error(&e) && st.rebuild_streams().is_ok() => encode(st),
+        Err(e) if is_summary_error(&e) && st.rebuild_streams().is_ok() => {
+            encode(st, checkpoint_crc)
+        }
         r => r,
     };
     match encoded {

@@ -115,6 +115,8 @@ pub(crate) struct SummaryStreams {
     pub active_base: u64,
     pub active_count: u64,
     pub active_len: u64,
+    /// The CRC of that checkpoint (0: the close wrote none).
+    pub checkpoint_crc: u32,
 }
 
 impl std::fmt::Debug for SummaryStreams {
@@ -357,6 +359,7 @@ pub(crate) fn read_head(file: Arc<dyn StorageFile>, path: PathBuf) -> Option<Hea
     let (active_count, active_len) = (r.u64()?, r.u64()?);
     let (streams, sealed_streams) = (r.u64()?, r.u64()?);
     let (nr, ns, np, nb, head_len) = (r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?);
+    let checkpoint_crc = r.u32()?;
     // Every count must fit the head, and the head the file, before anything is allocated.
     if head_len > len.saturating_sub(HEADER as u64)
         || nr
@@ -448,6 +451,7 @@ pub(crate) fn read_head(file: Arc<dyn StorageFile>, path: PathBuf) -> Option<Hea
             active_base: next_seq,
             active_count,
             active_len,
+            checkpoint_crc,
         },
     })
 }

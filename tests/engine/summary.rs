@@ -647,3 +647,44 @@ fn summary_streams_read_right_after_the_segment_active_at_the_open_is_sealed() {
     assert_eq!(stream(&store, "b", Read::forward()), expected.0[1].1);
     assert_eq!(store.stream_version("c"), v + 1);
 }
+
+/// The summary vouches for the checkpoint the close wrote just before it (its CRC), and its
+/// records count that checkpoint's events. A checkpoint damaged since, or another one in its
+/// place (a crash after a later close wrote its checkpoint and before it wrote its summary),
+/// is not trusted on the summary's word: it is checked in full (and the active segment scanned
+/// if it fails), and its own stream counts are used.
+#[test]
+fn a_checkpoint_the_summary_does_not_vouch_for_is_checked_and_counted_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    closed_store(dir.path(), 4);
+    let checkpoint = files_with_ext(dir.path(), "idx").pop().unwrap();
+    let early_summary = std::fs::read(dir.path().join("summary")).unwrap();
+    // More events in the same active segment, and a clean close: a newer checkpoint.
+    let store = fast_store(dir.path(), 4096);
+    let segments = files_with_ext(dir.path(), "jsonl").len();
+    for i in 0..3 {
+        append_one(&store, STREAMS[i], 100 + i as u64);
+    }
+    assert_eq!(files_with_ext(dir.path(), "jsonl").len(), segments);
+    store.close().unwrap();
+    let expected = contents(&Store::open_read_only(dir.path()).unwrap());
+
+    // The newer checkpoint with the older summary.
+    let stale = copy_of(dir.path());
+    std::fs::write(stale.path().join("summary"), &early_summary).unwrap();
+    // The newer summary with its checkpoint damaged.
+    let damaged = copy_of(dir.path());
+    flip(&damaged.path().join(checkpoint.file_name().unwrap()), 200);
+    for (what, copy) in [("stale summary", &stale), ("damaged checkpoint", &damaged)] {
+        let reader = Store::open_read_only(copy.path()).unwrap();
+        assert_eq!(contents(&reader), expected, "{what}, read-only");
+        drop(reader);
+        let store = Store::open(copy.path()).unwrap();
+        assert_eq!(contents(&store), expected, "{what}");
+        let v = store.stream_version("a");
+        let r = store
+            .append("a", eventfile::ExpectedVersion::Exact(v), [ev("T", 1)])
+            .unwrap();
+        assert_eq!(r.version, v + 1, "{what}");
+    }
+}
