@@ -4,7 +4,11 @@
 //! they were and the same store can be measured again and again (by this build and another,
 //! alternately). A writer's clean close rewrites the checkpoint and the summary; this skips it.
 //!
-//! `cargo run --release --example open_once -- DIR [--read STREAM] [--read-only]`
+//! `cargo run --release --example open_once -- DIR [--read STREAM] [--read-only]
+//! [--warm N --streams S]`
+//!
+//! With `--warm N`, then reads N more streams of a store made by `examples/scale.rs` (`order-K`
+//! for K = k * 7919 mod S, k = 1..=N, as `scale` picks them) and prints the median read.
 //!
 //! Run it in a loop under `perf record` to profile the open alone.
 
@@ -39,6 +43,16 @@ fn main() {
         .position(|a| a == "--read")
         .and_then(|i| args.get(i + 1));
     let read_only = args.iter().any(|a| a == "--read-only");
+    let number = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .map(|v| v.parse::<u64>().expect("a number"))
+    };
+    let (warm, streams) = (
+        number("--warm").unwrap_or(0),
+        number("--streams").unwrap_or(1),
+    );
     let started = Instant::now();
     let store = OpenOptions::new()
         .read_only(read_only)
@@ -70,6 +84,26 @@ fn main() {
             mib(peak_rss()),
             mib(anon),
             mib(file)
+        );
+    }
+    if warm > 0 {
+        let mut times: Vec<f64> = (1..=warm)
+            .map(|k| {
+                let s = format!("order-{}", k * 7919 % streams);
+                let started = Instant::now();
+                let events: Vec<_> = store
+                    .read_stream(&s, Read::forward())
+                    .expect("read")
+                    .collect::<Result<_, _>>()
+                    .expect("read");
+                assert!(!events.is_empty(), "{s} has events");
+                started.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        print!(
+            "; {warm} more streams, median {:.3} ms",
+            times[times.len() / 2]
         );
     }
     println!();

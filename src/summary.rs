@@ -6,10 +6,10 @@
 //! Format 2 (`docs/format.md`): a header and a head (segments, removed ranges, the bases the
 //! streams' lists name, a directory of blocks), each with its CRC, read and checked at open;
 //! then the streams' records in name order, in blocks of about 4 KiB, each with its CRC in the
-//! directory. A look-up ([`SummaryStreams::find`]) reads one block by `pread` and checks it
-//! before using a byte of it; nothing of the blocks stays in memory. A damaged block is an
-//! error naming this file ([`is_summary_error`]): the caller then builds the stream table
-//! from the sidecars instead, as an open without a summary does.
+//! directory. A look-up (`SummaryStreams::find`, in `summary_read.rs`) reads one block
+//! (through the block cache) and checks it before using a byte of it; the summary keeps
+//! nothing of the blocks. A damaged block is an error naming this file: the caller then builds
+//! the stream table from the sidecars instead, as an open without a summary does.
 //!
 //! It is a cache. An open uses it only if its header and head are intact and it describes
 //! exactly the sealed segments the directory holds first (bases, lengths, headers) and the
@@ -233,7 +233,7 @@ pub(crate) fn apply(
     let Ok(file) = storage.open(&path, false) else {
         return 0;
     };
-    let Some(d) = read_head(file, path) else {
+    let Some(d) = read_head(file, path, st.log.maps.blocks()) else {
         return 0;
     };
     let k = d.segments.len();

@@ -1,7 +1,7 @@
 //! Reading a summary (`summary`, format 2, `docs/format.md`): its header and head, checked
 //! at open ([`read_head`]), and its stream records, searched in place ([`SummaryStreams`]): a
-//! look-up reads one block by `pread` and checks its CRC before using a byte of it, and nothing
-//! of the blocks stays in memory. A damaged block is an error naming the summary
+//! look-up reads one block (through the store's block cache, which keeps a block read twice)
+//! and checks its CRC before using a byte of it; the summary keeps nothing of the blocks. A damaged block is an error naming the summary
 //! ([`is_summary_error`]), never a panic and never a wrong answer: the stream table is then
 //! built from the sidecars (`State::with_streams`). Writing one, and deciding whether an open
 //! uses one, is `summary.rs`; this module reads bytes and decides nothing else.
@@ -10,6 +10,7 @@ use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::block_cache::{BlockCache, CachedFile};
 use crate::error::{Error, Result};
 use crate::sealed::Summary;
 use crate::storage::StorageFile;
@@ -24,8 +25,8 @@ pub(crate) const HEADER: usize = 112;
 /// Reads a summary's bytes, front to back; every read is checked.
 pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
-impl Reader<'_> {
-    pub(crate) fn take(&mut self, n: usize) -> Option<&[u8]> {
+impl<'a> Reader<'a> {
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if self.0.len() < n {
             return None;
         }
@@ -68,7 +69,7 @@ impl Reader<'_> {
     }
 
     /// A name: its u16 length, then UTF-8.
-    fn name(&mut self) -> Option<&str> {
+    fn name(&mut self) -> Option<&'a str> {
         let len = u16::from_le_bytes(self.take(2)?.try_into().ok()?) as usize;
         std::str::from_utf8(self.take(len)?).ok()
     }
@@ -98,7 +99,9 @@ pub(crate) struct Record {
 /// The stream records of a summary, read in place: a directory of blocks in memory, each
 /// block read and checked (its CRC) when a look-up or a walk needs it.
 pub(crate) struct SummaryStreams {
-    file: Arc<dyn StorageFile>,
+    /// Read through the store's block cache: a block looked up again is a copy, not a `pread`
+    /// (every read is checked all the same).
+    file: CachedFile,
     path: PathBuf,
     /// The bases the records' pairs number, ascending.
     points: Vec<u64>,
@@ -173,7 +176,8 @@ impl SummaryStreams {
     fn block(&self, i: usize) -> Result<Vec<u8>> {
         let (offset, len, crc) = self.blocks[i];
         let mut buf = vec![0u8; len as usize];
-        crate::block_cache::read_exact(self.file.as_ref(), &mut buf, offset)
+        self.file
+            .read_exact_at(&mut buf, offset)
             .map_err(|e| self.damaged(offset, format!("cannot be read: {e}")))?;
         if crc32fast::hash(&buf) != crc {
             return Err(self.damaged(offset, "its CRC does not match"));
@@ -223,15 +227,30 @@ impl SummaryStreams {
         };
         let bytes = self.block(i)?;
         let mut r = Reader(&bytes);
-        let mut prev: Option<String> = None;
+        let offset = self.blocks[i].0;
+        let bad = || self.damaged(offset, "a record does not decode");
+        let mut prev: Option<&str> = None;
         while !r.0.is_empty() {
-            // Only the name is needed to pass a record, but every record before is checked as
-            // a walk checks it: the block is small.
-            let rec = self.record(i, &mut r)?;
-            self.check_order(i, prev.as_deref(), &rec.name)?;
-            match rec.name.as_str().cmp(stream) {
-                std::cmp::Ordering::Less => prev = Some(rec.name),
-                std::cmp::Ordering::Equal => return Ok(Some(rec)),
+            // The records before it are passed over by their names and lengths (the block's
+            // CRC held); the one asked for is decoded with every check.
+            let at = r.0;
+            let name = r.name().ok_or_else(bad)?;
+            self.check_order(i, prev, name)?;
+            match name.cmp(stream) {
+                std::cmp::Ordering::Less => {
+                    let k = r.varint().ok_or_else(bad)?;
+                    if k > (r.0.len() / 2) as u64 {
+                        return Err(bad());
+                    }
+                    for _ in 0..2 * k + 1 {
+                        r.varint().ok_or_else(bad)?;
+                    }
+                    prev = Some(name);
+                }
+                std::cmp::Ordering::Equal => {
+                    let mut r = Reader(at);
+                    return self.record(i, &mut r).map(Some);
+                }
                 std::cmp::Ordering::Greater => return Ok(None),
             }
         }
@@ -342,7 +361,11 @@ impl Iterator for SummaryWalk<'_> {
 
 /// Reads and checks the header and head of the summary `file`; `None` if it is damaged or not
 /// one this version reads.
-pub(crate) fn read_head(file: Arc<dyn StorageFile>, path: PathBuf) -> Option<Head> {
+pub(crate) fn read_head(
+    file: Arc<dyn StorageFile>,
+    path: PathBuf,
+    cache: &Arc<BlockCache>,
+) -> Option<Head> {
     let len = file.len().ok()?;
     let mut header = [0u8; HEADER];
     crate::block_cache::read_exact(file.as_ref(), &mut header, 0).ok()?;
@@ -440,7 +463,7 @@ pub(crate) fn read_head(file: Arc<dyn StorageFile>, path: PathBuf) -> Option<Hea
         ranges,
         segments,
         streams: SummaryStreams {
-            file,
+            file: CachedFile::new(file, len, cache),
             path,
             points,
             blocks,

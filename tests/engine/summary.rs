@@ -662,8 +662,8 @@ fn a_checkpoint_the_summary_does_not_vouch_for_is_checked_and_counted_on_its_own
     // More events in the same active segment, and a clean close: a newer checkpoint.
     let store = fast_store(dir.path(), 4096);
     let segments = files_with_ext(dir.path(), "jsonl").len();
-    for i in 0..3 {
-        append_one(&store, STREAMS[i], 100 + i as u64);
+    for (i, s) in STREAMS.iter().take(3).enumerate() {
+        append_one(&store, s, 100 + i as u64);
     }
     assert_eq!(files_with_ext(dir.path(), "jsonl").len(), segments);
     store.close().unwrap();
