@@ -114,7 +114,7 @@ pub(crate) fn encode(st: &mut State, checkpoint_crc: u32) -> Result<Option<Vec<u
         if pairs > 0 {
             sealed_streams += 1;
         }
-        // Names are at most 1 KiB (`validate_stream`); the store's own are shorter.
+        // Names are at most 256 bytes (`validate_stream`); the store's own are shorter.
         blocks.extend_from_slice(&(name.len() as u16).to_le_bytes());
         blocks.extend_from_slice(name.as_bytes());
         put_varint(&mut blocks, pairs as u64);
