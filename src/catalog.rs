@@ -140,22 +140,32 @@ impl Store {
     pub fn streams(&self, prefix: &str, after: Option<&str>, limit: usize) -> Vec<StreamInfo> {
         let mut guard = self.inner.lock_state();
         let st = &mut *guard;
-        let deleted = &st.deletions.map;
+        let deleted = Arc::clone(&st.deletions.map);
         let lower = match after {
             Some(a) if a >= prefix => Bound::Excluded(a),
             _ => Bound::Included(prefix),
         };
-        st.streams
-            .range(lower)
-            .take_while(|(name, _)| name.starts_with(prefix))
-            // Deletion removes a prefix of a stream: it holds a live event if its last is live.
-            .filter(|(name, e)| is_live(deleted, name, e.version))
-            .take(limit)
-            .map(|(name, e)| StreamInfo {
-                stream: name.to_owned(),
-                version: e.version,
-            })
-            .collect()
+        let page = st.with_streams(|t| {
+            let mut page = Vec::new();
+            for item in t.range(lower) {
+                let (name, e) = item?;
+                if !name.starts_with(prefix) || page.len() >= limit {
+                    break;
+                }
+                // Deletion removes a prefix of a stream: it holds a live event if its last is
+                // live.
+                if is_live(&deleted, &name, e.version) {
+                    page.push(StreamInfo {
+                        stream: name.into_owned(),
+                        version: e.version,
+                    });
+                }
+            }
+            Ok(page)
+        });
+        // A summary damaged where the sidecars cannot stand in either (a sealed segment is
+        // damaged too): the reads of those segments report it; a listing has no error to give.
+        page.unwrap_or_default()
     }
 
     /// The seq of the first event at or after `time`, or `head_seq() + 1` if there is none:

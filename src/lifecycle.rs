@@ -74,7 +74,7 @@ impl Store {
                 cause: cause.clone(),
             });
         }
-        let version = st.version(stream);
+        let version = st.version(stream)?;
         let old = st.deletion(stream)?;
         let (event, merged) = match plan(stream, version, old, op)? {
             Ok(change) => change,

@@ -175,7 +175,7 @@ impl Store {
         let backward = read.direction == Direction::Backward;
         let mut ev = self.inner.events(backward, read.limit, max_seq, None);
         let deleted_before = st.deletion(stream)?.map_or(1, |d| d.before);
-        let Some(entry) = st.streams.get(stream) else {
+        let Some(entry) = st.stream(stream)? else {
             return Ok(ev);
         };
         let (lo, hi) = if backward {
@@ -300,7 +300,7 @@ impl Store {
         query.validate()?;
         self.inner.check_cursor(query)?;
         let (sealed, active, max_seq) = {
-            let st = self.inner.lock_state();
+            let mut st = self.inner.lock_state();
             check_log_start(query, st.removed.log_start)?;
             let max_seq = self.head_seq();
             let active = match (st.log.active_file.is_some(), st.log.segments.last()) {
@@ -312,7 +312,7 @@ impl Store {
                 _ => 0,
             };
             let (lo, hi) = query.seq_bounds(max_seq);
-            let holding = stream_bases(&st, query);
+            let holding = stream_bases(&mut st, query)?;
             let sealed: Vec<(Arc<Sealed>, DeadCounts)> = st
                 .log
                 .segments
@@ -422,17 +422,17 @@ pub(crate) fn first_match(st: &State, q: &Query, after: u64) -> Result<Option<u6
 /// names, as the stream table lists them (what a stream read goes by); `None` if `q` names no
 /// stream. A query by stream then looks only in those segments' sidecars, not in every one: on
 /// a store of 10,000,000 events in 72 segments, the viewer's events of a one-event stream.
-fn stream_bases(st: &State, q: &Query) -> Option<std::collections::HashSet<u64>> {
+fn stream_bases(st: &mut State, q: &Query) -> Result<Option<std::collections::HashSet<u64>>> {
     if q.streams.is_empty() {
-        return None;
+        return Ok(None);
     }
-    Some(
-        q.streams
-            .iter()
-            .filter_map(|s| st.streams.get(s))
-            .flat_map(|e| e.sealed.iter().map(|(base, _)| base))
-            .collect(),
-    )
+    let mut bases = std::collections::HashSet::new();
+    for s in &q.streams {
+        if let Some(e) = st.stream(s)? {
+            bases.extend(e.sealed.iter().map(|(base, _)| base));
+        }
+    }
+    Ok(Some(bases))
 }
 
 /// Whether `seg` can hold an event of the streams of [`stream_bases`]: the active segment
@@ -725,7 +725,7 @@ impl Inner {
             ev.deleted = Some(Arc::clone(&st.deletions.map));
         }
         let (lo, hi) = q.seq_bounds(max_seq);
-        let holding = stream_bases(&st, &q);
+        let holding = stream_bases(&mut st, &q)?;
         let mut order: Vec<usize> = (0..st.log.segments.len())
             .filter(|&i| {
                 let seg = &st.log.segments[i];

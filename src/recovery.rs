@@ -82,8 +82,12 @@ pub(crate) fn catch_up_with(
             }
             return Ok(());
         };
-        // The summary is a cache: an open that failed with it is made again without.
-        if took_summary {
+        // The summary is a cache: an open that failed with it is made again without, and so is
+        // a read-only handle's catch-up that found a block of it damaged (the open read only
+        // its head).
+        if took_summary
+            || (summary && target.from_summary && crate::summary_read::is_summary_error(&err))
+        {
             summary = false;
             fresh = Some(State::new(Arc::clone(&st.log.maps)));
             continue;
@@ -257,7 +261,7 @@ fn catch_up_segments(
     };
     let last = bases.len() - 1;
     for (i, &base) in bases.iter().enumerate().skip(from) {
-        apply_ranges(st, base);
+        apply_ranges(st, base)?;
         if i < last {
             load_sealed(storage_arc, dir, config, read_only, base, st)?;
         } else {
@@ -355,7 +359,7 @@ fn apply(st: &mut State, rec: &Scanned, path: &Path) -> Result<()> {
     }
     let stream = rec.terms.stream.as_str();
     // One lookup per record: this runs for every record a scan applies.
-    if let Err(expected) = st.streams.advance(stream, rec.version) {
+    if let Err(expected) = st.streams.advance(stream, rec.version)? {
         return Err(Error::corrupt(
             path,
             rec.offset,
@@ -435,11 +439,11 @@ fn index_fits(st: &State, ix: &IndexFile) -> bool {
 
 /// Applies a sidecar's records to the stream table; `sealed` also records the segment as
 /// holding each of its streams.
-fn apply_index(st: &mut State, ix: &IndexFile, base: u64, sealed: bool) {
+fn apply_index(st: &mut State, ix: &IndexFile, base: u64, sealed: bool) -> Result<()> {
     let counts = ix
         .terms_with_prefix(Kind::Stream, "")
         .map(|(name, postings)| (name, postings.len() as u64));
-    st.streams.add_segment(base, counts, sealed);
+    st.streams.add_segment(base, counts, sealed)?;
     st.next_seq = base + ix.count;
     if let Some(t) = ix
         .count
@@ -448,6 +452,7 @@ fn apply_index(st: &mut State, ix: &IndexFile, base: u64, sealed: bool) {
     {
         st.last_time = st.last_time.max(t);
     }
+    Ok(())
 }
 
 fn load_sealed(
@@ -470,15 +475,12 @@ fn load_sealed(
         .filter(|ix| index_fits(st, ix))
     {
         Some(ix) => {
-            apply_index(st, &ix, base, true);
+            apply_index(st, &ix, base, true)?;
             (ix, false)
         }
         None => {
             let mem = rebuild_index(&mut lines, &path, data_start, st)?;
-            st.streams.sealed(
-                base,
-                mem.terms_with_prefix(Kind::Stream, "").map(|(n, _)| n),
-            );
+            st.streams.sealed(base);
             if read_only {
                 (crate::sidecar::in_memory_index(&mem, base, len)?, true)
             } else {
@@ -579,7 +581,16 @@ fn open_active(
     // What the open needs of it is read by `pread` (`SealedIndex`): read through its map, the
     // kernel would leave the page-cache folios around each page touched resident.
     let idx = crate::segment::index_path(dir, base);
-    if let Some(ix) = crate::sidecar::read_index(storage, dir, base, None)
+    // The checkpoint the summary was written after: its CRC is checked, not its structure.
+    let vouched = st
+        .streams
+        .summary()
+        .filter(|s| s.active_base == base && s.checkpoint_crc != 0)
+        .and_then(|s| {
+            crate::sidecar::read_index_vouched(storage, dir, base, s.checkpoint_crc)
+                .filter(|ix| ix.count == s.active_count && ix.segment_len == s.active_len)
+        });
+    if let Some(ix) = vouched.or_else(|| crate::sidecar::read_index(storage, dir, base, None))
         && ix.segment_len <= len
         && let Some(cp) = storage
             .open(&idx, false)
@@ -591,19 +602,30 @@ fn open_active(
             .ok()
             .is_some_and(|t| t.is_none_or(|t| t >= st.last_time))
         && checkpoint_ends_batch(&mut lines, &cp, base, data_start)
-        && let Ok((names, counts)) = cp.term_counts(Kind::Stream)
         && let Ok(last_time) = cp
             .count
             .checked_sub(1)
             .map_or(Ok(None), |l| cp.time(l as u32))
     {
-        let mut from = 0;
-        let counts = counts.iter().map(|&(end, n)| {
-            let name = &names[from..end as usize];
-            from = end as usize;
-            (name, u64::from(n))
+        // The summary a clean close wrote after this very checkpoint counts its events per
+        // stream already: its stream terms are not read (100,000 names at 10,000,000 events).
+        let counted = st.streams.summary().is_some_and(|s| {
+            s.active_base == base && s.active_count == cp.count && s.active_len == ix.segment_len
         });
-        st.streams.add_segment(base, counts, false);
+        if counted {
+            st.streams.count_active();
+        } else {
+            let (names, counts) = cp
+                .term_counts(Kind::Stream)
+                .map_err(|e| Error::corrupt(&idx, 0, format!("checkpoint: {e}")))?;
+            let mut from = 0;
+            let counts = counts.iter().map(|&(end, n)| {
+                let name = names.get(from..end as usize).unwrap_or("");
+                from = end as usize;
+                (name, u64::from(n))
+            });
+            st.streams.add_segment(base, counts, false)?;
+        }
         st.next_seq = base + cp.count;
         if let Some(t) = last_time {
             st.last_time = st.last_time.max(t);
@@ -720,7 +742,7 @@ fn short_of_published(
 }
 
 /// Applies the removed ranges that continue the state's numbering, up to `upto` (exclusive).
-pub(crate) fn apply_ranges(st: &mut State, upto: u64) {
+pub(crate) fn apply_ranges(st: &mut State, upto: u64) -> Result<()> {
     loop {
         let next = st.next_seq;
         let Some(r) = st
@@ -730,10 +752,10 @@ pub(crate) fn apply_ranges(st: &mut State, upto: u64) {
             .find(|r| r.base == next && r.end <= upto)
             .cloned()
         else {
-            return;
+            return Ok(());
         };
         let counts = r.streams.iter().map(|(name, &n)| (name.as_str(), n));
-        st.streams.add_segment(r.base, counts, true);
+        st.streams.add_segment(r.base, counts, true)?;
         st.next_seq = r.end;
         st.last_time = st.last_time.max(r.last_time);
     }
@@ -748,9 +770,12 @@ pub(crate) fn apply_lifecycle(st: &mut State, max_line: usize) -> Result<()> {
         .partition_point(|s| s.base <= seen)
         .saturating_sub(1);
     let mut seqs = Vec::new();
+    // The `$lifecycle` stream and (below) every deleted stream are loaded: deletions and
+    // retention look them up without reading the summary (`state::dead_counts`).
+    st.streams.load(LIFECYCLE_STREAM)?;
     // The sealed segments holding `$lifecycle` events are in the stream table: only their
     // sidecars are read (an open of a store that never deleted a stream maps none).
-    let lifecycle = st.streams.get(LIFECYCLE_STREAM);
+    let lifecycle = st.streams.loaded(LIFECYCLE_STREAM);
     let holds = |base: u64| lifecycle.is_some_and(|e| e.sealed.iter().any(|p| p.0 == base));
     // And the active segment holds some only if the stream's version is past its last sealed
     // one: otherwise its index is not asked (after a clean open that index is the mapped
@@ -781,5 +806,9 @@ pub(crate) fn apply_lifecycle(st: &mut State, max_line: usize) -> Result<()> {
         }
     }
     st.deletions.seen = st.next_seq - 1;
+    let deleted: Vec<String> = st.deletions.map.keys().cloned().collect();
+    for name in &deleted {
+        st.streams.load(name)?;
+    }
     Ok(())
 }

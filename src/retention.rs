@@ -233,9 +233,10 @@ fn all_dead(st: &State, seg: &Segment) -> bool {
     if seg.is_active() || count == 0 {
         return false;
     }
+    // Loaded at every open and catch-up (`recovery::apply_lifecycle`).
     let lifecycle = st
         .streams
-        .get(LIFECYCLE_STREAM)
+        .loaded(LIFECYCLE_STREAM)
         .map_or(0, |e| events_in(&e.sealed, seg.base));
     let dead: u64 = dead_counts(st, seg.base, false)
         .iter()
@@ -245,7 +246,7 @@ fn all_dead(st: &State, seg: &Segment) -> bool {
 }
 
 /// How many events of a stream a sealed segment holds, from the stream's sealed list.
-fn events_in(sealed: &crate::state::SealedList, base: u64) -> u64 {
+fn events_in(sealed: &crate::stream_table::SealedList, base: u64) -> u64 {
     match sealed.at(base) {
         (first, Some((b, last))) if b == base => last + 1 - first,
         _ => 0,

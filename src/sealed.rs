@@ -426,6 +426,11 @@ pub(crate) struct MapCache {
 }
 
 impl MapCache {
+    /// The store-wide block cache (the summary's blocks are read through it too).
+    pub(crate) fn blocks(&self) -> &Arc<BlockCache> {
+        &self.blocks
+    }
+
     /// A cache of at most `max` open segments, for a store opened `read_only` whose records
     /// are at most `max_line` bytes, keeping `cache_bytes` of their blocks.
     pub(crate) fn new(

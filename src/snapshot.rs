@@ -123,8 +123,9 @@ impl Store {
         // make it several (saved, then never loadable).
         let state = crate::event::json_text::one_line_raw(serde_json::value::to_raw_value(state)?)?;
         let (current, deleted) = {
-            let st = inner.lock_state();
-            (st.version(stream), st.deletion(stream)?)
+            let mut st = inner.lock_state();
+            let version = st.stream(stream)?.map_or(0, |e| e.version);
+            (version, st.deletion(stream)?)
         };
         crate::deletion::check_snapshot_version(stream, version, current, deleted)?;
         // The snapshot must not describe events that could still be lost.
@@ -160,8 +161,9 @@ impl Store {
         validate_stream(stream)?;
         let inner = &self.inner;
         let (current, deleted) = {
-            let st = inner.lock_state();
-            (st.version(stream), st.deletion(stream)?)
+            let mut st = inner.lock_state();
+            let version = st.stream(stream)?.map_or(0, |e| e.version);
+            (version, st.deletion(stream)?)
         };
         let dir = inner.dir.join(SNAPSHOT_DIR);
         for version in versions(inner, &dir, stream)? {

@@ -308,20 +308,34 @@ impl Store {
     /// The current version of `stream`: the number of events appended to it (0 if none). This is
     /// the version an [`crate::ExpectedVersion::Exact`] append must name.
     pub fn stream_version(&self, stream: &str) -> u64 {
-        self.inner.lock_state().version(stream)
+        // A summary damaged where the sidecars cannot stand in either (a sealed segment is
+        // damaged too): the reads of the stream report it.
+        self.inner
+            .lock_state()
+            .stream(stream)
+            .ok()
+            .flatten()
+            .map_or(0, |e| e.version)
     }
 
     /// The number of streams holding at least one live event: those [`Store::streams`] lists
     /// (a stream whose every event is deleted is not counted).
     pub fn stream_count(&self) -> usize {
-        let st = self.inner.lock_state();
+        let mut st = self.inner.lock_state();
         if st.deletions.map.is_empty() {
             return st.streams.len();
         }
-        st.streams
-            .iter()
-            .filter(|(name, e)| crate::deletion::is_live(&st.deletions.map, name, e.version))
-            .count()
+        let deleted = Arc::clone(&st.deletions.map);
+        let live = st.with_streams(|t| {
+            let mut n = 0;
+            for item in t.range(std::ops::Bound::Unbounded) {
+                let (name, e) = item?;
+                n += usize::from(crate::deletion::is_live(&deleted, &name, e.version));
+            }
+            Ok(n)
+        });
+        // As `streams` does where the summary and a sealed segment are both damaged.
+        live.unwrap_or_else(|_| st.streams.len())
     }
 
     /// Read-only handles: picks up events (and segments) the writer made durable since this
@@ -401,16 +415,21 @@ impl Drop for Inner {
             // default mode every batch was synced and published by its own append.)
             let _ = self.commit.durable(st.next_seq - 1);
         }
+        let mut checkpoint_crc = 0;
         if let Some(seg) = st.log.segments.last().filter(|s| s.is_active())
             && st.log.active_len > seg.data_start
         {
             let name = format!("{:020}.{}", seg.base, crate::index::INDEX_EXT);
             let bytes = st.log.active_index.encode(seg.base, st.log.active_len);
-            let _ = crate::files::write_atomic(self.storage.as_ref(), &self.dir, &name, &bytes);
+            if crate::files::write_atomic(self.storage.as_ref(), &self.dir, &name, &bytes).is_ok()
+                && let Some(crc) = bytes.last_chunk::<4>()
+            {
+                checkpoint_crc = u32::from_le_bytes(*crc);
+            }
         }
-        // And the stream table over the sealed segments, so that the next open need not read
-        // their sidecars. A failure costs the next open only time.
-        let _ = crate::summary::write(self.storage.as_ref(), &self.dir, st);
+        // And the stream table, so that the next open need not read the sealed segments'
+        // sidecars nor the checkpoint's stream terms. A failure costs the next open only time.
+        let _ = crate::summary::write(self.storage.as_ref(), &self.dir, st, checkpoint_crc);
     }
 }
 

@@ -318,7 +318,7 @@ impl Verifier {
         ));
         let Err(e) = crate::recovery::catch_up(storage, dir, config, true, u64::MAX, &mut st)
         else {
-            return self.summary_check(storage, dir, config, &st);
+            return self.summary_check(storage, dir, config, &mut st);
         };
         let mut refused = locate(e, dir);
         match self
@@ -349,7 +349,7 @@ impl Verifier {
         storage: &Arc<dyn Storage>,
         dir: &Path,
         config: &config::StoreConfig,
-        with: &crate::state::State,
+        with: &mut crate::state::State,
     ) {
         if !with.from_summary {
             return;
@@ -370,11 +370,19 @@ impl Verifier {
             false,
             &mut without,
         );
+        // The summary's records are read block by block here, each checked: a damaged one is
+        // reported as one that differs (an open falls back to the sidecars when it reaches it).
+        let shape = stream_shape(with);
+        if let Err(e) = &shape {
+            let msg = format!("{e}: opens fall back to the sidecars when they reach it; remove it");
+            self.problem(dir.join(crate::summary::SUMMARY_FILE), 0, msg);
+            return;
+        }
         let same = fresh.is_ok()
             && with.next_seq == without.next_seq
             && with.last_time == without.last_time
             && segment_shape(with) == segment_shape(&without)
-            && stream_shape(with) == stream_shape(&without);
+            && shape.ok() == stream_shape(&mut without).ok();
         if !same {
             let msg = "passes its checks but does not describe the sealed segments as their \
                        sidecars do: opens trust it (stream versions, reads); remove it and the \
@@ -590,7 +598,7 @@ impl Verifier {
 /// Per stream: its version, and the versions it has in each sealed segment of `st` (first and
 /// last). Segments removed since a list was made are left out, so that a table kept across a
 /// retention run compares equal to one read afresh.
-type Shape<'a> = Vec<(&'a str, u64, Vec<(u64, u64, u64)>)>;
+type Shape = Vec<(String, u64, Vec<(u64, u64, u64)>)>;
 
 /// Every sealed segment as the open took it: its base and length, and its events, last
 /// time and sidecar size (which reads, counts, time lookups and retention rely on before the
@@ -607,7 +615,7 @@ fn segment_shape(st: &crate::state::State) -> Vec<(u64, u64, u64, i64, u64)> {
         .collect()
 }
 
-fn stream_shape(st: &crate::state::State) -> Shape<'_> {
+fn stream_shape(st: &mut crate::state::State) -> crate::error::Result<Shape> {
     let sealed: std::collections::HashSet<u64> = st
         .log
         .segments
@@ -615,19 +623,18 @@ fn stream_shape(st: &crate::state::State) -> Shape<'_> {
         .filter(|s| !s.is_active())
         .map(|s| s.base)
         .collect();
-    st.streams
-        .sorted()
-        .into_iter()
-        .map(|(name, e)| {
-            let mut first = 1;
-            let mut parts = Vec::new();
-            for (b, last) in e.sealed.iter() {
-                if sealed.contains(&b) {
-                    parts.push((b, first, last));
-                }
-                first = last + 1;
+    let mut shape = Vec::new();
+    for item in st.streams.range(std::ops::Bound::Unbounded) {
+        let (name, e) = item?;
+        let mut first = 1;
+        let mut parts = Vec::new();
+        for (b, last) in e.sealed.iter() {
+            if sealed.contains(&b) {
+                parts.push((b, first, last));
             }
-            (name, e.version, parts)
-        })
-        .collect()
+            first = last + 1;
+        }
+        shape.push((name.into_owned(), e.version, parts));
+    }
+    Ok(shape)
 }

@@ -321,7 +321,7 @@ impl Inner {
         // Each stream's version, looked up once: the commit numbers the events from it.
         let mut bases = Vec::with_capacity(parts.len());
         for p in parts {
-            let actual = st.version(p.stream);
+            let actual = st.version(p.stream)?;
             st.deletion(p.stream)?;
             if !p.expected.matches(actual) {
                 return Err(Error::WrongExpectedVersion {
@@ -415,7 +415,7 @@ impl Inner {
                 (None, Some(&v)) => v,
                 (None, None) => {
                     st.deletion(&e.stream)?;
-                    st.version(&e.stream)
+                    st.version(&e.stream)?
                 }
             };
             let step = crate::backend::import_step(
@@ -558,7 +558,10 @@ impl Inner {
         key: Option<&str>,
     ) -> Result<Batch> {
         let time = (self.clock)().max(st.last_time);
-        let bases: Vec<u64> = parts.iter().map(|p| st.version(p.stream)).collect();
+        let bases: Vec<u64> = parts
+            .iter()
+            .map(|p| st.version(p.stream))
+            .collect::<Result<_>>()?;
         self.commit_locked_at(st, parts, &bases, ids, key, Times::One(time), None)
     }
 

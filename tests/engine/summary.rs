@@ -66,14 +66,39 @@ fn damage_with_sidecar(dir: &Path, base: u64) {
     std::fs::write(&seg, bytes).unwrap();
 }
 
-/// Rewrites the summary with `forge`, then makes its CRC match again; returns its path.
+/// Makes every CRC of a summary (format 2) match its bytes again: each block's in the
+/// directory, the head's, the header's.
+fn recrc_summary(bytes: &mut [u8]) {
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 2);
+    let (r, s, p, blocks, head_len) = (
+        u64_at(bytes, 64) as usize,
+        u64_at(bytes, 72) as usize,
+        u64_at(bytes, 80) as usize,
+        u64_at(bytes, 88) as usize,
+        u64_at(bytes, 96) as usize,
+    );
+    let directory = 112 + r * 16 + s * 40 + p * 8;
+    for i in 0..blocks {
+        let at = directory + i * 16;
+        let offset = u64_at(bytes, at) as usize;
+        let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        let crc = crc32fast::hash(&bytes[offset..offset + len]);
+        bytes[at + 12..at + 16].copy_from_slice(&crc.to_le_bytes());
+    }
+    let end = 112 + head_len - 4;
+    let crc = crc32fast::hash(&bytes[112..end]);
+    bytes[end..end + 4].copy_from_slice(&crc.to_le_bytes());
+    let crc = crc32fast::hash(&bytes[..108]);
+    bytes[108..112].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Rewrites the summary with `forge`, then makes its CRCs match again; returns its path.
 fn forge_summary(dir: &Path, forge: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
     let path = dir.join("summary");
     let mut bytes = std::fs::read(&path).unwrap();
     forge(&mut bytes);
-    let body = bytes.len() - 4;
-    let crc = crc32fast::hash(&bytes[..body]);
-    bytes[body..].copy_from_slice(&crc.to_le_bytes());
+    recrc_summary(&mut bytes);
     std::fs::write(&path, &bytes).unwrap();
     path
 }
@@ -412,5 +437,254 @@ fn a_summary_whose_lists_point_outside_its_table_is_ignored() {
         drop(reader);
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(contents(&store), expected, "{what}");
+    }
+}
+
+/// A closed store of `n` streams over a few sealed segments and the active one, so that its
+/// summary has several blocks; every seventh stream has events only in the active segment.
+fn many_streams(dir: &Path, n: usize) -> Vec<String> {
+    let store = fast_store(dir, 64 * 1024);
+    let names: Vec<String> = (0..n).map(|i| format!("k{:05}", 2 * i)).collect();
+    for round in 0..3 {
+        for (i, name) in names.iter().enumerate() {
+            if round < 2 && i % 7 == 0 {
+                continue;
+            }
+            append_one(&store, name, round);
+        }
+    }
+    store.close().unwrap();
+    names
+}
+
+/// The blocks of a format-2 summary: offset and length of each.
+fn summary_blocks(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+    let (r, s, p, blocks) = (u64_at(64), u64_at(72), u64_at(80), u64_at(88));
+    let directory = 112 + r * 16 + s * 40 + p * 8;
+    (0..blocks)
+        .map(|i| {
+            let at = directory + i * 16;
+            let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap());
+            (u64_at(at), len as usize)
+        })
+        .collect()
+}
+
+/// Every stream's version and events, and the listing and count, as `store` reads them.
+type View = (Vec<(u64, Vec<RecordedEvent>)>, Vec<(String, u64)>, usize);
+
+fn view(store: &Store, names: &[String]) -> View {
+    let streams = names
+        .iter()
+        .map(|s| (store.stream_version(s), stream(store, s, Read::forward())))
+        .collect();
+    let listed = store
+        .streams("", None, usize::MAX)
+        .into_iter()
+        .map(|i| (i.stream, i.version))
+        .collect();
+    (streams, listed, store.stream_count())
+}
+
+/// A block of the summary damaged after the close (its CRC no longer matches): the open still
+/// takes the segments from the summary's head, and the first look-up in that block finds the
+/// damage, so the table is built from the sidecars: every stream reads, lists and continues as
+/// without a summary, and `verify` names it.
+#[test]
+fn a_damaged_summary_block_is_never_trusted_the_sidecars_stand_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = many_streams(dir.path(), 1500);
+    let bytes = std::fs::read(dir.path().join("summary")).unwrap();
+    let blocks = summary_blocks(&bytes);
+    assert!(blocks.len() >= 4, "{} blocks", blocks.len());
+    let expected = {
+        let copy = copy_of(dir.path());
+        std::fs::remove_file(copy.path().join("summary")).unwrap();
+        view(&Store::open_read_only(copy.path()).unwrap(), &names)
+    };
+    assert_eq!(
+        view(&Store::open_read_only(dir.path()).unwrap(), &names),
+        expected
+    );
+    for which in [0, blocks.len() / 2, blocks.len() - 1] {
+        let copy = copy_of(dir.path());
+        let (offset, len) = blocks[which];
+        let mut damaged = bytes.clone();
+        damaged[offset + len / 2] ^= 0x10;
+        let path = copy.path().join("summary");
+        std::fs::write(&path, &damaged).unwrap();
+        assert_verify_reports(copy.path(), &path);
+
+        let reader = Store::open_read_only(copy.path()).unwrap();
+        assert_eq!(view(&reader, &names), expected, "block {which}, read-only");
+        drop(reader);
+        let store = Store::open(copy.path()).unwrap();
+        // A look-up in the damaged block first, then everything.
+        let offset_name = names[names.len() * which / blocks.len()].clone();
+        let version = store.stream_version(&offset_name);
+        assert_eq!(view(&store, &names), expected, "block {which}");
+        let r = store
+            .append(
+                &offset_name,
+                eventfile::ExpectedVersion::Exact(version),
+                [ev("T", 9)],
+            )
+            .unwrap();
+        assert_eq!(r.version, version + 1, "block {which}");
+        store.close().unwrap();
+        // The close wrote a sound summary again.
+        assert!(eventfile::verify(copy.path()).unwrap().is_sound());
+        let store = Store::open(copy.path()).unwrap();
+        assert_eq!(store.stream_version(&offset_name), version + 1);
+        assert_eq!(store.stream_count(), expected.2);
+    }
+}
+
+/// Listings merge the summary's streams with the streams loaded since the open (new ones, and
+/// the summary's appended to): random rounds of appends, each followed by listings (whole, by
+/// prefix, after a name, limited) compared with a sorted model; then again after a close.
+#[test]
+fn listings_merge_the_summary_with_new_streams_in_name_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = many_streams(dir.path(), 300);
+    let mut model: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    {
+        let store = Store::open_read_only(dir.path()).unwrap();
+        for n in &names {
+            model.insert(n.clone(), store.stream_version(n));
+        }
+    }
+    let check = |store: &Store, model: &std::collections::BTreeMap<String, u64>, rng: &mut Rng| {
+        let all: Vec<(String, u64)> = model.iter().map(|(n, v)| (n.clone(), *v)).collect();
+        let listed: Vec<(String, u64)> = store
+            .streams("", None, usize::MAX)
+            .into_iter()
+            .map(|i| (i.stream, i.version))
+            .collect();
+        assert_eq!(listed, all);
+        assert_eq!(store.stream_count(), model.len());
+        for _ in 0..5 {
+            let prefix = ["", "k", "k0", "k001", "n", "z"][rng.below(6) as usize];
+            let after = format!("k{:05}", rng.below(700));
+            let limit = rng.below(40) as usize + 1;
+            let want: Vec<(String, u64)> = all
+                .iter()
+                .filter(|(n, _)| n.starts_with(prefix) && n.as_str() > after.as_str())
+                .take(limit)
+                .cloned()
+                .collect();
+            let got: Vec<(String, u64)> = store
+                .streams(prefix, Some(&after), limit)
+                .into_iter()
+                .map(|i| (i.stream, i.version))
+                .collect();
+            assert_eq!(got, want, "prefix {prefix:?} after {after} limit {limit}");
+        }
+    };
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    for _ in 0..2 {
+        let store = fast_store(dir.path(), 64 * 1024);
+        check(&store, &model, &mut rng);
+        for round in [1u64, 3, 0, 20, 7, 150, 2] {
+            for _ in 0..round {
+                // A summary stream, a new one between them (odd numbers), or a new prefix.
+                let name = match rng.below(3) {
+                    0 => format!("k{:05}", 2 * rng.below(300)),
+                    1 => format!("k{:05}", 2 * rng.below(350) + 1),
+                    _ => format!("n{:03}", rng.below(100)),
+                };
+                let v = model.get(&name).copied().unwrap_or(0);
+                let r = store
+                    .append(&name, eventfile::ExpectedVersion::Exact(v), [ev("T", v)])
+                    .unwrap();
+                assert_eq!(r.version, v + 1, "{name}");
+                model.insert(name, v + 1);
+            }
+            check(&store, &model, &mut rng);
+        }
+        store.close().unwrap();
+        let store = Store::open_read_only(dir.path()).unwrap();
+        check(&store, &model, &mut rng);
+    }
+}
+
+/// Streams of the summary with events in the segment that was active at the open: that segment
+/// sealed since (appends to other streams rolled it, twice), they read all their events, from
+/// the writer, from a read-only handle that follows it, and after the next close.
+#[test]
+fn summary_streams_read_right_after_the_segment_active_at_the_open_is_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    closed_store(dir.path(), 4);
+    let expected = contents(&Store::open_read_only(dir.path()).unwrap());
+    let store = fast_store(dir.path(), 4096);
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    let segments = files_with_ext(dir.path(), "jsonl").len();
+    let mut appended = Vec::new();
+    while files_with_ext(dir.path(), "jsonl").len() < segments + 2 {
+        appended.push(append_one(&store, "other", appended.len() as u64).first_seq);
+    }
+    // The writer publishes what it made durable; the reader follows that far.
+    store.sync().unwrap();
+    reader.refresh().unwrap();
+    for s in [&store, &reader] {
+        for (name, (version, events)) in STREAMS.iter().zip(&expected.0) {
+            assert_eq!(s.stream_version(name), *version, "{name}");
+            assert_eq!(&stream(s, name, Read::forward()), events, "{name}");
+        }
+        assert_eq!(s.stream_version("other"), appended.len() as u64);
+    }
+    // One of them appended to now: it goes on from its version.
+    let v = store.stream_version("c");
+    let r = store
+        .append("c", eventfile::ExpectedVersion::Exact(v), [ev("T", 1)])
+        .unwrap();
+    assert_eq!(r.version, v + 1);
+    drop(reader);
+    store.close().unwrap();
+    assert!(eventfile::verify(dir.path()).unwrap().is_sound());
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(stream(&store, "b", Read::forward()), expected.0[1].1);
+    assert_eq!(store.stream_version("c"), v + 1);
+}
+
+/// The summary vouches for the checkpoint the close wrote just before it (its CRC), and its
+/// records count that checkpoint's events. A checkpoint damaged since, or another one in its
+/// place (a crash after a later close wrote its checkpoint and before it wrote its summary),
+/// is not trusted on the summary's word: it is checked in full (and the active segment scanned
+/// if it fails), and its own stream counts are used.
+#[test]
+fn a_checkpoint_the_summary_does_not_vouch_for_is_checked_and_counted_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    closed_store(dir.path(), 4);
+    let checkpoint = files_with_ext(dir.path(), "idx").pop().unwrap();
+    let early_summary = std::fs::read(dir.path().join("summary")).unwrap();
+    // More events in the same active segment, and a clean close: a newer checkpoint.
+    let store = fast_store(dir.path(), 4096);
+    let segments = files_with_ext(dir.path(), "jsonl").len();
+    for (i, s) in STREAMS.iter().take(3).enumerate() {
+        append_one(&store, s, 100 + i as u64);
+    }
+    assert_eq!(files_with_ext(dir.path(), "jsonl").len(), segments);
+    store.close().unwrap();
+    let expected = contents(&Store::open_read_only(dir.path()).unwrap());
+
+    // The newer checkpoint with the older summary.
+    let stale = copy_of(dir.path());
+    std::fs::write(stale.path().join("summary"), &early_summary).unwrap();
+    // The newer summary with its checkpoint damaged.
+    let damaged = copy_of(dir.path());
+    flip(&damaged.path().join(checkpoint.file_name().unwrap()), 200);
+    for (what, copy) in [("stale summary", &stale), ("damaged checkpoint", &damaged)] {
+        let reader = Store::open_read_only(copy.path()).unwrap();
+        assert_eq!(contents(&reader), expected, "{what}, read-only");
+        drop(reader);
+        let store = Store::open(copy.path()).unwrap();
+        assert_eq!(contents(&store), expected, "{what}");
+        let v = store.stream_version("a");
+        let r = store
+            .append("a", eventfile::ExpectedVersion::Exact(v), [ev("T", 1)])
+            .unwrap();
+        assert_eq!(r.version, v + 1, "{what}");
     }
 }

@@ -1,0 +1,480 @@
+//! Reading a summary (`summary`, format 2, `docs/format.md`): its header and head, checked
+//! at open ([`read_head`]), and its stream records, searched in place ([`SummaryStreams`]): a
+//! look-up reads one block (through the store's block cache, which keeps a block read twice)
+//! and checks its CRC before using a byte of it; the summary keeps nothing of the blocks. A damaged block is an error naming the summary
+//! ([`is_summary_error`]), never a panic and never a wrong answer: the stream table is then
+//! built from the sidecars (`State::with_streams`). Writing one, and deciding whether an open
+//! uses one, is `summary.rs`; this module reads bytes and decides nothing else.
+
+use std::ops::Bound;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::block_cache::{BlockCache, CachedFile};
+use crate::error::{Error, Result};
+use crate::sealed::Summary;
+use crate::storage::StorageFile;
+
+/// Name of the summary file.
+pub(crate) const SUMMARY_FILE: &str = "summary";
+pub(crate) const MAGIC: &[u8; 8] = b"EVFSUM\0\x01";
+pub(crate) const FORMAT: u32 = 2;
+/// Bytes of the fixed header, its CRC last.
+pub(crate) const HEADER: usize = 112;
+
+/// Reads a summary's bytes, front to back; every read is checked.
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
+
+impl<'a> Reader<'a> {
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    /// A LEB128 varint; one byte is the common case.
+    #[inline(always)]
+    pub(crate) fn varint(&mut self) -> Option<u64> {
+        match self.0.first() {
+            Some(&b) if b < 0x80 => {
+                self.0 = &self.0[1..];
+                Some(u64::from(b))
+            }
+            _ => self.varint_long(),
+        }
+    }
+
+    #[cold]
+    fn varint_long(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.take(1)?[0];
+            v |= u64::from(b & 0x7f).checked_shl(shift)?;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    /// A name: its u16 length, then UTF-8.
+    fn name(&mut self) -> Option<&'a str> {
+        let len = u16::from_le_bytes(self.take(2)?.try_into().ok()?) as usize;
+        std::str::from_utf8(self.take(len)?).ok()
+    }
+}
+
+/// What the header and head of a summary say.
+pub(crate) struct Head {
+    pub next_seq: u64,
+    pub last_time: i64,
+    pub ranges: Vec<(u64, u64)>,
+    /// Per sealed segment: base, length, and its sidecar's summary.
+    pub segments: Vec<(u64, u64, Summary)>,
+    pub streams: SummaryStreams,
+}
+
+/// One stream's record in a summary.
+#[derive(Debug)]
+pub(crate) struct Record {
+    pub name: String,
+    /// Its sealed segments and removed ranges, with its last version in each: `(base,
+    /// version)`, both ascending.
+    pub sealed: Vec<(u64, u64)>,
+    /// Its events in the active segment at the close, up to the checkpoint.
+    pub active: u64,
+}
+
+/// The stream records of a summary, read in place: a directory of blocks in memory, each
+/// block read and checked (its CRC) when a look-up or a walk needs it.
+pub(crate) struct SummaryStreams {
+    /// Read through the store's block cache: a block looked up again is a copy, not a `pread`
+    /// (every read is checked all the same).
+    file: CachedFile,
+    path: PathBuf,
+    /// The bases the records' pairs number, ascending.
+    points: Vec<u64>,
+    /// Per block: offset in the file, length, CRC.
+    blocks: Vec<(u64, u32, u32)>,
+    /// Per block, its first record's name: `names[ends[i - 1]..ends[i]]`.
+    names: String,
+    ends: Vec<u32>,
+    /// Streams, and of them those with events in a sealed segment or removed range.
+    pub streams: u64,
+    pub sealed_streams: u64,
+    /// The active segment at the close, and how far its checkpoint reached: its events and
+    /// length. The records' `active` counts are of those events.
+    pub active_base: u64,
+    pub active_count: u64,
+    pub active_len: u64,
+    /// The CRC of that checkpoint (0: the close wrote none).
+    pub checkpoint_crc: u32,
+}
+
+impl std::fmt::Debug for SummaryStreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SummaryStreams")
+            .field("path", &self.path)
+            .field("blocks", &self.blocks.len())
+            .field("streams", &self.streams)
+            .finish()
+    }
+}
+
+/// Whether `e` is a summary's damage found after the open: a caller builds the stream table
+/// from the sidecars instead.
+pub(crate) fn is_summary_error(e: &Error) -> bool {
+    matches!(e, Error::Corrupt { path, .. } if path.file_name().is_some_and(|n| n == SUMMARY_FILE))
+}
+
+impl SummaryStreams {
+    /// The bases the records' pairs number, ascending.
+    pub(crate) fn points(&self) -> &[u64] {
+        &self.points
+    }
+
+    fn first_name(&self, i: usize) -> &str {
+        let from = i.checked_sub(1).map_or(0, |p| self.ends[p] as usize);
+        &self.names[from..self.ends[i] as usize]
+    }
+
+    /// The block that would hold `name`: the last whose first name is not above it.
+    fn block_of(&self, name: &str) -> Option<usize> {
+        // A binary search over the blocks' first names.
+        let (mut lo, mut hi) = (0, self.blocks.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.first_name(mid) <= name {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo.checked_sub(1)
+    }
+
+    fn damaged(&self, offset: u64, what: impl std::fmt::Display) -> Error {
+        Error::corrupt(
+            &self.path,
+            offset,
+            format!("summary block: {what}; the stream table is read from the sidecars instead"),
+        )
+    }
+
+    /// Block `i`'s bytes, read and checked against the directory's CRC.
+    fn block(&self, i: usize) -> Result<Vec<u8>> {
+        let (offset, len, crc) = self.blocks[i];
+        let mut buf = vec![0u8; len as usize];
+        self.file
+            .read_exact_at(&mut buf, offset)
+            .map_err(|e| self.damaged(offset, format!("cannot be read: {e}")))?;
+        if crc32fast::hash(&buf) != crc {
+            return Err(self.damaged(offset, "its CRC does not match"));
+        }
+        Ok(buf)
+    }
+
+    /// The record at the front of `r`, in block `i`, checked: its pairs name known bases in
+    /// order, its versions never decrease.
+    fn record(&self, i: usize, r: &mut Reader<'_>) -> Result<Record> {
+        let offset = self.blocks[i].0;
+        let bad = || self.damaged(offset, "a record does not decode");
+        let name = r.name().ok_or_else(bad)?.to_owned();
+        let k = r.varint().ok_or_else(bad)?;
+        if k > (r.0.len() / 2) as u64 {
+            return Err(bad());
+        }
+        let mut sealed = Vec::new();
+        let (mut point, mut version) = (0u64, 0u64);
+        for j in 0..k {
+            let (dp, dv) = (r.varint().ok_or_else(bad)?, r.varint().ok_or_else(bad)?);
+            // Strictly increasing bases, versions not decreasing.
+            if j > 0 && dp == 0 {
+                return Err(bad());
+            }
+            point = point.checked_add(dp).ok_or_else(bad)?;
+            version = version.checked_add(dv).ok_or_else(bad)?;
+            let base = usize::try_from(point)
+                .ok()
+                .and_then(|p| self.points.get(p))
+                .ok_or_else(bad)?;
+            sealed.push((*base, version));
+        }
+        let active = r.varint().ok_or_else(bad)?;
+        version.checked_add(active).ok_or_else(bad)?;
+        Ok(Record {
+            name,
+            sealed,
+            active,
+        })
+    }
+
+    /// The record of `stream`, if the summary has one.
+    pub(crate) fn find(&self, stream: &str) -> Result<Option<Record>> {
+        let Some(i) = self.block_of(stream) else {
+            return Ok(None);
+        };
+        let bytes = self.block(i)?;
+        let mut r = Reader(&bytes);
+        let offset = self.blocks[i].0;
+        let bad = || self.damaged(offset, "a record does not decode");
+        let mut prev: Option<&str> = None;
+        while !r.0.is_empty() {
+            // The records before it are passed over by their names and lengths (the block's
+            // CRC held); the one asked for is decoded with every check.
+            let at = r.0;
+            let name = r.name().ok_or_else(bad)?;
+            self.check_order(i, prev, name)?;
+            match name.cmp(stream) {
+                std::cmp::Ordering::Less => {
+                    let k = r.varint().ok_or_else(bad)?;
+                    if k > (r.0.len() / 2) as u64 {
+                        return Err(bad());
+                    }
+                    for _ in 0..2 * k + 1 {
+                        r.varint().ok_or_else(bad)?;
+                    }
+                    prev = Some(name);
+                }
+                std::cmp::Ordering::Equal => {
+                    let mut r = Reader(at);
+                    return self.record(i, &mut r).map(Some);
+                }
+                std::cmp::Ordering::Greater => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Names in a block ascend, and the first is the directory's.
+    fn check_order(&self, i: usize, prev: Option<&str>, name: &str) -> Result<()> {
+        let fine = match prev {
+            None => name == self.first_name(i),
+            Some(p) => p < name,
+        };
+        if fine {
+            Ok(())
+        } else {
+            Err(self.damaged(self.blocks[i].0, "its names are out of order"))
+        }
+    }
+
+    /// The records from `lower` on, in name order.
+    pub(crate) fn walk(&self, lower: Bound<&str>) -> SummaryWalk<'_> {
+        let (block, lower) = match lower {
+            Bound::Unbounded => (0, Bound::Unbounded),
+            Bound::Included(l) => (self.block_of(l).unwrap_or(0), Bound::Included(l.to_owned())),
+            Bound::Excluded(l) => (self.block_of(l).unwrap_or(0), Bound::Excluded(l.to_owned())),
+        };
+        SummaryWalk {
+            streams: self,
+            block,
+            bytes: Vec::new(),
+            at: 0,
+            prev: None,
+            lower,
+            done: false,
+        }
+    }
+}
+
+/// A walk of a summary's records in name order ([`SummaryStreams::walk`]): one block in
+/// memory at a time.
+pub(crate) struct SummaryWalk<'a> {
+    streams: &'a SummaryStreams,
+    /// The block in `bytes`, or the next to read when `bytes` is used up.
+    block: usize,
+    bytes: Vec<u8>,
+    at: usize,
+    prev: Option<String>,
+    lower: Bound<String>,
+    done: bool,
+}
+
+impl Iterator for SummaryWalk<'_> {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Result<Record>> {
+        loop {
+            if self.done {
+                return None;
+            }
+            if self.at >= self.bytes.len() {
+                if self.block >= self.streams.blocks.len() || !self.bytes.is_empty() {
+                    // The block in memory is used up: the next one.
+                    if !self.bytes.is_empty() {
+                        self.block += 1;
+                        self.bytes.clear();
+                    }
+                    if self.block >= self.streams.blocks.len() {
+                        self.done = true;
+                        return None;
+                    }
+                }
+                match self.streams.block(self.block) {
+                    Ok(b) => self.bytes = b,
+                    Err(e) => {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                }
+                self.at = 0;
+                self.prev = None;
+            }
+            let mut r = Reader(&self.bytes[self.at..]);
+            let rec = self.streams.record(self.block, &mut r).and_then(|rec| {
+                self.streams
+                    .check_order(self.block, self.prev.as_deref(), &rec.name)?;
+                Ok(rec)
+            });
+            let rec = match rec {
+                Ok(rec) => rec,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            };
+            self.at = self.bytes.len() - r.0.len();
+            self.prev = Some(rec.name.clone());
+            let below = match &self.lower {
+                Bound::Unbounded => false,
+                Bound::Included(l) => rec.name.as_str() < l.as_str(),
+                Bound::Excluded(l) => rec.name.as_str() <= l.as_str(),
+            };
+            if !below {
+                return Some(Ok(rec));
+            }
+        }
+    }
+}
+
+/// Reads and checks the header and head of the summary `file`; `None` if it is damaged or not
+/// one this version reads.
+pub(crate) fn read_head(
+    file: Arc<dyn StorageFile>,
+    path: PathBuf,
+    cache: &Arc<BlockCache>,
+) -> Option<Head> {
+    let len = file.len().ok()?;
+    let mut header = [0u8; HEADER];
+    crate::block_cache::read_exact(file.as_ref(), &mut header, 0).ok()?;
+    let (body, crc) = header.split_at(HEADER - 4);
+    if crc32fast::hash(body).to_le_bytes() != crc || &body[..8] != MAGIC {
+        return None;
+    }
+    let mut r = Reader(&body[8..]);
+    if r.u32()? != FORMAT || r.u32()? != 0 {
+        return None;
+    }
+    let next_seq = r.u64()?;
+    let last_time = r.u64()? as i64;
+    let (active_count, active_len) = (r.u64()?, r.u64()?);
+    let (streams, sealed_streams) = (r.u64()?, r.u64()?);
+    let (nr, ns, np, nb, head_len) = (r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?);
+    let checkpoint_crc = r.u32()?;
+    // Every count must fit the head, and the head the file, before anything is allocated.
+    if head_len > len.saturating_sub(HEADER as u64)
+        || nr
+            .checked_mul(16)?
+            .checked_add(ns.checked_mul(40)?)?
+            .checked_add(np.checked_mul(8)?)?
+            .checked_add(nb.checked_mul(18)?)?
+            .checked_add(4)?
+            > head_len
+        || sealed_streams > streams
+        || streams < nb
+    {
+        return None;
+    }
+    let mut head = vec![0u8; head_len as usize];
+    crate::block_cache::read_exact(file.as_ref(), &mut head, HEADER as u64).ok()?;
+    let (body, crc) = head.split_at(head.len() - 4);
+    if crc32fast::hash(body).to_le_bytes() != crc {
+        return None;
+    }
+    let mut r = Reader(body);
+    let ranges = (0..nr)
+        .map(|_| Some((r.u64()?, r.u64()?)))
+        .collect::<Option<Vec<_>>>()?;
+    let mut segments: Vec<(u64, u64, Summary)> = Vec::with_capacity(ns as usize);
+    for _ in 0..ns {
+        let (base, len) = (r.u64()?, r.u64()?);
+        let summary = Summary {
+            index_bytes: r.u64()?,
+            count: r.u64()?,
+            last_time: r.u64()? as i64,
+        };
+        if segments.last().is_some_and(|&(b, _, _)| b >= base) {
+            return None;
+        }
+        segments.push((base, len, summary));
+    }
+    let points = (0..np).map(|_| r.u64()).collect::<Option<Vec<_>>>()?;
+    if points.windows(2).any(|w| w[0] >= w[1]) {
+        return None;
+    }
+    // The blocks follow the head, one after another, to the file's end.
+    let mut blocks = Vec::with_capacity(nb as usize);
+    let mut next = HEADER as u64 + head_len;
+    for _ in 0..nb {
+        let (offset, blen, crc) = (r.u64()?, r.u32()?, r.u32()?);
+        if offset != next || blen == 0 {
+            return None;
+        }
+        next = offset + u64::from(blen);
+        blocks.push((offset, blen, crc));
+    }
+    if next != len {
+        return None;
+    }
+    let (mut names, mut ends) = (String::new(), Vec::with_capacity(nb as usize));
+    for _ in 0..nb {
+        let name = r.name()?;
+        let prev = match ends.len() {
+            0 => None,
+            n => {
+                let from = if n >= 2 { ends[n - 2] as usize } else { 0 };
+                Some(&names[from..ends[n - 1] as usize])
+            }
+        };
+        if prev.is_some_and(|p| name <= p) {
+            return None;
+        }
+        names.push_str(name);
+        ends.push(u32::try_from(names.len()).ok()?);
+    }
+    if !r.0.is_empty() {
+        return None;
+    }
+    Some(Head {
+        next_seq,
+        last_time,
+        ranges,
+        segments,
+        streams: SummaryStreams {
+            file: CachedFile::new(file, len, cache),
+            path,
+            points,
+            blocks,
+            names,
+            ends,
+            streams,
+            sealed_streams,
+            active_base: next_seq,
+            active_count,
+            active_len,
+            checkpoint_crc,
+        },
+    })
+}
