@@ -4,7 +4,7 @@
 //! Every read decodes every event it returns, and serde_json's derive over the whole line was
 //! most of a read's time (a `read_all` spent 60% of it in serde_json). The layout is ours and
 //! fixed, so this walks it directly: names are copied straight out of the line, the data is
-//! checked and delimited by serde_json's own scanner and copied as it is, and the time is read
+//! checked and delimited by [`super::json`]'s scanner and copied as it is, and the time is read
 //! in place.
 //!
 //! It accepts a subset of what serde_json accepts and gives the same event for it: [`event`]
@@ -16,15 +16,11 @@
 
 use std::cell::Cell;
 
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::json;
 use crate::event::RecordedEvent;
 use crate::time::{Micros, days_from_civil, days_in_month, parse_rfc3339};
-
-/// Values that may nest this deep are left to serde_json in the whole record, whose depth limit
-/// counts the record's own levels too (a value alone could nest deeper).
-const MAX_OPENERS: usize = 100;
 
 /// A position in a record's body (the line without its crc member).
 struct Walk<'a> {
@@ -59,7 +55,7 @@ pub(super) fn event(text: &str, body_end: usize) -> Option<RecordedEvent> {
     }
     let time = parse_time(time)?;
     w.literal(b",\"data\":")?;
-    let data = w.raw_value()?.to_owned();
+    let data = json::boxed_raw(w.value()?)?;
     w.literal(b",\"meta\":{")?;
     let mut meta = Map::new();
     if !w.eat(b'}') {
@@ -69,7 +65,7 @@ pub(super) fn event(text: &str, body_end: usize) -> Option<RecordedEvent> {
             let value = if w.peek() == Some(b'"') {
                 Value::String(w.owned_string()?)
             } else {
-                serde_json::from_str(w.raw_value()?.get()).ok()?
+                serde_json::from_str(w.value()?).ok()?
             };
             // A key given twice keeps the last value, as serde_json's map does.
             meta.insert(key, value);
@@ -167,19 +163,6 @@ fn parse_time(s: &str) -> Option<Micros> {
     Some(minute + second * 1_000_000 + frac)
 }
 
-/// The high bit of each byte of `word` (read little-endian) that may be a `"`, a `\\` or a
-/// control character: the lowest set bit is exact (a borrow only runs above a byte that matches),
-/// so it marks the first such byte; zero if there is none.
-fn special_bytes(word: [u8; 8]) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let w = u64::from_le_bytes(word);
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    (w.wrapping_sub(ONES * 0x20) & !w & HIGH)
-        | zero(w ^ (ONES * u64::from(b'"')))
-        | zero(w ^ (ONES * u64::from(b'\\')))
-}
-
 impl<'a> Walk<'a> {
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.at).copied()
@@ -192,9 +175,11 @@ impl<'a> Walk<'a> {
         next
     }
 
-    fn literal(&mut self, lit: &[u8]) -> Option<()> {
-        if self.bytes.get(self.at..)?.starts_with(lit) {
-            self.at += lit.len();
+    /// Steps over `lit` if it comes next (compared as an array of known length, inline).
+    fn literal<const N: usize>(&mut self, lit: &[u8; N]) -> Option<()> {
+        let next = self.bytes.get(self.at..self.at + N)?;
+        if <&[u8; N]>::try_from(next).ok()? == lit {
+            self.at += N;
             Some(())
         } else {
             None
@@ -218,46 +203,12 @@ impl<'a> Walk<'a> {
     }
 
     /// A string literal: its text between the quotes, and whether that holds an escape. Checked
-    /// as serde_json checks one: no control character, only its escapes.
+    /// as serde_json checks one ([`json::string_end`]).
     fn string(&mut self) -> Option<(&'a str, bool)> {
-        if self.peek() != Some(b'"') {
-            return None;
-        }
-        let start = self.at + 1;
-        let mut i = start;
-        let mut escaped = false;
-        loop {
-            // Eight bytes at a time, straight to the first that is not plain.
-            while let Some(word) = self.bytes.get(i..i + 8).and_then(|s| s.try_into().ok()) {
-                let special = special_bytes(word);
-                if special != 0 {
-                    i += special.trailing_zeros() as usize / 8;
-                    break;
-                }
-                i += 8;
-            }
-            match *self.bytes.get(i)? {
-                b'"' => break,
-                b'\\' => {
-                    escaped = true;
-                    match *self.bytes.get(i + 1)? {
-                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
-                        b'u' => {
-                            let hex = self.bytes.get(i + 2..i + 6)?;
-                            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                                return None;
-                            }
-                            i += 6;
-                        }
-                        _ => return None,
-                    }
-                }
-                0..=0x1f => return None,
-                _ => i += 1,
-            }
-        }
-        self.at = i + 1;
-        Some((self.text.get(start..i)?, escaped))
+        let (end, escaped) = json::string_end(self.bytes, self.at)?;
+        let text = self.text.get(self.at + 1..end - 1)?;
+        self.at = end;
+        Some((text, escaped))
     }
 
     /// A string literal's value: copied when it has no escape, else unescaped by serde_json
@@ -272,25 +223,13 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// The JSON value at the cursor, checked and delimited by serde_json itself (as it checks a
-    /// value in a whole record), or `None` if it is malformed or nested too deeply to be sure
-    /// serde_json accepts it inside a record.
-    fn raw_value(&mut self) -> Option<&'a RawValue> {
-        let rest = self.text.get(self.at..)?;
-        let mut de = serde_json::Deserializer::from_str(rest);
-        let raw = <&RawValue as serde::Deserialize>::deserialize(&mut de).ok()?;
-        // Inside a record serde_json allows fewer levels than for the value alone (the record
-        // and the metadata object hold it): leave anything near its limit to it. Each level
-        // takes two brackets, so a short value is shallow; in a long one an opening bracket
-        // inside a string counts too, which only sends more values to serde_json.
-        let json = raw.get();
-        let deep = json.len() >= 2 * MAX_OPENERS
-            && json.bytes().filter(|&b| b == b'[' || b == b'{').count() >= MAX_OPENERS;
-        if json.as_ptr() != rest.as_ptr() || deep {
-            return None;
-        }
-        self.at += raw.get().len();
-        Some(raw)
+    /// The JSON value at the cursor, if [`json::value_len`] vouches for it (valid as serde_json
+    /// checks it, compact, not deeply nested): else `None`, and serde_json decides the line.
+    fn value(&mut self) -> Option<&'a str> {
+        let len = json::value_len(self.bytes.get(self.at..)?)?;
+        let v = self.text.get(self.at..self.at + len)?;
+        self.at += len;
+        Some(v)
     }
 }
 
@@ -298,6 +237,7 @@ impl<'a> Walk<'a> {
 mod tests {
     use proptest::prelude::*;
     use serde_json::json;
+    use serde_json::value::RawValue;
 
     use super::super::{RecordOut, SUFFIX_LEN, decode_event, decode_event_serde, encode_record};
     use super::*;
@@ -533,7 +473,7 @@ mod tests {
             if let Ok(raw) = RawValue::from_string(data) {
                 let data = raw.get().to_string();
                 let line = encode(&r, 1);
-                assert_eq!(agrees(&line), depth < MAX_OPENERS, "depth {depth}");
+                assert_eq!(agrees(&line), depth < json::MAX_DEPTH, "depth {depth}");
                 let mut r = plain();
                 r.meta.insert(
                     "deep".into(),
