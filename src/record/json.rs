@@ -30,6 +30,57 @@ fn special_bytes(word: [u8; 8]) -> u64 {
         | zero(w ^ (ONES * u64::from(b'\\')))
 }
 
+/// Where the first byte from `i` on that is a `"`, a `\\` or a control character lies, or
+/// the first of the last few bytes (under 8) that were not looked at.
+#[inline]
+fn skip_plain(b: &[u8], mut i: usize) -> usize {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    while let Some(chunk) = b.get(i..i + 16).and_then(|s| <[u8; 16]>::try_from(s).ok()) {
+        let special = special_bytes_16(chunk);
+        if special != 0 {
+            return i + special.trailing_zeros() as usize;
+        }
+        i += 16;
+    }
+    while let Some(word) = b.get(i..i + 8).and_then(|s| <[u8; 8]>::try_from(s).ok()) {
+        let special = special_bytes(word);
+        if special != 0 {
+            return i + special.trailing_zeros() as usize / 8;
+        }
+        i += 8;
+    }
+    i
+}
+
+/// One bit per byte of `chunk` (bit `k` for byte `k`) that is a `"`, a `\\` or a control
+/// character, by SSE2 compares.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline]
+#[allow(unsafe_code)]
+fn special_bytes_16(chunk: [u8; 16]) -> u32 {
+    // SAFETY: `sse2_special_bytes` only requires SSE2, which this build targets (the cfg above:
+    // every x86-64 target has it in its baseline). It reads no memory but its argument.
+    unsafe { sse2_special_bytes(chunk) }
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline]
+#[target_feature(enable = "sse2")]
+fn sse2_special_bytes(chunk: [u8; 16]) -> u32 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x,
+        _mm_set1_epi8,
+    };
+    let (lo, hi) = chunk.split_at(8);
+    let word = |w: &[u8]| u64::from_le_bytes(w.try_into().unwrap_or_default()) as i64;
+    let v = _mm_set_epi64x(word(hi), word(lo));
+    let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+    let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+    // Unsigned `v <= 0x1f`: the minimum of the two is `v` itself.
+    let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+    _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u32
+}
+
 /// The string literal whose opening quote is at `start`: the index just past its closing quote,
 /// and whether it holds an escape. Checked as serde_json checks a string it passes over: no
 /// control character, only its escapes (`\u` with four hex digits, a lone surrogate included:
@@ -42,15 +93,8 @@ pub(super) fn string_end(b: &[u8], start: usize) -> Option<(usize, bool)> {
     let mut i = start + 1;
     let mut escaped = false;
     loop {
-        // Eight bytes at a time, straight to the first that is not plain.
-        while let Some(word) = b.get(i..i + 8).and_then(|s| <[u8; 8]>::try_from(s).ok()) {
-            let special = special_bytes(word);
-            if special != 0 {
-                i += special.trailing_zeros() as usize / 8;
-                break;
-            }
-            i += 8;
-        }
+        // Sixteen, then eight bytes at a time, straight to the first that is not plain.
+        i = skip_plain(b, i);
         match *b.get(i)? {
             b'"' => return Some((i + 1, escaped)),
             b'\\' => {
@@ -418,8 +462,21 @@ mod tests {
             assert_eq!(end, text.len());
         }
         // Every byte value at every place of a word and of the tail.
-        for len in [1, 7, 8, 9, 16, 23] {
+        for len in [1, 7, 8, 9, 15, 16, 17, 23, 24, 31, 32, 33, 40] {
             for at in 0..len {
+                // Bytes, not text: every value, the high ones included (none of them special).
+                for v in 0..=255u8 {
+                    let mut bytes = vec![b'"'];
+                    bytes.extend(std::iter::repeat_n(b'a', len));
+                    bytes[1 + at] = v;
+                    bytes.push(b'"');
+                    let want = match v {
+                        0..=0x1f | b'\\' => None,
+                        b'"' => Some(at + 2),
+                        _ => Some(bytes.len()),
+                    };
+                    assert_eq!(string_end(&bytes, 0).map(|(e, _)| e), want, "{bytes:?}");
+                }
                 for v in 0..=127u8 {
                     let mut bytes = vec![b'a'; len];
                     bytes[at] = v;
