@@ -49,11 +49,7 @@ pub(super) fn event(text: &str, body_end: usize) -> Option<RecordedEvent> {
     w.literal(b",\"type\":")?;
     let event_type = w.owned_string()?;
     w.literal(b",\"time\":")?;
-    let (time, escaped) = w.string()?;
-    if escaped {
-        return None;
-    }
-    let time = parse_time(time)?;
+    let time = w.time()?;
     w.literal(b",\"data\":")?;
     let data = json::boxed_raw(w.value()?)?;
     w.literal(b",\"meta\":{")?;
@@ -108,59 +104,58 @@ pub(super) fn event(text: &str, body_end: usize) -> Option<RecordedEvent> {
 }
 
 thread_local! {
-    /// The last minute [`parse_time`] parsed, as text and in microseconds: records written
-    /// close together share it.
-    static MINUTE: Cell<Option<([u8; 16], i64)>> = const { Cell::new(None) };
+    /// The last day [`writer_time`] read, as text and in microseconds: records written close
+    /// together share it.
+    static DAY: Cell<Option<([u8; 10], i64)>> = const { Cell::new(None) };
 }
 
-/// A record's time, as [`parse_rfc3339`] reads it. The form the writer uses
-/// (`2026-11-22T21:31:12.123456Z`) is read from its seconds and fraction once its minute is
-/// known, the minute parsed only when it differs from the last one; any other form (a leap
-/// second, an offset) goes to [`parse_rfc3339`] whole.
+/// A record's time, as [`parse_rfc3339`] reads it: the writer's form by [`writer_time`], any
+/// other form (a leap second, an offset) by [`parse_rfc3339`].
 fn parse_time(s: &str) -> Option<Micros> {
-    let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| -> Option<i64> {
-        b.get(r)?.iter().try_fold(0i64, |v, &c| {
+    writer_time(s.as_bytes()).or_else(|| parse_rfc3339(s))
+}
+
+/// A time in the form the writer uses (`2026-11-22T21:31:12.123456Z`), read as
+/// [`parse_rfc3339`] reads it, with its checks of the date and time; `None` for any other text
+/// (which [`parse_rfc3339`] may still take). Every one of its 27 bytes is checked to be a digit
+/// or its separator, so none is a quote, a backslash or a control character. The day is parsed
+/// only when it differs from the last one.
+fn writer_time(b: &[u8]) -> Option<Micros> {
+    let b: &[u8; 27] = b.try_into().ok()?;
+    let num = |from: usize, n: usize| -> Option<i64> {
+        b.get(from..from + n)?.iter().try_fold(0i64, |v, &c| {
             c.is_ascii_digit().then(|| v * 10 + i64::from(c - b'0'))
         })
     };
-    let (Some(second), Some(frac)) = (digits(17..19), digits(20..26)) else {
-        return parse_rfc3339(s);
-    };
-    if b.len() != 27 || b[16] != b':' || b[19] != b'.' || b[26] != b'Z' || second > 59 {
-        return parse_rfc3339(s);
+    let seps = b[4] == b'-'
+        && b[7] == b'-'
+        && matches!(b[10], b'T' | b't' | b' ')
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'.'
+        && b[26] == b'Z';
+    if !seps {
+        return None;
     }
-    let mut key = [0u8; 16];
-    key.copy_from_slice(&b[..16]);
-    let minute = match MINUTE.get() {
+    let (h, mi, sec, frac) = (num(11, 2)?, num(14, 2)?, num(17, 2)?, num(20, 6)?);
+    if h > 23 || mi > 59 || sec > 59 {
+        return None;
+    }
+    let mut key = [0u8; 10];
+    key.copy_from_slice(&b[..10]);
+    let day = match DAY.get() {
         Some((k, micros)) if k == key => micros,
         _ => {
-            // `parse_rfc3339` adds seconds and fraction to the minute: this is its value, with
-            // its checks of the date and time (a stream's events lie hours apart, so nearly
-            // each of them starts a minute: no text is made to parse).
-            let digit = |i: usize| -> Option<i64> {
-                let c = b[i];
-                c.is_ascii_digit().then(|| i64::from(c - b'0'))
-            };
-            let num = |i: usize, n: usize| -> Option<i64> {
-                (i..i + n).try_fold(0i64, |v, j| Some(v * 10 + digit(j)?))
-            };
             let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-            let (h, mi) = (num(11, 2)?, num(14, 2)?);
-            let seps = b[4] == b'-' && b[7] == b'-' && b[13] == b':';
-            if !seps || !matches!(b[10], b'T' | b't' | b' ') || h > 23 || mi > 59 {
-                return None;
-            }
             if !(1..=12).contains(&mo) || d < 1 || d > i64::from(days_in_month(y, mo as u32)) {
                 return None;
             }
-            let micros =
-                (days_from_civil(y, mo as u32, d as u32) * 86_400 + h * 3600 + mi * 60) * 1_000_000;
-            MINUTE.set(Some((key, micros)));
+            let micros = days_from_civil(y, mo as u32, d as u32) * 86_400_000_000;
+            DAY.set(Some((key, micros)));
             micros
         }
     };
-    Some(minute + second * 1_000_000 + frac)
+    Some(day + ((h * 60 + mi) * 60 + sec) * 1_000_000 + frac)
 }
 
 impl<'a> Walk<'a> {
@@ -209,6 +204,25 @@ impl<'a> Walk<'a> {
         let text = self.text.get(self.at + 1..end - 1)?;
         self.at = end;
         Some((text, escaped))
+    }
+
+    /// The record's time: in the writer's form read in place (its 27 bytes checked by
+    /// [`writer_time`] between quotes), else a string without escapes read by [`parse_time`].
+    fn time(&mut self) -> Option<Micros> {
+        let quoted = self.peek() == Some(b'"') && self.bytes.get(self.at + 28) == Some(&b'"');
+        if let Some(t) = quoted
+            .then(|| self.bytes.get(self.at + 1..self.at + 28))
+            .flatten()
+            .and_then(writer_time)
+        {
+            self.at += 29;
+            return Some(t);
+        }
+        let (time, escaped) = self.string()?;
+        if escaped {
+            return None;
+        }
+        parse_time(time)
     }
 
     /// A string literal's value: copied when it has no escape, else unescaped by serde_json
