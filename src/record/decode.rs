@@ -443,6 +443,16 @@ mod tests {
                 check(&r);
             }
         }
+        // Long records, long strings with escapes and non-ASCII text.
+        for n in [100, 180, 200, 230, 250, 300, 600] {
+            let long = "é\\\"x".repeat(n / 4) + &"y".repeat(n % 4);
+            let mut r = plain();
+            r.data = serde_json::to_string(&json!({"text": long, "n": [1, 2.5, null]})).unwrap();
+            r.tags = vec![long.clone(), "short".into(), long.clone()];
+            check(&r);
+            r.id = long.clone();
+            check(&r);
+        }
         let mut r = plain();
         r.meta = Map::new();
         r.tags = Vec::new();

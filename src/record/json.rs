@@ -496,6 +496,38 @@ mod tests {
         }
     }
 
+    /// Strings that cross 16-byte chunks and 8-byte words, with a special byte at each kind
+    /// of place, long ones included.
+    #[test]
+    fn strings_end_at_the_same_place_whatever_their_length() {
+        for len in [
+            62, 63, 64, 65, 100, 127, 128, 129, 495, 496, 500, 509, 510, 511, 512, 513, 600, 1000,
+        ] {
+            for prefix in [0, 1, 15, 16, 17, 63] {
+                let places = [0, 1, 14, 15, 16, 47, 48, 62, 63, 64, 65, len / 2, len - 1];
+                for at in places.into_iter().filter(|&a| a < len) {
+                    for v in [b'"', b'\\', 0x00, 0x1f, b'a', 0x7f, 0xff] {
+                        let mut bytes = vec![b'x'; prefix];
+                        bytes.push(b'"');
+                        bytes.extend(std::iter::repeat_n(b'a', len));
+                        bytes[prefix + 1 + at] = v;
+                        bytes.push(b'"');
+                        bytes.extend_from_slice(b",\"k\":1");
+                        let want = match v {
+                            // `\\"` escapes the closing quote: the string runs on to `,"`.
+                            b'\\' if at == len - 1 => Some(prefix + len + 4),
+                            0..=0x1f | b'\\' => None,
+                            b'"' => Some(prefix + at + 2),
+                            _ => Some(prefix + len + 2),
+                        };
+                        let ours = string_end(&bytes, prefix).map(|(e, _)| e);
+                        assert_eq!(ours, want, "len {len} prefix {prefix} at {at} byte {v}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_raw_value_is_made_without_a_second_parse_and_holds_the_text() {
         for text in ACCEPTED {
