@@ -34,14 +34,6 @@ fn special_bytes(word: [u8; 8]) -> u64 {
 /// the first of the last few bytes (under 8) that were not looked at.
 #[inline]
 fn skip_plain(b: &[u8], mut i: usize) -> usize {
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    while let Some(chunk) = b.get(i..i + 16).and_then(|s| <[u8; 16]>::try_from(s).ok()) {
-        let special = special_bytes_16(chunk);
-        if special != 0 {
-            return i + special.trailing_zeros() as usize;
-        }
-        i += 16;
-    }
     while let Some(word) = b.get(i..i + 8).and_then(|s| <[u8; 8]>::try_from(s).ok()) {
         let special = special_bytes(word);
         if special != 0 {
@@ -50,35 +42,6 @@ fn skip_plain(b: &[u8], mut i: usize) -> usize {
         i += 8;
     }
     i
-}
-
-/// One bit per byte of `chunk` (bit `k` for byte `k`) that is a `"`, a `\\` or a control
-/// character, by SSE2 compares.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[inline]
-#[allow(unsafe_code)]
-fn special_bytes_16(chunk: [u8; 16]) -> u32 {
-    // SAFETY: `sse2_special_bytes` only requires SSE2, which this build targets (the cfg above:
-    // every x86-64 target has it in its baseline). It reads no memory but its argument.
-    unsafe { sse2_special_bytes(chunk) }
-}
-
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[inline]
-#[target_feature(enable = "sse2")]
-fn sse2_special_bytes(chunk: [u8; 16]) -> u32 {
-    use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x,
-        _mm_set1_epi8,
-    };
-    let (lo, hi) = chunk.split_at(8);
-    let word = |w: &[u8]| u64::from_le_bytes(w.try_into().unwrap_or_default()) as i64;
-    let v = _mm_set_epi64x(word(hi), word(lo));
-    let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
-    let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-    // Unsigned `v <= 0x1f`: the minimum of the two is `v` itself.
-    let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
-    _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u32
 }
 
 /// The string literal whose opening quote is at `start`: the index just past its closing quote,
@@ -93,7 +56,7 @@ pub(super) fn string_end(b: &[u8], start: usize) -> Option<(usize, bool)> {
     let mut i = start + 1;
     let mut escaped = false;
     loop {
-        // Sixteen, then eight bytes at a time, straight to the first that is not plain.
+        // Eight bytes at a time, straight to the first that is not plain.
         i = skip_plain(b, i);
         match *b.get(i)? {
             b'"' => return Some((i + 1, escaped)),
