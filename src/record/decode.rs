@@ -104,9 +104,10 @@ pub(super) fn event(text: &str, body_end: usize) -> Option<RecordedEvent> {
 }
 
 thread_local! {
-    /// The last day [`writer_time`] read, as text and in microseconds: records written close
-    /// together share it.
-    static DAY: Cell<Option<([u8; 10], i64)>> = const { Cell::new(None) };
+    /// The last month [`writer_time`] read (`YYYY-MM`), with the day number of its first day
+    /// and its length in days: records written close together share it (a stream's events lie
+    /// hours apart, so a day would change every few events; a month seldom does).
+    static MONTH: Cell<Option<([u8; 7], i64, i64)>> = const { Cell::new(None) };
 }
 
 /// A record's time, as [`parse_rfc3339`] reads it: the writer's form by [`writer_time`], any
@@ -118,8 +119,8 @@ fn parse_time(s: &str) -> Option<Micros> {
 /// A time in the form the writer uses (`2026-11-22T21:31:12.123456Z`), read as
 /// [`parse_rfc3339`] reads it, with its checks of the date and time; `None` for any other text
 /// (which [`parse_rfc3339`] may still take). Every one of its 27 bytes is checked to be a digit
-/// or its separator, so none is a quote, a backslash or a control character. The day is parsed
-/// only when it differs from the last one.
+/// or its separator, so none is a quote, a backslash or a control character. The month is
+/// parsed only when it differs from the last one.
 fn writer_time(b: &[u8]) -> Option<Micros> {
     let b: &[u8; 27] = b.try_into().ok()?;
     let num = |from: usize, n: usize| -> Option<i64> {
@@ -141,21 +142,28 @@ fn writer_time(b: &[u8]) -> Option<Micros> {
     if h > 23 || mi > 59 || sec > 59 {
         return None;
     }
-    let mut key = [0u8; 10];
-    key.copy_from_slice(&b[..10]);
-    let day = match DAY.get() {
-        Some((k, micros)) if k == key => micros,
+    let d = num(8, 2)?;
+    let mut key = [0u8; 7];
+    key.copy_from_slice(&b[..7]);
+    let (first, days) = match MONTH.get() {
+        Some((k, first, days)) if k == key => (first, days),
         _ => {
-            let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-            if !(1..=12).contains(&mo) || d < 1 || d > i64::from(days_in_month(y, mo as u32)) {
+            let (y, mo) = (num(0, 4)?, num(5, 2)?);
+            if !(1..=12).contains(&mo) {
                 return None;
             }
-            let micros = days_from_civil(y, mo as u32, d as u32) * 86_400_000_000;
-            DAY.set(Some((key, micros)));
-            micros
+            let (first, days) = (
+                days_from_civil(y, mo as u32, 1),
+                i64::from(days_in_month(y, mo as u32)),
+            );
+            MONTH.set(Some((key, first, days)));
+            (first, days)
         }
     };
-    Some(day + ((h * 60 + mi) * 60 + sec) * 1_000_000 + frac)
+    if d < 1 || d > days {
+        return None;
+    }
+    Some((((first + d - 1) * 24 + h) * 60 + mi) * 60 * 1_000_000 + sec * 1_000_000 + frac)
 }
 
 impl<'a> Walk<'a> {
@@ -615,7 +623,15 @@ mod tests {
             "2026-11-22T21:31:12.12345aZ".into(),
             "2026-11-22T21:31:12,123456Z".into(),
             "2026-11-22T21:31-12.123456Z".into(),
+            "2026-02-28T23:59:59.999999Z".into(),
             "2026-02-29T00:00:00.000000Z".into(),
+            "2026-04-30T00:00:00.000000Z".into(),
+            "2026-04-31T00:00:00.000000Z".into(),
+            "2026-04-00T00:00:00.000000Z".into(),
+            "2026-04-3aT00:00:00.000000Z".into(),
+            "2026-04-01T00:00:00.000000Z".into(),
+            "2026-00-01T00:00:00.000000Z".into(),
+            "2026-13-01T00:00:00.000000Z".into(),
             "2024-02-29T00:00:00.000000Z".into(),
             "2026-11-22T24:00:00.000000Z".into(),
             "2026-11-22T21:61:00.000000Z".into(),
