@@ -611,9 +611,12 @@ impl Events {
             // The record the index pointed at must be the one it meant: its seq follows from
             // its ordinal, and a stream read's from its version.
             let seq = src.base + u64::from(want.ord);
-            let version_ok = want.version == 0
-                || (event.version == want.version
-                    && matches!(&self.check, Check::Stream { name, .. } if event.stream == *name));
+            // A stream read's check of the name, made once (it decides `wanted` below too).
+            let in_stream = match &self.check {
+                Check::Stream { name, .. } => event.stream == *name,
+                _ => false,
+            };
+            let version_ok = want.version == 0 || (event.version == want.version && in_stream);
             if event.seq != seq || !version_ok {
                 return Some(Err(Error::corrupt(
                     &src.path,
@@ -640,8 +643,8 @@ impl Events {
             }
             let wanted = match &self.check {
                 Check::None => true,
-                Check::Stream { name, lo, hi } => {
-                    event.stream == *name && event.version >= *lo && event.version <= *hi
+                Check::Stream { lo, hi, .. } => {
+                    in_stream && event.version >= *lo && event.version <= *hi
                 }
                 Check::Query(q) => q.matches(&event),
             };

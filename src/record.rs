@@ -14,6 +14,7 @@ use crate::event::{RecordedEvent, any_byte_below_or};
 use crate::time::{Micros, format_rfc3339, parse_rfc3339};
 
 mod decode;
+mod json;
 
 /// The segment format this build writes and reads.
 pub(crate) const FORMAT_VERSION: u64 = 1;

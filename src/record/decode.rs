@@ -4,7 +4,7 @@
 //! Every read decodes every event it returns, and serde_json's derive over the whole line was
 //! most of a read's time (a `read_all` spent 60% of it in serde_json). The layout is ours and
 //! fixed, so this walks it directly: names are copied straight out of the line, the data is
-//! checked and delimited by serde_json's own scanner and copied as it is, and the time is read
+//! checked and delimited by [`super::json`]'s scanner and copied as it is, and the time is read
 //! in place.
 //!
 //! It accepts a subset of what serde_json accepts and gives the same event for it: [`event`]
@@ -16,15 +16,11 @@
 
 use std::cell::Cell;
 
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::json;
 use crate::event::RecordedEvent;
 use crate::time::{Micros, days_from_civil, days_in_month, parse_rfc3339};
-
-/// Values that may nest this deep are left to serde_json in the whole record, whose depth limit
-/// counts the record's own levels too (a value alone could nest deeper).
-const MAX_OPENERS: usize = 100;
 
 /// A position in a record's body (the line without its crc member).
 struct Walk<'a> {
@@ -53,13 +49,9 @@ pub(super) fn event(text: &str, body_end: usize) -> Option<RecordedEvent> {
     w.literal(b",\"type\":")?;
     let event_type = w.owned_string()?;
     w.literal(b",\"time\":")?;
-    let (time, escaped) = w.string()?;
-    if escaped {
-        return None;
-    }
-    let time = parse_time(time)?;
+    let time = w.time()?;
     w.literal(b",\"data\":")?;
-    let data = w.raw_value()?.to_owned();
+    let data = json::boxed_raw(w.value()?)?;
     w.literal(b",\"meta\":{")?;
     let mut meta = Map::new();
     if !w.eat(b'}') {
@@ -69,7 +61,7 @@ pub(super) fn event(text: &str, body_end: usize) -> Option<RecordedEvent> {
             let value = if w.peek() == Some(b'"') {
                 Value::String(w.owned_string()?)
             } else {
-                serde_json::from_str(w.raw_value()?.get()).ok()?
+                serde_json::from_str(w.value()?).ok()?
             };
             // A key given twice keeps the last value, as serde_json's map does.
             meta.insert(key, value);
@@ -112,72 +104,66 @@ pub(super) fn event(text: &str, body_end: usize) -> Option<RecordedEvent> {
 }
 
 thread_local! {
-    /// The last minute [`parse_time`] parsed, as text and in microseconds: records written
-    /// close together share it.
-    static MINUTE: Cell<Option<([u8; 16], i64)>> = const { Cell::new(None) };
+    /// The last month [`writer_time`] read (`YYYY-MM`), with the day number of its first day
+    /// and its length in days: records written close together share it (a stream's events lie
+    /// hours apart, so a day would change every few events; a month seldom does).
+    static MONTH: Cell<Option<([u8; 7], i64, i64)>> = const { Cell::new(None) };
 }
 
-/// A record's time, as [`parse_rfc3339`] reads it. The form the writer uses
-/// (`2026-11-22T21:31:12.123456Z`) is read from its seconds and fraction once its minute is
-/// known, the minute parsed only when it differs from the last one; any other form (a leap
-/// second, an offset) goes to [`parse_rfc3339`] whole.
+/// A record's time, as [`parse_rfc3339`] reads it: the writer's form by [`writer_time`], any
+/// other form (a leap second, an offset) by [`parse_rfc3339`].
 fn parse_time(s: &str) -> Option<Micros> {
-    let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| -> Option<i64> {
-        b.get(r)?.iter().try_fold(0i64, |v, &c| {
+    writer_time(s.as_bytes()).or_else(|| parse_rfc3339(s))
+}
+
+/// A time in the form the writer uses (`2026-11-22T21:31:12.123456Z`), read as
+/// [`parse_rfc3339`] reads it, with its checks of the date and time; `None` for any other text
+/// (which [`parse_rfc3339`] may still take). Every one of its 27 bytes is checked to be a digit
+/// or its separator, so none is a quote, a backslash or a control character. The month is
+/// parsed only when it differs from the last one.
+fn writer_time(b: &[u8]) -> Option<Micros> {
+    let b: &[u8; 27] = b.try_into().ok()?;
+    let num = |from: usize, n: usize| -> Option<i64> {
+        b.get(from..from + n)?.iter().try_fold(0i64, |v, &c| {
             c.is_ascii_digit().then(|| v * 10 + i64::from(c - b'0'))
         })
     };
-    let (Some(second), Some(frac)) = (digits(17..19), digits(20..26)) else {
-        return parse_rfc3339(s);
-    };
-    if b.len() != 27 || b[16] != b':' || b[19] != b'.' || b[26] != b'Z' || second > 59 {
-        return parse_rfc3339(s);
+    let seps = b[4] == b'-'
+        && b[7] == b'-'
+        && matches!(b[10], b'T' | b't' | b' ')
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'.'
+        && b[26] == b'Z';
+    if !seps {
+        return None;
     }
-    let mut key = [0u8; 16];
-    key.copy_from_slice(&b[..16]);
-    let minute = match MINUTE.get() {
-        Some((k, micros)) if k == key => micros,
+    let (h, mi, sec, frac) = (num(11, 2)?, num(14, 2)?, num(17, 2)?, num(20, 6)?);
+    if h > 23 || mi > 59 || sec > 59 {
+        return None;
+    }
+    let d = num(8, 2)?;
+    let mut key = [0u8; 7];
+    key.copy_from_slice(&b[..7]);
+    let (first, days) = match MONTH.get() {
+        Some((k, first, days)) if k == key => (first, days),
         _ => {
-            // `parse_rfc3339` adds seconds and fraction to the minute: this is its value, with
-            // its checks of the date and time (a stream's events lie hours apart, so nearly
-            // each of them starts a minute: no text is made to parse).
-            let digit = |i: usize| -> Option<i64> {
-                let c = b[i];
-                c.is_ascii_digit().then(|| i64::from(c - b'0'))
-            };
-            let num = |i: usize, n: usize| -> Option<i64> {
-                (i..i + n).try_fold(0i64, |v, j| Some(v * 10 + digit(j)?))
-            };
-            let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-            let (h, mi) = (num(11, 2)?, num(14, 2)?);
-            let seps = b[4] == b'-' && b[7] == b'-' && b[13] == b':';
-            if !seps || !matches!(b[10], b'T' | b't' | b' ') || h > 23 || mi > 59 {
+            let (y, mo) = (num(0, 4)?, num(5, 2)?);
+            if !(1..=12).contains(&mo) {
                 return None;
             }
-            if !(1..=12).contains(&mo) || d < 1 || d > i64::from(days_in_month(y, mo as u32)) {
-                return None;
-            }
-            let micros =
-                (days_from_civil(y, mo as u32, d as u32) * 86_400 + h * 3600 + mi * 60) * 1_000_000;
-            MINUTE.set(Some((key, micros)));
-            micros
+            let (first, days) = (
+                days_from_civil(y, mo as u32, 1),
+                i64::from(days_in_month(y, mo as u32)),
+            );
+            MONTH.set(Some((key, first, days)));
+            (first, days)
         }
     };
-    Some(minute + second * 1_000_000 + frac)
-}
-
-/// The high bit of each byte of `word` (read little-endian) that may be a `"`, a `\\` or a
-/// control character: the lowest set bit is exact (a borrow only runs above a byte that matches),
-/// so it marks the first such byte; zero if there is none.
-fn special_bytes(word: [u8; 8]) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let w = u64::from_le_bytes(word);
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    (w.wrapping_sub(ONES * 0x20) & !w & HIGH)
-        | zero(w ^ (ONES * u64::from(b'"')))
-        | zero(w ^ (ONES * u64::from(b'\\')))
+    if d < 1 || d > days {
+        return None;
+    }
+    Some((((first + d - 1) * 24 + h) * 60 + mi) * 60 * 1_000_000 + sec * 1_000_000 + frac)
 }
 
 impl<'a> Walk<'a> {
@@ -192,9 +178,11 @@ impl<'a> Walk<'a> {
         next
     }
 
-    fn literal(&mut self, lit: &[u8]) -> Option<()> {
-        if self.bytes.get(self.at..)?.starts_with(lit) {
-            self.at += lit.len();
+    /// Steps over `lit` if it comes next (compared as an array of known length, inline).
+    fn literal<const N: usize>(&mut self, lit: &[u8; N]) -> Option<()> {
+        let next = self.bytes.get(self.at..self.at + N)?;
+        if <&[u8; N]>::try_from(next).ok()? == lit {
+            self.at += N;
             Some(())
         } else {
             None
@@ -218,46 +206,31 @@ impl<'a> Walk<'a> {
     }
 
     /// A string literal: its text between the quotes, and whether that holds an escape. Checked
-    /// as serde_json checks one: no control character, only its escapes.
+    /// as serde_json checks one ([`json::string_end`]).
     fn string(&mut self) -> Option<(&'a str, bool)> {
-        if self.peek() != Some(b'"') {
+        let (end, escaped) = json::string_end(self.bytes, self.at)?;
+        let text = self.text.get(self.at + 1..end - 1)?;
+        self.at = end;
+        Some((text, escaped))
+    }
+
+    /// The record's time: in the writer's form read in place (its 27 bytes checked by
+    /// [`writer_time`] between quotes), else a string without escapes read by [`parse_time`].
+    fn time(&mut self) -> Option<Micros> {
+        let quoted = self.peek() == Some(b'"') && self.bytes.get(self.at + 28) == Some(&b'"');
+        if let Some(t) = quoted
+            .then(|| self.bytes.get(self.at + 1..self.at + 28))
+            .flatten()
+            .and_then(writer_time)
+        {
+            self.at += 29;
+            return Some(t);
+        }
+        let (time, escaped) = self.string()?;
+        if escaped {
             return None;
         }
-        let start = self.at + 1;
-        let mut i = start;
-        let mut escaped = false;
-        loop {
-            // Eight bytes at a time, straight to the first that is not plain.
-            while let Some(word) = self.bytes.get(i..i + 8).and_then(|s| s.try_into().ok()) {
-                let special = special_bytes(word);
-                if special != 0 {
-                    i += special.trailing_zeros() as usize / 8;
-                    break;
-                }
-                i += 8;
-            }
-            match *self.bytes.get(i)? {
-                b'"' => break,
-                b'\\' => {
-                    escaped = true;
-                    match *self.bytes.get(i + 1)? {
-                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
-                        b'u' => {
-                            let hex = self.bytes.get(i + 2..i + 6)?;
-                            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                                return None;
-                            }
-                            i += 6;
-                        }
-                        _ => return None,
-                    }
-                }
-                0..=0x1f => return None,
-                _ => i += 1,
-            }
-        }
-        self.at = i + 1;
-        Some((self.text.get(start..i)?, escaped))
+        parse_time(time)
     }
 
     /// A string literal's value: copied when it has no escape, else unescaped by serde_json
@@ -272,25 +245,13 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// The JSON value at the cursor, checked and delimited by serde_json itself (as it checks a
-    /// value in a whole record), or `None` if it is malformed or nested too deeply to be sure
-    /// serde_json accepts it inside a record.
-    fn raw_value(&mut self) -> Option<&'a RawValue> {
-        let rest = self.text.get(self.at..)?;
-        let mut de = serde_json::Deserializer::from_str(rest);
-        let raw = <&RawValue as serde::Deserialize>::deserialize(&mut de).ok()?;
-        // Inside a record serde_json allows fewer levels than for the value alone (the record
-        // and the metadata object hold it): leave anything near its limit to it. Each level
-        // takes two brackets, so a short value is shallow; in a long one an opening bracket
-        // inside a string counts too, which only sends more values to serde_json.
-        let json = raw.get();
-        let deep = json.len() >= 2 * MAX_OPENERS
-            && json.bytes().filter(|&b| b == b'[' || b == b'{').count() >= MAX_OPENERS;
-        if json.as_ptr() != rest.as_ptr() || deep {
-            return None;
-        }
-        self.at += raw.get().len();
-        Some(raw)
+    /// The JSON value at the cursor, if [`json::value_len`] vouches for it (valid as serde_json
+    /// checks it, compact, not deeply nested): else `None`, and serde_json decides the line.
+    fn value(&mut self) -> Option<&'a str> {
+        let len = json::value_len(self.bytes.get(self.at..)?)?;
+        let v = self.text.get(self.at..self.at + len)?;
+        self.at += len;
+        Some(v)
     }
 }
 
@@ -298,6 +259,7 @@ impl<'a> Walk<'a> {
 mod tests {
     use proptest::prelude::*;
     use serde_json::json;
+    use serde_json::value::RawValue;
 
     use super::super::{RecordOut, SUFFIX_LEN, decode_event, decode_event_serde, encode_record};
     use super::*;
@@ -489,6 +451,16 @@ mod tests {
                 check(&r);
             }
         }
+        // Long records, long strings with escapes and non-ASCII text.
+        for n in [100, 180, 200, 230, 250, 300, 600] {
+            let long = "é\\\"x".repeat(n / 4) + &"y".repeat(n % 4);
+            let mut r = plain();
+            r.data = serde_json::to_string(&json!({"text": long, "n": [1, 2.5, null]})).unwrap();
+            r.tags = vec![long.clone(), "short".into(), long.clone()];
+            check(&r);
+            r.id = long.clone();
+            check(&r);
+        }
         let mut r = plain();
         r.meta = Map::new();
         r.tags = Vec::new();
@@ -533,7 +505,7 @@ mod tests {
             if let Ok(raw) = RawValue::from_string(data) {
                 let data = raw.get().to_string();
                 let line = encode(&r, 1);
-                assert_eq!(agrees(&line), depth < MAX_OPENERS, "depth {depth}");
+                assert_eq!(agrees(&line), depth < json::MAX_DEPTH, "depth {depth}");
                 let mut r = plain();
                 r.meta.insert(
                     "deep".into(),
@@ -651,7 +623,15 @@ mod tests {
             "2026-11-22T21:31:12.12345aZ".into(),
             "2026-11-22T21:31:12,123456Z".into(),
             "2026-11-22T21:31-12.123456Z".into(),
+            "2026-02-28T23:59:59.999999Z".into(),
             "2026-02-29T00:00:00.000000Z".into(),
+            "2026-04-30T00:00:00.000000Z".into(),
+            "2026-04-31T00:00:00.000000Z".into(),
+            "2026-04-00T00:00:00.000000Z".into(),
+            "2026-04-3aT00:00:00.000000Z".into(),
+            "2026-04-01T00:00:00.000000Z".into(),
+            "2026-00-01T00:00:00.000000Z".into(),
+            "2026-13-01T00:00:00.000000Z".into(),
             "2024-02-29T00:00:00.000000Z".into(),
             "2026-11-22T24:00:00.000000Z".into(),
             "2026-11-22T21:61:00.000000Z".into(),
