@@ -24,6 +24,7 @@ mod retention;
 mod snapshots;
 mod subscribe;
 mod summary;
+mod summary_review;
 mod support;
 mod truncation;
 mod verify;
