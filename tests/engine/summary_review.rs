@@ -209,7 +209,6 @@ fn damage_last_block(dir: &Path) {
 /// must leave the handle as it was, not with part of the writer's new batches applied (head,
 /// versions) and its scan position behind them (every later refresh then fails).
 #[test]
-#[ignore = "a defect the review found, being fixed on branch fixa"]
 fn review_a_refresh_failing_on_a_summary_block_leaves_the_reader_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let names = many_streams(dir.path(), 1500);
