@@ -445,7 +445,6 @@ fn recrc_summary(bytes: &mut [u8]) {
 /// trusts it; once the segment active at the open is sealed, a read of a stream with events
 /// in it must not panic (a debug assertion in `SealedList::push`) nor read wrong events.
 #[test]
-#[ignore = "a defect the review found, being fixed on branch fixa"]
 fn review_a_forged_list_base_past_the_active_segment_neither_panics_nor_misreads() {
     let dir = tempfile::tempdir().unwrap();
     let streams = ["a", "b", "c", "d", "e"];
