@@ -479,7 +479,7 @@ fn load_sealed(
             (ix, false)
         }
         None => {
-            let mem = rebuild_index(&mut lines, &path, data_start, st)?;
+            let mem = rebuild_index(&mut lines, &path, data_start, read_only, st)?;
             st.streams.sealed(base);
             if read_only {
                 (crate::sidecar::in_memory_index(&mem, base, len)?, true)
@@ -517,8 +517,10 @@ fn rebuild_index(
     lines: &mut Lines,
     path: &Path,
     data_start: u64,
+    read_only: bool,
     st: &mut State,
 ) -> Result<MemIndex> {
+    load_streams_first(lines, path, data_start, u64::MAX, read_only, st)?;
     let mut mem = MemIndex::default();
     let result = segment::scan(lines, path, data_start, |batch| {
         for rec in batch {
@@ -686,6 +688,7 @@ fn scan_active(config: &StoreConfig, read_only: bool, limit: u64, st: &mut State
     }
     let mut lines = Lines::new(SegmentData::File(file.clone()), len, config.max_line());
     let start = st.log.active_len;
+    load_streams_first(&mut lines, &path, start, limit, read_only, st)?;
     let result = segment::scan_upto(&mut lines, &path, start, limit, |batch| {
         for rec in batch {
             apply(st, rec, &path)?;
@@ -710,6 +713,43 @@ fn scan_active(config: &StoreConfig, read_only: bool, limit: u64, st: &mut State
                 .map_err(|e| Error::io("fdatasync", &path, e))
         }
     }
+}
+
+/// Loads from the summary every stream of the records from `start` (up to seq `limit`) that a
+/// read-only handle is about to apply, before it applies any.
+///
+/// A refresh applies the writer's records into the live state, and a record's stream is looked
+/// up in the summary, one block per look-up; a damaged block found there fails the refresh, which
+/// starts over without the summary (`catch_up_with`) and keeps the old state if that fails too.
+/// Found in the middle of the records, the records before it would already be applied (seq,
+/// versions, index) with the scan position behind them: the handle half-changed, every later
+/// refresh failing with "record has seq X where Y was expected". Loading first makes the
+/// failure come before any change (a loaded stream holds what the summary says: loading is
+/// no change). The other ways out were worse: applying per batch and advancing the position
+/// after each still leaves a failed refresh with part of the writer's batches; a refresh on a
+/// copy of the state copies the loaded streams and the active index on every refresh. This
+/// costs a second pass over the new records, and only while the table reads a summary, by a
+/// read-only handle (a writer's catch-up is its open: one that fails is discarded whole).
+fn load_streams_first(
+    lines: &mut Lines,
+    path: &Path,
+    start: u64,
+    limit: u64,
+    read_only: bool,
+    st: &mut State,
+) -> Result<()> {
+    if !read_only || st.streams.summary().is_none() {
+        return Ok(());
+    }
+    // Applied last (`apply_lifecycle`), after the records: loaded now, as they are.
+    st.streams.load(LIFECYCLE_STREAM)?;
+    // What ends the scan (damage, a torn tail) is the applying pass's to report.
+    segment::scan_upto(lines, path, start, limit, |batch| {
+        batch
+            .iter()
+            .try_for_each(|rec| st.streams.load(rec.terms.stream.as_str()))
+    })?;
+    Ok(())
 }
 
 /// A reader bounded by the writer's published head `limit` whose scan of the active segment

@@ -212,7 +212,11 @@ impl SummaryStreams {
             sealed.push((*base, version));
         }
         let active = r.varint().ok_or_else(bad)?;
-        version.checked_add(active).ok_or_else(bad)?;
+        // No more events than the log holds: those before the active segment, then those of
+        // its checkpoint (`read_head` checked that the sum fits).
+        if version >= self.active_base.max(1) || active > self.active_count {
+            return Err(bad());
+        }
         Ok(Record {
             name,
             sealed,
@@ -394,6 +398,10 @@ pub(crate) fn read_head(
             > head_len
         || sealed_streams > streams
         || streams < nb
+        // A record takes at least a byte, and the log's seqs fit a u64: versions bounded by
+        // them (`SummaryStreams::record`) cannot overflow when events are added to them.
+        || active_count > active_len
+        || next_seq.checked_add(active_count).is_none()
     {
         return None;
     }
@@ -424,6 +432,19 @@ pub(crate) fn read_head(
     if points.windows(2).any(|w| w[0] >= w[1]) {
         return None;
     }
+    // A list names only what the head describes, the sealed segments and removed ranges, all
+    // below the active segment: the CRCs vouch for the bytes, not for the writer, and a base
+    // past them would be trusted into the stream table (a list whose bases do not ascend once
+    // the active segment is sealed, reads planned on segments that hold no such events).
+    let mut known: Vec<u64> = ranges.iter().map(|r| r.0).collect();
+    known.extend(segments.iter().map(|s| s.0));
+    known.sort_unstable();
+    if points
+        .iter()
+        .any(|p| *p >= next_seq || known.binary_search(p).is_err())
+    {
+        return None;
+    }
     // The blocks follow the head, one after another, to the file's end.
     let mut blocks = Vec::with_capacity(nb as usize);
     let mut next = HEADER as u64 + head_len;
@@ -432,7 +453,7 @@ pub(crate) fn read_head(
         if offset != next || blen == 0 {
             return None;
         }
-        next = offset + u64::from(blen);
+        next = offset.checked_add(u64::from(blen))?;
         blocks.push((offset, blen, crc));
     }
     if next != len {

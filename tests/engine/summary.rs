@@ -411,8 +411,55 @@ fn a_summary_whose_lists_point_outside_its_table_is_ignored() {
         }
         at + 1
     };
+    // Replaces the varint at `at` by a longer one, `v`, moving the blocks after it.
+    let put_varint = move |b: &mut Vec<u8>, at: usize, mut v: u64| {
+        let mut new = Vec::new();
+        while v >= 0x80 {
+            new.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        new.push(v as u8);
+        let old = skip_varint(b, at) - at;
+        let grown = new.len() - old;
+        let blocks = summary_blocks(b);
+        b.splice(at..at + old, new);
+        let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+        let (r, s, p) = (u64_at(b, 64), u64_at(b, 72), u64_at(b, 80));
+        let directory = 112 + (r * 16 + s * 40 + p * 8) as usize;
+        for (i, (offset, len)) in blocks.into_iter().enumerate() {
+            let entry = directory + i * 16;
+            if offset > at {
+                let moved = (offset + grown) as u64;
+                b[entry..entry + 8].copy_from_slice(&moved.to_le_bytes());
+            } else if at < offset + len {
+                let len = (len + grown) as u32;
+                b[entry + 8..entry + 12].copy_from_slice(&len.to_le_bytes());
+            }
+        }
+    };
     type Forge = Box<dyn Fn(&mut Vec<u8>)>;
-    let forgeries: [(&str, Forge); 2] = [
+    let forgeries: [(&str, Forge); 4] = [
+        (
+            // A version no log of this length holds: trusted, it would be the stream's, and
+            // an append's `version + n` could overflow.
+            "a version past the log",
+            Box::new(move |b: &mut Vec<u8>| {
+                let version = skip_varint(b, pairs_at(b));
+                put_varint(b, version, 1 << 62);
+            }),
+        ),
+        (
+            "more events in the active segment than its checkpoint holds",
+            Box::new(move |b: &mut Vec<u8>| {
+                let k = b[pairs_at(b) - 1];
+                assert!(k < 0x80);
+                let mut active = pairs_at(b);
+                for _ in 0..2 * k {
+                    active = skip_varint(b, active);
+                }
+                put_varint(b, active, 1 << 62);
+            }),
+        ),
         (
             "past the table",
             Box::new(move |b: &mut Vec<u8>| {

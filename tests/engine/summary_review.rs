@@ -209,7 +209,6 @@ fn damage_last_block(dir: &Path) {
 /// must leave the handle as it was, not with part of the writer's new batches applied (head,
 /// versions) and its scan position behind them (every later refresh then fails).
 #[test]
-#[ignore = "a defect the review found, being fixed on branch fixa"]
 fn review_a_refresh_failing_on_a_summary_block_leaves_the_reader_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let names = many_streams(dir.path(), 1500);
@@ -446,7 +445,6 @@ fn recrc_summary(bytes: &mut [u8]) {
 /// trusts it; once the segment active at the open is sealed, a read of a stream with events
 /// in it must not panic (a debug assertion in `SealedList::push`) nor read wrong events.
 #[test]
-#[ignore = "a defect the review found, being fixed on branch fixa"]
 fn review_a_forged_list_base_past_the_active_segment_neither_panics_nor_misreads() {
     let dir = tempfile::tempdir().unwrap();
     let streams = ["a", "b", "c", "d", "e"];
