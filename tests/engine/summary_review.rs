@@ -332,7 +332,6 @@ fn review_a_damaged_summary_block_gives_the_trait_an_error_where_events_cannot_t
 /// block holding a deleted stream (every deleted stream is loaded at open), where the open
 /// silently starts over without the summary.
 #[test]
-#[ignore = "a defect the review found, being fixed on branch fixb"]
 fn review_verify_reports_a_damaged_block_that_the_open_reads() {
     let dir = tempfile::tempdir().unwrap();
     let names = many_streams(dir.path(), 1500);
