@@ -137,7 +137,23 @@ impl Store {
     /// not listed (deletion keeps the numbering), and a soft-deleted stream is listed again,
     /// numbered on, once it is appended to. Skipping the deleted streams costs one look-up in
     /// the deletion state per stream passed, and `limit` counts only listed streams.
+    ///
+    /// Where a summary block the listing passes is found damaged and the stream table cannot
+    /// be rebuilt from the sidecars either (a sealed segment is damaged too), this returns an
+    /// empty page. [`crate::EventStore::streams`] returns the error instead: use it where a
+    /// store may be damaged.
     pub fn streams(&self, prefix: &str, after: Option<&str>, limit: usize) -> Vec<StreamInfo> {
+        self.try_streams(prefix, after, limit).unwrap_or_default()
+    }
+
+    /// [`Store::streams`], with the error where a damaged summary block and a failed rebuild
+    /// from the sidecars leave the page unknown.
+    pub(crate) fn try_streams(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StreamInfo>> {
         let mut guard = self.inner.lock_state();
         let st = &mut *guard;
         let deleted = Arc::clone(&st.deletions.map);
@@ -145,7 +161,7 @@ impl Store {
             Some(a) if a >= prefix => Bound::Excluded(a),
             _ => Bound::Included(prefix),
         };
-        let page = st.with_streams(|t| {
+        st.with_streams(|t| {
             let mut page = Vec::new();
             for item in t.range(lower) {
                 let (name, e) = item?;
@@ -162,10 +178,7 @@ impl Store {
                 }
             }
             Ok(page)
-        });
-        // A summary damaged where the sidecars cannot stand in either (a sealed segment is
-        // damaged too): the reads of those segments report it; a listing has no error to give.
-        page.unwrap_or_default()
+        })
     }
 
     /// The seq of the first event at or after `time`, or `head_seq() + 1` if there is none:

@@ -1,5 +1,6 @@
 //! The file store as an [`EventStore`]: each trait method is the store's own method of the same
-//! name, boxed or wrapped in `Ok` where the trait is more general. Nothing else lives here.
+//! name, boxed or wrapped in `Ok` where the trait is more general, or its fallible variant
+//! (`try_`) where the store's own method has no error to give. Nothing else lives here.
 
 use serde_json::value::RawValue;
 
@@ -56,7 +57,7 @@ impl EventStore for Store {
     }
 
     fn stream_version(&self, stream: &str) -> Result<u64> {
-        Ok(Store::stream_version(self, stream))
+        Store::try_stream_version(self, stream)
     }
 
     fn head_seq(&self) -> Result<u64> {
@@ -76,7 +77,7 @@ impl EventStore for Store {
     }
 
     fn streams(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<StreamInfo>> {
-        Ok(Store::streams(self, prefix, after, limit))
+        Store::try_streams(self, prefix, after, limit)
     }
 
     fn event_types(&self, after: Option<&str>, limit: usize) -> Result<Vec<TermCount>> {

@@ -341,9 +341,12 @@ impl Verifier {
         }
     }
 
-    /// A summary the open used must say what the sidecars say: the same streams, versions, and
-    /// events per sealed segment. One that passes its checks but differs would be trusted by
-    /// every open.
+    /// The summary's blocks must all read, whatever the open made of it: an open that meets a
+    /// damaged block it reads itself (the `$lifecycle` stream's, a deleted stream's) starts
+    /// over without the summary, at every open until a clean close rewrites it, so it is not
+    /// `from_summary` here. And a summary the open used must say what the sidecars say: the
+    /// same streams, versions, and events per sealed segment. One that passes its checks but
+    /// differs would be trusted by every open.
     fn summary_check(
         &mut self,
         storage: &Arc<dyn Storage>,
@@ -351,6 +354,16 @@ impl Verifier {
         config: &config::StoreConfig,
         with: &mut crate::state::State,
     ) {
+        let path = dir.join(crate::summary::SUMMARY_FILE);
+        if let Err(e) = walk_summary(storage, &path, with.log.maps.blocks()) {
+            let mut p = locate(e, dir);
+            p.message.push_str(
+                "; opens that reach it fall back to the sidecars until a clean close rewrites \
+                 it: remove it",
+            );
+            self.report.problems.push(p);
+            return;
+        }
         if !with.from_summary {
             return;
         }
@@ -599,6 +612,27 @@ impl Verifier {
 /// last). Segments removed since a list was made are left out, so that a table kept across a
 /// retention run compares equal to one read afresh.
 type Shape = Vec<(String, u64, Vec<(u64, u64, u64)>)>;
+
+/// Reads the head of the summary at `path` and walks every block it lists, each checked as a
+/// look-up checks it (its CRC, then every record). A summary that is missing or whose head an
+/// open does not take (damaged, or of format 1) has no block to walk: opens ignore it, and the
+/// next clean close writes it anew.
+fn walk_summary(
+    storage: &Arc<dyn Storage>,
+    path: &Path,
+    cache: &Arc<crate::block_cache::BlockCache>,
+) -> Result<()> {
+    let Ok(file) = storage.open(path, false) else {
+        return Ok(());
+    };
+    let Some(head) = crate::summary_read::read_head(file, path.to_owned(), cache) else {
+        return Ok(());
+    };
+    for record in head.streams.walk(std::ops::Bound::Unbounded) {
+        record?;
+    }
+    Ok(())
+}
 
 /// Every sealed segment as the open took it: its base and length, and its events, last
 /// time and sidecar size (which reads, counts, time lookups and retention rely on before the

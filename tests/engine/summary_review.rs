@@ -272,7 +272,6 @@ fn damage_old_segment(dir: &Path) {
 /// (nor the listing silently empty) — `EventStore::stream_version` returns a `Result` and has
 /// an error to give.
 #[test]
-#[ignore = "a defect the review found, being fixed on branch fixb"]
 fn review_a_damaged_summary_block_never_reports_an_existing_stream_at_version_0() {
     let dir = tempfile::tempdir().unwrap();
     let names = many_streams(dir.path(), 1500);
@@ -292,12 +291,46 @@ fn review_a_damaged_summary_block_never_reports_an_existing_stream_at_version_0(
     assert_eq!(store.stream_version(&last), 3, "Store::stream_version");
 }
 
+/// The same damage, asked about what the stream's events cannot tell: a name with no events
+/// that sorts into the damaged block (its absence would need the damaged segment's sidecar),
+/// and a listing through the block. The trait gives a typed error; the inherent methods give
+/// what their docs say (0, an empty page, the count without the deletions).
+#[test]
+fn review_a_damaged_summary_block_gives_the_trait_an_error_where_events_cannot_tell() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = many_streams(dir.path(), 1500);
+    let last = names[names.len() - 1].clone();
+    {
+        let store = fast_store(dir.path(), 64 * 1024);
+        store.truncate_stream(&names[3], 2).unwrap();
+        store.close().unwrap();
+    }
+    damage_last_block(dir.path());
+    damage_old_segment(dir.path());
+    let store = Store::open(dir.path()).unwrap();
+    let absent = format!("{last}x");
+    let err = eventfile::EventStore::stream_version(&store, &absent).unwrap_err();
+    assert_eq!(err.kind(), eventfile::ErrorKind::Corrupt, "{err}");
+    assert_eq!(store.stream_version(&absent), 0);
+    let err = eventfile::EventStore::streams(&store, "", None, usize::MAX).unwrap_err();
+    assert_eq!(err.kind(), eventfile::ErrorKind::Corrupt, "{err}");
+    assert!(store.streams("", None, usize::MAX).is_empty());
+    // Every stream with events, the truncated one and `$lifecycle` too.
+    assert_eq!(store.stream_count(), names.len() + 1);
+    // A stream in a sound block still answers, and the damaged block's streams from their
+    // newest events.
+    assert_eq!(store.stream_version(&names[0]), 3);
+    assert_eq!(
+        eventfile::EventStore::stream_version(&store, &names[0]).unwrap(),
+        3
+    );
+}
+
 /// `verify` reports a summary with a damaged block (docs/format.md: "reports a summary that
 /// differs or has a damaged block"), also when the block is one the open itself reads: the
 /// block holding a deleted stream (every deleted stream is loaded at open), where the open
 /// silently starts over without the summary.
 #[test]
-#[ignore = "a defect the review found, being fixed on branch fixb"]
 fn review_verify_reports_a_damaged_block_that_the_open_reads() {
     let dir = tempfile::tempdir().unwrap();
     let names = many_streams(dir.path(), 1500);

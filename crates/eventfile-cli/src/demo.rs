@@ -101,7 +101,7 @@ pub fn run(out: &mut impl Write) -> Result<(), Failure> {
     )?;
 
     // Two clerks load order-1002 at version 1 and both try to add an item.
-    let seen = store.stream_version("order-1002");
+    let seen = eventfile::EventStore::stream_version(&store, "order-1002")?;
     let first = store.append(
         "order-1002",
         ExpectedVersion::Exact(seen),
