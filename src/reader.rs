@@ -225,7 +225,12 @@ impl Store {
         for (i, first, last) in parts {
             // Postings k holds version first + k: select the versions in [lo, hi].
             let skip = lo.saturating_sub(first) as usize;
-            let take = (hi.min(last) - first.max(lo) + 1) as usize;
+            // A list the summary vouched for names only segments holding the stream's events;
+            // should one name none (`first > last`), it selects nothing rather than overflowing.
+            let take = hi.min(last).saturating_add(1).saturating_sub(first.max(lo)) as usize;
+            if take == 0 {
+                continue;
+            }
             let version = first.max(lo);
             let name = stream.to_owned();
             let seg = st.log.segments[i].clone();

@@ -186,7 +186,7 @@ impl SummaryStreams {
     }
 
     /// The record at the front of `r`, in block `i`, checked: its pairs name known bases in
-    /// order, its versions never decrease.
+    /// order, with versions that increase.
     fn record(&self, i: usize, r: &mut Reader<'_>) -> Result<Record> {
         let offset = self.blocks[i].0;
         let bad = || self.damaged(offset, "a record does not decode");
@@ -199,8 +199,11 @@ impl SummaryStreams {
         let (mut point, mut version) = (0u64, 0u64);
         for j in 0..k {
             let (dp, dv) = (r.varint().ok_or_else(bad)?, r.varint().ok_or_else(bad)?);
-            // Strictly increasing bases, versions not decreasing.
-            if j > 0 && dp == 0 {
+            // Strictly increasing bases and versions: a pair names a segment or range holding
+            // at least one of the stream's events (what `StreamTable::sealed` and
+            // `add_segment` write), and a list naming one without any would have a stream
+            // read select a negative number of versions there.
+            if (j > 0 && dp == 0) || dv == 0 {
                 return Err(bad());
             }
             point = point.checked_add(dp).ok_or_else(bad)?;

@@ -735,3 +735,38 @@ fn a_checkpoint_the_summary_does_not_vouch_for_is_checked_and_counted_on_its_own
         assert_eq!(r.version, v + 1, "{what}");
     }
 }
+
+/// A summary whose CRCs hold but whose list names a segment where the stream has no event (a
+/// pair repeating the version before it) is refused, as a damaged one is, and the sidecars stand
+/// in: a stream read took such a pair for a negative count of versions and overflowed (found by
+/// the `summary` fuzz target).
+#[test]
+fn a_list_naming_a_segment_without_the_streams_events_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    closed_store(dir.path(), 4);
+    let expected = contents(&Store::open_read_only(dir.path()).unwrap());
+    forge_summary(dir.path(), |b| {
+        let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+        let (r, s, p) = (
+            u64_at(b, 64) as usize,
+            u64_at(b, 72) as usize,
+            u64_at(b, 80) as usize,
+        );
+        let first_block = u64_at(b, 112 + r * 16 + s * 40 + p * 8) as usize;
+        // The record of "c": its name (a u16 length, then the bytes), k, then (base, version)
+        // differences, one byte each in a store this small.
+        let at = first_block
+            + b[first_block..]
+                .windows(3)
+                .position(|w| w == [1, 0, b'c'])
+                .unwrap();
+        assert!(b[at + 3] >= 2, "c has events in several sealed segments");
+        assert!(
+            b[at + 7] > 0 && b[at + 7] < 0x80,
+            "a one-byte version difference"
+        );
+        b[at + 7] = 0;
+    });
+    let store = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(contents(&store), expected);
+}
