@@ -216,7 +216,10 @@ impl App {
                         self.streams.end();
                         Ok(())
                     }
-                    _ => Ok(()),
+                    other => {
+                        self.unknown(other);
+                        Ok(())
+                    }
                 };
                 self.report(r);
             }
@@ -236,7 +239,10 @@ impl App {
                         self.json_scroll = self.json_scroll.saturating_sub(1);
                         Ok(())
                     }
-                    _ => Ok(()),
+                    other => {
+                        self.unknown(other);
+                        Ok(())
+                    }
                 };
                 self.report(r);
             }
@@ -245,6 +251,14 @@ impl App {
             self.json_scroll = 0;
         }
         Outcome::Continue
+    }
+
+    /// A key that does nothing on this screen: a letter is named on the status line, so that a
+    /// mistyped key is not mistaken for a viewer that stopped answering.
+    fn unknown(&mut self, key: Key) {
+        if let Key::Char(c) = key {
+            self.status = format!("`{c}` does nothing here: ? shows the keys");
+        }
     }
 
     fn ask(&mut self, ask: Ask, text: String) {
@@ -481,6 +495,29 @@ mod tests {
             app.key(store, Key::Char(c));
         }
         app.key(store, Key::Enter);
+    }
+
+    #[test]
+    fn a_key_that_does_nothing_is_named() {
+        let store = store();
+        let mut app = App::new(
+            &store,
+            "memory:".into(),
+            Scope::All,
+            Filter::default(),
+            false,
+        );
+        app.key(&store, Key::Char('z'));
+        assert_eq!(app.status, "`z` does nothing here: ? shows the keys");
+        app.key(&store, Key::Down);
+        assert_eq!(app.status, "", "a key that does something clears it");
+        app.key(&store, Key::Enter);
+        app.key(&store, Key::Char('x'));
+        assert!(
+            app.status.starts_with("`x` does nothing here"),
+            "{}",
+            app.status
+        );
     }
 
     #[test]
