@@ -66,33 +66,6 @@ fn damage_with_sidecar(dir: &Path, base: u64) {
     std::fs::write(&seg, bytes).unwrap();
 }
 
-/// Makes every CRC of a summary (format 2) match its bytes again: each block's in the
-/// directory, the head's, the header's.
-fn recrc_summary(bytes: &mut [u8]) {
-    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
-    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 2);
-    let (r, s, p, blocks, head_len) = (
-        u64_at(bytes, 64) as usize,
-        u64_at(bytes, 72) as usize,
-        u64_at(bytes, 80) as usize,
-        u64_at(bytes, 88) as usize,
-        u64_at(bytes, 96) as usize,
-    );
-    let directory = 112 + r * 16 + s * 40 + p * 8;
-    for i in 0..blocks {
-        let at = directory + i * 16;
-        let offset = u64_at(bytes, at) as usize;
-        let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
-        let crc = crc32fast::hash(&bytes[offset..offset + len]);
-        bytes[at + 12..at + 16].copy_from_slice(&crc.to_le_bytes());
-    }
-    let end = 112 + head_len - 4;
-    let crc = crc32fast::hash(&bytes[112..end]);
-    bytes[end..end + 4].copy_from_slice(&crc.to_le_bytes());
-    let crc = crc32fast::hash(&bytes[..108]);
-    bytes[108..112].copy_from_slice(&crc.to_le_bytes());
-}
-
 /// Rewrites the summary with `forge`, then makes its CRCs match again; returns its path.
 fn forge_summary(dir: &Path, forge: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
     let path = dir.join("summary");
@@ -504,20 +477,6 @@ fn many_streams(dir: &Path, n: usize) -> Vec<String> {
     names
 }
 
-/// The blocks of a format-2 summary: offset and length of each.
-fn summary_blocks(bytes: &[u8]) -> Vec<(usize, usize)> {
-    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
-    let (r, s, p, blocks) = (u64_at(64), u64_at(72), u64_at(80), u64_at(88));
-    let directory = 112 + r * 16 + s * 40 + p * 8;
-    (0..blocks)
-        .map(|i| {
-            let at = directory + i * 16;
-            let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap());
-            (u64_at(at), len as usize)
-        })
-        .collect()
-}
-
 /// Every stream's version and events, and the listing and count, as `store` reads them.
 type View = (Vec<(u64, Vec<RecordedEvent>)>, Vec<(String, u64)>, usize);
 
@@ -746,13 +705,7 @@ fn a_list_naming_a_segment_without_the_streams_events_is_refused() {
     closed_store(dir.path(), 4);
     let expected = contents(&Store::open_read_only(dir.path()).unwrap());
     forge_summary(dir.path(), |b| {
-        let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
-        let (r, s, p) = (
-            u64_at(b, 64) as usize,
-            u64_at(b, 72) as usize,
-            u64_at(b, 80) as usize,
-        );
-        let first_block = u64_at(b, 112 + r * 16 + s * 40 + p * 8) as usize;
+        let first_block = summary_blocks(b)[0].0;
         // The record of "c": its name (a u16 length, then the bytes), k, then (base, version)
         // differences, one byte each in a store this small.
         let at = first_block

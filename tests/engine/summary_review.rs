@@ -179,20 +179,6 @@ fn many_streams(dir: &Path, n: usize) -> Vec<String> {
     names
 }
 
-/// The blocks of a format-2 summary: offset and length of each.
-fn summary_blocks(bytes: &[u8]) -> Vec<(usize, usize)> {
-    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
-    let (r, s, p, blocks) = (u64_at(64), u64_at(72), u64_at(80), u64_at(88));
-    let directory = 112 + r * 16 + s * 40 + p * 8;
-    (0..blocks)
-        .map(|i| {
-            let at = directory + i * 16;
-            let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap());
-            (u64_at(at), len as usize)
-        })
-        .collect()
-}
-
 /// Damages the last block of the summary in place (same inode: handles holding it open see it).
 fn damage_last_block(dir: &Path) {
     let path = dir.join("summary");
@@ -463,27 +449,6 @@ fn review_timing_new_streams_with_a_large_summary() {
             t.elapsed()
         );
     }
-}
-
-/// Makes every CRC of a summary (format 2) match its bytes again (as `summary.rs`'s tests do).
-fn recrc_summary(bytes: &mut [u8]) {
-    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
-    let head_len = u64_at(bytes, 96) as usize;
-    for (i, (offset, len)) in summary_blocks(bytes).into_iter().enumerate() {
-        let (r, s, p) = (
-            u64_at(bytes, 64) as usize,
-            u64_at(bytes, 72) as usize,
-            u64_at(bytes, 80) as usize,
-        );
-        let at = 112 + r * 16 + s * 40 + p * 8 + i * 16;
-        let crc = crc32fast::hash(&bytes[offset..offset + len]);
-        bytes[at + 12..at + 16].copy_from_slice(&crc.to_le_bytes());
-    }
-    let end = 112 + head_len - 4;
-    let crc = crc32fast::hash(&bytes[112..end]);
-    bytes[end..end + 4].copy_from_slice(&crc.to_le_bytes());
-    let crc = crc32fast::hash(&bytes[..108]);
-    bytes[108..112].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// A summary whose CRCs match but whose last list base is not a segment's (past the active

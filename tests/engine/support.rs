@@ -148,3 +148,36 @@ impl Rng {
         xs[self.below(xs.len() as u64) as usize]
     }
 }
+
+/// The blocks of a format-2 summary (`docs/format.md`): the offset and length of each.
+pub fn summary_blocks(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+    let (r, s, p, blocks) = (u64_at(64), u64_at(72), u64_at(80), u64_at(88));
+    let directory = 112 + r * 16 + s * 40 + p * 8;
+    (0..blocks)
+        .map(|i| {
+            let at = directory + i * 16;
+            let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap());
+            (u64_at(at), len as usize)
+        })
+        .collect()
+}
+
+/// Makes every CRC of a format-2 summary match its bytes again: each block's in the directory,
+/// the head's, the header's (so that a test's forgery reaches the checks behind them).
+pub fn recrc_summary(bytes: &mut [u8]) {
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 2);
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let (r, s, p) = (u64_at(bytes, 64), u64_at(bytes, 72), u64_at(bytes, 80));
+    let directory = (112 + r * 16 + s * 40 + p * 8) as usize;
+    for (i, (offset, len)) in summary_blocks(bytes).into_iter().enumerate() {
+        let at = directory + i * 16;
+        let crc = crc32fast::hash(&bytes[offset..offset + len]);
+        bytes[at + 12..at + 16].copy_from_slice(&crc.to_le_bytes());
+    }
+    let end = 112 + u64_at(bytes, 96) as usize - 4;
+    let crc = crc32fast::hash(&bytes[112..end]);
+    bytes[end..end + 4].copy_from_slice(&crc.to_le_bytes());
+    let crc = crc32fast::hash(&bytes[..108]);
+    bytes[108..112].copy_from_slice(&crc.to_le_bytes());
+}
