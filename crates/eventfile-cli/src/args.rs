@@ -215,8 +215,12 @@ pub enum Command {
     /// Describe the store as one JSON object: events, streams, types, tags, head and log start,
     /// the oldest and newest event times, deleted and tombstoned streams, bytes on disk by kind
     /// (file store: segments, sidecars, snapshots, checkpoints; SQLite: the database and its
-    /// WAL), segments sealed and active, and this process's counters.
-    Stats,
+    /// WAL), segments sealed and active, and this process's counters. On a terminal, the same
+    /// as a table of `name  value` rows (nested names joined by dots), unless `--json`.
+    Stats {
+        #[command(flatten)]
+        output: crate::output::OutputArgs,
+    },
     /// Rebuild every sealed segment's index sidecar from the segment.
     Reindex,
     /// Check every record's CRC and the store's invariants. Exit 0 when sound, 1 otherwise.

@@ -346,9 +346,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             &mut out,
         )?,
         Command::Projections => query::projections(target.open_existing()?.as_dyn(), &mut out)?,
-        Command::Stats => {
-            stats::stats(target.open_existing()?.as_dyn(), &target.location, &mut out)?
-        }
+        Command::Stats { output } => stats::stats(
+            target.open_existing()?.as_dyn(),
+            &target.location,
+            output::Format::detect(output),
+            &mut out,
+        )?,
         Command::Reindex => query::reindex(target.dir("reindex")?, &mut out)?,
         Command::Verify => {
             let dir = target.dir("verify")?;

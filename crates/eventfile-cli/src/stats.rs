@@ -2,6 +2,8 @@
 //! streams, types, tags), positions, the oldest and newest event times, deleted and tombstoned
 //! streams, the bytes on disk by kind (file store and SQLite), and the handle's counters.
 //!
+//! One JSON object when piped or with `--json`; on a terminal, the same figures as a table.
+//!
 //! Everything comes through the `EventStore` trait (the listings are paged, never loaded
 //! whole), except the bytes on disk, which are the file store's directory or SQLite's files.
 
@@ -14,6 +16,7 @@ use eventfile_connect::Location;
 use serde_json::{Value, json};
 
 use crate::Failure;
+use crate::output::Format;
 
 /// How many names a listing page asks for.
 const PAGE: usize = 10_000;
@@ -21,6 +24,7 @@ const PAGE: usize = 10_000;
 pub fn stats(
     store: &dyn EventStore,
     location: &Location,
+    format: Format,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
     let head = store.head_seq()?;
@@ -64,8 +68,47 @@ pub fn stats(
     if let Some(segments) = segments {
         stats["segments"] = segments;
     }
-    writeln!(out, "{stats}")?;
+    match format {
+        Format::Lines => writeln!(out, "{stats}")?,
+        Format::Table { color } => table(&stats, color, out)?,
+    }
     Ok(())
+}
+
+/// `stats` for a person at a terminal: one `name  value` row per figure, nested names joined by
+/// dots (`bytes.segments`), in the object's order (by name), texts unquoted, `-` for none.
+fn table(stats: &Value, color: bool, out: &mut impl Write) -> std::io::Result<()> {
+    let mut rows = Vec::new();
+    flatten("", stats, &mut rows);
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let (on, off) = if color {
+        ("\x1b[1m", "\x1b[0m")
+    } else {
+        ("", "")
+    };
+    writeln!(out, "{on}{:<width$}  VALUE{off}", "STAT")?;
+    for (name, value) in rows {
+        writeln!(out, "{name:<width$}  {value}")?;
+    }
+    Ok(())
+}
+
+fn flatten(prefix: &str, v: &Value, rows: &mut Vec<(String, String)>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                let name = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&name, x, rows);
+            }
+        }
+        Value::String(s) => rows.push((prefix.to_owned(), s.clone())),
+        Value::Null => rows.push((prefix.to_owned(), "-".to_owned())),
+        other => rows.push((prefix.to_owned(), other.to_string())),
+    }
 }
 
 fn count_streams(store: &dyn EventStore) -> Result<u64, Failure> {
@@ -173,5 +216,34 @@ fn size_of(path: &Path) -> u64 {
             .unwrap_or(0),
         Ok(m) => m.len(),
         Err(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn on_a_terminal_the_object_is_a_table_of_dotted_names() {
+        let stats = json!({
+            "backend": "file",
+            "events": 6,
+            "bytes": { "segments": 900, "total": 1000 },
+            "newest_time": null,
+        });
+        let mut out = Vec::new();
+        table(&stats, false, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "STAT            VALUE\n\
+             backend         file\n\
+             bytes.segments  900\n\
+             bytes.total     1000\n\
+             events          6\n\
+             newest_time     -\n"
+        );
+        let mut out = Vec::new();
+        table(&stats, true, &mut out).unwrap();
+        assert!(out.starts_with(b"\x1b[1mSTAT"), "the header in bold");
     }
 }
