@@ -397,60 +397,6 @@ fn review_a_damaged_block_with_deletions_elsewhere_reads_as_without_the_summary(
     );
 }
 
-/// Timing (ignored by default): appends to new streams in a store whose summary holds many
-/// streams; each new name is searched in a summary block (read, CRC, every record decoded)
-/// under the state lock.
-#[test]
-#[ignore]
-fn review_timing_new_streams_with_a_large_summary() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let store = fast_store(dir.path(), 1 << 20);
-        for chunk in (0..40_000u64).collect::<Vec<_>>().chunks(1000) {
-            for &i in chunk {
-                append_one(&store, &format!("old-{i:06}"), i);
-            }
-        }
-        store.close().unwrap();
-    }
-    for with in [true, false] {
-        let copy = copy_of(dir.path());
-        if !with {
-            std::fs::remove_file(copy.path().join("summary")).unwrap();
-        }
-        let store = fast_store(copy.path(), 1 << 20);
-        let t = std::time::Instant::now();
-        for i in 0..20_000u64 {
-            store
-                .append(
-                    &format!("old-{:06}x", i * 2),
-                    ExpectedVersion::NoStream,
-                    [ev("T", i)],
-                )
-                .unwrap();
-        }
-        eprintln!("summary {with}: 20000 new streams in {:?}", t.elapsed());
-        let t = std::time::Instant::now();
-        for i in 0..20_000u64 {
-            let _ = store.stream_version(&format!("old-{:06}", i * 2));
-        }
-        eprintln!(
-            "summary {with}: 20000 stream_version of old streams in {:?}",
-            t.elapsed()
-        );
-        let t = std::time::Instant::now();
-        let n = store.stream_count();
-        eprintln!("summary {with}: stream_count {n} in {:?}", t.elapsed());
-        store.truncate_stream("old-000002", 2).unwrap();
-        let t = std::time::Instant::now();
-        let n = store.stream_count();
-        eprintln!(
-            "summary {with}: stream_count with a deletion {n} in {:?}",
-            t.elapsed()
-        );
-    }
-}
-
 /// A summary whose CRCs match but whose last list base is not a segment's (past the active
 /// segment's base): nothing checks the bases against the segments and ranges, so the open
 /// trusts it; once the segment active at the open is sealed, a read of a stream with events
