@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use crate::deletion::{DeadCounts, Deletion, DeletionState};
 use crate::error::{Error, Result};
-use crate::index::{IndexFile, Kind};
+use crate::index::{IndexFile, Kind, MemIndex};
 use crate::manifest::Removed;
-use crate::sealed::MapCache;
+use crate::sealed::{Held, MapCache, Sealed};
 use crate::segments::{Segment, SegmentSet};
 use crate::storage::Storage;
 pub(crate) use crate::stream_table::{StreamEntry, StreamTable};
@@ -138,12 +138,25 @@ impl State {
         storage: &Arc<dyn Storage>,
         dir: &Path,
         index: Arc<IndexFile>,
-        pinned: bool,
-    ) {
-        let (base, mut mem) = self.log.seal_active(storage, dir, index, pinned);
-        self.streams.sealed(base);
+        held: Held,
+    ) -> Arc<Sealed> {
+        let (sealed, mut mem) = self.log.seal_active(storage, dir, Some((index, held)));
+        self.streams.sealed(sealed.base);
         mem.clear();
         self.log.spare_index = Some(mem);
+        sealed
+    }
+
+    /// Seals the active segment leaving its sidecar to the sealer (`sealer.rs`): returns the
+    /// sealed segment and its index, for the sealer to encode and write.
+    pub(crate) fn seal_active_for_sealer(
+        &mut self,
+        storage: &Arc<dyn Storage>,
+        dir: &Path,
+    ) -> (Arc<Sealed>, MemIndex) {
+        let (sealed, mem) = self.log.seal_active(storage, dir, None);
+        self.streams.sealed(sealed.base);
+        (sealed, mem)
     }
     /// What is deleted of `stream`, if anything; a tombstoned stream is refused with
     /// [`Error::StreamDeleted`], as every operation on it is.
