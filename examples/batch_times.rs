@@ -1,6 +1,9 @@
-//! Wall time of each durable 1,000-event append to one stream, and how much of the total the
-//! appends that rolled a segment took: `batch_times [ROUNDS]` (default 1,500 batches, about
-//! five 64 MiB segments). A measurement aid for issue 16 item 5 (`docs/performance.md`).
+//! Wall time of each durable 1,000-event append to one stream, how much of the total the
+//! appends that rolled a segment took, and the CPU time of the appending thread and of the
+//! whole process per batch (Linux: `/proc/thread-self/schedstat`, `/proc/self/stat`):
+//! `batch_times [ROUNDS]` (default 1,500 batches, about five 64 MiB segments). A measurement
+//! aid for issue 16 item 5 (`docs/performance.md`): on a machine too busy for wall times to
+//! settle anything, the appending thread's CPU is what an append adds to its `fdatasync`.
 
 use std::time::Instant;
 
@@ -34,6 +37,7 @@ fn main() {
     let mut times = Vec::with_capacity(rounds);
     let mut rolled = Vec::new();
     let mut before = segments();
+    let (thread0, process0) = (thread_cpu_ns(), process_cpu_ns());
     for i in 0..rounds {
         let batch = events.clone();
         let t = Instant::now();
@@ -56,6 +60,8 @@ fn main() {
             }
         }
     }
+    let thread = (thread_cpu_ns() - thread0) as f64 / 1e3 / rounds as f64;
+    let process = (process_cpu_ns() - process0) as f64 / 1e3 / rounds as f64;
     let total: f64 = times.iter().sum();
     let mut sorted = times.clone();
     sorted.sort_by(f64::total_cmp);
@@ -68,4 +74,29 @@ fn main() {
         rolled.iter().map(|v| v.round()).collect::<Vec<_>>(),
         rolled.iter().sum::<f64>() * 100.0 / total
     );
+    println!("CPU per batch: appending thread {thread:.0} µs, whole process {process:.0} µs");
+}
+
+/// Time this thread has run, in nanoseconds (0 where the kernel does not say).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Time every thread of the process has run (user and system), in nanoseconds, at the
+/// kernel's tick of 10 ms (0 where the kernel does not say).
+fn process_cpu_ns() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // utime and stime: fields 14 and 15 of the line, the 12th and 13th after the name.
+    f.get(11)
+        .zip(f.get(12))
+        .map_or(0, |(u, s)| (u + s) * 10_000_000)
 }
