@@ -3,7 +3,9 @@
 //! whole process per batch (Linux: `/proc/thread-self/schedstat`, `/proc/self/stat`):
 //! `batch_times [ROUNDS]` (default 1,500 batches, about five 64 MiB segments). A measurement
 //! aid for issue 16 item 5 (`docs/performance.md`): on a machine too busy for wall times to
-//! settle anything, the appending thread's CPU is what an append adds to its `fdatasync`.
+//! settle anything, the appending thread's CPU is what an append adds to its `fdatasync`. Then
+//! the raw loop of `benches/append.rs` in the same directory, as many times: the same 1,000
+//! lines (the store's first record, repeated) written with one `write` and `fdatasync`ed.
 
 use std::time::Instant;
 
@@ -75,6 +77,30 @@ fn main() {
         rolled.iter().sum::<f64>() * 100.0 / total
     );
     println!("CPU per batch: appending thread {thread:.0} µs, whole process {process:.0} µs");
+
+    let segment = std::fs::read(dir.path().join("00000000000000000001.jsonl")).expect("segment");
+    let line = segment
+        .split_inclusive(|&b| b == b'\n')
+        .nth(1)
+        .expect("a record")
+        .to_vec();
+    let bytes = line.repeat(1000);
+    let mut raw = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("raw.jsonl"))
+        .expect("raw file");
+    let t = Instant::now();
+    for _ in 0..rounds {
+        use std::io::Write;
+        raw.write_all(&bytes).expect("write");
+        raw.sync_data().expect("fdatasync");
+    }
+    let raw_us = t.elapsed().as_secs_f64() * 1e6 / rounds as f64;
+    println!(
+        "raw loop: mean {raw_us:.0} µs per batch; eventfile vs raw (throughput): {:.2}x",
+        raw_us / (total / rounds as f64)
+    );
 }
 
 /// Time this thread has run, in nanoseconds (0 where the kernel does not say).
