@@ -72,6 +72,7 @@ mod memory;
 mod metrics;
 pub mod projection;
 mod query;
+mod read_ahead;
 mod reader;
 mod record;
 mod recovery;

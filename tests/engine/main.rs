@@ -18,6 +18,7 @@ mod metrics;
 mod module_graph;
 mod numbers;
 mod query;
+mod read_ahead;
 mod reads;
 mod reopen;
 mod retention;
