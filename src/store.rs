@@ -438,8 +438,11 @@ impl Drop for Inner {
             && st.log.active_len > seg.data_start
         {
             let name = format!("{:020}.{}", seg.base, crate::index::INDEX_EXT);
-            let bytes = st.log.active_index.encode(seg.base, st.log.active_len);
-            if crate::files::write_atomic(self.storage.as_ref(), &self.dir, &name, &bytes).is_ok()
+            // No checkpoint where the one this index continues from had to be rebuilt and the
+            // segment turned out damaged: the next open scans the segment and reports it.
+            if let Ok(bytes) = st.log.active_index.encode(seg.base, st.log.active_len)
+                && crate::files::write_atomic(self.storage.as_ref(), &self.dir, &name, &bytes)
+                    .is_ok()
                 && let Some(crc) = bytes.last_chunk::<4>()
             {
                 checkpoint_crc = u32::from_le_bytes(*crc);
