@@ -32,7 +32,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{Error, Result};
-use crate::index::{Checkpoint, IndexFile, MemIndex};
+use crate::index::{CheckpointIndex, IndexFile, MemIndex};
 use crate::segment::{Lines, ScanEnd, SegmentData};
 use crate::storage::{Mapped, StorageFile};
 
@@ -88,7 +88,7 @@ impl ActiveCheckpoint {
     }
 }
 
-impl Checkpoint for ActiveCheckpoint {
+impl CheckpointIndex for ActiveCheckpoint {
     fn count(&self) -> u64 {
         self.count
     }

@@ -305,7 +305,7 @@ fn prefix_key(term: &str) -> u128 {
 
 /// The records an active segment's index continues from: a checkpoint's, checked already (an
 /// [`IndexFile`]) or on first use (`active_checkpoint.rs`).
-pub(crate) trait Checkpoint: Send + Sync {
+pub(crate) trait CheckpointIndex: Send + Sync {
     /// Records it holds (known without checking it).
     fn count(&self) -> u64;
     /// The time of its first record, if it holds any (known without checking it).
@@ -314,7 +314,7 @@ pub(crate) trait Checkpoint: Send + Sync {
     fn index(&self) -> Result<&IndexFile>;
 }
 
-impl Checkpoint for IndexFile {
+impl CheckpointIndex for IndexFile {
     fn count(&self) -> u64 {
         self.count
     }
@@ -340,7 +340,7 @@ impl Checkpoint for IndexFile {
 #[derive(Default, Clone)]
 pub(crate) struct MemIndex {
     /// The first records, read in place: ordinals `0..base.count()`.
-    base: Option<Arc<dyn Checkpoint>>,
+    base: Option<Arc<dyn CheckpointIndex>>,
     /// Positions and times of the records after `base`.
     positions: Vec<u32>,
     times: Vec<i64>,
@@ -617,7 +617,7 @@ impl MemIndex {
     }
 
     /// Continues an active segment from its checkpoint, read in place.
-    pub(crate) fn from_checkpoint(c: Arc<dyn Checkpoint>) -> MemIndex {
+    pub(crate) fn from_checkpoint(c: Arc<dyn CheckpointIndex>) -> MemIndex {
         MemIndex {
             base: Some(c),
             ..MemIndex::default()

@@ -15,7 +15,7 @@ use crate::config::StoreConfig;
 use crate::deletion::{LIFECYCLE_STREAM, apply_event};
 use crate::error::{Error, Result};
 use crate::files::remove_temps;
-use crate::index::{Checkpoint, INDEX_EXT, IndexFile, Kind, MemIndex};
+use crate::index::{CheckpointIndex, INDEX_EXT, IndexFile, Kind, MemIndex};
 use crate::query::IndexRef;
 use crate::record;
 use crate::sealed::Sealed;
@@ -639,7 +639,7 @@ fn open_active(
         if let Some(t) = last_time {
             st.last_time = st.last_time.max(t);
         }
-        let checkpoint: Arc<dyn Checkpoint> = match (checked, vouched) {
+        let checkpoint: Arc<dyn CheckpointIndex> = match (checked, vouched) {
             (Some(ix), _) => ix,
             (None, crc) => Arc::new(ActiveCheckpoint::deferred(
                 Deferred {
