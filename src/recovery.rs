@@ -549,6 +549,10 @@ fn open_active(
 ) -> Result<()> {
     let (path, file, len) = open_segment(storage, dir, base, !read_only)?;
     let mut lines = Lines::new(SegmentData::File(file.clone()), len, config.max_line());
+    // The header and, usually, the first record (whose time the open reads) in one small read:
+    // the header check would otherwise read a whole chunk (256 KiB). A line longer than this
+    // is read on as before, and a failed read is reported by the check that needs the bytes.
+    let _ = lines.load(0, len.min(HEAD_READ));
     let data_start = match checked_header(&mut lines, &path, base) {
         Ok(data_start) => data_start,
         Err(Error::Corrupt { .. }) if !has_valid_record(&mut lines, &path)? => {
@@ -662,6 +666,9 @@ fn open_active(
     }
     scan_active(config, read_only, limit, st)
 }
+
+/// Bytes of the active segment the open reads first: its header and first record.
+const HEAD_READ: u64 = 4096;
 
 /// Whether the checkpoint's last record is where it says, holds the seq it should, and closes a
 /// batch at exactly the covered length: then that record's time (`None` for an empty
