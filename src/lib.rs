@@ -43,6 +43,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod active_checkpoint;
 pub mod aggregate;
 mod api;
 #[cfg(feature = "async")]

@@ -100,7 +100,7 @@ impl State {
                     let counts: Vec<(String, u64)> = self
                         .log
                         .active_index
-                        .terms_with_prefix(Kind::Stream, "")
+                        .terms_with_prefix(Kind::Stream, "")?
                         .map(|(n, p)| (n.to_owned(), p.len() as u64))
                         .collect();
                     let counts = counts.iter().map(|(n, c)| (n.as_str(), *c));

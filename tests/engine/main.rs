@@ -1,5 +1,6 @@
 //! Integration tests of the core engine: one binary, one module per concern.
 
+mod active_checkpoint;
 mod api;
 mod bad_input;
 mod batches;
