@@ -78,7 +78,7 @@ impl Store {
                         // The active index also holds events written but not yet durable (or
                         // whose fsync failed): like reads, count only the visible ones.
                         let visible = (self.head_seq() + 1).saturating_sub(seg.base);
-                        for (t, p) in m.terms_with_prefix(kind, "").filter(|(t, _)| wanted(t)) {
+                        for (t, p) in m.terms_with_prefix(kind, "")?.filter(|(t, _)| wanted(t)) {
                             let p = &p[..p.partition_point(|&o| u64::from(o) < visible)];
                             add(t, live(p.iter().copied(), p.len(), &dead));
                         }
@@ -195,7 +195,7 @@ impl Store {
                 }
                 None => {
                     let m = &st.log.active_index;
-                    (m.len() as u32, m.first_at_or_after(time))
+                    (m.len() as u32, m.first_at_or_after(time)?)
                 }
             };
             if first < count {

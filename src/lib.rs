@@ -43,6 +43,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod active_checkpoint;
 pub mod aggregate;
 mod api;
 #[cfg(feature = "async")]
@@ -72,6 +73,7 @@ mod memory;
 mod metrics;
 pub mod projection;
 mod query;
+mod read_ahead;
 mod reader;
 mod record;
 mod recovery;

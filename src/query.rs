@@ -385,7 +385,7 @@ impl IndexRef<'_> {
     pub(crate) fn position(&self, ord: u32) -> Result<Option<u64>> {
         Ok(match self {
             IndexRef::Sealed(f) => f.position(ord)?.map(u64::from),
-            IndexRef::Mem(m) => m.position(ord).map(u64::from),
+            IndexRef::Mem(m) => m.position(ord)?.map(u64::from),
         })
     }
 
@@ -399,27 +399,33 @@ impl IndexRef<'_> {
     ) -> Result<Vec<(u64, u32, u32)>> {
         match self {
             IndexRef::Sealed(f) => f.extents(ords, end),
-            IndexRef::Mem(m) => Ok(ords
-                .filter_map(|o| {
-                    let at = u64::from(m.position(o)?);
-                    let next = m.position(o + 1).map_or(end, u64::from);
-                    Some((at, u32::try_from(next.checked_sub(at)?).ok()?, o))
-                })
-                .collect()),
+            IndexRef::Mem(m) => {
+                let mut out = Vec::new();
+                for o in ords {
+                    let Some(at) = m.position(o)?.map(u64::from) else {
+                        continue;
+                    };
+                    let next = m.position(o + 1)?.map_or(end, u64::from);
+                    if let Some(len) = next.checked_sub(at).and_then(|l| u32::try_from(l).ok()) {
+                        out.push((at, len, o));
+                    }
+                }
+                Ok(out)
+            }
         }
     }
 
     fn first_at_or_after(&self, t: Micros) -> Result<u32> {
         match self {
             IndexRef::Sealed(f) => f.first_at_or_after(t),
-            IndexRef::Mem(m) => Ok(m.first_at_or_after(t)),
+            IndexRef::Mem(m) => m.first_at_or_after(t),
         }
     }
 
     pub(crate) fn postings(&self, kind: Kind, term: &str) -> Result<Vec<u32>> {
         match self {
             IndexRef::Sealed(f) => f.postings(kind, term),
-            IndexRef::Mem(m) => Ok(m.postings(kind, term).into_owned()),
+            IndexRef::Mem(m) => Ok(m.postings(kind, term)?.into_owned()),
         }
     }
 
@@ -427,7 +433,7 @@ impl IndexRef<'_> {
     pub(crate) fn last_posting(&self, kind: Kind, term: &str) -> Result<Option<u32>> {
         match self {
             IndexRef::Sealed(f) => f.last_posting(kind, term),
-            IndexRef::Mem(m) => Ok(m.last_posting(kind, term)),
+            IndexRef::Mem(m) => m.last_posting(kind, term),
         }
     }
 
@@ -439,7 +445,7 @@ impl IndexRef<'_> {
                 .map(|(_, p)| p)
                 .collect(),
             IndexRef::Mem(m) => m
-                .terms_with_prefix(kind, prefix)
+                .terms_with_prefix(kind, prefix)?
                 .map(|(_, p)| p.into_owned())
                 .collect(),
         };

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::event::{RecordedEvent, validate_stream};
 use crate::index::Kind;
 use crate::query::{Cursor, Direction, IndexRef, Query, Read, plan_segment};
+use crate::read_ahead::{self, Body, Extent, ReadAhead};
 use crate::record;
 use crate::sealed::Sealed;
 use crate::segment::Lines;
@@ -32,21 +33,11 @@ enum Plan {
     Lazy(Box<dyn FnOnce() -> Result<Vec<Extent>> + Send>),
 }
 
-/// A record to read and what it must be: where it lies in its segment (offset, length including
-/// the newline), its ordinal there (its seq is the segment's base plus it) and, for a stream
-/// read, its version (0 otherwise). A record found elsewhere than the index says, yet framed
-/// and with a good CRC (a damaged posting, position or remembered extent landing on another
-/// record), is then told apart from the one wanted: a corruption, never an answer.
-#[derive(Clone, Copy)]
-struct Extent {
-    at: u64,
-    len: u32,
-    ord: u32,
-    version: u64,
-}
-
-/// Most bytes one read fetches when it gathers adjacent records.
-const RUN_BYTES: u64 = 256 * 1024;
+// An `Extent` is a record to read and what it must be: where it lies in its segment (offset,
+// length including the newline), its ordinal there (its seq is the segment's base plus it) and,
+// for a stream read, its version (0 otherwise). A record found elsewhere than the index says,
+// yet framed and with a good CRC (a damaged posting, position or remembered extent landing on
+// another record), is then told apart from the one wanted: a corruption, never an answer.
 
 struct Source {
     /// The segment's bytes, once mapped (a sealed segment's when the iterator reaches it).
@@ -58,8 +49,15 @@ struct Source {
     max_line: usize,
     path: PathBuf,
     plan: Option<Plan>,
-    offsets: Vec<Extent>,
+    offsets: Arc<Vec<Extent>>,
     next: usize,
+    /// A scan's thread reading the runs ahead (a `read_all` of a segment read by `pread`).
+    ahead: Option<ReadAhead>,
+    /// The last run the read-ahead handed over with every record in it checked, the segment
+    /// offset it starts at, and the extents it holds.
+    text: String,
+    text_lo: u64,
+    checked: std::ops::Range<usize>,
 }
 
 /// What each decoded event must satisfy besides visibility.
@@ -525,8 +523,12 @@ impl Events {
             max_line,
             path: seg.path.clone(),
             plan: Some(plan),
-            offsets: Vec::new(),
+            offsets: Arc::new(Vec::new()),
             next: 0,
+            ahead: None,
+            text: String::new(),
+            text_lo: 0,
+            checked: 0..0,
         });
     }
 
@@ -549,13 +551,13 @@ impl Events {
         let backward = self.backward;
         let src = self.sources.front_mut()?;
         if let Some(plan) = src.plan.take() {
-            src.offsets = match plan {
+            src.offsets = Arc::new(match plan {
                 Plan::Ready(v) => v,
                 Plan::Lazy(f) => match f() {
                     Ok(v) => v,
                     Err(e) => return Some(Err(e)),
                 },
-            };
+            });
         }
         if src.lines.is_none() && src.next < src.offsets.len() {
             let data = match &src.sealed {
@@ -568,48 +570,88 @@ impl Events {
             };
             match data {
                 Ok(data) => {
-                    let lines = Lines::new(data, src.end, src.max_line);
-                    src.lines = Some(lines.through_cache(self.cached));
+                    let lines = Lines::new(data, src.end, src.max_line).through_cache(self.cached);
+                    // A long scan of a segment read by `pread`: a thread reads and checks the
+                    // runs ahead while this one decodes.
+                    let long = src.offsets.len() - src.next >= read_ahead::MIN_RECORDS
+                        && self.remaining >= read_ahead::MIN_RECORDS;
+                    if let Some(file) = lines.scan_file().filter(|_| long) {
+                        src.ahead = ReadAhead::start(
+                            file,
+                            Arc::clone(&src.offsets),
+                            src.next,
+                            src.end,
+                            backward,
+                        );
+                    }
+                    src.lines = Some(lines);
                 }
                 Err(e) => return Some(Err(e)),
             }
         }
         loop {
             let lines = src.lines.as_mut()?;
-            let want = *src.offsets.get(src.next)?;
+            let i = src.next;
+            let want = *src.offsets.get(i)?;
             let (off, len) = (want.at, want.len);
             src.next += 1;
-            if !lines.covers(off, len as usize) {
-                // Gather the records that follow on disk in read order into one read.
-                let (mut lo, mut hi) = (off, off + u64::from(len));
-                for &Extent { at: o, len: l, .. } in &src.offsets[src.next..] {
-                    if hi - lo >= RUN_BYTES {
-                        break;
-                    }
-                    if !backward && o == hi {
-                        hi += u64::from(l);
-                    } else if backward && o + u64::from(l) == lo {
-                        lo = o;
-                    } else {
-                        break;
-                    }
-                }
-                if let Err(e) = lines.load(lo, hi) {
+            if !src.checked.contains(&i) && !lines.covers(off, len as usize) {
+                // The run of records that follow on disk in read order, in one read: the
+                // read-ahead's, checked or not, or read here.
+                let (lo, hi, _) = read_ahead::run(&src.offsets, i, backward);
+                let ahead = src.ahead.as_mut().and_then(|a| a.take(i));
+                let read = match ahead {
+                    Some(Ok(chunk)) => match chunk.body {
+                        Body::Checked(text) => {
+                            let old = std::mem::replace(&mut src.text, text);
+                            if let Some(a) = &src.ahead {
+                                a.give_back(old.into_bytes());
+                            }
+                            (src.text_lo, src.checked) = (chunk.lo, chunk.first..chunk.end);
+                            Ok(())
+                        }
+                        // Damage in the run: read and decoded here, which reports it where it
+                        // lies.
+                        Body::Unchecked(buf) => {
+                            if let Some(a) = &src.ahead {
+                                a.give_back(buf);
+                            }
+                            lines.load(lo, hi)
+                        }
+                    },
+                    Some(Err(e)) => Err(e),
+                    None => lines.load(lo, hi),
+                };
+                if let Err(e) = read {
                     return Some(Err(Error::io("read", &src.path, e)));
                 }
             }
-            let bytes = match lines.window(off, len as usize) {
-                Ok(l) => l,
-                Err(e) => return Some(Err(Error::io("read", &src.path, e))),
+            let decoded = if src.checked.contains(&i) {
+                // Framed, CRC-checked and UTF-8, as the read-ahead found it in this buffer.
+                let start = off.saturating_sub(src.text_lo) as usize;
+                match src
+                    .text
+                    .get(start..start + len as usize)
+                    .and_then(|l| l.strip_suffix('\n'))
+                {
+                    Some(line) => record::decode_checked_event(line),
+                    None => Err("record does not lie in the run read for it".into()),
+                }
+            } else {
+                let bytes = match lines.window(off, len as usize) {
+                    Ok(l) => l,
+                    Err(e) => return Some(Err(Error::io("read", &src.path, e))),
+                };
+                let Some(line) = bytes.strip_suffix(b"\n") else {
+                    return Some(Err(Error::corrupt(
+                        &src.path,
+                        off,
+                        "record does not end where the index says",
+                    )));
+                };
+                record::decode_event(line)
             };
-            let Some(line) = bytes.strip_suffix(b"\n") else {
-                return Some(Err(Error::corrupt(
-                    &src.path,
-                    off,
-                    "record does not end where the index says",
-                )));
-            };
-            let event = match record::decode_event(line) {
+            let event = match decoded {
                 Ok(e) => e,
                 Err(reason) => return Some(Err(Error::corrupt(&src.path, off, reason))),
             };

@@ -371,8 +371,15 @@ pub(crate) fn decode_event(line: &[u8]) -> Result<RecordedEvent, String> {
     check_frame(line)?;
     // One UTF-8 check of the whole line, then parsers that do not repeat it per string.
     let text = std::str::from_utf8(line).map_err(|e| format!("record is not UTF-8: {e}"))?;
+    decode_checked_event(text)
+}
+
+/// Decodes a record line (without its newline) whose frame [`check_frame`] accepted: what
+/// [`decode_event`] does after its checks, for a line checked elsewhere (a scan's read-ahead
+/// checks each run's records before handing the run over).
+pub(crate) fn decode_checked_event(text: &str) -> Result<RecordedEvent, String> {
     // Our own layout, walked directly; anything else is for serde_json to accept or refuse.
-    match decode::event(text, line.len() - SUFFIX_LEN) {
+    match decode::event(text, text.len().saturating_sub(SUFFIX_LEN)) {
         Some(event) => Ok(event),
         None => decode_event_serde(text),
     }

@@ -10,11 +10,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::active_checkpoint::{ActiveCheckpoint, Deferred};
 use crate::config::StoreConfig;
 use crate::deletion::{LIFECYCLE_STREAM, apply_event};
 use crate::error::{Error, Result};
 use crate::files::remove_temps;
-use crate::index::{INDEX_EXT, IndexFile, Kind, MemIndex};
+use crate::index::{CheckpointIndex, INDEX_EXT, IndexFile, Kind, MemIndex};
 use crate::query::IndexRef;
 use crate::record;
 use crate::sealed::{Held, Sealed};
@@ -551,6 +552,10 @@ fn open_active(
 ) -> Result<()> {
     let (path, file, len) = open_segment(storage, dir, base, !read_only)?;
     let mut lines = Lines::new(SegmentData::File(file.clone()), len, config.max_line());
+    // The header and, usually, the first record (whose time the open reads) in one small read:
+    // the header check would otherwise read a whole chunk (256 KiB). A line longer than this
+    // is read on as before, and a failed read is reported by the check that needs the bytes.
+    let _ = lines.load(0, len.min(HEAD_READ));
     let data_start = match checked_header(&mut lines, &path, base) {
         Ok(data_start) => data_start,
         Err(Error::Corrupt { .. }) if !has_valid_record(&mut lines, &path)? => {
@@ -578,7 +583,7 @@ fn open_active(
         len: 0,
         sealed: None,
     });
-    st.log.active_file = Some(file);
+    st.log.active_file = Some(Arc::clone(&file));
     st.log.active_len = data_start;
     st.log.active_index = MemIndex::default();
 
@@ -586,36 +591,42 @@ fn open_active(
     // What the open needs of it is read by `pread` (`SealedIndex`): read through its map, the
     // kernel would leave the page-cache folios around each page touched resident.
     let idx = crate::segment::index_path(dir, base);
-    // The checkpoint the summary was written after: its CRC is checked, not its structure.
+    let ckpt_file = storage.open(&idx, false).ok();
+    let cp = ckpt_file
+        .clone()
+        .and_then(|f| SealedIndex::open(f, &idx, base, None).ok());
+    // The checkpoint the summary was written after: its header is read now, its bytes are
+    // checked by the first use of the index (`active_checkpoint.rs`). Any other is checked in
+    // full now.
     let vouched = st
         .streams
         .summary()
         .filter(|s| s.active_base == base && s.checkpoint_crc != 0)
-        .and_then(|s| {
-            crate::sidecar::read_index_vouched(storage, dir, base, s.checkpoint_crc)
-                .filter(|ix| ix.count == s.active_count && ix.segment_len == s.active_len)
-        });
-    if let Some(ix) = vouched.or_else(|| crate::sidecar::read_index(storage, dir, base, None))
-        && ix.segment_len <= len
-        && let Some(cp) = storage
-            .open(&idx, false)
-            .ok()
-            .and_then(|f| SealedIndex::open(f, &idx, base, Some(ix.segment_len)).ok())
-        && cp.count == ix.count
-        && cp
-            .time(0)
-            .ok()
-            .is_some_and(|t| t.is_none_or(|t| t >= st.last_time))
-        && checkpoint_ends_batch(&mut lines, &cp, base, data_start)
-        && let Ok(last_time) = cp
-            .count
-            .checked_sub(1)
-            .map_or(Ok(None), |l| cp.time(l as u32))
+        .filter(|s| {
+            cp.as_ref()
+                .is_some_and(|cp| cp.count == s.active_count && cp.segment_len == s.active_len)
+        })
+        .map(|s| s.checkpoint_crc);
+    let checked = match vouched {
+        Some(_) => None,
+        None => crate::sidecar::read_index(storage, dir, base, None),
+    };
+    if let Some(cp) = cp
+        && let Some(ckpt_file) = ckpt_file
+        && (vouched.is_some()
+            || checked
+                .as_ref()
+                .is_some_and(|ix| ix.count == cp.count && ix.segment_len == cp.segment_len))
+        && cp.segment_len <= len
+        // The times of the first and last records the checkpoint covers, from the segment.
+        && let Some(first_time) = first_record_time(&mut lines, data_start, cp.count)
+        && first_time.is_none_or(|t| t >= st.last_time)
+        && let Some(last_time) = checkpoint_ends_batch(&mut lines, &cp, base, data_start)
     {
         // The summary a clean close wrote after this very checkpoint counts its events per
         // stream already: its stream terms are not read (100,000 names at 10,000,000 events).
         let counted = st.streams.summary().is_some_and(|s| {
-            s.active_base == base && s.active_count == cp.count && s.active_len == ix.segment_len
+            s.active_base == base && s.active_count == cp.count && s.active_len == cp.segment_len
         });
         if counted {
             st.streams.count_active();
@@ -635,32 +646,68 @@ fn open_active(
         if let Some(t) = last_time {
             st.last_time = st.last_time.max(t);
         }
-        st.log.active_index = MemIndex::from_file(Arc::clone(&ix));
-        st.log.active_len = ix.segment_len;
+        let checkpoint: Arc<dyn CheckpointIndex> = match (checked, vouched) {
+            (Some(ix), _) => ix,
+            (None, crc) => Arc::new(ActiveCheckpoint::deferred(
+                Deferred {
+                    file: ckpt_file,
+                    path: idx,
+                    crc: crc.unwrap_or(0),
+                    segment: file,
+                    segment_path: path,
+                    data_start,
+                    max_line: config.max_line(),
+                },
+                base,
+                cp.count,
+                cp.segment_len,
+                first_time,
+            )),
+        };
+        st.log.active_index = MemIndex::from_checkpoint(checkpoint);
+        st.log.active_len = cp.segment_len;
     }
     scan_active(config, read_only, limit, st)
 }
 
+/// Bytes of the active segment the open reads first: its header and first record.
+const HEAD_READ: u64 = 4096;
+
 /// Whether the checkpoint's last record is where it says, holds the seq it should, and closes a
-/// batch at exactly the covered length.
-fn checkpoint_ends_batch(lines: &mut Lines, ix: &SealedIndex, base: u64, data_start: u64) -> bool {
+/// batch at exactly the covered length: then that record's time (`None` for an empty
+/// checkpoint), read from the segment.
+fn checkpoint_ends_batch(
+    lines: &mut Lines,
+    ix: &SealedIndex,
+    base: u64,
+    data_start: u64,
+) -> Option<Option<i64>> {
     let Some(last) = ix.count.checked_sub(1) else {
-        return ix.segment_len == data_start;
+        return (ix.segment_len == data_start).then_some(None);
     };
-    let Ok(Some(pos)) = ix.position(last as u32).map(|p| p.map(u64::from)) else {
-        return false;
-    };
-    let Ok(LineEnd::Line(n)) = lines.line_end(pos) else {
-        return false;
+    let pos = u64::from(ix.position(last as u32).ok()??);
+    let LineEnd::Line(n) = lines.line_end(pos).ok()? else {
+        return None;
     };
     if pos + n as u64 + 1 != ix.segment_len {
-        return false;
+        return None;
     }
-    lines.window(pos, n).ok().and_then(|line| {
-        record::decode_record(line)
-            .ok()
-            .map(|m| (m.rec.seq, m.rec.more))
-    }) == Some((base + last, false))
+    let line = lines.window(pos, n).ok()?;
+    let m = record::decode_record(line).ok()?;
+    ((m.rec.seq, m.rec.more) == (base + last, false)).then_some(Some(m.time))
+}
+
+/// The time of the segment's first record, if a checkpoint of `count` records says it holds
+/// one (`Some(None)` if it says none); `None` if that record cannot be read.
+fn first_record_time(lines: &mut Lines, data_start: u64, count: u64) -> Option<Option<i64>> {
+    if count == 0 {
+        return Some(None);
+    }
+    let LineEnd::Line(n) = lines.line_end(data_start).ok()? else {
+        return None;
+    };
+    let line = lines.window(data_start, n).ok()?;
+    Some(Some(record::decode_record(line).ok()?.time))
 }
 
 /// Whether a segment whose header is damaged holds any valid record (if not, it is a segment

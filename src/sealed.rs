@@ -479,7 +479,7 @@ impl Sealed {
             // Read-only, or the rewritten sidecar cannot be read back: held in memory.
             None => {
                 let bytes = Arc::new(crate::storage::Mapped::Bytes(
-                    mem.encode(self.base, self.len),
+                    mem.encode(self.base, self.len)?,
                 ));
                 let ix = SealedIndex::in_memory(bytes, &path, self.base, self.len)
                     .map_err(|r| Error::corrupt(&path, 0, r))?;

@@ -739,7 +739,7 @@ mod tests {
 
     /// The same sidecar read by `pread` from a file, from memory, and through `IndexFile`.
     fn three(n: u64) -> (SealedIndex, SealedIndex, IndexFile, tempfile::TempDir) {
-        let bytes = sample(n).encode(7, 100 + n * 40);
+        let bytes = sample(n).encode(7, 100 + n * 40).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.idx");
         std::fs::write(&path, &bytes).unwrap();

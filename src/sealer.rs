@@ -74,7 +74,20 @@ impl Job {
     fn run(mut self, shared: &Shared) {
         let unblock = Unblock(&self.sealed);
         let (base, len) = (self.sealed.base, self.sealed.len);
-        let bytes = Arc::new(Mapped::Bytes(self.mem.encode(base, len)));
+        let encoded = self.mem.encode(base, len);
+        self.mem.clear();
+        *lock(&shared.spare) = Some(self.mem);
+        // Only where the checkpoint the index continued had to be rebuilt, and the segment
+        // turned out damaged: reported as the roll's failure would have been; reads of the
+        // segment rebuild its index (and meet the damage).
+        let bytes = match encoded {
+            Ok(bytes) => Arc::new(Mapped::Bytes(bytes)),
+            Err(e) => {
+                drop(unblock);
+                shared.fail(e);
+                return;
+            }
+        };
         // Not checked again here: the file is checked in full when first used, as a sidecar an
         // open took from the summary (every access is bounds-checked against the header).
         let path = crate::segment::index_path(&self.dir, base);
@@ -83,16 +96,20 @@ impl Job {
         self.sealed
             .encoded(index.ok().map(|ix| (ix, bytes.len() as u64)));
         drop(unblock);
-        self.mem.clear();
-        *lock(&shared.spare) = Some(self.mem);
         let name = format!("{base:020}.{INDEX_EXT}");
         let r = crate::files::write_atomic(self.storage.as_ref(), &self.dir, &name, &bytes);
         // Written or not, the segment goes to its file: a missing one is rebuilt on first use.
         self.sealed.written();
         if let Err(e) = r {
-            lock(&shared.error).get_or_insert(e);
-            shared.failed.store(true, Ordering::Release);
+            shared.fail(e);
         }
+    }
+}
+
+impl Shared {
+    fn fail(&self, e: Error) {
+        lock(&self.error).get_or_insert(e);
+        self.failed.store(true, Ordering::Release);
     }
 }
 

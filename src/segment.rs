@@ -116,6 +116,15 @@ impl Lines {
         self
     }
 
+    /// The file a scan reads around the block cache with `pread` (a sealed segment neither
+    /// mapped nor read through the cache), for a read-ahead to read from; `None` otherwise.
+    pub(crate) fn scan_file(&self) -> Option<Arc<dyn StorageFile>> {
+        match &self.data {
+            SegmentData::Sealed(c) if !self.cached => Some(Arc::clone(&c.file)),
+            _ => None,
+        }
+    }
+
     /// The offset reads stop at.
     pub(crate) fn end(&self) -> u64 {
         self.end

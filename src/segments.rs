@@ -106,14 +106,14 @@ impl SegmentSet {
 
 impl SegmentSet {
     /// Turns the active segment into a sealed one in memory (the caller has made it durable and
-    /// written its sidecar, or built `index` in memory: see [`Held`]; or, with `None`, leaves
-    /// the sidecar to the sealer: see [`Sealed::sealing`]). Returns the sealed segment and the
-    /// active index it replaced.
+    /// written its sidecar, or built `index` in memory: see [`Held`]; or, with `Err(summary)`,
+    /// leaves the sidecar to the sealer: see [`Sealed::sealing`]). Returns the sealed segment
+    /// and the active index it replaced.
     pub(crate) fn seal_active(
         &mut self,
         storage: &Arc<dyn Storage>,
         dir: &Path,
-        index: Option<(Arc<IndexFile>, Held)>,
+        index: std::result::Result<(Arc<IndexFile>, Held), crate::sealed::Summary>,
     ) -> (Arc<Sealed>, MemIndex) {
         let active = self
             .segments
@@ -122,21 +122,10 @@ impl SegmentSet {
         let mem = std::mem::take(&mut self.active_index);
         let (base, path, len) = (active.base, active.path.clone(), self.active_len);
         let sealed = match index {
-            Some((index, held)) => {
+            Ok((index, held)) => {
                 Sealed::new(storage, &self.maps, dir, base, path, len, index, held)
             }
-            None => {
-                let count = mem.len();
-                let summary = crate::sealed::Summary {
-                    count: count as u64,
-                    last_time: count
-                        .checked_sub(1)
-                        .and_then(|l| mem.time(l as u32))
-                        .unwrap_or(0),
-                    index_bytes: 0,
-                };
-                Sealed::sealing(storage, &self.maps, dir, base, path, len, summary)
-            }
+            Err(summary) => Sealed::sealing(storage, &self.maps, dir, base, path, len, summary),
         };
         self.segments.push(Segment {
             len: self.active_len,

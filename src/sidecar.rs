@@ -256,49 +256,41 @@ pub(crate) fn read_index(
     .map(Arc::new)
 }
 
-/// Reads the sidecar of segment `base` checking only that its bytes are those whose CRC is
-/// `crc`: its own trailing CRC, and the one recorded when it was written (the summary records
-/// the checkpoint a clean close wrote just before it). The structure is this crate's own
-/// encoding of that very file, and every access to it is bounds-checked, so it is not walked
-/// (at 10,000,000 events that walk was most of a clean open). Read through small buffers, as
-/// [`check_by_reads`] reads, so that no page of it stays resident. `None` if anything differs:
-/// the caller checks it in full then.
-pub(crate) fn read_index_vouched(
-    storage: &dyn Storage,
-    dir: &Path,
-    base: u64,
-    crc: u32,
-) -> Option<Arc<IndexFile>> {
-    let file = storage.open(&index_path(dir, base), false).ok()?;
-    let len = file.len().ok()?;
-    let body = len.checked_sub(4).filter(|&b| b >= HEADER as u64)?;
+/// The CRC of the sidecar in `file`, read through small buffers (as [`check_by_reads`]
+/// reads, so that no page of it stays resident), if it matches the file's own trailing CRC:
+/// what the first use of the active segment's checkpoint checks against the CRC the summary
+/// recorded for it (`active_checkpoint.rs`). Its structure is this crate's own encoding of
+/// that very file, and every access to it is bounds-checked, so it is not walked (at
+/// 10,000,000 events that walk was most of a clean open). Returns the reason it is refused.
+pub(crate) fn crc_by_reads(file: &dyn StorageFile) -> Result<u32, String> {
+    let len = file
+        .len()
+        .map_err(|e| format!("index sidecar cannot be read: {e}"))?;
+    let body = len
+        .checked_sub(4)
+        .filter(|&b| b >= HEADER as u64)
+        .ok_or("not an index sidecar")?;
     let mut hasher = crc32fast::Hasher::new();
     let mut buf = vec![0u8; CHUNK];
     let mut at = 0u64;
     while at < body {
         let n = (body - at).min(CHUNK as u64) as usize;
-        read_exact_at(file.as_ref(), &mut buf[..n], at).ok()?;
+        read_exact_at(file, &mut buf[..n], at)?;
         hasher.update(&buf[..n]);
         at += n as u64;
     }
     let mut tail = [0u8; 4];
-    read_exact_at(file.as_ref(), &mut tail, body).ok()?;
+    read_exact_at(file, &mut tail, body)?;
     let got = hasher.finalize();
-    if got.to_le_bytes() != tail || got != crc {
-        return None;
+    if got.to_le_bytes() != tail {
+        return Err("index sidecar crc mismatch".into());
     }
-    let bytes = Arc::new(match file.map().ok()? {
-        Some(m) => m,
-        None => Mapped::Bytes(storage.read(&index_path(dir, base)).ok()?),
-    });
-    IndexFile::open_checked(bytes, base, None)
-        .ok()
-        .map(Arc::new)
+    Ok(got)
 }
 
 /// An index held in memory only (a read-only handle cannot write the sidecar it rebuilt).
 pub(crate) fn in_memory_index(mem: &MemIndex, base: u64, len: u64) -> Result<Arc<IndexFile>> {
-    let bytes = Arc::new(Mapped::Bytes(mem.encode(base, len)));
+    let bytes = Arc::new(Mapped::Bytes(mem.encode(base, len)?));
     IndexFile::open(bytes, base, Some(len))
         .map(Arc::new)
         .map_err(|r| Error::corrupt(index_path(Path::new(""), base), 0, r))
@@ -313,7 +305,7 @@ pub(crate) fn write_index(
     mem: &MemIndex,
 ) -> Result<Arc<IndexFile>> {
     let name = format!("{base:020}.{INDEX_EXT}");
-    crate::files::write_atomic(storage, dir, &name, &mem.encode(base, len))?;
+    crate::files::write_atomic(storage, dir, &name, &mem.encode(base, len)?)?;
     match read_index(storage, dir, base, Some(len)) {
         Some(ix) => Ok(ix),
         None => in_memory_index(mem, base, len),
@@ -359,7 +351,7 @@ mod tests {
                 .borrowed(),
             );
         }
-        m.encode(7, 100 + n * 40)
+        m.encode(7, 100 + n * 40).unwrap()
     }
 
     #[test]

@@ -100,7 +100,7 @@ impl State {
                     let counts: Vec<(String, u64)> = self
                         .log
                         .active_index
-                        .terms_with_prefix(Kind::Stream, "")
+                        .terms_with_prefix(Kind::Stream, "")?
                         .map(|(n, p)| (n.to_owned(), p.len() as u64))
                         .collect();
                     let counts = counts.iter().map(|(n, c)| (n.as_str(), *c));
@@ -140,7 +140,7 @@ impl State {
         index: Arc<IndexFile>,
         held: Held,
     ) -> Arc<Sealed> {
-        let (sealed, mut mem) = self.log.seal_active(storage, dir, Some((index, held)));
+        let (sealed, mut mem) = self.log.seal_active(storage, dir, Ok((index, held)));
         self.streams.sealed(sealed.base);
         mem.clear();
         self.log.spare_index = Some(mem);
@@ -148,15 +148,28 @@ impl State {
     }
 
     /// Seals the active segment leaving its sidecar to the sealer (`sealer.rs`): returns the
-    /// sealed segment and its index, for the sealer to encode and write.
+    /// sealed segment and its index, for the sealer to encode and write. Fails, sealing
+    /// nothing, only where the time of its last record is in a checkpoint that had to be
+    /// rebuilt and the segment turned out damaged.
     pub(crate) fn seal_active_for_sealer(
         &mut self,
         storage: &Arc<dyn Storage>,
         dir: &Path,
-    ) -> (Arc<Sealed>, MemIndex) {
-        let (sealed, mem) = self.log.seal_active(storage, dir, None);
+    ) -> Result<(Arc<Sealed>, MemIndex)> {
+        let mem = &self.log.active_index;
+        let count = mem.len();
+        let last_time = match count.checked_sub(1) {
+            Some(last) => mem.time(last as u32)?.unwrap_or(0),
+            None => 0,
+        };
+        let summary = crate::sealed::Summary {
+            count: count as u64,
+            last_time,
+            index_bytes: 0,
+        };
+        let (sealed, mem) = self.log.seal_active(storage, dir, Err(summary));
         self.streams.sealed(sealed.base);
-        (sealed, mem)
+        Ok((sealed, mem))
     }
     /// What is deleted of `stream`, if anything; a tombstoned stream is refused with
     /// [`Error::StreamDeleted`], as every operation on it is.

@@ -764,7 +764,7 @@ impl Inner {
             self.commit.durable(st.next_seq - 1)?;
             // The sidecar is encoded and written by the sealer while appends go on
             // (`sealer.rs`); the next segment fills the index the sealer emptied last.
-            let (sealed, mem) = st.seal_active_for_sealer(&self.storage, &self.dir);
+            let (sealed, mem) = st.seal_active_for_sealer(&self.storage, &self.dir)?;
             if let Some(spare) = self.sealer.spare() {
                 st.log.spare_index = Some(spare);
             }

@@ -1,5 +1,6 @@
 //! Integration tests of the core engine: one binary, one module per concern.
 
+mod active_checkpoint;
 mod api;
 mod bad_input;
 mod batches;
@@ -18,6 +19,7 @@ mod metrics;
 mod module_graph;
 mod numbers;
 mod query;
+mod read_ahead;
 mod reads;
 mod reopen;
 mod retention;

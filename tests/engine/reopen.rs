@@ -129,3 +129,45 @@ fn the_stream_table_is_rebuilt_exactly_from_many_small_segments() {
         }
     }
 }
+
+/// A clean open syncs nothing: `HEAD` names every event recovery finds, and a writer names in
+/// it only events it synced. An open after a writer that wrote without syncing (killed before
+/// its sync) finds more than `HEAD` names, and syncs it before publishing it.
+#[test]
+fn a_clean_open_syncs_nothing_and_an_open_after_unsynced_writes_syncs_them() {
+    use eventfile::{Durability, FaultKind, FaultyStorage, OpenOptions};
+    use std::sync::Arc;
+    let open = |dir: &std::path::Path, storage: &Arc<FaultyStorage>| {
+        OpenOptions::new()
+            .segment_bytes(1 << 20)
+            .durability(Durability::None)
+            .storage(Arc::new(Arc::clone(storage)))
+            .open(dir)
+            .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = fast_store(dir.path(), 1 << 20);
+    for i in 0..20 {
+        append_one(&store, "s", i);
+    }
+    store.close().unwrap();
+
+    let storage = FaultyStorage::new();
+    let store = open(dir.path(), &storage);
+    assert_eq!(storage.count(FaultKind::Sync), 0, "a clean open synced");
+    assert_eq!(store.head_seq(), 20);
+    // Written, never synced (no durability, no close): a kill leaves them in the page cache.
+    for i in 20..25 {
+        append_one(&store, "s", i);
+    }
+    std::mem::forget(store); // keeps the lock held, as a crashed process would until it exits
+    let crashed = copy_of(dir.path());
+    let storage = FaultyStorage::new();
+    let store = open(crashed.path(), &storage);
+    assert!(
+        storage.count(FaultKind::Sync) >= 1,
+        "unsynced events published unsynced"
+    );
+    assert_eq!(store.head_seq(), 25);
+    assert_eq!(stream(&store, "s", Read::forward()).len(), 25);
+}

@@ -1,0 +1,434 @@
+//! The active segment's checkpoint, checked on first use (issue 16): a clean open reads its
+//! header and one position, not the whole file; the first use of the active index (a read, a
+//! lookup, an append that needs it) checks its CRC and maps it; one damaged since the close is
+//! rebuilt from the segment then, never trusted, and writes nothing; damage in the segment
+//! under it fails every use with a typed error. Every scenario ends in reads that return
+//! exactly the events appended.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Barrier};
+
+use eventfile::{
+    Durability, Error, ExpectedVersion, Mapped, OpenOptions, OsStorage, Query, Read, RecordedEvent,
+    Storage, StorageFile, Store,
+};
+
+use crate::support::*;
+
+/// What [`Storage::try_lock`] returns.
+type LockGuard = Box<dyn std::any::Any + Send + Sync>;
+
+/// The real disk, counting the bytes read from one file (by `pread`) and its maps.
+#[derive(Debug, Default)]
+struct Counting {
+    name: String,
+    read: AtomicU64,
+    maps: AtomicU64,
+}
+
+impl Counting {
+    fn new(name: &str) -> Arc<Counting> {
+        Arc::new(Counting {
+            name: name.to_owned(),
+            ..Counting::default()
+        })
+    }
+
+    /// Bytes read and maps made so far.
+    fn seen(&self) -> (u64, u64) {
+        (self.read.load(SeqCst), self.maps.load(SeqCst))
+    }
+}
+
+struct CountedFile {
+    file: Arc<dyn StorageFile>,
+    counts: Arc<Counting>,
+}
+
+impl StorageFile for CountedFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let n = self.file.read_at(buf, offset)?;
+        self.counts.read.fetch_add(n as u64, SeqCst);
+        Ok(n)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.file.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.file.len()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+    fn map(&self) -> io::Result<Option<Mapped>> {
+        self.counts.maps.fetch_add(1, SeqCst);
+        self.file.map()
+    }
+}
+
+/// The storage of a store whose file `counts.name` is counted.
+struct CountingStorage(Arc<Counting>);
+
+impl std::fmt::Debug for CountingStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CountingStorage")
+    }
+}
+
+impl Storage for CountingStorage {
+    fn open(&self, path: &Path, write: bool) -> io::Result<Arc<dyn StorageFile>> {
+        let file = OsStorage.open(path, write)?;
+        if path.file_name().and_then(|n| n.to_str()) != Some(self.0.name.as_str()) {
+            return Ok(file);
+        }
+        Ok(Arc::new(CountedFile {
+            file,
+            counts: Arc::clone(&self.0),
+        }))
+    }
+    fn create_new(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
+        OsStorage.create_new(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        OsStorage.create_dir_all(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        OsStorage.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        OsStorage.remove_file(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        OsStorage.sync_dir(path)
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        OsStorage.list_dir(path)
+    }
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        if path.file_name().and_then(|n| n.to_str()) == Some(self.0.name.as_str()) {
+            let bytes = OsStorage.read(path)?;
+            self.0.read.fetch_add(bytes.len() as u64, SeqCst);
+            return Ok(bytes);
+        }
+        OsStorage.read(path)
+    }
+    fn is_dir(&self, path: &Path, follow: bool) -> io::Result<bool> {
+        OsStorage.is_dir(path, follow)
+    }
+    fn try_lock(&self, path: &Path, dir: bool) -> io::Result<Option<LockGuard>> {
+        OsStorage.try_lock(path, dir)
+    }
+}
+
+const STREAMS: usize = 12;
+const SEGMENT_BYTES: u64 = 128 * 1024;
+
+fn name(i: usize) -> String {
+    format!("s{i}")
+}
+
+/// A closed store of a few sealed segments and an active one holding at least `active` bytes
+/// of records, its events round-robin over [`STREAMS`] streams. Returns the active segment's
+/// checkpoint.
+fn closed_store(dir: &Path, active: u64) -> PathBuf {
+    let store = fast_store(dir, SEGMENT_BYTES);
+    let mut n = 0u64;
+    loop {
+        append_one(&store, &name(n as usize % STREAMS), n);
+        n += 1;
+        let segments = files_with_ext(dir, "jsonl");
+        let len = std::fs::metadata(segments.last().unwrap()).unwrap().len();
+        if segments.len() >= 3 && len >= active {
+            break;
+        }
+    }
+    let active = files_with_ext(dir, "jsonl").pop().unwrap();
+    store.close().unwrap();
+    let checkpoint = active.with_extension("idx");
+    assert!(checkpoint.exists(), "a clean close writes the checkpoint");
+    checkpoint
+}
+
+/// Every stream's version and events, every event, a count and an event found by its id.
+type Contents = (
+    Vec<(u64, Vec<RecordedEvent>)>,
+    Vec<RecordedEvent>,
+    u64,
+    RecordedEvent,
+);
+
+fn contents(store: &Store) -> Contents {
+    let streams = (0..STREAMS)
+        .map(|i| {
+            let s = name(i);
+            (store.stream_version(&s), stream(store, &s, Read::forward()))
+        })
+        .collect();
+    let every = all(store);
+    let count = store.count(&Query::new().stream("s3")).unwrap();
+    let last = every.last().unwrap();
+    let found = store.get_event(&last.id).unwrap().expect("found by id");
+    (streams, every, count, found)
+}
+
+fn open_counting(dir: &Path, counts: &Arc<Counting>, read_only: bool) -> Store {
+    OpenOptions::new()
+        .segment_bytes(SEGMENT_BYTES)
+        .durability(Durability::None)
+        .read_only(read_only)
+        .storage(Arc::new(CountingStorage(Arc::clone(counts))))
+        .open(dir)
+        .unwrap()
+}
+
+fn file_name(path: &Path) -> &str {
+    path.file_name().unwrap().to_str().unwrap()
+}
+
+/// The open reads the checkpoint's header and the position of its last record (a few dozen
+/// bytes), and maps nothing of it; the first read that uses the active index reads all of it
+/// once (its CRC) and maps it; later reads read nothing more of it.
+#[test]
+fn a_clean_open_reads_the_checkpoints_header_only_and_the_first_use_checks_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = closed_store(dir.path(), 96 * 1024);
+    let len = std::fs::metadata(&checkpoint).unwrap().len();
+    assert!(len > 20_000, "a checkpoint worth not reading: {len} bytes");
+    let expected = contents(&Store::open_read_only(dir.path()).unwrap());
+
+    for read_only in [false, true] {
+        let counts = Counting::new(file_name(&checkpoint));
+        let store = open_counting(dir.path(), &counts, read_only);
+        let (read, maps) = counts.seen();
+        assert!(
+            read <= 256,
+            "read-only {read_only}: the open read {read} of {len} bytes"
+        );
+        assert_eq!(
+            maps, 0,
+            "read-only {read_only}: the open mapped the checkpoint"
+        );
+        // The head and versions come from the summary and the segment, not the checkpoint.
+        assert_eq!(store.head_seq(), expected.1.len() as u64);
+        assert_eq!(counts.seen(), (read, 0));
+
+        let s = stream(&store, "s3", Read::forward());
+        assert_eq!(s, expected.0[3].1);
+        let (checked, maps) = counts.seen();
+        assert!(
+            checked >= len,
+            "read-only {read_only}: the first use read {checked}"
+        );
+        assert_eq!(maps, 1, "read-only {read_only}: mapped once");
+
+        assert_eq!(contents(&store), expected, "read-only {read_only}");
+        assert_eq!(
+            counts.seen(),
+            (checked, 1),
+            "read-only {read_only}: checked once"
+        );
+    }
+}
+
+/// Flips a bit of each of a few bytes of `path` (never its first 64: a damaged header makes
+/// the open check the checkpoint in full, as before).
+fn flip(path: &Path, at: u64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = (at as usize).clamp(64, bytes.len() - 1);
+    bytes[at] ^= 0x04;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A checkpoint damaged after the close (anywhere: records, terms, postings, its CRC) is found
+/// by its first use and rebuilt from the segment: every read, count and lookup is right, the
+/// damaged file is left as it was until the close replaces it, appends go on, and the next
+/// open finds a sound checkpoint.
+#[test]
+fn a_checkpoint_damaged_after_the_close_is_rebuilt_on_first_use_never_trusted() {
+    let pristine = tempfile::tempdir().unwrap();
+    let checkpoint = closed_store(pristine.path(), 64 * 1024);
+    let len = std::fs::metadata(&checkpoint).unwrap().len();
+    let expected = contents(&Store::open_read_only(pristine.path()).unwrap());
+    for at in [
+        100,
+        len / 8,
+        len / 4,
+        len / 2,
+        3 * len / 4,
+        len - 5,
+        len - 1,
+    ] {
+        for read_only in [false, true] {
+            let case = format!("damage at {at} of {len}, read-only {read_only}");
+            let dir = copy_of(pristine.path());
+            let ckpt = dir.path().join(file_name(&checkpoint));
+            flip(&ckpt, at);
+            let damaged = std::fs::read(&ckpt).unwrap();
+            let counts = Counting::new(file_name(&checkpoint));
+            let store = open_counting(dir.path(), &counts, read_only);
+            assert_eq!(contents(&store), expected, "{case}");
+            // Rebuilt, not mapped: nothing of it was answered from.
+            assert_eq!(counts.seen().1, 0, "{case}: mapped");
+            assert_eq!(std::fs::read(&ckpt).unwrap(), damaged, "{case}: written");
+            if read_only {
+                continue;
+            }
+            let v = store.stream_version("s5");
+            let r = store
+                .append("s5", ExpectedVersion::Exact(v), [ev("T", 1)])
+                .unwrap();
+            assert_eq!(r.version, v + 1, "{case}");
+            let mut after = stream(&store, "s5", Read::forward());
+            store.close().unwrap();
+            assert_ne!(std::fs::read(&ckpt).unwrap(), damaged, "{case}: replaced");
+            let store = Store::open(dir.path()).unwrap();
+            let again = contents(&store);
+            assert_eq!(again.0[5].1, after, "{case}");
+            after.pop();
+            assert_eq!(after, expected.0[5].1, "{case}");
+            assert_eq!(again.1.len(), expected.1.len() + 1, "{case}");
+            drop(store);
+            let report = eventfile::verify(dir.path()).unwrap();
+            assert!(report.is_sound(), "{case}: {report:?}");
+        }
+    }
+}
+
+/// Under a damaged checkpoint, damage in the records it covered: the open (which no longer
+/// scans them) succeeds, and every use of the active index fails with the segment's
+/// [`Error::Corrupt`], writing nothing; the close writes no checkpoint, so the next open scans
+/// the segment and refuses it, as an open without a checkpoint does.
+#[test]
+fn damage_in_the_segment_under_a_damaged_checkpoint_fails_each_use_with_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = closed_store(dir.path(), 64 * 1024);
+    let segment = checkpoint.with_extension("jsonl");
+    let seg_len = std::fs::metadata(&segment).unwrap().len();
+    flip(
+        &checkpoint,
+        std::fs::metadata(&checkpoint).unwrap().len() / 2,
+    );
+    // A digit in a record's data in the middle of the segment: the frame's CRC fails.
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let mid = seg_len as usize / 2;
+    let at = mid
+        + bytes[mid..]
+            .windows(4)
+            .position(|w| w == b"\"n\":")
+            .unwrap()
+        + 4;
+    assert!(bytes[at].is_ascii_digit());
+    bytes[at] = if bytes[at] == b'1' { b'2' } else { b'1' };
+    std::fs::write(&segment, &bytes).unwrap();
+    let files = |dir: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| !file_name(p).starts_with("LOCK") && file_name(p) != "HEAD")
+            .map(|p| (file_name(&p).to_owned(), std::fs::read(&p).unwrap()))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = files(dir.path());
+
+    let store = Store::open(dir.path()).unwrap();
+    for _ in 0..2 {
+        let err = store
+            .read_stream("s1", Read::forward())
+            .map(|events| events.collect::<Result<Vec<_>, _>>())
+            .and_then(|r| r)
+            .unwrap_err();
+        match err {
+            Error::Corrupt { path, offset, .. } => {
+                assert_eq!(path, segment);
+                assert!(offset <= at as u64, "reported at {offset}, damage at {at}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            store.count(&Query::new().event_type("Tick")),
+            Err(Error::Corrupt { .. })
+        ));
+        assert!(matches!(
+            store.get_event("no-such-id"),
+            Err(Error::Corrupt { .. })
+        ));
+    }
+    assert_eq!(files(dir.path()), before, "nothing written");
+    drop(store);
+    match Store::open(dir.path()) {
+        Err(Error::Corrupt { path, .. }) => assert_eq!(path, segment),
+        other => panic!("the next open gave {:?}", other.map(|_| ())),
+    }
+}
+
+/// Several threads' first uses at once: one checks (and here rebuilds), the others wait for it;
+/// every thread reads the right events. A read-only handle opened before the checkpoint was
+/// replaced (by a rename, as a writer's close replaces it) checks the file it opened, which
+/// the summary it read vouches for, not the one in its place now.
+#[test]
+fn first_uses_from_several_threads_and_a_checkpoint_replaced_under_a_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = closed_store(dir.path(), 64 * 1024);
+    let expected = contents(&Store::open_read_only(dir.path()).unwrap());
+    let counts = Counting::new(file_name(&checkpoint));
+    let reader = open_counting(dir.path(), &counts, true);
+    // A damaged copy renamed over the checkpoint.
+    let mut bytes = std::fs::read(&checkpoint).unwrap();
+    let third = bytes.len() / 3;
+    bytes[third] ^= 0x04;
+    let temp = dir.path().join("replacement.tmp");
+    std::fs::write(&temp, &bytes).unwrap();
+    std::fs::rename(&temp, &checkpoint).unwrap();
+
+    let writer_counts = Counting::new(file_name(&checkpoint));
+    let store = Arc::new(open_counting(dir.path(), &writer_counts, false));
+    let threads = 6;
+    let barrier = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                let s = name(t % STREAMS);
+                (t, stream(&store, &s, Read::forward()), all(&store).len())
+            })
+        })
+        .collect();
+    for h in handles {
+        let (t, events, n) = h.join().unwrap();
+        assert_eq!(events, expected.0[t % STREAMS].1, "thread {t}");
+        assert_eq!(n, expected.1.len(), "thread {t}");
+    }
+    let len = bytes.len() as u64;
+    let (read, maps) = writer_counts.seen();
+    assert_eq!(maps, 0, "the damaged checkpoint was rebuilt, not mapped");
+    assert!(
+        read >= len && read < 2 * len,
+        "checked once: {read} bytes of {len}"
+    );
+
+    // The writer appends and closes: a new checkpoint and summary in place.
+    let store = Arc::into_inner(store).unwrap();
+    append_one(&store, "s0", 1);
+    store.close().unwrap();
+    assert_eq!(counts.seen().1, 0);
+    assert_eq!(contents(&reader), expected);
+    assert_eq!(
+        counts.seen().1,
+        1,
+        "the reader's own checkpoint passed its check"
+    );
+    reader.refresh().unwrap();
+    assert_eq!(all(&reader).len(), expected.1.len() + 1);
+    assert_eq!(
+        stream(&reader, "s0", Read::forward()).len(),
+        expected.0[0].1.len() + 1
+    );
+}
