@@ -7,8 +7,8 @@
 //! sidecar as every sidecar is written (temp, fsync, rename, directory fsync:
 //! `files::write_atomic`), and lets the segment drop its in-memory copy (`Sealed::written`):
 //! later reads open the file, checking it in full first. On the appending thread, a 1,000-event
-//! batch that rolled took 90 to 160 ms, about 13% of the time of all batches (issue 16,
-//! `examples/batch_times.rs`).
+//! batch that rolled took 88 to 420 ms, 7 to 30% of the time of all batches; now 2 to 38 ms,
+//! 1.3 to 4.4% (issue 16, `examples/batch_times.rs`, on a shared machine).
 //!
 //! Why a crash at any instant is still safe: a sidecar is a cache. The segment was synced
 //! before the next one was created, as before; a crash before the sidecar is durable leaves it
