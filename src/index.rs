@@ -383,8 +383,7 @@ impl MemIndex {
         })
     }
 
-    /// Time of record `ord`.
-    #[cfg(test)]
+    /// Time of record `ord` (the last one's is the sealed segment's summary: `sealer.rs`).
     pub(crate) fn time(&self, ord: u32) -> Result<Option<i64>> {
         Ok(match ord.checked_sub(self.base_len()) {
             None => self.base()?.and_then(|b| b.time(ord)),

@@ -80,6 +80,7 @@ mod recovery;
 mod retention;
 mod sealed;
 mod sealed_index;
+mod sealer;
 mod segment;
 mod segments;
 mod sidecar;

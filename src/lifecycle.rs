@@ -86,7 +86,7 @@ impl Store {
             expected: ExpectedVersion::Any,
             events: &events,
         }];
-        let ids = vec![vec![uuid::Uuid::now_v7().to_string()]];
+        let ids = vec![vec![crate::backend::new_event_id()]];
         let batch = inner.commit_locked(st, &parts, &ids, None)?;
         Arc::make_mut(&mut st.deletions.map).insert(stream.to_owned(), merged);
         st.deletions.seen = batch.last_seq;

@@ -406,7 +406,7 @@ impl MemoryStore {
             expected: ExpectedVersion::Any,
             events: &events,
         }];
-        let ids = vec![vec![uuid::Uuid::now_v7().to_string()]];
+        let ids = vec![vec![crate::backend::new_event_id()]];
         let batch = log.commit(&parts, &ids, None)?;
         Arc::make_mut(&mut log.deleted).insert(stream.to_owned(), merged);
         if !matches!(op, DeleteOp::Truncate(_)) {

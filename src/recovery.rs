@@ -18,7 +18,7 @@ use crate::files::remove_temps;
 use crate::index::{CheckpointIndex, INDEX_EXT, IndexFile, Kind, MemIndex};
 use crate::query::IndexRef;
 use crate::record;
-use crate::sealed::Sealed;
+use crate::sealed::{Held, Sealed};
 use crate::sealed_index::SealedIndex;
 use crate::segment::{
     self, LineEnd, Lines, ScanEnd, Scanned, SegmentData, parse_segment_name, segment_name,
@@ -224,10 +224,10 @@ fn catch_up_segments(
         }
         let (index, pinned) = match crate::sidecar::read_index(storage, dir, active.base, Some(len))
         {
-            Some(ix) => (ix, false),
+            Some(ix) => (ix, Held::File),
             None => (
                 crate::sidecar::in_memory_index(&st.log.active_index, active.base, len)?,
-                true,
+                Held::Pinned,
             ),
         };
         st.seal_active_in_memory(storage_arc, dir, index, pinned);
@@ -477,17 +477,20 @@ fn load_sealed(
     {
         Some(ix) => {
             apply_index(st, &ix, base, true)?;
-            (ix, false)
+            (ix, Held::File)
         }
         None => {
             let mem = rebuild_index(&mut lines, &path, data_start, read_only, st)?;
             st.streams.sealed(base);
             if read_only {
-                (crate::sidecar::in_memory_index(&mem, base, len)?, true)
+                (
+                    crate::sidecar::in_memory_index(&mem, base, len)?,
+                    Held::Pinned,
+                )
             } else {
                 (
                     crate::sidecar::write_index(storage, dir, base, len, &mem)?,
-                    false,
+                    Held::File,
                 )
             }
         }

@@ -131,6 +131,11 @@ impl Store {
         if !dry_run && !inner.read_only && inner.segment_too_old(st, now) {
             inner.roll(st)?;
         }
+        // The sidecar in hand may be of a segment removed here.
+        if !dry_run && let Err(e) = inner.sealer.wait() {
+            inner.poison(st, &e);
+            return Err(e);
+        }
         let sealed = sealed_count(st);
         let mut total_events = st.next_seq - st.removed.log_start - removed_events(st);
         let mut total_bytes: u64 =
@@ -186,6 +191,11 @@ impl Store {
         if let Some(cause) = st.poisoned.clone().filter(|_| !dry_run) {
             return Err(Error::Poisoned { cause });
         }
+        // The sidecar being written may be of a segment removed here.
+        if !dry_run && let Err(e) = inner.sealer.wait() {
+            inner.poison(st, &e);
+            return Err(e);
+        }
         let picked: Vec<usize> = (0..sealed_count(st))
             .filter(|&i| all_dead(st, &st.log.segments[i]))
             .collect();
@@ -215,7 +225,7 @@ fn seg_events(seg: &Segment) -> u64 {
 }
 
 fn seg_bytes(seg: &Segment) -> u64 {
-    seg.len + seg.sealed.as_ref().map_or(0, |s| s.summary.index_bytes)
+    seg.len + seg.sealed.as_ref().map_or(0, |s| s.index_bytes())
 }
 
 fn seg_last_time(seg: &Segment) -> i64 {

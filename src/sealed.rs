@@ -30,7 +30,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::block_cache::{BlockCache, CachedFile};
@@ -82,6 +82,14 @@ pub(crate) struct Sealed {
     cache: Arc<MapCache>,
     /// An index with no file behind it (rebuilt by a read-only handle): never evicted.
     pinned: OnceLock<Arc<SealedIndex>>,
+    /// The index of a segment whose sidecar the sealer is still encoding or writing
+    /// (`sealer.rs`): reads wait for it to be encoded, then use it instead of the file until
+    /// [`Sealed::written`].
+    writing: Mutex<Writing>,
+    /// Signalled when `writing` leaves [`Writing::Encoding`].
+    encoded: std::sync::Condvar,
+    /// The sidecar's size (`summary.index_bytes`, set by the sealer once it has encoded it).
+    index_bytes: AtomicU64,
     /// Whether the sidecar passed its full check (at open, or when first mapped).
     checked: AtomicBool,
     slot: Mutex<Option<Loaded>>,
@@ -93,6 +101,25 @@ pub(crate) struct Sealed {
     sample: Samples,
 }
 
+/// Where a newly sealed segment's index is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Held {
+    /// In its sidecar, which was written and checked.
+    File,
+    /// In memory only, for good (a read-only handle cannot write the sidecar it rebuilt).
+    Pinned,
+}
+
+/// A segment's index while the sealer makes its sidecar.
+enum Writing {
+    /// Its sidecar is a file, or will be rebuilt from the segment if it is not.
+    Done,
+    /// Being encoded: a use waits.
+    Encoding,
+    /// Encoded, held in memory while the file is written.
+    Encoded(Arc<SealedIndex>),
+}
+
 /// Why a sealed segment's sidecar was not used.
 enum Unusable {
     /// Missing, or failing its checks: rebuilt from the segment.
@@ -102,9 +129,9 @@ enum Unusable {
 }
 
 impl Sealed {
-    /// A sealed segment whose sidecar was just checked (`index`, read from its sidecar, or
-    /// built in memory when `pinned`). Its files are opened again when first used: what it
-    /// keeps of `index` is the summary (and, when `pinned`, the bytes).
+    /// A sealed segment whose index was just checked (`index`, read from its sidecar, or built
+    /// in memory: see [`Held`]). Its files are opened again when first used: what it keeps of
+    /// `index` is the summary (and, while held in memory, the bytes).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         storage: &Arc<dyn Storage>,
@@ -114,17 +141,90 @@ impl Sealed {
         path: PathBuf,
         len: u64,
         index: Arc<IndexFile>,
-        pinned: bool,
+        held: Held,
     ) -> Arc<Sealed> {
         let sealed = Sealed::lazy(storage, cache, dir, base, path, len, Summary::of(&index));
         sealed.checked.store(true, Ordering::Release);
-        if pinned
+        if held == Held::Pinned
             && let Ok(ix) =
                 SealedIndex::in_memory(Arc::clone(index.bytes()), &sealed.path, base, len)
         {
             let _ = sealed.pinned.set(Arc::new(ix));
         }
         sealed
+    }
+
+    /// A segment just sealed whose sidecar the sealer is about to encode and write
+    /// (`sealer.rs`): `summary` has its events and last time (its sidecar size is known once
+    /// encoded: [`Sealed::index_bytes`]). A use of its index waits for [`Sealed::encoded`].
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn sealing(
+        storage: &Arc<dyn Storage>,
+        cache: &Arc<MapCache>,
+        dir: &Path,
+        base: u64,
+        path: PathBuf,
+        len: u64,
+        summary: Summary,
+    ) -> Arc<Sealed> {
+        let sealed = Sealed::lazy(storage, cache, dir, base, path, len, summary);
+        sealed.checked.store(true, Ordering::Release);
+        *sealed.lock_writing() = Writing::Encoding;
+        sealed
+    }
+
+    /// The sealer has encoded the index of a segment made by [`Sealed::sealing`] (`None`: it
+    /// could not, and the segment's sidecar is rebuilt from the segment on first use).
+    pub(crate) fn encoded(&self, index: Option<(SealedIndex, u64)>) {
+        let mut w = self.lock_writing();
+        if !matches!(*w, Writing::Encoding) {
+            return;
+        }
+        *w = match index {
+            Some((ix, bytes)) => {
+                self.index_bytes.store(bytes, Ordering::Release);
+                // The sidecar will hold the same bytes: its sample is the same too.
+                Writing::Encoded(Arc::new(ix.sharing(&self.sample)))
+            }
+            None => {
+                self.checked.store(false, Ordering::Release);
+                Writing::Done
+            }
+        };
+        drop(w);
+        self.encoded.notify_all();
+    }
+
+    /// The sealer is done with the sidecar: the index held in memory is dropped, and the next
+    /// use opens the file and checks it in full, as it does a sidecar known from the summary
+    /// (one the sealer failed to write is missing, and is rebuilt from the segment).
+    pub(crate) fn written(&self) {
+        let mut w = self.lock_writing();
+        if matches!(*w, Writing::Encoded(_)) {
+            *w = Writing::Done;
+            drop(w);
+            self.checked.store(false, Ordering::Release);
+            self.evict();
+        }
+    }
+
+    /// The size of the segment's sidecar, waiting for the sealer to have encoded it.
+    pub(crate) fn index_bytes(&self) -> u64 {
+        drop(self.wait_encoded());
+        self.index_bytes.load(Ordering::Acquire)
+    }
+
+    /// The sidecar's state, once it is no longer being encoded.
+    fn wait_encoded(&self) -> std::sync::MutexGuard<'_, Writing> {
+        let mut w = self.lock_writing();
+        while matches!(*w, Writing::Encoding) {
+            w = self.encoded.wait(w).unwrap_or_else(|p| p.into_inner());
+        }
+        w
+    }
+
+    fn lock_writing(&self) -> std::sync::MutexGuard<'_, Writing> {
+        self.writing.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A sealed segment known from the store's summary (`summary.rs`): nothing mapped or
@@ -147,6 +247,9 @@ impl Sealed {
             storage: Arc::clone(storage),
             cache: Arc::clone(cache),
             pinned: OnceLock::new(),
+            writing: Mutex::new(Writing::Done),
+            encoded: std::sync::Condvar::new(),
+            index_bytes: AtomicU64::new(summary.index_bytes),
             checked: AtomicBool::new(false),
             slot: Mutex::new(None),
             id_range: OnceLock::new(),
@@ -223,8 +326,12 @@ impl Sealed {
                 ),
             ));
         }
-        let index = match self.pinned.get() {
-            Some(ix) => Arc::clone(ix),
+        let writing = match &*self.wait_encoded() {
+            Writing::Encoded(ix) => Some(Arc::clone(ix)),
+            _ => None,
+        };
+        let index = match self.pinned.get().cloned().or(writing) {
+            Some(ix) => ix,
             None => self.map_index(&file)?,
         };
         // Read, not mapped, unless asked: see the module's documentation.

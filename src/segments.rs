@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::index::{IndexFile, MemIndex};
 use crate::record;
-use crate::sealed::{MapCache, Sealed};
+use crate::sealed::{Held, MapCache, Sealed};
 use crate::segment::{index_path, segment_name};
 use crate::storage::{Mapped, Storage, StorageFile};
 
@@ -106,40 +106,36 @@ impl SegmentSet {
 
 impl SegmentSet {
     /// Turns the active segment into a sealed one in memory (the caller has made it durable and
-    /// written its sidecar, or built `index` in memory: `pinned`). Returns the sealed segment's
-    /// base and the active index it replaced, for the stream table.
+    /// written its sidecar, or built `index` in memory: see [`Held`]; or, with `Err(summary)`,
+    /// leaves the sidecar to the sealer: see [`Sealed::sealing`]). Returns the sealed segment
+    /// and the active index it replaced.
     pub(crate) fn seal_active(
         &mut self,
         storage: &Arc<dyn Storage>,
         dir: &Path,
-        index: Arc<IndexFile>,
-        pinned: bool,
-    ) -> (u64, MemIndex) {
+        index: std::result::Result<(Arc<IndexFile>, Held), crate::sealed::Summary>,
+    ) -> (Arc<Sealed>, MemIndex) {
         let active = self
             .segments
             .pop()
             .expect("an open store has an active segment");
         let mem = std::mem::take(&mut self.active_index);
-        let sealed = Sealed::new(
-            storage,
-            &self.maps,
-            dir,
-            active.base,
-            active.path.clone(),
-            self.active_len,
-            index,
-            pinned,
-        );
-        let base = active.base;
+        let (base, path, len) = (active.base, active.path.clone(), self.active_len);
+        let sealed = match index {
+            Ok((index, held)) => {
+                Sealed::new(storage, &self.maps, dir, base, path, len, index, held)
+            }
+            Err(summary) => Sealed::sealing(storage, &self.maps, dir, base, path, len, summary),
+        };
         self.segments.push(Segment {
             len: self.active_len,
-            sealed: Some(sealed),
+            sealed: Some(Arc::clone(&sealed)),
             ..active
         });
         self.active_file = None;
         self.active_map = None;
         self.active_len = 0;
-        (base, mem)
+        (sealed, mem)
     }
 
     /// Creates a new, empty active segment starting at `base`: header written, file fsynced,

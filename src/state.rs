@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use crate::deletion::{DeadCounts, Deletion, DeletionState};
 use crate::error::{Error, Result};
-use crate::index::{IndexFile, Kind};
+use crate::index::{IndexFile, Kind, MemIndex};
 use crate::manifest::Removed;
-use crate::sealed::MapCache;
+use crate::sealed::{Held, MapCache, Sealed};
 use crate::segments::{Segment, SegmentSet};
 use crate::storage::Storage;
 pub(crate) use crate::stream_table::{StreamEntry, StreamTable};
@@ -138,12 +138,38 @@ impl State {
         storage: &Arc<dyn Storage>,
         dir: &Path,
         index: Arc<IndexFile>,
-        pinned: bool,
-    ) {
-        let (base, mut mem) = self.log.seal_active(storage, dir, index, pinned);
-        self.streams.sealed(base);
+        held: Held,
+    ) -> Arc<Sealed> {
+        let (sealed, mut mem) = self.log.seal_active(storage, dir, Ok((index, held)));
+        self.streams.sealed(sealed.base);
         mem.clear();
         self.log.spare_index = Some(mem);
+        sealed
+    }
+
+    /// Seals the active segment leaving its sidecar to the sealer (`sealer.rs`): returns the
+    /// sealed segment and its index, for the sealer to encode and write. Fails, sealing
+    /// nothing, only where the time of its last record is in a checkpoint that had to be
+    /// rebuilt and the segment turned out damaged.
+    pub(crate) fn seal_active_for_sealer(
+        &mut self,
+        storage: &Arc<dyn Storage>,
+        dir: &Path,
+    ) -> Result<(Arc<Sealed>, MemIndex)> {
+        let mem = &self.log.active_index;
+        let count = mem.len();
+        let last_time = match count.checked_sub(1) {
+            Some(last) => mem.time(last as u32)?.unwrap_or(0),
+            None => 0,
+        };
+        let summary = crate::sealed::Summary {
+            count: count as u64,
+            last_time,
+            index_bytes: 0,
+        };
+        let (sealed, mem) = self.log.seal_active(storage, dir, Err(summary));
+        self.streams.sealed(sealed.base);
+        Ok((sealed, mem))
     }
     /// What is deleted of `stream`, if anything; a tombstoned stream is refused with
     /// [`Error::StreamDeleted`], as every operation on it is.

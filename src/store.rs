@@ -33,6 +33,8 @@ pub(crate) struct Inner {
     pub metrics: crate::metrics::Counters,
     /// The writer's locks: the store's directory, and its `LOCK` file.
     _lock: Option<(LockGuard, LockGuard)>,
+    /// Writes rolled segments' sidecars off the appending thread.
+    pub sealer: crate::sealer::Sealer,
 }
 
 /// An open event store. Cheap to clone; clones share one handle and may be used from any
@@ -258,6 +260,7 @@ impl Store {
             state: Mutex::new(state),
             commit: crate::commit::Commit::new(opts.durability, head, head_file),
             _lock: lock,
+            sealer: crate::sealer::Sealer::default(),
         });
         // The flusher holds its own reference to the store: joining it (when the last clone
         // drops its handle) means the store has been closed when that drop returns.
@@ -427,6 +430,9 @@ impl Drop for Inner {
         if self.read_only {
             return;
         }
+        // The summary below names every sealed segment's sidecar: let the last one be written.
+        // A failure is left to the next open, which rebuilds a missing sidecar.
+        let _ = self.sealer.wait();
         let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
         let Some(file) = st.log.active_file.clone().filter(|_| st.poisoned.is_none()) else {
             return;

@@ -66,7 +66,19 @@ pub(crate) fn encode(st: &mut State, checkpoint_crc: u32) -> Result<Option<Vec<u
         .log
         .segments
         .iter()
-        .filter_map(|s| s.sealed.as_ref().map(|x| (s.base, s.len, x.summary)))
+        .filter_map(|s| {
+            s.sealed.as_ref().map(|x| {
+                let index_bytes = x.index_bytes();
+                (
+                    s.base,
+                    s.len,
+                    crate::sealed::Summary {
+                        index_bytes,
+                        ..x.summary
+                    },
+                )
+            })
+        })
         .collect();
     if sealed.is_empty() {
         return Ok(None);

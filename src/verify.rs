@@ -644,7 +644,7 @@ fn segment_shape(st: &crate::state::State) -> Vec<(u64, u64, u64, i64, u64)> {
         .filter_map(|s| s.sealed.as_ref())
         .map(|s| {
             let m = s.summary;
-            (s.base, s.len, m.count, m.last_time, m.index_bytes)
+            (s.base, s.len, m.count, m.last_time, s.index_bytes())
         })
         .collect()
 }

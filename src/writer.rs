@@ -688,6 +688,12 @@ impl Inner {
         times: Times<'_>,
         (parts, ids, key): BatchParts<'_, '_, E, S>,
     ) -> Result<()> {
+        // A sidecar the sealer failed to write fails this append, as the roll it belonged to
+        // used to: nothing is written, and the handle is poisoned.
+        if let Err(e) = self.sealer.failed() {
+            self.poison(st, &e);
+            return Err(e);
+        }
         let has_events = st.log.active_len > st.active().data_start;
         let full = st.log.active_len + buf.len() as u64 > self.config.segment_bytes;
         if has_events && (full || self.segment_too_old(st, times.at(0))) {
@@ -738,8 +744,9 @@ impl Inner {
             .is_some_and(|t| now.saturating_sub(t) >= crate::time::micros_of(age))
     }
 
-    /// Seals the active segment and starts the next: sync it, write its index sidecar, create
-    /// the new segment (header, fsync, directory fsync).
+    /// Seals the active segment and starts the next: sync it, hand its index to the sealer
+    /// (which encodes and writes the sidecar meanwhile: `sealer.rs`), create the new segment
+    /// (header, fsync, directory fsync).
     pub(crate) fn roll(&self, st: &mut State) -> Result<()> {
         let r = (|| {
             let file = st
@@ -747,25 +754,23 @@ impl Inner {
                 .active_file
                 .clone()
                 .expect("writer has an active segment");
-            let (base, path, len) = (
-                st.active().base,
-                st.active().path.clone(),
-                st.log.active_len,
-            );
+            let path = st.active().path.clone();
+            // The previous segment's sidecar, if still in hand (and its failure).
+            self.sealer.wait()?;
             let started = std::time::Instant::now();
             file.sync_data()
                 .map_err(|e| Error::io("fdatasync", &path, e))?;
             self.metrics.synced(started.elapsed());
             self.commit.durable(st.next_seq - 1)?;
-            let index = crate::sidecar::write_index(
-                self.storage.as_ref(),
-                &self.dir,
-                base,
-                len,
-                &st.log.active_index,
-            )?;
-            st.seal_active_in_memory(&self.storage, &self.dir, index, false);
-            st.log.create(self.storage.as_ref(), &self.dir, st.next_seq)
+            // The sidecar is encoded and written by the sealer while appends go on
+            // (`sealer.rs`); the next segment fills the index the sealer emptied last.
+            let (sealed, mem) = st.seal_active_for_sealer(&self.storage, &self.dir)?;
+            if let Some(spare) = self.sealer.spare() {
+                st.log.spare_index = Some(spare);
+            }
+            let created = st.log.create(self.storage.as_ref(), &self.dir, st.next_seq);
+            self.sealer.start(&self.storage, &self.dir, sealed, mem);
+            created
         })();
         if let Err(e) = &r {
             self.poison(st, e);
