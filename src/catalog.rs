@@ -212,13 +212,13 @@ impl Store {
         if self.inner.read_only {
             return Err(Error::ReadOnly);
         }
-        // The sealer's sidecar and this rewrite of it must not cross.
-        if let Err(e) = self.inner.sealer.wait() {
-            self.inner.poison(&mut self.inner.lock_state(), &e);
-            return Err(e);
-        }
         let sealed: Vec<_> = {
-            let st = self.inner.lock_state();
+            let mut st = self.inner.lock_state();
+            // The sealer's sidecar and this rewrite of it must not cross.
+            if let Err(e) = self.inner.sealer.wait() {
+                self.inner.poison(&mut st, &e);
+                return Err(e);
+            }
             st.log
                 .segments
                 .iter()

@@ -20,9 +20,11 @@
 //! writes or removes sidecars waits for it too (retention, compaction, `reindex`, a closing
 //! writer), through `Sealer::wait`. A failed write is reported as the failed roll it used to be,
 //! by the next append, roll, retention, compaction or `reindex` of the handle, which poisons the
-//! handle (`Sealer::failed`); a failure that only a closing handle sees is left to the next open,
-//! which rebuilds the sidecar. The sealed segment's emptied index comes back for a later segment
-//! to fill (`Sealer::spare`), so that a bulk load does not grow those tables from empty again.
+//! handle (`Sealer::failed`), or by `Store::close`; a failure that only a dropped handle sees is
+//! left to the next open, which rebuilds the sidecar. `Sealer::wait` holds its slot while it
+//! joins, so that every caller waits, not just the first. The sealed segment's emptied index
+//! comes back for a later segment to fill (`Sealer::spare`), so that a bulk load does not grow
+//! those tables from empty again.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -162,11 +164,12 @@ impl Sealer {
 
     /// Waits for the sidecar in hand, if any; then [`Sealer::failed`].
     pub(crate) fn wait(&self) -> Result<()> {
-        let job = lock(&self.job).take();
-        if let Some(handle) = job {
+        let mut job = lock(&self.job);
+        if let Some(handle) = job.take() {
             // A job that panicked (a bug) left its segment's sidecar to be rebuilt on first use.
             let _ = handle.join();
         }
+        drop(job);
         self.failed()
     }
 
@@ -179,5 +182,58 @@ impl Sealer {
         let error = lock(&self.shared.error).take();
         self.shared.failed.store(false, Ordering::Release);
         error.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::mpsc::channel;
+
+    /// A second caller of `wait` waits too while the first is still joining the job: a
+    /// retention that waits while `reindex` joins must not remove the segment whose sidecar is
+    /// still being written.
+    #[test]
+    fn every_caller_of_wait_waits_for_the_job_in_hand() {
+        let sealer = Arc::new(Sealer::default());
+        let done = Arc::new(AtomicBool::new(false));
+        let (release, gate) = channel::<()>();
+        {
+            let done = Arc::clone(&done);
+            *lock(&sealer.job) = Some(std::thread::spawn(move || {
+                let _ = gate.recv();
+                done.store(true, Ordering::SeqCst);
+            }));
+        }
+        let first = {
+            let sealer = Arc::clone(&sealer);
+            std::thread::spawn(move || sealer.wait())
+        };
+        // Until the first caller has the job: it holds the slot's lock while it joins (or, as
+        // it once did, took the handle out and left the slot empty).
+        loop {
+            match sealer.job.try_lock() {
+                Err(_) => break,
+                Ok(slot) if slot.is_none() => break,
+                Ok(_) => std::thread::yield_now(),
+            }
+        }
+        let (calling, called) = channel::<()>();
+        let second = {
+            let (sealer, done) = (Arc::clone(&sealer), Arc::clone(&done));
+            std::thread::spawn(move || {
+                calling.send(()).unwrap();
+                sealer.wait().unwrap();
+                done.load(Ordering::SeqCst)
+            })
+        };
+        called.recv().unwrap();
+        release.send(()).unwrap();
+        first.join().unwrap().unwrap();
+        assert!(
+            second.join().unwrap(),
+            "a second wait returned while the job was still running"
+        );
     }
 }

@@ -387,7 +387,14 @@ impl Store {
     /// Syncs and closes this handle, reporting any error (dropping the last handle does the same
     /// but can only ignore errors).
     pub fn close(self) -> Result<()> {
-        let r = self.sync();
+        let r = self.sync().and_then(|()| {
+            if self.inner.read_only {
+                return Ok(());
+            }
+            self.inner.sealer.wait().inspect_err(|e| {
+                self.inner.poison(&mut self.inner.lock_state(), e);
+            })
+        });
         drop(self);
         r
     }

@@ -23,3 +23,4 @@ mod model;
 mod poisoning;
 mod power_loss;
 mod races;
+mod sealer;
