@@ -62,7 +62,11 @@ impl Feed for FileFeed {
     fn read_after(&self, query: &Query, after: u64) -> Result<Option<(FeedEvents, u64)>> {
         self.store
             .with(|inner| {
-                let events = inner.run(query.clone().from_seq(after + 1), true)?;
+                let mut events = inner.run(query.clone().from_seq(after + 1), true)?;
+                // A subscription to the whole log catches up as `read_all` reads.
+                if query.is_log_scan() {
+                    events = events.scan();
+                }
                 let upto = events.visible_upto();
                 Ok((Box::new(events) as FeedEvents, upto))
             })

@@ -328,6 +328,21 @@ impl Query {
         Ok(())
     }
 
+    /// Whether the query selects every event of its seq range (no stream, type, tag, time or
+    /// metadata filter): reading it scans the log, as `read_all` does.
+    pub(crate) fn is_log_scan(&self) -> bool {
+        self.streams.is_empty()
+            && self.prefix.is_none()
+            && self.types.is_empty()
+            && self.tags.is_empty()
+            && self.items.is_empty()
+            && self.since.is_none()
+            && self.until.is_none()
+            && self.correlation.is_none()
+            && self.causation.is_none()
+            && self.actor.is_none()
+    }
+
     /// Whether an event satisfies the whole filter (the reader's final check).
     pub(crate) fn matches(&self, e: &RecordedEvent) -> bool {
         let meta_is = |key: &str, want: &Option<String>| {

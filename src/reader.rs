@@ -270,10 +270,7 @@ impl Store {
     /// # Ok::<(), eventfile::Error>(())
     /// ```
     pub fn read_all(&self, read: Read) -> Result<Events> {
-        let mut ev = self.inner.run(read.log_query(), false)?;
-        // A scan: its records are read once, and must not flush what lookups reuse.
-        ev.cached = false;
-        Ok(ev)
+        Ok(self.inner.run(read.log_query(), false)?.scan())
     }
 
     /// Runs a query: the events matching `query`, in seq order (or reversed), as an iterator.
@@ -498,6 +495,14 @@ fn segment_index(st: &State, base: u64) -> Option<usize> {
 }
 
 impl Events {
+    /// This read as a scan of the log: its records are read once, so they bypass the block
+    /// cache (they must not flush what lookups reuse), and a long run of a sealed segment is
+    /// read and checked ahead on a second thread (`read_ahead.rs`).
+    pub(crate) fn scan(mut self) -> Events {
+        self.cached = false;
+        self
+    }
+
     /// The head this read was made at: it returns no event above it, and every visible event
     /// it selects up to it.
     pub(crate) fn visible_upto(&self) -> u64 {
