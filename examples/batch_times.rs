@@ -7,24 +7,18 @@
 //! the raw loop of `benches/append.rs` in the same directory, as many times: the same 1,000
 //! lines (the store's first record, repeated) written with one `write` and `fdatasync`ed.
 
+mod append_batch;
+
 use std::time::Instant;
 
 use eventfile::{ExpectedVersion, NewEvent, Store};
-use serde_json::json;
 
 fn main() {
     let rounds: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1500);
-    let events: Vec<NewEvent> = (0..1000u64)
-        .map(|i| {
-            NewEvent::new(
-                "ItemAdded",
-                json!({"order": i, "sku": "SKU-000123", "qty": 2, "price_cents": 1250}),
-            )
-        })
-        .collect();
+    let events: Vec<NewEvent> = append_batch::order_items(1000);
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(dir.path()).expect("open");
     let segments = || {

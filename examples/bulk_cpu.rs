@@ -7,22 +7,16 @@
 //! adds to its `fdatasync`. `bulk_cpu [CALLS]` (default 600, two 64 MiB segments and more;
 //! `BULK_CASE=NAME` runs one case).
 
+mod append_batch;
+
 use eventfile::{ExpectedVersion, NewEvent, RecordedEvent, Store, StreamAppend};
-use serde_json::json;
 
 fn main() {
     let calls: u64 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(600);
-    let events: Vec<NewEvent> = (0..1000u64)
-        .map(|i| {
-            NewEvent::new(
-                "ItemAdded",
-                json!({"order": i, "sku": "SKU-000123", "qty": 2, "price_cents": 1250}),
-            )
-        })
-        .collect();
+    let events: Vec<NewEvent> = append_batch::order_items(1000);
     let mut out = Vec::new();
     // `BULK_CASE=import_one` (say) runs that case alone, for a profile.
     let only = std::env::var("BULK_CASE").ok();

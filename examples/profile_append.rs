@@ -2,24 +2,18 @@
 //! without fsync, so the profile shows encoding, checksums, index maintenance and allocation.
 //! `cargo build --release --example profile_append && perf record -g target/release/examples/profile_append`
 
+mod append_batch;
+
 use std::time::Instant;
 
 use eventfile::{Durability, ExpectedVersion, NewEvent, OpenOptions};
-use serde_json::json;
 
 fn main() {
     let batch: u64 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1000);
-    let events: Vec<NewEvent> = (0..batch)
-        .map(|i| {
-            NewEvent::new(
-                "ItemAdded",
-                json!({"order": i, "sku": "SKU-000123", "qty": 2, "price_cents": 1250}),
-            )
-        })
-        .collect();
+    let events: Vec<NewEvent> = append_batch::order_items(batch);
     let dir = tempfile::tempdir().expect("temp dir");
     let store = OpenOptions::new()
         .durability(Durability::None)
