@@ -19,7 +19,8 @@
 # Each step's output goes to OUT/<step>.txt, with the load average before and after it in
 # OUT/load.txt. The PostgreSQL benches start a private server as .ci/run does (or use
 # EVENTFILE_TEST_POSTGRES_URL); without one they print why and skip their rows.
-# About 35 minutes here. Stores live under TMPDIR: it must be on the disk being measured.
+# About 20 minutes here (17 on a quiet machine, 2026-12-02). Stores live under TMPDIR: it must
+# be on the disk being measured.
 # ONE_RUN_SMALL=1 shrinks every data set (a check that the run and the report work, not a
 # measurement).
 set -euo pipefail
