@@ -160,6 +160,30 @@ struct Target {
     parity: bool,
 }
 
+impl Target {
+    /// A target on `peer / ours` (above 1: ours is faster) of at least `bound`: the ratio and
+    /// both times (`per` says what a time is for, e.g. " per event"), and the verdict.
+    fn compared(
+        what: &'static str,
+        ours: Option<f64>,
+        peer: Option<f64>,
+        bound: f64,
+        per: &str,
+    ) -> Target {
+        Target {
+            what,
+            measured: format!(
+                "{} ({} vs {}{per})",
+                ratio(ours, peer),
+                opt_time(ours),
+                opt_time(peer)
+            ),
+            met: ours.zip(peer).map(|(a, b)| b / a >= bound),
+            parity: false,
+        }
+    }
+}
+
 /// The targets table's verdict cell.
 fn verdict(t: &Target) -> &'static str {
     match t.met {
@@ -498,103 +522,55 @@ fn report(run: &Run) -> (String, Series) {
     let pg_batch = |id: &str| m(&format!("backends_batch-100/{id}"));
 
     let mut targets = vec![
-        Target {
-            what: "1 event per append, 1 thread, durable: at least 0.9x the raw loop",
-            measured: format!(
-                "{} ({} vs {})",
-                ratio(th("eventfile", 1), th("raw", 1)),
-                opt_time(th("eventfile", 1)),
-                opt_time(th("raw", 1))
-            ),
-            met: th("eventfile", 1)
-                .zip(th("raw", 1))
-                .map(|(a, b)| b / a >= 0.9),
-            parity: false,
-        },
-        Target {
-            what: "1 event per append, 16 threads: at least 5x SQLite with 16 threads",
-            measured: format!(
-                "{} ({} vs {} per event)",
-                ratio(th("eventfile", 16), th("sqlite", 16)),
-                opt_time(th("eventfile", 16)),
-                opt_time(th("sqlite", 16))
-            ),
-            met: th("eventfile", 16)
-                .zip(th("sqlite", 16))
-                .map(|(a, b)| b / a >= 5.0),
-            parity: false,
-        },
-        Target {
-            what: "16 threads: at least 5x eventfile's own single-thread rate",
-            measured: format!(
-                "{} ({} vs {} per event)",
-                ratio(th("eventfile", 16), th("eventfile", 1)),
-                opt_time(th("eventfile", 16)),
-                opt_time(th("eventfile", 1))
-            ),
-            met: th("eventfile", 16)
-                .zip(th("eventfile", 1))
-                .map(|(a, b)| b / a >= 5.0),
-            parity: false,
-        },
-        Target {
-            what: "batches of 1,000 (issue 16 item 5): at least 0.5x the raw loop",
-            measured: format!(
-                "{} ({} vs {} per event)",
-                ratio(batch("eventfile", 1000), batch("raw", 1000)),
-                opt_time(batch("eventfile", 1000)),
-                opt_time(batch("raw", 1000))
-            ),
-            met: batch("eventfile", 1000)
-                .zip(batch("raw", 1000))
-                .map(|(a, b)| b / a >= 0.5),
-            parity: false,
-        },
-        Target {
-            what: "batches of 1,000: at least 5x SQLite",
-            measured: format!(
-                "{} ({} vs {} per event)",
-                ratio(batch("eventfile", 1000), batch("sqlite", 1000)),
-                opt_time(batch("eventfile", 1000)),
-                opt_time(batch("sqlite", 1000))
-            ),
-            met: batch("eventfile", 1000)
-                .zip(batch("sqlite", 1000))
-                .map(|(a, b)| b / a >= 5.0),
-            parity: false,
-        },
-        Target {
-            what: "bulk load, every event in a new stream (issue 16 item 4): `append_multi` at least 0.8x a single-stream batch of 1,000",
-            measured: format!(
-                "{} ({} vs {} per event)",
-                ratio(
-                    batch("eventfile_new_streams", 1000),
-                    batch("eventfile", 1000)
-                ),
-                opt_time(batch("eventfile_new_streams", 1000)),
-                opt_time(batch("eventfile", 1000))
-            ),
-            met: batch("eventfile_new_streams", 1000)
-                .zip(batch("eventfile", 1000))
-                .map(|(a, b)| b / a >= 0.8),
-            parity: false,
-        },
-        Target {
-            what: "the same for `import` (what `eventfile import` and `generate` use), against `import` into one stream",
-            measured: format!(
-                "{} ({} vs {} per event)",
-                ratio(
-                    batch("import_new_streams", 1000),
-                    batch("import_one_stream", 1000)
-                ),
-                opt_time(batch("import_new_streams", 1000)),
-                opt_time(batch("import_one_stream", 1000))
-            ),
-            met: batch("import_new_streams", 1000)
-                .zip(batch("import_one_stream", 1000))
-                .map(|(a, b)| b / a >= 0.8),
-            parity: false,
-        },
+        Target::compared(
+            "1 event per append, 1 thread, durable: at least 0.9x the raw loop",
+            th("eventfile", 1),
+            th("raw", 1),
+            0.9,
+            "",
+        ),
+        Target::compared(
+            "1 event per append, 16 threads: at least 5x SQLite with 16 threads",
+            th("eventfile", 16),
+            th("sqlite", 16),
+            5.0,
+            " per event",
+        ),
+        Target::compared(
+            "16 threads: at least 5x eventfile's own single-thread rate",
+            th("eventfile", 16),
+            th("eventfile", 1),
+            5.0,
+            " per event",
+        ),
+        Target::compared(
+            "batches of 1,000 (issue 16 item 5): at least 0.5x the raw loop",
+            batch("eventfile", 1000),
+            batch("raw", 1000),
+            0.5,
+            " per event",
+        ),
+        Target::compared(
+            "batches of 1,000: at least 5x SQLite",
+            batch("eventfile", 1000),
+            batch("sqlite", 1000),
+            5.0,
+            " per event",
+        ),
+        Target::compared(
+            "bulk load, every event in a new stream (issue 16 item 4): `append_multi` at least 0.8x a single-stream batch of 1,000",
+            batch("eventfile_new_streams", 1000),
+            batch("eventfile", 1000),
+            0.8,
+            " per event",
+        ),
+        Target::compared(
+            "the same for `import` (what `eventfile import` and `generate` use), against `import` into one stream",
+            batch("import_new_streams", 1000),
+            batch("import_one_stream", 1000),
+            0.8,
+            " per event",
+        ),
         Target {
             what: "issue 15: `eventfile generate --events 1000000` in at most 5 s",
             measured: match gen_median {
@@ -737,32 +713,20 @@ fn report(run: &Run) -> (String, Series) {
             met: at_least(pg_lone_tx.per_round, 0.8),
             parity: false,
         },
-        Target {
-            what: "issue 12: PostgreSQL, 16 threads at least 3x one thread",
-            measured: format!(
-                "{} ({} vs {} per event)",
-                ratio(pg("postgres/16-threads"), pg("postgres/1-threads")),
-                opt_time(pg("postgres/16-threads")),
-                opt_time(pg("postgres/1-threads"))
-            ),
-            met: pg("postgres/16-threads")
-                .zip(pg("postgres/1-threads"))
-                .map(|(a, b)| b / a >= 3.0),
-            parity: false,
-        },
-        Target {
-            what: "issue 12: PostgreSQL batches of 100 at least 2x the plain INSERT loop",
-            measured: format!(
-                "{} ({} vs {} per batch)",
-                ratio(pg_batch("postgres"), pg_batch("postgres-plain")),
-                opt_time(pg_batch("postgres")),
-                opt_time(pg_batch("postgres-plain"))
-            ),
-            met: pg_batch("postgres")
-                .zip(pg_batch("postgres-plain"))
-                .map(|(a, b)| b / a >= 2.0),
-            parity: false,
-        },
+        Target::compared(
+            "issue 12: PostgreSQL, 16 threads at least 3x one thread",
+            pg("postgres/16-threads"),
+            pg("postgres/1-threads"),
+            3.0,
+            " per event",
+        ),
+        Target::compared(
+            "issue 12: PostgreSQL batches of 100 at least 2x the plain INSERT loop",
+            pg_batch("postgres"),
+            pg_batch("postgres-plain"),
+            2.0,
+            " per batch",
+        ),
     ];
     let queries = [
         ("pg-stream", "PostgreSQL, one stream"),
