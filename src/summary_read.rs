@@ -438,13 +438,19 @@ pub(crate) fn read_head(
     // A list names only what the head describes, the sealed segments and removed ranges, all
     // below the active segment: the CRCs vouch for the bytes, not for the writer, and a base
     // past them would be trusted into the stream table (a list whose bases do not ascend once
-    // the active segment is sealed, reads planned on segments that hold no such events).
-    let mut known: Vec<u64> = ranges.iter().map(|r| r.0).collect();
-    known.extend(segments.iter().map(|s| s.0));
-    known.sort_unstable();
+    // the active segment is sealed, reads planned on segments that hold no such events). A
+    // base inside a removed range is a segment removed since the open that wrote it, whose
+    // base the writer's table keeps (retention merges the range, not the lists).
+    let mut spans = ranges.clone();
+    spans.sort_unstable();
+    let removed = |p: u64| {
+        let at = spans.partition_point(|&(b, _)| b <= p);
+        at > 0 && p < spans[at - 1].1
+    };
+    let sealed = |p: u64| segments.binary_search_by_key(&p, |s| s.0).is_ok();
     if points
         .iter()
-        .any(|p| *p >= next_seq || known.binary_search(p).is_err())
+        .any(|&p| p >= next_seq || !(sealed(p) || removed(p)))
     {
         return None;
     }

@@ -246,6 +246,49 @@ fn a_damaged_stale_or_missing_summary_is_ignored() {
     }
 }
 
+/// A close after a retention run that removed several segments at once (one removed range,
+/// while the streams' lists still name each removed segment's base) writes a summary that the
+/// next open takes: with every sealed sidecar unreadable, the opens still answer from it, and
+/// `verify` finds it sound. (The open refused such a summary and read every sidecar, until
+/// the close after that open wrote one anew.)
+#[test]
+fn a_summary_written_after_retention_removed_several_segments_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    closed_store(dir.path(), 8);
+    let before = sealed_bases(dir.path());
+    {
+        let store = fast_store(dir.path(), 4096);
+        let head = store.head_seq();
+        let policy = eventfile::RetentionPolicy::keep_all().max_events(head / 2);
+        store.set_retention_policy(policy).unwrap();
+        store.run_retention(false).unwrap();
+        store.close().unwrap();
+    }
+    let after = sealed_bases(dir.path());
+    assert!(
+        before.len() >= after.len() + 2,
+        "retention removed fewer than two segments: {before:?} then {after:?}"
+    );
+    let report = eventfile::verify(dir.path()).unwrap();
+    assert!(report.is_sound(), "{:?}", report.problems);
+    let expected = contents(&Store::open_read_only(dir.path()).unwrap());
+    for &b in &after {
+        let p = sidecar(dir.path(), b);
+        std::fs::rename(&p, p.with_extension("moved")).unwrap();
+        std::fs::create_dir(&p).unwrap();
+    }
+    for read_only in [true, false] {
+        let opened = OpenOptions::new()
+            .read_only(read_only)
+            .open(dir.path())
+            .unwrap();
+        for (s, (version, _)) in STREAMS.iter().zip(&expected.0) {
+            assert_eq!(opened.stream_version(s), *version, "read-only {read_only}");
+        }
+        assert_eq!(opened.head_seq(), expected.1.last().unwrap().seq);
+    }
+}
+
 #[test]
 fn a_summary_from_before_a_retention_run_is_not_used() {
     let dir = tempfile::tempdir().unwrap();
