@@ -366,8 +366,46 @@ impl Iterator for SummaryWalk<'_> {
     }
 }
 
+/// Why an open does not take a summary that [`read_head`] refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Its header or head fails its checks, or it cannot be read: damage, which `verify`
+    /// reports.
+    Damaged(String),
+    /// A sound header of another format (1, written by the version before): not damage.
+    Format(u32),
+}
+
+/// Why [`read_head`] refused the summary `file`: its header read again, to tell damage from a
+/// summary of another format (asked only after a refusal: a sound header of this format means
+/// the head after it failed its checks).
+pub(crate) fn refusal(file: &dyn StorageFile) -> Refusal {
+    let mut header = [0u8; HEADER];
+    if let Err(e) = crate::block_cache::read_exact(file, &mut header, 0) {
+        return Refusal::Damaged(match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => {
+                format!("shorter than its {HEADER}-byte header")
+            }
+            _ => format!("its header cannot be read: {e}"),
+        });
+    }
+    if &header[..8] != MAGIC {
+        return Refusal::Damaged("it does not begin with the summary's magic".into());
+    }
+    // Format 1 has no CRC of its own header (one CRC covers its whole file).
+    let format = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
+    if format != FORMAT {
+        return Refusal::Format(format);
+    }
+    let (body, crc) = header.split_at(HEADER - 4);
+    if crc32fast::hash(body).to_le_bytes() != crc {
+        return Refusal::Damaged("its header fails its CRC".into());
+    }
+    Refusal::Damaged("its head (segments, removed ranges, block directory) fails its checks".into())
+}
+
 /// Reads and checks the header and head of the summary `file`; `None` if it is damaged or not
-/// one this version reads.
+/// one this version reads ([`refusal`] says which).
 pub(crate) fn read_head(
     file: Arc<dyn StorageFile>,
     path: PathBuf,

@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::index::{INDEX_EXT, MemIndex};
 use crate::segment::{self, Lines, SegmentData, Step, WalkEnd, parse_segment_name};
 use crate::storage::{OsStorage, Storage};
+use crate::summary_read::Refusal;
 
 /// One thing wrong with a store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -355,14 +356,33 @@ impl Verifier {
         with: &mut crate::state::State,
     ) {
         let path = dir.join(crate::summary::SUMMARY_FILE);
-        if let Err(e) = walk_summary(storage, &path, with.log.maps.blocks()) {
-            let mut p = locate(e, dir);
-            p.message.push_str(
-                "; opens that reach it fall back to the sidecars until a clean close rewrites \
-                 it: remove it",
-            );
-            self.report.problems.push(p);
-            return;
+        match walk_summary(storage, &path, with.log.maps.blocks()) {
+            Err(e) => {
+                let mut p = locate(e, dir);
+                p.message.push_str(
+                    "; opens that reach it fall back to the sidecars until a clean close rewrites \
+                     it: remove it",
+                );
+                self.report.problems.push(p);
+                return;
+            }
+            Ok(Some(Refusal::Damaged(why))) => {
+                let msg = format!(
+                    "summary: {why}; opens do not use it and read every sidecar until a clean \
+                     close rewrites it: remove it"
+                );
+                return self.problem(path, 0, msg);
+            }
+            Ok(Some(Refusal::Format(format))) => {
+                self.report.notes.push(format!(
+                    "{} is of format {format}, which this version does not read: opens read \
+                     the sidecars until a clean close writes format {} in its place",
+                    path.display(),
+                    crate::summary_read::FORMAT
+                ));
+                return;
+            }
+            Ok(None) => {}
         }
         if !with.from_summary {
             return;
@@ -614,24 +634,30 @@ impl Verifier {
 type Shape = Vec<(String, u64, Vec<(u64, u64, u64)>)>;
 
 /// Reads the head of the summary at `path` and walks every block it lists, each checked as a
-/// look-up checks it (its CRC, then every record). A summary that is missing or whose head an
-/// open does not take (damaged, or of format 1) has no block to walk: opens ignore it, and the
-/// next clean close writes it anew.
+/// look-up checks it (its CRC, then every record). A summary whose head an open does not take
+/// (damaged, or of format 1) has no block to walk: opens ignore it, and the next clean close
+/// writes it anew; the answer says why it is refused. A missing one is no summary, and a
+/// directory in its place is reported with the directory's entries.
 fn walk_summary(
     storage: &Arc<dyn Storage>,
     path: &Path,
     cache: &Arc<crate::block_cache::BlockCache>,
-) -> Result<()> {
-    let Ok(file) = storage.open(path, false) else {
-        return Ok(());
+) -> Result<Option<Refusal>> {
+    let file = match storage.open(path, false) {
+        Ok(file) => file,
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::IsADirectory) => {
+            return Ok(None);
+        }
+        Err(e) => return Ok(Some(Refusal::Damaged(format!("it cannot be opened: {e}")))),
     };
-    let Some(head) = crate::summary_read::read_head(file, path.to_owned(), cache) else {
-        return Ok(());
+    let Some(head) = crate::summary_read::read_head(Arc::clone(&file), path.to_owned(), cache)
+    else {
+        return Ok(Some(crate::summary_read::refusal(file.as_ref())));
     };
     for record in head.streams.walk(std::ops::Bound::Unbounded) {
         record?;
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Every sealed segment as the open took it: its base and length, and its events, last

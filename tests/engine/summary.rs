@@ -203,23 +203,62 @@ fn a_damaged_stale_or_missing_summary_is_ignored() {
     let current = std::fs::read(&summary).unwrap();
     assert_ne!(early, current);
 
-    let mut damaged = current.clone();
-    let mid = damaged.len() / 2;
-    damaged[mid] ^= 1;
-    let cases: [(&str, Option<Vec<u8>>); 5] = [
-        ("damaged", Some(damaged)),
-        ("cut short", Some(current[..current.len() - 3].to_vec())),
-        ("empty", Some(Vec::new())),
+    let flipped = |at: usize| {
+        let mut b = current.clone();
+        b[at] ^= 1;
+        b
+    };
+    let blocks = summary_blocks(&current);
+    assert!(
+        blocks[0].0 > 112 + 8,
+        "a head of {} bytes",
+        blocks[0].0 - 112
+    );
+    // Each case: its name, the summary's bytes (none: no file), and what `verify` says of it:
+    // a problem naming the summary and saying this, or nothing (the summary is sound: a stale
+    // one is a prefix, as a crash leaves it).
+    type Case = (&'static str, Option<Vec<u8>>, Option<&'static str>);
+    let cases: [Case; 7] = [
+        ("damaged", Some(flipped(current.len() / 2)), Some("")),
+        (
+            "header damaged",
+            Some(flipped(20)),
+            Some("its header fails its CRC"),
+        ),
+        ("head damaged", Some(flipped(112 + 4)), Some("its head")),
+        (
+            "cut short",
+            Some(current[..current.len() - 3].to_vec()),
+            Some("its head"),
+        ),
+        (
+            "empty",
+            Some(Vec::new()),
+            Some("shorter than its 112-byte header"),
+        ),
         // Describes the first segments only: it covers them, the sidecars the rest.
-        ("stale", Some(early)),
-        ("missing", None),
+        ("stale", Some(early), None),
+        ("missing", None, None),
     ];
-    for (what, bytes) in cases {
+    for (what, bytes, said) in cases {
         let copy = copy_of(dir.path());
+        let path = copy.path().join("summary");
         match &bytes {
-            Some(b) => std::fs::write(copy.path().join("summary"), b).unwrap(),
-            None => std::fs::remove_file(copy.path().join("summary")).unwrap(),
+            Some(b) => std::fs::write(&path, b).unwrap(),
+            None => std::fs::remove_file(&path).unwrap(),
         }
+        let report = eventfile::verify(copy.path()).unwrap();
+        match said {
+            Some(said) => assert!(
+                report.problems.len() == 1
+                    && report.problems[0].path == path
+                    && report.problems[0].message.contains(said),
+                "{what}: {:?}",
+                report.problems
+            ),
+            None => assert!(report.is_sound(), "{what}: {:?}", report.problems),
+        }
+        assert!(report.notes.is_empty(), "{what}: {:?}", report.notes);
         let reader = Store::open_read_only(copy.path()).unwrap();
         assert_eq!(contents(&reader), expected, "{what}, read-only");
         drop(reader);
