@@ -89,6 +89,13 @@ pub(crate) fn catch_up_with(
         if took_summary
             || (summary && target.from_summary && crate::summary_read::is_summary_error(&err))
         {
+            // A writer's open removes a summary with a damaged block, so that the next open
+            // does not take it and start over again (a read-only one writes nothing: each
+            // starts over until a writer opens or a clean close rewrites it). It is a cache:
+            // if the removal fails, or is lost to a crash, an open starts over as this one did.
+            if !read_only && crate::summary_read::is_summary_error(&err) {
+                let _ = storage.remove_file(&dir.join(crate::summary_read::SUMMARY_FILE));
+            }
             summary = false;
             fresh = Some(State::new(Arc::clone(&st.log.maps)));
             continue;

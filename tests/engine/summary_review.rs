@@ -352,6 +352,54 @@ fn review_verify_reports_a_damaged_block_that_the_open_reads() {
     );
 }
 
+/// An open that meets a damaged block it reads itself (a deleted stream's) starts over
+/// without the summary. A writer's open then removes it, so that the next open does not take
+/// it and start over again; a read-only open writes nothing and leaves it. Both read what an
+/// open without the summary reads, and the writer's clean close writes a sound one again.
+#[test]
+fn a_writer_open_removes_a_summary_with_a_damaged_block_it_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = many_streams(dir.path(), 1500);
+    let last = names[names.len() - 1].clone();
+    {
+        let store = fast_store(dir.path(), 64 * 1024);
+        store
+            .truncate_stream(&last, 2)
+            .expect("truncate the last stream");
+        store.close().unwrap();
+    }
+    let expected = {
+        let copy = copy_of(dir.path());
+        std::fs::remove_file(copy.path().join("summary")).unwrap();
+        view(&Store::open_read_only(copy.path()).unwrap(), &names)
+    };
+    damage_last_block(dir.path());
+    let path = dir.path().join("summary");
+    let damaged = std::fs::read(&path).unwrap();
+
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(view(&reader, &names), expected, "read-only");
+    drop(reader);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        damaged,
+        "a read-only open wrote"
+    );
+
+    let store = Store::open(dir.path()).unwrap();
+    assert!(!path.exists(), "the writer's open left the damaged summary");
+    assert_eq!(view(&store, &names), expected, "writer");
+    store.close().unwrap();
+    assert!(path.exists(), "the clean close wrote no summary");
+    let report = eventfile::verify(dir.path()).unwrap();
+    assert!(report.is_sound(), "{:?}", report.problems);
+    assert_eq!(
+        view(&Store::open_read_only(dir.path()).unwrap(), &names),
+        expected,
+        "after the close"
+    );
+}
+
 /// A block damaged after the close, in a store with deletions in other blocks: the fallback
 /// (the table from the sidecars) must keep deletions, counts and listings, and appends must go
 /// on from the right versions.
