@@ -1,141 +1,69 @@
 //! The sealer (`src/sealer.rs`): a rolled segment's sidecar written off the appending thread.
-//! A storage whose one-shot gates fail a chosen operation makes its cases deterministic.
+//! A storage that fails one chosen file's creation, once, makes its case deterministic.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
 
-use eventfile::{
-    ExpectedVersion, Mapped, NewEvent, OpenOptions, OsStorage, Storage, StorageFile, Store,
-};
+use eventfile::{ExpectedVersion, NewEvent, OpenOptions, OsStorage, Storage, StorageFile, Store};
 
-/// A one-shot gate: the first operation on a path ending with `suffix` (on the sealer's thread
-/// only, if asked) is noted, and failed if armed to fail.
+/// A one-shot failure: the first creation of a file whose path ends with the armed suffix fails
+/// with EIO, and is noted for [`FailOnce::wait_reached`].
 #[derive(Default)]
-struct Gate {
-    state: Mutex<GateState>,
+struct FailOnce {
+    /// The suffix armed, and whether a creation has met it.
+    state: Mutex<(Option<String>, bool)>,
     cv: Condvar,
 }
 
-#[derive(Default)]
-struct GateState {
-    suffix: Option<String>,
-    /// Only operations on the sealer's thread.
-    sealer_only: bool,
-    fail: bool,
-    reached: bool,
-}
-
-impl Gate {
-    fn arm(&self, suffix: &str, fail: bool) {
-        self.arm_for(suffix, fail, false);
+impl FailOnce {
+    fn arm(&self, suffix: &str) {
+        *self.state.lock().unwrap() = (Some(suffix.to_owned()), false);
     }
 
-    fn arm_for(&self, suffix: &str, fail: bool, sealer_only: bool) {
-        let mut s = self.state.lock().unwrap();
-        *s = GateState {
-            suffix: Some(suffix.to_owned()),
-            sealer_only,
-            fail,
-            ..GateState::default()
-        };
-    }
-
-    /// Holds the caller if `path` matches (once); `Err` if armed to fail.
+    /// `Err` if `path` is the one armed (once).
     fn pass(&self, path: &Path) -> io::Result<()> {
         let mut s = self.state.lock().unwrap();
-        let hit = s
-            .suffix
-            .as_deref()
-            .is_some_and(|x| path.to_string_lossy().ends_with(x))
-            && (!s.sealer_only || std::thread::current().name() == Some("eventfile-sealer"));
+        let hit =
+            s.0.as_deref()
+                .is_some_and(|x| path.to_string_lossy().ends_with(x));
         if !hit {
             return Ok(());
         }
-        s.suffix = None;
-        s.reached = true;
+        *s = (None, true);
         self.cv.notify_all();
-        if s.fail {
-            return Err(io::Error::from_raw_os_error(5));
-        }
-        Ok(())
+        Err(io::Error::from_raw_os_error(5))
     }
 
     fn wait_reached(&self) {
         let mut s = self.state.lock().unwrap();
-        while !s.reached {
+        while !s.1 {
             let (g, t) = self.cv.wait_timeout(s, Duration::from_secs(20)).unwrap();
             s = g;
-            assert!(!t.timed_out() || s.reached, "gate never reached");
+            assert!(!t.timed_out() || s.1, "the armed file was never created");
         }
     }
 }
 
-#[derive(Default)]
-struct Gated {
-    create: Gate,
-    write: Gate,
-    open: Gate,
-}
+/// The OS's storage, but for the creation [`FailOnce`] fails.
+struct FailingStorage(Arc<FailOnce>);
 
-impl std::fmt::Debug for Gated {
+impl std::fmt::Debug for FailingStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Gated")
+        f.write_str("FailingStorage")
     }
 }
 
-struct GatedFile {
-    file: Arc<dyn StorageFile>,
-    path: PathBuf,
-    gates: Arc<Gated>,
-}
-
-impl StorageFile for GatedFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.file.read_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.gates.write.pass(&self.path)?;
-        self.file.write_all_at(buf, offset)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        self.file.sync_data()
-    }
-    fn len(&self) -> io::Result<u64> {
-        self.file.len()
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.file.set_len(len)
-    }
-    fn map(&self) -> io::Result<Option<Mapped>> {
-        self.file.map()
-    }
-}
-
-#[derive(Debug)]
-struct GatedStorage(Arc<Gated>);
-
-impl GatedStorage {
-    fn wrap(&self, file: Arc<dyn StorageFile>, path: &Path) -> Arc<dyn StorageFile> {
-        Arc::new(GatedFile {
-            file,
-            path: path.to_owned(),
-            gates: Arc::clone(&self.0),
-        })
-    }
-}
-
-impl Storage for GatedStorage {
+impl Storage for FailingStorage {
     fn open(&self, path: &Path, write: bool) -> io::Result<Arc<dyn StorageFile>> {
-        self.0.open.pass(path)?;
-        Ok(self.wrap(OsStorage.open(path, write)?, path))
+        OsStorage.open(path, write)
     }
     fn create_new(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
-        self.0.create.pass(path)?;
-        Ok(self.wrap(OsStorage.create_new(path)?, path))
+        self.0.pass(path)?;
+        OsStorage.create_new(path)
     }
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         OsStorage.create_dir_all(path)
@@ -169,14 +97,14 @@ impl Storage for GatedStorage {
 
 const SEGMENT: u64 = 4096;
 
-fn open(dir: &Path) -> (Store, Arc<Gated>) {
-    let gates = Arc::new(Gated::default());
+fn open(dir: &Path) -> (Store, Arc<FailOnce>) {
+    let fail = Arc::new(FailOnce::default());
     let store = OpenOptions::new()
         .segment_bytes(SEGMENT)
-        .storage(Arc::new(GatedStorage(Arc::clone(&gates))))
+        .storage(Arc::new(FailingStorage(Arc::clone(&fail))))
         .open(dir)
         .unwrap();
-    (store, gates)
+    (store, fail)
 }
 
 fn ev(n: u64) -> NewEvent {
@@ -211,11 +139,11 @@ fn append_until_roll(store: &Store, dir: &Path, n: &mut u64) {
 #[test]
 fn close_reports_a_failed_sidecar_write() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, gates) = open(dir.path());
+    let (store, fail) = open(dir.path());
     let mut n = 0;
-    gates.create.arm("00000000000000000001.idx.tmp", true);
+    fail.arm("00000000000000000001.idx.tmp");
     append_until_roll(&store, dir.path(), &mut n);
-    gates.create.wait_reached();
+    fail.wait_reached();
     let closed = store.close();
     assert!(closed.is_err(), "close hid the failed sidecar write");
 }
