@@ -177,3 +177,88 @@ fn the_cycle_finder_finds_a_cycle() {
         ["a", "b", "c", "e"].map(str::to_owned).into()
     );
 }
+
+/// Each module's layer: 0 for one that imports none of the others, else one above the highest
+/// of its imports (the graph has no cycle: the test above).
+fn layers(g: &BTreeMap<String, BTreeSet<String>>) -> BTreeMap<String, usize> {
+    fn layer(
+        g: &BTreeMap<String, BTreeSet<String>>,
+        m: &str,
+        done: &mut BTreeMap<String, usize>,
+    ) -> usize {
+        if let Some(&l) = done.get(m) {
+            return l;
+        }
+        let l = g[m]
+            .iter()
+            .map(|d| layer(g, d, done) + 1)
+            .max()
+            .unwrap_or(0);
+        done.insert(m.to_owned(), l);
+        l
+    }
+    let mut done = BTreeMap::new();
+    for m in g.keys() {
+        layer(g, m, &mut done);
+    }
+    done
+}
+
+/// The two blocks of `docs/design.md`'s "The module graph": the layers, highest first, and the
+/// imports, module by module (wrapped at 100 columns).
+fn rendered(g: &BTreeMap<String, BTreeSet<String>>) -> (String, String) {
+    let layers = layers(g);
+    let top = layers.values().copied().max().unwrap_or(0);
+    let mut by_layer = String::new();
+    for l in (0..=top).rev() {
+        let names: Vec<&str> = layers
+            .iter()
+            .filter(|&(_, &k)| k == l)
+            .map(|(m, _)| m.as_str())
+            .collect();
+        by_layer.push_str(&format!("{l:>2}  {}\n", names.join("  ")));
+    }
+    let mut imports = String::new();
+    for (m, deps) in g {
+        let mut line = format!("{m:<10} ->");
+        for d in deps {
+            if line.len() + 1 + d.len() > 100 {
+                imports.push_str(&line);
+                imports.push('\n');
+                line = " ".repeat(12);
+            }
+            line.push(' ');
+            line.push_str(d);
+        }
+        imports.push_str(&line);
+        imports.push('\n');
+    }
+    (by_layer, imports)
+}
+
+/// The text of the first fenced block after `heading` in `doc`.
+fn block_after<'a>(doc: &'a str, heading: &str) -> &'a str {
+    let at = doc
+        .find(heading)
+        .unwrap_or_else(|| panic!("docs/design.md has no {heading:?}"));
+    let rest = &doc[at..];
+    let start = rest.find("```text\n").expect("a text block") + "```text\n".len();
+    let len = rest[start..].find("```").expect("the block's end");
+    &rest[start..start + len]
+}
+
+/// `docs/design.md` shows the module graph as `src/` has it: its layers and every module's
+/// imports. On a change of the graph, this prints the blocks to put there.
+#[test]
+fn design_md_shows_the_module_graph_as_it_is() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let g = graph(&root.join("src"));
+    let (by_layer, imports) = rendered(&g);
+    let doc = std::fs::read_to_string(root.join("docs/design.md")).unwrap();
+    assert!(
+        block_after(&doc, "Each line is a layer") == by_layer
+            && block_after(&doc, "The imports, module by module") == imports,
+        "docs/design.md's module graph differs from src/: its two blocks should read\n\
+         ```text\n{by_layer}```\n\n```text\n{imports}```"
+    );
+}
