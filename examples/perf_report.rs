@@ -56,8 +56,14 @@ impl Run {
 /// `81.237µs`, `2.1s`, `12ns`) or with a space (`408 µs`, `2.35 ms`).
 fn parse_time(s: &str) -> Option<f64> {
     let s = s.trim().trim_end_matches([',', ';', ')']);
+    // A negative one is a latency measured from an append's return to an event that arrived
+    // before it (the subscribe bench's p50, when most do).
+    let (sign, s) = match s.strip_prefix('-') {
+        Some(rest) => (-1.0, rest),
+        None => (1.0, s),
+    };
     let at = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let value: f64 = s[..at].parse().ok()?;
+    let value: f64 = sign * s[..at].parse::<f64>().ok()?;
     let scale = match s[at..].trim() {
         "s" => 1e9,
         "ms" => 1e6,
@@ -97,11 +103,11 @@ fn number_after(line: &str, key: &str) -> Option<f64> {
 }
 
 fn time(ns: f64) -> String {
-    if ns >= 1e9 {
+    if ns.abs() >= 1e9 {
         format!("{:.2} s", ns / 1e9)
-    } else if ns >= 1e6 {
+    } else if ns.abs() >= 1e6 {
         format!("{:.2} ms", ns / 1e6)
-    } else if ns >= 1e3 {
+    } else if ns.abs() >= 1e3 {
         format!("{:.1} µs", ns / 1e3)
     } else {
         format!("{ns:.0} ns")
