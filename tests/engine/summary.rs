@@ -92,31 +92,39 @@ fn a_clean_close_writes_a_summary_that_the_next_open_uses_without_reading_sideca
     closed_store(dir.path(), 6);
     assert!(dir.path().join("summary").is_file());
     let expected = contents(&Store::open_read_only(dir.path()).unwrap());
-    // Every sealed sidecar made unreadable as a file (a directory in its place): an open that
-    // read one would fail, so this one took them all from the summary.
     let bases = sealed_bases(dir.path());
     assert!(bases.len() >= 5, "{bases:?}");
+    assert_opens_take_the_summary(dir.path(), &expected);
+    assert_eq!(contents(&Store::open(dir.path()).unwrap()), expected);
+}
+
+/// Every sealed sidecar made unreadable as a file (a directory in its place), a read-only and
+/// a writable open must each answer every stream's version and the head as `expected` says:
+/// an open that read a sidecar would fail, so each took them all from the summary. The
+/// sidecars are put back.
+fn assert_opens_take_the_summary(
+    dir: &Path,
+    expected: &(Vec<(u64, Vec<RecordedEvent>)>, Vec<RecordedEvent>),
+) {
+    let bases = sealed_bases(dir);
     for &b in &bases {
-        let p = sidecar(dir.path(), b);
+        let p = sidecar(dir, b);
         std::fs::rename(&p, p.with_extension("moved")).unwrap();
         std::fs::create_dir(&p).unwrap();
     }
     for read_only in [true, false] {
-        let opened = OpenOptions::new()
-            .read_only(read_only)
-            .open(dir.path())
-            .unwrap();
+        let opened = OpenOptions::new().read_only(read_only).open(dir).unwrap();
         for (s, (version, _)) in STREAMS.iter().zip(&expected.0) {
-            assert_eq!(opened.stream_version(s), *version);
+            assert_eq!(opened.stream_version(s), *version, "read-only {read_only}");
         }
-        assert_eq!(opened.head_seq(), expected.1.len() as u64);
+        let head = expected.1.last().map_or(0, |e| e.seq);
+        assert_eq!(opened.head_seq(), head, "read-only {read_only}");
     }
     for &b in &bases {
-        let p = sidecar(dir.path(), b);
+        let p = sidecar(dir, b);
         std::fs::remove_dir(&p).unwrap();
         std::fs::rename(p.with_extension("moved"), &p).unwrap();
     }
-    assert_eq!(contents(&Store::open(dir.path()).unwrap()), expected);
 }
 
 #[test]
@@ -311,21 +319,7 @@ fn a_summary_written_after_retention_removed_several_segments_is_used() {
     let report = eventfile::verify(dir.path()).unwrap();
     assert!(report.is_sound(), "{:?}", report.problems);
     let expected = contents(&Store::open_read_only(dir.path()).unwrap());
-    for &b in &after {
-        let p = sidecar(dir.path(), b);
-        std::fs::rename(&p, p.with_extension("moved")).unwrap();
-        std::fs::create_dir(&p).unwrap();
-    }
-    for read_only in [true, false] {
-        let opened = OpenOptions::new()
-            .read_only(read_only)
-            .open(dir.path())
-            .unwrap();
-        for (s, (version, _)) in STREAMS.iter().zip(&expected.0) {
-            assert_eq!(opened.stream_version(s), *version, "read-only {read_only}");
-        }
-        assert_eq!(opened.head_seq(), expected.1.last().unwrap().seq);
-    }
+    assert_opens_take_the_summary(dir.path(), &expected);
 }
 
 #[test]

@@ -179,6 +179,18 @@ fn many_streams(dir: &Path, n: usize) -> Vec<String> {
     names
 }
 
+/// [`many_streams`] of 1,500, the last truncated, closed: every open loads that deleted
+/// stream, so it reads the summary's last block itself.
+fn many_streams_last_truncated(dir: &Path) -> Vec<String> {
+    let names = many_streams(dir, 1500);
+    let store = fast_store(dir, 64 * 1024);
+    store
+        .truncate_stream(&names[names.len() - 1], 2)
+        .expect("truncate the last stream");
+    store.close().unwrap();
+    names
+}
+
 /// Damages the last block of the summary in place (same inode: handles holding it open see it).
 fn damage_last_block(dir: &Path) {
     let path = dir.join("summary");
@@ -332,15 +344,7 @@ fn review_a_damaged_summary_block_gives_the_trait_an_error_where_events_cannot_t
 #[test]
 fn review_verify_reports_a_damaged_block_that_the_open_reads() {
     let dir = tempfile::tempdir().unwrap();
-    let names = many_streams(dir.path(), 1500);
-    let last = names[names.len() - 1].clone();
-    {
-        let store = fast_store(dir.path(), 64 * 1024);
-        store
-            .truncate_stream(&last, 2)
-            .expect("truncate the last stream");
-        store.close().unwrap();
-    }
+    many_streams_last_truncated(dir.path());
     assert!(eventfile::verify(dir.path()).unwrap().is_sound());
     damage_last_block(dir.path());
     let path = dir.path().join("summary");
@@ -359,15 +363,7 @@ fn review_verify_reports_a_damaged_block_that_the_open_reads() {
 #[test]
 fn a_writer_open_removes_a_summary_with_a_damaged_block_it_reads() {
     let dir = tempfile::tempdir().unwrap();
-    let names = many_streams(dir.path(), 1500);
-    let last = names[names.len() - 1].clone();
-    {
-        let store = fast_store(dir.path(), 64 * 1024);
-        store
-            .truncate_stream(&last, 2)
-            .expect("truncate the last stream");
-        store.close().unwrap();
-    }
+    let names = many_streams_last_truncated(dir.path());
     let expected = {
         let copy = copy_of(dir.path());
         std::fs::remove_file(copy.path().join("summary")).unwrap();
