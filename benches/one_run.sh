@@ -34,7 +34,10 @@ export CRITERION_HOME="$OUT/criterion"
 {
     echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!docs' || echo ' (with uncommitted changes)')"
     echo "started $(date -u '+%Y-%m-%d %H:%M') UTC"
-    echo "machine $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB"
+    # The processor too: two runs on hosts of the same size differed twice over in CPU-bound
+    # work (docs/performance-history.md, "the whole suite again, on another host").
+    cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
+    echo "machine $(nproc) cores${cpu:+ ($cpu)}, $(free -g | awk '/Mem:/ {print $2}') GiB"
 } >"$OUT/run.txt"
 
 echo "building the benches, examples and the CLI (release)" >&2
