@@ -103,8 +103,22 @@ pub(crate) fn encode(st: &mut State, checkpoint_crc: u32) -> Result<Option<Vec<u
         .max()
         .unwrap_or(0);
     // The bases the streams' lists name (segments, removed ranges, and segments removed since
-    // the open), numbered in order: a list entry then costs about two bytes.
-    let points = st.streams.named_bases();
+    // the open), numbered in order: a list entry then costs about two bytes. A segment removed
+    // since the open lies in a removed range (the manifest keeps one range for the segments
+    // removed together, the lists each segment's base): it is written as that range's base,
+    // so that every base the open takes is exactly a sealed segment's or a removed range's
+    // (one anywhere inside a range could be forged to hide a live segment from reads).
+    let mut spans = ranges.clone();
+    spans.sort_unstable();
+    let in_range = |b: u64| {
+        let at = spans.partition_point(|&(rb, _)| rb <= b);
+        match at.checked_sub(1).map(|i| spans[i]) {
+            Some((rb, end)) if b < end => rb,
+            _ => b,
+        }
+    };
+    let mut points: Vec<u64> = st.streams.named_bases().into_iter().map(in_range).collect();
+    points.dedup();
 
     // The records, in blocks, and each block's directory entry and first name.
     let mut blocks: Vec<u8> = Vec::new();
@@ -122,16 +136,24 @@ pub(crate) fn encode(st: &mut State, checkpoint_crc: u32) -> Result<Option<Vec<u
             first_names.push(name.to_string());
         }
         streams += 1;
-        let pairs = e.sealed.len();
-        if pairs > 0 {
+        // Pairs in one removed range become one, with the last of their versions.
+        let mut pairs: Vec<(u64, u64)> = Vec::with_capacity(e.sealed.len());
+        for (base, v) in e.sealed.iter() {
+            let base = in_range(base);
+            match pairs.last_mut() {
+                Some(last) if last.0 == base => last.1 = v,
+                _ => pairs.push((base, v)),
+            }
+        }
+        if !pairs.is_empty() {
             sealed_streams += 1;
         }
         // Names are at most 256 bytes (`validate_stream`); the store's own are shorter.
         blocks.extend_from_slice(&(name.len() as u16).to_le_bytes());
         blocks.extend_from_slice(name.as_bytes());
-        put_varint(&mut blocks, pairs as u64);
+        put_varint(&mut blocks, pairs.len() as u64);
         let (mut point, mut version) = (0usize, 0u64);
-        for (base, v) in e.sealed.iter() {
+        for &(base, v) in &pairs {
             let at = points.partition_point(|&p| p < base);
             put_varint(&mut blocks, (at - point) as u64);
             put_varint(&mut blocks, v - version);

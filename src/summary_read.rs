@@ -392,13 +392,16 @@ pub(crate) fn refusal(file: &dyn StorageFile) -> Refusal {
     if &header[..8] != MAGIC {
         return Refusal::Damaged("it does not begin with the summary's magic".into());
     }
-    // Format 1 has no CRC of its own header (one CRC covers its whole file).
+    // Another format is a note only if its header holds together: format 1's (which has no
+    // CRC of its own header: one CRC covers its whole file), or one whose header CRC matches
+    // (a later format keeping this header). A damaged format field fails the CRC.
     let format = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
-    if format != FORMAT {
+    let (body, crc) = header.split_at(HEADER - 4);
+    let crc_ok = crc32fast::hash(body).to_le_bytes() == crc;
+    if format != FORMAT && (format == 1 || crc_ok) {
         return Refusal::Format(format);
     }
-    let (body, crc) = header.split_at(HEADER - 4);
-    if crc32fast::hash(body).to_le_bytes() != crc {
+    if !crc_ok {
         return Refusal::Damaged("its header fails its CRC".into());
     }
     Refusal::Damaged("its head (segments, removed ranges, block directory) fails its checks".into())
@@ -476,19 +479,13 @@ pub(crate) fn read_head(
     // A list names only what the head describes, the sealed segments and removed ranges, all
     // below the active segment: the CRCs vouch for the bytes, not for the writer, and a base
     // past them would be trusted into the stream table (a list whose bases do not ascend once
-    // the active segment is sealed, reads planned on segments that hold no such events). A
-    // base inside a removed range is a segment removed since the open that wrote it, whose
-    // base the writer's table keeps (retention merges the range, not the lists).
-    let mut spans = ranges.clone();
-    spans.sort_unstable();
-    let removed = |p: u64| {
-        let at = spans.partition_point(|&(b, _)| b <= p);
-        at > 0 && p < spans[at - 1].1
-    };
-    let sealed = |p: u64| segments.binary_search_by_key(&p, |s| s.0).is_ok();
+    // the active segment is sealed, reads planned on segments that hold no such events).
+    let mut known: Vec<u64> = ranges.iter().map(|r| r.0).collect();
+    known.extend(segments.iter().map(|s| s.0));
+    known.sort_unstable();
     if points
         .iter()
-        .any(|&p| p >= next_seq || !(sealed(p) || removed(p)))
+        .any(|p| *p >= next_seq || known.binary_search(p).is_err())
     {
         return None;
     }

@@ -799,3 +799,85 @@ fn a_list_naming_a_segment_without_the_streams_events_is_refused() {
     let store = Store::open_read_only(dir.path()).unwrap();
     assert_eq!(contents(&store), expected);
 }
+
+/// Review: a format-2 summary whose format field (bytes 8..12, covered by the header CRC) is
+/// damaged is damage, not a summary of another format.
+#[test]
+fn review_a_damaged_format_field_is_reported_as_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    closed_store(dir.path(), 4);
+    let path = dir.path().join("summary");
+    for (what, xor) in [("format 0", 2u8), ("format 3", 1u8)] {
+        let copy = copy_of(dir.path());
+        let p = copy.path().join("summary");
+        let mut b = std::fs::read(&path).unwrap();
+        b[8] ^= xor;
+        std::fs::write(&p, &b).unwrap();
+        let report = eventfile::verify(copy.path()).unwrap();
+        assert!(
+            !report.is_sound(),
+            "{what}: damage called sound; notes {:?}",
+            report.notes
+        );
+    }
+}
+
+/// Review: a head-only forgery (one list base moved from the first live sealed segment into the
+/// removed range just below it, CRCs recomputed, no block touched) must be refused: taken, every
+/// read of a stream would skip that segment without an error. The close writes a segment
+/// removed since the open as its range's base, so the open can require bases to be exact.
+#[test]
+fn review_a_forged_base_inside_a_removed_range_is_not_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    closed_store(dir.path(), 8);
+    {
+        let store = fast_store(dir.path(), 4096);
+        let policy = eventfile::RetentionPolicy::keep_all().max_events(store.head_seq() / 2);
+        store.set_retention_policy(policy).unwrap();
+        store.run_retention(false).unwrap();
+        store.close().unwrap();
+    }
+    let live = sealed_bases(dir.path());
+    let expected = contents(&Store::open_read_only(dir.path()).unwrap());
+    let path = dir.path().join("summary");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let (r, s, p) = (
+        u64_at(&bytes, 64) as usize,
+        u64_at(&bytes, 72) as usize,
+        u64_at(&bytes, 80) as usize,
+    );
+    let points_at = 112 + r * 16 + s * 40;
+    let points: Vec<u64> = (0..p).map(|i| u64_at(&bytes, points_at + i * 8)).collect();
+    let i = points
+        .iter()
+        .position(|&b| b == live[0])
+        .expect("first live base is a point");
+    assert!(i > 0 && points[i - 1] < live[0] - 1, "{points:?}");
+    let at = points_at + i * 8;
+    bytes[at..at + 8].copy_from_slice(&(live[0] - 1).to_le_bytes());
+    recrc_summary(&mut bytes);
+    std::fs::write(&path, &bytes).unwrap();
+    // An open refuses it (and reads the sidecars); `verify` names it.
+    assert_verify_reports(dir.path(), &path);
+    for read_only in [true, false] {
+        let store = OpenOptions::new()
+            .read_only(read_only)
+            .open(dir.path())
+            .unwrap();
+        for (s, (version, events)) in STREAMS.iter().zip(&expected.0) {
+            assert_eq!(store.stream_version(s), *version, "read-only {read_only}");
+            let got = store
+                .read_stream(s, Read::forward())
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>());
+            if let Ok(got) = got {
+                assert_eq!(
+                    got.len(),
+                    events.len(),
+                    "stream {s}, read-only {read_only}: a read trusted a forged summary"
+                );
+            }
+        }
+        drop(store);
+    }
+}
