@@ -108,15 +108,8 @@ pub(crate) fn encode(st: &mut State, checkpoint_crc: u32) -> Result<Option<Vec<u
     // removed together, the lists each segment's base): it is written as that range's base,
     // so that every base the open takes is exactly a sealed segment's or a removed range's
     // (one anywhere inside a range could be forged to hide a live segment from reads).
-    let mut spans = ranges.clone();
-    spans.sort_unstable();
-    let in_range = |b: u64| {
-        let at = spans.partition_point(|&(rb, _)| rb <= b);
-        match at.checked_sub(1).map(|i| spans[i]) {
-            Some((rb, end)) if b < end => rb,
-            _ => b,
-        }
-    };
+    let removed = &st.removed;
+    let in_range = |b: u64| removed.range_of(b).map_or(b, |r| r.base);
     let mut points: Vec<u64> = st.streams.named_bases().into_iter().map(in_range).collect();
     points.dedup();
 

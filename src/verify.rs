@@ -360,8 +360,8 @@ impl Verifier {
             Err(e) => {
                 let mut p = locate(e, dir);
                 p.message.push_str(
-                    "; opens that reach it fall back to the sidecars (a writer's open removes \
-                     it) until a clean close rewrites it: remove it",
+                    "; opens that reach it fall back to the sidecars until a clean close \
+                     rewrites it: remove it",
                 );
                 self.report.problems.push(p);
                 return;

@@ -461,15 +461,10 @@ fn review_a_forged_list_base_past_the_active_segment_neither_panics_nor_misreads
     );
     let path = dir.path().join("summary");
     let mut bytes = std::fs::read(&path).unwrap();
-    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
-    let (r, s, p) = (
-        u64_at(&bytes, 64) as usize,
-        u64_at(&bytes, 72) as usize,
-        u64_at(&bytes, 80) as usize,
-    );
-    assert!(p >= 1);
-    let last_point = 112 + r * 16 + s * 40 + (p - 1) * 8;
-    let v = u64_at(&bytes, last_point) + 1_000_000;
+    let (points_at, points) = summary_points(&bytes);
+    assert!(!points.is_empty());
+    let last_point = points_at + (points.len() - 1) * 8;
+    let v = points[points.len() - 1] + 1_000_000;
     bytes[last_point..last_point + 8].copy_from_slice(&v.to_le_bytes());
     recrc_summary(&mut bytes);
     std::fs::write(&path, &bytes).unwrap();

@@ -171,6 +171,15 @@ pub fn summary_blocks(bytes: &[u8]) -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// The bases a format-2 summary's lists name (`docs/format.md`): the offset of the first, and
+/// all of them.
+pub fn summary_points(bytes: &[u8]) -> (usize, Vec<u64>) {
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+    let (r, s, p) = (u64_at(64), u64_at(72), u64_at(80));
+    let at = (112 + r * 16 + s * 40) as usize;
+    (at, (0..p as usize).map(|i| u64_at(at + i * 8)).collect())
+}
+
 /// Makes every CRC of a format-2 summary match its bytes again: each block's in the directory,
 /// the head's, the header's (so that a test's forgery reaches the checks behind them).
 pub fn recrc_summary(bytes: &mut [u8]) {
