@@ -1,14 +1,16 @@
 //! Reading a summary (`summary`, format 2, `docs/format.md`): its header and head, checked
 //! at open ([`read_head`]), and its stream records, searched in place ([`SummaryStreams`]): a
 //! look-up reads one block (through the store's block cache, which keeps a block read twice)
-//! and checks its CRC before using a byte of it; the summary keeps nothing of the blocks. A damaged block is an error naming the summary
-//! ([`is_summary_error`]), never a panic and never a wrong answer: the stream table is then
-//! built from the sidecars (`State::with_streams`). Writing one, and deciding whether an open
+//! and checks its CRC before using a byte of it; the summary keeps nothing of the blocks but
+//! whether a look-up found each one's names in order. A damaged block is an error naming the
+//! summary ([`is_summary_error`]), never a panic and never a wrong answer: the stream table is
+//! then built from the sidecars (`State::with_streams`). Writing one, and deciding whether an open
 //! uses one, is `summary.rs`; this module reads bytes and decides nothing else.
 
 use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::block_cache::{BlockCache, CachedFile};
 use crate::error::{Error, Result};
@@ -70,8 +72,14 @@ impl<'a> Reader<'a> {
 
     /// A name: its u16 length, then UTF-8.
     fn name(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.name_bytes()?).ok()
+    }
+
+    /// A name's bytes, not yet checked as UTF-8: what a look-up passing over a record compares
+    /// (names order as their bytes do).
+    fn name_bytes(&mut self) -> Option<&'a [u8]> {
         let len = u16::from_le_bytes(self.take(2)?.try_into().ok()?) as usize;
-        std::str::from_utf8(self.take(len)?).ok()
+        self.take(len)
     }
 }
 
@@ -110,6 +118,10 @@ pub(crate) struct SummaryStreams {
     /// Per block, its first record's name: `names[ends[i - 1]..ends[i]]`.
     names: String,
     ends: Vec<u32>,
+    /// Per block, whether a look-up walked all of it and found its names in order ([`find`]).
+    ///
+    /// [`find`]: SummaryStreams::find
+    ordered: Vec<AtomicBool>,
     /// Streams, and of them those with events in a sealed segment or removed range.
     pub streams: u64,
     pub sealed_streams: u64,
@@ -228,46 +240,67 @@ impl SummaryStreams {
     }
 
     /// The record of `stream`, if the summary has one.
+    ///
+    /// A block's names must ascend for a look-up to stop at the first name past the one it
+    /// seeks: the first look-up in a block walks all of it, checking that its names ascend from
+    /// the directory's first name to below the next block's, and remembers that it did; later
+    /// look-ups stop early and compare no more names than they pass. Each read of the block is
+    /// checked against the directory's CRC all the same, so it is the block that was walked.
     pub(crate) fn find(&self, stream: &str) -> Result<Option<Record>> {
         let Some(i) = self.block_of(stream) else {
             return Ok(None);
         };
         let bytes = self.block(i)?;
+        let ordered = self.ordered[i].load(Ordering::Relaxed);
         let mut r = Reader(&bytes);
         let offset = self.blocks[i].0;
         let bad = || self.damaged(offset, "a record does not decode");
-        let mut prev: Option<&str> = None;
+        let mut prev: Option<&[u8]> = None;
+        let mut found = None;
         while !r.0.is_empty() {
-            // The records before it are passed over by their names and lengths (the block's
+            // Records are passed over by their names' bytes and their lengths (the block's
             // CRC held); the one asked for is decoded with every check.
             let at = r.0;
-            let name = r.name().ok_or_else(bad)?;
-            self.check_order(i, prev, name)?;
-            match name.cmp(stream) {
-                std::cmp::Ordering::Less => {
-                    let k = r.varint().ok_or_else(bad)?;
-                    if k > (r.0.len() / 2) as u64 {
-                        return Err(bad());
-                    }
-                    for _ in 0..2 * k + 1 {
-                        r.varint().ok_or_else(bad)?;
-                    }
-                    prev = Some(name);
-                }
-                std::cmp::Ordering::Equal => {
-                    let mut r = Reader(at);
-                    return self.record(i, &mut r).map(Some);
-                }
-                std::cmp::Ordering::Greater => return Ok(None),
+            let name = r.name_bytes().ok_or_else(bad)?;
+            if !ordered {
+                self.check_order(i, prev, name)?;
             }
+            if name == stream.as_bytes() {
+                found = Some(at);
+            }
+            if ordered && name >= stream.as_bytes() {
+                break;
+            }
+            let k = r.varint().ok_or_else(bad)?;
+            if k > (r.0.len() / 2) as u64 {
+                return Err(bad());
+            }
+            for _ in 0..2 * k + 1 {
+                r.varint().ok_or_else(bad)?;
+            }
+            prev = Some(name);
         }
-        Ok(None)
+        if !ordered {
+            let below_next = match (prev, i + 1 < self.blocks.len()) {
+                (Some(last), true) => last < self.first_name(i + 1).as_bytes(),
+                _ => true,
+            };
+            if !below_next {
+                return Err(self.damaged(offset, "its names are out of order"));
+            }
+            self.ordered[i].store(true, Ordering::Relaxed);
+        }
+        match found {
+            Some(at) => self.record(i, &mut Reader(at)).map(Some),
+            None => Ok(None),
+        }
     }
 
-    /// Names in a block ascend, and the first is the directory's.
-    fn check_order(&self, i: usize, prev: Option<&str>, name: &str) -> Result<()> {
+    /// Names in a block ascend, and the first is the directory's (bytes: names order as
+    /// their bytes do).
+    fn check_order(&self, i: usize, prev: Option<&[u8]>, name: &[u8]) -> Result<()> {
         let fine = match prev {
-            None => name == self.first_name(i),
+            None => name == self.first_name(i).as_bytes(),
             Some(p) => p < name,
         };
         if fine {
@@ -341,8 +374,11 @@ impl Iterator for SummaryWalk<'_> {
             }
             let mut r = Reader(&self.bytes[self.at..]);
             let rec = self.streams.record(self.block, &mut r).and_then(|rec| {
-                self.streams
-                    .check_order(self.block, self.prev.as_deref(), &rec.name)?;
+                self.streams.check_order(
+                    self.block,
+                    self.prev.as_deref().map(str::as_bytes),
+                    rec.name.as_bytes(),
+                )?;
                 Ok(rec)
             });
             let rec = match rec {
@@ -531,6 +567,7 @@ pub(crate) fn read_head(
             file: CachedFile::new(file, len, cache),
             path,
             points,
+            ordered: blocks.iter().map(|_| AtomicBool::new(false)).collect(),
             blocks,
             names,
             ends,

@@ -635,6 +635,101 @@ fn a_damaged_summary_block_is_never_trusted_the_sidecars_stand_in() {
     }
 }
 
+/// The records of a format-2 summary's block at `offset` (`len` bytes): where each name's
+/// bytes start, and the name.
+fn block_names(bytes: &[u8], offset: usize, len: usize) -> Vec<(usize, String)> {
+    let varint = |at: &mut usize| {
+        while bytes[*at] & 0x80 != 0 {
+            *at += 1;
+        }
+        *at += 1;
+    };
+    let mut names = Vec::new();
+    let mut at = offset;
+    while at < offset + len {
+        let n = u16::from_le_bytes([bytes[at], bytes[at + 1]]) as usize;
+        names.push((
+            at + 2,
+            String::from_utf8(bytes[at + 2..at + 2 + n].to_vec()).unwrap(),
+        ));
+        at += 2 + n;
+        let k = bytes[at];
+        assert!(k < 0x80);
+        for _ in 0..2 * u32::from(k) + 2 {
+            varint(&mut at);
+        }
+    }
+    names
+}
+
+/// A block whose names are out of order, its CRCs made to match (what a faulty close could
+/// write), is never trusted either, whichever of its streams is looked up first. A look-up
+/// that stopped at the first name past the one it sought answered that a stream after a
+/// misplaced name had no events, and an append expecting no stream then wrote its version 1
+/// again. Both forms: a name too great for its place in the block, and a block's last name
+/// past the next block's first (a look-up of that stream goes to the next block).
+#[test]
+fn a_summary_block_with_names_out_of_order_is_never_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = many_streams(dir.path(), 1500);
+    let original = std::fs::read(dir.path().join("summary")).unwrap();
+    let blocks = summary_blocks(&original);
+    let which = blocks.len() / 2;
+    let in_block = block_names(&original, blocks[which].0, blocks[which].1);
+    let next_first = block_names(&original, blocks[which + 1].0, blocks[which + 1].1)[0]
+        .1
+        .clone();
+    assert!(in_block.len() >= 4, "{} records", in_block.len());
+    let middle = in_block.len() / 2;
+    let (last_at, last) = in_block.last().unwrap().clone();
+    assert_eq!(last.len(), next_first.len());
+    let forgeries: [(&str, usize, String, String); 2] = [
+        // The middle record renamed past every name; the record after it is sought.
+        (
+            "a name too great for its place",
+            in_block[middle].0,
+            "k99998".to_owned(),
+            in_block[middle + 1].1.clone(),
+        ),
+        // The last record renamed to the next block's first name; the name it had is sought.
+        (
+            "the last name past the next block's first",
+            last_at,
+            next_first,
+            last,
+        ),
+    ];
+    for (what, at, name, sought) in forgeries {
+        let copy = copy_of(dir.path());
+        let expected = {
+            let truth = copy_of(dir.path());
+            std::fs::remove_file(truth.path().join("summary")).unwrap();
+            Store::open_read_only(truth.path())
+                .unwrap()
+                .stream_version(&sought)
+        };
+        assert!(expected > 0, "{what}: {sought} has events");
+        let path = forge_summary(copy.path(), |b| {
+            b[at..at + name.len()].copy_from_slice(name.as_bytes());
+        });
+        assert_verify_reports(copy.path(), &path);
+        let reader = Store::open_read_only(copy.path()).unwrap();
+        assert_eq!(
+            reader.stream_version(&sought),
+            expected,
+            "{what}, read-only"
+        );
+        drop(reader);
+        let store = Store::open(copy.path()).unwrap();
+        assert_eq!(store.stream_version(&sought), expected, "{what}");
+        let e = store
+            .append(&sought, eventfile::ExpectedVersion::NoStream, [ev("T", 9)])
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Conflict, "{what}: {e}");
+        assert_eq!(view(&store, &names).0.len(), names.len());
+    }
+}
+
 /// Listings merge the summary's streams with the streams loaded since the open (new ones, and
 /// the summary's appended to): random rounds of appends, each followed by listings (whole, by
 /// prefix, after a name, limited) compared with a sorted model; then again after a close.
