@@ -378,13 +378,15 @@ impl CachedFile {
         let skip = (at + done as u64 - start) as usize;
         let rest = buf.len() - done;
         buf[done..].copy_from_slice(&run[skip..skip + rest]);
+        let capacity = self.cache.blocks_capacity();
         let mut blocks = self.cache.lock();
+        if run.len() <= BLOCK as usize {
+            // One block, the common case: kept as read, without a copy.
+            blocks.insert((self.id, from), run.into_boxed_slice(), capacity);
+            return Ok(());
+        }
         for (i, chunk) in run.chunks(BLOCK as usize).enumerate() {
-            blocks.insert(
-                (self.id, from + i as u64),
-                chunk.into(),
-                self.cache.blocks_capacity(),
-            );
+            blocks.insert((self.id, from + i as u64), chunk.into(), capacity);
         }
         Ok(())
     }
