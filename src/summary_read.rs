@@ -263,7 +263,8 @@ impl SummaryStreams {
             let at = r.0;
             let name = r.name_bytes().ok_or_else(bad)?;
             if !ordered {
-                self.check_order(i, prev, name)?;
+                std::str::from_utf8(name).map_err(|_| bad())?;
+                self.check_order(i, prev, name, prev.is_none())?;
             }
             if name == stream.as_bytes() {
                 found = Some(at);
@@ -296,13 +297,12 @@ impl SummaryStreams {
         }
     }
 
-    /// Names in a block ascend, and the first is the directory's (bytes: names order as
-    /// their bytes do).
-    fn check_order(&self, i: usize, prev: Option<&[u8]>, name: &[u8]) -> Result<()> {
-        let fine = match prev {
-            None => name == self.first_name(i).as_bytes(),
-            Some(p) => p < name,
-        };
+    /// Names ascend (bytes: names order as their bytes do), and a block's first is the
+    /// directory's: `name`, the first of block `i` if `first`, comes after `prev`.
+    fn check_order(&self, i: usize, prev: Option<&[u8]>, name: &[u8], first: bool) -> Result<()> {
+        let fine = prev.is_none_or(|p| p < name)
+            && (!first || name == self.first_name(i).as_bytes())
+            && (first || prev.is_some());
         if fine {
             Ok(())
         } else {
@@ -370,14 +370,16 @@ impl Iterator for SummaryWalk<'_> {
                     }
                 }
                 self.at = 0;
-                self.prev = None;
             }
             let mut r = Reader(&self.bytes[self.at..]);
+            // `prev` carries over from the block before: a block's first name must come after
+            // the last name of the one before it, as well as be the directory's.
             let rec = self.streams.record(self.block, &mut r).and_then(|rec| {
                 self.streams.check_order(
                     self.block,
                     self.prev.as_deref().map(str::as_bytes),
                     rec.name.as_bytes(),
+                    self.at == 0,
                 )?;
                 Ok(rec)
             });

@@ -662,12 +662,14 @@ fn block_names(bytes: &[u8], offset: usize, len: usize) -> Vec<(usize, String)> 
     names
 }
 
-/// A block whose names are out of order, its CRCs made to match (what a faulty close could
-/// write), is never trusted either, whichever of its streams is looked up first. A look-up
-/// that stopped at the first name past the one it sought answered that a stream after a
-/// misplaced name had no events, and an append expecting no stream then wrote its version 1
-/// again. Both forms: a name too great for its place in the block, and a block's last name
-/// past the next block's first (a look-up of that stream goes to the next block).
+/// A block whose names are out of order or not UTF-8, its CRCs made to match (what a faulty
+/// close could write), is never trusted either, whether the stream after the misplaced name or
+/// another of the block is looked up first, and a listing never returns it. A look-up that
+/// stopped at the first name past the one it sought answered that a stream after a misplaced
+/// name had no events, and an append expecting no stream then wrote its version 1 again. The
+/// forms: a name too great for its place in the block; a block's last name past the next
+/// block's first (a look-up of that stream goes to the next block); a name whose last byte is
+/// not UTF-8 but still in order.
 #[test]
 fn a_summary_block_with_names_out_of_order_is_never_trusted() {
     let dir = tempfile::tempdir().unwrap();
@@ -683,51 +685,84 @@ fn a_summary_block_with_names_out_of_order_is_never_trusted() {
     let middle = in_block.len() / 2;
     let (last_at, last) = in_block.last().unwrap().clone();
     assert_eq!(last.len(), next_first.len());
-    let forgeries: [(&str, usize, String, String); 2] = [
-        // The middle record renamed past every name; the record after it is sought.
+    // A name whose last byte is the first to differ from the next name's: 0xff there keeps
+    // the order.
+    let (unicode_at, unicode) = (1..in_block.len() - 1)
+        .map(|j| in_block[j].clone())
+        .zip(in_block[2..].iter())
+        .find(|((_, a), (_, b))| a[..a.len() - 1] == b[..b.len() - 1])
+        .map(|(a, _)| a)
+        .unwrap();
+    let forgeries: [(&str, usize, Vec<u8>, String); 3] = [
         (
             "a name too great for its place",
             in_block[middle].0,
-            "k99998".to_owned(),
+            b"k99998".to_vec(),
             in_block[middle + 1].1.clone(),
         ),
-        // The last record renamed to the next block's first name; the name it had is sought.
         (
             "the last name past the next block's first",
             last_at,
-            next_first,
+            next_first.into_bytes(),
             last,
         ),
+        (
+            "a name not UTF-8",
+            unicode_at + unicode.len() - 1,
+            vec![0xff],
+            unicode,
+        ),
     ];
-    for (what, at, name, sought) in forgeries {
-        let copy = copy_of(dir.path());
-        let expected = {
-            let truth = copy_of(dir.path());
-            std::fs::remove_file(truth.path().join("summary")).unwrap();
-            Store::open_read_only(truth.path())
-                .unwrap()
-                .stream_version(&sought)
-        };
-        assert!(expected > 0, "{what}: {sought} has events");
-        let path = forge_summary(copy.path(), |b| {
-            b[at..at + name.len()].copy_from_slice(name.as_bytes());
-        });
-        assert_verify_reports(copy.path(), &path);
-        let reader = Store::open_read_only(copy.path()).unwrap();
-        assert_eq!(
-            reader.stream_version(&sought),
-            expected,
-            "{what}, read-only"
-        );
-        drop(reader);
-        let store = Store::open(copy.path()).unwrap();
-        assert_eq!(store.stream_version(&sought), expected, "{what}");
-        let e = store
-            .append(&sought, eventfile::ExpectedVersion::NoStream, [ev("T", 9)])
-            .unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Conflict, "{what}: {e}");
-        assert_eq!(view(&store, &names).0.len(), names.len());
+    let expected = {
+        let truth = copy_of(dir.path());
+        std::fs::remove_file(truth.path().join("summary")).unwrap();
+        view(&Store::open_read_only(truth.path()).unwrap(), &names)
+    };
+    let listing = |store: &Store| {
+        let listed: Vec<(String, u64)> = store
+            .streams("", None, usize::MAX)
+            .into_iter()
+            .map(|i| (i.stream, i.version))
+            .collect();
+        listed
+    };
+    for (what, at, bytes, sought) in forgeries {
+        let version = store_version_in(&expected, &names, &sought);
+        assert!(version > 0, "{what}: {sought} has events");
+        for other_first in [false, true] {
+            let copy = copy_of(dir.path());
+            let path = forge_summary(copy.path(), |b| {
+                b[at..at + bytes.len()].copy_from_slice(&bytes);
+            });
+            assert_verify_reports(copy.path(), &path);
+            let reader = Store::open_read_only(copy.path()).unwrap();
+            // (`assert!`: the listing has 1,500 names.)
+            assert!(listing(&reader) == expected.1, "{what}: a listing first");
+            drop(reader);
+            let reader = Store::open_read_only(copy.path()).unwrap();
+            if other_first {
+                reader.stream_version(&in_block[1].1);
+            }
+            assert_eq!(reader.stream_version(&sought), version, "{what}, read-only");
+            assert_eq!(view(&reader, &names), expected, "{what}, read-only");
+            drop(reader);
+            let store = Store::open(copy.path()).unwrap();
+            if other_first {
+                store.stream_version(&in_block[1].1);
+            }
+            let e = store
+                .append(&sought, eventfile::ExpectedVersion::NoStream, [ev("T", 9)])
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Conflict, "{what}: {e}");
+            assert_eq!(view(&store, &names), expected, "{what}");
+        }
     }
+}
+
+/// The version `view` gave `stream`.
+fn store_version_in(view: &View, names: &[String], stream: &str) -> u64 {
+    let i = names.iter().position(|n| n == stream).unwrap();
+    view.0[i].0
 }
 
 /// Listings merge the summary's streams with the streams loaded since the open (new ones, and
