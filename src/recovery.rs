@@ -93,7 +93,9 @@ pub(crate) fn catch_up_with(
             // does not take it and start over again (a read-only one writes nothing: each
             // starts over until a writer opens or a clean close rewrites it). It is a cache:
             // if the removal fails, or is lost to a crash, an open starts over as this one did.
-            if !read_only && crate::summary_read::is_summary_error(&err) {
+            // A block it could not read (an I/O error, perhaps passing) is not damage: the
+            // file stays, and the next open tries it again.
+            if !read_only && crate::summary_read::is_summary_damage(&err) {
                 let _ = storage.remove_file(&dir.join(crate::summary_read::SUMMARY_FILE));
             }
             summary = false;

@@ -293,6 +293,8 @@ pub struct FaultyStorage {
     /// Fail with ENOSPC (true) or EIO (false, the default).
     pub enospc: std::sync::atomic::AtomicBool,
     counts: Arc<FaultCounts>,
+    /// While set, reads of files of this name at or past this offset fail.
+    failing_reads: std::sync::Mutex<Option<(std::ffi::OsString, u64)>>,
 }
 
 /// The kinds of operation [`FaultyStorage`] can fail.
@@ -365,6 +367,21 @@ impl FaultyStorage {
         self.fail_in(FaultKind::Create, 1);
     }
 
+    /// Makes every read of a file named `name` at or past `from` fail, until
+    /// [`FaultyStorage::heal_reads`] (one file at a time: a later call replaces it).
+    pub fn fail_reads_of(&self, name: &str, from: u64) {
+        *self.reads() = Some((name.into(), from));
+    }
+
+    /// Reads no longer fail.
+    pub fn heal_reads(&self) {
+        *self.reads() = None;
+    }
+
+    fn reads(&self) -> std::sync::MutexGuard<'_, Option<(std::ffi::OsString, u64)>> {
+        self.failing_reads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn error(&self) -> io::Error {
         if self.enospc.load(std::sync::atomic::Ordering::SeqCst) {
             io::Error::from_raw_os_error(28) // ENOSPC
@@ -373,10 +390,11 @@ impl FaultyStorage {
         }
     }
 
-    fn wrap(self: &Arc<Self>, file: Arc<dyn StorageFile>) -> Arc<dyn StorageFile> {
+    fn wrap(self: &Arc<Self>, file: Arc<dyn StorageFile>, path: &Path) -> Arc<dyn StorageFile> {
         Arc::new(FaultyFile {
             file,
             storage: Arc::clone(self),
+            name: path.file_name().map(Into::into),
         })
     }
 }
@@ -392,11 +410,18 @@ fn hits(counter: &std::sync::atomic::AtomicU64, target: &std::sync::atomic::Atom
 struct FaultyFile {
     file: Arc<dyn StorageFile>,
     storage: Arc<FaultyStorage>,
+    name: Option<std::ffi::OsString>,
 }
 
 #[cfg(any(test, feature = "internals"))]
 impl StorageFile for FaultyFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let fails = self.storage.reads().as_ref().is_some_and(|(name, from)| {
+            self.name.as_ref() == Some(name) && offset.saturating_add(buf.len() as u64) > *from
+        });
+        if fails {
+            return Err(self.storage.error());
+        }
         self.file.read_at(buf, offset)
     }
 
@@ -434,14 +459,14 @@ impl StorageFile for FaultyFile {
 #[cfg(any(test, feature = "internals"))]
 impl Storage for Arc<FaultyStorage> {
     fn open(&self, path: &Path, write: bool) -> io::Result<Arc<dyn StorageFile>> {
-        Ok(self.wrap(OsStorage.open(path, write)?))
+        Ok(self.wrap(OsStorage.open(path, write)?, path))
     }
 
     fn create_new(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
         if hits(&self.counts.creates, &self.fail_create) {
             return Err(self.error());
         }
-        Ok(self.wrap(OsStorage.create_new(path)?))
+        Ok(self.wrap(OsStorage.create_new(path)?, path))
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {

@@ -144,10 +144,23 @@ impl std::fmt::Debug for SummaryStreams {
     }
 }
 
-/// Whether `e` is a summary's damage found after the open: a caller builds the stream table
-/// from the sidecars instead.
+/// Whether `e` is a summary's damage, or a failure to read it, found after the open: a caller
+/// builds the stream table from the sidecars instead.
 pub(crate) fn is_summary_error(e: &Error) -> bool {
-    matches!(e, Error::Corrupt { path, .. } if path.file_name().is_some_and(|n| n == SUMMARY_FILE))
+    match e {
+        Error::Corrupt { path, .. } | Error::Io { path, .. } => is_summary(path),
+        _ => false,
+    }
+}
+
+/// Whether `e` is a summary's damage (not a failure to read it): a writer's open removes the
+/// file, so that the next open does not meet it again.
+pub(crate) fn is_summary_damage(e: &Error) -> bool {
+    matches!(e, Error::Corrupt { path, .. } if is_summary(path))
+}
+
+fn is_summary(path: &std::path::Path) -> bool {
+    path.file_name().is_some_and(|n| n == SUMMARY_FILE)
 }
 
 impl SummaryStreams {
@@ -188,9 +201,16 @@ impl SummaryStreams {
     fn block(&self, i: usize) -> Result<Vec<u8>> {
         let (offset, len, crc) = self.blocks[i];
         let mut buf = vec![0u8; len as usize];
-        self.file
-            .read_exact_at(&mut buf, offset)
-            .map_err(|e| self.damaged(offset, format!("cannot be read: {e}")))?;
+        // A file shorter than its directory says is damage; any other failure to read is an
+        // I/O error, perhaps passing: a writer's open removes a damaged summary, not one it
+        // could not read (both make the store read the sidecars instead).
+        self.file.read_exact_at(&mut buf, offset).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                self.damaged(offset, "the file ends before it")
+            } else {
+                Error::io("read", &self.path, e)
+            }
+        })?;
         if crc32fast::hash(&buf) != crc {
             return Err(self.damaged(offset, "its CRC does not match"));
         }

@@ -396,6 +396,45 @@ fn a_writer_open_removes_a_summary_with_a_damaged_block_it_reads() {
     );
 }
 
+/// A block the writer's open reads itself (a deleted stream's) that cannot be read, an I/O
+/// error that may pass, is not damage: the open starts over without the summary, as for a
+/// damaged block, and reads what an open without it reads, but leaves the file as it was (it
+/// removed it, when the read error counted as damage). The clean close then writes a sound one.
+#[test]
+fn a_writer_open_keeps_a_summary_whose_block_it_could_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = many_streams_last_truncated(dir.path());
+    let expected = {
+        let copy = copy_of(dir.path());
+        std::fs::remove_file(copy.path().join("summary")).unwrap();
+        view(&Store::open_read_only(copy.path()).unwrap(), &names)
+    };
+    let path = dir.path().join("summary");
+    let bytes = std::fs::read(&path).unwrap();
+    let storage = eventfile::FaultyStorage::new();
+    // Every block fails to read; the header and the head read.
+    storage.fail_reads_of("summary", summary_blocks(&bytes)[0].0 as u64);
+    let store = eventfile::OpenOptions::new()
+        .storage(std::sync::Arc::new(std::sync::Arc::clone(&storage)))
+        .open(dir.path())
+        .unwrap();
+    assert_eq!(
+        std::fs::read(&path).ok().as_ref(),
+        Some(&bytes),
+        "the writer's open removed or changed a summary it could not read"
+    );
+    assert_eq!(view(&store, &names), expected, "writer");
+    storage.heal_reads();
+    store.close().unwrap();
+    let report = eventfile::verify(dir.path()).unwrap();
+    assert!(report.is_sound(), "{:?}", report.problems);
+    assert_eq!(
+        view(&Store::open_read_only(dir.path()).unwrap(), &names),
+        expected,
+        "after the close"
+    );
+}
+
 /// A block damaged after the close, in a store with deletions in other blocks: the fallback
 /// (the table from the sidecars) must keep deletions, counts and listings, and appends must go
 /// on from the right versions.
