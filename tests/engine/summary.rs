@@ -568,6 +568,13 @@ fn many_streams(dir: &Path, n: usize) -> Vec<String> {
 /// Every stream's version and events, and the listing and count, as `store` reads them.
 type View = (Vec<(u64, Vec<RecordedEvent>)>, Vec<(String, u64)>, usize);
 
+/// What a read-only open of a copy of `dir` without its summary reads.
+fn view_without_summary(dir: &Path, names: &[String]) -> View {
+    let copy = copy_of(dir);
+    std::fs::remove_file(copy.path().join("summary")).unwrap();
+    view(&Store::open_read_only(copy.path()).unwrap(), names)
+}
+
 fn view(store: &Store, names: &[String]) -> View {
     let streams = names
         .iter()
@@ -592,11 +599,7 @@ fn a_damaged_summary_block_is_never_trusted_the_sidecars_stand_in() {
     let bytes = std::fs::read(dir.path().join("summary")).unwrap();
     let blocks = summary_blocks(&bytes);
     assert!(blocks.len() >= 4, "{} blocks", blocks.len());
-    let expected = {
-        let copy = copy_of(dir.path());
-        std::fs::remove_file(copy.path().join("summary")).unwrap();
-        view(&Store::open_read_only(copy.path()).unwrap(), &names)
-    };
+    let expected = view_without_summary(dir.path(), &names);
     assert_eq!(
         view(&Store::open_read_only(dir.path()).unwrap(), &names),
         expected
@@ -713,11 +716,7 @@ fn a_summary_block_with_names_out_of_order_is_never_trusted() {
             unicode,
         ),
     ];
-    let expected = {
-        let truth = copy_of(dir.path());
-        std::fs::remove_file(truth.path().join("summary")).unwrap();
-        view(&Store::open_read_only(truth.path()).unwrap(), &names)
-    };
+    let expected = view_without_summary(dir.path(), &names);
     let listing = |store: &Store| {
         let listed: Vec<(String, u64)> = store
             .streams("", None, usize::MAX)

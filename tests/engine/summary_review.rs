@@ -38,6 +38,17 @@ fn view(store: &Store, names: &[String]) -> View {
     (streams, listed, store.stream_count(), store.head_seq())
 }
 
+/// After a clean close: `verify` finds the store sound, and a read-only open reads `expected`.
+fn assert_sound_after_the_close(dir: &Path, names: &[String], expected: &View) {
+    let report = eventfile::verify(dir).unwrap();
+    assert!(report.is_sound(), "{:?}", report.problems);
+    assert_eq!(
+        &view(&Store::open_read_only(dir).unwrap(), names),
+        expected,
+        "after the close"
+    );
+}
+
 fn without_summary(dir: &Path, names: &[String]) -> View {
     let copy = copy_of(dir);
     let _ = std::fs::remove_file(copy.path().join("summary"));
@@ -364,11 +375,7 @@ fn review_verify_reports_a_damaged_block_that_the_open_reads() {
 fn a_writer_open_removes_a_summary_with_a_damaged_block_it_reads() {
     let dir = tempfile::tempdir().unwrap();
     let names = many_streams_last_truncated(dir.path());
-    let expected = {
-        let copy = copy_of(dir.path());
-        std::fs::remove_file(copy.path().join("summary")).unwrap();
-        view(&Store::open_read_only(copy.path()).unwrap(), &names)
-    };
+    let expected = without_summary(dir.path(), &names);
     damage_last_block(dir.path());
     let path = dir.path().join("summary");
     let damaged = std::fs::read(&path).unwrap();
@@ -387,13 +394,7 @@ fn a_writer_open_removes_a_summary_with_a_damaged_block_it_reads() {
     assert_eq!(view(&store, &names), expected, "writer");
     store.close().unwrap();
     assert!(path.exists(), "the clean close wrote no summary");
-    let report = eventfile::verify(dir.path()).unwrap();
-    assert!(report.is_sound(), "{:?}", report.problems);
-    assert_eq!(
-        view(&Store::open_read_only(dir.path()).unwrap(), &names),
-        expected,
-        "after the close"
-    );
+    assert_sound_after_the_close(dir.path(), &names, &expected);
 }
 
 /// A block the writer's open reads itself (a deleted stream's) that cannot be read, an I/O
@@ -404,11 +405,7 @@ fn a_writer_open_removes_a_summary_with_a_damaged_block_it_reads() {
 fn a_writer_open_keeps_a_summary_whose_block_it_could_not_read() {
     let dir = tempfile::tempdir().unwrap();
     let names = many_streams_last_truncated(dir.path());
-    let expected = {
-        let copy = copy_of(dir.path());
-        std::fs::remove_file(copy.path().join("summary")).unwrap();
-        view(&Store::open_read_only(copy.path()).unwrap(), &names)
-    };
+    let expected = without_summary(dir.path(), &names);
     let path = dir.path().join("summary");
     let bytes = std::fs::read(&path).unwrap();
     let storage = eventfile::FaultyStorage::new();
@@ -426,13 +423,7 @@ fn a_writer_open_keeps_a_summary_whose_block_it_could_not_read() {
     assert_eq!(view(&store, &names), expected, "writer");
     storage.heal_reads();
     store.close().unwrap();
-    let report = eventfile::verify(dir.path()).unwrap();
-    assert!(report.is_sound(), "{:?}", report.problems);
-    assert_eq!(
-        view(&Store::open_read_only(dir.path()).unwrap(), &names),
-        expected,
-        "after the close"
-    );
+    assert_sound_after_the_close(dir.path(), &names, &expected);
 }
 
 /// A block damaged after the close, in a store with deletions in other blocks: the fallback
