@@ -276,7 +276,9 @@ mod os {
 ///
 /// Each counter names the 1-based operation of its kind that fails (0: never), counted across
 /// files from when the storage was made. A failing write first writes half of its buffer, as a
-/// short write on a full disk does. The error is ENOSPC or EIO, as chosen by `enospc`. Used by
+/// short write on a full disk does. The error is ENOSPC or EIO, as chosen by `enospc`. Reads
+/// fail only as [`FaultyStorage::fail_reads_of`] says: `read_at` of a file opened or created
+/// through this storage, by the name it had then, with EIO (`Storage::read` and maps never). Used by
 /// a unit test of `catalog.rs` and, behind the `internals` feature, by the scenario suites
 /// (`tests/scenarios`: `faults.rs`, `poisoning.rs`).
 #[cfg(any(test, feature = "internals"))]
@@ -293,7 +295,7 @@ pub struct FaultyStorage {
     /// Fail with ENOSPC (true) or EIO (false, the default).
     pub enospc: std::sync::atomic::AtomicBool,
     counts: Arc<FaultCounts>,
-    /// While set, reads of files of this name at or past this offset fail.
+    /// While set, reads of files of this name that reach past this offset fail.
     failing_reads: std::sync::Mutex<Option<(std::ffi::OsString, u64)>>,
 }
 
@@ -367,8 +369,8 @@ impl FaultyStorage {
         self.fail_in(FaultKind::Create, 1);
     }
 
-    /// Makes every read of a file named `name` at or past `from` fail, until
-    /// [`FaultyStorage::heal_reads`] (one file at a time: a later call replaces it).
+    /// Makes every `read_at` of a file named `name` that reaches past offset `from` fail with
+    /// EIO, until [`FaultyStorage::heal_reads`] (one name at a time: a later call replaces it).
     pub fn fail_reads_of(&self, name: &str, from: u64) {
         *self.reads() = Some((name.into(), from));
     }
@@ -420,7 +422,7 @@ impl StorageFile for FaultyFile {
             self.name.as_ref() == Some(name) && offset.saturating_add(buf.len() as u64) > *from
         });
         if fails {
-            return Err(self.storage.error());
+            return Err(io::Error::from_raw_os_error(5)); // EIO
         }
         self.file.read_at(buf, offset)
     }
@@ -455,7 +457,7 @@ impl StorageFile for FaultyFile {
     }
 }
 
-/// Forwards to the OS, wrapping files so their writes and syncs can fail.
+/// Forwards to the OS, wrapping files so their writes, syncs and reads can fail.
 #[cfg(any(test, feature = "internals"))]
 impl Storage for Arc<FaultyStorage> {
     fn open(&self, path: &Path, write: bool) -> io::Result<Arc<dyn StorageFile>> {

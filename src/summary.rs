@@ -8,8 +8,9 @@
 //! then the streams' records in name order, in blocks of about 4 KiB, each with its CRC in the
 //! directory. A look-up (`SummaryStreams::find`, in `summary_read.rs`) reads one block
 //! (through the block cache) and checks it before using a byte of it; the summary keeps
-//! nothing of the blocks but whether a look-up found each one's names in order. A damaged block is an error naming this file: the caller then builds
-//! the stream table from the sidecars instead, as an open without a summary does.
+//! nothing of the blocks but whether a look-up found each one's names in order. A damaged
+//! block is an error naming this file: the caller then builds the stream table from the
+//! sidecars instead, as an open without a summary does.
 //!
 //! It is a cache. An open uses it only if its header and head are intact and it describes
 //! exactly the sealed segments the directory holds first (bases, lengths, headers) and the

@@ -320,9 +320,8 @@ impl SummaryStreams {
     /// Names ascend (bytes: names order as their bytes do), and a block's first is the
     /// directory's: `name`, the first of block `i` if `first`, comes after `prev`.
     fn check_order(&self, i: usize, prev: Option<&[u8]>, name: &[u8], first: bool) -> Result<()> {
-        let fine = prev.is_none_or(|p| p < name)
-            && (!first || name == self.first_name(i).as_bytes())
-            && (first || prev.is_some());
+        let fine =
+            prev.is_none_or(|p| p < name) && (!first || name == self.first_name(i).as_bytes());
         if fine {
             Ok(())
         } else {

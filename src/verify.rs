@@ -358,11 +358,20 @@ impl Verifier {
         let path = dir.join(crate::summary::SUMMARY_FILE);
         match walk_summary(storage, &path, with.log.maps.blocks()) {
             Err(e) => {
+                // Damage, or a block that could not be read (which may pass: no open removes
+                // the file for it, and neither should the reader of this report).
+                let advice = match e {
+                    crate::error::Error::Io { .. } => {
+                        "; opens that reach it read the sidecars instead while it cannot be \
+                         read: check the disk"
+                    }
+                    _ => {
+                        "; opens that reach it fall back to the sidecars until a clean close \
+                         rewrites it: remove it"
+                    }
+                };
                 let mut p = locate(e, dir);
-                p.message.push_str(
-                    "; opens that reach it fall back to the sidecars until a clean close \
-                     rewrites it: remove it",
-                );
+                p.message.push_str(advice);
                 self.report.problems.push(p);
                 return;
             }

@@ -688,14 +688,21 @@ fn a_summary_block_with_names_out_of_order_is_never_trusted() {
     let middle = in_block.len() / 2;
     let (last_at, last) = in_block.last().unwrap().clone();
     assert_eq!(last.len(), next_first.len());
-    // A name whose last byte is the first to differ from the next name's: 0xff there keeps
-    // the order.
+    // A name that differs from the next name before its last byte: 0xff there keeps the
+    // order, so that only the UTF-8 check can find it.
     let (unicode_at, unicode) = (1..in_block.len() - 1)
         .map(|j| in_block[j].clone())
         .zip(in_block[2..].iter())
-        .find(|((_, a), (_, b))| a[..a.len() - 1] == b[..b.len() - 1])
+        .find(|((_, a), (_, b))| a[..a.len() - 1] != b[..b.len() - 1])
         .map(|(a, _)| a)
         .unwrap();
+    let next = &in_block[in_block.iter().position(|n| n.1 == unicode).unwrap() + 1].1;
+    let mut forged = unicode.clone().into_bytes();
+    *forged.last_mut().unwrap() = 0xff;
+    assert!(
+        forged.as_slice() < next.as_bytes(),
+        "the forged name stays in order"
+    );
     let forgeries: [(&str, usize, Vec<u8>, String); 3] = [
         (
             "a name too great for its place",

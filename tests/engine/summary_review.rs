@@ -397,7 +397,7 @@ fn a_writer_open_removes_a_summary_with_a_damaged_block_it_reads() {
     assert_sound_after_the_close(dir.path(), &names, &expected);
 }
 
-/// A block the writer's open reads itself (a deleted stream's) that cannot be read, an I/O
+/// A block the writer's open reads itself (a truncated stream's) that cannot be read, an I/O
 /// error that may pass, is not damage: the open starts over without the summary, as for a
 /// damaged block, and reads what an open without it reads, but leaves the file as it was (it
 /// removed it, when the read error counted as damage). The clean close then writes a sound one.
@@ -421,6 +421,16 @@ fn a_writer_open_keeps_a_summary_whose_block_it_could_not_read() {
         "the writer's open removed or changed a summary it could not read"
     );
     assert_eq!(view(&store, &names), expected, "writer");
+    // `verify` names it, and does not advise removing a file it merely could not read.
+    let as_storage: std::sync::Arc<dyn eventfile::Storage> =
+        std::sync::Arc::new(std::sync::Arc::clone(&storage));
+    let report = eventfile::internals::verify_on(&as_storage, dir.path()).unwrap();
+    let problem = report.problems.iter().find(|p| p.path == path);
+    assert!(
+        problem.is_some_and(|p| !p.message.contains("remove it")),
+        "{:?}",
+        report.problems
+    );
     storage.heal_reads();
     store.close().unwrap();
     assert_sound_after_the_close(dir.path(), &names, &expected);
