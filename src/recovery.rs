@@ -87,7 +87,9 @@ pub(crate) fn catch_up_with(
         // a read-only handle's catch-up that found a block of it damaged (the open read only
         // its head).
         if took_summary
-            || (summary && target.from_summary && crate::summary_read::is_summary_error(&err))
+            || (summary
+                && target.from_summary
+                && crate::summary_read::is_summary_error(target.streams.summary(), &err))
         {
             // A writer's open removes a summary with a damaged block, so that the next open
             // does not take it and start over again (a read-only one writes nothing: each
@@ -95,7 +97,8 @@ pub(crate) fn catch_up_with(
             // if the removal fails, or is lost to a crash, an open starts over as this one did.
             // A block it could not read (an I/O error, perhaps passing) is not damage: the
             // file stays, and the next open tries it again.
-            if !read_only && crate::summary_read::is_summary_damage(&err) {
+            if !read_only && crate::summary_read::is_summary_damage(target.streams.summary(), &err)
+            {
                 let _ = storage.remove_file(&dir.join(crate::summary_read::SUMMARY_FILE));
             }
             summary = false;

@@ -61,10 +61,7 @@ impl State {
         mut f: impl FnMut(&mut StreamTable) -> Result<T>,
     ) -> Result<T> {
         match f(&mut self.streams) {
-            Err(e)
-                if self.streams.summary().is_some()
-                    && crate::summary_read::is_summary_error(&e) =>
-            {
+            Err(e) if crate::summary_read::is_summary_error(self.streams.summary(), &e) => {
                 self.rebuild_streams()?;
                 f(&mut self.streams)
             }

@@ -230,7 +230,7 @@ pub(crate) fn write(
 ) -> Result<()> {
     let encoded = match encode(st, checkpoint_crc) {
         // The summary the table reads is damaged: the table from the sidecars instead.
-        Err(e) if is_summary_error(&e) && st.rebuild_streams().is_ok() => {
+        Err(e) if is_summary_error(st.streams.summary(), &e) && st.rebuild_streams().is_ok() => {
             encode(st, checkpoint_crc)
         }
         r => r,

@@ -144,23 +144,20 @@ impl std::fmt::Debug for SummaryStreams {
     }
 }
 
-/// Whether `e` is a summary's damage, or a failure to read it, found after the open: a caller
-/// builds the stream table from the sidecars instead.
-pub(crate) fn is_summary_error(e: &Error) -> bool {
-    match e {
-        Error::Corrupt { path, .. } | Error::Io { path, .. } => is_summary(path),
+/// Whether `e` is the damage of `summary` (the one the stream table reads, if any), or a failure
+/// to read it, found after the open: a caller builds the stream table from the sidecars
+/// instead. The error must name that very file (not merely a file or directory of its name).
+pub(crate) fn is_summary_error(summary: Option<&Arc<SummaryStreams>>, e: &Error) -> bool {
+    summary.is_some_and(|s| match e {
+        Error::Corrupt { path, .. } | Error::Io { path, .. } => *path == s.path,
         _ => false,
-    }
+    })
 }
 
-/// Whether `e` is a summary's damage (not a failure to read it): a writer's open removes the
-/// file, so that the next open does not meet it again.
-pub(crate) fn is_summary_damage(e: &Error) -> bool {
-    matches!(e, Error::Corrupt { path, .. } if is_summary(path))
-}
-
-fn is_summary(path: &std::path::Path) -> bool {
-    path.file_name().is_some_and(|n| n == SUMMARY_FILE)
+/// Whether `e` is the damage of `summary` (not a failure to read it): a writer's open removes
+/// the file, so that the next open does not meet it again.
+pub(crate) fn is_summary_damage(summary: Option<&Arc<SummaryStreams>>, e: &Error) -> bool {
+    summary.is_some_and(|s| matches!(e, Error::Corrupt { path, .. } if *path == s.path))
 }
 
 impl SummaryStreams {
