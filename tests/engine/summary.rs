@@ -690,13 +690,14 @@ fn a_summary_block_with_names_out_of_order_is_never_trusted() {
     assert_eq!(last.len(), next_first.len());
     // A name that differs from the next name before its last byte: 0xff there keeps the
     // order, so that only the UTF-8 check can find it.
-    let (unicode_at, unicode) = (1..in_block.len() - 1)
-        .map(|j| in_block[j].clone())
-        .zip(in_block[2..].iter())
-        .find(|((_, a), (_, b))| a[..a.len() - 1] != b[..b.len() - 1])
-        .map(|(a, _)| a)
+    let j = (1..in_block.len() - 1)
+        .find(|&j| {
+            let (a, b) = (&in_block[j].1, &in_block[j + 1].1);
+            a[..a.len() - 1] != b[..b.len() - 1]
+        })
         .unwrap();
-    let next = &in_block[in_block.iter().position(|n| n.1 == unicode).unwrap() + 1].1;
+    let (unicode_at, unicode) = in_block[j].clone();
+    let next = &in_block[j + 1].1;
     let mut forged = unicode.clone().into_bytes();
     *forged.last_mut().unwrap() = 0xff;
     assert!(
