@@ -112,10 +112,7 @@ impl State {
     /// The current version of `stream` (0 if it holds no events), loaded: this is asked before
     /// the stream is changed (an append, a deletion).
     pub(crate) fn version(&mut self, stream: &str) -> Result<u64> {
-        self.with_streams(|t| {
-            t.load(stream)?;
-            Ok(t.loaded(stream).map_or(0, |e| e.version))
-        })
+        self.with_streams(|t| t.load_version(stream))
     }
 
     /// The entry of `stream`, if it has events (for a read: nothing is loaded).

@@ -288,16 +288,23 @@ impl StreamTable {
     /// Loads `stream` from the summary if it is there and not loaded yet: a stream must be
     /// loaded before it is changed.
     pub(crate) fn load(&mut self, stream: &str) -> Result<()> {
-        if self.index_of(stream).is_some() {
-            return Ok(());
+        self.load_version(stream).map(drop)
+    }
+
+    /// [`StreamTable::load`], answering the stream's version (0: no events) from the same
+    /// probe of the table: an append checks every stream's version, and a bulk load of new
+    /// streams probed the table twice for each.
+    pub(crate) fn load_version(&mut self, stream: &str) -> Result<u64> {
+        if let Some(i) = self.index_of(stream) {
+            return Ok(self.entries[i].1.version);
         }
-        if let Some(e) = match &self.summary {
+        match match &self.summary {
             Some(s) => s.entry(stream)?,
             None => None,
         } {
-            self.insert(stream, e);
+            Some(e) => Ok(self.insert(stream, e).version),
+            None => Ok(0),
         }
-        Ok(())
     }
 
     /// Adds `stream`, which has no entry.
