@@ -318,15 +318,28 @@ impl StreamTable {
         &mut self.entries[i as usize].1
     }
 
-    /// The loaded entry of `stream`, made (a new stream) if missing: the caller loaded it.
+    /// The loaded entry of `stream`, made (a new stream) if missing: the caller loaded it. One
+    /// hash of the name and one probe, found or not.
     fn entry(&mut self, stream: &str) -> &mut StreamEntry {
-        match self.index_of(stream) {
-            Some(i) => &mut self.entries[i].1,
-            None => {
+        let k = self.hash(stream);
+        let entries = &self.entries;
+        let slot = self.table.entry(
+            Self::spread(k),
+            |&(g, i)| g == k && &*entries[i as usize].0 == stream,
+            |&(g, _)| Self::spread(g),
+        );
+        let i = match slot {
+            hashbrown::hash_table::Entry::Occupied(o) => o.get().1 as usize,
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                // A u32, as in `insert`.
+                let i = u32::try_from(entries.len()).expect("fewer than 2^32 streams");
+                v.insert((k, i));
                 self.new += 1;
-                self.insert(stream, StreamEntry::default())
+                self.entries.push((stream.into(), StreamEntry::default()));
+                i as usize
             }
-        }
+        };
+        &mut self.entries[i].1
     }
 
     /// The number of streams with events.
