@@ -192,3 +192,47 @@ pub fn independent_requests_are_judged_each_on_its_own(factory: &Factory<'_>) {
     // Durable and visible on return, as after `append_request`.
     assert_eq!(head(&*s), 5);
 }
+
+/// `append_requests` judges each request before the ones after it, even where a later one
+/// would change its answer: a request expecting a stream that a later request creates
+/// conflicts, and a condition that a later request's event would fail passes.
+pub fn each_request_is_judged_before_the_ones_after_it(factory: &Factory<'_>) {
+    let s = factory();
+    tick(&*s, "other", 0);
+    tick(&*s, "other", 1);
+    let nothing_in_t = || AppendCondition::new(Query::new().stream("t")).after(2);
+    let out: Vec<Result<(u64, u64), ErrorKind>> = s
+        .append_requests(vec![
+            AppendRequest::new("s", StreamExists, [ev("A", 1)]),
+            AppendRequest::new("s", NoStream, [ev("A", 2)]),
+            AppendRequest::new("s", NoStream, [ev("A", 3)]),
+            AppendRequest::new("s", Exact(1), [ev("A", 4)]),
+            AppendRequest::new("c", Any, [ev("A", 5)]).condition(nothing_in_t()),
+            AppendRequest::new("t", Any, [ev("A", 6)]),
+            AppendRequest::new("u", Any, [ev("A", 7)]).condition(nothing_in_t()),
+            AppendRequest::new("s", Exact(2), [ev("A", 8)]),
+        ])
+        .iter()
+        .map(|r| {
+            r.as_ref()
+                .map(|r| (r.first_seq, r.last_seq))
+                .map_err(|e| e.kind())
+        })
+        .collect();
+    assert_eq!(
+        out,
+        [
+            Err(ErrorKind::Conflict),
+            Ok((3, 3)),
+            Err(ErrorKind::Conflict),
+            Ok((4, 4)),
+            Ok((5, 5)),
+            Ok((6, 6)),
+            Err(ErrorKind::ConditionFailed),
+            Ok((7, 7)),
+        ]
+    );
+    let log = all(&*s);
+    assert_gapless(&log);
+    assert_eq!(versions(&stream(&*s, "s", Read::forward())), [1, 2, 3]);
+}

@@ -79,6 +79,7 @@ macro_rules! __for_each_case {
             batches::a_stream_twice_in_one_append_is_refused,
             batches::concurrent_batches_never_interleave,
             batches::independent_requests_are_judged_each_on_its_own,
+            batches::each_request_is_judged_before_the_ones_after_it,
             retries::generated_ids_are_unique_uuid_v7,
             retries::a_retried_batch_returns_the_first_result,
             retries::a_retried_multi_stream_batch_replays_every_part,

@@ -119,7 +119,8 @@ impl<'a> Events<'a> {
 }
 
 /// Calls the append function once for `items`, in whatever transaction `c` is in (none: its
-/// own, committed on return).
+/// own, committed on return). Answers the requests in order; `append_batch` answers none after
+/// the first it refuses (they were not attempted), `append_group` answers all.
 pub(crate) fn call<C: GenericClient>(
     c: &mut C,
     stmt: &Statement,
@@ -156,12 +157,14 @@ pub(crate) fn call<C: GenericClient>(
     )?;
     let out: Vec<i64> = row.get(0);
     let mut at = out.iter().copied();
+    // `append_batch` answers the requests up to the first it refuses, and no more: the rest
+    // were not attempted (migration 8), and the answer is shorter than `items`.
     Ok(items
         .iter()
-        .map(|item| {
-            let first = unpos(at.next().unwrap_or(0));
+        .map_while(|item| {
+            let first = unpos(at.next()?);
             let versions: Vec<u64> = (&mut at).take(item.parts.len()).map(unpos).collect();
-            (first > 0).then_some((first, versions))
+            Some((first > 0).then_some((first, versions)))
         })
         .collect())
 }

@@ -9,7 +9,7 @@
 //! It owns the queue, the leadership, the appending connection and the publication of the head
 //! to the store's watch; it never decides an append (`append.rs` does).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use eventfile::backend::Prepared;
@@ -235,19 +235,31 @@ impl Drop for Lead<'_> {
     }
 }
 
-/// Commits a group: the plain requests in one call, then each other one alone. Returns every
-/// request's outcome, after the watch has been advanced past what was written.
+/// Commits a group in its order, each request judged after the ones before it (as
+/// `append_requests` promises): the plain requests up to the next with a condition in one call;
+/// a request with a condition alone, in its place; a request the call refused alone, before
+/// anything after it is sent (`append_batch` stops at its first refusal, and the requests
+/// after it are sent again). Returns every request's outcome, after the watch has been
+/// advanced past what was written.
 fn commit_group(
     conn: &mut Conn<'_>,
     group: Vec<Job>,
     watch: &HeadWatch,
 ) -> Vec<(u64, Result<MultiAppendResult>)> {
-    let (plain, mut alone): (Vec<Job>, Vec<Job>) = group
-        .into_iter()
-        .partition(|j| j.request.condition.is_none());
-    let mut replies: Vec<(u64, Result<MultiAppendResult>)> = Vec::with_capacity(plain.len() + 1);
-    if !plain.is_empty() {
-        let items: Vec<Item<'_>> = plain
+    let mut replies: Vec<(u64, Result<MultiAppendResult>)> = Vec::with_capacity(group.len());
+    let mut pending: VecDeque<Job> = group.into();
+    while let Some(front) = pending.front() {
+        if front.request.condition.is_some() {
+            let job = pending.pop_front().expect("a front request");
+            replies.push(decide_alone(conn, job, watch));
+            continue;
+        }
+        let n = pending
+            .iter()
+            .take_while(|j| j.request.condition.is_none())
+            .count();
+        let run: Vec<Job> = pending.drain(..n).collect();
+        let items: Vec<Item<'_>> = run
             .iter()
             .map(|j| Item::of(&j.request, &j.prepared))
             .collect();
@@ -259,7 +271,7 @@ fn commit_group(
                     &live.one,
                     item.key,
                     &item.parts[0],
-                    plain[0].prepared.own_ids,
+                    run[0].prepared.own_ids,
                 )
                 .map(|o| vec![o]),
                 _ => {
@@ -275,50 +287,74 @@ fn commit_group(
         });
         drop(items);
         match outcome {
-            Ok(outcomes) => {
-                for (job, o) in plain.into_iter().zip(outcomes) {
+            Ok(outcomes) if !outcomes.is_empty() => {
+                let mut run = run.into_iter();
+                let (mut done, mut refused) = (Vec::new(), Vec::new());
+                // The answers first: `zip` stops on them without taking a job unanswered.
+                for (o, job) in outcomes.into_iter().zip(run.by_ref()) {
                     match o {
                         Some((first, versions)) => {
                             let r = written(&job.request, first, &versions);
-                            replies.push((job.ticket, Ok(r)));
+                            done.push((job.ticket, Ok(r)));
                         }
-                        None => alone.push(job),
+                        None => refused.push(job),
                     }
                 }
+                publish(watch, &done);
+                replies.extend(done);
+                // Independent requests (`append_group`) may be refused anywhere in the call:
+                // none of the others could change their answer. `append_batch` refuses only
+                // its last answered one.
+                for job in refused {
+                    replies.push(decide_alone(conn, job, watch));
+                }
+                // Not attempted, after the refusal: sent again, first.
+                for job in run.rev() {
+                    pending.push_front(job);
+                }
             }
-            // A statement the server refused (the transaction rolled back whole): each
-            // request is decided alone.
-            Err(Error::Database { .. }) => alone.extend(plain),
-            // Unreachable, or the connection broke: the outcome is unknown to every request,
-            // and the next group starts on a new connection.
+            // A statement the server refused (the transaction rolled back whole), or an answer
+            // naming no request: each request is decided alone, in order.
+            Ok(_) | Err(Error::Database { .. }) => {
+                for job in run {
+                    replies.push(decide_alone(conn, job, watch));
+                }
+            }
+            // Unreachable, or the connection broke: the outcome is unknown to every request
+            // of the call, and the next call starts on a new connection.
             Err(e) => {
                 conn.live = None;
-                for job in plain {
+                for job in run {
                     replies.push((job.ticket, Err(again(&e))));
                 }
             }
         }
     }
-    publish(watch, &replies);
-    for job in alone {
-        let schema = conn.schema;
-        let r = conn.get().and_then(|live| {
-            decide(
-                &mut live.client,
-                &live.batch,
-                schema,
-                &job.request,
-                &job.prepared,
-            )
-        });
-        match &r {
-            Ok(r) => watch.advance(r.last_seq),
-            Err(Error::Unreachable { .. }) => conn.live = None,
-            Err(_) => {}
-        }
-        replies.push((job.ticket, r));
-    }
     replies
+}
+
+/// Decides `job` alone, in a transaction of its own holding the writers' lock (`decide`).
+fn decide_alone(
+    conn: &mut Conn<'_>,
+    job: Job,
+    watch: &HeadWatch,
+) -> (u64, Result<MultiAppendResult>) {
+    let schema = conn.schema;
+    let r = conn.get().and_then(|live| {
+        decide(
+            &mut live.client,
+            &live.batch,
+            schema,
+            &job.request,
+            &job.prepared,
+        )
+    });
+    match &r {
+        Ok(r) => watch.advance(r.last_seq),
+        Err(Error::Unreachable { .. }) => conn.live = None,
+        Err(_) => {}
+    }
+    (job.ticket, r)
 }
 
 /// The same error again, for every request of a group that failed whole.

@@ -45,8 +45,9 @@
 //! version)` and `id` are indexed by their constraints.
 //!
 //! Functions: `lock_writers()` takes the writers' lock; `append_batch(...)` checks and writes
-//! a group of appends under it in one call, one request after the other, and `NOTIFY`s the
-//! schema's channel (named as the schema) with the new head; `append_group(...)` does the same
+//! a group of appends under it in one call, one request after the other, stopping at the
+//! first it refuses (the appender decides that one alone and sends the rest again), and
+//! `NOTIFY`s the schema's channel (named as the schema) with the new head; `append_group(...)` does the same
 //! in two statements for a group whose requests share no stream, key or id; `append_one(...)`
 //! does it in three for a group of one request on one stream (the lock, the checks, the write),
 //! and `NOTIFY`s only while some store listens (a listening store holds the advisory lock

@@ -42,6 +42,8 @@ const GROUP_3_DOWN: &str = include_str!("sql/003_group.down.sql");
 /// Migration 5's lean append, and migration 6's; each is the other's way back.
 const ONE_5: &str = include_str!("sql/005_one.up.sql");
 const ONE_6: &str = include_str!("sql/006_notify.up.sql");
+/// Migration 7's functions; migration 8's down step creates them again.
+const VERSIONS_7: &str = include_str!("sql/007_versions.up.sql");
 
 /// Every migration, in order: version `n` at index `n - 1`.
 const MIGRATIONS: &[Migration] = &[
@@ -85,7 +87,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 7,
         name: "a stream's version is read from the log's (stream, version) index",
-        up: &[include_str!("sql/007_versions.up.sql")],
+        up: &[VERSIONS_7],
         down: &[
             include_str!("sql/007_versions.down.sql"),
             GROUP_3_DOWN,
@@ -94,10 +96,17 @@ const MIGRATIONS: &[Migration] = &[
             ONE_6,
         ],
     },
+    Migration {
+        version: 8,
+        name: "append_batch stops at the first request it refuses",
+        up: &[include_str!("sql/008_batch_stops.up.sql")],
+        // Migration 7's functions again (`CREATE OR REPLACE`; two of them are unchanged).
+        down: &[VERSIONS_7],
+    },
 ];
 
 /// The schema version this build writes and reads.
-pub const LATEST: u32 = 7;
+pub const LATEST: u32 = 8;
 
 /// The schema name quoted as an SQL identifier (checked before: no quote inside).
 pub(crate) fn quoted(schema: &str) -> String {

@@ -116,38 +116,39 @@ fn a_set_based_group_decides_as_one_by_one() {
         (Some("k2"), vec![("x", 2, vec!["r8-1", "r8-2"])]),
         (None, vec![("g", -2, vec!["r9-1"]), ("h", 0, vec!["r9-2"])]),
     ];
-    let mut r_key: Vec<Option<&str>> = Vec::new();
-    let (mut p_req, mut p_stream, mut p_expected, mut p_count) = (
-        Vec::<i32>::new(),
-        Vec::<&str>::new(),
-        Vec::<i64>::new(),
-        Vec::<i32>::new(),
-    );
-    let (mut e_id, mut e_type, mut e_data, mut e_meta, mut e_tags) = (
-        Vec::<&str>::new(),
-        Vec::<&str>::new(),
-        Vec::<String>::new(),
-        Vec::<&str>::new(),
-        Vec::<&str>::new(),
-    );
-    for (r, (key, parts)) in requests.iter().enumerate() {
-        r_key.push(*key);
-        for (stream, expected, ids) in parts {
-            p_req.push(r as i32 + 1);
-            p_stream.push(stream);
-            p_expected.push(*expected);
-            p_count.push(ids.len() as i32);
-            for id in ids {
-                e_id.push(id);
-                e_type.push("T");
-                e_data.push(format!("{{\"id\":\"{id}\",\"x\":1.50}}"));
-                e_meta.push(r#"{"actor":"me"}"#);
-                e_tags.push(r#"{"t=1","u=\"q\""}"#);
+    let mut c = postgres::Client::connect(server().url(), postgres::NoTls).unwrap();
+    // One call of `function` with `requests`; its answer.
+    let mut call = |schema: &str, function: &str, requests: &[Request<'_>]| -> Vec<i64> {
+        let mut r_key: Vec<Option<&str>> = Vec::new();
+        let (mut p_req, mut p_stream, mut p_expected, mut p_count) = (
+            Vec::<i32>::new(),
+            Vec::<&str>::new(),
+            Vec::<i64>::new(),
+            Vec::<i32>::new(),
+        );
+        let (mut e_id, mut e_type, mut e_data, mut e_meta, mut e_tags) = (
+            Vec::<&str>::new(),
+            Vec::<&str>::new(),
+            Vec::<String>::new(),
+            Vec::<&str>::new(),
+            Vec::<&str>::new(),
+        );
+        for (r, (key, parts)) in requests.iter().enumerate() {
+            r_key.push(*key);
+            for (stream, expected, ids) in parts {
+                p_req.push(r as i32 + 1);
+                p_stream.push(stream);
+                p_expected.push(*expected);
+                p_count.push(ids.len() as i32);
+                for id in ids {
+                    e_id.push(id);
+                    e_type.push("T");
+                    e_data.push(format!("{{\"id\":\"{id}\",\"x\":1.50}}"));
+                    e_meta.push(r#"{"actor":"me"}"#);
+                    e_tags.push(r#"{"t=1","u=\"q\""}"#);
+                }
             }
         }
-    }
-    let mut c = postgres::Client::connect(server().url(), postgres::NoTls).unwrap();
-    let mut call = |schema: &str, function: &str| -> Vec<i64> {
         c.query_one(
             &format!("SELECT \"{schema}\".{function}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
             &[
@@ -166,8 +167,12 @@ fn a_set_based_group_decides_as_one_by_one() {
         .unwrap()
         .get(0)
     };
-    let one_by_one = call(ga.schema(), "append_batch");
-    let set_based = call(gb.schema(), "append_group");
+    // One after the other: `append_batch` with one request per call (it stops at a refusal).
+    let one_by_one: Vec<i64> = requests
+        .iter()
+        .flat_map(|r| call(ga.schema(), "append_batch", std::slice::from_ref(r)))
+        .collect();
+    let set_based = call(gb.schema(), "append_group", &requests);
     assert_eq!(one_by_one, set_based);
     // Requests 1, 3, 8 and 9 pass; the others are refused.
     let firsts: Vec<i64> = {
