@@ -391,9 +391,13 @@ impl Store {
             if self.inner.read_only {
                 return Ok(());
             }
-            self.inner.sealer.wait().inspect_err(|e| {
-                self.inner.poison(&mut self.inner.lock_state(), e);
-            })
+            // Under the state lock, as a roll waits: an append on a clone must not pass its
+            // check of the sealer between this taking the failure and poisoning the handle.
+            let mut st = self.inner.lock_state();
+            self.inner
+                .sealer
+                .wait()
+                .inspect_err(|e| self.inner.poison(&mut st, e))
         });
         drop(self);
         r
