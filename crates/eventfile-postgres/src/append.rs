@@ -55,6 +55,38 @@ impl<'a> Item<'a> {
     }
 }
 
+/// Refuses metadata holding U+0000 (NUL) in a string or a key, as bad input naming the event,
+/// before anything is sent. The metadata indexes evaluate `meta ->> 'correlation_id'` (and
+/// `causation_id`, `actor`) on every insert, and PostgreSQL's `json` operators turn every
+/// string of the value into `text`, which cannot hold NUL: the server refused such a row with
+/// a bare `22P05`. The other backends store it.
+pub(crate) fn check_meta<'a>(
+    events: impl IntoIterator<Item = (&'a str, &'a serde_json::Map<String, serde_json::Value>)>,
+) -> Result<()> {
+    fn has_nul(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(a) => a.iter().any(has_nul),
+            serde_json::Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    for (i, (event_type, meta)) in events.into_iter().enumerate() {
+        if meta.iter().any(|(k, v)| k.contains('\0') || has_nul(v)) {
+            return Err(Error::InvalidInput {
+                what: "metadata",
+                reason: format!(
+                    "event {i} (`{}`): a metadata string holds U+0000 (NUL), which the \
+                     PostgreSQL backend cannot store: its metadata indexes read every string of \
+                     the value as text",
+                    event_type.escape_debug()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// What the function did with one request: its first seq and each part's new version, or
 /// `None` if it refused it (and wrote nothing).
 pub(crate) type Outcome = Option<(u64, Vec<u64>)>;

@@ -17,6 +17,7 @@ use crate::store::PostgresStore;
 /// Writes what of `events` the store does not hold yet; see [`eventfile::EventStore::import`].
 pub(crate) fn import(store: &PostgresStore, events: &[RecordedEvent]) -> Result<ImportResult> {
     check_import(events)?;
+    crate::append::check_meta(events.iter().map(|e| (e.event_type.as_str(), &e.meta)))?;
     let s = store.schema();
     let mut conn = store.shared().pool.get()?;
     let mut tx = conn.transaction().map_err(pg)?;

@@ -227,19 +227,51 @@ impl PostgresStore {
     }
 }
 
+/// [`crate::append::check_meta`] of every event of `request`.
+fn request_meta(request: &AppendRequest) -> Result<()> {
+    crate::append::check_meta(
+        request
+            .streams
+            .iter()
+            .flat_map(|p| &p.events)
+            .map(|e| (e.event_type(), e.meta())),
+    )
+}
+
 impl EventStore for PostgresStore {
     fn append_request(&self, request: AppendRequest) -> Result<MultiAppendResult> {
         let prepared = prepare(&request)?;
+        request_meta(&request)?;
         self.shared.appender.append(request, prepared)
     }
 
     fn append_requests(&self, requests: Vec<AppendRequest>) -> Vec<Result<MultiAppendResult>> {
+        // Metadata this backend cannot store is refused in its place, as `prepare` refuses.
+        let refused: Vec<Option<eventfile::Error>> =
+            requests.iter().map(|r| request_meta(r).err()).collect();
+        let queued: Vec<AppendRequest> = requests
+            .into_iter()
+            .zip(&refused)
+            .filter_map(|(r, e)| e.is_none().then_some(r))
+            .collect();
         // Queued together, so that they share the appender's group commit.
-        eventfile::backend::append_prepared(
-            requests,
+        let mut done = eventfile::backend::append_prepared(
+            queued,
             || Ok(()),
             |queued| self.shared.appender.append_many(queued),
         )
+        .into_iter();
+        refused
+            .into_iter()
+            .map(|e| match e {
+                Some(e) => Err(e),
+                None => done.next().unwrap_or_else(|| {
+                    Err(database(
+                        "the appender returned fewer outcomes than requests",
+                    ))
+                }),
+            })
+            .collect()
     }
 
     fn read_stream(&self, stream: &str, read: Read) -> Result<EventIter> {

@@ -1,7 +1,7 @@
 //! What is appended reads back identical: data byte for byte (numbers and escapes as given, not
 //! as `jsonb` would rewrite them), metadata as the same map, tags with any characters.
 
-use eventfile::{EventStore, ExpectedVersion, NewEvent, Query, Read};
+use eventfile::{AppendRequest, ErrorKind, EventStore, ExpectedVersion, NewEvent, Query, Read};
 use eventfile_postgres::testing::fresh_schema;
 
 #[test]
@@ -42,4 +42,69 @@ fn data_meta_and_tags_read_back_identical() {
         assert_eq!(store.count(&Query::new().tag(t)).unwrap(), 1, "{t}");
     }
     assert_eq!(store.count(&Query::new().correlation("c-1")).unwrap(), 1);
+}
+
+/// A NUL (U+0000) in the data reads back as given; in a metadata string or key, which the
+/// metadata indexes read as text (and PostgreSQL's text holds no NUL), it is refused as bad
+/// input naming the event, before anything is sent: a request of `append_requests` alone, in
+/// its place, and an import whole.
+#[test]
+fn a_nul_is_stored_in_data_and_refused_in_metadata() {
+    let (store, _guard) = fresh_schema();
+    let data = r#"{"raw":"a\u0000b"}"#;
+    let with_data = NewEvent::from_json_str("T", data).unwrap();
+    store
+        .append("s", ExpectedVersion::Any, vec![with_data])
+        .unwrap();
+    let read: Vec<_> = store
+        .read_stream("s", Read::forward())
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(read[0].data.get(), data);
+
+    let nul_meta = |key: &str, value: serde_json::Value| {
+        NewEvent::new("T", serde_json::json!({})).with_meta_entry(key, value)
+    };
+    for e in [
+        nul_meta("note", serde_json::json!({"raw": ["x", "a\u{0}b"]})),
+        nul_meta("a\u{0}b", serde_json::json!(1)),
+    ] {
+        let err = store
+            .append("s", ExpectedVersion::Any, vec![e])
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("U+0000"), "{err}");
+    }
+    let out = store.append_requests(vec![
+        AppendRequest::new(
+            "s",
+            ExpectedVersion::Any,
+            [NewEvent::new("A", serde_json::json!(1))],
+        ),
+        AppendRequest::new(
+            "s",
+            ExpectedVersion::Any,
+            [nul_meta("n", serde_json::json!("\u{0}"))],
+        ),
+        AppendRequest::new(
+            "s",
+            ExpectedVersion::Any,
+            [NewEvent::new("B", serde_json::json!(2))],
+        ),
+    ]);
+    let kinds: Vec<_> = out
+        .iter()
+        .map(|r| r.as_ref().map(|r| r.first_seq).map_err(|e| e.kind()))
+        .collect();
+    assert_eq!(kinds, [Ok(2), Err(ErrorKind::InvalidInput), Ok(3)]);
+
+    let mut recorded = read[0].clone();
+    recorded.id = "imported".into();
+    recorded.stream = "t".into();
+    recorded.version = 1;
+    recorded.meta.insert("n".into(), serde_json::json!("\u{0}"));
+    let err = store.import(&[recorded]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert_eq!(store.head_seq().unwrap(), 3);
 }
