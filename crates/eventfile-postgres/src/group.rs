@@ -248,6 +248,10 @@ fn commit_group(
 ) -> Vec<(u64, Result<MultiAppendResult>)> {
     let mut replies: Vec<(u64, Result<MultiAppendResult>)> = Vec::with_capacity(group.len());
     let mut pending: VecDeque<Job> = group.into();
+    // Requests per call: cut to what the last call answered when it stopped at a refusal,
+    // doubled after a call that answered all. Without it, a run of refusals (a retried group of
+    // keyed requests on one stream) sent the whole rest of the group again after each one.
+    let mut limit = usize::MAX;
     while let Some(front) = pending.front() {
         if front.request.condition.is_some() {
             let job = pending.pop_front().expect("a front request");
@@ -256,6 +260,7 @@ fn commit_group(
         }
         let n = pending
             .iter()
+            .take(limit)
             .take_while(|j| j.request.condition.is_none())
             .count();
         let run: Vec<Job> = pending.drain(..n).collect();
@@ -288,6 +293,10 @@ fn commit_group(
         drop(items);
         match outcome {
             Ok(outcomes) if !outcomes.is_empty() => {
+                limit = match outcomes.len() < run.len() {
+                    true => outcomes.len(),
+                    false => limit.saturating_mul(2),
+                };
                 let mut run = run.into_iter();
                 let (mut done, mut refused) = (Vec::new(), Vec::new());
                 // The answers first: `zip` stops on them without taking a job unanswered.

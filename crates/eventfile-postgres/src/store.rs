@@ -240,8 +240,9 @@ fn request_meta(request: &AppendRequest) -> Result<()> {
 
 impl EventStore for PostgresStore {
     fn append_request(&self, request: AppendRequest) -> Result<MultiAppendResult> {
-        let prepared = prepare(&request)?;
+        // In the order `append_requests` checks: the metadata, then `prepare`.
         request_meta(&request)?;
+        let prepared = prepare(&request)?;
         self.shared.appender.append(request, prepared)
     }
 

@@ -228,3 +228,36 @@ fn independent_requests_share_one_group_commit() {
     assert_eq!((m.appends, m.events, m.syncs), (5, 5, 1));
     assert_eq!(store.head_seq().unwrap(), 5);
 }
+
+/// A group retried whole (every request keyed, one stream) is refused request after request
+/// by the group call: each is answered as a replay of its original, in order, and the calls
+/// stay short after the first refusal (the appender cuts its calls to what the last answered).
+#[test]
+fn a_retried_group_replays_each_request_in_order() {
+    let (store, _guard) = fresh_schema();
+    let requests = || {
+        (0..40)
+            .map(|i| {
+                eventfile::AppendRequest::new(
+                    "s",
+                    ExpectedVersion::Any,
+                    [NewEvent::new("T", serde_json::json!(i))],
+                )
+                .key(format!("k{i}"))
+            })
+            .collect::<Vec<_>>()
+    };
+    let first: Vec<(u64, bool)> = store
+        .append_requests(requests())
+        .into_iter()
+        .map(|r| r.map(|r| (r.first_seq, r.replayed)).unwrap())
+        .collect();
+    assert_eq!(first, (1..=40).map(|s| (s, false)).collect::<Vec<_>>());
+    let again: Vec<(u64, bool)> = store
+        .append_requests(requests())
+        .into_iter()
+        .map(|r| r.map(|r| (r.first_seq, r.replayed)).unwrap())
+        .collect();
+    assert_eq!(again, (1..=40).map(|s| (s, true)).collect::<Vec<_>>());
+    assert_eq!(store.head_seq().unwrap(), 40);
+}
