@@ -147,13 +147,17 @@ impl Commit {
         }
         let mut s = self.lock();
         loop {
+            // Durable first: events a sync covered are acknowledged even if the handle was
+            // poisoned since (a sidecar the sealer failed to write, found by a roll or a close
+            // on another clone). Answering `Poisoned` for them would have a caller write them
+            // again.
+            if s.durable >= target {
+                return Ok(());
+            }
             if let Some(cause) = &s.poisoned {
                 return Err(Error::Poisoned {
                     cause: cause.clone(),
                 });
-            }
-            if s.durable >= target {
-                return Ok(());
             }
             if s.syncing {
                 s = self.cv.wait(s).unwrap_or_else(|p| p.into_inner());

@@ -380,7 +380,17 @@ impl Store {
         if self.inner.read_only {
             return Ok(());
         }
-        let target = self.inner.lock_state().next_seq - 1;
+        let target = {
+            let st = self.inner.lock_state();
+            // A poisoned handle says so, even when everything it wrote is durable (a wait for
+            // durable events answers Ok): its next append would be refused.
+            if let Some(cause) = &st.poisoned {
+                return Err(Error::Poisoned {
+                    cause: cause.clone(),
+                });
+            }
+            st.next_seq - 1
+        };
         self.inner.wait_durable(target, true)
     }
 
