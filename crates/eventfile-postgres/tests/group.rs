@@ -230,8 +230,8 @@ fn independent_requests_share_one_group_commit() {
 }
 
 /// A group retried whole (every request keyed, one stream) is refused request after request
-/// by the group call: each is answered as a replay of its original, in order, and the calls
-/// stay short after the first refusal (the appender cuts its calls to what the last answered).
+/// by the group call, whose size the appender cuts after each refusal: each request is still
+/// answered as a replay of its original, in order.
 #[test]
 fn a_retried_group_replays_each_request_in_order() {
     let (store, _guard) = fresh_schema();
