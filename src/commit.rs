@@ -231,3 +231,26 @@ impl Drop for Flusher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A wait for events a sync already covered answers Ok on a poisoned handle (a roll or a
+    /// close poisoned it after syncing them); a wait past them gets the poison, and no wait
+    /// runs a sync.
+    #[test]
+    fn a_poisoned_handle_still_acknowledges_what_is_durable() {
+        let c = Commit::new(Durability::Fsync, 0, None);
+        c.durable(5).unwrap();
+        c.poison("a sidecar write failed");
+        let no_sync = || -> Result<u64> { panic!("a poisoned handle runs no sync") };
+        assert!(c.wait_durable(5, false, no_sync).is_ok());
+        assert!(c.wait_durable(3, true, no_sync).is_ok());
+        let err = c.wait_durable(6, false, no_sync).unwrap_err();
+        assert!(
+            matches!(&err, Error::Poisoned { cause } if cause == "a sidecar write failed"),
+            "{err}"
+        );
+    }
+}
