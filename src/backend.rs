@@ -53,17 +53,18 @@ pub fn prepare(request: &AppendRequest) -> Result<Prepared> {
 
 /// [`crate::EventStore::append_requests`] for a backend that commits whatever is queued
 /// together: each request is checked by [`prepare`] and then by `ready` (the backend's own
-/// check, a poisoned handle say); one refused there gets its error in its place and is not
-/// queued. `commit` gets the others, in order, and returns their outcomes in that order.
+/// check: a poisoned handle, or input the backend cannot store); one refused there gets its
+/// error in its place and is not queued. `commit` gets the others, in order, and returns their
+/// outcomes in that order.
 pub fn append_prepared(
     requests: Vec<AppendRequest>,
-    ready: impl Fn() -> Result<()>,
+    ready: impl Fn(&AppendRequest) -> Result<()>,
     commit: impl FnOnce(Vec<(AppendRequest, Prepared)>) -> Vec<Result<MultiAppendResult>>,
 ) -> Vec<Result<MultiAppendResult>> {
     let mut refused = Vec::with_capacity(requests.len());
     let mut queued = Vec::with_capacity(requests.len());
     for request in requests {
-        match prepare(&request).and_then(|p| ready().map(|()| p)) {
+        match prepare(&request).and_then(|p| ready(&request).map(|()| p)) {
             Ok(p) => {
                 refused.push(None);
                 queued.push((request, p));

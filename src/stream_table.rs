@@ -163,6 +163,14 @@ impl FromSummary {
     }
 }
 
+/// Appends `stream`'s entry to `entries`, answering its index: a u32, since 2^32 streams would
+/// need some 400 GB of the table first.
+fn push_entry(entries: &mut Vec<(Box<str>, StreamEntry)>, stream: &str, e: StreamEntry) -> u32 {
+    let i = u32::try_from(entries.len()).expect("fewer than 2^32 streams");
+    entries.push((stream.into(), e));
+    i
+}
+
 /// Per stream: its current version and the sealed segments holding its events. See the
 /// module's documentation: the summary's streams are looked up in place, and only the streams
 /// changed since the open are kept in memory.
@@ -309,12 +317,10 @@ impl StreamTable {
 
     /// Adds `stream`, which has no entry.
     fn insert(&mut self, stream: &str, e: StreamEntry) -> &mut StreamEntry {
-        // An entry's index is a u32: 2^32 streams would need some 400 GB of this table first.
-        let i = u32::try_from(self.entries.len()).expect("fewer than 2^32 streams");
         let k = self.hash(stream);
+        let i = push_entry(&mut self.entries, stream, e);
         self.table
             .insert_unique(Self::spread(k), (k, i), |&(g, _)| Self::spread(g));
-        self.entries.push((stream.into(), e));
         &mut self.entries[i as usize].1
     }
 
@@ -331,11 +337,9 @@ impl StreamTable {
         let i = match slot {
             hashbrown::hash_table::Entry::Occupied(o) => o.get().1 as usize,
             hashbrown::hash_table::Entry::Vacant(v) => {
-                // A u32, as in `insert`.
-                let i = u32::try_from(entries.len()).expect("fewer than 2^32 streams");
+                let i = push_entry(&mut self.entries, stream, StreamEntry::default());
                 v.insert((k, i));
                 self.new += 1;
-                self.entries.push((stream.into(), StreamEntry::default()));
                 i as usize
             }
         };

@@ -67,12 +67,15 @@ pub(crate) fn check_meta<'a>(
         match v {
             serde_json::Value::String(s) => s.contains('\0'),
             serde_json::Value::Array(a) => a.iter().any(has_nul),
-            serde_json::Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            serde_json::Value::Object(m) => map_has_nul(m),
             _ => false,
         }
     }
+    fn map_has_nul(m: &serde_json::Map<String, serde_json::Value>) -> bool {
+        m.iter().any(|(k, v)| k.contains('\0') || has_nul(v))
+    }
     for (i, (event_type, meta)) in events.into_iter().enumerate() {
-        if meta.iter().any(|(k, v)| k.contains('\0') || has_nul(v)) {
+        if map_has_nul(meta) {
             return Err(Error::InvalidInput {
                 what: "metadata",
                 reason: format!(

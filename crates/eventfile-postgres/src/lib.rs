@@ -47,12 +47,13 @@
 //! Functions: `lock_writers()` takes the writers' lock; `append_batch(...)` checks and writes
 //! a group of appends under it in one call, one request after the other, stopping at the
 //! first it refuses (the appender decides that one alone and sends the rest again), and
-//! `NOTIFY`s the schema's channel (named as the schema) with the new head; `append_group(...)` does the same
-//! in two statements for a group whose requests share no stream, key or id; `append_one(...)`
-//! does it in three for a group of one request on one stream (the lock, the checks, the write),
-//! and `NOTIFY`s only while some store listens (a listening store holds the advisory lock
-//! `hashtextextended('eventfile listeners ' || schema, 0)` shared; stores listen only while they
-//! have subscriptions or waiters, and poll the head every 250 ms whatever they do).
+//! `NOTIFY`s the schema's channel (named as the schema) with the new head;
+//! `append_group(...)` does the same in two statements for a group whose requests share no
+//! stream, key or id; `append_one(...)` does it in three for a group of one request on one
+//! stream (the lock, the checks, the write), and `NOTIFY`s only while some store listens (a
+//! listening store holds the advisory lock `hashtextextended('eventfile listeners ' || schema,
+//! 0)` shared; stores listen only while they have subscriptions or waiters, and poll the head
+//! every 250 ms whatever they do).
 //!
 //! ## Gapless seqs in commit order
 //!

@@ -240,39 +240,17 @@ fn request_meta(request: &AppendRequest) -> Result<()> {
 
 impl EventStore for PostgresStore {
     fn append_request(&self, request: AppendRequest) -> Result<MultiAppendResult> {
-        // In the order `append_requests` checks: the metadata, then `prepare`.
-        request_meta(&request)?;
+        // In the order `append_requests` checks: `prepare`, then what this backend can store.
         let prepared = prepare(&request)?;
+        request_meta(&request)?;
         self.shared.appender.append(request, prepared)
     }
 
     fn append_requests(&self, requests: Vec<AppendRequest>) -> Vec<Result<MultiAppendResult>> {
-        // Metadata this backend cannot store is refused in its place, as `prepare` refuses.
-        let refused: Vec<Option<eventfile::Error>> =
-            requests.iter().map(|r| request_meta(r).err()).collect();
-        let queued: Vec<AppendRequest> = requests
-            .into_iter()
-            .zip(&refused)
-            .filter_map(|(r, e)| e.is_none().then_some(r))
-            .collect();
         // Queued together, so that they share the appender's group commit.
-        let mut done = eventfile::backend::append_prepared(
-            queued,
-            || Ok(()),
-            |queued| self.shared.appender.append_many(queued),
-        )
-        .into_iter();
-        refused
-            .into_iter()
-            .map(|e| match e {
-                Some(e) => Err(e),
-                None => done.next().unwrap_or_else(|| {
-                    Err(database(
-                        "the appender returned fewer outcomes than requests",
-                    ))
-                }),
-            })
-            .collect()
+        eventfile::backend::append_prepared(requests, request_meta, |queued| {
+            self.shared.appender.append_many(queued)
+        })
     }
 
     fn read_stream(&self, stream: &str, read: Read) -> Result<EventIter> {

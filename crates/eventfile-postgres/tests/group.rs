@@ -247,17 +247,15 @@ fn a_retried_group_replays_each_request_in_order() {
             })
             .collect::<Vec<_>>()
     };
-    let first: Vec<(u64, bool)> = store
-        .append_requests(requests())
-        .into_iter()
-        .map(|r| r.map(|r| (r.first_seq, r.replayed)).unwrap())
-        .collect();
-    assert_eq!(first, (1..=40).map(|s| (s, false)).collect::<Vec<_>>());
-    let again: Vec<(u64, bool)> = store
-        .append_requests(requests())
-        .into_iter()
-        .map(|r| r.map(|r| (r.first_seq, r.replayed)).unwrap())
-        .collect();
-    assert_eq!(again, (1..=40).map(|s| (s, true)).collect::<Vec<_>>());
+    // Each request's first seq and whether it was replayed.
+    let append = || -> Vec<(u64, bool)> {
+        store
+            .append_requests(requests())
+            .into_iter()
+            .map(|r| r.map(|r| (r.first_seq, r.replayed)).unwrap())
+            .collect()
+    };
+    assert_eq!(append(), (1..=40).map(|s| (s, false)).collect::<Vec<_>>());
+    assert_eq!(append(), (1..=40).map(|s| (s, true)).collect::<Vec<_>>());
     assert_eq!(store.head_seq().unwrap(), 40);
 }

@@ -119,7 +119,7 @@ impl Inner {
     ) -> Vec<Result<MultiAppendResult>> {
         backend::append_prepared(
             requests,
-            || self.check_poisoned(),
+            |_| self.check_poisoned(),
             |queued| {
                 let jobs: Vec<Arc<Job>> = queued.into_iter().map(|(r, p)| Job::new(r, p)).collect();
                 self.commit_queued(&jobs);
