@@ -134,25 +134,27 @@ impl Blocks {
         Some(n)
     }
 
-    /// Evicts one block, the clock's choice.
-    fn evict_one(&mut self) {
+    /// The clock's next victim: the first slot from the hand on that was not read since the hand
+    /// last passed it (clearing that mark on each slot it passes); the hand moves past it.
+    fn next_victim(&mut self) -> usize {
         loop {
             if self.hand >= self.slots.len() {
                 self.hand = 0;
             }
-            let slot = &mut self.slots[self.hand];
-            if slot.used {
-                slot.used = false;
-                self.hand += 1;
-                continue;
+            let i = self.hand;
+            self.hand += 1;
+            if !std::mem::take(&mut self.slots[i].used) {
+                return i;
             }
-            let gone = self.slots.swap_remove(self.hand);
-            self.at.remove(&gone.key);
-            self.bytes -= gone.data.len();
-            if let Some(moved) = self.slots.get(self.hand) {
-                self.at.insert(moved.key, self.hand);
-            }
-            return;
+        }
+    }
+
+    /// Removes slot `i`, whose block is already uncounted and unlisted, moving the last slot
+    /// into its place (behind the hand: it waits for the hand's next turn).
+    fn drop_slot(&mut self, i: usize) {
+        self.slots.swap_remove(i);
+        if let Some(moved) = self.slots.get(i) {
+            self.at.insert(moved.key, i);
         }
     }
 
@@ -184,20 +186,43 @@ impl Blocks {
         }
     }
 
+    /// Keeps `data` as block `key`, evicting the clock's choices until it fits. The new block
+    /// takes the slot of the last one evicted, just behind the hand, so that it is considered
+    /// only after a whole turn: a block must go unread for a turn to be evicted, the newest
+    /// too. (Moving another slot into the freed place instead would put that one at the hand,
+    /// and the newest block, pushed last, would be the next evicted unless read at once.)
     fn insert(&mut self, key: (u64, u64), data: Box<[u8]>, capacity: usize) {
         if data.len() > capacity || self.at.contains_key(&key) {
             return;
         }
-        while self.bytes.saturating_add(data.len()) > capacity {
-            self.evict_one();
-        }
         self.bytes += data.len();
-        self.at.insert(key, self.slots.len());
-        self.slots.push(Slot {
+        // A slot whose block was evicted (uncounted and unlisted), for the new block.
+        let mut freed = None;
+        while self.bytes > capacity {
+            if let Some(i) = freed.take() {
+                self.drop_slot(i);
+            }
+            let i = self.next_victim();
+            let gone = &self.slots[i];
+            self.bytes -= gone.data.len();
+            self.at.remove(&gone.key);
+            freed = Some(i);
+        }
+        let slot = Slot {
             key,
             data,
             used: false,
-        });
+        };
+        match freed {
+            Some(i) => {
+                self.at.insert(key, i);
+                self.slots[i] = slot;
+            }
+            None => {
+                self.at.insert(key, self.slots.len());
+                self.slots.push(slot);
+            }
+        }
     }
 }
 
@@ -539,6 +564,31 @@ mod tests {
         let before = f.1.load(Ordering::Relaxed);
         hot(&c);
         assert_eq!(f.1.load(Ordering::Relaxed), before);
+    }
+
+    /// A block kept waits a whole turn of the clock's hand before it can be evicted: blocks kept
+    /// one after another (the sidecars' position blocks of a read of many streams, each read
+    /// again a while later) are not each evicted by the next one kept.
+    #[test]
+    fn a_kept_block_survives_until_the_hand_comes_round() {
+        let f = file(1 << 20);
+        let cache = BlockCache::new(19_000); // blocks: 16,625 bytes, 4 blocks
+        let c = CachedFile::new(f.clone(), 1 << 20, &cache);
+        let read = |b: u64| c.read_exact_at(&mut [0u8; 8], b * BLOCK).unwrap();
+        let keep = |b: u64| {
+            read(b);
+            read(b);
+        };
+        (0..4).for_each(keep);
+        (10..13).for_each(keep);
+        assert_eq!(cache.bytes(), 4 * BLOCK as usize);
+        let before = f.1.load(Ordering::Relaxed);
+        (10..13).for_each(read);
+        assert_eq!(
+            f.1.load(Ordering::Relaxed),
+            before,
+            "the three blocks kept last are held"
+        );
     }
 
     /// The memo keeps a stream's extents per file, within an eighth of the capacity.
