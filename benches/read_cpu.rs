@@ -12,7 +12,9 @@
 //! round, then the medians and the ratios of the medians. `EVENTFILE_BENCH_EVENTS` shrinks the
 //! data set. `EVENTFILE_BENCH_DIR=DIR` keeps the two stores in `DIR` (built there once, reused by
 //! later runs, so that two builds can be alternated quickly); `EVENTFILE_BENCH_ONLY=WORD` runs
-//! only the measurements whose name contains `WORD` (e.g. `stream`, for a profile).
+//! only the measurements whose name contains `WORD` (e.g. `stream`, for a profile);
+//! `EVENTFILE_BENCH_STRIDE=N` reads streams `1, 1 + N, 1 + 2N, ...` in the varied reads (default
+//! 7).
 
 mod dataset;
 
@@ -96,8 +98,15 @@ fn main() {
 
     // A different stream for each read (what loading aggregates one after another does; the
     // reads above repeat one stream, whose pages each side then holds in its own cache).
+    // Streams 1, 8, 15, ... by default: the log is written round-robin, so two streams 7 apart
+    // share blocks (about 14 records each) and the second read of a block can be served from a
+    // cache. `EVENTFILE_BENCH_STRIDE=29` reads streams that share none.
+    let stride: u64 = std::env::var("EVENTFILE_BENCH_STRIDE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7);
     let varied: Vec<String> = (0..u64::from(STREAM_READS))
-        .map(|i| stream(i * 7 + 1))
+        .map(|i| stream(i * stride + 1))
         .collect();
     type Run<'a> = Box<dyn Fn() -> usize + 'a>;
     let runs: [(&str, Run<'_>); 6] = [
