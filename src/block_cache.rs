@@ -158,21 +158,24 @@ impl Blocks {
         }
     }
 
-    /// Whether block `key` was missed before (then forgotten: it is about to be kept);
-    /// otherwise remembers it, forgetting the oldest key beyond `limit`.
-    fn missed_before(&mut self, key: Key, limit: usize) -> bool {
-        // Its entry in the order goes stale: remembered again later, the key gets a new stamp,
-        // and the stale entry's turn does not forget it.
-        if self.missed.remove(&key).is_some() {
+    /// Whether the first missing block of a read, `keys[0]`, was missed before (it is then
+    /// about to be kept, with the others); otherwise remembers each of `keys` not held, the
+    /// first last, so that a read of more blocks than the memory of keys holds does not forget
+    /// the block that decides.
+    fn missed_before(&mut self, keys: impl DoubleEndedIterator<Item = Key>, limit: usize) -> bool {
+        let mut keys = keys.peekable();
+        if keys.peek().is_some_and(|k| self.missed.contains_key(k)) {
             return true;
         }
-        self.remember(key, limit);
+        for key in keys.rev() {
+            self.remember(key, limit);
+        }
         false
     }
 
     /// Remembers that block `key` was missed, forgetting the oldest key beyond `limit`.
     fn remember(&mut self, key: Key, limit: usize) {
-        if limit > 0 && !self.missed.contains_key(&key) {
+        if limit > 0 && !self.missed.contains_key(&key) && !self.at.contains_key(&key) {
             while self.missed_order.len() >= limit {
                 if let Some((old, stamp)) = self.missed_order.pop_front()
                     && self.missed.get(&old) == Some(&stamp)
@@ -195,6 +198,9 @@ impl Blocks {
         if data.len() > capacity || self.at.contains_key(&key) {
             return;
         }
+        // Held, so no longer missed. Its entry in the order goes stale: remembered again after
+        // an eviction, the key gets a new stamp, and the stale entry's turn does not forget it.
+        self.missed.remove(&key);
         self.bytes += data.len();
         // A slot whose block was evicted (uncounted and unlisted), for the new block.
         let mut freed = None;
@@ -218,9 +224,18 @@ impl Blocks {
                 self.at.insert(key, i);
                 self.slots[i] = slot;
             }
+            // Room without an eviction: behind the hand too. The slot at the hand (not yet
+            // considered in this turn) moves to the end, still ahead of it.
             None => {
-                self.at.insert(key, self.slots.len());
+                let last = self.slots.len();
                 self.slots.push(slot);
+                self.at.insert(key, last);
+                if self.hand <= last {
+                    self.slots.swap(self.hand, last);
+                    self.at.insert(self.slots[last].key, last);
+                    self.at.insert(key, self.hand);
+                    self.hand += 1;
+                }
             }
         }
     }
@@ -384,13 +399,7 @@ impl CachedFile {
             let limit = self.cache.blocks_capacity() / BLOCK as usize;
             let mut blocks = self.cache.lock();
             // The first block missing decides; the others are remembered if not kept.
-            let keep = blocks.missed_before((self.id, from), limit);
-            if !keep {
-                for b in from + 1..=last {
-                    blocks.remember((self.id, b), limit);
-                }
-            }
-            keep
+            blocks.missed_before((from..=last).map(|b| (self.id, b)), limit)
         };
         if !keep {
             return read_exact(self.file.as_ref(), &mut buf[done..], at + done as u64);
@@ -589,6 +598,123 @@ mod tests {
             before,
             "the three blocks kept last are held"
         );
+    }
+
+    /// Checks that `b`'s map and byte count agree with its slots.
+    fn consistent(b: &Blocks) {
+        assert_eq!(b.at.len(), b.slots.len());
+        for (i, slot) in b.slots.iter().enumerate() {
+            assert_eq!(b.at.get(&slot.key), Some(&i));
+            assert!(
+                !b.missed.contains_key(&slot.key),
+                "a held block is not missed"
+            );
+        }
+        assert_eq!(b.bytes, b.slots.iter().map(|s| s.data.len()).sum::<usize>());
+    }
+
+    /// A block kept where it fits without an eviction waits a whole turn too (a file's last
+    /// block is short, and leaves such room).
+    #[test]
+    fn a_block_kept_without_an_eviction_waits_a_turn_too() {
+        let cap = 4 * BLOCK as usize;
+        let full = || vec![0u8; BLOCK as usize].into_boxed_slice();
+        let mut b = Blocks::default();
+        (0..4).for_each(|k| b.insert((0, k), full(), cap));
+        for k in 0..3 {
+            b.copy((0, k), 0, &mut [0u8; 1]).unwrap();
+        }
+        b.insert((1, 0), vec![0u8; 1000].into(), cap); // evicts (0, 3), the one not read
+        assert!(!b.at.contains_key(&(0, 3)));
+        b.insert((2, 0), vec![0u8; 1000].into(), cap); // fits in the room left
+        b.insert((3, 0), full(), cap); // the hand clears the others' marks first
+        consistent(&b);
+        assert!(b.at.contains_key(&(1, 0)) && b.at.contains_key(&(2, 0)));
+        // With the hand inside the ring.
+        let mut b = Blocks::default();
+        (0..4).for_each(|k| b.insert((0, k), full(), cap));
+        b.insert((1, 0), vec![0u8; 1000].into(), cap); // evicts (0, 0): the hand at 1
+        b.insert((2, 0), vec![0u8; 1000].into(), cap); // fits
+        b.insert((3, 0), full(), cap);
+        b.insert((4, 0), full(), cap);
+        consistent(&b);
+        assert!(
+            b.at.contains_key(&(2, 0)),
+            "kept without an eviction, then evicted first"
+        );
+    }
+
+    /// A read of several blocks that keeps them leaves none of them among the keys missed
+    /// once, and one that does not keep them remembers the block that decides even when the
+    /// memory of keys holds fewer than the read spans.
+    #[test]
+    fn a_read_of_several_blocks_is_remembered_and_kept_whole() {
+        let f = file(1 << 20);
+        let cache = BlockCache::new(64 * BLOCK as usize);
+        let c = CachedFile::new(f.clone(), 1 << 20, &cache);
+        for _ in 0..2 {
+            c.read_exact_at(&mut [0u8; 3 * BLOCK as usize], 100)
+                .unwrap();
+        }
+        assert_eq!(cache.bytes(), 4 * BLOCK as usize);
+        consistent(&cache.lock());
+        assert_eq!(cache.missed().0, 0);
+        // Room for 4 blocks, so 4 keys remembered: a read of 5 blocks is kept at its second.
+        let small = BlockCache::new(19_000);
+        let c = CachedFile::new(f.clone(), 1 << 20, &small);
+        for _ in 0..2 {
+            c.read_exact_at(&mut [0u8; 4 * BLOCK as usize], 8192 + 100)
+                .unwrap();
+        }
+        consistent(&small.lock());
+        assert_eq!(
+            small.bytes(),
+            4 * BLOCK as usize,
+            "four of its five blocks kept"
+        );
+    }
+
+    /// Inserts, reads and remembered misses in a pseudo-random order, blocks short and full,
+    /// capacities from none to ten blocks: the map, the count and the bound always agree with
+    /// the slots, and a block that fits is held once inserted.
+    #[test]
+    fn random_inserts_keep_the_cache_consistent() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for cap in [0, 1, 100, 4095, 4096, 4097, 8192, 10_000, 40_000] {
+            let mut b = Blocks::default();
+            for step in 0..20_000 {
+                let r = next();
+                let key = (r % 3, (r >> 8) % 40);
+                match r % 35 {
+                    0..7 => {
+                        let _ = b.copy(key, 0, &mut [0u8; 10]);
+                        continue;
+                    }
+                    7..12 => {
+                        b.remember(key, 8);
+                        continue;
+                    }
+                    _ => {}
+                }
+                let len = match (r >> 20) % 4 {
+                    0 => 1 + (r >> 30) as usize % BLOCK as usize,
+                    _ => BLOCK as usize,
+                };
+                b.insert(key, vec![7u8; len].into(), cap);
+                consistent(&b);
+                assert!(b.bytes <= cap);
+                assert!(
+                    len > cap || b.at.contains_key(&key),
+                    "cap {cap}, step {step}"
+                );
+            }
+        }
     }
 
     /// The memo keeps a stream's extents per file, within an eighth of the capacity.
