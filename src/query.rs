@@ -343,6 +343,24 @@ impl Query {
             && self.actor.is_none()
     }
 
+    /// The query's one term when it is a single type or a single tag and filters on nothing
+    /// else but seqs: then the events of a segment it selects are those of the term's entry.
+    pub(crate) fn lone_term(&self) -> Option<(Kind, &str)> {
+        let only_terms = self.streams.is_empty()
+            && self.prefix.is_none()
+            && self.items.is_empty()
+            && self.since.is_none()
+            && self.until.is_none()
+            && self.correlation.is_none()
+            && self.causation.is_none()
+            && self.actor.is_none();
+        match (only_terms, &self.types[..], &self.tags[..]) {
+            (true, [t], []) => Some((Kind::Type, t)),
+            (true, [], [t]) => Some((Kind::Tag, t)),
+            _ => None,
+        }
+    }
+
     /// Whether an event satisfies the whole filter (the reader's final check).
     pub(crate) fn matches(&self, e: &RecordedEvent) -> bool {
         let meta_is = |key: &str, want: &Option<String>| {

@@ -303,8 +303,9 @@ impl Store {
             let mut st = self.inner.lock_state();
             check_log_start(query, st.removed.log_start)?;
             let max_seq = self.head_seq();
-            let active = match (st.log.active_file.is_some(), st.log.segments.last()) {
-                (true, Some(seg)) => {
+            let segments = &st.log.segments;
+            let active = match (st.log.active_file.is_some(), segments.last()) {
+                (true, Some(seg)) if !outside_time(query, segments, segments.len() - 1) => {
                     let dead = dead_counts(&st, seg.base, true);
                     let r = IndexRef::Mem(&st.log.active_index);
                     live_plan(query, &r, seg.base, max_seq, &dead)?.len()
@@ -313,21 +314,30 @@ impl Store {
             };
             let (lo, hi) = query.seq_bounds(max_seq);
             let holding = stream_bases(&mut st, query)?;
-            let sealed: Vec<(Arc<Sealed>, DeadCounts)> = st
-                .log
-                .segments
-                .iter()
-                .filter(|s| may_hold(&holding, s))
-                .filter_map(|s| s.sealed.as_ref())
+            let segments = &st.log.segments;
+            let sealed: Vec<(Arc<Sealed>, DeadCounts)> = (0..segments.len())
+                .filter(|&i| may_hold(&holding, &segments[i]) && !outside_time(query, segments, i))
+                .filter_map(|i| segments[i].sealed.as_ref())
                 // Only segments that can hold the range: a count must not map every segment.
                 .filter(|s| s.base <= hi && s.base + s.summary.count > lo)
                 .map(|s| (Arc::clone(s), dead_counts(&st, s.base, false)))
                 .collect();
             (sealed, active as u64, max_seq)
         };
+        let (lo, hi) = query.seq_bounds(max_seq);
         let mut count = active;
         for (s, dead) in &sealed {
             let ix = s.index()?;
+            // One type or one tag over a whole segment with nothing deleted in it: its entry
+            // says how many records carry it, and no posting is read.
+            if let Some((kind, term)) = query.lone_term()
+                && dead.is_empty()
+                && lo <= s.base
+                && hi >= (s.base + ix.count).saturating_sub(1)
+            {
+                count += ix.term_count(kind, term)?;
+                continue;
+            }
             count += live_plan(query, &IndexRef::Sealed(&ix), s.base, max_seq, dead)?.len() as u64;
         }
         Ok(count)
@@ -433,6 +443,31 @@ fn stream_bases(st: &mut State, q: &Query) -> Result<Option<std::collections::Ha
         }
     }
     Ok(Some(bases))
+}
+
+/// Whether segment `i` holds no event of the query's time range, known from the sealed
+/// segments' last times alone (no sidecar read). Times never decrease along the log, so a
+/// sealed segment whose last event is before `since` holds none, and neither does a segment
+/// after one whose last event is at or after `until` (which is exclusive).
+fn outside_time(q: &Query, segments: &[Segment], i: usize) -> bool {
+    let last_time = |seg: &Segment| {
+        seg.sealed
+            .as_ref()
+            .filter(|s| s.summary.count > 0)
+            .map(|s| s.summary.last_time)
+    };
+    let before = q.since.is_some_and(|since| {
+        segments[i]
+            .sealed
+            .as_ref()
+            .is_some_and(|s| s.summary.count == 0 || s.summary.last_time < since)
+    });
+    let after = q.until.is_some_and(|until| {
+        i.checked_sub(1)
+            .and_then(|p| last_time(&segments[p]))
+            .is_some_and(|last| last >= until)
+    });
+    before || after
 }
 
 /// Whether `seg` can hold an event of the streams of [`stream_bases`]: the active segment
@@ -785,7 +820,10 @@ impl Inner {
             .filter(|&i| {
                 let seg = &st.log.segments[i];
                 let next_base = st.log.segments.get(i + 1).map_or(u64::MAX, |s| s.base);
-                seg.base <= hi && next_base > lo && may_hold(&holding, seg)
+                seg.base <= hi
+                    && next_base > lo
+                    && may_hold(&holding, seg)
+                    && !outside_time(&q, &st.log.segments, i)
             })
             .collect();
         if backward {

@@ -418,6 +418,19 @@ impl SealedIndex {
         }
     }
 
+    /// How many records carry `term`: its entry's count (the sidecar's check found its postings
+    /// strictly ascending, one per record), no posting read.
+    pub(crate) fn term_count(&self, kind: Kind, term: &str) -> Result<u64> {
+        match self.find(kind, term)? {
+            // Read again now: a file changed since its check must not give a count above the
+            // records it describes.
+            Some(e) if e.n > self.count => {
+                Err(self.malformed(self.entries_at, "an entry lists more postings than records"))
+            }
+            e => Ok(e.map_or(0, |e| e.n)),
+        }
+    }
+
     /// The greatest ordinal of a record carrying `term`.
     pub(crate) fn last_posting(&self, kind: Kind, term: &str) -> Result<Option<u32>> {
         match self.find(kind, term)? {
