@@ -194,14 +194,21 @@ impl SummaryStreams {
         )
     }
 
-    /// Block `i`'s bytes, read and checked against the directory's CRC.
-    fn block(&self, i: usize) -> Result<Vec<u8>> {
+    /// Block `i`'s bytes, read and checked against the directory's CRC: through the block
+    /// cache for a look-up (`cached`), around it for a walk, which is a scan (it reads every
+    /// block once, and would otherwise keep them all: a block is not aligned to the cache's,
+    /// so each read is the second miss of the cache block it shares with the last).
+    fn block(&self, i: usize, cached: bool) -> Result<Vec<u8>> {
         let (offset, len, crc) = self.blocks[i];
         let mut buf = vec![0u8; len as usize];
+        let read = match cached {
+            true => self.file.read_exact_at(&mut buf, offset),
+            false => crate::block_cache::read_exact(self.file.file.as_ref(), &mut buf, offset),
+        };
         // A file shorter than its directory says is damage; any other failure to read is an
         // I/O error, perhaps passing: a writer's open removes a damaged summary, not one it
         // could not read (both make the store read the sidecars instead).
-        self.file.read_exact_at(&mut buf, offset).map_err(|e| {
+        read.map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 self.damaged(offset, "the file ends before it")
             } else {
@@ -267,7 +274,7 @@ impl SummaryStreams {
         let Some(i) = self.block_of(stream) else {
             return Ok(None);
         };
-        let bytes = self.block(i)?;
+        let bytes = self.block(i, true)?;
         let ordered = self.ordered[i].load(Ordering::Relaxed);
         let mut r = Reader(&bytes);
         let offset = self.blocks[i].0;
@@ -378,7 +385,7 @@ impl Iterator for SummaryWalk<'_> {
                         return None;
                     }
                 }
-                match self.streams.block(self.block) {
+                match self.streams.block(self.block, false) {
                     Ok(b) => self.bytes = b,
                     Err(e) => {
                         self.done = true;

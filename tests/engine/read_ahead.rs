@@ -8,7 +8,7 @@ use std::path::Path;
 use eventfile::{Error, OpenOptions, Query, Read, RecordedEvent, Store};
 use serde_json::json;
 
-use crate::support::{fast_store, files_with_ext};
+use crate::support::{NotingStorage, fast_store, files_with_ext};
 
 /// Events in the store: the first sealed segment holds about 8,000 (more than a scan reads
 /// without a thread).
@@ -157,92 +157,6 @@ fn a_record_that_is_not_utf8_under_a_good_crc_is_reported_at_its_record() {
     });
 }
 
-/// Notes whether a segment was read on the read-ahead thread (of this store only: tests run
-/// side by side in one process).
-#[derive(Debug, Default)]
-struct AheadSeen(std::sync::atomic::AtomicBool);
-
-struct NotingFile {
-    file: std::sync::Arc<dyn eventfile::StorageFile>,
-    segment: bool,
-    seen: std::sync::Arc<AheadSeen>,
-}
-
-impl eventfile::StorageFile for NotingFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-        if self.segment && std::thread::current().name() == Some("eventfile-read-ahead") {
-            self.seen.0.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
-        self.file.read_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
-        self.file.write_all_at(buf, offset)
-    }
-    fn sync_data(&self) -> std::io::Result<()> {
-        self.file.sync_data()
-    }
-    fn len(&self) -> std::io::Result<u64> {
-        self.file.len()
-    }
-    fn set_len(&self, len: u64) -> std::io::Result<()> {
-        self.file.set_len(len)
-    }
-    fn map(&self) -> std::io::Result<Option<eventfile::Mapped>> {
-        self.file.map()
-    }
-}
-
-#[derive(Debug)]
-struct NotingStorage(std::sync::Arc<AheadSeen>);
-
-impl eventfile::Storage for NotingStorage {
-    fn open(
-        &self,
-        path: &Path,
-        write: bool,
-    ) -> std::io::Result<std::sync::Arc<dyn eventfile::StorageFile>> {
-        Ok(std::sync::Arc::new(NotingFile {
-            file: eventfile::OsStorage.open(path, write)?,
-            segment: path.extension().is_some_and(|e| e == "jsonl"),
-            seen: std::sync::Arc::clone(&self.0),
-        }))
-    }
-    fn create_new(
-        &self,
-        path: &Path,
-    ) -> std::io::Result<std::sync::Arc<dyn eventfile::StorageFile>> {
-        eventfile::OsStorage.create_new(path)
-    }
-    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
-        eventfile::OsStorage.create_dir_all(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        eventfile::OsStorage.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
-        eventfile::OsStorage.remove_file(path)
-    }
-    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
-        eventfile::OsStorage.sync_dir(path)
-    }
-    fn list_dir(&self, path: &Path) -> std::io::Result<Vec<String>> {
-        eventfile::OsStorage.list_dir(path)
-    }
-    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
-        eventfile::OsStorage.read(path)
-    }
-    fn is_dir(&self, path: &Path, follow: bool) -> std::io::Result<bool> {
-        eventfile::OsStorage.is_dir(path, follow)
-    }
-    fn try_lock(
-        &self,
-        path: &Path,
-        dir: bool,
-    ) -> std::io::Result<Option<Box<dyn std::any::Any + Send + Sync>>> {
-        eventfile::OsStorage.try_lock(path, dir)
-    }
-}
-
 /// A subscription to every event catches up as `read_all` reads: ahead, on the second thread,
 /// with the same events; one with a filter reads through the block cache, as a query does.
 #[test]
@@ -257,11 +171,21 @@ fn a_subscription_to_the_whole_log_catches_up_reading_ahead() {
         (Query::new(), true),
         (Query::new().event_type("Tick"), false),
     ] {
-        let seen = std::sync::Arc::new(AheadSeen::default());
+        // Whether this store read a segment on its read-ahead thread (tests run side by side
+        // in one process: the flag is this store's own).
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let noted = std::sync::Arc::clone(&seen);
+        let note = move |path: &Path, _: u64, _: usize| {
+            if path.extension().is_some_and(|e| e == "jsonl")
+                && std::thread::current().name() == Some("eventfile-read-ahead")
+            {
+                noted.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        };
         let store = OpenOptions::new()
             .read_only(true)
-            .storage(std::sync::Arc::new(NotingStorage(std::sync::Arc::clone(
-                &seen,
+            .storage(std::sync::Arc::new(NotingStorage(std::sync::Arc::new(
+                note,
             ))))
             .open(dir.path())
             .unwrap();
@@ -280,7 +204,7 @@ fn a_subscription_to_the_whole_log_catches_up_reading_ahead() {
                 .is_none()
         );
         assert_eq!(
-            seen.0.load(std::sync::atomic::Ordering::SeqCst),
+            seen.load(std::sync::atomic::Ordering::SeqCst),
             ahead,
             "{query:?}"
         );

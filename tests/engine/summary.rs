@@ -1001,3 +1001,54 @@ fn review_a_forged_base_inside_a_removed_range_is_not_trusted() {
         drop(store);
     }
 }
+
+/// Listing streams walks the summary around the block cache, as every scan reads: a listing
+/// of a summary larger than the cache leaves what reads keep there, such as a hot stream's
+/// blocks, in place.
+#[test]
+fn a_listing_does_not_flush_the_block_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = fast_store(dir.path(), 64 << 10);
+    for i in 0..6000u64 {
+        if i % 2000 == 0 {
+            append_one(&store, "hot", i);
+        }
+        append_one(&store, &format!("a-stream-with-a-long-name-{i:05}"), i);
+    }
+    store.close().unwrap();
+    let summary = std::fs::metadata(dir.path().join("summary")).unwrap().len();
+    assert!(
+        summary > 200 << 10,
+        "the summary must outgrow the cache ({summary} bytes)"
+    );
+
+    let segment_reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&segment_reads);
+    let note = move |path: &Path, _: u64, _: usize| {
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    };
+    let store = OpenOptions::new()
+        .read_only(true)
+        .read_cache_bytes(128 << 10)
+        .storage(std::sync::Arc::new(NotingStorage(std::sync::Arc::new(
+            note,
+        ))))
+        .open(dir.path())
+        .unwrap();
+    let reads_of_hot = || {
+        let before = segment_reads.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(stream(&store, "hot", Read::forward()).len(), 3);
+        segment_reads.load(std::sync::atomic::Ordering::SeqCst) - before
+    };
+    reads_of_hot();
+    reads_of_hot(); // the second miss of each block: kept
+    assert_eq!(reads_of_hot(), 0, "the hot stream is held");
+    assert_eq!(store.streams("", None, 10_000).len(), 6001);
+    assert_eq!(
+        reads_of_hot(),
+        0,
+        "the listing left the hot stream's blocks"
+    );
+}

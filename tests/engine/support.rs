@@ -198,3 +198,92 @@ pub fn recrc_summary(bytes: &mut [u8]) {
     let crc = crc32fast::hash(&bytes[..108]);
     bytes[108..112].copy_from_slice(&crc.to_le_bytes());
 }
+
+/// What a [`NotingStorage`] is told of each read: the file's path, the offset, the length.
+pub type Note = dyn Fn(&Path, u64, usize) + Send + Sync;
+
+/// The OS's storage, telling `note` of every read of a file it opened before making it: what
+/// a test needs to see which files an operation reads, and on which thread.
+pub struct NotingStorage(pub std::sync::Arc<Note>);
+
+impl std::fmt::Debug for NotingStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NotingStorage")
+    }
+}
+
+struct NotingFile {
+    file: std::sync::Arc<dyn eventfile::StorageFile>,
+    path: std::path::PathBuf,
+    note: std::sync::Arc<Note>,
+}
+
+impl eventfile::StorageFile for NotingFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        (self.note)(&self.path, offset, buf.len());
+        self.file.read_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.file.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        self.file.len()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.file.set_len(len)
+    }
+    fn map(&self) -> std::io::Result<Option<eventfile::Mapped>> {
+        self.file.map()
+    }
+}
+
+impl eventfile::Storage for NotingStorage {
+    fn open(
+        &self,
+        path: &Path,
+        write: bool,
+    ) -> std::io::Result<std::sync::Arc<dyn eventfile::StorageFile>> {
+        Ok(std::sync::Arc::new(NotingFile {
+            file: eventfile::OsStorage.open(path, write)?,
+            path: path.to_owned(),
+            note: std::sync::Arc::clone(&self.0),
+        }))
+    }
+    fn create_new(
+        &self,
+        path: &Path,
+    ) -> std::io::Result<std::sync::Arc<dyn eventfile::StorageFile>> {
+        eventfile::OsStorage.create_new(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        eventfile::OsStorage.create_dir_all(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        eventfile::OsStorage.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        eventfile::OsStorage.remove_file(path)
+    }
+    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
+        eventfile::OsStorage.sync_dir(path)
+    }
+    fn list_dir(&self, path: &Path) -> std::io::Result<Vec<String>> {
+        eventfile::OsStorage.list_dir(path)
+    }
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        eventfile::OsStorage.read(path)
+    }
+    fn is_dir(&self, path: &Path, follow: bool) -> std::io::Result<bool> {
+        eventfile::OsStorage.is_dir(path, follow)
+    }
+    fn try_lock(
+        &self,
+        path: &Path,
+        dir: bool,
+    ) -> std::io::Result<Option<Box<dyn std::any::Any + Send + Sync>>> {
+        eventfile::OsStorage.try_lock(path, dir)
+    }
+}
