@@ -393,8 +393,14 @@ impl Sealed {
         .map_err(|_| Unusable::Rebuild)?
         .sharing(&self.sample)
         .caching(&self.cache.blocks);
-        // Not the events the store counted for the segment.
-        if ix.count != self.summary.count {
+        // Not the events the store counted for the segment, or not ending at the time it
+        // recorded (which queries use to pass over the segment without its sidecar).
+        let last = ix.count.checked_sub(1).map(|l| l as u32);
+        let last_time = match last.map(|l| ix.time(l)).transpose() {
+            Ok(t) => t.flatten().unwrap_or(0),
+            Err(_) => return Err(Unusable::Rebuild),
+        };
+        if ix.count != self.summary.count || last_time != self.summary.last_time {
             return Err(Unusable::Rebuild);
         }
         self.checked.store(true, Ordering::Release);
@@ -422,6 +428,7 @@ impl Sealed {
         }
         let mut mem = MemIndex::default();
         let mut next = self.base;
+        let mut last_time = 0;
         let result = crate::segment::scan(&mut lines, &self.path, data_start, |batch| {
             for rec in batch {
                 if rec.seq != next {
@@ -432,6 +439,7 @@ impl Sealed {
                     ));
                 }
                 next += 1;
+                last_time = rec.time;
                 mem.add(rec.offset, rec.time, &rec.terms.borrowed());
             }
             Ok(())
@@ -454,6 +462,17 @@ impl Sealed {
                     "sealed segment holds {} events, but {} when the store was opened",
                     next - self.base,
                     self.summary.count
+                ),
+            ));
+        }
+        if last_time != self.summary.last_time {
+            return Err(Error::corrupt(
+                &self.path,
+                0,
+                format!(
+                    "sealed segment's last event is at {}, but {} when the store was opened",
+                    crate::time::format_rfc3339(last_time),
+                    crate::time::format_rfc3339(self.summary.last_time)
                 ),
             ));
         }

@@ -1052,3 +1052,31 @@ fn a_listing_does_not_flush_the_block_cache() {
         "the listing left the hot stream's blocks"
     );
 }
+
+/// A summary whose CRCs hold but which gives a sealed segment a wrong last time (what a time
+/// range uses to pass over a segment without its sidecar) is caught when the sidecar is first
+/// used: the sidecar that disagrees is not trusted, and the segment, read again, disagrees too,
+/// so the read fails with `Corrupt` instead of answering from a table that lies.
+#[test]
+fn a_summary_giving_a_segment_a_wrong_last_time_is_caught_at_first_use() {
+    let dir = tempfile::tempdir().unwrap();
+    closed_store(dir.path(), 4);
+    let log = all(&Store::open_read_only(dir.path()).unwrap());
+    forge_summary(dir.path(), |b| {
+        let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+        let (r, s) = (u64_at(b, 64), u64_at(b, 72));
+        assert!(s >= 2, "sealed segments: {s}");
+        // The first sealed segment's record: base, length, sidecar bytes, count, last time.
+        let at = 112 + r as usize * 16 + 32;
+        let last = u64_at(b, at);
+        assert_eq!(last as i64, log[u64_at(b, at - 8) as usize - 1].time);
+        b[at..at + 8].copy_from_slice(&(last - 1).to_le_bytes());
+    });
+    let store = Store::open_read_only(dir.path()).unwrap();
+    let err = store
+        .read_stream("a", Read::forward())
+        .unwrap()
+        .find_map(Result::err)
+        .expect("the first sealed segment's read fails");
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+}
