@@ -296,6 +296,44 @@ impl BlockCache {
     }
 }
 
+/// Checks `body`'s blocks of [`BLOCK`] bytes, the first of them block `first`, against their
+/// CRCs in `sums` (little-endian u32s, one per block of the whole body): a format-2
+/// sidecar's block sums (`docs/format.md`).
+pub(crate) fn check_block_sums(body: &[u8], sums: &[u8], first: u64) -> Result<(), String> {
+    for (i, block) in body.chunks(BLOCK as usize).enumerate() {
+        let b = first + i as u64;
+        let at = usize::try_from(b * 4).map_err(|_| "block out of range".to_string())?;
+        let want = sums
+            .get(at..at + 4)
+            .ok_or_else(|| format!("index sidecar block {b} has no crc"))?;
+        if crc32fast::hash(block).to_le_bytes()[..] != *want {
+            return Err(format!("index sidecar block {b} fails its crc"));
+        }
+    }
+    Ok(())
+}
+
+/// The CRC of every block of a file's first `body` bytes (a format-2 sidecar's block sums,
+/// themselves checked against their own CRC when read).
+pub(crate) struct BlockSums {
+    /// Little-endian u32s, one per [`BLOCK`] of the body (the last may be short).
+    sums: Box<[u8]>,
+    body: u64,
+}
+
+impl BlockSums {
+    /// The sums of a body of `body` bytes; `None` if they are not one per block.
+    pub(crate) fn new(sums: Box<[u8]>, body: u64) -> Option<BlockSums> {
+        (sums.len() as u64 == body.div_ceil(BLOCK) * 4).then_some(BlockSums { sums, body })
+    }
+
+    /// Checks `bytes`, whole blocks from block `first` (the last may end at the body's end).
+    fn check(&self, bytes: &[u8], first: u64) -> io::Result<()> {
+        check_block_sums(bytes, &self.sums, first)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+}
+
 /// An immutable sealed file (a segment or a sidecar) of known length, read through the cache.
 #[derive(Clone)]
 pub(crate) struct CachedFile {
@@ -304,6 +342,9 @@ pub(crate) struct CachedFile {
     len: u64,
     id: u64,
     cache: Arc<BlockCache>,
+    /// A format-2 sidecar's block sums: every byte read from the file is read as whole
+    /// blocks and checked before use, and nothing past their body is read.
+    sums: Option<Arc<BlockSums>>,
 }
 
 impl CachedFile {
@@ -314,12 +355,72 @@ impl CachedFile {
             len,
             id: NEXT_FILE.fetch_add(1, Ordering::Relaxed),
             cache: Arc::clone(cache),
+            sums: None,
         }
     }
 
     /// The same file, read through `cache` under a new number.
     pub(crate) fn recached(&self, cache: &Arc<BlockCache>) -> CachedFile {
-        CachedFile::new(Arc::clone(&self.file), self.len, cache)
+        CachedFile {
+            sums: self.sums.clone(),
+            ..CachedFile::new(Arc::clone(&self.file), self.len, cache)
+        }
+    }
+
+    /// The same file, every read of it checked against `sums`.
+    pub(crate) fn checked_by(mut self, sums: Arc<BlockSums>) -> CachedFile {
+        self.sums = Some(sums);
+        self
+    }
+
+    /// Whether every read is checked against block sums.
+    pub(crate) fn is_checked(&self) -> bool {
+        self.sums.is_some()
+    }
+
+    /// The end of what may be read: the file's length, or the end of a checked body.
+    fn limit(&self) -> u64 {
+        self.sums
+            .as_ref()
+            .map_or(self.len, |s| s.body.min(self.len))
+    }
+
+    /// Reads exactly `buf.len()` bytes at `at` around the cache (checked, if the file has
+    /// block sums).
+    pub(crate) fn read_around(&self, buf: &mut [u8], at: u64) -> io::Result<()> {
+        match &self.sums {
+            None => read_exact(self.file.as_ref(), buf, at),
+            Some(_) => self.read_checked(buf, at),
+        }
+    }
+
+    /// Reads the whole blocks around `buf.len()` bytes at `at`, checks them against the
+    /// sums, and copies out the bytes wanted.
+    fn read_checked(&self, buf: &mut [u8], at: u64) -> io::Result<()> {
+        let to = (at + buf.len() as u64).div_ceil(BLOCK);
+        let (run, start) = self.checked_run(at / BLOCK, to)?;
+        if run.len() < (at - start) as usize + buf.len() {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let skip = (at - start) as usize;
+        buf.copy_from_slice(&run[skip..skip + buf.len()]);
+        Ok(())
+    }
+
+    /// Blocks `from..to` (to the body's end), read in one `pread`; checked if the file has
+    /// sums. Returns the bytes and where they start.
+    fn checked_run(&self, from: u64, to: u64) -> io::Result<(Vec<u8>, u64)> {
+        let start = from * BLOCK;
+        let stop = (to * BLOCK).min(self.limit());
+        if stop < start {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let mut run = vec![0u8; (stop - start) as usize];
+        read_exact(self.file.as_ref(), &mut run, start)?;
+        if let Some(s) = &self.sums {
+            s.check(&run, from)?;
+        }
+        Ok((run, start))
     }
 
     /// The extents remembered for `stream` in this file (a sidecar), if any.
@@ -371,10 +472,10 @@ impl CachedFile {
     pub(crate) fn read_exact_at(&self, buf: &mut [u8], at: u64) -> io::Result<()> {
         let end = at
             .checked_add(buf.len() as u64)
-            .filter(|&e| e <= self.len)
+            .filter(|&e| e <= self.limit())
             .ok_or(io::ErrorKind::UnexpectedEof)?;
         if buf.len() > MAX_CACHED_READ || self.cache.capacity == 0 {
-            return read_exact(self.file.as_ref(), buf, at);
+            return self.read_around(buf, at);
         }
         let (first, last) = (at / BLOCK, (end.max(at + 1) - 1) / BLOCK);
         // Serve the leading blocks that are held.
@@ -395,20 +496,19 @@ impl CachedFile {
             return Ok(());
         }
         let from = (at + done as u64) / BLOCK;
-        let keep = {
+        // A checked file's blocks are read whole anyway (to be checked): kept on their first
+        // miss, since the read is paid already.
+        let keep = self.sums.is_some() || {
             let limit = self.cache.blocks_capacity() / BLOCK as usize;
             let mut blocks = self.cache.lock();
             // The first block missing decides; the others are remembered if not kept.
             blocks.missed_before((from..=last).map(|b| (self.id, b)), limit)
         };
         if !keep {
-            return read_exact(self.file.as_ref(), &mut buf[done..], at + done as u64);
+            return self.read_around(&mut buf[done..], at + done as u64);
         }
-        // The rest: its blocks in one read, then kept.
-        let start = from * BLOCK;
-        let stop = ((last + 1) * BLOCK).min(self.len);
-        let mut run = vec![0u8; (stop - start) as usize];
-        read_exact(self.file.as_ref(), &mut run, start)?;
+        // The rest: its blocks in one read (checked), then kept.
+        let (run, start) = self.checked_run(from, last + 1)?;
         let skip = (at + done as u64 - start) as usize;
         let rest = buf.len() - done;
         buf[done..].copy_from_slice(&run[skip..skip + rest]);

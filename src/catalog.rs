@@ -227,6 +227,9 @@ impl Store {
         };
         let total: u64 = sealed.iter().map(|(s, _)| s.len).sum();
         let mut report = ReindexReport::default();
+        if !sealed.is_empty() {
+            crate::files::forget_summary(self.inner.storage.as_ref(), &self.inner.dir);
+        }
         for (seg, sealed) in sealed {
             // A scan: around the block cache.
             let lines = Lines::new(sealed.data()?, seg.len, self.inner.config.max_line());
@@ -246,14 +249,14 @@ impl Store {
             {
                 return Err(Error::corrupt(&seg.path, offset, reason));
             }
-            crate::sidecar::write_index(
+            let written = crate::sidecar::write_index(
                 self.inner.storage.as_ref(),
                 &self.inner.dir,
                 seg.base,
                 seg.len,
                 &mem,
             )?;
-            sealed.reload_index();
+            sealed.reload_index(written.byte_len());
             report.segments += 1;
             report.events += mem.len() as u64;
             report.bytes += seg.len;

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::block_cache::{BLOCK, check_block_sums};
 use crate::error::Result;
 use crate::storage::Mapped;
 
@@ -539,6 +540,18 @@ impl MemIndex {
     /// Fails only where the checkpoint it continues from had to be rebuilt, and the segment
     /// turned out damaged.
     pub(crate) fn encode(&self, base: u64, segment_len: u64) -> Result<Vec<u8>> {
+        self.encode_as(base, segment_len, FORMAT)
+    }
+
+    /// [`MemIndex::encode`] in `format` ([`FORMAT`], or [`FORMAT_WHOLE`], as `verify` holds a
+    /// sidecar of that format to its segment).
+    pub(crate) fn encode_as(&self, base: u64, segment_len: u64, format: u32) -> Result<Vec<u8>> {
+        if format != FORMAT && format != FORMAT_WHOLE {
+            return Err(crate::error::Error::invalid(
+                "index format",
+                format!("{format} is not one this version writes"),
+            ));
+        }
         let full = self.expanded()?;
         let this = full.as_ref();
         debug_assert!(this.base.is_none());
@@ -569,11 +582,31 @@ impl MemIndex {
         let entry_len: usize = entries.iter().map(|e| ENTRY_FIXED + e.1.len()).sum();
         let posting_count: usize = entries.iter().map(|e| e.2.len()).sum();
         let count = this.positions.len();
-        let total = HEADER + count * 12 + entries.len() * 4 + entry_len + posting_count * 4 + 4;
+        let blocks = format == FORMAT;
+        let sample_len: usize = match blocks {
+            true => entries
+                .iter()
+                .step_by(SAMPLE_EVERY as usize)
+                .map(|e| 3 + e.1.len())
+                .sum(),
+            false => 0,
+        };
+        let body =
+            HEADER + count * 12 + entries.len() * 4 + entry_len + posting_count * 4 + sample_len;
+        let total = match blocks {
+            true => body + (body as u64).div_ceil(BLOCK) as usize * 4 + 8,
+            false => body + 4,
+        };
         let mut out = Vec::with_capacity(total);
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&format.to_le_bytes());
+        let sample_field = u32::try_from(sample_len).map_err(|_| {
+            crate::error::Error::invalid(
+                "segment",
+                format!("the index of segment {base} holds more terms than a sidecar can sample"),
+            )
+        })?;
+        out.extend_from_slice(&sample_field.to_le_bytes());
         for v in [
             segment_len,
             base,
@@ -608,6 +641,22 @@ impl MemIndex {
         for (_, _, p) in &entries {
             p.iter()
                 .for_each(|o| out.extend_from_slice(&o.to_le_bytes()));
+        }
+        if blocks {
+            // The sample: every `SAMPLE_EVERY`th term, so that a first lookup reads it at once.
+            for (kind, term, _) in entries.iter().step_by(SAMPLE_EVERY as usize) {
+                out.push(*kind as u8);
+                out.extend_from_slice(&(term.len() as u16).to_le_bytes());
+                out.extend_from_slice(term.as_bytes());
+            }
+            debug_assert_eq!(out.len(), body);
+            // A CRC per block, then the CRC of those, then the CRC of everything.
+            let sums: Vec<u8> = out
+                .chunks(BLOCK as usize)
+                .flat_map(|b| crc32fast::hash(b).to_le_bytes())
+                .collect();
+            out.extend_from_slice(&sums);
+            out.extend_from_slice(&crc32fast::hash(&sums).to_le_bytes());
         }
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
@@ -658,8 +707,13 @@ impl MemIndex {
 /// Extension of index sidecars.
 pub(crate) const INDEX_EXT: &str = "idx";
 pub(crate) const MAGIC: &[u8; 8] = b"EVFIDX\0\x01";
-pub(crate) const FORMAT: u32 = 1;
+/// The format written: 2, with a sample of the terms and a CRC per block (`docs/format.md`).
+pub(crate) const FORMAT: u32 = 2;
+/// The format before it, still read: one CRC for the whole file, so checked in full.
+pub(crate) const FORMAT_WHOLE: u32 = 1;
 pub(crate) const HEADER: usize = 64;
+/// A format-2 sidecar's sample holds terms `0, SAMPLE_EVERY, 2 * SAMPLE_EVERY, ...`.
+pub(crate) const SAMPLE_EVERY: u64 = 512;
 /// An entry's bytes besides its term: kind (1), term length (2), first posting (4), count (4).
 const ENTRY_FIXED: usize = 11;
 
@@ -689,6 +743,9 @@ impl<'a> Postings<'a> {
 /// A validated, immutable sidecar.
 pub(crate) struct IndexFile {
     bytes: Arc<Mapped>,
+    format: u32,
+    /// Bytes before the block CRCs or the CRC.
+    body_len: usize,
     pub segment_len: u64,
     pub count: u64,
     terms: u64,
@@ -713,16 +770,45 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(a))
 }
 
+/// The terms of a format-2 sidecar's sample (`bytes`, the whole section), checked: one for
+/// each [`SAMPLE_EVERY`] of the `terms`, each of a known kind, in strictly ascending order,
+/// and nothing after the last.
+pub(crate) fn sample_terms(bytes: &[u8], terms: u64) -> Result<Vec<(Kind, &[u8])>, String> {
+    let bad = || "index sample is malformed".to_string();
+    let want = terms.div_ceil(SAMPLE_EVERY);
+    let mut out: Vec<(Kind, &[u8])> = Vec::with_capacity(want.min(1 << 20) as usize);
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let head = bytes.get(at..at + 3).ok_or_else(bad)?;
+        let kind = Kind::from_u8(head[0]).ok_or_else(bad)?;
+        let len = usize::from(u16::from_le_bytes([head[1], head[2]]));
+        let term = bytes.get(at + 3..at + 3 + len).ok_or_else(bad)?;
+        if out.last().is_some_and(|&last| last >= (kind, term)) {
+            return Err(bad());
+        }
+        out.push((kind, term));
+        at += 3 + len;
+    }
+    if out.len() as u64 != want {
+        return Err(bad());
+    }
+    Ok(out)
+}
+
 /// A sidecar's header, checked: its magic and format, that it describes the segment at `base`
 /// (and, if given, exactly `segment_len` bytes of it), counts in range, and sections that add
 /// up to the file's length. What both ways of checking a sidecar read first: the whole file
 /// mapped ([`IndexFile::open`]) or through small reads (`sidecar::check_by_reads`).
 pub(crate) struct Header {
+    /// [`FORMAT`] or [`FORMAT_WHOLE`].
+    pub format: u32,
     pub segment_len: u64,
     pub count: u64,
     pub terms: u64,
     pub entries_len: u64,
     pub postings_len: u64,
+    /// Bytes of the sample of terms (format 2; 0 in format 1).
+    pub sample_len: u64,
 }
 
 impl Header {
@@ -736,8 +822,11 @@ impl Header {
         if file_len < (HEADER + 4) as u64 || head.len() < HEADER || &head[..8] != MAGIC {
             return Err("not an index sidecar".into());
         }
-        if u32_at(head, 8) != Some(FORMAT) {
-            return Err("index sidecar of another format".into());
+        let format = u32_at(head, 8).unwrap_or(0);
+        if format != FORMAT && format != FORMAT_WHOLE {
+            return Err(format!(
+                "index sidecar of format {format}, not one this version reads"
+            ));
         }
         let field = |i: usize| u64_at(head, 16 + i * 8).unwrap_or(u64::MAX);
         let (seg_len, file_base, count, terms, entries_len, postings_len) =
@@ -752,16 +841,47 @@ impl Header {
             return Err("index counts out of range".into());
         }
         let h = Header {
+            format,
             segment_len: seg_len,
             count,
             terms,
             entries_len,
             postings_len,
+            sample_len: match format {
+                FORMAT => u64::from(u32_at(head, 12).unwrap_or(u32::MAX)),
+                _ => 0,
+            },
         };
-        if h.postings_at() + postings_len * 4 != file_len - 4 {
+        if h.file_len() != file_len {
             return Err("index sections do not add up to its length".into());
         }
         Ok(h)
+    }
+
+    /// Where the sample of terms starts (format 2), after the postings.
+    pub(crate) fn sample_at(&self) -> u64 {
+        self.postings_at() + self.postings_len * 4
+    }
+
+    /// Bytes before the block CRCs (format 2) or the CRC (format 1).
+    pub(crate) fn body_len(&self) -> u64 {
+        self.sample_at() + self.sample_len
+    }
+
+    /// How many blocks of the body have a CRC (format 2; 0 in format 1).
+    pub(crate) fn blocks(&self) -> u64 {
+        match self.format {
+            FORMAT => self.body_len().div_ceil(BLOCK),
+            _ => 0,
+        }
+    }
+
+    /// The length of the file these fields describe.
+    pub(crate) fn file_len(&self) -> u64 {
+        match self.format {
+            FORMAT => self.body_len() + self.blocks() * 4 + 8,
+            _ => self.body_len() + 4,
+        }
     }
 
     /// Where the term offsets start (after the positions and times).
@@ -797,6 +917,23 @@ impl IndexFile {
         }
         let f = IndexFile::layout(bytes, base, segment_len)?;
         f.validate()?;
+        if f.format == FORMAT {
+            let b: &[u8] = &f.bytes;
+            let body = f.body_len;
+            let blocks = body.div_ceil(BLOCK as usize);
+            let sums = &b[body..body + blocks * 4];
+            if crc32fast::hash(sums).to_le_bytes()[..] != b[body + blocks * 4..][..4] {
+                return Err("index sidecar block sums fail their crc".into());
+            }
+            check_block_sums(&b[..body], sums, 0)?;
+            let sample = sample_terms(&b[f.postings_at + f.postings_len * 4..body], f.terms)?;
+            for (k, (kind, term)) in sample.into_iter().enumerate() {
+                let i = k as u64 * SAMPLE_EVERY;
+                if f.entry_raw(i).map(|(k, t, _)| (k, t)) != Some((kind, term)) {
+                    return Err(format!("index sample differs from term {i}"));
+                }
+            }
+        }
         Ok(f)
     }
 
@@ -822,6 +959,8 @@ impl IndexFile {
     ) -> Result<IndexFile, String> {
         let h = Header::parse(&bytes, bytes.len() as u64, base, segment_len)?;
         Ok(IndexFile {
+            format: h.format,
+            body_len: h.body_len() as usize,
             bytes: bytes.clone(),
             segment_len: h.segment_len,
             count: h.count,

@@ -606,7 +606,7 @@ fn open_active(
     let ckpt_file = storage.open(&idx, false).ok();
     let cp = ckpt_file
         .clone()
-        .and_then(|f| SealedIndex::open(f, &idx, base, None).ok());
+        .and_then(|f| SealedIndex::open_unsummed(f, &idx, base, None).ok());
     // The checkpoint the summary was written after: its header is read now, its bytes are
     // checked by the first use of the index (`active_checkpoint.rs`). Any other is checked in
     // full now.

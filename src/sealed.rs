@@ -16,12 +16,14 @@
 //! of any number of segments stays within the process's limit on open files. A read that holds
 //! a segment's files keeps them open after eviction: eviction only drops the cache's reference.
 //!
-//! A sidecar is checked when it is first used, not when the store is opened (issue 16): by
-//! reads through small buffers (`sidecar.rs`). One that is missing or fails the check is
+//! A sidecar is checked when it is first used, not when the store is opened (issue 16): a
+//! format-2 one by its header and block sums, then block by block as lookups read it
+//! (`sealed_index.rs`); a format-1 one in full, by reads through small buffers (`sidecar.rs`).
+//! One that is missing or fails the check, or whose block fails its sum under a lookup, is
 //! rebuilt from its segment (every record checked) and rewritten (a writer) or kept in memory
 //! (a read-only handle): never trusted. Later opens of the same segment (after eviction) check
-//! only the header and the count: sidecars are replaced only by such rebuilds, with the same
-//! contents.
+//! only the header and the count (and a format-2 file's block sums again): sidecars are
+//! replaced only by such rebuilds, with the same contents.
 //!
 //! A segment's files may vanish under a read-only handle when the writer (another process)
 //! removes them by retention or compaction. A load that finds them gone consults the removal
@@ -284,8 +286,10 @@ impl Sealed {
         Ok(self.load()?.data)
     }
 
-    /// Forgets the open sidecar (after `reindex` rewrote it): the next use opens the new one.
-    pub(crate) fn reload_index(&self) {
+    /// Forgets the open sidecar after `reindex` rewrote it (`bytes` long): the next use opens
+    /// the new one.
+    pub(crate) fn reload_index(&self, bytes: u64) {
+        self.index_bytes.store(bytes, Ordering::Release);
         self.evict();
     }
 
@@ -304,6 +308,13 @@ impl Sealed {
             return Ok(l.clone());
         }
         let loaded = self.map_files().map_err(|e| self.explain(e))?;
+        let this = Arc::downgrade(self);
+        loaded
+            .index
+            .healing_by(Box::new(move || match this.upgrade() {
+                Some(s) => s.heal(),
+                None => Err(Error::invalid("segment", "the store was closed")),
+            }));
         *slot = Some(loaded.clone());
         drop(slot);
         self.cache.loaded(self);
@@ -374,23 +385,37 @@ impl Sealed {
             }
             Err(e) => return Err(Unusable::Failed(Error::io("open", path, e))),
         };
-        // A sidecar this crate wrote passes the check by reads; anything else is rebuilt (never
-        // read whole into memory to look again: its length is whatever the file says).
-        if !self.checked.load(Ordering::Acquire) {
-            crate::sidecar::check_by_reads(file.as_ref(), self.base, Some(self.len))
-                .map_err(|_| Unusable::Rebuild)?;
-        }
-        let map = match self.cache.map {
-            true => file
-                .map()
-                .map_err(|e| Unusable::Failed(Error::io("map", path, e)))?,
-            false => None,
+        // A format-2 sidecar read by `pread` is checked a block at a time as lookups read it
+        // (`SealedIndex::open` checks its block sums and header now). Any other (format 1, or
+        // one to be mapped) is checked in full by reads the first time: a sidecar this crate
+        // wrote passes; anything else is rebuilt (never read whole into memory to look again:
+        // its length is whatever the file says).
+        let full_check = |file: &Arc<dyn StorageFile>| match self.checked.load(Ordering::Acquire) {
+            true => Ok(()),
+            false => crate::sidecar::check_by_reads(file.as_ref(), self.base, Some(self.len))
+                .map_err(|_| Unusable::Rebuild),
         };
-        let ix = match map {
-            Some(m) => SealedIndex::in_memory(Arc::new(m), path, self.base, self.len),
-            None => SealedIndex::open(file, path, self.base, Some(self.len)),
+        let ix = match self.cache.map {
+            true => {
+                full_check(&file)?;
+                let map = file
+                    .map()
+                    .map_err(|e| Unusable::Failed(Error::io("map", path, e)))?;
+                match map {
+                    Some(m) => SealedIndex::in_memory(Arc::new(m), path, self.base, self.len),
+                    None => SealedIndex::open(file, path, self.base, Some(self.len)),
+                }
+                .map_err(|_| Unusable::Rebuild)?
+            }
+            false => {
+                let ix = SealedIndex::open(Arc::clone(&file), path, self.base, Some(self.len))
+                    .map_err(|_| Unusable::Rebuild)?;
+                if !ix.checks_blocks() {
+                    full_check(&file)?;
+                }
+                ix
+            }
         }
-        .map_err(|_| Unusable::Rebuild)?
         .sharing(&self.sample)
         .caching(&self.cache.blocks);
         // Not the events the store counted for the segment, or not ending at the time it
@@ -480,13 +505,18 @@ impl Sealed {
         let ix = if self.cache.read_only {
             None
         } else {
-            crate::sidecar::write_index(
+            crate::files::forget_summary(self.storage.as_ref(), &self.dir);
+            let written = crate::sidecar::write_index(
                 self.storage.as_ref(),
                 &self.dir,
                 self.base,
                 self.len,
                 &mem,
             )?;
+            // Its size may differ from the one replaced (a format-1 file rewritten as format 2):
+            // what the next summary records, and `verify` holds it to.
+            self.index_bytes
+                .store(written.byte_len(), Ordering::Release);
             self.storage
                 .open(&path, false)
                 .ok()
@@ -506,6 +536,21 @@ impl Sealed {
             }
         };
         self.checked.store(true, Ordering::Release);
+        Ok(ix)
+    }
+
+    /// Makes the index again from the segment after a lookup found a block of the sidecar
+    /// damaged (rewriting the sidecar, or holding the index in memory in a read-only handle),
+    /// and has later uses take the new one.
+    fn heal(&self) -> Result<Arc<SealedIndex>> {
+        let segment = self
+            .storage
+            .open(&self.path, false)
+            .map_err(|e| Error::io("open", &self.path, e))?;
+        let ix = self.rebuild(&segment)?;
+        if let Some(l) = self.lock_slot().as_mut() {
+            l.index = Arc::clone(&ix);
+        }
         Ok(ix)
     }
 

@@ -8,18 +8,24 @@
 //! Read by `pread`, the pages stay in the page cache, which the kernel reclaims, and the
 //! process holds only the bytes it asked for.
 //!
-//! The sidecar was checked in full before a [`SealedIndex`] is made of it (by reads, on first
-//! use: `sealed.rs`, `sidecar.rs`), and sidecars are never rewritten but with the same
-//! contents. Every read here is still bounds-checked against the header, and whatever does not
-//! add up is an [`Error::Corrupt`], a failed read an [`Error::Io`]: nothing panics and nothing
-//! is answered from bytes that were not read. The layout is in `docs/format.md`.
+//! A format-2 sidecar is checked as it is read: [`SealedIndex::open`] checks its header and its
+//! block sums (against their own CRC), and every later read from the file is of whole 4 KiB
+//! blocks, each checked against its sum before use (`block_cache.rs`). A block that fails is
+//! never used: the index is made again from the segment ([`SealedIndex::healing_by`]) and the
+//! read answered from that, which holds the same bytes at the same offsets. A format-1
+//! sidecar was checked in full before a [`SealedIndex`] is made of it (by reads, on first use:
+//! `sealed.rs`, `sidecar.rs`). Sidecars are never rewritten but with the same contents. Every
+//! read here is also bounds-checked against the header, and whatever does not add up is an
+//! [`Error::Corrupt`], a failed read an [`Error::Io`]: nothing panics and nothing is answered
+//! from bytes that were not read and checked. The layout is in `docs/format.md`.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::block_cache::{BlockCache, CachedFile, Extent, read_exact as read_file};
+use crate::block_cache::{BlockCache, BlockSums, CachedFile, Extent, read_exact as read_file};
 use crate::error::{Error, Result};
-use crate::index::{HEADER, Header, Kind};
+use crate::index::{FORMAT, HEADER, Header, Kind, SAMPLE_EVERY};
 use crate::storage::{Mapped, StorageFile};
 
 /// Where the sidecar's bytes come from.
@@ -35,7 +41,7 @@ const POSITIONS_AT_ONCE: u64 = 1024;
 /// Bytes of entries read at a time when walking terms in order.
 const ENTRIES_CHUNK: u64 = 64 * 1024;
 /// Entries a binary search reads at once when no more than this many remain.
-const TAIL: u64 = 512;
+const TAIL: u64 = SAMPLE_EVERY;
 /// A term's first bytes, read with its entry's fixed fields in one read.
 const ENTRY_GUESS: usize = 64;
 /// Bytes of entry fixed fields besides the term: kind 1, length 2, first posting 4, count 4.
@@ -60,7 +66,18 @@ pub(crate) struct SealedIndex {
     /// file instead of searching it step by step. Shared with the segment ([`Samples`]), so
     /// that closing its files (the cache of open segments) does not throw it away.
     sample: Samples,
+    /// Where a format-2 sidecar keeps that sample (offset, length): read in one piece.
+    sample_in_file: Option<(u64, u64)>,
+    /// Set when a read found a block that fails its CRC.
+    damaged: AtomicBool,
+    /// Makes the index again from the segment (set by the segment that opened it).
+    heal: OnceLock<Heal>,
+    /// The index made again, which lookups use once this one was found damaged.
+    healed: Mutex<Option<Arc<SealedIndex>>>,
 }
+
+/// Makes a sealed segment's index again from its records (`sealed.rs`).
+pub(crate) type Heal = Box<dyn Fn() -> Result<Arc<SealedIndex>> + Send + Sync>;
 
 /// A segment's sample of terms, kept by the segment across its files being closed and opened
 /// again: rebuilding it costs a `pread` per sampled term. A sidecar is a function of its
@@ -124,14 +141,57 @@ impl SealedIndex {
         base: u64,
         segment_len: Option<u64>,
     ) -> std::result::Result<SealedIndex, String> {
+        SealedIndex::open_as(file, path, base, segment_len, true)
+    }
+
+    /// [`SealedIndex::open`], but reading a format-2 file's bytes without its block sums (not
+    /// even read): for an active segment's checkpoint, whose first use checks it whole by its
+    /// CRC (`active_checkpoint.rs`), and whose open reads only its header and a position.
+    pub(crate) fn open_unsummed(
+        file: Arc<dyn StorageFile>,
+        path: &Path,
+        base: u64,
+        segment_len: Option<u64>,
+    ) -> std::result::Result<SealedIndex, String> {
+        SealedIndex::open_as(file, path, base, segment_len, false)
+    }
+
+    fn open_as(
+        file: Arc<dyn StorageFile>,
+        path: &Path,
+        base: u64,
+        segment_len: Option<u64>,
+        sums: bool,
+    ) -> std::result::Result<SealedIndex, String> {
         let len = file.len().map_err(|e| format!("cannot be read: {e}"))?;
         let mut head = [0u8; HEADER];
         if len >= HEADER as u64 {
             read_file(file.as_ref(), &mut head, 0).map_err(|e| format!("cannot be read: {e}"))?;
         }
         let h = Header::parse(&head, len, base, segment_len)?;
-        let file = CachedFile::new(file, len, &BlockCache::new(0));
-        Ok(SealedIndex::with(Source::File(file), path, &h))
+        let mut cached = CachedFile::new(file, len, &BlockCache::new(0));
+        if h.format == FORMAT && sums {
+            // The block sums, checked by their own CRC; then the header's block by its sum.
+            let body = h.body_len();
+            let mut sums = vec![0u8; (h.blocks() * 4 + 4) as usize];
+            read_file(cached.file.as_ref(), &mut sums, body)
+                .map_err(|e| format!("cannot be read: {e}"))?;
+            let crc = sums.split_off(sums.len() - 4);
+            if crc32fast::hash(&sums).to_le_bytes()[..] != crc[..] {
+                return Err("index sidecar block sums fail their crc".into());
+            }
+            let sums = BlockSums::new(sums.into_boxed_slice(), body)
+                .ok_or("index sidecar block sums do not cover it")?;
+            cached = cached.checked_by(Arc::new(sums));
+            let mut again = [0u8; HEADER];
+            cached
+                .read_around(&mut again, 0)
+                .map_err(|e| format!("header: {e}"))?;
+            if again != head {
+                return Err("index sidecar header changed while read".into());
+            }
+        }
+        Ok(SealedIndex::with(Source::File(cached), path, &h))
     }
 
     /// An index held in memory (checked already).
@@ -158,8 +218,62 @@ impl SealedIndex {
             entries_len: h.entries_len,
             postings_at: h.postings_at(),
             postings_len: h.postings_len,
+            sample_in_file: (h.format == FORMAT).then(|| (h.sample_at(), h.sample_len)),
             sample: Samples::default(),
+            damaged: AtomicBool::new(false),
+            heal: OnceLock::new(),
+            healed: Mutex::new(None),
         }
+    }
+
+    /// How to make this index again from its segment when a block of its file turns out
+    /// damaged: the read that found it, and every later one, are then answered from what
+    /// `heal` gives.
+    pub(crate) fn healing_by(&self, heal: Heal) {
+        let _ = self.heal.set(heal);
+    }
+
+    /// Whether every read of the file is checked against its block sums (format 2).
+    pub(crate) fn checks_blocks(&self) -> bool {
+        matches!(&self.source, Source::File(f) if f.is_checked())
+    }
+
+    /// Whether a read found a block of the file damaged.
+    pub(crate) fn is_damaged(&self) -> bool {
+        self.damaged.load(Ordering::Acquire)
+    }
+
+    /// The index made again from the segment after a read of this one found a damaged block
+    /// (made once, for every reader), if it can be made and lays out the same sections: a
+    /// sidecar is a function of its segment's records, so the new file holds the same bytes,
+    /// and a read is answered from it at the same offset.
+    fn heal_now(&self) -> Result<Option<Arc<SealedIndex>>> {
+        let Some(heal) = self.heal.get() else {
+            return Ok(None);
+        };
+        let mut healed = self.lock_healed();
+        let h = match healed.as_ref() {
+            Some(h) => Arc::clone(h),
+            None => Arc::clone(healed.insert(heal()?)),
+        };
+        let same = (
+            h.count,
+            h.segment_len,
+            h.terms,
+            h.entries_len,
+            h.postings_len,
+        ) == (
+            self.count,
+            self.segment_len,
+            self.terms,
+            self.entries_len,
+            self.postings_len,
+        ) && h.sample_in_file == self.sample_in_file;
+        Ok(same.then_some(h))
+    }
+
+    fn lock_healed(&self) -> std::sync::MutexGuard<'_, Option<Arc<SealedIndex>>> {
+        self.healed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// This index, its lookups read through `cache` (the store's) rather than none.
@@ -182,6 +296,21 @@ impl SealedIndex {
             return Ok(s);
         }
         let mut s = Sample::default();
+        if let Some((at, len)) = self.sample_in_file {
+            // Format 2: the sample is a section of its own, checked as it is parsed.
+            let bytes = self.read_vec_via(at, len, false)?;
+            let terms = crate::index::sample_terms(&bytes, self.terms)
+                .map_err(|e| self.malformed(at, &e))?;
+            for (kind, term) in terms {
+                s.kinds.push(kind as u8);
+                s.text.extend_from_slice(term);
+                s.ends.push(
+                    u32::try_from(s.text.len())
+                        .map_err(|_| self.malformed(at, "terms too long"))?,
+                );
+            }
+            return Ok(self.sample.get_or_init(|| s));
+        }
         for i in (0..self.terms).step_by(TAIL as usize) {
             // Around the cache: one entry of every 512 would fill it with blocks read once.
             let e = self.entry_via(i, false)?;
@@ -209,13 +338,25 @@ impl SealedIndex {
         match &self.source {
             Source::File(f) => match cached {
                 true => f.read_exact_at(buf, at),
-                false => read_file(f.file.as_ref(), buf, at),
+                false => f.read_around(buf, at),
             }
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::UnexpectedEof => {
                     self.malformed(at, "shorter than its header says")
                 }
+                std::io::ErrorKind::InvalidData => {
+                    self.damaged.store(true, Ordering::Release);
+                    self.malformed(at, &e.to_string())
+                }
                 _ => Error::io("read", &self.path, e),
+            })
+            .or_else(|e| match self.is_damaged() {
+                // A damaged block: the same bytes from the index made again, if it can be.
+                true => match self.heal_now()? {
+                    Some(h) => h.read_via(buf, at, cached),
+                    None => Err(e),
+                },
+                false => Err(e),
             }),
             Source::Bytes(b) => {
                 let src = usize::try_from(at)
@@ -983,5 +1124,65 @@ mod tests {
         assert!(matches!(err, Error::Corrupt { .. }), "{err}");
         assert!(ix.extents([400].into_iter(), 0).is_err());
         assert!(ix.terms_with_prefix(Kind::Type, "").is_err());
+    }
+
+    /// Every lookup a store makes, as text to compare.
+    fn answers(ix: &SealedIndex, end: u64) -> Vec<String> {
+        let mut out = Vec::new();
+        for ord in (0..ix.count as u32 + 1).step_by(13) {
+            out.push(format!("{:?} {:?}", ix.position(ord), ix.time(ord)));
+        }
+        out.push(format!("{:?}", ix.first_at_or_after(1_050)));
+        out.push(format!("{:?}", ix.id_range()));
+        for kind in Kind::ALL {
+            out.push(format!("{:?}", ix.term_counts(kind)));
+        }
+        for s in ["s0", "s3", "s6"] {
+            out.push(format!("{:?}", ix.stream_extents(s, end, 0, usize::MAX)));
+        }
+        for (kind, t) in [
+            (Kind::Type, "T1"),
+            (Kind::Tag, "k=0"),
+            (Kind::Id, "id-000123"),
+        ] {
+            out.push(format!("{:?}", ix.postings(kind, t)));
+        }
+        out
+    }
+
+    /// A format-2 sidecar damaged anywhere under an open index (a byte of every 3 flipped in
+    /// turn, its files opened again after each): every lookup answers as before or fails with
+    /// `Corrupt`: never a different answer, never a panic.
+    #[test]
+    fn a_damaged_byte_anywhere_fails_the_lookup_that_reads_it_never_answers_wrong() {
+        let (_, _, _, dir) = three(300);
+        let path = dir.path().join("x.idx");
+        let end = 100 + 300 * 40;
+        let good = std::fs::read(&path).unwrap();
+        let open = || {
+            let file =
+                crate::storage::Storage::open(&crate::storage::OsStorage, &path, false).unwrap();
+            SealedIndex::open(file, &path, 7, Some(end))
+                .map(|ix| ix.caching(&BlockCache::new(1 << 20)))
+        };
+        let want = answers(&open().unwrap(), end);
+        assert!(want.iter().all(|a| !a.contains("Err")), "{want:?}");
+        let (mut refused, mut failed) = (0, 0);
+        for at in (0..good.len()).step_by(3) {
+            let mut bad = good.clone();
+            bad[at] ^= 0x08;
+            std::fs::write(&path, &bad).unwrap();
+            let Ok(ix) = open() else {
+                refused += 1;
+                continue;
+            };
+            let got = answers(&ix, end);
+            for (g, w) in got.iter().zip(&want) {
+                assert!(g == w || g.contains("Corrupt"), "byte {at}: {g} for {w}");
+            }
+            failed += usize::from(got != want);
+        }
+        // The header and the block sums are checked at open; damage elsewhere by the lookups.
+        assert!(refused > 0 && failed > 0, "{refused} {failed}");
     }
 }

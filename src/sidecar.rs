@@ -16,8 +16,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::block_cache::{BLOCK, check_block_sums};
 use crate::error::{Error, Result};
-use crate::index::{HEADER, Header, INDEX_EXT, IndexFile, Kind, MemIndex};
+use crate::index::{
+    FORMAT, HEADER, Header, INDEX_EXT, IndexFile, Kind, MemIndex, SAMPLE_EVERY, sample_terms,
+};
 use crate::segment::index_path;
 use crate::storage::{Mapped, Storage, StorageFile};
 
@@ -138,8 +141,14 @@ pub(crate) fn check_by_reads(
     }
     let h = Header::parse(&header, len, base, segment_len)?;
     let (seg_len, count, terms, postings_len) = (h.segment_len, h.count, h.terms, h.postings_len);
-    let (body, offsets_at, entries_at, postings_at) =
-        (len - 4, h.offsets_at(), h.entries_at(), h.postings_at());
+    let (body, offsets_at, entries_at, postings_at) = (
+        h.sample_at(),
+        h.offsets_at(),
+        h.entries_at(),
+        h.postings_at(),
+    );
+    // Format 2: every `SAMPLE_EVERY`th term, to hold its sample to.
+    let mut sampled: Vec<(u8, Vec<u8>)> = Vec::new();
 
     // Positions, then times: `head` reads on through both.
     let mut head = Cursor::new(file, HEADER as u64, offsets_at);
@@ -207,6 +216,9 @@ pub(crate) fn check_by_reads(
             return Err("index terms out of order".into());
         }
         prev_kind = Some(kind);
+        if h.format == FORMAT && i % SAMPLE_EVERY == 0 {
+            sampled.push((kind, term.clone()));
+        }
         std::mem::swap(&mut prev_term, &mut term);
         let (mut last, mut left) = (None::<u32>, n as usize);
         while left > 0 {
@@ -225,8 +237,39 @@ pub(crate) fn check_by_reads(
     crc.combine(&offsets.finish("offsets")?);
     crc.combine(&entries.finish("entries")?);
     crc.combine(&postings.finish("postings")?);
+    if h.format == FORMAT {
+        // The sample, the block sums and their own CRC.
+        let tail_len = usize::try_from(len - 4 - body).map_err(|_| "index sidecar too long")?;
+        let mut tail = vec![0u8; tail_len];
+        read_exact_at(file, &mut tail, body)?;
+        crc.update(&tail);
+        let (sample, sums) = tail.split_at(h.sample_len as usize);
+        let (sums, sums_crc) = sums.split_at(sums.len() - 4);
+        if crc32fast::hash(sums).to_le_bytes()[..] != *sums_crc {
+            return Err("index sidecar block sums fail their crc".into());
+        }
+        let terms = sample_terms(sample, terms)?;
+        if terms.len() != sampled.len()
+            || terms
+                .iter()
+                .zip(&sampled)
+                .any(|(&(k, t), (sk, st))| k as u8 != *sk || t != st.as_slice())
+        {
+            return Err("index sample differs from the terms".into());
+        }
+        // Every block against its sum, in one more pass.
+        let body_len = h.body_len();
+        let mut buf = vec![0u8; CHUNK];
+        let mut at = 0u64;
+        while at < body_len {
+            let n = (body_len - at).min(CHUNK as u64) as usize;
+            read_exact_at(file, &mut buf[..n], at)?;
+            check_block_sums(&buf[..n], sums, at / BLOCK)?;
+            at += n as u64;
+        }
+    }
     let mut stored = [0u8; 4];
-    read_exact_at(file, &mut stored, body)?;
+    read_exact_at(file, &mut stored, len - 4)?;
     if crc.finalize().to_le_bytes() != stored {
         return Err("index sidecar crc mismatch".into());
     }

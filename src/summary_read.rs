@@ -17,8 +17,7 @@ use crate::error::{Error, Result};
 use crate::sealed::Summary;
 use crate::storage::StorageFile;
 
-/// Name of the summary file.
-pub(crate) const SUMMARY_FILE: &str = "summary";
+pub(crate) use crate::files::SUMMARY_FILE;
 pub(crate) const MAGIC: &[u8; 8] = b"EVFSUM\0\x01";
 pub(crate) const FORMAT: u32 = 2;
 /// Bytes of the fixed header, its CRC last.

@@ -616,7 +616,15 @@ impl Verifier {
     ) {
         let sidecar = crate::segment::index_path(dir, base);
         let note = match storage.read(&sidecar) {
-            Ok(bytes) if index.encode(base, len).is_ok_and(|e| e == bytes) => return,
+            // Held to the encoding of its own format (an older store's sidecars are format 1).
+            Ok(bytes)
+                if bytes.get(8..12).is_some_and(|f| {
+                    let format = u32::from_le_bytes([f[0], f[1], f[2], f[3]]);
+                    index.encode_as(base, len, format).is_ok_and(|e| e == bytes)
+                }) =>
+            {
+                return;
+            }
             Ok(_) if crate::sidecar::read_index(storage, dir, base, Some(len)).is_some() => {
                 let msg = "passes its checks but does not describe its segment: opens trust \
                            it (stream versions, queries) and do not rebuild it; remove it and \
@@ -631,7 +639,8 @@ impl Verifier {
             Err(_) => "cannot be read",
         };
         self.report.notes.push(format!(
-            "{} {note} (rebuilt from its segment when a writer opens the store or first uses it)",
+            "{} {note} (never answered from: a read that needs it rebuilds it from its segment; \
+             `eventfile reindex` rewrites it now)",
             sidecar.display()
         ));
     }

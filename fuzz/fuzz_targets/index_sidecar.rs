@@ -1,8 +1,11 @@
-//! The index sidecar reader on arbitrary bytes: never panics, and whatever it accepts answers
-//! every lookup within bounds.
+//! The index sidecar readers on arbitrary bytes: never panic, and whatever they accept answers
+//! every lookup within bounds: the whole-file reader (`IndexFile`, which checks a sidecar in
+//! full) and the one a store reads sealed sidecars with (`SealedIndex`, by `pread`, checking a
+//! format-2 file a block at a time).
 //!
-//! The first byte picks the mode: odd, the rest is the file as it is; even, the rest gets a valid
-//! CRC appended, so the fuzzer reaches the structural checks behind the checksum.
+//! The first byte picks the mode: odd, the rest is the file as it is; even, the rest gets a
+//! valid CRC appended (bit 1 clear: format 1) or its block sums and CRCs (bit 1 set: format 2),
+//! so the fuzzer reaches the structural checks behind the checksums of either format.
 #![no_main]
 
 use eventfile::internals;
@@ -12,10 +15,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let bytes = if mode & 1 == 1 {
-        rest.to_vec()
-    } else {
-        internals::with_index_crc(rest)
+    let bytes = match (mode & 1 == 1, mode & 2 == 2) {
+        (true, _) => rest.to_vec(),
+        (false, false) => internals::with_index_crc(rest),
+        (false, true) => internals::with_index_sums(rest),
     };
     let _ = internals::probe_index(&bytes);
+    let _ = internals::probe_sealed_index(&bytes);
 });

@@ -23,6 +23,7 @@ mod read_ahead;
 mod reads;
 mod reopen;
 mod retention;
+mod sidecar_blocks;
 mod snapshots;
 mod subscribe;
 mod summary;

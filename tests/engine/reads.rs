@@ -297,8 +297,9 @@ fn first_sealed(
     (records, segment.with_extension("idx"))
 }
 
-/// Overwrites, in place, the u32s `old` (found once, side by side) of `file` with `new`.
-fn patch_u32s(file: &std::path::Path, old: &[u32], new: &[u32]) {
+/// Overwrites, in place, the u32s `old` (found once, side by side) of `file` with `new`, and
+/// if `recrc`, makes every CRC of the sidecar match again (a forgery that passes its checks).
+fn patch_u32s(file: &std::path::Path, old: &[u32], new: &[u32], recrc: bool) {
     let pat: Vec<u8> = old.iter().flat_map(|v| v.to_le_bytes()).collect();
     let rep: Vec<u8> = new.iter().flat_map(|v| v.to_le_bytes()).collect();
     let mut bytes = std::fs::read(file).unwrap();
@@ -307,6 +308,9 @@ fn patch_u32s(file: &std::path::Path, old: &[u32], new: &[u32]) {
         .collect();
     assert_eq!(found.len(), 1, "{old:?} in {file:?}");
     bytes[found[0]..found[0] + rep.len()].copy_from_slice(&rep);
+    if recrc {
+        recrc_sidecar(&mut bytes);
+    }
     // In place: the open store reads the file it checked, by `pread`.
     use std::io::{Seek, Write};
     let mut f = std::fs::OpenOptions::new().write(true).open(file).unwrap();
@@ -314,80 +318,102 @@ fn patch_u32s(file: &std::path::Path, old: &[u32], new: &[u32]) {
     f.write_all(&bytes).unwrap();
 }
 
-/// A sidecar damaged after its check (so the check cannot catch it) so that a posting or a
-/// position lands exactly on another valid record: framed, its CRC good. A stream read used to
-/// pass over it as "not wanted" (versions 1..3 and 5..) and a log read returned it in place of
-/// the record asked for; both are a corruption now, with or without the block cache.
+/// A sidecar forged so that a posting or a position lands exactly on another valid record
+/// (framed, its CRC good), every CRC of the sidecar made to match, so that it passes its
+/// checks: a stream read used to pass over it as "not wanted" (versions 1..3 and 5..) and a
+/// log read returned it in place of the record asked for; both are a corruption, with or
+/// without the block cache. The same damage made after the sidecar's first use, its CRCs left
+/// as they were, is found by the block sums, and the read is answered from the index made
+/// again from the segment: exactly the events written.
 #[test]
 fn an_index_landing_on_another_valid_record_is_corrupt_not_a_gap_or_a_foreign_event() {
-    for cache in [0, eventfile::DEFAULT_READ_CACHE_BYTES] {
-        let dir = tempfile::tempdir().unwrap();
-        let store = fast_store(dir.path(), 16 * 1024);
-        for i in 0..300u64 {
-            append_one(&store, &format!("s{}", i % 7), i);
-        }
-        drop(store);
-        let (records, sidecar) = first_sealed(dir.path());
-        let ords: Vec<u32> = (0..records.len() as u32)
-            .filter(|&o| records[o as usize].1.stream == "s1")
-            .collect();
-        assert!(ords.len() > 6, "{}", ords.len());
-        assert_eq!(records[ords[3] as usize + 1].1.stream, "s2");
-        let store = eventfile::OpenOptions::new()
+    let pristine = tempfile::tempdir().unwrap();
+    let store = fast_store(pristine.path(), 16 * 1024);
+    for i in 0..300u64 {
+        append_one(&store, &format!("s{}", i % 7), i);
+    }
+    drop(store);
+    let (records, _) = first_sealed(pristine.path());
+    let ords: Vec<u32> = (0..records.len() as u32)
+        .filter(|&o| records[o as usize].1.stream == "s1")
+        .collect();
+    assert!(ords.len() > 6, "{}", ords.len());
+    assert_eq!(records[ords[3] as usize + 1].1.stream, "s2");
+    let log = all(&eventfile::Store::open_read_only(pristine.path()).unwrap());
+    assert_eq!(log.len(), 300);
+    let s1: Vec<_> = log.iter().filter(|e| e.stream == "s1").cloned().collect();
+    // s1's fourth posting names the s2 record after it.
+    let mut bad = ords[..5].to_vec();
+    bad[3] += 1;
+    // Record 4's position points at record 5, and record 5's at record 6: a read of the log
+    // from record 4 would begin with record 5.
+    let at = |o: usize| records[o].0 as u32;
+    let (good_at, bad_at) = ([at(3), at(4), at(5), at(6)], [at(3), at(5), at(6), at(6)]);
+    let first = records[4].1.seq;
+    let open = |dir: &std::path::Path, cache: usize| {
+        eventfile::OpenOptions::new()
             .read_only(true)
             .read_cache_bytes(cache)
-            .open(dir.path())
-            .unwrap();
-        let log = all(&store);
-        let s1: Vec<_> = log.iter().filter(|e| e.stream == "s1").cloned().collect();
-        assert_eq!(stream(&store, "s3", Read::forward()).len(), 43);
-        // s1's fourth posting now names the s2 record after it.
-        let mut bad = ords[..5].to_vec();
-        bad[3] += 1;
-        patch_u32s(&sidecar, &ords[..5], &bad);
-        for (read, backward) in [(Read::forward(), false), (Read::backward(), true)] {
-            let got: Result<Vec<_>, _> = store.read_stream("s1", read).unwrap().collect();
-            match got {
-                Err(eventfile::Error::Corrupt { path, .. }) => {
-                    assert_eq!(path, sidecar.with_extension("jsonl"))
-                }
-                // Through the cache, the blocks read before the damage may answer: rightly.
-                Ok(mut v) if cache > 0 => {
-                    if backward {
-                        v.reverse();
+            .open(dir)
+            .unwrap()
+    };
+    for cache in [0, eventfile::DEFAULT_READ_CACHE_BYTES] {
+        for forged in [true, false] {
+            let case = format!("cache {cache}, forged {forged}");
+            let dir = copy_of(pristine.path());
+            let (_, sidecar) = first_sealed(dir.path());
+            let store = open(dir.path(), cache);
+            if forged {
+                patch_u32s(&sidecar, &ords[..5], &bad, true);
+            } else {
+                // Used first, then damaged under the open store.
+                assert_eq!(stream(&store, "s1", Read::forward()), s1, "{case}");
+                patch_u32s(&sidecar, &ords[..5], &bad, false);
+            }
+            for (read, backward) in [(Read::forward(), false), (Read::backward(), true)] {
+                let got: Result<Vec<_>, _> = store.read_stream("s1", read).unwrap().collect();
+                match got {
+                    Err(eventfile::Error::Corrupt { path, .. }) if forged => {
+                        assert_eq!(path, sidecar.with_extension("jsonl"), "{case}")
                     }
-                    assert_eq!(v, s1);
+                    Ok(mut v) if !forged => {
+                        if backward {
+                            v.reverse();
+                        }
+                        assert_eq!(v, s1, "{case}");
+                    }
+                    Ok(v) => panic!("{case}, {read:?}: {} events, not an error", v.len()),
+                    Err(e) => panic!("{case}, {read:?}: {e}"),
                 }
-                Ok(v) => panic!("{read:?}: {} events, not an error", v.len()),
-                Err(e) => panic!("{read:?}: {e}"),
+            }
+            // Unaffected streams still read; so does s1 from past the damaged segment.
+            assert_eq!(stream(&store, "s3", Read::forward()).len(), 43, "{case}");
+            let later = s1[ords.len()].version;
+            assert_eq!(
+                stream(&store, "s1", Read::forward().from(later)),
+                s1[ords.len()..],
+                "{case}"
+            );
+            drop(store);
+
+            let dir = copy_of(pristine.path());
+            let (_, sidecar) = first_sealed(dir.path());
+            let store = open(dir.path(), cache);
+            if !forged {
+                assert_eq!(all(&store), log, "{case}");
+            }
+            patch_u32s(&sidecar, &good_at, &bad_at, forged);
+            let got = store
+                .read_all(Read::forward().from(first).limit(1))
+                .unwrap()
+                .next()
+                .unwrap();
+            match got {
+                Err(eventfile::Error::Corrupt { .. }) if forged => {}
+                // Found by the block sums, or answered from blocks read before the damage.
+                Ok(e) if !forged && e.seq == first => {}
+                other => panic!("{case}: {:?}", other.map(|e| e.seq)),
             }
         }
-        // Unaffected streams still read; so does s1 from past the damaged segment.
-        assert_eq!(stream(&store, "s3", Read::forward()).len(), 43);
-        let later = s1[ords.len()].version;
-        assert_eq!(
-            stream(&store, "s1", Read::forward().from(later)),
-            s1[ords.len()..]
-        );
-        // Record 4's position now points at record 5, and record 5's at record 6: a read of
-        // the log from record 4 would begin with record 5.
-        let at = |o: usize| records[o].0 as u32;
-        patch_u32s(
-            &sidecar,
-            &[at(3), at(4), at(5), at(6)],
-            &[at(3), at(5), at(6), at(6)],
-        );
-        let first = records[4].1.seq;
-        let got = store
-            .read_all(Read::forward().from(first).limit(1))
-            .unwrap()
-            .next()
-            .unwrap();
-        match got {
-            Err(eventfile::Error::Corrupt { .. }) => {}
-            Ok(e) if cache > 0 && e.seq == first => {}
-            other => panic!("cache {cache}: {:?}", other.map(|e| e.seq)),
-        }
-        assert_eq!(log.len(), 300);
     }
 }

@@ -436,7 +436,7 @@ fn a_damaged_sealed_sidecar_is_noted_and_rewritten_by_the_next_writer_open() {
             report
                 .notes
                 .iter()
-                .any(|n| n.contains(&*name) && n.contains("rebuilt from its segment")),
+                .any(|n| n.contains(&*name) && n.contains("rebuilds it from its segment")),
             "{name}: {:?}",
             report.notes
         );
@@ -478,9 +478,7 @@ fn a_sidecar_that_passes_its_checks_but_differs_from_its_segment_is_a_problem() 
     let at = 64 + count * 4 + (count - 1) * 8;
     let t = i64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) + 1;
     bytes[at..at + 8].copy_from_slice(&t.to_le_bytes());
-    let body = bytes.len() - 4;
-    let crc = crc32fast::hash(&bytes[..body]);
-    bytes[body..].copy_from_slice(&crc.to_le_bytes());
+    recrc_sidecar(&mut bytes);
     std::fs::write(&sidecar, &bytes).unwrap();
     Store::open(dir.path()).unwrap().close().unwrap();
     assert_eq!(std::fs::read(&sidecar).unwrap(), bytes, "the open kept it");
