@@ -373,6 +373,11 @@ impl CachedFile {
         self
     }
 
+    /// The block sums every read is checked against, if any.
+    pub(crate) fn sums(&self) -> Option<&[u8]> {
+        self.sums.as_deref().map(|s| &s.sums[..])
+    }
+
     /// Whether every read is checked against block sums.
     pub(crate) fn is_checked(&self) -> bool {
         self.sums.is_some()

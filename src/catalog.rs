@@ -227,9 +227,6 @@ impl Store {
         };
         let total: u64 = sealed.iter().map(|(s, _)| s.len).sum();
         let mut report = ReindexReport::default();
-        if !sealed.is_empty() {
-            crate::files::forget_summary(self.inner.storage.as_ref(), &self.inner.dir);
-        }
         for (seg, sealed) in sealed {
             // A scan: around the block cache.
             let lines = Lines::new(sealed.data()?, seg.len, self.inner.config.max_line());
@@ -249,6 +246,7 @@ impl Store {
             {
                 return Err(Error::corrupt(&seg.path, offset, reason));
             }
+            let _rebuilding = sealed.lock_rebuild();
             let written = crate::sidecar::write_index(
                 self.inner.storage.as_ref(),
                 &self.inner.dir,

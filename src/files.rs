@@ -19,10 +19,10 @@ pub(crate) const CHECKPOINT_DIR: &str = "checkpoints";
 /// Name of the stream-table summary a clean close writes (`summary_read.rs`).
 pub(crate) const SUMMARY_FILE: &str = "summary";
 
-/// Removes the summary, if there is one, before a sidecar is rewritten: it records each
-/// sidecar's size, which a rewrite may change (a format-1 file rewritten as format 2), and an
-/// open would take it and keep the old size until a rebuild. The writer's clean close writes it
-/// again. Best effort: if the removal fails, `verify` reports the summary it left.
+/// Removes the summary, if there is one, before a sidecar is rewritten at another size
+/// (`sidecar::write_index`): it records each sidecar's size, and an open would take it and keep
+/// the old size until a rebuild. The writer's clean close writes it again. Best effort: if the
+/// removal fails, `verify` reports the summary it left.
 pub(crate) fn forget_summary(storage: &dyn Storage, dir: &Path) {
     let _ = storage.remove_file(&dir.join(SUMMARY_FILE));
 }

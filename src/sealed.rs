@@ -101,6 +101,8 @@ pub(crate) struct Sealed {
     /// The sidecar's sample of terms, read by the first lookup and kept when the files are
     /// closed: an evicted segment's next lookup would otherwise read it again.
     sample: Samples,
+    /// Held while the sidecar is rebuilt or rewritten ([`Sealed::lock_rebuild`]).
+    rebuilding: Mutex<()>,
 }
 
 /// Where a newly sealed segment's index is kept.
@@ -256,6 +258,7 @@ impl Sealed {
             slot: Mutex::new(None),
             id_range: OnceLock::new(),
             sample: Samples::default(),
+            rebuilding: Mutex::new(()),
         })
     }
 
@@ -308,13 +311,7 @@ impl Sealed {
             return Ok(l.clone());
         }
         let loaded = self.map_files().map_err(|e| self.explain(e))?;
-        let this = Arc::downgrade(self);
-        loaded
-            .index
-            .healing_by(Box::new(move || match this.upgrade() {
-                Some(s) => s.heal(),
-                None => Err(Error::invalid("segment", "the store was closed")),
-            }));
+        self.healable(&loaded.index);
         *slot = Some(loaded.clone());
         drop(slot);
         self.cache.loaded(self);
@@ -390,10 +387,15 @@ impl Sealed {
         // one to be mapped) is checked in full by reads the first time: a sidecar this crate
         // wrote passes; anything else is rebuilt (never read whole into memory to look again:
         // its length is whatever the file says).
-        let full_check = |file: &Arc<dyn StorageFile>| match self.checked.load(Ordering::Acquire) {
-            true => Ok(()),
-            false => crate::sidecar::check_by_reads(file.as_ref(), self.base, Some(self.len))
-                .map_err(|_| Unusable::Rebuild),
+        let full_check = |file: &Arc<dyn StorageFile>| {
+            if !self.checked.load(Ordering::Acquire) {
+                crate::sidecar::check_by_reads(file.as_ref(), self.base, Some(self.len))
+                    .map_err(|_| Unusable::Rebuild)?;
+                // Only a whole check says so: a format-2 open checks only what it reads, and a
+                // format-1 file found at the path later (an older version's rebuild) is checked.
+                self.checked.store(true, Ordering::Release);
+            }
+            Ok(())
         };
         let ix = match self.cache.map {
             true => {
@@ -428,7 +430,6 @@ impl Sealed {
         if ix.count != self.summary.count || last_time != self.summary.last_time {
             return Err(Unusable::Rebuild);
         }
-        self.checked.store(true, Ordering::Release);
         Ok(Arc::new(ix))
     }
 
@@ -438,6 +439,7 @@ impl Sealed {
     /// Read with bounded reads, not through the map: a scan through a map would make the whole
     /// segment resident.
     fn rebuild(&self, segment: &Arc<dyn StorageFile>) -> Result<Arc<SealedIndex>> {
+        let _rebuilding = self.lock_rebuild();
         let data = SegmentData::File(Arc::clone(segment));
         let mut lines = Lines::new(data, self.len, self.cache.max_line);
         let (header_base, data_start) = crate::segment::read_header(&mut lines, &self.path)?;
@@ -505,7 +507,6 @@ impl Sealed {
         let ix = if self.cache.read_only {
             None
         } else {
-            crate::files::forget_summary(self.storage.as_ref(), &self.dir);
             let written = crate::sidecar::write_index(
                 self.storage.as_ref(),
                 &self.dir,
@@ -542,16 +543,33 @@ impl Sealed {
     /// Makes the index again from the segment after a lookup found a block of the sidecar
     /// damaged (rewriting the sidecar, or holding the index in memory in a read-only handle),
     /// and has later uses take the new one.
-    fn heal(&self) -> Result<Arc<SealedIndex>> {
+    fn heal(self: &Arc<Self>) -> Result<Arc<SealedIndex>> {
         let segment = self
             .storage
             .open(&self.path, false)
-            .map_err(|e| Error::io("open", &self.path, e))?;
-        let ix = self.rebuild(&segment)?;
+            .map_err(|e| self.explain(Error::io("open", &self.path, e)))?;
+        let ix = self.rebuild(&segment).map_err(|e| self.explain(e))?;
+        self.healable(&ix);
         if let Some(l) = self.lock_slot().as_mut() {
             l.index = Arc::clone(&ix);
         }
         Ok(ix)
+    }
+
+    /// Has `ix` made again from this segment when a read finds a block of its file damaged
+    /// (nothing, once the segment is no longer the store's: the read's error stands).
+    fn healable(self: &Arc<Self>, ix: &Arc<SealedIndex>) {
+        let this = Arc::downgrade(self);
+        ix.healing_by(Box::new(move || match this.upgrade() {
+            Some(s) => s.heal().map(Some),
+            None => Ok(None),
+        }));
+    }
+
+    /// Held while this segment's sidecar is rebuilt or rewritten (`rebuild`, `reindex`): two
+    /// writers of one sidecar would share its temporary file.
+    pub(crate) fn lock_rebuild(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.rebuilding.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A file that vanished was removed on purpose if the removal manifest covers the segment

@@ -76,8 +76,9 @@ pub(crate) struct SealedIndex {
     healed: Mutex<Option<Arc<SealedIndex>>>,
 }
 
-/// Makes a sealed segment's index again from its records (`sealed.rs`).
-pub(crate) type Heal = Box<dyn Fn() -> Result<Arc<SealedIndex>> + Send + Sync>;
+/// Makes a sealed segment's index again from its records (`sealed.rs`); `None` if the segment
+/// is no longer the store's.
+pub(crate) type Heal = Box<dyn Fn() -> Result<Option<Arc<SealedIndex>>> + Send + Sync>;
 
 /// A segment's sample of terms, kept by the segment across its files being closed and opened
 /// again: rebuilding it costs a `pread` per sampled term. A sidecar is a function of its
@@ -254,22 +255,45 @@ impl SealedIndex {
         let mut healed = self.lock_healed();
         let h = match healed.as_ref() {
             Some(h) => Arc::clone(h),
-            None => Arc::clone(healed.insert(heal()?)),
+            None => match heal()? {
+                Some(h) => Arc::clone(healed.insert(h)),
+                None => return Ok(None),
+            },
         };
-        let same = (
-            h.count,
-            h.segment_len,
-            h.terms,
-            h.entries_len,
-            h.postings_len,
-        ) == (
-            self.count,
-            self.segment_len,
-            self.terms,
-            self.entries_len,
-            self.postings_len,
-        ) && h.sample_in_file == self.sample_in_file;
+        // The same layout, and the same bytes: the sums of this file (checked by their own
+        // CRC) against those of the one made again.
+        let layout = |x: &SealedIndex| {
+            let l = (
+                x.count,
+                x.segment_len,
+                x.terms,
+                x.entries_len,
+                x.postings_len,
+            );
+            (l, x.sample_in_file)
+        };
+        let same = layout(&h) == layout(self)
+            && match (self.block_sums(), h.block_sums()) {
+                (Some(a), Some(b)) => a == b,
+                _ => false,
+            };
         Ok(same.then_some(h))
+    }
+
+    /// The CRC of each block of the body: a checked file's, or computed from bytes in memory.
+    fn block_sums(&self) -> Option<std::borrow::Cow<'_, [u8]>> {
+        match &self.source {
+            Source::File(f) => f.sums().map(std::borrow::Cow::Borrowed),
+            Source::Bytes(b) => {
+                let (at, len) = self.sample_in_file?;
+                let body = b.get(..usize::try_from(at + len).ok()?)?;
+                Some(std::borrow::Cow::Owned(
+                    body.chunks(crate::block_cache::BLOCK as usize)
+                        .flat_map(|c| crc32fast::hash(c).to_le_bytes())
+                        .collect(),
+                ))
+            }
+        }
     }
 
     fn lock_healed(&self) -> std::sync::MutexGuard<'_, Option<Arc<SealedIndex>>> {
@@ -544,17 +568,33 @@ impl SealedIndex {
     /// Postings `first..first + n`, read through the block cache if `cached` (a lookup's, not
     /// a walk's).
     fn postings_of(&self, first: u64, n: u64, cached: bool) -> Result<Vec<u32>> {
-        let bytes = self.read_vec_via(self.postings_at + first * 4, n * 4, cached)?;
-        Ok(bytes
+        let at = self.postings_at + first * 4;
+        let bytes = self.read_vec_via(at, n * 4, cached)?;
+        let p: Vec<u32> = bytes
             .chunks_exact(4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect())
+            .collect();
+        // What the whole check holds a sidecar to, for the postings read (a format-2 file is
+        // checked by its blocks' sums, which say nothing of its structure): in range here, in
+        // order term by term ([`SealedIndex::ascending`]).
+        if p.iter().any(|&o| u64::from(o) >= self.count) {
+            return Err(self.malformed(at, "a posting names a record past the segment's"));
+        }
+        Ok(p)
+    }
+
+    /// `p`, one term's postings, checked strictly ascending.
+    fn ascending(&self, p: Vec<u32>) -> Result<Vec<u32>> {
+        match p.windows(2).any(|w| w[0] >= w[1]) {
+            true => Err(self.malformed(self.postings_at, "postings out of order")),
+            false => Ok(p),
+        }
     }
 
     /// The ordinals of records carrying `term`, ascending (empty if none).
     pub(crate) fn postings(&self, kind: Kind, term: &str) -> Result<Vec<u32>> {
         match self.find(kind, term)? {
-            Some(e) => self.postings_of(e.first, e.n, true),
+            Some(e) => self.ascending(self.postings_of(e.first, e.n, true)?),
             None => Ok(Vec::new()),
         }
     }
@@ -613,7 +653,10 @@ impl SealedIndex {
                 let from = (e.first - first) as usize;
                 let term = String::from_utf8(e.term.clone())
                     .map_err(|_| self.malformed(self.entries_at, "a term is not UTF-8"))?;
-                out.push((term, run[from..from + e.n as usize].to_vec()));
+                out.push((
+                    term,
+                    self.ascending(run[from..from + e.n as usize].to_vec())?,
+                ));
             }
             k = j;
         }
@@ -668,7 +711,7 @@ impl SealedIndex {
     /// The postings of a term [`SealedIndex::terms_after`] gave, read around the block cache
     /// (a walk's).
     pub(crate) fn postings_of_term(&self, t: &TermAt) -> Result<Vec<u32>> {
-        self.postings_of(t.first, t.n, false)
+        self.ascending(self.postings_of(t.first, t.n, false)?)
     }
 
     /// Every term of `kind`, in order, with how many records carry it (its postings are not

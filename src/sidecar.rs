@@ -348,7 +348,18 @@ pub(crate) fn write_index(
     mem: &MemIndex,
 ) -> Result<Arc<IndexFile>> {
     let name = format!("{base:020}.{INDEX_EXT}");
-    crate::files::write_atomic(storage, dir, &name, &mem.encode(base, len)?)?;
+    let bytes = mem.encode(base, len)?;
+    // The summary records each sidecar's size: one that would name a size this file no longer
+    // has (a format-1 file rewritten as format 2, or one missing) goes before the file changes,
+    // so that no crash leaves it naming the old size. The writer's clean close writes it again.
+    let old_len = storage
+        .open(&index_path(dir, base), false)
+        .and_then(|f| f.len())
+        .ok();
+    if old_len != Some(bytes.len() as u64) {
+        crate::files::forget_summary(storage, dir);
+    }
+    crate::files::write_atomic(storage, dir, &name, &bytes)?;
     match read_index(storage, dir, base, Some(len)) {
         Some(ix) => Ok(ix),
         None => in_memory_index(mem, base, len),

@@ -113,12 +113,21 @@ fn everything(
         .step_by(37)
         .map(|s| stream(store, &format!("s{s}"), Read::forward()))
         .collect();
-    let typed = store
+    let mut typed = store
         .query(&Query::new().event_type("T1"))
         .unwrap()
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
-    (all(store), streams, typed)
+    // A time range: each segment's binary search of its times starts in the middle.
+    let log = all(store);
+    let (since, until) = (log[log.len() / 3].time, log[log.len() / 2].time);
+    typed.extend(
+        store
+            .query(&Query::new().since(since).until(until))
+            .unwrap()
+            .map(Result::unwrap),
+    );
+    (log, streams, typed)
 }
 
 /// A byte damaged anywhere in a sealed sidecar, after the close: every read answers exactly
@@ -165,6 +174,18 @@ fn a_damaged_block_anywhere_in_a_sidecar_is_found_and_read_around() {
                     assert!(noted, "{case}: verify says nothing of it");
                 }
             }
+            // What the reads above read (or the first use checks) was found and rewritten.
+            let read = [
+                "header",
+                "positions",
+                "times",
+                "sample",
+                "block sums",
+                "their crc",
+            ];
+            if read.contains(&section) {
+                assert_eq!(now, good, "{case}: not rewritten");
+            }
         }
     }
 }
@@ -187,4 +208,66 @@ fn the_fuzz_seeds_of_both_formats_open() {
     // A format-1 file is read whole-checked only: the pread reader opens it too (its store
     // checks it in full first), and answers the same count.
     assert_eq!(eventfile::internals::probe_sealed_index(&v1), Some(5));
+}
+
+/// A segment whose format-2 sidecar was opened (checked only by its header and block sums) and
+/// whose file is then replaced by a damaged format-1 one (as an older version's rebuild would
+/// write it): the next open of the segment's files checks the format-1 file in full, rebuilds
+/// it, and reads what was written.
+#[test]
+fn a_format_1_sidecar_found_after_a_format_2_one_is_checked_in_full() {
+    let dir = tempfile::tempdir().unwrap();
+    closed_store(dir.path());
+    let target = sealed_sidecars(dir.path())[0].clone();
+    let good = std::fs::read(&target).unwrap();
+    let expected = stream(
+        &Store::open_read_only(dir.path()).unwrap(),
+        "s17",
+        Read::forward(),
+    );
+    // One segment open at a time: each read of s17 closes and opens every sealed segment.
+    let store = OpenOptions::new()
+        .max_mapped_segments(1)
+        .open(dir.path())
+        .unwrap();
+    assert_eq!(stream(&store, "s17", Read::forward()), expected);
+    // The same index as format 1, its postings zeroed, its CRC left as it was: damaged.
+    let mut v1 = sidecar_as_format_1(&good);
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let (count, terms) = (u64_at(&v1, 32) as usize, u64_at(&v1, 40) as usize);
+    let (entries_len, postings_len) = (u64_at(&v1, 48) as usize, u64_at(&v1, 56) as usize);
+    let postings = 64 + count * 12 + terms * 4 + entries_len;
+    v1[postings..postings + postings_len * 4].fill(0);
+    std::fs::write(&target, &v1).unwrap();
+    assert_eq!(stream(&store, "s17", Read::forward()), expected);
+    assert_eq!(std::fs::read(&target).unwrap(), good, "rebuilt as format 2");
+}
+
+/// A sidecar whose every CRC holds but whose postings name a record past its count (what the
+/// fuzz target found in the pread reader, in both formats): the lookup fails with `Corrupt`,
+/// no panic, no ordinal out of range handed on.
+#[test]
+fn postings_out_of_range_under_good_crcs_fail_the_lookup() {
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/index_sidecar");
+    for (seed, reseal) in [
+        (
+            "seed_body",
+            eventfile::internals::with_index_crc as fn(&[u8]) -> Vec<u8>,
+        ),
+        ("seed_v2_body", eventfile::internals::with_index_sums),
+    ] {
+        let mut body = std::fs::read(seeds.join(seed)).unwrap()[1..].to_vec();
+        let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+        let (count, terms, entries_len) = (u64_at(&body, 32), u64_at(&body, 40), u64_at(&body, 48));
+        let postings = (64 + count * 12 + terms * 4 + entries_len) as usize;
+        body[postings..postings + 4].copy_from_slice(&1000u32.to_le_bytes());
+        let bytes = reseal(&body);
+        // The whole check refuses it; the pread reader opens it, and its lookups fail.
+        assert_eq!(eventfile::internals::probe_index(&bytes), None, "{seed}");
+        assert_eq!(
+            eventfile::internals::probe_sealed_index(&bytes),
+            Some(count),
+            "{seed}"
+        );
+    }
 }
