@@ -296,10 +296,18 @@ impl BlockCache {
     }
 }
 
+/// The CRC of each [`BLOCK`] of `body` (the last may be short), as little-endian u32s: a
+/// format-2 sidecar's block sums (`docs/format.md`).
+pub(crate) fn block_sums(body: &[u8]) -> Vec<u8> {
+    body.chunks(BLOCK as usize)
+        .flat_map(|b| crc32fast::hash(b).to_le_bytes())
+        .collect()
+}
+
 /// Checks `body`'s blocks of [`BLOCK`] bytes, the first of them block `first`, against their
 /// CRCs in `sums` (little-endian u32s, one per block of the whole body): a format-2
 /// sidecar's block sums (`docs/format.md`).
-pub(crate) fn check_block_sums(body: &[u8], sums: &[u8], first: u64) -> Result<(), String> {
+fn check_block_sums(body: &[u8], sums: &[u8], first: u64) -> Result<(), String> {
     for (i, block) in body.chunks(BLOCK as usize).enumerate() {
         let b = first + i as u64;
         let at = usize::try_from(b * 4).map_err(|_| "block out of range".to_string())?;
@@ -376,11 +384,6 @@ impl CachedFile {
     /// The block sums every read is checked against, if any.
     pub(crate) fn sums(&self) -> Option<&[u8]> {
         self.sums.as_deref().map(|s| &s.sums[..])
-    }
-
-    /// Whether every read is checked against block sums.
-    pub(crate) fn is_checked(&self) -> bool {
-        self.sums.is_some()
     }
 
     /// The end of what may be read: the file's length, or the end of a checked body.

@@ -204,10 +204,7 @@ impl crate::storage::StorageFile for BytesFile {
 /// to reach the checks behind them.
 pub fn with_index_sums(body: &[u8]) -> Vec<u8> {
     let mut out = body.to_vec();
-    let sums: Vec<u8> = body
-        .chunks(crate::block_cache::BLOCK as usize)
-        .flat_map(|b| crc32fast::hash(b).to_le_bytes())
-        .collect();
+    let sums = crate::block_cache::block_sums(body);
     out.extend_from_slice(&sums);
     out.extend_from_slice(&crc32fast::hash(&sums).to_le_bytes());
     let crc = crc32fast::hash(&out);

@@ -236,7 +236,7 @@ impl SealedIndex {
 
     /// Whether every read of the file is checked against its block sums (format 2).
     pub(crate) fn checks_blocks(&self) -> bool {
-        matches!(&self.source, Source::File(f) if f.is_checked())
+        matches!(&self.source, Source::File(f) if f.sums().is_some())
     }
 
     /// Whether a read found a block of the file damaged.
@@ -287,11 +287,9 @@ impl SealedIndex {
             Source::Bytes(b) => {
                 let (at, len) = self.sample_in_file?;
                 let body = b.get(..usize::try_from(at + len).ok()?)?;
-                Some(std::borrow::Cow::Owned(
-                    body.chunks(crate::block_cache::BLOCK as usize)
-                        .flat_map(|c| crc32fast::hash(c).to_le_bytes())
-                        .collect(),
-                ))
+                Some(std::borrow::Cow::Owned(crate::block_cache::block_sums(
+                    body,
+                )))
             }
         }
     }

@@ -16,7 +16,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::block_cache::{BLOCK, check_block_sums};
 use crate::error::{Error, Result};
 use crate::index::{
     FORMAT, HEADER, Header, INDEX_EXT, IndexFile, Kind, MemIndex, SAMPLE_EVERY, sample_terms,
@@ -257,16 +256,10 @@ pub(crate) fn check_by_reads(
         {
             return Err("index sample differs from the terms".into());
         }
-        // Every block against its sum, in one more pass.
-        let body_len = h.body_len();
-        let mut buf = vec![0u8; CHUNK];
-        let mut at = 0u64;
-        while at < body_len {
-            let n = (body_len - at).min(CHUNK as u64) as usize;
-            read_exact_at(file, &mut buf[..n], at)?;
-            check_block_sums(&buf[..n], sums, at / BLOCK)?;
-            at += n as u64;
-        }
+        // The blocks are not held to their sums here (that would read the file twice): the
+        // file's CRC, checked below, covers the body and the sums, which the writer made from
+        // that very body. A file whose CRCs hold but whose sums do not fit its blocks was not
+        // written by this crate; a read by `pread` refuses each such block and rebuilds it.
     }
     let mut stored = [0u8; 4];
     read_exact_at(file, &mut stored, len - 4)?;

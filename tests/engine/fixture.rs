@@ -434,16 +434,8 @@ fn reindex_upgrades_format_1_sidecars_and_leaves_no_summary_naming_their_old_siz
     Store::open(dir.path()).unwrap().close().unwrap();
     let format =
         |p: &Path| u32::from_le_bytes(std::fs::read(p).unwrap()[8..12].try_into().unwrap());
-    let sidecars: Vec<PathBuf> = {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "idx"))
-            .collect();
-        v.sort();
-        v.pop(); // the active segment's checkpoint
-        v
-    };
+    let mut sidecars = crate::support::files_with_ext(dir.path(), "idx");
+    sidecars.pop(); // the active segment's checkpoint
     assert!(!sidecars.is_empty() && sidecars.iter().all(|p| format(p) == 1));
     assert!(dir.path().join("summary").exists());
     let expected: Vec<_> = {
@@ -488,12 +480,7 @@ fn a_first_use_rebuild_of_a_format_1_sidecar_leaves_no_summary_naming_its_old_si
     let dir = tempfile::tempdir().unwrap();
     copy_tree(&fixtures().join("v1"), dir.path());
     Store::open(dir.path()).unwrap().close().unwrap();
-    let mut idx: Vec<PathBuf> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "idx"))
-        .collect();
-    idx.sort();
+    let idx = crate::support::files_with_ext(dir.path(), "idx");
     let mut bytes = std::fs::read(&idx[0]).unwrap();
     let n = bytes.len();
     bytes[n - 1] ^= 1;

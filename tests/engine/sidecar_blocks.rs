@@ -33,7 +33,6 @@ fn closed_store(dir: &Path) {
 /// The sealed segments' sidecars (not the active segment's checkpoint), oldest first.
 fn sealed_sidecars(dir: &Path) -> Vec<PathBuf> {
     let mut idx = files_with_ext(dir, "idx");
-    idx.sort();
     idx.pop();
     assert!(idx.len() >= 2, "{idx:?}");
     idx
