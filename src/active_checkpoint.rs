@@ -1,28 +1,37 @@
 //! The active segment's checkpoint (its index as a clean close saved it, `<base>.idx`) as the
-//! active index reads it: checked on first use, not at open (issue 16).
+//! active index reads it: checked as it is used, not at open (issue 16).
 //!
 //! When the summary vouches for the checkpoint (it records the CRC of the one the close wrote
 //! just before it), the open reads its header and the position of its last record only, and
 //! checks those against the segment (`recovery::open_active`: the record there has the seq the
 //! header's count says, and ends a batch exactly where the header says the checkpoint ends).
-//! The rest of the file (about 20 MB for a full 64 MiB segment, 10 ms of reading at open) is
-//! checked by the first use of the index: its CRC by reads through small buffers (so that none
-//! of its pages stays resident), against its own trailer and the summary's word. Only then is
-//! it mapped and answered from.
+//! The first use then reads the file's own CRC (which must be the summary's) and, for a
+//! format-2 file, its block sums (checked by their own CRC) and header; every later lookup
+//! reads whole 4 KiB blocks by `pread`, through the store's block cache, each checked against
+//! its sum before use (`sealed_index.rs`), as a sealed segment's sidecar is read. Nothing is
+//! mapped: through a map the kernel left up to 11 MB of a full segment's checkpoint resident
+//! after one stream read, and checking the whole file at first use was most of that read's
+//! time at 10,000,000 events. A format-1 checkpoint (one CRC for the whole file) is checked
+//! whole by reads at first use, then read the same way.
 //!
 //! One that fails (damaged since the close, unreadable) is never trusted: the index of the
 //! records it covered is rebuilt from the segment, every record checked (its frame, its seq
 //! following the previous one, times never decreasing), and kept in memory; nothing is
-//! written. Damage in the segment itself fails the use that found it with
-//! [`Error::Corrupt`] naming the segment, as does every later use (each tries again, as a
-//! sealed segment's rebuild does: damage stays damage), and a close then writes no checkpoint,
-//! so that the next open scans the segment and refuses it, as an open without a checkpoint
-//! always did. An I/O error reading the segment fails that use only.
+//! written. At first use that replaces the file; a damaged block found by a later lookup has
+//! the lookup, and every one after it, answered from the rebuilt index at the same offsets (a
+//! checkpoint is a function of the records it covers). Damage in the segment itself fails the
+//! use that found it with [`Error::Corrupt`] naming the segment, as does every later use that
+//! meets the damaged checkpoint (every use, if its first use found it: each tries again, as a
+//! sealed segment's rebuild does: damage stays damage), and a close
+//! then writes no checkpoint (it copies the checkpoint's records out, checked whole, before
+//! writing the next), so that the next open scans the segment and refuses it, as an open
+//! without a checkpoint always did. An I/O error reading the segment fails that use only.
 //!
-//! Uses from several threads (a read-only handle's readers, the writer) are one at a time: the
-//! first checks, the others wait for it and use its result. The checkpoint is read through the
-//! file the open opened, never again by name: a writer in another process replaces the file by
-//! renaming a new one over it, which leaves the open one as it was.
+//! Uses from several threads (a read-only handle's readers, the writer) are one at a time
+//! through the first use: the first checks, the others wait for it and use its result. The
+//! checkpoint is read through the file the open opened, never again by name: a writer in
+//! another process replaces the file by renaming a new one over it, which leaves the open one
+//! as it was.
 //!
 //! This module owns that deferred check and its fallback; it never changes the stream table
 //! (the summary counted the checkpoint's events from the records' stream names at the close, which
@@ -31,8 +40,10 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::block_cache::BlockCache;
 use crate::error::{Error, Result};
-use crate::index::{CheckpointIndex, IndexFile, MemIndex};
+use crate::index::{CheckpointIndex, Kind, MemIndex};
+use crate::sealed_index::SealedIndex;
 use crate::segment::{Lines, ScanEnd, SegmentData};
 use crate::storage::{Mapped, StorageFile};
 
@@ -43,15 +54,24 @@ pub(crate) struct Deferred {
     pub path: PathBuf,
     /// The CRC the summary recorded for it.
     pub crc: u32,
+    /// The store's block cache, which lookups read the file through.
+    pub cache: Arc<BlockCache>,
+    /// What rebuilding its records' index from the segment needs.
+    pub segment: Segment,
+}
+
+/// The active segment as a rebuild of the checkpoint's records reads it.
+#[derive(Clone)]
+pub(crate) struct Segment {
     /// The active segment, its path, where its records start, and the line limit.
-    pub segment: Arc<dyn StorageFile>,
-    pub segment_path: PathBuf,
+    pub file: Arc<dyn StorageFile>,
+    pub path: PathBuf,
     pub data_start: u64,
     pub max_line: usize,
 }
 
 /// The checkpoint an active index continues from: its records' count and the segment bytes
-/// they cover known from the open, their index checked before its first use.
+/// they cover known from the open, their index checked as lookups read it.
 pub(crate) struct ActiveCheckpoint {
     /// The segment's base seq.
     base: u64,
@@ -60,16 +80,19 @@ pub(crate) struct ActiveCheckpoint {
     segment_len: u64,
     /// The time of the segment's first record (read from the segment, not the checkpoint).
     first_time: Option<i64>,
-    /// The checked index of those records, once the first use made it.
-    ready: OnceLock<Arc<IndexFile>>,
-    /// What that first use needs; `None` once `ready` is set. Held while checking, so that
-    /// uses from several threads check once.
+    /// The index of those records, once the first use opened (or rebuilt) it.
+    ready: OnceLock<Arc<SealedIndex>>,
+    /// The least and greatest event id it holds, once a lookup of an id asked: a new id (a
+    /// UUIDv7 sorts after every older one) is then refused without a search.
+    ids: OnceLock<Option<(Box<str>, Box<str>)>>,
+    /// What that first use needs; `None` once `ready` is set. Held while opening, so that
+    /// uses from several threads open it once.
     pending: Mutex<Option<Deferred>>,
 }
 
 impl ActiveCheckpoint {
     /// A checkpoint of `count` records covering `segment_len` bytes of segment `base`, whose
-    /// first record's time is `first_time`: checked when first used.
+    /// first record's time is `first_time`: checked as it is used.
     pub(crate) fn deferred(
         d: Deferred,
         base: u64,
@@ -83,8 +106,90 @@ impl ActiveCheckpoint {
             segment_len,
             first_time,
             ready: OnceLock::new(),
+            ids: OnceLock::new(),
             pending: Mutex::new(Some(d)),
         }
+    }
+
+    /// The index of its records, opening the checkpoint first if no use did yet (and
+    /// rebuilding the index from the segment if it fails).
+    fn index(&self) -> Result<&SealedIndex> {
+        if let Some(ix) = self.ready.get() {
+            return Ok(ix);
+        }
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        // Another thread's use may have made it while this one waited.
+        if let Some(ix) = self.ready.get() {
+            return Ok(ix);
+        }
+        let d = pending
+            .as_ref()
+            .expect("an unopened checkpoint keeps what its check needs");
+        let ix = match self.load(d) {
+            Some(ix) => ix,
+            None => {
+                log::warn!(
+                    "{}: the checkpoint of the active segment fails its check; its index is \
+                     rebuilt from the segment",
+                    d.path.display()
+                );
+                self.rebuild(&d.segment, &d.path)?
+            }
+        };
+        *pending = None;
+        Ok(self.ready.get_or_init(|| ix))
+    }
+
+    /// Whether event id `id` lies outside the ids it holds (so that none of its records
+    /// carries it).
+    fn lacks_id(&self, ix: &SealedIndex, id: &str) -> Result<bool> {
+        let range = match self.ids.get() {
+            Some(r) => r,
+            None => {
+                let r = ix.id_range()?;
+                self.ids.get_or_init(|| r)
+            }
+        };
+        Ok(range
+            .as_ref()
+            .is_none_or(|(least, greatest)| id < &**least || id > &**greatest))
+    }
+
+    /// The checkpoint, read by `pread` through the store's block cache, if it is the file the
+    /// summary vouched for and its header still says what the open read; `None` otherwise.
+    /// Format 2: its own CRC must be the summary's, and its block sums check out (each block
+    /// is then checked as a lookup reads it); format 1: its whole CRC, read now.
+    fn load(&self, d: &Deferred) -> Option<Arc<SealedIndex>> {
+        let len = d.file.len().ok()?;
+        let mut tail = [0u8; 4];
+        crate::block_cache::read_exact(d.file.as_ref(), &mut tail, len.checked_sub(4)?).ok()?;
+        if u32::from_le_bytes(tail) != d.crc {
+            return None;
+        }
+        let ix = SealedIndex::open(
+            Arc::clone(&d.file),
+            &d.path,
+            self.base,
+            Some(self.segment_len),
+        )
+        .ok()?;
+        if ix.count != self.count {
+            return None;
+        }
+        if !ix.checks_blocks() && crate::sidecar::crc_by_reads(d.file.as_ref()).ok()? != d.crc {
+            return None;
+        }
+        let ix = ix.caching(&d.cache);
+        let (segment, path) = (d.segment.clone(), d.path.clone());
+        let (base, count, segment_len) = (self.base, self.count, self.segment_len);
+        ix.healing_by(Box::new(move || {
+            rebuild(&segment, &path, base, count, segment_len).map(Some)
+        }));
+        Some(Arc::new(ix))
+    }
+
+    fn rebuild(&self, segment: &Segment, path: &std::path::Path) -> Result<Arc<SealedIndex>> {
+        rebuild(segment, path, self.base, self.count, self.segment_len)
     }
 }
 
@@ -97,114 +202,98 @@ impl CheckpointIndex for ActiveCheckpoint {
         self.first_time
     }
 
-    /// The index of its records, checking the checkpoint first if no use did yet (and
-    /// rebuilding the index from the segment if it fails).
-    fn index(&self) -> Result<&IndexFile> {
-        if let Some(ix) = self.ready.get() {
-            return Ok(ix);
+    fn position(&self, ord: u32) -> Result<Option<u32>> {
+        self.index()?.position(ord)
+    }
+
+    fn time(&self, ord: u32) -> Result<Option<i64>> {
+        self.index()?.time(ord)
+    }
+
+    fn first_at_or_after(&self, t: i64) -> Result<u32> {
+        self.index()?.first_at_or_after(t)
+    }
+
+    fn postings(&self, kind: Kind, term: &str) -> Result<Vec<u32>> {
+        let ix = self.index()?;
+        if kind == Kind::Id && self.lacks_id(ix, term)? {
+            return Ok(Vec::new());
         }
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        // Another thread's use may have made it while this one waited.
-        if let Some(ix) = self.ready.get() {
-            return Ok(ix);
+        ix.postings(kind, term)
+    }
+
+    fn last_posting(&self, kind: Kind, term: &str) -> Result<Option<u32>> {
+        let ix = self.index()?;
+        if kind == Kind::Id && self.lacks_id(ix, term)? {
+            return Ok(None);
         }
-        let d = pending
-            .as_ref()
-            .expect("an unchecked checkpoint keeps what its check needs");
-        let ix = match self.load(d) {
-            Some(ix) => ix,
-            None => {
-                log::warn!(
-                    "{}: the checkpoint of the active segment fails its check; its index is \
-                     rebuilt from the segment",
-                    d.path.display()
-                );
-                self.rebuild(d)?
-            }
-        };
-        *pending = None;
-        Ok(self.ready.get_or_init(|| ix))
+        ix.last_posting(kind, term)
+    }
+
+    fn terms_with_prefix(&self, kind: Kind, prefix: &str) -> Result<Vec<(String, Vec<u32>)>> {
+        self.index()?.terms_with_prefix(kind, prefix)
+    }
+
+    fn expand(&self) -> Result<MemIndex> {
+        let whole = self.index()?.whole(self.base)?;
+        CheckpointIndex::expand(&whole)
     }
 }
 
-impl ActiveCheckpoint {
-    /// The checkpoint, mapped, if its bytes are those the summary vouched for and its header
-    /// still says what the open read; `None` otherwise.
-    fn load(&self, d: &Deferred) -> Option<Arc<IndexFile>> {
-        let crc = crate::sidecar::crc_by_reads(d.file.as_ref()).ok()?;
-        if crc != d.crc {
-            return None;
+/// The index of the `count` records of segment `base` that a checkpoint covered (`path`, for
+/// messages), built from the segment (every record checked) and kept in memory.
+fn rebuild(
+    segment: &Segment,
+    checkpoint: &std::path::Path,
+    base: u64,
+    count: u64,
+    segment_len: u64,
+) -> Result<Arc<SealedIndex>> {
+    let path = &segment.path;
+    let data = SegmentData::File(Arc::clone(&segment.file));
+    let mut lines = Lines::new(data, segment_len, segment.max_line);
+    let mut mem = MemIndex::default();
+    let (mut next, mut last_time) = (base, i64::MIN);
+    let result = crate::segment::scan(&mut lines, path, segment.data_start, |batch| {
+        for rec in batch {
+            let wrong = if rec.seq != next {
+                Some(format!(
+                    "record has seq {} where {next} was expected",
+                    rec.seq
+                ))
+            } else if rec.time < last_time {
+                Some("record time is before the previous record's".to_owned())
+            } else {
+                None
+            };
+            if let Some(reason) = wrong {
+                return Err(Error::corrupt(path, rec.offset, reason));
+            }
+            next += 1;
+            last_time = rec.time;
+            mem.add(rec.offset, rec.time, &rec.terms.borrowed());
         }
-        let bytes = match d.file.map().ok()? {
-            Some(m) => m,
-            None => Mapped::Bytes(read_whole(d.file.as_ref())?),
-        };
-        let ix =
-            IndexFile::open_checked(Arc::new(bytes), self.base, Some(self.segment_len)).ok()?;
-        (ix.count == self.count).then(|| Arc::new(ix))
-    }
-
-    /// The index of the records the checkpoint covered, built from the segment (every record
-    /// checked) and kept in memory.
-    fn rebuild(&self, d: &Deferred) -> Result<Arc<IndexFile>> {
-        let path = &d.segment_path;
-        let data = SegmentData::File(Arc::clone(&d.segment));
-        let mut lines = Lines::new(data, self.segment_len, d.max_line);
-        let mut mem = MemIndex::default();
-        let (mut next, mut last_time) = (self.base, i64::MIN);
-        let result = crate::segment::scan(&mut lines, path, d.data_start, |batch| {
-            for rec in batch {
-                let wrong = if rec.seq != next {
-                    Some(format!(
-                        "record has seq {} where {next} was expected",
-                        rec.seq
-                    ))
-                } else if rec.time < last_time {
-                    Some("record time is before the previous record's".to_owned())
-                } else {
-                    None
-                };
-                if let Some(reason) = wrong {
-                    return Err(Error::corrupt(path, rec.offset, reason));
-                }
-                next += 1;
-                last_time = rec.time;
-                mem.add(rec.offset, rec.time, &rec.terms.borrowed());
-            }
-            Ok(())
-        })?;
-        match result.end {
-            ScanEnd::Clean if next - self.base == self.count => {}
-            ScanEnd::Clean => {
-                return Err(Error::corrupt(
-                    path,
-                    result.valid_end,
-                    format!(
-                        "the segment holds {} records up to byte {}, where {} were written",
-                        next - self.base,
-                        self.segment_len,
-                        self.count
-                    ),
-                ));
-            }
-            ScanEnd::TornTail { offset, reason } | ScanEnd::Damaged { offset, reason } => {
-                return Err(Error::corrupt(path, offset, reason));
-            }
+        Ok(())
+    })?;
+    match result.end {
+        ScanEnd::Clean if next - base == count => {}
+        ScanEnd::Clean => {
+            return Err(Error::corrupt(
+                path,
+                result.valid_end,
+                format!(
+                    "the segment holds {} records up to byte {segment_len}, where {count} were \
+                     written",
+                    next - base,
+                ),
+            ));
         }
-        crate::sidecar::in_memory_index(&mem, self.base, self.segment_len)
-    }
-}
-
-/// The whole file, read through `file` (a storage that cannot map).
-fn read_whole(file: &dyn StorageFile) -> Option<Vec<u8>> {
-    let len = usize::try_from(file.len().ok()?).ok()?;
-    let mut v = vec![0u8; len];
-    let mut done = 0;
-    while done < len {
-        match file.read_at(&mut v[done..], done as u64) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => done += n,
+        ScanEnd::TornTail { offset, reason } | ScanEnd::Damaged { offset, reason } => {
+            return Err(Error::corrupt(path, offset, reason));
         }
     }
-    Some(v)
+    let bytes = Arc::new(Mapped::Bytes(mem.encode(base, segment_len)?));
+    SealedIndex::in_memory(bytes, checkpoint, base, segment_len)
+        .map(Arc::new)
+        .map_err(|e| Error::corrupt(checkpoint, 0, format!("rebuilt index: {e}")))
 }

@@ -381,6 +381,11 @@ impl CachedFile {
         self
     }
 
+    /// The file's length when it was opened.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
     /// The block sums every read is checked against, if any.
     pub(crate) fn sums(&self) -> Option<&[u8]> {
         self.sums.as_deref().map(|s| &s.sums[..])

@@ -80,7 +80,7 @@ impl Store {
                         let visible = (self.head_seq() + 1).saturating_sub(seg.base);
                         for (t, p) in m.terms_with_prefix(kind, "")?.filter(|(t, _)| wanted(t)) {
                             let p = &p[..p.partition_point(|&o| u64::from(o) < visible)];
-                            add(t, live(p.iter().copied(), p.len(), &dead));
+                            add(&t, live(p.iter().copied(), p.len(), &dead));
                         }
                     }
                 }

@@ -7,6 +7,7 @@
 //! Every byte of a sidecar is checked before use (CRC, then structure); anything wrong makes the
 //! caller rebuild it from the segment. Nothing here panics on any input.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -305,14 +306,28 @@ fn prefix_key(term: &str) -> u128 {
 }
 
 /// The records an active segment's index continues from: a checkpoint's, checked already (an
-/// [`IndexFile`]) or on first use (`active_checkpoint.rs`).
+/// [`IndexFile`]) or a block at a time as lookups read it (`active_checkpoint.rs`). Every
+/// lookup answers a [`Result`]: reading the checkpoint may find it damaged, and making its
+/// index again from the segment may find the segment itself damaged.
 pub(crate) trait CheckpointIndex: Send + Sync {
     /// Records it holds (known without checking it).
     fn count(&self) -> u64;
     /// The time of its first record, if it holds any (known without checking it).
     fn first_time(&self) -> Option<i64>;
-    /// Its records' index, checked: by this call, if no use checked it yet.
-    fn index(&self) -> Result<&IndexFile>;
+    /// Byte offset of record `ord` in the segment.
+    fn position(&self, ord: u32) -> Result<Option<u32>>;
+    /// Time of record `ord`.
+    fn time(&self, ord: u32) -> Result<Option<i64>>;
+    /// The first ordinal whose time is at least `t` (`count` if none).
+    fn first_at_or_after(&self, t: i64) -> Result<u32>;
+    /// The ordinals of records carrying `term`, ascending.
+    fn postings(&self, kind: Kind, term: &str) -> Result<Vec<u32>>;
+    /// The greatest ordinal of a record carrying `term`.
+    fn last_posting(&self, kind: Kind, term: &str) -> Result<Option<u32>>;
+    /// Every term of `kind` starting with `prefix`, in byte order, with its postings.
+    fn terms_with_prefix(&self, kind: Kind, prefix: &str) -> Result<Vec<(String, Vec<u32>)>>;
+    /// Its records copied into memory (checked whole first).
+    fn expand(&self) -> Result<MemIndex>;
 }
 
 impl CheckpointIndex for IndexFile {
@@ -324,8 +339,34 @@ impl CheckpointIndex for IndexFile {
         self.time(0)
     }
 
-    fn index(&self) -> Result<&IndexFile> {
-        Ok(self)
+    fn position(&self, ord: u32) -> Result<Option<u32>> {
+        Ok(IndexFile::position(self, ord))
+    }
+
+    fn time(&self, ord: u32) -> Result<Option<i64>> {
+        Ok(IndexFile::time(self, ord))
+    }
+
+    fn first_at_or_after(&self, t: i64) -> Result<u32> {
+        Ok(IndexFile::first_at_or_after(self, t))
+    }
+
+    fn postings(&self, kind: Kind, term: &str) -> Result<Vec<u32>> {
+        Ok(IndexFile::postings(self, kind, term).iter().collect())
+    }
+
+    fn last_posting(&self, kind: Kind, term: &str) -> Result<Option<u32>> {
+        Ok(IndexFile::postings(self, kind, term).iter().last())
+    }
+
+    fn terms_with_prefix(&self, kind: Kind, prefix: &str) -> Result<Vec<(String, Vec<u32>)>> {
+        Ok(IndexFile::terms_with_prefix(self, kind, prefix)
+            .map(|(t, p)| (t.to_owned(), p.iter().collect()))
+            .collect())
+    }
+
+    fn expand(&self) -> Result<MemIndex> {
+        Ok(MemIndex::expand(self))
     }
 }
 
@@ -366,9 +407,9 @@ impl MemIndex {
         self.base.as_ref().map_or(0, |b| b.count() as u32)
     }
 
-    /// The checkpoint's records, checked (by this call, if no use checked them yet).
-    fn base(&self) -> Result<Option<&IndexFile>> {
-        self.base.as_deref().map(|b| b.index()).transpose()
+    /// The checkpoint's records.
+    fn base(&self) -> Option<&dyn CheckpointIndex> {
+        self.base.as_deref()
     }
 
     /// Number of records.
@@ -379,7 +420,10 @@ impl MemIndex {
     /// Byte offset of record `ord` in the segment.
     pub(crate) fn position(&self, ord: u32) -> Result<Option<u32>> {
         Ok(match ord.checked_sub(self.base_len()) {
-            None => self.base()?.and_then(|b| b.position(ord)),
+            None => match self.base() {
+                Some(b) => b.position(ord)?,
+                None => None,
+            },
             Some(i) => self.positions.get(i as usize).copied(),
         })
     }
@@ -387,7 +431,10 @@ impl MemIndex {
     /// Time of record `ord` (the last one's is the sealed segment's summary: `sealer.rs`).
     pub(crate) fn time(&self, ord: u32) -> Result<Option<i64>> {
         Ok(match ord.checked_sub(self.base_len()) {
-            None => self.base()?.and_then(|b| b.time(ord)),
+            None => match self.base() {
+                Some(b) => b.time(ord)?,
+                None => None,
+            },
             Some(i) => self.times.get(i as usize).copied(),
         })
     }
@@ -395,11 +442,11 @@ impl MemIndex {
     /// The first ordinal whose time is at least `t` (`len` if none).
     pub(crate) fn first_at_or_after(&self, t: i64) -> Result<u32> {
         let n = self.base_len();
-        if let Some(b) = self.base()?
+        if let Some(b) = self.base()
             && n > 0
-            && b.time(n - 1).is_some_and(|last| last >= t)
+            && b.time(n - 1)?.is_some_and(|last| last >= t)
         {
-            return Ok(b.first_at_or_after(t));
+            return b.first_at_or_after(t);
         }
         Ok(n + self.times.partition_point(|&x| x < t) as u32)
     }
@@ -443,13 +490,12 @@ impl MemIndex {
                 .map_or(&[][..], Posting::as_slice)
                 .into()
         };
-        Ok(match self.base()? {
+        Ok(match self.base() {
             Some(b) => {
-                let before = b.postings(kind, term);
-                if before.len() == 0 {
+                let mut v = b.postings(kind, term)?;
+                if v.is_empty() {
                     return Ok(here);
                 }
-                let mut v: Vec<u32> = before.iter().collect();
                 v.extend_from_slice(&here);
                 v.into()
             }
@@ -470,9 +516,10 @@ impl MemIndex {
         if here.is_some() {
             return Ok(here);
         }
-        Ok(self
-            .base()?
-            .and_then(|b| b.postings(kind, term).iter().last()))
+        match self.base() {
+            Some(b) => b.last_posting(kind, term),
+            None => Ok(None),
+        }
     }
 
     /// Every term of `kind` starting with `prefix`, with its postings (unordered). Not for
@@ -480,25 +527,26 @@ impl MemIndex {
     pub(crate) fn terms_with_prefix<'a>(
         &'a self,
         kind: Kind,
-        prefix: &'a str,
-    ) -> Result<impl Iterator<Item = (&'a str, std::borrow::Cow<'a, [u32]>)> + 'a> {
+        prefix: &str,
+    ) -> Result<impl Iterator<Item = (Cow<'a, str>, Cow<'a, [u32]>)> + 'a> {
         let map = &self.terms[kind as usize];
-        let before = self.base()?;
-        let from_base = before
-            .into_iter()
-            .flat_map(move |b| b.terms_with_prefix(kind, prefix))
-            .map(move |(t, p)| {
-                let mut v: Vec<u32> = p.iter().collect();
-                if let Some(here) = map.get(t) {
-                    v.extend_from_slice(here.as_slice());
-                }
-                (t, std::borrow::Cow::Owned(v))
-            });
-        let only_here = map
+        let before = match self.base() {
+            Some(b) => b.terms_with_prefix(kind, prefix)?,
+            None => Vec::new(),
+        };
+        // The checkpoint's terms come in byte order: a term only here is one not found there.
+        let only_here: Vec<(Cow<'a, str>, Cow<'a, [u32]>)> = map
             .iter()
-            .filter(move |(t, _)| t.starts_with(prefix))
-            .filter(move |(t, _)| before.is_none_or(|b| b.postings(kind, t).len() == 0))
-            .map(|(t, p)| (t, std::borrow::Cow::Borrowed(p.as_slice())));
+            .filter(|(t, _)| t.starts_with(prefix))
+            .filter(|(t, _)| before.binary_search_by(|(b, _)| b.as_str().cmp(t)).is_err())
+            .map(|(t, p)| (Cow::Borrowed(t), Cow::Borrowed(p.as_slice())))
+            .collect();
+        let from_base = before.into_iter().map(move |(t, mut v)| {
+            if let Some(here) = map.get(t.as_str()) {
+                v.extend_from_slice(here.as_slice());
+            }
+            (Cow::Owned(t), Cow::Owned(v))
+        });
         Ok(from_base.chain(only_here))
     }
 
@@ -513,10 +561,10 @@ impl MemIndex {
 
     /// The same index with the checkpoint's records copied into memory.
     fn expanded(&self) -> Result<std::borrow::Cow<'_, MemIndex>> {
-        let Some(b) = self.base()? else {
+        let Some(b) = self.base() else {
             return Ok(std::borrow::Cow::Borrowed(self));
         };
-        let mut m = MemIndex::expand(b);
+        let mut m = b.expand()?;
         let n = self.base_len();
         m.positions.extend_from_slice(&self.positions);
         m.times.extend_from_slice(&self.times);
@@ -1241,12 +1289,12 @@ mod tests {
             let mut a: Vec<(String, Vec<u32>)> = layered
                 .terms_with_prefix(kind, "")
                 .unwrap()
-                .map(|(t, p)| (t.to_owned(), p.into_owned()))
+                .map(|(t, p)| (t.into_owned(), p.into_owned()))
                 .collect();
             let mut b: Vec<(String, Vec<u32>)> = flat
                 .terms_with_prefix(kind, "")
                 .unwrap()
-                .map(|(t, p)| (t.to_owned(), p.to_vec()))
+                .map(|(t, p)| (t.into_owned(), p.to_vec()))
                 .collect();
             a.sort();
             b.sort();

@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::active_checkpoint::{ActiveCheckpoint, Deferred};
+use crate::active_checkpoint::{ActiveCheckpoint, Deferred, Segment as CheckpointSegment};
 use crate::config::StoreConfig;
 use crate::deletion::{LIFECYCLE_STREAM, apply_event};
 use crate::error::{Error, Result};
@@ -665,10 +665,13 @@ fn open_active(
                     file: ckpt_file,
                     path: idx,
                     crc: crc.unwrap_or(0),
-                    segment: file,
-                    segment_path: path,
-                    data_start,
-                    max_line: config.max_line(),
+                    cache: Arc::clone(st.log.maps.blocks()),
+                    segment: CheckpointSegment {
+                        file,
+                        path,
+                        data_start,
+                        max_line: config.max_line(),
+                    },
                 },
                 base,
                 cp.count,

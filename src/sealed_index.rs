@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::block_cache::{BlockCache, BlockSums, CachedFile, Extent, read_exact as read_file};
 use crate::error::{Error, Result};
-use crate::index::{FORMAT, HEADER, Header, Kind, SAMPLE_EVERY};
+use crate::index::{FORMAT, HEADER, Header, IndexFile, Kind, SAMPLE_EVERY};
 use crate::storage::{Mapped, StorageFile};
 
 /// Where the sidecar's bytes come from.
@@ -771,6 +771,39 @@ impl SealedIndex {
             (Some(a), Some(b)) => Some((a, b)),
             _ => None,
         })
+    }
+
+    /// The whole index as one [`IndexFile`] in memory, checked whole (its CRC, then its
+    /// structure): for copying its records out, as an active segment's checkpoint is when the
+    /// segment is sealed or the store closed. A file that fails is made again from the
+    /// segment, as a lookup's damaged block is.
+    pub(crate) fn whole(&self, base: u64) -> Result<IndexFile> {
+        let bytes = match &self.source {
+            Source::Bytes(b) => Arc::clone(b),
+            Source::File(f) => {
+                let len = usize::try_from(f.len())
+                    .map_err(|_| self.malformed(0, "longer than memory can hold"))?;
+                let mut v = vec![0u8; len];
+                read_file(f.file.as_ref(), &mut v, 0).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::UnexpectedEof => {
+                        self.malformed(0, "shorter than its header says")
+                    }
+                    _ => Error::io("read", &self.path, e),
+                })?;
+                Arc::new(Mapped::Bytes(v))
+            }
+        };
+        match IndexFile::open(bytes, base, Some(self.segment_len)) {
+            Ok(ix) if ix.count == self.count => Ok(ix),
+            Ok(_) => Err(self.malformed(0, "its header changed")),
+            Err(e) => {
+                self.damaged.store(true, Ordering::Release);
+                match self.heal_now()? {
+                    Some(h) => h.whole(base),
+                    None => Err(self.malformed(0, &e)),
+                }
+            }
+        }
     }
 
     /// Where each of the records `ords` (strictly ascending: else the sidecar is corrupt)

@@ -98,7 +98,7 @@ impl State {
                         .log
                         .active_index
                         .terms_with_prefix(Kind::Stream, "")?
-                        .map(|(n, p)| (n.to_owned(), p.len() as u64))
+                        .map(|(n, p)| (n.into_owned(), p.len() as u64))
                         .collect();
                     let counts = counts.iter().map(|(n, c)| (n.as_str(), *c));
                     t.add_segment(seg.base, counts, false)?;
