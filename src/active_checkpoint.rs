@@ -18,8 +18,7 @@
 //! records it covered is rebuilt from the segment, every record checked (its frame, its seq
 //! following the previous one, times never decreasing), and kept in memory; nothing is
 //! written. At first use that replaces the file; a damaged block found by a later lookup has
-//! the lookup, and every one after it, answered from the rebuilt index at the same offsets (a
-//! checkpoint is a function of the records it covers). Damage in the segment itself fails the
+//! the lookup answered again from the rebuilt index, which every later lookup then uses. Damage in the segment itself fails the
 //! use that found it with [`Error::Corrupt`] naming the segment, as does every later use that
 //! meets the damaged checkpoint (every use, if its first use found it: each tries again, as a
 //! sealed segment's rebuild does: damage stays damage), and a close
@@ -40,7 +39,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::block_cache::BlockCache;
+use crate::block_cache::{BlockCache, Extent};
 use crate::error::{Error, Result};
 use crate::index::{CheckpointIndex, Kind, MemIndex};
 use crate::sealed_index::SealedIndex;
@@ -82,13 +81,44 @@ pub(crate) struct ActiveCheckpoint {
     first_time: Option<i64>,
     /// The index of those records, once the first use opened (or rebuilt) it.
     ready: OnceLock<Arc<SealedIndex>>,
+    /// The index rebuilt from the segment after a read of `ready` found it damaged: every
+    /// later lookup goes to it. Set once (an index in memory is never found damaged).
+    rebuilt: OnceLock<Arc<SealedIndex>>,
     /// The least and greatest event id it holds, once a lookup of an id asked: a new id (a
     /// UUIDv7 sorts after every older one) is then refused without a search.
     ids: OnceLock<Option<(Box<str>, Box<str>)>>,
-    /// What that first use needs; `None` once `ready` is set. Held while opening, so that
-    /// uses from several threads open it once.
-    pending: Mutex<Option<Deferred>>,
+    /// The postings of its largest terms, decoded once (see [`Memo`]).
+    memo: Mutex<Memo>,
+    /// What the first use needs, and a rebuild after it; `open` is `None` once `ready` is set.
+    /// Held while opening or rebuilding, so that uses from several threads do each once.
+    pending: Mutex<Pending>,
 }
+
+/// What opening the checkpoint, or rebuilding its index, needs.
+struct Pending {
+    open: Option<Deferred>,
+    segment: Segment,
+    path: PathBuf,
+}
+
+/// The postings of the checkpoint's terms that are read around the block cache (those of
+/// more than [`MEMO_FROM`] records), kept once decoded: a condition of a conditional append
+/// (`reader::first_match`) reads a frequent tag's or type's postings under the state lock at
+/// every append, and reading and checking them from the file each time tripled its cost
+/// against the map it replaced. At most [`MEMO_BYTES`] of them.
+#[derive(Default)]
+struct Memo {
+    terms: Vec<(Term, Arc<[u32]>)>,
+    bytes: usize,
+}
+
+/// A term, by kind.
+type Term = (Kind, Box<str>);
+
+/// Postings of a term worth keeping decoded: 8,192 records, 32 KiB of the file.
+const MEMO_FROM: usize = 8 * 1024;
+/// Bytes of decoded postings kept (about 250,000 records' worth of frequent terms).
+const MEMO_BYTES: usize = 1 << 20;
 
 impl ActiveCheckpoint {
     /// A checkpoint of `count` records covering `segment_len` bytes of segment `base`, whose
@@ -106,23 +136,34 @@ impl ActiveCheckpoint {
             segment_len,
             first_time,
             ready: OnceLock::new(),
+            rebuilt: OnceLock::new(),
             ids: OnceLock::new(),
-            pending: Mutex::new(Some(d)),
+            memo: Mutex::new(Memo::default()),
+            pending: Mutex::new(Pending {
+                segment: d.segment.clone(),
+                path: d.path.clone(),
+                open: Some(d),
+            }),
         }
     }
 
-    /// The index of its records, opening the checkpoint first if no use did yet (and
-    /// rebuilding the index from the segment if it fails).
-    fn index(&self) -> Result<&SealedIndex> {
-        if let Some(ix) = self.ready.get() {
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The index of its records: the one rebuilt after damage, or the checkpoint, opened
+    /// first if no use did yet (and rebuilt from the segment if that fails).
+    fn index(&self) -> Result<&Arc<SealedIndex>> {
+        if let Some(ix) = self.rebuilt.get().or_else(|| self.ready.get()) {
             return Ok(ix);
         }
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pending = self.lock_pending();
         // Another thread's use may have made it while this one waited.
         if let Some(ix) = self.ready.get() {
             return Ok(ix);
         }
         let d = pending
+            .open
             .as_ref()
             .expect("an unopened checkpoint keeps what its check needs");
         let ix = match self.load(d) {
@@ -133,26 +174,83 @@ impl ActiveCheckpoint {
                      rebuilt from the segment",
                     d.path.display()
                 );
-                self.rebuild(&d.segment, &d.path)?
+                rebuild(
+                    &pending.segment,
+                    &pending.path,
+                    self.base,
+                    self.count,
+                    self.segment_len,
+                )?
             }
         };
-        *pending = None;
+        pending.open = None;
         Ok(self.ready.get_or_init(|| ix))
+    }
+
+    /// `f` of the index; if it fails on a damaged block of the checkpoint, `f` of the index
+    /// rebuilt from the segment, which every later lookup then uses. If the segment turns out
+    /// damaged too, the segment's error: each later lookup meeting the damage tries again.
+    fn with<T>(&self, f: impl Fn(&SealedIndex) -> Result<T>) -> Result<T> {
+        let ix = self.index()?;
+        match f(ix) {
+            // (The rebuilt index, in memory, is never found damaged.)
+            Err(e) if ix.is_damaged() => {
+                log::warn!("{e}; the active segment's index is rebuilt from the segment");
+                let pending = self.lock_pending();
+                let again = match self.rebuilt.get() {
+                    Some(r) => r,
+                    None => {
+                        let r = rebuild(
+                            &pending.segment,
+                            &pending.path,
+                            self.base,
+                            self.count,
+                            self.segment_len,
+                        )?;
+                        self.rebuilt.get_or_init(|| r)
+                    }
+                };
+                drop(pending);
+                f(again)
+            }
+            other => other,
+        }
     }
 
     /// Whether event id `id` lies outside the ids it holds (so that none of its records
     /// carries it).
-    fn lacks_id(&self, ix: &SealedIndex, id: &str) -> Result<bool> {
+    fn lacks_id(&self, id: &str) -> Result<bool> {
         let range = match self.ids.get() {
             Some(r) => r,
             None => {
-                let r = ix.id_range()?;
+                let r = self.with(|ix| ix.id_range())?;
                 self.ids.get_or_init(|| r)
             }
         };
         Ok(range
             .as_ref()
             .is_none_or(|(least, greatest)| id < &**least || id > &**greatest))
+    }
+
+    /// The postings of `term`, from the memo if they are there; kept in it if large.
+    fn postings_of(&self, kind: Kind, term: &str) -> Result<Arc<[u32]>> {
+        let lock = || self.memo.lock().unwrap_or_else(|p| p.into_inner());
+        let found = lock()
+            .terms
+            .iter()
+            .find(|((k, t), _)| *k == kind && **t == *term)
+            .map(|(_, p)| Arc::clone(p));
+        if let Some(p) = found {
+            return Ok(p);
+        }
+        let p: Arc<[u32]> = self.with(|ix| ix.postings(kind, term))?.into();
+        let size = p.len() * 4;
+        let mut memo = lock();
+        if p.len() > MEMO_FROM && memo.bytes + size <= MEMO_BYTES {
+            memo.bytes += size;
+            memo.terms.push(((kind, term.into()), Arc::clone(&p)));
+        }
+        Ok(p)
     }
 
     /// The checkpoint, read by `pread` through the store's block cache, if it is the file the
@@ -179,17 +277,7 @@ impl ActiveCheckpoint {
         if !ix.checks_blocks() && crate::sidecar::crc_by_reads(d.file.as_ref()).ok()? != d.crc {
             return None;
         }
-        let ix = ix.caching(&d.cache);
-        let (segment, path) = (d.segment.clone(), d.path.clone());
-        let (base, count, segment_len) = (self.base, self.count, self.segment_len);
-        ix.healing_by(Box::new(move || {
-            rebuild(&segment, &path, base, count, segment_len).map(Some)
-        }));
-        Some(Arc::new(ix))
-    }
-
-    fn rebuild(&self, segment: &Segment, path: &std::path::Path) -> Result<Arc<SealedIndex>> {
-        rebuild(segment, path, self.base, self.count, self.segment_len)
+        Some(Arc::new(ix.caching(&d.cache)))
     }
 }
 
@@ -203,39 +291,41 @@ impl CheckpointIndex for ActiveCheckpoint {
     }
 
     fn position(&self, ord: u32) -> Result<Option<u32>> {
-        self.index()?.position(ord)
+        self.with(|ix| ix.position(ord))
     }
 
     fn time(&self, ord: u32) -> Result<Option<i64>> {
-        self.index()?.time(ord)
+        self.with(|ix| ix.time(ord))
     }
 
     fn first_at_or_after(&self, t: i64) -> Result<u32> {
-        self.index()?.first_at_or_after(t)
+        self.with(|ix| ix.first_at_or_after(t))
     }
 
     fn postings(&self, kind: Kind, term: &str) -> Result<Vec<u32>> {
-        let ix = self.index()?;
-        if kind == Kind::Id && self.lacks_id(ix, term)? {
+        if kind == Kind::Id && self.lacks_id(term)? {
             return Ok(Vec::new());
         }
-        ix.postings(kind, term)
+        Ok(self.postings_of(kind, term)?.to_vec())
     }
 
     fn last_posting(&self, kind: Kind, term: &str) -> Result<Option<u32>> {
-        let ix = self.index()?;
-        if kind == Kind::Id && self.lacks_id(ix, term)? {
+        if kind == Kind::Id && self.lacks_id(term)? {
             return Ok(None);
         }
-        ix.last_posting(kind, term)
+        self.with(|ix| ix.last_posting(kind, term))
     }
 
     fn terms_with_prefix(&self, kind: Kind, prefix: &str) -> Result<Vec<(String, Vec<u32>)>> {
-        self.index()?.terms_with_prefix(kind, prefix)
+        self.with(|ix| ix.terms_with_prefix(kind, prefix))
+    }
+
+    fn extents(&self, ords: &[u32]) -> Result<Vec<Extent>> {
+        self.with(|ix| ix.extents(ords.iter().copied(), self.segment_len))
     }
 
     fn expand(&self) -> Result<MemIndex> {
-        let whole = self.index()?.whole(self.base)?;
+        let whole = self.with(|ix| ix.whole(self.base))?;
         CheckpointIndex::expand(&whole)
     }
 }

@@ -1,5 +1,6 @@
-//! A store-wide cache of 4 KiB blocks of sealed segments and their sidecars, bounded in bytes,
-//! so that reading the same stream again (loading a hot aggregate) makes no system call.
+//! A store-wide cache of 4 KiB blocks of sealed segments, their sidecars and the active
+//! segment's checkpoint (files never written again while open), bounded in bytes, so that
+//! reading the same stream again (loading a hot aggregate) makes no system call.
 //!
 //! Sealed files are read with `pread` (issue 16: a map leaves the pages it touches resident).
 //! A stream read then costs a few `pread`s per sealed segment for the term lookup, one per

@@ -1,5 +1,7 @@
 //! The index of one segment: in memory while the segment is active ([`MemIndex`]), and as a
-//! memory-mapped sidecar file (`<base>.idx`) once it is sealed ([`IndexFile`]).
+//! sidecar file (`<base>.idx`) once it is sealed: encoded here, and checked whole and read in
+//! place from its bytes by [`IndexFile`] (what `verify` and a whole check use; lookups of a
+//! sealed sidecar or of the active segment's checkpoint read it by `pread`, `sealed_index.rs`).
 //!
 //! An index holds, per record (by *ordinal*: its position in the segment, seq = base + ordinal),
 //! its byte offset and time, and a dictionary of *terms* (stream, type, tag, correlation id,
@@ -11,7 +13,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::block_cache::{BLOCK, block_sums};
+use crate::block_cache::{BLOCK, Extent, block_sums};
 use crate::error::Result;
 use crate::storage::Mapped;
 
@@ -326,6 +328,10 @@ pub(crate) trait CheckpointIndex: Send + Sync {
     fn last_posting(&self, kind: Kind, term: &str) -> Result<Option<u32>>;
     /// Every term of `kind` starting with `prefix`, in byte order, with its postings.
     fn terms_with_prefix(&self, kind: Kind, prefix: &str) -> Result<Vec<(String, Vec<u32>)>>;
+    /// Where each of the records `ords` (ascending, all below `count`) starts, how long it is
+    /// and its ordinal, the last record ending where the checkpoint does; records whose
+    /// positions do not add up are left out.
+    fn extents(&self, ords: &[u32]) -> Result<Vec<Extent>>;
     /// Its records copied into memory (checked whole first).
     fn expand(&self) -> Result<MemIndex>;
 }
@@ -365,6 +371,18 @@ impl CheckpointIndex for IndexFile {
             .collect())
     }
 
+    fn extents(&self, ords: &[u32]) -> Result<Vec<Extent>> {
+        Ok(ords
+            .iter()
+            .filter_map(|&o| {
+                let at = IndexFile::position(self, o)?;
+                let next = IndexFile::position(self, o + 1).map_or(self.segment_len, u64::from);
+                let len = next.checked_sub(u64::from(at))?;
+                Some((u64::from(at), u32::try_from(len).ok()?, o))
+            })
+            .collect())
+    }
+
     fn expand(&self) -> Result<MemIndex> {
         Ok(MemIndex::expand(self))
     }
@@ -373,10 +391,11 @@ impl CheckpointIndex for IndexFile {
 /// A segment's index under construction (the active segment's, or one being rebuilt).
 ///
 /// An active segment continued from its checkpoint (an open after a clean close) keeps the
-/// checkpoint's records in place, as the mapped sidecar (`base`): the open reads no more of it
-/// than its header, builds nothing per event, and the first use checks it
+/// checkpoint's records in place, in the file (`base`): the open reads no more of it than its
+/// header, builds nothing per event, and lookups read and check the blocks they need
 /// (`active_checkpoint.rs`, issue 16). That is why the methods that may reach those records
-/// return a [`Result`]: the check may find the segment itself damaged. The records appended
+/// return a [`Result`]: a read may find the checkpoint damaged, and rebuilding its index the
+/// segment itself. The records appended
 /// since are in the maps below, with their ordinals counted on from the checkpoint's. Only
 /// `encode` (at a seal or a clean close) copies the checkpoint's records into memory.
 #[derive(Default, Clone)]
@@ -449,6 +468,33 @@ impl MemIndex {
             return b.first_at_or_after(t);
         }
         Ok(n + self.times.partition_point(|&x| x < t) as u32)
+    }
+
+    /// Where each of the records `ords` (ascending) starts, how long it is and its ordinal,
+    /// the last record ending at `end`; records whose positions do not add up are left out.
+    /// The checkpoint's records are looked up together (its positions read a run at a time).
+    pub(crate) fn extents(&self, ords: impl Iterator<Item = u32>, end: u64) -> Result<Vec<Extent>> {
+        let ords: Vec<u32> = ords.collect();
+        let n = self.base_len();
+        let split = ords.partition_point(|&o| o < n);
+        let mut out = match self.base() {
+            Some(b) if split > 0 => b.extents(&ords[..split])?,
+            _ => Vec::new(),
+        };
+        for &o in &ords[split..] {
+            let i = (o - n) as usize;
+            let Some(&at) = self.positions.get(i) else {
+                continue;
+            };
+            let next = self.positions.get(i + 1).map_or(end, |&p| u64::from(p));
+            if let Some(len) = next
+                .checked_sub(u64::from(at))
+                .and_then(|l| u32::try_from(l).ok())
+            {
+                out.push((u64::from(at), len, o));
+            }
+        }
+        Ok(out)
     }
 
     /// Empties the index, keeping its allocations for the next segment's records.

@@ -432,19 +432,7 @@ impl IndexRef<'_> {
     ) -> Result<Vec<(u64, u32, u32)>> {
         match self {
             IndexRef::Sealed(f) => f.extents(ords, end),
-            IndexRef::Mem(m) => {
-                let mut out = Vec::new();
-                for o in ords {
-                    let Some(at) = m.position(o)?.map(u64::from) else {
-                        continue;
-                    };
-                    let next = m.position(o + 1)?.map_or(end, u64::from);
-                    if let Some(len) = next.checked_sub(at).and_then(|l| u32::try_from(l).ok()) {
-                        out.push((at, len, o));
-                    }
-                }
-                Ok(out)
-            }
+            IndexRef::Mem(m) => m.extents(ords, end),
         }
     }
 

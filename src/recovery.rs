@@ -883,8 +883,8 @@ pub(crate) fn apply_lifecycle(st: &mut State, max_line: usize) -> Result<()> {
     let lifecycle = st.streams.loaded(LIFECYCLE_STREAM);
     let holds = |base: u64| lifecycle.is_some_and(|e| e.sealed.iter().any(|p| p.0 == base));
     // And the active segment holds some only if the stream's version is past its last sealed
-    // one: otherwise its index is not asked (after a clean open that index is the mapped
-    // checkpoint, and a search of it left 6 MiB of its pages resident at 10,000,000 events).
+    // one: otherwise its index is not asked (after a clean open that index is the checkpoint,
+    // whose first use reads its block sums and sample).
     let in_active =
         lifecycle.is_some_and(|e| e.version > e.sealed.iter().last().map_or(0, |p| p.1));
     for seg in &st.log.segments[from..] {

@@ -294,8 +294,9 @@ pub(crate) fn read_index(
 
 /// The CRC of the sidecar in `file`, read through small buffers (as [`check_by_reads`]
 /// reads, so that no page of it stays resident), if it matches the file's own trailing CRC:
-/// what the first use of the active segment's checkpoint checks against the CRC the summary
-/// recorded for it (`active_checkpoint.rs`). Its structure is this crate's own encoding of
+/// what the first use of an active segment's checkpoint of format 1 checks against the CRC the
+/// summary recorded for it (`active_checkpoint.rs`; one of format 2 is checked a block at a
+/// time). Its structure is this crate's own encoding of
 /// that very file, and every access to it is bounds-checked, so it is not walked (at
 /// 10,000,000 events that walk was most of a clean open). Returns the reason it is refused.
 pub(crate) fn crc_by_reads(file: &dyn StorageFile) -> Result<u32, String> {

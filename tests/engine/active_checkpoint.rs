@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Barrier};
 
 use eventfile::{
-    Durability, Error, ExpectedVersion, Mapped, OpenOptions, OsStorage, Query, Read, RecordedEvent,
-    Storage, StorageFile, Store,
+    AppendCondition, AppendRequest, Durability, Error, ExpectedVersion, Mapped, OpenOptions,
+    OsStorage, Query, Read, RecordedEvent, Storage, StorageFile, Store,
 };
 
 use crate::support::*;
@@ -235,6 +235,57 @@ fn a_clean_open_reads_the_checkpoints_header_only_and_the_first_use_checks_it() 
 
         assert_eq!(contents(&store), expected, "read-only {read_only}");
         assert_eq!(counts.seen().1, 0, "read-only {read_only}: mapped");
+    }
+}
+
+/// A term of the checkpoint with more records than a block-cache read holds (every event is a
+/// `Tick`, some 12,000 here) has its postings kept decoded after the first lookup: conditions
+/// of conditional appends and counts over it answer the same, lookup after lookup, on a sound
+/// checkpoint and on one damaged in its postings.
+#[test]
+fn a_frequent_terms_postings_answer_the_same_lookup_after_lookup() {
+    let pristine = tempfile::tempdir().unwrap();
+    let checkpoint = closed_store_of(pristine.path(), 4 << 20, 2_500_000);
+    let expected = contents(&Store::open_read_only(pristine.path()).unwrap());
+    let len = std::fs::metadata(&checkpoint).unwrap().len();
+    let ticks = Query::new().event_type("Tick");
+    for damage in [None, Some(len * 3 / 4)] {
+        let dir = copy_of(pristine.path());
+        if let Some(at) = damage {
+            flip(&dir.path().join(file_name(&checkpoint)), at);
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let head = store.head_seq();
+        let tick_count = expected.1.iter().filter(|e| e.event_type == "Tick").count() as u64;
+        assert!(tick_count > 10_000, "{tick_count} ticks");
+        for round in 0..3 {
+            let case = format!("damage {damage:?}, round {round}");
+            assert_eq!(store.count(&ticks).unwrap(), tick_count, "{case}");
+            // A Tick after seq 1 exists: the condition fails, naming the first one after it.
+            let err = store
+                .append_request(
+                    AppendRequest::new("c", ExpectedVersion::Any, [ev("Other", 0)])
+                        .condition(AppendCondition::new(ticks.clone()).after(1)),
+                )
+                .unwrap_err();
+            let first_after = expected
+                .1
+                .iter()
+                .find(|e| e.seq > 1 && e.event_type == "Tick");
+            assert!(
+                matches!(err, Error::ConditionFailed { seq, after: 1 }
+                    if Some(seq) == first_after.map(|e| e.seq)),
+                "{case}: {err}"
+            );
+            // None after the head: it holds, and writes.
+            store
+                .append_request(
+                    AppendRequest::new("c", ExpectedVersion::Any, [ev("Other", round)])
+                        .condition(AppendCondition::new(ticks.clone()).after(head)),
+                )
+                .unwrap();
+        }
+        assert_eq!(store.head_seq(), head + 3);
     }
 }
 
