@@ -495,6 +495,14 @@ fn live_plan(
     Ok(ords)
 }
 
+/// The first `keep` of a segment's planned ordinals (ascending) in read order, all of them if
+/// `keep` is `None`.
+fn first_read(ords: Vec<u32>, keep: Option<usize>, backward: bool) -> impl Iterator<Item = u32> {
+    let n = keep.map_or(ords.len(), |k| k.min(ords.len()));
+    let skip = if backward { ords.len() - n } else { 0 };
+    ords.into_iter().skip(skip).take(n)
+}
+
 /// Refuses a query that starts, by position, below what retention kept.
 fn check_log_start(q: &Query, log_start: u64) -> Result<()> {
     let backward = q.direction == Direction::Backward;
@@ -814,6 +822,11 @@ impl Inner {
         if filter_dead {
             ev.deleted = Some(Arc::clone(&st.deletions.map));
         }
+        // A limited read returns at most `limit` events of any one segment. Where nothing can
+        // pass over a planned record at read time (no check of each event against the query,
+        // no deletions), a segment's plan keeps only that many, and only their positions are
+        // read: an unfiltered query with a limit of 10 planned every record of a segment.
+        let keep = q.limit.filter(|_| !check && !filter_dead);
         let (lo, hi) = q.seq_bounds(max_seq);
         let holding = stream_bases(&mut st, &q)?;
         let mut order: Vec<usize> = (0..st.log.segments.len())
@@ -844,13 +857,18 @@ impl Inner {
                         let ix = sealed.index()?;
                         let r = IndexRef::Sealed(&ix);
                         let ords = live_plan(&q, &r, base, max_seq, &dead)?;
-                        offsets(&r, ords.into_iter(), end, backward)
+                        offsets(&r, first_read(ords, keep, backward), end, backward)
                     }))
                 }
                 None => {
                     let r = IndexRef::Mem(&st.log.active_index);
                     let ords = live_plan(&q, &r, base, max_seq, &dead)?;
-                    Plan::Ready(offsets(&r, ords.into_iter(), end, backward)?)
+                    Plan::Ready(offsets(
+                        &r,
+                        first_read(ords, keep, backward),
+                        end,
+                        backward,
+                    )?)
                 }
             };
             ev.push(&mut st, &seg, plan, self.config.max_line());

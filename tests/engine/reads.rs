@@ -117,6 +117,49 @@ fn global_reads_from_any_seq_both_directions() {
     assert_eq!(newest, [300, 299]);
 }
 
+/// A limited read of the log (which plans only as many records per segment as the limit) is
+/// the unlimited read cut short: from any seq, either way, across sealed segments and an
+/// active one continued from its checkpoint, before and after a stream is deleted (which
+/// makes each segment's plan whole again).
+#[test]
+fn limited_log_reads_are_the_whole_read_cut_short() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path()).close().unwrap();
+    let store = eventfile::Store::open(dir.path()).unwrap();
+    let seqs = |read: Read| -> Vec<u64> {
+        store
+            .read_all(read)
+            .unwrap()
+            .map(|e| e.unwrap().seq)
+            .collect()
+    };
+    for deleted in [false, true] {
+        if deleted {
+            store
+                .delete_stream("s1", eventfile::ExpectedVersion::Any)
+                .unwrap();
+        }
+        for from in [0u64, 1, 37, 150, 299, 300] {
+            for backward in [false, true] {
+                let dir = if backward {
+                    Direction::Backward
+                } else {
+                    Direction::Forward
+                };
+                let whole = seqs(Read::forward().direction(dir).from(from));
+                for limit in [1usize, 2, 10, 99, 100, 101, 250, 1000] {
+                    let cut = seqs(Read::forward().direction(dir).from(from).limit(limit));
+                    let want = &whole[..limit.min(whole.len())];
+                    assert_eq!(
+                        cut, want,
+                        "from {from}, {dir:?}, limit {limit}, deleted {deleted}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn events_round_trip_every_field() {
     let dir = tempfile::tempdir().unwrap();
