@@ -385,6 +385,22 @@ impl Query {
             && self.after.as_ref().is_none_or(|c| c.admits(e.seq))
     }
 
+    /// Whether the query selects by position alone (seq bounds, a cursor): whether it holds of
+    /// an event follows from the event's seq, which a read checks against the record's place
+    /// in its segment anyway.
+    pub(crate) fn by_seq_only(&self) -> bool {
+        self.streams.is_empty()
+            && self.prefix.is_none()
+            && self.types.is_empty()
+            && self.tags.is_empty()
+            && self.items.is_empty()
+            && self.since.is_none()
+            && self.until.is_none()
+            && self.correlation.is_none()
+            && self.causation.is_none()
+            && self.actor.is_none()
+    }
+
     /// The seq bounds `[lo, hi]` of the query, with the visible head `max_seq`.
     pub(crate) fn seq_bounds(&self, max_seq: u64) -> (u64, u64) {
         let mut lo = self.from_seq.unwrap_or(1).max(1);

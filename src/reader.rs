@@ -823,10 +823,13 @@ impl Inner {
             ev.deleted = Some(Arc::clone(&st.deletions.map));
         }
         // A limited read returns at most `limit` events of any one segment. Where nothing can
-        // pass over a planned record at read time (no check of each event against the query,
-        // no deletions), a segment's plan keeps only that many, and only their positions are
-        // read: an unfiltered query with a limit of 10 planned every record of a segment.
-        let keep = q.limit.filter(|_| !check && !filter_dead);
+        // pass over a planned record at read time (no deletions, and no check of each event
+        // against the query, or one that only its seq decides, which is checked against its
+        // place anyway), a segment's plan keeps only that many, and only their positions are
+        // read: a read of the log's last 10 events planned every record of a segment.
+        let keep = q
+            .limit
+            .filter(|_| (!check || q.by_seq_only()) && !filter_dead);
         let (lo, hi) = q.seq_bounds(max_seq);
         let holding = stream_bases(&mut st, &q)?;
         let mut order: Vec<usize> = (0..st.log.segments.len())

@@ -117,8 +117,8 @@ fn global_reads_from_any_seq_both_directions() {
     assert_eq!(newest, [300, 299]);
 }
 
-/// A limited read of the log (which plans only as many records per segment as the limit) is
-/// the unlimited read cut short: from any seq, either way, across sealed segments and an
+/// A limited read of the log, or a query by position alone (which plan only as many records
+/// per segment as the limit), is the unlimited read cut short: from any seq, either way, across sealed segments and an
 /// active one continued from its checkpoint, before and after a stream is deleted (which
 /// makes each segment's plan whole again).
 #[test]
@@ -154,6 +154,17 @@ fn limited_log_reads_are_the_whole_read_cut_short() {
                         cut, want,
                         "from {from}, {dir:?}, limit {limit}, deleted {deleted}"
                     );
+                    // The same as a query by position (what `eventfile tail` asks).
+                    let q = match backward {
+                        false => eventfile::Query::new().from_seq(from),
+                        true => eventfile::Query::new().to_seq(from).backward(),
+                    };
+                    let queried: Vec<u64> = store
+                        .query(&q.limit(limit))
+                        .unwrap()
+                        .map(|e| e.unwrap().seq)
+                        .collect();
+                    assert_eq!(queried, want, "query from {from}, {dir:?}, limit {limit}");
                 }
             }
         }
