@@ -55,16 +55,9 @@ pub(crate) struct Deferred {
     pub crc: u32,
     /// The store's block cache, which lookups read the file through.
     pub cache: Arc<BlockCache>,
-    /// What rebuilding its records' index from the segment needs.
-    pub segment: Segment,
-}
-
-/// The active segment as a rebuild of the checkpoint's records reads it.
-#[derive(Clone)]
-pub(crate) struct Segment {
     /// The active segment, its path, where its records start, and the line limit.
-    pub file: Arc<dyn StorageFile>,
-    pub path: PathBuf,
+    pub segment: Arc<dyn StorageFile>,
+    pub segment_path: PathBuf,
     pub data_start: u64,
     pub max_line: usize,
 }
@@ -89,16 +82,9 @@ pub(crate) struct ActiveCheckpoint {
     ids: OnceLock<Option<(Box<str>, Box<str>)>>,
     /// The postings of its largest terms, decoded once (see [`Memo`]).
     memo: Mutex<Memo>,
-    /// What the first use needs, and a rebuild after it; `open` is `None` once `ready` is set.
-    /// Held while opening or rebuilding, so that uses from several threads do each once.
-    pending: Mutex<Pending>,
-}
-
-/// What opening the checkpoint, or rebuilding its index, needs.
-struct Pending {
-    open: Option<Deferred>,
-    segment: Segment,
-    path: PathBuf,
+    /// What the first use needs, and a rebuild. Held while opening or rebuilding, so that
+    /// uses from several threads do each once.
+    deferred: Mutex<Deferred>,
 }
 
 /// The postings of the checkpoint's terms that are read around the block cache (those of
@@ -139,16 +125,12 @@ impl ActiveCheckpoint {
             rebuilt: OnceLock::new(),
             ids: OnceLock::new(),
             memo: Mutex::new(Memo::default()),
-            pending: Mutex::new(Pending {
-                segment: d.segment.clone(),
-                path: d.path.clone(),
-                open: Some(d),
-            }),
+            deferred: Mutex::new(d),
         }
     }
 
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock_deferred(&self) -> std::sync::MutexGuard<'_, Deferred> {
+        self.deferred.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The index of its records: the one rebuilt after damage, or the checkpoint, opened
@@ -157,16 +139,12 @@ impl ActiveCheckpoint {
         if let Some(ix) = self.rebuilt.get().or_else(|| self.ready.get()) {
             return Ok(ix);
         }
-        let mut pending = self.lock_pending();
+        let d = self.lock_deferred();
         // Another thread's use may have made it while this one waited.
         if let Some(ix) = self.ready.get() {
             return Ok(ix);
         }
-        let d = pending
-            .open
-            .as_ref()
-            .expect("an unopened checkpoint keeps what its check needs");
-        let ix = match self.load(d) {
+        let ix = match self.load(&d) {
             Some(ix) => ix,
             None => {
                 log::warn!(
@@ -174,16 +152,9 @@ impl ActiveCheckpoint {
                      rebuilt from the segment",
                     d.path.display()
                 );
-                rebuild(
-                    &pending.segment,
-                    &pending.path,
-                    self.base,
-                    self.count,
-                    self.segment_len,
-                )?
+                self.rebuild(&d)?
             }
         };
-        pending.open = None;
         Ok(self.ready.get_or_init(|| ix))
     }
 
@@ -196,21 +167,15 @@ impl ActiveCheckpoint {
             // (The rebuilt index, in memory, is never found damaged.)
             Err(e) if ix.is_damaged() => {
                 log::warn!("{e}; the active segment's index is rebuilt from the segment");
-                let pending = self.lock_pending();
+                let d = self.lock_deferred();
                 let again = match self.rebuilt.get() {
                     Some(r) => r,
                     None => {
-                        let r = rebuild(
-                            &pending.segment,
-                            &pending.path,
-                            self.base,
-                            self.count,
-                            self.segment_len,
-                        )?;
+                        let r = self.rebuild(&d)?;
                         self.rebuilt.get_or_init(|| r)
                     }
                 };
-                drop(pending);
+                drop(d);
                 f(again)
             }
             other => other,
@@ -279,6 +244,59 @@ impl ActiveCheckpoint {
         }
         Some(Arc::new(ix.caching(&d.cache)))
     }
+
+    /// The index of the records the checkpoint covered, built from the segment (every record
+    /// checked) and kept in memory.
+    fn rebuild(&self, d: &Deferred) -> Result<Arc<SealedIndex>> {
+        let (base, count, segment_len) = (self.base, self.count, self.segment_len);
+        let path = &d.segment_path;
+        let data = SegmentData::File(Arc::clone(&d.segment));
+        let mut lines = Lines::new(data, segment_len, d.max_line);
+        let mut mem = MemIndex::default();
+        let (mut next, mut last_time) = (base, i64::MIN);
+        let result = crate::segment::scan(&mut lines, path, d.data_start, |batch| {
+            for rec in batch {
+                let wrong = if rec.seq != next {
+                    Some(format!(
+                        "record has seq {} where {next} was expected",
+                        rec.seq
+                    ))
+                } else if rec.time < last_time {
+                    Some("record time is before the previous record's".to_owned())
+                } else {
+                    None
+                };
+                if let Some(reason) = wrong {
+                    return Err(Error::corrupt(path, rec.offset, reason));
+                }
+                next += 1;
+                last_time = rec.time;
+                mem.add(rec.offset, rec.time, &rec.terms.borrowed());
+            }
+            Ok(())
+        })?;
+        match result.end {
+            ScanEnd::Clean if next - base == count => {}
+            ScanEnd::Clean => {
+                return Err(Error::corrupt(
+                    path,
+                    result.valid_end,
+                    format!(
+                        "the segment holds {} records up to byte {segment_len}, where {count} were \
+                         written",
+                        next - base,
+                    ),
+                ));
+            }
+            ScanEnd::TornTail { offset, reason } | ScanEnd::Damaged { offset, reason } => {
+                return Err(Error::corrupt(path, offset, reason));
+            }
+        }
+        let bytes = Arc::new(Mapped::Bytes(mem.encode(base, segment_len)?));
+        SealedIndex::in_memory(bytes, &d.path, base, segment_len)
+            .map(Arc::new)
+            .map_err(|e| Error::corrupt(&d.path, 0, format!("rebuilt index: {e}")))
+    }
 }
 
 impl CheckpointIndex for ActiveCheckpoint {
@@ -328,62 +346,4 @@ impl CheckpointIndex for ActiveCheckpoint {
         let whole = self.with(|ix| ix.whole(self.base))?;
         CheckpointIndex::expand(&whole)
     }
-}
-
-/// The index of the `count` records of segment `base` that a checkpoint covered (`path`, for
-/// messages), built from the segment (every record checked) and kept in memory.
-fn rebuild(
-    segment: &Segment,
-    checkpoint: &std::path::Path,
-    base: u64,
-    count: u64,
-    segment_len: u64,
-) -> Result<Arc<SealedIndex>> {
-    let path = &segment.path;
-    let data = SegmentData::File(Arc::clone(&segment.file));
-    let mut lines = Lines::new(data, segment_len, segment.max_line);
-    let mut mem = MemIndex::default();
-    let (mut next, mut last_time) = (base, i64::MIN);
-    let result = crate::segment::scan(&mut lines, path, segment.data_start, |batch| {
-        for rec in batch {
-            let wrong = if rec.seq != next {
-                Some(format!(
-                    "record has seq {} where {next} was expected",
-                    rec.seq
-                ))
-            } else if rec.time < last_time {
-                Some("record time is before the previous record's".to_owned())
-            } else {
-                None
-            };
-            if let Some(reason) = wrong {
-                return Err(Error::corrupt(path, rec.offset, reason));
-            }
-            next += 1;
-            last_time = rec.time;
-            mem.add(rec.offset, rec.time, &rec.terms.borrowed());
-        }
-        Ok(())
-    })?;
-    match result.end {
-        ScanEnd::Clean if next - base == count => {}
-        ScanEnd::Clean => {
-            return Err(Error::corrupt(
-                path,
-                result.valid_end,
-                format!(
-                    "the segment holds {} records up to byte {segment_len}, where {count} were \
-                     written",
-                    next - base,
-                ),
-            ));
-        }
-        ScanEnd::TornTail { offset, reason } | ScanEnd::Damaged { offset, reason } => {
-            return Err(Error::corrupt(path, offset, reason));
-        }
-    }
-    let bytes = Arc::new(Mapped::Bytes(mem.encode(base, segment_len)?));
-    SealedIndex::in_memory(bytes, checkpoint, base, segment_len)
-        .map(Arc::new)
-        .map_err(|e| Error::corrupt(checkpoint, 0, format!("rebuilt index: {e}")))
 }

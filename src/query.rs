@@ -329,7 +329,9 @@ impl Query {
     }
 
     /// Whether the query selects every event of its seq range (no stream, type, tag, time or
-    /// metadata filter): reading it scans the log, as `read_all` does.
+    /// metadata filter): reading it scans the log, as `read_all` does, and whether it holds of
+    /// an event follows from the event's seq, which a read checks against the record's place
+    /// in its segment anyway.
     pub(crate) fn is_log_scan(&self) -> bool {
         self.streams.is_empty()
             && self.prefix.is_none()
@@ -383,22 +385,6 @@ impl Query {
             && meta_is("causation_id", &self.causation)
             && meta_is("actor", &self.actor)
             && self.after.as_ref().is_none_or(|c| c.admits(e.seq))
-    }
-
-    /// Whether the query selects by position alone (seq bounds, a cursor): whether it holds of
-    /// an event follows from the event's seq, which a read checks against the record's place
-    /// in its segment anyway.
-    pub(crate) fn by_seq_only(&self) -> bool {
-        self.streams.is_empty()
-            && self.prefix.is_none()
-            && self.types.is_empty()
-            && self.tags.is_empty()
-            && self.items.is_empty()
-            && self.since.is_none()
-            && self.until.is_none()
-            && self.correlation.is_none()
-            && self.causation.is_none()
-            && self.actor.is_none()
     }
 
     /// The seq bounds `[lo, hi]` of the query, with the visible head `max_seq`.

@@ -829,7 +829,7 @@ impl Inner {
         // read: a read of the log's last 10 events planned every record of a segment.
         let keep = q
             .limit
-            .filter(|_| (!check || q.by_seq_only()) && !filter_dead);
+            .filter(|_| (!check || q.is_log_scan()) && !filter_dead);
         let (lo, hi) = q.seq_bounds(max_seq);
         let holding = stream_bases(&mut st, &q)?;
         let mut order: Vec<usize> = (0..st.log.segments.len())

@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::active_checkpoint::{ActiveCheckpoint, Deferred, Segment as CheckpointSegment};
+use crate::active_checkpoint::{ActiveCheckpoint, Deferred};
 use crate::config::StoreConfig;
 use crate::deletion::{LIFECYCLE_STREAM, apply_event};
 use crate::error::{Error, Result};
@@ -666,12 +666,10 @@ fn open_active(
                     path: idx,
                     crc: crc.unwrap_or(0),
                     cache: Arc::clone(st.log.maps.blocks()),
-                    segment: CheckpointSegment {
-                        file,
-                        path,
-                        data_start,
-                        max_line: config.max_line(),
-                    },
+                    segment: file,
+                    segment_path: path,
+                    data_start,
+                    max_line: config.max_line(),
                 },
                 base,
                 cp.count,
