@@ -1,11 +1,20 @@
 //! The term dictionary of one kind in a segment's in-memory index (`index.rs`): every
-//! term's text in one arena, and a hash table of (where the text is, the term's value).
+//! term's text in one arena, the terms' slots in the order they were added, and a hash table
+//! of 8-byte buckets pointing at the slots.
 //!
 //! A map keyed by `Box<str>` made one allocation per new term and freed it when the segment was
 //! sealed: in a bulk load of new streams, whose causation ids, streams and correlation ids are
 //! nearly all new, that was an allocation and a free per term, about six per event, and the
 //! seal's emptying of the tables was 5% of a million-event `generate`. Here a new term is an
-//! append to the arena and a slot in the table; emptying drops nothing but the values.
+//! append to the arena and to the slots, and a bucket in the table; emptying drops nothing but
+//! the values.
+//!
+//! The slots are not in the table itself: a table of 56-byte slots for the 270,000 new
+//! streams of a full segment is some 30 MB, and a new term's slot was a cache and TLB miss
+//! at a random place in it (a bulk load of new streams spent about 300 ns an event on its
+//! stream terms). A new term now writes an 8-byte bucket, in a table a seventh of the size, and
+//! appends its slot where the last one ended. A lookup compares 32 bits of the hash kept in
+//! the bucket before it reads a slot, as the stream table does (`stream_table.rs`).
 
 use hashbrown::HashTable;
 
@@ -13,7 +22,12 @@ use hashbrown::HashTable;
 #[derive(Clone)]
 pub(crate) struct TermMap<V> {
     text: String,
-    table: HashTable<Slot<V>>,
+    /// The terms, in the order they were added.
+    slots: Vec<Slot<V>>,
+    /// Per term: 32 bits of its hash ([`TermMap::hash`]), and its index in `slots`, placed by
+    /// a hash made from those bits ([`TermMap::spread`]), so that growing the table reads no
+    /// slot.
+    table: HashTable<(u32, u32)>,
     state: foldhash::fast::RandomState,
 }
 
@@ -48,89 +62,107 @@ impl<V> Slot<V> {
             && self.head == h
             && (term.len() <= 16 || text[self.start + 16..self.start + term.len()] == term[16..])
     }
+
+    fn range(&self) -> std::ops::Range<usize> {
+        self.start..self.start + self.len as usize
+    }
 }
 
 impl<V> Default for TermMap<V> {
     fn default() -> TermMap<V> {
         TermMap {
             text: String::new(),
+            slots: Vec::new(),
             table: HashTable::new(),
             state: foldhash::fast::RandomState::default(),
         }
     }
 }
 
-impl<V> Slot<V> {
-    fn range(&self) -> std::ops::Range<usize> {
-        self.start..self.start + self.len as usize
-    }
-}
-
 impl<V> TermMap<V> {
-    fn hash(&self, term: &str) -> u64 {
-        std::hash::BuildHasher::hash_one(&self.state, term)
+    /// The 32 bits of `term`'s hash a bucket keeps.
+    fn hash(&self, term: &str) -> u32 {
+        let h = std::hash::BuildHasher::hash_one(&self.state, term);
+        (h ^ (h >> 32)) as u32
+    }
+
+    /// The table's hash of a term whose kept bits are `k`: the same at insertion, lookup and
+    /// growth, its high bits (the table's tags) mixed from all of `k`.
+    fn spread(k: u32) -> u64 {
+        u64::from(k).wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
 
     /// The number of terms.
     pub(crate) fn len(&self) -> usize {
-        self.table.len()
+        self.slots.len()
     }
 
     /// Empties the map, keeping its allocations.
     pub(crate) fn clear(&mut self) {
         self.table.clear();
+        self.slots.clear();
         self.text.clear();
+    }
+
+    /// The index of `term`'s slot.
+    fn find(&self, term: &str) -> Option<usize> {
+        let k = self.hash(term);
+        let h = head(term.as_bytes());
+        let (text, slots) = (self.text.as_bytes(), &self.slots);
+        self.table
+            .find(Self::spread(k), |&(g, i)| {
+                g == k && slots[i as usize].is(text, term.as_bytes(), h)
+            })
+            .map(|&(_, i)| i as usize)
     }
 
     /// The value of `term`.
     pub(crate) fn get(&self, term: &str) -> Option<&V> {
-        let text = self.text.as_bytes();
-        let h = head(term.as_bytes());
-        self.table
-            .find(self.hash(term), |s| s.is(text, term.as_bytes(), h))
-            .map(|s| &s.value)
+        self.find(term).map(|i| &self.slots[i].value)
     }
 
     /// The value of `term`, to change.
     pub(crate) fn get_mut(&mut self, term: &str) -> Option<&mut V> {
-        let hash = self.hash(term);
-        let text = self.text.as_bytes();
-        let h = head(term.as_bytes());
-        self.table
-            .find_mut(hash, |s| s.is(text, term.as_bytes(), h))
-            .map(|s| &mut s.value)
+        self.find(term).map(|i| &mut self.slots[i].value)
     }
 
     /// The value of `term`, made by `new` if the map has none.
     pub(crate) fn get_or_insert_with(&mut self, term: &str, new: impl FnOnce() -> V) -> &mut V {
-        let hash = self.hash(term);
+        let k = self.hash(term);
         let h = head(term.as_bytes());
-        let TermMap { text, table, state } = self;
+        let TermMap {
+            text, slots, table, ..
+        } = self;
         let entry = table.entry(
-            hash,
-            |s| s.is(text.as_bytes(), term.as_bytes(), h),
-            |s| std::hash::BuildHasher::hash_one(&*state, &text[s.range()]),
+            Self::spread(k),
+            |&(g, i)| g == k && slots[i as usize].is(text.as_bytes(), term.as_bytes(), h),
+            |&(g, _)| Self::spread(g),
         );
-        match entry {
-            hashbrown::hash_table::Entry::Occupied(o) => &mut o.into_mut().value,
+        let i = match entry {
+            hashbrown::hash_table::Entry::Occupied(o) => o.get().1 as usize,
             hashbrown::hash_table::Entry::Vacant(v) => {
+                // A segment's terms are distinct strings of its records, so fewer than its
+                // bytes (1 GiB at most: `Config::validate`).
+                let i = u32::try_from(slots.len()).expect("fewer than 2^32 terms");
                 let start = text.len();
                 text.push_str(term);
-                let slot = Slot {
+                slots.push(Slot {
                     head: h,
                     start,
                     // A term is at most a record long, and a record far less than 4 GiB.
                     len: term.len() as u32,
                     value: new(),
-                };
-                &mut v.insert(slot).into_mut().value
+                });
+                v.insert((k, i));
+                i as usize
             }
-        }
+        };
+        &mut slots[i].value
     }
 
-    /// Every term with its value, in no order.
+    /// Every term with its value, in the order they were added.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &V)> + '_ {
-        self.table.iter().map(|s| (&self.text[s.range()], &s.value))
+        self.slots.iter().map(|s| (&self.text[s.range()], &s.value))
     }
 }
 
