@@ -27,6 +27,7 @@ fn main() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path()).expect("open");
         let mut cpu = Vec::with_capacity(calls as usize);
+        let mut wall = Vec::with_capacity(calls as usize);
         for round in 1..=calls {
             let (parts, recorded) = match case {
                 "append" => (Vec::new(), Vec::new()),
@@ -48,6 +49,7 @@ fn main() {
             };
             let batch = events.clone();
             let before = thread_cpu_ns();
+            let started = std::time::Instant::now();
             match case {
                 "append" => {
                     store
@@ -65,14 +67,17 @@ fn main() {
                     store.import(&recorded).expect("import");
                 }
             }
+            wall.push(started.elapsed().as_secs_f64() * 1e6);
             cpu.push((thread_cpu_ns() - before) as f64 / 1e3);
             drop((parts, recorded));
         }
         let mean = cpu.iter().sum::<f64>() / cpu.len() as f64;
         cpu.sort_by(f64::total_cmp);
+        wall.sort_by(f64::total_cmp);
         out.push(format!(
-            "{case}: mean {mean:.0} µs, median {:.0} µs",
-            cpu[cpu.len() / 2]
+            "{case}: mean {mean:.0} µs, median {:.0} µs (wall median {:.0} µs)",
+            cpu[cpu.len() / 2],
+            wall[wall.len() / 2]
         ));
     }
     println!(

@@ -183,6 +183,149 @@ impl Commit {
     }
 }
 
+/// Syncs asked for before anyone waits on them: a large batch asks for its sync as soon as its
+/// bytes are written (`writer.rs`), and the handle's thread ([`AheadThread`]) runs it through
+/// [`Commit::wait_durable`] while the appender, still under the state lock, adds the batch to
+/// the indexes. The two used to run one after the other: a batch of 1,000 new streams spent
+/// some 300 µs on its index entries and then some 400 µs in `fdatasync`.
+///
+/// Only a hint: a request no thread serves, or serves late, changes nothing but time, since the
+/// appender then waits with [`Commit::wait_durable`] as ever and runs the sync itself if no
+/// one is. The sync it asks for covers the bytes written before the request (the thread syncs
+/// the file named, which every later segment follows only after a roll synced it). A newer
+/// request replaces an older one not yet taken: its sync covers both.
+pub(crate) struct Ahead<T> {
+    slot: Mutex<AheadSlot<T>>,
+    /// Wakes the thread for a request, or to stop.
+    work: Condvar,
+    /// Wakes those waiting for a sync's outcome ([`Ahead::take_failure`]).
+    done: Condvar,
+}
+
+struct AheadSlot<T> {
+    /// Whether a thread serves requests (none is made otherwise).
+    serving: bool,
+    stop: bool,
+    /// The newest request not yet taken: the last seq its sync covers, and what to sync.
+    next: Option<(u64, T)>,
+    /// The seq of the request being served.
+    running: Option<u64>,
+    /// The error of a failed sync, and the request's seq: its appender reports it (the rest
+    /// see the poisoned handle), as the appender whose own sync fails does.
+    failed: Option<(u64, Error)>,
+}
+
+impl<T> Default for Ahead<T> {
+    fn default() -> Ahead<T> {
+        Ahead {
+            slot: Mutex::new(AheadSlot {
+                serving: false,
+                stop: false,
+                next: None,
+                running: None,
+                failed: None,
+            }),
+            work: Condvar::new(),
+            done: Condvar::new(),
+        }
+    }
+}
+
+impl<T> Ahead<T> {
+    fn lock(&self) -> MutexGuard<'_, AheadSlot<T>> {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks for a sync covering events up to `upto`, of `what`. Never waits for a sync.
+    pub(crate) fn request(&self, upto: u64, what: T) {
+        let mut s = self.lock();
+        if !s.serving || s.stop {
+            return;
+        }
+        s.next = Some((upto, what));
+        drop(s);
+        self.work.notify_one();
+    }
+
+    /// The error of the failed sync asked for up to exactly `upto`, once: waits for the
+    /// outcome if that sync is still being served (its failure poisons the handle before the
+    /// thread records it). Only for an appender that met the poison, so never on the way of a
+    /// sync that succeeded.
+    pub(crate) fn take_failure(&self, upto: u64) -> Option<Error> {
+        let mut s = self.lock();
+        while s.running == Some(upto) {
+            s = self.done.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+        match &s.failed {
+            Some((at, _)) if *at == upto => s.failed.take().map(|(_, e)| e),
+            _ => None,
+        }
+    }
+
+    /// Serves requests with `run` until stopped: `run(upto, what)` syncs and waits as
+    /// [`Commit::wait_durable`] does.
+    fn serve(&self, run: impl Fn(u64, T) -> Result<()>) {
+        let mut s = self.lock();
+        loop {
+            if s.stop {
+                return;
+            }
+            let Some((upto, what)) = s.next.take() else {
+                s = self.work.wait(s).unwrap_or_else(|p| p.into_inner());
+                continue;
+            };
+            s.running = Some(upto);
+            drop(s);
+            let r = run(upto, what);
+            s = self.lock();
+            s.running = None;
+            if let Err(e) = r {
+                s.failed = Some((upto, e));
+            }
+            self.done.notify_all();
+        }
+    }
+}
+
+/// The thread serving an [`Ahead`]. Dropping it stops and joins the thread, so whatever `run`
+/// holds is released when the drop returns.
+pub(crate) struct AheadThread<T: Send + 'static> {
+    ahead: Arc<Ahead<T>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl<T: Send + 'static> AheadThread<T> {
+    pub(crate) fn spawn(
+        ahead: Arc<Ahead<T>>,
+        run: impl Fn(u64, T) -> Result<()> + Send + 'static,
+    ) -> AheadThread<T> {
+        ahead.lock().serving = true;
+        let served = Arc::clone(&ahead);
+        let thread = thread::Builder::new()
+            .name("eventfile-sync".into())
+            .spawn(move || served.serve(run))
+            .expect("spawning the sync thread");
+        AheadThread {
+            ahead,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl<T: Send + 'static> Drop for AheadThread<T> {
+    fn drop(&mut self) {
+        {
+            let mut s = self.ahead.lock();
+            s.stop = true;
+            s.next = None;
+        }
+        self.ahead.work.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// The background thread of [`Durability::Periodic`]: runs `tick` every `every` until stopped.
 /// Dropping it stops and joins the thread, so whatever `tick` holds is released when the drop
 /// returns.
@@ -235,6 +378,64 @@ impl Drop for Flusher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sync asked for ahead runs on the thread through the group commit: an appender that
+    /// waits meanwhile runs none of its own, and is answered by it. A failed one poisons the
+    /// handle, and its error goes to the appender that asked for it, once.
+    #[test]
+    fn a_sync_asked_for_ahead_answers_its_appender() {
+        use std::sync::mpsc;
+        let commit = Arc::new(Commit::new(Durability::Fsync, 0, None));
+        let ahead: Arc<Ahead<bool>> = Arc::default();
+        let (started, syncing) = mpsc::channel();
+        let (go, wait_for_go) = mpsc::channel::<()>();
+        let c = Arc::clone(&commit);
+        let thread = AheadThread::spawn(Arc::clone(&ahead), move |upto, fail| {
+            c.wait_durable(upto, false, || {
+                started.send(upto).unwrap();
+                wait_for_go.recv().unwrap();
+                match fail {
+                    true => Err(Error::io("fdatasync", "seg", std::io::Error::other("EIO"))),
+                    false => Ok(upto),
+                }
+            })
+        });
+        let no_sync = || -> Result<u64> { panic!("the appender ran a sync of its own") };
+
+        ahead.request(3, false);
+        assert_eq!(syncing.recv().unwrap(), 3);
+        go.send(()).unwrap();
+        commit.wait_durable(3, false, no_sync).unwrap();
+        assert_eq!(commit.visible(), 3);
+        assert!(ahead.take_failure(3).is_none());
+
+        ahead.request(7, true);
+        assert_eq!(syncing.recv().unwrap(), 7);
+        go.send(()).unwrap();
+        let err = commit.wait_durable(7, false, no_sync).unwrap_err();
+        assert!(matches!(err, Error::Poisoned { .. }), "{err}");
+        assert!(ahead.take_failure(5).is_none());
+        let err = ahead.take_failure(7).expect("the failed sync's error");
+        assert!(
+            matches!(
+                err,
+                Error::Io {
+                    op: "fdatasync",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(ahead.take_failure(7).is_none(), "given once");
+        assert_eq!(commit.visible(), 3);
+        // Stopped and joined; a request after that is dropped.
+        drop(thread);
+        ahead.request(9, false);
+        assert!(matches!(
+            commit.wait_durable(9, false, no_sync),
+            Err(Error::Poisoned { .. })
+        ));
+    }
 
     /// A wait for events a sync already covered answers Ok on a poisoned handle (a roll or a
     /// close poisoned it after syncing them); a wait past them gets the poison, and no wait

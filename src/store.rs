@@ -35,7 +35,13 @@ pub(crate) struct Inner {
     _lock: Option<(LockGuard, LockGuard)>,
     /// Writes rolled segments' sidecars off the appending thread.
     pub sealer: crate::sealer::Sealer,
+    /// Large batches' syncs, asked for as soon as their bytes are written (`commit.rs`,
+    /// [`crate::commit::Ahead`]): the file to sync and its path.
+    pub ahead: Arc<crate::commit::Ahead<SyncTarget>>,
 }
+
+/// A file to sync ahead of its waiters, and its path for the error.
+pub(crate) type SyncTarget = (Arc<dyn crate::storage::StorageFile>, PathBuf);
 
 /// An open event store. Cheap to clone; clones share one handle and may be used from any
 /// number of threads.
@@ -71,6 +77,8 @@ pub struct Store {
 /// follower, and ends the subscriptions (they hold the store weakly and wait on `watch`).
 pub(crate) struct Handle {
     _flusher: Option<crate::commit::Flusher>,
+    /// Serves [`Inner::ahead`] in the default durability mode.
+    _ahead: Option<crate::commit::AheadThread<SyncTarget>>,
     watch: Arc<crate::subscription::HeadWatch>,
     /// A read-only handle's follower of the writer, started by the first subscription or wait.
     pub(crate) follower: std::sync::OnceLock<StopFlag>,
@@ -261,6 +269,7 @@ impl Store {
             commit: crate::commit::Commit::new(opts.durability, head, head_file),
             _lock: lock,
             sealer: crate::sealer::Sealer::default(),
+            ahead: Arc::default(),
         });
         // The flusher holds its own reference to the store: joining it (when the last clone
         // drops its handle) means the store has been closed when that drop returns.
@@ -275,8 +284,17 @@ impl Store {
             }
             _ => None,
         };
+        // Holds its own reference too, released as the flusher's is.
+        let ahead = (opts.durability == Durability::Fsync && !opts.read_only).then(|| {
+            let served = Arc::clone(&inner);
+            crate::commit::AheadThread::spawn(
+                Arc::clone(&inner.ahead),
+                move |upto, (file, path)| served.sync_ahead(upto, file.as_ref(), &path),
+            )
+        });
         let handle = Handle {
             _flusher: flusher,
+            _ahead: ahead,
             watch: Arc::clone(inner.commit.watch()),
             follower: std::sync::OnceLock::new(),
             gate: Arc::default(),

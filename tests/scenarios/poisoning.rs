@@ -89,6 +89,38 @@ fn a_failed_fsync_poisons_and_is_never_retried() {
     assert_poisoned_then_recovers(dir.path(), store, 5);
 }
 
+/// A batch large enough to ask for its sync before adding its index entries (`commit.rs`,
+/// `Ahead`), whose sync fails, gets that sync's error as a small batch does, and poisons.
+#[test]
+fn a_large_batch_whose_sync_fails_gets_the_syncs_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = FaultyStorage::new();
+    let store = open(dir.path(), &storage, 1 << 20);
+    for i in 0..5 {
+        store.append("s", ExpectedVersion::Any, [ev(i)]).unwrap();
+    }
+    // Succeeds, sync and all, whichever thread runs it.
+    store
+        .append("t", ExpectedVersion::NoStream, (0..300).map(ev))
+        .unwrap();
+    storage.fail_next_sync();
+    let err = store
+        .append("s", ExpectedVersion::Any, (5..305).map(ev))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Io {
+                op: "fdatasync",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(store.head_seq(), 305, "an unsynced event became visible");
+    assert_poisoned_then_recovers_upto(dir.path(), store, 5, 305);
+}
+
 #[test]
 fn a_short_write_poisons_and_recovery_cuts_the_torn_batch() {
     let dir = tempfile::tempdir().unwrap();
