@@ -44,14 +44,35 @@ struct Slot<V> {
     value: V,
 }
 
-/// The first 16 bytes of `term`, zero-padded.
+/// The first 16 bytes of `term`, zero-padded, as two little-endian words. Read a word (or two
+/// overlapping ones) at a time: copying the bytes into a zeroed buffer called `memcpy` for a
+/// length known only at run time, and reading the buffer back as words stalled on the bytes
+/// just stored; that was about 6% of a bulk load of new streams.
+#[inline]
 fn head(term: &[u8]) -> [u64; 2] {
-    let mut b = [0u8; 16];
-    let n = term.len().min(16);
-    b[..n].copy_from_slice(&term[..n]);
-    let (lo, hi) = b.split_at(8);
-    let word = |s: &[u8]| u64::from_le_bytes(s.try_into().expect("8 bytes"));
-    [word(lo), word(hi)]
+    /// The first `term.len()` bytes of a word, for `term` of at most 8 bytes.
+    #[inline]
+    fn short(term: &[u8]) -> u64 {
+        let n = term.len();
+        let word = |at: usize| {
+            u64::from(u32::from_le_bytes(
+                term[at..at + 4].try_into().expect("4 bytes"),
+            ))
+        };
+        if n >= 4 {
+            // Two overlapping halves: the overlap holds the same bytes in both.
+            word(0) | (word(n - 4) << (8 * (n - 4)))
+        } else {
+            term.iter().rev().fold(0, |w, &b| (w << 8) | u64::from(b))
+        }
+    }
+    let word = |at: usize| u64::from_le_bytes(term[at..at + 8].try_into().expect("8 bytes"));
+    match term.len() {
+        n if n >= 16 => [word(0), word(8)],
+        n if n > 8 => [word(0), word(n - 8) >> (8 * (16 - n))],
+        8 => [word(0), 0],
+        _ => [short(term), 0],
+    }
 }
 
 impl<V> Slot<V> {
@@ -169,6 +190,22 @@ impl<V> TermMap<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`head`] is the first 16 bytes zero-padded, at every length around its cases.
+    #[test]
+    fn head_is_the_first_16_bytes_zero_padded() {
+        let bytes: Vec<u8> = (1..=40u8).map(|b| b.wrapping_mul(37)).collect();
+        for n in 0..=bytes.len() {
+            let term = &bytes[..n];
+            let mut padded = [0u8; 16];
+            padded[..n.min(16)].copy_from_slice(&term[..n.min(16)]);
+            let want = [
+                u64::from_le_bytes(padded[..8].try_into().unwrap()),
+                u64::from_le_bytes(padded[8..].try_into().unwrap()),
+            ];
+            assert_eq!(head(term), want, "{n} bytes");
+        }
+    }
 
     #[test]
     fn terms_keep_their_values_through_growth_and_clearing() {
