@@ -163,12 +163,69 @@ impl FromSummary {
     }
 }
 
-/// Appends `stream`'s entry to `entries`, answering its index: a u32, since 2^32 streams would
-/// need some 400 GB of the table first.
-fn push_entry(entries: &mut Vec<(Box<str>, StreamEntry)>, stream: &str, e: StreamEntry) -> u32 {
-    let i = u32::try_from(entries.len()).expect("fewer than 2^32 streams");
-    entries.push((stream.into(), e));
-    i
+/// The loaded streams, in the order they were loaded: their names in one arena, and their
+/// entries. A name of its own (a `Box<str>` each) was an allocation per stream never freed
+/// while the table lives: in a bulk load of new streams, about 3.5% of the process went to
+/// making them, and more to the page faults of the heap they grew.
+#[derive(Default)]
+struct Entries {
+    names: String,
+    list: Vec<Loaded>,
+}
+
+/// A loaded stream: its name, `names[start..start + len]`, and its entry.
+struct Loaded {
+    start: usize,
+    len: u32,
+    entry: StreamEntry,
+}
+
+impl Entries {
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The name of entry `i`.
+    fn name(&self, i: usize) -> &str {
+        let l = &self.list[i];
+        &self.names[l.start..l.start + l.len as usize]
+    }
+
+    fn entry(&self, i: usize) -> &StreamEntry {
+        &self.list[i].entry
+    }
+
+    fn entry_mut(&mut self, i: usize) -> &mut StreamEntry {
+        &mut self.list[i].entry
+    }
+
+    /// Appends `stream`'s entry, answering its index: a u32, since 2^32 streams would need
+    /// some 300 GB of the table first.
+    fn push(&mut self, stream: &str, entry: StreamEntry) -> u32 {
+        let i = u32::try_from(self.list.len()).expect("fewer than 2^32 streams");
+        let start = self.names.len();
+        self.names.push_str(stream);
+        self.list.push(Loaded {
+            start,
+            // A name is at most 256 bytes (`event.rs`), and one read from a file at most a
+            // record long: far less than 4 GiB.
+            len: stream.len() as u32,
+            entry,
+        });
+        i
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &StreamEntry)> + '_ {
+        (0..self.list.len()).map(|i| (self.name(i), self.entry(i)))
+    }
+
+    fn entries_mut(&mut self) -> impl Iterator<Item = &mut StreamEntry> + '_ {
+        self.list.iter_mut().map(|l| &mut l.entry)
+    }
 }
 
 /// Per stream: its current version and the sealed segments holding its events. See the
@@ -187,7 +244,7 @@ fn push_entry(entries: &mut Vec<(Box<str>, StreamEntry)>, stream: &str, e: Strea
 #[derive(Default)]
 pub(crate) struct StreamTable {
     summary: Option<FromSummary>,
-    entries: Vec<(Box<str>, StreamEntry)>,
+    entries: Entries,
     /// Indexes into `entries` with 32 bits of the hash of their names, by a hash made from
     /// those bits ([`StreamTable::spread`]): a probe compares them before reading an entry, and
     /// growing the table reads no entry. A bucket is 8 bytes.
@@ -201,9 +258,7 @@ pub(crate) struct StreamTable {
 
 impl std::fmt::Debug for StreamTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map()
-            .entries(self.entries.iter().map(|(n, e)| (n, e)))
-            .finish()
+        f.debug_map().entries(self.entries.iter()).finish()
     }
 }
 
@@ -270,7 +325,7 @@ impl StreamTable {
         let k = self.hash(stream);
         self.table
             .find(Self::spread(k), |&(g, i)| {
-                g == k && &*entries[i as usize].0 == stream
+                g == k && entries.name(i as usize) == stream
             })
             .map(|&(_, i)| i as usize)
     }
@@ -278,7 +333,7 @@ impl StreamTable {
     /// The loaded entry of `stream`, if it is loaded: every stream changed since the open is,
     /// and every stream [`StreamTable::load`] was asked for.
     pub(crate) fn loaded(&self, stream: &str) -> Option<&StreamEntry> {
-        self.index_of(stream).map(|i| &self.entries[i].1)
+        self.index_of(stream).map(|i| self.entries.entry(i))
     }
 
     /// The entry of `stream`, if it has events: loaded, or read from the summary (which is
@@ -304,7 +359,7 @@ impl StreamTable {
     /// streams probed the table twice for each.
     pub(crate) fn load_version(&mut self, stream: &str) -> Result<u64> {
         if let Some(i) = self.index_of(stream) {
-            return Ok(self.entries[i].1.version);
+            return Ok(self.entries.entry(i).version);
         }
         match match &self.summary {
             Some(s) => s.entry(stream)?,
@@ -318,10 +373,10 @@ impl StreamTable {
     /// Adds `stream`, which has no entry.
     fn insert(&mut self, stream: &str, e: StreamEntry) -> &mut StreamEntry {
         let k = self.hash(stream);
-        let i = push_entry(&mut self.entries, stream, e);
+        let i = self.entries.push(stream, e);
         self.table
             .insert_unique(Self::spread(k), (k, i), |&(g, _)| Self::spread(g));
-        &mut self.entries[i as usize].1
+        self.entries.entry_mut(i as usize)
     }
 
     /// The loaded entry of `stream`, made (a new stream) if missing: the caller loaded it. One
@@ -331,19 +386,19 @@ impl StreamTable {
         let entries = &self.entries;
         let slot = self.table.entry(
             Self::spread(k),
-            |&(g, i)| g == k && &*entries[i as usize].0 == stream,
+            |&(g, i)| g == k && entries.name(i as usize) == stream,
             |&(g, _)| Self::spread(g),
         );
         let i = match slot {
             hashbrown::hash_table::Entry::Occupied(o) => o.get().1 as usize,
             hashbrown::hash_table::Entry::Vacant(v) => {
-                let i = push_entry(&mut self.entries, stream, StreamEntry::default());
+                let i = self.entries.push(stream, StreamEntry::default());
                 v.insert((k, i));
                 self.new += 1;
                 i as usize
             }
         };
-        &mut self.entries[i].1
+        self.entries.entry_mut(i)
     }
 
     /// The number of streams with events.
@@ -359,7 +414,7 @@ impl StreamTable {
             return;
         }
         let entries = &self.entries;
-        let name = |i: &u32| &*entries[*i as usize].0;
+        let name = |i: &u32| entries.name(*i as usize);
         let mut new: Vec<u32> = (self.sorted.len() as u32..entries.len() as u32).collect();
         new.sort_unstable_by(|a, b| name(a).cmp(name(b)));
         // Each new name is placed by a galloping search of the old order from the last one's
@@ -394,7 +449,7 @@ impl StreamTable {
     pub(crate) fn range(&mut self, lower: Bound<&str>) -> Range<'_> {
         self.sort_loaded();
         let entries = &self.entries;
-        let name = |i: &u32| &*entries[*i as usize].0;
+        let name = |i: &u32| entries.name(*i as usize);
         let start = match lower {
             Bound::Included(l) => self.sorted.partition_point(|i| name(i) < l),
             Bound::Excluded(l) => self.sorted.partition_point(|i| name(i) <= l),
@@ -437,7 +492,7 @@ impl StreamTable {
         {
             s.sealed_at = Some(base);
         }
-        for (_, e) in &mut self.entries {
+        for e in self.entries.entries_mut() {
             if e.version > e.sealed.last().1 {
                 e.sealed.push(base, e.version);
             }
@@ -473,7 +528,7 @@ impl StreamTable {
 
 /// A walk of the stream table in name order ([`StreamTable::range`]).
 pub(crate) struct Range<'a> {
-    entries: &'a [(Box<str>, StreamEntry)],
+    entries: &'a Entries,
     loaded: std::iter::Peekable<std::slice::Iter<'a, u32>>,
     summary: Option<(&'a FromSummary, SummaryWalk<'a>)>,
     /// The summary's next stream with events, read ahead.
@@ -507,14 +562,18 @@ impl<'a> Iterator for Range<'a> {
                 }
             }
         }
-        let loaded = self.loaded.peek().map(|&&i| &self.entries[i as usize]);
+        let entries = self.entries;
+        let loaded = self
+            .loaded
+            .peek()
+            .map(|&&i| (entries.name(i as usize), entries.entry(i as usize)));
         // Which comes first: the loaded stream, or the summary's (a tie is the loaded one,
         // which replaces the summary's record).
         let (summary_first, tie) = match (loaded, &self.next_summary) {
             (None, None) => return None,
             (None, Some(_)) => (true, false),
             (Some(_), None) => (false, false),
-            (Some((n, _)), Some((sn, _))) => (sn.as_str() < &**n, sn.as_str() == &**n),
+            (Some((n, _)), Some((sn, _))) => (sn.as_str() < n, sn.as_str() == n),
         };
         if tie {
             self.next_summary = None;
@@ -525,7 +584,7 @@ impl<'a> Iterator for Range<'a> {
         }
         let (n, e) = loaded?;
         self.loaded.next();
-        Some(Ok((Cow::Borrowed(&**n), Cow::Borrowed(e))))
+        Some(Ok((Cow::Borrowed(n), Cow::Borrowed(e))))
     }
 }
 
