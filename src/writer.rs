@@ -26,13 +26,16 @@ use crate::state::State;
 use crate::storage::StorageFile;
 use crate::store::{Inner, Store};
 
-/// Batches of at least this many events ask for their sync before adding their index entries
-/// (`commit.rs`, `Ahead`). Below it the hand-over to the sync thread (a wake, and a wake back)
-/// costs about what it saves: durable batches of 100 events into one stream took 263 to 272 µs
-/// with it (at 64) and 246 to 293 µs without, alternated (`benches/append.rs`), while a batch of
-/// 1,000 new streams, whose index entries take some 300 µs, went from 866 to 918 µs to 598 to
-/// 677 µs (`examples/bulk_cpu.rs`, wall medians).
-const SYNC_AHEAD_EVENTS: usize = 256;
+/// A batch asks for its sync before adding its index entries (`commit.rs`, `Ahead`) when
+/// `events + 4 x streams` reaches this: its entries then take about 100 µs or more (about 45 ns
+/// an event of a stream the segment knows, some 250 ns more for each stream new to it). Below
+/// that the hand-over to the sync thread (a wake there, and one back) costs about what it
+/// saves. Measured at the two ends, alternated (`benches/append.rs`, `durable_batch`, per call
+/// of 1,000 events): into one stream (1,004, below) the hand-over cost 5 to 7% (medians 1.77
+/// against 1.90 times the raw loop's call, five rounds each); into 1,000 new streams (5,000,
+/// above) the call went from 866 to 918 µs to 598 to 677 µs (`examples/bulk_cpu.rs`, wall
+/// medians). Between those two points the threshold is an estimate.
+const SYNC_AHEAD_WORK: usize = 2048;
 
 impl Store {
     /// Appends `events` to `stream` as one all-or-nothing batch, if the stream's version
@@ -723,9 +726,11 @@ impl Inner {
             self.poison(st, &err);
             return Err(err);
         }
-        // A large batch's index entries take long enough to overlap its sync (`commit.rs`,
-        // `Ahead`): ask for it now, before adding them.
-        if rel_offsets.len() >= SYNC_AHEAD_EVENTS && self.commit.durability() == Durability::Fsync {
+        // A batch whose index entries take long enough to overlap its sync (`commit.rs`,
+        // `Ahead`) asks for it now, before adding them.
+        if rel_offsets.len() + 4 * parts.len() >= SYNC_AHEAD_WORK
+            && self.commit.durability() == Durability::Fsync
+        {
             let upto = st.next_seq - 1 + rel_offsets.len() as u64;
             self.ahead
                 .request(upto, (Arc::clone(&file), st.active().path.clone()));

@@ -89,24 +89,27 @@ fn a_failed_fsync_poisons_and_is_never_retried() {
     assert_poisoned_then_recovers(dir.path(), store, 5);
 }
 
-/// A batch large enough to ask for its sync before adding its index entries (`commit.rs`,
-/// `Ahead`), whose sync fails, gets that sync's error as a small batch does, and poisons.
+/// A batch with enough index work to ask for its sync before adding its entries (`commit.rs`,
+/// `Ahead`; 600 new streams), whose sync fails, gets that sync's error as a small batch does,
+/// and poisons.
 #[test]
 fn a_large_batch_whose_sync_fails_gets_the_syncs_error() {
+    use eventfile::StreamAppend;
     let dir = tempfile::tempdir().unwrap();
     let storage = FaultyStorage::new();
     let store = open(dir.path(), &storage, 1 << 20);
     for i in 0..5 {
         store.append("s", ExpectedVersion::Any, [ev(i)]).unwrap();
     }
+    let new_streams = |round: u64| -> Vec<StreamAppend> {
+        (0..600)
+            .map(|i| StreamAppend::new(format!("n{round}-{i}"), ExpectedVersion::NoStream, [ev(i)]))
+            .collect()
+    };
     // Succeeds, sync and all, whichever thread runs it.
-    store
-        .append("t", ExpectedVersion::NoStream, (0..300).map(ev))
-        .unwrap();
+    store.append_multi(&new_streams(0)).unwrap();
     storage.fail_next_sync();
-    let err = store
-        .append("s", ExpectedVersion::Any, (5..305).map(ev))
-        .unwrap_err();
+    let err = store.append_multi(&new_streams(1)).unwrap_err();
     assert!(
         matches!(
             err,
@@ -117,8 +120,8 @@ fn a_large_batch_whose_sync_fails_gets_the_syncs_error() {
         ),
         "{err}"
     );
-    assert_eq!(store.head_seq(), 305, "an unsynced event became visible");
-    assert_poisoned_then_recovers_upto(dir.path(), store, 5, 305);
+    assert_eq!(store.head_seq(), 605, "an unsynced event became visible");
+    assert_poisoned_then_recovers_upto(dir.path(), store, 5, 5);
 }
 
 #[test]

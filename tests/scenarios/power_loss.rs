@@ -350,15 +350,16 @@ fn power_loss_never_loses_an_acknowledged_operation() {
 }
 
 /// Batches large enough to have their sync run by the handle's sync thread while the appender
-/// adds their index entries (`commit.rs`, `Ahead`): to one stream, to as many new streams as
-/// events, and as independent requests sharing a sync. A power loss at any moment loses none
+/// adds their index entries (`commit.rs`, `Ahead`): to as many new streams as events, alone
+/// and as independent requests sharing a sync, between batches into one stream that the
+/// appender syncs itself. A power loss at any moment loses none
 /// that was acknowledged, and shows none in part. The appends run on the sync thread's heels,
 /// so the operation the power fails at is the writer's or that thread's.
 #[test]
 fn power_loss_never_loses_a_large_batch_synced_ahead() {
     fn open_large(root: &Path, disk: &Arc<SimDisk>) -> eventfile::Result<Store> {
         OpenOptions::new()
-            .segment_bytes(96 * 1024)
+            .segment_bytes(160 * 1024)
             .storage(Arc::new(Arc::clone(disk)))
             .open(root)
     }
@@ -381,34 +382,33 @@ fn power_loss_never_loses_a_large_batch_synced_ahead() {
             rng.below(u64::MAX),
         );
         if let Ok(store) = open_large(root.path(), &disk) {
+            // One batch into many new streams each: enough index work to ask for the sync
+            // ahead (`writer.rs`, `SYNC_AHEAD_WORK`); a request's parts are new streams too.
+            let new_streams = |id: &str, n: u64| -> Vec<StreamAppend> {
+                batch(id, n)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, e)| {
+                        StreamAppend::new(format!("{id}-{i}"), ExpectedVersion::NoStream, [e])
+                    })
+                    .collect()
+            };
             for k in 0..6 {
                 let id = format!("r{run}-{k}");
-                let n = 256 + rng.below(200);
+                let n = 410 + rng.below(200);
                 let r = match rng.below(3) {
+                    // Into one stream: below the threshold, synced by the appender.
                     0 => store
                         .append("big", ExpectedVersion::Any, batch(&id, n))
                         .map(|a| vec![(id.clone(), (a.first_seq, a.last_seq))]),
-                    1 => {
-                        let parts: Vec<StreamAppend> = batch(&id, n)
-                            .into_iter()
-                            .enumerate()
-                            .map(|(i, e)| {
-                                StreamAppend::new(
-                                    format!("{id}-{i}"),
-                                    ExpectedVersion::NoStream,
-                                    [e],
-                                )
-                            })
-                            .collect();
-                        store
-                            .append_multi(&parts)
-                            .map(|m| vec![(id.clone(), (m.first_seq, m.last_seq))])
-                    }
+                    1 => store
+                        .append_multi(&new_streams(&id, n))
+                        .map(|m| vec![(id.clone(), (m.first_seq, m.last_seq))]),
                     _ => {
                         let ids = [format!("{id}-a"), format!("{id}-b")];
                         let requests = ids
                             .clone()
-                            .map(|i| AppendRequest::new("big", ExpectedVersion::Any, batch(&i, n)));
+                            .map(|i| AppendRequest::multi(new_streams(&i, n)));
                         store
                             .append_requests(requests.into())
                             .into_iter()
