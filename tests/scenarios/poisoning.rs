@@ -27,6 +27,20 @@ fn versions(store: &Store) -> Vec<u64> {
         .collect()
 }
 
+/// `err` is the failed `fdatasync`'s own error.
+fn assert_sync_error(err: &Error) {
+    assert!(
+        matches!(
+            err,
+            Error::Io {
+                op: "fdatasync",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
 /// Checks the poisoned handle, then reopens on the real file system and checks recovery.
 fn assert_poisoned_then_recovers(dir: &std::path::Path, store: Store, acked: u64) {
     assert_poisoned_then_recovers_upto(dir, store, acked, acked + 1);
@@ -75,16 +89,7 @@ fn a_failed_fsync_poisons_and_is_never_retried() {
     let err = store
         .append("s", ExpectedVersion::Any, [ev(5)])
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Io {
-                op: "fdatasync",
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_sync_error(&err);
     assert_eq!(store.head_seq(), 5, "an unsynced event became visible");
     assert_poisoned_then_recovers(dir.path(), store, 5);
 }
@@ -110,16 +115,7 @@ fn a_large_batch_whose_sync_fails_gets_the_syncs_error() {
     store.append_multi(&new_streams(0)).unwrap();
     storage.fail_next_sync();
     let err = store.append_multi(&new_streams(1)).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Io {
-                op: "fdatasync",
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_sync_error(&err);
     assert_eq!(store.head_seq(), 605, "an unsynced event became visible");
     assert_poisoned_then_recovers_upto(dir.path(), store, 5, 5);
 }
@@ -190,17 +186,7 @@ fn a_failed_shared_sync_fails_every_written_request() {
         AppendRequest::new("s", ExpectedVersion::Exact(0), [ev(6)]),
         AppendRequest::new("s", ExpectedVersion::Exact(6), [ev(7)]),
     ]);
-    assert!(
-        matches!(
-            out[0],
-            Err(Error::Io {
-                op: "fdatasync",
-                ..
-            })
-        ),
-        "{:?}",
-        out[0]
-    );
+    assert_sync_error(out[0].as_ref().unwrap_err());
     assert!(
         matches!(out[1], Err(Error::WrongExpectedVersion { actual: 6, .. })),
         "{:?}",
