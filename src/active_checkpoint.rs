@@ -43,7 +43,7 @@ use crate::block_cache::{BlockCache, Extent};
 use crate::error::{Error, Result};
 use crate::index::{CheckpointIndex, Kind, MemIndex};
 use crate::sealed_index::SealedIndex;
-use crate::segment::{Lines, ScanEnd, SegmentData};
+use crate::segment::{Indexed, Lines, ScanEnd, SegmentData};
 use crate::storage::{Mapped, StorageFile};
 
 /// What the first use needs to check the checkpoint, or to rebuild its records' index.
@@ -252,39 +252,21 @@ impl ActiveCheckpoint {
         let path = &d.segment_path;
         let data = SegmentData::File(Arc::clone(&d.segment));
         let mut lines = Lines::new(data, segment_len, d.max_line);
-        let mut mem = MemIndex::default();
-        let (mut next, mut last_time) = (base, i64::MIN);
-        let result = crate::segment::scan(&mut lines, path, d.data_start, |batch| {
-            for rec in batch {
-                let wrong = if rec.seq != next {
-                    Some(format!(
-                        "record has seq {} where {next} was expected",
-                        rec.seq
-                    ))
-                } else if rec.time < last_time {
-                    Some("record time is before the previous record's".to_owned())
-                } else {
-                    None
-                };
-                if let Some(reason) = wrong {
-                    return Err(Error::corrupt(path, rec.offset, reason));
-                }
-                next += 1;
-                last_time = rec.time;
-                mem.add(rec.offset, rec.time, &rec.terms.borrowed());
-            }
-            Ok(())
-        })?;
-        match result.end {
-            ScanEnd::Clean if next - base == count => {}
+        let Indexed {
+            mem,
+            count: found,
+            scan,
+            ..
+        } = crate::segment::index_records(&mut lines, path, d.data_start, base)?;
+        match scan.end {
+            ScanEnd::Clean if found == count => {}
             ScanEnd::Clean => {
                 return Err(Error::corrupt(
                     path,
-                    result.valid_end,
+                    scan.valid_end,
                     format!(
-                        "the segment holds {} records up to byte {segment_len}, where {count} were \
-                         written",
-                        next - base,
+                        "the segment holds {found} records up to byte {segment_len}, where \
+                         {count} were written",
                     ),
                 ));
             }

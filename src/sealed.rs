@@ -37,9 +37,9 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::block_cache::{BlockCache, CachedFile};
 use crate::error::{Error, Result};
-use crate::index::{IndexFile, MemIndex};
+use crate::index::IndexFile;
 use crate::sealed_index::{Samples, SealedIndex};
-use crate::segment::{Lines, ScanEnd, SegmentData};
+use crate::segment::{Indexed, Lines, ScanEnd, SegmentData};
 use crate::storage::{Storage, StorageFile};
 
 /// What a sealed segment's sidecar says, kept without its map.
@@ -453,25 +453,13 @@ impl Sealed {
                 ),
             ));
         }
-        let mut mem = MemIndex::default();
-        let mut next = self.base;
-        let mut last_time = 0;
-        let result = crate::segment::scan(&mut lines, &self.path, data_start, |batch| {
-            for rec in batch {
-                if rec.seq != next {
-                    return Err(Error::corrupt(
-                        &self.path,
-                        rec.offset,
-                        format!("record has seq {} where {next} was expected", rec.seq),
-                    ));
-                }
-                next += 1;
-                last_time = rec.time;
-                mem.add(rec.offset, rec.time, &rec.terms.borrowed());
-            }
-            Ok(())
-        })?;
-        match result.end {
+        let Indexed {
+            mem,
+            count,
+            last_time,
+            scan,
+        } = crate::segment::index_records(&mut lines, &self.path, data_start, self.base)?;
+        match scan.end {
             ScanEnd::Clean => {}
             ScanEnd::TornTail { offset, reason } | ScanEnd::Damaged { offset, reason } => {
                 return Err(Error::corrupt(
@@ -481,17 +469,17 @@ impl Sealed {
                 ));
             }
         }
-        if next - self.base != self.summary.count {
+        if count != self.summary.count {
             return Err(Error::corrupt(
                 &self.path,
                 0,
                 format!(
-                    "sealed segment holds {} events, but {} when the store was opened",
-                    next - self.base,
+                    "sealed segment holds {count} events, but {} when the store was opened",
                     self.summary.count
                 ),
             ));
         }
+        let last_time = last_time.unwrap_or(0);
         if last_time != self.summary.last_time {
             return Err(Error::corrupt(
                 &self.path,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::block_cache::CachedFile;
 use crate::error::{Error, Result};
-use crate::index::Terms;
+use crate::index::{MemIndex, Terms};
 use crate::record::{self, Header, RecordMeta};
 use crate::storage::{Mapped, StorageFile};
 
@@ -339,6 +339,53 @@ pub(crate) fn walk(
         pos += n as u64 + 1;
     }
     Ok(WalkEnd::Clean)
+}
+
+/// A segment's records indexed by [`index_records`].
+pub(crate) struct Indexed {
+    pub mem: MemIndex,
+    /// How many records were indexed.
+    pub count: u64,
+    /// The last one's time, if any.
+    pub last_time: Option<i64>,
+    /// Where the scan stopped: the caller judges it.
+    pub scan: ScanResult,
+}
+
+/// The index of the records of segment `base` from `data_start`, every record checked: its
+/// frame, its seq following the previous one's (the first's is `base`), and its time not
+/// before the previous one's (a log's times never decrease). What a rebuild of a sealed
+/// sidecar and of the active segment's checkpoint both read.
+pub(crate) fn index_records(
+    lines: &mut Lines,
+    path: &Path,
+    data_start: u64,
+    base: u64,
+) -> Result<Indexed> {
+    let mut mem = MemIndex::default();
+    let (mut next, mut last_time) = (base, None);
+    let scan = scan(lines, path, data_start, |batch| {
+        for rec in batch {
+            let reason = if rec.seq != next {
+                format!("record has seq {} where {next} was expected", rec.seq)
+            } else if last_time.is_some_and(|t| rec.time < t) {
+                "record time is before the previous record's".to_owned()
+            } else {
+                next += 1;
+                last_time = Some(rec.time);
+                mem.add(rec.offset, rec.time, &rec.terms.borrowed());
+                continue;
+            };
+            return Err(Error::corrupt(path, rec.offset, reason));
+        }
+        Ok(())
+    })?;
+    Ok(Indexed {
+        mem,
+        count: next - base,
+        last_time,
+        scan,
+    })
 }
 
 /// Scans the records of a segment from `start` (a record boundary) up to the reader's end,

@@ -836,13 +836,7 @@ impl Inner {
     /// sync of the group commit, and a failure poisons the handle as theirs does.
     pub(crate) fn sync_ahead(&self, upto: u64, file: &dyn StorageFile, path: &Path) -> Result<()> {
         self.commit
-            .wait_durable(upto, false, || {
-                let started = std::time::Instant::now();
-                file.sync_data()
-                    .map_err(|e| Error::io("fdatasync", path, e))?;
-                self.metrics.synced(started.elapsed());
-                Ok(upto)
-            })
+            .wait_durable(upto, false, || self.sync_file(file, path).map(|()| upto))
             .inspect_err(|e| {
                 self.lock_state()
                     .poisoned
@@ -864,6 +858,14 @@ impl Inner {
                 st.active().path.clone(),
             )
         };
+        self.sync_file(file.as_ref(), &path)?;
+        Ok(upto)
+    }
+
+    /// One `fdatasync` of `file` (at `path`), counted. A failure poisons the state before it
+    /// is returned, so that no append writes after it, even before the group commit hears of
+    /// it.
+    fn sync_file(&self, file: &dyn StorageFile, path: &Path) -> Result<()> {
         let started = std::time::Instant::now();
         file.sync_data().map_err(|e| {
             let err = Error::io("fdatasync", path, e);
@@ -873,6 +875,6 @@ impl Inner {
             err
         })?;
         self.metrics.synced(started.elapsed());
-        Ok(upto)
+        Ok(())
     }
 }
