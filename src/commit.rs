@@ -33,6 +33,13 @@ struct SyncState {
     syncing: bool,
     /// Set when a write or sync failed.
     poisoned: Option<String>,
+    /// `fdatasync`s of the log running now, the group commit's and a roll's alike
+    /// ([`Commit::guarded_sync`]).
+    in_flight: u32,
+    /// The first of them that failed, for good.
+    sync_failed: Option<String>,
+    /// Syncs that succeeded and wait for overlapping ones to end (on `Commit::overlap`).
+    overlap_waiters: u32,
 }
 
 /// The published head and the group commit of one open store.
@@ -40,6 +47,9 @@ pub(crate) struct Commit {
     durability: Durability,
     sync: Mutex<SyncState>,
     cv: Condvar,
+    /// Where a sync that succeeded waits for those that overlapped it ([`Commit::guarded_sync`]);
+    /// apart from `cv`, so that the group commit's waiters are not woken by every sync's end.
+    overlap: Condvar,
     /// Highest seq readers may see.
     visible: AtomicU64,
     /// Wakes those waiting for the head to move.
@@ -58,8 +68,12 @@ impl Commit {
                 durable: head,
                 syncing: false,
                 poisoned: None,
+                in_flight: 0,
+                sync_failed: None,
+                overlap_waiters: 0,
             }),
             cv: Condvar::new(),
+            overlap: Condvar::new(),
             visible: AtomicU64::new(head),
             watch: Arc::new(HeadWatch::new(head)),
             head_file,
@@ -130,6 +144,51 @@ impl Commit {
     pub(crate) fn poison(&self, cause: &str) {
         self.lock().poisoned.get_or_insert_with(|| cause.to_owned());
         self.cv.notify_all();
+    }
+
+    /// Runs `sync`, one `fdatasync` of the log, so that no sync's success is believed while
+    /// another one that overlapped it may have failed. Linux reports a failed writeback once
+    /// per open file (errseq): of two syncs of the same file running together (a waiter's
+    /// group-commit sync, and a segment roll's, which runs under the state lock outside the
+    /// group commit), the first to check gets EIO and the other success, though the pages both
+    /// covered are lost. So a sync that succeeds waits for those still running, and fails if
+    /// one of them did (with [`Error::Poisoned`], naming that failure); after a failure no sync
+    /// runs again. Takes only this module's lock, never while `sync` runs, and never waits on
+    /// anything that needs another lock: a roll calls it under the state lock.
+    pub(crate) fn guarded_sync(&self, sync: impl FnOnce() -> Result<()>) -> Result<()> {
+        {
+            let mut s = self.lock();
+            if let Some(cause) = &s.sync_failed {
+                return Err(Error::Poisoned {
+                    cause: cause.clone(),
+                });
+            }
+            s.in_flight += 1;
+        }
+        let r = sync();
+        let mut s = self.lock();
+        s.in_flight -= 1;
+        if let Err(e) = &r {
+            let cause = e.to_string();
+            s.sync_failed.get_or_insert_with(|| cause.clone());
+            s.poisoned.get_or_insert(cause);
+        }
+        if s.overlap_waiters > 0 {
+            self.overlap.notify_all();
+        }
+        r?;
+        s.overlap_waiters += 1;
+        let mut s = self
+            .overlap
+            .wait_while(s, |s| s.in_flight > 0 && s.sync_failed.is_none())
+            .unwrap_or_else(|p| p.into_inner());
+        s.overlap_waiters -= 1;
+        match &s.sync_failed {
+            Some(cause) => Err(Error::Poisoned {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Waits until every event up to `target` is durable, running `sync` itself if no other
@@ -378,6 +437,37 @@ impl Drop for Flusher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// After a failed sync no other one runs (Linux may have dropped the pages and would
+    /// report success), and one that ran beside it fails too, whichever finished first.
+    #[test]
+    fn no_sync_is_believed_beside_or_after_a_failed_one() {
+        use std::sync::mpsc;
+        let commit = Arc::new(Commit::new(Durability::Fsync, 0, None));
+        let (started, running) = mpsc::channel();
+        let (finish, wait_to_finish) = mpsc::channel::<()>();
+        let c = Arc::clone(&commit);
+        // Succeeds, but only once the failing one below has run beside it.
+        let beside = thread::spawn(move || {
+            c.guarded_sync(|| {
+                started.send(()).unwrap();
+                wait_to_finish.recv().unwrap();
+                Ok(())
+            })
+        });
+        running.recv().unwrap();
+        let err = commit
+            .guarded_sync(|| Err(Error::io("fdatasync", "seg", std::io::Error::other("EIO"))))
+            .unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err}");
+        finish.send(()).unwrap();
+        let err = beside.join().unwrap().unwrap_err();
+        assert!(err.to_string().contains("EIO"), "{err}");
+        let err = commit
+            .guarded_sync(|| panic!("a sync ran after a failed one"))
+            .unwrap_err();
+        assert!(matches!(err, Error::Poisoned { .. }), "{err}");
+    }
 
     /// A sync asked for ahead runs on the thread through the group commit: an appender that
     /// waits meanwhile runs none of its own, and is answered by it. A failed one poisons the

@@ -783,8 +783,11 @@ impl Inner {
             // The previous segment's sidecar, if still in hand (and its failure).
             self.sealer.wait()?;
             let started = std::time::Instant::now();
-            file.sync_data()
-                .map_err(|e| Error::io("fdatasync", &path, e))?;
+            // Beside a waiter's sync of the same file, perhaps: see `Commit::guarded_sync`.
+            self.commit.guarded_sync(|| {
+                file.sync_data()
+                    .map_err(|e| Error::io("fdatasync", &path, e))
+            })?;
             self.metrics.synced(started.elapsed());
             self.commit.durable(st.next_seq - 1)?;
             // The sidecar is encoded and written by the sealer while appends go on
@@ -867,13 +870,17 @@ impl Inner {
     /// it.
     fn sync_file(&self, file: &dyn StorageFile, path: &Path) -> Result<()> {
         let started = std::time::Instant::now();
-        file.sync_data().map_err(|e| {
-            let err = Error::io("fdatasync", path, e);
-            self.lock_state()
-                .poisoned
-                .get_or_insert_with(|| err.to_string());
-            err
-        })?;
+        // The state lock only once the guard is done with: a roll waits in it under that lock.
+        self.commit
+            .guarded_sync(|| {
+                file.sync_data()
+                    .map_err(|e| Error::io("fdatasync", path, e))
+            })
+            .inspect_err(|err| {
+                self.lock_state()
+                    .poisoned
+                    .get_or_insert_with(|| err.to_string());
+            })?;
         self.metrics.synced(started.elapsed());
         Ok(())
     }

@@ -13,6 +13,8 @@
 //!   default 256).
 //! - `races`: a read-only open or refresh racing retention, compaction or an unrecorded unlink,
 //!   on the real and the simulated disk.
+//! - `sync_overlap`: a roll's `fdatasync` overlapping a waiter's, one failing and the other
+//!   succeeding as Linux may report them: nothing of the failed writeback is acknowledged.
 //!
 //! `docs/reliability.md` (the test matrix) quotes what they print; its "Running the long
 //! versions" has the commands.
@@ -24,3 +26,4 @@ mod poisoning;
 mod power_loss;
 mod races;
 mod sealer;
+mod sync_overlap;
