@@ -33,11 +33,13 @@ struct SyncState {
     syncing: bool,
     /// Set when a write or sync failed.
     poisoned: Option<String>,
-    /// `fdatasync`s of the log running now, the group commit's and a roll's alike
-    /// ([`Commit::guarded_sync`]).
-    in_flight: u32,
-    /// The first of them that failed, for good.
-    sync_failed: Option<String>,
+    /// The tickets of the `fdatasync`s of the log running now, the group commit's and a
+    /// roll's alike ([`Commit::guarded_sync`]): two at most.
+    in_flight: Vec<u64>,
+    /// The ticket the next sync takes.
+    next_ticket: u64,
+    /// The first sync that failed, for good: its ticket and error.
+    sync_failed: Option<(u64, String)>,
     /// Syncs that succeeded and wait for overlapping ones to end (on `Commit::overlap`).
     overlap_waiters: u32,
 }
@@ -58,6 +60,24 @@ pub(crate) struct Commit {
     head_file: Option<HeadFile>,
 }
 
+/// A sync running in [`Commit::guarded_sync`]: dropped only if it panicked (it is forgotten
+/// when it returns), which ends it as failed, so that no one waits for it forever.
+struct Running<'a> {
+    commit: &'a Commit,
+    ticket: u64,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut s = self.commit.lock();
+        self.commit.ended(
+            &mut s,
+            self.ticket,
+            Some("an fdatasync panicked".to_owned()),
+        );
+    }
+}
+
 impl Commit {
     /// A store whose events up to `head` are durable (just recovered); a writer passes the
     /// file it publishes its head in.
@@ -68,7 +88,8 @@ impl Commit {
                 durable: head,
                 syncing: false,
                 poisoned: None,
-                in_flight: 0,
+                in_flight: Vec::new(),
+                next_ticket: 0,
                 sync_failed: None,
                 overlap_waiters: 0,
             }),
@@ -148,46 +169,66 @@ impl Commit {
 
     /// Runs `sync`, one `fdatasync` of the log, so that no sync's success is believed while
     /// another one that overlapped it may have failed. Linux reports a failed writeback once
-    /// per open file (errseq): of two syncs of the same file running together (a waiter's
-    /// group-commit sync, and a segment roll's, which runs under the state lock outside the
-    /// group commit), the first to check gets EIO and the other success, though the pages both
-    /// covered are lost. So a sync that succeeds waits for those still running, and fails if
-    /// one of them did (with [`Error::Poisoned`], naming that failure); after a failure no sync
-    /// runs again. Takes only this module's lock, never while `sync` runs, and never waits on
+    /// per open file description (errseq): of two syncs of the same file running together (a
+    /// waiter's group-commit sync, and a segment roll's, which runs under the state lock
+    /// outside the group commit), the first to check gets EIO and the other success, though
+    /// the pages both covered are lost. So a sync that succeeds waits for those that were
+    /// running when it ended, and fails if one of them failed (with [`Error::Poisoned`],
+    /// naming that failure); after a failure no sync runs again. A `sync` that panics counts
+    /// as failed. Takes only this module's lock, never while `sync` runs, and never waits on
     /// anything that needs another lock: a roll calls it under the state lock.
     pub(crate) fn guarded_sync(&self, sync: impl FnOnce() -> Result<()>) -> Result<()> {
-        {
+        let ticket = {
             let mut s = self.lock();
-            if let Some(cause) = &s.sync_failed {
+            if let Some((_, cause)) = &s.sync_failed {
                 return Err(Error::Poisoned {
                     cause: cause.clone(),
                 });
             }
-            s.in_flight += 1;
-        }
+            let t = s.next_ticket;
+            s.next_ticket += 1;
+            s.in_flight.push(t);
+            t
+        };
+        let running = Running {
+            commit: self,
+            ticket,
+        };
         let r = sync();
+        std::mem::forget(running);
         let mut s = self.lock();
-        s.in_flight -= 1;
-        if let Err(e) = &r {
-            let cause = e.to_string();
-            s.sync_failed.get_or_insert_with(|| cause.clone());
-            s.poisoned.get_or_insert(cause);
-        }
-        if s.overlap_waiters > 0 {
-            self.overlap.notify_all();
-        }
+        self.ended(&mut s, ticket, r.as_ref().err().map(Error::to_string));
         r?;
+        // The syncs running now started before this one ended: they overlapped it.
+        let mark = s.next_ticket;
+        let overlapping_failed =
+            |s: &SyncState| s.sync_failed.as_ref().is_some_and(|(t, _)| *t < mark);
         s.overlap_waiters += 1;
         let mut s = self
             .overlap
-            .wait_while(s, |s| s.in_flight > 0 && s.sync_failed.is_none())
+            .wait_while(s, |s| {
+                s.in_flight.iter().any(|&t| t < mark) && !overlapping_failed(s)
+            })
             .unwrap_or_else(|p| p.into_inner());
         s.overlap_waiters -= 1;
         match &s.sync_failed {
-            Some(cause) => Err(Error::Poisoned {
+            Some((t, cause)) if *t < mark => Err(Error::Poisoned {
                 cause: cause.clone(),
             }),
-            None => Ok(()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The sync of `ticket` ended, with `failure` if it failed; wakes those waiting on it.
+    fn ended(&self, s: &mut SyncState, ticket: u64, failure: Option<String>) {
+        s.in_flight.retain(|&t| t != ticket);
+        if let Some(cause) = failure {
+            s.sync_failed.get_or_insert_with(|| (ticket, cause.clone()));
+            s.poisoned.get_or_insert(cause);
+            self.cv.notify_all();
+        }
+        if s.overlap_waiters > 0 {
+            self.overlap.notify_all();
         }
     }
 
@@ -467,6 +508,90 @@ mod tests {
             .guarded_sync(|| panic!("a sync ran after a failed one"))
             .unwrap_err();
         assert!(matches!(err, Error::Poisoned { .. }), "{err}");
+    }
+
+    /// Runs `held` on another thread until it has started, then `second` (which is given the
+    /// way to let `held` finish); returns both outcomes.
+    fn overlapping(
+        held: impl FnOnce() -> Result<()> + Send + 'static,
+        second: impl FnOnce(&dyn Fn()) -> Result<()>,
+    ) -> (Result<()>, Result<()>, Arc<Commit>) {
+        use std::sync::mpsc;
+        let commit = Arc::new(Commit::new(Durability::Fsync, 0, None));
+        let (started, running) = mpsc::channel();
+        let (finish, wait_to_finish) = mpsc::channel::<()>();
+        let c = Arc::clone(&commit);
+        let first = thread::spawn(move || {
+            c.guarded_sync(|| {
+                started.send(()).unwrap();
+                wait_to_finish.recv().unwrap();
+                held()
+            })
+        });
+        running.recv().unwrap();
+        let release = move || finish.send(()).unwrap();
+        let second = commit.guarded_sync(|| second(&release));
+        (first.join().unwrap(), second, commit)
+    }
+
+    fn eio() -> Result<()> {
+        Err(Error::io("fdatasync", "seg", std::io::Error::other("EIO")))
+    }
+
+    /// The success ends first and waits; the failure it overlapped comes after and fails it.
+    #[test]
+    fn a_success_that_ends_first_waits_for_the_failure_beside_it() {
+        let (failed, waited, _) = overlapping(eio, |release| {
+            release();
+            Ok(())
+        });
+        assert!(matches!(failed, Err(Error::Io { .. })), "{failed:?}");
+        assert!(matches!(waited, Err(Error::Poisoned { .. })), "{waited:?}");
+    }
+
+    /// Two overlapping syncs that both succeed are both believed.
+    #[test]
+    fn overlapping_successes_both_succeed() {
+        let (a, b, commit) = overlapping(
+            || Ok(()),
+            |release| {
+                release();
+                Ok(())
+            },
+        );
+        assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
+        assert!(commit.guarded_sync(|| Ok(())).is_ok());
+    }
+
+    /// A sync that panics counts as failed: the one beside it does not wait for it forever,
+    /// and fails; none runs after it.
+    #[test]
+    fn a_sync_that_panics_fails_the_one_beside_it() {
+        let commit = Arc::new(Commit::new(Durability::Fsync, 0, None));
+        let c = Arc::clone(&commit);
+        let (started, running) = std::sync::mpsc::channel();
+        let (finish, wait_to_finish) = std::sync::mpsc::channel::<()>();
+        let held = thread::spawn(move || {
+            c.guarded_sync(|| {
+                started.send(()).unwrap();
+                wait_to_finish.recv().unwrap();
+                Ok(())
+            })
+        });
+        running.recv().unwrap();
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            commit.guarded_sync(|| {
+                finish.send(()).unwrap();
+                panic!("the storage panicked")
+            })
+        }));
+        assert!(unwound.is_err());
+        let err = held.join().unwrap().unwrap_err();
+        assert!(err.to_string().contains("panicked"), "{err}");
+        assert!(matches!(
+            commit.guarded_sync(|| Ok(())),
+            Err(Error::Poisoned { .. })
+        ));
     }
 
     /// A sync asked for ahead runs on the thread through the group commit: an appender that

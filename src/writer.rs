@@ -865,9 +865,9 @@ impl Inner {
         Ok(upto)
     }
 
-    /// One `fdatasync` of `file` (at `path`), counted. A failure poisons the state before it
-    /// is returned, so that no append writes after it, even before the group commit hears of
-    /// it.
+    /// One `fdatasync` of `file` (at `path`), through `Commit::guarded_sync` (which poisons
+    /// the commit), counted. A failure poisons the state too before it is returned, so that no
+    /// append writes after it.
     fn sync_file(&self, file: &dyn StorageFile, path: &Path) -> Result<()> {
         let started = std::time::Instant::now();
         // The state lock only once the guard is done with: a roll waits in it under that lock.

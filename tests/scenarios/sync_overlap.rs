@@ -68,10 +68,16 @@ impl OverlapStorage {
             Phase::Armed(failing, held) => {
                 *phase = Phase::Held(failing);
                 let _ = held.send(());
-                let mut phase = self
+                // A watchdog, not a synchronisation: a regression that never runs the
+                // second sync fails here instead of hanging.
+                let (mut phase, waited) = self
                     .cv
-                    .wait_while(phase, |p| matches!(p, Phase::Held(_)))
+                    .wait_timeout_while(phase, WATCHDOG, |p| matches!(p, Phase::Held(_)))
                     .unwrap();
+                assert!(
+                    !waited.timed_out(),
+                    "no second sync ran beside the held one"
+                );
                 *phase = Phase::Idle;
                 match failing {
                     Failing::Held => eio(),
@@ -175,6 +181,9 @@ impl Storage for Handle {
 
 const SEGMENT: u64 = 64 * 1024;
 
+/// How long a step may take before the test calls it a hang.
+const WATCHDOG: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn ev(n: u64) -> NewEvent {
     NewEvent::new("T", json!({ "n": n }))
 }
@@ -203,7 +212,8 @@ fn overlap(dir: &Path, failing: Failing) -> (Result<(), Error>, Result<(), Error
         let store = store.clone();
         std::thread::spawn(move || store.append("s", ExpectedVersion::Any, [ev(2)]).map(|_| ()))
     };
-    held.recv().expect("the waiter's sync is held");
+    held.recv_timeout(WATCHDOG)
+        .expect("the waiter's sync is held");
     let roll = store
         .append(
             "s",
@@ -213,6 +223,11 @@ fn overlap(dir: &Path, failing: Failing) -> (Result<(), Error>, Result<(), Error
         .map(|_| ());
     let waited = waiter.join().unwrap();
     (waited, roll, store)
+}
+
+/// What a reader in another handle is told is durable (`HEAD`).
+fn published(dir: &Path) -> u64 {
+    Store::open_read_only(dir).unwrap().head_seq()
 }
 
 /// What a fresh open finds, in order.
@@ -248,6 +263,11 @@ fn a_sync_that_succeeds_beside_a_roll_whose_sync_failed_acknowledges_nothing() {
         1,
         "an event of a failed sync became visible"
     );
+    assert_eq!(
+        published(dir.path()),
+        1,
+        "an event of a failed sync was published"
+    );
     assert!(matches!(
         store.append("s", ExpectedVersion::Any, [ev(3)]),
         Err(Error::Poisoned { .. })
@@ -282,6 +302,11 @@ fn a_roll_whose_sync_succeeds_beside_a_failed_sync_publishes_nothing() {
         store.head_seq(),
         1,
         "an event of a failed sync became visible"
+    );
+    assert_eq!(
+        published(dir.path()),
+        1,
+        "an event of a failed sync was published"
     );
     drop(store);
     assert_eq!(stored(dir.path())[0], 1);
