@@ -31,6 +31,12 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 export CRITERION_HOME="$OUT/criterion"
 
+# What the run measures: the commit and any uncommitted change outside docs/. Each `cargo
+# bench` step rebuilds its bench if a source changed meanwhile, so a tree edited during the run
+# would have its later steps measure other code than `run.txt` names; checked at the end.
+tree_state() { echo "$(git rev-parse HEAD) $(git diff HEAD -- . ':!docs' | sha1sum)"; }
+started_tree=$(tree_state)
+
 {
     echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!docs' || echo ' (with uncommitted changes)')"
     echo "started $(date -u '+%Y-%m-%d %H:%M') UTC"
@@ -88,5 +94,10 @@ done
 step server-load "$bin/examples/load" "${load_args[@]}"
 
 echo "finished $(date -u '+%Y-%m-%d %H:%M') UTC" >>"$OUT/run.txt"
+if [ "$(tree_state)" != "$started_tree" ]; then
+    echo "the commit or a source changed during the run: its steps measured different code;" \
+        "docs/performance.md left as it was (the outputs are in $OUT)" >&2
+    exit 1
+fi
 "$bin/examples/perf_report" --run "$OUT" --write docs/performance.md >"$OUT/tables.md"
 echo "tables: $OUT/tables.md; docs/performance.md updated between its markers" >&2
