@@ -479,39 +479,8 @@ impl Drop for Flusher {
 mod tests {
     use super::*;
 
-    /// After a failed sync no other one runs (Linux may have dropped the pages and would
-    /// report success), and one that ran beside it fails too, whichever finished first.
-    #[test]
-    fn no_sync_is_believed_beside_or_after_a_failed_one() {
-        use std::sync::mpsc;
-        let commit = Arc::new(Commit::new(Durability::Fsync, 0, None));
-        let (started, running) = mpsc::channel();
-        let (finish, wait_to_finish) = mpsc::channel::<()>();
-        let c = Arc::clone(&commit);
-        // Succeeds, but only once the failing one below has run beside it.
-        let beside = thread::spawn(move || {
-            c.guarded_sync(|| {
-                started.send(()).unwrap();
-                wait_to_finish.recv().unwrap();
-                Ok(())
-            })
-        });
-        running.recv().unwrap();
-        let err = commit
-            .guarded_sync(|| Err(Error::io("fdatasync", "seg", std::io::Error::other("EIO"))))
-            .unwrap_err();
-        assert!(matches!(err, Error::Io { .. }), "{err}");
-        finish.send(()).unwrap();
-        let err = beside.join().unwrap().unwrap_err();
-        assert!(err.to_string().contains("EIO"), "{err}");
-        let err = commit
-            .guarded_sync(|| panic!("a sync ran after a failed one"))
-            .unwrap_err();
-        assert!(matches!(err, Error::Poisoned { .. }), "{err}");
-    }
-
     /// Runs `held` on another thread until it has started, then `second` (which is given the
-    /// way to let `held` finish); returns both outcomes.
+    /// way to let `held` finish, and after which it finishes anyway); returns both outcomes.
     fn overlapping(
         held: impl FnOnce() -> Result<()> + Send + 'static,
         second: impl FnOnce(&dyn Fn()) -> Result<()>,
@@ -529,13 +498,30 @@ mod tests {
             })
         });
         running.recv().unwrap();
-        let release = move || finish.send(()).unwrap();
+        let release = move || {
+            let _ = finish.send(());
+        };
         let second = commit.guarded_sync(|| second(&release));
+        release();
         (first.join().unwrap(), second, commit)
     }
 
     fn eio() -> Result<()> {
         Err(Error::io("fdatasync", "seg", std::io::Error::other("EIO")))
+    }
+
+    /// The failure ends first; the success beside it, ending after, fails too; after a failed
+    /// sync no other one runs (Linux may have dropped the pages and would report success).
+    #[test]
+    fn no_sync_is_believed_beside_or_after_a_failed_one() {
+        let (beside, failed, commit) = overlapping(|| Ok(()), |_| eio());
+        assert!(matches!(failed, Err(Error::Io { .. })), "{failed:?}");
+        let err = beside.unwrap_err();
+        assert!(err.to_string().contains("EIO"), "{err}");
+        let err = commit
+            .guarded_sync(|| panic!("a sync ran after a failed one"))
+            .unwrap_err();
+        assert!(matches!(err, Error::Poisoned { .. }), "{err}");
     }
 
     /// The success ends first and waits; the failure it overlapped comes after and fails it.
