@@ -38,7 +38,8 @@ struct SyncState {
     in_flight: Vec<u64>,
     /// The ticket the next sync takes.
     next_ticket: u64,
-    /// The first sync that failed, for good: its ticket and error.
+    /// Set for good once a sync failed: the lowest ticket of those that failed, and its error
+    /// (the lowest, so that a success can tell whether any sync that overlapped it failed).
     sync_failed: Option<(u64, String)>,
     /// Syncs that succeeded and wait for overlapping ones to end (on `Commit::overlap`).
     overlap_waiters: u32,
@@ -223,7 +224,9 @@ impl Commit {
     fn ended(&self, s: &mut SyncState, ticket: u64, failure: Option<String>) {
         s.in_flight.retain(|&t| t != ticket);
         if let Some(cause) = failure {
-            s.sync_failed.get_or_insert_with(|| (ticket, cause.clone()));
+            if s.sync_failed.as_ref().is_none_or(|(t, _)| ticket < *t) {
+                s.sync_failed = Some((ticket, cause.clone()));
+            }
             s.poisoned.get_or_insert(cause);
             self.cv.notify_all();
         }
@@ -533,6 +536,21 @@ mod tests {
         });
         assert!(matches!(failed, Err(Error::Io { .. })), "{failed:?}");
         assert!(matches!(waited, Err(Error::Poisoned { .. })), "{waited:?}");
+    }
+
+    /// A failure of a sync that began after this one ended, recorded first, does not hide the
+    /// failure of one that overlapped it.
+    #[test]
+    fn a_later_failure_does_not_hide_an_overlapping_one() {
+        let commit = Commit::new(Durability::Fsync, 0, None);
+        let mut s = commit.lock();
+        // Ticket 0 (overlapping, still running) and this sync's mark 2 (it was ticket 1).
+        s.in_flight.push(0);
+        s.next_ticket = 3;
+        s.in_flight.push(2);
+        commit.ended(&mut s, 2, Some("later".into()));
+        commit.ended(&mut s, 0, Some("overlapping".into()));
+        assert_eq!(s.sync_failed, Some((0, "overlapping".to_owned())));
     }
 
     /// Two overlapping syncs that both succeed are both believed.
