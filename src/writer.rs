@@ -782,13 +782,8 @@ impl Inner {
             let path = st.active().path.clone();
             // The previous segment's sidecar, if still in hand (and its failure).
             self.sealer.wait()?;
-            let started = std::time::Instant::now();
             // Beside a waiter's sync of the same file, perhaps: see `Commit::guarded_sync`.
-            self.commit.guarded_sync(|| {
-                file.sync_data()
-                    .map_err(|e| Error::io("fdatasync", &path, e))
-            })?;
-            self.metrics.synced(started.elapsed());
+            self.fdatasync(file.as_ref(), &path)?;
             self.commit.durable(st.next_seq - 1)?;
             // The sidecar is encoded and written by the sealer while appends go on
             // (`sealer.rs`); the next segment fills the index the sealer emptied last.
@@ -865,22 +860,25 @@ impl Inner {
         Ok(upto)
     }
 
-    /// One `fdatasync` of `file` (at `path`), through `Commit::guarded_sync` (which poisons
-    /// the commit), counted. A failure poisons the state too before it is returned, so that no
-    /// append writes after it.
+    /// [`Inner::fdatasync`], by a caller that holds no state lock: a failure poisons the state
+    /// too before it is returned, so that no append writes after it.
     fn sync_file(&self, file: &dyn StorageFile, path: &Path) -> Result<()> {
-        let started = std::time::Instant::now();
         // The state lock only once the guard is done with: a roll waits in it under that lock.
-        self.commit
-            .guarded_sync(|| {
-                file.sync_data()
-                    .map_err(|e| Error::io("fdatasync", path, e))
-            })
-            .inspect_err(|err| {
-                self.lock_state()
-                    .poisoned
-                    .get_or_insert_with(|| err.to_string());
-            })?;
+        self.fdatasync(file, path).inspect_err(|err| {
+            self.lock_state()
+                .poisoned
+                .get_or_insert_with(|| err.to_string());
+        })
+    }
+
+    /// One `fdatasync` of a segment `file` (at `path`), through `Commit::guarded_sync` (which
+    /// poisons the commit on failure), counted. Every sync of the log while the handle is open.
+    fn fdatasync(&self, file: &dyn StorageFile, path: &Path) -> Result<()> {
+        let started = std::time::Instant::now();
+        self.commit.guarded_sync(|| {
+            file.sync_data()
+                .map_err(|e| Error::io("fdatasync", path, e))
+        })?;
         self.metrics.synced(started.elapsed());
         Ok(())
     }

@@ -28,7 +28,7 @@ fn versions(store: &Store) -> Vec<u64> {
 }
 
 /// `err` is the failed `fdatasync`'s own error.
-fn assert_sync_error(err: &Error) {
+pub(crate) fn assert_sync_error(err: &Error) {
     assert!(
         matches!(
             err,
