@@ -227,7 +227,14 @@ fn verify_exits_1_on_a_store_a_writer_refuses_to_open() {
 
 #[test]
 fn demo_runs_end_to_end() {
-    let out = common::command().arg("demo").output().unwrap();
+    // The demo keeps its store in the temporary directory for the user to inspect: here that
+    // directory is the test's, so that every run of the suite does not leave a store behind.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = common::command()
+        .arg("demo")
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -237,6 +244,8 @@ fn demo_runs_end_to_end() {
     assert!(text.contains("refused, nothing written"), "{text}");
     assert!(text.contains("verify: sound (7 events"), "{text}");
     assert!(text.contains("total 33.99, paid true"), "{text}");
+    let kept: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert_eq!(kept.len(), 1, "the demo's one store, in TMPDIR");
 }
 
 #[test]
