@@ -679,8 +679,29 @@ fn open_active(
         };
         st.log.active_index = MemIndex::from_checkpoint(checkpoint);
         st.log.active_len = cp.segment_len;
+    } else if !read_only {
+        forget_checkpoint(storage, dir, &idx)?;
     }
     scan_active(config, read_only, limit, st)
+}
+
+/// Removes the active segment's checkpoint that the writer's open did not continue from, before
+/// the scan may cut the segment and anything is appended.
+///
+/// A checkpoint vouches for the segment's first bytes, up to its covered length, and an open
+/// checks only its first and last records against them. One that no longer fits may cover bytes
+/// this open cuts (a batch damaged on the medium since the close): the appends that follow fill
+/// the same bytes with other events, and, were it left, an open after a crash could find its
+/// first and last records fitting again (same seqs, same sizes) and take its postings of the
+/// events that were cut. A writer's clean close writes a new one.
+fn forget_checkpoint(storage: &dyn Storage, dir: &Path, idx: &Path) -> Result<()> {
+    match storage.remove_file(idx) {
+        Ok(()) => storage
+            .sync_dir(dir)
+            .map_err(|e| Error::io("fsync directory", dir, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("remove", idx, e)),
+    }
 }
 
 /// Bytes of the active segment the open reads first: its header and first record.

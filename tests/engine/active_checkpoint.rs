@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Barrier};
 
 use eventfile::{
-    AppendCondition, AppendRequest, Durability, Error, ExpectedVersion, Mapped, OpenOptions,
-    OsStorage, Query, Read, RecordedEvent, Storage, StorageFile, Store,
+    AppendCondition, AppendRequest, Durability, Error, ExpectedVersion, Mapped, NewEvent,
+    OpenOptions, OsStorage, Query, Read, RecordedEvent, Storage, StorageFile, Store,
 };
 
 use crate::support::*;
@@ -518,4 +518,58 @@ fn first_uses_from_several_threads_and_a_checkpoint_replaced_under_a_reader() {
         stream(&reader, "s0", Read::forward()).len(),
         expected.0[0].1.len() + 1
     );
+}
+
+/// A clean close's checkpoint covers the first bytes of the active segment, up to its covered
+/// length. An open that cuts the segment below that length (its last batch damaged on the
+/// medium since the close) cannot use the checkpoint, and removes it before anything is
+/// appended: the appends after the cut fill the same bytes with other events, and an open after
+/// a crash would otherwise find a checkpoint whose first and last records fit the segment again
+/// and trust its postings of the events that were cut.
+#[test]
+fn a_checkpoint_over_bytes_the_open_cut_is_removed_before_they_are_written_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = fast_store(dir.path(), 1 << 20);
+    let mut old = Vec::new();
+    for v in 0..10 {
+        let id = format!("old-{v}");
+        let e = NewEvent::new("Old", serde_json::json!({ "n": v })).with_id(&id);
+        store.append("s", ExpectedVersion::Exact(v), [e]).unwrap();
+        old.push(id);
+    }
+    store.close().unwrap();
+    let seg = newest_segment(dir.path());
+    let len = std::fs::metadata(&seg).unwrap().len();
+    assert!(seg.with_extension("idx").exists(), "the close's checkpoint");
+    // Damage in the last record: the open cuts it as a torn tail.
+    flip(&seg, len - 30);
+    let store = fast_store(dir.path(), 1 << 20);
+    assert_eq!(store.head_seq(), 9);
+    assert!(
+        !seg.with_extension("idx").exists(),
+        "the checkpoint over the cut bytes is removed"
+    );
+    // An event of the same size, of another type: it fills exactly the bytes that were cut.
+    let new_id = "new-9".to_string();
+    let new = NewEvent::new("New", serde_json::json!({ "n": 9 })).with_id(&new_id);
+    store.append("s", ExpectedVersion::Exact(9), [new]).unwrap();
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), len);
+    // A crash now: the files as they are, without the close.
+    let crashed = copy_of(dir.path());
+    drop(store);
+    let store = small_store(crashed.path(), 1 << 20);
+    let of_type = |t: &str| {
+        store
+            .query(&Query::new().event_type(t))
+            .unwrap()
+            .map(|e| e.unwrap().id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(of_type("New"), std::slice::from_ref(&new_id));
+    assert_eq!(of_type("Old"), old[..9]);
+    assert_eq!(store.get_event(&old[9]).unwrap(), None, "the cut event");
+    assert_eq!(store.get_event(&new_id).unwrap().unwrap().event_type, "New");
+    assert_eq!(store.stream_version("s"), 10);
+    drop(store);
+    assert!(eventfile::verify(crashed.path()).unwrap().is_sound());
 }
