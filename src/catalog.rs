@@ -254,7 +254,7 @@ impl Store {
                 seg.len,
                 &mem,
             )?;
-            sealed.reload_index(written.byte_len());
+            sealed.reload_index(&written);
             report.segments += 1;
             report.events += mem.len() as u64;
             report.bytes += seg.len;

@@ -1200,7 +1200,6 @@ impl IndexFile {
     }
 
     /// The least and greatest event id of the segment, if it holds any (two binary searches).
-    #[cfg(test)]
     pub(crate) fn id_range(&self) -> Option<(Box<str>, Box<str>)> {
         let first = self.lower_bound(Kind::Id, b"");
         let end = self.lower_bound(Kind::Key, b"");

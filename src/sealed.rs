@@ -97,13 +97,20 @@ pub(crate) struct Sealed {
     slot: Mutex<Option<Loaded>>,
     /// The least and greatest event id in the segment (`None`: it holds none), read from the
     /// sidecar by the first id lookup and kept after the map is dropped.
-    id_range: OnceLock<Option<(Box<str>, Box<str>)>>,
+    id_range: OnceLock<IdRange>,
+    /// Set when the segment got another sidecar (`reindex`, a rebuild after a damaged block)
+    /// whose id range is not the one kept: the one kept came from a sidecar that passed its
+    /// checks but was not this segment's, and is no longer used.
+    id_range_stale: AtomicBool,
     /// The sidecar's sample of terms, read by the first lookup and kept when the files are
     /// closed: an evicted segment's next lookup would otherwise read it again.
     sample: Samples,
     /// Held while the sidecar is rebuilt or rewritten ([`Sealed::lock_rebuild`]).
     rebuilding: Mutex<()>,
 }
+
+/// The least and greatest event id of a segment, `None` if it holds none.
+type IdRange = Option<(Box<str>, Box<str>)>;
 
 /// Where a newly sealed segment's index is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,6 +264,7 @@ impl Sealed {
             checked: AtomicBool::new(false),
             slot: Mutex::new(None),
             id_range: OnceLock::new(),
+            id_range_stale: AtomicBool::new(false),
             sample: Samples::default(),
             rebuilding: Mutex::new(()),
         })
@@ -272,6 +280,13 @@ impl Sealed {
     /// outside every older segment, so an import or a retry looks up a new id without searching
     /// each sealed sidecar (an import into a store of ten segments spent half its time there).
     pub(crate) fn may_hold_id(self: &Arc<Self>, id: &str) -> Result<bool> {
+        let holds = |r: &IdRange| {
+            r.as_ref()
+                .is_some_and(|(least, greatest)| &**least <= id && id <= &**greatest)
+        };
+        if self.id_range_stale.load(Ordering::Acquire) {
+            return Ok(holds(&self.index()?.id_range()?));
+        }
         let range = match self.id_range.get() {
             Some(r) => r,
             None => {
@@ -279,9 +294,17 @@ impl Sealed {
                 self.id_range.get_or_init(|| r)
             }
         };
-        Ok(range
-            .as_ref()
-            .is_some_and(|(least, greatest)| &**least <= id && id <= &**greatest))
+        Ok(holds(range))
+    }
+
+    /// The segment has another sidecar, whose id range is `new`: the range kept is no longer
+    /// used if `new` differs (or could not be read).
+    fn check_id_range(&self, new: Result<IdRange>) {
+        if let Some(kept) = self.id_range.get()
+            && new.ok().as_ref() != Some(kept)
+        {
+            self.id_range_stale.store(true, Ordering::Release);
+        }
     }
 
     /// The segment's bytes, opening the file if it is not.
@@ -291,9 +314,11 @@ impl Sealed {
 
     /// Forgets the open sidecar after `reindex` rewrote it (`bytes` long): the next use opens
     /// the new one.
-    pub(crate) fn reload_index(&self, bytes: u64) {
-        self.index_bytes.store(bytes, Ordering::Release);
+    pub(crate) fn reload_index(&self, written: &crate::index::IndexFile) {
+        self.index_bytes
+            .store(written.byte_len(), Ordering::Release);
         self.evict();
+        self.check_id_range(Ok(written.id_range()));
     }
 
     fn lock_slot(&self) -> std::sync::MutexGuard<'_, Option<Loaded>> {
@@ -537,6 +562,7 @@ impl Sealed {
             .open(&self.path, false)
             .map_err(|e| self.explain(Error::io("open", &self.path, e)))?;
         let ix = self.rebuild(&segment).map_err(|e| self.explain(e))?;
+        self.check_id_range(ix.id_range());
         self.healable(&ix);
         if let Some(l) = self.lock_slot().as_mut() {
             l.index = Arc::clone(&ix);
@@ -647,5 +673,76 @@ impl MapCache {
         for v in victims {
             v.evict();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::{MemIndex, Terms};
+    use crate::storage::OsStorage;
+
+    /// An index of 100 events whose ids are `{prefix}-0000` to `{prefix}-0099`.
+    fn ids(prefix: &str) -> MemIndex {
+        let mut m = MemIndex::default();
+        for i in 0..100u64 {
+            let terms = Terms {
+                stream: "s".into(),
+                event_type: "T".into(),
+                id: format!("{prefix}-{i:04}"),
+                ..Terms::default()
+            };
+            m.add(100 + i * 40, 1_000 + i as i64, &terms.borrowed());
+        }
+        m
+    }
+
+    /// The id range a segment keeps from its first sidecar answers "not here" without a
+    /// lookup. One kept from a sidecar that passed its checks but was not the segment's (here:
+    /// other ids) is not used once `reindex` wrote the right one: it would answer "not here"
+    /// for the segment's own ids, and a retry of one of them would be appended again.
+    #[test]
+    fn an_id_range_kept_from_a_replaced_sidecar_of_other_ids_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(OsStorage);
+        let cache = MapCache::new(4, false, 1 << 20, false, 1 << 20);
+        let (base, len) = (1, 100 + 100 * 40);
+        let path = dir.path().join(crate::segment::segment_name(base));
+        std::fs::write(&path, vec![b'x'; len as usize]).unwrap();
+        let wrong = crate::sidecar::write_index(storage.as_ref(), dir.path(), base, len, &ids("a"))
+            .unwrap();
+        let sealed = Sealed::new(
+            &storage,
+            &cache,
+            dir.path(),
+            base,
+            path,
+            len,
+            wrong,
+            Held::File,
+        );
+        assert!(sealed.may_hold_id("a-0050").unwrap());
+        assert!(!sealed.may_hold_id("b-0050").unwrap());
+        let right = crate::sidecar::write_index(storage.as_ref(), dir.path(), base, len, &ids("b"))
+            .unwrap();
+        sealed.reload_index(&right);
+        assert!(sealed.may_hold_id("b-0050").unwrap());
+        assert!(!sealed.may_hold_id("a-0050").unwrap());
+        // Rewritten with the same ids: the range kept stays in use.
+        let fresh = Sealed::new(
+            &storage,
+            &cache,
+            dir.path(),
+            base,
+            sealed.path.clone(),
+            len,
+            right,
+            Held::File,
+        );
+        assert!(fresh.may_hold_id("b-0001").unwrap());
+        let again = crate::sidecar::write_index(storage.as_ref(), dir.path(), base, len, &ids("b"))
+            .unwrap();
+        fresh.reload_index(&again);
+        assert!(!fresh.id_range_stale.load(Ordering::Acquire));
     }
 }

@@ -72,6 +72,9 @@ pub(crate) struct SealedIndex {
     /// file instead of searching it step by step. Shared with the segment ([`Samples`]), so
     /// that closing its files (the cache of open segments) does not throw it away.
     sample: Samples,
+    /// This index's own sample, where the segment's was read from a sidecar of another number
+    /// of terms.
+    own_sample: OnceLock<Sample>,
     /// Where a format-2 sidecar keeps that sample (offset, length): read in one piece.
     sample_in_file: Option<(u64, u64)>,
     /// Set when a read found a block that fails its CRC.
@@ -89,13 +92,18 @@ pub(crate) type Heal = Box<dyn Fn() -> Result<Option<Arc<SealedIndex>>> + Send +
 /// A segment's sample of terms, kept by the segment across its files being closed and opened
 /// again: rebuilding it costs a `pread` per sampled term. A sidecar is a function of its
 /// segment's records, so one rebuilt or rewritten has the same terms, and the sample stays
-/// true of it.
+/// true of it. One that was not (a sidecar that passed its checks but was another segment's,
+/// or another build's, replaced by `reindex` or by a rebuild after a damaged block) may have
+/// another number of terms: an index uses the shared sample only if it was read from a sidecar
+/// of as many terms as its own, else a sample of its own ([`SealedIndex::sample`]).
 pub(crate) type Samples = Arc<OnceLock<Sample>>;
 
 /// Terms `0, TAIL, 2 * TAIL, ...` of a sidecar, in order, as one arena (about 20 KB for a
 /// 64 MiB segment's sidecar of 250,000 terms).
 #[derive(Default)]
 pub(crate) struct Sample {
+    /// The number of terms of the sidecar it was read from.
+    terms: u64,
     kinds: Vec<u8>,
     ends: Vec<u32>,
     text: Vec<u8>,
@@ -228,6 +236,7 @@ impl SealedIndex {
             postings_len: h.postings_len,
             sample_in_file: (h.format == FORMAT).then(|| (h.sample_at(), h.sample_len)),
             sample: Samples::default(),
+            own_sample: OnceLock::new(),
             damaged: AtomicBool::new(false),
             heal: OnceLock::new(),
             healed: Mutex::new(None),
@@ -319,12 +328,31 @@ impl SealedIndex {
         self
     }
 
-    /// The sample of terms, read now if it is not yet.
+    /// The sample of terms, read now if it is not yet: the segment's if it was read from a
+    /// sidecar of as many terms as this one (this one's, or one with the same terms), else this
+    /// index's own. A sample of another number of terms would send a lookup to entries the file
+    /// does not have (a window past its last term), or to the wrong ones.
     fn sample(&self) -> Result<&Sample> {
-        if let Some(s) = self.sample.get() {
+        if let Some(s) = self.sample.get().filter(|s| s.terms == self.terms) {
             return Ok(s);
         }
-        let mut s = Sample::default();
+        if let Some(s) = self.own_sample.get() {
+            return Ok(s);
+        }
+        let s = self.read_sample()?;
+        match self.sample.set(s) {
+            // Shared now, and of this file's terms.
+            Ok(()) => self.sample(),
+            Err(s) => Ok(self.own_sample.get_or_init(|| s)),
+        }
+    }
+
+    /// Reads the sample of terms from the file.
+    fn read_sample(&self) -> Result<Sample> {
+        let mut s = Sample {
+            terms: self.terms,
+            ..Sample::default()
+        };
         if let Some((at, len)) = self.sample_in_file {
             // Format 2: the sample is a section of its own, checked as it is parsed.
             let bytes = self.read_vec_via(at, len, false)?;
@@ -338,7 +366,7 @@ impl SealedIndex {
                         .map_err(|_| self.malformed(at, "terms too long"))?,
                 );
             }
-            return Ok(self.sample.get_or_init(|| s));
+            return Ok(s);
         }
         for i in (0..self.terms).step_by(TAIL as usize) {
             // Around the cache: one entry of every 512 would fill it with blocks read once.
@@ -350,7 +378,7 @@ impl SealedIndex {
                     .map_err(|_| self.malformed(self.entries_at, "terms too long"))?,
             );
         }
-        Ok(self.sample.get_or_init(|| s))
+        Ok(s)
     }
 
     fn malformed(&self, at: u64, what: &str) -> Error {
@@ -511,6 +539,10 @@ impl SealedIndex {
             0 => return Ok(0),
             j => ((j - 1) * TAIL + 1, (j * TAIL).min(self.terms)),
         };
+        // A sample of this file's terms never gives a window past its last term.
+        if lo > hi {
+            return Err(self.malformed(self.entries_at, "the sample of terms does not fit"));
+        }
         if lo == hi {
             return Ok(lo);
         }
@@ -1064,6 +1096,41 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// A segment keeps the sample of terms its first sidecar gave. A sidecar that replaces one
+    /// of another number of terms (one that passed its checks but was not the segment's,
+    /// replaced by `reindex` or a rebuild) reads its own: the other's sent a lookup past the
+    /// file's last term (a window whose start passed its end, and a length that underflowed).
+    #[test]
+    fn a_sample_read_from_a_sidecar_of_other_terms_is_not_used() {
+        let len = 100 + 2_500 * 40;
+        let dir = tempfile::tempdir().unwrap();
+        let open = |n: u64, name: &str| {
+            let path = dir.path().join(name);
+            let bytes = sample(n).encode(7, len).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+            let file =
+                crate::storage::Storage::open(&crate::storage::OsStorage, &path, false).unwrap();
+            let ix = SealedIndex::open(file, &path, 7, Some(len)).unwrap();
+            (
+                ix,
+                IndexFile::open(Arc::new(Mapped::Bytes(bytes)), 7, Some(len)).unwrap(),
+            )
+        };
+        let shared = Samples::default();
+        let (first, _) = open(2_500, "first.idx");
+        let first = first.sharing(&shared);
+        assert!(first.postings(Kind::Tag, "k=1").unwrap().len() > 1_000);
+        assert!(shared.get().is_some(), "the first lookup read the sample");
+        let (second, whole) = open(600, "second.idx");
+        let second = second.sharing(&shared);
+        for kind in Kind::ALL {
+            for (t, p) in whole.terms_with_prefix(kind, "") {
+                let want: Vec<u32> = p.iter().collect();
+                assert_eq!(second.postings(kind, t).unwrap(), want, "{kind:?} {t}");
             }
         }
     }
