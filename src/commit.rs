@@ -156,6 +156,11 @@ impl Commit {
         }
     }
 
+    /// The highest seq a sync covered.
+    pub(crate) fn durable_upto(&self) -> u64 {
+        self.lock().durable
+    }
+
     /// Events up to `seq` were synced by someone other than a waiter (a segment roll, a close).
     pub(crate) fn durable(&self, seq: u64) -> Result<()> {
         let mut s = self.lock();

@@ -801,6 +801,38 @@ impl Inner {
         r
     }
 
+    /// Makes everything written durable, under the state lock (as a roll's sync is): syncs the
+    /// active segment unless a sync covered it already, and publishes the head. For what must
+    /// not reach the disk, or take effect, before the events it follows: a deletion, a removal's
+    /// manifest. A failure poisons the handle.
+    pub(crate) fn sync_active(&self, st: &mut State) -> Result<()> {
+        let upto = st.next_seq - 1;
+        if self.commit.durable_upto() >= upto {
+            return Ok(());
+        }
+        let Some(file) = st.log.active_file.clone() else {
+            return Ok(());
+        };
+        let path = st.active().path.clone();
+        let r = self
+            .fdatasync(file.as_ref(), &path)
+            .and_then(|()| self.commit.durable(upto));
+        if let Err(e) = &r {
+            self.poison(st, e);
+        }
+        r
+    }
+
+    /// What was just written must be durable before it takes effect in this handle (a
+    /// deletion): in the default mode, [`Inner::sync_active`]; in the weaker modes nothing, as
+    /// reads there see what is written before it is durable.
+    pub(crate) fn sync_before_effect(&self, st: &mut State) -> Result<()> {
+        match self.commit.durability() {
+            Durability::Fsync => self.sync_active(st),
+            _ => Ok(()),
+        }
+    }
+
     /// Poisons the handle after a failed write or sync: appends are refused until reopen.
     pub(crate) fn poison(&self, st: &mut State, err: &Error) {
         let cause = err.to_string();

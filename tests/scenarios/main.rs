@@ -3,6 +3,8 @@
 //! root's dev-dependency on itself turns it on for `cargo test`): `FaultyStorage`, the simulated
 //! disk (`eventfile::sim`) and `eventfile::internals`. One binary, one module per suite.
 //!
+//! - `deletion_order`: a deletion is in force, and in a removal's manifest, only once its event
+//!   is durable.
 //! - `faults`: every write, sync, create and rename of a workload fails in turn.
 //! - `poisoning`: a failed write, fsync or roll poisons the handle; a reopen recovers.
 //! - `power_loss`: power fails at a random operation on the simulated disk
@@ -19,6 +21,7 @@
 //! `docs/reliability.md` (the test matrix) quotes what they print; its "Running the long
 //! versions" has the commands.
 
+mod deletion_order;
 mod faults;
 mod follower;
 mod model;
