@@ -128,9 +128,12 @@ impl Store {
             (version, st.deletion(stream)?)
         };
         crate::deletion::check_snapshot_version(stream, version, current, deleted)?;
-        // The snapshot must not describe events that could still be lost.
+        // The snapshot must not describe events that could still be lost: in the weaker modes
+        // too, where nothing else syncs them, or a power loss could keep the snapshot (written
+        // durably) and take back the events it stands for, and later appends would reach its
+        // version with other events.
         let head = inner.lock_state().next_seq - 1;
-        inner.wait_durable(head, false)?;
+        inner.wait_durable(head, true)?;
         let snapshot = Snapshot {
             stream: stream.to_owned(),
             version,

@@ -141,3 +141,33 @@ fn a_compaction_never_makes_a_deletion_durable_before_its_event() {
     eprintln!("removal order: 16 power losses, {lost_some} took back some of x's events");
 }
 
+/// A snapshot is written durably: in the weaker modes too it must not reach the disk before the
+/// events it stands for. Otherwise a power loss keeps it and takes them back, and the stream's
+/// later appends reach its version with other events, which `load_snapshot` would then stand
+/// for.
+#[test]
+fn a_snapshot_never_reaches_the_disk_before_its_events() {
+    let root = tempfile::tempdir().unwrap();
+    for seed in 1..=8u64 {
+        let disk = SimDisk::new(root.path(), Image::new(), u64::MAX, seed * 0x9e37_79b9);
+        let store = options(&disk)
+            .durability(Durability::None)
+            .open(root.path())
+            .unwrap();
+        let s = format!("s{seed}");
+        for v in 0..3 {
+            let e = NewEvent::new("Tick", serde_json::json!({ "v": v }));
+            store.append(&s, ExpectedVersion::Exact(v), [e]).unwrap();
+        }
+        store.save_snapshot(&s, 3, &"three").unwrap();
+        let image = disk.power_loss();
+        drop(store);
+        let disk = SimDisk::new(root.path(), image, u64::MAX, 0);
+        let store = options(&disk).open(root.path()).unwrap();
+        assert_eq!(
+            store.stream_version(&s),
+            3,
+            "seed {seed}: the snapshot at version 3 survived, its events did not"
+        );
+    }
+}
