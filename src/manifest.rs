@@ -115,10 +115,17 @@ pub(crate) fn load_manifest(storage: &dyn Storage, dir: &Path) -> Result<Removed
             ));
         }
     }
+    // A deletion keeps versions from `before` on, the first of which is 1.
+    if let Some((stream, _)) = m.deleted.iter().find(|(_, d)| d.before == 0) {
+        return bad(format!(
+            "the deletion of stream `{stream}` keeps events from version 0"
+        ));
+    }
     let start_ok = m.log_start == 1
-        || m.ranges
-            .first()
-            .is_some_and(|r| r.base == 1 && r.end >= m.log_start);
+        || m.log_start > 1
+            && m.ranges
+                .first()
+                .is_some_and(|r| r.base == 1 && r.end >= m.log_start);
     if !start_ok {
         return bad(format!(
             "log start {} is not the end of a removed prefix",

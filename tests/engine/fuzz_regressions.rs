@@ -72,6 +72,10 @@ fn a_manifest_with_impossible_numbers_is_refused() {
         r#"{"eventfile":"removed","log_start":1,"ranges":[{"base":1,"end":18446744073709551615,"last_time":0,"streams":{"s":1}}],"deleted":{}"#,
         // A log start inside nothing removed.
         r#"{"eventfile":"removed","log_start":99,"ranges":[],"deleted":{}"#,
+        // A log start before the first seq.
+        r#"{"eventfile":"removed","log_start":0,"ranges":[{"base":1,"end":5,"last_time":0,"streams":{"s":4}}],"deleted":{}"#,
+        // A deletion from version 0 (a tombstone's version, one below it, underflowed).
+        r#"{"eventfile":"removed","log_start":1,"ranges":[],"deleted":{"s":{"before":0,"tombstone":true}}"#,
     ] {
         let dir = tempfile::tempdir().unwrap();
         drop(crate::support::fast_store(dir.path(), 4096));
