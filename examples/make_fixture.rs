@@ -458,7 +458,9 @@ fn populate(store: &Store, clock: &Clock) -> Result<(), Box<dyn Error>> {
         ],
     )?;
 
-    // Retention (thirty days: the phase A segment goes) and compaction (the dead segment goes).
+    // Retention (thirty days: the phase A segment goes) and compaction (the dead segment goes;
+    // the committed format-1 fixture lost the one holding the tombstone of `audit-x` too, which
+    // compaction keeps since 2026-12-03: `tests/engine/fixture.rs`, `KEPT_SEGMENT`).
     clock.tick(SECOND);
     store.set_retention_policy(
         RetentionPolicy::keep_all()
@@ -467,8 +469,10 @@ fn populate(store: &Store, clock: &Clock) -> Result<(), Box<dyn Error>> {
     )?;
     let retained = store.run_retention(false)?;
     assert!(retained.events > 0 && retained.log_start > 1);
+    // Nothing, since: the only dead segment holds a `$lifecycle` event. (A new fixture should
+    // add a dead segment without one, so that its store has a compacted range.)
     let compacted = store.compact(false)?;
-    assert!(compacted.events > 0);
+    assert_eq!(compacted.events, 0);
 
     // The active segment's last events, after both runs.
     clock.tick(SECOND);

@@ -18,7 +18,6 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::config::RetentionPolicy;
-use crate::deletion::LIFECYCLE_STREAM;
 use crate::error::{Error, Result};
 use crate::index::Kind;
 use crate::manifest::{MANIFEST_FILE, RemovedRange};
@@ -235,32 +234,22 @@ fn seg_last_time(seg: &Segment) -> i64 {
     }
 }
 
-/// Whether every event of a sealed segment is dead. The store's own `$lifecycle` events count
-/// as dead: the manifest written before the segment goes records the deletion state they built.
-/// Answered from the stream table, without mapping the segment's index.
+/// Whether every event of a sealed segment is dead. The store's own `$lifecycle` events are
+/// not: reads return them (`read_all`, subscriptions, `read_stream("$lifecycle")`, which a
+/// projection follows to drop what a deletion removed), so a segment holding one is kept, and
+/// compaction never opens a gap a reader would pass over unawares. (Retention removes them with
+/// the oldest segments, moving the log start, which readers are told of.) Answered from the
+/// stream table, without mapping the segment's index.
 fn all_dead(st: &State, seg: &Segment) -> bool {
     let count = seg_events(seg);
     if seg.is_active() || count == 0 {
         return false;
     }
-    // Loaded at every open and catch-up (`recovery::apply_lifecycle`).
-    let lifecycle = st
-        .streams
-        .loaded(LIFECYCLE_STREAM)
-        .map_or(0, |e| events_in(&e.sealed, seg.base));
     let dead: u64 = dead_counts(st, seg.base, false)
         .iter()
         .map(|(_, n)| *n as u64)
         .sum();
-    dead + lifecycle == count
-}
-
-/// How many events of a stream a sealed segment holds, from the stream's sealed list.
-fn events_in(sealed: &crate::stream_table::SealedList, base: u64) -> u64 {
-    match sealed.at(base) {
-        (first, Some((b, last))) if b == base => last + 1 - first,
-        _ => 0,
-    }
+    dead == count
 }
 
 /// Records the segments at `picked` (indexes into `st.log.segments`, sealed) as removed in the

@@ -340,6 +340,55 @@ fn a_run_cut_short_after_its_manifest_is_finished_by_the_next_open() {
     assert_sound(before.path());
 }
 
+/// Compaction removes only events that no read returns. The store's `$lifecycle` events are
+/// read (by `read_all`, subscriptions and `read_stream("$lifecycle")`, which a projection follows
+/// to drop what a deletion removed), so a segment holding one is kept, however dead the rest:
+/// removing it passed over the deletion for every reader, with no gap reported.
+#[test]
+fn compaction_keeps_a_segment_holding_a_lifecycle_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = small_store(dir.path(), SEG);
+    append_one(&store, "tmp-0", 0);
+    // The first segment: `tmp-*` events and the deletion of `tmp-0`; then segments of `tmp-1`
+    // only; then live ones.
+    store.delete_stream("tmp-0", ExpectedVersion::Any).unwrap();
+    let mut i = 0;
+    while segments(dir.path()).len() < 4 {
+        append_one(&store, "tmp-1", i);
+        i += 1;
+    }
+    let first = segments(dir.path())[0].clone();
+    while segments(dir.path()).len() < 5 {
+        append_one(&store, "keep", i);
+        i += 1;
+    }
+    store.delete_stream("tmp-1", ExpectedVersion::Any).unwrap();
+    let lifecycle = stream(&store, "$lifecycle", Read::forward());
+    assert_eq!(lifecycle.len(), 2);
+    let every = all(&store);
+    let r = store.compact(false).unwrap();
+    assert_eq!(
+        r.segments.len(),
+        2,
+        "the two segments of tmp-1 alone: {r:?}"
+    );
+    assert!(
+        first.exists(),
+        "the segment holding the first deletion's event"
+    );
+    assert_eq!(stream(&store, "$lifecycle", Read::forward()), lifecycle);
+    assert_eq!(all(&store), every);
+    let mut sub = store.subscribe(&Query::new(), 0).unwrap();
+    let seen: Vec<u64> =
+        std::iter::from_fn(|| sub.next_timeout(std::time::Duration::ZERO).unwrap())
+            .map(|e| e.seq)
+            .collect();
+    assert_eq!(seen, every.iter().map(|e| e.seq).collect::<Vec<_>>());
+    drop(sub);
+    drop(store);
+    assert_sound(dir.path());
+}
+
 #[test]
 fn compaction_removes_only_all_dead_segments_and_leaves_live_ones_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();

@@ -104,6 +104,7 @@ fn options() -> OpenOptions {
 /// The lifecycle operations, in a loop, each acknowledged on stdout once it returned Ok.
 fn maintain(store: &eventfile::Store, pid: u32) {
     let mut rng = Rng(u64::from(pid) << 8 | 0xff);
+    let mut junk = Vec::new();
     for k in 0.. {
         match rng.below(4) {
             0 => {
@@ -115,7 +116,9 @@ fn maintain(store: &eventfile::Store, pid: u32) {
                 }
             }
             1 => {
-                // A short-lived stream, written and deleted: the dead segments compaction takes.
+                // Short-lived streams, written, then deleted four at a time: the segments they
+                // filled before the deletions are the dead ones compaction takes (one holding a
+                // deletion's `$lifecycle` event is kept).
                 let s = format!("junk-{pid}-{k}");
                 store
                     .append(
@@ -124,8 +127,13 @@ fn maintain(store: &eventfile::Store, pid: u32) {
                         batch_events(&format!("junk-{pid}-{k}"), 15),
                     )
                     .unwrap();
-                store.delete_stream(&s, ExpectedVersion::Exact(15)).unwrap();
-                println!("DEL {s}");
+                junk.push(s);
+                if junk.len() == 4 {
+                    for s in junk.drain(..) {
+                        store.delete_stream(&s, ExpectedVersion::Exact(15)).unwrap();
+                        println!("DEL {s}");
+                    }
+                }
             }
             2 => {
                 let r = store.run_retention(false).unwrap();
