@@ -67,6 +67,13 @@ impl Store {
             return Err(Error::ReadOnly);
         }
         validate_writable_stream(stream)?;
+        // A deletion removes the stream's snapshots (they stand for deleted events; a
+        // truncation keeps them), before its event is written: a crash between the two leaves
+        // the stream as it was without its snapshots (a cache, rebuilt by a replay), never a
+        // deleted stream with a snapshot `load_snapshot` would still return. Its snapshot lock
+        // keeps `save_snapshot` from writing one in between.
+        let removes_snapshots = !matches!(op, DeleteOp::Truncate(_));
+        let _snapshots = removes_snapshots.then(|| inner.lock_snapshots());
         let mut guard = inner.lock_state();
         let st = &mut *guard;
         if let Some(cause) = &st.poisoned {
@@ -76,7 +83,13 @@ impl Store {
         }
         let version = st.version(stream)?;
         let old = st.deletion(stream)?;
-        let (event, merged) = match plan(stream, version, old, op)? {
+        let planned = plan(stream, version, old, op)?;
+        if removes_snapshots {
+            // Also when the deletion is in force already (a retry): what the stream's snapshots
+            // stand for is deleted.
+            crate::snapshot::remove_all(inner, stream)?;
+        }
+        let (event, merged) = match planned {
             Ok(change) => change,
             Err(unchanged) => return Ok(unchanged),
         };
@@ -100,9 +113,6 @@ impl Store {
         st.deletions.seen = batch.last_seq;
         drop(guard);
         inner.wait_durable(batch.last_seq, false)?;
-        if !matches!(op, DeleteOp::Truncate(_)) {
-            crate::snapshot::remove_all(inner, stream)?;
-        }
         Ok(DeleteResult {
             stream: stream.to_owned(),
             version,

@@ -122,6 +122,9 @@ impl Store {
         // One line: a snapshot file is one framed line, and a pretty-printed `RawValue` would
         // make it several (saved, then never loadable).
         let state = crate::event::json_text::one_line_raw(serde_json::value::to_raw_value(state)?)?;
+        // From the check of the deletion state to the file's write: a deletion removing the
+        // stream's snapshots cannot run in between (`lifecycle.rs`).
+        let _snapshots = inner.lock_snapshots();
         let (current, deleted) = {
             let mut st = inner.lock_state();
             let version = st.stream(stream)?.map_or(0, |e| e.version);

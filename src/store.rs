@@ -25,6 +25,11 @@ pub(crate) struct Inner {
     pub store_id: String,
     pub clock: crate::config::Clock,
     pub state: Mutex<State>,
+    /// Held by `save_snapshot` from its check of the stream's deletion state to its file's
+    /// write, and by a deletion that removes snapshots from their removal to its event's
+    /// durability: no snapshot of a stream is saved between the removal of its snapshots and
+    /// its deletion. Taken before `state`.
+    pub snapshots: Mutex<()>,
     /// Group commit and the published head.
     pub commit: crate::commit::Commit,
     /// The consumers' checkpoints, in `checkpoints/` (created by the first save).
@@ -266,6 +271,7 @@ impl Store {
             store_id,
             clock: opts.clock.clone(),
             state: Mutex::new(state),
+            snapshots: Mutex::new(()),
             commit: crate::commit::Commit::new(opts.durability, head, head_file),
             _lock: lock,
             sealer: crate::sealer::Sealer::default(),
@@ -449,6 +455,10 @@ impl Inner {
         drop(st);
         self.commit.caught_up(head);
         Ok(())
+    }
+
+    pub(crate) fn lock_snapshots(&self) -> MutexGuard<'_, ()> {
+        self.snapshots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn lock_state(&self) -> MutexGuard<'_, State> {

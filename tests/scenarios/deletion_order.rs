@@ -171,3 +171,53 @@ fn a_snapshot_never_reaches_the_disk_before_its_events() {
         );
     }
 }
+
+/// A deletion removes the stream's snapshots, which stand for deleted events. A power loss at
+/// any operation of `delete_stream` must never leave the deletion in force with a snapshot that
+/// `load_snapshot` returns (the removal came after the event's sync, so a crash between kept
+/// both).
+#[test]
+fn a_power_loss_in_a_deletion_never_leaves_a_snapshot_of_the_deleted_stream() {
+    let root = tempfile::tempdir().unwrap();
+    let disk = SimDisk::new(root.path(), Image::new(), u64::MAX, 1);
+    let store = options(&disk).open(root.path()).unwrap();
+    for v in 0..3 {
+        let e = NewEvent::new("Tick", serde_json::json!({ "v": v }));
+        store.append("s", ExpectedVersion::Exact(v), [e]).unwrap();
+    }
+    store.save_snapshot("s", 3, &"three").unwrap();
+    store.close().unwrap();
+    let image = disk.power_loss();
+    // The operations of an open and of the deletion, counted on a disk that never fails.
+    let disk = SimDisk::new(root.path(), image.clone(), u64::MAX, 1);
+    let store = options(&disk).open(root.path()).unwrap();
+    let opened = disk.ops();
+    store.delete_stream("s", ExpectedVersion::Any).unwrap();
+    let deleting = disk.ops() - opened;
+    drop(store);
+    assert!(deleting >= 3, "{deleting} operations");
+    let mut deleted = 0;
+    for at in 1..=deleting {
+        for seed in 1..=4u64 {
+            let disk = SimDisk::new(root.path(), image.clone(), opened + at, seed);
+            let store = options(&disk).open(root.path()).unwrap();
+            let _ = store.delete_stream("s", ExpectedVersion::Any);
+            let survived = disk.power_loss();
+            drop(store);
+            let disk = SimDisk::new(root.path(), survived, u64::MAX, 0);
+            let store = options(&disk).open(root.path()).unwrap();
+            if versions(&store, "s").is_empty() {
+                deleted += 1;
+                let snap = store.load_snapshot("s").unwrap();
+                assert!(
+                    snap.is_none(),
+                    "power lost at operation {at} of the deletion (seed {seed}): the stream is \
+                     deleted, and its snapshot at version 3 is still returned"
+                );
+            } else {
+                assert_eq!(versions(&store, "s"), [1, 2, 3]);
+            }
+        }
+    }
+    assert!(deleted > 0, "no power loss kept the deletion");
+}
