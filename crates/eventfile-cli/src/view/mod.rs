@@ -250,6 +250,7 @@ impl Screen {
             previous(info);
         }));
         crate::hold_warnings();
+        ON_SCREEN.store(true, Ordering::SeqCst);
         terminal::enable_raw_mode().map_err(io_failure)?;
         let screen = Screen;
         execute!(
@@ -268,8 +269,17 @@ impl Drop for Screen {
     }
 }
 
-/// Leaves the alternate screen and raw mode and shows the cursor; harmless if done twice.
+/// Whether the terminal is in the state [`Screen::enter`] put it in, not yet restored.
+static ON_SCREEN: AtomicBool = AtomicBool::new(false);
+
+/// Leaves the alternate screen and raw mode and shows the cursor, once: a panic restores the
+/// terminal in its hook and again as the unwinding drops the `Screen`, and a second "leave the
+/// alternate screen" is not harmless (tmux, among others, then restores the cursor saved on
+/// entering, so that what the shell prints next overwrites the panic's message).
 fn restore() {
+    if !ON_SCREEN.swap(false, Ordering::SeqCst) {
+        return;
+    }
     let mut out = std::io::stdout();
     let _ = execute!(out, terminal::LeaveAlternateScreen, cursor::Show);
     let _ = terminal::disable_raw_mode();
