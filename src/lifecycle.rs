@@ -83,16 +83,13 @@ impl Store {
         }
         let version = st.version(stream)?;
         let old = st.deletion(stream)?;
-        let planned = plan(stream, version, old, op)?;
-        if removes_snapshots {
-            // Also when the deletion is in force already (a retry): what the stream's snapshots
-            // stand for is deleted.
-            crate::snapshot::remove_all(inner, stream)?;
-        }
-        let (event, merged) = match planned {
+        let (event, merged) = match plan(stream, version, old, op)? {
             Ok(change) => change,
             Err(unchanged) => return Ok(unchanged),
         };
+        if removes_snapshots {
+            crate::snapshot::remove_all(inner, stream)?;
+        }
         let events = [event];
         let parts = [Part {
             stream: LIFECYCLE_STREAM,
