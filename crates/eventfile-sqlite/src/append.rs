@@ -217,8 +217,22 @@ fn commit_jobs(conn: &mut Connection, inner: &Inner, jobs: &[Arc<Job>]) -> Optio
         let r = match r {
             Ok(r) => sp.commit().sql(path).map(|()| r),
             // Dropping the savepoint rolls it back: the request writes nothing.
-            Err(e) => Err(e),
+            Err(e) => {
+                drop(sp);
+                Err(e)
+            }
         };
+        if let Err(e) = &r
+            && tx.is_autocommit()
+        {
+            // SQLite rolled the whole transaction back (`SQLITE_FULL`, `SQLITE_IOERR`,
+            // `SQLITE_NOMEM`, a trigger's `RAISE(ROLLBACK)`), not just the statement: the
+            // requests before this one wrote nothing either, and a savepoint now would open a
+            // transaction of its own, committing the next request alone while the batch is
+            // answered as failed.
+            fail_all(e);
+            return None;
+        }
         outcomes.push(r);
     }
     let written = outcomes

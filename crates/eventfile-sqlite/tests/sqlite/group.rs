@@ -114,3 +114,36 @@ fn independent_requests_share_one_commit() {
     assert_eq!((m.appends, m.events, m.syncs), (5, 5, 1));
     assert_eq!(store.head_seq().expect("head"), 5);
 }
+
+/// SQLite rolls the whole transaction back on some errors (`SQLITE_FULL`, `SQLITE_IOERR`,
+/// `SQLITE_NOMEM`, a trigger's `RAISE(ROLLBACK)`), not just the statement. A request of a batch
+/// meeting one must not let the requests after it commit on their own: a savepoint outside a
+/// transaction opens one of its own, and its release commits it, while every request of the
+/// batch was answered as failed (a retry without its own ids would write it twice). Here a
+/// trigger the test adds rolls back the transaction of the batch's middle request.
+#[test]
+fn a_rollback_of_the_whole_transaction_commits_no_request_of_the_batch() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("events.db");
+    let store = SqliteStore::open(&path).expect("open");
+    let conn = rusqlite::Connection::open(&path).expect("second connection");
+    conn.execute_batch(
+        "CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.stream = 'boom' \
+         BEGIN SELECT RAISE(ROLLBACK, 'injected'); END;",
+    )
+    .expect("trigger");
+    let requests = ["a", "boom", "c"]
+        .map(|s| AppendRequest::new(s, ExpectedVersion::NoStream, [numbered(s, 1)]))
+        .to_vec();
+    let results = store.append_requests(requests);
+    assert!(results.iter().all(|r| r.is_err()), "{results:?}");
+    // Nothing of the batch is in the log: not `a` (rolled back with the batch), not `c`.
+    assert_eq!(store.head_seq().expect("head"), 0);
+    conn.execute_batch("DROP TRIGGER boom")
+        .expect("drop trigger");
+    drop(conn);
+    let r = store
+        .append("c", ExpectedVersion::NoStream, vec![numbered("c", 1)])
+        .expect("the store goes on");
+    assert_eq!(r.first_seq, 1);
+}
