@@ -154,6 +154,12 @@ fn import_lines(
             system += 1;
             continue;
         }
+        // A line that would take the batch past its bytes starts the next one: checked after
+        // adding it, two large events made a batch larger than a segment.
+        if bytes + line.len() > limits.batch_bytes {
+            flush(store, &mut events, &mut lines, &mut total)?;
+            bytes = 0;
+        }
         bytes += line.len();
         events.push(event);
         lines.push(n);

@@ -1216,3 +1216,32 @@ fn stats_describes_the_store_in_one_object() {
     assert_eq!(out.status.code(), Some(1));
     assert!(!missing.exists());
 }
+
+/// An import's batch stays within its byte bound (half a segment, so that it fits in one): a
+/// line that would take it past goes into the next batch. The bound was checked after adding
+/// the line, so two large events made one batch larger than the segment, and the store refused
+/// its own export.
+#[test]
+fn import_batches_never_outgrow_their_byte_bound() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    succeeds(eventfile(dir, &["init", "--segment-bytes", "8192"]));
+    let line = |seq: u64, pad: usize| {
+        serde_json::json!({
+            "seq": seq, "id": format!("id-{seq}"), "stream": "s", "version": seq, "type": "T",
+            "time": "2026-11-30T10:00:00.000001Z", "data": {"pad": "x".repeat(pad)},
+            "meta": {}, "tags": []
+        })
+        .to_string()
+    };
+    // Each alone is below half the segment; together they are more than the segment.
+    let input = [line(1, 3_900), line(2, 4_300)].join("\n");
+    let out = eventfile_with_stdin(dir, &["import"], &input);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_lines(&out)[0]["written"], 2);
+    assert_eq!(json_lines(&eventfile(dir, &["cat"])).len(), 2);
+}
