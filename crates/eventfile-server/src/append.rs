@@ -7,7 +7,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use eventfile::{
     AppendCondition, AppendRequest, ExpectedVersion, MultiAppendResult, NewEvent, QueryItem,
@@ -188,7 +188,7 @@ async fn run(
 
 pub(crate) async fn append_stream(
     State(state): State<Shared>,
-    Path(stream): Path<String>,
+    input::PathText(stream): input::PathText,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<serde_json::Value>> {

@@ -82,10 +82,67 @@ pub(crate) fn json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
-/// Parses a query string into `T`; repeated keys fill a `Vec`.
+/// Parses a query string into `T`; repeated keys fill a `Vec`. Every key and value must be
+/// UTF-8 once percent-decoded: the form decoder replaces what is not with U+FFFD, and a filter
+/// would then match nothing without a word (a feed that never delivers).
 pub(crate) fn params<T: DeserializeOwned>(query: Option<&str>) -> ApiResult<T> {
-    serde_html_form::from_str(query.unwrap_or(""))
+    let query = query.unwrap_or("");
+    for part in query.split('&') {
+        if std::str::from_utf8(&percent_decoded(part)).is_err() {
+            return Err(ApiError::bad_request(format!(
+                "the query parameter `{part}` is not UTF-8 once percent-decoded"
+            )));
+        }
+    }
+    serde_html_form::from_str(query)
         .map_err(|e| ApiError::bad_request(format!("invalid query parameters: {e}")))
+}
+
+/// `text` with each `%XX` (two hex digits) turned into its byte; anything else kept as it is.
+fn percent_decoded(text: &str) -> Vec<u8> {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).and_then(|&c| hex(c)),
+            b.get(i + 2).and_then(|&c| hex(c)),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// A path segment (`/streams/{stream}`, `/events/{id}`): axum's `Path<String>`, with its
+/// refusal (bytes that are not UTF-8 once percent-decoded) answered as every other bad input
+/// is, a typed 400 in JSON, rather than axum's plain text.
+pub(crate) struct PathText(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathText {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<PathText, ApiError> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(text)) => Ok(PathText(text)),
+            Err(e) => Err(ApiError::bad_request(format!(
+                "invalid path: {}",
+                e.body_text()
+            ))),
+        }
+    }
 }
 
 /// The filters of `eventfile query` (and `tail`), under the same names, with the paging

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -174,7 +174,7 @@ pub(crate) struct StreamParams {
 /// `GET /streams/{stream}?from=V&limit=N&backward=true`.
 pub(crate) async fn read_stream(
     State(state): State<Shared>,
-    Path(stream): Path<String>,
+    input::PathText(stream): input::PathText,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -277,7 +277,7 @@ pub(crate) async fn query_events(
 /// `GET /events/{id}`.
 pub(crate) async fn get_event(
     State(state): State<Shared>,
-    Path(id): Path<String>,
+    input::PathText(id): input::PathText,
 ) -> ApiResult<Response> {
     let wanted = id.clone();
     match state.call(move |s| s.get_event(&wanted)).await? {

@@ -85,6 +85,14 @@ async fn bad_parameters_cursors_and_limits() {
         ("/events?from=2", "from"),
         ("/subscribe?limit=2", "limit"),
         ("/types?prefix=x", "prefix"),
+        // Bytes that are not UTF-8 once percent-decoded: the form decoder turned them into
+        // U+FFFD, and the filter silently matched nothing (a feed that never delivers).
+        ("/events?stream=%FF", "UTF-8"),
+        ("/subscribe?type=a%C3", "UTF-8"),
+        ("/events?str%FFeam=a", "UTF-8"),
+        // In the path: axum's own plain-text 400 before.
+        ("/streams/%FF", "UTF-8"),
+        ("/events/%FF%FE", "UTF-8"),
     ] {
         let msg = error(s.get(path).await, 400, "invalid_input").await;
         assert!(msg.contains(says), "{path}: {msg}");
