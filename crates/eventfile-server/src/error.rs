@@ -53,8 +53,9 @@ impl ApiError {
     /// 503: a store call outlived the request timeout.
     pub fn timed_out(timeout: std::time::Duration) -> ApiError {
         ApiError::unavailable(format!(
-            "the request took longer than the server's limit of {} ms; an append may still \
-             complete: retry it with the same event ids or key to learn its result",
+            "the request took longer than the server's limit of {} ms; an append already \
+             handed to the store may still complete: retry it with the same event ids or key \
+             to learn its result",
             timeout.as_millis()
         ))
     }

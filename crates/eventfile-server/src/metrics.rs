@@ -62,6 +62,9 @@ pub(crate) struct Metrics {
     pub appends: AtomicU64,
     /// Appends refused or failed.
     pub append_errors: AtomicU64,
+    /// Appends not made because their handler had given up (timed out, or its client hung up)
+    /// before a worker took them from the queue.
+    pub appends_abandoned: AtomicU64,
     /// Events written by appends.
     pub events: AtomicU64,
     /// Request body bytes of successful appends.
@@ -110,6 +113,12 @@ impl Metrics {
             "eventfile_append_errors_total",
             "Appends refused or failed.",
             load(&self.append_errors),
+        );
+        counter(
+            &mut out,
+            "eventfile_appends_abandoned_total",
+            "Appends not made: their request timed out, or their client hung up, while they waited in the queue.",
+            load(&self.appends_abandoned),
         );
         counter(
             &mut out,

@@ -11,9 +11,13 @@
 //! sleep at every sync (on this design's 2-core machine those switches were most of the
 //! server's CPU).
 //!
-//! Every request is answered only once the store has returned, that is once it is durable;
-//! a handler that gives up (its client hung up, or the request timeout passed) leaves its
-//! request in the queue, and it is appended and counted all the same, as before.
+//! Every request is answered only once the store has returned, that is once it is durable. A
+//! handler that gives up (its client hung up, or the request timeout passed) while its request
+//! still waits in the queue takes it with it: the worker finds its reply closed and leaves it
+//! out, so nothing of it is written (a timed-out append without its own ids or key, retried
+//! as the 503 says, would otherwise be written twice), and a queue of requests whose clients
+//! are gone costs the store nothing. One already handed to the store completes, and is
+//! counted as what it was.
 //!
 //! This module owns the queue, the workers and the per-request metrics of appends. It never
 //! decides an append (the store does) nor a status (the handlers do).
@@ -156,6 +160,15 @@ impl Worker {
 /// Hands `jobs` to the store as one group and answers each. A store that panics fails the
 /// group: the replies are dropped and each handler answers 500.
 fn append_group(state: &Shared, jobs: Vec<Job>) {
+    let waiting = jobs.len();
+    let jobs: Vec<Job> = jobs.into_iter().filter(|j| !j.reply.is_closed()).collect();
+    state
+        .metrics
+        .appends_abandoned
+        .fetch_add((waiting - jobs.len()) as u64, Ordering::Relaxed);
+    if jobs.is_empty() {
+        return;
+    }
     let n = jobs.len() as u64;
     let (requests, jobs): (Vec<AppendRequest>, Vec<_>) = jobs
         .into_iter()

@@ -192,3 +192,67 @@ async fn shutdown_completes_while_a_feed_client_reads_nothing() {
         .await
         .expect("the shutdown waited for a client that reads nothing");
 }
+
+/// An append that times out while it still waits in the queue (the one worker is inside the
+/// store with another) is not made: its 503 tells the client to retry, and an append without
+/// its own ids, retried, would otherwise be written twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_that_times_out_in_the_queue_is_not_made() {
+    let (entered_tx, entered) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel();
+    let (returned_tx, returned) = mpsc::channel();
+    let store = Arc::new(Gated {
+        store: MemoryStore::new(),
+        gated: AtomicBool::new(true),
+        entered: Mutex::new(entered_tx),
+        release: Mutex::new(release_rx),
+        returned: Mutex::new(returned_tx),
+    });
+    let options = ServeOptions::new()
+        .append_workers(1)
+        .request_timeout(Duration::from_millis(300));
+    let s = Arc::new(TestServer::start(store.clone(), options).await);
+    // The first append holds the only worker inside the store.
+    let first = {
+        let s = Arc::clone(&s);
+        tokio::spawn(async move {
+            s.post(
+                "/streams/a",
+                json!({"events": [{"type": "A", "id": "a-1"}]}),
+            )
+            .await
+            .status()
+        })
+    };
+    tokio::task::spawn_blocking(move || entered.recv().unwrap())
+        .await
+        .unwrap();
+    // The second waits behind it, without ids, and times out.
+    let late = s
+        .post("/streams/late", json!({"events": [{"type": "L"}]}))
+        .await;
+    assert_eq!(late.status(), 503);
+    release.send(()).unwrap();
+    tokio::task::spawn_blocking(move || returned.recv().unwrap())
+        .await
+        .unwrap();
+    // The first was in the store when its time ran out: it completed.
+    assert_eq!(first.await.unwrap(), 503);
+    assert_eq!(store.stream_version("a").unwrap(), 1);
+    // A third, queued after the second: once it is answered, the worker is past the second.
+    let (status, r) = json(
+        s.post(
+            "/streams/c",
+            json!({"events": [{"type": "C", "id": "c-1"}]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(
+        store.stream_version("late").unwrap(),
+        0,
+        "the timed-out append was made"
+    );
+    assert_eq!(metric(&s, "eventfile_appends_abandoned_total").await, 1.0);
+}
