@@ -42,6 +42,11 @@ use crate::state::{Shared, SubscriberSlot};
 /// Events per batch read from the store for one feed.
 const BATCH: usize = 256;
 
+/// The bytes a batch gathers before it is handed on, as a streamed read's (`read.rs`): with
+/// events of up to the store's limit (4 MiB by default), 256 of them made a chunk of up to a
+/// gibibyte, held for a client that may read nothing.
+const BATCH_BYTES: usize = 256 << 10;
+
 /// What a feed has sent and waits on.
 struct Feed {
     state: Shared,
@@ -142,6 +147,7 @@ fn read_batch(
         .limit(BATCH);
     let mut n = 0;
     let mut last = position;
+    let mut full = false;
     for e in store.query(&q)? {
         let e = e?;
         if ndjson {
@@ -152,9 +158,13 @@ fn read_batch(
         }
         last = e.seq;
         n += 1;
+        if text.len() >= BATCH_BYTES {
+            full = true;
+            break;
+        }
     }
     // A short batch read everything up to `head`; a full one only up to its last event.
-    let position = if n < BATCH { head } else { last };
+    let position = if n < BATCH && !full { head } else { last };
     Ok(Batch {
         text,
         events: n as u64,
@@ -290,4 +300,38 @@ pub(crate) async fn subscribe(
     // Proxies (nginx) must not hold the feed back in a buffer.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use eventfile::{EventStore, ExpectedVersion, MemoryStore, NewEvent, Query};
+
+    use super::*;
+
+    /// A batch stops gathering at about [`BATCH_BYTES`], not only at [`BATCH`] events, and the
+    /// next one goes on from its last event.
+    #[test]
+    fn a_batch_of_large_events_stops_at_its_bytes() {
+        let store = MemoryStore::new();
+        let pad = "x".repeat(100 << 10);
+        for i in 0..10u64 {
+            let e = NewEvent::new("E", serde_json::json!({ "i": i, "pad": pad }));
+            store.append("s", ExpectedVersion::Any, vec![e]).unwrap();
+        }
+        let mut position = 0;
+        let mut seen = 0;
+        while position < 10 {
+            let b = read_batch(&store, &Query::new(), position, 10, true).unwrap();
+            assert!(
+                b.text.len() < BATCH_BYTES + (110 << 10),
+                "{} bytes",
+                b.text.len()
+            );
+            assert!(b.events > 0 && b.events < 10, "{} events", b.events);
+            assert_eq!(b.position, position + b.events);
+            seen += b.events;
+            position = b.position;
+        }
+        assert_eq!(seen, 10);
+    }
 }
