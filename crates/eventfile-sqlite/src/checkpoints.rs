@@ -9,10 +9,14 @@ use rusqlite::OptionalExtension;
 use crate::connection::Sql;
 use crate::store::Inner;
 
+/// A checkpoint's row. A negative position (written by something else, or damaged: the table
+/// has no check) is an error: read as 0, it would replay the whole log without a word.
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Checkpoint> {
+    let position = r.get::<_, i64>(1)?;
     Ok(Checkpoint {
         name: r.get(0)?,
-        position: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+        position: u64::try_from(position)
+            .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(1, position))?,
         error: r.get(2)?,
         time: r.get(3)?,
     })

@@ -104,3 +104,25 @@ fn a_read_in_progress_keeps_its_view_of_deletions() {
     assert_eq!(store.count(&q).expect("count"), 101);
     assert_eq!(store.query(&q).expect("query").count(), 101);
 }
+
+/// A checkpoint whose position is negative in the table (written by something else, or
+/// damaged: the table has no check) is an error, not position 0, from which a consumer would
+/// replay the whole log without a word.
+#[test]
+fn a_negative_checkpoint_position_is_an_error_not_zero() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("events.db");
+    let store = SqliteStore::open(&path).expect("open");
+    store.checkpoints().save("reader", 7).expect("save");
+    let conn = rusqlite::Connection::open(&path).expect("second connection");
+    conn.execute(
+        "UPDATE checkpoints SET position = -5 WHERE name = 'reader'",
+        [],
+    )
+    .expect("damage");
+    let err = store
+        .checkpoints()
+        .get("reader")
+        .expect_err("a negative position");
+    assert!(err.to_string().contains("-5"), "{err}");
+}
