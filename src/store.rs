@@ -472,6 +472,32 @@ impl Inner {
     }
 }
 
+/// The store's checkpoints, as [`crate::EventStore::checkpoints`] gives them: a position is
+/// saved only once the events up to it are durable. In the weaker durability modes a consumer
+/// in this process sees events before they are; a checkpoint saved past the durable head
+/// would, after a power loss, pass over the events the log then gives those seqs to.
+impl crate::checkpoint::Checkpoints for Inner {
+    fn get(&self, name: &str) -> Result<Option<crate::checkpoint::Checkpoint>> {
+        self.checkpoints.get(name)
+    }
+
+    fn put(&self, name: &str, position: u64, error: Option<&str>) -> Result<()> {
+        // A read-only handle sees only what the writer published as durable.
+        if !self.read_only {
+            self.wait_durable(position.min(self.commit.visible()), true)?;
+        }
+        self.checkpoints.put(name, position, error)
+    }
+
+    fn list(&self) -> Result<Vec<crate::checkpoint::Checkpoint>> {
+        self.checkpoints.list()
+    }
+
+    fn remove(&self, name: &str) -> Result<bool> {
+        self.checkpoints.remove(name)
+    }
+}
+
 impl Drop for Inner {
     // The flusher holds its own reference, so by the time this runs it has been stopped and
     // joined by the last `Handle`.

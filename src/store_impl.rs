@@ -17,7 +17,7 @@ use crate::subscription::Subscription;
 
 impl EventStore for Store {
     fn checkpoints(&self) -> &dyn crate::checkpoint::Checkpoints {
-        &self.inner.checkpoints
+        &*self.inner
     }
 
     fn metrics(&self) -> crate::metrics::Metrics {

@@ -221,3 +221,42 @@ fn a_power_loss_in_a_deletion_never_leaves_a_snapshot_of_the_deleted_stream() {
     }
     assert!(deleted > 0, "no power loss kept the deletion");
 }
+
+/// A consumer's checkpoint, saved through the store, must not reach the disk before the events
+/// up to its position: in the weaker modes a consumer in the writer's process sees events
+/// before they are durable, and after a power loss the log gives their seqs to other events,
+/// which a consumer resuming from the checkpoint would pass over.
+#[test]
+fn a_checkpoint_never_reaches_the_disk_before_its_events() {
+    let root = tempfile::tempdir().unwrap();
+    for seed in 1..=8u64 {
+        let disk = SimDisk::new(root.path(), Image::new(), u64::MAX, seed * 0x9e37_79b9);
+        let store = options(&disk)
+            .durability(Durability::None)
+            .open(root.path())
+            .unwrap();
+        let before = store.head_seq();
+        for v in 0..3 {
+            let e = NewEvent::new("Tick", serde_json::json!({ "v": v }));
+            store.append("c", ExpectedVersion::Any, [e]).unwrap();
+        }
+        let name = format!("consumer-{seed}");
+        eventfile::EventStore::checkpoints(&store)
+            .save(&name, store.head_seq())
+            .unwrap();
+        let image = disk.power_loss();
+        drop(store);
+        let disk = SimDisk::new(root.path(), image, u64::MAX, 0);
+        let store = options(&disk).open(root.path()).unwrap();
+        let saved = eventfile::EventStore::checkpoints(&store)
+            .load(&name)
+            .unwrap()
+            .expect("saved durably");
+        assert_eq!(saved, before + 3);
+        assert!(
+            store.head_seq() >= saved,
+            "seed {seed}: checkpoint {saved} survived, the log only up to {}",
+            store.head_seq()
+        );
+    }
+}

@@ -4,7 +4,7 @@
 //! disk (`eventfile::sim`) and `eventfile::internals`. One binary, one module per suite.
 //!
 //! - `deletion_order`: a deletion is in force, and in a removal's manifest, only once its event
-//!   is durable.
+//!   is durable; snapshots and consumers' checkpoints never reach the disk before their events.
 //! - `faults`: every write, sync, create and rename of a workload fails in turn.
 //! - `poisoning`: a failed write, fsync or roll poisons the handle; a reopen recovers.
 //! - `power_loss`: power fails at a random operation on the simulated disk
