@@ -437,8 +437,15 @@ impl<S: EventStore, P: Projection> Runner<S, P> {
             } else {
                 Duration::ZERO
             };
-            let Some(event) = sub.next_timeout(timeout)? else {
-                break;
+            let event = match sub.next_timeout(timeout) {
+                Ok(Some(event)) => event,
+                Ok(None) => break,
+                Err(e) => {
+                    // The batch's handled part is in the read model, uncommitted: undone, so
+                    // that a run after this error handles it once, not again on top of itself.
+                    self.undo(handled);
+                    return Err(e.into());
+                }
             };
             if let Err(source) = self.projection.handle(&event) {
                 let failed = ProjectionError::Handler {
@@ -465,6 +472,16 @@ impl<S: EventStore, P: Projection> Runner<S, P> {
         Ok(handled as u64)
     }
 
+    /// Rolls back the read model's open batch, if `handled` events went into it; a failure to
+    /// is logged (the error that ended the batch is the one reported).
+    fn undo(&mut self, handled: usize) {
+        if handled > 0
+            && let Err(e) = self.projection.rollback()
+        {
+            log::warn!("{}: rolling back after a failed read: {e}", self.name);
+        }
+    }
+
     /// The projection failed on the event at `seq`: undo the batch, handle the events before
     /// it again (read anew) and commit them, and save the checkpoint with the error.
     fn stop_at(&mut self, seq: u64, error: &str) -> Result<(), ProjectionError> {
@@ -478,16 +495,26 @@ impl<S: EventStore, P: Projection> Runner<S, P> {
                 .query()
                 .from_seq(self.position + 1)
                 .to_seq(before);
-            for e in self.store.query(&again)? {
-                let e = e?;
-                self.projection
-                    .handle(&e)
-                    .map_err(|source| ProjectionError::Handler {
-                        name: self.name.clone(),
-                        seq: e.seq,
-                        event_type: e.event_type.clone(),
-                        source,
-                    })?;
+            let mut handled = 0;
+            let r = (|| {
+                for e in self.store.query(&again)? {
+                    let e = e?;
+                    self.projection
+                        .handle(&e)
+                        .map_err(|source| ProjectionError::Handler {
+                            name: self.name.clone(),
+                            seq: e.seq,
+                            event_type: e.event_type.clone(),
+                            source,
+                        })?;
+                    handled += 1;
+                }
+                Ok::<(), ProjectionError>(())
+            })();
+            if let Err(e) = r {
+                // As in a batch: what was handled again is undone with the error.
+                self.undo(handled.max(1));
+                return Err(e);
             }
             self.commit(before)?;
         }

@@ -355,3 +355,43 @@ fn status_lists_every_checkpoint_with_its_lag_and_the_file_store_keeps_them() {
         assert!(listed.iter().all(|s| s.error.is_none() && s.time > 0));
     }
 }
+
+/// A read that fails in the middle of a batch (here the store's file, from the sixth `Paid`
+/// event on) ends the run with the error, and undoes the batch's handled part in the read
+/// model: a run after it handles those events once, not again on top of themselves.
+#[test]
+fn a_read_failing_mid_batch_undoes_the_batch_and_the_next_run_counts_each_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = eventfile::FaultyStorage::new();
+    let store = eventfile::OpenOptions::new()
+        .storage(std::sync::Arc::new(std::sync::Arc::clone(&storage)))
+        .open(dir.path())
+        .unwrap();
+    for i in 0..25 {
+        pay(&store, i % 4, u64::from(i) + 1);
+        note(&store);
+    }
+    // The sixth `Paid` event is seq 11: the segment's twelfth line (its header first).
+    let segment = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap();
+    let bytes = std::fs::read(&segment).unwrap();
+    let at = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(10)
+        .map(|(i, _)| i as u64 + 1)
+        .unwrap();
+    storage.fail_reads_of(segment.file_name().unwrap().to_str().unwrap(), at);
+    let mut runner = Runner::new(&store, Totals::default())
+        .unwrap()
+        .batch_size(10);
+    assert!(runner.catch_up().is_err(), "the read failed");
+    assert_eq!(runner.projection().handled.len(), 5, "seqs 1 to 9");
+    storage.heal_reads();
+    runner.catch_up().unwrap();
+    assert_eq!(runner.projection().committed, expected(&store));
+}
