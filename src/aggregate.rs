@@ -444,13 +444,28 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         let mut new = Vec::with_capacity(events.len());
         for (i, event) in events.iter().enumerate() {
             let encoded = event.encode()?;
-            let schema = A::Event::schema_version(encoded.event_type());
-            state.apply(event).map_err(|source| AggregateError::Apply {
-                stream: stream.clone(),
-                version: aggregate.version + i as u64 + 1,
-                event_type: encoded.event_type().to_owned(),
-                source,
+            let version = aggregate.version + i as u64 + 1;
+            // What is written is what a load reads: the event as it decodes from its encoding
+            // (serde_json writes a NaN or an infinite `f64` as `null`, which would then fail
+            // every load, and the aggregate could never be loaded or changed again). Applied as
+            // decoded, so the state kept is the state a load gives.
+            let decoded = A::Event::decode(encoded.event_type(), encoded.data()).map_err(|e| {
+                AggregateError::Decode {
+                    stream: stream.clone(),
+                    version,
+                    event_type: encoded.event_type().to_owned(),
+                    reason: format!("the event does not read back as it is written: {e}"),
+                }
             })?;
+            let schema = A::Event::schema_version(encoded.event_type());
+            state
+                .apply(&decoded)
+                .map_err(|source| AggregateError::Apply {
+                    stream: stream.clone(),
+                    version,
+                    event_type: encoded.event_type().to_owned(),
+                    source,
+                })?;
             let encoded = if schema > 1 {
                 encoded.with_meta_entry(SCHEMA_VERSION_KEY, schema)
             } else {

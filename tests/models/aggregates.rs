@@ -391,3 +391,58 @@ fn save_with_adds_metadata_to_every_event_and_the_file_store_keeps_it_across_a_r
         }
     }
 }
+
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+struct Meter {
+    total: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+enum MeterEvent {
+    Read { value: f64 },
+}
+
+impl eventfile::aggregate::VariantEvents for MeterEvent {}
+
+impl eventfile::aggregate::Aggregate for Meter {
+    const CATEGORY: &'static str = "meter";
+    type Event = MeterEvent;
+    type Command = f64;
+    type Error = std::convert::Infallible;
+
+    fn apply(&mut self, event: &MeterEvent) -> Result<(), Self::Error> {
+        let MeterEvent::Read { value } = event;
+        self.total += value;
+        Ok(())
+    }
+
+    fn decide(&self, value: &f64) -> Result<Vec<MeterEvent>, Self::Error> {
+        Ok(vec![MeterEvent::Read { value: *value }])
+    }
+}
+
+/// An event that does not read back as it was written is refused before anything is written:
+/// serde_json writes a NaN or an infinite `f64` as `null`, which no load could then decode,
+/// and the aggregate could never be loaded or changed again.
+#[test]
+fn an_event_that_does_not_read_back_is_refused_and_nothing_is_written() {
+    for b in backends() {
+        let meters: Repository<Meter, &dyn EventStore> = Repository::new(&*b.store);
+        meters.execute("m-1", &1.5, 1).expect("a number");
+        for bad in [f64::NAN, f64::INFINITY] {
+            match meters.execute("m-1", &bad, 1) {
+                Err(AggregateError::Decode { reason, .. }) => {
+                    assert!(reason.contains("read back"), "{}: {reason}", b.name)
+                }
+                other => panic!("{}: {bad} gave {:?}", b.name, other.map(|_| ())),
+            }
+        }
+        assert_eq!(
+            b.store.stream_version("meter-m-1").unwrap(),
+            1,
+            "{}",
+            b.name
+        );
+        assert_eq!(meters.load("m-1").expect("loads").state.total, 1.5);
+    }
+}
