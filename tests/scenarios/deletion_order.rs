@@ -23,6 +23,34 @@ fn options(disk: &Arc<SimDisk>) -> OpenOptions {
         .storage(Arc::new(Arc::clone(disk)))
 }
 
+/// A writer that syncs only when something asks it to (`Durability::None`), on an empty
+/// simulated disk whose power loss keeps what `seed` picks of the writes not synced.
+fn lax_writer(root: &std::path::Path, seed: u64) -> (Arc<SimDisk>, Store) {
+    let disk = SimDisk::new(root, Image::new(), u64::MAX, seed * 0x9e37_79b9);
+    let store = options(&disk)
+        .durability(Durability::None)
+        .open(root)
+        .unwrap();
+    (disk, store)
+}
+
+/// The power fails now: the store as the disk keeps it, opened again (default durability).
+fn recovered(root: &std::path::Path, disk: &SimDisk, store: Store) -> (Arc<SimDisk>, Store) {
+    let image = disk.power_loss();
+    drop(store);
+    let disk = SimDisk::new(root, image, u64::MAX, 0);
+    let store = options(&disk).open(root).unwrap();
+    (disk, store)
+}
+
+/// Appends `n` events to `stream`, one at a time.
+fn ticks(store: &Store, stream: &str, n: u64) {
+    for v in 0..n {
+        let e = NewEvent::new("Tick", serde_json::json!({ "v": v }));
+        store.append(stream, ExpectedVersion::Any, [e]).unwrap();
+    }
+}
+
 fn versions(store: &Store, stream: &str) -> Vec<u64> {
     store
         .read_stream(stream, Read::forward())
@@ -84,11 +112,7 @@ fn a_compaction_never_makes_a_deletion_durable_before_its_event() {
     let root = tempfile::tempdir().unwrap();
     let mut lost_some = 0;
     for seed in 1..=16u64 {
-        let disk = SimDisk::new(root.path(), Image::new(), u64::MAX, seed * 0x9e37_79b9);
-        let store = options(&disk)
-            .durability(Durability::None)
-            .open(root.path())
-            .unwrap();
+        let (disk, store) = lax_writer(root.path(), seed);
         // Enough of `x` to fill sealed segments (about a dozen events each), which its deletion
         // makes dead.
         let v = 50 + seed;
@@ -106,11 +130,7 @@ fn a_compaction_never_makes_a_deletion_durable_before_its_event() {
             !report.segments.is_empty(),
             "seed {seed}: nothing compacted"
         );
-        let image = disk.power_loss();
-        drop(store);
-
-        let disk = SimDisk::new(root.path(), image, u64::MAX, 0);
-        let store = options(&disk).open(root.path()).unwrap();
+        let (disk, store) = recovered(root.path(), &disk, store);
         let now = store.stream_version("x");
         lost_some += usize::from(now < v);
         let r = store
@@ -149,21 +169,11 @@ fn a_compaction_never_makes_a_deletion_durable_before_its_event() {
 fn a_snapshot_never_reaches_the_disk_before_its_events() {
     let root = tempfile::tempdir().unwrap();
     for seed in 1..=8u64 {
-        let disk = SimDisk::new(root.path(), Image::new(), u64::MAX, seed * 0x9e37_79b9);
-        let store = options(&disk)
-            .durability(Durability::None)
-            .open(root.path())
-            .unwrap();
+        let (disk, store) = lax_writer(root.path(), seed);
         let s = format!("s{seed}");
-        for v in 0..3 {
-            let e = NewEvent::new("Tick", serde_json::json!({ "v": v }));
-            store.append(&s, ExpectedVersion::Exact(v), [e]).unwrap();
-        }
+        ticks(&store, &s, 3);
         store.save_snapshot(&s, 3, &"three").unwrap();
-        let image = disk.power_loss();
-        drop(store);
-        let disk = SimDisk::new(root.path(), image, u64::MAX, 0);
-        let store = options(&disk).open(root.path()).unwrap();
+        let (_, store) = recovered(root.path(), &disk, store);
         assert_eq!(
             store.stream_version(&s),
             3,
@@ -230,24 +240,14 @@ fn a_power_loss_in_a_deletion_never_leaves_a_snapshot_of_the_deleted_stream() {
 fn a_checkpoint_never_reaches_the_disk_before_its_events() {
     let root = tempfile::tempdir().unwrap();
     for seed in 1..=8u64 {
-        let disk = SimDisk::new(root.path(), Image::new(), u64::MAX, seed * 0x9e37_79b9);
-        let store = options(&disk)
-            .durability(Durability::None)
-            .open(root.path())
-            .unwrap();
+        let (disk, store) = lax_writer(root.path(), seed);
         let before = store.head_seq();
-        for v in 0..3 {
-            let e = NewEvent::new("Tick", serde_json::json!({ "v": v }));
-            store.append("c", ExpectedVersion::Any, [e]).unwrap();
-        }
+        ticks(&store, "c", 3);
         let name = format!("consumer-{seed}");
         eventfile::EventStore::checkpoints(&store)
             .save(&name, store.head_seq())
             .unwrap();
-        let image = disk.power_loss();
-        drop(store);
-        let disk = SimDisk::new(root.path(), image, u64::MAX, 0);
-        let store = options(&disk).open(root.path()).unwrap();
+        let (_, store) = recovered(root.path(), &disk, store);
         let saved = eventfile::EventStore::checkpoints(&store)
             .load(&name)
             .unwrap()

@@ -105,8 +105,14 @@ impl EventStore for Gated {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_append_whose_client_hangs_up_happens_whole_and_replays() {
+/// A [`Gated`] store, and its channels: told when the gated append entered the store, letting
+/// it go, told when it returned.
+fn gated() -> (
+    Arc<Gated>,
+    mpsc::Receiver<()>,
+    mpsc::Sender<()>,
+    mpsc::Receiver<()>,
+) {
     let (entered_tx, entered) = mpsc::channel();
     let (release, release_rx) = mpsc::channel();
     let (returned_tx, returned) = mpsc::channel();
@@ -117,6 +123,12 @@ async fn an_append_whose_client_hangs_up_happens_whole_and_replays() {
         release: Mutex::new(release_rx),
         returned: Mutex::new(returned_tx),
     });
+    (store, entered, release, returned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_whose_client_hangs_up_happens_whole_and_replays() {
+    let (store, entered, release, returned) = gated();
     let s = TestServer::start(store.clone(), ServeOptions::new()).await;
     let body = json!([
         {"stream": "a", "events": [{"type": "A", "id": "a-1"}, {"type": "A", "id": "a-2"}]},
@@ -198,16 +210,7 @@ async fn shutdown_completes_while_a_feed_client_reads_nothing() {
 /// its own ids, retried, would otherwise be written twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_append_that_times_out_in_the_queue_is_not_made() {
-    let (entered_tx, entered) = mpsc::channel();
-    let (release, release_rx) = mpsc::channel();
-    let (returned_tx, returned) = mpsc::channel();
-    let store = Arc::new(Gated {
-        store: MemoryStore::new(),
-        gated: AtomicBool::new(true),
-        entered: Mutex::new(entered_tx),
-        release: Mutex::new(release_rx),
-        returned: Mutex::new(returned_tx),
-    });
+    let (store, entered, release, returned) = gated();
     let options = ServeOptions::new()
         .append_workers(1)
         .request_timeout(Duration::from_millis(300));
