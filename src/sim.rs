@@ -12,7 +12,8 @@
 //!
 //! Directories are entries too: each keeps its own pending creates, renames and removes, made
 //! durable only by a `sync_dir` of that directory, and a subdirectory whose own entry did not
-//! survive takes its files with it.
+//! survive takes everything under it along, at any depth. `create_dir_all` makes each missing
+//! directory an entry of its parent, as `mkdir -p` does.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -159,9 +160,17 @@ impl State {
             }
             *i += 1;
         }
+        // A name survives only if every directory above it does: a directory whose own entry
+        // was lost takes everything under it along, however durable.
         let lost_dir = |name: &str| {
-            let p = parent(name);
-            !p.is_empty() && names.get(p) != Some(&DIR)
+            let mut p = parent(name);
+            while !p.is_empty() {
+                if names.get(p) != Some(&DIR) {
+                    return true;
+                }
+                p = parent(p);
+            }
+            false
         };
         let survivors: Vec<(String, u64)> = names
             .iter()
@@ -209,8 +218,10 @@ impl SimDisk {
         let mut names = BTreeMap::new();
         for (i, (name, bytes)) in image.into_iter().enumerate() {
             let id = i as u64;
-            if !parent(&name).is_empty() {
-                names.insert(parent(&name).to_owned(), DIR);
+            let mut dir = parent(&name);
+            while !dir.is_empty() {
+                names.insert(dir.to_owned(), DIR);
+                dir = parent(dir);
             }
             names.insert(name, id);
             files.insert(
@@ -358,10 +369,17 @@ impl Storage for Arc<SimDisk> {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         let name = self.name(path)?;
         let mut st = self.lock();
-        if name.is_empty() || st.names.get(&name) == Some(&DIR) {
-            return Ok(());
+        // Each missing directory, outermost first, is an entry of its own parent's.
+        let mut missing = Vec::new();
+        let mut at = name.as_str();
+        while !at.is_empty() && st.names.get(at) != Some(&DIR) {
+            missing.push(at.to_owned());
+            at = parent(at);
         }
-        st.change_dir(DirOp::Link(name, DIR))
+        for dir in missing.into_iter().rev() {
+            st.change_dir(DirOp::Link(dir, DIR))?;
+        }
+        Ok(())
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
