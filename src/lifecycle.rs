@@ -99,13 +99,13 @@ impl Store {
         let ids = vec![vec![crate::backend::new_event_id()]];
         let batch = inner.commit_locked(st, &parts, &ids, None)?;
         // The deletion hides the stream's events from reads and subscriptions, and compaction
-        // counts them dead (its manifest records the deletion state), as soon as it is in the
-        // map: so only once its event is durable, or a failed sync would leave a deletion the
-        // caller was told failed, and that a reopen takes back, in force meanwhile (and, through
-        // a compaction's manifest, for good). Synced here under the state lock, as a roll syncs.
-        // In the weaker modes reads see what is written before it is durable, deletions too;
-        // a removal syncs the log before its manifest (`retention.rs`).
-        inner.sync_before_effect(st)?;
+        // counts them dead and writes it into its manifest (durably), as soon as it is in the
+        // map: so only once its event, and the events it counts, are durable, in every mode. Or
+        // a failed sync would leave a deletion the caller was told failed, and that a reopen
+        // takes back, in force meanwhile; and a manifest could keep, past a power loss, a
+        // deletion whose event and counted versions were lost. Synced here under the state
+        // lock, as a roll syncs.
+        inner.sync_active(st)?;
         Arc::make_mut(&mut st.deletions.map).insert(stream.to_owned(), merged);
         st.deletions.seen = batch.last_seq;
         drop(guard);

@@ -309,9 +309,6 @@ fn remove_segments(
         .map(|(k, v)| (k.clone(), *v))
         .collect();
     let storage = inner.storage.as_ref();
-    // The manifest carries every deletion in force: never on the disk before their events
-    // and the events they counted (written, in the weaker modes, perhaps not yet synced).
-    inner.sync_active(st)?;
     let r = (|| {
         crate::files::write_atomic(
             storage,

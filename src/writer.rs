@@ -774,17 +774,10 @@ impl Inner {
     /// (header, fsync, directory fsync).
     pub(crate) fn roll(&self, st: &mut State) -> Result<()> {
         let r = (|| {
-            let file = st
-                .log
-                .active_file
-                .clone()
-                .expect("writer has an active segment");
-            let path = st.active().path.clone();
             // The previous segment's sidecar, if still in hand (and its failure).
             self.sealer.wait()?;
             // Beside a waiter's sync of the same file, perhaps: see `Commit::guarded_sync`.
-            self.fdatasync(file.as_ref(), &path)?;
-            self.commit.durable(st.next_seq - 1)?;
+            self.sync_active(st)?;
             // The sidecar is encoded and written by the sealer while appends go on
             // (`sealer.rs`); the next segment fills the index the sealer emptied last.
             let (sealed, mem) = st.seal_active_for_sealer(&self.storage, &self.dir)?;
@@ -801,10 +794,9 @@ impl Inner {
         r
     }
 
-    /// Makes everything written durable, under the state lock (as a roll's sync is): syncs the
-    /// active segment unless a sync covered it already, and publishes the head. For what must
-    /// not reach the disk, or take effect, before the events it follows: a deletion, a removal's
-    /// manifest. A failure poisons the handle.
+    /// Makes everything written durable, under the state lock: syncs the active segment unless
+    /// a sync covered it already, and publishes the head. For a roll (before the segment is
+    /// sealed) and a deletion (before it takes effect). A failure poisons the handle.
     pub(crate) fn sync_active(&self, st: &mut State) -> Result<()> {
         let upto = st.next_seq - 1;
         if self.commit.durable_upto() >= upto {
@@ -821,16 +813,6 @@ impl Inner {
             self.poison(st, e);
         }
         r
-    }
-
-    /// What was just written must be durable before it takes effect in this handle (a
-    /// deletion): in the default mode, [`Inner::sync_active`]; in the weaker modes nothing, as
-    /// reads there see what is written before it is durable.
-    pub(crate) fn sync_before_effect(&self, st: &mut State) -> Result<()> {
-        match self.commit.durability() {
-            Durability::Fsync => self.sync_active(st),
-            _ => Ok(()),
-        }
     }
 
     /// Poisons the handle after a failed write or sync: appends are refused until reopen.
