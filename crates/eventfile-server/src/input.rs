@@ -88,7 +88,10 @@ pub(crate) fn json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
 pub(crate) fn params<T: DeserializeOwned>(query: Option<&str>) -> ApiResult<T> {
     let query = query.unwrap_or("");
     for part in query.split('&') {
-        if std::str::from_utf8(&percent_decoded(part)).is_err() {
+        if percent_encoding::percent_decode_str(part)
+            .decode_utf8()
+            .is_err()
+        {
             return Err(ApiError::bad_request(format!(
                 "the query parameter `{part}` is not UTF-8 once percent-decoded"
             )));
@@ -96,31 +99,6 @@ pub(crate) fn params<T: DeserializeOwned>(query: Option<&str>) -> ApiResult<T> {
     }
     serde_html_form::from_str(query)
         .map_err(|e| ApiError::bad_request(format!("invalid query parameters: {e}")))
-}
-
-/// `text` with each `%XX` (two hex digits) turned into its byte; anything else kept as it is.
-fn percent_decoded(text: &str) -> Vec<u8> {
-    let b = text.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (
-            b[i],
-            b.get(i + 1).and_then(|&c| hex(c)),
-            b.get(i + 2).and_then(|&c| hex(c)),
-        ) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    out
 }
 
 /// A path segment (`/streams/{stream}`, `/events/{id}`): axum's `Path<String>`, with its
