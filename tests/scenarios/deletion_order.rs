@@ -15,7 +15,7 @@ use std::sync::Arc;
 use eventfile::sim::{Image, SimDisk};
 use eventfile::{Durability, ExpectedVersion, FaultyStorage, NewEvent, OpenOptions, Read, Store};
 
-use crate::poisoning::assert_sync_error;
+use crate::poisoning::{assert_sync_error, versions};
 
 fn options(disk: &Arc<SimDisk>) -> OpenOptions {
     OpenOptions::new()
@@ -49,14 +49,6 @@ fn ticks(store: &Store, stream: &str, n: u64) {
         let e = NewEvent::new("Tick", serde_json::json!({ "v": v }));
         store.append(stream, ExpectedVersion::Any, [e]).unwrap();
     }
-}
-
-fn versions(store: &Store, stream: &str) -> Vec<u64> {
-    store
-        .read_stream(stream, Read::forward())
-        .unwrap()
-        .map(|e| e.unwrap().version)
-        .collect()
 }
 
 #[test]

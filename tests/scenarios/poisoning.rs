@@ -19,9 +19,10 @@ fn ev(n: u64) -> NewEvent {
     NewEvent::new("T", json!({ "n": n }))
 }
 
-fn versions(store: &Store) -> Vec<u64> {
+/// The versions of `stream`'s events, in order.
+pub(crate) fn versions(store: &Store, stream: &str) -> Vec<u64> {
     store
-        .read_stream("s", Read::forward())
+        .read_stream(stream, Read::forward())
         .unwrap()
         .map(|e| e.unwrap().version)
         .collect()
@@ -60,11 +61,11 @@ fn assert_poisoned_then_recovers_upto(
     assert!(err.to_string().contains("reopen"), "{err}");
     assert!(matches!(store.sync(), Err(Error::Poisoned { .. })));
     // Readers keep working on what was acknowledged.
-    assert_eq!(versions(&store), (1..=acked).collect::<Vec<_>>());
+    assert_eq!(versions(&store, "s"), (1..=acked).collect::<Vec<_>>());
     drop(store);
 
     let store = Store::open(dir).unwrap();
-    let got = versions(&store);
+    let got = versions(&store, "s");
     // The failed append's outcome is unknown; every acknowledged one is there.
     assert!(
         got.len() as u64 >= acked && got.len() as u64 <= written,
@@ -137,7 +138,7 @@ fn a_short_write_poisons_and_recovery_cuts_the_torn_batch() {
     assert_poisoned_then_recovers(dir.path(), store, 5);
     // The half-written batch was cut: exactly the five acknowledged events plus the probe.
     let store = Store::open(dir.path()).unwrap();
-    assert_eq!(versions(&store), (1..=6).collect::<Vec<_>>());
+    assert_eq!(versions(&store, "s"), (1..=6).collect::<Vec<_>>());
 }
 
 #[test]

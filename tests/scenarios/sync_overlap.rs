@@ -19,7 +19,7 @@ use serde_json::json;
 use crate::poisoning::assert_sync_error;
 
 use eventfile::{
-    Error, ExpectedVersion, NewEvent, OpenOptions, OsStorage, Read, Storage, StorageFile, Store,
+    Error, ExpectedVersion, NewEvent, OpenOptions, OsStorage, Storage, StorageFile, Store,
 };
 
 /// What [`Storage::try_lock`] returns: a guard holding the lock until dropped.
@@ -245,12 +245,7 @@ fn assert_only_the_first_is_published(store: &Store, dir: &Path) {
 
 /// What a fresh open finds, in order.
 fn stored(dir: &Path) -> Vec<u64> {
-    Store::open(dir)
-        .unwrap()
-        .read_stream("s", Read::forward())
-        .unwrap()
-        .map(|e| e.unwrap().version)
-        .collect()
+    crate::poisoning::versions(&Store::open(dir).unwrap(), "s")
 }
 
 /// The roll's sync gets the EIO; the waiter's, running beside it, succeeds though its event's
