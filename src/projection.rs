@@ -443,7 +443,9 @@ impl<S: EventStore, P: Projection> Runner<S, P> {
                 Err(e) => {
                     // The batch's handled part is in the read model, uncommitted: undone, so
                     // that a run after this error handles it once, not again on top of itself.
-                    self.undo(handled);
+                    if handled > 0 {
+                        self.undo();
+                    }
                     return Err(e.into());
                 }
             };
@@ -472,12 +474,10 @@ impl<S: EventStore, P: Projection> Runner<S, P> {
         Ok(handled as u64)
     }
 
-    /// Rolls back the read model's open batch, if `handled` events went into it; a failure to
-    /// is logged (the error that ended the batch is the one reported).
-    fn undo(&mut self, handled: usize) {
-        if handled > 0
-            && let Err(e) = self.projection.rollback()
-        {
+    /// Rolls back the read model's open batch after a failed read; a failure to is logged
+    /// (the error that ended the batch is the one reported).
+    fn undo(&mut self) {
+        if let Err(e) = self.projection.rollback() {
             log::warn!("{}: rolling back after a failed read: {e}", self.name);
         }
     }
@@ -495,7 +495,6 @@ impl<S: EventStore, P: Projection> Runner<S, P> {
                 .query()
                 .from_seq(self.position + 1)
                 .to_seq(before);
-            let mut handled = 0;
             let r = (|| {
                 for e in self.store.query(&again)? {
                     let e = e?;
@@ -507,13 +506,12 @@ impl<S: EventStore, P: Projection> Runner<S, P> {
                             event_type: e.event_type.clone(),
                             source,
                         })?;
-                    handled += 1;
                 }
                 Ok::<(), ProjectionError>(())
             })();
             if let Err(e) = r {
                 // As in a batch: what was handled again is undone with the error.
-                self.undo(handled.max(1));
+                self.undo();
                 return Err(e);
             }
             self.commit(before)?;
