@@ -100,6 +100,8 @@ struct State {
     crash_at: u64,
     rng: u64,
     image: Option<Image>,
+    /// How many of the next `sync_data` calls fail (see [`SimDisk::fail_syncs`]).
+    failed_syncs: u64,
 }
 
 impl State {
@@ -246,6 +248,7 @@ impl SimDisk {
                 crash_at,
                 rng: seed | 1,
                 image: None,
+                failed_syncs: 0,
             }),
         })
     }
@@ -259,6 +262,14 @@ impl SimDisk {
             st.image = Some(image);
         }
         st.image.clone().unwrap_or_default()
+    }
+
+    /// Fails the next `n` calls of `sync_data` (on any file) with `EIO`, as a device error
+    /// during writeback would. Each drops its file's writes since the last sync unwritten,
+    /// though reads still return them, and no later sync writes them: Linux marks the pages of
+    /// a failed writeback clean, and keeps them in the page cache.
+    pub fn fail_syncs(&self, n: u64) {
+        self.lock().failed_syncs = n;
     }
 
     /// Operations that changed the disk so far.
@@ -307,9 +318,18 @@ impl StorageFile for SimFile {
     fn sync_data(&self) -> io::Result<()> {
         let mut st = self.disk.lock();
         st.tick()?;
+        let failed = st.failed_syncs > 0;
+        st.failed_syncs = st.failed_syncs.saturating_sub(1);
         let f = st.files.get_mut(&self.id).expect("open file exists");
-        f.durable = f.current.clone();
-        f.pending.clear();
+        let pending = std::mem::take(&mut f.pending);
+        if failed {
+            // Linux marks the pages of a failed writeback clean: they stay readable, but no
+            // later sync writes them.
+            return Err(io::Error::from_raw_os_error(5));
+        }
+        for op in &pending {
+            apply(&mut f.durable, op);
+        }
         Ok(())
     }
 

@@ -251,8 +251,15 @@ impl Store {
             if let Some(file) = &state.log.active_file
                 && published != Some(head)
             {
+                let path = &state.active().path;
+                rewrite_unpublished(
+                    file.as_ref(),
+                    unpublished_from(&state, published)?,
+                    state.log.active_len,
+                )
+                .map_err(|e| Error::io("rewrite the unpublished tail of", path, e))?;
                 file.sync_data()
-                    .map_err(|e| Error::io("fdatasync", &state.active().path, e))?;
+                    .map_err(|e| Error::io("fdatasync", path, e))?;
             }
             Some(crate::head::HeadFile::create(storage.as_ref(), &dir, head)?)
         };
@@ -551,6 +558,57 @@ fn published_limit(storage: &dyn Storage, dir: &Path, read_only: bool) -> Result
         return Ok(u64::MAX);
     }
     Ok(crate::head::read_head(storage, dir)?.unwrap_or(u64::MAX))
+}
+
+/// Where the bytes of the active segment that `HEAD` does not name start: the record after the
+/// published head, or the file's start when the published head lies below the segment (or
+/// there is none).
+fn unpublished_from(state: &State, published: Option<u64>) -> Result<u64> {
+    let active = state.active();
+    let Some(ord) = published
+        .and_then(|p| (p + 1).checked_sub(active.base))
+        .and_then(|o| u32::try_from(o).ok())
+    else {
+        return Ok(0);
+    };
+    Ok(state
+        .log
+        .active_index
+        .position(ord)?
+        .map_or(state.log.active_len, u64::from))
+}
+
+/// Writes `file`'s bytes `from..to` again, as they read now, before the open syncs them.
+///
+/// A writer whose `fdatasync` failed may have left them in the page cache only: Linux marks
+/// the pages of a failed writeback clean though they never reached the disk, so a later
+/// `fdatasync` (this open's, on a descriptor that never saw the error) returns success without
+/// writing them. Recovery reads them back from the cache all the same, and the open would then
+/// publish them as durable. Written again, they are dirty, and the sync writes them or fails.
+/// Bytes the previous writer did sync are written twice, which costs one batch's bytes after a
+/// crash and nothing after a clean close (the open syncs nothing then).
+fn rewrite_unpublished(
+    file: &dyn crate::storage::StorageFile,
+    from: u64,
+    to: u64,
+) -> std::io::Result<()> {
+    const CHUNK: u64 = 1 << 20;
+    let mut buf = Vec::new();
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(CHUNK) as usize;
+        buf.resize(n, 0);
+        let mut got = 0;
+        while got < n {
+            match file.read_at(&mut buf[got..], at + got as u64)? {
+                0 => return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)),
+                k => got += k,
+            }
+        }
+        file.write_all_at(&buf, at)?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// Stops a background thread when dropped: the thread checks the flag at each wake-up.

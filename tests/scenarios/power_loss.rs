@@ -435,3 +435,44 @@ fn power_loss_never_loses_a_large_batch_synced_ahead() {
     assert!(total > 0 || runs == 0, "no large batch acknowledged");
     eprintln!("power loss: {runs} simulated with large batches; {total} acknowledged, none lost");
 }
+
+/// A writer whose `fdatasync` failed leaves its last batch in the page cache, marked clean
+/// (Linux's behaviour after a failed writeback; the simulated disk's `fail_syncs`). The next
+/// open recovers the batch from there and publishes it: it must write those bytes again first,
+/// or its own sync writes nothing, and after a power loss the next acknowledged append sits
+/// behind a hole the open refuses as damage.
+#[test]
+fn an_open_after_a_failed_sync_writes_the_unsynced_tail_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let disk = SimDisk::new(root, Image::new(), u64::MAX, 1);
+    let store = open(root, &disk).unwrap();
+    store
+        .append("a", ExpectedVersion::Any, batch("a", 2))
+        .unwrap();
+    disk.fail_syncs(1);
+    let err = store
+        .append("b", ExpectedVersion::Any, batch("b", 2))
+        .unwrap_err();
+    assert!(matches!(err, eventfile::Error::Io { .. }), "{err}");
+    drop(store);
+    let store = open(root, &disk).unwrap();
+    assert_eq!(
+        store.head_seq(),
+        4,
+        "the reopen recovers b from the page cache"
+    );
+    store
+        .append("c", ExpectedVersion::Any, batch("c", 2))
+        .unwrap();
+    drop(store);
+    let image = disk.power_loss();
+    let store = open(root, &SimDisk::new(root, image, u64::MAX, 0))
+        .unwrap_or_else(|e| panic!("the open after the power loss failed: {e}"));
+    let streams: Vec<String> = store
+        .read_all(Read::forward())
+        .unwrap()
+        .map(|e| e.unwrap().stream)
+        .collect();
+    assert_eq!(streams, ["a", "a", "b", "b", "c", "c"]);
+}
