@@ -185,6 +185,9 @@ impl Store {
     /// turns a time range into a seq range.
     pub fn seq_at(&self, time: Micros) -> Result<u64> {
         let st = self.inner.lock_state();
+        // Events written but not yet durable (a batch waiting for its sync) are not there yet
+        // for readers: the answer never passes the visible head.
+        let next = self.inner.commit.visible() + 1;
         for seg in &st.log.segments {
             let (count, first) = match &seg.sealed {
                 // Times never decrease: a segment whose last event is older holds none.
@@ -199,10 +202,10 @@ impl Store {
                 }
             };
             if first < count {
-                return Ok(seg.base + u64::from(first));
+                return Ok((seg.base + u64::from(first)).min(next));
             }
         }
-        Ok(st.next_seq)
+        Ok(st.next_seq.min(next))
     }
 
     /// Rebuilds every sealed segment's index sidecar from the segment (checking every record),

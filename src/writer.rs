@@ -190,10 +190,10 @@ impl Store {
     /// Appends independent requests with one wait for durability: see
     /// [`crate::EventStore::append_requests`]. Each request is written under the state lock on
     /// its own (a failed one writes nothing and the next still runs); then one wait covers the
-    /// last written seq, so the requests share a sync. If that wait fails (the handle is
-    /// poisoned), every written request fails with it: like any append that fails with an I/O
-    /// error, each may or may not be in the log after a reopen, and a retry with the same ids
-    /// or key tells.
+    /// last written seq, so the requests share a sync. If that wait fails, every written
+    /// request fails with an [`Error::Io`] (the first with the sync's own error): like any
+    /// append that fails so, each may or may not be in the log after a reopen, and a retry with
+    /// the same ids or key tells.
     pub fn append_requests(&self, requests: Vec<AppendRequest>) -> Vec<Result<MultiAppendResult>> {
         let mut out: Vec<Result<MultiAppendResult>> = requests
             .iter()
@@ -209,16 +209,13 @@ impl Store {
         let Some(last) = out.iter().flatten().map(|r| r.last_seq).max() else {
             return out;
         };
-        if let Err(first) = self.inner.wait_durable(last, false) {
-            let cause = match &first {
-                Error::Poisoned { cause } => cause.clone(),
-                other => other.to_string(),
-            };
+        if let Err(first) = self.inner.wait_written(last) {
+            let cause = first.to_string();
             let mut first = Some(first);
             for r in out.iter_mut().filter(|r| r.is_ok()) {
-                *r = Err(first.take().unwrap_or_else(|| Error::Poisoned {
-                    cause: cause.clone(),
-                }));
+                *r = Err(first
+                    .take()
+                    .unwrap_or_else(|| self.inner.sync_failed_elsewhere(&cause)));
             }
         }
         out
@@ -305,7 +302,7 @@ impl Inner {
     ) -> Result<Batch> {
         let batch = self.write_batch(parts, key, condition)?;
         // A retry's original may still be on its way to disk: it too is answered once durable.
-        self.wait_durable(batch.last_seq, false)?;
+        self.wait_written(batch.last_seq)?;
         Ok(batch)
     }
 
@@ -496,7 +493,7 @@ impl Inner {
         let batch =
             self.commit_locked_at(st, &parts, &bases, &ids, None, Times::Each(&times), tails)?;
         drop(guard);
-        self.wait_durable(batch.last_seq, false)?;
+        self.wait_written(batch.last_seq)?;
         Ok(ImportResult {
             written: write.len() as u64,
             skipped,
@@ -840,6 +837,29 @@ impl Inner {
                     .poisoned
                     .get_or_insert_with(|| e.to_string());
             })
+    }
+
+    /// [`Inner::wait_durable`] for events this call wrote (or a retry found written). If the
+    /// sync that was to cover them failed in another call, and the handle is poisoned, their
+    /// outcome is unknown, as for the call whose sync failed: an [`Error::Io`] (retry with the
+    /// same ids after a reopen), never [`Error::Poisoned`], which says nothing was written.
+    pub(crate) fn wait_written(&self, target: u64) -> Result<()> {
+        self.wait_durable(target, false).map_err(|e| match e {
+            Error::Poisoned { cause } => self.sync_failed_elsewhere(&cause),
+            e => e,
+        })
+    }
+
+    /// The error of events written whose sync failed, in another call, with `cause`.
+    pub(crate) fn sync_failed_elsewhere(&self, cause: &str) -> Error {
+        let path = self.lock_state().active().path.clone();
+        Error::io(
+            "fdatasync",
+            path,
+            std::io::Error::other(format!(
+                "the sync that was to cover this append failed: {cause}"
+            )),
+        )
     }
 
     /// Runs the sync a large batch asked for ahead (`commit.rs`, `Ahead`), on the handle's

@@ -170,8 +170,9 @@ fn a_failure_while_rolling_a_segment_poisons() {
 }
 
 /// A failed sync after `append_requests` wrote several requests fails every one of them (none
-/// is acknowledged); the first with the sync's error, the rest as poisoned. A reopen keeps
-/// every event acknowledged before.
+/// is acknowledged); the first with the sync's error, the rest with an I/O error too (their
+/// outcome is as unknown as the first's; `Poisoned` would say they were never written). A
+/// reopen keeps every event acknowledged before.
 #[test]
 fn a_failed_shared_sync_fails_every_written_request() {
     use eventfile::AppendRequest;
@@ -194,10 +195,49 @@ fn a_failed_shared_sync_fails_every_written_request() {
         out[1]
     );
     assert!(
-        matches!(out[2], Err(Error::Poisoned { .. })),
+        matches!(&out[2], Err(Error::Io { op: "fdatasync", source, .. })
+            if source.to_string().contains("the sync that was to cover this append failed")),
         "{:?}",
         out[2]
     );
     assert_eq!(store.head_seq(), 5, "an unsynced event became visible");
     assert_poisoned_then_recovers_upto(dir.path(), store, 5, 7);
+}
+
+/// `seq_at` turns a time into a seq for readers: it must never name an event that is written
+/// but not durable (here, never: its sync failed), that is pass `head_seq() + 1`.
+#[test]
+fn seq_at_never_passes_the_visible_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = FaultyStorage::new();
+    let store = open(dir.path(), &storage, 1 << 20);
+    let first = store.append("s", ExpectedVersion::Any, [ev(0)]).unwrap();
+    let t0 = store
+        .read_all(Read::forward())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .time;
+    let at = |k: i64, version: u64| eventfile::RecordedEvent {
+        seq: 0,
+        id: format!("late-{k}"),
+        stream: "late".to_owned(),
+        version,
+        event_type: "T".to_owned(),
+        time: t0 + k * 1_000_000,
+        data: serde_json::value::RawValue::from_string("{}".to_owned()).unwrap(),
+        meta: serde_json::Map::new(),
+        tags: Vec::new(),
+    };
+    storage.fail_next_sync();
+    let err = store.import(&[at(1, 1), at(2, 2)]).unwrap_err();
+    assert_sync_error(&err);
+    assert_eq!(store.head_seq(), first.last_seq);
+    let seq = store.seq_at(t0 + 2_000_000).unwrap();
+    assert!(
+        seq <= store.head_seq() + 1,
+        "seq_at named seq {seq}, past the visible head {}",
+        store.head_seq()
+    );
 }
