@@ -377,6 +377,9 @@ impl CheckpointIndex for IndexFile {
             .filter_map(|&o| {
                 let at = IndexFile::position(self, o)?;
                 let next = IndexFile::position(self, o + 1).map_or(self.segment_len, u64::from);
+                if next > self.segment_len {
+                    return None;
+                }
                 let len = next.checked_sub(u64::from(at))?;
                 Some((u64::from(at), u32::try_from(len).ok()?, o))
             })
@@ -487,8 +490,9 @@ impl MemIndex {
                 continue;
             };
             let next = self.positions.get(i + 1).map_or(end, |&p| u64::from(p));
-            if let Some(len) = next
-                .checked_sub(u64::from(at))
+            if let Some(len) = (next <= end)
+                .then(|| next.checked_sub(u64::from(at)))
+                .flatten()
                 .and_then(|l| u32::try_from(l).ok())
             {
                 out.push((u64::from(at), len, o));

@@ -78,11 +78,17 @@ pub(crate) fn record_at(st: &mut State, seq: u64, max_line: usize) -> Result<Opt
         return Ok(None);
     };
     let end = r.position(ord + 1)?.unwrap_or(data_end);
-    let Some(len) = end.checked_sub(at).and_then(|l| usize::try_from(l).ok()) else {
+    // Positions past the data come from an index whose sums match but whose positions are
+    // someone else's: a read of them would allocate up to 4 GiB before it failed.
+    let Some(len) = end
+        .checked_sub(at)
+        .filter(|_| end <= data_end)
+        .and_then(|l| usize::try_from(l).ok())
+    else {
         return Err(Error::corrupt(
             &seg.path,
             at,
-            "index positions out of order",
+            "index positions out of order or past the segment's end",
         ));
     };
     let mut lines = Lines::new(data, end, max_line.max(len));

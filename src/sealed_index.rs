@@ -843,16 +843,23 @@ impl SealedIndex {
     }
 
     /// Where each of the records `ords` (strictly ascending: else the sidecar is corrupt)
-    /// starts, how long it is and its ordinal; the last record ends at `end`. Records whose
-    /// positions do not add up are left out, as an index in memory leaves them out.
+    /// starts, how long it is and its ordinal; the last record ends at `end`. Positions that do
+    /// not add up (out of order, or past the segment's end: a file whose sums hold but whose
+    /// positions are not its segment's) fail the lookup with `Corrupt`, never leaving a record
+    /// out of an answer in silence.
     ///
     /// The positions of neighbouring wanted records are read together, up to 4 KiB at a time,
     /// so that a read of many records of a segment reads each part of the table once, and
     /// around the block cache; a record alone (a stream's events are spread over the log) reads
     /// its position and the next through the cache.
     pub(crate) fn extents(&self, ords: impl Iterator<Item = u32>, end: u64) -> Result<Vec<Extent>> {
-        let mut out = self.extents_of_each(ords, end)?;
-        out.retain(|&(at, _, _)| at != u64::MAX);
+        let out = self.extents_of_each(ords, end)?;
+        if let Some(&(_, _, o)) = out.iter().find(|e| e.0 == u64::MAX) {
+            return Err(self.malformed(
+                HEADER as u64 + u64::from(o) * 4,
+                "record positions out of order or past the segment's end",
+            ));
+        }
         Ok(out)
     }
 
@@ -938,8 +945,11 @@ impl SealedIndex {
             for &o in &ords[k..j] {
                 let at = position(u64::from(o));
                 let next = position(u64::from(o) + 1);
+                // A position past the segment's end (the sidecar's sums match, its positions
+                // are someone else's) would have a read look beyond the data.
                 let len = at
                     .zip(next)
+                    .filter(|&(_, next)| next <= end)
                     .and_then(|(at, next)| next.checked_sub(at))
                     .and_then(|l| u32::try_from(l).ok());
                 match (at, len) {

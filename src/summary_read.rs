@@ -467,6 +467,41 @@ pub(crate) fn refusal(file: &dyn StorageFile) -> Refusal {
     Refusal::Damaged("its head (segments, removed ranges, block directory) fails its checks".into())
 }
 
+/// Whether the removed ranges and the sealed segments' counts cover the seqs below `next_seq`
+/// one after another, with no gap and no overlap, and their last times never go back nor pass
+/// the head's: reads and counts plan on these numbers without opening a sidecar (a count too
+/// small would pass over a segment's last events, one too large overflow `base + count`).
+fn tiles(
+    ranges: &[(u64, u64)],
+    segments: &[(u64, u64, Summary)],
+    next_seq: u64,
+    last_time: i64,
+) -> bool {
+    let mut pieces: Vec<(u64, Option<u64>, Option<i64>)> = ranges
+        .iter()
+        .map(|&(base, end)| (base, Some(end), None))
+        .chain(segments.iter().map(|(base, _, s)| {
+            let time = (s.count > 0).then_some(s.last_time);
+            (*base, base.checked_add(s.count), time)
+        }))
+        .collect();
+    pieces.sort_unstable_by_key(|p| p.0);
+    let mut time = i64::MIN;
+    for (i, &(_, end, t)) in pieces.iter().enumerate() {
+        let next = pieces.get(i + 1).map_or(next_seq, |p| p.0);
+        if end != Some(next) {
+            return false;
+        }
+        if let Some(t) = t {
+            if t < time || t > last_time {
+                return false;
+            }
+            time = t;
+        }
+    }
+    true
+}
+
 /// Reads and checks the header and head of the summary `file`; `None` if it is damaged or not
 /// one this version reads ([`refusal`] says which).
 pub(crate) fn read_head(
@@ -531,6 +566,9 @@ pub(crate) fn read_head(
             return None;
         }
         segments.push((base, len, summary));
+    }
+    if !tiles(&ranges, &segments, next_seq, last_time) {
+        return None;
     }
     let points = (0..np).map(|_| r.u64()).collect::<Option<Vec<_>>>()?;
     if points.windows(2).any(|w| w[0] >= w[1]) {

@@ -270,3 +270,57 @@ fn postings_out_of_range_under_good_crcs_fail_the_lookup() {
         );
     }
 }
+
+/// A sidecar whose every sum holds but whose position of a record lies far past its segment's
+/// end (positions are not checked against the segment on a format-2 open): a read of the record
+/// before it fails with `Corrupt` or is answered rightly, and never reads beyond the data (a
+/// debug assertion in the segment reader, or an allocation of up to 4 GiB, before the fix).
+#[test]
+fn a_position_past_the_segment_under_good_sums_reads_nothing_beyond_it() {
+    let pristine = tempfile::tempdir().unwrap();
+    closed_store(pristine.path());
+    let expected = stream(
+        &Store::open_read_only(pristine.path()).unwrap(),
+        "s5",
+        Read::forward(),
+    );
+    let dir = copy_of(pristine.path());
+    let name = sealed_sidecars(pristine.path())[0]
+        .file_name()
+        .unwrap()
+        .to_owned();
+    let target = dir.path().join(name);
+    let mut bytes = std::fs::read(&target).unwrap();
+    // Where record 6 starts, that is where record 5 (seq 6, stream s5's first event) ends.
+    let at = 64 + 6 * 4;
+    bytes[at..at + 4].copy_from_slice(&0xFFFF_FF00u32.to_le_bytes());
+    recrc_sidecar(&mut bytes);
+    std::fs::write(&target, &bytes).unwrap();
+    for read_only in [true, false] {
+        let store = OpenOptions::new()
+            .read_only(read_only)
+            .open(dir.path())
+            .unwrap();
+        let read: Result<Vec<RecordedEvent>, eventfile::Error> = store
+            .read_stream("s5", Read::forward())
+            .and_then(|r| r.collect());
+        match read {
+            Ok(events) => assert!(
+                events == expected,
+                "read-only {read_only}: the read differs"
+            ),
+            Err(e) => assert_eq!(e.kind(), eventfile::ErrorKind::Corrupt, "{e}"),
+        }
+        let first = store
+            .query(&Query::new().stream("s5").limit(1))
+            .and_then(|r| r.collect::<Result<Vec<_>, _>>());
+        // Never an answer that leaves the record out in silence.
+        match first {
+            Ok(events) => assert!(
+                events.first() == expected.first(),
+                "read-only {read_only}: {events:?}"
+            ),
+            Err(e) => assert_eq!(e.kind(), eventfile::ErrorKind::Corrupt, "{e}"),
+        }
+    }
+}

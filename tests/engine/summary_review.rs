@@ -529,3 +529,56 @@ fn review_a_forged_list_base_past_the_active_segment_neither_panics_nor_misreads
         Ok(_) => {} // a typed error is fine
     }
 }
+
+/// A summary whose CRCs match but whose count of a sealed segment's events, or its last time,
+/// is not the segment's: a time-bounded query and a count plan on these numbers without
+/// opening the sidecar, so the open must refuse the summary (and read the sidecars), not pass
+/// over the segment's events or overflow `base + count`.
+#[test]
+fn review_a_forged_segment_count_or_last_time_is_not_trusted() {
+    use eventfile::{OpenOptions, Query};
+    let dir = tempfile::tempdir().unwrap();
+    let streams = ["a", "b", "c", "d", "e"];
+    {
+        let store = fast_store(dir.path(), 4096);
+        fill_streams(&store, dir.path(), &streams, 4);
+        store.close().unwrap();
+    }
+    let log = all(&Store::open_read_only(dir.path()).unwrap());
+    let path = dir.path().join("summary");
+    let good = std::fs::read(&path).unwrap();
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let (ranges, segments) = (u64_at(&good, 64) as usize, u64_at(&good, 72));
+    assert!(segments >= 3, "{segments} sealed segments");
+    // The second sealed segment's entry: base, length, index bytes, count, last time.
+    let entry = 112 + ranges * 16 + 40;
+    let base = u64_at(&good, entry);
+    let since = log.iter().find(|e| e.seq == base).unwrap().time;
+    let want: Vec<u64> = log
+        .iter()
+        .filter(|e| e.time >= since)
+        .map(|e| e.seq)
+        .collect();
+    let after = log.iter().filter(|e| e.seq > base).count() as u64;
+    for (field, value) in [(24, 1u64), (24, u64::MAX), (32, 0)] {
+        let mut bytes = good.clone();
+        bytes[entry + field..entry + field + 8].copy_from_slice(&value.to_le_bytes());
+        recrc_summary(&mut bytes);
+        for read_only in [true, false] {
+            let case = format!("field at {field} set to {value}, read-only {read_only}");
+            std::fs::write(&path, &bytes).unwrap();
+            let store = OpenOptions::new()
+                .read_only(read_only)
+                .open(dir.path())
+                .unwrap();
+            let got: Vec<u64> = store
+                .query(&Query::new().since(since))
+                .unwrap()
+                .map(|e| e.unwrap().seq)
+                .collect();
+            assert_eq!(got, want, "{case}");
+            let counted = store.count(&Query::new().from_seq(base + 1)).unwrap();
+            assert_eq!(counted, after, "{case}");
+        }
+    }
+}
