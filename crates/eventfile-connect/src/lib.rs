@@ -9,6 +9,10 @@
 //! | `postgres://...`, `postgresql://...`, or libpq's `host=... dbname=...` | PostgreSQL, any libpq connection string (a unix socket directory as `?host=/dir`) ([`eventfile_postgres::PostgresStore`]) |
 //! | `memory:` | a fresh in-memory store ([`eventfile::MemoryStore`]) |
 //!
+//! The path of a `file:` or `sqlite:` URL is a URL's path: percent-escapes are decoded
+//! (`file:///tmp/my%20events`), `file://localhost/PATH` is `/PATH`, and a `?` or `#` is
+//! refused (write `%3F`, `%23`). A bare path is taken as it is.
+//!
 //! ```
 //! # let dir = tempfile::tempdir().unwrap();
 //! # let url = format!("file:{}", dir.path().join("events").display());
@@ -92,13 +96,30 @@ impl Location {
             }
             return Ok(Location::File(PathBuf::from(url)));
         };
-        // `scheme://path` and `scheme:path` name the same path (an empty authority).
+        // `scheme://path` and `scheme:path` name the same path (an empty authority), and
+        // `scheme://localhost/path` the absolute `/path` (RFC 8089). The path is a URL's:
+        // percent-escapes are decoded (`file:///tmp/my%20events`, as Python's `as_uri()`
+        // writes it), and a `?` or `#` would start a query or fragment, which these schemes do
+        // not take (write `%3F` or `%23` for the character).
         let path = |rest: &str| -> Result<PathBuf> {
             let p = rest.strip_prefix("//").unwrap_or(rest);
+            let p = match p.strip_prefix("localhost/") {
+                Some(abs) if rest.starts_with("//") => &p[p.len() - abs.len() - 1..],
+                _ => p,
+            };
             if p.is_empty() {
                 return Err(bad(format!("`{scheme}:` needs a path")));
             }
-            Ok(PathBuf::from(p))
+            if let Some(c) = p.chars().find(|c| matches!(c, '?' | '#')) {
+                return Err(bad(format!(
+                    "`{scheme}:` takes a path only, no query or fragment (`{c}`; write %3F for \
+                     `?` and %23 for `#` in a path)"
+                )));
+            }
+            let decoded = percent_encoding::percent_decode_str(p)
+                .decode_utf8()
+                .map_err(|_| bad(format!("the path of `{scheme}:` decodes to invalid UTF-8")))?;
+            Ok(PathBuf::from(decoded.into_owned()))
         };
         match scheme.to_ascii_lowercase().as_str() {
             "file" => Ok(Location::File(path(rest)?)),
@@ -110,9 +131,10 @@ impl Location {
             ))),
             "memory" if rest.is_empty() => Ok(Location::Memory),
             "memory" => Err(bad("`memory:` takes nothing after the colon".into())),
+            // The URL itself is not repeated: it may hold a password.
             other => Err(bad(format!(
                 "unknown scheme `{other}:` (known: file:, sqlite:, postgres://, memory:; \
-                 write `file:{url}` for a path with a colon)"
+                 write `file:` before a path that holds a colon)"
             ))),
         }
     }
@@ -139,22 +161,60 @@ impl Location {
     }
 }
 
+/// libpq's connection keywords (PostgreSQL 17's "Parameter Key Words"): a connection string
+/// may start with any of them.
+const LIBPQ_KEYWORDS: [&str; 44] = [
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "passfile",
+    "require_auth",
+    "channel_binding",
+    "connect_timeout",
+    "client_encoding",
+    "options",
+    "application_name",
+    "fallback_application_name",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+    "replication",
+    "gssencmode",
+    "sslmode",
+    "requiressl",
+    "sslnegotiation",
+    "sslcompression",
+    "sslcert",
+    "sslkey",
+    "sslpassword",
+    "sslcertmode",
+    "sslrootcert",
+    "sslcrl",
+    "sslcrldir",
+    "sslsni",
+    "requirepeer",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "krbsrvname",
+    "gsslib",
+    "gssdelegation",
+    "service",
+    "target_session_attrs",
+    "load_balance_hosts",
+    "authtype",
+    "tty",
+];
+
 /// Whether `text` is a libpq keyword/value connection string: it starts with a connection
-/// keyword and `=` (`host=... dbname=...`).
+/// keyword and `=` (`host=... dbname=...`, `connect_timeout=5 host=...`).
 fn is_libpq_keywords(text: &str) -> bool {
-    const KEYWORDS: [&str; 9] = [
-        "host",
-        "hostaddr",
-        "port",
-        "dbname",
-        "user",
-        "password",
-        "sslmode",
-        "application_name",
-        "options",
-    ];
     text.split_once('=')
-        .is_some_and(|(k, _)| KEYWORDS.contains(&k.trim()))
+        .is_some_and(|(k, _)| LIBPQ_KEYWORDS.contains(&k.trim()))
 }
 
 /// A URL scheme: a letter, then letters, digits, `+`, `-` or `.` (RFC 3986), at least two
@@ -200,15 +260,43 @@ fn redact_password(url: &str) -> String {
     out
 }
 
-/// `password=secret` in a keyword/value connection string → `password=***`.
+/// `password=secret` in a keyword/value connection string → `password=***`, read as libpq
+/// reads it: spaces around `=` allowed, a value either a run of non-spaces or single-quoted
+/// with `\'` and `\\` escapes. The pairs come back one space apart, each value as written.
 fn redact_keywords(text: &str) -> String {
-    text.split_whitespace()
-        .map(|kv| match kv.split_once('=') {
-            Some((k, _)) if k == "password" || k == "sslpassword" => format!("{k}=***"),
-            _ => kv.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut out: Vec<String> = Vec::new();
+    let mut rest = text.trim_start();
+    while !rest.is_empty() {
+        let Some(eq) = rest.find('=') else {
+            // Not a pair: nothing after it is shown (it could be a stray part of a value).
+            out.push("***".into());
+            break;
+        };
+        let key = rest[..eq].trim();
+        let after = rest[eq + 1..].trim_start();
+        let value_len = if after.starts_with('\'') {
+            let mut escaped = false;
+            after
+                .char_indices()
+                .skip(1)
+                .find(|&(_, c)| {
+                    let end = c == '\'' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    end
+                })
+                .map_or(after.len(), |(i, _)| i + 1)
+        } else {
+            after.find(char::is_whitespace).unwrap_or(after.len())
+        };
+        let value = &after[..value_len];
+        if key == "password" || key == "sslpassword" {
+            out.push(format!("{key}=***"));
+        } else {
+            out.push(format!("{key}={value}"));
+        }
+        rest = after[value_len..].trim_start();
+    }
+    out.join(" ")
 }
 
 /// The configuration file: the store's URL and each backend's options. Every key optional;
@@ -362,7 +450,10 @@ impl Config {
         o
     }
 
-    fn postgres_options(&self) -> PostgresOptions {
+    /// The PostgreSQL backend's options this configuration names (`[postgres]`): what
+    /// [`open_with`] opens it with, for a caller that adds options of its own (as the
+    /// command-line tool's reading commands turn off migrations).
+    pub fn postgres_options(&self) -> PostgresOptions {
         let mut o = PostgresOptions::new();
         if let Some(n) = self.postgres.pool_size {
             o = o.pool_size(n);
@@ -637,6 +728,24 @@ mod tests {
                 Location::Postgres("host=/run/postgresql dbname=ev".into()),
             ),
             ("dir=with=equals", Location::File("dir=with=equals".into())),
+            (
+                "connect_timeout=5 host=/tmp dbname=x",
+                Location::Postgres("connect_timeout=5 host=/tmp dbname=x".into()),
+            ),
+            (
+                "target_session_attrs=read-write host=db",
+                Location::Postgres("target_session_attrs=read-write host=db".into()),
+            ),
+            (
+                "file:///tmp/my%20events",
+                Location::File("/tmp/my events".into()),
+            ),
+            ("file://localhost/var/ev", Location::File("/var/ev".into())),
+            ("file:a%25b", Location::File("a%b".into())),
+            (
+                "sqlite:///tmp/a%3Fb.db",
+                Location::Sqlite("/tmp/a?b.db".into()),
+            ),
         ];
         for (url, want) in cases {
             assert_eq!(Location::parse(url).unwrap(), want, "{url}");
@@ -651,6 +760,9 @@ mod tests {
             ("file:", "needs a path"),
             ("sqlite://", "needs a path"),
             ("memory:x", "takes nothing"),
+            ("sqlite:ev.db?mode=ro", "no query or fragment"),
+            ("file:///a#b", "no query or fragment"),
+            ("file:%FF", "invalid UTF-8"),
         ] {
             let err = Location::parse(url).unwrap_err();
             assert_eq!(err.kind(), eventfile::ErrorKind::InvalidInput);
@@ -673,6 +785,25 @@ mod tests {
         );
         let l = Location::parse("host=db user=app password=s3cret dbname=ev").unwrap();
         assert_eq!(l.redacted(), "host=db user=app password=*** dbname=ev");
+        for (text, shown) in [
+            (
+                "host=db password = s3cret dbname=ev",
+                "host=db password=*** dbname=ev",
+            ),
+            (
+                "host=db password='a s3cret' dbname=ev",
+                "host=db password=*** dbname=ev",
+            ),
+            (
+                "host=db password='it\\'s s3cret' user='a b'",
+                "host=db password=*** user='a b'",
+            ),
+        ] {
+            assert_eq!(Location::parse(text).unwrap().redacted(), shown, "{text}");
+        }
+        // An unknown scheme's error does not repeat the URL, whose password it may hold.
+        let err = Location::parse("postgresql+psycopg2://app:s3cret@db/ev").unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
     }
 
     #[test]
