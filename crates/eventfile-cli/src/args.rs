@@ -88,12 +88,14 @@ impl Cli {
 pub enum Command {
     /// Create a store (does nothing if one exists). Options are persisted in the store.
     Init {
-        /// Size at which a segment is sealed and the next one started.
-        #[arg(long, default_value_t = eventfile::DEFAULT_SEGMENT_BYTES)]
-        segment_bytes: u64,
-        /// Largest encoded event accepted.
-        #[arg(long, default_value_t = eventfile::DEFAULT_MAX_EVENT_BYTES)]
-        max_event_bytes: usize,
+        /// Size at which a segment is sealed and the next one started (file store; default:
+        /// the configuration file's `[file] segment_bytes`, else 64 MiB).
+        #[arg(long)]
+        segment_bytes: Option<u64>,
+        /// Largest encoded event accepted (file store; default: the configuration file's
+        /// `[file] max_event_bytes`, else 4 MiB).
+        #[arg(long)]
+        max_event_bytes: Option<usize>,
     },
     /// Append one event; prints {"stream","version","seq"} once it is durable. Exit 3 on a
     /// version conflict or a failed condition (--fail-if-type/--fail-if-tag).
@@ -167,7 +169,9 @@ pub enum Command {
         limit: Option<usize>,
     },
     /// Find events by stream, type, tag, time, seq and metadata; one JSON object per line.
-    /// With --limit, the cursor to continue from is printed on stderr as {"next":CURSOR}.
+    /// With --limit, the cursor to continue from is printed on stderr as {"next":CURSOR}
+    /// (SQLite and PostgreSQL make no cursors: a full page prints {"next_from_seq":N}, or
+    /// {"next_to_seq":N} with --backward).
     Query(QueryArgs),
     /// Print the last N matching events (default 10), or every one after --from SEQ; with -f,
     /// go on printing new ones as they are appended.

@@ -1,9 +1,8 @@
 //! `snapshot`, `delete`, `truncate`, `retention` and `compact`: every one prints one JSON object.
 
 use std::io::Write;
-use std::path::Path;
 
-use eventfile::{ExpectedVersion, RetentionPolicy, Store};
+use eventfile::{ExpectedVersion, RetentionPolicy};
 use serde_json::json;
 
 use crate::Failure;
@@ -40,7 +39,7 @@ pub fn snapshot(
             )
         }
         SnapshotCommand::Show { stream } => {
-            let store = target.open_for_reading()?;
+            let store = target.open_existing()?;
             match store.as_dyn().load_snapshot(&stream)? {
                 Some(s) => {
                     writeln!(out, "{}", s.to_json())?;
@@ -92,18 +91,18 @@ fn policy_json(p: &RetentionPolicy) -> serde_json::Value {
     })
 }
 
-pub fn retention(dir: &Path, a: &RetentionArgs, out: &mut impl Write) -> Result<(), Failure> {
+pub fn retention(target: &Target, a: &RetentionArgs, out: &mut impl Write) -> Result<(), Failure> {
     let changes = a.keep_all
         || a.max_age.is_some()
         || a.max_bytes.is_some()
         || a.max_events.is_some()
         || a.segment_max_age.is_some();
     // A dry run persists nothing (not even the policy flags), so it needs no writer's lock and
-    // works next to a running writer.
+    // works next to a running writer; it creates no store either.
     let store = if a.dry_run {
-        open_read_only(dir)?
+        target.existing_file_store("retention")?
     } else {
-        Store::open(dir)?
+        target.file_store("retention")?
     };
     let mut policy = if a.keep_all {
         RetentionPolicy::keep_all()
@@ -127,21 +126,11 @@ pub fn retention(dir: &Path, a: &RetentionArgs, out: &mut impl Write) -> Result<
     line(out, &v)
 }
 
-pub fn compact(dir: &Path, dry_run: bool, out: &mut impl Write) -> Result<(), Failure> {
+pub fn compact(target: &Target, dry_run: bool, out: &mut impl Write) -> Result<(), Failure> {
     let store = if dry_run {
-        open_read_only(dir)?
+        target.existing_file_store("compact")?
     } else {
-        Store::open(dir)?
+        target.file_store("compact")?
     };
     line(out, &store.compact(dry_run)?)
-}
-
-/// Opens the store in `dir` without the writer's lock, so that a dry run works next to a running
-/// writer; a directory with no store gets one with the defaults.
-fn open_read_only(dir: &Path) -> Result<Store, Failure> {
-    if dir.join("eventfile.json").exists() {
-        Ok(Store::open_read_only(dir)?)
-    } else {
-        Ok(Store::open(dir)?)
-    }
 }

@@ -37,8 +37,7 @@ use std::io::{self, BufWriter, Read as _, Write};
 use std::process::ExitCode;
 
 use eventfile::{
-    AppendCondition, AppendRequest, Error, NewEvent, OpenOptions, QueryItem, Read, RecordedEvent,
-    Store,
+    AppendCondition, AppendRequest, Error, NewEvent, QueryItem, Read, RecordedEvent, Store,
 };
 use eventfile_connect::AnyStore;
 
@@ -174,7 +173,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), Failure> {
     let out = io::stdout().lock();
     let mut out = BufWriter::new(out);
-    // These describe the tool, not a store: a bad store URL in the environment must not stop them.
+    // These describe the tool, not a store, and the demo makes its own: a bad store URL in the
+    // environment must not stop them.
     match cli.command {
         Command::Completions { shell } => {
             help::completions(shell, &mut out)?;
@@ -184,13 +184,25 @@ fn run(cli: Cli) -> Result<(), Failure> {
             help::man(&mut out)?;
             return Ok(out.flush()?);
         }
+        Command::Demo => {
+            demo::run(&mut out)?;
+            return Ok(out.flush()?);
+        }
         _ => {}
     }
     let target = target::Target::resolve(&cli)?;
     match cli.command {
-        Command::Init { .. }
-            if !matches!(target.location, eventfile_connect::Location::File(_)) =>
-        {
+        Command::Init {
+            segment_bytes,
+            max_event_bytes,
+        } if !matches!(target.location, eventfile_connect::Location::File(_)) => {
+            if segment_bytes.is_some() || max_event_bytes.is_some() {
+                return Err(Failure::Usage(format!(
+                    "--segment-bytes and --max-event-bytes apply to the file store only, not \
+                     to {}",
+                    target.location.backend()
+                )));
+            }
             // A database store is created (and its schema migrated) by opening it.
             let store = target.open()?;
             writeln!(
@@ -208,10 +220,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
             max_event_bytes,
         } => {
             let dir = target.dir("init")?;
-            let store = OpenOptions::new()
-                .segment_bytes(segment_bytes)
-                .max_event_bytes(max_event_bytes)
-                .open(dir)?;
+            // The configuration file's `[file]` options, the flags over them.
+            let mut options = target.config.file_options()?;
+            if let Some(b) = segment_bytes {
+                options = options.segment_bytes(b);
+            }
+            if let Some(b) = max_event_bytes {
+                options = options.max_event_bytes(b);
+            }
+            let store = options.open(dir)?;
             let c = store.config();
             writeln!(
                 out,
@@ -352,7 +369,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             output::Format::detect(output),
             &mut out,
         )?,
-        Command::Reindex => query::reindex(target.dir("reindex")?, &mut out)?,
+        Command::Reindex => query::reindex(target.file_store("reindex")?, &mut out)?,
         Command::Verify => {
             let dir = target.dir("verify")?;
             if !store_exists(dir) {
@@ -360,30 +377,35 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 drop(Store::open_read_only(dir)?);
             }
             let report = eventfile::verify(dir)?;
-            for p in &report.problems {
-                writeln!(out, "problem: {p}")?;
-            }
-            for n in &report.notes {
-                writeln!(out, "note: {n}")?;
-            }
-            writeln!(
-                out,
-                "{}: {} segments, {} events, {} streams, {} snapshots, {} problems",
-                if report.is_sound() {
-                    "sound"
-                } else {
-                    "UNSOUND"
-                },
-                report.segments,
-                report.events,
-                report.streams,
-                report.snapshots,
-                report.problems.len()
-            )?;
-            out.flush()?;
+            let mut print = || -> io::Result<()> {
+                for p in &report.problems {
+                    writeln!(out, "problem: {p}")?;
+                }
+                for n in &report.notes {
+                    writeln!(out, "note: {n}")?;
+                }
+                writeln!(
+                    out,
+                    "{}: {} segments, {} events, {} streams, {} snapshots, {} problems",
+                    if report.is_sound() {
+                        "sound"
+                    } else {
+                        "UNSOUND"
+                    },
+                    report.segments,
+                    report.events,
+                    report.streams,
+                    report.snapshots,
+                    report.problems.len()
+                )?;
+                out.flush()
+            };
+            let printed = print();
+            // The exit code says what `verify` found, even when its reader went away.
             if !report.is_sound() {
                 return Err(Failure::Unsound);
             }
+            printed?;
         }
         Command::Snapshot(cmd) => lifecycle::snapshot(&target, cmd, &mut out)?,
         Command::Delete {
@@ -394,23 +416,22 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Truncate { stream, before } => {
             lifecycle::truncate(&target, &stream, before, &mut out)?
         }
-        Command::Retention(a) => lifecycle::retention(target.dir("retention")?, &a, &mut out)?,
-        Command::Compact { dry_run } => {
-            lifecycle::compact(target.dir("compact")?, dry_run, &mut out)?
-        }
+        Command::Retention(a) => lifecycle::retention(&target, &a, &mut out)?,
+        Command::Compact { dry_run } => lifecycle::compact(&target, dry_run, &mut out)?,
         Command::Bench {
             appends,
             threads,
             batch,
         } => bench::run(target.dir("bench")?, appends, threads, batch, &mut out)?,
-        Command::Demo => demo::run(&mut out)?,
         Command::Export(a) => transfer::export(&target, &a, &mut out)?,
         Command::Import { file, batch } => {
             transfer::import(&target, file.as_deref(), batch, &mut out)?
         }
         Command::View(a) => view::run(&target, &a)?,
         Command::Generate(a) => generate::generate(&target, &generate::request(&a), &mut out)?,
-        Command::Completions { .. } | Command::Man => unreachable!("handled above"),
+        Command::Completions { .. } | Command::Man | Command::Demo => {
+            unreachable!("handled above")
+        }
         Command::Migrate { action } => transfer::migrate(&target, action, &mut out)?,
         Command::Serve { listen, token } => serve(&target, listen, token, &mut out)?,
     }
@@ -458,6 +479,12 @@ fn max_event_bytes(target: &target::Target) -> Result<usize, Failure> {
         eventfile_connect::Location::File(dir) if store_exists(dir) => {
             Ok(Store::open_read_only(dir)?.config().max_event_bytes)
         }
+        // A file store the append will create takes the configuration file's limit.
+        eventfile_connect::Location::File(_) => Ok(target
+            .config
+            .file
+            .max_event_bytes
+            .unwrap_or(eventfile::DEFAULT_MAX_EVENT_BYTES)),
         _ => Ok(eventfile::DEFAULT_MAX_EVENT_BYTES),
     }
 }

@@ -1,7 +1,6 @@
 //! `query`, `get`, `streams`, `types`, `tags` and `reindex`.
 
 use std::io::Write;
-use std::path::Path;
 
 use eventfile::{EventStore, Query, Store};
 use eventfile_connect::AnyStore;
@@ -78,10 +77,25 @@ pub fn query(
         writeln!(out, "{}", json!({ "count": store.as_dyn().count(q)? }))?;
         return Ok(());
     }
-    // Only the file store makes cursors; other backends page with --from-seq/--to-seq.
+    // Only the file store makes cursors; other backends page with --from-seq/--to-seq, and a
+    // full page says where the next one starts.
     let AnyStore::File(store) = store else {
+        let (mut n, mut last) = (0usize, None);
         for event in store.as_dyn().query(q)? {
-            crate::write_event(out, &event?)?;
+            let event = event?;
+            crate::write_event(out, &event)?;
+            (n, last) = (n + 1, Some(event.seq));
+        }
+        if let (Some(limit), Some(last)) = (a.limit, last)
+            && n == limit
+        {
+            out.flush()?;
+            let next = if a.backward {
+                json!({ "next_to_seq": last.saturating_sub(1) })
+            } else {
+                json!({ "next_from_seq": last.saturating_add(1) })
+            };
+            eprintln!("{next}");
         }
         return Ok(());
     };
@@ -226,8 +240,7 @@ pub fn projections(store: &dyn EventStore, out: &mut impl Write) -> Result<(), F
     Ok(())
 }
 
-pub fn reindex(dir: &Path, out: &mut impl Write) -> Result<(), Failure> {
-    let store = Store::open(dir)?;
+pub fn reindex(store: Store, out: &mut impl Write) -> Result<(), Failure> {
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("reindex {bar:40} {bytes}/{total_bytes} {eta}")

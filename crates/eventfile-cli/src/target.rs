@@ -60,7 +60,9 @@ impl Target {
     }
 
     /// Opens a store that must exist already, for reading beside a writer: a missing file
-    /// store or SQLite file is an error naming the path, and nothing is created.
+    /// store or SQLite file is an error naming the path, a PostgreSQL schema that holds no
+    /// store (or one at another version) an error naming the schema, and nothing is created
+    /// or migrated.
     pub fn open_existing(&self) -> Result<AnyStore, Failure> {
         match &self.location {
             Location::File(dir) => Ok(AnyStore::File(eventfile::Store::open_read_only(dir)?)),
@@ -68,8 +70,29 @@ impl Target {
                 "no SQLite store at {}",
                 path.display()
             ))),
+            Location::Postgres(url) => Ok(AnyStore::Postgres(
+                eventfile_postgres::PostgresStore::open_with(
+                    url,
+                    self.config.postgres_options().migrate(false),
+                )?,
+            )),
             _ => self.open_for_reading(),
         }
+    }
+
+    /// The file store in the URL's directory, opened for writing with the configuration
+    /// file's `[file]` options (a store created here gets them); any other backend is refused
+    /// naming `operation`.
+    pub fn file_store(&self, operation: &str) -> Result<eventfile::Store, Failure> {
+        let dir = self.dir(operation)?;
+        Ok(self.config.file_options()?.open(dir)?)
+    }
+
+    /// The file store in the URL's directory, which must exist, opened read-only (no writer
+    /// lock: it works beside a running writer); any other backend is refused naming
+    /// `operation`.
+    pub fn existing_file_store(&self, operation: &str) -> Result<eventfile::Store, Failure> {
+        Ok(eventfile::Store::open_read_only(self.dir(operation)?)?)
     }
 
     /// The file store's directory, for the commands that work on its files; any other backend

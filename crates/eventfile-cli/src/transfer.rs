@@ -73,7 +73,12 @@ pub fn import(
     let bar = progress(size)?;
     let r = import_lines(store, input, &limits, &bar);
     bar.finish_and_clear();
-    let (total, system) = r?;
+    let (mut total, system) = r?;
+    // With nothing written (an empty file, or every event there already), no batch reported
+    // the head: the store's is the answer, not 0.
+    if total.written == 0 {
+        total.head = store.head_seq()?;
+    }
     if system > 0 {
         eprintln!(
             "eventfile: {system} events of the store's own streams ($lifecycle: deletions) were \

@@ -444,6 +444,46 @@ fn file_only_commands_are_refused_elsewhere() {
     );
 }
 
+/// A reading command on a PostgreSQL schema that holds no store (a mistyped name in the
+/// configuration file) fails naming the schema, and creates nothing: reads open without
+/// migrations. It once created the schema and its tables and printed nothing, exit 0.
+#[test]
+fn a_reading_command_on_a_missing_postgres_schema_creates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = eventfile_postgres::testing::server().url().to_owned();
+    let schema = eventfile_postgres::testing::unique_schema();
+    let config = tmp.path().join("eventfile.toml");
+    std::fs::write(&config, format!("[postgres]\nschema = \"{schema}\"\n")).unwrap();
+    let b = Backend {
+        url: url.clone(),
+        config: None,
+        _tmp: tmp,
+    };
+    for args in [
+        &["cat"][..],
+        &["query", "--type", "T"],
+        &["streams"],
+        &["snapshot", "show", "s"],
+    ] {
+        let out = b.run(&[&["--config", config.to_str().unwrap()][..], args].concat());
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            stderr(&out).contains(&schema) && stderr(&out).contains("holds no eventfile store"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let n: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
+            &[&schema],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "a reading command created schema {schema}");
+}
+
 /// `migrate` down and up again on SQLite and PostgreSQL, with `status` between.
 #[test]
 fn migrate_goes_down_and_up() {

@@ -208,6 +208,126 @@ fn verify_reports_damage_with_file_and_offset() {
     );
 }
 
+/// The configuration file's `[file]` options are the store's wherever a command creates one:
+/// `init` (flags over them), and `compact`, `retention` and `reindex`, which once created stores
+/// with the defaults.
+#[test]
+fn commands_that_create_a_file_store_take_the_configuration_files_options() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("eventfile.toml"),
+        "[file]\nsegment_bytes = 1048576\nmax_event_bytes = 65536\n",
+    )
+    .unwrap();
+    for (name, args) in [
+        ("init", &["init"][..]),
+        ("compact", &["compact"]),
+        ("retention", &["retention"]),
+        ("reindex", &["reindex"]),
+    ] {
+        let dir = tmp.path().join(name);
+        let out = common::command()
+            .current_dir(tmp.path())
+            .arg("--dir")
+            .arg(&dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let c = eventfile::Store::open_read_only(&dir).unwrap().config();
+        assert_eq!(
+            (c.segment_bytes, c.max_event_bytes),
+            (1_048_576, 65_536),
+            "{name}"
+        );
+    }
+    let dir = tmp.path().join("flags");
+    let out = common::command()
+        .current_dir(tmp.path())
+        .arg("--dir")
+        .arg(&dir)
+        .args(["init", "--segment-bytes", "8192"])
+        .output()
+        .unwrap();
+    assert_eq!(json_lines(&out)[0]["segment_bytes"], 8192);
+    assert_eq!(json_lines(&out)[0]["max_event_bytes"], 65_536);
+}
+
+/// `init`'s file-store flags mean nothing to another backend: refused (exit 2), not ignored.
+#[test]
+fn init_refuses_file_store_flags_on_another_backend() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("ev.db");
+    let out = common::command()
+        .args(["--url", &format!("sqlite:{}", db.display())])
+        .args(["init", "--segment-bytes", "1000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("file store only"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!db.exists(), "the refused init created the database");
+}
+
+/// `verify`'s exit code says what it found even when its reader has gone (a closed pipe is
+/// not an error for a listing, but must not turn an unsound store into exit 0).
+#[test]
+fn verify_of_an_unsound_store_exits_1_into_a_closed_pipe() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    assert!(eventfile(dir, &["append", "s", "T", "1"]).status.success());
+    std::fs::write(dir.join("00000000000000000009.jsonl"), b"").unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = common::command()
+        .arg("--dir")
+        .arg(dir)
+        .arg("verify")
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An import that writes nothing reports the store's head, not 0.
+#[test]
+fn an_import_that_writes_nothing_reports_the_stores_head() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for i in 0..3 {
+        assert!(
+            eventfile(dir, &["append", "s", "T", &i.to_string()])
+                .status
+                .success()
+        );
+    }
+    let exported = eventfile(dir, &["export"]);
+    assert!(exported.status.success());
+    let empty = tmp.path().join("empty.jsonl");
+    std::fs::write(&empty, b"").unwrap();
+    let all = tmp.path().join("all.jsonl");
+    std::fs::write(&all, &exported.stdout).unwrap();
+    for file in [&empty, &all] {
+        let out = eventfile(dir, &["import", file.to_str().unwrap()]);
+        assert!(out.status.success());
+        assert_eq!(json_lines(&out)[0]["head"], 3, "{}", file.display());
+        assert_eq!(json_lines(&out)[0]["written"], 0, "{}", file.display());
+    }
+}
+
 #[test]
 fn verify_exits_1_on_a_store_a_writer_refuses_to_open() {
     // Hostile testing: `verify` said "sound" of stores whose next writer open fails.
@@ -230,9 +350,12 @@ fn demo_runs_end_to_end() {
     // The demo keeps its store in the temporary directory for the user to inspect: here that
     // directory is the test's, so that every run of the suite does not leave a store behind.
     let tmp = tempfile::tempdir().unwrap();
+    // The demo makes its own store: a store URL in the environment, even a bad one, is not
+    // its business.
     let out = common::command()
         .arg("demo")
         .env("TMPDIR", tmp.path())
+        .env("EVENTFILE_URL", "mysql://db/events")
         .output()
         .unwrap();
     assert!(

@@ -221,6 +221,15 @@ pub(crate) fn check_current(client: &mut Client, schema: &str) -> Result<()> {
     let mut tx = client.transaction().map_err(pg)?;
     let current = current_version(&mut tx, schema)?;
     check_known(schema, current)?;
+    if current == 0 {
+        return Err(Error::ForeignSchema {
+            backend: BACKEND,
+            reason: format!(
+                "schema `{schema}` holds no eventfile store: create it by opening it for \
+                 writing (migrations on) or with `eventfile migrate up`"
+            ),
+        });
+    }
     if current != LATEST {
         return Err(Error::ForeignSchema {
             backend: BACKEND,
@@ -274,13 +283,51 @@ fn current_version(tx: &mut Transaction<'_>, schema: &str) -> Result<u32> {
             ),
         });
     }
+    // Another tool's table of the same name (Flyway's, in a shared schema) is not ours: its
+    // versions would be read as ours, or fail to decode.
+    let columns: Vec<(String, String)> = tx
+        .query(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod)
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relname = 'schema_version'
+               AND a.attnum > 0 AND NOT a.attisdropped
+             ORDER BY a.attnum",
+            &[&schema],
+        )
+        .map_err(pg)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let ours = [
+        ("version", "integer"),
+        ("name", "text"),
+        ("applied_at", "timestamp with time zone"),
+    ];
+    if columns.len() != ours.len()
+        || columns
+            .iter()
+            .zip(ours)
+            .any(|((n, t), (on, ot))| n != on || t != ot)
+    {
+        let found: Vec<String> = columns.iter().map(|(n, t)| format!("{n} {t}")).collect();
+        return Err(Error::ForeignSchema {
+            backend: BACKEND,
+            reason: format!(
+                "schema `{schema}` holds a schema_version table that is not eventfile's \
+                 (columns: {})",
+                found.join(", ")
+            ),
+        });
+    }
     let v: Option<i32> = tx
         .query_one(
             &format!("SELECT max(version) FROM {}.schema_version", quoted(schema)),
             &[],
         )
         .map_err(pg)?
-        .get(0);
+        .try_get(0)
+        .map_err(pg)?;
     Ok(v.unwrap_or(0).max(0) as u32)
 }
 

@@ -194,6 +194,54 @@ fn a_foreign_schema_is_refused_and_left_alone() {
     assert_eq!(tables(guard.schema()), 1);
 }
 
+/// Another tool's `schema_version` table in a shared schema (Flyway 4's has a text version;
+/// another's an integer one) is not ours: refused as foreign, with nothing written, where it
+/// once panicked decoding the text version, or took the integer one for ours and migrated.
+#[test]
+fn another_tools_schema_version_table_is_foreign() {
+    for version_type in ["varchar(50)", "integer"] {
+        let guard = SchemaGuard::new();
+        client()
+            .batch_execute(&format!(
+                "CREATE SCHEMA \"{s}\"; CREATE TABLE \"{s}\".schema_version \
+                 (installed_rank int, version {version_type}, script text); \
+                 INSERT INTO \"{s}\".schema_version VALUES (1, '1', 'V1__init.sql')",
+                s = guard.schema()
+            ))
+            .unwrap();
+        for migrate in [true, false] {
+            let err = PostgresStore::open_with(server().url(), guard.options().migrate(migrate))
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::ForeignSchema { .. }),
+                "{version_type}: {err}"
+            );
+            assert!(err.to_string().contains("not eventfile's"), "{err}");
+        }
+        assert_eq!(tables(guard.schema()), 1, "{version_type}");
+    }
+}
+
+/// Without migrations, a schema that does not exist is refused, saying so, and not created (the
+/// command-line tool's reading commands open so: a mistyped schema name must not make one).
+#[test]
+fn an_open_without_migrations_creates_no_schema() {
+    let guard = SchemaGuard::new();
+    let err = PostgresStore::open_with(server().url(), guard.options().migrate(false)).unwrap_err();
+    assert!(matches!(err, Error::ForeignSchema { .. }), "{err}");
+    assert!(
+        err.to_string().contains("holds no eventfile store"),
+        "{err}"
+    );
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
+            guard.schema()
+        ),
+        0
+    );
+}
+
 #[test]
 fn a_bad_schema_name_is_invalid_input() {
     let err = PostgresStore::open_with(
