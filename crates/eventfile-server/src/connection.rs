@@ -1,12 +1,13 @@
-//! The server's connections: every accepted socket, wrapped so that once a shutdown has lasted its
-//! grace period, a write its client does not take fails instead of waiting forever.
+//! The server's connections: every accepted socket, holding one of the server's connection
+//! slots, wrapped so that a write its client does not take gives up instead of waiting forever.
 //!
-//! A graceful shutdown waits for every connection to finish the response it is writing. A client
-//! that reads nothing would hold it forever: a live feed ends when the server stops, but only
-//! when its connection asks it for the next chunk, and a connection whose socket is full asks
-//! for nothing. So after the grace (the request timeout), a write that would wait for the client
-//! fails; the connection closes and the shutdown completes. A client that takes what it is sent
-//! is never cut, and no connection is cut before the shutdown begins.
+//! A client that reads nothing would hold its connection, and a live feed's subscriber slot,
+//! for as long as the server runs: a feed ends only when its connection asks it for the next
+//! chunk, and a connection whose socket is full asks for nothing. So a write that has waited
+//! for the client for the stall limit (the request timeout) fails, and the connection closes.
+//! A graceful shutdown waits for every connection to finish the response it is writing; once
+//! the shutdown has lasted its grace (the request timeout too), a write that would wait fails at
+//! once. A client that takes what it is sent, however slowly, is never cut.
 //!
 //! This module owns no protocol detail: it only decides when a blocked write gives up.
 
@@ -16,45 +17,76 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::time::Sleep;
 
-/// Accepts connections that give up blocked writes once `cut` turns true.
+/// Accepts connections, one per free slot (the others wait in the kernel's backlog), that give
+/// up writes blocked for `stall`, or at once once `cut` turns true.
 pub(crate) struct Listener {
     pub listener: TcpListener,
     pub cut: watch::Receiver<bool>,
+    pub slots: Arc<Semaphore>,
+    pub stall: Duration,
 }
 
-impl axum::serve::Listener for Listener {
-    type Io = Connection;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Connection, SocketAddr) {
-        let (io, addr) = axum::serve::Listener::accept(&mut self.listener).await;
+impl Listener {
+    /// The next connection, once a slot is free.
+    pub(crate) async fn accept(&mut self) -> Connection {
+        let slot = Arc::clone(&self.slots)
+            .acquire_owned()
+            .await
+            .expect("the slots are never closed");
+        // Errors (too many open files, a connection reset before it was taken) are retried
+        // after a pause by axum's accept.
+        let (io, _addr): (TcpStream, SocketAddr) =
+            axum::serve::Listener::accept(&mut self.listener).await;
         let mut cut = self.cut.clone();
         let cut = Box::pin(async move {
             // A dropped sender (the server is gone) cuts too.
             let _ = cut.wait_for(|c| *c).await;
         });
-        (Connection { io, cut: Some(cut) }, addr)
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        Connection {
+            io,
+            cut: Some(cut),
+            stall: self.stall,
+            stalled: None,
+            _slot: slot,
+        }
     }
 }
 
-/// A socket whose blocked writes fail once the shutdown's grace is over.
+/// A socket whose blocked writes fail after the stall limit, or once the shutdown's grace is
+/// over. Holds its connection slot until dropped.
 pub(crate) struct Connection {
     io: TcpStream,
     /// Completes when writes should stop waiting; `None` once it has.
     cut: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// How long a write may wait for the client to take a byte.
+    stall: Duration,
+    /// Running while a write waits: when it completes, the write fails.
+    stalled: Option<Pin<Box<Sleep>>>,
+    _slot: OwnedSemaphorePermit,
 }
 
 impl Connection {
-    /// A write found the socket full: waits with it for the cut, or fails if it came.
+    /// A write found the socket full: waits with it for the stall limit and the cut, or fails
+    /// if either came.
     fn blocked<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        let stall = self.stall;
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+        if timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took nothing of its answer for the request timeout",
+            )));
+        }
         if let Some(cut) = &mut self.cut {
             if cut.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
@@ -65,6 +97,14 @@ impl Connection {
             io::ErrorKind::TimedOut,
             "the server is shutting down and the client took nothing for its grace period",
         )))
+    }
+
+    /// A write went through: the client is taking what it is sent.
+    fn moved<T>(&mut self, done: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if matches!(done, Poll::Ready(Ok(_))) {
+            self.stalled = None;
+        }
+        done
     }
 }
 
@@ -87,7 +127,7 @@ impl AsyncWrite for Connection {
         let this = self.get_mut();
         match Pin::new(&mut this.io).poll_write(cx, buf) {
             Poll::Pending => this.blocked(cx),
-            done => done,
+            done => this.moved(done),
         }
     }
 
@@ -99,7 +139,7 @@ impl AsyncWrite for Connection {
         let this = self.get_mut();
         match Pin::new(&mut this.io).poll_write_vectored(cx, bufs) {
             Poll::Pending => this.blocked(cx),
-            done => done,
+            done => this.moved(done),
         }
     }
 

@@ -135,32 +135,58 @@ impl Server {
             }
         };
         let (cut, cut_rx) = watch::channel(false);
-        let listener = connection::Listener {
+        let timeout = state.options.request_timeout;
+        let mut listener = connection::Listener {
             listener,
             cut: cut_rx,
+            slots: Arc::new(tokio::sync::Semaphore::new(state.options.max_connections)),
+            stall: timeout,
         };
-        let grace = state.options.request_timeout;
         let mut stopped = state.stop.clone();
         let cut_after_grace = async move {
             let _ = stopped.wait_for(|s| *s).await;
-            tokio::time::sleep(grace).await;
+            tokio::time::sleep(timeout).await;
             let _ = cut.send(true);
         };
-        let serve = axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
-            .into_future();
-        tokio::pin!(serve);
-        let served = tokio::select! {
-            served = &mut serve => served,
-            () = cut_after_grace => serve.await,
-        };
+        // hyper's HTTP/1 connections, with a timer, so that a request's headers must arrive
+        // within the request timeout, and an idle connection between requests closes after it:
+        // a client that opens connections and sends nothing (or a byte now and then) cannot
+        // hold the connection slots.
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        tokio::pin!(signal);
+        loop {
+            let io = tokio::select! {
+                io = listener.accept() => io,
+                () = &mut signal => break,
+            };
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(timeout)
+                .serve_connection(
+                    hyper_util::rt::TokioIo::new(io),
+                    hyper_util::service::TowerToHyperService::new(app.clone()),
+                );
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    log::debug!("connection ended: {e}");
+                }
+            });
+        }
+        drop(listener);
+        let shutdown = graceful.shutdown();
+        tokio::pin!(shutdown);
+        tokio::select! {
+            () = &mut shutdown => {}
+            () = cut_after_grace => shutdown.await,
+        }
         let _ = stop.send(true);
         // Store calls whose clients went away still run: wait for them, and for the watcher.
         let in_flight = Arc::clone(&state.in_flight);
         drop(state);
         in_flight.drained().await;
         let _ = tokio::task::spawn_blocking(move || watcher.join()).await;
-        served
+        Ok(())
     }
 }
 

@@ -29,6 +29,7 @@ pub struct ServeOptions {
     pub(crate) request_timeout: Duration,
     pub(crate) max_limit: usize,
     pub(crate) append_workers: usize,
+    pub(crate) max_connections: usize,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -42,6 +43,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("request_timeout", &self.request_timeout)
             .field("max_limit", &self.max_limit)
             .field("append_workers", &self.append_workers)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -64,6 +66,7 @@ impl ServeOptions {
             request_timeout: Duration::from_secs(30),
             max_limit: 10_000,
             append_workers: 2,
+            max_connections: 8192,
         }
     }
 
@@ -105,10 +108,12 @@ impl ServeOptions {
     }
 
     /// The longest a non-streaming request may take before it is answered 503, the longest
-    /// an append's body may take to arrive before it is answered 408, and how long a shutdown
-    /// waits for a client that takes nothing of its answer before cutting it. Default 30 s.
-    /// An append already handed to the store still completes; retry it with the same event ids
-    /// or key to learn its result.
+    /// an append's body may take to arrive before it is answered 408, the longest a request's
+    /// headers may take to arrive (and a connection may stay idle between requests) before it
+    /// is closed, and the longest a client may take nothing of its answer (a live feed's
+    /// included) before its connection is cut, as a shutdown's grace. Default 30 s. An append
+    /// already handed to the store still completes; retry it with the same event ids or key
+    /// to learn its result.
     pub fn request_timeout(mut self, timeout: Duration) -> ServeOptions {
         self.request_timeout = timeout;
         self
@@ -118,6 +123,13 @@ impl ServeOptions {
     /// listing given none. Default 10,000. Reads without a `limit` stream every match.
     pub fn max_limit(mut self, n: usize) -> ServeOptions {
         self.max_limit = n.max(1);
+        self
+    }
+
+    /// The most connections served at once (at least 1); more wait, unanswered, until one
+    /// closes. Default 8192 (the process needs as many file descriptors).
+    pub fn max_connections(mut self, n: usize) -> ServeOptions {
+        self.max_connections = n.max(1);
         self
     }
 

@@ -217,7 +217,10 @@ pub async fn stalled(s: &TestServer, blocked: f64, before: u64, bound: u64) -> u
 }
 
 async fn slow_client(ndjson: bool) {
-    let (s, store) = TestServer::memory(ServeOptions::new()).await;
+    // The feeds stall on purpose here, for longer than a loaded machine may take to fill them:
+    // a stall limit (the request timeout) far beyond that.
+    let options = ServeOptions::new().request_timeout(Duration::from_secs(600));
+    let (s, store) = TestServer::memory(options).await;
     let (mut feed, rcvbuf) = RawFeed::open(s.addr, ndjson).await;
     let bound = bound(rcvbuf);
     let events = EVENTS.max(bound * 10);

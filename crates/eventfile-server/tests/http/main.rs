@@ -10,6 +10,7 @@ mod common;
 mod feed;
 mod hangup;
 mod lifecycle;
+mod limits;
 mod metrics;
 mod openapi;
 mod reads;
