@@ -61,6 +61,9 @@ pub struct NewEvent {
     pub(crate) id: Option<String>,
     pub(crate) meta: Map<String, Value>,
     pub(crate) tags: Vec<String>,
+    /// Data built in code that nests deeper than a parser reads back: refused by the append
+    /// (a constructor that cannot fail records it here).
+    pub(crate) too_deep: bool,
 }
 
 impl NewEvent {
@@ -70,10 +73,17 @@ impl NewEvent {
     /// let e = eventfile::NewEvent::new("OrderPlaced", serde_json::json!({"order": 42}));
     /// assert_eq!(e.event_type(), "OrderPlaced");
     /// ```
+    ///
+    /// Data nested deeper than 127 arrays and objects, which serde_json could not read back,
+    /// is refused by the append ([`Error::InvalidInput`]).
     pub fn new(event_type: impl Into<String>, data: Value) -> NewEvent {
         let data = serde_json::value::to_raw_value(&data)
             .expect("serialising a serde_json::Value cannot fail");
-        NewEvent::from_raw(event_type, data)
+        let too_deep = json_text::nests_too_deep(data.get());
+        NewEvent {
+            too_deep,
+            ..NewEvent::from_raw(event_type, data)
+        }
     }
 
     /// An event whose data is any serialisable value. The data is what serde_json writes for
@@ -84,6 +94,9 @@ impl NewEvent {
         data: &T,
     ) -> Result<NewEvent> {
         let data = json_text::one_line_raw(serde_json::value::to_raw_value(data)?)?;
+        if json_text::nests_too_deep(data.get()) {
+            return Err(json_text::too_deep("event data"));
+        }
         Ok(NewEvent::from_raw(event_type, data))
     }
 
@@ -120,6 +133,7 @@ impl NewEvent {
             id: None,
             meta: Map::new(),
             tags: Vec::new(),
+            too_deep: false,
         }
     }
 
@@ -528,6 +542,9 @@ pub const INDEXED_META_KEYS: [&str; 3] = ["correlation_id", "causation_id", "act
 
 /// Checks everything about one event that does not depend on the store.
 pub(crate) fn validate_event(event: &NewEvent) -> Result<()> {
+    if event.too_deep {
+        return Err(json_text::too_deep("event data"));
+    }
     validate_event_fields(
         &event.event_type,
         event.id.as_deref(),

@@ -21,6 +21,41 @@ use crate::error::{Error, Result};
 /// stored but never read back as a `Value` or a Rust type.
 pub(crate) const MAX_DEPTH: usize = 127;
 
+/// Whether JSON `text` (already accepted by serde_json, as its own serialiser's output is)
+/// nests arrays and objects deeper than [`MAX_DEPTH`]: a scan of its bytes, strings skipped.
+pub(crate) fn nests_too_deep(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let (mut depth, mut i) = (0usize, 0);
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'"' => {
+                i = string_end(bytes, i).0;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+/// The refusal of `what` nested deeper than [`MAX_DEPTH`].
+pub(crate) fn too_deep(what: &'static str) -> Error {
+    Error::invalid(
+        what,
+        format!(
+            "arrays and objects nest deeper than {MAX_DEPTH} levels; serde_json could not read it back"
+        ),
+    )
+}
+
 /// Checks that `text` is one JSON value that can be stored and read back, and returns it on one
 /// line: whitespace outside strings removed, every other byte as given. `what` names the input
 /// in errors (`event data`, `JSON`).

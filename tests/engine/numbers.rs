@@ -305,3 +305,38 @@ fn metadata_f64_values_read_back_bit_for_bit() {
         assert!(meta_json(&format!(r#"{{"x":{text}}}"#)).is_ok(), "{text}");
     }
 }
+
+/// The same bound for data built in code (`NewEvent::new` of a `Value`, `NewEvent::serialize`):
+/// nothing the parser would not read back is written. Such data was appended, and every read
+/// of the record failed afterwards.
+#[test]
+fn data_built_in_code_too_deep_to_read_back_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = small_store(dir.path(), 1 << 20);
+    let nested = |n: usize| {
+        let mut v = serde_json::json!([]);
+        for _ in 1..n {
+            v = serde_json::json!([v]);
+        }
+        v
+    };
+    store
+        .append("s", ExpectedVersion::Any, [NewEvent::new("T", nested(127))])
+        .unwrap();
+    // `new` cannot fail: the append refuses it. `serialize` refuses it itself.
+    let refused = [
+        store
+            .append("s", ExpectedVersion::Any, [NewEvent::new("T", nested(128))])
+            .unwrap_err(),
+        NewEvent::serialize("T", &nested(200)).unwrap_err(),
+    ];
+    for err in refused {
+        assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+        assert!(err.to_string().contains("127"), "{err}");
+    }
+    store.close().unwrap();
+    let store = small_store(dir.path(), 1 << 20);
+    let events = all(&store);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].data.get(), nested(127).to_string());
+}
