@@ -532,6 +532,9 @@ pub struct Deletion {
     pub before: u64,
     /// Hard-deleted.
     pub tombstone: bool,
+    /// `before` was set by a soft deletion of the whole stream (`$stream-deleted`), not a
+    /// truncation: no snapshot below `before` stands for the stream any more.
+    pub soft: bool,
 }
 
 impl From<Deletion> for crate::deletion::Deletion {
@@ -539,6 +542,7 @@ impl From<Deletion> for crate::deletion::Deletion {
         crate::deletion::Deletion {
             before: d.before,
             tombstone: d.tombstone,
+            soft: d.soft,
         }
     }
 }
@@ -548,6 +552,7 @@ impl From<crate::deletion::Deletion> for Deletion {
         Deletion {
             before: d.before,
             tombstone: d.tombstone,
+            soft: d.soft,
         }
     }
 }
@@ -611,12 +616,16 @@ pub fn check_snapshot_version(
 /// Whether a snapshot at `version` is usable for a stream at `current` with deletion state
 /// `deleted` (what `load_snapshot` returns: the newest usable one).
 pub fn snapshot_usable(version: u64, current: u64, deleted: Option<Deletion>) -> bool {
-    version <= current && deleted.is_none_or(|d| version + 1 >= d.before)
+    crate::deletion::snapshot_usable(version, current, deleted.map(Into::into))
 }
 
 /// A snapshot's state as every backend keeps it: checked, on one line.
 pub fn snapshot_state(state: &RawValue) -> Result<Box<RawValue>> {
-    crate::event::json_text::one_line_raw(serde_json::value::to_raw_value(state)?)
+    let state = crate::event::json_text::one_line_raw(serde_json::value::to_raw_value(state)?)?;
+    if crate::event::json_text::nests_too_deep(state.get()) {
+        return Err(crate::event::json_text::too_deep("snapshot state"));
+    }
+    Ok(state)
 }
 
 /// Whether an event is live under its stream's deletion state.

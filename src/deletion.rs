@@ -33,14 +33,27 @@ pub(crate) struct Deletion {
     /// Hard-deleted: nothing may be appended any more.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tombstone: bool,
+    /// `before` was set by a soft deletion of the whole stream, not a truncation: the version
+    /// below it ended the stream's life, and no snapshot at or below it stands for the life
+    /// the stream may begin again (a truncation's `before - 1` may: the state of everything it
+    /// deleted). Absent in a manifest written before it existed, and read as false there.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub soft: bool,
 }
 
 impl Deletion {
-    /// Combines two deletions of a stream (operations only move forward).
+    /// Combines two deletions of a stream (operations only move forward): the one that set
+    /// the larger `before` says whether it was a soft deletion.
     pub(crate) fn merge(self, other: Deletion) -> Deletion {
+        use std::cmp::Ordering;
         Deletion {
             before: self.before.max(other.before),
             tombstone: self.tombstone || other.tombstone,
+            soft: match other.before.cmp(&self.before) {
+                Ordering::Greater => other.soft,
+                Ordering::Equal => self.soft || other.soft,
+                Ordering::Less => self.soft,
+            },
         }
     }
 }
@@ -66,9 +79,10 @@ pub(crate) struct LifecycleData {
 
 /// Applies one `$lifecycle` event to the deletion state.
 pub(crate) fn apply_event(deleted: &mut Deletions, e: &RecordedEvent) {
-    let tombstone = match e.event_type.as_str() {
-        TRUNCATED | DELETED => false,
-        TOMBSTONED => true,
+    let (tombstone, soft) = match e.event_type.as_str() {
+        TRUNCATED => (false, false),
+        DELETED => (false, true),
+        TOMBSTONED => (true, false),
         _ => return,
     };
     let Ok(d) = serde_json::from_str::<LifecycleData>(e.data.get()) else {
@@ -77,6 +91,7 @@ pub(crate) fn apply_event(deleted: &mut Deletions, e: &RecordedEvent) {
     let new = Deletion {
         before: d.before,
         tombstone,
+        soft,
     };
     let merged = deleted.get(&d.stream).map_or(new, |o| o.merge(new));
     deleted.insert(d.stream, merged);
@@ -123,6 +138,16 @@ pub(crate) fn check_snapshot_version(
             format!("stream `{stream}` has no version {version} (it is at version {current})"),
         ));
     }
+    if let Some(d) = deleted.filter(|d| d.soft && version < d.before) {
+        return Err(Error::invalid(
+            "snapshot version",
+            format!(
+                "stream `{stream}` was deleted at version {}: a snapshot at {version} would \
+                 stand for its deleted events",
+                d.before - 1
+            ),
+        ));
+    }
     if let Some(d) = deleted.filter(|d| version + 1 < d.before) {
         return Err(Error::invalid(
             "snapshot version",
@@ -134,6 +159,14 @@ pub(crate) fn check_snapshot_version(
         ));
     }
     Ok(())
+}
+
+/// Whether a snapshot at `version` may stand for a stream at `current` with deletion state
+/// `deleted`: it exists, covers every event a truncation deleted after it, and does not lie in
+/// a life a soft deletion ended.
+pub(crate) fn snapshot_usable(version: u64, current: u64, deleted: Option<Deletion>) -> bool {
+    version <= current
+        && deleted.is_none_or(|d| version + 1 >= d.before && !(d.soft && version < d.before))
 }
 
 /// What a deletion does to a stream at `version` with the deletion state `old`: nothing
@@ -179,6 +212,7 @@ pub(crate) fn plan(
                 Deletion {
                     before,
                     tombstone: false,
+                    soft: false,
                 },
             )
         }
@@ -195,6 +229,7 @@ pub(crate) fn plan(
                 Deletion {
                     before: version + 1,
                     tombstone: false,
+                    soft: true,
                 },
             )
         }
@@ -205,6 +240,7 @@ pub(crate) fn plan(
                 Deletion {
                     before: version + 1,
                     tombstone: true,
+                    soft: false,
                 },
             )
         }
@@ -212,6 +248,7 @@ pub(crate) fn plan(
     let unchanged = Deletion {
         before: 1,
         tombstone: false,
+        soft: false,
     };
     let merged = old.unwrap_or(unchanged).merge(new);
     if old.unwrap_or(unchanged) == merged {

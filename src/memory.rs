@@ -640,7 +640,7 @@ impl EventStore for MemoryStore {
 
     fn save_snapshot(&self, stream: &str, version: u64, state: &RawValue) -> Result<Snapshot> {
         validate_stream(stream)?;
-        let state = crate::event::json_text::one_line_raw(serde_json::value::to_raw_value(state)?)?;
+        let state = crate::backend::snapshot_state(state)?;
         let mut log = self.write();
         let current = log.version(stream);
         let deleted = log.deletion(stream)?;
@@ -667,7 +667,7 @@ impl EventStore for MemoryStore {
         Ok(log.snapshots.get(stream).and_then(|kept| {
             kept.values()
                 .rev()
-                .find(|s| s.version <= current && deleted.is_none_or(|d| s.version + 1 >= d.before))
+                .find(|s| crate::deletion::snapshot_usable(s.version, current, deleted))
                 .cloned()
         }))
     }

@@ -121,7 +121,7 @@ impl Store {
         validate_stream(stream)?;
         // One line: a snapshot file is one framed line, and a pretty-printed `RawValue` would
         // make it several (saved, then never loadable).
-        let state = crate::event::json_text::one_line_raw(serde_json::value::to_raw_value(state)?)?;
+        let state = crate::backend::snapshot_state(&serde_json::value::to_raw_value(state)?)?;
         // From the check of the deletion state to the file's write: a deletion removing the
         // stream's snapshots cannot run in between (`lifecycle.rs`).
         let _snapshots = inner.lock_snapshots();
@@ -199,7 +199,7 @@ impl Store {
                 );
                 continue;
             }
-            if deleted.is_some_and(|d| version + 1 < d.before) {
+            if !crate::deletion::snapshot_usable(version, current, deleted) {
                 continue;
             }
             return Ok(Some(snap));

@@ -168,3 +168,50 @@ fn a_pretty_printed_raw_state_is_saved_on_one_line_and_loads() {
         r#"{"items":[1,18446744073709551616],"note":"a  b"}"#
     );
 }
+
+/// A soft deletion of the whole stream stays one across reopens, also once retention has
+/// removed its `$lifecycle` event (the removal manifest carries it): a snapshot of the life it
+/// ended (at its `before - 1`, which a truncation would allow) is refused and never loaded.
+#[test]
+fn a_soft_deletion_refuses_snapshots_of_its_life_after_reopen_and_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = OpenOptions::new()
+            .segment_bytes(4096)
+            .open(dir.path())
+            .unwrap();
+        for v in 1..=3 {
+            append_one(&store, "a", v);
+        }
+        store.delete_stream("a", ExpectedVersion::Any).unwrap();
+        for n in 0..200 {
+            append_one(&store, "filler", n);
+        }
+        store.close().unwrap();
+    }
+    let refused = |store: &Store, what: &str| {
+        let e = store.save_snapshot("a", 3, &json!(1)).unwrap_err();
+        assert_eq!(e.kind(), eventfile::ErrorKind::InvalidInput, "{what}: {e}");
+    };
+    let store = Store::open(dir.path()).unwrap();
+    refused(&store, "after a reopen");
+    store
+        .set_retention_policy(eventfile::RetentionPolicy::keep_all().max_events(50))
+        .unwrap();
+    store.run_retention(false).unwrap();
+    assert!(
+        store.log_start() > 4,
+        "the deletion's event (seq 4) is kept"
+    );
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    refused(&store, "after retention removed the deletion's event");
+    append_one(&store, "a", 4);
+    refused(&store, "once the stream lives again");
+    assert!(store.load_snapshot("a").unwrap().is_none());
+    store.save_snapshot("a", 4, &json!(4)).unwrap();
+    assert_eq!(
+        store.load_snapshot("a").unwrap().map(|s| s.version),
+        Some(4)
+    );
+}

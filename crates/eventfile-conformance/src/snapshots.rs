@@ -129,7 +129,8 @@ pub fn a_snapshot_below_a_truncation_is_refused_and_not_loaded(factory: &Factory
 }
 
 /// Deleting or tombstoning a stream removes its snapshots: after a soft delete none is loaded,
-/// even once the stream is appended to again; a tombstoned stream's snapshots are refused like
+/// even once the stream is appended to again, and none of a version the deletion ended is
+/// taken (unlike a truncation's `before - 1`); a tombstoned stream's snapshots are refused like
 /// its reads.
 pub fn deleting_a_stream_removes_its_snapshots(factory: &Factory<'_>) {
     let s = factory();
@@ -143,9 +144,13 @@ pub fn deleting_a_stream_removes_its_snapshots(factory: &Factory<'_>) {
     }
     s.delete_stream("a", Any).unwrap();
     assert_eq!(loaded(&*s, "a"), None);
+    // A snapshot of the deleted life, as a worker that read the stream before the deletion
+    // would save it, is refused: it would be loaded once the stream lives again.
+    assert_invalid(s.save_snapshot("a", 3, &raw(json!({}))), "snapshot version");
     tick(&*s, "a", 4);
     // The one at 3 would describe every deleted event, but it was removed with the stream.
     assert_eq!(loaded(&*s, "a"), None);
+    assert_invalid(s.save_snapshot("a", 3, &raw(json!({}))), "snapshot version");
     save(&*s, "a", 4, json!({"n": 4}));
     assert_eq!(loaded(&*s, "a"), Some(4));
     s.tombstone_stream("b", Exact(3)).unwrap();

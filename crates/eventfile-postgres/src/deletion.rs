@@ -52,10 +52,11 @@ pub(crate) fn lifecycle(store: &PostgresStore, stream: &str, op: DeleteOp) -> Re
     };
     tx.execute(
         &format!(
-            "INSERT INTO {s}.deletions (stream, before, tombstone) VALUES ($1, $2, $3)
-             ON CONFLICT (stream) DO UPDATE SET before = excluded.before, tombstone = excluded.tombstone"
+            "INSERT INTO {s}.deletions (stream, before, tombstone, soft) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (stream) DO UPDATE SET before = excluded.before,
+                 tombstone = excluded.tombstone, soft = excluded.soft"
         ),
-        &[&stream, &pos(new.before), &new.tombstone],
+        &[&stream, &pos(new.before), &new.tombstone, &new.soft],
     )
     .map_err(pg)?;
     if !matches!(op, DeleteOp::Truncate(_)) {

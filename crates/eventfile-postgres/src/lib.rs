@@ -34,7 +34,7 @@
 //! | `store` | `store_id` | one row: the store's identity |
 //! | `events` | `seq bigint` PK, `id` UNIQUE, `stream`, `version` (UNIQUE with `stream`), `type`, `time` (µs since the epoch), `data json`, `meta json`, `tags text[]`, `more` (the append continues), `key` | `json` keeps the text byte for byte; the head is `max(seq)` |
 //! | `streams` | `stream` PK, `version` | one row per stream, made when it is created (the listings walk it); a stream's version is its newest event's, from the `(stream, version)` index (migration 7: `version` here is no longer kept by lone appends) |
-//! | `deletions` | `stream` PK, `before`, `tombstone` | versions below `before` are hidden |
+//! | `deletions` | `stream` PK, `before`, `tombstone`, `soft` | versions below `before` are hidden; `soft`: a soft deletion set `before` (no snapshot below it is used) |
 //! | `snapshots` | (`stream`, `version`) PK, `time`, `state` | newest 3 per stream kept |
 //! | `keys` | `key` PK, `first_seq` | idempotency keys |
 //! | `checkpoints` | `name` PK, `position`, `error`, `time` | consumers' positions |

@@ -48,7 +48,7 @@ pub(crate) fn stream_state<C: GenericClient>(
             &format!(
                 "SELECT (SELECT version FROM {schema}.events WHERE stream = $1
                          ORDER BY version DESC LIMIT 1),
-                        d.before, d.tombstone
+                        d.before, d.tombstone, d.soft
                  FROM (SELECT 1) AS one
                  LEFT JOIN {schema}.deletions d ON d.stream = $1"
             ),
@@ -58,9 +58,11 @@ pub(crate) fn stream_state<C: GenericClient>(
     let version: Option<i64> = row.get(0);
     let before: Option<i64> = row.get(1);
     let tombstone: Option<bool> = row.get(2);
+    let soft: Option<bool> = row.get(3);
     let deletion = before.map(|b| Deletion {
         before: unpos(b),
         tombstone: tombstone.unwrap_or(false),
+        soft: soft.unwrap_or(false),
     });
     Ok((version.map_or(0, unpos), deletion))
 }

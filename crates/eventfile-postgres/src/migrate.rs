@@ -103,10 +103,16 @@ const MIGRATIONS: &[Migration] = &[
         // Migration 7's functions again (`CREATE OR REPLACE`; two of them are unchanged).
         down: &[VERSIONS_7],
     },
+    Migration {
+        version: 9,
+        name: "deletions say whether a soft deletion set them",
+        up: &[include_str!("sql/009_soft.up.sql")],
+        down: &[include_str!("sql/009_soft.down.sql")],
+    },
 ];
 
 /// The schema version this build writes and reads.
-pub const LATEST: u32 = 8;
+pub const LATEST: u32 = 9;
 
 /// The schema name quoted as an SQL identifier (checked before: no quote inside).
 pub(crate) fn quoted(schema: &str) -> String {

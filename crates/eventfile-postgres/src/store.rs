@@ -310,6 +310,8 @@ impl EventStore for PostgresStore {
         let deletion = before.map(|b| Deletion {
             before: unpos(b),
             tombstone: tombstone == Some("true"),
+            // A read goes by `before` and the tombstone only.
+            soft: false,
         });
         check_tombstone(stream, deletion)?;
         let version = version.map_or(0, unpos);

@@ -202,17 +202,22 @@ pub(crate) fn stream_version(conn: &Connection, path: &Path, stream: &str) -> Re
     Ok(v.map_or(0, uint))
 }
 
-/// What is deleted of a stream, if anything.
+/// What is deleted of a stream, if anything. Whether the newest deletion row came from a soft
+/// deletion is its `$lifecycle` event's type (the row's `seq`): the row's `deleted_before` is
+/// the merged state, and a deletion that changes nothing writes no row, so the newest row's
+/// event is the one that set the state (`Deletion::merge`).
 pub(crate) fn deletion(conn: &Connection, path: &Path, stream: &str) -> Result<Option<Deletion>> {
     conn.prepare_cached(
-        "SELECT deleted_before, tombstone FROM deletions WHERE stream = ?1 \
-         ORDER BY seq DESC LIMIT 1",
+        "SELECT d.deleted_before, d.tombstone, \
+         (SELECT e.type FROM events e WHERE e.seq = d.seq) = ?2 \
+         FROM deletions d WHERE d.stream = ?1 ORDER BY d.seq DESC LIMIT 1",
     )
     .sql(path)?
-    .query_row([stream], |r| {
+    .query_row(rusqlite::params![stream, eventfile::DELETED], |r| {
         Ok(Deletion {
             before: uint(r.get(0)?),
             tombstone: r.get(1)?,
+            soft: r.get::<_, Option<bool>>(2)?.unwrap_or(false),
         })
     })
     .optional()
@@ -227,18 +232,22 @@ pub(crate) fn stream_state(
 ) -> Result<(Option<Deletion>, u64)> {
     // One row always; with `max(seq)`, SQLite takes the bare columns from the newest row of
     // the stream's deletions (the same row as [`deletion`]), NULL when there is none.
+    // The newest row's event type says whether it was a soft deletion ([`deletion`]).
     conn.prepare_cached(
-        "SELECT (SELECT max(version) FROM events WHERE stream = ?1), max(seq), deleted_before, \
-         tombstone FROM deletions WHERE stream = ?1",
+        "SELECT version, newest, deleted_before, tombstone, \
+         (SELECT e.type FROM events e WHERE e.seq = newest) = ?2 FROM \
+         (SELECT (SELECT max(version) FROM events WHERE stream = ?1) AS version, \
+         max(seq) AS newest, deleted_before, tombstone FROM deletions WHERE stream = ?1)",
     )
     .sql(path)?
-    .query_row([stream], |r| {
+    .query_row(rusqlite::params![stream, eventfile::DELETED], |r| {
         let version: Option<i64> = r.get(0)?;
         let newest: Option<i64> = r.get(1)?;
         let deletion = match newest {
             Some(_) => Some(Deletion {
                 before: uint(r.get(2)?),
                 tombstone: r.get(3)?,
+                soft: r.get::<_, Option<bool>>(4)?.unwrap_or(false),
             }),
             None => None,
         };

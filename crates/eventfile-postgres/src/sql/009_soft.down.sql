@@ -1,0 +1,1 @@
+ALTER TABLE {s}.deletions DROP COLUMN soft;
