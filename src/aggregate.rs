@@ -284,6 +284,18 @@ pub enum AggregateError<E: std::error::Error + 'static> {
         #[source]
         source: Error,
     },
+    /// The stream's events from the version a load needed are gone (truncated, or removed by
+    /// retention, with no snapshot at or after the truncation): the state cannot be rebuilt,
+    /// and is not rebuilt from part of its history.
+    #[error("{stream}: version {expected} is needed to load it, and the first left is {found}")]
+    Missing {
+        /// The aggregate's stream.
+        stream: String,
+        /// The version the load needed next.
+        expected: u64,
+        /// The first version the stream still holds from there.
+        found: u64,
+    },
     /// The store failed (a conflict of a single save is [`Error::WrongExpectedVersion`]).
     #[error(transparent)]
     Store(#[from] Error),
@@ -382,6 +394,17 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             .read_stream(&stream, Read::forward().from(version + 1))?
         {
             let event = event?;
+            // A stream's first events may be gone: a new life after a soft deletion starts from
+            // the default state, but a truncation's (or retention's) leaves no way to the state.
+            if event.version != version + 1
+                && !(replayed == 0 && from.is_none() && self.new_life(&stream, event.version)?)
+            {
+                return Err(AggregateError::Missing {
+                    stream,
+                    expected: version + 1,
+                    found: event.version,
+                });
+            }
             let decoded = self.decode(&event)?;
             state
                 .apply(&decoded)
@@ -401,6 +424,25 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             snapshot: from,
             replayed,
         })
+    }
+
+    /// Whether `stream`'s events below `first` were deleted by a soft deletion of the whole
+    /// stream (its newest `$lifecycle` event), so that `first` begins a new life, not a truncated
+    /// one. Read only when a load finds its first events gone.
+    fn new_life(&self, stream: &str, first: u64) -> Result<bool, Error> {
+        for e in self
+            .store
+            .read_stream(crate::deletion::LIFECYCLE_STREAM, Read::backward())?
+        {
+            let e = e?;
+            let Ok(d) = serde_json::from_str::<crate::deletion::LifecycleData>(e.data.get()) else {
+                continue;
+            };
+            if d.stream == stream {
+                return Ok(e.event_type == crate::deletion::DELETED && d.before == first);
+            }
+        }
+        Ok(false)
     }
 
     /// Whether aggregate `id` has a live event (a deleted or tombstoned one has none).
@@ -466,12 +508,15 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     event_type: encoded.event_type().to_owned(),
                     source,
                 })?;
-            let encoded = if schema > 1 {
+            // The caller's additions first, then the schema version, which is the library's:
+            // an `each` that sets the whole metadata map (`with_meta`) must not drop it, or
+            // the event would load as schema 1 and be upcast though it is current.
+            let encoded = each(encoded);
+            new.push(if schema > 1 {
                 encoded.with_meta_entry(SCHEMA_VERSION_KEY, schema)
             } else {
                 encoded
-            };
-            new.push(each(encoded));
+            });
         }
         let expected = ExpectedVersion::Exact(aggregate.version);
         let result = self.store.append(&stream, expected, new)?;

@@ -390,15 +390,19 @@ impl<S: EventStore, P: Projection> Runner<S, P> {
         self.save_checkpoint()
     }
 
-    /// Empties the read model, sets the checkpoint to 0 and replays the log from the start,
-    /// calling `progress` after each batch; returns the position reached.
+    /// Empties the read model, sets the checkpoint to the log's start and replays the log
+    /// from there, calling `progress` after each batch; returns the position reached. Events
+    /// retention removed are not there to replay: the read model is rebuilt from what the log
+    /// holds (before, a rebuild after retention failed with a gap on every call, its read
+    /// model left empty).
     pub fn rebuild(&mut self, progress: impl FnMut(Progress)) -> Result<u64, ProjectionError> {
+        let start = self.store.log_start()?.saturating_sub(1);
         self.projection
             .reset()
             .map_err(|source| read_model(&self.name, "reset", source))?;
-        self.store.checkpoints().put(&self.name, 0, None)?;
-        self.position = 0;
-        self.saved = Some((Instant::now(), 0));
+        self.store.checkpoints().put(&self.name, start, None)?;
+        self.position = start;
+        self.saved = Some((Instant::now(), start));
         self.catch_up_with(progress)
     }
 
@@ -474,11 +478,11 @@ impl<S: EventStore, P: Projection> Runner<S, P> {
         Ok(handled as u64)
     }
 
-    /// Rolls back the read model's open batch after a failed read; a failure to is logged
-    /// (the error that ended the batch is the one reported).
+    /// Rolls back the read model's open batch after a failed read or commit; a failure to is
+    /// logged (the error that ended the batch is the one reported).
     fn undo(&mut self) {
         if let Err(e) = self.projection.rollback() {
-            log::warn!("{}: rolling back after a failed read: {e}", self.name);
+            log::warn!("{}: rolling back after a failed batch: {e}", self.name);
         }
     }
 
@@ -525,9 +529,12 @@ impl<S: EventStore, P: Projection> Runner<S, P> {
 
     /// Commits the read model at `position`, then the store's checkpoint if it is due.
     fn commit(&mut self, position: u64) -> Result<(), ProjectionError> {
-        self.projection
-            .commit(position)
-            .map_err(|source| read_model(&self.name, "commit", source))?;
+        if let Err(source) = self.projection.commit(position) {
+            // The batch is still open in the read model: undone, so that the next run handles
+            // it once, not again on top of itself.
+            self.undo();
+            return Err(read_model(&self.name, "commit", source));
+        }
         self.position = position;
         let due = self
             .saved

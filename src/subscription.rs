@@ -346,7 +346,13 @@ impl Subscription {
                     }
                 }
             }
-            let Some((head, start)) = self.feed.bounds(false)? else {
+            // An error here ends the subscription, as every error but an expired read does
+            // (a database backend's head that could not be read).
+            let Some((head, start)) = self
+                .feed
+                .bounds(false)
+                .inspect_err(|_| self.finished = true)?
+            else {
                 self.finished = true;
                 return Ok(None);
             };

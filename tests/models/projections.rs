@@ -29,6 +29,9 @@ struct Totals {
     commits: Vec<u64>,
     /// Told each event handled, when set.
     tell: Option<mpsc::Sender<u64>>,
+    /// How many commits fail next (keeping the pending rows, as a database whose commit
+    /// failed keeps its open transaction).
+    fail_commits: u32,
 }
 
 impl Projection for Totals {
@@ -52,6 +55,10 @@ impl Projection for Totals {
         Ok(())
     }
     fn commit(&mut self, position: u64) -> Result<(), BoxError> {
+        if self.fail_commits > 0 {
+            self.fail_commits -= 1;
+            return Err("the commit failed".into());
+        }
         if let Some(rows) = self.pending.take() {
             self.committed = rows;
         }
@@ -394,4 +401,49 @@ fn a_read_failing_mid_batch_undoes_the_batch_and_the_next_run_counts_each_event_
     storage.heal_reads();
     runner.catch_up().unwrap();
     assert_eq!(runner.projection().committed, expected(&store));
+}
+
+/// A read model whose commit fails keeps its open batch; the runner rolls it back, so that the
+/// next run handles those events once, not again on top of the uncommitted ones.
+#[test]
+fn a_failed_commit_undoes_the_batch_and_the_next_run_counts_each_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = eventfile::Store::open(dir.path()).unwrap();
+    for i in 0..25 {
+        pay(&store, i % 4, u64::from(i) + 1);
+    }
+    let totals = Totals {
+        fail_commits: 1,
+        ..Totals::default()
+    };
+    let mut runner = Runner::new(&store, totals).unwrap().batch_size(10);
+    assert!(runner.catch_up().is_err(), "the commit failed");
+    runner.catch_up().unwrap();
+    assert_eq!(runner.projection().committed, expected(&store));
+}
+
+/// Retention removed the log's first events past a projection: its catch-up reports the gap
+/// (it cannot be exact), and a rebuild replays what the log holds, from its start. A rebuild
+/// once set the checkpoint to 0 and failed on the gap on every call, its read model emptied.
+#[test]
+fn a_rebuild_after_retention_replays_from_the_logs_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = eventfile::OpenOptions::new()
+        .segment_bytes(4096)
+        .open(dir.path())
+        .unwrap();
+    for i in 0..200 {
+        pay(&store, i % 4, u64::from(i) + 1);
+    }
+    store
+        .set_retention_policy(eventfile::RetentionPolicy::keep_all().max_events(100))
+        .unwrap();
+    store.run_retention(false).unwrap();
+    assert!(store.log_start() > 1, "retention removed nothing");
+    let mut runner = Runner::new(&store, Totals::default()).unwrap();
+    assert!(runner.catch_up().is_err(), "the gap is reported");
+    let head = store.head_seq();
+    assert_eq!(runner.rebuild(|_| {}).unwrap(), head);
+    assert_eq!(runner.projection().committed, expected(&store));
+    runner.catch_up().unwrap();
 }

@@ -133,7 +133,31 @@ impl EventfileEventRepository {
             .read_stream(&stream, Read::forward().from(from))
             .await
             .map_err(persistence_error)?;
+        // Nothing from `from` on, though the stream has reached it: every event there is
+        // deleted or truncated. Loaded as a new aggregate, its every commit would conflict.
+        if events.is_empty() {
+            let version = self
+                .store
+                .stream_version(&stream)
+                .await
+                .map_err(persistence_error)?;
+            if version >= from {
+                return Err(Error::MissingEvents {
+                    stream,
+                    expected: from,
+                    found: 0,
+                }
+                .into());
+            }
+        }
         convert_consecutive(aggregate_type, &stream, from, events)
+    }
+
+    /// Whether snapshots are a cache of the events (a snapshot store, which was told its
+    /// size), not the aggregate's only source of truth (an aggregate store, which loads the
+    /// snapshot and no event).
+    fn snapshots_are_a_cache(&self) -> bool {
+        self.snapshot_size.is_some()
     }
 
     /// The version a snapshot committed with events `first..=last` is of.
@@ -237,25 +261,58 @@ impl PersistedEventRepository for EventfileEventRepository {
         aggregate_id: &str,
     ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
         let stream = stream_name(A::TYPE, aggregate_id)?;
-        let Some(snapshot) = self
+        let found = self
             .store
             .load_snapshot(&stream)
             .await
-            .map_err(persistence_error)?
-        else {
-            return Ok(None);
+            .map_err(persistence_error)?;
+        let reason = match &found {
+            Some(snapshot) => match mapping::serialized_snapshot(aggregate_id, snapshot) {
+                Ok(s) => return Ok(Some(s)),
+                Err(reason) => reason,
+            },
+            None => String::new(),
         };
-        match mapping::serialized_snapshot(aggregate_id, &snapshot) {
-            Ok(s) => Ok(Some(s)),
-            Err(reason) => {
-                // A snapshot is a cache of the events: one that is not ours is passed over.
+        if self.snapshots_are_a_cache() {
+            // A snapshot store reads the events after whatever it is given: one that is not
+            // ours is passed over, and the aggregate is loaded from its events.
+            if let Some(snapshot) = found {
                 log::warn!(
                     "snapshot of `{stream}` at version {} ignored, the aggregate is loaded \
                      without it: {reason}",
                     snapshot.version
                 );
-                Ok(None)
             }
+            return Ok(None);
+        }
+        // An aggregate store loads the snapshot and no event: without one, a stream that has
+        // events would load as a new aggregate, and every commit on it would conflict.
+        let version = self
+            .store
+            .stream_version(&stream)
+            .await
+            .map_err(persistence_error)?;
+        match found {
+            None if version == 0 => Ok(None),
+            None => Err(Error::Snapshot {
+                stream,
+                reason: format!(
+                    "the aggregate store's source of truth is its snapshot, and the stream, at \
+                     version {version}, has none (deleted or never saved): load it with an event \
+                     or snapshot store"
+                ),
+            }
+            .into()),
+            Some(snapshot) => Err(Error::Snapshot {
+                stream,
+                reason: format!(
+                    "the aggregate store's source of truth is its snapshot, and the one at \
+                     version {} is not usable ({reason}): load it with an event or snapshot \
+                     store",
+                    snapshot.version
+                ),
+            }
+            .into()),
         }
     }
 

@@ -38,6 +38,7 @@ macro_rules! suite {
             snapshot_of_a_commit_across_the_snapshot_size,
             snapshot_behind_the_events_after_a_crash,
             snapshot_that_is_not_ours_is_passed_over,
+            deleted_stream_is_refused_not_loaded_as_new,
             optimistic_lock,
             optimistic_lock_of_the_repository,
             upcasted_event,

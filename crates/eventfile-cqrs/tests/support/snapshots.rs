@@ -138,12 +138,15 @@ pub async fn snapshot_that_is_not_ours_is_passed_over(store: AsyncStore) {
     store.save_snapshot("Account-a", 2, state).await.unwrap();
     let repo = repo(&store);
     assert!(
-        repo.get_snapshot::<BankAccount>("a")
+        repo.clone()
+            .with_snapshot_size(2)
+            .get_snapshot::<BankAccount>("a")
             .await
             .unwrap()
             .is_none()
     );
     let loaded = repo
+        .clone()
         .snapshot_store::<BankAccount>(2)
         .load_aggregate("a")
         .await
@@ -152,4 +155,59 @@ pub async fn snapshot_that_is_not_ours_is_passed_over(store: AsyncStore) {
         (loaded.current_sequence, loaded.aggregate.balance),
         (2, 10.0)
     );
+    // An aggregate store loads no event: passing the snapshot over would load a new aggregate
+    // at sequence 0, whose every commit conflicts. Its load fails instead.
+    let Err(err) = repo
+        .aggregate_store::<BankAccount>()
+        .load_aggregate("a")
+        .await
+    else {
+        panic!("an aggregate store loaded without a usable snapshot")
+    };
+    assert!(err.to_string().contains("not usable"), "{err}");
+}
+
+/// A stream deleted whole (its snapshots with it) does not load as a new aggregate, on any
+/// kind of store: its every commit would conflict. The event and snapshot stores find its
+/// events missing; the aggregate store, its snapshot.
+pub async fn deleted_stream_is_refused_not_loaded_as_new(store: AsyncStore) {
+    let snapshots = repo(&store).snapshot_store::<BankAccount>(2);
+    commit(&snapshots, "a", vec![opened("a"), deposited(10.0, 10.0)]).await;
+    store
+        .delete_stream("Account-a", eventfile::ExpectedVersion::Any)
+        .await
+        .unwrap();
+    for (kind, loaded) in [
+        (
+            "event store",
+            repo(&store)
+                .event_store::<BankAccount>()
+                .load_aggregate("a")
+                .await
+                .map(|c| c.current_sequence),
+        ),
+        (
+            "snapshot store",
+            snapshots
+                .load_aggregate("a")
+                .await
+                .map(|c| c.current_sequence),
+        ),
+        (
+            "aggregate store",
+            repo(&store)
+                .aggregate_store::<BankAccount>()
+                .load_aggregate("a")
+                .await
+                .map(|c| c.current_sequence),
+        ),
+    ] {
+        match loaded {
+            Ok(at) => panic!("{kind}: the deleted stream loaded, at sequence {at}"),
+            Err(e) => assert!(
+                e.to_string().contains("found 0") || e.to_string().contains("has none"),
+                "{kind}: {e}"
+            ),
+        }
+    }
 }
