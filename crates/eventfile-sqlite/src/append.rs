@@ -197,6 +197,12 @@ fn commit_jobs(conn: &mut Connection, inner: &Inner, jobs: &[Arc<Job>]) -> Optio
             j.set(Err(copy_error(e)));
         }
     };
+    // A commit that failed in the I/O layer while these waited in the queue poisoned the
+    // handle: they are refused, as the handle refuses every write from then on.
+    if let Err(e) = inner.check_poisoned() {
+        fail_all(&e);
+        return None;
+    }
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
@@ -244,7 +250,17 @@ fn commit_jobs(conn: &mut Connection, inner: &Inner, jobs: &[Arc<Job>]) -> Optio
     let started = std::time::Instant::now();
     if let Err(e) = tx.commit() {
         inner.poison_on(&e);
-        fail_all(&crate::connection::db_error(path, e));
+        // A failed COMMIT may or may not have reached the file: its outcome is unknown, an
+        // I/O error (retry with the same ids or key), not `Database` ("nothing written").
+        let e = match crate::connection::db_error(path, e) {
+            Error::Database { reason, .. } => Error::Io {
+                op: "commit",
+                path: path.to_owned(),
+                source: std::io::Error::other(format!("the commit failed: {reason}")),
+            },
+            other => other,
+        };
+        fail_all(&e);
         return None;
     }
     // With synchronous=FULL the commit is the sync: a commit counts as one.
@@ -258,12 +274,25 @@ fn commit_jobs(conn: &mut Connection, inner: &Inner, jobs: &[Arc<Job>]) -> Optio
     written
 }
 
-/// An error for each request of a failed commit.
+/// An error for each request of a failed commit, of the same kind as `e` (a busy lock stays
+/// `Unavailable`, an I/O error stays one: clients decide on the kind whether to retry).
 fn copy_error(e: &Error) -> Error {
     match e {
         Error::NotAStore { path, reason } => Error::NotAStore {
             path: path.clone(),
             reason: reason.clone(),
+        },
+        Error::Unreachable { backend, reason } => Error::Unreachable {
+            backend,
+            reason: reason.clone(),
+        },
+        Error::Poisoned { cause } => Error::Poisoned {
+            cause: cause.clone(),
+        },
+        Error::Io { op, path, source } => Error::Io {
+            op,
+            path: path.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
         },
         other => Error::Database {
             backend: "sqlite",
@@ -398,5 +427,38 @@ pub(crate) fn first_match(
             u64::try_from(r.get::<_, i64>(0).sql(path)?).unwrap_or(0),
         )),
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each request of a failed commit gets an error of the commit error's kind: a busy lock
+    /// was answered `Database` (kind `Io`), and clients that retry on `Unavailable` did not.
+    #[test]
+    fn a_failed_commits_error_keeps_its_kind_for_every_request() {
+        let path = Path::new("/x/ev.db");
+        let cases = [
+            Error::Unreachable {
+                backend: "sqlite",
+                reason: "busy".into(),
+            },
+            Error::Poisoned {
+                cause: "disk I/O error".into(),
+            },
+            Error::Io {
+                op: "commit",
+                path: path.to_owned(),
+                source: std::io::Error::other("the commit failed"),
+            },
+            Error::Database {
+                backend: "sqlite",
+                reason: "constraint".into(),
+            },
+        ];
+        for e in &cases {
+            assert_eq!(copy_error(e).kind(), e.kind(), "{e}");
+        }
     }
 }

@@ -159,12 +159,20 @@ impl Pool {
     /// Runs `f` on a read connection, waiting for one if all are busy.
     pub(crate) fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = self.take()?;
-        let out = f(&conn);
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.idle.push(conn);
-        drop(s);
-        self.freed.notify_one();
-        out
+        // Given back however `f` ends: a panic in it would otherwise keep its slot for good.
+        struct Back<'a>(&'a Pool, Option<Connection>);
+        impl Drop for Back<'_> {
+            fn drop(&mut self) {
+                if let Some(conn) = self.1.take() {
+                    let mut s = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+                    s.idle.push(conn);
+                    drop(s);
+                    self.0.freed.notify_one();
+                }
+            }
+        }
+        let back = Back(self, Some(conn));
+        f(back.1.as_ref().expect("taken only on drop"))
     }
 
     fn take(&self) -> Result<Connection> {
@@ -179,9 +187,42 @@ impl Pool {
                 return open(&self.path, false, self.sync).inspect_err(|_| {
                     let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
                     s.made -= 1;
+                    drop(s);
+                    // A reader waiting for a slot may now open one itself.
+                    self.freed.notify_one();
                 });
             }
             s = self.freed.wait(s).unwrap_or_else(|p| p.into_inner());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that panics gives its connection back: with one connection in the pool, the
+    /// next read once waited for it for ever.
+    #[test]
+    fn a_panicking_reader_gives_its_connection_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ev.db");
+        drop(open(&path, true, Synchronous::Full).unwrap());
+        let pool = std::sync::Arc::new(Pool::new(path, Synchronous::Full, 1));
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pool.with(|_| -> Result<()> { panic!("a reader's bug") })
+        }));
+        assert!(panicked.is_err());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = std::sync::Arc::clone(&pool);
+        std::thread::spawn(move || {
+            let _ = tx.send(reader.with(|_| Ok(())).is_ok());
+        });
+        // A watchdog, not a synchronisation: the read needs no other thread to finish.
+        assert_eq!(
+            rx.recv_timeout(std::time::Duration::from_secs(20)),
+            Ok(true),
+            "the pool's only connection was never given back"
+        );
     }
 }

@@ -90,8 +90,11 @@ impl Follower {
             if last_version == Some(v) {
                 continue;
             }
-            last_version = Some(v);
+            // The version is taken as seen only once the head was read: a failed read (a busy
+            // lock, an I/O error) is tried again at the next poll, not passed over until some
+            // later commit changes the version again.
             if let Ok(head) = crate::rows::head(c, path) {
+                last_version = Some(v);
                 watch.advance(head);
             }
         }
