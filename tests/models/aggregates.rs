@@ -273,6 +273,15 @@ fn an_event_the_aggregate_cannot_apply_or_decode_is_a_typed_error() {
     }
 }
 
+/// The upcaster of `ItemAdded` from schema 1 (`qty`) to 2 (`quantity`).
+fn qty_to_quantity() -> Upcaster {
+    Upcaster::new("ItemAdded", 1, |mut d| {
+        let qty = d.get_mut("qty").map(serde_json::Value::take);
+        d["quantity"] = qty.ok_or("no qty")?;
+        Ok(d)
+    })
+}
+
 #[test]
 fn upcasters_bring_old_event_shapes_up_to_date() {
     for b in backends() {
@@ -290,12 +299,7 @@ fn upcasters_bring_old_event_shapes_up_to_date() {
             plain.load("old").unwrap_err(),
             AggregateError::Decode { version: 2, .. }
         ));
-        let orders: Orders<'_> =
-            Repository::new(&*b.store).with_upcaster(Upcaster::new("ItemAdded", 1, |mut d| {
-                let qty = d.get_mut("qty").map(serde_json::Value::take);
-                d["quantity"] = qty.ok_or("no qty")?;
-                Ok(d)
-            }));
+        let orders: Orders<'_> = Repository::new(&*b.store).with_upcaster(qty_to_quantity());
         let mut loaded = orders.load("old").unwrap();
         assert_eq!(loaded.state.items, [("A".into(), 3)], "{}", b.name);
         // New events are written at the current schema and read as they are.
@@ -425,12 +429,7 @@ fn save_with_adds_metadata_to_every_event_and_the_file_store_keeps_it_across_a_r
 #[test]
 fn save_with_keeps_the_schema_version_whatever_each_does_to_the_metadata() {
     for b in backends() {
-        let orders: Orders<'_> =
-            Repository::new(&*b.store).with_upcaster(Upcaster::new("ItemAdded", 1, |mut d| {
-                let qty = d.get_mut("qty").map(serde_json::Value::take);
-                d["quantity"] = qty.ok_or("no qty")?;
-                Ok(d)
-            }));
+        let orders: Orders<'_> = Repository::new(&*b.store).with_upcaster(qty_to_quantity());
         let mut order = orders.load("w").unwrap();
         let mut meta = serde_json::Map::new();
         meta.insert("correlation_id".into(), json!("req-2"));

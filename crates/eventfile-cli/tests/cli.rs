@@ -172,10 +172,8 @@ fn init_persists_options_and_dir_comes_from_the_environment() {
     );
 }
 
-#[test]
-fn verify_reports_damage_with_file_and_offset() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+/// Three events in stream `s`, through the tool.
+fn append_three(dir: &Path) {
     for i in 0..3 {
         assert!(
             eventfile(dir, &["append", "s", "T", &i.to_string()])
@@ -183,6 +181,13 @@ fn verify_reports_damage_with_file_and_offset() {
                 .success()
         );
     }
+}
+
+#[test]
+fn verify_reports_damage_with_file_and_offset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    append_three(dir);
     let out = eventfile(dir, &["verify"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("sound: 1 segments, 3 events"));
@@ -307,13 +312,7 @@ fn verify_of_an_unsound_store_exits_1_into_a_closed_pipe() {
 fn an_import_that_writes_nothing_reports_the_stores_head() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    for i in 0..3 {
-        assert!(
-            eventfile(dir, &["append", "s", "T", &i.to_string()])
-                .status
-                .success()
-        );
-    }
+    append_three(dir);
     let exported = eventfile(dir, &["export"]);
     assert!(exported.status.success());
     let empty = tmp.path().join("empty.jsonl");
