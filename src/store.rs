@@ -598,13 +598,7 @@ fn rewrite_unpublished(
     while at < to {
         let n = (to - at).min(CHUNK) as usize;
         buf.resize(n, 0);
-        let mut got = 0;
-        while got < n {
-            match file.read_at(&mut buf[got..], at + got as u64)? {
-                0 => return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)),
-                k => got += k,
-            }
-        }
+        crate::block_cache::read_exact(file, &mut buf, at)?;
         file.write_all_at(&buf, at)?;
         at += n as u64;
     }

@@ -22,28 +22,10 @@ use crate::error::{Error, Result};
 pub(crate) const MAX_DEPTH: usize = 127;
 
 /// Whether JSON `text` (already accepted by serde_json, as its own serialiser's output is)
-/// nests arrays and objects deeper than [`MAX_DEPTH`]: a scan of its bytes, strings skipped.
+/// could not be read back: nested deeper than [`MAX_DEPTH`] (or, from a `RawValue` inside it,
+/// a string escaping half of a surrogate pair). The scan [`one_line`] checks with.
 pub(crate) fn nests_too_deep(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    let (mut depth, mut i) = (0usize, 0);
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_DEPTH {
-                    return true;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            b'"' => {
-                i = string_end(bytes, i).0;
-                continue;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    false
+    compact(text, true).is_err()
 }
 
 /// The refusal of `what` nested deeper than [`MAX_DEPTH`].
