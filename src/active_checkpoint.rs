@@ -270,7 +270,7 @@ impl ActiveCheckpoint {
                     ),
                 ));
             }
-            ScanEnd::TornTail { offset, reason } | ScanEnd::Damaged { offset, reason } => {
+            ScanEnd::TornTail { offset, reason } | ScanEnd::Damaged { offset, reason, .. } => {
                 return Err(Error::corrupt(path, offset, reason));
             }
         }

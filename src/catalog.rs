@@ -244,7 +244,7 @@ impl Store {
                 }
                 Ok(())
             })?;
-            if let ScanEnd::TornTail { offset, reason } | ScanEnd::Damaged { offset, reason } =
+            if let ScanEnd::TornTail { offset, reason } | ScanEnd::Damaged { offset, reason, .. } =
                 result.end
             {
                 return Err(Error::corrupt(&seg.path, offset, reason));

@@ -215,7 +215,7 @@ fn catch_up_segments(
         // The segment we knew as active: read what was added to it since; all of it if a newer
         // segment exists (the writer synced it before starting the next).
         let upto = if bases.is_empty() { limit } else { u64::MAX };
-        scan_active(config, read_only, upto, st)?;
+        scan_active(storage, dir, config, read_only, upto, st)?;
         if bases.is_empty() {
             return Ok(());
         }
@@ -547,7 +547,7 @@ fn rebuild_index(
     })?;
     match result.end {
         ScanEnd::Clean => Ok(mem),
-        ScanEnd::TornTail { offset, reason } | ScanEnd::Damaged { offset, reason } => Err(
+        ScanEnd::TornTail { offset, reason } | ScanEnd::Damaged { offset, reason, .. } => Err(
             Error::corrupt(path, offset, format!("sealed segment: {reason}")),
         ),
     }
@@ -682,7 +682,7 @@ fn open_active(
     } else if !read_only {
         forget_checkpoint(storage, dir, &idx)?;
     }
-    scan_active(config, read_only, limit, st)
+    scan_active(storage, dir, config, read_only, limit, st)
 }
 
 /// Removes the active segment's checkpoint that the writer's open did not continue from, before
@@ -756,7 +756,14 @@ pub(crate) fn has_valid_record(lines: &mut Lines, path: &Path) -> Result<bool> {
 
 /// Scans the active segment from `st.log.active_len` to the file's end, applying complete batches.
 /// Applies the records added to the active segment since the last scan, up to seq `limit`.
-fn scan_active(config: &StoreConfig, read_only: bool, limit: u64, st: &mut State) -> Result<()> {
+fn scan_active(
+    storage: &dyn Storage,
+    dir: &Path,
+    config: &StoreConfig,
+    read_only: bool,
+    limit: u64,
+    st: &mut State,
+) -> Result<()> {
     let file = st
         .log
         .active_file
@@ -786,9 +793,26 @@ fn scan_active(config: &StoreConfig, read_only: bool, limit: u64, st: &mut State
     if let Some(err) = short_of_published(read_only, limit, st, &path, &result.end) {
         return Err(err);
     }
-    match result.end {
+    let end = match result.end {
+        ScanEnd::Damaged {
+            offset,
+            next,
+            reason,
+        } if unsynced_pages_lost(&mut lines, st.next_seq, offset, next, || {
+            crate::head::read_head(storage, dir).ok().flatten()
+        })
+        .map_err(|e| Error::io("read", &path, e))? =>
+        {
+            ScanEnd::TornTail {
+                offset,
+                reason: format!("{reason}, after a sector never written"),
+            }
+        }
+        end => end,
+    };
+    match end {
         ScanEnd::Clean => Ok(()),
-        ScanEnd::Damaged { offset, reason } => Err(Error::corrupt(&path, offset, reason)),
+        ScanEnd::Damaged { offset, reason, .. } => Err(Error::corrupt(&path, offset, reason)),
         ScanEnd::TornTail { .. } if read_only => Ok(()),
         ScanEnd::TornTail { .. } => {
             file.set_len(result.valid_end)
@@ -797,6 +821,37 @@ fn scan_active(config: &StoreConfig, read_only: bool, limit: u64, st: &mut State
                 .map_err(|e| Error::io("fdatasync", &path, e))
         }
     }
+}
+
+/// Whether the bad bytes from `offset` to the valid frame at `next`, in the newest segment past
+/// its last complete batch (whose next seq is `first_cut`), are writes a power loss cut short
+/// rather than damage: they hold a sector of zeros, and no event from there on was published
+/// (`published` reads `HEAD` as it is now, lazily: only damage pays for it; a reader's own
+/// limit may be older, and lower).
+///
+/// The bytes written since the last `fdatasync` may reach the disk in any order, page by page
+/// (the writeback and the device choose), so a power loss can keep a later page of a batch and
+/// not an earlier one, which reads as zeros. That batch, and every one after it, was never
+/// acknowledged: its sync had not returned. Recovery cuts them as it cuts a torn tail. The
+/// store was refused as damaged before, with no acknowledged event lost but no way to open it
+/// short of cutting the file by hand.
+///
+/// Damage to acknowledged events is told apart twice. A sector of zeros is never written (no
+/// record holds a zero byte), and the damage a medium or a stray write does to written bytes
+/// leaves other bytes. And `HEAD` names only events already synced: one at or past the first
+/// cut event proves the cut bytes were acknowledged (a lost `HEAD` write only makes it lower,
+/// so the test can miss, never wrongly refuse).
+pub(crate) fn unsynced_pages_lost(
+    lines: &mut Lines,
+    first_cut: u64,
+    offset: u64,
+    next: u64,
+    published: impl FnOnce() -> Option<u64>,
+) -> std::io::Result<bool> {
+    if !segment::zeroed_sector(lines, offset, next)? {
+        return Ok(false);
+    }
+    Ok(published().is_none_or(|head| head < first_cut))
 }
 
 /// Loads from the summary every stream of the records from `start` (up to seq `limit`) that a

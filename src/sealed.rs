@@ -486,7 +486,7 @@ impl Sealed {
         } = crate::segment::index_records(&mut lines, &self.path, data_start, self.base)?;
         match scan.end {
             ScanEnd::Clean => {}
-            ScanEnd::TornTail { offset, reason } | ScanEnd::Damaged { offset, reason } => {
+            ScanEnd::TornTail { offset, reason } | ScanEnd::Damaged { offset, reason, .. } => {
                 return Err(Error::corrupt(
                     &self.path,
                     offset,

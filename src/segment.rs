@@ -268,8 +268,14 @@ pub(crate) enum ScanEnd {
     /// The bytes from `valid_end` on are a torn tail: a partial batch, a torn line, or damaged
     /// lines with no valid record after them. `reason` says what was found first.
     TornTail { offset: u64, reason: String },
-    /// A record at `offset` fails its checks and valid records follow it: damage in the middle.
-    Damaged { offset: u64, reason: String },
+    /// A record at `offset` fails its checks and a valid frame follows it, at `next`: damage in
+    /// the middle (or pages of unsynced writes that reached the disk out of order: recovery
+    /// tells the two apart, [`zeroed_sector`]).
+    Damaged {
+        offset: u64,
+        next: u64,
+        reason: String,
+    },
 }
 
 /// The result of scanning a segment.
@@ -461,6 +467,7 @@ pub(crate) fn scan_upto(
         let end = if let Some(at) = valid_frame_after(lines, pos).map_err(io)? {
             ScanEnd::Damaged {
                 offset: pos,
+                next: at,
                 reason: format!("{problem}; a valid record follows at byte {at}"),
             }
         } else {
@@ -485,6 +492,28 @@ pub(crate) fn scan_upto(
         valid_end,
         end: ScanEnd::Clean,
     })
+}
+
+/// The disk's smallest unit of writing: a sector, 512 bytes. A write the power cut short leaves
+/// whole sectors (and pages of eight) as they were.
+pub(crate) const SECTOR: u64 = 512;
+
+/// Whether the bytes `from..to` hold a whole sector of zeros (`SECTOR` bytes at a multiple of
+/// `SECTOR`).
+///
+/// No record holds a zero byte (JSON escapes it), so such a sector was never written: in a
+/// segment's unsynced tail, pages that the writeback and the device did not persist while
+/// later ones got through. Damage to written bytes (a flipped bit, a misdirected write) leaves
+/// other bytes than a run of zeros on sector bounds.
+pub(crate) fn zeroed_sector(lines: &mut Lines, from: u64, to: u64) -> std::io::Result<bool> {
+    let mut at = from.div_ceil(SECTOR) * SECTOR;
+    while at + SECTOR <= to {
+        if lines.window(at, SECTOR as usize)?.iter().all(|&b| b == 0) {
+            return Ok(true);
+        }
+        at += SECTOR;
+    }
+    Ok(false)
 }
 
 /// The offset of the first line after `pos` whose frame is valid, if any.

@@ -7,7 +7,9 @@
 //! durable entries (as of its last `sync_dir`) and the creates, renames and removes since. At the
 //! chosen operation the power fails: the surviving image keeps everything durable plus, for each
 //! file and for the directory, a random prefix of what came after (the last write of a prefix
-//! possibly torn), which is what Linux may leave on disk (FIELD.md's crash-consistency rules).
+//! possibly torn), or, for a file, any subset of the pages those writes changed (the others
+//! reading as before, zeros past the old end), which is what Linux may leave on disk (FIELD.md's
+//! crash-consistency rules).
 //! From then on every operation that would change the disk fails, as on a dead device.
 //!
 //! Directories are entries too: each keeps its own pending creates, renames and removes, made
@@ -188,6 +190,17 @@ impl State {
             let Some((mut bytes, pending)) = file else {
                 continue;
             };
+            // One crash in three of the rest writes back pages out of order: Linux's writeback
+            // and the device may persist any page of the writes since the last sync and not
+            // another, and a page that was never written reads as zeros.
+            if !harsh
+                && self.random(2) == 0
+                && pending.iter().all(|op| matches!(op, FileOp::Write(..)))
+            {
+                bytes = self.scattered(bytes, &pending);
+                image.insert(name, bytes);
+                continue;
+            }
             let keep = if harsh { 0 } else { self.random(pending.len()) };
             for op in &pending[..keep] {
                 apply(&mut bytes, op);
@@ -200,6 +213,35 @@ impl State {
             image.insert(name, bytes);
         }
         image
+    }
+}
+
+impl State {
+    /// `durable` after `pending` (writes only), as a power loss may leave it when pages are
+    /// written back in any order: each page the writes changed holds its new bytes or its old
+    /// ones (zeros past the durable end), and the file's length is the new one or ends at the
+    /// last page that got through.
+    fn scattered(&mut self, durable: Vec<u8>, pending: &[FileOp]) -> Vec<u8> {
+        const PAGE: usize = 4096;
+        let mut full = durable.clone();
+        for op in pending {
+            apply(&mut full, op);
+        }
+        let mut bytes = durable;
+        let old_len = bytes.len();
+        bytes.resize(full.len(), 0);
+        let mut last_kept = old_len;
+        for start in (0..full.len()).step_by(PAGE) {
+            let end = (start + PAGE).min(full.len());
+            if bytes[start..end] != full[start..end] && self.random(1) == 0 {
+                bytes[start..end].copy_from_slice(&full[start..end]);
+                last_kept = last_kept.max(end);
+            }
+        }
+        if self.random(1) == 0 {
+            bytes.truncate(last_kept);
+        }
+        bytes
     }
 }
 

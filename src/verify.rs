@@ -158,7 +158,7 @@ pub(crate) fn verify_on(storage: &Arc<dyn Storage>, dir: &Path) -> Result<Verify
             dir,
             &path,
             base,
-            is_last,
+            is_last.then(|| published.as_ref().ok().copied().flatten()),
             config.max_line(),
         ) {
             add_once(&mut v.report.problems, locate(e, dir));
@@ -441,15 +441,56 @@ impl Verifier {
         });
     }
 
+    /// Ends the walk of the newest segment where a writer open cuts it when its scan finds
+    /// pages of unsynced batches that a power loss kept out of order (`recovery.rs`,
+    /// `unsynced_pages_lost`): they are no damage, and a note says so.
+    fn unsynced_pages(
+        &mut self,
+        lines: &mut Lines,
+        file: &Arc<dyn crate::storage::StorageFile>,
+        path: &Path,
+        pos: u64,
+        published: Option<u64>,
+        max_line: usize,
+    ) -> Result<()> {
+        let mut kept = 0;
+        let scan = segment::scan(lines, path, pos, |batch| {
+            kept += batch.len() as u64;
+            Ok(())
+        })?;
+        let segment::ScanEnd::Damaged { offset, next, .. } = scan.end else {
+            return Ok(());
+        };
+        let first_cut = self.next_seq + kept;
+        let lost =
+            crate::recovery::unsynced_pages_lost(lines, first_cut, offset, next, || published)
+                .map_err(|e| Error::io("read", path, e))?;
+        if lost {
+            self.report.notes.push(format!(
+                "{} ends in pages of unsynced batches that a power loss kept out of order, from                  byte {} (cut by the next writer open)",
+                path.display(),
+                scan.valid_end
+            ));
+            *lines = Lines::new(
+                SegmentData::File(Arc::clone(file)),
+                scan.valid_end,
+                max_line,
+            );
+        }
+        Ok(())
+    }
+
     fn segment(
         &mut self,
         storage: &dyn Storage,
         dir: &Path,
         path: &Path,
         base: u64,
-        is_last: bool,
+        // For the newest segment, the head the writer published.
+        last: Option<Option<u64>>,
         max_line: usize,
     ) -> Result<()> {
+        let is_last = last.is_some();
         let problems_before = self.report.problems.len();
         let file = storage
             .open(path, false)
@@ -498,6 +539,9 @@ impl Verifier {
                 format!("segment starts at seq {base}, expected {}", self.next_seq),
             );
             self.next_seq = base;
+        }
+        if let Some(published) = last {
+            self.unsynced_pages(&mut lines, &file, path, pos, published, max_line)?;
         }
         let mut index = MemIndex::default();
         let mut open_batch: Option<u64> = None;

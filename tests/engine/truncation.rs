@@ -1,7 +1,8 @@
 //! Cutting the newest segment at every byte of its last three records, and damage in its middle.
 
 use crate::support::*;
-use eventfile::{Error, ExpectedVersion::*, StreamAppend};
+use eventfile::{Error, ExpectedVersion::*, NewEvent, StreamAppend};
+use serde_json::json;
 use std::path::Path;
 
 /// Batches: (stream, events). The last three records are a two-stream batch and a single event.
@@ -152,4 +153,105 @@ fn a_torn_header_of_a_fresh_segment_is_rewritten() {
     assert_eq!(r.first_seq, n);
     drop(store);
     assert!(eventfile::verify(dir.path()).unwrap().is_sound());
+}
+
+/// The newest segment as a power loss during the sync of a batch of several pages can leave it:
+/// a later page of the batch reached the disk and an earlier one did not (zeros), with `HEAD`
+/// as it was before the batch (`acked`, the events synced before it) or naming the batch
+/// (`head_from_after`). Returns the copy, the batch's first seq and its page of zeros.
+fn pages_out_of_order(head_from_after: bool) -> (tempfile::TempDir, u64, u64) {
+    let before = tempfile::tempdir().unwrap();
+    let batch_ends = build(before.path());
+    let acked = batch_ends.last().unwrap().0;
+    let after = copy_of(before.path());
+    let store = small_store(after.path(), 1 << 20);
+    let big = (0..40).map(|i| NewEvent::new("Big", json!({ "i": i, "pad": "x".repeat(200) })));
+    store.append("big", NoStream, big).unwrap();
+    store.close().unwrap();
+    // The image: every file as before the batch, the segment as it is after it, with the
+    // second page the batch wrote zeroed.
+    let image = copy_of(before.path());
+    let seg = newest_segment(image.path());
+    let mut bytes = std::fs::read(newest_segment(after.path())).unwrap();
+    let start = batch_ends.last().unwrap().1;
+    let zeroed = start.div_ceil(4096) * 4096;
+    assert!(
+        zeroed + 2 * 4096 < bytes.len() as u64,
+        "the batch spans pages"
+    );
+    bytes[zeroed as usize..zeroed as usize + 4096].fill(0);
+    std::fs::write(&seg, &bytes).unwrap();
+    if head_from_after {
+        std::fs::copy(after.path().join("HEAD"), image.path().join("HEAD")).unwrap();
+    }
+    (image, acked + 1, zeroed)
+}
+
+#[test]
+fn a_later_page_of_an_unsynced_batch_without_an_earlier_one_is_a_torn_tail() {
+    let (image, first_cut, _) = pages_out_of_order(false);
+    let seg = newest_segment(image.path());
+    let before = std::fs::read(&seg).unwrap();
+    // A reader sees the events published before the batch, and changes nothing.
+    let reader = eventfile::OpenOptions::new()
+        .read_only(true)
+        .open(image.path())
+        .unwrap();
+    assert_eq!(all(&reader).len() as u64, first_cut - 1);
+    drop(reader);
+    assert_eq!(std::fs::read(&seg).unwrap(), before);
+    let report = eventfile::verify(image.path()).unwrap();
+    assert!(report.is_sound(), "{:?}", report.problems);
+    assert!(
+        report.notes.iter().any(|n| n.contains("out of order")),
+        "{:?}",
+        report.notes
+    );
+
+    let store = small_store(image.path(), 1 << 20);
+    let events = all(&store);
+    assert_eq!(events.len() as u64, first_cut - 1);
+    assert_gapless(&events);
+    assert!(events.iter().all(|e| e.stream != "big"));
+    assert!((std::fs::metadata(&seg).unwrap().len() as usize) < before.len());
+    let r = store.append("big", NoStream, [ev("Big", 0)]).unwrap();
+    assert_eq!(r.first_seq, first_cut);
+    drop(store);
+    assert!(eventfile::verify(image.path()).unwrap().is_sound());
+}
+
+#[test]
+fn a_page_of_zeros_before_published_events_is_damage() {
+    // `HEAD` names the batch: it was synced, so its bytes were acknowledged, and the page of
+    // zeros is damage to them.
+    let (image, _, zeroed) = pages_out_of_order(true);
+    let seg = newest_segment(image.path());
+    std::fs::remove_file(seg.with_extension("idx")).unwrap();
+    let before = std::fs::read(&seg).unwrap();
+    match eventfile::Store::open(image.path()) {
+        Err(Error::Corrupt { path, offset, .. }) => {
+            assert_eq!(path, seg);
+            assert!(offset <= zeroed, "reported at {offset}");
+        }
+        other => panic!("expected Corrupt, got {:?}", other.map(|_| ())),
+    }
+    assert_eq!(std::fs::read(&seg).unwrap(), before, "nothing was cut");
+}
+
+#[test]
+fn damage_past_the_published_head_without_a_page_of_zeros_is_still_damage() {
+    let (image, _, zeroed) = pages_out_of_order(false);
+    let seg = newest_segment(image.path());
+    let mut bytes = std::fs::read(&seg).unwrap();
+    // Other bytes than zeros in that page: a write that went wrong, not one that never came.
+    bytes[zeroed as usize..zeroed as usize + 4096].fill(b'a');
+    std::fs::write(&seg, &bytes).unwrap();
+    match eventfile::Store::open(image.path()) {
+        Err(Error::Corrupt { path, reason, .. }) => {
+            assert_eq!(path, seg);
+            assert!(reason.contains("valid record follows"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {:?}", other.map(|_| ())),
+    }
+    assert_eq!(std::fs::read(&seg).unwrap(), bytes, "nothing was cut");
 }
