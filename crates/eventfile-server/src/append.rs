@@ -176,8 +176,9 @@ async fn run(
     state: &Shared,
     request: AppendRequest,
     body_bytes: usize,
+    held: input::Held,
 ) -> ApiResult<MultiAppendResult> {
-    let outcome = queue::submit(state, request, body_bytes);
+    let outcome = queue::submit(state, request, body_bytes, held);
     let timeout = state.options.request_timeout;
     match tokio::time::timeout(timeout, outcome).await {
         Ok(Ok(r)) => r.map_err(ApiError::from),
@@ -192,17 +193,18 @@ pub(crate) async fn append_stream(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let bytes = input::read_body(
+    let (bytes, held) = input::read_body(
         &headers,
         body,
         state.options.body_limit,
         state.options.request_timeout,
+        &state.pending,
     )
     .await?;
     let b: StreamBody = input::json(&bytes)?;
     let request = AppendRequest::new(stream.clone(), Expect::parse(b.expect)?, events(b.events)?);
     let request = finish(request, b.key, b.condition);
-    let r = run(&state, request, bytes.len()).await?;
+    let r = run(&state, request, bytes.len(), held).await?;
     let mut one = stream_results(&r)
         .into_iter()
         .next()
@@ -222,11 +224,12 @@ pub(crate) async fn append_multi(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let bytes = input::read_body(
+    let (bytes, held) = input::read_body(
         &headers,
         body,
         state.options.body_limit,
         state.options.request_timeout,
+        &state.pending,
     )
     .await?;
     // A list of parts, or an object with the parts, a key and a condition.
@@ -257,7 +260,7 @@ pub(crate) async fn append_multi(
         })
         .collect::<ApiResult<Vec<_>>>()?;
     let request = finish(AppendRequest::multi(parts), b.key, b.condition);
-    let r = run(&state, request, bytes.len()).await?;
+    let r = run(&state, request, bytes.len(), held).await?;
     let out = MultiResult {
         streams: stream_results(&r),
         first_seq: r.first_seq,

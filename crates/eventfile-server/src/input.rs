@@ -5,6 +5,9 @@
 //! This module owns the parsing of untrusted bytes. It never calls the store: what only the
 //! library can judge (names, tags, ids, metadata numbers) the library judges on the append.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use axum::body::Body;
 use axum::http::HeaderMap;
 use futures_util::StreamExt;
@@ -17,17 +20,82 @@ use crate::error::{ApiError, ApiResult};
 /// discarded) before the answer.
 const DRAIN: usize = 16 << 20;
 
-/// Reads a body of at most `limit` bytes within `timeout`. A declared length over the limit is
-/// refused before a byte is read; a body that grows past it is refused at the first chunk that
-/// does; a body still arriving after `timeout` (a client trickling bytes) is a 408.
+/// The bytes of append bodies the server holds at once, read or being read, until their
+/// appends end ([`crate::ServeOptions::max_pending_bytes`]): what bounds its memory when many
+/// clients send large bodies while the store is slow, where the body limit alone bounds only
+/// one request.
+pub(crate) struct Budget {
+    used: AtomicUsize,
+    cap: usize,
+}
+
+impl Budget {
+    pub fn new(cap: usize) -> Arc<Budget> {
+        Arc::new(Budget {
+            used: AtomicUsize::new(0),
+            cap,
+        })
+    }
+
+    /// Bytes held now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+}
+
+/// A request's share of the [`Budget`], given back when dropped (once its append has ended).
+pub(crate) struct Held {
+    budget: Arc<Budget>,
+    bytes: usize,
+}
+
+impl Held {
+    fn new(budget: &Arc<Budget>) -> Held {
+        Held {
+            budget: Arc::clone(budget),
+            bytes: 0,
+        }
+    }
+
+    /// Takes `more` bytes of the budget, or answers 503 if that would pass it.
+    fn take(&mut self, more: usize) -> ApiResult<()> {
+        let cap = self.budget.cap;
+        self.budget
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(more).filter(|&n| n <= cap)
+            })
+            .map_err(|_| {
+                ApiError::unavailable(format!(
+                    "the server holds {cap} bytes of append bodies already, the most it takes                      at once; nothing was written: retry later"
+                ))
+            })?;
+        self.bytes += more;
+        Ok(())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+/// Reads a body of at most `limit` bytes within `timeout`, its bytes taken from `budget` for
+/// as long as the returned [`Held`] lives. A declared length over the limit, or over what is
+/// left of the budget, is refused before a byte is read; a body that grows past either is
+/// refused at the first chunk that does; a body still arriving after `timeout` (a client
+/// trickling bytes) is a 408.
 pub(crate) async fn read_body(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
     timeout: std::time::Duration,
-) -> ApiResult<Vec<u8>> {
-    match tokio::time::timeout(timeout, read_limited(headers, body, limit)).await {
-        Ok(r) => r,
+    budget: &Arc<Budget>,
+) -> ApiResult<(Vec<u8>, Held)> {
+    let mut held = Held::new(budget);
+    match tokio::time::timeout(timeout, read_limited(headers, body, limit, &mut held)).await {
+        Ok(r) => r.map(|bytes| (bytes, held)),
         Err(_) => Err(ApiError::new(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             "timeout",
@@ -39,20 +107,34 @@ pub(crate) async fn read_body(
     }
 }
 
-async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> ApiResult<Vec<u8>> {
-    if let Some(len) = headers
+async fn read_limited(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    held: &mut Held,
+) -> ApiResult<Vec<u8>> {
+    let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        && len > limit as u64
-    {
-        return Err(ApiError::too_large(limit));
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared {
+        if len > limit as u64 {
+            return Err(ApiError::too_large(limit));
+        }
+        held.take(len as usize)?;
     }
     let mut stream = body.into_data_stream();
     let mut bytes = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
-        if bytes.len() + chunk.len() > limit {
+        let refused = if bytes.len() + chunk.len() > limit {
+            Some(ApiError::too_large(limit))
+        } else if declared.is_none() {
+            held.take(chunk.len()).err()
+        } else {
+            None
+        };
+        if let Some(refused) = refused {
             // Read on (discarding) for a while, so that a client still sending sees the answer
             // rather than a reset; past that, the connection is cut.
             let mut drained = bytes.len() + chunk.len();
@@ -63,7 +145,7 @@ async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> ApiResul
                     _ => break,
                 }
             }
-            return Err(ApiError::too_large(limit));
+            return Err(refused);
         }
         bytes.extend_from_slice(&chunk);
     }

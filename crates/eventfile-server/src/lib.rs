@@ -87,6 +87,7 @@ impl Server {
         let (stop, stop_rx) = watch::channel(false);
         let state = Arc::new(AppState {
             store,
+            pending: input::Budget::new(options.max_pending_bytes.max(options.body_limit)),
             options,
             metrics: Default::default(),
             head: watch::Sender::new(head),
@@ -313,6 +314,7 @@ async fn metrics(State(state): State<Shared>) -> Response {
     let text = state.metrics.render(
         state.subscribers.load(Ordering::Relaxed),
         head,
+        state.pending.used(),
         state.store.metrics(),
     );
     let mut r = (StatusCode::OK, text).into_response();

@@ -93,7 +93,13 @@ impl Metrics {
     }
 
     /// The Prometheus text.
-    pub fn render(&self, subscribers: usize, head: u64, store: eventfile::Metrics) -> String {
+    pub fn render(
+        &self,
+        subscribers: usize,
+        head: u64,
+        pending_bytes: usize,
+        store: eventfile::Metrics,
+    ) -> String {
         let mut out = String::new();
         let counter = |out: &mut String, name: &str, help: &str, v: u64| {
             let _ = writeln!(
@@ -180,6 +186,10 @@ impl Metrics {
             out,
             "# HELP eventfile_feeds_blocked Live feeds whose last chunk their connection has not taken yet. One that stays so has a client reading slower than its feed could send, and reads nothing more from the log until its client catches up.\n# TYPE eventfile_feeds_blocked gauge\neventfile_feeds_blocked {}",
             load(&self.feeds_blocked)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP eventfile_append_pending_bytes Bytes of append bodies held now, from their first byte read until their append ends (bounded by the server's max_pending_bytes).\n# TYPE eventfile_append_pending_bytes gauge\neventfile_append_pending_bytes {pending_bytes}"
         );
         let _ = writeln!(
             out,

@@ -30,6 +30,7 @@ pub struct ServeOptions {
     pub(crate) max_limit: usize,
     pub(crate) append_workers: usize,
     pub(crate) max_connections: usize,
+    pub(crate) max_pending_bytes: usize,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -44,6 +45,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("max_limit", &self.max_limit)
             .field("append_workers", &self.append_workers)
             .field("max_connections", &self.max_connections)
+            .field("max_pending_bytes", &self.max_pending_bytes)
             .finish()
     }
 }
@@ -67,6 +69,7 @@ impl ServeOptions {
             max_limit: 10_000,
             append_workers: 2,
             max_connections: 8192,
+            max_pending_bytes: 256 << 20,
         }
     }
 
@@ -90,6 +93,17 @@ impl ServeOptions {
     /// read whole. Default 8 MiB.
     pub fn body_limit(mut self, bytes: usize) -> ServeOptions {
         self.body_limit = bytes;
+        self
+    }
+
+    /// The most bytes of append bodies held at once, counted from the first byte read until
+    /// the append ends: an append that would take more is answered 503 (kind `unavailable`)
+    /// with nothing written, before its body is read if it declares its length. What bounds
+    /// the server's memory when many clients send large bodies while the store is slow (the
+    /// body limit bounds one request, `max_connections` how many). Default 256 MiB; never less
+    /// than the body limit, so that one body of the largest size always fits.
+    pub fn max_pending_bytes(mut self, bytes: usize) -> ServeOptions {
+        self.max_pending_bytes = bytes;
         self
     }
 

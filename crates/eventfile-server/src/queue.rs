@@ -54,6 +54,8 @@ struct Job {
     reply: oneshot::Sender<eventfile::Result<MultiAppendResult>>,
     started: Instant,
     body_bytes: usize,
+    /// The body's share of the pending bytes, given back when the job is done or dropped.
+    _held: crate::input::Held,
 }
 
 impl AppendQueue {
@@ -69,6 +71,7 @@ pub(crate) fn submit(
     state: &Shared,
     request: AppendRequest,
     body_bytes: usize,
+    held: crate::input::Held,
 ) -> oneshot::Receiver<eventfile::Result<MultiAppendResult>> {
     let (reply, outcome) = oneshot::channel();
     let start = {
@@ -78,6 +81,7 @@ pub(crate) fn submit(
             reply,
             started: Instant::now(),
             body_bytes,
+            _held: held,
         });
         let start = q.workers < state.options.append_workers;
         if start {

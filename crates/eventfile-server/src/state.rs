@@ -32,6 +32,8 @@ pub(crate) struct AppState {
     pub in_flight: Arc<InFlight>,
     /// Appends waiting for a worker (`queue.rs`).
     pub appends: crate::queue::AppendQueue,
+    /// The bytes of append bodies held now, and the most allowed (`input.rs`).
+    pub pending: Arc<crate::input::Budget>,
 }
 
 #[derive(Default)]

@@ -106,3 +106,89 @@ async fn a_feed_whose_client_takes_nothing_is_cut() {
     .await;
     drop(feed);
 }
+
+/// The status line of the answer to `request` sent on a fresh connection, after `body`.
+async fn status_of(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> String {
+    let mut sock = TcpStream::connect(addr).await.unwrap();
+    sock.write_all(head.as_bytes()).await.unwrap();
+    // The server may answer and stop reading before the whole body is sent.
+    let _ = sock.write_all(body).await;
+    let answer = until_closed(&mut sock).await;
+    let answer = String::from_utf8_lossy(&answer);
+    answer.lines().next().unwrap_or("").to_owned()
+}
+
+/// The bytes of append bodies held at once are bounded: while one client holds most of the
+/// budget with a body it has declared and not finished, another append that would pass it is
+/// answered 503 with nothing written, declared or chunked, and one that fits is served. Once
+/// the first append ends, its bytes are given back (before, nothing bounded the bodies held
+/// but the connection cap times the body limit: 64 GiB by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_bodies_past_the_pending_budget_wait_their_turn() {
+    let options = ServeOptions::new()
+        .body_limit(64 << 10)
+        .max_pending_bytes(100 << 10)
+        .request_timeout(Duration::from_secs(15));
+    let (s, store) = TestServer::memory(options).await;
+    let body = |pad: usize| {
+        json!({"events": [{"type": "Big", "data": {"pad": "x".repeat(pad)}}]}).to_string()
+    };
+    // A body of 60,000 bytes, declared and sent in part.
+    let held = body(60_000 - body(0).len());
+    assert_eq!(held.len(), 60_000);
+    let mut slow = TcpStream::connect(s.addr).await.unwrap();
+    let head = |len: usize| {
+        format!(
+            "POST /streams/held HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {len}\r\nConnection: close\r\n\r\n"
+        )
+    };
+    slow.write_all(head(held.len()).as_bytes()).await.unwrap();
+    slow.write_all(&held.as_bytes()[..100]).await.unwrap();
+    eventually("the declared body counted", async || {
+        metric(&s, "eventfile_append_pending_bytes").await == 60_000.0
+    })
+    .await;
+
+    // 50,000 more would pass 100 KiB: refused, declared or chunked.
+    let big = body(50_000);
+    let declared = head(big.len()).replace("/held", "/refused");
+    assert!(
+        status_of(s.addr, &declared, big.as_bytes())
+            .await
+            .contains(" 503 ")
+    );
+    let chunked = format!(
+        "POST /streams/refused HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{big}\r\n0\r\n\r\n",
+        big.len()
+    );
+    assert!(status_of(s.addr, &chunked, b"").await.contains(" 503 "));
+    // A small one fits.
+    let small = body(100);
+    assert!(
+        status_of(
+            s.addr,
+            &head(small.len()).replace("/held", "/small"),
+            small.as_bytes()
+        )
+        .await
+        .contains(" 200 ")
+    );
+    assert_eq!(store.stream_version("refused").unwrap(), 0);
+
+    // The held append ends; its bytes are given back, and the big one is served.
+    slow.write_all(&held.as_bytes()[100..]).await.unwrap();
+    let answer = String::from_utf8_lossy(&until_closed(&mut slow).await).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    eventually("the budget given back", async || {
+        metric(&s, "eventfile_append_pending_bytes").await == 0.0
+    })
+    .await;
+    assert!(
+        status_of(s.addr, &declared, big.as_bytes())
+            .await
+            .contains(" 200 ")
+    );
+    assert_eq!(store.stream_version("refused").unwrap(), 1);
+}
