@@ -771,8 +771,17 @@ fn scan_active(
         .expect("active segment has a file");
     let path = st.active().path.clone();
     let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+    // What the scan must reach: a reader's limit, or for a writer the head it published.
+    let published = if read_only {
+        limit
+    } else {
+        crate::head::read_head(storage, dir)
+            .ok()
+            .flatten()
+            .unwrap_or(u64::MAX)
+    };
     if len == st.log.active_len {
-        return match short_of_published(read_only, limit, st, &path, &ScanEnd::Clean) {
+        return match short_of_published(read_only, published, st, &path, &ScanEnd::Clean) {
             Some(err) => Err(err),
             None => Ok(()),
         };
@@ -790,7 +799,7 @@ fn scan_active(
         Ok(())
     })?;
     st.log.active_len = result.valid_end;
-    if let Some(err) = short_of_published(read_only, limit, st, &path, &result.end) {
+    if let Some(err) = short_of_published(read_only, published, st, &path, &result.end) {
         return Err(err);
     }
     let end = match result.end {
@@ -891,31 +900,43 @@ fn load_streams_first(
     Ok(())
 }
 
-/// A reader bounded by the writer's published head `limit` whose scan of the active segment
-/// ended (as `end` says) short of it: every event up to the head is durable and in this segment
-/// (a newer one would have been listed, and the limit is then unbounded), so published events
-/// are damaged or gone. Stopping quietly at the events before them would leave followers
-/// waiting for ever for events the writer acknowledged.
+/// A scan of the active segment that ended (as `end` says) short of the head the writer
+/// published, `published` (`u64::MAX`: none known): every event up to it is durable and in this
+/// segment (a newer one would have been listed, and a reader's limit is then unbounded), so
+/// published events are damaged or gone.
+///
+/// A reader stopping quietly at the events before them would leave followers waiting for ever
+/// for events the writer acknowledged. A writer cutting them as a torn tail would lose them
+/// without a word, write `HEAD` lower (erasing what `verify` shows), and give their seqs to new
+/// events, which readers that applied the old ones before the damage would never see. Both
+/// refuse; a writer's error says how to accept the loss when no copy of the events is left.
 fn short_of_published(
     read_only: bool,
-    limit: u64,
+    published: u64,
     st: &State,
     path: &Path,
     end: &ScanEnd,
 ) -> Option<Error> {
     let head = st.next_seq - 1;
-    if !read_only || limit == u64::MAX || head >= limit {
+    if published == u64::MAX || head >= published {
         return None;
     }
     let found = match end {
         ScanEnd::Clean => "the segment ends there",
         ScanEnd::TornTail { reason, .. } | ScanEnd::Damaged { reason, .. } => reason.as_str(),
     };
+    let advice = if read_only {
+        ""
+    } else {
+        "; the acknowledged events past it are damaged or gone: restore the store from a copy, \
+         or remove its HEAD file to let the next open cut them"
+    };
     Some(Error::corrupt(
         path,
         st.log.active_len,
         format!(
-            "the writer published events up to seq {limit}, but the records end at seq {head}: {found}"
+            "the writer published events up to seq {published}, but the records end at seq \
+             {head}: {found}{advice}"
         ),
     ))
 }

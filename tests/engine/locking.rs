@@ -27,6 +27,7 @@ fn a_reader_opened_mid_roll_catches_up_later() {
     store.close().unwrap();
     // The newest segment as a roll leaves it just after creating the file: no header yet.
     std::fs::write(newest_segment(dir.path()), b"").unwrap();
+    published_up_to(dir.path(), n - 1);
 
     let reader = Store::open_read_only(dir.path()).unwrap();
     assert_eq!(reader.head_seq(), n - 1);

@@ -331,3 +331,14 @@ impl eventfile::Storage for NotingStorage {
         eventfile::OsStorage.try_lock(path, dir)
     }
 }
+
+/// Writes the store's `HEAD` as naming `head`: what a crash leaves when the writer never
+/// published the events a test then cuts or damages (a writer names in `HEAD` only events it
+/// synced, and an open refuses to cut those).
+pub fn published_up_to(dir: &Path, head: u64) {
+    std::fs::write(
+        dir.join("HEAD"),
+        eventfile::internals::head_file(head, head),
+    )
+    .unwrap();
+}

@@ -53,6 +53,8 @@ fn cut_at_every_offset_of_the_last_three_records() {
     let mut cases = 0;
     for cut in start..=full.len() as u64 {
         let dir = copy_of(src.path());
+        // As a crash leaves it: `HEAD` names no more than the batches every cut keeps.
+        published_up_to(dir.path(), batch_ends[2].0);
         let seg = newest_segment(dir.path());
         std::fs::OpenOptions::new()
             .write(true)
@@ -118,6 +120,40 @@ fn damage_in_the_middle_of_the_newest_segment_refuses_to_open() {
     assert_eq!(report.problems[0].offset, batch_ends[0].1);
 }
 
+/// Damage to the last batch that `HEAD` names, with nothing valid after it, looks like a torn
+/// tail; but `HEAD` names only synced events, so they were acknowledged. The writer's open
+/// refuses instead of cutting them (before, it cut them without a word, wrote `HEAD` lower and
+/// gave their seqs to new events, which readers that had applied the old ones never saw), and
+/// says how to accept the loss: removing `HEAD`.
+#[test]
+fn a_writer_never_cuts_published_events() {
+    let src = tempfile::tempdir().unwrap();
+    let batch_ends = build(src.path());
+    let seg = newest_segment(src.path());
+    std::fs::remove_file(seg.with_extension("idx")).unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    // A byte of the last record (seq 8, alone in its batch).
+    let at = batch_ends[3].1 as usize + 10;
+    bytes[at] ^= 0x20;
+    std::fs::write(&seg, &bytes).unwrap();
+    match eventfile::Store::open(src.path()) {
+        Err(Error::Corrupt { path, reason, .. }) => {
+            assert_eq!(path, seg);
+            assert!(reason.contains("published events up to seq 8"), "{reason}");
+            assert!(reason.contains("remove its HEAD file"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {:?}", other.map(|_| ())),
+    }
+    assert_eq!(std::fs::read(&seg).unwrap(), bytes, "nothing was cut");
+    assert!(!eventfile::verify(src.path()).unwrap().is_sound());
+    // The operator accepts the loss.
+    std::fs::remove_file(src.path().join("HEAD")).unwrap();
+    let store = small_store(src.path(), 1 << 20);
+    assert_eq!(store.head_seq(), 7);
+    drop(store);
+    assert!(eventfile::verify(src.path()).unwrap().is_sound());
+}
+
 #[test]
 fn garbage_after_the_last_batch_is_a_torn_tail() {
     let src = tempfile::tempdir().unwrap();
@@ -147,6 +183,7 @@ fn a_torn_header_of_a_fresh_segment_is_rewritten() {
         .unwrap()
         .set_len(17)
         .unwrap();
+    published_up_to(dir.path(), n - 1);
     let store = small_store(dir.path(), 4096);
     assert_eq!(store.head_seq(), n - 1);
     let r = append_one(&store, "s", 0);
