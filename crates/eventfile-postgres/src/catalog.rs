@@ -4,7 +4,7 @@
 
 use eventfile::{Result, StreamInfo, TermCount};
 
-use crate::error::pg;
+use crate::error::{database, pg};
 use crate::sql::{live, unpos};
 use crate::store::PostgresStore;
 
@@ -98,11 +98,16 @@ fn terms(
         .get()?
         .query(sql, &[&after, &limit(n)])
         .map_err(pg)?;
-    Ok(rows
-        .iter()
-        .map(|r| TermCount {
-            name: r.get(0),
-            count: unpos(r.get(1)),
+    // A NULL name (a `NULL` inside a tags array written by something else) is an error, not
+    // a panic.
+    rows.iter()
+        .map(|r| {
+            Ok(TermCount {
+                name: r
+                    .try_get(0)
+                    .map_err(|e| database(format!("reading a catalog row: {e}")))?,
+                count: unpos(r.get(1)),
+            })
         })
-        .collect())
+        .collect()
 }

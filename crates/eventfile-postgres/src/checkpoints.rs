@@ -63,7 +63,7 @@ impl Checkpoints for Shared {
             .pool
             .get()?
             .query(
-                &format!("SELECT name, position, error, time FROM {s}.checkpoints ORDER BY name"),
+                &format!("SELECT name, position, error, time FROM {s}.checkpoints ORDER BY name COLLATE \"C\""),
                 &[],
             )
             .map_err(pg)?;

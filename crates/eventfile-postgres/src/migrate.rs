@@ -1,6 +1,7 @@
 //! Versioned migrations of the store's schema: each with its down SQL, recorded in the table
 //! `schema_version` inside the schema, applied in one transaction under an advisory lock so
-//! that two processes opening at once are safe.
+//! that two processes opening at once are safe. A migration that changes anything also holds
+//! the writers' lock, so that stores still running never append in the middle of it.
 //!
 //! This module owns the schema's SQL (see the crate docs for the tables) and the decision
 //! whether a schema is ours, older, or newer than this build; it never touches events.
@@ -153,6 +154,9 @@ pub fn down(url: &str, options: &PostgresOptions, to: u32) -> Result<u32> {
     let mut tx = locked(&mut client, schema)?;
     let current = current_version(&mut tx, schema)?;
     check_known(schema, current)?;
+    if current > to {
+        hold_writers(&mut tx, schema)?;
+    }
     for m in MIGRATIONS.iter().rev() {
         if m.version > to && m.version <= current {
             for part in m.down {
@@ -193,6 +197,9 @@ pub(crate) fn up_with(
     let mut tx = locked(client, schema)?;
     let current = current_version(&mut tx, schema)?;
     check_known(schema, current)?;
+    if current < to {
+        hold_writers(&mut tx, schema)?;
+    }
     if current == 0 {
         tx.batch_execute(&sql(
             "CREATE TABLE IF NOT EXISTS {s}.schema_version (
@@ -248,7 +255,10 @@ pub(crate) fn check_current(client: &mut Client, schema: &str) -> Result<()> {
     Ok(())
 }
 
-/// A transaction holding the schema's migration lock, with the schema created.
+/// A transaction holding the schema's migration lock, with the schema created if it was
+/// missing. Only then: `CREATE SCHEMA IF NOT EXISTS` needs the `CREATE` privilege on the
+/// database even when the schema exists, which an application's role usually lacks, and every
+/// open migrates (to nothing, once the schema is current).
 fn locked<'a>(client: &'a mut Client, schema: &str) -> Result<Transaction<'a>> {
     let mut tx = client.transaction().map_err(pg)?;
     tx.execute(
@@ -256,9 +266,32 @@ fn locked<'a>(client: &'a mut Client, schema: &str) -> Result<Transaction<'a>> {
         &[&schema],
     )
     .map_err(pg)?;
-    tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quoted(schema)))
-        .map_err(pg)?;
+    let exists = tx
+        .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])
+        .map_err(pg)?
+        .is_some();
+    if !exists {
+        tx.batch_execute(&format!("CREATE SCHEMA {}", quoted(schema)))
+            .map_err(pg)?;
+    }
     Ok(tx)
+}
+
+/// Takes the writers' lock (the one every transaction that writes events takes first,
+/// `lib.rs`, "Gapless seqs in commit order") for the rest of the migration's transaction,
+/// before any of its statements touches a table. A migration that rewrites what appends keep
+/// up to date (migration 7's `down` refills `streams.version` from the log, then puts back the
+/// functions that read it) would otherwise race the appends of stores still running: one
+/// committed between the refill and the migration's commit leaves its stream's row behind,
+/// and every later append to the stream conflicts. Writers hold no table lock while they wait
+/// for it, so taking it first cannot deadlock with them.
+fn hold_writers(tx: &mut Transaction<'_>, schema: &str) -> Result<()> {
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('eventfile ' || $1::text, 0))",
+        &[&schema],
+    )
+    .map_err(pg)?;
+    Ok(())
 }
 
 /// The version recorded in the schema (0: none). A schema with tables but no version table of

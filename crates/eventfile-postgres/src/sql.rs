@@ -176,7 +176,8 @@ pub(crate) fn event_of(row: &Row, base: usize, stream: Option<&str>) -> Result<R
     let data: String = row.try_get(base + 6).map_err(get)?;
     let meta = match row.try_get::<_, &str>(base + 7).map_err(get)? {
         "{}" => serde_json::Map::new(),
-        m => serde_json::from_str(m)?,
+        m => serde_json::from_str(m)
+            .map_err(|e| database(format!("an event row's metadata is not a JSON object: {e}")))?,
     };
     Ok(RecordedEvent {
         seq: unpos(row.try_get(base).map_err(get)?),
@@ -188,7 +189,8 @@ pub(crate) fn event_of(row: &Row, base: usize, stream: Option<&str>) -> Result<R
         version: unpos(row.try_get(base + 3).map_err(get)?),
         event_type: row.try_get(base + 4).map_err(get)?,
         time: row.try_get(base + 5).map_err(get)?,
-        data: RawValue::from_string(data)?,
+        data: RawValue::from_string(data)
+            .map_err(|e| database(format!("an event row's data is not JSON: {e}")))?,
         meta,
         tags: row.try_get(base + 8).map_err(get)?,
     })

@@ -333,3 +333,95 @@ fn a_down_step_restores_the_functions_of_the_version_before() {
         assert_eq!(a, b, "version {to}");
     }
 }
+
+/// `down` takes the writers' lock before it changes anything: migration 7's `down` refills
+/// each stream's version from the log, and an append committed by a store still running
+/// between that refill and the migration's commit left its stream's row one behind, after
+/// which every append to the stream conflicted (`Any` included). Shown by holding the lock in
+/// another transaction: `down` waits for it, and goes on once it is let go.
+#[test]
+fn down_waits_for_the_writers_lock() {
+    let guard = SchemaGuard::new();
+    let (url, options) = (server().url(), guard.options());
+    let store = PostgresStore::open_with(url, options.clone()).unwrap();
+    store
+        .append("s", ExpectedVersion::Any, vec![event()])
+        .unwrap();
+    drop(store);
+    let mut holder = client();
+    let mut tx = holder.transaction().unwrap();
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('eventfile ' || $1::text, 0))",
+        &[&guard.schema()],
+    )
+    .unwrap();
+    let (done, finished) = std::sync::mpsc::channel();
+    let (url2, options2) = (url.to_owned(), options.clone());
+    let down = std::thread::spawn(move || {
+        let r = migrate::down(&url2, &options2, 6);
+        done.send(()).unwrap();
+        r
+    });
+    // Without the lock taken, `down` is done in a few milliseconds.
+    assert!(
+        finished
+            .recv_timeout(std::time::Duration::from_millis(500))
+            .is_err(),
+        "down went ahead while a writer held the lock"
+    );
+    tx.commit().unwrap();
+    assert_eq!(down.join().unwrap().unwrap(), 6);
+    assert_eq!(migrate::up(url, &options, None).unwrap(), LATEST);
+    let store = PostgresStore::open_with(url, options).unwrap();
+    let r = store
+        .append("s", ExpectedVersion::Any, vec![event()])
+        .unwrap();
+    assert_eq!(r.version, 2);
+}
+
+/// An application's role with no `CREATE` privilege on the database opens a schema that is
+/// already current, migrations on (before, every open ran `CREATE SCHEMA IF NOT EXISTS`,
+/// which PostgreSQL refuses without that privilege even when the schema exists).
+#[test]
+fn a_role_without_create_on_the_database_opens_a_current_schema() {
+    let guard = SchemaGuard::new();
+    let (url, options) = (server().url(), guard.options());
+    drop(PostgresStore::open_with(url, options.clone()).unwrap());
+    let role = format!("app_{}", guard.schema());
+    let s = guard.schema();
+    let mut admin = client();
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN;
+             GRANT USAGE ON SCHEMA {s} TO {role};
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {role};
+             GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {s} TO {role};"
+        ))
+        .unwrap();
+    let can_create: bool = admin
+        .query_one(
+            "SELECT has_database_privilege($1, current_database(), 'CREATE')",
+            &[&role],
+        )
+        .unwrap()
+        .get(0);
+    assert!(!can_create, "the role must lack CREATE on the database");
+    // The test server's URL names the user `postgres` (as `failures.rs` relies on too).
+    assert!(url.contains("postgres@"), "{url}");
+    let as_role = url.replacen("postgres@", &format!("{role}@"), 1);
+    let opened = PostgresStore::open_with(&as_role, options);
+    let r = opened.and_then(|store| {
+        store
+            .append("s", ExpectedVersion::Any, vec![event()])
+            .map(|r| r.version)
+    });
+    admin
+        .batch_execute(&format!(
+            "REVOKE ALL ON ALL TABLES IN SCHEMA {s} FROM {role};
+             REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {s} FROM {role};
+             REVOKE ALL ON SCHEMA {s} FROM {role};
+             DROP ROLE {role};"
+        ))
+        .unwrap();
+    assert_eq!(r.unwrap(), 1);
+}

@@ -108,3 +108,65 @@ fn a_nul_is_stored_in_data_and_refused_in_metadata() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert_eq!(store.head_seq().unwrap(), 3);
 }
+
+fn admin() -> postgres::Client {
+    let url = eventfile_postgres::testing::server().url();
+    postgres::Client::connect(url, postgres::NoTls).expect("connect")
+}
+
+/// Checkpoints list in byte order, as on every other backend, whatever the collation of the
+/// database (the test server's is C, so the column is given another one here): before, the
+/// list followed the column's collation, which puts `audit` before `Billing`.
+#[test]
+fn checkpoints_list_in_byte_order_whatever_the_collation() {
+    let (store, guard) = fresh_schema();
+    let mut admin = admin();
+    let collation: String = admin
+        .query_opt(
+            "SELECT collname::text FROM pg_collation
+             WHERE collname IN ('und-x-icu', 'en_US.utf8', 'en_US') ORDER BY collname DESC LIMIT 1",
+            &[],
+        )
+        .unwrap()
+        .expect("the server has a collation other than C")
+        .get(0);
+    admin
+        .batch_execute(&format!(
+            "ALTER TABLE {}.checkpoints ALTER COLUMN name TYPE text COLLATE \"{collation}\"",
+            guard.schema()
+        ))
+        .unwrap();
+    for name in ["audit", "Billing", "orders2", "orders-v2"] {
+        store.checkpoints().save(name, 1).unwrap();
+    }
+    let names: Vec<String> = store
+        .checkpoints()
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["Billing", "audit", "orders-v2", "orders2"]);
+}
+
+/// A row written by something else with a NULL inside its tags array is an error of the
+/// database kind when the tags are listed, not a panic.
+#[test]
+fn a_null_tag_written_by_another_tool_is_an_error_not_a_panic() {
+    let (store, guard) = fresh_schema();
+    store
+        .append(
+            "s",
+            ExpectedVersion::Any,
+            vec![NewEvent::new("T", serde_json::json!({})).with_tag("k=a")],
+        )
+        .unwrap();
+    admin()
+        .batch_execute(&format!(
+            "UPDATE {}.events SET tags = ARRAY['k=a', NULL]::text[]",
+            guard.schema()
+        ))
+        .unwrap();
+    let err = store.tags(None, 10).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+}
