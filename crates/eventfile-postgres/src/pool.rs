@@ -1,7 +1,8 @@
 //! A small pool of connections: what the reads and the deletions borrow. Own rather than
 //! `r2d2`: it needs no reaper thread, it hands back the client's own error (so an unreachable
 //! server is [`eventfile::Error::Unreachable`] with the server's reason, not a pool timeout),
-//! and a connection that broke is dropped on return rather than tested on every checkout.
+//! and a connection that broke is dropped on return rather than tested on every checkout (one
+//! that sat idle is tried first, [`TRY_AFTER_IDLE`]).
 //!
 //! Each connection keeps the statements the reads prepared on it ([`Conn::query_cached`]), so
 //! a read's statement is parsed and planned once per connection, not once per call.
@@ -11,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use eventfile::Result;
 use postgres::types::{ToSql, Type};
@@ -40,7 +41,19 @@ const STATEMENTS: usize = 256;
 struct Slot {
     client: Client,
     statements: HashMap<String, Statement>,
+    /// When it was last given back (or made).
+    returned: Instant,
 }
+
+/// A connection idle longer than this is tried (an empty query) before it is handed out.
+///
+/// The client learns that its server went away (a restart, a failover, an idle timeout of a
+/// proxy) only when it next uses the connection, so an idle one looks open. Handed out as it
+/// is, each of the pool's connections failed one call after a restart, and a subscription whose
+/// head read met one ended, though the server was back. Trying every checkout would cost a
+/// round trip per read; a connection in steady use was used moments ago, and one that waited
+/// this long costs little more for the try.
+const TRY_AFTER_IDLE: Duration = Duration::from_millis(100);
 
 struct State {
     idle: Vec<Slot>,
@@ -92,8 +105,16 @@ impl Pool {
     pub(crate) fn get(&self) -> Result<Conn> {
         let mut s = self.lock();
         loop {
-            if let Some(slot) = s.idle.pop() {
-                if slot.client.is_closed() {
+            if let Some(mut slot) = s.idle.pop() {
+                if !slot.client.is_closed() && slot.returned.elapsed() > TRY_AFTER_IDLE {
+                    drop(s);
+                    let alive = slot.client.is_valid(Duration::from_secs(5)).is_ok();
+                    s = self.lock();
+                    if !alive {
+                        s.open -= 1;
+                        continue;
+                    }
+                } else if slot.client.is_closed() {
                     s.open -= 1;
                     continue;
                 }
@@ -110,6 +131,7 @@ impl Pool {
                         slot: Some(Slot {
                             client,
                             statements: HashMap::new(),
+                            returned: Instant::now(),
                         }),
                         pool: self.clone(),
                     }),
@@ -195,7 +217,10 @@ impl Drop for Conn {
     fn drop(&mut self) {
         let mut s = self.pool.lock();
         match self.slot.take() {
-            Some(c) if !c.client.is_closed() => s.idle.push(c),
+            Some(mut c) if !c.client.is_closed() => {
+                c.returned = Instant::now();
+                s.idle.push(c);
+            }
             _ => s.open -= 1,
         }
         drop(s);
