@@ -233,9 +233,44 @@ impl AsyncStore {
 
     /// [`EventStore::wait_for`]: waits, on the blocking pool, until `seq` is visible or
     /// `timeout` passes.
+    ///
+    /// It waits a second at a time, each on a pool thread of its own: a future dropped while
+    /// it waits (a client that hung up on a long poll) holds a pool thread for at most the rest
+    /// of its second, not for the whole timeout, so abandoned waits cannot fill the pool that
+    /// every other call of the facade needs.
     pub async fn wait_for(&self, seq: u64, timeout: std::time::Duration) -> Result<bool> {
-        self.run("wait_for", move |s| s.wait_for(seq, timeout))
-            .await
+        const SLICE: std::time::Duration = std::time::Duration::from_secs(1);
+        let deadline = std::time::Instant::now().checked_add(timeout);
+        loop {
+            let left = deadline.map_or(SLICE, |d| {
+                d.saturating_duration_since(std::time::Instant::now())
+                    .min(SLICE)
+            });
+            if self.run("wait_for", move |s| s.wait_for(seq, left)).await? {
+                return Ok(true);
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Gives up this handle on the blocking pool, and returns once that is done: when it was
+    /// the store's last handle, once the store is closed (its files synced, its lock released),
+    /// so that the store can be opened again at once.
+    ///
+    /// Dropping the last handle closes the store too, but on the thread that drops it: on an
+    /// async worker, that thread then waits for the close's syncs and writes, stalling the
+    /// tasks that share it. Errors of the close go to the log either way (an
+    /// `Arc<dyn EventStore>` has no close that returns them: call [`crate::Store::close`] on
+    /// the store itself for that).
+    pub async fn close(self) -> Result<()> {
+        let store = self.store;
+        blocking("close", move || {
+            drop(store);
+            Ok(())
+        })
+        .await
     }
 
     /// How many events a query selects, its limit ignored ([`EventStore::count`]).

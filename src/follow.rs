@@ -56,6 +56,7 @@ impl WeakStore {
 struct FileFeed {
     store: WeakStore,
     watch: Arc<HeadWatch>,
+    read_only: bool,
 }
 
 impl Feed for FileFeed {
@@ -76,8 +77,9 @@ impl Feed for FileFeed {
     fn bounds(&self, fresh: bool) -> Result<Option<(u64, u64)>> {
         self.store
             .with(|inner| {
-                if fresh {
+                if fresh || inner.stalled.load(Ordering::Acquire) {
                     inner.refresh()?;
+                    inner.stalled.store(false, Ordering::Release);
                 }
                 let start = inner.lock_state().removed.log_start;
                 Ok((inner.commit.visible(), start))
@@ -85,8 +87,32 @@ impl Feed for FileFeed {
             .transpose()
     }
 
+    /// A read-only handle's waiter also wakes each [`SAFETY_POLL`] to see whether its
+    /// follower has stalled, and if so answers as if the head moved: the subscription then asks
+    /// [`Feed::bounds`], which refreshes and returns the error that ends it. Without this a
+    /// subscriber waited for ever for events its handle could not apply (damaged after the
+    /// writer published them), though every such error is meant to end a subscription.
     fn wait_past(&self, after: u64, deadline: Option<Instant>) -> Waited {
-        self.watch.wait_past(after, deadline)
+        if !self.read_only {
+            return self.watch.wait_past(after, deadline);
+        }
+        loop {
+            let slice = Instant::now() + SAFETY_POLL;
+            let until = deadline.map_or(slice, |d| d.min(slice));
+            match self.watch.wait_past(after, Some(until)) {
+                Waited::TimedOut if deadline.is_none_or(|d| Instant::now() < d) => {
+                    match self
+                        .store
+                        .with(|inner| inner.stalled.load(Ordering::Acquire))
+                    {
+                        None => return Waited::Closed,
+                        Some(true) => return Waited::Advanced(after),
+                        Some(false) => {}
+                    }
+                }
+                waited => return waited,
+            }
+        }
     }
 }
 
@@ -124,6 +150,7 @@ impl Store {
         let feed = FileFeed {
             store: WeakStore::new(self),
             watch: Arc::clone(self.inner.commit.watch()),
+            read_only: self.inner.read_only,
         };
         Subscription::new(Box::new(feed), query, from)
     }
@@ -136,7 +163,28 @@ impl Store {
             return Ok(true);
         }
         self.follow();
-        Ok(self.inner.commit.watch().wait_for(seq, timeout))
+        let watch = self.inner.commit.watch();
+        if !self.inner.read_only {
+            return Ok(watch.wait_for(seq, timeout));
+        }
+        // A read-only handle whose follower stalls answers the error a refresh meets (as its
+        // subscriptions do, [`FileFeed::wait_past`]), rather than waiting out the timeout.
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let left = deadline.map_or(SAFETY_POLL, |d| {
+                d.saturating_duration_since(Instant::now()).min(SAFETY_POLL)
+            });
+            if watch.wait_for(seq, left) {
+                return Ok(true);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(false);
+            }
+            if self.inner.stalled.load(Ordering::Acquire) {
+                self.inner.refresh()?;
+                self.inner.stalled.store(false, Ordering::Release);
+            }
+        }
     }
 
     /// Starts a read-only handle's follower, once.
@@ -189,12 +237,17 @@ fn follow(store: &WeakStore, dir: &std::path::Path, stop: &AtomicBool) {
         });
         match looked {
             None => return,
-            Some(Ok(())) => failures = 0,
+            Some(Ok(())) => {
+                failures = 0;
+                store.with(|inner| inner.stalled.store(false, Ordering::Release));
+            }
             Some(Err(e)) => {
                 failures += 1;
-                // The files may be mid-change; a persistent failure is logged, not spun on.
+                // The files may be mid-change; a persistent failure is logged, not spun on,
+                // and the handle's waiters are told (they meet the error themselves).
                 if failures == 3 {
                     log::warn!("following {}: {e}", dir.display());
+                    store.with(|inner| inner.stalled.store(true, Ordering::Release));
                 }
             }
         }

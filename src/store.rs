@@ -43,6 +43,9 @@ pub(crate) struct Inner {
     /// Large batches' syncs, asked for as soon as their bytes are written (`commit.rs`,
     /// [`crate::commit::Ahead`]): the file to sync and its path.
     pub ahead: Arc<crate::commit::Ahead<SyncTarget>>,
+    /// A read-only handle's follower failed to apply what the writer published, time after
+    /// time (`follow.rs`): its waiters look again, refresh themselves and meet the error.
+    pub stalled: std::sync::atomic::AtomicBool,
 }
 
 /// A file to sync ahead of its waiters, and its path for the error.
@@ -283,6 +286,7 @@ impl Store {
             _lock: lock,
             sealer: crate::sealer::Sealer::default(),
             ahead: Arc::default(),
+            stalled: Default::default(),
         });
         // The flusher holds its own reference to the store: joining it (when the last clone
         // drops its handle) means the store has been closed when that drop returns.

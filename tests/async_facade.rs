@@ -745,3 +745,51 @@ fn independent_requests_through_the_facade_share_one_sync() {
     assert_eq!(out[2].as_ref().unwrap().first_seq, 2);
     assert_eq!(EventStore::metrics(&*sync).syncs, 1);
 }
+
+/// `close` gives the handle up on the blocking pool and returns once that is done: the last
+/// handle's close leaves the store closed (opened again at once), while another clone keeps
+/// it open.
+#[test]
+fn close_returns_once_the_last_handle_closed_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = AsyncStore::new(Store::open(dir.path()).unwrap());
+        store
+            .append("s", ExpectedVersion::Any, [event("A", 1)])
+            .await
+            .unwrap();
+        let clone = store.clone();
+        store.close().await.unwrap();
+        let err = Store::open(dir.path()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        clone.close().await.unwrap();
+        assert_eq!(Store::open(dir.path()).unwrap().head_seq(), 1);
+    });
+}
+
+/// A `wait_for` future dropped while it waits holds a blocking-pool thread for at most a
+/// second, not its whole timeout: with a pool of one thread, the next call runs soon after
+/// (before, it waited out the abandoned call's 120 s).
+#[test]
+fn an_abandoned_wait_for_frees_its_pool_thread_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(1)
+        .build()
+        .unwrap();
+    let store = AsyncStore::new(Store::open(dir.path()).unwrap());
+    rt.block_on(async {
+        poll_once_and_drop(store.wait_for(100, std::time::Duration::from_secs(120)));
+        let started = std::time::Instant::now();
+        assert_eq!(store.head_seq().await.unwrap(), 0);
+        let took = started.elapsed();
+        assert!(
+            took < std::time::Duration::from_secs(60),
+            "the next call waited {took:?}"
+        );
+    });
+}

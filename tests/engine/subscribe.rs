@@ -346,3 +346,43 @@ fn racing_refreshes_and_retention_never_make_a_reader_pass_events() {
     });
     assert_eq!(last, writer.head_seq());
 }
+
+/// A read-only handle that cannot apply what the writer published (the published events
+/// damaged after their sync) ends its subscriptions with the error, and `wait_for` returns it:
+/// before, the follower logged the failure and every subscriber waited for ever.
+#[test]
+fn a_follower_that_cannot_apply_published_events_ends_its_subscriptions() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = small_store(dir.path(), 1 << 20);
+    append_one(&writer, "s", 0);
+    // Its follower starts with its first subscription, after the damage: nothing refreshes
+    // the handle before.
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(reader.head_seq(), 1);
+    let seg = newest_segment(dir.path());
+    let before = std::fs::metadata(&seg).unwrap().len() as usize;
+    // Published (synced, then named in `HEAD`), then damaged where the reader must read it.
+    append_one(&writer, "s", 1);
+    // In place, as damage would be.
+    let mut byte = [0u8];
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&seg)
+        .unwrap();
+    std::os::unix::fs::FileExt::read_exact_at(&file, &mut byte, before as u64 + 20).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &[byte[0] ^ 0x08], before as u64 + 20).unwrap();
+    let mut sub = reader.subscribe(&Query::new(), 0).unwrap();
+    assert_eq!(next(&mut sub).unwrap(), 1);
+    let ended = sub.next_timeout(PATIENCE);
+    assert!(
+        matches!(ended, Err(Error::Corrupt { .. })),
+        "the subscription gave {ended:?}"
+    );
+    let waited = reader.wait_for(2, PATIENCE);
+    assert!(
+        matches!(waited, Err(Error::Corrupt { .. })),
+        "wait_for gave {waited:?}"
+    );
+    drop(writer);
+}
