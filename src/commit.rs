@@ -43,6 +43,10 @@ struct SyncState {
     sync_failed: Option<(u64, String)>,
     /// Syncs that succeeded and wait for overlapping ones to end (on `Commit::overlap`).
     overlap_waiters: u32,
+    /// Set for good once any sync failed (`sync_failed`, or a waiter's sync): from then on no
+    /// wait runs a sync again, poisoned or not (what a failed writeback dropped, a later sync
+    /// reports as written).
+    sync_error: bool,
 }
 
 /// The published head and the group commit of one open store.
@@ -93,6 +97,7 @@ impl Commit {
                 next_ticket: 0,
                 sync_failed: None,
                 overlap_waiters: 0,
+                sync_error: false,
             }),
             cv: Condvar::new(),
             overlap: Condvar::new(),
@@ -232,6 +237,7 @@ impl Commit {
             if s.sync_failed.as_ref().is_none_or(|(t, _)| ticket < *t) {
                 s.sync_failed = Some((ticket, cause.clone()));
             }
+            s.sync_error = true;
             s.poisoned.get_or_insert(cause);
             self.cv.notify_all();
         }
@@ -254,6 +260,7 @@ impl Commit {
             return Ok(());
         }
         let mut s = self.lock();
+        let mut synced_poisoned = false;
         loop {
             // Durable first: events a sync covered are acknowledged even if the handle was
             // poisoned since (a sidecar the sealer failed to write, found by a roll or a close
@@ -262,7 +269,17 @@ impl Commit {
             if s.durable >= target {
                 return Ok(());
             }
-            if let Some(cause) = &s.poisoned {
+            // A handle poisoned by something other than a failed sync (a failed write, a
+            // sidecar the sealer could not write, `HEAD`) refuses new appends, but what it
+            // wrote before is as good as ever, and a sync makes it durable: the flusher of
+            // `Periodic` mode, a close, or an appender whose batch was written before the
+            // failure still syncs it. Before, such a handle synced nothing more, so appends
+            // acknowledged in the weaker modes stayed in the page cache for as long as the
+            // handle lived. After a failed sync nothing is believed again (`guarded_sync`).
+            let poisoned = s.poisoned.clone();
+            if let Some(cause) = &poisoned
+                && (s.sync_error || synced_poisoned)
+            {
                 return Err(Error::Poisoned {
                     cause: cause.clone(),
                 });
@@ -279,10 +296,14 @@ impl Commit {
             let r = sync();
             s = self.lock();
             s.syncing = false;
+            // A poisoned handle's sync covers what was written before the failure; a target
+            // it does not reach is refused after it, not synced for ever.
+            synced_poisoned |= poisoned.is_some();
             match r {
                 Ok(upto) => self.made_durable(&mut s, upto)?,
                 Err(err) => {
                     s.poisoned.get_or_insert_with(|| err.to_string());
+                    s.sync_error = true;
                     self.cv.notify_all();
                     return Err(err);
                 }
@@ -662,8 +683,10 @@ mod tests {
     }
 
     /// A wait for events a sync already covered answers Ok on a poisoned handle (a roll or a
-    /// close poisoned it after syncing them); a wait past them gets the poison, and no wait
-    /// runs a sync.
+    /// close poisoned it after syncing them). A wait past them, on a handle poisoned by anything
+    /// but a failed sync (a sidecar, a write: what was written before is sound), runs one sync
+    /// and is answered by it, with the poison if that sync does not reach it; once a sync has
+    /// failed, no wait runs one.
     #[test]
     fn a_poisoned_handle_still_acknowledges_what_is_durable() {
         let c = Commit::new(Durability::Fsync, 0, None);
@@ -672,7 +695,16 @@ mod tests {
         let no_sync = || -> Result<u64> { panic!("a poisoned handle runs no sync") };
         assert!(c.wait_durable(5, false, no_sync).is_ok());
         assert!(c.wait_durable(3, true, no_sync).is_ok());
-        let err = c.wait_durable(6, false, no_sync).unwrap_err();
+        // Written up to 7 before the failure: the sync covers it.
+        assert!(c.wait_durable(7, false, || Ok(7)).is_ok());
+        let err = c.wait_durable(9, false, || Ok(7)).unwrap_err();
+        assert!(
+            matches!(&err, Error::Poisoned { cause } if cause == "a sidecar write failed"),
+            "{err}"
+        );
+        let failed = || -> Result<u64> { Err(Error::invalid("sync", "failed")) };
+        assert!(c.wait_durable(9, true, failed).is_err());
+        let err = c.wait_durable(9, false, no_sync).unwrap_err();
         assert!(
             matches!(&err, Error::Poisoned { cause } if cause == "a sidecar write failed"),
             "{err}"

@@ -104,6 +104,8 @@ struct State {
     image: Option<Image>,
     /// How many of the next `sync_data` calls fail (see [`SimDisk::fail_syncs`]).
     failed_syncs: u64,
+    /// How many of the next `write_all_at` calls fail (see [`SimDisk::fail_writes`]).
+    failed_writes: u64,
 }
 
 impl State {
@@ -291,6 +293,7 @@ impl SimDisk {
                 rng: seed | 1,
                 image: None,
                 failed_syncs: 0,
+                failed_writes: 0,
             }),
         })
     }
@@ -312,6 +315,12 @@ impl SimDisk {
     /// a failed writeback clean, and keeps them in the page cache.
     pub fn fail_syncs(&self, n: u64) {
         self.lock().failed_syncs = n;
+    }
+
+    /// Fails the next `n` calls of `write_all_at` (on any file) with `ENOSPC`, writing nothing,
+    /// as a full disk would.
+    pub fn fail_writes(&self, n: u64) {
+        self.lock().failed_writes = n;
     }
 
     /// Operations that changed the disk so far.
@@ -350,6 +359,10 @@ impl StorageFile for SimFile {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         let mut st = self.disk.lock();
         st.tick()?;
+        if st.failed_writes > 0 {
+            st.failed_writes -= 1;
+            return Err(io::Error::from_raw_os_error(28));
+        }
         let f = st.files.get_mut(&self.id).expect("open file exists");
         let op = FileOp::Write(offset, buf.to_vec());
         apply(&mut f.current, &op);

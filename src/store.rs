@@ -415,18 +415,18 @@ impl Store {
         if self.inner.read_only {
             return Ok(());
         }
-        let target = {
+        let (target, poisoned) = {
             let st = self.inner.lock_state();
-            // A poisoned handle says so, even when everything it wrote is durable (a wait for
-            // durable events answers Ok): its next append would be refused.
-            if let Some(cause) = &st.poisoned {
-                return Err(Error::Poisoned {
-                    cause: cause.clone(),
-                });
-            }
-            st.next_seq - 1
+            (st.next_seq - 1, st.poisoned.clone())
         };
-        self.inner.wait_durable(target, true)
+        let synced = self.inner.wait_durable(target, true);
+        // A poisoned handle says so, even when everything it wrote is now durable (a handle
+        // poisoned by a failed write still syncs what it wrote before, `commit.rs`): its next
+        // append would be refused.
+        match poisoned {
+            Some(cause) => synced.and(Err(Error::Poisoned { cause })),
+            None => synced,
+        }
     }
 
     /// Syncs and closes this handle, reporting any error (dropping the last handle does the same

@@ -13,7 +13,9 @@
 use std::sync::Arc;
 
 use eventfile::sim::{Image, SimDisk};
-use eventfile::{Durability, ExpectedVersion, FaultyStorage, NewEvent, OpenOptions, Read, Store};
+use eventfile::{
+    Durability, Error, ExpectedVersion, FaultyStorage, NewEvent, OpenOptions, Read, Store,
+};
 
 use crate::poisoning::{assert_sync_error, versions};
 
@@ -250,5 +252,46 @@ fn a_checkpoint_never_reaches_the_disk_before_its_events() {
             "seed {seed}: checkpoint {saved} survived, the log only up to {}",
             store.head_seq()
         );
+    }
+}
+
+/// A handle poisoned by a failed write (a full disk) refuses new appends, but still syncs what
+/// it wrote before when asked (`sync`, a close, the flusher of `Periodic` mode): in the weaker
+/// modes those appends were acknowledged, and a power loss after the sync keeps them. Before,
+/// a poisoned handle synced nothing more, so they stayed in the page cache for as long as the
+/// handle lived.
+#[test]
+fn a_handle_poisoned_by_a_failed_write_still_syncs_what_it_wrote_before() {
+    let root = tempfile::tempdir().unwrap();
+    for seed in 1..=8u64 {
+        let (disk, store) = lax_writer(root.path(), seed);
+        let s = format!("s{seed}");
+        ticks(&store, &s, 3);
+        disk.fail_writes(1);
+        let e = NewEvent::new("Tick", serde_json::json!({ "v": 3 }));
+        assert!(store.append(&s, ExpectedVersion::Any, [e]).is_err());
+        if seed % 2 == 0 {
+            let refused = store.sync();
+            assert!(
+                matches!(refused, Err(Error::Poisoned { .. })),
+                "seed {seed}: the sync reports the poison: {refused:?}"
+            );
+        } else {
+            let refused = store.close();
+            assert!(
+                refused.is_err(),
+                "seed {seed}: the close reports the poison"
+            );
+            let (_, store) = {
+                let image = disk.power_loss();
+                let disk = SimDisk::new(root.path(), image, u64::MAX, 0);
+                let store = options(&disk).open(root.path()).unwrap();
+                (disk, store)
+            };
+            assert_eq!(store.stream_version(&s), 3, "seed {seed}: closed");
+            continue;
+        }
+        let (_, store) = recovered(root.path(), &disk, store);
+        assert_eq!(store.stream_version(&s), 3, "seed {seed}: synced");
     }
 }
