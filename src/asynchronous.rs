@@ -257,7 +257,9 @@ impl AsyncStore {
 
     /// Gives up this handle on the blocking pool, and returns once that is done: when it was
     /// the store's last handle, once the store is closed (its files synced, its lock released),
-    /// so that the store can be opened again at once.
+    /// so that the store can be opened again at once. A call whose future was dropped while it
+    /// ran on the pool (see "Cancellation" above) holds the store until it ends: the close
+    /// then happens there, after this returns.
     ///
     /// Dropping the last handle closes the store too, but on the thread that drops it: on an
     /// async worker, that thread then waits for the close's syncs and writes, stalling the

@@ -834,22 +834,23 @@ fn scan_active(
 
 /// Whether the bad bytes from `offset` to the valid frame at `next`, in the newest segment past
 /// its last complete batch (whose next seq is `first_cut`), are writes a power loss cut short
-/// rather than damage: they hold a sector of zeros, and no event from there on was published
-/// (`published` reads `HEAD` as it is now, lazily: only damage pays for it; a reader's own
-/// limit may be older, and lower).
+/// rather than damage: they start with a run of zeros ending on a sector boundary
+/// ([`segment::lost_pages`]), and no event from there on was published (`published` reads
+/// `HEAD` as it is now, lazily: only damage pays for it; a reader's own limit may be older,
+/// and lower).
 ///
 /// The bytes written since the last `fdatasync` may reach the disk in any order, page by page
 /// (the writeback and the device choose), so a power loss can keep a later page of a batch and
-/// not an earlier one, which reads as zeros. That batch, and every one after it, was never
-/// acknowledged: its sync had not returned. Recovery cuts them as it cuts a torn tail. The
-/// store was refused as damaged before, with no acknowledged event lost but no way to open it
-/// short of cutting the file by hand.
+/// not an earlier one, which reads as it was before the batch: zeros. That batch, and every one
+/// after it, was never acknowledged: its sync had not returned. Recovery cuts them as it cuts a
+/// torn tail. The store was refused as damaged before, with no acknowledged event lost but no
+/// way to open it short of cutting the file by hand.
 ///
-/// Damage to acknowledged events is told apart twice. A sector of zeros is never written (no
-/// record holds a zero byte), and the damage a medium or a stray write does to written bytes
-/// leaves other bytes. And `HEAD` names only events already synced: one at or past the first
-/// cut event proves the cut bytes were acknowledged (a lost `HEAD` write only makes it lower,
-/// so the test can miss, never wrongly refuse).
+/// Damage to acknowledged events is told apart by its bytes: a run of zeros on sector bounds
+/// is never written (no record holds a zero byte), the damage a medium or a stray write does to
+/// written bytes leaves other bytes, and a complete line damaged before the zeros is refused.
+/// `HEAD` adds a check that can miss (it is not synced, so after a power loss it may be older)
+/// but never refuses wrongly: it names only synced events.
 pub(crate) fn unsynced_pages_lost(
     lines: &mut Lines,
     first_cut: u64,
@@ -857,7 +858,7 @@ pub(crate) fn unsynced_pages_lost(
     next: u64,
     published: impl FnOnce() -> Option<u64>,
 ) -> std::io::Result<bool> {
-    if !segment::zeroed_sector(lines, offset, next)? {
+    if !segment::lost_pages(lines, offset, next)? {
         return Ok(false);
     }
     Ok(published().is_none_or(|head| head < first_cut))

@@ -270,7 +270,7 @@ pub(crate) enum ScanEnd {
     TornTail { offset: u64, reason: String },
     /// A record at `offset` fails its checks and a valid frame follows it, at `next`: damage in
     /// the middle (or pages of unsynced writes that reached the disk out of order: recovery
-    /// tells the two apart, [`zeroed_sector`]).
+    /// tells the two apart, [`lost_pages`]).
     Damaged {
         offset: u64,
         next: u64,
@@ -498,20 +498,41 @@ pub(crate) fn scan_upto(
 /// whole sectors (and pages of eight) as they were.
 pub(crate) const SECTOR: u64 = 512;
 
-/// Whether the bytes `from..to` hold a whole sector of zeros (`SECTOR` bytes at a multiple of
-/// `SECTOR`).
+/// Whether the bad bytes from `from` (where the first bad line starts) to `to` (the next valid
+/// frame) look like writes whose pages a power loss kept out of order: a run of zeros that
+/// starts the damage, after at most the start of one torn line (no line end before it), and
+/// ends on a sector boundary.
 ///
-/// No record holds a zero byte (JSON escapes it), so such a sector was never written: in a
-/// segment's unsynced tail, pages that the writeback and the device did not persist while
-/// later ones got through. Damage to written bytes (a flipped bit, a misdirected write) leaves
-/// other bytes than a run of zeros on sector bounds.
-pub(crate) fn zeroed_sector(lines: &mut Lines, from: u64, to: u64) -> std::io::Result<bool> {
-    let mut at = from.div_ceil(SECTOR) * SECTOR;
-    while at + SECTOR <= to {
-        if lines.window(at, SECTOR as usize)?.iter().all(|&b| b == 0) {
-            return Ok(true);
+/// No record holds a zero byte (JSON escapes it), so such a run was never written. A page of
+/// the unsynced tail that did not reach the disk reads as it was before: zeros from where the
+/// file ended at the last sync (`from`, when the lost page holds it) or the whole page; the
+/// line before it, if any, is the start of a record cut at the page's end. Damage to written
+/// bytes (a flipped bit, a misdirected write) leaves other bytes, and a complete line damaged
+/// before the zeros (its line end before them) is refused too: it may be an acknowledged event.
+pub(crate) fn lost_pages(lines: &mut Lines, from: u64, to: u64) -> std::io::Result<bool> {
+    // The first zero byte, with no line end before it.
+    let mut at = from;
+    let zeros = loop {
+        if at >= to {
+            return Ok(false);
         }
-        at += SECTOR;
+        let len = ((to - at) as usize).min(CHUNK);
+        let w = lines.window(at, len)?;
+        match w.iter().position(|&b| b == 0 || b == b'\n') {
+            Some(i) if w[i] == 0 => break at + i as u64,
+            Some(_) => return Ok(false),
+            None => at += len as u64,
+        }
+    };
+    // Where the run of zeros ends.
+    let mut at = zeros;
+    while at < to {
+        let len = ((to - at) as usize).min(CHUNK);
+        let w = lines.window(at, len)?;
+        match w.iter().position(|&b| b != 0) {
+            Some(i) => return Ok((at + i as u64).is_multiple_of(SECTOR)),
+            None => at += len as u64,
+        }
     }
     Ok(false)
 }

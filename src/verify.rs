@@ -467,7 +467,8 @@ impl Verifier {
                 .map_err(|e| Error::io("read", path, e))?;
         if lost {
             self.report.notes.push(format!(
-                "{} ends in pages of unsynced batches that a power loss kept out of order, from                  byte {} (cut by the next writer open)",
+                "{} ends in pages of unsynced batches that a power loss kept out of order, from \
+                 byte {} (cut by the next writer open)",
                 path.display(),
                 scan.valid_end
             ));

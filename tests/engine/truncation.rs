@@ -197,6 +197,14 @@ fn a_torn_header_of_a_fresh_segment_is_rewritten() {
 /// as it was before the batch (`acked`, the events synced before it) or naming the batch
 /// (`head_from_after`). Returns the copy, the batch's first seq and its page of zeros.
 fn pages_out_of_order(head_from_after: bool) -> (tempfile::TempDir, u64, u64) {
+    let (image, first_cut, zeroed, _) = pages_lost(head_from_after, false);
+    (image, first_cut, zeroed)
+}
+
+/// [`pages_out_of_order`], or with `first_lost` the page holding the batch's start lost
+/// instead (it reads as the last sync left it: the events before the batch, then zeros to the
+/// page's end), the next one kept. Also returns where the batch starts.
+fn pages_lost(head_from_after: bool, first_lost: bool) -> (tempfile::TempDir, u64, u64, u64) {
     let before = tempfile::tempdir().unwrap();
     let batch_ends = build(before.path());
     let acked = batch_ends.last().unwrap().0;
@@ -216,12 +224,53 @@ fn pages_out_of_order(head_from_after: bool) -> (tempfile::TempDir, u64, u64) {
         zeroed + 2 * 4096 < bytes.len() as u64,
         "the batch spans pages"
     );
-    bytes[zeroed as usize..zeroed as usize + 4096].fill(0);
+    if first_lost {
+        bytes[start as usize..zeroed as usize].fill(0);
+    } else {
+        bytes[zeroed as usize..zeroed as usize + 4096].fill(0);
+    }
     std::fs::write(&seg, &bytes).unwrap();
     if head_from_after {
         std::fs::copy(after.path().join("HEAD"), image.path().join("HEAD")).unwrap();
     }
-    (image, acked + 1, zeroed)
+    (image, acked + 1, zeroed, start)
+}
+
+/// The page holding the end of what the last sync covered lost, the next one kept: zeros from
+/// the batch's start to the page's end, then the middle of a record. Also a torn tail.
+#[test]
+fn a_lost_first_page_of_an_unsynced_batch_is_a_torn_tail() {
+    let (image, first_cut, _, _) = pages_lost(false, true);
+    let seg = newest_segment(image.path());
+    let before = std::fs::read(&seg).unwrap();
+    let store = small_store(image.path(), 1 << 20);
+    assert_eq!(all(&store).len() as u64, first_cut - 1);
+    assert!((std::fs::metadata(&seg).unwrap().len() as usize) < before.len());
+    drop(store);
+    assert!(eventfile::verify(image.path()).unwrap().is_sound());
+}
+
+/// A complete line damaged before the zeros (an acknowledged event hit by a flipped bit, then
+/// the power lost during the next batch's sync, `HEAD` not yet naming the damaged event):
+/// refused, not cut with the unsynced pages.
+#[test]
+fn a_damaged_line_before_lost_pages_is_still_damage() {
+    let (image, first_cut, zeroed, start) = pages_lost(false, true);
+    // Whole sectors of zeros after the damaged line (what the rule before took for lost pages).
+    assert!(zeroed - start >= 1024, "{start}..{zeroed}");
+    let seg = newest_segment(image.path());
+    std::fs::remove_file(seg.with_extension("idx")).unwrap();
+    published_up_to(image.path(), first_cut - 2);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    // A byte of the last event before the batch (seq `first_cut - 1`, alone in its batch,
+    // ending at `start`, where the zeros of the lost page begin).
+    bytes[start as usize - 10] ^= 0x08;
+    std::fs::write(&seg, &bytes).unwrap();
+    match eventfile::Store::open(image.path()) {
+        Err(Error::Corrupt { path, .. }) => assert_eq!(path, seg),
+        other => panic!("expected Corrupt, got {:?}", other.map(|_| ())),
+    }
+    assert_eq!(std::fs::read(&seg).unwrap(), bytes, "nothing was cut");
 }
 
 #[test]

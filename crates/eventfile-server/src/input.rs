@@ -67,7 +67,8 @@ impl Held {
             })
             .map_err(|_| {
                 ApiError::unavailable(format!(
-                    "the server holds {cap} bytes of append bodies already, the most it takes                      at once; nothing was written: retry later"
+                    "the server holds {cap} bytes of append bodies already, the most it takes \
+                     at once; nothing was written: retry later"
                 ))
             })?;
         self.bytes += more;
@@ -81,11 +82,11 @@ impl Drop for Held {
     }
 }
 
-/// Reads a body of at most `limit` bytes within `timeout`, its bytes taken from `budget` for
-/// as long as the returned [`Held`] lives. A declared length over the limit, or over what is
-/// left of the budget, is refused before a byte is read; a body that grows past either is
-/// refused at the first chunk that does; a body still arriving after `timeout` (a client
-/// trickling bytes) is a 408.
+/// Reads a body of at most `limit` bytes within `timeout`, its bytes taken from `budget` as
+/// they arrive, for as long as the returned [`Held`] lives. A declared length over the limit is
+/// refused before a byte is read; a body that grows past the limit or the budget is refused at
+/// the first chunk that does; a body still arriving after `timeout` (a client trickling bytes)
+/// is a 408.
 pub(crate) async fn read_body(
     headers: &HeaderMap,
     body: Body,
@@ -117,22 +118,20 @@ async fn read_limited(
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if let Some(len) = declared {
-        if len > limit as u64 {
-            return Err(ApiError::too_large(limit));
-        }
-        held.take(len as usize)?;
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::too_large(limit));
     }
     let mut stream = body.into_data_stream();
     let mut bytes = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
+        // Taken as the bytes arrive, not for a declared length up front: clients declaring
+        // large bodies and sending nothing would otherwise hold the budget for the request
+        // timeout at no cost to themselves.
         let refused = if bytes.len() + chunk.len() > limit {
             Some(ApiError::too_large(limit))
-        } else if declared.is_none() {
-            held.take(chunk.len()).err()
         } else {
-            None
+            held.take(chunk.len()).err()
         };
         if let Some(refused) = refused {
             // Read on (discarding) for a while, so that a client still sending sees the answer

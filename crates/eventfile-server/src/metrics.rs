@@ -189,7 +189,7 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP eventfile_append_pending_bytes Bytes of append bodies held now, from their first byte read until their append ends (bounded by the server's max_pending_bytes).\n# TYPE eventfile_append_pending_bytes gauge\neventfile_append_pending_bytes {pending_bytes}"
+            "# HELP eventfile_append_pending_bytes Bytes of append bodies held now, each from when it is read until its append ends (bounded by the server's max_pending_bytes).\n# TYPE eventfile_append_pending_bytes gauge\neventfile_append_pending_bytes {pending_bytes}"
         );
         let _ = writeln!(
             out,

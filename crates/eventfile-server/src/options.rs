@@ -96,9 +96,9 @@ impl ServeOptions {
         self
     }
 
-    /// The most bytes of append bodies held at once, counted from the first byte read until
-    /// the append ends: an append that would take more is answered 503 (kind `unavailable`)
-    /// with nothing written, before its body is read if it declares its length. What bounds
+    /// The most bytes of append bodies held at once, each byte counted from when it is read
+    /// until its append ends: an append whose body would take more is answered 503 (kind
+    /// `unavailable`) with nothing written. What bounds
     /// the server's memory when many clients send large bodies while the store is slow (the
     /// body limit bounds one request, `max_connections` how many). Default 256 MiB; never less
     /// than the body limit, so that one body of the largest size always fits.

@@ -119,8 +119,9 @@ async fn status_of(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> Strin
 }
 
 /// The bytes of append bodies held at once are bounded: while one client holds most of the
-/// budget with a body it has declared and not finished, another append that would pass it is
-/// answered 503 with nothing written, declared or chunked, and one that fits is served. Once
+/// budget with a body it has sent all but the end of, another append that would pass it is
+/// answered 503 with nothing written, declared or chunked, and one that fits is served. A
+/// declared length alone takes nothing (60,000 declared, 59,900 counted). Once
 /// the first append ends, its bytes are given back (before, nothing bounded the bodies held
 /// but the connection cap times the body limit: 64 GiB by default).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,7 +134,7 @@ async fn append_bodies_past_the_pending_budget_wait_their_turn() {
     let body = |pad: usize| {
         json!({"events": [{"type": "Big", "data": {"pad": "x".repeat(pad)}}]}).to_string()
     };
-    // A body of 60,000 bytes, declared and sent in part.
+    // A body of 60,000 bytes, declared and sent but for its last 100.
     let held = body(60_000 - body(0).len());
     assert_eq!(held.len(), 60_000);
     let mut slow = TcpStream::connect(s.addr).await.unwrap();
@@ -144,9 +145,9 @@ async fn append_bodies_past_the_pending_budget_wait_their_turn() {
         )
     };
     slow.write_all(head(held.len()).as_bytes()).await.unwrap();
-    slow.write_all(&held.as_bytes()[..100]).await.unwrap();
-    eventually("the declared body counted", async || {
-        metric(&s, "eventfile_append_pending_bytes").await == 60_000.0
+    slow.write_all(&held.as_bytes()[..59_900]).await.unwrap();
+    eventually("the bytes sent counted", async || {
+        metric(&s, "eventfile_append_pending_bytes").await == 59_900.0
     })
     .await;
 
@@ -178,7 +179,7 @@ async fn append_bodies_past_the_pending_budget_wait_their_turn() {
     assert_eq!(store.stream_version("refused").unwrap(), 0);
 
     // The held append ends; its bytes are given back, and the big one is served.
-    slow.write_all(&held.as_bytes()[100..]).await.unwrap();
+    slow.write_all(&held.as_bytes()[59_900..]).await.unwrap();
     let answer = String::from_utf8_lossy(&until_closed(&mut slow).await).into_owned();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     eventually("the budget given back", async || {
