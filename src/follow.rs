@@ -96,22 +96,32 @@ impl Feed for FileFeed {
         if !self.read_only {
             return self.watch.wait_past(after, deadline);
         }
-        loop {
-            let slice = Instant::now() + SAFETY_POLL;
-            let until = deadline.map_or(slice, |d| d.min(slice));
-            match self.watch.wait_past(after, Some(until)) {
-                Waited::TimedOut if deadline.is_none_or(|d| Instant::now() < d) => {
-                    match self
-                        .store
-                        .with(|inner| inner.stalled.load(Ordering::Acquire))
-                    {
-                        None => return Waited::Closed,
-                        Some(true) => return Waited::Advanced(after),
-                        Some(false) => {}
-                    }
-                }
-                waited => return waited,
-            }
+        wait_watching_stall(&self.watch, after, deadline, || {
+            self.store
+                .with(|inner| inner.stalled.load(Ordering::Acquire))
+        })
+    }
+}
+
+/// [`HeadWatch::wait_past`] for a read-only handle: a [`SAFETY_POLL`] at a time, answering
+/// `Waited::Advanced(after)` (look again) once `stalled` says the follower stalled, and
+/// `Waited::Closed` once it says the store is closed (`None`).
+fn wait_watching_stall(
+    watch: &HeadWatch,
+    after: u64,
+    deadline: Option<Instant>,
+    stalled: impl Fn() -> Option<bool>,
+) -> Waited {
+    loop {
+        let slice = Instant::now() + SAFETY_POLL;
+        let until = deadline.map_or(slice, |d| d.min(slice));
+        match watch.wait_past(after, Some(until)) {
+            Waited::TimedOut if deadline.is_none_or(|d| Instant::now() < d) => match stalled() {
+                None => return Waited::Closed,
+                Some(true) => return Waited::Advanced(after),
+                Some(false) => {}
+            },
+            waited => return waited,
         }
     }
 }
@@ -170,19 +180,15 @@ impl Store {
         // A read-only handle whose follower stalls answers the error a refresh meets (as its
         // subscriptions do, [`FileFeed::wait_past`]), rather than waiting out the timeout.
         let deadline = Instant::now().checked_add(timeout);
+        let stalled = || Some(self.inner.stalled.load(Ordering::Acquire));
         loop {
-            let left = deadline.map_or(SAFETY_POLL, |d| {
-                d.saturating_duration_since(Instant::now()).min(SAFETY_POLL)
-            });
-            if watch.wait_for(seq, left) {
-                return Ok(true);
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(false);
-            }
-            if self.inner.stalled.load(Ordering::Acquire) {
-                self.inner.refresh()?;
-                self.inner.stalled.store(false, Ordering::Release);
+            match wait_watching_stall(watch, seq - 1, deadline, stalled) {
+                Waited::Advanced(head) if head >= seq => return Ok(true),
+                Waited::Advanced(_) => {
+                    self.inner.refresh()?;
+                    self.inner.stalled.store(false, Ordering::Release);
+                }
+                Waited::TimedOut | Waited::Closed => return Ok(false),
             }
         }
     }

@@ -38,8 +38,14 @@ fn lax_writer(root: &std::path::Path, seed: u64) -> (Arc<SimDisk>, Store) {
 
 /// The power fails now: the store as the disk keeps it, opened again (default durability).
 fn recovered(root: &std::path::Path, disk: &SimDisk, store: Store) -> (Arc<SimDisk>, Store) {
-    let image = disk.power_loss();
+    let reopened = reopened(root, disk);
     drop(store);
+    reopened
+}
+
+/// [`recovered`], for a store already closed.
+fn reopened(root: &std::path::Path, disk: &SimDisk) -> (Arc<SimDisk>, Store) {
+    let image = disk.power_loss();
     let disk = SimDisk::new(root, image, u64::MAX, 0);
     let store = options(&disk).open(root).unwrap();
     (disk, store)
@@ -270,28 +276,21 @@ fn a_handle_poisoned_by_a_failed_write_still_syncs_what_it_wrote_before() {
         disk.fail_writes(1);
         let e = NewEvent::new("Tick", serde_json::json!({ "v": 3 }));
         assert!(store.append(&s, ExpectedVersion::Any, [e]).is_err());
-        if seed % 2 == 0 {
+        let (_, store) = if seed % 2 == 0 {
             let refused = store.sync();
             assert!(
                 matches!(refused, Err(Error::Poisoned { .. })),
                 "seed {seed}: the sync reports the poison: {refused:?}"
             );
+            recovered(root.path(), &disk, store)
         } else {
             let refused = store.close();
             assert!(
                 refused.is_err(),
                 "seed {seed}: the close reports the poison"
             );
-            let (_, store) = {
-                let image = disk.power_loss();
-                let disk = SimDisk::new(root.path(), image, u64::MAX, 0);
-                let store = options(&disk).open(root.path()).unwrap();
-                (disk, store)
-            };
-            assert_eq!(store.stream_version(&s), 3, "seed {seed}: closed");
-            continue;
-        }
-        let (_, store) = recovered(root.path(), &disk, store);
-        assert_eq!(store.stream_version(&s), 3, "seed {seed}: synced");
+            reopened(root.path(), &disk)
+        };
+        assert_eq!(store.stream_version(&s), 3, "seed {seed}");
     }
 }
