@@ -11,9 +11,11 @@
 //! transaction as its rows ([`Projection::position`]) is exactly-once: the runner resumes from
 //! the read model's position, whatever the store's checkpoint says.
 //!
-//! A projection that fails on an event stops at that event: the runner rolls back the batch,
-//! commits the events before the failing one, saves the checkpoint with the error, and returns
-//! [`ProjectionError::Handler`]. The event is never skipped: the next run starts with it.
+//! A projection that fails on an event stops at that event: the runner rolls back the batch
+//! and handles its events before the failing one again (or, from a read model that cannot
+//! roll back, keeps them as handled: [`Projection::rollback`]), commits them, saves the
+//! checkpoint with the error, and returns [`ProjectionError::Handler`]. The event is never
+//! skipped: the next run starts with it.
 //!
 //! This module owns the runner's loop and the checkpoint rules; it reaches the log only
 //! through [`EventStore`].
@@ -70,7 +72,8 @@ pub trait Projection: Send {
     /// The name its checkpoint is kept under (see [`crate::Checkpoints`] for the rules).
     fn name(&self) -> &str;
 
-    /// The events it wants, oldest first (default: all). Its `to_seq` and limit are ignored.
+    /// The events it wants, oldest first (default: all). Its `from_seq` (and cursor) are
+    /// where it begins; its `to_seq` and limit are ignored.
     fn query(&self) -> Query {
         Query::new()
     }
@@ -86,11 +89,15 @@ pub trait Projection: Send {
         Ok(())
     }
 
-    /// Undoes what `handle` did since the last commit: called when a handler failed, before
-    /// the events ahead of the failing one are handled again. A read model that cannot undo
-    /// (one in memory) must leave this as it is and make `handle` all-or-nothing itself.
-    fn rollback(&mut self) -> Result<(), BoxError> {
-        Ok(())
+    /// Undoes what `handle` did since the last commit, when a handler, a read of the log or a
+    /// commit failed. Returns whether it did: `Ok(true)`, and the runner handles the undone
+    /// events again (those before a failing one, then commits them) or leaves them to the
+    /// next run; `Ok(false)` (the default, for a read model in memory that cannot undo), and
+    /// the runner keeps what was handled and commits it as it is, so no event is applied
+    /// twice. A read model that keeps `false` must make `handle` all-or-nothing (a failing
+    /// call changes nothing), and its `commit` must not fail.
+    fn rollback(&mut self) -> Result<bool, BoxError> {
+        Ok(false)
     }
 
     /// The position the read model keeps itself, when it commits it with its changes
@@ -365,7 +372,7 @@ impl<S: EventStore, P: Projection> Runner<S, P> {
             return Ok(self.position);
         }
         // Ends once it has passed the head: every event up to it handled or not selected.
-        let mut sub = self.subscribe(self.projection.query().to_seq(head))?;
+        let mut sub = self.subscribe(self.query().to_seq(head))?;
         let mut handled = 0;
         while !sub.is_finished() {
             handled += self.batch(&mut sub, None)?;
@@ -383,7 +390,7 @@ impl<S: EventStore, P: Projection> Runner<S, P> {
     /// committing each batch and whenever it has handled everything visible.
     pub fn run(&mut self, stop: &Stop) -> Result<(), ProjectionError> {
         self.check_behind(self.store.head_seq()?)?;
-        let mut sub = self.subscribe(self.projection.query())?;
+        let mut sub = self.subscribe(self.query())?;
         while !stop.is_stopped() && !sub.is_finished() {
             self.batch(&mut sub, Some(stop))?;
         }
@@ -395,15 +402,28 @@ impl<S: EventStore, P: Projection> Runner<S, P> {
     /// retention removed are not there to replay: the read model is rebuilt from what the log
     /// holds (before, a rebuild after retention failed with a gap on every call, its read
     /// model left empty).
+    ///
+    /// The checkpoint moves back before the read model is emptied: a crash between the two
+    /// leaves a full read model that the next run replays on top of (events handled again,
+    /// as after any crash: at-least-once), never an empty one the checkpoint says is built.
     pub fn rebuild(&mut self, progress: impl FnMut(Progress)) -> Result<u64, ProjectionError> {
         let start = self.store.log_start()?.saturating_sub(1);
-        self.projection
-            .reset()
-            .map_err(|source| read_model(&self.name, "reset", source))?;
         self.store.checkpoints().put(&self.name, start, None)?;
         self.position = start;
         self.saved = Some((Instant::now(), start));
+        self.projection
+            .reset()
+            .map_err(|source| read_model(&self.name, "reset", source))?;
         self.catch_up_with(progress)
+    }
+
+    /// The projection's query as the runner reads it: its `to_seq` and limit dropped (a
+    /// runner follows the whole log; `catch_up` sets its own end).
+    fn query(&self) -> Query {
+        let mut q = self.projection.query();
+        q.to_seq = None;
+        q.limit = None;
+        q
     }
 
     /// A position past the head is a read model of another log: refused, never followed (a
@@ -446,9 +466,15 @@ impl<S: EventStore, P: Projection> Runner<S, P> {
                 Ok(None) => break,
                 Err(e) => {
                     // The batch's handled part is in the read model, uncommitted: undone, so
-                    // that a run after this error handles it once, not again on top of itself.
-                    if handled > 0 {
-                        self.undo();
+                    // that a run after this error handles it once, not again on top of itself;
+                    // or, kept by a read model that cannot undo, committed as it is.
+                    if handled > 0 && !self.undo() {
+                        let position = Subscription::position(sub);
+                        if position > self.position
+                            && let Err(c) = self.commit(position)
+                        {
+                            log::warn!("{}: after a failed read: {c}", self.name);
+                        }
                     }
                     return Err(e.into());
                 }
@@ -478,27 +504,38 @@ impl<S: EventStore, P: Projection> Runner<S, P> {
         Ok(handled as u64)
     }
 
-    /// Rolls back the read model's open batch after a failed read or commit; a failure to is
-    /// logged (the error that ended the batch is the one reported).
-    fn undo(&mut self) {
-        if let Err(e) = self.projection.rollback() {
-            log::warn!("{}: rolling back after a failed batch: {e}", self.name);
+    /// Rolls back the read model's open batch after a failed read or commit; whether it was
+    /// undone. A failure to is logged (the error that ended the batch is the one reported) and
+    /// counts as undone: the batch is not committed on top of a half-undone read model.
+    fn undo(&mut self) -> bool {
+        match self.projection.rollback() {
+            Ok(undone) => undone,
+            Err(e) => {
+                log::warn!("{}: rolling back after a failed batch: {e}", self.name);
+                true
+            }
         }
     }
 
     /// The projection failed on the event at `seq`: undo the batch, handle the events before
-    /// it again (read anew) and commit them, and save the checkpoint with the error.
+    /// it again (read anew; kept as they are by a read model that cannot undo) and commit
+    /// them, and save the checkpoint with the error.
     fn stop_at(&mut self, seq: u64, error: &str) -> Result<(), ProjectionError> {
-        self.projection
+        let undone = self
+            .projection
             .rollback()
             .map_err(|source| read_model(&self.name, "roll back", source))?;
         let before = seq - 1;
-        if before > self.position {
-            let again = self
-                .projection
-                .query()
-                .from_seq(self.position + 1)
-                .to_seq(before);
+        if before > self.position && !undone {
+            self.commit(before)?;
+        } else if before > self.position {
+            // The projection's own start (`from_seq`, a cursor) still holds: the events
+            // before it were never delivered, and are not handled now.
+            let mut again = self.query();
+            let from = (self.position + 1)
+                .max(again.from_seq.unwrap_or(0))
+                .max(again.after.take().map_or(0, |c| c.seq + 1));
+            again = again.from_seq(from).to_seq(before);
             let r = (|| {
                 for e in self.store.query(&again)? {
                     let e = e?;

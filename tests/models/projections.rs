@@ -68,9 +68,9 @@ impl Projection for Totals {
         self.commits.push(position);
         Ok(())
     }
-    fn rollback(&mut self) -> Result<(), BoxError> {
+    fn rollback(&mut self) -> Result<bool, BoxError> {
         self.pending = None;
-        Ok(())
+        Ok(true)
     }
     fn position(&mut self) -> Result<Option<u64>, BoxError> {
         Ok(if self.keeps_position {
@@ -446,4 +446,224 @@ fn a_rebuild_after_retention_replays_from_the_logs_start() {
     assert_eq!(runner.rebuild(|_| {}).unwrap(), head);
     assert_eq!(runner.projection().committed, expected(&store));
     runner.catch_up().unwrap();
+}
+
+/// A read model in memory, as the module's example writes one: no `commit`, no `rollback`
+/// (it cannot undo), `handle` all-or-nothing.
+#[derive(Default)]
+struct Counted {
+    /// Handled, by seq: an event handled twice shows as 2.
+    seen: BTreeMap<u64, u32>,
+    /// Fails on events whose amount is this.
+    poison: Option<u64>,
+    /// Starts at this seq (its query's `from_seq`).
+    from: Option<u64>,
+    /// Its query's limit and `to_seq`, which the runner ignores.
+    limit: Option<usize>,
+    to: Option<u64>,
+    /// The store's checkpoint when `reset` was called.
+    checkpoint_at_reset: Option<Option<u64>>,
+    store: Option<std::sync::Arc<dyn EventStore>>,
+}
+
+impl Projection for Counted {
+    fn name(&self) -> &str {
+        "counted"
+    }
+    fn query(&self) -> Query {
+        let mut q = Query::new().event_type("Paid");
+        if let Some(f) = self.from {
+            q = q.from_seq(f);
+        }
+        if let Some(n) = self.limit {
+            q = q.limit(n);
+        }
+        if let Some(t) = self.to {
+            q = q.to_seq(t);
+        }
+        q
+    }
+    fn handle(&mut self, event: &RecordedEvent) -> Result<(), BoxError> {
+        if event.data_value()["amount"].as_u64() == self.poison {
+            return Err("poisoned".into());
+        }
+        *self.seen.entry(event.seq).or_default() += 1;
+        Ok(())
+    }
+    fn reset(&mut self) -> Result<(), BoxError> {
+        if let Some(store) = &self.store {
+            self.checkpoint_at_reset = Some(store.checkpoints().load("counted")?);
+        }
+        self.seen.clear();
+        Ok(())
+    }
+}
+
+/// A read model that cannot roll back keeps the events a failing batch handled before the
+/// failing one: they are committed as they are, not handled again on top of themselves (the
+/// runner once replayed them after a rollback that undid nothing, and counted them twice).
+#[test]
+fn a_read_model_that_cannot_roll_back_counts_each_event_once_when_one_fails() {
+    for b in backends() {
+        let store = &*b.store;
+        let mut seqs = Vec::new();
+        for amount in [1, 2, 3, 666, 4] {
+            seqs.push(pay(store, 1, amount));
+        }
+        let counted = Counted {
+            poison: Some(666),
+            ..Counted::default()
+        };
+        let mut runner = Runner::new(store, counted).unwrap().batch_size(100);
+        assert!(matches!(
+            runner.catch_up().unwrap_err(),
+            ProjectionError::Handler { seq, .. } if seq == seqs[3]
+        ));
+        let once: BTreeMap<u64, u32> = seqs[..3].iter().map(|&s| (s, 1)).collect();
+        assert_eq!(runner.projection().seen, once, "{}", b.name);
+        assert_eq!(runner.position(), seqs[3] - 1);
+        assert_eq!(
+            store.checkpoints().load("counted").unwrap(),
+            Some(seqs[3] - 1)
+        );
+        // Fixed, the same read model goes on from the failing event.
+        runner.projection_mut().poison = None;
+        runner.catch_up().unwrap();
+        let once: BTreeMap<u64, u32> = seqs.iter().map(|&s| (s, 1)).collect();
+        assert_eq!(runner.projection().seen, once, "{}", b.name);
+    }
+}
+
+/// A read failing mid-batch under a read model that cannot roll back: what it handled is
+/// committed, and the next run goes on after it.
+#[test]
+fn a_read_failing_under_a_read_model_that_cannot_roll_back_counts_each_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = eventfile::FaultyStorage::new();
+    let store = eventfile::OpenOptions::new()
+        .storage(std::sync::Arc::new(std::sync::Arc::clone(&storage)))
+        .open(dir.path())
+        .unwrap();
+    for i in 0..25 {
+        pay(&store, i % 4, u64::from(i) + 1);
+        note(&store);
+    }
+    // The sixth `Paid` event is seq 11: the segment's twelfth line (its header first).
+    let segment = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap();
+    let bytes = std::fs::read(&segment).unwrap();
+    let at = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(10)
+        .map(|(i, _)| i as u64 + 1)
+        .unwrap();
+    storage.fail_reads_of(segment.file_name().unwrap().to_str().unwrap(), at);
+    let mut runner = Runner::new(&store, Counted::default())
+        .unwrap()
+        .batch_size(10);
+    assert!(runner.catch_up().is_err(), "the read failed");
+    assert_eq!(runner.projection().seen.len(), 5, "seqs 1 to 9");
+    assert_eq!(runner.position(), 9, "what was handled is committed");
+    storage.heal_reads();
+    runner.catch_up().unwrap();
+    assert_eq!(runner.projection().seen.len(), 25);
+    assert!(runner.projection().seen.values().all(|&n| n == 1));
+}
+
+/// After a failure, the events before the failing one are handled again from the projection's
+/// own start: those before its `from_seq` were never delivered, and stay unhandled.
+#[test]
+fn a_failure_replays_the_batch_from_the_projections_own_start() {
+    for b in backends() {
+        let store = &*b.store;
+        let mut seqs = Vec::new();
+        for amount in [1, 2, 3, 4, 666] {
+            seqs.push(pay(store, 1, amount));
+        }
+        let totals = Totals {
+            poison: Some(666),
+            ..Totals::default()
+        };
+        // `Totals` rolls back, so the runner replays the batch; it starts at the third event.
+        struct From(Totals, u64);
+        impl Projection for From {
+            fn name(&self) -> &str {
+                self.0.name()
+            }
+            fn query(&self) -> Query {
+                self.0.query().from_seq(self.1)
+            }
+            fn handle(&mut self, e: &RecordedEvent) -> Result<(), BoxError> {
+                self.0.handle(e)
+            }
+            fn commit(&mut self, position: u64) -> Result<(), BoxError> {
+                self.0.commit(position)
+            }
+            fn rollback(&mut self) -> Result<bool, BoxError> {
+                self.0.rollback()
+            }
+            fn reset(&mut self) -> Result<(), BoxError> {
+                self.0.reset()
+            }
+        }
+        let mut runner = Runner::new(store, From(totals, seqs[2]))
+            .unwrap()
+            .batch_size(100);
+        assert!(runner.catch_up().is_err());
+        let p = &runner.projection().0;
+        assert_eq!(p.committed["order-1"], 3 + 4, "{}", b.name);
+        assert!(p.handled.iter().all(|&s| s >= seqs[2]), "{:?}", p.handled);
+    }
+}
+
+/// A projection's query limit and `to_seq` are ignored, as `Projection::query` says: a
+/// catch-up goes to the head, and `run` follows the log past the `to_seq`.
+#[test]
+fn a_projections_limit_and_to_seq_are_ignored() {
+    for b in backends() {
+        let store = &*b.store;
+        for amount in 1..=10 {
+            pay(store, 1, amount);
+        }
+        let counted = Counted {
+            limit: Some(5),
+            to: Some(3),
+            ..Counted::default()
+        };
+        let mut runner = Runner::new(store, counted).unwrap();
+        assert_eq!(runner.catch_up().unwrap(), 10, "{}", b.name);
+        assert_eq!(runner.projection().seen.len(), 10);
+    }
+}
+
+/// A rebuild moves the checkpoint back before it empties the read model: a crash between the
+/// two must leave events to handle again, never an empty read model at a built checkpoint.
+#[test]
+fn a_rebuild_moves_the_checkpoint_back_before_it_resets_the_read_model() {
+    for b in backends() {
+        let (name, _dir) = (b.name, b.dir);
+        let store: std::sync::Arc<dyn EventStore> = std::sync::Arc::from(b.store);
+        for amount in 1..=4 {
+            pay(&*store, 1, amount);
+        }
+        let counted = Counted {
+            store: Some(store.clone()),
+            ..Counted::default()
+        };
+        let mut runner = Runner::new(&*store, counted).unwrap();
+        runner.catch_up().unwrap();
+        assert_eq!(store.checkpoints().load("counted").unwrap(), Some(4));
+        runner.rebuild(|_| {}).unwrap();
+        assert_eq!(
+            runner.projection().checkpoint_at_reset,
+            Some(Some(0)),
+            "{name}"
+        );
+        assert_eq!(runner.projection().seen.len(), 4);
+    }
 }

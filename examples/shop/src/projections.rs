@@ -134,14 +134,14 @@ impl<T: Tables> Projection for SqliteProjection<T> {
         Ok(())
     }
 
-    fn rollback(&mut self) -> Result<(), BoxError> {
+    fn rollback(&mut self) -> Result<bool, BoxError> {
         if self.open {
             self.open = false;
             if !self.conn.is_autocommit() {
                 self.conn.execute_batch("ROLLBACK")?;
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     fn position(&mut self) -> Result<Option<u64>, BoxError> {
