@@ -137,7 +137,10 @@ const EXT: &str = "checkpoint";
 /// Checkpoints kept as files in a directory, one per consumer (`NAME.checkpoint`, replaced
 /// atomically on every save: written beside, synced, renamed over, directory synced). Keep the
 /// directory anywhere the consumer may write; the file store keeps its own in `checkpoints/`
-/// ([`crate::EventStore::checkpoints`]). One process saves a given name at a time.
+/// ([`crate::EventStore::checkpoints`]). Handles and processes may save the same name at
+/// once: each save writes a temporary file of its own (`NAME.checkpoint.PID-N.tmp`), and the
+/// last one renamed over the checkpoint is the one kept, whole. The first save of a handle
+/// removes what saves cut short by a crash left (the temporary files of processes gone).
 ///
 /// ```
 /// use eventfile::{Checkpoints, FileCheckpoints};
@@ -151,8 +154,9 @@ const EXT: &str = "checkpoint";
 pub struct FileCheckpoints {
     dir: PathBuf,
     storage: Arc<dyn Storage>,
-    /// Saves of this handle, one at a time (they share temporary names).
-    saving: Mutex<()>,
+    /// Saves and removals of this handle, one at a time; `true` once the first save has
+    /// removed the temporary files crashed saves left.
+    saving: Mutex<bool>,
 }
 
 impl std::fmt::Debug for FileCheckpoints {
@@ -177,7 +181,7 @@ impl FileCheckpoints {
         FileCheckpoints {
             dir,
             storage,
-            saving: Mutex::new(()),
+            saving: Mutex::new(false),
         }
     }
 
@@ -243,9 +247,17 @@ impl Checkpoints for FileCheckpoints {
             error: error.map(|e| clip_error(e).to_owned()),
             time: Some(crate::time::format_rfc3339(crate::time::now_micros())),
         });
-        let _one = self.saving.lock().unwrap_or_else(|p| p.into_inner());
+        let mut swept = self.saving.lock().unwrap_or_else(|p| p.into_inner());
         self.create_dir()?;
-        crate::files::write_atomic(
+        if !*swept {
+            let names = self
+                .storage
+                .list_dir(&self.dir)
+                .map_err(|e| Error::io("list", &self.dir, e))?;
+            crate::files::remove_orphaned_temps(self.storage.as_ref(), &self.dir, &names)?;
+            *swept = true;
+        }
+        crate::files::write_atomic_shared(
             self.storage.as_ref(),
             &self.dir,
             &format!("{name}.{EXT}"),
@@ -390,5 +402,76 @@ mod tests {
         // Saving again repairs it.
         c.save("a", 5).unwrap();
         assert_eq!(c.load("a").unwrap(), Some(5));
+    }
+
+    /// Two handles on one directory save the same checkpoint at once while a third reads it:
+    /// every save and every read succeeds, and the checkpoint ends at one of the last values
+    /// saved. With one temporary name for every save, a save renamed the other's empty or
+    /// half-written file over the checkpoint: a read found it damaged, and a crash would have
+    /// kept it so.
+    #[test]
+    fn handles_saving_one_checkpoint_at_once_never_tear_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let handles: Vec<FileCheckpoints> = (0..2)
+            .map(|_| FileCheckpoints::open(dir.path()).unwrap())
+            .collect();
+        handles[0].save("x", 0).unwrap();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let savers: Vec<_> = handles
+                .iter()
+                .enumerate()
+                .map(|(h, c)| {
+                    s.spawn(move || (0..150u64).try_for_each(|i| c.save("x", i * 2 + h as u64)))
+                })
+                .collect();
+            let reader = s.spawn(|| {
+                let c = FileCheckpoints::open(dir.path()).unwrap();
+                let mut reads = 0u64;
+                while !done.load(std::sync::atomic::Ordering::Acquire) {
+                    c.load("x")?;
+                    reads += 1;
+                }
+                Ok::<u64, Error>(reads)
+            });
+            let saved: Vec<Result<()>> = savers.into_iter().map(|t| t.join().unwrap()).collect();
+            done.store(true, std::sync::atomic::Ordering::Release);
+            let read = reader.join().unwrap();
+            for r in saved {
+                r.unwrap();
+            }
+            assert!(read.unwrap() > 0);
+        });
+        let last = handles[1].load("x").unwrap().unwrap();
+        assert!([298, 299].contains(&last), "{last}");
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["x.checkpoint"], "no temporary file left");
+    }
+
+    /// A crashed save's temporary file is removed by a handle's first save, when its process
+    /// is gone; a running process's is left alone.
+    #[test]
+    fn a_first_save_removes_temporary_files_of_processes_gone() {
+        if !std::path::Path::new("/proc/self").exists() {
+            return; // Nothing tells which processes run: nothing is removed (by design).
+        }
+        let dir = tempfile::tempdir().unwrap();
+        // A pid above the kernel's largest (4,194,304) is no running process.
+        let gone = dir.path().join("x.checkpoint.4194305-0.tmp");
+        let running = dir
+            .path()
+            .join(format!("x.checkpoint.{}-7.tmp", std::process::id()));
+        let other = dir.path().join("notes.tmp");
+        for p in [&gone, &running, &other] {
+            std::fs::write(p, b"half").unwrap();
+        }
+        let c = FileCheckpoints::open(dir.path()).unwrap();
+        c.save("y", 1).unwrap();
+        assert!(!gone.exists());
+        assert!(running.exists());
+        assert!(other.exists(), "not a checkpoint save's");
     }
 }

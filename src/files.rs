@@ -59,6 +59,7 @@ pub(crate) fn create_dir(storage: &dyn Storage, dir: &Path) -> Result<()> {
 }
 
 /// Replaces `dir/name` with `bytes`: write a temp file, fsync it, rename it over, fsync the dir.
+/// For files one process writes (the writer's): the temp file's name is fixed.
 pub(crate) fn write_atomic(
     storage: &dyn Storage,
     dir: &Path,
@@ -66,12 +67,81 @@ pub(crate) fn write_atomic(
     bytes: &[u8],
 ) -> Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
-    let dst = dir.join(name);
     match storage.remove_file(&tmp) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io("remove", tmp, e)),
     }
+    replace_through(storage, dir, name, &tmp, bytes)
+}
+
+/// [`write_atomic`] for a file that several handles or processes may replace at once (a
+/// consumer's checkpoint): each save writes a temp file of its own,
+/// `NAME.PID-N.tmp`, so that one save never renames another's half-written file over `name`.
+/// The last rename wins, whole.
+pub(crate) fn write_atomic_shared(
+    storage: &dyn Storage,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SAVES: AtomicU64 = AtomicU64::new(0);
+    let n = SAVES.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!("{name}.{}-{n}.tmp", std::process::id()));
+    replace_through(storage, dir, name, &tmp, bytes)
+}
+
+/// The temp files of [`write_atomic_shared`] among `names` (entries of `dir`) whose process is
+/// gone (no `/proc/PID`): what a save cut short by a crash left. Removed; where `/proc` does
+/// not tell (another system), nothing is.
+pub(crate) fn remove_orphaned_temps(
+    storage: &dyn Storage,
+    dir: &Path,
+    names: &[String],
+) -> Result<()> {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return Ok(());
+    }
+    let mut removed = false;
+    for name in names {
+        let Some(pid) = name
+            .strip_suffix(".tmp")
+            .and_then(|n| n.rsplit_once('.'))
+            .and_then(|(_, tag)| tag.split_once('-'))
+            .and_then(|(pid, n)| n.parse::<u64>().ok().and(pid.parse::<u32>().ok()))
+        else {
+            continue;
+        };
+        if pid == std::process::id() || proc.join(pid.to_string()).exists() {
+            continue;
+        }
+        let path = dir.join(name);
+        match storage.remove_file(&path) {
+            Ok(()) => removed = true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", path, e)),
+        }
+    }
+    if removed {
+        storage
+            .sync_dir(dir)
+            .map_err(|e| Error::io("fsync directory", dir, e))?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to the new file `tmp`, fsyncs it, renames it over `dir/name` and fsyncs
+/// `dir`.
+fn replace_through(
+    storage: &dyn Storage,
+    dir: &Path,
+    name: &str,
+    tmp: &Path,
+    bytes: &[u8],
+) -> Result<()> {
+    let (tmp, dst) = (tmp.to_path_buf(), dir.join(name));
     let f = storage
         .create_new(&tmp)
         .map_err(|e| Error::io("create", &tmp, e))?;
