@@ -67,9 +67,10 @@ pub enum Error {
         reason: String,
     },
 
-    /// The events were committed, but the snapshot that cqrs-es asked to save with them was
-    /// not: the store failed in between (see the README on atomicity). The events are durable;
-    /// the snapshot stays at its previous version.
+    /// The events were committed, but the snapshot that cqrs-es asked an aggregate store to
+    /// save with them was not: the store failed in between (see the README on atomicity). The
+    /// events are durable; the snapshot stays at its previous version. (A snapshot store logs
+    /// the failure and reports the commit: its snapshots are a cache.)
     #[error(
         "events of stream `{stream}` committed up to version {version}, but the snapshot after them was not saved: {source}"
     )]
