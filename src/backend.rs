@@ -562,7 +562,9 @@ pub fn check_tombstone(stream: &str, deleted: Option<Deletion>) -> Result<()> {
     match deleted {
         Some(d) if d.tombstone => Err(Error::StreamDeleted {
             stream: stream.to_owned(),
-            version: d.before - 1,
+            // `before` is at least 1 in every state a store writes; a database edited by
+            // hand may hold 0.
+            version: d.before.saturating_sub(1),
         }),
         _ => Ok(()),
     }

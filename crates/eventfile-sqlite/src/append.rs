@@ -423,9 +423,7 @@ pub(crate) fn first_match(
         .query(rusqlite::params_from_iter(w.params.iter()))
         .sql(path)?;
     match rows.next().sql(path)? {
-        Some(r) => Ok(Some(
-            u64::try_from(r.get::<_, i64>(0).sql(path)?).unwrap_or(0),
-        )),
+        Some(r) => Ok(Some(r.get::<_, u64>(0).sql(path)?)),
         None => Ok(None),
     }
 }

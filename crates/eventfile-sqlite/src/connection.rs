@@ -18,11 +18,31 @@ use crate::options::Synchronous;
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A SQLite error as an [`Error`]: `NotAStore` for a file that is not a database,
-/// `Unreachable` (kind `Unavailable`) for a lock another connection held too long, `Database`
-/// otherwise.
+/// `Unreachable` (kind `Unavailable`) for a lock another connection held too long, `Corrupt`
+/// for a file SQLite finds malformed, `ReadOnly` for a file this process may not write (SQLite
+/// then opens it for reading only), `Database` otherwise (also for a stored integer out of
+/// range: a negative seq or version, which only an edit outside eventfile writes).
 pub(crate) fn db_error(path: &Path, e: rusqlite::Error) -> Error {
+    if let rusqlite::Error::IntegralValueOutOfRange(column, value) = &e {
+        return Error::Database {
+            backend: "sqlite",
+            reason: format!(
+                "{}: column {column} of a row holds {value}, out of its range (a seq, version \
+                 or count is never negative): the file was changed outside eventfile",
+                path.display()
+            ),
+        };
+    }
     if let rusqlite::Error::SqliteFailure(f, _) = &e {
         match f.code {
+            rusqlite::ErrorCode::DatabaseCorrupt => {
+                return Error::Corrupt {
+                    path: path.to_owned(),
+                    offset: 0,
+                    reason: format!("SQLite finds the file malformed ({e}; it does not say where)"),
+                };
+            }
+            rusqlite::ErrorCode::ReadOnly => return Error::ReadOnly,
             rusqlite::ErrorCode::NotADatabase => {
                 return Error::NotAStore {
                     path: path.to_owned(),
@@ -72,10 +92,7 @@ pub(crate) fn open(path: &Path, create: bool, sync: Synchronous) -> Result<Conne
             Error::Io {
                 op: "open",
                 path: path.to_owned(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "cannot open the SQLite file (missing, or its directory is)",
-                ),
+                source: cannot_open(path),
             }
         }
         e => db_error(path, e),
@@ -83,6 +100,14 @@ pub(crate) fn open(path: &Path, create: bool, sync: Synchronous) -> Result<Conne
     conn.busy_timeout(BUSY_TIMEOUT).sql(path)?;
     conn.pragma_update(None, "synchronous", sync.pragma())
         .sql(path)?;
+    if sync == Synchronous::Full {
+        // On Apple systems `fsync` leaves the drive's write cache unflushed; these make SQLite
+        // use `F_FULLFSYNC` for its commits and checkpoints, as the file store's `sync_data`
+        // does (elsewhere they change nothing).
+        conn.pragma_update(None, "fullfsync", true).sql(path)?;
+        conn.pragma_update(None, "checkpoint_fullfsync", true)
+            .sql(path)?;
+    }
     conn.pragma_update(None, "foreign_keys", "ON").sql(path)?;
     // Plans never depend on bound values. Without this, SQLite (STAT4 is compiled in) marks a
     // statement whose plan could depend on a parameter (a `LIMIT ?`, for one) and compiles it
@@ -92,6 +117,28 @@ pub(crate) fn open(path: &Path, create: bool, sync: Synchronous) -> Result<Conne
         .sql(path)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// Why SQLite could not open `path` (it says only "unable to open"): the path is missing (or
+/// its directory is), is a directory, or is a file this process may not open.
+fn cannot_open(path: &Path) -> std::io::Error {
+    use std::io::{Error as IoError, ErrorKind};
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == ErrorKind::NotFound => IoError::new(
+            ErrorKind::NotFound,
+            "cannot open the SQLite file (missing, or its directory is)",
+        ),
+        Err(e) => e,
+        Ok(m) if m.is_dir() => IoError::new(
+            ErrorKind::IsADirectory,
+            "a directory, not a SQLite file (for a file store, name it `file:PATH`)",
+        ),
+        Ok(_) => IoError::new(
+            ErrorKind::PermissionDenied,
+            "the SQLite file is there but cannot be opened (its permissions, or its \
+             directory's, which must let this process create the WAL files beside it)",
+        ),
+    }
 }
 
 /// Puts the file in WAL mode (kept in the file: a no-op once done).
@@ -224,5 +271,61 @@ mod tests {
             Ok(true),
             "the pool's only connection was never given back"
         );
+    }
+
+    /// `synchronous=FULL` also asks for `F_FULLFSYNC` (Apple's `fsync` does not flush the
+    /// drive's cache; the pragmas change nothing elsewhere).
+    #[test]
+    fn full_sync_asks_for_full_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ev.db");
+        let conn = open(&path, true, Synchronous::Full).unwrap();
+        for pragma in ["fullfsync", "checkpoint_fullfsync"] {
+            let on: i64 = conn.pragma_query_value(None, pragma, |r| r.get(0)).unwrap();
+            assert_eq!(on, 1, "{pragma}");
+        }
+    }
+
+    /// A write SQLite refuses because the file is read-only to this connection is
+    /// `Error::ReadOnly` (kind `ReadOnly`), not a database failure a client would retry; a
+    /// file SQLite finds malformed is `Corrupt`.
+    #[test]
+    fn a_read_only_file_and_a_malformed_one_get_their_own_kinds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ev.db");
+        drop(open(&path, true, Synchronous::Full).unwrap());
+        let ro = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let e = ro.execute_batch("CREATE TABLE t (x)").unwrap_err();
+        let err = db_error(&path, e);
+        assert_eq!(err.kind(), eventfile::ErrorKind::ReadOnly, "{err}");
+        let corrupt = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            None,
+        );
+        assert_eq!(
+            db_error(&path, corrupt).kind(),
+            eventfile::ErrorKind::Corrupt
+        );
+    }
+
+    /// SQLite says only "unable to open": the error says whether the path is missing or a
+    /// directory.
+    #[test]
+    fn a_directory_is_named_as_one_not_as_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = open(dir.path(), false, Synchronous::Full).unwrap_err();
+        match &err {
+            Error::Io { source, .. } => {
+                assert_eq!(source.kind(), std::io::ErrorKind::IsADirectory, "{err}");
+            }
+            other => panic!("{other}"),
+        }
+        let err = open(&dir.path().join("nope.db"), false, Synchronous::Full).unwrap_err();
+        match &err {
+            Error::Io { source, .. } => {
+                assert_eq!(source.kind(), std::io::ErrorKind::NotFound, "{err}");
+            }
+            other => panic!("{other}"),
+        }
     }
 }

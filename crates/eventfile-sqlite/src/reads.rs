@@ -24,16 +24,28 @@ const PAGE: usize = 256;
 
 /// Runs `f` in one read transaction on `c`: its statements see one snapshot of the file. The
 /// `BEGIN` and `COMMIT` are cached statements (`execute_batch` would parse them each time).
+///
+/// The connection goes back to the pool never with a transaction left open, whatever `f`
+/// does: a guard rolls back what is still open, on an error and on a panic (a pooled
+/// connection left inside a transaction saw a frozen snapshot, failed every later `BEGIN`, and
+/// kept the WAL from being checkpointed). A transaction left open before (no `BEGIN` can then
+/// succeed) is rolled back too.
 fn snapshot<T>(c: &Connection, path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    struct Closed<'c>(&'c Connection);
+    impl Drop for Closed<'_> {
+        fn drop(&mut self) {
+            if !self.0.is_autocommit() {
+                let _ = self.0.execute_batch("ROLLBACK");
+            }
+        }
+    }
+    let closed = Closed(c);
     c.prepare_cached("BEGIN").sql(path)?.execute([]).sql(path)?;
     let out = f();
     let end = c
         .prepare_cached(if out.is_ok() { "COMMIT" } else { "ROLLBACK" })
         .and_then(|mut s| s.execute([]));
-    if !c.is_autocommit() {
-        // The connection goes back to the pool: never with a transaction left open.
-        let _ = c.execute_batch("ROLLBACK");
-    }
+    drop(closed);
     let v = out?;
     end.sql(path)?;
     Ok(v)
@@ -313,7 +325,7 @@ impl Inner {
                     .sql(path)?
                     .query_row(rusqlite::params_from_iter(w.params.iter()), |r| r.get(0))
                     .sql(path)?;
-                Ok(u64::try_from(n).unwrap_or(0))
+                Ok(u64::try_from(n).unwrap_or(0)) // count(*) is never negative
             })
         })
     }
@@ -377,7 +389,7 @@ impl Inner {
                 .query_map(rusqlite::params_from_iter(w.params.iter()), |r| {
                     Ok(StreamInfo {
                         stream: r.get(0)?,
-                        version: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                        version: r.get(1)?,
                     })
                 })
                 .sql(path)?;
@@ -415,11 +427,37 @@ impl Inner {
                 .query_map(rusqlite::params_from_iter(w.params.iter()), |r| {
                     Ok(TermCount {
                         name: r.get(0)?,
-                        count: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                        count: r.get(1)?,
                     })
                 })
                 .sql(path)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().sql(path)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A read that panics inside its transaction leaves the connection outside any: it goes
+    /// back to the pool, and was once handed out still in the old snapshot (every later
+    /// `BEGIN` failing, the WAL never checkpointed).
+    #[test]
+    fn a_read_that_panics_leaves_no_transaction_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ev.db");
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("CREATE TABLE t (x)").unwrap();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            snapshot(&c, &path, || -> Result<()> {
+                c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
+                    .unwrap();
+                panic!("a bug in a read")
+            })
+        }));
+        assert!(panicked.is_err());
+        assert!(c.is_autocommit(), "the read's transaction is still open");
+        snapshot(&c, &path, || Ok(())).unwrap();
     }
 }

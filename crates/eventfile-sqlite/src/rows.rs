@@ -50,10 +50,6 @@ pub(crate) fn int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn uint(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
-}
-
 /// A text column of a row, borrowed from SQLite (no copy).
 fn text<'r>(r: &'r Row<'_>, i: usize, path: &Path) -> Result<&'r str> {
     r.get_ref(i)
@@ -96,13 +92,16 @@ pub(crate) fn event_from_row_of(
         t => serde_json::from_str(t).map_err(|e| bad("tags", e))?,
     };
     Ok(RecordedEvent {
-        seq: uint(seq),
+        seq: u64::try_from(seq).map_err(|_| Error::Database {
+            backend: "sqlite",
+            reason: format!("{}: an event's seq is {seq}, below 1", path.display()),
+        })?,
         id: text(r, 1, path)?.to_owned(),
         stream: match stream {
             Some(s) => s.to_owned(),
             None => text(r, 2, path)?.to_owned(),
         },
-        version: uint(r.get(3).sql(path)?),
+        version: r.get(3).sql(path)?,
         event_type: text(r, 4, path)?.to_owned(),
         time: r.get(5).sql(path)?,
         data,
@@ -173,12 +172,12 @@ pub(crate) fn insert(conn: &Connection, path: &Path, e: &Insert<'_>) -> Result<(
 
 /// The newest seq (0: none).
 pub(crate) fn head(conn: &Connection, path: &Path) -> Result<u64> {
-    let v: Option<i64> = conn
+    let v: Option<u64> = conn
         .prepare_cached("SELECT max(seq) FROM events")
         .sql(path)?
         .query_row([], |r| r.get(0))
         .sql(path)?;
-    Ok(v.map_or(0, uint))
+    Ok(v.unwrap_or(0))
 }
 
 /// The time of the newest event (`Micros::MIN`: none): commit times never go below it.
@@ -194,12 +193,12 @@ pub(crate) fn last_time(conn: &Connection, path: &Path) -> Result<Micros> {
 
 /// A stream's version (0: no events).
 pub(crate) fn stream_version(conn: &Connection, path: &Path, stream: &str) -> Result<u64> {
-    let v: Option<i64> = conn
+    let v: Option<u64> = conn
         .prepare_cached("SELECT max(version) FROM events WHERE stream = ?1")
         .sql(path)?
         .query_row([stream], |r| r.get(0))
         .sql(path)?;
-    Ok(v.map_or(0, uint))
+    Ok(v.unwrap_or(0))
 }
 
 /// What is deleted of a stream, if anything. Whether the newest deletion row came from a soft
@@ -215,7 +214,7 @@ pub(crate) fn deletion(conn: &Connection, path: &Path, stream: &str) -> Result<O
     .sql(path)?
     .query_row(rusqlite::params![stream, eventfile::DELETED], |r| {
         Ok(Deletion {
-            before: uint(r.get(0)?),
+            before: r.get(0)?,
             tombstone: r.get(1)?,
             soft: r.get::<_, Option<bool>>(2)?.unwrap_or(false),
         })
@@ -241,17 +240,17 @@ pub(crate) fn stream_state(
     )
     .sql(path)?
     .query_row(rusqlite::params![stream, eventfile::DELETED], |r| {
-        let version: Option<i64> = r.get(0)?;
+        let version: Option<u64> = r.get(0)?;
         let newest: Option<i64> = r.get(1)?;
         let deletion = match newest {
             Some(_) => Some(Deletion {
-                before: uint(r.get(2)?),
+                before: r.get(2)?,
                 tombstone: r.get(3)?,
                 soft: r.get::<_, Option<bool>>(4)?.unwrap_or(false),
             }),
             None => None,
         };
-        Ok((deletion, version.map_or(0, uint)))
+        Ok((deletion, version.unwrap_or(0)))
     })
     .sql(path)
 }
@@ -283,24 +282,24 @@ pub(crate) fn set_deletion(
 
 /// The seq holding an event id, deleted events included.
 pub(crate) fn seq_of_id(conn: &Connection, path: &Path, id: &str) -> Result<Option<u64>> {
-    let v: Option<i64> = conn
+    let v: Option<u64> = conn
         .prepare_cached("SELECT seq FROM events WHERE id = ?1")
         .sql(path)?
         .query_row([id], |r| r.get(0))
         .optional()
         .sql(path)?;
-    Ok(v.map(uint))
+    Ok(v)
 }
 
 /// The first seq of the append an idempotency key was used for.
 pub(crate) fn seq_of_key(conn: &Connection, path: &Path, key: &str) -> Result<Option<u64>> {
-    let v: Option<i64> = conn
+    let v: Option<u64> = conn
         .prepare_cached("SELECT seq FROM events WHERE key = ?1")
         .sql(path)?
         .query_row([key], |r| r.get(0))
         .optional()
         .sql(path)?;
-    Ok(v.map(uint))
+    Ok(v)
 }
 
 /// The event at a seq, deleted or not.

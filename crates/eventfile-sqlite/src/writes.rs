@@ -140,12 +140,20 @@ impl Inner {
                 .sql(path)?;
             let mut rows = stmt.query([stream]).sql(path)?;
             while let Some(r) = rows.next().sql(path)? {
-                let version = u64::try_from(r.get::<_, i64>(0).sql(path)?).unwrap_or(0);
+                let version: u64 = r.get(0).sql(path)?;
                 if !backend::snapshot_usable(version, current, deleted) {
                     continue;
                 }
                 let state: String = r.get(2).sql(path)?;
-                let state = RawValue::from_string(state)?;
+                let state =
+                    RawValue::from_string(state).map_err(|e| eventfile::Error::Database {
+                        backend: "sqlite",
+                        reason: format!(
+                            "{}: the snapshot of stream `{stream}` at version {version} is not \
+                         valid JSON: {e}",
+                            path.display()
+                        ),
+                    })?;
                 return Ok(Some(Snapshot {
                     stream: stream.to_owned(),
                     version,
@@ -167,15 +175,13 @@ impl Inner {
             let mut current: std::collections::HashMap<&str, u64> = Default::default();
             let mut write = Vec::with_capacity(events.len());
             for (i, e) in events.iter().enumerate() {
-                let existing: Option<(String, i64)> = tx
+                let existing: Option<(String, u64)> = tx
                     .prepare_cached("SELECT stream, version FROM events WHERE id = ?1")
                     .sql(path)?
                     .query_row([&e.id], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()
                     .sql(path)?;
-                let existing = existing
-                    .as_ref()
-                    .map(|(s, v)| (s.as_str(), u64::try_from(*v).unwrap_or(0)));
+                let existing = existing.as_ref().map(|(s, v)| (s.as_str(), *v));
                 // What is already there is skipped before the stream's state is looked at,
                 // so a re-import skips it even in a stream tombstoned since.
                 let cur = match (existing, current.get(e.stream.as_str())) {

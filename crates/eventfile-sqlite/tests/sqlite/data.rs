@@ -126,3 +126,95 @@ fn a_negative_checkpoint_position_is_an_error_not_zero() {
         .expect_err("a negative position");
     assert!(err.to_string().contains("-5"), "{err}");
 }
+
+/// Rows edited outside eventfile (the tables have no checks) are errors naming the problem,
+/// never a panic or a made-up value: a negative version read as 0, a negative snapshot version
+/// read as a snapshot at 0 (from which a replay would apply every event on top of it), a
+/// tombstone whose `deleted_before` is 0 (a subtraction below zero panicked in every read and
+/// append of the stream), a snapshot whose state is not JSON blamed on the caller's input. The
+/// store goes on serving everything else.
+#[test]
+fn rows_edited_outside_eventfile_are_errors_not_panics_or_zeros() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("events.db");
+    let store = SqliteStore::open(&path).expect("open");
+    for n in 1..=3 {
+        store
+            .append("s", ExpectedVersion::Any, vec![numbered("s", n)])
+            .expect("append");
+    }
+    store
+        .save_snapshot("s", 2, &serde_json::value::to_raw_value(&2).unwrap())
+        .expect("snapshot");
+    let edit = |sql: &str| {
+        rusqlite::Connection::open(&path)
+            .expect("second connection")
+            .execute_batch(sql)
+            .expect("edit");
+    };
+
+    edit("UPDATE snapshots SET version = -1 WHERE stream = 's'");
+    let err = store.load_snapshot("s").expect_err("a negative version");
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+    assert!(err.to_string().contains("-1"), "{err}");
+    edit("UPDATE snapshots SET version = 2, state = '{\"n\":' WHERE stream = 's'");
+    let err = store.load_snapshot("s").expect_err("state not JSON");
+    assert_ne!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("not valid JSON"), "{err}");
+
+    edit("UPDATE events SET version = -3 WHERE seq = 1");
+    let err = store
+        .read_all(Read::forward())
+        .and_then(|events| events.collect::<Result<Vec<_>, _>>())
+        .expect_err("a negative version");
+    assert!(err.to_string().contains("-3"), "{err}");
+    edit("UPDATE events SET version = 1 WHERE seq = 1");
+
+    edit("INSERT INTO deletions (stream, seq, deleted_before, tombstone) VALUES ('x', 1, 0, 1)");
+    let err = store
+        .read_stream("x", Read::forward())
+        .err()
+        .expect("a tombstoned stream");
+    assert_eq!(err.kind(), ErrorKind::StreamDeleted, "{err}");
+    let err = store
+        .append("x", ExpectedVersion::Any, vec![numbered("x", 1)])
+        .expect_err("a tombstoned stream");
+    assert_eq!(err.kind(), ErrorKind::StreamDeleted, "{err}");
+    edit("UPDATE deletions SET deleted_before = -1 WHERE stream = 'x'");
+    let err = store
+        .read_stream("x", Read::forward())
+        .err()
+        .expect("a negative deletion");
+    assert!(err.to_string().contains("-1"), "{err}");
+
+    // Everything else is served as before, on connections left in no transaction.
+    store
+        .append("t", ExpectedVersion::Any, vec![numbered("t", 1)])
+        .expect("append");
+    assert_eq!(store.head_seq().expect("head"), 4);
+    assert_eq!(all(&store).len(), 4);
+}
+
+/// A file SQLite finds malformed is `Corrupt`, at the open or at the read that meets it.
+#[test]
+fn a_malformed_file_is_corrupt() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("events.db");
+    {
+        let store = SqliteStore::open(&path).expect("open");
+        for n in 1..=200 {
+            store
+                .append("s", ExpectedVersion::Any, vec![numbered("s", n)])
+                .expect("append");
+        }
+    }
+    // The last connection's close checkpointed the WAL into the file: page 2 on is table data.
+    let mut bytes = std::fs::read(&path).expect("read the file");
+    assert!(bytes.len() >= 3 * 4096, "{} bytes", bytes.len());
+    bytes[4096..8192].fill(0xff);
+    std::fs::write(&path, &bytes).expect("damage");
+    let err = SqliteStore::open(&path)
+        .and_then(|s| s.read_all(Read::forward())?.collect::<Result<Vec<_>, _>>())
+        .expect_err("a malformed file");
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+}
