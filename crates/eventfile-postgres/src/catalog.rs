@@ -5,7 +5,7 @@
 use eventfile::{Result, StreamInfo, TermCount};
 
 use crate::error::{database, pg};
-use crate::sql::{live, unpos};
+use crate::sql::{live, stored};
 use crate::store::PostgresStore;
 
 fn limit(n: usize) -> i64 {
@@ -40,13 +40,14 @@ pub(crate) fn streams(
             &[&prefix, &after, &limit(n)],
         )
         .map_err(pg)?;
-    Ok(rows
-        .iter()
-        .map(|r| StreamInfo {
-            stream: r.get(0),
-            version: unpos(r.get(1)),
+    rows.iter()
+        .map(|r| {
+            Ok(StreamInfo {
+                stream: r.get(0),
+                version: stored(r.get(1), "a stream's version")?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Live events per type.
@@ -106,7 +107,7 @@ fn terms(
                 name: r
                     .try_get(0)
                     .map_err(|e| database(format!("reading a catalog row: {e}")))?,
-                count: unpos(r.get(1)),
+                count: stored(r.get(1), "a count")?,
             })
         })
         .collect()

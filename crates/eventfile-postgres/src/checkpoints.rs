@@ -11,16 +11,16 @@ use eventfile::{Checkpoint, Checkpoints, Result};
 use postgres::Row;
 
 use crate::error::pg;
-use crate::sql::unpos;
+use crate::sql::stored;
 use crate::store::Shared;
 
-fn checkpoint(r: &Row) -> Checkpoint {
-    Checkpoint {
+fn checkpoint(r: &Row) -> Result<Checkpoint> {
+    Ok(Checkpoint {
         name: r.get(0),
-        position: unpos(r.get(1)),
+        position: stored(r.get(1), "a checkpoint's position")?,
         error: r.get(2),
         time: r.get(3),
-    }
+    })
 }
 
 impl Checkpoints for Shared {
@@ -35,7 +35,7 @@ impl Checkpoints for Shared {
                 &[&name],
             )
             .map_err(pg)?;
-        Ok(row.as_ref().map(checkpoint))
+        row.as_ref().map(checkpoint).transpose()
     }
 
     fn put(&self, name: &str, position: u64, error: Option<&str>) -> Result<()> {
@@ -67,7 +67,7 @@ impl Checkpoints for Shared {
                 &[],
             )
             .map_err(pg)?;
-        Ok(rows.iter().map(checkpoint).collect())
+        rows.iter().map(checkpoint).collect()
     }
 
     fn remove(&self, name: &str) -> Result<bool> {

@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 use crate::append::{Item, Part, call, call_sql};
 use crate::error::{database, pg};
 use crate::lookup::{lock_writers, stream_state};
-use crate::sql::{pos, unpos};
+use crate::sql::{pos, stored};
 use crate::store::PostgresStore;
 
 /// Applies `op` to `stream`: a `$lifecycle` event and the new deletion state, atomically, or
@@ -137,7 +137,7 @@ pub(crate) fn load_snapshot(store: &PostgresStore, stream: &str) -> Result<Optio
         )
         .map_err(pg)?;
     for r in &rows {
-        let version = unpos(r.get(0));
+        let version = stored(r.get(0), "a snapshot's version")?;
         if snapshot_usable(version, current, deleted) {
             let state: String = r.get(2);
             return Ok(Some(Snapshot {

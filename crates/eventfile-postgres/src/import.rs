@@ -11,7 +11,7 @@ use eventfile::{ImportResult, RecordedEvent, Result};
 
 use crate::error::pg;
 use crate::lookup::{lock_writers, stream_state};
-use crate::sql::{pos, unpos};
+use crate::sql::{pos, stored};
 use crate::store::PostgresStore;
 
 /// Writes what of `events` the store does not hold yet; see [`eventfile::EventStore::import`].
@@ -30,8 +30,13 @@ pub(crate) fn import(store: &PostgresStore, events: &[RecordedEvent]) -> Result<
         )
         .map_err(pg)?
         .iter()
-        .map(|r| (r.get(0), (r.get(1), unpos(r.get(2)))))
-        .collect();
+        .map(|r| {
+            Ok((
+                r.get(0),
+                (r.get(1), stored(r.get(2), "an event's version")?),
+            ))
+        })
+        .collect::<Result<_>>()?;
     let mut pending: HashMap<&str, u64> = HashMap::new();
     let mut write: Vec<&RecordedEvent> = Vec::with_capacity(events.len());
     for (i, e) in events.iter().enumerate() {

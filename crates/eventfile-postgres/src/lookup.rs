@@ -9,7 +9,7 @@ use eventfile::{Query, Result};
 use postgres::GenericClient;
 
 use crate::error::pg;
-use crate::sql::{COLUMNS, Param, filters, live, logged, pos, pos_param, unpos};
+use crate::sql::{COLUMNS, Param, filters, live, logged, pos, pos_param, stored};
 
 /// Takes the writers' lock for the rest of the transaction (what serialises writers: the same
 /// advisory lock `append_batch` takes) and returns the head seq and the newest commit time,
@@ -23,7 +23,10 @@ pub(crate) fn lock_writers<C: GenericClient>(c: &mut C, schema: &str) -> Result<
             &[],
         )
         .map_err(pg)?;
-    Ok(row.map_or((0, 0), |r| (unpos(r.get(0)), r.get(1))))
+    match row {
+        Some(r) => Ok((stored(r.get(0), "the head seq")?, r.get(1))),
+        None => Ok((0, 0)),
+    }
 }
 
 /// The head seq: the newest committed event's, without a lock.
@@ -34,7 +37,7 @@ pub(crate) fn head<C: GenericClient>(c: &mut C, schema: &str) -> Result<u64> {
             &[],
         )
         .map_err(pg)?;
-    Ok(unpos(row.get(0)))
+    stored(row.get(0), "the head seq")
 }
 
 /// A stream's version (0: none) and what is deleted of it.
@@ -59,12 +62,16 @@ pub(crate) fn stream_state<C: GenericClient>(
     let before: Option<i64> = row.get(1);
     let tombstone: Option<bool> = row.get(2);
     let soft: Option<bool> = row.get(3);
-    let deletion = before.map(|b| Deletion {
-        before: unpos(b),
-        tombstone: tombstone.unwrap_or(false),
-        soft: soft.unwrap_or(false),
-    });
-    Ok((version.map_or(0, unpos), deletion))
+    let deletion = match before {
+        Some(b) => Some(Deletion {
+            before: stored(b, "a deletion's first live version")?,
+            tombstone: tombstone.unwrap_or(false),
+            soft: soft.unwrap_or(false),
+        }),
+        None => None,
+    };
+    let version = version.map_or(Ok(0), |v| stored(v, "a stream's version"))?;
+    Ok((version, deletion))
 }
 
 /// The seq of the first live event after `after` (and up to `head`) that `query` selects:
@@ -96,7 +103,7 @@ pub(crate) fn first_match<C: GenericClient>(
     let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
         params.iter().map(|p| &*p.0 as _).collect();
     let row = c.query_opt(&sql, &refs).map_err(pg)?;
-    Ok(row.map(|r| unpos(r.get(0))))
+    row.map(|r| stored(r.get(0), "an event's seq")).transpose()
 }
 
 /// The log by seq, deleted events included, on one client: what the retry rules read.

@@ -153,9 +153,21 @@ pub(crate) fn pos(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// A `bigint` position read back.
+/// A `bigint` position the backend's own statements computed (never negative).
 pub(crate) fn unpos(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
+}
+
+/// A seq, version, position or count read from a stored row: a negative one, which only a
+/// change made outside eventfile writes (the tables have no checks), is an error naming it,
+/// never read as 0 (a snapshot at version 0 would have every event replayed on top of it; a
+/// checkpoint at 0, the whole log).
+pub(crate) fn stored(n: i64, what: &str) -> Result<u64> {
+    u64::try_from(n).map_err(|_| {
+        database(format!(
+            "{what} is {n} in the database, below 0: it was changed outside eventfile"
+        ))
+    })
 }
 
 /// The event in a row selected with [`EVENT_COLUMNS`] (or [`COLUMNS`]).
@@ -180,13 +192,13 @@ pub(crate) fn event_of(row: &Row, base: usize, stream: Option<&str>) -> Result<R
             .map_err(|e| database(format!("an event row's metadata is not a JSON object: {e}")))?,
     };
     Ok(RecordedEvent {
-        seq: unpos(row.try_get(base).map_err(get)?),
+        seq: stored(row.try_get(base).map_err(get)?, "an event's seq")?,
         id: row.try_get(base + 1).map_err(get)?,
         stream: match stream {
             Some(s) => s.to_owned(),
             None => row.try_get(base + 2).map_err(get)?,
         },
-        version: unpos(row.try_get(base + 3).map_err(get)?),
+        version: stored(row.try_get(base + 3).map_err(get)?, "an event's version")?,
         event_type: row.try_get(base + 4).map_err(get)?,
         time: row.try_get(base + 5).map_err(get)?,
         data: RawValue::from_string(data)

@@ -26,7 +26,9 @@ use crate::lookup::head;
 use crate::migrate::{self, quoted};
 use crate::pool::{Pool, config, connect};
 use crate::read::{First, Key, Pages};
-use crate::sql::{EVENT_COLUMNS, Param, event, filters, live, live_gated, pos_param, typed, unpos};
+use crate::sql::{
+    EVENT_COLUMNS, Param, event, filters, live, live_gated, pos_param, stored, typed,
+};
 use postgres::types::Type;
 
 /// An event store in a PostgreSQL schema, with the file store's semantics: everything the
@@ -218,7 +220,7 @@ impl PostgresStore {
             },
         )?;
         drop(conn);
-        let head = unpos(row.try_get(0).map_err(pg)?);
+        let head = stored(row.try_get(0).map_err(pg)?, "the head seq")?;
         let none: bool = row.try_get(1).map_err(pg)?;
         self.shared.no_deletions.store(none, Ordering::Relaxed);
         self.shared.watch.advance(head);
@@ -307,14 +309,17 @@ impl EventStore for PostgresStore {
         let version: Option<i64> = row.try_get(3).map_err(pg)?;
         let tombstone: Option<&str> = row.try_get(4).map_err(pg)?;
         let before: Option<i64> = row.try_get(5).map_err(pg)?;
-        let deletion = before.map(|b| Deletion {
-            before: unpos(b),
-            tombstone: tombstone == Some("true"),
-            // A read goes by `before` and the tombstone only.
-            soft: false,
-        });
+        let deletion = match before {
+            Some(b) => Some(Deletion {
+                before: stored(b, "a deletion's first live version")?,
+                tombstone: tombstone == Some("true"),
+                // A read goes by `before` and the tombstone only.
+                soft: false,
+            }),
+            None => None,
+        };
         check_tombstone(stream, deletion)?;
-        let version = version.map_or(0, unpos);
+        let version = version.map_or(Ok(0), |v| stored(v, "a stream's version"))?;
         let deleted_before = deletion.map_or(1, |d| d.before);
         let (lo, hi) = if r.backward {
             (deleted_before, r.from.unwrap_or(u64::MAX).min(version))
@@ -360,7 +365,7 @@ impl EventStore for PostgresStore {
             .get()?
             .query_typed_one(&sql, &typed(&params))
             .map_err(pg)?;
-        Ok(unpos(row.try_get(0).map_err(pg)?))
+        stored(row.try_get(0).map_err(pg)?, "a count")
     }
 
     fn get_event(&self, id: &str) -> Result<Option<RecordedEvent>> {
@@ -396,7 +401,7 @@ impl EventStore for PostgresStore {
             )
             .map_err(pg)?;
         match rows.first() {
-            Some(r) => Ok(unpos(r.try_get(0).map_err(pg)?)),
+            Some(r) => stored(r.try_get(0).map_err(pg)?, "a stream's version"),
             None => Ok(0),
         }
     }

@@ -170,3 +170,68 @@ fn a_null_tag_written_by_another_tool_is_an_error_not_a_panic() {
     let err = store.tags(None, 10).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Io, "{err}");
 }
+
+/// Seqs and versions edited below 0 outside eventfile (the tables have no checks) are errors
+/// naming the column, never read as 0: a snapshot at version 0 would have every event
+/// replayed on top of it.
+#[test]
+fn negative_numbers_written_by_another_tool_are_errors_not_zeros() {
+    let (store, guard) = fresh_schema();
+    for _ in 0..3 {
+        store
+            .append(
+                "s",
+                ExpectedVersion::Any,
+                vec![NewEvent::new("T", serde_json::json!({}))],
+            )
+            .unwrap();
+    }
+    store
+        .save_snapshot("s", 2, &serde_json::value::to_raw_value(&2).unwrap())
+        .unwrap();
+    store.checkpoints().save("reader", 2).unwrap();
+    let s = guard.schema();
+    let edit = |sql: String| admin().batch_execute(&sql).unwrap();
+
+    edit(format!("UPDATE {s}.snapshots SET version = -1"));
+    let err = store.load_snapshot("s").unwrap_err();
+    assert!(err.to_string().contains("-1"), "{err}");
+
+    // The checkpoints table checks its positions itself.
+    assert!(
+        admin()
+            .batch_execute(&format!("UPDATE {s}.checkpoints SET position = -5"))
+            .is_err()
+    );
+
+    edit(format!("UPDATE {s}.events SET version = -3 WHERE seq = 1"));
+    let err = store
+        .read_all(Read::forward())
+        .and_then(|events| events.collect::<Result<Vec<_>, _>>())
+        .unwrap_err();
+    assert!(err.to_string().contains("-3"), "{err}");
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+}
+
+/// A column whose type was changed outside eventfile gives values the client cannot convert:
+/// a database error (the same on any connection), not `Unreachable`, which tells a caller to
+/// wait and retry.
+#[test]
+fn a_value_the_client_cannot_convert_is_a_database_error() {
+    let (store, guard) = fresh_schema();
+    store
+        .append(
+            "s",
+            ExpectedVersion::Any,
+            vec![NewEvent::new("T", serde_json::json!({}))],
+        )
+        .unwrap();
+    admin()
+        .batch_execute(&format!(
+            "ALTER TABLE {}.events ALTER COLUMN version TYPE numeric",
+            guard.schema()
+        ))
+        .unwrap();
+    let err = store.stream_version("s").unwrap_err();
+    assert!(matches!(err, eventfile::Error::Database { .. }), "{err:?}");
+}
