@@ -70,6 +70,15 @@ impl Target {
                 "no SQLite store at {}",
                 path.display()
             ))),
+            // An empty file is not made a store, nor an older schema migrated, by a command
+            // that only reads (a migration would also hold up the file's writers).
+            Location::Sqlite(path) => Ok(AnyStore::Sqlite(
+                self.config
+                    .sqlite_options()
+                    .create(false)
+                    .migrate(false)
+                    .open(path)?,
+            )),
             Location::Postgres(url) => Ok(AnyStore::Postgres(
                 eventfile_postgres::PostgresStore::open_with(
                     url,

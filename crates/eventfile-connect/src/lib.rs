@@ -103,8 +103,11 @@ impl Location {
         // not take (write `%3F` or `%23` for the character).
         let path = |rest: &str| -> Result<PathBuf> {
             let p = rest.strip_prefix("//").unwrap_or(rest);
-            let p = match p.strip_prefix("localhost/") {
-                Some(abs) if rest.starts_with("//") => &p[p.len() - abs.len() - 1..],
+            // `localhost` in any case (host names are case-insensitive).
+            let p = match p.get(..10) {
+                Some(host) if rest.starts_with("//") && host.eq_ignore_ascii_case("localhost/") => {
+                    &p[9..]
+                }
                 _ => p,
             };
             if p.is_empty() {
@@ -231,11 +234,11 @@ fn is_scheme(s: &str) -> bool {
 fn redact_password(url: &str) -> String {
     let mut out = url.to_owned();
     if let Some(scheme_end) = out.find("://") {
+        // The user and password run to the first `@`, as the client reads them (a password
+        // may hold `/` or `?`, which base64 passwords often do): masked the same way, never
+        // cut at a `/` and printed whole.
         let auth_start = scheme_end + 3;
-        let auth_end = out[auth_start..]
-            .find(['/', '?'])
-            .map_or(out.len(), |i| auth_start + i);
-        if let Some(at) = out[auth_start..auth_end].rfind('@')
+        if let Some(at) = out[auth_start..].find('@')
             && let Some(colon) = out[auth_start..auth_start + at].find(':')
         {
             out.replace_range(auth_start + colon + 1..auth_start + at, "***");
@@ -388,9 +391,20 @@ impl Config {
     /// # Ok::<(), eventfile::Error>(())
     /// ```
     pub fn from_toml(text: &str, origin: &str) -> Result<Config> {
-        let config: Config = toml::from_str(text).map_err(|e| Error::InvalidInput {
-            what: "configuration file",
-            reason: format!("{origin}: {}", e.to_string().trim_end()),
+        // The parser's own message quotes the offending line, which may hold a password (a
+        // URL under the wrong table, a bad escape inside one): the line and column are named
+        // instead, and the message alone kept (it names keys, never values).
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let at = e.span().map_or(String::new(), |span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                format!(", line {line}, column {column}")
+            });
+            Error::InvalidInput {
+                what: "configuration file",
+                reason: format!("{origin}{at}: {}", e.message().trim_end()),
+            }
         })?;
         if let Some(r) = &config.file.retention {
             // Checked now, so that a bad duration is reported with the file's name.
@@ -436,7 +450,10 @@ impl Config {
         Ok(o)
     }
 
-    fn sqlite_options(&self) -> SqliteOptions {
+    /// The SQLite backend's options this configuration names (`[sqlite]`): what
+    /// [`open_with`] opens a `sqlite:` URL with (a caller may change them, as the CLI's
+    /// read-only commands do: nothing created or migrated).
+    pub fn sqlite_options(&self) -> SqliteOptions {
         let mut o = SqliteOptions::new();
         if let Some(s) = self.sqlite.synchronous {
             o = o.synchronous(match s {
@@ -741,6 +758,7 @@ mod tests {
                 Location::File("/tmp/my events".into()),
             ),
             ("file://localhost/var/ev", Location::File("/var/ev".into())),
+            ("file://LocalHost/var/ev", Location::File("/var/ev".into())),
             ("file:a%25b", Location::File("a%b".into())),
             (
                 "sqlite:///tmp/a%3Fb.db",
@@ -801,6 +819,14 @@ mod tests {
         ] {
             assert_eq!(Location::parse(text).unwrap().redacted(), shown, "{text}");
         }
+        // A password holding `/` or `?` (base64 ones do): the client takes everything up to
+        // the first `@` as the user and password, and so does the masking.
+        for (url, shown) in [
+            ("postgres://app:pa/ss@db/ev", "postgres://app:***@db/ev"),
+            ("postgres://app:pa?ss@db/ev", "postgres://app:***@db/ev"),
+        ] {
+            assert_eq!(Location::parse(url).unwrap().redacted(), shown, "{url}");
+        }
         // An unknown scheme's error does not repeat the URL, whose password it may hold.
         let err = Location::parse("postgresql+psycopg2://app:s3cret@db/ev").unwrap_err();
         assert!(!err.to_string().contains("s3cret"), "{err}");
@@ -852,6 +878,20 @@ mod tests {
             let err = Config::from_toml(text, "eventfile.toml").unwrap_err();
             assert_eq!(err.kind(), eventfile::ErrorKind::InvalidInput);
             assert!(err.to_string().contains(says), "{text}: {err}");
+        }
+        // The parser quotes the offending line: a password on it was printed. The error names
+        // the line and column instead.
+        for (text, at) in [
+            (
+                "[postgres]\nurl = \"postgres://app:s3cret@db/ev\"",
+                "line 2, column 1",
+            ),
+            ("url = \"postgres://app:s3\\cret@db/ev\"", "line 1"),
+        ] {
+            let err = Config::from_toml(text, "eventfile.toml").unwrap_err();
+            let shown = err.to_string();
+            assert!(!shown.contains("s3"), "{text}: {shown}");
+            assert!(shown.contains(at), "{text}: {shown}");
         }
     }
 
