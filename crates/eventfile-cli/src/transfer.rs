@@ -143,7 +143,11 @@ fn import_lines(
                 total.written
             ))
         })?;
-        let line = text.trim_end_matches(['\n', '\r']);
+        let mut line = text.trim_end_matches(['\n', '\r']);
+        if n == 1 {
+            // A byte-order mark, as some Windows editors and PowerShell write UTF-8: not JSON.
+            line = line.strip_prefix('\u{feff}').unwrap_or(line);
+        }
         if line.trim().is_empty() {
             continue;
         }

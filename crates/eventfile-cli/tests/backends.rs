@@ -732,3 +732,18 @@ fn an_import_killed_halfway_resumes_to_the_same_store() {
         assert_eq!(dst.ok(&["cat"]), original, "{}", dst.url);
     }
 }
+
+/// An export saved by an editor that starts UTF-8 files with a byte-order mark imports as
+/// without it (its first line was refused as not JSON, and nothing was imported).
+#[test]
+fn an_import_takes_a_file_that_starts_with_a_byte_order_mark() {
+    let src = Backend::file();
+    rich_file_store(Path::new(src.url.strip_prefix("file:").unwrap()));
+    let exported = src.ok(&["export"]);
+    let mut with_bom = "\u{feff}".as_bytes().to_vec();
+    with_bom.extend_from_slice(exported.as_bytes());
+    let dst = Backend::file();
+    let out = dst.run_with_stdin(&["import"], Some(&with_bom));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(dst.ok(&["cat"]), src.ok(&["cat"]));
+}
