@@ -803,8 +803,9 @@ pub fn check_import_limited(events: &[RecordedEvent], max_event_bytes: usize) ->
         if !seen.insert(e.id.as_str()) {
             return Err(at(format!("event id `{}` appears twice", e.id)));
         }
+        // Checked: a hostile version of `u64::MAX` before this one overflowed `v + 1`.
         if let Some(&v) = versions.get(e.stream.as_str())
-            && e.version != v + 1
+            && v.checked_add(1) != Some(e.version)
         {
             return Err(at(format!(
                 "stream `{}` goes from version {v} to {}",

@@ -566,6 +566,7 @@ pub(crate) fn validate_event_fields(
         validate_id(id)?;
     }
     check_reserved_keys(meta)?;
+    check_meta_depth(meta)?;
     for (key, value) in INDEXED_META_KEYS.iter().zip(indexed_meta(meta)) {
         match value {
             None => {}
@@ -579,6 +580,42 @@ pub(crate) fn validate_event_fields(
         }
     }
     tags.iter().try_for_each(|t| validate_tag(t))
+}
+
+/// How deep metadata may nest, the metadata object itself counted as 1: a record holds it one
+/// level down, and serde_json reads 128 levels at most, so the file store read a record with
+/// metadata nested one level deeper back as damaged (an acknowledged event no read returned).
+/// One limit for every backend, so that a log moves between them.
+pub(crate) const MAX_META_DEPTH: usize = 126;
+
+/// Refuses metadata nested deeper than [`MAX_META_DEPTH`] (walked with a stack: a map built in
+/// code may nest deeper than recursion should go).
+fn check_meta_depth(meta: &Map<String, Value>) -> Result<()> {
+    let nested = |v: &Value| v.is_object() || v.is_array();
+    let mut stack: Vec<(&Value, usize)> = meta
+        .values()
+        .filter(|v| nested(v))
+        .map(|v| (v, 2))
+        .collect();
+    while let Some((v, depth)) = stack.pop() {
+        if depth > MAX_META_DEPTH {
+            return Err(Error::invalid(
+                "metadata",
+                format!(
+                    "arrays and objects nest deeper than {MAX_META_DEPTH} levels (the metadata \
+                     object counted); it could not be read back"
+                ),
+            ));
+        }
+        match v {
+            Value::Object(m) => {
+                stack.extend(m.values().filter(|v| nested(v)).map(|v| (v, depth + 1)))
+            }
+            Value::Array(a) => stack.extend(a.iter().filter(|v| nested(v)).map(|v| (v, depth + 1))),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The object key serde_json's `Value` parser takes for its own raw-value marker: metadata

@@ -250,3 +250,38 @@ pub fn bad_read_arguments_are_refused(factory: &Factory<'_>) {
     }
     assert_unchanged(&*s, &before);
 }
+
+/// Metadata nested as deep as every backend reads back (126 levels, the metadata object
+/// counted) is appended and read back as given; one level deeper is refused by appends and
+/// imports, and nothing is written. The file store once took it and then read the record back
+/// as damaged: an acknowledged event that no read returned.
+pub fn metadata_nested_deeper_than_can_be_read_back_is_refused(factory: &Factory<'_>) {
+    let s = factory();
+    let nested = |levels: usize| {
+        let mut v = json!(1);
+        for _ in 0..levels {
+            v = json!([v]);
+        }
+        v
+    };
+    // The metadata object, then 125 arrays: 126 levels.
+    let deepest = ev("T", 1).with_meta_entry("deep", nested(125));
+    s.append("s", Any, vec![deepest]).unwrap();
+    let read = all(&*s);
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].meta["deep"], nested(125));
+    let before = all(&*s);
+    refused_everywhere(
+        &*s,
+        "s",
+        vec![ev("T", 2).with_meta_entry("deep", nested(126))],
+        "metadata",
+    );
+    let mut imported = read[0].clone();
+    imported.id = "another-id".into();
+    imported.stream = "t".into();
+    imported.version = 1;
+    imported.meta.insert("deep".into(), nested(126));
+    assert_invalid(s.import(&[imported]), "import");
+    assert_eq!(all(&*s), before);
+}

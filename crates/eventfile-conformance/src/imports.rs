@@ -91,6 +91,14 @@ pub fn a_bad_import_is_refused_whole(factory: &Factory<'_>) {
     assert_eq!(kind_of(dst.import(&first_not_one)), ErrorKind::InvalidInput);
     assert_eq!(head(&*dst), 0);
 
+    // A hostile version at the top of the range: the next event of its stream is refused, not
+    // an overflow (a panic in a debug build).
+    let mut huge = events.clone();
+    huge[0].version = u64::MAX;
+    let err = dst.import(&huge).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(head(&*dst), 0);
+
     let mut backwards = events.clone();
     backwards[2].time = backwards[1].time - 1;
     assert_eq!(kind_of(dst.import(&backwards)), ErrorKind::InvalidInput);

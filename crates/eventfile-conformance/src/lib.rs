@@ -134,6 +134,7 @@ macro_rules! __for_each_case {
             bad_input::an_event_over_the_size_limit_is_refused,
             bad_input::reserved_stream_names_refuse_appends,
             bad_input::indexed_metadata_must_be_short_strings,
+            bad_input::metadata_nested_deeper_than_can_be_read_back_is_refused,
             bad_input::bad_read_arguments_are_refused,
             subscriptions::history_then_live_with_appenders_racing_the_switch,
             subscriptions::a_subscription_delivers_only_what_its_query_selects,
