@@ -27,12 +27,26 @@ use crate::state::Shared;
 struct EventBody {
     #[serde(rename = "type")]
     event_type: String,
-    /// Default `{}`.
+    /// Default `{}` when absent; `null` is data like any other.
+    #[serde(default, deserialize_with = "present")]
     data: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present")]
     id: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     meta: Option<Box<RawValue>>,
     #[serde(default)]
     tags: Vec<String>,
+}
+
+/// An optional member that, when present, must be a value of its type: `null` is not taken as
+/// "absent" (serde's reading of an `Option`), which stored `"data": null` as `{}` and turned
+/// `"expect": null` into no check at all.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// `"any"`, `"no-stream"`, `"exists"` or a version number.
@@ -48,12 +62,14 @@ impl Expect {
         match e {
             None => Ok(ExpectedVersion::Any),
             Some(Expect::Version(n)) => Ok(ExpectedVersion::Exact(n)),
-            Some(Expect::Word(w)) => w.parse().map_err(|_| {
-                ApiError::bad_request(format!(
-                    "invalid JSON body: `expect` is `{w}`, not \"any\", \"no-stream\", \"exists\" \
-                     or a version number"
-                ))
-            }),
+            // A version is a JSON number: `"7"` is a string, refused like any other word.
+            Some(Expect::Word(w)) => match w.parse() {
+                Ok(ExpectedVersion::Exact(_)) | Err(_) => Err(ApiError::bad_request(format!(
+                    "invalid JSON body: `expect` is `{w:?}`, not \"any\", \"no-stream\", \
+                     \"exists\" or a version number"
+                ))),
+                Ok(e) => Ok(e),
+            },
         }
     }
 }
@@ -74,8 +90,11 @@ struct ConditionBody {
 #[serde(deny_unknown_fields)]
 struct StreamBody {
     events: Vec<EventBody>,
+    #[serde(default, deserialize_with = "present")]
     expect: Option<Expect>,
+    #[serde(default, deserialize_with = "present")]
     key: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     condition: Option<ConditionBody>,
 }
 
@@ -85,6 +104,7 @@ struct StreamBody {
 struct PartBody {
     stream: String,
     events: Vec<EventBody>,
+    #[serde(default, deserialize_with = "present")]
     expect: Option<Expect>,
 }
 
@@ -93,7 +113,9 @@ struct PartBody {
 #[serde(deny_unknown_fields)]
 struct MultiBody {
     streams: Vec<PartBody>,
+    #[serde(default, deserialize_with = "present")]
     key: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     condition: Option<ConditionBody>,
 }
 

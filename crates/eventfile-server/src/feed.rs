@@ -16,9 +16,11 @@
 //! `eventfile_feeds_blocked` gauge of `/metrics`.
 //!
 //! **Idle and end.** An idle feed sends a heartbeat (an SSE comment, an NDJSON
-//! `{"heartbeat":HEAD}` line) every heartbeat interval. A feed ends when the server shuts down.
+//! `{"heartbeat":HEAD}` line) once a heartbeat interval has passed since it last sent
+//! anything, however often appends its filter does not select come. A feed ends when the server shuts down.
 //! Events retention removed before the feed reached them come as one SSE `event: gap` (NDJSON
-//! `{"gap":{"first","last"}}`), and the feed goes on after them.
+//! `{"gap":{"first","last"}}`), whose SSE `id:` is the gap's last seq, and the feed goes on
+//! after them.
 //!
 //! This module owns the feed's wire format and pacing; which events match is the store's query.
 
@@ -60,6 +62,9 @@ struct Feed {
     ended: bool,
     /// A chunk was handed to the connection, which has not asked for the next one yet.
     blocked: bool,
+    /// When the last chunk was handed over: the heartbeat is due a heartbeat interval after
+    /// it, however often appends of events the filter does not select wake the feed.
+    last_sent: tokio::time::Instant,
     _slot: SubscriberSlot,
 }
 
@@ -77,6 +82,7 @@ impl Feed {
     /// Hands `text` to the connection; the feed is blocked until it asks for more.
     fn chunk(mut self, text: String) -> Option<(io::Result<Bytes>, Feed)> {
         self.blocked = true;
+        self.last_sent = tokio::time::Instant::now();
         self.state
             .metrics
             .feeds_blocked
@@ -127,8 +133,10 @@ fn read_batch(
                 "{{\"gap\":{{\"first\":{first},\"last\":{last}}}}}\n"
             ));
         } else {
+            // With the id of its last seq: a client reconnecting after it names that in
+            // `Last-Event-ID`, and is not told of the same gap again.
             text.push_str(&format!(
-                "event: gap\ndata: {{\"first\":{first},\"last\":{last}}}\n\n"
+                "event: gap\nid: {last}\ndata: {{\"first\":{first},\"last\":{last}}}\n\n"
             ));
         }
         position = last;
@@ -220,7 +228,7 @@ async fn next_chunk(mut f: Feed) -> Option<(io::Result<Bytes>, Feed)> {
                 }
             }
             _ = f.stop.changed() => return None,
-            _ = tokio::time::sleep(f.heartbeat) => {
+            _ = tokio::time::sleep_until(f.last_sent + f.heartbeat) => {
                 let text = if f.ndjson {
                     format!("{{\"heartbeat\":{}}}\n", f.position)
                 } else {
@@ -250,7 +258,7 @@ pub(crate) async fn subscribe(
             .to_str()
             .ok()
             .map(str::trim)
-            .and_then(|v| v.parse::<u64>().ok())
+            .and_then(input::position)
             .ok_or_else(|| {
                 ApiError::bad_request("the Last-Event-ID header is not a seq (a whole number)")
             })?,
@@ -273,6 +281,7 @@ pub(crate) async fn subscribe(
         ndjson,
         ended: false,
         blocked: false,
+        last_sent: tokio::time::Instant::now(),
         _slot: slot,
     };
     // A first chunk right away (the retry hint, or an empty line), so that the client knows the

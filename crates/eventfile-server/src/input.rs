@@ -168,13 +168,19 @@ pub(crate) fn json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
 /// would then match nothing without a word (a feed that never delivers).
 pub(crate) fn params<T: DeserializeOwned>(query: Option<&str>) -> ApiResult<T> {
     let query = query.unwrap_or("");
-    for part in query.split('&') {
-        if percent_encoding::percent_decode_str(part)
-            .decode_utf8()
-            .is_err()
-        {
+    for part in query.split('&').filter(|p| !p.is_empty()) {
+        let Ok(text) = percent_encoding::percent_decode_str(part).decode_utf8() else {
             return Err(ApiError::bad_request(format!(
                 "the query parameter `{part}` is not UTF-8 once percent-decoded"
+            )));
+        };
+        // `limit=` (or a bare `limit`) is read by the form parser as no parameter at all: a
+        // page asked for read the whole log, a feed from 0 replayed it. Refused instead.
+        let (name, value) = text.split_once('=').unwrap_or((&text, ""));
+        if value.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "invalid query parameters: `{}` has no value",
+                name.chars().take(40).collect::<String>()
             )));
         }
     }
@@ -237,14 +243,26 @@ pub(crate) struct FilterParams {
 /// A number parameter, parsed with its name in the error.
 pub(crate) fn number(name: &str, v: Option<&String>) -> ApiResult<Option<u64>> {
     v.map(|t| {
-        t.parse().map_err(|_| {
+        position(t).ok_or_else(|| {
             ApiError::bad_request(format!(
-                "invalid query parameters: `{name}` is `{}`, not a whole number",
+                "invalid query parameters: `{name}` is `{}`, not a whole number from 0 to \
+                 9223372036854775807",
                 t.chars().take(40).collect::<String>()
             ))
         })
     })
     .transpose()
+}
+
+/// A seq, version or count as the API writes them: decimal digits only (no sign), at most
+/// `i64::MAX` (the largest any backend stores, and the documented maximum).
+pub(crate) fn position(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<u64>()
+        .ok()
+        .filter(|&n| i64::try_from(n).is_ok())
 }
 
 /// A `true`/`false` parameter.

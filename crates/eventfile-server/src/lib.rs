@@ -286,7 +286,8 @@ fn router(state: Shared) -> Router {
 }
 
 /// Counts every request by route template (never the raw path: its cardinality is the
-/// client's), method and status.
+/// client's), method and status. The method is the client's too (any token is one): those of
+/// RFC 9110 are counted by name, any other as `other`.
 async fn track(State(state): State<Shared>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request
@@ -294,7 +295,12 @@ async fn track(State(state): State<Shared>, request: Request, next: Next) -> Res
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();
-    let method = request.method().as_str().to_owned();
+    let method = match request.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE"
+        | "PATCH") => m,
+        _ => "other",
+    }
+    .to_owned();
     let response = next.run(request).await;
     state.metrics.request(
         &route,

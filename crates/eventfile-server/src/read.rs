@@ -36,6 +36,11 @@ const NDJSON: &str = "application/x-ndjson";
 const BATCH_EVENTS: usize = 256;
 const BATCH_BYTES: usize = 256 << 10;
 
+/// The bytes of events a page gathers before it ends short of its limit (with a next cursor):
+/// a page is built whole, and `max_limit` events of the store's largest size would be tens of
+/// gibibytes held for one request.
+const PAGE_BYTES: usize = 16 << 20;
+
 /// Whether the client asked for NDJSON.
 pub(crate) fn wants_ndjson(headers: &HeaderMap) -> bool {
     headers
@@ -250,15 +255,24 @@ pub(crate) async fn query_events(
         return Ok(streamed(&state, iter, ndjson));
     };
     let q = q.limit(limit);
-    let page = state
+    let (page, cut) = state
         .call(move |s| {
-            s.query(&q)?
-                .map(|e| e.map(|e| (e.seq, e.to_json())))
-                .collect::<eventfile::Result<Vec<_>>>()
+            let mut page = Vec::new();
+            let mut bytes = 0;
+            for e in s.query(&q)? {
+                let e = e?;
+                let line = e.to_json();
+                bytes += line.len();
+                page.push((e.seq, line));
+                if bytes >= PAGE_BYTES && page.len() < limit {
+                    return Ok((page, true));
+                }
+            }
+            Ok::<_, eventfile::Error>((page, false))
         })
         .await?;
     let next = match page.last() {
-        Some((seq, _)) if page.len() == limit => Some(
+        Some((seq, _)) if cut || page.len() == limit => Some(
             Cursor {
                 seq: *seq,
                 backward,

@@ -236,3 +236,60 @@ async fn a_body_that_never_arrives_is_408() {
     assert!(answer.contains(r#""kind":"timeout""#), "{answer}");
     assert_eq!(store.head_seq().unwrap(), 0);
 }
+
+/// `null` where a member is optional is not "absent": `"data": null` is stored as null (it was
+/// stored as `{}`), and `"expect": null` is refused (it appended with no check at all), as are
+/// a version given as a string and a null key or metadata.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_is_a_value_not_an_absent_member() {
+    let (s, store) = TestServer::memory(ServeOptions::new()).await;
+    let r = s
+        .post(
+            "/streams/s",
+            json!({"events": [{"type": "T", "data": null}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let read = store.read_stream("s", eventfile::Read::forward()).unwrap();
+    let events: Vec<_> = read.collect::<Result<_, _>>().unwrap();
+    assert_eq!(events[0].data.get(), "null");
+    for body in [
+        json!({"events": [event("T", json!({}))], "expect": null}),
+        json!({"events": [event("T", json!({}))], "expect": "1"}),
+        json!({"events": [event("T", json!({}))], "key": null}),
+        json!({"events": [{"type": "T", "meta": null}]}),
+        json!({"events": [{"type": "T", "id": null}]}),
+    ] {
+        let r = s.post("/streams/s", body.clone()).await;
+        error(r, 400, "invalid_input").await;
+    }
+    assert_eq!(store.head_seq().unwrap(), 1, "nothing else was written");
+}
+
+/// A query parameter with no value (`limit=`) was read as absent: a page asked for read the
+/// whole log, and a feed `from=` replayed it from 0. A signed or out-of-range number is
+/// refused too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_and_signed_query_values_are_refused() {
+    let (s, _store) = TestServer::memory(ServeOptions::new()).await;
+    append_n(&s, "s", "T", 3).await;
+    for path in [
+        "/events?limit=",
+        "/events?limit",
+        "/subscribe?from=",
+        "/events?limit=%2B2",
+        "/events?from-seq=9223372036854775808",
+        "/streams/s?from=-1",
+    ] {
+        let msg = error(s.get(path).await, 400, "invalid_input").await;
+        assert!(!msg.is_empty(), "{path}");
+    }
+    let r = s
+        .client
+        .get(s.url("/subscribe"))
+        .header("last-event-id", "+2")
+        .send()
+        .await
+        .unwrap();
+    error(r, 400, "invalid_input").await;
+}

@@ -112,3 +112,80 @@ async fn subscriber_cap_is_503() {
         .await;
     assert_eq!(r.status(), 200);
 }
+
+/// A filtered feed whose filter selects none of the events appended meanwhile still sends its
+/// heartbeat: each unrelated append used to restart the wait, so a feed on a busy log with a
+/// rare type sent nothing for good (and a proxy's idle timeout cut it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filtered_feed_sends_heartbeats_while_other_events_arrive() {
+    let (s, _store) =
+        TestServer::memory(ServeOptions::new().heartbeat(Duration::from_millis(200))).await;
+    let mut feed = Sse::new(s.get("/subscribe?type=B").await);
+    let appender = {
+        let s_url = s.url("/streams/a");
+        let client = s.client.clone();
+        tokio::spawn(async move {
+            // Appends every 20 ms, ten times the heartbeat: well past its interval.
+            for i in 0..100 {
+                let body = json!({"events": [event("A", json!({"i": i}))]});
+                let r = client.post(&s_url).json(&body).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let m = tokio::time::timeout(Duration::from_secs(1), feed.next())
+        .await
+        .expect("no heartbeat while unrelated events arrived")
+        .unwrap();
+    assert!(m.comment, "{m:?}");
+    appender.abort();
+}
+
+/// A gap carries the id of its last seq: a client that reconnects after it (naming the last
+/// id it saw) is not told of the same gap again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_has_an_id_and_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = eventfile::OpenOptions::new()
+        .segment_bytes(4096)
+        .open(dir.path())
+        .unwrap();
+    let pad = "x".repeat(400);
+    for i in 0..40 {
+        store
+            .append(
+                "a",
+                eventfile::ExpectedVersion::Any,
+                vec![eventfile::NewEvent::new("A", json!({ "i": i, "pad": pad }))],
+            )
+            .unwrap();
+    }
+    store
+        .set_retention_policy(eventfile::RetentionPolicy::keep_all().max_events(10))
+        .unwrap();
+    store.run_retention(false).unwrap();
+    let start = eventfile::EventStore::log_start(&store).unwrap();
+    assert!(start > 1, "retention removed nothing");
+    let s = TestServer::start(std::sync::Arc::new(store), ServeOptions::new()).await;
+    let mut feed = Sse::new(s.get("/subscribe?type=B").await);
+    let gap = feed.next().await.unwrap();
+    assert_eq!(gap.event.as_deref(), Some("gap"));
+    let last = start - 1;
+    assert_eq!(gap.id, Some(last.to_string()));
+    drop(feed);
+    let r = s
+        .client
+        .get(s.url("/subscribe?type=B"))
+        .header("last-event-id", last.to_string())
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await
+        .unwrap();
+    let mut again = Sse::new(r);
+    // Nothing to say until an event of type B comes: no second gap.
+    let next = tokio::time::timeout(Duration::from_millis(300), again.next()).await;
+    if let Ok(Some(m)) = next {
+        assert_ne!(m.event.as_deref(), Some("gap"), "the gap again: {m:?}");
+    }
+}

@@ -146,3 +146,26 @@ async fn metrics_follow_appends_syncs_feeds_and_requests() {
     let store = Arc::try_unwrap(store).expect("the server gave the store back");
     store.close().unwrap();
 }
+
+/// Request methods are the client's: any token is one. Counted by name, they grew `/metrics`
+/// by a series for each new one (and by its length, up to the header buffer, on every scrape);
+/// any method outside RFC 9110's is counted as `other`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn methods_of_the_clients_choosing_are_counted_as_other() {
+    let (s, _store) = TestServer::memory(ServeOptions::new()).await;
+    for i in 0..50 {
+        let method = reqwest::Method::from_bytes(format!("M{i}").as_bytes()).unwrap();
+        let _ = s
+            .client
+            .request(method, s.url("/health"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let text = s.get("/metrics").await.text().await.unwrap();
+    assert!(
+        !text.contains("method=\"M1\""),
+        "a client's method is a label"
+    );
+    assert!(text.contains("method=\"other\""), "{text}");
+}

@@ -214,3 +214,35 @@ async fn one_event_listings_head_health_metrics() {
     let (status, doc) = json(s.get("/openapi.json").await).await;
     assert_eq!((status, doc["openapi"].clone()), (200, json!("3.0.3")));
 }
+
+/// A page with a limit is built whole before it is sent: it ends once it holds 16 MiB of
+/// events, with a next cursor, where `max_limit` events of the largest size held tens of
+/// gibibytes for one request. Following the cursors reads every event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_ends_early_past_its_bytes_with_a_next_cursor() {
+    let (s, store) = TestServer::memory(Default::default()).await;
+    let big = "x".repeat(1 << 20);
+    for _ in 0..20 {
+        eventfile::EventStore::append(
+            &*store,
+            "s",
+            eventfile::ExpectedVersion::Any,
+            vec![eventfile::NewEvent::new("Big", json!({ "pad": big }))],
+        )
+        .unwrap();
+    }
+    let (first, next) = seqs(&s, "/events?limit=20").await;
+    assert!(first.len() < 20, "{} events in one page", first.len());
+    assert_eq!(first, (1..=first.len() as u64).collect::<Vec<_>>());
+    let mut all = first;
+    let mut next = next.expect("a next cursor after a page cut short");
+    loop {
+        let (page, more) = seqs(&s, &format!("/events?limit=20&after={next}")).await;
+        all.extend(page);
+        match more {
+            Some(n) => next = n,
+            None => break,
+        }
+    }
+    assert_eq!(all, (1..=20).collect::<Vec<_>>());
+}
