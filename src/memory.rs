@@ -408,6 +408,8 @@ impl MemoryStore {
         }];
         let ids = vec![vec![crate::backend::new_event_id()]];
         let batch = log.commit(&parts, &ids, None)?;
+        // An append of one event, as the file store counts its `$lifecycle` event.
+        self.open.counters.appended(1, 0);
         Arc::make_mut(&mut log.deleted).insert(stream.to_owned(), merged);
         if !matches!(op, DeleteOp::Truncate(_)) {
             log.snapshots.remove(stream);
@@ -724,6 +726,37 @@ impl EventStore for MemoryStore {
             }
         }
         let skipped = (events.len() - write.len()) as u64;
+        // The batch's limit, as the file store measures it (its encoded records): an import
+        // larger than a segment is refused there, so it is here.
+        let mut buf = std::mem::take(&mut log.buf);
+        let mut bytes = 0;
+        for (i, e) in write.iter().enumerate() {
+            buf.clear();
+            record::encode_record(
+                &mut buf,
+                &RecordOut {
+                    seq: log.head() + 1 + i as u64,
+                    id: &e.id,
+                    stream: &e.stream,
+                    version: e.version,
+                    event_type: &e.event_type,
+                    time: &record::record_time(e.time),
+                    data: &e.data,
+                    meta: &e.meta,
+                    tags: &e.tags,
+                    key: None,
+                    more: i + 1 < write.len(),
+                },
+            );
+            bytes += buf.len();
+        }
+        log.buf = buf;
+        if bytes as u64 > DEFAULT_SEGMENT_BYTES {
+            return Err(crate::backend::batch_too_large(
+                bytes,
+                DEFAULT_SEGMENT_BYTES,
+            ));
+        }
         // One append, as the file store writes it.
         for (i, e) in write.iter().enumerate() {
             let seq = log.head() + 1;
@@ -939,5 +972,61 @@ mod tests {
             file.append("s", ExpectedVersion::Any, [at(hi)]),
             Err(Error::EventTooLarge { .. })
         ));
+    }
+
+    /// A deletion writes its `$lifecycle` event, counted as an append of one event as the file
+    /// store counts it (it was not counted at all).
+    #[test]
+    fn a_deletion_counts_as_an_append_of_one_event() {
+        let dir = tempfile::tempdir().unwrap();
+        for store in [
+            Box::new(MemoryStore::new()) as Box<dyn EventStore>,
+            Box::new(crate::Store::open(dir.path()).unwrap()),
+        ] {
+            store
+                .append("s", ExpectedVersion::Any, vec![ev(1)])
+                .unwrap();
+            let before = store.metrics();
+            store.delete_stream("s", ExpectedVersion::Any).unwrap();
+            let after = store.metrics();
+            assert_eq!(
+                (after.appends - before.appends, after.events - before.events),
+                (1, 1)
+            );
+        }
+    }
+
+    /// An import larger than a segment is refused, as the file store refuses it (and as this
+    /// store refuses such an append); it was written whole.
+    #[test]
+    fn an_import_larger_than_a_segment_is_refused() {
+        let source = MemoryStore::new();
+        let pad = "x".repeat(4_000_000);
+        for n in 0..17 {
+            source
+                .append(
+                    "s",
+                    ExpectedVersion::Any,
+                    vec![NewEvent::new("T", json!({ "n": n, "p": pad }))],
+                )
+                .unwrap();
+        }
+        let events: Vec<RecordedEvent> = source
+            .read_all(crate::Read::forward())
+            .unwrap()
+            .collect::<Result<_>>()
+            .unwrap();
+        let dst = MemoryStore::new();
+        let err = dst.import(&events).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidInput, "{err}");
+        assert_eq!(dst.head_seq().unwrap(), 0);
+        let dir = tempfile::tempdir().unwrap();
+        let file = crate::Store::open(dir.path()).unwrap();
+        assert_eq!(
+            file.import(&events).unwrap_err().kind(),
+            crate::ErrorKind::InvalidInput
+        );
+        // Half of it goes in.
+        assert_eq!(dst.import(&events[..8]).unwrap().written, 8);
     }
 }
