@@ -266,9 +266,16 @@ impl AsyncStore {
     /// tasks that share it. Errors of the close go to the log either way (an
     /// `Arc<dyn EventStore>` has no close that returns them: call [`crate::Store::close`] on
     /// the store itself for that).
+    ///
+    /// Outside a tokio runtime (another executor), the handle is given up on the calling
+    /// thread: there is no pool to hand it to, and the handle is consumed either way.
     pub async fn close(self) -> Result<()> {
         let store = self.store;
-        blocking("close", move || {
+        let Ok(handle) = Handle::try_current() else {
+            drop(store);
+            return Ok(());
+        };
+        blocking_on(handle, "close", move || {
             drop(store);
             Ok(())
         })
@@ -479,6 +486,8 @@ impl AsyncEvents {
         if let Some(e) = self.pending.take() {
             return Err(e);
         }
+        // Before the iterator is taken: without a runtime, the read stays where it was.
+        let handle = runtime("next_batch")?;
         let iter = match std::mem::replace(&mut self.state, Position::Lost) {
             Position::Open(iter) => iter,
             Position::Ended => {
@@ -497,7 +506,8 @@ impl AsyncEvents {
         };
         let max = max.max(1);
         // A panic in the iterator leaves the state `Lost`: later calls fail, never look ended.
-        let (rest, events, error) = blocking("next_batch", move || Ok(pull(iter, max))).await?;
+        let (rest, events, error) =
+            blocking_on(handle, "next_batch", move || Ok(pull(iter, max))).await?;
         self.state = match rest {
             Some(iter) => Position::Open(iter),
             None => Position::Ended,
@@ -543,17 +553,30 @@ impl AsyncSubscription {
         std::thread::Builder::new()
             .name("eventfile-subscription".into())
             .spawn(move || {
-                loop {
-                    let item = match sub.next_timeout(SUBSCRIPTION_CHECK) {
-                        Ok(Some(e)) => Ok(e),
-                        Ok(None) if sub.is_finished() => return,
-                        Ok(None) if tx.is_closed() => return,
-                        Ok(None) => continue,
-                        Err(e) => Err(e),
-                    };
-                    if tx.blocking_send(item).is_err() || sub.is_finished() {
-                        return;
+                let follow = std::panic::AssertUnwindSafe(|| {
+                    loop {
+                        let item = match sub.next_timeout(SUBSCRIPTION_CHECK) {
+                            Ok(Some(e)) => Ok(e),
+                            Ok(None) if sub.is_finished() => return,
+                            Ok(None) if tx.is_closed() => return,
+                            Ok(None) => continue,
+                            Err(e) => Err(e),
+                        };
+                        if tx.blocking_send(item).is_err() || sub.is_finished() {
+                            return;
+                        }
                     }
+                });
+                // A panic must not end the stream as if the subscription had finished.
+                if let Err(panic) = std::panic::catch_unwind(follow) {
+                    let _ = tx.blocking_send(Err(Error::Aborted {
+                        op: "subscribe",
+                        reason: format!(
+                            "the subscription's thread panicked ({}); resubscribe after the last \
+                             event received",
+                            panic_message(panic.as_ref())
+                        ),
+                    }));
                 }
             })
             .map_err(|e| Error::Aborted {
@@ -601,12 +624,25 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T> + Send + 'static,
 {
-    let handle = Handle::try_current().map_err(|_| Error::Aborted {
+    blocking_on(runtime(op)?, op, f).await
+}
+
+/// The runtime the caller is in, or why there is none.
+fn runtime(op: &'static str) -> Result<Handle> {
+    Handle::try_current().map_err(|_| Error::Aborted {
         op,
         reason: "no tokio runtime is running here, and the async facade runs every call on a \
                  runtime's blocking pool; nothing was done"
             .to_owned(),
-    })?;
+    })
+}
+
+/// [`blocking`] on `handle`'s pool.
+async fn blocking_on<T, F>(handle: Handle, op: &'static str, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
     match handle.spawn_blocking(f).await {
         Ok(result) => result,
         Err(e) if e.is_panic() => Err(Error::Aborted {

@@ -392,6 +392,27 @@ enum Fault {
         go: Arc<Mutex<mpsc::Receiver<()>>>,
         done: mpsc::Sender<u64>,
     },
+    /// A subscription's feed panics on its first read.
+    PanicInSubscription,
+}
+
+/// A feed that panics when read.
+struct PanickingFeed;
+
+impl eventfile::subscription::Feed for PanickingFeed {
+    fn read_after(
+        &self,
+        _: &Query,
+        _: u64,
+    ) -> eventfile::Result<Option<(eventfile::subscription::FeedEvents, u64)>> {
+        panic!("injected panic in the feed")
+    }
+    fn bounds(&self, _: bool) -> eventfile::Result<Option<(u64, u64)>> {
+        Ok(Some((1, 1)))
+    }
+    fn wait_past(&self, _: u64, _: Option<std::time::Instant>) -> eventfile::subscription::Waited {
+        eventfile::subscription::Waited::Advanced(1)
+    }
 }
 
 impl Faulty {
@@ -428,7 +449,7 @@ impl EventStore for Faulty {
                 let go = go.clone();
                 Box::new(events.inspect(move |_| go.lock().unwrap().recv().unwrap()))
             }
-            Fault::PanicOnHead => events,
+            Fault::PanicOnHead | Fault::PanicInSubscription => events,
         })
     }
     fn query(&self, query: &Query) -> eventfile::Result<EventIter> {
@@ -453,6 +474,9 @@ impl EventStore for Faulty {
         EventStore::log_start(&self.inner)
     }
     fn subscribe(&self, query: &Query, from: u64) -> eventfile::Result<eventfile::Subscription> {
+        if let Fault::PanicInSubscription = self.fault {
+            return eventfile::Subscription::new(Box::new(PanickingFeed), query, from);
+        }
         EventStore::subscribe(&self.inner, query, from)
     }
     fn wait_for(&self, seq: u64, timeout: std::time::Duration) -> eventfile::Result<bool> {
@@ -564,6 +588,73 @@ fn outside_a_runtime_a_call_fails_without_panicking() {
         other => panic!("expected an immediate error, got {other:?}"),
     }
     assert_eq!(store.inner().head_seq().unwrap(), 0, "nothing was written");
+}
+
+/// A panic in a subscription's thread ends the stream with an error, never with `None`, which
+/// says the subscription finished (before, the stream just ended).
+#[test]
+fn a_panicking_subscription_ends_with_an_error_not_as_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = faulty(dir.path(), Fault::PanicInSubscription);
+    runtime().block_on(async {
+        let mut sub = store.subscribe(&Query::new(), 0).await.unwrap();
+        match sub.next().await {
+            Some(Err(err)) => {
+                assert!(
+                    matches!(
+                        &err,
+                        Error::Aborted {
+                            op: "subscribe",
+                            ..
+                        }
+                    ),
+                    "{err}"
+                );
+                assert!(
+                    err.to_string().contains("injected panic in the feed"),
+                    "{err}"
+                );
+            }
+            other => panic!("expected the panic as an error, got {other:?}"),
+        }
+        assert!(sub.next().await.is_none());
+    });
+}
+
+/// `next_batch` outside a runtime fails and leaves the read where it was (before, it took the
+/// read's iterator first and dropped it, so every later call failed as if a future had been
+/// dropped).
+#[test]
+fn outside_a_runtime_next_batch_fails_and_keeps_the_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = AsyncStore::new(Store::open(dir.path()).unwrap());
+    let rt = runtime();
+    let mut batches = rt.block_on(async {
+        populate(&store).await;
+        store.read_all_batches(Read::forward()).await.unwrap()
+    });
+    {
+        let mut fut = pin!(batches.next_batch(2));
+        let mut cx = Context::from_waker(Waker::noop());
+        match fut.as_mut().poll(&mut cx) {
+            Poll::Ready(Err(err)) => assert!(err.to_string().contains("no tokio runtime"), "{err}"),
+            other => panic!("expected an immediate error, got {other:?}"),
+        }
+    }
+    let first = rt.block_on(batches.next_batch(2)).unwrap();
+    assert_eq!(first.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
+}
+
+/// `close` outside a runtime gives the handle up there and then: the store is closed when it
+/// returns (before, it said "nothing was done" with the handle already dropped).
+#[test]
+fn outside_a_runtime_close_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = AsyncStore::new(Store::open(dir.path()).unwrap());
+    let mut fut = pin!(store.close());
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(matches!(fut.as_mut().poll(&mut cx), Poll::Ready(Ok(()))));
+    Store::open(dir.path()).unwrap();
 }
 
 #[test]

@@ -13,7 +13,8 @@
 //! * Event type, payload, event version and metadata are kept (the README has the layout).
 //! * Snapshots are eventfile snapshots, saved after the events they include.
 //! * `stream_events` replays one aggregate in version order, `stream_all_events` every
-//!   aggregate of a type in the store's global order.
+//!   aggregate of a type in the store's global order. A replay of a stream whose events were
+//!   deleted or truncated ends with `Error::MissingEvents`, as loading it does.
 //!
 //! This crate owns only the translation between the two models. It never reaches into a
 //! backend, and it never changes an aggregate id to fit a stream name: an id that does not fit

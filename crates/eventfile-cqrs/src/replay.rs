@@ -15,10 +15,11 @@ use crate::mapping;
 const READ_BATCH: usize = 256;
 
 /// Whether the stream checks that versions follow each other from 1 (one aggregate's stream).
-#[derive(Clone, Copy)]
 pub enum Order {
-    /// One stream: versions 1, 2, 3, … with no gap (a gap is [`Error::MissingEvents`]).
-    Versions,
+    /// One stream: versions 1, 2, 3, … with no gap (a gap is [`Error::MissingEvents`]), up to
+    /// at least `through`, the stream's version before the read began (a read that ends short
+    /// of it lost its last events to a deletion: [`Error::MissingEvents`] too).
+    Versions { stream: String, through: u64 },
     /// The global log: seq order across streams, as eventfile returns it.
     Seq,
 }
@@ -45,7 +46,19 @@ async fn run(
     let mut next_version = 1;
     loop {
         let batch = match events.next_batch(READ_BATCH).await {
-            Ok(batch) if batch.is_empty() => return,
+            Ok(batch) if batch.is_empty() => {
+                if let Order::Versions { stream, through } = &order
+                    && next_version <= *through
+                {
+                    let missing = Error::MissingEvents {
+                        stream: stream.to_owned(),
+                        expected: next_version,
+                        found: 0,
+                    };
+                    let _ = feed.push(Err(missing.into())).await;
+                }
+                return;
+            }
             Ok(batch) => batch,
             Err(e) => {
                 // The reader may have gone; there is no one else to tell.
@@ -54,13 +67,15 @@ async fn run(
             }
         };
         for event in batch {
-            let item: Result<_, PersistenceError> = match order {
-                Order::Versions if event.version != next_version => Err(Error::MissingEvents {
-                    stream: event.stream.clone(),
-                    expected: next_version,
-                    found: event.version,
+            let item: Result<_, PersistenceError> = match &order {
+                Order::Versions { .. } if event.version != next_version => {
+                    Err(Error::MissingEvents {
+                        stream: event.stream.clone(),
+                        expected: next_version,
+                        found: event.version,
+                    }
+                    .into())
                 }
-                .into()),
                 _ => mapping::serialized_event(aggregate_type, event).map_err(Into::into),
             };
             next_version += 1;

@@ -133,22 +133,34 @@ impl EventfileEventRepository {
             .read_stream(&stream, Read::forward().from(from))
             .await
             .map_err(persistence_error)?;
-        // Nothing from `from` on, though the stream has reached it: every event there is
-        // deleted or truncated. Loaded as a new aggregate, its every commit would conflict.
+        if !events.is_empty() {
+            return convert_consecutive(aggregate_type, &stream, from, events);
+        }
+        // Nothing from `from` on. Either the stream has not reached it, or every event there
+        // is deleted or truncated: loaded as a new aggregate, its every commit would conflict.
+        // The version is read before a second read, never after the first: a commit between
+        // the two would otherwise look like events that vanished. Versions only grow, so
+        // whatever the version counts is in the second read unless it was deleted.
+        let version = self
+            .store
+            .stream_version(&stream)
+            .await
+            .map_err(persistence_error)?;
+        if version < from {
+            return Ok(Vec::new());
+        }
+        let events = self
+            .store
+            .read_stream(&stream, Read::forward().from(from))
+            .await
+            .map_err(persistence_error)?;
         if events.is_empty() {
-            let version = self
-                .store
-                .stream_version(&stream)
-                .await
-                .map_err(persistence_error)?;
-            if version >= from {
-                return Err(Error::MissingEvents {
-                    stream,
-                    expected: from,
-                    found: 0,
-                }
-                .into());
+            return Err(Error::MissingEvents {
+                stream,
+                expected: from,
+                found: 0,
             }
+            .into());
         }
         convert_consecutive(aggregate_type, &stream, from, events)
     }
@@ -261,6 +273,17 @@ impl PersistedEventRepository for EventfileEventRepository {
         aggregate_id: &str,
     ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
         let stream = stream_name(A::TYPE, aggregate_id)?;
+        // An aggregate store needs the stream's version to tell a new aggregate from one whose
+        // snapshot is missing. It is read before the snapshot: read after, a first commit
+        // landing between the two would look like events without a snapshot.
+        let version = if self.snapshots_are_a_cache() {
+            0
+        } else {
+            self.store
+                .stream_version(&stream)
+                .await
+                .map_err(persistence_error)?
+        };
         let found = self
             .store
             .load_snapshot(&stream)
@@ -287,11 +310,6 @@ impl PersistedEventRepository for EventfileEventRepository {
         }
         // An aggregate store loads the snapshot and no event: without one, a stream that has
         // events would load as a new aggregate, and every commit on it would conflict.
-        let version = self
-            .store
-            .stream_version(&stream)
-            .await
-            .map_err(persistence_error)?;
         match found {
             None if version == 0 => Ok(None),
             None => Err(Error::Snapshot {
@@ -392,6 +410,13 @@ impl PersistedEventRepository for EventfileEventRepository {
         aggregate_id: &str,
     ) -> Result<ReplayStream, PersistenceError> {
         let stream = stream_name(A::TYPE, aggregate_id)?;
+        // Read before the events: a replay that ends short of it lost events to a deletion
+        // (versions only grow, so a commit during the replay cannot make it look short).
+        let through = self
+            .store
+            .stream_version(&stream)
+            .await
+            .map_err(persistence_error)?;
         let events = self
             .store
             .read_stream_batches(&stream, Read::forward())
@@ -400,7 +425,7 @@ impl PersistedEventRepository for EventfileEventRepository {
         Ok(replay::spawn(
             A::TYPE,
             events,
-            Order::Versions,
+            Order::Versions { stream, through },
             self.channel_size,
         ))
     }

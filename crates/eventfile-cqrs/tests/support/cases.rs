@@ -14,7 +14,9 @@ use eventfile::{AsyncStore, ExpectedVersion, NewEvent, Read};
 use eventfile_cqrs::{Error, EventfileEventRepository, NameError, cqrs_framework};
 use serde_json::{Value, json};
 
+#[allow(unused_imports)] // Not every test crate runs every case.
 pub use super::replays::*;
+#[allow(unused_imports)]
 pub use super::snapshots::*;
 
 use super::bank_account::{BankAccount, BankAccountCommand, BankAccountEvent, BankAccountServices};

@@ -210,4 +210,15 @@ pub async fn deleted_stream_is_refused_not_loaded_as_new(store: AsyncStore) {
             ),
         }
     }
+    // A replay of it ends in the same error, not as an empty aggregate.
+    let mut replay = repo(&store)
+        .stream_events::<BankAccount>("a")
+        .await
+        .unwrap();
+    match replay.next::<BankAccount>(&[]).await {
+        Some(Err(e)) => assert!(e.to_string().contains("found 0"), "{e}"),
+        Some(Ok(e)) => panic!("the deleted stream replayed event {}", e.sequence),
+        None => panic!("the deleted stream replayed as an empty aggregate"),
+    }
+    assert!(replay.next::<BankAccount>(&[]).await.is_none());
 }
