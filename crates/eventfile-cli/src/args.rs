@@ -56,7 +56,21 @@ impl Cli {
     /// usage error (exit 2), reported by clap before anything runs.
     pub fn parse_checked() -> Result<Cli, clap::Error> {
         // With every command's example (`help.rs`), so that `--help` shows it.
-        let matches = crate::help::command().try_get_matches()?;
+        let mut command = crate::help::command();
+        // A variable set to nothing names nothing, as libpq reads an empty PGHOST: the next
+        // source in the precedence decides (`EVENTFILE_URL= eventfile cat` reads the
+        // configuration file). EVENTFILE_TOKEN is not among them: an empty token stays an
+        // error, never a server without authentication.
+        for (id, var) in [
+            ("url", "EVENTFILE_URL"),
+            ("config", "EVENTFILE_CONFIG"),
+            ("dir", "EVENTFILE_DIR"),
+        ] {
+            if std::env::var_os(var).is_some_and(|v| v.is_empty()) {
+                command = command.mut_arg(id, |a| a.env(None));
+            }
+        }
+        let matches = command.try_get_matches()?;
         let mut cli = Cli::from_arg_matches(&matches)?;
         cli.dir_given = cli.dir.is_some()
             && matches

@@ -42,7 +42,7 @@ pub fn snapshot(
             let store = target.open_existing()?;
             match store.as_dyn().load_snapshot(&stream)? {
                 Some(s) => {
-                    writeln!(out, "{}", s.to_json())?;
+                    crate::write_json_line(out, &s.to_json())?;
                     Ok(())
                 }
                 None => Err(Failure::NotFound(format!(

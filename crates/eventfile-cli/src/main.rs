@@ -30,6 +30,7 @@ mod query;
 mod stats;
 mod tail;
 mod target;
+mod terminal;
 mod transfer;
 mod view;
 
@@ -93,11 +94,16 @@ impl log::Log for StderrLog {
         if !self.enabled(r.metadata()) {
             return;
         }
-        let line = format!(
-            "eventfile: {}: {}",
-            r.level().as_str().to_lowercase(),
-            r.args()
-        );
+        // A warning can quote a stream name or an event's content.
+        let line = terminal::printable(
+            &format!(
+                "eventfile: {}: {}",
+                r.level().as_str().to_lowercase(),
+                r.args()
+            ),
+            true,
+        )
+        .into_owned();
         let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
         match &mut *held {
             Some((lines, dropped)) if lines.len() >= HELD_MAX => *dropped += 1,
@@ -152,19 +158,19 @@ fn main() -> ExitCode {
         Ok(()) | Err(Failure::ClosedPipe) => ExitCode::SUCCESS,
         Err(Failure::Unsound) => ExitCode::from(1),
         Err(Failure::Conflict(msg)) => {
-            eprintln!("eventfile: {msg}");
+            eprintln!("eventfile: {}", terminal::printable(&msg, true));
             ExitCode::from(3)
         }
         Err(Failure::NotFound(msg)) => {
-            eprintln!("eventfile: {msg}");
+            eprintln!("eventfile: {}", terminal::printable(&msg, true));
             ExitCode::from(4)
         }
         Err(Failure::Usage(msg)) => {
-            eprintln!("eventfile: {msg}");
+            eprintln!("eventfile: {}", terminal::printable(&msg, true));
             ExitCode::from(2)
         }
         Err(Failure::Other(msg)) => {
-            eprintln!("eventfile: {msg}");
+            eprintln!("eventfile: {}", terminal::printable(&msg, true));
             ExitCode::from(1)
         }
     }
@@ -379,10 +385,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let report = eventfile::verify(dir)?;
             let mut print = || -> io::Result<()> {
                 for p in &report.problems {
-                    writeln!(out, "problem: {p}")?;
+                    writeln!(
+                        out,
+                        "problem: {}",
+                        terminal::printable(&p.to_string(), true)
+                    )?;
                 }
                 for n in &report.notes {
-                    writeln!(out, "note: {n}")?;
+                    writeln!(out, "note: {}", terminal::printable(&n.to_string(), true))?;
                 }
                 writeln!(
                     out,
@@ -442,7 +452,17 @@ fn run(cli: Cli) -> Result<(), Failure> {
 /// Prints one event as every command that prints events does (`read`, `cat`, `query`, `get`,
 /// `tail`): its JSON object on one line.
 pub(crate) fn write_event(out: &mut impl Write, event: &RecordedEvent) -> io::Result<()> {
-    writeln!(out, "{}", event.to_json())
+    write_json_line(out, &event.to_json())
+}
+
+/// Writes one JSON line to stdout (`out`): as it is to a pipe or a file, and with the
+/// characters a terminal acts on escaped when stdout is a terminal (`terminal.rs`).
+pub(crate) fn write_json_line(out: &mut impl Write, line: &str) -> io::Result<()> {
+    if terminal::stdout_is_terminal() {
+        writeln!(out, "{}", terminal::json_for_terminal(line))
+    } else {
+        writeln!(out, "{line}")
+    }
 }
 
 /// Reads the value of a `-` JSON argument from stdin, as checked text on one line (see
@@ -497,6 +517,15 @@ fn serve(
     token: Option<String>,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
+    // Checked before the store is opened (or created): an empty token is a secret that was
+    // not filled in, never a request for a server without authentication.
+    if token.as_deref() == Some("") {
+        return Err(Failure::Usage(
+            "--token (or EVENTFILE_TOKEN) is empty: give the token, or leave both unset for a \
+             server without authentication"
+                .to_owned(),
+        ));
+    }
     let store = target.open()?;
     let mut options = eventfile_server::ServeOptions::new().listen(listen);
     if let Some(token) = token {

@@ -65,14 +65,20 @@ impl Table {
         }
     }
 
-    /// Prints `rows` (the header first, before the first page).
+    /// Prints `rows` (the header first, before the first page). Names are written with the
+    /// characters a terminal acts on escaped (`terminal.rs`), and padded by the columns they
+    /// take on screen (a CJK character takes two).
     pub fn page(&mut self, rows: &[(&str, u64)], out: &mut impl Write) -> std::io::Result<()> {
+        let rows: Vec<(std::borrow::Cow<'_, str>, u64)> = rows
+            .iter()
+            .map(|&(name, n)| (crate::terminal::printable(name, false), n))
+            .collect();
         let width = match self.width {
             Some(w) => w,
             None => {
                 let w = rows
                     .iter()
-                    .map(|r| r.0.chars().count())
+                    .map(|r| columns(&r.0))
                     .chain([self.headers[0].len()])
                     .max()
                     .unwrap_or(0)
@@ -92,10 +98,16 @@ impl Table {
             }
         };
         for (name, n) in rows {
-            writeln!(out, "{name:<width$}  {n:>10}")?;
+            let pad = width.saturating_sub(columns(&name));
+            writeln!(out, "{name}{:pad$}  {n:>10}", "")?;
         }
         Ok(())
     }
+}
+
+/// The columns `s` takes on a terminal.
+fn columns(s: &str) -> usize {
+    ratatui::text::Span::raw(s).width()
 }
 
 #[cfg(test)]
@@ -128,5 +140,30 @@ mod tests {
             text,
             "STREAM          VERSION\norder-1               3\ncustomer-12           1\nx                 12345\n"
         );
+    }
+
+    /// Before, a name's control characters reached the terminal raw (an OSC 52 clipboard
+    /// write through a stream name), and wide characters were counted as one column each.
+    #[test]
+    fn a_table_escapes_names_and_aligns_wide_ones() {
+        let mut out = Vec::new();
+        let mut t = Table::new(["STREAM", "VERSION"], false);
+        t.page(
+            &[("注文-1", 3), ("x\u{1b}]52;c;aGk=\u{7}\u{202e}", 1)],
+            &mut out,
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text
+                .chars()
+                .any(|c| c != '\n' && crate::terminal::acts_on(c)),
+            "{text:?}"
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[2], "x\\u{1b}]52;c;aGk=\\u{7}\\u{202e}           1");
+        // Every row ends in the same column.
+        let widths: Vec<usize> = lines.iter().map(|l| columns(l)).collect();
+        assert!(widths.windows(2).all(|w| w[0] == w[1]), "{widths:?} {text}");
     }
 }

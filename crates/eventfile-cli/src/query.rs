@@ -147,11 +147,8 @@ pub fn streams(
             t.page(&rows, out)?;
         } else {
             for s in &page {
-                writeln!(
-                    out,
-                    "{}",
-                    json!({ "stream": s.stream, "version": s.version })
-                )?;
+                let line = json!({ "stream": s.stream, "version": s.version }).to_string();
+                crate::write_json_line(out, &line)?;
             }
         }
         left -= page.len();
@@ -183,7 +180,7 @@ pub fn terms(
         }
         for t in &page {
             let key = if tags { "tag" } else { "type" };
-            writeln!(out, "{}", json!({ key: t.name, "count": t.count }))?;
+            crate::write_json_line(out, &json!({ key: t.name, "count": t.count }).to_string())?;
         }
     }
     Ok(())
@@ -224,10 +221,9 @@ pub(crate) fn term_pages(
 pub fn projections(store: &dyn EventStore, out: &mut impl Write) -> Result<(), Failure> {
     for s in eventfile::projection::status(store)? {
         let time = (s.time > 0).then(|| eventfile::format_rfc3339(s.time));
-        writeln!(
+        crate::write_json_line(
             out,
-            "{}",
-            json!({
+            &json!({
                 "name": s.name,
                 "position": s.position,
                 "head": s.head,
@@ -235,6 +231,7 @@ pub fn projections(store: &dyn EventStore, out: &mut impl Write) -> Result<(), F
                 "error": s.error,
                 "time": time,
             })
+            .to_string(),
         )?;
     }
     Ok(())

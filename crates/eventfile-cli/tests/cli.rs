@@ -172,6 +172,51 @@ fn init_persists_options_and_dir_comes_from_the_environment() {
     );
 }
 
+/// A variable set to nothing is as if unset: the next source decides (before, each was a usage
+/// error, exit 2). An empty EVENTFILE_TOKEN stays an error (see `serve.rs`).
+#[test]
+fn empty_store_variables_are_passed_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let out = common::command()
+        .env("EVENTFILE_URL", "")
+        .env("EVENTFILE_CONFIG", "")
+        .env("EVENTFILE_DIR", &dir)
+        .args(["append", "x", "T"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        eventfile::Store::open_read_only(&dir).unwrap().head_seq(),
+        1
+    );
+    // With every one empty, the default directory in the working directory.
+    let out = common::command()
+        .current_dir(tmp.path())
+        .env("EVENTFILE_URL", "")
+        .env("EVENTFILE_CONFIG", "")
+        .env("EVENTFILE_DIR", "")
+        .args(["append", "x", "T"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let default = tmp.path().join("eventfile-data");
+    assert_eq!(
+        eventfile::Store::open_read_only(&default)
+            .unwrap()
+            .head_seq(),
+        1
+    );
+}
+
 /// Three events in stream `s`, through the tool.
 fn append_three(dir: &Path) {
     for i in 0..3 {

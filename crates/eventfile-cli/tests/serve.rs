@@ -325,3 +325,22 @@ fn serve_killed_with_sigkill_keeps_every_acknowledged_append() {
     }
     assert!(acked.len() >= 450);
 }
+
+/// An empty EVENTFILE_TOKEN (a secret that was not filled in) is a usage error, never a
+/// server without authentication, though the store variables pass an empty value over.
+#[test]
+fn an_empty_token_variable_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = common::command()
+        .env("EVENTFILE_TOKEN", "")
+        .arg("--dir")
+        .arg(tmp.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--token"),
+        "{out:?}"
+    );
+}

@@ -82,6 +82,13 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// Binds the listening socket of `options` over `store`.
     pub async fn bind(store: Arc<dyn EventStore>, options: ServeOptions) -> io::Result<Server> {
+        if options.token.as_deref() == Some("") {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the bearer token is empty, which would let every request in: give a token, or \
+                 none for a server without authentication",
+            ));
+        }
         let listener = TcpListener::bind(options.listen).await?;
         let head = store.head_seq().map_err(io::Error::other)?;
         let (stop, stop_rx) = watch::channel(false);

@@ -81,11 +81,14 @@ impl ServeOptions {
     }
 
     /// A bearer token every request but `GET /health` must carry (`Authorization: Bearer
-    /// TOKEN`), compared in constant time. Default none: no authentication. An empty token is
-    /// taken as none.
+    /// TOKEN`), compared in constant time. Default none: no authentication.
+    ///
+    /// An empty token is refused by [`crate::Server::bind`] (an `InvalidInput` error): it is
+    /// what a secret that was never filled in (`token(env::var("TOKEN").unwrap_or_default())`)
+    /// gives, and taking it as "no token" would serve the store to anyone. Leave the token
+    /// unset for a server without authentication.
     pub fn token(mut self, token: impl Into<String>) -> ServeOptions {
-        let token = token.into();
-        self.token = (!token.is_empty()).then_some(token);
+        self.token = Some(token.into());
         self
     }
 

@@ -59,3 +59,19 @@ async fn token_is_required_everywhere_but_health() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// An empty token is refused at bind: it used to be taken as no token, so a secret that was
+/// never filled in served the store to anyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_token_is_refused_not_taken_as_none() {
+    let store: std::sync::Arc<dyn eventfile::EventStore> =
+        std::sync::Arc::new(eventfile::MemoryStore::new());
+    let options = ServeOptions::new()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .token("");
+    let err = eventfile_server::Server::bind(store, options)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("token is empty"), "{err}");
+}
