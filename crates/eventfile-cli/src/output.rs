@@ -9,6 +9,8 @@
 
 use std::io::{IsTerminal, Write};
 
+use crate::terminal::columns;
+
 /// The `--json` flag of the commands that print a table on a terminal.
 #[derive(Debug, Clone, Copy, Default, clap::Args)]
 pub struct OutputArgs {
@@ -103,11 +105,6 @@ impl Table {
         }
         Ok(())
     }
-}
-
-/// The columns `s` takes on a terminal.
-fn columns(s: &str) -> usize {
-    ratatui::text::Span::raw(s).width()
 }
 
 #[cfg(test)]

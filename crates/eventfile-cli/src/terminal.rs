@@ -12,7 +12,7 @@
 //!   the line is still valid JSON with the same values. Lines written to a pipe or a file are
 //!   not changed: they are the export format, byte for byte.
 //!
-//! The viewer draws through its own widgets, with the same rule (`view::text`).
+//! The viewer draws through its own widgets, with the same rule (`view/text.rs` calls these).
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -65,6 +65,11 @@ pub fn json_for_terminal(line: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// The columns `s` takes on a terminal (a CJK character takes two), as ratatui counts them.
+pub fn columns(s: &str) -> usize {
+    ratatui::text::Span::raw(s).width()
 }
 
 /// Whether stdout is a terminal, asked once.

@@ -130,7 +130,9 @@ impl EventsPane {
     /// The page from the first matching event at or after `seq`, that event selected (the
     /// last page if none is); whether the selected event is at `seq`.
     pub fn goto_seq(&mut self, store: &dyn EventStore, seq: u64) -> eventfile::Result<bool> {
-        let rows = self.load(store, self.query().from_seq(seq.max(1)).limit(PAGE))?;
+        // Below what retention kept, the query would be refused: the oldest kept is next.
+        let from = seq.max(store.log_start()?);
+        let rows = self.load(store, self.query().from_seq(from).limit(PAGE))?;
         if rows.is_empty() {
             self.last(store)?;
             return Ok(false);
@@ -145,8 +147,12 @@ impl EventsPane {
     }
 
     fn fetch_after(&mut self, store: &dyn EventStore) -> eventfile::Result<()> {
-        let from = self.rows.back().map_or(1, |e| e.seq + 1);
-        let rows = self.load(store, self.query().from_seq(from).limit(PAGE))?;
+        // An empty window reads from the oldest event, wherever retention left it.
+        let q = match self.rows.back() {
+            Some(e) => self.query().from_seq(e.seq + 1),
+            None => self.query(),
+        };
+        let rows = self.load(store, q.limit(PAGE))?;
         self.at_end = rows.len() < PAGE;
         self.rows.extend(rows);
         self.trim_front();
@@ -157,7 +163,9 @@ impl EventsPane {
         let Some(first) = self.rows.front().map(|e| e.seq) else {
             return Ok(());
         };
-        if first <= 1 {
+        // Nothing is before the oldest event retention kept, and asking is an error
+        // (`Expired`), not an empty answer.
+        if first <= store.log_start()? {
             self.at_start = true;
             return Ok(());
         }
@@ -213,6 +221,12 @@ impl EventsPane {
             return;
         }
         let follow = self.rows.is_empty() || self.selected + 1 == self.rows.len();
+        // Not following, the front cannot be dropped (the selection may be there), so the
+        // window stops growing at its bound: what comes later is read by moving down to it.
+        if !follow && self.rows.len() >= MAX_ROWS {
+            self.at_end = false;
+            return;
+        }
         self.rows.push_back(event);
         if follow {
             self.selected = self.rows.len() - 1;
@@ -326,6 +340,83 @@ mod tests {
         pane.push_live(new);
         assert_eq!(pane.selected().unwrap().seq, 2001);
         assert_eq!(pane.rows().iter().filter(|e| e.seq == 2001).count(), 1);
+    }
+
+    #[test]
+    fn live_events_stop_at_the_bound_unless_followed() {
+        let store = MemoryStore::new();
+        let append = |n: usize| {
+            let events: Vec<NewEvent> = (0..n)
+                .map(|i| NewEvent::new("T", serde_json::json!(i)))
+                .collect();
+            store.append("s", ExpectedVersion::Any, events).unwrap();
+        };
+        append(10);
+        let mut pane = EventsPane::new(Scope::All, Filter::default());
+        pane.first(&store).unwrap();
+        // The selection at the top, not following: 20,000 events come live.
+        append(20_000);
+        for e in store.query(&Query::new().from_seq(11)).unwrap() {
+            pane.push_live(e.unwrap());
+        }
+        assert_eq!(pane.rows().len(), MAX_ROWS);
+        assert_eq!(pane.selected().unwrap().seq, 1);
+        assert!(!pane.at_end(), "the rest is there to be read");
+        // Moving down reads them, the window bounded as ever.
+        let mut moves = 0;
+        while pane.selected().unwrap().seq < 20_010 {
+            pane.down(&store, PAGE).unwrap();
+            assert!(pane.rows().len() <= MAX_ROWS + PAGE);
+            moves += 1;
+            assert!(moves < 200, "the end was never reached");
+        }
+        assert!(pane.at_end());
+        // Followed (the last row selected), the window moves with the events.
+        append(2_000);
+        for e in store.query(&Query::new().from_seq(20_011)).unwrap() {
+            pane.push_live(e.unwrap());
+        }
+        assert_eq!(pane.selected().unwrap().seq, 22_010);
+        assert!(pane.rows().len() <= MAX_ROWS + 1, "{}", pane.rows().len());
+    }
+
+    #[test]
+    fn jumps_and_paging_stop_at_what_retention_kept() {
+        use eventfile::{OpenOptions, RetentionPolicy};
+        let dir = tempfile::tempdir().unwrap();
+        let store = OpenOptions::new()
+            .segment_bytes(65536)
+            .open(dir.path())
+            .unwrap();
+        let pad = "x".repeat(100);
+        for _ in 0..30 {
+            let events: Vec<NewEvent> = (0..100)
+                .map(|i| NewEvent::new("T", serde_json::json!({ "i": i, "pad": pad })))
+                .collect();
+            store.append("s", ExpectedVersion::Any, events).unwrap();
+        }
+        store
+            .set_retention_policy(RetentionPolicy::keep_all().max_events(1000))
+            .unwrap();
+        store.run_retention(false).unwrap();
+        let start = store.log_start();
+        assert!(start > PAGE as u64, "retention removed segments: {start}");
+        let mut pane = EventsPane::new(Scope::All, Filter::default());
+        assert!(pane.goto_seq(&store, start).unwrap());
+        assert_eq!(pane.selected().unwrap().seq, start);
+        pane.up(&store, 1).unwrap();
+        assert_eq!(pane.selected().unwrap().seq, start);
+        // Below the log start: the oldest kept is the next.
+        assert!(!pane.goto_seq(&store, 1).unwrap());
+        assert_eq!(pane.selected().unwrap().seq, start);
+        // Paging up from the end reaches it.
+        pane.last(&store).unwrap();
+        for _ in 0..30 {
+            pane.up(&store, PAGE).unwrap();
+        }
+        assert_eq!(pane.selected().unwrap().seq, start);
+        pane.first(&store).unwrap();
+        assert_eq!(pane.selected().unwrap().seq, start);
     }
 
     trait BySeq {

@@ -2,7 +2,41 @@
 //! parsed into numbers, so that what is shown is exactly what is stored (a
 //! `serde_json::Value` would round `100000000000000000001`).
 //!
-//! This module owns only the layout of JSON text; it reads nothing.
+//! This module owns only the layout of JSON text and the one event's lines kept for the
+//! screen ([`Lines`]); it reads nothing.
+
+use eventfile::RecordedEvent;
+
+use super::text::safe;
+
+/// The selected event's indented JSON, one safe line each ([`safe`]: JSON escapes the C0
+/// controls but not DEL, the C1 controls or the bidirectional formats), made when the
+/// selection changes rather than on every frame: an event may hold an array of 100,000
+/// elements, and a frame is drawn after every key.
+#[derive(Debug, Default)]
+pub struct Lines {
+    /// The seq and id of the event the lines are of.
+    of: Option<(u64, String)>,
+    lines: Vec<String>,
+}
+
+impl Lines {
+    /// The lines of `e`, made again only if the last call was for another event.
+    pub fn of(&mut self, e: &RecordedEvent) -> &[String] {
+        if self
+            .of
+            .as_ref()
+            .is_none_or(|(seq, id)| *seq != e.seq || *id != e.id)
+        {
+            self.lines = pretty(&e.to_json())
+                .lines()
+                .map(|l| safe(l).into_owned())
+                .collect();
+            self.of = Some((e.seq, e.id.clone()));
+        }
+        &self.lines
+    }
+}
 
 /// `compact` (one JSON value with no whitespace outside strings, as the store keeps it)
 /// indented by two spaces a level, one member or element a line.
@@ -64,7 +98,33 @@ pub fn pretty(compact: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::pretty;
+    use super::{Lines, pretty};
+    use eventfile::{EventStore, ExpectedVersion, MemoryStore, NewEvent, Query};
+
+    #[test]
+    fn an_events_lines_are_made_once_while_it_stays_selected() {
+        let store = MemoryStore::new();
+        let events = vec![
+            NewEvent::new("A", serde_json::json!({ "n": 1 })),
+            NewEvent::new("B", serde_json::json!({ "n": "\u{202e}" })),
+        ];
+        store.append("s", ExpectedVersion::Any, events).unwrap();
+        let all: Vec<_> = store
+            .query(&Query::new())
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut lines = Lines::default();
+        let first = lines.of(&all[0]).as_ptr();
+        assert!(lines.of(&all[0]).contains(&"  \"type\": \"A\",".to_owned()));
+        // The same allocation: not made again for the next frame.
+        assert_eq!(lines.of(&all[0]).as_ptr(), first);
+        let second = lines.of(&all[1]);
+        assert!(
+            second.contains(&"    \"n\": \"\\u{202e}\"".to_owned()),
+            "{second:?}"
+        );
+    }
 
     #[test]
     fn indents_without_touching_numbers_or_strings() {

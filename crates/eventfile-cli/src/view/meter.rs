@@ -33,7 +33,7 @@ impl Meter {
     /// Reads the head if a second has passed since the last reading (or `force`); whether the
     /// text changed.
     pub fn read(&mut self, store: &dyn EventStore, now: Instant, force: bool) -> bool {
-        if !force && self.read_at.is_some_and(|t| now.duration_since(t) < EVERY) {
+        if !force && !self.due(now) {
             return false;
         }
         self.read_at = Some(now);
@@ -41,6 +41,11 @@ impl Meter {
             Ok(head) => self.record(now, head),
             Err(_) => false, // the status line keeps the last reading; the panes say the error
         }
+    }
+
+    /// Whether a second has passed since the last reading (so that [`Meter::read`] reads).
+    pub fn due(&self, now: Instant) -> bool {
+        self.read_at.is_none_or(|t| now.duration_since(t) >= EVERY)
     }
 
     /// Notes a reading of the head.

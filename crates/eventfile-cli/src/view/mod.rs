@@ -2,11 +2,12 @@
 //!
 //! The parts: `state.rs` is the state machine (screens, prompts, live mode, what each key
 //! does), `streams.rs` and `events.rs` the paged lists it moves through, `filter.rs` the filter
-//! typed in place, `json.rs` the indented JSON, `meter.rs` the head seq and live rate on the status line,
-//! `draw.rs` the layout. This file owns the
-//! terminal: it enters raw mode and the alternate screen, and leaves them on every way out (q,
-//! an error, a panic through a panic hook, SIGTERM, SIGHUP or SIGINT through a flag the loop
-//! polls), and turns terminal events into keys.
+//! typed in place, `json.rs` the indented JSON, `meter.rs` the head seq and live rate on the
+//! status line, `text.rs` the store's text made safe to print and measured in columns,
+//! `draw.rs` the layout. This file owns the terminal: it enters raw mode and the alternate
+//! screen, and leaves them on every way out (q, an error, a panic through a panic hook,
+//! SIGTERM, SIGHUP or SIGINT through a flag the loop polls), and turns terminal events into
+//! keys.
 //!
 //! ratatui draws (the most used and best kept Rust terminal UI crate, with a test backend that
 //! lets the layout be tested without a terminal) on crossterm (pure Rust, no curses library),
@@ -25,6 +26,7 @@ mod json;
 mod meter;
 mod state;
 mod streams;
+mod text;
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -59,6 +61,7 @@ pub fn run(target: &Target, args: &ViewArgs) -> Result<(), Failure> {
     // The store first: a missing one is named whether or not there is a terminal.
     let store = target.open_existing()?;
     let mut presence = Presence::of(&target.location);
+    let any = &store;
     let store = store.as_dyn();
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return Err(Failure::Other(
@@ -66,13 +69,7 @@ pub fn run(target: &Target, args: &ViewArgs) -> Result<(), Failure> {
                 .into(),
         ));
     }
-    let mut app = App::new(
-        store,
-        target.location.redacted(),
-        scope,
-        filter,
-        args.follow,
-    );
+    let mut app = App::on_store(any, target.location.redacted(), scope, filter, args.follow);
     let theme = draw::Theme {
         color: !crate::output::no_color(),
     };

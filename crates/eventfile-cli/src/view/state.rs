@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use eventfile::{EventStore, Query, Subscription};
+use eventfile_connect::AnyStore;
 
 use super::events::{EventsPane, Scope};
 use super::filter::Filter;
@@ -83,7 +84,9 @@ pub struct App {
     pub prompt: Option<Prompt>,
     pub help: bool,
     /// The first line of the JSON shown.
-    pub json_scroll: u16,
+    pub json_scroll: usize,
+    /// The selected event's JSON lines, kept while it stays selected.
+    pub json: super::json::Lines,
     /// What the last action said (an error, where a jump landed).
     pub status: String,
     /// Rows of the list on screen (set by the drawing), the step of PageUp and PageDown.
@@ -99,16 +102,50 @@ pub struct App {
     pub meter: Meter,
     /// The store handle's own counters, as last read with the head.
     pub metrics: eventfile::Metrics,
+    /// The file store's handle, refreshed before each load and head reading: a read-only
+    /// handle otherwise keeps the log as it was when opened, and never shows another process's
+    /// appends (live mode aside: its subscription refreshes it). `None` for other backends,
+    /// which read the store afresh on every query.
+    file: Option<eventfile::Store>,
     /// Why the store is no longer there (its directory or file removed or replaced while
     /// viewing): said on the status line whenever nothing else is, and live mode stays off.
     pub gone: Option<String>,
 }
 
 impl App {
-    /// The viewer on `location`: the streams list, or the events of `scope` and `filter` if
-    /// they narrow anything; following new events if `live`.
+    /// [`App::on_store`] on a store of no backend in particular, refreshing nothing: for the
+    /// tests, on a `MemoryStore`.
+    #[cfg(test)]
     pub fn new(
         store: &dyn EventStore,
+        location: String,
+        scope: Scope,
+        filter: Filter,
+        live: bool,
+    ) -> App {
+        App::start(store, None, location, scope, filter, live)
+    }
+
+    /// The viewer on `store`, named `location` in the title: the streams list, or the events
+    /// of `scope` and `filter` if they narrow anything; following new events if `live`. A file
+    /// store's read-only handle is refreshed as it goes, to show other processes' appends.
+    pub fn on_store(
+        store: &AnyStore,
+        location: String,
+        scope: Scope,
+        filter: Filter,
+        live: bool,
+    ) -> App {
+        let file = match store {
+            AnyStore::File(s) => Some(s.clone()),
+            _ => None,
+        };
+        App::start(store.as_dyn(), file, location, scope, filter, live)
+    }
+
+    fn start(
+        store: &dyn EventStore,
+        file: Option<eventfile::Store>,
         location: String,
         scope: Scope,
         filter: Filter,
@@ -126,6 +163,7 @@ impl App {
             prompt: None,
             help: false,
             json_scroll: 0,
+            json: super::json::Lines::default(),
             status: String::new(),
             page_rows: 10,
             location,
@@ -134,6 +172,7 @@ impl App {
             streams_dirty: false,
             meter: Meter::default(),
             metrics: eventfile::Metrics::default(),
+            file,
             gone: None,
         };
         app.read_meter(store, true);
@@ -159,6 +198,15 @@ impl App {
         }
     }
 
+    /// Brings a file store's read-only handle up to the writer's appends (nothing for other
+    /// backends).
+    fn catch_up(&self) -> eventfile::Result<()> {
+        match &self.file {
+            Some(file) => file.refresh().map(drop),
+            None => Ok(()),
+        }
+    }
+
     /// Handles one key.
     pub fn key(&mut self, store: &dyn EventStore, key: Key) -> Outcome {
         if key == Key::Interrupt {
@@ -177,6 +225,10 @@ impl App {
             };
         }
         self.status.clear();
+        // Most keys load something: they show what other processes appended until now. And
+        // `l` then counts as live only what comes after it, not what the handle had not seen.
+        let r = self.catch_up();
+        self.report(r);
         let page = self.page_rows.max(1);
         let before = self.events.selected().map(|e| e.seq);
         match (self.screen, key) {
@@ -277,6 +329,8 @@ impl App {
             Key::Esc => self.prompt = None,
             Key::Enter => {
                 let Prompt { ask, text } = self.prompt.take().expect("a prompt");
+                let r = self.catch_up();
+                self.report(r);
                 self.answer(store, ask, text.trim());
             }
             _ => {}
@@ -397,7 +451,13 @@ impl App {
     /// handle's counters when it moved (an append of this handle moves it); whether either
     /// changed.
     fn read_meter(&mut self, store: &dyn EventStore, force: bool) -> bool {
-        let moved = self.meter.read(store, Instant::now(), force);
+        let now = Instant::now();
+        if !force && !self.meter.due(now) {
+            return false;
+        }
+        // A failed refresh keeps the last reading; the next load says the error.
+        let _ = self.catch_up();
+        let moved = self.meter.read(store, now, true);
         if moved || force {
             self.metrics = store.metrics();
         }
@@ -589,6 +649,41 @@ mod tests {
         app.key(&store, Key::Char('i'));
         typed(&mut app, &store, "nope");
         assert!(app.status.contains("no event with id"));
+    }
+
+    #[test]
+    fn a_file_store_shows_what_another_handle_appended() {
+        use eventfile::OpenOptions;
+        let dir = tempfile::tempdir().unwrap();
+        let writer = OpenOptions::new().open(dir.path()).unwrap();
+        let append = |n: usize| {
+            let events: Vec<NewEvent> = (0..n)
+                .map(|_| NewEvent::new("T", serde_json::json!({})))
+                .collect();
+            writer.append("s", ExpectedVersion::Any, events).unwrap();
+        };
+        append(5);
+        let any = AnyStore::File(eventfile::Store::open_read_only(dir.path()).unwrap());
+        let store = any.as_dyn();
+        let mut app = App::on_store(
+            &any,
+            "file:x".into(),
+            Scope::Stream("s".into()),
+            Filter::default(),
+            false,
+        );
+        assert_eq!(app.meter.head, 5);
+        append(3);
+        assert!(app.read_meter(store, true));
+        assert_eq!(app.meter.text(&app.metrics), "head 8");
+        app.key(store, Key::End);
+        assert_eq!(app.events.selected().unwrap().seq, 8);
+        // Live mode counts from the head when it comes on, not as the handle last saw it.
+        append(2);
+        app.key(store, Key::Char('l'));
+        app.read_meter(store, true);
+        assert_eq!(app.meter.text(&app.metrics), "head 10  live +0");
+        assert_eq!(app.events.selected().unwrap().seq, 10);
     }
 
     #[test]
