@@ -23,7 +23,7 @@
 //!   it), neither reserving the `Vec`.
 //!
 //! Groups: one event per append from 1 and 16 threads (each thread on its own stream; times per
-//! event), batches of 100 events (time per event), reading one stream of 100 events, a type
+//! event), batches of 100 events (time per batch), reading one stream of 100 events, a type
 //! filter selecting 1,000 of 20,000 events and a tag filter selecting 400 (time per read, every
 //! event collected into a `Vec`).
 //! Run: `cargo bench --bench backends`. Stores live in a temporary directory on the real disk.
@@ -249,7 +249,7 @@ fn queries(c: &mut Criterion) {
         }
         g.bench_function("sqlite-sql", |b| {
             b.iter(|| {
-                let got = sqlite_events(&lite, &lite_sql[*at], arg).unwrap();
+                let got = sqlite_events(&lite, &lite_sql[*at], arg, *at == 0).unwrap();
                 assert_eq!(got.len(), *n);
                 got
             })
@@ -257,7 +257,7 @@ fn queries(c: &mut Criterion) {
         if let Some((client, statements)) = pg.as_mut() {
             g.bench_function("postgres-sql", |b| {
                 b.iter(|| {
-                    let got = pg_events(client, &statements[*at], arg).unwrap();
+                    let got = pg_events(client, &statements[*at], arg, *at == 0).unwrap();
                     assert_eq!(got.len(), *n);
                     got
                 })

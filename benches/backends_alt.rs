@@ -264,7 +264,7 @@ fn main() {
                     Side {
                         name: "hand SQL",
                         run: Box::new(move || {
-                            pg_events(&mut hand.borrow_mut(), &statement, arg)
+                            pg_events(&mut hand.borrow_mut(), &statement, arg, at == 0)
                                 .unwrap()
                                 .len()
                         }),
@@ -299,7 +299,7 @@ fn main() {
                 },
                 Side {
                     name: "hand SQL",
-                    run: Box::new(move || sqlite_events(lite, sql, arg).unwrap().len()),
+                    run: Box::new(move || sqlite_events(lite, sql, arg, at == 0).unwrap().len()),
                 },
             ],
         });

@@ -108,92 +108,121 @@ pub const TAG: &str = "customer=c7";
 
 const COLUMNS_PG: &str = "seq, id, stream, version, type, time, data::text, meta::text, tags";
 const COLUMNS_LITE: &str = "seq, id, stream, version, type, time, data, meta, tags";
+/// For a stream read: the stream's name is known, so it is not fetched (as the backends do).
+const STREAM_COLUMNS_PG: &str =
+    "seq, id, NULL::text, version, type, time, data::text, meta::text, tags";
+const STREAM_COLUMNS_LITE: &str = "seq, id, NULL, version, type, time, data, meta, tags";
 
 /// The hand-written queries on PostgreSQL, each `$1` the stream, type or tag, each giving the
 /// same answer as the backend on any store (events a deletion hides left out): one stream by
-/// version, a type by seq, a tag by seq (the GIN index on `tags`).
+/// version, a type by seq, a tag by seq (the GIN index on `tags`). The deletion test of the
+/// type and tag queries is skipped whole while `deletions` is empty, as the backend skips it
+/// (`live_gated`): without the gate, the hand side probed `deletions` for every row and the
+/// backend did not.
 pub fn pg_sql() -> [String; 3] {
+    let live = "(NOT EXISTS (SELECT 1 FROM deletions) OR NOT EXISTS (
+                 SELECT 1 FROM deletions d WHERE d.stream = e.stream AND e.version < d.before))";
     [
         format!(
-            "SELECT {COLUMNS_PG} FROM events WHERE stream = $1 AND version >= coalesce(
+            "SELECT {STREAM_COLUMNS_PG} FROM events WHERE stream = $1 AND version >= coalesce(
                  (SELECT before FROM deletions WHERE stream = $1), 1)
              ORDER BY version"
         ),
+        format!("SELECT {COLUMNS_PG} FROM events e WHERE type = $1 AND {live} ORDER BY seq"),
         format!(
-            "SELECT {COLUMNS_PG} FROM events e WHERE type = $1 AND NOT EXISTS (
-                 SELECT 1 FROM deletions d WHERE d.stream = e.stream AND e.version < d.before)
-             ORDER BY seq"
-        ),
-        format!(
-            "SELECT {COLUMNS_PG} FROM events e WHERE tags @> ARRAY[$1::text] AND NOT EXISTS (
-                 SELECT 1 FROM deletions d WHERE d.stream = e.stream AND e.version < d.before)
+            "SELECT {COLUMNS_PG} FROM events e WHERE tags @> ARRAY[$1::text] AND {live}
              ORDER BY seq"
         ),
     ]
 }
 
-/// The same three on SQLite (`?1`): the tag through the `(tag, seq)` side table.
+/// The same three on SQLite (`?1`): the tag through the `(tag, seq)` side table, joined and
+/// read in its key's order, as the backend reads it (the `seq IN (...)` form builds a temporary
+/// index of the tag's seqs first), and the same gate on the deletion test.
 pub fn sqlite_sql() -> [String; 3] {
+    let live = "(NOT EXISTS (SELECT 1 FROM deletions) OR NOT EXISTS (
+                 SELECT 1 FROM deletions d WHERE d.stream = e.stream AND e.version < d.deleted_before))";
     [
         format!(
-            "SELECT {COLUMNS_LITE} FROM events WHERE stream = ?1 AND version >= coalesce(
+            "SELECT {STREAM_COLUMNS_LITE} FROM events WHERE stream = ?1 AND version >= coalesce(
                  (SELECT max(deleted_before) FROM deletions WHERE stream = ?1), 1)
              ORDER BY version"
         ),
+        format!("SELECT {COLUMNS_LITE} FROM events e WHERE type = ?1 AND {live} ORDER BY seq"),
         format!(
-            "SELECT {COLUMNS_LITE} FROM events e WHERE type = ?1 AND NOT EXISTS (
-                 SELECT 1 FROM deletions d WHERE d.stream = e.stream AND e.version < d.deleted_before)
-             ORDER BY seq"
-        ),
-        format!(
-            "SELECT {COLUMNS_LITE} FROM events e WHERE seq IN (SELECT seq FROM event_tags WHERE tag = ?1)
-             AND NOT EXISTS (
-                 SELECT 1 FROM deletions d WHERE d.stream = e.stream AND e.version < d.deleted_before)
-             ORDER BY seq"
+            "SELECT e.seq, e.id, e.stream, e.version, e.type, e.time, e.data, e.meta, e.tags
+             FROM events e JOIN event_tags t ON t.seq = e.seq AND t.tag = ?1
+             WHERE {live} ORDER BY t.seq"
         ),
     ]
 }
 
-/// A PostgreSQL row of the hand-written queries as an event.
-fn pg_event(r: &postgres::Row) -> Result<RecordedEvent, HandError> {
+/// Metadata and tags as the backends read them: the empty object and array, the common case,
+/// are not parsed.
+fn meta_of(text: &str) -> Result<serde_json::Map<String, serde_json::Value>, HandError> {
+    Ok(match text {
+        "{}" => serde_json::Map::new(),
+        m => serde_json::from_str(m)?,
+    })
+}
+
+/// A PostgreSQL row of the hand-written queries as an event; `stream` names the stream of a
+/// stream read, whose rows do not carry it.
+fn pg_event(r: &postgres::Row, stream: Option<&str>) -> Result<RecordedEvent, HandError> {
     let data: String = r.try_get(6)?;
     let meta: &str = r.try_get(7)?;
     Ok(RecordedEvent {
         seq: u64::try_from(r.try_get::<_, i64>(0)?)?,
         id: r.try_get(1)?,
-        stream: r.try_get(2)?,
+        stream: match stream {
+            Some(s) => s.to_owned(),
+            None => r.try_get(2)?,
+        },
         version: u64::try_from(r.try_get::<_, i64>(3)?)?,
         event_type: r.try_get(4)?,
         time: r.try_get(5)?,
         data: RawValue::from_string(data)?,
-        meta: serde_json::from_str(meta)?,
+        meta: meta_of(meta)?,
         tags: r.try_get(8)?,
     })
 }
 
-/// The events of a hand-written PostgreSQL query (prepared once) for `arg`.
+/// The events of a hand-written PostgreSQL query (prepared once) for `arg`; `stream_read`
+/// when `arg` is the stream of a stream read.
 pub fn pg_events(
     c: &mut postgres::Client,
     sql: &postgres::Statement,
     arg: &str,
+    stream_read: bool,
 ) -> Result<Vec<RecordedEvent>, HandError> {
-    c.query(sql, &[&arg])?.iter().map(pg_event).collect()
+    let stream = stream_read.then_some(arg);
+    c.query(sql, &[&arg])?
+        .iter()
+        .map(|r| pg_event(r, stream))
+        .collect()
 }
 
 /// A SQLite row of the hand-written queries as an event (metadata and tags parsed from
-/// SQLite's buffer, as the backend does).
-fn sqlite_event(r: &rusqlite::Row<'_>) -> Result<RecordedEvent, HandError> {
+/// SQLite's buffer, as the backend does); `stream` as for [`pg_event`].
+fn sqlite_event(r: &rusqlite::Row<'_>, stream: Option<&str>) -> Result<RecordedEvent, HandError> {
     let data: String = r.get(6)?;
+    let tags = match r.get_ref(8)?.as_str()? {
+        "[]" => Vec::new(),
+        t => serde_json::from_str(t)?,
+    };
     Ok(RecordedEvent {
         seq: u64::try_from(r.get::<_, i64>(0)?)?,
         id: r.get(1)?,
-        stream: r.get(2)?,
+        stream: match stream {
+            Some(s) => s.to_owned(),
+            None => r.get(2)?,
+        },
         version: u64::try_from(r.get::<_, i64>(3)?)?,
         event_type: r.get(4)?,
         time: r.get(5)?,
         data: RawValue::from_string(data)?,
-        meta: serde_json::from_str(r.get_ref(7)?.as_str()?)?,
-        tags: serde_json::from_str(r.get_ref(8)?.as_str()?)?,
+        meta: meta_of(r.get_ref(7)?.as_str()?)?,
+        tags,
     })
 }
 
@@ -203,9 +232,13 @@ pub fn sqlite_events(
     c: &rusqlite::Connection,
     sql: &str,
     arg: &str,
+    stream_read: bool,
 ) -> Result<Vec<RecordedEvent>, HandError> {
+    let stream = stream_read.then_some(arg);
     let mut st = c.prepare_cached(sql)?;
-    st.query([arg])?.and_then(sqlite_event).collect()
+    st.query([arg])?
+        .and_then(|r| sqlite_event(r, stream))
+        .collect()
 }
 
 /// The plain baseline's table on the server: a copy of the backend's `events` table with all
