@@ -338,6 +338,7 @@ fn draw_help(frame: &mut Frame<'_>, theme: Theme, area: Rect) {
  / or f         streams: prefix; events: filter, e.g.
                 type=OrderPlaced tag=region=eu since=2026-11-01T00:00:00Z
                 until=... actor=... correlation=... causation=...
+                (a value with spaces in quotes: type=\"Order Placed\")
  s or :         go to a seq              i           go to an event id
  J / K          scroll the JSON          l           live: follow new events
  ?              this help                q, Ctrl-C   quit
