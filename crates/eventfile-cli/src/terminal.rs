@@ -33,19 +33,11 @@ pub fn acts_on(c: char) -> bool {
 /// line feeds kept when `keep_lines` (a message of several lines), and written as `\u{a}`
 /// otherwise (a name in a table or a status line).
 pub fn printable(s: &str, keep_lines: bool) -> Cow<'_, str> {
-    let escaped = |c: char| acts_on(c) && !(keep_lines && c == '\n');
-    if !s.chars().any(escaped) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if escaped(c) {
-            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
+    escaped(
+        s,
+        |c| acts_on(c) && !(keep_lines && c == '\n'),
+        |out, c| write!(out, "\\u{{{:x}}}", u32::from(c)),
+    )
 }
 
 /// A JSON text with every character a terminal acts on that JSON lets stand raw (DEL, the C1
@@ -53,13 +45,25 @@ pub fn printable(s: &str, keep_lines: bool) -> Cow<'_, str> {
 /// controls) written as a `\uXXXX` escape. In valid JSON such characters can only stand
 /// inside strings, where the escape means the same character: the value is unchanged.
 pub fn json_for_terminal(line: &str) -> Cow<'_, str> {
-    if !line.chars().any(acts_on) {
-        return Cow::Borrowed(line);
+    escaped(line, acts_on, |out, c| {
+        write!(out, "\\u{:04x}", u32::from(c))
+    })
+}
+
+/// `s` with each character `pick` selects written by `escape`; borrowed when there is none.
+fn escaped(
+    s: &str,
+    pick: impl Fn(char) -> bool,
+    escape: impl Fn(&mut String, char) -> std::fmt::Result,
+) -> Cow<'_, str> {
+    if !s.chars().any(&pick) {
+        return Cow::Borrowed(s);
     }
-    let mut out = String::with_capacity(line.len() + 16);
-    for c in line.chars() {
-        if acts_on(c) {
-            let _ = write!(out, "\\u{:04x}", u32::from(c));
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if pick(c) {
+            // Writing to a String cannot fail.
+            let _ = escape(&mut out, c);
         } else {
             out.push(c);
         }

@@ -177,44 +177,31 @@ fn init_persists_options_and_dir_comes_from_the_environment() {
 #[test]
 fn empty_store_variables_are_passed_over() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("s");
-    let out = common::command()
-        .env("EVENTFILE_URL", "")
-        .env("EVENTFILE_CONFIG", "")
-        .env("EVENTFILE_DIR", &dir)
-        .args(["append", "x", "T"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        eventfile::Store::open_read_only(&dir).unwrap().head_seq(),
-        1
-    );
-    // With every one empty, the default directory in the working directory.
-    let out = common::command()
-        .current_dir(tmp.path())
-        .env("EVENTFILE_URL", "")
-        .env("EVENTFILE_CONFIG", "")
-        .env("EVENTFILE_DIR", "")
-        .args(["append", "x", "T"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let default = tmp.path().join("eventfile-data");
-    assert_eq!(
-        eventfile::Store::open_read_only(&default)
+    // `append x T` run in the temporary directory with EVENTFILE_URL and EVENTFILE_CONFIG
+    // empty and EVENTFILE_DIR as given; the head of the store it wrote in `expected`.
+    let append_in = |dir_var: &std::ffi::OsStr, expected: &Path| {
+        let out = common::command()
+            .current_dir(tmp.path())
+            .env("EVENTFILE_URL", "")
+            .env("EVENTFILE_CONFIG", "")
+            .env("EVENTFILE_DIR", dir_var)
+            .args(["append", "x", "T"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eventfile::Store::open_read_only(expected)
             .unwrap()
-            .head_seq(),
-        1
-    );
+            .head_seq()
+    };
+    let dir = tmp.path().join("s");
+    assert_eq!(append_in(dir.as_os_str(), &dir), 1);
+    // With every one empty, the default directory in the working directory.
+    let default = tmp.path().join("eventfile-data");
+    assert_eq!(append_in("".as_ref(), &default), 1);
 }
 
 /// Three events in stream `s`, through the tool.
