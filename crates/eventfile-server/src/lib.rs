@@ -80,7 +80,9 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Binds the listening socket of `options` over `store`.
+    /// Binds the listening socket of `options` over `store`. An empty bearer token
+    /// ([`ServeOptions::token`]) is refused with [`io::ErrorKind::InvalidInput`] before
+    /// anything is bound.
     pub async fn bind(store: Arc<dyn EventStore>, options: ServeOptions) -> io::Result<Server> {
         if options.token.as_deref() == Some("") {
             return Err(io::Error::new(
