@@ -128,6 +128,9 @@ struct Order {
 
 #[derive(Debug)]
 struct Customer {
+    /// `customer-N`, numbered when it registers (empty before): a number is taken only by an
+    /// event written, so every number a run takes lies within its head + 1 and its last seq,
+    /// and a later run into the same store, numbered from the head on, never reuses one.
     stream: String,
     name: String,
     region: usize,
@@ -175,8 +178,8 @@ impl Shop {
         let mut rng = Rng::new(plan.seed ^ plan.first_number.wrapping_mul(0xa076_1d64_78bd_642f));
         let n = plan.customers.max(1);
         let customers = (0..n)
-            .map(|i| Customer {
-                stream: format!("customer-{}", plan.first_number + 1 + i),
+            .map(|_| Customer {
+                stream: String::new(),
                 name: format!("{} {}", rng.pick(FIRST_NAMES), rng.pick(LAST_NAMES)),
                 region: rng.below(REGIONS.len() as u64) as usize,
                 registered: None,
@@ -246,6 +249,11 @@ impl Shop {
 
     fn register(&mut self, c: usize, e: &mut RecordedEvent) {
         self.id_into(&mut e.id);
+        let number = self.next_number;
+        self.next_number += 1;
+        let cust = &mut self.customers[c];
+        cust.stream.push_str("customer-");
+        push_u64(&mut cust.stream, number);
         let cust = &self.customers[c];
         let region = REGIONS[cust.region].0;
         let d = &mut self.data;
@@ -579,6 +587,30 @@ mod tests {
                 assert_eq!(e.event_type, "CustomerRegistered");
             }
         }
+    }
+
+    /// Before, customers were numbered up front, `--customers` of them from the head on: with
+    /// more customers than events written, the next run's numbers (from the new head) named
+    /// customers the first had registered, and its import was refused at their version 1.
+    #[test]
+    fn a_run_with_more_customers_than_events_leaves_the_next_run_new_names() {
+        let mut first = plan(7);
+        first.events = 1000;
+        first.customers = 2000;
+        let first: Vec<RecordedEvent> = Shop::new(first).collect();
+        let mut later = plan(8);
+        later.events = 1000;
+        later.customers = 2000;
+        later.first_number = first.len() as u64;
+        let streams: std::collections::HashSet<&str> =
+            first.iter().map(|e| e.stream.as_str()).collect();
+        let second: Vec<RecordedEvent> = Shop::new(later).collect();
+        let reused: Vec<&str> = second
+            .iter()
+            .map(|e| e.stream.as_str())
+            .filter(|s| streams.contains(s))
+            .collect();
+        assert!(reused.is_empty(), "named again: {reused:?}");
     }
 
     #[test]
