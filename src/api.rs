@@ -314,7 +314,10 @@ pub trait EventStore: Send + Sync {
     ///
     /// An event whose id is already in the store at the same stream and version is skipped
     /// (imported before), so importing the same events twice writes nothing the second time;
-    /// the import returns once the skipped events are durable too. Every other event must
+    /// the import returns once the skipped events are durable too. On the file store, an
+    /// event at a version of its stream that retention or compaction has since removed from
+    /// the store is skipped too: its event cannot be found to compare, and is taken as
+    /// imported before. Every other event must
     /// follow its stream's version (the store's, then the import's own), carry a time no
     /// earlier than the store's newest event (and not from the far future), and be an event an
     /// append would accept, its data compact as [`RecordedEvent::from_json`] makes it. Anything

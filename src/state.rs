@@ -120,6 +120,23 @@ impl State {
         self.with_streams(|t| Ok(t.get(stream)?.map(std::borrow::Cow::into_owned)))
     }
 
+    /// The first version of `stream` in a segment the store still has (its version + 1 when
+    /// none is, 1 for a stream with no events): the versions below it were in segments that
+    /// retention or compaction removed.
+    pub(crate) fn first_kept_version(&mut self, stream: &str) -> Result<u64> {
+        let Some(entry) = self.stream(stream)? else {
+            return Ok(1);
+        };
+        let mut first = 1;
+        for (base, last) in entry.sealed.iter() {
+            if self.log.segments.iter().any(|s| s.base == base) {
+                return Ok(first);
+            }
+            first = last + 1;
+        }
+        Ok(first)
+    }
+
     /// The active segment.
     pub(crate) fn active(&self) -> &Segment {
         self.log.active()

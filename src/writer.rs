@@ -428,7 +428,15 @@ impl Inner {
                 (None, Some(&v)) => v,
                 (None, None) => {
                     st.deletion(&e.stream)?;
-                    st.version(&e.stream)?
+                    let current = st.version(&e.stream)?;
+                    // A version this store had and no longer keeps (retention or compaction
+                    // removed its segment): its event cannot be found by id to compare, and
+                    // is taken as imported before, so that importing a file again still
+                    // writes nothing.
+                    if e.version <= current && e.version < st.first_kept_version(&e.stream)? {
+                        continue;
+                    }
+                    current
                 }
             };
             let step = crate::backend::import_step(
