@@ -62,7 +62,13 @@ struct State {
 }
 
 /// The settings of `url` (any form libpq takes), with a connect timeout of 10 s unless it
-/// names one. Errors never quote the URL: it may hold a password.
+/// names one, and over TCP a dead peer noticed within about a minute unless it names its own
+/// settings: data sent and not acknowledged for [`TCP_USER_TIMEOUT`] closes the connection
+/// (the system's retransmissions took about 15 minutes), and a connection waiting for an
+/// answer sends a keepalive after [`KEEPALIVES_IDLE`] of silence (the system's default waited
+/// 2 hours), every 10 s, 3 times. A live server's kernel answers both however long its
+/// statement runs, so neither ends a slow statement. Errors never quote the URL: it may hold a
+/// password.
 pub(crate) fn config(url: &str) -> Result<Config> {
     let mut config: Config =
         url.parse()
@@ -73,8 +79,29 @@ pub(crate) fn config(url: &str) -> Result<Config> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(10));
     }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(TCP_USER_TIMEOUT);
+    }
+    // The client's own default, which a URL cannot be told from: 2 hours.
+    if config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+        config.keepalives_idle(KEEPALIVES_IDLE);
+        if config.get_keepalives_interval().is_none() {
+            config.keepalives_interval(Duration::from_secs(10));
+        }
+        if config.get_keepalives_retries().is_none() {
+            config.keepalives_retries(3);
+        }
+    }
     Ok(config)
 }
+
+/// How long sent data may go unacknowledged before the connection is given up, unless the URL
+/// says (`tcp_user_timeout`: in seconds as the Rust client reads it, where libpq reads
+/// milliseconds).
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection waits in silence before its first keepalive, unless the URL says
+/// (`keepalives_idle`, in seconds).
+const KEEPALIVES_IDLE: Duration = Duration::from_secs(30);
 
 /// A new connection.
 pub(crate) fn connect(config: &Config) -> Result<Client> {
@@ -225,5 +252,28 @@ impl Drop for Conn {
         }
         drop(s);
         self.pool.inner.freed.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server host that vanished (no reset sent) blocked a call for about 15 minutes
+    /// (unacknowledged data) or for hours (a wait for an answer): the defaults now notice it
+    /// within about a minute, and a URL's own settings are kept.
+    #[test]
+    fn a_dead_peer_is_noticed_unless_the_url_says_otherwise() {
+        let c = config("postgres://app@db.example/events").unwrap();
+        assert_eq!(c.get_tcp_user_timeout(), Some(&TCP_USER_TIMEOUT));
+        assert_eq!(c.get_keepalives_idle(), KEEPALIVES_IDLE);
+        assert_eq!(c.get_keepalives_interval(), Some(Duration::from_secs(10)));
+        assert_eq!(c.get_keepalives_retries(), Some(3));
+        assert!(c.get_keepalives());
+        let c = config("postgres://app@db.example/events?tcp_user_timeout=5&keepalives_idle=600")
+            .unwrap();
+        assert_eq!(c.get_tcp_user_timeout(), Some(&Duration::from_secs(5)));
+        assert_eq!(c.get_keepalives_idle(), Duration::from_secs(600));
+        assert_eq!(c.get_keepalives_interval(), None);
     }
 }
