@@ -190,7 +190,7 @@ impl Store {
         let mut parts: Vec<(usize, u64, u64)> = Vec::new();
         let mut first = 1;
         for (base, last) in entry.sealed.iter() {
-            if let Some(i) = segment_index(&st, base) {
+            if let Some(i) = st.segment_index(base) {
                 parts.push((i, first, last));
             }
             first = last + 1;
@@ -530,11 +530,6 @@ fn data_end(st: &State, seg: &Segment) -> u64 {
     } else {
         seg.len
     }
-}
-
-fn segment_index(st: &State, base: u64) -> Option<usize> {
-    let i = st.log.segments.partition_point(|s| s.base < base);
-    st.log.segments.get(i).filter(|s| s.base == base).map(|_| i)
 }
 
 impl Events {

@@ -129,12 +129,22 @@ impl State {
         };
         let mut first = 1;
         for (base, last) in entry.sealed.iter() {
-            if self.log.segments.iter().any(|s| s.base == base) {
+            if self.segment_index(base).is_some() {
                 return Ok(first);
             }
             first = last + 1;
         }
         Ok(first)
+    }
+
+    /// The index in the log of the segment starting at `base`, if the store still has it.
+    pub(crate) fn segment_index(&self, base: u64) -> Option<usize> {
+        let i = self.log.segments.partition_point(|s| s.base < base);
+        self.log
+            .segments
+            .get(i)
+            .filter(|s| s.base == base)
+            .map(|_| i)
     }
 
     /// The active segment.
